@@ -1,0 +1,68 @@
+/*
+ * auth.h: credentials and the token cache.
+ *
+ * A credential turns a scope ("https://management.azure.com/.default") into
+ * a bearer token. Sources follow DefaultAzureCredential's order (DESIGN.md 6):
+ * environment secret, environment certificate, workload identity, managed
+ * identity, Azure CLI. Each source is a struct dbx_credential; the chain is
+ * one too. The auth layer caches one token per scope, refreshes it ahead of
+ * expiry (single flight), and adds the Authorization header to requests.
+ * Token strings live in memory only, are wiped on free, and never reach logs.
+ */
+#ifndef DATABOXFS_AUTH_H
+#define DATABOXFS_AUTH_H
+
+#include <time.h>
+
+#include "databoxfs/err.h"
+#include "databoxfs/http.h"
+#include "databoxfs/cloud.h"
+
+struct dbx_token {
+	char *value;        /* secret; free with dbx_token_wipe() */
+	time_t expires_on;  /* unix time */
+};
+
+void dbx_token_wipe(struct dbx_token *tok);
+
+struct dbx_credential {
+	const char *name; /* "env", "cert", "workload", "msi", "cli", "auto" */
+	/* Get a fresh token for scope. On failure err->message says what this source lacked. */
+	enum dbx_err (*get_token)(struct dbx_credential *self, const char *scope, struct dbx_token *out,
+				  struct dbx_error *err);
+	void (*destroy)(struct dbx_credential *self);
+};
+
+/* Where credentials read their configuration: the process environment in production. */
+struct dbx_env {
+	const char *(*get)(void *ctx, const char *name);
+	void *ctx;
+};
+
+const struct dbx_env *dbx_env_process(void);
+
+/*
+ * The credential named name ("env", "auto", ...), using transport (no auth
+ * layer: curl + retry) for token requests. NULL with err filled when the
+ * source cannot be configured (e.g. the environment lacks AZURE_CLIENT_ID).
+ */
+struct dbx_credential *dbx_credential_new(const char *name, struct dbx_transport *transport,
+					  const struct dbx_cloud *cloud, const struct dbx_env *env,
+					  struct dbx_error *err);
+
+/* Client secret from AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST. */
+struct dbx_credential *dbx_cred_env_secret_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
+					       const struct dbx_env *env, struct dbx_error *err);
+
+void dbx_credential_destroy(struct dbx_credential *cred);
+
+/*
+ * The auth layer: a transport that adds "Authorization: Bearer" for
+ * req->scope, from a per-scope cache refreshed 5 minutes (or half the
+ * lifetime, for short tokens) before expiry, one refresh at a time per scope.
+ * A 401 answer is retried once with a fresh token. Owns inner, not cred.
+ */
+struct dbx_transport *dbx_http_auth_new(struct dbx_transport *inner, struct dbx_credential *cred,
+					const struct dbx_clock *clock);
+
+#endif

@@ -1,0 +1,117 @@
+/*
+ * http.h: the HTTP pipeline, as layers that share one interface.
+ *
+ * A struct dbx_transport sends one request and returns one response. The
+ * production stack is libcurl (TLS always verified, connect_to, body caps),
+ * wrapped by the retry layer (408/429/5xx and transport errors, Retry-After,
+ * exponential backoff with jitter, bounded by the request deadline), wrapped
+ * by the auth layer (bearer token for the request's scope). Unit tests put the
+ * same upper layers over a scripted fake transport and a fake clock, so no
+ * test ever sleeps. Only backend/http.c includes curl.h.
+ */
+#ifndef DATABOXFS_HTTP_H
+#define DATABOXFS_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#include "databoxfs/err.h"
+
+#define DBX_HTTP_BODY_MAX (16u * 1024 * 1024) /* larger bodies are refused: DBX_EREMOTE */
+#define DBX_HTTP_UUID_LEN 36
+
+struct dbx_http_request {
+	const char *method;       /* "GET", "PATCH", "POST" */
+	const char *url;          /* absolute https URL */
+	const char *scope;        /* token scope for the auth layer; NULL sends no token */
+	const char *bearer;       /* set by the auth layer only: the token for "Authorization: Bearer" */
+	const char *content_type; /* NULL when there is no body */
+	const char *body;         /* not NUL-terminated necessarily */
+	size_t body_len;
+	uint64_t deadline_ms;     /* absolute time on the clock of struct dbx_clock; 0: none */
+	bool idempotent;          /* false for PATCH/POST: the retry layer never resends them after 5xx */
+};
+
+/* Owned by the caller; free the strings with dbx_http_response_reset(). */
+struct dbx_http_response {
+	long status;
+	char *body;                /* NUL-terminated, body_len bytes before the NUL */
+	size_t body_len;
+	char *location;            /* Location header, or NULL */
+	char *retry_after;         /* Retry-After header (seconds or HTTP date), or NULL */
+	char *retry_after_ms;      /* retry-after-ms or x-ms-retry-after-ms, or NULL */
+	char *request_id;          /* x-ms-request-id, or NULL */
+	char *www_authenticate;    /* WWW-Authenticate, or NULL */
+	char client_request_id[DBX_HTTP_UUID_LEN + 1]; /* the x-ms-client-request-id we sent */
+};
+
+void dbx_http_response_reset(struct dbx_http_response *resp);
+
+/*
+ * One layer of the pipeline. send() returns DBX_OK when a complete HTTP
+ * response arrived, whatever its status; a transport failure returns
+ * DBX_EUNREACHABLE (connect, DNS, TLS), DBX_ETIMEDOUT (deadline passed) or
+ * DBX_EREMOTE (reset mid-body, body over DBX_HTTP_BODY_MAX), with err filled.
+ * resp must be zeroed or reset before the call.
+ */
+struct dbx_transport {
+	enum dbx_err (*send)(struct dbx_transport *self, const struct dbx_http_request *req,
+			     struct dbx_http_response *resp, struct dbx_error *err);
+	void (*destroy)(struct dbx_transport *self);
+};
+
+DBX_MUST_CHECK enum dbx_err dbx_http_send(struct dbx_transport *t, const struct dbx_http_request *req,
+					   struct dbx_http_response *resp, struct dbx_error *err);
+void dbx_transport_destroy(struct dbx_transport *t);
+
+/* Time and sleep, injectable: production uses CLOCK_MONOTONIC and nanosleep. */
+struct dbx_clock {
+	uint64_t (*now_ms)(void *ctx);
+	/* Sleep ms milliseconds; return DBX_EINTR when asked to stop early. */
+	enum dbx_err (*sleep_ms)(void *ctx, uint64_t ms);
+	/* Uniform random number in [0, bound) for jitter. */
+	uint32_t (*random)(void *ctx, uint32_t bound);
+	void *ctx;
+};
+
+const struct dbx_clock *dbx_clock_system(void);
+
+/* libcurl transport. */
+struct dbx_curl_options {
+	const char *cafile;              /* extra trusted CA bundle, or NULL */
+	const char *const *connect_to;   /* NULL-terminated "HOST:PORT:TO_HOST:TO_PORT" list, or NULL */
+	const char *user_agent;          /* NULL: "databoxfs/VERSION" */
+	bool verbose;                    /* log request lines (never headers carrying tokens) */
+};
+
+/* A new curl transport, or NULL with err filled. Thread-safe: one easy handle per call, shared connection cache. */
+struct dbx_transport *dbx_http_curl_new(const struct dbx_curl_options *opt, struct dbx_error *err);
+
+/* Retry policy (the Azure SDKs'): 408, 429, 500, 502, 503, 504 and transport errors. */
+struct dbx_retry_policy {
+	unsigned max_retries;      /* default 4 */
+	uint64_t base_delay_ms;    /* default 800: delay n = base * 2^(n-1), jittered 80..120% */
+	uint64_t max_delay_ms;     /* default 60000 */
+};
+
+/* Wrap inner (owned by the result) in the retry layer. clock may be dbx_clock_system(). */
+struct dbx_transport *dbx_http_retry_new(struct dbx_transport *inner, const struct dbx_retry_policy *policy,
+					 const struct dbx_clock *clock);
+
+/*
+ * The delay before retry number attempt (1-based) for this response, in ms,
+ * or UINT64_MAX when the response must not be retried. Pure: exposed for
+ * unit tests.
+ */
+uint64_t dbx_retry_delay_ms(const struct dbx_retry_policy *policy, const struct dbx_clock *clock,
+			    unsigned attempt, const struct dbx_http_response *resp, enum dbx_err transport_err,
+			    bool idempotent);
+
+/* Fill out with a fresh random UUID (version 4), NUL-terminated. */
+void dbx_uuid4(char out[DBX_HTTP_UUID_LEN + 1]);
+
+/* Percent-encode s for a URL path segment or query value. Caller frees. NULL on ENOMEM. */
+char *dbx_url_escape(const char *s);
+
+#endif
