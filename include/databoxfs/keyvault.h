@@ -1,0 +1,91 @@
+/*
+ * keyvault.h: the preflight of a customer-managed-key write (DESIGN.md 5).
+ *
+ * Before a PATCH, the mount checks what the Data Box service will check,
+ * and fails with the same Ssem code: the vault exists (found by name
+ * through ARM, which also gives kekVaultResourceID), soft delete and purge
+ * protection are on, the key exists, is enabled, inside its nbf/exp window,
+ * RSA or RSA-HSM of at least 2048 bits (computed from the modulus n), and,
+ * where the vault uses access policies, the identity that will use the key
+ * holds get, wrapKey and unwrapKey. A check the admin's own credential may
+ * not perform (403) is skipped and noted; the service then decides.
+ */
+#ifndef DATABOXFS_KEYVAULT_H
+#define DATABOXFS_KEYVAULT_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include "databoxfs/err.h"
+#include "databoxfs/http.h"
+#include "databoxfs/cloud.h"
+#include "databoxfs/validate.h"
+
+struct dbx_keyvault;
+
+/*
+ * A new preflight client over transport (full stack with auth; not owned).
+ * Each call is bounded by timeout_ms. arm_api_versions: NULL for defaults
+ * (resources 2021-04-01, vaults 2024-11-01, identities 2023-01-31, Key
+ * Vault 7.4).
+ */
+struct dbx_keyvault *dbx_keyvault_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
+				      uint64_t timeout_ms, const struct dbx_clock *clock);
+void dbx_keyvault_free(struct dbx_keyvault *kv);
+
+struct dbx_vault_info {
+	char id[512];            /* ARM resource ID: the kekVaultResourceID to send */
+	char tenant_id[64];
+	bool soft_delete;        /* enableSoftDelete (absent: true, the service default since 2020) */
+	bool purge_protection;   /* enablePurgeProtection (absent: false) */
+	bool rbac;               /* enableRbacAuthorization: access policies do not apply */
+	bool policies_known;     /* the vault's accessPolicies could be read */
+};
+
+struct dbx_key_info {
+	char kid[DBX_KEY_URL_MAX];
+	char kty[16];
+	unsigned bits;           /* bit length of n, 0 when not RSA */
+	bool enabled;
+	time_t nbf, exp;         /* 0 when absent */
+	char recovery_level[64];
+};
+
+/*
+ * Find the vault called name: first in subscription (the order's), then in
+ * every subscription the credential can list. DBX_EINVAL with code
+ * SsemUserErrorKeyVaultDetailsNotFound when no subscription has it.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_keyvault_find_vault(struct dbx_keyvault *kv, const char *subscription,
+						     const char *name, struct dbx_vault_info *out,
+						     struct dbx_error *err);
+
+/* GET the key (latest version when key->version is ""). 404: SsemUserErrorKeyDetailsNotFound. */
+DBX_MUST_CHECK enum dbx_err dbx_keyvault_get_key(struct dbx_keyvault *kv, const struct dbx_key_url *key,
+						  struct dbx_key_info *out, struct dbx_error *err);
+
+/* Does the vault's access policy give object_id get, wrapKey and unwrapKey on keys? */
+DBX_MUST_CHECK enum dbx_err dbx_keyvault_check_access(struct dbx_keyvault *kv, const struct dbx_vault_info *vault,
+						       const char *object_id, struct dbx_error *err);
+
+/* principalId of a user-assigned identity. 404: SsemUserErrorKekUserIdentityNotFound. */
+DBX_MUST_CHECK enum dbx_err dbx_keyvault_identity_principal(struct dbx_keyvault *kv, const char *uai_id,
+							     char *principal, size_t cap, struct dbx_error *err);
+
+/* What a preflight found out, for the PATCH and for the errors file. */
+struct dbx_preflight {
+	struct dbx_vault_info vault;
+	struct dbx_key_info key;
+	char notes[1024];        /* checks skipped (403) and why, "" when none */
+};
+
+/*
+ * The whole preflight for key used by principal_id (the system-assigned
+ * principal, or the user-assigned identity's principal), in the order the
+ * header comment lists. now is the wall clock (injectable for tests).
+ */
+DBX_MUST_CHECK enum dbx_err dbx_keyvault_preflight(struct dbx_keyvault *kv, const char *subscription,
+						    const struct dbx_key_url *key, const char *principal_id,
+						    time_t now, struct dbx_preflight *out, struct dbx_error *err);
+
+#endif
