@@ -54,6 +54,32 @@ struct dbx_credential *dbx_credential_new(const char *name, struct dbx_transport
 struct dbx_credential *dbx_cred_env_secret_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
 					       const struct dbx_env *env, struct dbx_error *err);
 
+/*
+ * Client certificate: AZURE_TENANT_ID, AZURE_CLIENT_ID,
+ * AZURE_CLIENT_CERTIFICATE_PATH (PEM with certificate and private key),
+ * optional AZURE_CLIENT_CERTIFICATE_PASSWORD; an RS256 JWT client assertion
+ * with an x5t header, signed with OpenSSL.
+ */
+struct dbx_credential *dbx_cred_env_cert_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
+					     const struct dbx_env *env, struct dbx_error *err);
+
+/* Workload identity: AZURE_FEDERATED_TOKEN_FILE (re-read when it changes), AZURE_CLIENT_ID, AZURE_TENANT_ID. */
+struct dbx_credential *dbx_cred_workload_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
+					     const struct dbx_env *env, struct dbx_error *err);
+
+/*
+ * Managed identity: IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service,
+ * Container Apps), else IMDS at http://169.254.169.254 with "Metadata:
+ * true"; AZURE_CLIENT_ID selects a user-assigned identity. transport must
+ * allow plain http to exactly those endpoints.
+ */
+struct dbx_credential *dbx_cred_msi_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
+					const struct dbx_env *env, struct dbx_error *err);
+
+/* Azure CLI: az account get-access-token --resource R --output json, run without a shell, bounded in time. */
+struct dbx_credential *dbx_cred_cli_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
+					const struct dbx_env *env, struct dbx_error *err);
+
 void dbx_credential_destroy(struct dbx_credential *cred);
 
 /*
