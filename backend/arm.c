@@ -1,0 +1,572 @@
+/*
+ * arm.c: Azure Resource Manager calls for Data Box jobs.
+ *
+ * Lists (subscriptions, jobs of a subscription or of a resource group) are
+ * paged: the first URL is built here, every later one is the response's
+ * nextLink, followed verbatim. The bearer token goes with every request, so
+ * a nextLink that leaves the cloud's ARM host over https is refused before
+ * anything is sent to it; a nextLink that repeats a page already read, or
+ * a listing past DBX_ARM_MAX_PAGES, stops with an error instead of looping.
+ * One deadline (now + timeout) bounds a whole call, pages and retries
+ * included. A single GET always asks for $expand=details.
+ *
+ * This file reads only the list envelope ({value, nextLink}), subscription
+ * IDs and error envelopes; jobs are handed to order.c. A job item that
+ * order.c rejects is skipped with a warning, so one odd order does not hide
+ * all the others; a page that is not a list fails the whole call.
+ */
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <json-c/json.h>
+
+#include "databoxfs/arm.h"
+#include "databoxfs/log.h"
+
+#define DBX_ARM_DEFAULT_API_VERSION "2025-07-01"
+#define DBX_ARM_SUBSCRIPTIONS_API_VERSION "2022-12-01"
+#define DBX_ARM_MAX_PAGES 10000
+
+struct dbx_arm {
+	struct dbx_transport *transport; /* not owned */
+	const struct dbx_cloud *cloud;
+	char *api_version;
+	uint64_t timeout_ms;
+	const struct dbx_clock *clock;
+};
+
+struct dbx_arm *dbx_arm_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
+			    const char *api_version, uint64_t timeout_ms, const struct dbx_clock *clock)
+{
+	struct dbx_arm *arm;
+
+	if (!transport || !cloud)
+		return NULL;
+	arm = calloc(1, sizeof(*arm));
+	if (!arm)
+		return NULL;
+	arm->api_version = strdup(api_version ? api_version : DBX_ARM_DEFAULT_API_VERSION);
+	if (!arm->api_version) {
+		free(arm);
+		return NULL;
+	}
+	arm->transport = transport;
+	arm->cloud = cloud;
+	arm->timeout_ms = timeout_ms;
+	arm->clock = clock ? clock : dbx_clock_system();
+	return arm;
+}
+
+void dbx_arm_free(struct dbx_arm *arm)
+{
+	if (!arm)
+		return;
+	free(arm->api_version);
+	free(arm);
+}
+
+/* The absolute deadline of a call starting now; 0 (none) when there is no timeout. */
+static uint64_t call_deadline(const struct dbx_arm *arm)
+{
+	if (arm->timeout_ms == 0)
+		return 0;
+	return arm->clock->now_ms(arm->clock->ctx) + arm->timeout_ms;
+}
+
+/* ---- errors ---- */
+
+static enum dbx_err status_to_err(long status)
+{
+	switch (status) {
+	case 400:
+		return DBX_EINVAL;
+	case 401:
+	case 403:
+		return DBX_EACCES;
+	case 404:
+		return DBX_ENOTFOUND;
+	case 409:
+		return DBX_EBUSY;
+	case 429:
+		return DBX_ETHROTTLED;
+	default:
+		return DBX_EREMOTE; /* 408, 5xx, and anything unexpected */
+	}
+}
+
+/* Copy the first line of s into dst (size n), control characters as spaces, ends trimmed. */
+static void copy_line(char *dst, size_t n, const char *s)
+{
+	size_t len = 0;
+
+	if (n == 0)
+		return;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	for (; *s && *s != '\r' && *s != '\n' && len + 1 < n; s++)
+		dst[len++] = iscntrl((unsigned char)*s) ? ' ' : *s;
+	while (len > 0 && dst[len - 1] == ' ')
+		len--;
+	dst[len] = '\0';
+}
+
+static const char *json_str(struct json_object *o, const char *key)
+{
+	struct json_object *v = NULL;
+
+	if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, key, &v))
+		return NULL;
+	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp, struct dbx_error *err)
+{
+	struct json_object *body = NULL, *error = NULL;
+	const char *code = NULL, *message = NULL, *inner = NULL;
+	enum dbx_err e;
+	char line[DBX_ERR_MSG_MAX];
+
+	if (!resp)
+		return dbx_error_set(err, DBX_EREMOTE, "no response");
+	e = status_to_err(resp->status);
+	if (resp->body && resp->body_len > 0 && resp->body_len <= INT_MAX)
+		body = json_tokener_parse(resp->body);
+	if (body && json_object_object_get_ex(body, "error", &error)) {
+		if (json_object_is_type(error, json_type_object)) {
+			/* ARM: {"error": {"code", "message"}}; Key Vault adds "innererror": {"code"}. */
+			struct json_object *ie = NULL;
+
+			code = json_str(error, "code");
+			message = json_str(error, "message");
+			if (json_object_object_get_ex(error, "innererror", &ie))
+				inner = json_str(ie, "code");
+		} else if (json_object_is_type(error, json_type_string)) {
+			/* Entra ID: {"error": "invalid_client", "error_description": "AADSTS..."}. */
+			code = json_object_get_string(error);
+			message = json_str(body, "error_description");
+		}
+	}
+
+	if (message && *message) {
+		char inner_line[DBX_ERR_CODE_MAX];
+
+		copy_line(line, sizeof(line), message);
+		copy_line(inner_line, sizeof(inner_line), inner ? inner : "");
+		if (*inner_line && strlen(line) + strlen(inner_line) + 12 < sizeof(line)) {
+			size_t n = strlen(line);
+
+			snprintf(line + n, sizeof(line) - n, " (inner: %s)", inner_line);
+		}
+	} else if (code && *code) {
+		snprintf(line, sizeof(line), "the service answered HTTP %ld", resp->status);
+	} else {
+		snprintf(line, sizeof(line), "the service answered HTTP %ld without an error description",
+			 resp->status);
+	}
+
+	dbx_error_set(err, e, "%s", line);
+	if (err) {
+		err->http_status = resp->status;
+		copy_line(err->code, sizeof(err->code), code ? code : "");
+		copy_line(err->request_id, sizeof(err->request_id), resp->request_id ? resp->request_id : "");
+	}
+	json_object_put(body);
+	return e;
+}
+
+/* ---- one GET ---- */
+
+/* GET url with the ARM token; DBX_OK only for a 200 with a body. resp is reset by the caller. */
+static enum dbx_err arm_get(struct dbx_arm *arm, const char *url, uint64_t deadline,
+			    struct dbx_http_response *resp, struct dbx_error *err)
+{
+	struct dbx_http_request req = {
+		.method = "GET",
+		.url = url,
+		.scope = arm->cloud->arm_scope,
+		.deadline_ms = deadline,
+		.idempotent = true,
+	};
+	enum dbx_err rc;
+
+	if (deadline && arm->clock->now_ms(arm->clock->ctx) >= deadline)
+		return dbx_error_set(err, DBX_ETIMEDOUT, "ARM did not answer within the timeout");
+	rc = dbx_http_send(arm->transport, &req, resp, err);
+	if (rc != DBX_OK)
+		return rc;
+	if (resp->status != 200)
+		return dbx_arm_error_from_response(resp, err);
+	if (!resp->body || resp->body_len == 0)
+		return dbx_error_set(err, DBX_EREMOTE, "malformed response from ARM: empty body");
+	return DBX_OK;
+}
+
+/* Parse a whole response body as one JSON object. */
+static enum dbx_err parse_body(const struct dbx_http_response *resp, struct json_object **out,
+			       struct dbx_error *err)
+{
+	struct json_tokener *tok = NULL;
+	struct json_object *obj = NULL;
+	enum dbx_err rc = DBX_OK;
+	size_t end;
+
+	*out = NULL;
+	if (resp->body_len > INT_MAX) {
+		rc = dbx_error_set(err, DBX_EREMOTE, "malformed response from ARM: body too large");
+		goto out;
+	}
+	tok = json_tokener_new();
+	if (!tok) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	obj = json_tokener_parse_ex(tok, resp->body, (int)resp->body_len);
+	if (!obj || json_tokener_get_error(tok) != json_tokener_success) {
+		rc = dbx_error_set(err, DBX_EREMOTE, "malformed response from ARM: not JSON");
+		goto out;
+	}
+	for (end = json_tokener_get_parse_end(tok); end < resp->body_len; end++) {
+		if (!isspace((unsigned char)resp->body[end])) {
+			rc = dbx_error_set(err, DBX_EREMOTE, "malformed response from ARM: data after the JSON");
+			goto out;
+		}
+	}
+	if (!json_object_is_type(obj, json_type_object)) {
+		rc = dbx_error_set(err, DBX_EREMOTE, "malformed response from ARM: not a JSON object");
+		goto out;
+	}
+	*out = obj;
+	obj = NULL;
+out:
+	json_object_put(obj);
+	if (tok)
+		json_tokener_free(tok);
+	return rc;
+}
+
+/* ---- paged lists ---- */
+
+/*
+ * True when url is https on exactly the cloud's ARM host (an explicit :443
+ * allowed): no user info, no other port, nothing but host characters in
+ * the authority, no blanks or control characters anywhere.
+ */
+static bool same_arm_host(const struct dbx_arm *arm, const char *url)
+{
+	const char *host = arm->cloud->arm_host;
+	size_t hlen = strlen(host), alen;
+	const char *auth, *end;
+
+	for (const char *p = url; *p; p++) {
+		if (iscntrl((unsigned char)*p) || *p == ' ' || *p == '\\')
+			return false;
+	}
+	if (strncasecmp(url, "https://", 8) != 0)
+		return false;
+	auth = url + 8;
+	end = auth + strcspn(auth, "/?#");
+	alen = (size_t)(end - auth);
+	if (alen == hlen + 4 && strncmp(auth + hlen, ":443", 4) == 0)
+		alen = hlen;
+	else if (alen != hlen)
+		return false;
+	return strncasecmp(auth, host, hlen) == 0;
+}
+
+/* Handles one item of a page's value array; returns non-zero to stop the listing. */
+typedef int (*item_fn)(void *ctx, struct json_object *item);
+
+/*
+ * GET first_url and every nextLink after it; call fn for each item of each
+ * page's "value". DBX_OK when the last page was read or fn asked to stop.
+ */
+static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, item_fn fn, void *ctx,
+			       struct dbx_error *err)
+{
+	struct dbx_http_response resp = { 0 };
+	struct json_object *page = NULL;
+	char **seen = NULL; /* every URL requested so far, seen[n_seen - 1] the current one */
+	size_t n_seen = 0;
+	uint64_t deadline = call_deadline(arm);
+	enum dbx_err rc = DBX_OK;
+
+	seen = calloc(1, sizeof(*seen));
+	if (!seen) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	seen[0] = strdup(first_url);
+	if (!seen[0]) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	n_seen = 1;
+	for (;;) {
+		struct json_object *value = NULL, *next = NULL;
+		const char *next_url = NULL;
+		char **grown;
+		size_t len;
+
+		dbx_http_response_reset(&resp);
+		rc = arm_get(arm, seen[n_seen - 1], deadline, &resp, err);
+		if (rc != DBX_OK)
+			goto out;
+		rc = parse_body(&resp, &page, err);
+		if (rc != DBX_OK)
+			goto out;
+		if (!json_object_object_get_ex(page, "value", &value) ||
+		    !json_object_is_type(value, json_type_array)) {
+			rc = dbx_error_set(err, DBX_EREMOTE, "malformed response from ARM: no \"value\" list");
+			goto out;
+		}
+		len = json_object_array_length(value);
+		for (size_t i = 0; i < len; i++) {
+			if (!json_object_is_type(json_object_array_get_idx(value, i), json_type_object)) {
+				rc = dbx_error_set(err, DBX_EREMOTE,
+						   "malformed response from ARM: item %zu of \"value\" is not an object",
+						   i);
+				goto out;
+			}
+		}
+		for (size_t i = 0; i < len; i++) {
+			if (fn(ctx, json_object_array_get_idx(value, i)) != 0)
+				goto out; /* the caller has what it wanted: DBX_OK */
+		}
+
+		if (json_object_object_get_ex(page, "nextLink", &next)) {
+			if (json_object_is_type(next, json_type_string))
+				next_url = json_object_get_string(next);
+			else if (!json_object_is_type(next, json_type_null)) {
+				rc = dbx_error_set(err, DBX_EREMOTE,
+						   "malformed response from ARM: nextLink is not a string");
+				goto out;
+			}
+		}
+		if (!next_url || !*next_url)
+			break;
+		if (!same_arm_host(arm, next_url)) {
+			/* The token would go with the request: never follow it elsewhere. */
+			rc = dbx_error_set(err, DBX_EREMOTE, "unexpected nextLink host from ARM (not https://%s)",
+					   arm->cloud->arm_host);
+			goto out;
+		}
+		for (size_t i = 0; i < n_seen; i++) {
+			if (strcmp(seen[i], next_url) == 0) {
+				rc = dbx_error_set(err, DBX_EREMOTE,
+						   "malformed response from ARM: nextLink repeats an earlier page");
+				goto out;
+			}
+		}
+		if (n_seen >= DBX_ARM_MAX_PAGES) {
+			rc = dbx_error_set(err, DBX_EREMOTE, "ARM listing has more than %d pages",
+					   DBX_ARM_MAX_PAGES);
+			goto out;
+		}
+		grown = realloc(seen, (n_seen + 1) * sizeof(*seen));
+		if (!grown) {
+			rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+			goto out;
+		}
+		seen = grown;
+		seen[n_seen] = strdup(next_url);
+		if (!seen[n_seen]) {
+			rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+			goto out;
+		}
+		n_seen++;
+		json_object_put(page);
+		page = NULL;
+	}
+out:
+	json_object_put(page);
+	dbx_http_response_reset(&resp);
+	for (size_t i = 0; i < n_seen; i++)
+		free(seen[i]);
+	free(seen);
+	return rc;
+}
+
+/* ---- subscriptions ---- */
+
+struct sub_ctx {
+	dbx_arm_sub_cb cb;
+	void *ctx;
+};
+
+/* A subscription ID that is safe as a directory name. */
+static bool good_name(const char *s)
+{
+	if (!s || !*s || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return false;
+	for (; *s; s++) {
+		if (*s == '/' || iscntrl((unsigned char)*s))
+			return false;
+	}
+	return true;
+}
+
+static int sub_item(void *ctx, struct json_object *item)
+{
+	struct sub_ctx *sc = ctx;
+	const char *id = json_str(item, "subscriptionId");
+
+	if (!good_name(id)) {
+		dbx_log(DBX_LOG_WARN, "skipping a subscription without a usable subscriptionId in ARM's list");
+		return 0;
+	}
+	return sc->cb(sc->ctx, id);
+}
+
+enum dbx_err dbx_arm_list_subscriptions(struct dbx_arm *arm, dbx_arm_sub_cb cb, void *ctx,
+					struct dbx_error *err)
+{
+	struct sub_ctx sc = { .cb = cb, .ctx = ctx };
+	char *url = NULL;
+	enum dbx_err rc;
+
+	if (asprintf(&url, "https://%s/subscriptions?api-version=%s", arm->cloud->arm_host,
+		     DBX_ARM_SUBSCRIPTIONS_API_VERSION) < 0)
+		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	rc = list_pages(arm, url, sub_item, &sc, err);
+	free(url);
+	return rc;
+}
+
+/* ---- jobs ---- */
+
+struct job_ctx {
+	dbx_arm_job_cb cb;
+	void *ctx;
+	enum dbx_err rc; /* DBX_ENOMEM stops the listing */
+	struct dbx_error *err;
+};
+
+static int job_item(void *ctx, struct json_object *item)
+{
+	struct job_ctx *jc = ctx;
+	struct dbx_order *order = NULL;
+	struct dbx_error e = { 0 };
+	enum dbx_err rc;
+
+	rc = dbx_order_from_json(item, &order, &e);
+	if (rc == DBX_ENOMEM) {
+		jc->rc = dbx_error_set(jc->err, DBX_ENOMEM, "out of memory");
+		return 1;
+	}
+	if (rc != DBX_OK) {
+		const char *id = json_str(item, "id");
+
+		dbx_log(DBX_LOG_WARN, "skipping a job in ARM's list (%.200s): %s", id ? id : "no id",
+			e.message);
+		return 0;
+	}
+	return jc->cb(jc->ctx, order);
+}
+
+/* Path segment s escaped, or NULL (ENOMEM or s NULL/empty). */
+static char *escape_segment(const char *s)
+{
+	if (!s || !*s)
+		return NULL;
+	return dbx_url_escape(s);
+}
+
+enum dbx_err dbx_arm_list_jobs(struct dbx_arm *arm, const char *subscription, const char *resource_group,
+			       dbx_arm_job_cb cb, void *ctx, struct dbx_error *err)
+{
+	struct job_ctx jc = { .cb = cb, .ctx = ctx, .rc = DBX_OK, .err = err };
+	char *sub = NULL, *rg = NULL, *ver = NULL, *url = NULL;
+	enum dbx_err rc;
+	int n;
+
+	if (!subscription || !*subscription || (resource_group && !*resource_group)) {
+		rc = dbx_error_set(err, DBX_EINVAL, "no subscription or resource group to list");
+		goto out;
+	}
+	sub = escape_segment(subscription);
+	rg = resource_group ? escape_segment(resource_group) : NULL;
+	ver = dbx_url_escape(arm->api_version);
+	if (!sub || (resource_group && !rg) || !ver) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (rg)
+		n = asprintf(&url,
+			     "https://%s/subscriptions/%s/resourceGroups/%s/providers/Microsoft.DataBox/jobs"
+			     "?api-version=%s",
+			     arm->cloud->arm_host, sub, rg, ver);
+	else
+		n = asprintf(&url, "https://%s/subscriptions/%s/providers/Microsoft.DataBox/jobs?api-version=%s",
+			     arm->cloud->arm_host, sub, ver);
+	if (n < 0) {
+		url = NULL;
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = list_pages(arm, url, job_item, &jc, err);
+	if (rc == DBX_OK)
+		rc = jc.rc;
+out:
+	free(sub);
+	free(rg);
+	free(ver);
+	free(url);
+	return rc;
+}
+
+enum dbx_err dbx_arm_get_job(struct dbx_arm *arm, const char *subscription, const char *resource_group,
+			     const char *name, struct dbx_order **out, struct dbx_error *err)
+{
+	struct dbx_http_response resp = { 0 };
+	char *sub = NULL, *rg = NULL, *job = NULL, *ver = NULL, *url = NULL;
+	struct dbx_order *order = NULL;
+	enum dbx_err rc;
+
+	*out = NULL;
+	if (!subscription || !*subscription || !resource_group || !*resource_group || !name || !*name) {
+		rc = dbx_error_set(err, DBX_EINVAL, "no subscription, resource group or job name");
+		goto out;
+	}
+	sub = escape_segment(subscription);
+	rg = escape_segment(resource_group);
+	job = escape_segment(name);
+	ver = dbx_url_escape(arm->api_version);
+	if (!sub || !rg || !job || !ver) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (asprintf(&url,
+		     "https://%s/subscriptions/%s/resourceGroups/%s/providers/Microsoft.DataBox/jobs/%s"
+		     "?api-version=%s&$expand=details",
+		     arm->cloud->arm_host, sub, rg, job, ver) < 0) {
+		url = NULL;
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = arm_get(arm, url, call_deadline(arm), &resp, err);
+	if (rc != DBX_OK)
+		goto out;
+	rc = dbx_order_parse(resp.body, resp.body_len, &order, err);
+	if (rc != DBX_OK)
+		goto out;
+	if (strcasecmp(order->name, name) != 0) {
+		rc = dbx_error_set(err, DBX_EREMOTE, "malformed response from ARM: asked for job %s, got %s",
+				   name, order->name);
+		goto out;
+	}
+	*out = order;
+	order = NULL;
+out:
+	dbx_order_free(order);
+	dbx_http_response_reset(&resp);
+	free(sub);
+	free(rg);
+	free(job);
+	free(ver);
+	free(url);
+	return rc;
+}

@@ -1,0 +1,573 @@
+/*
+ * order.c: job JSON <-> struct dbx_order, the only place that reads job JSON.
+ *
+ * A Microsoft.DataBox/jobs resource (JobResource, arm-api.md 1.3) is mapped
+ * field by field, with exact wire names: properties.details.keyEncryptionKey
+ * {kekType, kekUrl, kekVaultResourceID, identityProperties {type,
+ * userAssigned.resourceId}}, the job identity {type, principalId, tenantId,
+ * userAssignedIdentities}, systemData.lastModifiedAt, and the problems the
+ * service reports (properties.error, then every stage that failed or waits
+ * for the customer). Input comes from the network, so every field is
+ * type-checked: a field of the wrong type reads as absent, and only a
+ * missing or malformed id/name rejects the whole job. Also here: ARM
+ * resource ID parsing (case-insensitive segment names, since list
+ * responses spell "resourcegroups") and ISO 8601 timestamps.
+ *
+ * Writes (PATCH bodies) are built here too; see the section at the end.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <json-c/json.h>
+
+#include "databoxfs/order.h"
+
+/* ---- small JSON accessors: wrong types read as absent ---- */
+
+static struct json_object *get_obj(struct json_object *o, const char *key)
+{
+	struct json_object *v = NULL;
+
+	if (!o || !json_object_is_type(o, json_type_object))
+		return NULL;
+	if (!json_object_object_get_ex(o, key, &v))
+		return NULL;
+	return json_object_is_type(v, json_type_object) ? v : NULL;
+}
+
+static struct json_object *get_array(struct json_object *o, const char *key)
+{
+	struct json_object *v = NULL;
+
+	if (!o || !json_object_is_type(o, json_type_object))
+		return NULL;
+	if (!json_object_object_get_ex(o, key, &v))
+		return NULL;
+	return json_object_is_type(v, json_type_array) ? v : NULL;
+}
+
+/* The string value of key, or NULL when absent, null or not a string. Borrowed. */
+static const char *get_str(struct json_object *o, const char *key)
+{
+	struct json_object *v = NULL;
+
+	if (!o || !json_object_is_type(o, json_type_object))
+		return NULL;
+	if (!json_object_object_get_ex(o, key, &v))
+		return NULL;
+	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+/* strdup that keeps NULL; *oom latches an allocation failure. */
+static char *dup_str(const char *s, bool *oom)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*oom = true;
+	return d;
+}
+
+/* ---- ARM resource IDs ---- */
+
+/* A usable path segment: non-empty, not "." or "..", no '/' (by construction) or control character. */
+static bool good_segment(const char *s, size_t n)
+{
+	if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (iscntrl((unsigned char)s[i]))
+			return false;
+	}
+	return true;
+}
+
+enum dbx_err dbx_arm_id_parse(const char *id, char **subscription, char **resource_group,
+			      char **provider_type, char **name)
+{
+	/* /subscriptions/S/resourceGroups/RG/providers/NS/TYPE/NAME: 8 segments. */
+	const char *seg[8];
+	size_t seglen[8];
+	size_t n = 0, idlen;
+	const char *p, *end;
+	char *out[4] = { NULL, NULL, NULL, NULL };
+	enum dbx_err rc = DBX_EINVAL;
+
+	if (subscription)
+		*subscription = NULL;
+	if (resource_group)
+		*resource_group = NULL;
+	if (provider_type)
+		*provider_type = NULL;
+	if (name)
+		*name = NULL;
+	if (!id || id[0] != '/')
+		return DBX_EINVAL;
+	idlen = strlen(id);
+	end = id + idlen;
+	if (idlen > 1 && id[idlen - 1] == '/')
+		end--; /* one trailing slash is tolerated */
+
+	p = id + 1;
+	while (p <= end) {
+		const char *slash = memchr(p, '/', (size_t)(end - p));
+		const char *stop = slash ? slash : end;
+
+		if (n == 8)
+			return DBX_EINVAL; /* extra segments: a child resource, not this shape */
+		seg[n] = p;
+		seglen[n] = (size_t)(stop - p);
+		if (!good_segment(seg[n], seglen[n]))
+			return DBX_EINVAL;
+		n++;
+		if (!slash)
+			break;
+		p = slash + 1;
+	}
+	if (n != 8)
+		return DBX_EINVAL;
+	if (seglen[0] != 13 || strncasecmp(seg[0], "subscriptions", 13) != 0)
+		return DBX_EINVAL;
+	if (seglen[2] != 14 || strncasecmp(seg[2], "resourceGroups", 14) != 0)
+		return DBX_EINVAL;
+	if (seglen[4] != 9 || strncasecmp(seg[4], "providers", 9) != 0)
+		return DBX_EINVAL;
+
+	out[0] = strndup(seg[1], seglen[1]);
+	out[1] = strndup(seg[3], seglen[3]);
+	out[2] = strndup(seg[5], (size_t)(seg[6] + seglen[6] - seg[5])); /* "NS/TYPE" */
+	out[3] = strndup(seg[7], seglen[7]);
+	if (!out[0] || !out[1] || !out[2] || !out[3]) {
+		rc = DBX_ENOMEM;
+		goto out;
+	}
+	if (subscription) {
+		*subscription = out[0];
+		out[0] = NULL;
+	}
+	if (resource_group) {
+		*resource_group = out[1];
+		out[1] = NULL;
+	}
+	if (provider_type) {
+		*provider_type = out[2];
+		out[2] = NULL;
+	}
+	if (name) {
+		*name = out[3];
+		out[3] = NULL;
+	}
+	rc = DBX_OK;
+out:
+	for (size_t i = 0; i < 4; i++)
+		free(out[i]);
+	return rc;
+}
+
+/* ---- ISO 8601 timestamps ---- */
+
+/* Read exactly n digits at *p into *v; advance *p. */
+static bool read_digits(const char **p, int n, int *v)
+{
+	int x = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)(*p)[i]))
+			return false;
+		x = x * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	*v = x;
+	return true;
+}
+
+static int days_in_month(int year, int month)
+{
+	static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+	return month == 2 && leap ? 29 : days[month - 1];
+}
+
+time_t dbx_parse_time(const char *s)
+{
+	struct tm tm;
+	int year, mon, day, hour, min, sec, off_h = 0, off_m = 0, sign = 0;
+	const char *p = s;
+	time_t t;
+
+	if (!s)
+		return -1;
+	if (!read_digits(&p, 4, &year) || *p++ != '-' || !read_digits(&p, 2, &mon) || *p++ != '-' ||
+	    !read_digits(&p, 2, &day))
+		return -1;
+	if (*p != 'T' && *p != 't' && *p != ' ')
+		return -1;
+	p++;
+	if (!read_digits(&p, 2, &hour) || *p++ != ':' || !read_digits(&p, 2, &min) || *p++ != ':' ||
+	    !read_digits(&p, 2, &sec))
+		return -1;
+	if (*p == '.' || *p == ',') {
+		/* Fractional seconds (ARM sends 7 digits): dropped, time_t has whole seconds. */
+		p++;
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		sign = *p == '+' ? 1 : -1;
+		p++;
+		if (!read_digits(&p, 2, &off_h))
+			return -1;
+		if (*p == ':')
+			p++;
+		if (!read_digits(&p, 2, &off_m))
+			return -1;
+		if (off_h > 23 || off_m > 59)
+			return -1;
+	}
+	/* No offset at all: ARM means UTC. */
+	if (*p != '\0')
+		return -1;
+	if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hour > 23 || min > 59 ||
+	    sec > 60)
+		return -1;
+	if (sec == 60)
+		sec = 59; /* a leap second: the last representable second */
+
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = year - 1900;
+	tm.tm_mon = mon - 1;
+	tm.tm_mday = day;
+	tm.tm_hour = hour;
+	tm.tm_min = min;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	/* local = UTC + offset, so UTC = local - offset. */
+	return t - (time_t)sign * ((time_t)off_h * 3600 + (time_t)off_m * 60);
+}
+
+/* ---- JobResource -> struct dbx_order ---- */
+
+void dbx_order_free(struct dbx_order *order)
+{
+	if (!order)
+		return;
+	free(order->id);
+	free(order->subscription);
+	free(order->resource_group);
+	free(order->name);
+	free(order->location);
+	free(order->sku);
+	free(order->status);
+	free(order->kek_url);
+	free(order->kek_vault_id);
+	free(order->kek_identity_type);
+	free(order->kek_uai_id);
+	free(order->identity_type);
+	free(order->principal_id);
+	free(order->tenant_id);
+	for (size_t i = 0; i < order->n_uai; i++)
+		free(order->uai_ids[i]);
+	free(order->uai_ids);
+	free(order->last_modified);
+	for (size_t i = 0; i < order->n_problems; i++) {
+		free(order->problems[i].code);
+		free(order->problems[i].message);
+		free(order->problems[i].target);
+		free(order->problems[i].time);
+	}
+	free(order->problems);
+	free(order);
+}
+
+/* Append one problem; strings are copied. */
+static void add_problem(struct dbx_order *o, const char *code, const char *message, const char *target,
+			const char *time, bool *oom)
+{
+	struct dbx_order_problem *grown, *p;
+
+	grown = realloc(o->problems, (o->n_problems + 1) * sizeof(*grown));
+	if (!grown) {
+		*oom = true;
+		return;
+	}
+	o->problems = grown;
+	p = &o->problems[o->n_problems++];
+	p->code = dup_str(code, oom);
+	p->message = dup_str(message, oom);
+	p->target = dup_str(target, oom);
+	p->time = dup_str(time, oom);
+}
+
+/* A stage status the errors file reports: "Failed" or "WaitingForCustomerAction*". */
+static bool stage_needs_attention(const char *status)
+{
+	return status && (strcmp(status, "Failed") == 0 ||
+			  strncmp(status, "WaitingForCustomerAction", strlen("WaitingForCustomerAction")) == 0);
+}
+
+static void read_problems(struct dbx_order *o, struct json_object *props, struct json_object *details,
+			  bool *oom)
+{
+	struct json_object *error = get_obj(props, "error");
+	struct json_object *stages = get_array(details, "jobStages");
+
+	if (error) {
+		const char *code = get_str(error, "code");
+		const char *message = get_str(error, "message");
+
+		if ((code && *code) || (message && *message))
+			add_problem(o, code && *code ? code : "UnknownError", message,
+				    get_str(error, "target"), NULL, oom);
+	}
+	for (size_t i = 0; stages && i < json_object_array_length(stages); i++) {
+		struct json_object *st = json_object_array_get_idx(stages, i);
+		const char *status = get_str(st, "stageStatus");
+		const char *stage = get_str(st, "stageName");
+		const char *display = get_str(st, "displayName");
+		char *text = NULL;
+		int n;
+
+		if (!json_object_is_type(st, json_type_object) || !stage_needs_attention(status))
+			continue;
+		if (stage && display)
+			n = asprintf(&text, "Stage '%s' (%s) is %s", display, stage, status);
+		else if (stage || display)
+			n = asprintf(&text, "Stage %s is %s", stage ? stage : display, status);
+		else
+			n = asprintf(&text, "A stage is %s", status);
+		if (n < 0) {
+			*oom = true;
+			return;
+		}
+		add_problem(o, status, text, stage, get_str(st, "stageTime"), oom);
+		free(text);
+	}
+}
+
+static void read_kek(struct dbx_order *o, struct json_object *details, bool *oom)
+{
+	struct json_object *kek = get_obj(details, "keyEncryptionKey");
+	struct json_object *idp = get_obj(kek, "identityProperties");
+	const char *type = get_str(kek, "kekType");
+
+	/* Absent key, absent kekType or an unknown value: Microsoft managed, the service default. */
+	o->kek_type = type && strcasecmp(type, "CustomerManaged") == 0 ? DBX_KEK_CUSTOMER : DBX_KEK_MICROSOFT;
+	o->kek_url = dup_str(get_str(kek, "kekUrl"), oom);
+	o->kek_vault_id = dup_str(get_str(kek, "kekVaultResourceID"), oom);
+	o->kek_identity_type = dup_str(get_str(idp, "type"), oom);
+	o->kek_uai_id = dup_str(get_str(get_obj(idp, "userAssigned"), "resourceId"), oom);
+}
+
+static void read_identity(struct dbx_order *o, struct json_object *job, bool *oom)
+{
+	struct json_object *ident = get_obj(job, "identity");
+	struct json_object *uais = get_obj(ident, "userAssignedIdentities");
+	const char *type = get_str(ident, "type");
+
+	o->identity_type = dup_str(type && *type ? type : "None", oom);
+	o->principal_id = dup_str(get_str(ident, "principalId"), oom);
+	o->tenant_id = dup_str(get_str(ident, "tenantId"), oom);
+	if (!uais || json_object_object_length(uais) == 0)
+		return;
+	o->uai_ids = calloc((size_t)json_object_object_length(uais), sizeof(*o->uai_ids));
+	if (!o->uai_ids) {
+		*oom = true;
+		return;
+	}
+	json_object_object_foreach(uais, key, val)
+	{
+		(void)val;
+		o->uai_ids[o->n_uai++] = dup_str(key, oom);
+	}
+}
+
+enum dbx_err dbx_order_from_json(struct json_object *job, struct dbx_order **out, struct dbx_error *err)
+{
+	struct json_object *props, *details;
+	struct dbx_order *o = NULL;
+	const char *id, *name, *modified;
+	char *id_name = NULL, *id_type = NULL;
+	bool oom = false;
+	enum dbx_err rc = DBX_OK;
+
+	*out = NULL;
+	if (!job || !json_object_is_type(job, json_type_object)) {
+		rc = dbx_error_set(err, DBX_EREMOTE, "malformed job from ARM: not a JSON object");
+		goto out;
+	}
+	id = get_str(job, "id");
+	name = get_str(job, "name");
+	if (!id || !name) {
+		rc = dbx_error_set(err, DBX_EREMOTE, "malformed job from ARM: no %s",
+				   !id ? "\"id\"" : "\"name\"");
+		goto out;
+	}
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = dbx_arm_id_parse(id, &o->subscription, &o->resource_group, &id_type, &id_name);
+	if (rc == DBX_ENOMEM) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (rc != DBX_OK || strcasecmp(id_type, "Microsoft.DataBox/jobs") != 0) {
+		rc = dbx_error_set(err, DBX_EREMOTE, "malformed job from ARM: id is not a Data Box job ID");
+		goto out;
+	}
+	/* The name becomes a directory entry: it must be the id's own last segment. */
+	if (strcasecmp(name, id_name) != 0) {
+		rc = dbx_error_set(err, DBX_EREMOTE, "malformed job from ARM: name does not match id");
+		goto out;
+	}
+
+	props = get_obj(job, "properties");
+	details = get_obj(props, "details");
+	o->id = dup_str(id, &oom);
+	o->name = dup_str(name, &oom);
+	o->location = dup_str(get_str(job, "location"), &oom);
+	o->sku = dup_str(get_str(get_obj(job, "sku"), "name"), &oom);
+	o->status = dup_str(get_str(props, "status"), &oom);
+	o->has_details = details != NULL;
+	read_kek(o, details, &oom);
+	read_identity(o, job, &oom);
+	modified = get_str(get_obj(job, "systemData"), "lastModifiedAt");
+	if (modified) {
+		time_t t = dbx_parse_time(modified);
+
+		o->last_modified = dup_str(modified, &oom);
+		o->mtime = t == (time_t)-1 ? 0 : t;
+	}
+	read_problems(o, props, details, &oom);
+	if (oom) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	*out = o;
+	o = NULL;
+out:
+	free(id_name);
+	free(id_type);
+	dbx_order_free(o);
+	return rc;
+}
+
+/*
+ * Parse len bytes of JSON text. Anything but whitespace after the value is
+ * an error, so a truncated or concatenated body is never half-read.
+ */
+static enum dbx_err parse_json(const char *text, size_t len, struct json_object **out, struct dbx_error *err)
+{
+	struct json_tokener *tok = NULL;
+	struct json_object *obj = NULL;
+	enum json_tokener_error jerr;
+	enum dbx_err rc = DBX_OK;
+	size_t end;
+
+	*out = NULL;
+	if (!text || len == 0 || len > INT_MAX) {
+		rc = dbx_error_set(err, DBX_EREMOTE, "malformed job from ARM: empty or oversized body");
+		goto out;
+	}
+	tok = json_tokener_new();
+	if (!tok) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	obj = json_tokener_parse_ex(tok, text, (int)len);
+	jerr = json_tokener_get_error(tok);
+	if (!obj || jerr != json_tokener_success) {
+		rc = dbx_error_set(err, DBX_EREMOTE, "malformed job from ARM: %s",
+				   jerr == json_tokener_continue ? "truncated JSON"
+								 : json_tokener_error_desc(jerr));
+		goto out;
+	}
+	for (end = json_tokener_get_parse_end(tok); end < len; end++) {
+		if (!isspace((unsigned char)text[end])) {
+			rc = dbx_error_set(err, DBX_EREMOTE, "malformed job from ARM: data after the JSON value");
+			goto out;
+		}
+	}
+	*out = obj;
+	obj = NULL;
+out:
+	json_object_put(obj);
+	if (tok)
+		json_tokener_free(tok);
+	return rc;
+}
+
+enum dbx_err dbx_order_parse(const char *text, size_t len, struct dbx_order **out, struct dbx_error *err)
+{
+	struct json_object *job = NULL;
+	enum dbx_err rc;
+
+	*out = NULL;
+	rc = parse_json(text, len, &job, err);
+	if (rc != DBX_OK)
+		goto out;
+	rc = dbx_order_from_json(job, out, err);
+out:
+	json_object_put(job);
+	return rc;
+}
+
+/* True when the comma-separated identity type list holds token (e.g. "SystemAssigned,UserAssigned"). */
+static bool type_has(const char *types, const char *token)
+{
+	size_t n = strlen(token);
+	const char *p = types;
+
+	while (p && *p) {
+		const char *comma = strchr(p, ',');
+		const char *e = comma ? comma : p + strlen(p);
+
+		while (p < e && isspace((unsigned char)*p))
+			p++;
+		while (e > p && isspace((unsigned char)e[-1]))
+			e--;
+		if ((size_t)(e - p) == n && strncasecmp(p, token, n) == 0)
+			return true;
+		p = comma ? comma + 1 : NULL;
+	}
+	return false;
+}
+
+const char *dbx_order_identity(const struct dbx_order *order)
+{
+	if (!order)
+		return "None";
+	if (order->kek_identity_type && strcasecmp(order->kek_identity_type, "UserAssigned") == 0 &&
+	    order->kek_uai_id && *order->kek_uai_id)
+		return order->kek_uai_id;
+	if (type_has(order->identity_type, "SystemAssigned"))
+		return "SystemAssigned";
+	return "None";
+}
+
+/*
+ * ---- PATCH bodies (writes) ----
+ *
+ * A write sends JobResourceUpdateParameter (arm-api.md 1.3/1.4) with only
+ * the objects it changes:
+ *   {"properties": {"details": {"keyEncryptionKey": {"kekType", "kekUrl",
+ *     "kekVaultResourceID", "identityProperties": {"type",
+ *     "userAssigned": {"resourceId"}}}}},
+ *    "identity": {"type", "userAssignedIdentities": {"<id>": {}}}}
+ * The builder belongs here, next to the reader, so the wire names live in
+ * one file.
+ */
