@@ -31,6 +31,12 @@ struct dbx_http_request {
 	size_t body_len;
 	uint64_t deadline_ms;     /* absolute time on the clock of struct dbx_clock; 0: none */
 	bool idempotent;          /* false for PATCH/POST: the retry layer never resends them after 5xx */
+	/*
+	 * NULL-terminated list of extra "Name: value" header lines, or NULL.
+	 * Used by managed identity ("Metadata: true", "X-IDENTITY-HEADER: ...");
+	 * values may be secret: never logged, wiped by the transport after use.
+	 */
+	const char *const *extra_headers;
 };
 
 /* Owned by the caller; free the strings with dbx_http_response_reset(). */
