@@ -1,0 +1,418 @@
+"""Shared harness for the integration tests: real mounts against the emulator.
+
+Every test module imports this file. It starts databox-emulator on a world
+made by gen-world.py in a private temporary directory, mounts databoxfs in
+the foreground (-f) in the background of the test, and tears both down in
+every case (tearDown/tearDownClass, plus an atexit hook as the last resort),
+so a failing test leaves no mount, process or directory behind. Every wait
+and every subprocess has a bound.
+
+Paths of the programs come from the environment, set by CMake:
+  DBX_DATABOXFS  $<TARGET_FILE:databoxfs>
+  DBX_EMULATOR   $<TARGET_FILE:databox-emulator>
+  DBX_GEN_WORLD  tests/emulator/gen-world.py
+A module exits 77 (ctest SKIP_RETURN_CODE) only when /dev/fuse is missing.
+
+Always run with /usr/bin/python3 (Debian's Python).
+"""
+
+import atexit
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+SKIP = 77
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+UUID4_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.I)
+
+# Everything started here, torn down at exit if a test forgot or crashed.
+_LIVE = []
+
+
+def _program(env, fallback):
+	path = os.environ.get(env) or os.path.join(REPO, fallback)
+	if not os.path.exists(path):
+		raise RuntimeError("%s not found (set %s)" % (path, env))
+	return path
+
+
+def databoxfs_path():
+	return _program("DBX_DATABOXFS", "build/fs/databoxfs")
+
+
+def emulator_path():
+	return _program("DBX_EMULATOR", "build/tests/emulator/databox-emulator")
+
+
+def gen_world_path():
+	return _program("DBX_GEN_WORLD", "tests/emulator/gen-world.py")
+
+
+def log(msg):
+	print(msg, file=sys.stderr, flush=True)
+
+
+def run(argv, timeout=60, check=False, **kw):
+	"""subprocess.run with a bound, text output captured."""
+	p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+			   timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+	if check and p.returncode != 0:
+		raise AssertionError("%s exited %d: %s" % (argv, p.returncode, p.stderr.strip()))
+	return p
+
+
+def wait_for(cond, timeout, what, interval=0.05):
+	"""Poll cond() until it returns a true value; fail after timeout seconds."""
+	deadline = time.monotonic() + timeout
+	while True:
+		v = cond()
+		if v:
+			return v
+		if time.monotonic() > deadline:
+			raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+		time.sleep(interval)
+
+
+def _unescape_mountinfo(s):
+	return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
+
+
+def mounted_points():
+	"""Mount points from /proc/self/mountinfo (never touches the mounts)."""
+	out = set()
+	with open("/proc/self/mountinfo") as f:
+		for line in f:
+			fields = line.split()
+			if len(fields) > 4:
+				out.add(_unescape_mountinfo(fields[4]))
+	return out
+
+
+def is_mounted(path):
+	return os.path.realpath(path) in mounted_points()
+
+
+def closed_port():
+	"""A loopback TCP port nobody listens on (bound, then closed)."""
+	s = socket.socket()
+	s.bind(("127.0.0.1", 0))
+	port = s.getsockname()[1]
+	s.close()
+	return port
+
+
+def split_job_id(job_id):
+	"""(subscription, resource group, name) of an ARM job id, case-insensitive."""
+	seg = job_id.strip("/").split("/")
+	low = [x.lower() for x in seg]
+	sub = seg[low.index("subscriptions") + 1]
+	rg = seg[low.index("resourcegroups") + 1]
+	return sub, rg, seg[-1]
+
+
+def gen_world(orders, subscriptions=2, resource_groups=3, seed=1, page_size=20, demo=False):
+	argv = ["/usr/bin/python3", gen_world_path(), "--orders", str(orders),
+		"--subscriptions", str(subscriptions), "--resource-groups", str(resource_groups),
+		"--seed", str(seed), "--page-size", str(page_size)]
+	if demo:
+		argv.append("--demo")
+	p = run(argv, timeout=120, check=True)
+	return json.loads(p.stdout)
+
+
+class Emulator:
+	"""databox-emulator in a private state directory, with admin helpers."""
+
+	def __init__(self, world, latency_ms=None, page_size=None, tmp=None):
+		self.world = world
+		self.tmp = tmp or tempfile.mkdtemp(prefix="dbx-emu-")
+		self.own_tmp = tmp is None
+		self.state = os.path.join(self.tmp, "state")
+		os.makedirs(self.state, exist_ok=True)
+		self.world_file = os.path.join(self.tmp, "world.json")
+		with open(self.world_file, "w") as f:
+			json.dump(world, f)
+		self.latency_ms = latency_ms
+		self.page_size = page_size
+		self.proc = None
+		self.info = None
+		_LIVE.append(self)
+
+	def start(self):
+		argv = [emulator_path(), "--world", self.world_file, "--state-dir", self.state,
+			"--port", "0", "--admin-port", "0"]
+		if self.latency_ms is not None:
+			argv += ["--latency-ms", str(self.latency_ms)]
+		if self.page_size is not None:
+			argv += ["--page-size", str(self.page_size)]
+		self.log_path = os.path.join(self.tmp, "emulator.log")
+		with open(self.log_path, "w") as logf:
+			self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
+						     stderr=subprocess.STDOUT)
+		state_file = os.path.join(self.state, "emulator.json")
+
+		def ready():
+			if self.proc.poll() is not None:
+				raise AssertionError("emulator exited %d: %s" % (self.proc.returncode, self.log_tail()))
+			try:
+				with open(state_file) as f:
+					return json.load(f)
+			except (OSError, ValueError):
+				return None
+
+		self.info = wait_for(ready, 30, "emulator.json")
+		self.https_port = self.info["https_port"]
+		self.admin_port = self.info["admin_port"]
+		self.cafile = self.info.get("cafile") or os.path.join(self.state, "ca.pem")
+		return self
+
+	def log_tail(self, n=2000):
+		try:
+			with open(self.log_path) as f:
+				return f.read()[-n:]
+		except OSError:
+			return ""
+
+	def client(self):
+		return self.world["clients"][0]
+
+	def jobs(self):
+		return self.world["jobs"]
+
+	# ---- admin API (plain HTTP on loopback) ----
+	def admin(self, method, path, body=None, timeout=10):
+		data = None if body is None else json.dumps(body).encode()
+		req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.admin_port, path),
+					     data=data, method=method)
+		if data is not None:
+			req.add_header("Content-Type", "application/json")
+		with urllib.request.urlopen(req, timeout=timeout) as r:
+			raw = r.read()
+		return json.loads(raw) if raw.strip() else None
+
+	def counters(self):
+		return self.admin("GET", "/admin/counters")
+
+	def arm_count(self):
+		return self.counters()["by_service"].get("arm", 0)
+
+	def path_count(self, method, path, host="management.azure.com"):
+		"""Requests counted for one path (without query)."""
+		return self.counters()["by_path"].get("%s %s%s" % (method, host, path), 0)
+
+	def reset_counters(self):
+		self.admin("POST", "/admin/counters/reset", {})
+
+	def requests(self):
+		r = self.admin("GET", "/admin/requests")
+		if isinstance(r, dict):
+			r = r.get("requests", r.get("value", []))
+		return r
+
+	def fault(self, **rule):
+		return self.admin("POST", "/admin/faults", rule)
+
+	def clear_faults(self):
+		self.admin("DELETE", "/admin/faults")
+
+	def stop(self):
+		if self.proc is not None and self.proc.poll() is None:
+			self.proc.send_signal(signal.SIGTERM)
+			try:
+				self.proc.wait(timeout=5)
+			except subprocess.TimeoutExpired:
+				self.proc.kill()
+				self.proc.wait(timeout=5)
+		if self.own_tmp:
+			shutil.rmtree(self.tmp, ignore_errors=True)
+		if self in _LIVE:
+			_LIVE.remove(self)
+
+	def kill(self):
+		"""Kill abruptly (SIGKILL), as a crash or a network cut would look."""
+		if self.proc is not None and self.proc.poll() is None:
+			self.proc.kill()
+			self.proc.wait(timeout=5)
+
+
+class Mount:
+	"""databoxfs -f running in the background on a fresh mount point."""
+
+	def __init__(self, emu, cache_ttl=2, timeout=20, cafile=True, connect_to=None,
+		     debug=False, extra=(), env=None):
+		self.emu = emu
+		self.tmp = tempfile.mkdtemp(prefix="dbx-mnt-")
+		self.path = os.path.join(self.tmp, "m")
+		os.mkdir(self.path)
+		self.stderr_path = os.path.join(self.tmp, "databoxfs.stderr")
+		if connect_to is None:
+			# curl's any-host form: every host:port goes to the emulator.
+			connect_to = ["::127.0.0.1:%d" % emu.https_port]
+		opts = ["cloud=AzureCloud", "credential=auto", "api_version=2025-07-01",
+			"cache_ttl=%s" % cache_ttl, "timeout=%s" % timeout]
+		if cafile is True:
+			opts.append("cafile=%s" % emu.cafile)
+		elif cafile:
+			opts.append("cafile=%s" % cafile)
+		opts += ["connect_to=%s" % c for c in connect_to]
+		opts += list(extra)
+		self.argv = [databoxfs_path(), "-f"] + (["-d"] if debug else []) + \
+			["-o", ",".join(opts), self.path]
+		c = emu.client()
+		self.env = {
+			"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+			"HOME": self.tmp,
+			"LANG": "C",
+			"AZURE_TENANT_ID": c["tenant_id"],
+			"AZURE_CLIENT_ID": c["client_id"],
+			"AZURE_CLIENT_SECRET": c["client_secret"],
+		}
+		if env:
+			self.env.update(env)
+		self.proc = None
+		self.returncode = None
+		_LIVE.append(self)
+
+	def start(self):
+		with open(self.stderr_path, "w") as errf:
+			self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=errf,
+						     stderr=errf, env=self.env)
+
+		def ready():
+			if self.proc.poll() is not None:
+				raise AssertionError("databoxfs exited %d before mounting: %s" %
+						     (self.proc.returncode, self.stderr()[-2000:]))
+			return is_mounted(self.path)
+
+		wait_for(ready, 20, "mount of %s" % self.path)
+		return self
+
+	def stderr(self):
+		try:
+			with open(self.stderr_path, errors="replace") as f:
+				return f.read()
+		except OSError:
+			return ""
+
+	def p(self, *parts):
+		return os.path.join(self.path, *parts)
+
+	def unmount(self):
+		"""fusermount3 -u; returns its exit status (lazy unmount as last resort)."""
+		rc = None
+		if is_mounted(self.path):
+			rc = run(["fusermount3", "-u", self.path], timeout=15).returncode
+			if rc != 0 and is_mounted(self.path):
+				run(["fusermount3", "-uz", self.path], timeout=15)
+		return rc
+
+	def wait_exit(self, timeout=5):
+		try:
+			self.returncode = self.proc.wait(timeout=timeout)
+		except subprocess.TimeoutExpired:
+			return None
+		return self.returncode
+
+	def stop(self):
+		try:
+			self.unmount()
+		finally:
+			if self.proc is not None and self.proc.poll() is None:
+				if self.wait_exit(5) is None:
+					self.proc.send_signal(signal.SIGTERM)
+					if self.wait_exit(5) is None:
+						self.proc.kill()
+						self.proc.wait(timeout=5)
+			if is_mounted(self.path):
+				run(["fusermount3", "-uz", self.path], timeout=15)
+			shutil.rmtree(self.tmp, ignore_errors=True)
+			if self in _LIVE:
+				_LIVE.remove(self)
+
+
+def _cleanup_all():
+	# Mounts first (they talk to emulators), then emulators.
+	for obj in [o for o in _LIVE if isinstance(o, Mount)]:
+		try:
+			obj.stop()
+		except Exception as e:  # noqa: BLE001 - last resort, report and go on
+			log("cleanup: %r" % e)
+	for obj in list(_LIVE):
+		try:
+			obj.stop()
+		except Exception as e:  # noqa: BLE001
+			log("cleanup: %r" % e)
+
+
+atexit.register(_cleanup_all)
+
+
+def _on_term(signum, frame):
+	# ctest kills a timed-out test with SIGTERM/SIGKILL: clean up on SIGTERM.
+	_cleanup_all()
+	sys.exit(128 + signum)
+
+
+class MountedWorld(unittest.TestCase):
+	"""Base class: one emulator and one mount for the whole module.
+
+	Subclasses set WORLD (gen_world keyword arguments) and MOUNT (Mount
+	keyword arguments); setUpClass starts both, tearDownClass stops both.
+	"""
+
+	WORLD = {"orders": 10}
+	EMULATOR = {}
+	MOUNT = {}
+
+	@classmethod
+	def setUpClass(cls):
+		cls.world = gen_world(**cls.WORLD)
+		cls.emu = Emulator(cls.world, **cls.EMULATOR).start()
+		try:
+			cls.mnt = Mount(cls.emu, **cls.MOUNT).start()
+		except BaseException:
+			cls.emu.stop()
+			raise
+
+	@classmethod
+	def tearDownClass(cls):
+		try:
+			cls.mnt.stop()
+		finally:
+			cls.emu.stop()
+
+	def tearDown(self):
+		if hasattr(self, "mnt") and self.mnt.proc.poll() is not None:
+			log("databoxfs exited %s; its log:\n%s" % (self.mnt.proc.returncode,
+								     self.mnt.stderr()[-3000:]))
+
+
+def main():
+	"""Entry point of every test module: skip without FUSE, else unittest."""
+	if not os.path.exists("/dev/fuse"):
+		print("SKIP: /dev/fuse is missing", file=sys.stderr)
+		sys.exit(SKIP)
+	signal.signal(signal.SIGTERM, _on_term)
+	prog = unittest.main(module="__main__", exit=False, verbosity=2)
+	_cleanup_all()
+	sys.exit(0 if prog.result.wasSuccessful() else 1)
+
+
+def cat(tc, path, timeout=60):
+	"""cat PATH as bytes; fails the test tc when cat fails."""
+	p = subprocess.run(["cat", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+			   timeout=timeout, stdin=subprocess.DEVNULL)
+	tc.assertEqual(p.returncode, 0, "cat %s: %s" % (path, p.stderr.decode(errors="replace")))
+	return p.stdout

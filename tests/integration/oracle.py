@@ -1,0 +1,170 @@
+"""An independent oracle: what each file of an order must read, computed in
+Python straight from the world's job JSON and DESIGN.md sections 1 and 4.
+
+It shares no code with databoxfs (which parses JSON in C, backend/order.c)
+so a wrong mapping on either side shows up as a difference.
+"""
+
+import calendar
+import json
+import re
+
+FILES = ("encryption_type", "key_url", "key_vault", "identity", "principal_id",
+	 "encryption.json", "status", "errors")
+RW_FILES = ("encryption_type", "key_url", "identity", "encryption.json")
+
+
+def mode_of(name):
+	return 0o644 if name in RW_FILES else 0o444
+
+
+def _kek(job):
+	details = (job.get("properties") or {}).get("details") or {}
+	return details.get("keyEncryptionKey") or {}
+
+
+def values(job):
+	"""The five encryption values (None when absent)."""
+	kek = _kek(job)
+	enc = kek.get("kekType") or "MicrosoftManaged"
+	idp = kek.get("identityProperties") or {}
+	ident = job.get("identity") or {}
+	if (idp.get("type") or "").lower() == "userassigned":
+		identity = (idp.get("userAssigned") or {}).get("resourceId")
+	elif "systemassigned" in (ident.get("type") or "").lower():
+		identity = "SystemAssigned"
+	else:
+		identity = "None"
+	return {
+		"encryption_type": enc,
+		"key_url": kek.get("kekUrl") or None,
+		"key_vault": kek.get("kekVaultResourceID") or None,
+		"identity": identity,
+		"principal_id": ident.get("principalId") or None,
+	}
+
+
+def _line(v):
+	return b"" if v is None or v == "" else (v + "\n").encode()
+
+
+def expected_files(job):
+	"""name -> exact bytes for every file except errors."""
+	v = values(job)
+	out = {k: _line(v[k]) for k in v}
+	out["encryption.json"] = (json.dumps(v, indent=2) + "\n").encode()
+	out["status"] = _line((job.get("properties") or {}).get("status"))
+	return out
+
+
+def failing_stages(job):
+	details = (job.get("properties") or {}).get("details") or {}
+	out = []
+	for st in details.get("jobStages") or []:
+		s = st.get("stageStatus") or ""
+		if s == "Failed" or s.startswith("WaitingForCustomerAction"):
+			out.append(st)
+	return out
+
+
+def expects_errors(job):
+	return bool((job.get("properties") or {}).get("error")) or bool(failing_stages(job))
+
+
+# Decoded rows of the troubleshooting table that the errors file must show,
+# written from the seed document independently of backend/ssem.c: the
+# recoverable verdict where the table states one plainly, and a phrase of
+# the remedy that survives turning the HTML into plain text.
+SSEM = {
+	"SsemUserErrorEncryptionKeyDisabled": ("yes", "Enable the key version"),
+	"SsemUserErrorEncryptionKeyExpired": ("yes", "Enable the key version"),
+	"SsemUserErrorKeyDetailsNotFound": ("depends", "purge-protection duration"),
+	"SsemUserErrorKeyVaultDetailsNotFound": ("depends", "purge-protection duration"),
+	"SsemUserErrorSystemAssignedIdentityAbsent": ("yes", "WrapKey"),
+	"SsemUserErrorKeyVaultBadRequestException": (None, "Add the identity selected to your key vault"),
+	"SsemUserErrorUserAssignedLimitReached": (None, "fewer user identities"),
+	"SsemUserErrorCrossTenantIdentityAccessForbidden": (None, "move the identity to the new tenant"),
+	"SsemUserErrorKekUserIdentityNotFound": (None, "different user-assigned identity"),
+	"SsemUserErrorUserAssignedIdentityAbsent": (None, "User Assigned Identity"),
+	"SsemUserErrorEncryptionKeyTypeNotSupported": (None, "RSA or RSA-HSM"),
+	"SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled": (None, "soft delete and purge protection"),
+	"SsemUserErrorInvalidKeyVaultUrl": (None, "correct key vault URI"),
+	"SsemUserErrorKeyVaultUrlWithInvalidScheme": (None, "over HTTPS"),
+	"SsemUserErrorKeyVaultUrlInvalidHost": (None, "vault.azure.net"),
+}
+GENERIC_REMEDY = "Contact Microsoft Support"
+
+
+def parse_blocks(text):
+	"""errors file text -> list of {field: value} (blank-line separated)."""
+	blocks = []
+	for chunk in re.split(r"\n\s*\n", text.strip("\n")):
+		if not chunk.strip():
+			continue
+		b = {}
+		for line in chunk.split("\n"):
+			k, sep, val = line.partition(": ")
+			if sep and k and k not in b:
+				b[k] = val
+			elif line.endswith(":") and line[:-1] not in b:
+				b[line[:-1]] = ""
+		blocks.append(b)
+	return blocks
+
+
+def check_errors(tc, job, data, where):
+	"""Assert, with unittest TestCase tc, that data is right for job."""
+	text = data.decode()
+	if not expects_errors(job):
+		tc.assertEqual(data, b"", "%s: errors must be empty" % where)
+		return
+	tc.assertTrue(text.endswith("\n"), "%s: errors must end with a newline" % where)
+	blocks = parse_blocks(text)
+	tc.assertTrue(blocks, "%s: errors must not be empty" % where)
+	for b in blocks:
+		for field in ("code", "source", "time", "message", "recoverable", "remedy"):
+			tc.assertIn(field, b, "%s: block without %s: %r" % (where, field, b))
+		tc.assertIn(b["source"], ("order", "last-write"), where)
+		tc.assertIn(b["recoverable"], ("yes", "no", "depends"), where)
+	order_blocks = [b for b in blocks if b["source"] == "order"]
+	tc.assertTrue(order_blocks, "%s: no block with source: order" % where)
+	err = (job.get("properties") or {}).get("error")
+	if not err:
+		return
+	code = err.get("code")
+	mine = [b for b in order_blocks if b["code"] == code]
+	tc.assertTrue(mine, "%s: no block with code: %s in %r" % (where, code, text))
+	b = mine[0]
+	if err.get("message"):
+		tc.assertEqual(b["message"], err["message"], where)
+	if code in SSEM:
+		rec, phrase = SSEM[code]
+		if rec:
+			tc.assertEqual(b["recoverable"], rec, "%s: %s" % (where, code))
+		tc.assertIn(phrase.lower(), b["remedy"].lower(), "%s: %s remedy" % (where, code))
+		tc.assertNotIn("<", b["remedy"], "%s: HTML left in remedy" % where)
+	elif code and code.startswith("Ssem"):
+		tc.fail("%s: oracle does not know %s" % (where, code))
+	else:
+		tc.assertIn(GENERIC_REMEDY.lower(), b["remedy"].lower(), "%s: generic row" % where)
+
+
+def parse_time(s):
+	"""ISO 8601 (Z or +hh:mm, optional fraction) -> float epoch seconds."""
+	m = re.match(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)?$", s)
+	if not m:
+		raise ValueError("bad time %r" % s)
+	y, mo, d, h, mi, se = (int(m.group(i)) for i in range(1, 7))
+	t = calendar.timegm((y, mo, d, h, mi, se, 0, 0, 0)) + float(m.group(7) or 0)
+	tz = m.group(8)
+	if tz and tz != "Z":
+		sign = 1 if tz[0] == "+" else -1
+		tz = tz[1:].replace(":", "")
+		t -= sign * (int(tz[:2]) * 3600 + int(tz[2:]) * 60)
+	return t
+
+
+def last_modified(job):
+	sd = job.get("systemData") or {}
+	s = sd.get("lastModifiedAt") or sd.get("createdAt")
+	return parse_time(s) if s else None
