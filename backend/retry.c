@@ -1,0 +1,237 @@
+/*
+ * retry.c: the retry layer of the HTTP pipeline (http.h), the Azure SDKs'
+ * policy.
+ *
+ * Retried: 408, 429, 500, 502, 503, 504 and transport failures. The wait
+ * is the server's when it gives one (retry-after-ms, x-ms-retry-after-ms in
+ * milliseconds, then Retry-After in seconds or as an HTTP date), else
+ * exponential backoff base * 2^(n-1), jittered to 80..120 % and capped.
+ * A request that is not idempotent (PATCH, POST) is resent only when the
+ * service certainly did not act on it: after 408, 429, or a connection that
+ * never carried the request (DBX_EUNREACHABLE). Everything is bounded by the
+ * request's deadline: when the next wait would pass it, the last outcome is
+ * returned as it is. The clock is injected, so tests never sleep.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "databoxfs/http.h"
+#include "databoxfs/log.h"
+
+#define DEFAULT_MAX_RETRIES 4
+#define DEFAULT_BASE_DELAY_MS 800
+#define DEFAULT_MAX_DELAY_MS 60000
+
+struct retry_transport {
+	struct dbx_transport base;
+	struct dbx_transport *inner;
+	struct dbx_retry_policy policy;
+	const struct dbx_clock *clock;
+};
+
+static const struct dbx_retry_policy default_policy = {
+	.max_retries = DEFAULT_MAX_RETRIES,
+	.base_delay_ms = DEFAULT_BASE_DELAY_MS,
+	.max_delay_ms = DEFAULT_MAX_DELAY_MS,
+};
+
+static bool status_retryable(long status, bool idempotent)
+{
+	switch (status) {
+	case 408:
+	case 429:
+		return true;
+	case 500:
+	case 502:
+	case 503:
+	case 504:
+		return idempotent;
+	default:
+		return false;
+	}
+}
+
+static bool transport_err_retryable(enum dbx_err e, bool idempotent)
+{
+	switch (e) {
+	case DBX_EUNREACHABLE:
+		return true; /* nothing was sent */
+	case DBX_EREMOTE:
+	case DBX_ETIMEDOUT:
+		return idempotent; /* the request may have been received */
+	default:
+		return false;
+	}
+}
+
+/* Parse a non-negative decimal integer filling all of s (blanks around allowed). */
+static bool parse_uint(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s < '0' || *s > '9')
+		return false;
+	v = strtoull(s, &end, 10);
+	while (*end == ' ' || *end == '\t')
+		end++;
+	if (*end)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Retry-After as an HTTP date (IMF-fixdate, RFC 9110 5.6.7) -> ms from now, clamped at 0. */
+static bool parse_http_date_ms(const char *s, uint64_t *out)
+{
+	struct tm tm;
+	const char *end;
+	time_t when;
+	time_t now;
+
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (!end || *end)
+		return false;
+	when = timegm(&tm);
+	if (when == (time_t)-1)
+		return false;
+	now = time(NULL);
+	*out = when > now ? (uint64_t)(when - now) * 1000u : 0;
+	return true;
+}
+
+/* The server's requested wait, in ms, when it gave a usable one. */
+static bool server_delay_ms(const struct dbx_http_response *resp, uint64_t *out)
+{
+	uint64_t v;
+
+	if (resp->retry_after_ms && parse_uint(resp->retry_after_ms, &v)) {
+		*out = v;
+		return true;
+	}
+	if (resp->retry_after) {
+		if (parse_uint(resp->retry_after, &v)) {
+			*out = v > UINT64_MAX / 1000u ? UINT64_MAX - 1 : v * 1000u;
+			return true;
+		}
+		if (parse_http_date_ms(resp->retry_after, out))
+			return true;
+	}
+	return false;
+}
+
+static uint64_t backoff_ms(const struct dbx_retry_policy *p, const struct dbx_clock *clock,
+			   unsigned attempt)
+{
+	uint64_t d = p->base_delay_ms;
+	uint32_t pct;
+
+	for (unsigned i = 1; i < attempt && d < p->max_delay_ms && d <= UINT64_MAX / 2; i++)
+		d *= 2;
+	if (d > p->max_delay_ms)
+		d = p->max_delay_ms;
+	pct = 80 + clock->random(clock->ctx, 41); /* 80..120 % */
+	d = d / 100 * pct + d % 100 * pct / 100; /* no overflow for any d */
+	if (d > p->max_delay_ms)
+		d = p->max_delay_ms;
+	return d;
+}
+
+uint64_t dbx_retry_delay_ms(const struct dbx_retry_policy *policy, const struct dbx_clock *clock,
+			    unsigned attempt, const struct dbx_http_response *resp, enum dbx_err transport_err,
+			    bool idempotent)
+{
+	const struct dbx_retry_policy *p = policy ? policy : &default_policy;
+	uint64_t d;
+
+	if (attempt == 0)
+		attempt = 1;
+	if (transport_err != DBX_OK) {
+		if (!transport_err_retryable(transport_err, idempotent))
+			return UINT64_MAX;
+		return backoff_ms(p, clock, attempt);
+	}
+	if (!resp || !status_retryable(resp->status, idempotent))
+		return UINT64_MAX;
+	if (server_delay_ms(resp, &d))
+		return d == UINT64_MAX ? UINT64_MAX - 1 : d;
+	return backoff_ms(p, clock, attempt);
+}
+
+/* Length of url without its query and fragment, for logs. */
+static int url_loggable_len(const char *url)
+{
+	return (int)strcspn(url, "?#");
+}
+
+static enum dbx_err retry_send(struct dbx_transport *self, const struct dbx_http_request *req,
+			       struct dbx_http_response *resp, struct dbx_error *err)
+{
+	struct retry_transport *rt = (struct retry_transport *)self;
+	const struct dbx_clock *clock = rt->clock;
+	enum dbx_err rc;
+
+	for (unsigned attempt = 1;; attempt++) {
+		uint64_t delay;
+		uint64_t now;
+
+		rc = rt->inner->send(rt->inner, req, resp, err);
+		if (rc == DBX_ETIMEDOUT && req->deadline_ms &&
+		    clock->now_ms(clock->ctx) >= req->deadline_ms)
+			return rc; /* the deadline itself was hit mid-request */
+		if (attempt > rt->policy.max_retries)
+			return rc;
+		delay = dbx_retry_delay_ms(&rt->policy, clock, attempt, rc == DBX_OK ? resp : NULL, rc,
+					   req->idempotent);
+		if (delay == UINT64_MAX)
+			return rc;
+		now = clock->now_ms(clock->ctx);
+		if (req->deadline_ms && (now >= req->deadline_ms || delay >= req->deadline_ms - now)) {
+			dbx_log(DBX_LOG_DEBUG, "%s %.*s: not retrying, waiting %llu ms would pass the deadline",
+				req->method, url_loggable_len(req->url), req->url,
+				(unsigned long long)delay);
+			return rc;
+		}
+		if (rc == DBX_OK)
+			dbx_log(DBX_LOG_DEBUG, "%s %.*s: HTTP %ld, retry %u of %u in %llu ms", req->method,
+				url_loggable_len(req->url), req->url, resp->status, attempt,
+				rt->policy.max_retries, (unsigned long long)delay);
+		else
+			dbx_log(DBX_LOG_DEBUG, "%s %.*s: %s (%s), retry %u of %u in %llu ms",
+				req->method, url_loggable_len(req->url), req->url, dbx_err_str(rc),
+				err ? err->message : "", attempt, rt->policy.max_retries,
+				(unsigned long long)delay);
+		dbx_http_response_reset(resp);
+		if (clock->sleep_ms(clock->ctx, delay) != DBX_OK)
+			return dbx_error_set(err, DBX_EINTR, "interrupted while waiting to retry %s",
+					     req->method);
+		dbx_error_clear(err);
+	}
+}
+
+static void retry_destroy(struct dbx_transport *self)
+{
+	struct retry_transport *rt = (struct retry_transport *)self;
+
+	dbx_transport_destroy(rt->inner);
+	free(rt);
+}
+
+struct dbx_transport *dbx_http_retry_new(struct dbx_transport *inner, const struct dbx_retry_policy *policy,
+					 const struct dbx_clock *clock)
+{
+	struct retry_transport *rt = calloc(1, sizeof(*rt));
+
+	if (!rt)
+		return NULL;
+	rt->base.send = retry_send;
+	rt->base.destroy = retry_destroy;
+	rt->inner = inner;
+	rt->policy = policy ? *policy : default_policy;
+	rt->clock = clock ? clock : dbx_clock_system();
+	return &rt->base;
+}
