@@ -1,0 +1,852 @@
+/*
+ * arm.c: Azure Resource Manager as the emulator serves it.
+ *
+ * Routes (segment names match case-insensitively, as ARM does):
+ *   GET /subscriptions                                   subscriptions of the caller's tenant
+ *   GET /subscriptions/S                                 one subscription
+ *   GET /subscriptions/S/resources?$filter=...           Resources - List (vault lookup by name)
+ *   GET /subscriptions/S/providers/Microsoft.DataBox/jobs                     paged list
+ *   GET /subscriptions/S/resourceGroups/RG/providers/Microsoft.DataBox/jobs   paged list
+ *   GET|PATCH .../resourceGroups/RG/providers/Microsoft.DataBox/jobs/NAME     job_methods[]
+ *   GET /subscriptions/S/providers/Microsoft.DataBox/locations/L/operationResults/ID
+ *   GET .../providers/Microsoft.KeyVault/vaults/NAME
+ *   GET .../providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME
+ * Every request needs a bearer token for the management audience of the
+ * host's cloud; errors use the ARM envelope {"error":{"code","message"}}.
+ * New job operations go into job_methods[] (the seam for PATCH and friends).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "emu.h"
+
+#define MAXSEG 16
+
+static const char *const databox_versions[] = {
+	"2020-11-01", "2021-03-01", "2021-05-01", "2021-08-01-preview", "2021-12-01",
+	"2022-02-01", "2022-09-01", "2022-10-01", "2022-12-01",         "2023-03-01",
+	"2023-12-01", "2024-02-01-preview", "2024-03-01-preview", "2025-02-01", "2025-07-01",
+};
+
+struct arm_ctx {
+	const char *sub, *rg, *name, *apiver;
+	const struct emu_token *tok;
+	char *seg[MAXSEG];
+	int nseg;
+};
+
+/* Cloud-specific names for the host the request came to. */
+static const char *login_host(const char *host)
+{
+	if (strstr(host, "usgovcloudapi.net"))
+		return "login.microsoftonline.us";
+	if (strstr(host, "chinacloudapi.cn"))
+		return "login.chinacloudapi.cn";
+	return "login.microsoftonline.com";
+}
+
+static bool audience_ok(const char *host, const char *aud)
+{
+	static const char *const pub[] = { "https://management.azure.com",
+					   "https://management.core.windows.net", NULL };
+	static const char *const gov[] = { "https://management.usgovcloudapi.net",
+					   "https://management.core.usgovcloudapi.net", NULL };
+	static const char *const cn[] = { "https://management.chinacloudapi.cn",
+					  "https://management.core.chinacloudapi.cn", NULL };
+	const char *const *set = pub;
+	size_t al = strlen(aud);
+	int i;
+
+	if (strstr(host, "usgovcloudapi.net"))
+		set = gov;
+	else if (strstr(host, "chinacloudapi.cn"))
+		set = cn;
+	while (al && aud[al - 1] == '/')
+		al--;
+	for (i = 0; set[i]; i++)
+		if (strlen(set[i]) == al && !strncasecmp(set[i], aud, al))
+			return true;
+	return false;
+}
+
+static void auth_fail(struct emu_reply *r, const char *host, const char *tenant,
+		      const char *code, const char *msg)
+{
+	emu_reply_error(r, 401, code, "%s", msg);
+	emu_reply_header(r, "WWW-Authenticate",
+			 "Bearer authorization_uri=\"https://%s/%s\", error=\"invalid_token\", "
+			 "error_description=\"%s\"",
+			 login_host(host), tenant, msg);
+}
+
+/* Validate the bearer token; on failure fill r and return false. */
+static bool arm_auth(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c)
+{
+	const char *h = emu_header(q, "Authorization");
+	const char *tenant = "common";
+	struct json_object *s = c->sub ? emu_find_subscription(e, c->sub) : NULL;
+	const struct emu_token *t;
+	char msg[1024];
+
+	if (s && emu_jstr(s, "tenantId"))
+		tenant = emu_jstr(s, "tenantId");
+	if (!h || !*h) {
+		auth_fail(r, q->host, tenant, "AuthenticationFailed",
+			  "Authentication failed. The 'Authorization' header is missing.");
+		return false;
+	}
+	if (strncasecmp(h, "Bearer ", 7)) {
+		auth_fail(r, q->host, tenant, "AuthenticationFailed",
+			  "Authentication failed. The 'Authorization' header is provided in an "
+			  "invalid format.");
+		return false;
+	}
+	t = emu_token_find(e, h + 7);
+	if (!t) {
+		auth_fail(r, q->host, tenant, "InvalidAuthenticationToken",
+			  "The access token is invalid.");
+		return false;
+	}
+	if (!audience_ok(q->host, t->aud)) {
+		snprintf(msg, sizeof(msg),
+			 "The access token has been obtained for wrong audience or resource '%s'. "
+			 "It should exactly match with one of the allowed audiences "
+			 "'https://management.core.windows.net/','https://management.core.windows.net',"
+			 "'https://management.azure.com/','https://management.azure.com'.",
+			 t->aud);
+		auth_fail(r, q->host, t->tenant, "InvalidAuthenticationTokenAudience", msg);
+		return false;
+	}
+	if (t->exp <= time(NULL)) {
+		struct tm tm;
+		char when[64];
+		time_t exp = t->exp;
+
+		gmtime_r(&exp, &tm);
+		strftime(when, sizeof(when), "%m/%d/%Y %H:%M:%S", &tm);
+		snprintf(msg, sizeof(msg),
+			 "The access token expiry UTC time '%s' is earlier than current UTC time.",
+			 when);
+		auth_fail(r, q->host, t->tenant, "ExpiredAuthenticationToken", msg);
+		return false;
+	}
+	if (s && strcasecmp(emu_jstr(s, "tenantId") ? emu_jstr(s, "tenantId") : "", t->tenant)) {
+		snprintf(msg, sizeof(msg),
+			 "The access token is from the wrong issuer 'https://sts.windows.net/%s/'. "
+			 "It must match the tenant 'https://sts.windows.net/%s/' associated with "
+			 "this subscription. Please use the authority (URL) "
+			 "'https://login.windows.net/%s' to get the token. Note, if the subscription "
+			 "is transferred to another tenant there is no impact to the services, but "
+			 "information about new tenant could take time to propagate (up to an hour). "
+			 "If you just transferred your subscription and see this error message, "
+			 "please try back later.",
+			 t->tenant, tenant, tenant);
+		auth_fail(r, q->host, tenant, "InvalidAuthenticationTokenTenant", msg);
+		return false;
+	}
+	c->tok = t;
+	return true;
+}
+
+static bool is_date_version(const char *v)
+{
+	int i;
+
+	for (i = 0; i < 10; i++) {
+		if (i == 4 || i == 7) {
+			if (v[i] != '-')
+				return false;
+		} else if (!isdigit((unsigned char)v[i])) {
+			return false;
+		}
+	}
+	return v[10] == '\0' || !strcmp(v + 10, "-preview") || !strcmp(v + 10, "-beta");
+}
+
+static bool databox_version_ok(const char *v)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(databox_versions) / sizeof(databox_versions[0]); i++)
+		if (!strcmp(v, databox_versions[i]))
+			return true;
+	return false;
+}
+
+static void no_provider(struct emu_reply *r, const char *v, const char *type, const char *loc)
+{
+	char list[1024] = "";
+	size_t i;
+
+	for (i = 0; i < sizeof(databox_versions) / sizeof(databox_versions[0]); i++) {
+		if (i)
+			strcat(list, ", ");
+		strcat(list, databox_versions[i]);
+	}
+	emu_reply_error(r, 400, "NoRegisteredProviderFound",
+			"No registered resource provider found for location '%s' and API "
+			"version '%s' for type '%s'. The supported api-versions are '%s'. The "
+			"supported locations are 'westus, westus2, eastus, eastus2, centralus, "
+			"northeurope, westeurope, southeastasia, japaneast, australiaeast'.",
+			loc, v, type, list);
+}
+
+static bool seg_is(const struct arm_ctx *c, int i, const char *name)
+{
+	return i < c->nseg && !strcasecmp(c->seg[i], name);
+}
+
+/* ---- subscriptions ---- */
+
+static struct json_object *sub_json(struct json_object *s)
+{
+	struct json_object *o = json_object_new_object(), *pol = json_object_new_object();
+	const char *id = emu_jstr(s, "subscriptionId");
+	char path[256];
+
+	snprintf(path, sizeof(path), "/subscriptions/%s", id ? id : "");
+	json_object_object_add(o, "id", json_object_new_string(path));
+	json_object_object_add(o, "authorizationSource", json_object_new_string("RoleBased"));
+	json_object_object_add(o, "managedByTenants", json_object_new_array());
+	json_object_object_add(o, "subscriptionId", json_object_new_string(id ? id : ""));
+	json_object_object_add(o, "tenantId", json_object_new_string(
+						      emu_jstr(s, "tenantId") ? emu_jstr(s, "tenantId") : ""));
+	json_object_object_add(o, "displayName",
+			       json_object_new_string(emu_jstr(s, "displayName") ?
+							      emu_jstr(s, "displayName") :
+							      id ? id : ""));
+	json_object_object_add(o, "state", json_object_new_string(emu_jstr(s, "state") ?
+									  emu_jstr(s, "state") :
+									  "Enabled"));
+	json_object_object_add(pol, "locationPlacementId",
+			       json_object_new_string("Public_2014-09-01"));
+	json_object_object_add(pol, "quotaId", json_object_new_string("PayAsYouGo_2014-09-01"));
+	json_object_object_add(pol, "spendingLimit", json_object_new_string("Off"));
+	json_object_object_add(o, "subscriptionPolicies", pol);
+	return o;
+}
+
+static void subs_list(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c)
+{
+	struct json_object *a = emu_world_array(e, "subscriptions");
+	struct json_object *out = json_object_new_object(), *val = json_object_new_array();
+	struct json_object *count = json_object_new_object();
+	size_t i, n = a ? json_object_array_length(a) : 0;
+
+	for (i = 0; i < n; i++) {
+		struct json_object *s = json_object_array_get_idx(a, i);
+		const char *t = emu_jstr(s, "tenantId");
+
+		if (t && !strcasecmp(t, c->tok->tenant))
+			json_object_array_add(val, sub_json(s));
+	}
+	json_object_object_add(count, "type", json_object_new_string("Total"));
+	json_object_object_add(count, "value",
+			       json_object_new_int((int)json_object_array_length(val)));
+	json_object_object_add(out, "value", val);
+	json_object_object_add(out, "count", count);
+	emu_reply_json(r, 200, out);
+}
+
+static bool sub_exists(struct emu *e, struct emu_reply *r, const char *sub)
+{
+	if (emu_find_subscription(e, sub))
+		return true;
+	emu_reply_error(r, 404, "SubscriptionNotFound", "The subscription '%s' could not be found.",
+			sub);
+	return false;
+}
+
+static bool rg_exists(struct emu *e, struct emu_reply *r, const char *sub, const char *rg)
+{
+	if (emu_rg_known(e, sub, rg))
+		return true;
+	emu_reply_error(r, 404, "ResourceGroupNotFound", "Resource group '%s' could not be found.",
+			rg);
+	return false;
+}
+
+/* ---- Data Box jobs ---- */
+
+static void lower_rg_segment(struct json_object *job)
+{
+	const char *id = emu_jstr(job, "id");
+	char *copy, *p;
+
+	if (!id)
+		return;
+	copy = strdup(id);
+	if (!copy)
+		return;
+	p = strcasestr(copy, "/resourceGroups/");
+	if (p)
+		memcpy(p, "/resourcegroups/", 16);
+	json_object_object_add(job, "id", json_object_new_string(copy));
+	free(copy);
+}
+
+static char *skiptoken_make(int offset)
+{
+	char plain[64], *hex = malloc(2 * sizeof(plain) + 1);
+	size_t i, n;
+
+	if (!hex)
+		return NULL;
+	n = (size_t)snprintf(plain, sizeof(plain), "dbxemu:offset=%d", offset);
+	for (i = 0; i < n; i++)
+		sprintf(hex + 2 * i, "%02X", (unsigned char)plain[i]);
+	return hex;
+}
+
+static int skiptoken_parse(const char *tok)
+{
+	char plain[64];
+	size_t i, n = strlen(tok);
+	int off;
+	unsigned int b;
+
+	if (n % 2 || n / 2 >= sizeof(plain))
+		return -1;
+	for (i = 0; i < n / 2; i++) {
+		if (sscanf(tok + 2 * i, "%2X", &b) != 1)
+			return -1;
+		plain[i] = (char)b;
+	}
+	plain[n / 2] = '\0';
+	if (sscanf(plain, "dbxemu:offset=%d", &off) != 1 || off < 0)
+		return -1;
+	return off;
+}
+
+static void jobs_list(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c)
+{
+	struct json_object *a = emu_world_array(e, "jobs");
+	struct json_object *out, *val;
+	size_t i, n = a ? json_object_array_length(a) : 0;
+	const char *skip = emu_arg(q, "$skipToken");
+	int offset = 0, idx = 0, ps = emu_world_page_size(e);
+	bool more = false;
+	char s[256], g[256];
+
+	if (!sub_exists(e, r, c->sub) || (c->rg && !rg_exists(e, r, c->sub, c->rg)))
+		return;
+	if (skip && *skip) {
+		offset = skiptoken_parse(skip);
+		if (offset < 0) {
+			emu_reply_error(r, 400, "InvalidSkipToken",
+					"The provided $skipToken '%s' is not valid.", skip);
+			return;
+		}
+	}
+	out = json_object_new_object();
+	val = json_object_new_array();
+	for (i = 0; i < n; i++) {
+		struct json_object *job = json_object_array_get_idx(a, i), *copy = NULL;
+
+		if (!emu_id_parse(emu_jstr(job, "id"), s, g, NULL, sizeof(s)))
+			continue;
+		if (strcasecmp(s, c->sub) || (c->rg && strcasecmp(g, c->rg)))
+			continue;
+		if (idx >= offset + ps) {
+			more = true;
+			break;
+		}
+		if (idx++ < offset)
+			continue;
+		if (json_object_deep_copy(job, &copy, NULL) == 0) {
+			lower_rg_segment(copy);
+			json_object_array_add(val, copy);
+		}
+	}
+	json_object_object_add(out, "value", val);
+	if (more) {
+		char *tok = skiptoken_make(offset + ps), *link = NULL;
+		int rc;
+
+		if (c->rg)
+			rc = asprintf(&link,
+				      "https://%s/subscriptions/%s/resourceGroups/%s/providers/"
+				      "Microsoft.DataBox/jobs?api-version=%s&%%24skipToken=%s",
+				      q->host_raw, c->sub, c->rg, c->apiver, tok ? tok : "");
+		else
+			rc = asprintf(&link,
+				      "https://%s/subscriptions/%s/providers/Microsoft.DataBox/"
+				      "jobs?api-version=%s&%%24skipToken=%s",
+				      q->host_raw, c->sub, c->apiver, tok ? tok : "");
+		if (rc >= 0) {
+			json_object_object_add(out, "nextLink", json_object_new_string(link));
+			free(link);
+		}
+		free(tok);
+	}
+	emu_reply_json(r, 200, out);
+}
+
+static bool expand_details(struct emu_req *q)
+{
+	const char *x = emu_arg(q, "$expand");
+
+	return x && strcasestr(x, "details");
+}
+
+static void job_not_found(struct emu_reply *r, const char *type, const char *name,
+			  const char *rg)
+{
+	emu_reply_error(r, 404, "ResourceNotFound",
+			"The Resource '%s/%s' under resource group '%s' was not found. For more "
+			"details please go to https://aka.ms/ARMResourceNotFoundFix",
+			type, name, rg);
+}
+
+static void job_get(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c,
+		    struct json_object *job)
+{
+	struct json_object *copy = NULL, *details;
+
+	if (json_object_deep_copy(job, &copy, NULL)) {
+		emu_reply_error(r, 500, "InternalServerError", "Out of memory.");
+		return;
+	}
+	details = emu_jpath(copy, "properties.details");
+	if (details && !expand_details(q))
+		json_object_object_del(details, "jobStages");
+	emu_reply_json(r, 200, copy);
+}
+
+static void job_patch(struct emu *e, struct emu_req *q, struct emu_reply *r,
+		      struct arm_ctx *c, struct json_object *job);
+
+/*
+ * The seam for job operations: one row per HTTP method on
+ * .../Microsoft.DataBox/jobs/NAME. Add DELETE, POST actions here.
+ */
+static const struct job_method {
+	const char *method;
+	void (*fn)(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c,
+		   struct json_object *job);
+} job_methods[] = {
+	{ "GET", job_get },
+	{ "PATCH", job_patch },
+};
+
+static void job_dispatch(struct emu *e, struct emu_req *q, struct emu_reply *r,
+			 struct arm_ctx *c)
+{
+	struct json_object *job;
+	size_t i;
+
+	for (i = 0; i < sizeof(job_methods) / sizeof(job_methods[0]); i++) {
+		if (strcmp(q->method, job_methods[i].method))
+			continue;
+		if (!sub_exists(e, r, c->sub) || !rg_exists(e, r, c->sub, c->rg))
+			return;
+		job = emu_find_job(e, c->sub, c->rg, c->name);
+		if (!job) {
+			job_not_found(r, "Microsoft.DataBox/jobs", c->name, c->rg);
+			return;
+		}
+		job_methods[i].fn(e, q, r, c, job);
+		return;
+	}
+	emu_reply_error(r, 405, "MethodNotAllowed",
+			"The requested method '%s' is not allowed on resource "
+			"'Microsoft.DataBox/jobs/%s' by the emulator.",
+			q->method, c->name);
+}
+
+/* ---- PATCH: merge keyEncryptionKey and identity, answer as an LRO ---- */
+
+static void iso_now(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+	char base[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%07ld+00:00", base, ts.tv_nsec / 100);
+}
+
+static void job_patch(struct emu *e, struct emu_req *q, struct emu_reply *r,
+		      struct arm_ctx *c, struct json_object *job)
+{
+	enum json_tokener_error jerr = json_tokener_success;
+	struct json_object *body = NULL, *kek, *ident, *details, *sys, *op;
+	const char *loc = emu_jstr(job, "location");
+	char opid[37], now[48];
+
+	if (!q->body || !q->body_len ||
+	    !(body = json_tokener_parse_verbose(q->body, &jerr)) ||
+	    !json_object_is_type(body, json_type_object)) {
+		emu_reply_error(r, 400, "InvalidRequestContent",
+				"The request content was invalid and could not be deserialized.");
+		goto out;
+	}
+	kek = emu_jpath(body, "properties.details.keyEncryptionKey");
+	details = emu_jpath(job, "properties.details");
+	if (kek) {
+		if (!details) {
+			details = json_object_new_object();
+			json_object_object_add(emu_jpath(job, "properties"), "details", details);
+		}
+		json_object_object_add(details, "keyEncryptionKey", json_object_get(kek));
+	}
+	if (json_object_object_get_ex(body, "identity", &ident))
+		json_object_object_add(job, "identity", json_object_get(ident));
+	iso_now(now, sizeof(now));
+	sys = emu_jpath(job, "systemData");
+	if (sys) {
+		json_object_object_add(sys, "lastModifiedAt", json_object_new_string(now));
+		json_object_object_add(sys, "lastModifiedBy",
+				       json_object_new_string(c->tok->client));
+		json_object_object_add(sys, "lastModifiedByType",
+				       json_object_new_string("Application"));
+	}
+	emu_guid(opid);
+	op = json_object_new_object();
+	json_object_object_add(op, "job", json_object_new_string(emu_jstr(job, "id")));
+	json_object_object_add(op, "polls", json_object_new_int(0));
+	json_object_object_add(e->operations, opid, op);
+	r->status = 202;
+	emu_reply_header(r, "Location",
+			 "https://%s/subscriptions/%s/providers/Microsoft.DataBox/locations/%s/"
+			 "operationResults/%s?api-version=%s",
+			 q->host_raw, c->sub, loc ? loc : "westus", opid, c->apiver);
+	emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-writes", "799");
+out:
+	json_object_put(body);
+}
+
+static void op_results(struct emu *e, struct emu_req *q, struct emu_reply *r,
+		       struct arm_ctx *c, const char *loc, const char *opid)
+{
+	struct json_object *op, *polls;
+	char sub[256], rg[256], name[256];
+	int n;
+
+	if (!json_object_object_get_ex(e->operations, opid, &op)) {
+		emu_reply_error(r, 404, "ResourceNotFound",
+				"The operation '%s' was not found.", opid);
+		return;
+	}
+	json_object_object_get_ex(op, "polls", &polls);
+	n = json_object_get_int(polls);
+	json_object_object_add(op, "polls", json_object_new_int(n + 1));
+	r->status = 202;
+	if (n == 0) {
+		emu_reply_header(r, "Location",
+				 "https://%s/subscriptions/%s/providers/Microsoft.DataBox/locations/"
+				 "%s/operationResults/%s?api-version=%s",
+				 q->host_raw, c->sub, loc, opid, c->apiver);
+		return;
+	}
+	if (!emu_id_parse(emu_jstr(op, "job"), sub, rg, name, sizeof(sub))) {
+		emu_reply_error(r, 500, "InternalServerError", "Broken operation.");
+		return;
+	}
+	emu_reply_header(r, "Location",
+			 "https://%s/subscriptions/%s/resourceGroups/%s/providers/"
+			 "Microsoft.DataBox/jobs/%s?api-version=%s",
+			 q->host_raw, sub, rg, name, c->apiver);
+}
+
+/* ---- Resources - List with $filter ---- */
+
+struct rfilter {
+	char type[128], name[128], rg[128], location[128];
+};
+
+static int parse_filter(const char *f, struct rfilter *out)
+{
+	char buf[512], *p = buf;
+
+	memset(out, 0, sizeof(*out));
+	if (strlen(f) >= sizeof(buf))
+		return -1;
+	strcpy(buf, f);
+	while (*p) {
+		char field[128], value[128];
+		int used = 0;
+
+		while (*p == ' ')
+			p++;
+		if (!strncasecmp(p, "and ", 4)) {
+			p += 4;
+			continue;
+		}
+		if (!*p)
+			break;
+		if (sscanf(p, "%127s eq '%127[^']'%n", field, value, &used) != 2 || !used)
+			return -1;
+		p += used;
+		if (!strcasecmp(field, "resourceType"))
+			snprintf(out->type, sizeof(out->type), "%s", value);
+		else if (!strcasecmp(field, "name"))
+			snprintf(out->name, sizeof(out->name), "%s", value);
+		else if (!strcasecmp(field, "resourceGroup"))
+			snprintf(out->rg, sizeof(out->rg), "%s", value);
+		else if (!strcasecmp(field, "location"))
+			snprintf(out->location, sizeof(out->location), "%s", value);
+		else
+			return -1;
+	}
+	return 0;
+}
+
+static void add_resources(struct emu *e, struct json_object *val, const char *array,
+			  const char *type, const char *sub, const struct rfilter *f)
+{
+	struct json_object *a = emu_world_array(e, array);
+	size_t i, n = a ? json_object_array_length(a) : 0;
+	char s[256], g[256];
+
+	if (f->type[0] && strcasecmp(f->type, type))
+		return;
+	for (i = 0; i < n; i++) {
+		struct json_object *o = json_object_array_get_idx(a, i), *res, *tags;
+		const char *name = emu_jstr(o, "name"), *loc = emu_jstr(o, "location");
+
+		if (!name || !emu_id_parse(emu_jstr(o, "id"), s, g, NULL, sizeof(s)) ||
+		    strcasecmp(s, sub))
+			continue;
+		if ((f->name[0] && strcasecmp(f->name, name)) ||
+		    (f->rg[0] && strcasecmp(f->rg, g)) ||
+		    (f->location[0] && (!loc || strcasecmp(f->location, loc))))
+			continue;
+		res = json_object_new_object();
+		json_object_object_add(res, "id", json_object_new_string(emu_jstr(o, "id")));
+		json_object_object_add(res, "name", json_object_new_string(name));
+		json_object_object_add(res, "type", json_object_new_string(type));
+		json_object_object_add(res, "location", json_object_new_string(loc ? loc : ""));
+		if (json_object_object_get_ex(o, "tags", &tags))
+			json_object_object_add(res, "tags", json_object_get(tags));
+		else
+			json_object_object_add(res, "tags", json_object_new_object());
+		json_object_array_add(val, res);
+	}
+}
+
+static void resources_list(struct emu *e, struct emu_req *q, struct emu_reply *r,
+			   struct arm_ctx *c)
+{
+	const char *filter = emu_arg(q, "$filter");
+	struct json_object *out, *val;
+	struct rfilter f;
+
+	if (!sub_exists(e, r, c->sub))
+		return;
+	if (parse_filter(filter ? filter : "", &f)) {
+		emu_reply_error(r, 400, "InvalidFilterInQueryString",
+				"Invalid $filter '%s' specified in the query string.", filter);
+		return;
+	}
+	out = json_object_new_object();
+	val = json_object_new_array();
+	add_resources(e, val, "vaults", "Microsoft.KeyVault/vaults", c->sub, &f);
+	add_resources(e, val, "identities", "Microsoft.ManagedIdentity/userAssignedIdentities",
+		      c->sub, &f);
+	add_resources(e, val, "jobs", "Microsoft.DataBox/jobs", c->sub, &f);
+	json_object_object_add(out, "value", val);
+	emu_reply_json(r, 200, out);
+}
+
+/* ---- vaults and identities ---- */
+
+static void vault_get(struct emu *e, struct emu_reply *r, struct arm_ctx *c)
+{
+	struct json_object *v, *copy = NULL;
+
+	if (!sub_exists(e, r, c->sub) || !rg_exists(e, r, c->sub, c->rg))
+		return;
+	v = emu_find_resource(e, "vaults", c->sub, c->rg, c->name);
+	if (!v) {
+		job_not_found(r, "Microsoft.KeyVault/vaults", c->name, c->rg);
+		return;
+	}
+	if (json_object_deep_copy(v, &copy, NULL)) {
+		emu_reply_error(r, 500, "InternalServerError", "Out of memory.");
+		return;
+	}
+	json_object_object_del(copy, "keys");
+	emu_reply_json(r, 200, copy);
+}
+
+static void identity_get(struct emu *e, struct emu_reply *r, struct arm_ctx *c)
+{
+	struct json_object *i, *o, *props, *tags;
+	const char *keys[] = { "tenantId", "principalId", "clientId" };
+	size_t k;
+
+	if (!sub_exists(e, r, c->sub) || !rg_exists(e, r, c->sub, c->rg))
+		return;
+	i = emu_find_resource(e, "identities", c->sub, c->rg, c->name);
+	if (!i) {
+		job_not_found(r, "Microsoft.ManagedIdentity/userAssignedIdentities", c->name,
+			      c->rg);
+		return;
+	}
+	o = json_object_new_object();
+	props = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_string(emu_jstr(i, "id")));
+	json_object_object_add(o, "name", json_object_new_string(emu_jstr(i, "name") ?
+									 emu_jstr(i, "name") :
+									 c->name));
+	json_object_object_add(o, "type", json_object_new_string(
+						  "Microsoft.ManagedIdentity/userAssignedIdentities"));
+	json_object_object_add(o, "location", json_object_new_string(emu_jstr(i, "location") ?
+									     emu_jstr(i, "location") :
+									     "westus"));
+	if (json_object_object_get_ex(i, "tags", &tags))
+		json_object_object_add(o, "tags", json_object_get(tags));
+	else
+		json_object_object_add(o, "tags", json_object_new_object());
+	for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+		if (emu_jstr(i, keys[k]))
+			json_object_object_add(props, keys[k],
+					       json_object_new_string(emu_jstr(i, keys[k])));
+	json_object_object_add(o, "properties", props);
+	emu_reply_json(r, 200, o);
+}
+
+/* ---- routing ---- */
+
+enum route {
+	R_NONE,
+	R_SUBS,
+	R_SUB,
+	R_RESOURCES,
+	R_JOBS_SUB,
+	R_JOBS_RG,
+	R_JOB,
+	R_OPRESULT,
+	R_VAULT,
+	R_IDENTITY,
+};
+
+static enum route route_of(struct arm_ctx *c)
+{
+	if (!seg_is(c, 0, "subscriptions"))
+		return R_NONE;
+	if (c->nseg == 1)
+		return R_SUBS;
+	c->sub = c->seg[1];
+	if (c->nseg == 2)
+		return R_SUB;
+	if (c->nseg == 3 && seg_is(c, 2, "resources"))
+		return R_RESOURCES;
+	if (seg_is(c, 2, "providers") && seg_is(c, 3, "Microsoft.DataBox")) {
+		if (c->nseg == 5 && seg_is(c, 4, "jobs"))
+			return R_JOBS_SUB;
+		if (c->nseg == 8 && seg_is(c, 4, "locations") && seg_is(c, 6, "operationResults"))
+			return R_OPRESULT;
+		return R_NONE;
+	}
+	if (!seg_is(c, 2, "resourceGroups") || c->nseg < 6 || !seg_is(c, 4, "providers"))
+		return R_NONE;
+	c->rg = c->seg[3];
+	if (seg_is(c, 5, "Microsoft.DataBox") && seg_is(c, 6, "jobs")) {
+		if (c->nseg == 7)
+			return R_JOBS_RG;
+		if (c->nseg == 8) {
+			c->name = c->seg[7];
+			return R_JOB;
+		}
+	}
+	if (c->nseg == 8 && seg_is(c, 5, "Microsoft.KeyVault") && seg_is(c, 6, "vaults")) {
+		c->name = c->seg[7];
+		return R_VAULT;
+	}
+	if (c->nseg == 8 && seg_is(c, 5, "Microsoft.ManagedIdentity") &&
+	    seg_is(c, 6, "userAssignedIdentities")) {
+		c->name = c->seg[7];
+		return R_IDENTITY;
+	}
+	return R_NONE;
+}
+
+void emu_arm_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
+{
+	struct arm_ctx c = { 0 };
+	char *buf = strdup(q->path);
+	enum route rt;
+
+	if (!buf) {
+		emu_reply_error(r, 500, "InternalServerError", "Out of memory.");
+		return;
+	}
+	c.nseg = emu_split_path(buf, c.seg, MAXSEG);
+	rt = route_of(&c);
+	if (!arm_auth(e, q, r, &c))
+		goto out;
+	c.apiver = emu_arg(q, "api-version");
+	if (!c.apiver || !*c.apiver) {
+		emu_reply_error(r, 400, "MissingApiVersionParameter",
+				"The api-version query parameter (?api-version=) is required for "
+				"all requests.");
+		goto out;
+	}
+	if (rt == R_JOBS_SUB || rt == R_JOBS_RG || rt == R_JOB || rt == R_OPRESULT) {
+		if (!databox_version_ok(c.apiver)) {
+			struct json_object *job =
+				rt == R_JOB ? emu_find_job(e, c.sub, c.rg, c.name) : NULL;
+			const char *loc = job ? emu_jstr(job, "location") : NULL;
+
+			no_provider(r, c.apiver, "jobs", loc ? loc : "westus");
+			goto out;
+		}
+	} else if (!is_date_version(c.apiver)) {
+		emu_reply_error(r, 400, "InvalidApiVersionParameter",
+				"The api-version '%s' is invalid. The supported versions are "
+				"'2024-11-01,2023-07-01,2022-12-01,2021-04-01,2020-01-01,"
+				"2019-11-01,2016-06-01,2015-11-01'.",
+				c.apiver);
+		goto out;
+	}
+	if (rt == R_JOB) {
+		job_dispatch(e, q, r, &c);
+		goto out;
+	}
+	if (rt != R_NONE && strcmp(q->method, "GET")) {
+		emu_reply_error(r, 405, "MethodNotAllowed",
+				"The requested method '%s' is not allowed on '%s'.", q->method,
+				q->path);
+		goto out;
+	}
+	switch (rt) {
+	case R_SUBS:
+		subs_list(e, q, r, &c);
+		break;
+	case R_SUB:
+		if (sub_exists(e, r, c.sub))
+			emu_reply_json(r, 200, sub_json(emu_find_subscription(e, c.sub)));
+		break;
+	case R_RESOURCES:
+		resources_list(e, q, r, &c);
+		break;
+	case R_JOBS_SUB:
+	case R_JOBS_RG:
+		jobs_list(e, q, r, &c);
+		break;
+	case R_OPRESULT:
+		op_results(e, q, r, &c, c.seg[5], c.seg[7]);
+		break;
+	case R_VAULT:
+		vault_get(e, r, &c);
+		break;
+	case R_IDENTITY:
+		identity_get(e, r, &c);
+		break;
+	default:
+		emu_reply_error(r, 404, "InvalidResourceType",
+				"The resource type could not be found for path '%s' and api "
+				"version '%s'.",
+				q->path, c.apiver);
+	}
+out:
+	free(buf);
+}

@@ -1,0 +1,471 @@
+/*
+ * entra.c: Microsoft Entra ID (login.microsoftonline.com and the other
+ * clouds' login hosts), just enough for client-credential sign-in:
+ *
+ *   POST /{tenant}/oauth2/v2.0/token   grant_type=client_credentials&scope=R/.default
+ *   POST /{tenant}/oauth2/token        v1 form, resource=R (string expiries)
+ *   GET  /{tenant}/v2.0/.well-known/openid-configuration   (MSAL tenant discovery)
+ *   GET  /{tenant}/.well-known/openid-configuration        (v1 flavour)
+ *   GET  /common/discovery/instance?api-version=1.1&authorization_endpoint=...
+ *   GET  /{tenant}/discovery/v2.0/keys
+ *
+ * Grants are dispatched through grants[] so client assertions and other
+ * grant types slot in later. Errors use the AADSTS shape MSAL parses.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "emu.h"
+
+#define MAXSEG 8
+#define FORM_MAX 8192
+
+struct entra_ctx {
+	const char *tenant;
+	const char *login; /* host as the client sees it */
+	bool v1;
+	const char *body; /* form body */
+};
+
+/* URL-decode a form value (+ is a space). */
+static void form_decode(const char *in, size_t len, char *out, size_t outlen)
+{
+	size_t i, j = 0;
+
+	for (i = 0; i < len && j + 1 < outlen; i++) {
+		if (in[i] == '+') {
+			out[j++] = ' ';
+		} else if (in[i] == '%' && i + 2 < len && isxdigit((unsigned char)in[i + 1]) &&
+			   isxdigit((unsigned char)in[i + 2])) {
+			char hex[3] = { in[i + 1], in[i + 2], 0 };
+
+			out[j++] = (char)strtol(hex, NULL, 16);
+			i += 2;
+		} else {
+			out[j++] = in[i];
+		}
+	}
+	out[j] = '\0';
+}
+
+/* Value of key in an x-www-form-urlencoded body; false when absent. */
+static bool form_get(const char *body, const char *key, char *out, size_t outlen)
+{
+	const char *p = body;
+	size_t kl = strlen(key);
+
+	while (p && *p) {
+		const char *amp = strchr(p, '&'), *end = amp ? amp : p + strlen(p);
+		char name[128];
+		const char *eq = memchr(p, '=', (size_t)(end - p));
+
+		if (eq) {
+			form_decode(p, (size_t)(eq - p), name, sizeof(name));
+			if (strlen(name) == kl && !strcmp(name, key)) {
+				form_decode(eq + 1, (size_t)(end - eq - 1), out, outlen);
+				return true;
+			}
+		}
+		p = amp ? amp + 1 : NULL;
+	}
+	return false;
+}
+
+__attribute__((format(printf, 5, 6))) static void
+aad_error(struct emu_reply *r, unsigned int status, const char *error, int code,
+	  const char *fmt, ...)
+{
+	struct json_object *o = json_object_new_object(), *codes = json_object_new_array();
+	char msg[1024], desc[1400], trace[37], corr[37], ts[32], uri[128];
+	struct tm tm;
+	time_t now = time(NULL);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	emu_guid(trace);
+	emu_guid(corr);
+	gmtime_r(&now, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%SZ", &tm);
+	snprintf(desc, sizeof(desc),
+		 "AADSTS%d: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s", code, msg,
+		 trace, corr, ts);
+	snprintf(uri, sizeof(uri), "https://login.microsoftonline.com/error?code=%d", code);
+	json_object_array_add(codes, json_object_new_int(code));
+	json_object_object_add(o, "error", json_object_new_string(error));
+	json_object_object_add(o, "error_description", json_object_new_string(desc));
+	json_object_object_add(o, "error_codes", codes);
+	json_object_object_add(o, "timestamp", json_object_new_string(ts));
+	json_object_object_add(o, "trace_id", json_object_new_string(trace));
+	json_object_object_add(o, "correlation_id", json_object_new_string(corr));
+	json_object_object_add(o, "error_uri", json_object_new_string(uri));
+	emu_reply_json(r, status, o);
+}
+
+/*
+ * The audience for a v2 scope ("https://management.azure.com/.default"):
+ * the scope minus ".default" for ARM (trailing slash kept), minus
+ * "/.default" for Key Vault. Returns false for unknown resources.
+ */
+static bool audience_for(const char *resource, char *aud, size_t len)
+{
+	static const char *const arm[] = {
+		"https://management.azure.com/",         "https://management.core.windows.net/",
+		"https://management.usgovcloudapi.net/", "https://management.core.usgovcloudapi.net/",
+		"https://management.chinacloudapi.cn/",  "https://management.core.chinacloudapi.cn/",
+	};
+	static const char *const kv[] = { "https://vault.azure.net", "https://vault.usgovcloudapi.net",
+					  "https://vault.azure.cn" };
+	size_t i, rl = strlen(resource);
+
+	while (rl && resource[rl - 1] == '/')
+		rl--;
+	for (i = 0; i < sizeof(arm) / sizeof(arm[0]); i++) {
+		if (strlen(arm[i]) - 1 == rl && !strncasecmp(arm[i], resource, rl)) {
+			snprintf(aud, len, "%s", arm[i]);
+			return true;
+		}
+	}
+	for (i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
+		if (strlen(kv[i]) == rl && !strncasecmp(kv[i], resource, rl)) {
+			snprintf(aud, len, "%s", kv[i]);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Pick the resource out of a v2 scope list; NULL + error reply on failure. */
+static bool resource_from_scope(struct emu_reply *r, const char *scope, char *res, size_t len)
+{
+	char buf[1024], *save = NULL, *tok;
+
+	snprintf(buf, sizeof(buf), "%s", scope);
+	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		size_t tl = strlen(tok);
+
+		if (!strcmp(tok, "openid") || !strcmp(tok, "profile") ||
+		    !strcmp(tok, "offline_access"))
+			continue;
+		if (tl > 8 && !strcmp(tok + tl - 8, ".default")) {
+			tok[tl - 8] = '\0';
+			snprintf(res, len, "%s", tok);
+			return true;
+		}
+		aad_error(r, 400, "invalid_scope", 1002012,
+			  "The provided value for scope %s is not valid. Client credential flows "
+			  "must have a scope value with /.default suffixed to the resource "
+			  "identifier (application ID URI).",
+			  tok);
+		return false;
+	}
+	aad_error(r, 400, "invalid_scope", 70011,
+		  "The provided request must include a 'scope' input parameter.");
+	return false;
+}
+
+static void grant_client_credentials(struct emu *e, struct emu_req *q, struct emu_reply *r,
+				     struct entra_ctx *c)
+{
+	char client_id[256] = "", secret[512] = "", scope[1024] = "", resource[512] = "";
+	char aud[512];
+	struct json_object *client, *o, *lt;
+	const char *want, *oid, *tok;
+	int lifetime = emu_world_token_lifetime(e);
+	time_t now = time(NULL);
+
+	form_get(c->body, "client_id", client_id, sizeof(client_id));
+	if (!client_id[0]) {
+		aad_error(r, 400, "invalid_request", 900144,
+			  "The request body must contain the following parameter: 'client_id'.");
+		return;
+	}
+	if (c->v1) {
+		if (!form_get(c->body, "resource", resource, sizeof(resource)) || !resource[0]) {
+			aad_error(r, 400, "invalid_request", 900144,
+				  "The request body must contain the following parameter: "
+				  "'resource'.");
+			return;
+		}
+	} else {
+		form_get(c->body, "scope", scope, sizeof(scope));
+		if (!resource_from_scope(r, scope, resource, sizeof(resource)))
+			return;
+	}
+	client = emu_find_client(e, c->tenant, client_id);
+	if (!client) {
+		aad_error(r, 400, "unauthorized_client", 700016,
+			  "Application with identifier '%s' was not found in the directory '%s'. "
+			  "This can happen if the application has not been installed by the "
+			  "administrator of the tenant or consented to by any user in the tenant. "
+			  "You may have sent your authentication request to the wrong tenant.",
+			  client_id, c->tenant);
+		return;
+	}
+	if (!form_get(c->body, "client_secret", secret, sizeof(secret))) {
+		aad_error(r, 401, "invalid_client", 7000216,
+			  "'client_assertion', 'client_secret' or 'request' is required for the "
+			  "'client_credentials' grant type.");
+		return;
+	}
+	want = emu_jstr(client, "client_secret");
+	if (!want || strcmp(want, secret)) {
+		aad_error(r, 401, "invalid_client", 7000215,
+			  "Invalid client secret provided. Ensure the secret being sent in the "
+			  "request is the client secret value, not the client secret ID, for a "
+			  "secret added to app '%s'.",
+			  client_id);
+		return;
+	}
+	if (!audience_for(resource, aud, sizeof(aud))) {
+		aad_error(r, 400, "invalid_resource", 500011,
+			  "The resource principal named %s was not found in the tenant named %s. "
+			  "This can happen if the application has not been installed by the "
+			  "administrator of the tenant or consented to by any user in the tenant. "
+			  "You might have sent your authentication request to the wrong tenant.",
+			  resource, c->tenant);
+		return;
+	}
+	if (c->v1)
+		snprintf(aud, sizeof(aud), "%s", resource);
+	if (json_object_object_get_ex(client, "token_lifetime_s", &lt))
+		lifetime = json_object_get_int(lt);
+	oid = emu_jstr(client, "object_id") ? emu_jstr(client, "object_id") : client_id;
+	tok = emu_token_issue(e, emu_jstr(client, "tenant_id"), emu_jstr(client, "client_id"),
+			      oid, aud, lifetime);
+	if (!tok) {
+		aad_error(r, 500, "server_error", 50000, "There was an error issuing a token.");
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "token_type", json_object_new_string("Bearer"));
+	if (c->v1) {
+		char s[32];
+
+		snprintf(s, sizeof(s), "%d", lifetime);
+		json_object_object_add(o, "expires_in", json_object_new_string(s));
+		json_object_object_add(o, "ext_expires_in", json_object_new_string(s));
+		snprintf(s, sizeof(s), "%lld", (long long)now + lifetime);
+		json_object_object_add(o, "expires_on", json_object_new_string(s));
+		snprintf(s, sizeof(s), "%lld", (long long)now);
+		json_object_object_add(o, "not_before", json_object_new_string(s));
+		json_object_object_add(o, "resource", json_object_new_string(resource));
+	} else {
+		json_object_object_add(o, "expires_in", json_object_new_int(lifetime));
+		json_object_object_add(o, "ext_expires_in", json_object_new_int(lifetime));
+	}
+	json_object_object_add(o, "access_token", json_object_new_string(tok));
+	emu_reply_json(r, 200, o);
+}
+
+/* One row per OAuth2 grant_type; add client assertions, IMDS-like flows here. */
+static const struct grant {
+	const char *type;
+	void (*fn)(struct emu *e, struct emu_req *q, struct emu_reply *r, struct entra_ctx *c);
+} grants[] = {
+	{ "client_credentials", grant_client_credentials },
+};
+
+static void token_endpoint(struct emu *e, struct emu_req *q, struct emu_reply *r,
+			   struct entra_ctx *c)
+{
+	char gt[128] = "";
+	size_t i;
+
+	r->secret_body = true;
+	if (strcmp(q->method, "POST")) {
+		aad_error(r, 405, "invalid_request", 900561,
+			  "The endpoint only accepts POST requests. Received a %s request.",
+			  q->method);
+		return;
+	}
+	c->body = q->body ? q->body : "";
+	if (!emu_tenant_known(e, c->tenant)) {
+		aad_error(r, 400, "invalid_request", 90002,
+			  "Tenant '%s' not found. Check to make sure you have the correct tenant "
+			  "ID and are signing into the correct cloud. Check with your subscription "
+			  "administrator, this may happen if there are no active subscriptions for "
+			  "the tenant.",
+			  c->tenant);
+		return;
+	}
+	if (!form_get(c->body, "grant_type", gt, sizeof(gt))) {
+		aad_error(r, 400, "invalid_request", 900144,
+			  "The request body must contain the following parameter: 'grant_type'.");
+		return;
+	}
+	for (i = 0; i < sizeof(grants) / sizeof(grants[0]); i++) {
+		if (!strcmp(gt, grants[i].type)) {
+			grants[i].fn(e, q, r, c);
+			return;
+		}
+	}
+	aad_error(r, 400, "unsupported_grant_type", 70003,
+		  "The app requested an unsupported grant type '%s'.", gt);
+}
+
+static void openid_config(struct emu *e, struct emu_reply *r, struct entra_ctx *c, bool v2)
+{
+	struct json_object *o = json_object_new_object(), *a;
+	const char *ov = v2 ? "/v2.0" : "";
+	const char *t = c->tenant;
+	bool generic = !strcasecmp(t, "common") || !strcasecmp(t, "organizations") ||
+		       !strcasecmp(t, "consumers");
+	char buf[512];
+
+	if (!generic && !emu_tenant_known(e, t)) {
+		aad_error(r, 400, "invalid_tenant", 90002,
+			  "Tenant '%s' not found. Check to make sure you have the correct tenant "
+			  "ID and are signing into the correct cloud.",
+			  t);
+		return;
+	}
+#define ADD_URL(key, fmt, ...)                                              \
+	do {                                                                \
+		snprintf(buf, sizeof(buf), fmt, __VA_ARGS__);               \
+		json_object_object_add(o, key, json_object_new_string(buf)); \
+	} while (0)
+	ADD_URL("token_endpoint", "https://%s/%s/oauth2%s/token", c->login, t, ov);
+	a = json_object_new_array();
+	json_object_array_add(a, json_object_new_string("client_secret_post"));
+	json_object_array_add(a, json_object_new_string("private_key_jwt"));
+	json_object_array_add(a, json_object_new_string("client_secret_basic"));
+	json_object_object_add(o, "token_endpoint_auth_methods_supported", a);
+	ADD_URL("jwks_uri", "https://%s/%s/discovery%s/keys", c->login, t, ov);
+	a = json_object_new_array();
+	json_object_array_add(a, json_object_new_string("query"));
+	json_object_array_add(a, json_object_new_string("fragment"));
+	json_object_array_add(a, json_object_new_string("form_post"));
+	json_object_object_add(o, "response_modes_supported", a);
+	a = json_object_new_array();
+	json_object_array_add(a, json_object_new_string("pairwise"));
+	json_object_object_add(o, "subject_types_supported", a);
+	a = json_object_new_array();
+	json_object_array_add(a, json_object_new_string("RS256"));
+	json_object_object_add(o, "id_token_signing_alg_values_supported", a);
+	a = json_object_new_array();
+	json_object_array_add(a, json_object_new_string("code"));
+	json_object_array_add(a, json_object_new_string("id_token"));
+	json_object_array_add(a, json_object_new_string("code id_token"));
+	json_object_array_add(a, json_object_new_string("id_token token"));
+	json_object_object_add(o, "response_types_supported", a);
+	a = json_object_new_array();
+	json_object_array_add(a, json_object_new_string("openid"));
+	json_object_array_add(a, json_object_new_string("profile"));
+	json_object_array_add(a, json_object_new_string("email"));
+	json_object_array_add(a, json_object_new_string("offline_access"));
+	json_object_object_add(o, "scopes_supported", a);
+	if (v2)
+		ADD_URL("issuer", "https://%s/%s/v2.0", c->login, generic ? "{tenantid}" : t);
+	else
+		ADD_URL("issuer", "https://sts.windows.net/%s/", generic ? "{tenantid}" : t);
+	json_object_object_add(o, "request_uri_parameter_supported", json_object_new_boolean(0));
+	json_object_object_add(o, "userinfo_endpoint",
+			       json_object_new_string("https://graph.microsoft.com/oidc/userinfo"));
+	ADD_URL("authorization_endpoint", "https://%s/%s/oauth2%s/authorize", c->login, t, ov);
+	ADD_URL("device_authorization_endpoint", "https://%s/%s/oauth2%s/devicecode", c->login,
+		t, ov);
+	json_object_object_add(o, "http_logout_supported", json_object_new_boolean(1));
+	json_object_object_add(o, "frontchannel_logout_supported", json_object_new_boolean(1));
+	ADD_URL("end_session_endpoint", "https://%s/%s/oauth2%s/logout", c->login, t, ov);
+	ADD_URL("kerberos_endpoint", "https://%s/%s/kerberos", c->login, t);
+	json_object_object_add(o, "tenant_region_scope", json_object_new_string("WW"));
+	json_object_object_add(o, "cloud_instance_name",
+			       json_object_new_string(strstr(c->login, ".us") ? "microsoftonline.us" :
+						      strstr(c->login, ".cn") ? "partner.microsoftonline.cn" :
+									       "microsoftonline.com"));
+	json_object_object_add(o, "cloud_graph_host_name", json_object_new_string("graph.windows.net"));
+	json_object_object_add(o, "msgraph_host", json_object_new_string("graph.microsoft.com"));
+	json_object_object_add(o, "rbac_url", json_object_new_string("https://pas.windows.net"));
+#undef ADD_URL
+	emu_reply_json(r, 200, o);
+}
+
+static void instance_discovery(struct emu_req *q, struct emu_reply *r, struct entra_ctx *c)
+{
+	const char *ae = emu_arg(q, "authorization_endpoint");
+	struct json_object *o = json_object_new_object(), *md = json_object_new_array();
+	struct json_object *m = json_object_new_object(), *aliases = json_object_new_array();
+	char tenant[128] = "common", buf[512];
+
+	if (ae && !strncasecmp(ae, "https://", 8)) {
+		const char *p = strchr(ae + 8, '/');
+
+		if (p)
+			snprintf(tenant, sizeof(tenant), "%.*s", (int)strcspn(p + 1, "/?"), p + 1);
+	}
+	snprintf(buf, sizeof(buf), "https://%s/%s/v2.0/.well-known/openid-configuration", c->login,
+		 tenant);
+	json_object_object_add(o, "tenant_discovery_endpoint", json_object_new_string(buf));
+	json_object_object_add(o, "api-version", json_object_new_string("1.1"));
+	json_object_object_add(m, "preferred_network", json_object_new_string(c->login));
+	json_object_object_add(m, "preferred_cache",
+			       json_object_new_string(strcmp(c->login, "login.microsoftonline.com") ?
+							      c->login :
+							      "login.windows.net"));
+	if (!strcmp(c->login, "login.microsoftonline.com")) {
+		json_object_array_add(aliases, json_object_new_string("login.microsoftonline.com"));
+		json_object_array_add(aliases, json_object_new_string("login.windows.net"));
+		json_object_array_add(aliases, json_object_new_string("login.microsoft.com"));
+		json_object_array_add(aliases, json_object_new_string("sts.windows.net"));
+	} else {
+		json_object_array_add(aliases, json_object_new_string(c->login));
+	}
+	json_object_object_add(m, "aliases", aliases);
+	json_object_array_add(md, m);
+	json_object_object_add(o, "metadata", md);
+	emu_reply_json(r, 200, o);
+}
+
+void emu_entra_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
+{
+	struct entra_ctx c = { 0 };
+	char *buf = strdup(q->path), *seg[MAXSEG];
+	int n;
+
+	if (!buf) {
+		emu_reply_error(r, 500, "server_error", "Out of memory.");
+		return;
+	}
+	n = emu_split_path(buf, seg, MAXSEG);
+	c.login = q->host;
+	if (n < 2)
+		goto notfound;
+	c.tenant = seg[0];
+	if (n == 4 && !strcmp(seg[1], "oauth2") && !strcmp(seg[2], "v2.0") &&
+	    !strcmp(seg[3], "token")) {
+		token_endpoint(e, q, r, &c);
+	} else if (n == 3 && !strcmp(seg[1], "oauth2") && !strcmp(seg[2], "token")) {
+		c.v1 = true;
+		token_endpoint(e, q, r, &c);
+	} else if (n == 4 && !strcmp(seg[1], "v2.0") && !strcmp(seg[2], ".well-known") &&
+		   !strcmp(seg[3], "openid-configuration")) {
+		openid_config(e, r, &c, true);
+	} else if (n == 3 && !strcmp(seg[1], ".well-known") &&
+		   !strcmp(seg[2], "openid-configuration")) {
+		openid_config(e, r, &c, false);
+	} else if (n == 3 && !strcmp(seg[1], "discovery") && !strcmp(seg[2], "instance")) {
+		instance_discovery(q, r, &c);
+	} else if (n >= 3 && !strcmp(seg[1], "discovery") && !strcmp(seg[n - 1], "keys")) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "keys", json_object_new_array());
+		emu_reply_json(r, 200, o);
+	} else {
+		goto notfound;
+	}
+	free(buf);
+	return;
+notfound:
+	free(buf);
+	r->status = 404;
+	r->content_type = "text/html; charset=utf-8";
+	r->body = strdup("<html><body>Not found</body></html>");
+	r->body_len = r->body ? strlen(r->body) : 0;
+}

@@ -1,0 +1,536 @@
+/*
+ * world.c: the emulator's world (subscriptions, resource groups, Data Box
+ * jobs, vaults with keys, identities, clients) and the token table.
+ *
+ * The world is kept as the json-c tree it was loaded from, so the admin API
+ * can hand it back verbatim; queries are linear scans (worlds are small).
+ * Loading a world generates real key material for every key version that
+ * does not bring its own (`n`/`e` for RSA, `crv`/`x`/`y` for EC), caching it
+ * by vault/key/version so that replacing the world keeps the same keys.
+ * All functions except emu_world_prepare() expect e->lock to be held.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/ec.h>
+
+#include "emu.h"
+
+const char *emu_jstr(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* Follow a dotted path of object keys ("properties.details"). */
+struct json_object *emu_jpath(struct json_object *o, const char *dotted)
+{
+	char buf[256], *save = NULL, *tok;
+
+	snprintf(buf, sizeof(buf), "%s", dotted);
+	for (tok = strtok_r(buf, ".", &save); tok && o; tok = strtok_r(NULL, ".", &save)) {
+		if (!json_object_is_type(o, json_type_object) ||
+		    !json_object_object_get_ex(o, tok, &o))
+			return NULL;
+	}
+	return o;
+}
+
+/*
+ * Split "/subscriptions/S/resourceGroups/RG/providers/NS/TYPE/NAME" into
+ * S, RG and NAME (the last segment). Segment names compare
+ * case-insensitively. rg/name may be NULL.
+ */
+bool emu_id_parse(const char *id, char *sub, char *rg, char *name, size_t len)
+{
+	char buf[1024], *seg[16];
+	int n;
+
+	if (!id || strlen(id) >= sizeof(buf))
+		return false;
+	strcpy(buf, id);
+	n = emu_split_path(buf, seg, 16);
+	if (n < 2 || strcasecmp(seg[0], "subscriptions"))
+		return false;
+	snprintf(sub, len, "%s", seg[1]);
+	if (rg) {
+		if (n < 4 || strcasecmp(seg[2], "resourceGroups"))
+			return false;
+		snprintf(rg, len, "%s", seg[3]);
+	}
+	if (name) {
+		if (n < 8)
+			return false;
+		snprintf(name, len, "%s", seg[n - 1]);
+	}
+	return true;
+}
+
+struct json_object *emu_world_array(struct emu *e, const char *name)
+{
+	struct json_object *a;
+
+	if (!e->world || !json_object_object_get_ex(e->world, name, &a) ||
+	    !json_object_is_type(a, json_type_array))
+		return NULL;
+	return a;
+}
+
+static int world_int(struct emu *e, const char *key, int def)
+{
+	struct json_object *v;
+
+	if (!e->world || !json_object_object_get_ex(e->world, key, &v) ||
+	    !json_object_is_type(v, json_type_int) || json_object_get_int(v) <= 0)
+		return def;
+	return json_object_get_int(v);
+}
+
+int emu_world_page_size(struct emu *e)
+{
+	if (e->page_size_override > 0)
+		return e->page_size_override;
+	return world_int(e, "page_size", 20);
+}
+
+int emu_world_token_lifetime(struct emu *e)
+{
+	return world_int(e, "token_lifetime_s", 3599);
+}
+
+struct json_object *emu_find_subscription(struct emu *e, const char *sub)
+{
+	struct json_object *a = emu_world_array(e, "subscriptions");
+	size_t i, n = a ? json_object_array_length(a) : 0;
+
+	for (i = 0; i < n; i++) {
+		struct json_object *s = json_object_array_get_idx(a, i);
+		const char *id = emu_jstr(s, "subscriptionId");
+
+		if (id && !strcasecmp(id, sub))
+			return s;
+	}
+	return NULL;
+}
+
+/*
+ * A resource group is known when the world lists it in "resource_groups"
+ * ([{"subscriptionId","name"}]); worlds without that list know every RG.
+ */
+bool emu_rg_known(struct emu *e, const char *sub, const char *rg)
+{
+	struct json_object *a = emu_world_array(e, "resource_groups");
+	size_t i, n;
+
+	if (!a)
+		return true;
+	n = json_object_array_length(a);
+	for (i = 0; i < n; i++) {
+		struct json_object *g = json_object_array_get_idx(a, i);
+		const char *s = emu_jstr(g, "subscriptionId"), *name = emu_jstr(g, "name");
+
+		if (s && name && !strcasecmp(s, sub) && !strcasecmp(name, rg))
+			return true;
+	}
+	return false;
+}
+
+/* Find an element of a world array whose "id" names sub/rg/.../name. */
+struct json_object *emu_find_resource(struct emu *e, const char *array, const char *sub,
+				      const char *rg, const char *name)
+{
+	struct json_object *a = emu_world_array(e, array);
+	size_t i, n = a ? json_object_array_length(a) : 0;
+	char s[256], g[256], nm[256];
+
+	for (i = 0; i < n; i++) {
+		struct json_object *o = json_object_array_get_idx(a, i);
+
+		if (!emu_id_parse(emu_jstr(o, "id"), s, g, nm, sizeof(s)))
+			continue;
+		if (!strcasecmp(s, sub) && !strcasecmp(g, rg) && !strcasecmp(nm, name))
+			return o;
+	}
+	return NULL;
+}
+
+struct json_object *emu_find_job(struct emu *e, const char *sub, const char *rg, const char *name)
+{
+	return emu_find_resource(e, "jobs", sub, rg, name);
+}
+
+struct json_object *emu_find_vault_by_name(struct emu *e, const char *name)
+{
+	struct json_object *a = emu_world_array(e, "vaults");
+	size_t i, n = a ? json_object_array_length(a) : 0;
+
+	for (i = 0; i < n; i++) {
+		struct json_object *v = json_object_array_get_idx(a, i);
+		const char *nm = emu_jstr(v, "name");
+
+		if (nm && !strcasecmp(nm, name))
+			return v;
+	}
+	return NULL;
+}
+
+/* The vault whose vaultUri host is host (lower-case, no port). */
+struct json_object *emu_find_vault_by_host(struct emu *e, const char *host)
+{
+	struct json_object *a = emu_world_array(e, "vaults");
+	size_t i, n = a ? json_object_array_length(a) : 0;
+
+	for (i = 0; i < n; i++) {
+		struct json_object *v = json_object_array_get_idx(a, i);
+		const char *uri = emu_jstr(emu_jpath(v, "properties"), "vaultUri");
+		const char *h;
+		size_t hl;
+
+		if (!uri || strncasecmp(uri, "https://", 8))
+			continue;
+		h = uri + 8;
+		hl = strcspn(h, "/:");
+		if (hl == strlen(host) && !strncasecmp(h, host, hl))
+			return v;
+	}
+	return NULL;
+}
+
+struct json_object *emu_find_client(struct emu *e, const char *tenant, const char *client)
+{
+	struct json_object *a = emu_world_array(e, "clients");
+	size_t i, n = a ? json_object_array_length(a) : 0;
+
+	for (i = 0; i < n; i++) {
+		struct json_object *c = json_object_array_get_idx(a, i);
+		const char *t = emu_jstr(c, "tenant_id"), *id = emu_jstr(c, "client_id");
+
+		if (t && id && !strcasecmp(t, tenant) && !strcasecmp(id, client))
+			return c;
+	}
+	return NULL;
+}
+
+static bool array_has_tenant(struct emu *e, const char *array, const char *key,
+			     const char *tenant)
+{
+	struct json_object *a = emu_world_array(e, array);
+	size_t i, n = a ? json_object_array_length(a) : 0;
+
+	for (i = 0; i < n; i++) {
+		const char *t = emu_jstr(json_object_array_get_idx(a, i), key);
+
+		if (t && !strcasecmp(t, tenant))
+			return true;
+	}
+	return false;
+}
+
+bool emu_tenant_known(struct emu *e, const char *tenant)
+{
+	struct json_object *a = emu_world_array(e, "tenants");
+	size_t i, n = a ? json_object_array_length(a) : 0;
+
+	for (i = 0; i < n; i++) {
+		struct json_object *t = json_object_array_get_idx(a, i);
+
+		if (json_object_is_type(t, json_type_string) &&
+		    !strcasecmp(json_object_get_string(t), tenant))
+			return true;
+	}
+	return array_has_tenant(e, "clients", "tenant_id", tenant) ||
+	       array_has_tenant(e, "subscriptions", "tenantId", tenant);
+}
+
+/* ---- key material ---- */
+
+static char *bn_b64url(const BIGNUM *bn, int pad)
+{
+	int len = pad > 0 ? pad : BN_num_bytes(bn);
+	unsigned char *buf = malloc((size_t)len > 0 ? (size_t)len : 1);
+	char *s = NULL;
+
+	if (!buf)
+		return NULL;
+	if (BN_bn2binpad(bn, buf, len) == len)
+		s = emu_b64url(buf, (size_t)len);
+	free(buf);
+	return s;
+}
+
+static int jwk_add_bn(struct json_object *jwk, const char *name, EVP_PKEY *pk,
+		      const char *param, int pad)
+{
+	BIGNUM *bn = NULL;
+	char *s = NULL;
+	int rc = -1;
+
+	if (!EVP_PKEY_get_bn_param(pk, param, &bn))
+		goto out;
+	s = bn_b64url(bn, pad);
+	if (!s)
+		goto out;
+	json_object_object_add(jwk, name, json_object_new_string(s));
+	rc = 0;
+out:
+	free(s);
+	BN_free(bn);
+	return rc;
+}
+
+/* Generate a JWK (public part only) for kty/size; NULL on failure. */
+static struct json_object *make_jwk(const char *kty, int size, const char *crv)
+{
+	struct json_object *jwk = json_object_new_object();
+	EVP_PKEY *pk = NULL;
+	bool ok = false;
+
+	if (!strncmp(kty, "RSA", 3)) {
+		pk = EVP_RSA_gen((unsigned int)(size > 0 ? size : 2048));
+		if (!pk || jwk_add_bn(jwk, "n", pk, OSSL_PKEY_PARAM_RSA_N, 0) ||
+		    jwk_add_bn(jwk, "e", pk, OSSL_PKEY_PARAM_RSA_E, 0))
+			goto out;
+	} else if (!strncmp(kty, "EC", 2)) {
+		int bytes = 32;
+		const char *group = "P-256";
+
+		if ((crv && !strcmp(crv, "P-384")) || size == 384) {
+			group = "P-384";
+			bytes = 48;
+		} else if ((crv && !strcmp(crv, "P-521")) || size == 521) {
+			group = "P-521";
+			bytes = 66;
+		}
+		pk = EVP_EC_gen(group);
+		json_object_object_add(jwk, "crv", json_object_new_string(group));
+		if (!pk || jwk_add_bn(jwk, "x", pk, OSSL_PKEY_PARAM_EC_PUB_X, bytes) ||
+		    jwk_add_bn(jwk, "y", pk, OSSL_PKEY_PARAM_EC_PUB_Y, bytes))
+			goto out;
+	}
+	/* oct keys expose no public material */
+	ok = true;
+out:
+	EVP_PKEY_free(pk);
+	if (!ok) {
+		json_object_put(jwk);
+		jwk = NULL;
+	}
+	return jwk;
+}
+
+static bool has_material(struct json_object *ver, const char *kty)
+{
+	if (!strncmp(kty, "RSA", 3))
+		return emu_jstr(ver, "n") && emu_jstr(ver, "e");
+	if (!strncmp(kty, "EC", 2))
+		return emu_jstr(ver, "x") && emu_jstr(ver, "y");
+	return true;
+}
+
+static int prepare_version(struct emu *e, const char *vault, const char *key,
+			   struct json_object *ver)
+{
+	const char *kty = emu_jstr(ver, "kty"), *version = emu_jstr(ver, "version");
+	struct json_object *size_o, *jwk = NULL;
+	int size = 0;
+	char ck[512];
+	bool fresh = false;
+
+	if (!kty)
+		kty = "RSA";
+	if (!version)
+		return -1;
+	if (has_material(ver, kty))
+		return 0;
+	if (json_object_object_get_ex(ver, "key_size", &size_o))
+		size = json_object_get_int(size_o);
+	snprintf(ck, sizeof(ck), "%s/%s/%s/%s/%d", vault, key, version, kty, size);
+
+	pthread_mutex_lock(&e->keycache_lock);
+	if (json_object_object_get_ex(e->keycache, ck, &jwk))
+		json_object_get(jwk);
+	else
+		jwk = NULL;
+	pthread_mutex_unlock(&e->keycache_lock);
+	if (!jwk) {
+		jwk = make_jwk(kty, size, emu_jstr(ver, "crv"));
+		fresh = true;
+	}
+	if (!jwk)
+		return -1;
+	json_object_object_foreach(jwk, k, v)
+	{
+		json_object_object_add(ver, k, json_object_get(v));
+	}
+	if (fresh) {
+		pthread_mutex_lock(&e->keycache_lock);
+		json_object_object_add(e->keycache, ck, json_object_get(jwk));
+		pthread_mutex_unlock(&e->keycache_lock);
+	}
+	json_object_put(jwk);
+	return 0;
+}
+
+/*
+ * Parse a world from text and fill in missing key material. Does not touch
+ * e->world, so it may run without e->lock. Returns the new world or NULL
+ * with a message in err.
+ */
+struct json_object *emu_world_prepare(struct emu *e, const char *text, char *err, size_t errlen)
+{
+	enum json_tokener_error jerr = json_tokener_success;
+	struct json_object *w = json_tokener_parse_verbose(text, &jerr), *vaults;
+	size_t i, j, k;
+
+	if (!w) {
+		snprintf(err, errlen, "world is not JSON: %s", json_tokener_error_desc(jerr));
+		return NULL;
+	}
+	if (!json_object_is_type(w, json_type_object)) {
+		snprintf(err, errlen, "world must be a JSON object");
+		goto fail;
+	}
+	if (!json_object_object_get_ex(w, "vaults", &vaults))
+		return w;
+	for (i = 0; i < json_object_array_length(vaults); i++) {
+		struct json_object *v = json_object_array_get_idx(vaults, i), *keys;
+		const char *vname = emu_jstr(v, "name");
+
+		if (!vname || !json_object_object_get_ex(v, "keys", &keys))
+			continue;
+		for (j = 0; j < json_object_array_length(keys); j++) {
+			struct json_object *key = json_object_array_get_idx(keys, j), *vers;
+			const char *kname = emu_jstr(key, "name");
+
+			if (!kname || !json_object_object_get_ex(key, "versions", &vers))
+				continue;
+			for (k = 0; k < json_object_array_length(vers); k++) {
+				if (prepare_version(e, vname, kname,
+						    json_object_array_get_idx(vers, k))) {
+					snprintf(err, errlen,
+						 "cannot make key material for %s/%s", vname,
+						 kname);
+					goto fail;
+				}
+			}
+		}
+	}
+	return w;
+fail:
+	json_object_put(w);
+	return NULL;
+}
+
+void emu_world_replace(struct emu *e, struct json_object *world)
+{
+	json_object_put(e->world);
+	e->world = world;
+}
+
+/* ---- tokens ---- */
+
+static char *b64url_json(struct json_object *o)
+{
+	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							      JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	return emu_b64url((const unsigned char *)s, strlen(s));
+}
+
+/*
+ * Issue a JWT-shaped token and remember it. The signature is random: the
+ * emulator only ever looks tokens up in its own table. Returns the token
+ * (owned by the table) or NULL.
+ */
+const char *emu_token_issue(struct emu *e, const char *tenant, const char *client,
+			    const char *oid, const char *aud, int lifetime)
+{
+	struct json_object *hdr = json_object_new_object(), *pl = json_object_new_object();
+	char *h = NULL, *p = NULL, *sig = NULL, *tok = NULL, iss[160], uti[23];
+	unsigned char rnd[64];
+	time_t now = time(NULL);
+	struct emu_token *t;
+	size_t i, keep = 0;
+
+	/* drop tokens expired for more than an hour */
+	for (i = 0; i < e->ntokens; i++) {
+		if (e->tokens[i].exp + 3600 < now)
+			free(e->tokens[i].token);
+		else
+			e->tokens[keep++] = e->tokens[i];
+	}
+	e->ntokens = keep;
+	if (e->ntokens == e->cap_tokens) {
+		size_t cap = e->cap_tokens ? e->cap_tokens * 2 : 64;
+		struct emu_token *nt = realloc(e->tokens, cap * sizeof(*nt));
+
+		if (!nt)
+			goto out;
+		e->tokens = nt;
+		e->cap_tokens = cap;
+	}
+	emu_rand_hex(uti, 11);
+	snprintf(iss, sizeof(iss), "https://sts.windows.net/%s/", tenant);
+	json_object_object_add(hdr, "typ", json_object_new_string("JWT"));
+	json_object_object_add(hdr, "alg", json_object_new_string("RS256"));
+	json_object_object_add(hdr, "x5t", json_object_new_string("databox-emulator"));
+	json_object_object_add(hdr, "kid", json_object_new_string("databox-emulator"));
+	json_object_object_add(pl, "aud", json_object_new_string(aud));
+	json_object_object_add(pl, "iss", json_object_new_string(iss));
+	json_object_object_add(pl, "iat", json_object_new_int64(now));
+	json_object_object_add(pl, "nbf", json_object_new_int64(now));
+	json_object_object_add(pl, "exp", json_object_new_int64(now + lifetime));
+	json_object_object_add(pl, "appid", json_object_new_string(client));
+	json_object_object_add(pl, "appidacr", json_object_new_string("1"));
+	json_object_object_add(pl, "idp", json_object_new_string(iss));
+	json_object_object_add(pl, "oid", json_object_new_string(oid));
+	json_object_object_add(pl, "sub", json_object_new_string(oid));
+	json_object_object_add(pl, "tid", json_object_new_string(tenant));
+	json_object_object_add(pl, "uti", json_object_new_string(uti));
+	json_object_object_add(pl, "ver", json_object_new_string("1.0"));
+	h = b64url_json(hdr);
+	p = b64url_json(pl);
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		goto out;
+	sig = emu_b64url(rnd, sizeof(rnd));
+	if (!h || !p || !sig || asprintf(&tok, "%s.%s.%s", h, p, sig) < 0) {
+		tok = NULL;
+		goto out;
+	}
+	t = &e->tokens[e->ntokens++];
+	memset(t, 0, sizeof(*t));
+	t->token = tok;
+	snprintf(t->tenant, sizeof(t->tenant), "%s", tenant);
+	snprintf(t->client, sizeof(t->client), "%s", client);
+	snprintf(t->oid, sizeof(t->oid), "%s", oid);
+	snprintf(t->aud, sizeof(t->aud), "%s", aud);
+	t->exp = now + lifetime;
+out:
+	free(h);
+	free(p);
+	free(sig);
+	json_object_put(hdr);
+	json_object_put(pl);
+	return tok;
+}
+
+const struct emu_token *emu_token_find(struct emu *e, const char *token)
+{
+	size_t i;
+
+	for (i = 0; i < e->ntokens; i++)
+		if (!strcmp(e->tokens[i].token, token))
+			return &e->tokens[i];
+	return NULL;
+}
