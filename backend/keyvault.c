@@ -1,0 +1,1228 @@
+/*
+ * keyvault.c: the preflight of a customer-managed-key write (keyvault.h).
+ *
+ * Before the mount PATCHes a key into an order it asks ARM and Key Vault
+ * what the Data Box service will ask them, and fails with the service's own
+ * Ssem code: the vault is found by name through Resources - List (first in
+ * the order's subscription, then in every subscription the credential can
+ * list), its ARM properties give soft delete, purge protection, the
+ * permission model and the access policies; the key's KeyBundle gives
+ * enabled, nbf, exp, kty and the modulus n, whose bit length is counted
+ * straight from the base64url text.
+ *
+ * Every request is an idempotent GET bounded by one deadline per public
+ * call. ARM requests carry the cloud's ARM scope, Key Vault requests the
+ * vault scope. nextLink is followed only to the cloud's ARM host, so a
+ * token is never sent anywhere else. A 403 on the vault or on the key
+ * skips the checks it would have fed and says so in the preflight notes;
+ * every other failure (401, 5xx, throttling, transport) propagates with
+ * its own enum dbx_err. Responses are parsed defensively: a wrong type or
+ * a missing field is DBX_EREMOTE "malformed ... response", never a crash.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <limits.h>
+
+#include <json-c/json.h>
+
+#include "databoxfs/keyvault.h"
+#include "databoxfs/arm.h"
+
+#define API_RESOURCES "2021-04-01"
+#define API_VAULTS "2024-11-01"
+#define API_IDENTITIES "2023-01-31"
+#define API_SUBSCRIPTIONS "2022-12-01"
+#define API_KEYVAULT "7.4"
+
+#define MAX_PAGES 1000            /* per list: a server that pages forever is malformed */
+#define MAX_SUBSCRIPTIONS 10000   /* subscriptions searched for a vault */
+#define MIN_RSA_BITS 2048
+
+#define SSEM_VAULT_NOT_FOUND "SsemUserErrorKeyVaultDetailsNotFound"
+#define SSEM_SOFT_DELETE "SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled"
+#define SSEM_KEY_NOT_FOUND "SsemUserErrorKeyDetailsNotFound"
+#define SSEM_KEY_DISABLED "SsemUserErrorEncryptionKeyDisabled"
+#define SSEM_KEY_EXPIRED "SsemUserErrorEncryptionKeyExpired"
+#define SSEM_KEY_TYPE "SsemUserErrorEncryptionKeyTypeNotSupported"
+#define SSEM_ACCESS "SsemUserErrorKeyVaultBadRequestException"
+#define SSEM_UAI_NOT_FOUND "SsemUserErrorKekUserIdentityNotFound"
+#define SSEM_BAD_URL "SsemUserErrorInvalidKeyVaultUrl"
+#define SSEM_BAD_HOST "SsemUserErrorKeyVaultUrlInvalidHost"
+
+#define NOTE_VAULT_403                                                                          \
+	"vault properties not readable with the mount's credential (403); soft delete and purge " \
+	"protection not checked."
+
+struct dbx_keyvault {
+	struct dbx_transport *transport; /* not owned */
+	const struct dbx_cloud *cloud;
+	uint64_t timeout_ms;
+	const struct dbx_clock *clock;
+};
+
+/* The key permissions Data Box needs, as bits. */
+enum {
+	PERM_GET = 1,
+	PERM_WRAP = 2,
+	PERM_UNWRAP = 4,
+	PERM_NEEDED = PERM_GET | PERM_WRAP | PERM_UNWRAP,
+};
+
+struct dbx_keyvault *dbx_keyvault_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
+				      uint64_t timeout_ms, const struct dbx_clock *clock)
+{
+	struct dbx_keyvault *kv;
+
+	if (!transport || !cloud)
+		return NULL;
+	kv = calloc(1, sizeof(*kv));
+	if (!kv)
+		return NULL;
+	kv->transport = transport;
+	kv->cloud = cloud;
+	kv->timeout_ms = timeout_ms;
+	kv->clock = clock ? clock : dbx_clock_system();
+	return kv;
+}
+
+void dbx_keyvault_free(struct dbx_keyvault *kv)
+{
+	free(kv);
+}
+
+/* ---- errors ---- */
+
+/* Fill err with a user error the service would answer with code (err->err DBX_EINVAL). */
+static enum dbx_err __attribute__((format(printf, 5, 6)))
+ssem_error(struct dbx_error *err, const char *code, long status, const struct dbx_http_response *resp,
+	   const char *fmt, ...)
+{
+	char msg[DBX_ERR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!err)
+		return DBX_EINVAL;
+	dbx_error_clear(err);
+	dbx_error_set(err, DBX_EINVAL, "%s", msg);
+	snprintf(err->code, sizeof(err->code), "%s", code);
+	err->http_status = status;
+	if (resp && resp->request_id)
+		snprintf(err->request_id, sizeof(err->request_id), "%s", resp->request_id);
+	return DBX_EINVAL;
+}
+
+/* A response that is not the JSON we expect. */
+static enum dbx_err malformed(struct dbx_error *err, const struct dbx_http_response *resp,
+			      const char *what)
+{
+	dbx_error_clear(err);
+	dbx_error_set(err, DBX_EREMOTE, "malformed %s response", what);
+	if (err && resp) {
+		err->http_status = resp->status;
+		if (resp->request_id)
+			snprintf(err->request_id, sizeof(err->request_id), "%s", resp->request_id);
+	}
+	return DBX_EREMOTE;
+}
+
+/* A non-2xx answer that is not a check's outcome: the service's own error, with context. */
+static enum dbx_err response_error(const struct dbx_http_response *resp, const char *what,
+				   struct dbx_error *err)
+{
+	struct dbx_error e;
+	enum dbx_err rc;
+
+	dbx_error_clear(&e);
+	rc = dbx_arm_error_from_response(resp, &e);
+	if (rc == DBX_OK)
+		rc = DBX_EREMOTE;
+	e.err = rc;
+	if (e.http_status == 0)
+		e.http_status = resp->status;
+	if (err) {
+		*err = e;
+		snprintf(err->message, sizeof(err->message), "%s: HTTP %ld%s%.900s", what, resp->status,
+			 e.message[0] ? ": " : "", e.message);
+	}
+	return rc;
+}
+
+static enum dbx_err no_memory(struct dbx_error *err)
+{
+	dbx_error_clear(err);
+	return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+}
+
+/* ---- requests ---- */
+
+static uint64_t deadline_of(const struct dbx_keyvault *kv)
+{
+	if (kv->timeout_ms == 0)
+		return 0;
+	return kv->clock->now_ms(kv->clock->ctx) + kv->timeout_ms;
+}
+
+/* GET url with a token for scope. DBX_OK when any HTTP response arrived (resp filled). */
+static enum dbx_err http_get(struct dbx_keyvault *kv, const char *url, const char *scope,
+			     uint64_t deadline, struct dbx_http_response *resp, struct dbx_error *err)
+{
+	struct dbx_http_request req = {
+		.method = "GET",
+		.url = url,
+		.scope = scope,
+		.deadline_ms = deadline,
+		.idempotent = true,
+	};
+	enum dbx_err rc;
+
+	dbx_http_response_reset(resp);
+	if (deadline && kv->clock->now_ms(kv->clock->ctx) >= deadline) {
+		dbx_error_clear(err);
+		return dbx_error_set(err, DBX_ETIMEDOUT,
+				     "Key Vault preflight did not finish within the timeout");
+	}
+	rc = dbx_http_send(kv->transport, &req, resp, err);
+	if (rc != DBX_OK)
+		dbx_http_response_reset(resp);
+	return rc;
+}
+
+static bool is_2xx(const struct dbx_http_response *resp)
+{
+	return resp->status >= 200 && resp->status < 300;
+}
+
+/* The body as a JSON object, or NULL (not JSON, trailing garbage, not an object). */
+static struct json_object *parse_body(const struct dbx_http_response *resp)
+{
+	struct json_tokener *tok;
+	struct json_object *root = NULL;
+	size_t end;
+
+	if (!resp->body || resp->body_len == 0 || resp->body_len > INT_MAX)
+		return NULL;
+	tok = json_tokener_new();
+	if (!tok)
+		return NULL;
+	root = json_tokener_parse_ex(tok, resp->body, (int)resp->body_len);
+	if (!root || json_tokener_get_error(tok) != json_tokener_success ||
+	    !json_object_is_type(root, json_type_object))
+		goto fail;
+	for (end = json_tokener_get_parse_end(tok); end < resp->body_len; end++) {
+		char c = resp->body[end];
+
+		if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+			goto fail;
+	}
+	json_tokener_free(tok);
+	return root;
+fail:
+	json_object_put(root);
+	json_tokener_free(tok);
+	return NULL;
+}
+
+/*
+ * Member key of o with type t: 1 when present with that type (*out set),
+ * 0 when absent or null, -1 when present with another type.
+ */
+static int member(struct json_object *o, const char *key, enum json_type t, struct json_object **out)
+{
+	struct json_object *v = NULL;
+
+	*out = NULL;
+	if (!o || !json_object_is_type(o, json_type_object))
+		return -1;
+	if (!json_object_object_get_ex(o, key, &v) || !v)
+		return 0;
+	if (!json_object_is_type(v, t))
+		return -1;
+	*out = v;
+	return 1;
+}
+
+/* Member key as a string: 1 present, 0 absent/null, -1 wrong type. */
+static int member_str(struct json_object *o, const char *key, const char **out)
+{
+	struct json_object *v;
+	int r = member(o, key, json_type_string, &v);
+
+	*out = r == 1 ? json_object_get_string(v) : NULL;
+	return r;
+}
+
+/* Optional boolean member: absent keeps *out (the default); -1 on a wrong type. */
+static int member_bool(struct json_object *o, const char *key, bool *out)
+{
+	struct json_object *v;
+	int r = member(o, key, json_type_boolean, &v);
+
+	if (r == 1)
+		*out = json_object_get_boolean(v);
+	return r;
+}
+
+static bool copy_str(char *dst, size_t cap, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n >= cap)
+		return false;
+	memcpy(dst, src, n + 1);
+	return true;
+}
+
+/* Is link an https URL on the cloud's ARM host (so our ARM token may go there)? */
+static bool same_arm_host(const struct dbx_keyvault *kv, const char *link)
+{
+	const char *host;
+	size_t n;
+
+	if (strncasecmp(link, "https://", 8) != 0)
+		return false;
+	host = link + 8;
+	n = strcspn(host, "/?#");
+	if (n != strlen(kv->cloud->arm_host) || strncasecmp(host, kv->cloud->arm_host, n) != 0)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)link; *p; p++) {
+		if (*p <= 0x20 || *p >= 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Is id a plausible ARM resource ID to append to the ARM host: starts with
+ * "/subscriptions/", printable ASCII without query, fragment, percent,
+ * backslash, empty, "." or ".." segments.
+ */
+static bool arm_id_ok(const char *id)
+{
+	const char *seg;
+
+	if (strncasecmp(id, "/subscriptions/", 15) != 0 || strlen(id) >= 512)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
+		if (*p <= 0x20 || *p >= 0x7f || strchr("?#%\\", *p))
+			return false;
+	}
+	seg = id;
+	while (*seg == '/') {
+		size_t n = strcspn(seg + 1, "/");
+
+		if (n == 0 || (n == 1 && seg[1] == '.') || (n == 2 && seg[1] == '.' && seg[2] == '.'))
+			return false;
+		seg += 1 + n;
+	}
+	return *seg == '\0';
+}
+
+/* ---- vault lookup ---- */
+
+/*
+ * The nextLink of a list page: DBX_OK with *next set (NULL at the end), or
+ * DBX_EREMOTE when it is not a string or points away from the ARM host.
+ */
+static enum dbx_err next_link(struct dbx_keyvault *kv, struct json_object *root,
+			      const struct dbx_http_response *resp, const char *what, char **next,
+			      struct dbx_error *err)
+{
+	const char *link;
+	int r = member_str(root, "nextLink", &link);
+
+	*next = NULL;
+	if (r < 0)
+		return malformed(err, resp, what);
+	if (r == 0 || link[0] == '\0')
+		return DBX_OK;
+	if (!same_arm_host(kv, link)) {
+		dbx_error_clear(err);
+		return dbx_error_set(err, DBX_EREMOTE,
+				     "%s: nextLink points away from %s; not followed", what,
+				     kv->cloud->arm_host);
+	}
+	*next = strdup(link);
+	if (!*next)
+		return no_memory(err);
+	return DBX_OK;
+}
+
+/* "name" with OData quotes doubled, URL-escaped inside the Resources - List filter. */
+static char *resources_url(struct dbx_keyvault *kv, const char *subscription, const char *name)
+{
+	char *quoted = NULL, *filter = NULL, *efilter = NULL, *esub = NULL, *url = NULL;
+	size_t n = strlen(name), j = 0;
+	int len;
+
+	quoted = malloc(2 * n + 1);
+	if (!quoted)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		quoted[j++] = name[i];
+		if (name[i] == '\'')
+			quoted[j++] = '\'';
+	}
+	quoted[j] = '\0';
+	len = asprintf(&filter, "resourceType eq 'Microsoft.KeyVault/vaults' and name eq '%s'",
+		       quoted);
+	if (len < 0) {
+		filter = NULL;
+		goto out;
+	}
+	efilter = dbx_url_escape(filter);
+	esub = dbx_url_escape(subscription);
+	if (!efilter || !esub)
+		goto out;
+	len = asprintf(&url, "https://%s/subscriptions/%s/resources?$filter=%s&api-version=%s",
+		       kv->cloud->arm_host, esub, efilter, API_RESOURCES);
+	if (len < 0)
+		url = NULL;
+out:
+	free(quoted);
+	free(filter);
+	free(efilter);
+	free(esub);
+	return url;
+}
+
+/*
+ * Look for the vault called name in one subscription. *found tells
+ * whether it was; id receives its resource ID as ARM spells it. A 403 or
+ * 404 on the subscription is "not here" and sets *denied on 403.
+ */
+static enum dbx_err search_subscription(struct dbx_keyvault *kv, const char *subscription,
+					const char *name, uint64_t deadline, char *id, size_t cap,
+					bool *found, bool *denied, struct dbx_error *err)
+{
+	static const char what[] = "ARM resources list";
+	struct dbx_http_response resp = { 0 };
+	struct json_object *root = NULL;
+	char *url = resources_url(kv, subscription, name);
+	enum dbx_err rc = DBX_OK;
+
+	*found = false;
+	if (!url) {
+		rc = no_memory(err);
+		goto out;
+	}
+	for (unsigned page = 0; !*found; page++) {
+		struct json_object *value;
+		char *next = NULL;
+
+		if (page >= MAX_PAGES) {
+			rc = malformed(err, NULL, what);
+			goto out;
+		}
+		rc = http_get(kv, url, kv->cloud->arm_scope, deadline, &resp, err);
+		if (rc != DBX_OK)
+			goto out;
+		if (page == 0 && (resp.status == 403 || resp.status == 404)) {
+			if (resp.status == 403)
+				*denied = true;
+			goto out;
+		}
+		if (!is_2xx(&resp)) {
+			rc = response_error(&resp, what, err);
+			goto out;
+		}
+		json_object_put(root);
+		root = parse_body(&resp);
+		if (member(root, "value", json_type_array, &value) != 1) {
+			rc = malformed(err, &resp, what);
+			goto out;
+		}
+		for (size_t i = 0; i < json_object_array_length(value); i++) {
+			struct json_object *item = json_object_array_get_idx(value, i);
+			const char *rid, *rname, *rtype;
+
+			if (!json_object_is_type(item, json_type_object) ||
+			    member_str(item, "id", &rid) != 1 || member_str(item, "name", &rname) < 0 ||
+			    member_str(item, "type", &rtype) < 0) {
+				rc = malformed(err, &resp, what);
+				goto out;
+			}
+			if (!rname || !rtype || strcasecmp(rname, name) != 0 ||
+			    strcasecmp(rtype, "Microsoft.KeyVault/vaults") != 0)
+				continue;
+			if (!arm_id_ok(rid) || !copy_str(id, cap, rid)) {
+				rc = malformed(err, &resp, what);
+				goto out;
+			}
+			*found = true;
+			break;
+		}
+		if (*found)
+			break;
+		rc = next_link(kv, root, &resp, what, &next, err);
+		if (rc != DBX_OK)
+			goto out;
+		if (!next)
+			break;
+		free(url);
+		url = next;
+	}
+out:
+	json_object_put(root);
+	dbx_http_response_reset(&resp);
+	free(url);
+	return rc;
+}
+
+struct sub_list {
+	char **ids;
+	size_t n, cap;
+};
+
+static void sub_list_free(struct sub_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->ids[i]);
+	free(l->ids);
+	memset(l, 0, sizeof(*l));
+}
+
+static bool sub_list_add(struct sub_list *l, const char *id)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		char **ids = realloc(l->ids, cap * sizeof(*ids));
+
+		if (!ids)
+			return false;
+		l->ids = ids;
+		l->cap = cap;
+	}
+	l->ids[l->n] = strdup(id);
+	if (!l->ids[l->n])
+		return false;
+	l->n++;
+	return true;
+}
+
+/* Every subscription the credential can list (GET /subscriptions, all pages). */
+static enum dbx_err list_subscriptions(struct dbx_keyvault *kv, uint64_t deadline,
+				       struct sub_list *out, struct dbx_error *err)
+{
+	static const char what[] = "ARM subscriptions list";
+	struct dbx_http_response resp = { 0 };
+	struct json_object *root = NULL;
+	char *url = NULL;
+	enum dbx_err rc = DBX_OK;
+
+	if (asprintf(&url, "https://%s/subscriptions?api-version=%s", kv->cloud->arm_host,
+		     API_SUBSCRIPTIONS) < 0) {
+		url = NULL;
+		rc = no_memory(err);
+		goto out;
+	}
+	for (unsigned page = 0;; page++) {
+		struct json_object *value;
+		char *next = NULL;
+
+		if (page >= MAX_PAGES || out->n > MAX_SUBSCRIPTIONS) {
+			rc = malformed(err, NULL, what);
+			goto out;
+		}
+		rc = http_get(kv, url, kv->cloud->arm_scope, deadline, &resp, err);
+		if (rc != DBX_OK)
+			goto out;
+		if (!is_2xx(&resp)) {
+			rc = response_error(&resp, what, err);
+			goto out;
+		}
+		json_object_put(root);
+		root = parse_body(&resp);
+		if (member(root, "value", json_type_array, &value) != 1) {
+			rc = malformed(err, &resp, what);
+			goto out;
+		}
+		for (size_t i = 0; i < json_object_array_length(value); i++) {
+			struct json_object *item = json_object_array_get_idx(value, i);
+			const char *sid;
+
+			if (member_str(item, "subscriptionId", &sid) != 1 || sid[0] == '\0') {
+				rc = malformed(err, &resp, what);
+				goto out;
+			}
+			if (!sub_list_add(out, sid)) {
+				rc = no_memory(err);
+				goto out;
+			}
+		}
+		rc = next_link(kv, root, &resp, what, &next, err);
+		if (rc != DBX_OK)
+			goto out;
+		if (!next)
+			break;
+		free(url);
+		url = next;
+	}
+out:
+	json_object_put(root);
+	dbx_http_response_reset(&resp);
+	free(url);
+	return rc;
+}
+
+/* Fill out's properties from a vault's ARM body; false when it is malformed. */
+static bool parse_vault(struct json_object *root, struct dbx_vault_info *out)
+{
+	struct json_object *props, *pols;
+	const char *tenant;
+
+	if (member(root, "properties", json_type_object, &props) != 1)
+		return false;
+	out->soft_delete = true;
+	out->purge_protection = false;
+	out->rbac = false;
+	if (member_bool(props, "enableSoftDelete", &out->soft_delete) < 0 ||
+	    member_bool(props, "enablePurgeProtection", &out->purge_protection) < 0 ||
+	    member_bool(props, "enableRbacAuthorization", &out->rbac) < 0 ||
+	    member_str(props, "tenantId", &tenant) < 0 ||
+	    member(props, "accessPolicies", json_type_array, &pols) < 0)
+		return false;
+	if (tenant && !copy_str(out->tenant_id, sizeof(out->tenant_id), tenant))
+		return false;
+	out->policies_known = true;
+	return true;
+}
+
+/*
+ * GET the vault's ARM properties into out. *readable is false after a 403
+ * (out keeps its defaults and policies_known stays false). On success
+ * *props_root, when not NULL, receives the parsed body (caller puts it).
+ */
+static enum dbx_err read_vault(struct dbx_keyvault *kv, uint64_t deadline, const char *name,
+			       struct dbx_vault_info *out, bool *readable,
+			       struct json_object **props_root, struct dbx_error *err)
+{
+	static const char what[] = "ARM key vault";
+	struct dbx_http_response resp = { 0 };
+	struct json_object *root = NULL;
+	char *url = NULL;
+	enum dbx_err rc = DBX_OK;
+
+	*readable = false;
+	if (props_root)
+		*props_root = NULL;
+	if (!arm_id_ok(out->id)) {
+		rc = malformed(err, NULL, what);
+		goto out;
+	}
+	if (asprintf(&url, "https://%s%s?api-version=%s", kv->cloud->arm_host, out->id,
+		     API_VAULTS) < 0) {
+		url = NULL;
+		rc = no_memory(err);
+		goto out;
+	}
+	rc = http_get(kv, url, kv->cloud->arm_scope, deadline, &resp, err);
+	if (rc != DBX_OK)
+		goto out;
+	if (resp.status == 403)
+		goto out;
+	if (resp.status == 404) {
+		rc = ssem_error(err, SSEM_VAULT_NOT_FOUND, resp.status, &resp,
+				"key vault '%s' (%s) no longer exists", name, out->id);
+		goto out;
+	}
+	if (!is_2xx(&resp)) {
+		rc = response_error(&resp, what, err);
+		goto out;
+	}
+	root = parse_body(&resp);
+	if (!root || !parse_vault(root, out)) {
+		rc = malformed(err, &resp, what);
+		goto out;
+	}
+	*readable = true;
+	if (props_root) {
+		*props_root = root;
+		root = NULL;
+	}
+out:
+	json_object_put(root);
+	dbx_http_response_reset(&resp);
+	free(url);
+	return rc;
+}
+
+/* Find the vault's resource ID: the order's subscription first, then all listed ones. */
+static enum dbx_err locate_vault(struct dbx_keyvault *kv, const char *subscription, const char *name,
+				 uint64_t deadline, struct dbx_vault_info *out, struct dbx_error *err)
+{
+	struct sub_list subs = { 0 };
+	bool found = false, denied = false;
+	enum dbx_err rc = DBX_OK;
+
+	if (subscription && subscription[0]) {
+		rc = search_subscription(kv, subscription, name, deadline, out->id, sizeof(out->id),
+					 &found, &denied, err);
+		if (rc != DBX_OK || found)
+			goto out;
+	}
+	rc = list_subscriptions(kv, deadline, &subs, err);
+	if (rc != DBX_OK)
+		goto out;
+	for (size_t i = 0; i < subs.n && !found; i++) {
+		if (subscription && strcasecmp(subs.ids[i], subscription) == 0)
+			continue;
+		rc = search_subscription(kv, subs.ids[i], name, deadline, out->id, sizeof(out->id),
+					 &found, &denied, err);
+		if (rc != DBX_OK)
+			goto out;
+	}
+	if (!found)
+		rc = ssem_error(err, SSEM_VAULT_NOT_FOUND, 0, NULL,
+				"key vault '%s' was not found in any subscription the mount's "
+				"credential can read%s",
+				name, denied ? " (some subscriptions refused the search: 403)" : "");
+out:
+	sub_list_free(&subs);
+	return rc;
+}
+
+static bool vault_name_ok(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > DBX_VAULT_NAME_MAX)
+		return false;
+	return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+/* find_vault without its own deadline; *readable as read_vault. */
+static enum dbx_err find_vault(struct dbx_keyvault *kv, const char *subscription, const char *name,
+			       uint64_t deadline, struct dbx_vault_info *out, bool *readable,
+			       struct json_object **props_root, struct dbx_error *err)
+{
+	enum dbx_err rc;
+
+	memset(out, 0, sizeof(*out));
+	*readable = false;
+	if (props_root)
+		*props_root = NULL;
+	if (!vault_name_ok(name))
+		return ssem_error(err, SSEM_BAD_URL, 0, NULL, "invalid key vault name '%s'",
+				  name ? name : "");
+	rc = locate_vault(kv, subscription, name, deadline, out, err);
+	if (rc != DBX_OK)
+		return rc;
+	out->soft_delete = true; /* the service defaults, kept when the vault is not readable */
+	return read_vault(kv, deadline, name, out, readable, props_root, err);
+}
+
+/*
+ * Public: when the vault's properties are not readable (403), DBX_OK with
+ * policies_known false, soft_delete true and purge_protection false: the
+ * properties are then unknown, not established.
+ */
+enum dbx_err dbx_keyvault_find_vault(struct dbx_keyvault *kv, const char *subscription,
+				     const char *name, struct dbx_vault_info *out, struct dbx_error *err)
+{
+	bool readable;
+
+	dbx_error_clear(err);
+	return find_vault(kv, subscription, name, deadline_of(kv), out, &readable, NULL, err);
+}
+
+/* ---- access policies ---- */
+
+static unsigned perm_bit(const char *p)
+{
+	if (strcasecmp(p, "all") == 0)
+		return PERM_NEEDED;
+	if (strcasecmp(p, "get") == 0)
+		return PERM_GET;
+	if (strcasecmp(p, "wrapKey") == 0)
+		return PERM_WRAP;
+	if (strcasecmp(p, "unwrapKey") == 0)
+		return PERM_UNWRAP;
+	return 0;
+}
+
+/*
+ * The key permissions the access policies of a vault body grant object_id
+ * on its own (policies with an applicationId are compound identities and
+ * do not apply to a managed identity). -1 when the policies are malformed.
+ */
+static int granted_perms(struct json_object *root, const char *object_id)
+{
+	struct json_object *props, *pols;
+	unsigned perms = 0;
+
+	if (member(root, "properties", json_type_object, &props) != 1 ||
+	    member(props, "accessPolicies", json_type_array, &pols) < 0)
+		return -1;
+	for (size_t i = 0; pols && i < json_object_array_length(pols); i++) {
+		struct json_object *pol = json_object_array_get_idx(pols, i), *perm, *keys;
+		const char *oid, *app;
+
+		if (!json_object_is_type(pol, json_type_object) || member_str(pol, "objectId", &oid) < 0 ||
+		    member_str(pol, "applicationId", &app) < 0 ||
+		    member(pol, "permissions", json_type_object, &perm) < 0)
+			return -1;
+		if (perm && member(perm, "keys", json_type_array, &keys) < 0)
+			return -1;
+		if (!oid || strcasecmp(oid, object_id) != 0 || (app && app[0]) || !perm || !keys)
+			continue;
+		for (size_t j = 0; j < json_object_array_length(keys); j++) {
+			struct json_object *k = json_object_array_get_idx(keys, j);
+
+			if (!json_object_is_type(k, json_type_string))
+				return -1;
+			perms |= perm_bit(json_object_get_string(k));
+		}
+	}
+	return (int)perms;
+}
+
+/* Check object_id's key permissions in a parsed vault body. */
+static enum dbx_err check_policies(struct json_object *root, const struct dbx_vault_info *vault,
+				   const char *object_id, struct dbx_error *err)
+{
+	int perms = granted_perms(root, object_id);
+	unsigned missing;
+	char list[64] = "";
+
+	if (perms < 0)
+		return malformed(err, NULL, "ARM key vault");
+	missing = PERM_NEEDED & ~(unsigned)perms;
+	if (missing == 0)
+		return DBX_OK;
+	if (missing & PERM_GET)
+		strcat(list, "get");
+	if (missing & PERM_WRAP)
+		strcat(list, list[0] ? ", wrapKey" : "wrapKey");
+	if (missing & PERM_UNWRAP)
+		strcat(list, list[0] ? ", unwrapKey" : "unwrapKey");
+	return ssem_error(err, SSEM_ACCESS, 0, NULL,
+			  "the access policies of key vault %s do not give identity %s the key "
+			  "permission(s) %s; Data Box needs get, wrapKey and unwrapKey",
+			  vault->id, object_id, list);
+}
+
+enum dbx_err dbx_keyvault_check_access(struct dbx_keyvault *kv, const struct dbx_vault_info *vault,
+				       const char *object_id, struct dbx_error *err)
+{
+	struct dbx_vault_info fresh;
+	struct json_object *root = NULL;
+	bool readable = false;
+	enum dbx_err rc = DBX_OK;
+
+	dbx_error_clear(err);
+	if (!vault || !object_id || !object_id[0]) {
+		rc = dbx_error_set(err, DBX_EINVAL, "no vault or identity to check");
+		goto out;
+	}
+	if (vault->rbac || !vault->policies_known)
+		goto out;
+	fresh = *vault;
+	rc = read_vault(kv, deadline_of(kv), vault->id, &fresh, &readable, &root, err);
+	if (rc != DBX_OK || !readable || fresh.rbac)
+		goto out;
+	rc = check_policies(root, vault, object_id, err);
+out:
+	json_object_put(root);
+	return rc;
+}
+
+/* ---- keys ---- */
+
+static int b64url_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+/*
+ * Bit length of the big-endian integer whose base64url text is s (leading
+ * zero bytes do not count), without decoding it into memory. false when s
+ * is not base64url (one or two '=' of padding are tolerated).
+ */
+static bool modulus_bits(const char *s, size_t len, unsigned *bits)
+{
+	unsigned acc = 0, nacc = 0, first = 0;
+	size_t nbytes = 0, total;
+
+	if (len > 0 && s[len - 1] == '=')
+		len--;
+	if (len > 0 && s[len - 1] == '=')
+		len--;
+	if (len % 4 == 1)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		int v = b64url_value((unsigned char)s[i]);
+
+		if (v < 0)
+			return false;
+		acc = (acc << 6) | (unsigned)v;
+		nacc += 6;
+		if (nacc >= 8) {
+			unsigned byte = (acc >> (nacc - 8)) & 0xffu;
+
+			nacc -= 8;
+			acc &= (1u << nacc) - 1;
+			if (nbytes > 0)
+				nbytes++;
+			else if (byte != 0) {
+				first = byte;
+				nbytes = 1;
+			}
+		}
+	}
+	if (nbytes == 0) {
+		*bits = 0;
+		return true;
+	}
+	total = (nbytes - 1) * 8;
+	while (first) {
+		total++;
+		first >>= 1;
+	}
+	*bits = total > UINT_MAX ? UINT_MAX : (unsigned)total;
+	return true;
+}
+
+static bool is_hex32(const char *s, size_t n)
+{
+	return n == DBX_KEY_VERSION_LEN && strspn(s, "0123456789abcdefABCDEF") >= n;
+}
+
+/* Is kid the identifier of key (same host and name, a version, the asked one if any)? */
+static bool kid_matches(const char *kid, const struct dbx_key_url *key)
+{
+	size_t hn = strlen(key->host), nn = strlen(key->name);
+	const char *p = kid;
+
+	if (strncasecmp(p, "https://", 8) != 0)
+		return false;
+	p += 8;
+	if (strncasecmp(p, key->host, hn) != 0 || strncmp(p + hn, "/keys/", 6) != 0)
+		return false;
+	p += hn + 6;
+	if (strncasecmp(p, key->name, nn) != 0 || p[nn] != '/')
+		return false;
+	p += nn + 1;
+	if (!is_hex32(p, strlen(p)))
+		return false;
+	return key->version[0] == '\0' || strcasecmp(p, key->version) == 0;
+}
+
+/* Optional unix time member: absent or null is 0; false on a wrong type. */
+static bool member_time(struct json_object *o, const char *key, time_t *out)
+{
+	struct json_object *v;
+	int r = member(o, key, json_type_int, &v);
+
+	*out = 0;
+	if (r < 0)
+		return false;
+	if (r == 1)
+		*out = (time_t)json_object_get_int64(v);
+	return true;
+}
+
+/* Fill out from a KeyBundle; false when it is malformed. */
+static bool parse_key(struct json_object *root, const struct dbx_key_url *key,
+		      struct dbx_key_info *out)
+{
+	struct json_object *jwk, *attrs, *enabled;
+	const char *kid, *kty, *n, *level;
+
+	if (member(root, "key", json_type_object, &jwk) != 1 ||
+	    member(root, "attributes", json_type_object, &attrs) != 1 ||
+	    member_str(jwk, "kid", &kid) != 1 || member_str(jwk, "kty", &kty) != 1 ||
+	    member_str(jwk, "n", &n) < 0 || member(attrs, "enabled", json_type_boolean, &enabled) != 1 ||
+	    !member_time(attrs, "nbf", &out->nbf) || !member_time(attrs, "exp", &out->exp) ||
+	    member_str(attrs, "recoveryLevel", &level) < 0)
+		return false;
+	if (!kid_matches(kid, key) || !copy_str(out->kid, sizeof(out->kid), kid))
+		return false;
+	snprintf(out->kty, sizeof(out->kty), "%s", kty);
+	out->enabled = json_object_get_boolean(enabled);
+	if (level && !copy_str(out->recovery_level, sizeof(out->recovery_level), level))
+		return false;
+	out->bits = 0;
+	if (strcmp(kty, "RSA") == 0 || strcmp(kty, "RSA-HSM") == 0) {
+		if (!n || !modulus_bits(n, strlen(n), &out->bits) || out->bits == 0)
+			return false;
+	}
+	return true;
+}
+
+static bool key_url_ok(const struct dbx_keyvault *kv, const struct dbx_key_url *key)
+{
+	size_t vn = strlen(key->vault), nn = strlen(key->name), ver = strlen(key->version);
+
+	if (!vault_name_ok(key->vault) || nn == 0 || nn > DBX_KEY_NAME_MAX ||
+	    strspn(key->name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") != nn)
+		return false;
+	if (ver != 0 && !is_hex32(key->version, ver))
+		return false;
+	return strncasecmp(key->host, key->vault, vn) == 0 && key->host[vn] == '.' &&
+	       strcasecmp(key->host + vn + 1, kv->cloud->vault_suffix) == 0;
+}
+
+/*
+ * GET the key into out. *readable is false after a 403 (out->kid is then
+ * the written URL). 404 is SsemUserErrorKeyDetailsNotFound.
+ */
+static enum dbx_err fetch_key(struct dbx_keyvault *kv, const struct dbx_key_url *key,
+			      uint64_t deadline, struct dbx_key_info *out, bool *readable,
+			      struct dbx_error *err)
+{
+	static const char what[] = "Key Vault key";
+	struct dbx_http_response resp = { 0 };
+	struct json_object *root = NULL;
+	char *url = NULL;
+	enum dbx_err rc = DBX_OK;
+
+	memset(out, 0, sizeof(*out));
+	*readable = false;
+	if (!key_url_ok(kv, key)) {
+		rc = ssem_error(err, SSEM_BAD_HOST, 0, NULL,
+				"key URL %s is not a key of a vault in %s; not contacted", key->url,
+				kv->cloud->vault_suffix);
+		goto out;
+	}
+	snprintf(out->kid, sizeof(out->kid), "%s", key->url);
+	if (asprintf(&url, "https://%s/keys/%s%s%s?api-version=%s", key->host, key->name,
+		     key->version[0] ? "/" : "", key->version, API_KEYVAULT) < 0) {
+		url = NULL;
+		rc = no_memory(err);
+		goto out;
+	}
+	rc = http_get(kv, url, kv->cloud->vault_scope, deadline, &resp, err);
+	if (rc != DBX_OK)
+		goto out;
+	if (resp.status == 403)
+		goto out;
+	if (resp.status == 404) {
+		rc = ssem_error(err, SSEM_KEY_NOT_FOUND, resp.status, &resp,
+				"key '%s'%s%s not found in key vault '%s'", key->name,
+				key->version[0] ? " version " : "", key->version, key->vault);
+		goto out;
+	}
+	if (!is_2xx(&resp)) {
+		rc = response_error(&resp, what, err);
+		goto out;
+	}
+	root = parse_body(&resp);
+	if (!root || !parse_key(root, key, out)) {
+		memset(out, 0, sizeof(*out));
+		rc = malformed(err, &resp, what);
+		goto out;
+	}
+	*readable = true;
+out:
+	json_object_put(root);
+	dbx_http_response_reset(&resp);
+	free(url);
+	return rc;
+}
+
+enum dbx_err dbx_keyvault_get_key(struct dbx_keyvault *kv, const struct dbx_key_url *key,
+				  struct dbx_key_info *out, struct dbx_error *err)
+{
+	bool readable;
+	enum dbx_err rc;
+
+	dbx_error_clear(err);
+	rc = fetch_key(kv, key, deadline_of(kv), out, &readable, err);
+	if (rc == DBX_OK && !readable) {
+		dbx_error_clear(err);
+		rc = dbx_error_set(err, DBX_EACCES,
+				   "key '%s' not readable with the mount's credential (403)", key->name);
+		if (err)
+			err->http_status = 403;
+	}
+	return rc;
+}
+
+/* ---- identities ---- */
+
+enum dbx_err dbx_keyvault_identity_principal(struct dbx_keyvault *kv, const char *uai_id,
+					     char *principal, size_t cap, struct dbx_error *err)
+{
+	static const char what[] = "ARM user-assigned identity";
+	struct dbx_http_response resp = { 0 };
+	struct json_object *root = NULL, *props;
+	const char *pid;
+	char *url = NULL;
+	enum dbx_err rc = DBX_OK;
+
+	dbx_error_clear(err);
+	if (principal && cap)
+		principal[0] = '\0';
+	if (!uai_id || !arm_id_ok(uai_id) || !principal || cap == 0) {
+		rc = dbx_error_set(err, DBX_EINVAL, "invalid user-assigned identity ID");
+		goto out;
+	}
+	if (asprintf(&url, "https://%s%s?api-version=%s", kv->cloud->arm_host, uai_id,
+		     API_IDENTITIES) < 0) {
+		url = NULL;
+		rc = no_memory(err);
+		goto out;
+	}
+	rc = http_get(kv, url, kv->cloud->arm_scope, deadline_of(kv), &resp, err);
+	if (rc != DBX_OK)
+		goto out;
+	if (resp.status == 404) {
+		rc = ssem_error(err, SSEM_UAI_NOT_FOUND, resp.status, &resp,
+				"user-assigned identity %s not found", uai_id);
+		goto out;
+	}
+	if (!is_2xx(&resp)) {
+		rc = response_error(&resp, what, err);
+		goto out;
+	}
+	root = parse_body(&resp);
+	if (member(root, "properties", json_type_object, &props) != 1 ||
+	    member_str(props, "principalId", &pid) != 1 || pid[0] == '\0' ||
+	    !copy_str(principal, cap, pid)) {
+		principal[0] = '\0';
+		rc = malformed(err, &resp, what);
+		goto out;
+	}
+out:
+	json_object_put(root);
+	dbx_http_response_reset(&resp);
+	free(url);
+	return rc;
+}
+
+/* ---- the whole preflight ---- */
+
+static void note_add(struct dbx_preflight *out, const char *note)
+{
+	size_t used = strlen(out->notes);
+
+	if (used && used + 1 < sizeof(out->notes))
+		out->notes[used++] = ' ';
+	snprintf(out->notes + used, sizeof(out->notes) - used, "%s", note);
+}
+
+static void iso_time(time_t t, char *buf, size_t cap)
+{
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, cap, "@%lld", (long long)t);
+}
+
+/* Does a Key Vault recoveryLevel show soft delete and purge protection both on? */
+static bool level_protected(const char *level)
+{
+	return strcasestr(level, "Recoverable") && !strcasestr(level, "Purgeable");
+}
+
+/* The checks on a key that was read, in the service's order. */
+static enum dbx_err check_key(const struct dbx_key_url *key, const struct dbx_key_info *k,
+			      time_t now, struct dbx_error *err)
+{
+	char when[64];
+
+	if (!k->enabled)
+		return ssem_error(err, SSEM_KEY_DISABLED, 0, NULL, "key '%s' (%s) is disabled",
+				  key->name, k->kid);
+	if (k->exp != 0 && k->exp <= now) {
+		iso_time(k->exp, when, sizeof(when));
+		return ssem_error(err, SSEM_KEY_EXPIRED, 0, NULL, "key '%s' (%s) expired at %s",
+				  key->name, k->kid, when);
+	}
+	if (k->nbf != 0 && k->nbf > now) {
+		iso_time(k->nbf, when, sizeof(when));
+		return ssem_error(err, SSEM_KEY_DISABLED, 0, NULL,
+				  "key '%s' (%s) is not valid before %s", key->name, k->kid, when);
+	}
+	if ((strcmp(k->kty, "RSA") != 0 && strcmp(k->kty, "RSA-HSM") != 0) ||
+	    k->bits < MIN_RSA_BITS)
+		return ssem_error(err, SSEM_KEY_TYPE, 0, NULL,
+				  "key '%s' is %s of %u bits; Data Box needs an RSA or RSA-HSM key "
+				  "of at least %d bits",
+				  key->name, k->kty, k->bits, MIN_RSA_BITS);
+	return DBX_OK;
+}
+
+enum dbx_err dbx_keyvault_preflight(struct dbx_keyvault *kv, const char *subscription,
+				    const struct dbx_key_url *key, const char *principal_id,
+				    time_t now, struct dbx_preflight *out, struct dbx_error *err)
+{
+	uint64_t deadline = deadline_of(kv);
+	struct json_object *vault_root = NULL;
+	bool vault_readable = false, key_readable = false;
+	enum dbx_err rc;
+
+	dbx_error_clear(err);
+	memset(out, 0, sizeof(*out));
+	if (!key) {
+		rc = dbx_error_set(err, DBX_EINVAL, "no key to check");
+		goto out;
+	}
+	rc = find_vault(kv, subscription, key->vault, deadline, &out->vault, &vault_readable,
+			&vault_root, err);
+	if (rc != DBX_OK)
+		goto out;
+	if (!vault_readable) {
+		note_add(out, NOTE_VAULT_403);
+	} else if (!out->vault.soft_delete || !out->vault.purge_protection) {
+		rc = ssem_error(err, SSEM_SOFT_DELETE, 0, NULL,
+				"key vault '%s' needs soft delete and purge protection enabled "
+				"(soft delete %s, purge protection %s)",
+				key->vault, out->vault.soft_delete ? "on" : "off",
+				out->vault.purge_protection ? "on" : "off");
+		goto out;
+	}
+
+	rc = fetch_key(kv, key, deadline, &out->key, &key_readable, err);
+	if (rc != DBX_OK)
+		goto out;
+	if (!key_readable) {
+		note_add(out, "key not readable with the mount's credential (403); key state, type "
+			      "and size not checked.");
+	} else {
+		/* Without the vault's properties, the key's recoveryLevel still tells. */
+		if (!vault_readable && out->key.recovery_level[0] &&
+		    !level_protected(out->key.recovery_level)) {
+			rc = ssem_error(err, SSEM_SOFT_DELETE, 0, NULL,
+					"key vault '%s' needs soft delete and purge protection "
+					"enabled (the key's recoveryLevel is %s)",
+					key->vault, out->key.recovery_level);
+			goto out;
+		}
+		rc = check_key(key, &out->key, now, err);
+		if (rc != DBX_OK)
+			goto out;
+	}
+
+	if (!vault_readable) {
+		note_add(out, "access policies not checked.");
+		goto out;
+	}
+	if (out->vault.rbac)
+		goto out;
+	if (!principal_id || !principal_id[0]) {
+		note_add(out, "the identity's principal is not known yet; access policies not "
+			      "checked.");
+		goto out;
+	}
+	rc = check_policies(vault_root, &out->vault, principal_id, err);
+out:
+	json_object_put(vault_root);
+	return rc;
+}
