@@ -31,29 +31,29 @@
 #include "databoxfs/keyvault.h"
 #include "databoxfs/arm.h"
 
-#define API_RESOURCES "2021-04-01"
-#define API_VAULTS "2024-11-01"
-#define API_IDENTITIES "2023-01-31"
+#define API_RESOURCES	  "2021-04-01"
+#define API_VAULTS	  "2024-11-01"
+#define API_IDENTITIES	  "2023-01-31"
 #define API_SUBSCRIPTIONS "2022-12-01"
-#define API_KEYVAULT "7.4"
+#define API_KEYVAULT	  "7.4"
 
-#define MAX_PAGES 1000            /* per list: a server that pages forever is malformed */
-#define MAX_SUBSCRIPTIONS 10000   /* subscriptions searched for a vault */
-#define MIN_RSA_BITS 2048
+#define MAX_PAGES	  1000	/* per list: a server that pages forever is malformed */
+#define MAX_SUBSCRIPTIONS 10000 /* subscriptions searched for a vault */
+#define MIN_RSA_BITS	  2048
 
 #define SSEM_VAULT_NOT_FOUND "SsemUserErrorKeyVaultDetailsNotFound"
-#define SSEM_SOFT_DELETE "SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled"
-#define SSEM_KEY_NOT_FOUND "SsemUserErrorKeyDetailsNotFound"
-#define SSEM_KEY_DISABLED "SsemUserErrorEncryptionKeyDisabled"
-#define SSEM_KEY_EXPIRED "SsemUserErrorEncryptionKeyExpired"
-#define SSEM_KEY_TYPE "SsemUserErrorEncryptionKeyTypeNotSupported"
-#define SSEM_ACCESS "SsemUserErrorKeyVaultBadRequestException"
-#define SSEM_UAI_NOT_FOUND "SsemUserErrorKekUserIdentityNotFound"
-#define SSEM_BAD_URL "SsemUserErrorInvalidKeyVaultUrl"
-#define SSEM_BAD_HOST "SsemUserErrorKeyVaultUrlInvalidHost"
+#define SSEM_SOFT_DELETE     "SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled"
+#define SSEM_KEY_NOT_FOUND   "SsemUserErrorKeyDetailsNotFound"
+#define SSEM_KEY_DISABLED    "SsemUserErrorEncryptionKeyDisabled"
+#define SSEM_KEY_EXPIRED     "SsemUserErrorEncryptionKeyExpired"
+#define SSEM_KEY_TYPE	     "SsemUserErrorEncryptionKeyTypeNotSupported"
+#define SSEM_ACCESS	     "SsemUserErrorKeyVaultBadRequestException"
+#define SSEM_UAI_NOT_FOUND   "SsemUserErrorKekUserIdentityNotFound"
+#define SSEM_BAD_URL	     "SsemUserErrorInvalidKeyVaultUrl"
+#define SSEM_BAD_HOST	     "SsemUserErrorKeyVaultUrlInvalidHost"
 
-#define NOTE_VAULT_403                                                                          \
-	"vault properties not readable with the mount's credential (403); soft delete and purge " \
+#define NOTE_VAULT_403                                                                             \
+	"vault properties not readable with the mount's credential (403); soft delete and purge "  \
 	"protection not checked."
 
 struct dbx_keyvault {
@@ -71,8 +71,9 @@ enum {
 	PERM_NEEDED = PERM_GET | PERM_WRAP | PERM_UNWRAP,
 };
 
-struct dbx_keyvault *dbx_keyvault_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
-				      uint64_t timeout_ms, const struct dbx_clock *clock)
+struct dbx_keyvault *dbx_keyvault_new(struct dbx_transport *transport,
+				      const struct dbx_cloud *cloud, uint64_t timeout_ms,
+				      const struct dbx_clock *clock)
 {
 	struct dbx_keyvault *kv;
 
@@ -97,8 +98,8 @@ void dbx_keyvault_free(struct dbx_keyvault *kv)
 
 /* Fill err with a user error the service would answer with code (err->err DBX_EINVAL). */
 static enum dbx_err __attribute__((format(printf, 5, 6)))
-ssem_error(struct dbx_error *err, const char *code, long status, const struct dbx_http_response *resp,
-	   const char *fmt, ...)
+ssem_error(struct dbx_error *err, const char *code, long status,
+	   const struct dbx_http_response *resp, const char *fmt, ...)
 {
 	char msg[DBX_ERR_MSG_MAX];
 	va_list ap;
@@ -147,8 +148,8 @@ static enum dbx_err response_error(const struct dbx_http_response *resp, const c
 		e.http_status = resp->status;
 	if (err) {
 		*err = e;
-		snprintf(err->message, sizeof(err->message), "%s: HTTP %ld%s%.900s", what, resp->status,
-			 e.message[0] ? ": " : "", e.message);
+		snprintf(err->message, sizeof(err->message), "%s: HTTP %ld%s%.900s", what,
+			 resp->status, e.message[0] ? ": " : "", e.message);
 	}
 	return rc;
 }
@@ -170,14 +171,15 @@ static uint64_t deadline_of(const struct dbx_keyvault *kv)
 
 /* GET url with a token for scope. DBX_OK when any HTTP response arrived (resp filled). */
 static enum dbx_err http_get(struct dbx_keyvault *kv, const char *url, const char *scope,
-			     uint64_t deadline, struct dbx_http_response *resp, struct dbx_error *err)
+			     uint64_t deadline, struct dbx_http_response *resp,
+			     struct dbx_error *err)
 {
 	struct dbx_http_request req = {
-		.method = "GET",
-		.url = url,
-		.scope = scope,
-		.deadline_ms = deadline,
-		.idempotent = true,
+	    .method = "GET",
+	    .url = url,
+	    .scope = scope,
+	    .deadline_ms = deadline,
+	    .idempotent = true,
 	};
 	enum dbx_err rc;
 
@@ -232,7 +234,8 @@ fail:
  * Member key of o with type t: 1 when present with that type (*out set),
  * 0 when absent or null, -1 when present with another type.
  */
-static int member(struct json_object *o, const char *key, enum json_type t, struct json_object **out)
+static int member(struct json_object *o, const char *key, enum json_type t,
+		  struct json_object **out)
 {
 	struct json_object *v = NULL;
 
@@ -316,7 +319,8 @@ static bool arm_id_ok(const char *id)
 	while (*seg == '/') {
 		size_t n = strcspn(seg + 1, "/");
 
-		if (n == 0 || (n == 1 && seg[1] == '.') || (n == 2 && seg[1] == '.' && seg[2] == '.'))
+		if (n == 0 || (n == 1 && seg[1] == '.') ||
+		    (n == 2 && seg[1] == '.' && seg[2] == '.'))
 			return false;
 		seg += 1 + n;
 	}
@@ -401,7 +405,7 @@ static enum dbx_err search_subscription(struct dbx_keyvault *kv, const char *sub
 					bool *found, bool *denied, struct dbx_error *err)
 {
 	static const char what[] = "ARM resources list";
-	struct dbx_http_response resp = { 0 };
+	struct dbx_http_response resp = {0};
 	struct json_object *root = NULL;
 	char *url = resources_url(kv, subscription, name);
 	enum dbx_err rc = DBX_OK;
@@ -442,7 +446,8 @@ static enum dbx_err search_subscription(struct dbx_keyvault *kv, const char *sub
 			const char *rid, *rname, *rtype;
 
 			if (!json_object_is_type(item, json_type_object) ||
-			    member_str(item, "id", &rid) != 1 || member_str(item, "name", &rname) < 0 ||
+			    member_str(item, "id", &rid) != 1 ||
+			    member_str(item, "name", &rname) < 0 ||
 			    member_str(item, "type", &rtype) < 0) {
 				rc = malformed(err, &resp, what);
 				goto out;
@@ -510,7 +515,7 @@ static enum dbx_err list_subscriptions(struct dbx_keyvault *kv, uint64_t deadlin
 				       struct sub_list *out, struct dbx_error *err)
 {
 	static const char what[] = "ARM subscriptions list";
-	struct dbx_http_response resp = { 0 };
+	struct dbx_http_response resp = {0};
 	struct json_object *root = NULL;
 	char *url = NULL;
 	enum dbx_err rc = DBX_OK;
@@ -603,7 +608,7 @@ static enum dbx_err read_vault(struct dbx_keyvault *kv, uint64_t deadline, const
 			       struct json_object **props_root, struct dbx_error *err)
 {
 	static const char what[] = "ARM key vault";
-	struct dbx_http_response resp = { 0 };
+	struct dbx_http_response resp = {0};
 	struct json_object *root = NULL;
 	char *url = NULL;
 	enum dbx_err rc = DBX_OK;
@@ -653,10 +658,11 @@ out:
 }
 
 /* Find the vault's resource ID: the order's subscription first, then all listed ones. */
-static enum dbx_err locate_vault(struct dbx_keyvault *kv, const char *subscription, const char *name,
-				 uint64_t deadline, struct dbx_vault_info *out, struct dbx_error *err)
+static enum dbx_err locate_vault(struct dbx_keyvault *kv, const char *subscription,
+				 const char *name, uint64_t deadline, struct dbx_vault_info *out,
+				 struct dbx_error *err)
 {
-	struct sub_list subs = { 0 };
+	struct sub_list subs = {0};
 	bool found = false, denied = false;
 	enum dbx_err rc = DBX_OK;
 
@@ -678,10 +684,11 @@ static enum dbx_err locate_vault(struct dbx_keyvault *kv, const char *subscripti
 			goto out;
 	}
 	if (!found)
-		rc = ssem_error(err, SSEM_VAULT_NOT_FOUND, 0, NULL,
-				"key vault '%s' was not found in any subscription the mount's "
-				"credential can read%s",
-				name, denied ? " (some subscriptions refused the search: 403)" : "");
+		rc =
+		    ssem_error(err, SSEM_VAULT_NOT_FOUND, 0, NULL,
+			       "key vault '%s' was not found in any subscription the mount's "
+			       "credential can read%s",
+			       name, denied ? " (some subscriptions refused the search: 403)" : "");
 out:
 	sub_list_free(&subs);
 	return rc;
@@ -723,7 +730,8 @@ static enum dbx_err find_vault(struct dbx_keyvault *kv, const char *subscription
  * properties are then unknown, not established.
  */
 enum dbx_err dbx_keyvault_find_vault(struct dbx_keyvault *kv, const char *subscription,
-				     const char *name, struct dbx_vault_info *out, struct dbx_error *err)
+				     const char *name, struct dbx_vault_info *out,
+				     struct dbx_error *err)
 {
 	bool readable;
 
@@ -763,7 +771,8 @@ static int granted_perms(struct json_object *root, const char *object_id)
 		struct json_object *pol = json_object_array_get_idx(pols, i), *perm, *keys;
 		const char *oid, *app;
 
-		if (!json_object_is_type(pol, json_type_object) || member_str(pol, "objectId", &oid) < 0 ||
+		if (!json_object_is_type(pol, json_type_object) ||
+		    member_str(pol, "objectId", &oid) < 0 ||
 		    member_str(pol, "applicationId", &app) < 0 ||
 		    member(pol, "permissions", json_type_object, &perm) < 0)
 			return -1;
@@ -947,7 +956,8 @@ static bool parse_key(struct json_object *root, const struct dbx_key_url *key,
 	if (member(root, "key", json_type_object, &jwk) != 1 ||
 	    member(root, "attributes", json_type_object, &attrs) != 1 ||
 	    member_str(jwk, "kid", &kid) != 1 || member_str(jwk, "kty", &kty) != 1 ||
-	    member_str(jwk, "n", &n) < 0 || member(attrs, "enabled", json_type_boolean, &enabled) != 1 ||
+	    member_str(jwk, "n", &n) < 0 ||
+	    member(attrs, "enabled", json_type_boolean, &enabled) != 1 ||
 	    !member_time(attrs, "nbf", &out->nbf) || !member_time(attrs, "exp", &out->exp) ||
 	    member_str(attrs, "recoveryLevel", &level) < 0)
 		return false;
@@ -970,7 +980,8 @@ static bool key_url_ok(const struct dbx_keyvault *kv, const struct dbx_key_url *
 	size_t vn = strlen(key->vault), nn = strlen(key->name), ver = strlen(key->version);
 
 	if (!vault_name_ok(key->vault) || nn == 0 || nn > DBX_KEY_NAME_MAX ||
-	    strspn(key->name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") != nn)
+	    strspn(key->name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") !=
+		nn)
 		return false;
 	if (ver != 0 && !is_hex32(key->version, ver))
 		return false;
@@ -987,7 +998,7 @@ static enum dbx_err fetch_key(struct dbx_keyvault *kv, const struct dbx_key_url 
 			      struct dbx_error *err)
 {
 	static const char what[] = "Key Vault key";
-	struct dbx_http_response resp = { 0 };
+	struct dbx_http_response resp = {0};
 	struct json_object *root = NULL;
 	char *url = NULL;
 	enum dbx_err rc = DBX_OK;
@@ -1047,7 +1058,8 @@ enum dbx_err dbx_keyvault_get_key(struct dbx_keyvault *kv, const struct dbx_key_
 	if (rc == DBX_OK && !readable) {
 		dbx_error_clear(err);
 		rc = dbx_error_set(err, DBX_EACCES,
-				   "key '%s' not readable with the mount's credential (403)", key->name);
+				   "key '%s' not readable with the mount's credential (403)",
+				   key->name);
 		if (err)
 			err->http_status = 403;
 	}
@@ -1060,7 +1072,7 @@ enum dbx_err dbx_keyvault_identity_principal(struct dbx_keyvault *kv, const char
 					     char *principal, size_t cap, struct dbx_error *err)
 {
 	static const char what[] = "ARM user-assigned identity";
-	struct dbx_http_response resp = { 0 };
+	struct dbx_http_response resp = {0};
 	struct json_object *root = NULL, *props;
 	const char *pid;
 	char *url = NULL;
