@@ -377,8 +377,12 @@ class MountedWorld(unittest.TestCase):
 	MOUNT = {}
 
 	@classmethod
+	def make_world(cls):
+		return gen_world(**cls.WORLD)
+
+	@classmethod
 	def setUpClass(cls):
-		cls.world = gen_world(**cls.WORLD)
+		cls.world = cls.make_world()
 		cls.emu = Emulator(cls.world, **cls.EMULATOR).start()
 		try:
 			cls.mnt = Mount(cls.emu, **cls.MOUNT).start()

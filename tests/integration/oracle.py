@@ -92,6 +92,15 @@ SSEM = {
 	"SsemUserErrorKeyVaultUrlWithInvalidScheme": (None, "over HTTPS"),
 	"SsemUserErrorKeyVaultUrlInvalidHost": (None, "vault.azure.net"),
 }
+# "Error details" of a few rows, shown when the service sent no message.
+TABLE_DETAILS = {
+	"SsemUserErrorEncryptionKeyDisabled":
+		"Could not fetch the passkey as the customer-managed key is disabled.",
+	"SsemUserErrorEncryptionKeyExpired":
+		"Could not fetch the passkey as the customer-managed key has expired.",
+	"SsemUserErrorEncryptionKeyTypeNotSupported":
+		"The encryption key type isn't supported for the operation.",
+}
 GENERIC_REMEDY = "Contact Microsoft Support"
 
 
@@ -137,6 +146,10 @@ def check_errors(tc, job, data, where):
 	b = mine[0]
 	if err.get("message"):
 		tc.assertEqual(b["message"], err["message"], where)
+	elif code in TABLE_DETAILS:
+		tc.assertEqual(b["message"], TABLE_DETAILS[code], "%s: message from the table" % where)
+	else:
+		tc.assertTrue(b["message"], "%s: empty message" % where)
 	if code in SSEM:
 		rec, phrase = SSEM[code]
 		if rec:

@@ -9,9 +9,44 @@ import harness
 import oracle
 
 
+# Every code the errors file must decode, plus one the table does not know;
+# the first is sent without a message (the table's text must stand in).
+FIRST = "SsemUserErrorEncryptionKeyExpired"
+CODES = [FIRST] + sorted(c for c in oracle.SSEM if c != FIRST) + ["SomeFutureServiceError"]
+
+
+def add_errors(world):
+	"""Give the generated world the failures the oracle must see: a
+	properties.error with every code (one without a message), and failing
+	stages without a top-level error."""
+	k = 0
+	for i, job in enumerate(world["jobs"]):
+		props = job["properties"]
+		if props.get("error"):
+			continue
+		if i % 5 in (1, 2) and k < len(CODES):
+			code = CODES[k]
+			props["error"] = {"code": code, "target": "KeyEncryptionKey", "details": [],
+					  "additionalInfo": []}
+			if k:
+				props["error"]["message"] = "Injected %s on %s." % (code, job["name"])
+			k += 1
+		elif i % 10 in (8, 9):
+			stages = props["details"]["jobStages"]
+			st = [s for s in stages if s["stageStatus"] in ("InProgress", "None")] or stages
+			st[0]["stageStatus"] = "Failed" if i % 10 == 8 else "WaitingForCustomerAction"
+			st[0].setdefault("stageTime", job["systemData"]["lastModifiedAt"])
+	assert k == len(CODES), "world too small for every code"
+	return world
+
+
 class Oracle(harness.MountedWorld):
-	WORLD = {"orders": 40, "subscriptions": 2, "resource_groups": 3, "seed": 7}
+	WORLD = {"orders": 40, "subscriptions": 2, "resource_groups": 3, "seed": 7, "demo": True}
 	MOUNT = {"cache_ttl": 30}
+
+	@classmethod
+	def make_world(cls):
+		return add_errors(harness.gen_world(**cls.WORLD))
 
 	def expected_tree(self):
 		tree = collections.defaultdict(lambda: collections.defaultdict(dict))
