@@ -428,6 +428,8 @@ enum dbx_err dbx_arm_list_subscriptions(struct dbx_arm *arm, dbx_arm_sub_cb cb, 
 	char *url = NULL;
 	enum dbx_err rc;
 
+	dbx_error_clear(err);
+
 	if (asprintf(&url, "https://%s/subscriptions?api-version=%s", arm->cloud->arm_host,
 		     DBX_ARM_SUBSCRIPTIONS_API_VERSION) < 0)
 		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
@@ -483,6 +485,7 @@ enum dbx_err dbx_arm_list_jobs(struct dbx_arm *arm, const char *subscription, co
 	enum dbx_err rc;
 	int n;
 
+	dbx_error_clear(err);
 	if (!subscription || !*subscription || (resource_group && !*resource_group)) {
 		rc = dbx_error_set(err, DBX_EINVAL, "no subscription or resource group to list");
 		goto out;
@@ -527,6 +530,7 @@ enum dbx_err dbx_arm_get_job(struct dbx_arm *arm, const char *subscription, cons
 	enum dbx_err rc;
 
 	*out = NULL;
+	dbx_error_clear(err);
 	if (!subscription || !*subscription || !resource_group || !*resource_group || !name || !*name) {
 		rc = dbx_error_set(err, DBX_EINVAL, "no subscription, resource group or job name");
 		goto out;
