@@ -1,0 +1,314 @@
+#!/usr/bin/python3
+"""smoke.py: end-to-end smoke test of databox-emulator over real TLS.
+
+Starts the emulator on a generated world (45 orders, page size 10), and
+checks the wire behaviour clients depend on: Entra token errors, paged job
+lists (by subscription and resource group, following nextLink verbatim),
+GET with and without $expand=details, ARM 401s, api-version errors, a 429
+fault with Retry-After then success, a dropped connection, counters and the
+request log, Key Vault challenge and key bundles (real modulus sizes),
+vault and identity lookups, the PATCH long-running operation, latency.
+Bounded by an alarm; the emulator is always stopped.
+"""
+import argparse
+import base64
+import http.client
+import json
+import os
+import signal
+import sys
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from emutest import Emulator  # noqa: E402
+
+ARM = "management.azure.com"
+checks = 0
+
+
+def check(cond, what, detail=""):
+    global checks
+    if not cond:
+        raise AssertionError("FAILED: %s %s" % (what, detail))
+    checks += 1
+    print("ok   %s" % what)
+
+
+def b64url_len_bits(s):
+    raw = base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+    return int.from_bytes(raw, "big").bit_length()
+
+
+def list_all(emu, tok, path, headers=None):
+    """Follow nextLink verbatim; return (items, pages)."""
+    items, pages = [], 0
+    r = emu.https(ARM, "GET", path, dict({"Authorization": "Bearer " + tok}, **(headers or {})))
+    while True:
+        check(r.status == 200, "list page %d of %s" % (pages + 1, path.split("?")[0]), repr(r))
+        d = r.json()
+        items += d["value"]
+        pages += 1
+        link = d.get("nextLink")
+        if not link:
+            return items, pages
+        check(link.startswith("https://management.azure.com/") and "%24skipToken=" in link,
+              "nextLink is absolute on the request host with %24skipToken", link)
+        r = emu.url(link, headers={"Authorization": "Bearer " + tok})
+
+
+def run(emu):
+    w = emu.world
+    client = w["clients"][0]
+    sub = w["subscriptions"][0]["subscriptionId"]
+    sub2 = w["subscriptions"][1]["subscriptionId"]
+    jobs_sub = [j for j in w["jobs"] if j["id"].split("/")[2] == sub]
+    rg = jobs_sub[0]["id"].split("/")[4]
+    jobs_rg = [j for j in jobs_sub if j["id"].split("/")[4] == rg]
+    V = "2025-07-01"
+
+    # ---- Entra ----
+    form = {"grant_type": "client_credentials", "client_id": client["client_id"],
+            "client_secret": "wrong", "scope": "https://management.azure.com/.default"}
+    hdr = {"Content-Type": "application/x-www-form-urlencoded"}
+    tpath = "/%s/oauth2/v2.0/token" % client["tenant_id"]
+    r = emu.https("login.microsoftonline.com", "POST", tpath, hdr, urllib.parse.urlencode(form))
+    check(r.status == 401 and r.json()["error"] == "invalid_client"
+          and r.json()["error_codes"] == [7000215], "wrong secret -> 401 invalid_client", repr(r))
+    r = emu.https("login.microsoftonline.com", "POST", tpath, hdr,
+                  urllib.parse.urlencode(dict(form, client_id="00000000-0000-0000-0000-000000000001")))
+    check(r.status == 400 and r.json()["error"] == "unauthorized_client"
+          and "AADSTS700016" in r.json()["error_description"], "unknown client -> 400", repr(r))
+    r = emu.https("login.microsoftonline.com", "POST",
+                  "/11111111-1111-1111-1111-111111111111/oauth2/v2.0/token", hdr,
+                  urllib.parse.urlencode(form))
+    check(r.status == 400 and "AADSTS90002" in r.json()["error_description"],
+          "unknown tenant -> 400 AADSTS90002", repr(r))
+    f2 = dict(form, client_secret=client["client_secret"])
+    del f2["scope"]
+    r = emu.https("login.microsoftonline.com", "POST", tpath, hdr, urllib.parse.urlencode(f2))
+    check(r.status == 400 and r.json()["error"] == "invalid_scope", "missing scope -> 400", repr(r))
+    r = emu.https("login.microsoftonline.com", "GET",
+                  "/%s/v2.0/.well-known/openid-configuration" % client["tenant_id"])
+    check(r.status == 200 and r.json()["token_endpoint"].endswith("/oauth2/v2.0/token"),
+          "openid-configuration", repr(r))
+    r = emu.https("login.microsoftonline.com", "POST", "/%s/oauth2/token" % client["tenant_id"],
+                  hdr, urllib.parse.urlencode({
+                      "grant_type": "client_credentials", "client_id": client["client_id"],
+                      "client_secret": client["client_secret"],
+                      "resource": "https://management.core.windows.net/"}))
+    check(r.status == 200 and isinstance(r.json()["expires_in"], str), "v1 token endpoint", repr(r))
+    tok = emu.token()
+    kvtok = emu.token("https://vault.azure.net/.default")
+    auth = {"Authorization": "Bearer " + tok}
+
+    # ---- ARM: subscriptions ----
+    r = emu.https(ARM, "GET", "/subscriptions?api-version=2022-12-01",
+                  dict(auth, **{"x-ms-client-request-id": "smoke-1",
+                                "x-ms-correlation-request-id": "corr-1"}))
+    check(r.status == 200 and r.json()["count"]["value"] == len(w["subscriptions"]),
+          "list subscriptions", repr(r))
+    check(r.header("x-ms-client-request-id") == "smoke-1"
+          and r.header("x-ms-correlation-request-id") == "corr-1"
+          and r.header("x-ms-request-id") and r.header("x-ms-routing-request-id")
+          and r.header("x-ms-ratelimit-remaining-subscription-reads"),
+          "ARM request-id headers", str(r.headers))
+    check(r.header("Content-Type") == "application/json; charset=utf-8", "content type")
+
+    # ---- ARM: paged lists ----
+    items, pages = list_all(emu, tok, "/subscriptions/%s/providers/Microsoft.DataBox/jobs?api-version=%s" % (sub, V))
+    check(len(items) == len(jobs_sub) and pages == (len(jobs_sub) + 9) // 10,
+          "list by subscription: %d jobs in %d pages" % (len(items), pages))
+    check(sorted(i["name"] for i in items) == sorted(j["name"] for j in jobs_sub),
+          "list by subscription has the world's jobs")
+    check(all("/resourcegroups/" in i["id"] for i in items), "list ids use 'resourcegroups'")
+    check(all(i["properties"]["details"].get("jobStages") for i in items), "list items carry jobStages")
+    check(all("etag" not in i for i in items), "no etag")
+    items, pages = list_all(emu, tok, "/SUBSCRIPTIONS/%s/resourceGroups/%s/providers/microsoft.databox/JOBS?api-version=%s" % (sub, rg, V))
+    check(len(items) == len(jobs_rg), "list by resource group (case-insensitive path): %d jobs, %d pages" % (len(items), pages))
+    r = emu.https(ARM, "GET", "/subscriptions/%s/resourceGroups/rg-keys/providers/Microsoft.DataBox/jobs?api-version=%s" % (sub, V), auth)
+    check(r.status == 200 and r.json() == {"value": []}, "RG without jobs -> empty value", repr(r))
+    r = emu.https(ARM, "GET", "/subscriptions/%s/resourceGroups/nope/providers/Microsoft.DataBox/jobs?api-version=%s" % (sub, V), auth)
+    check(r.status == 404 and r.json()["error"]["code"] == "ResourceGroupNotFound", "unknown RG -> 404", repr(r))
+    r = emu.https(ARM, "GET", "/subscriptions/00000000-0000-0000-0000-000000000000/providers/Microsoft.DataBox/jobs?api-version=%s" % V, auth)
+    check(r.status == 404 and r.json()["error"]["code"] == "SubscriptionNotFound", "unknown subscription -> 404", repr(r))
+
+    # ---- ARM: one job ----
+    job = jobs_rg[0]
+    jpath = "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.DataBox/jobs/%s" % (sub, rg, job["name"])
+    r = emu.https(ARM, "GET", jpath + "?api-version=%s&%%24expand=details" % V, auth)
+    check(r.status == 200 and r.json() == job, "GET job with $expand=details equals the world", repr(r))
+    r = emu.https(ARM, "GET", jpath + "?api-version=2020-11-01", auth)
+    d = r.json()
+    check(r.status == 200 and "details" in d["properties"] and "jobStages" not in d["properties"]["details"],
+          "GET job without $expand keeps details, drops jobStages", repr(r))
+    r = emu.https(ARM, "GET", jpath[:-len(job["name"])] + "order-9999?api-version=%s" % V, auth)
+    check(r.status == 404 and r.json()["error"]["code"] == "ResourceNotFound"
+          and "order-9999" in r.json()["error"]["message"], "unknown job -> 404 ResourceNotFound", repr(r))
+
+    # ---- ARM: errors ----
+    r = emu.https(ARM, "GET", jpath)
+    check(r.status == 401 and r.json()["error"]["code"] == "AuthenticationFailed"
+          and 'authorization_uri="https://login.microsoftonline.com/' in (r.header("WWW-Authenticate") or ""),
+          "no token -> 401 AuthenticationFailed + WWW-Authenticate", repr(r))
+    r = emu.https(ARM, "GET", jpath + "?api-version=" + V, {"Authorization": "Bearer abc.def.ghi"})
+    check(r.status == 401 and r.json()["error"]["code"] == "InvalidAuthenticationToken", "bad token -> 401", repr(r))
+    r = emu.https(ARM, "GET", jpath + "?api-version=" + V, {"Authorization": "Bearer " + kvtok})
+    check(r.status == 401 and r.json()["error"]["code"] == "InvalidAuthenticationTokenAudience",
+          "vault token at ARM -> 401 audience", repr(r))
+    r = emu.https(ARM, "GET", jpath, auth)
+    check(r.status == 400 and r.json()["error"]["code"] == "MissingApiVersionParameter", "missing api-version", repr(r))
+    r = emu.https(ARM, "GET", jpath + "?api-version=2019-09-01", auth)
+    check(r.status == 400 and r.json()["error"]["code"] == "NoRegisteredProviderFound", "old api-version", repr(r))
+    stranger = emu.token(client=w["clients"][1])
+    r = emu.https(ARM, "GET", jpath + "?api-version=" + V, {"Authorization": "Bearer " + stranger})
+    check(r.status == 401 and r.json()["error"]["code"] == "InvalidAuthenticationTokenTenant",
+          "token of another tenant -> 401", repr(r))
+
+    # ---- faults ----
+    lpath = "/subscriptions/%s/providers/Microsoft.DataBox/jobs" % sub
+    st, fid = emu.admin("POST", "/admin/faults", {"service": "arm", "method": "GET", "path_prefix": lpath.upper(),
+                                                  "status": 429, "retry_after": "1", "count": 1})
+    check(st == 200 and isinstance(fid["id"], int), "add 429 fault")
+    r = emu.https(ARM, "GET", lpath + "?api-version=" + V, auth)
+    check(r.status == 429 and r.header("Retry-After") == "1" and r.json()["error"]["code"] == "TooManyRequests",
+          "fault -> 429 + Retry-After", repr(r))
+    r = emu.https(ARM, "GET", lpath + "?api-version=" + V, auth)
+    check(r.status == 200, "then success", repr(r))
+    emu.admin("POST", "/admin/faults", {"service": "arm", "path_prefix": lpath, "drop": True, "count": 1})
+    try:
+        r = emu.https(ARM, "GET", lpath + "?api-version=" + V, auth)
+        dropped = False
+    except (http.client.RemoteDisconnected, ConnectionError, OSError):
+        dropped = True
+    check(dropped, "drop fault closes the connection")
+    st, _ = emu.admin("DELETE", "/admin/faults")
+    check(st == 200 and emu.admin("GET", "/admin/faults")[1] == [], "clear faults")
+
+    # ---- counters and request log ----
+    st, c = emu.admin("GET", "/admin/counters")
+    key = "GET management.azure.com" + lpath
+    check(st == 200 and c["by_path"].get(key, 0) >= 3 and c["total"] > 10
+          and c["by_service"]["entra"] >= 6, "counters", json.dumps(c)[:300])
+    st, log = emu.admin("GET", "/admin/requests")
+    check(any(e["client_request_id"] == "smoke-1" for e in log), "request log keeps client request id")
+    check(all("body" not in e for e in log if e["service"] == "entra"), "token bodies are not logged")
+    emu.admin("POST", "/admin/counters/reset")
+    emu.admin("POST", "/admin/requests/reset")
+    check(emu.admin("GET", "/admin/counters")[1]["total"] == 0 and emu.admin("GET", "/admin/requests")[1] == [],
+          "counters and log reset")
+
+    # ---- Key Vault ----
+    vault = w["vaults"][0]
+    host = urllib.parse.urlsplit(vault["properties"]["vaultUri"]).hostname
+    r = emu.https(host, "GET", "/keys/dbx-key-2048?api-version=7.4")
+    wa = r.header("WWW-Authenticate") or ""
+    check(r.status == 401 and 'resource="https://vault.azure.net"' in wa
+          and 'authorization="https://login.microsoftonline.com/%s"' % vault["properties"]["tenantId"] in wa,
+          "Key Vault challenge without token", repr(r) + wa)
+    kva = {"Authorization": "Bearer " + kvtok}
+    for kname, bits in (("dbx-key-2048", 2048), ("dbx-key-3072", 3072)):
+        key = [k for k in vault["keys"] if k["name"] == kname][0]
+        latest = key["versions"][-1]["version"]
+        r = emu.https(host, "GET", "/keys/%s?api-version=7.4" % kname, kva)
+        d = r.json()
+        check(r.status == 200 and d["key"]["kid"] == "https://%s/keys/%s/%s" % (host, kname, latest)
+              and b64url_len_bits(d["key"]["n"]) == bits and d["key"]["e"] == "AQAB"
+              and d["attributes"]["recoveryLevel"] == "Recoverable",
+              "GET key %s: latest version, %d-bit modulus" % (kname, bits), repr(r))
+    key = vault["keys"][0]
+    r = emu.https(host, "GET", "/keys/%s/%s?api-version=7.5" % (key["name"], key["versions"][0]["version"]), kva)
+    check(r.status == 200 and r.json()["key"]["kid"].endswith(key["versions"][0]["version"]), "GET key version", repr(r))
+    r = emu.https(host, "GET", "/keys/%s/versions?api-version=7.5" % key["name"], kva)
+    check(r.status == 200 and len(r.json()["value"]) == len(key["versions"]), "list key versions", repr(r))
+    r = emu.https(host, "GET", "/keys/dbx-key-disabled/?api-version=7.4", kva)
+    check(r.status == 200 and r.json()["attributes"]["enabled"] is False, "disabled key shows enabled=false", repr(r))
+    r = emu.https(host, "GET", "/keys/nope?api-version=7.4", kva)
+    check(r.status == 404 and r.json()["error"]["code"] == "KeyNotFound", "unknown key -> 404 KeyNotFound", repr(r))
+    r = emu.https(host, "GET", "/keys/dbx-key-2048", kva)
+    check(r.status == 400 and r.json()["error"]["code"] == "BadParameter", "KV missing api-version", repr(r))
+    r = emu.https(host, "GET", "/keys/dbx-key-2048?api-version=7.4", auth)
+    check(r.status == 401, "ARM token at Key Vault -> 401", repr(r))
+    weak = [v for v in w["vaults"] if "enablePurgeProtection" not in v["properties"]][0]
+    whost = urllib.parse.urlsplit(weak["properties"]["vaultUri"]).hostname
+    r = emu.https(whost, "GET", "/keys/dbx-key-2048?api-version=7.4", kva)
+    check(r.status == 200 and r.json()["attributes"]["recoveryLevel"] == "Recoverable+Purgeable",
+          "vault without purge protection -> Recoverable+Purgeable", repr(r))
+    try:
+        emu.https("no-such-vault.vault.azure.net", "GET", "/keys/k?api-version=7.4", kva)
+        dropped = False
+    except (http.client.RemoteDisconnected, ConnectionError, OSError):
+        dropped = True
+    check(dropped, "unknown vault host -> connection dropped")
+
+    # ---- vault / identity lookups through ARM ----
+    flt = urllib.parse.quote("resourceType eq 'Microsoft.KeyVault/vaults' and name eq '%s'" % vault["name"].upper())
+    r = emu.https(ARM, "GET", "/subscriptions/%s/resources?$filter=%s&api-version=2021-04-01" % (sub, flt), auth)
+    check(r.status == 200 and [v["id"] for v in r.json()["value"]] == [vault["id"]], "resources $filter finds the vault", repr(r))
+    r = emu.https(ARM, "GET", vault["id"] + "?api-version=2024-11-01", auth)
+    check(r.status == 200 and "keys" not in r.json() and r.json()["properties"]["enablePurgeProtection"] is True,
+          "GET vault via ARM", repr(r))
+    uai = w["identities"][0]
+    r = emu.https(ARM, "GET", uai["id"] + "?api-version=2023-01-31", auth)
+    check(r.status == 200 and r.json()["properties"]["principalId"] == uai["principalId"], "GET identity", repr(r))
+
+    # ---- PATCH as a long-running operation ----
+    kek = {"kekType": "CustomerManaged",
+           "kekUrl": "https://%s/keys/dbx-key-2048/%s" % (host, vault["keys"][0]["versions"][-1]["version"]),
+           "kekVaultResourceID": vault["id"]}
+    r = emu.https(ARM, "PATCH", jpath + "?api-version=" + V, auth,
+                  {"properties": {"details": {"keyEncryptionKey": kek}}})
+    loc = r.header("Location") or ""
+    check(r.status == 202 and "/operationResults/" in loc and not r.body, "PATCH -> 202 + Location", repr(r))
+    r = emu.url(loc, headers=auth)
+    check(r.status == 202 and "/operationResults/" in (r.header("Location") or ""), "poll 1 -> 202 operationResults", repr(r))
+    r = emu.url(r.header("Location"), headers=auth)
+    check(r.status == 202 and (r.header("Location") or "").split("?")[0].endswith(jpath), "poll 2 -> 202 Location job", repr(r))
+    r = emu.url(r.header("Location") + "&$expand=details", headers=auth)
+    check(r.status == 200 and r.json()["properties"]["details"]["keyEncryptionKey"] == kek, "job shows the new key", repr(r))
+    st, stored = emu.admin("GET", "/admin/jobs/%s/%s/%s" % (sub, rg, job["name"]))
+    check(st == 200 and stored["properties"]["details"]["keyEncryptionKey"] == kek, "admin job view")
+
+    # ---- expired tokens, world replacement ----
+    st, world = emu.admin("GET", "/admin/world")
+    world["token_lifetime_s"] = 1
+    st, _ = emu.admin("PUT", "/admin/world", world)
+    check(st == 200, "PUT /admin/world")
+    short = emu.token()
+    time.sleep(1.2)
+    r = emu.https(ARM, "GET", jpath + "?api-version=" + V, {"Authorization": "Bearer " + short})
+    check(r.status == 401 and r.json()["error"]["code"] == "ExpiredAuthenticationToken", "expired token -> 401", repr(r))
+    r = emu.https(host, "GET", "/keys/dbx-key-2048?api-version=7.4", kva)
+    check(r.status == 200 and b64url_len_bits(r.json()["key"]["n"]) == 2048, "keys survive world replacement")
+
+    # ---- latency ----
+    emu.admin("POST", "/admin/latency", {"ms": 300})
+    t0 = time.time()
+    r = emu.https(ARM, "GET", "/subscriptions?api-version=2022-12-01", auth)
+    dt = time.time() - t0
+    emu.admin("POST", "/admin/latency", {"ms": 0})
+    check(r.status == 200 and dt >= 0.3, "latency 300 ms applied (%.2fs)" % dt)
+
+    # ---- sub 2 for completeness ----
+    items, _ = list_all(emu, tok, "/subscriptions/%s/providers/Microsoft.DataBox/jobs?api-version=2020-11-01" % sub2)
+    check(len(items) == len([j for j in w["jobs"] if j["id"].split("/")[2] == sub2]), "second subscription list")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--emulator", required=True)
+    p.add_argument("--gen-world", required=True)
+    a = p.parse_args()
+    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("smoke test took > 50 s")))
+    signal.alarm(50)
+    with Emulator(a.emulator, gen_world=a.gen_world,
+                  gen_args=["--demo", "--orders", "45", "--page-size", "10", "--seed", "7"]) as emu:
+        run(emu)
+        code = emu.proc
+    code.wait(5)
+    check(code.returncode == 0, "emulator exits 0 on SIGTERM")
+    print("emulator_smoke: %d checks passed" % checks)
+
+
+if __name__ == "__main__":
+    main()
