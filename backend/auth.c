@@ -1,0 +1,469 @@
+/*
+ * auth.c: tokens, the credential chain and the auth layer (auth.h).
+ *
+ * The auth layer is the top of the HTTP pipeline. For a request with a
+ * scope it takes a bearer token from a per-scope cache and sends the request
+ * with it; requests without a scope pass through untouched. The cache
+ * refreshes a token when less than min(300 s, half its lifetime) remains,
+ * one refresh per scope at a time (single flight: concurrent callers wait on
+ * a condition variable for the refresh already running, or keep using the
+ * old token while it is still valid). A failed refresh keeps the old token
+ * while it is valid. A 401 drops the token it used, fetches a fresh one and
+ * resends once. Expiry is tracked on the injected clock, so tests can move
+ * time.
+ *
+ * dbx_credential_new() builds a credential by name; "auto" is the
+ * DefaultAzureCredential chain of DESIGN.md 6, an ordered table of source
+ * constructors, so later sources drop in as one row each.
+ *
+ * Token values are copied only into heap buffers that are wiped before free,
+ * and never reach logs or error messages.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "databoxfs/auth.h"
+#include "databoxfs/log.h"
+
+#define REFRESH_MARGIN_S 300
+
+void dbx_token_wipe(struct dbx_token *tok)
+{
+	if (!tok)
+		return;
+	if (tok->value) {
+		explicit_bzero(tok->value, strlen(tok->value));
+		free(tok->value);
+	}
+	tok->value = NULL;
+	tok->expires_on = 0;
+}
+
+static void wipe_string(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+void dbx_credential_destroy(struct dbx_credential *cred)
+{
+	if (cred && cred->destroy)
+		cred->destroy(cred);
+}
+
+/* ---- the process environment ---- */
+
+static const char *process_get(void *ctx, const char *name)
+{
+	(void)ctx;
+	return getenv(name);
+}
+
+static const struct dbx_env process_env = { .get = process_get, .ctx = NULL };
+
+const struct dbx_env *dbx_env_process(void)
+{
+	return &process_env;
+}
+
+/* ---- the token cache ---- */
+
+struct token_slot {
+	struct token_slot *next;
+	char *scope;
+	char *value;          /* the cached token, or NULL */
+	uint64_t expires_ms;  /* on the auth layer's clock */
+	uint64_t refresh_ms;  /* refresh from here on */
+	unsigned long generation; /* bumped each time value changes */
+	unsigned long attempts;   /* bumped each time a refresh ends */
+	bool refreshing;
+	struct dbx_error last_err; /* of the last failed refresh */
+};
+
+struct auth_transport {
+	struct dbx_transport base;
+	struct dbx_transport *inner;
+	struct dbx_credential *cred;
+	const struct dbx_clock *clock;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct token_slot *slots;
+};
+
+/* The slot for scope, created when absent. Called with the lock held. */
+static struct token_slot *slot_get(struct auth_transport *at, const char *scope)
+{
+	struct token_slot *s;
+
+	for (s = at->slots; s; s = s->next) {
+		if (strcmp(s->scope, scope) == 0)
+			return s;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->scope = strdup(scope);
+	if (!s->scope) {
+		free(s);
+		return NULL;
+	}
+	s->next = at->slots;
+	at->slots = s;
+	return s;
+}
+
+/* Store a fresh token in the slot (lock held); takes tok->value. */
+static void slot_store(struct token_slot *s, struct dbx_token *tok, uint64_t now_ms)
+{
+	time_t wall = time(NULL);
+	int64_t life_s = tok->expires_on > wall ? (int64_t)(tok->expires_on - wall) : 0;
+	int64_t margin_s = life_s / 2 < REFRESH_MARGIN_S ? life_s / 2 : REFRESH_MARGIN_S;
+
+	wipe_string(s->value);
+	s->value = tok->value;
+	tok->value = NULL;
+	s->expires_ms = now_ms + (uint64_t)life_s * 1000u;
+	s->refresh_ms = now_ms + (uint64_t)(life_s - margin_s) * 1000u;
+	s->generation++;
+}
+
+/*
+ * A copy of a usable token for scope in *out (wipe and free it), and the
+ * generation it came from. Refreshes when due, single flight.
+ */
+static enum dbx_err get_bearer(struct auth_transport *at, const char *scope, char **out,
+			       unsigned long *gen, struct dbx_error *err)
+{
+	struct token_slot *s;
+	struct dbx_token tok = { 0 };
+	enum dbx_err rc = DBX_OK;
+	unsigned long waited_for = 0;
+	bool waited = false;
+	bool have_old;
+	uint64_t now;
+
+	*out = NULL;
+	pthread_mutex_lock(&at->lock);
+	s = slot_get(at, scope);
+	if (!s) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out_locked;
+	}
+	for (;;) {
+		now = at->clock->now_ms(at->clock->ctx);
+		have_old = s->value && now < s->expires_ms;
+		if (have_old && (now < s->refresh_ms || s->refreshing))
+			goto use_cached; /* fresh, or someone else is refreshing it */
+		if (!s->refreshing && waited && s->attempts != waited_for && !have_old) {
+			/* The refresh we waited for failed: share its error. */
+			if (err)
+				*err = s->last_err;
+			rc = s->last_err.err ? s->last_err.err : DBX_EAUTH;
+			goto out_locked;
+		}
+		if (!s->refreshing)
+			break;
+		if (!waited) {
+			waited = true;
+			waited_for = s->attempts;
+		}
+		pthread_cond_wait(&at->cond, &at->lock);
+	}
+
+	s->refreshing = true;
+	pthread_mutex_unlock(&at->lock);
+	rc = at->cred->get_token(at->cred, scope, &tok, err);
+	pthread_mutex_lock(&at->lock);
+	s->refreshing = false;
+	s->attempts++;
+	now = at->clock->now_ms(at->clock->ctx);
+	if (rc == DBX_OK && tok.value) {
+		slot_store(s, &tok, now);
+		/* What waiters report if this token is expired already on arrival. */
+		dbx_error_set(&s->last_err, DBX_EAUTH, "%s: the token it returned has expired",
+			      at->cred->name);
+		pthread_cond_broadcast(&at->cond);
+		goto use_cached;
+	}
+	if (rc == DBX_OK)
+		rc = dbx_error_set(err, DBX_EAUTH, "%s: empty token", at->cred->name);
+	if (err)
+		s->last_err = *err;
+	else
+		dbx_error_set(&s->last_err, rc, "%s: token request failed", at->cred->name);
+	pthread_cond_broadcast(&at->cond);
+	have_old = s->value && now < s->expires_ms;
+	if (!have_old)
+		goto out_locked;
+	dbx_log(DBX_LOG_WARN, "refreshing the token for %s failed (%s); using the cached one", scope,
+		err ? err->message : dbx_err_str(rc));
+	dbx_error_clear(err);
+	rc = DBX_OK;
+use_cached:
+	*out = strdup(s->value);
+	*gen = s->generation;
+	if (!*out)
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+out_locked:
+	pthread_mutex_unlock(&at->lock);
+	dbx_token_wipe(&tok);
+	return rc;
+}
+
+/* Forget the token of generation gen (a 401 said it is no good); newer ones stay. */
+static void drop_token(struct auth_transport *at, const char *scope, unsigned long gen)
+{
+	struct token_slot *s;
+
+	pthread_mutex_lock(&at->lock);
+	for (s = at->slots; s; s = s->next) {
+		if (strcmp(s->scope, scope) == 0 && s->generation == gen) {
+			wipe_string(s->value);
+			s->value = NULL;
+			s->expires_ms = s->refresh_ms = 0;
+		}
+	}
+	pthread_mutex_unlock(&at->lock);
+}
+
+static enum dbx_err auth_send(struct dbx_transport *self, const struct dbx_http_request *req,
+			      struct dbx_http_response *resp, struct dbx_error *err)
+{
+	struct auth_transport *at = (struct auth_transport *)self;
+	struct dbx_http_request r;
+	char *bearer = NULL;
+	unsigned long gen = 0;
+	enum dbx_err rc;
+
+	if (!req->scope)
+		return at->inner->send(at->inner, req, resp, err);
+	rc = get_bearer(at, req->scope, &bearer, &gen, err);
+	if (rc != DBX_OK)
+		goto out;
+	r = *req;
+	r.bearer = bearer;
+	rc = at->inner->send(at->inner, &r, resp, err);
+	if (rc != DBX_OK || resp->status != 401)
+		goto out;
+
+	/* 401: the token was refused (revoked, expired early): once more with a fresh one. */
+	dbx_log(DBX_LOG_DEBUG, "%s %.*s: 401, retrying once with a fresh token", req->method,
+		(int)strcspn(req->url, "?#"), req->url);
+	drop_token(at, req->scope, gen);
+	wipe_string(bearer);
+	bearer = NULL;
+	rc = get_bearer(at, req->scope, &bearer, &gen, err);
+	if (rc != DBX_OK) {
+		dbx_http_response_reset(resp);
+		goto out;
+	}
+	dbx_http_response_reset(resp);
+	r.bearer = bearer;
+	rc = at->inner->send(at->inner, &r, resp, err);
+out:
+	wipe_string(bearer);
+	return rc;
+}
+
+static void auth_destroy(struct dbx_transport *self)
+{
+	struct auth_transport *at = (struct auth_transport *)self;
+	struct token_slot *s = at->slots;
+
+	while (s) {
+		struct token_slot *next = s->next;
+
+		wipe_string(s->value);
+		free(s->scope);
+		free(s);
+		s = next;
+	}
+	dbx_transport_destroy(at->inner);
+	pthread_cond_destroy(&at->cond);
+	pthread_mutex_destroy(&at->lock);
+	free(at);
+}
+
+struct dbx_transport *dbx_http_auth_new(struct dbx_transport *inner, struct dbx_credential *cred,
+					const struct dbx_clock *clock)
+{
+	struct auth_transport *at = calloc(1, sizeof(*at));
+
+	if (!at)
+		return NULL;
+	at->base.send = auth_send;
+	at->base.destroy = auth_destroy;
+	at->inner = inner;
+	at->cred = cred;
+	at->clock = clock ? clock : dbx_clock_system();
+	pthread_mutex_init(&at->lock, NULL);
+	pthread_cond_init(&at->cond, NULL);
+	return &at->base;
+}
+
+/* ---- the chain ("auto") ---- */
+
+typedef struct dbx_credential *(*source_ctor)(struct dbx_transport *transport,
+					      const struct dbx_cloud *cloud,
+					      const struct dbx_env *env, struct dbx_error *err);
+
+/*
+ * DefaultAzureCredential's order (DESIGN.md 6). A NULL constructor is a
+ * source not written yet; it reports "not implemented" in the chain's
+ * message. Each row's constructor fails with a message starting "<name>: ".
+ */
+static const struct {
+	const char *name;
+	source_ctor make;
+} sources[] = {
+	{ "env", dbx_cred_env_secret_new },
+	{ "cert", NULL },     /* dbx_cred_env_cert_new, when written */
+	{ "workload", NULL }, /* dbx_cred_workload_new */
+	{ "msi", NULL },      /* dbx_cred_msi_new */
+	{ "cli", NULL },      /* dbx_cred_cli_new */
+};
+
+#define N_SOURCES (sizeof(sources) / sizeof(sources[0]))
+
+struct chain_cred {
+	struct dbx_credential base;
+	struct dbx_credential *members[N_SOURCES];
+	size_t n;
+	pthread_mutex_t lock;
+	struct dbx_credential *chosen; /* the first member that produced a token */
+};
+
+/* Append "; " (when not first) and text to buf of size cap. */
+static void append_reason(char *buf, size_t cap, const char *text)
+{
+	size_t len = strlen(buf);
+
+	if (len >= cap - 1)
+		return;
+	snprintf(buf + len, cap - len, "%s%s", len ? "; " : "", text);
+}
+
+static enum dbx_err chain_get_token(struct dbx_credential *self, const char *scope,
+				    struct dbx_token *out, struct dbx_error *err)
+{
+	struct chain_cred *cc = (struct chain_cred *)self;
+	struct dbx_credential *chosen;
+	char reasons[DBX_ERR_MSG_MAX] = "";
+	struct dbx_error e;
+	enum dbx_err rc = DBX_EAUTH;
+
+	pthread_mutex_lock(&cc->lock);
+	chosen = cc->chosen;
+	pthread_mutex_unlock(&cc->lock);
+	if (chosen)
+		return chosen->get_token(chosen, scope, out, err);
+
+	for (size_t i = 0; i < cc->n; i++) {
+		dbx_error_clear(&e);
+		rc = cc->members[i]->get_token(cc->members[i], scope, out, &e);
+		if (rc == DBX_OK) {
+			pthread_mutex_lock(&cc->lock);
+			cc->chosen = cc->members[i];
+			pthread_mutex_unlock(&cc->lock);
+			return DBX_OK;
+		}
+		if (e.http_status) {
+			/*
+			 * The authority answered and refused a configured
+			 * source: stop, as DefaultAzureCredential does,
+			 * rather than fall through to another identity.
+			 */
+			if (err)
+				*err = e;
+			return rc;
+		}
+		append_reason(reasons, sizeof(reasons), e.message);
+	}
+	return dbx_error_set(err, rc == DBX_OK ? DBX_EAUTH : rc, "no credential could get a token: %s",
+			     reasons);
+}
+
+static void chain_destroy(struct dbx_credential *self)
+{
+	struct chain_cred *cc = (struct chain_cred *)self;
+
+	for (size_t i = 0; i < cc->n; i++)
+		dbx_credential_destroy(cc->members[i]);
+	pthread_mutex_destroy(&cc->lock);
+	free(cc);
+}
+
+static struct dbx_credential *chain_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
+					const struct dbx_env *env, struct dbx_error *err)
+{
+	struct chain_cred *cc = calloc(1, sizeof(*cc));
+	char reasons[DBX_ERR_MSG_MAX] = "";
+	struct dbx_error e;
+
+	if (!cc) {
+		dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		return NULL;
+	}
+	cc->base.name = "auto";
+	cc->base.get_token = chain_get_token;
+	cc->base.destroy = chain_destroy;
+	pthread_mutex_init(&cc->lock, NULL);
+	for (size_t i = 0; i < N_SOURCES; i++) {
+		struct dbx_credential *c;
+		char line[DBX_ERR_MSG_MAX];
+
+		if (!sources[i].make) {
+			snprintf(line, sizeof(line), "%s: not implemented", sources[i].name);
+			append_reason(reasons, sizeof(reasons), line);
+			continue;
+		}
+		dbx_error_clear(&e);
+		c = sources[i].make(transport, cloud, env, &e);
+		if (c) {
+			cc->members[cc->n++] = c;
+			continue;
+		}
+		if (e.err == DBX_ENOMEM) {
+			if (err)
+				*err = e;
+			chain_destroy(&cc->base);
+			return NULL;
+		}
+		append_reason(reasons, sizeof(reasons), e.message);
+	}
+	if (cc->n == 0) {
+		chain_destroy(&cc->base);
+		dbx_error_set(err, DBX_EAUTH, "no credential available: %s", reasons);
+		return NULL;
+	}
+	return &cc->base;
+}
+
+struct dbx_credential *dbx_credential_new(const char *name, struct dbx_transport *transport,
+					  const struct dbx_cloud *cloud, const struct dbx_env *env,
+					  struct dbx_error *err)
+{
+	if (!cloud)
+		cloud = dbx_cloud_default();
+	if (!env)
+		env = dbx_env_process();
+	if (!name || strcmp(name, "auto") == 0)
+		return chain_new(transport, cloud, env, err);
+	for (size_t i = 0; i < N_SOURCES; i++) {
+		if (strcmp(name, sources[i].name) != 0)
+			continue;
+		if (!sources[i].make) {
+			dbx_error_set(err, DBX_ECONFIG, "credential=%s is not implemented yet", name);
+			return NULL;
+		}
+		return sources[i].make(transport, cloud, env, err);
+	}
+	dbx_error_set(err, DBX_ECONFIG,
+		      "unknown credential '%s' (expected auto, env, cert, workload, msi or cli)", name);
+	return NULL;
+}

@@ -1,0 +1,373 @@
+/*
+ * cred_env.c: the environment client-secret credential (DESIGN.md 6, first
+ * source; arm-api.md 5.1).
+ *
+ * AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET give an app
+ * registration's client-credentials grant against Entra ID v2.0:
+ *   POST https://<authority>/<tenant>/oauth2/v2.0/token
+ *   grant_type=client_credentials&client_id=..&client_secret=..&scope=..
+ * The authority is AZURE_AUTHORITY_HOST when set, else the cloud's login
+ * host. The secret lives in a locked page excluded from core dumps, is wiped
+ * on destroy, and never appears in a message: errors quote the service's
+ * "error" and the first line of "error_description" only.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "databoxfs/auth.h"
+#include "databoxfs/log.h"
+
+#define TOKEN_TIMEOUT_MS 60000
+
+struct env_secret_cred {
+	struct dbx_credential base;
+	struct dbx_transport *transport; /* borrowed */
+	char *tenant;
+	char *client_id;
+	char *secret;     /* in its own mmap'd region, secret_size bytes */
+	size_t secret_size;
+	char *token_url;
+	char *authority;  /* host[:port], for messages */
+};
+
+/* A copy of s in a fresh private mapping, locked and kept out of core dumps. */
+static char *secret_dup(const char *s, size_t *size_out)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	size_t len = strlen(s) + 1;
+	size_t size;
+	char *p;
+
+	if (page <= 0)
+		page = 4096;
+	size = (len + (size_t)page - 1) / (size_t)page * (size_t)page;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)madvise(p, size, MADV_DONTDUMP);
+	(void)mlock(p, size); /* best effort: RLIMIT_MEMLOCK may refuse */
+	memcpy(p, s, len);
+	*size_out = size;
+	return p;
+}
+
+static void secret_free(char *p, size_t size)
+{
+	if (!p)
+		return;
+	explicit_bzero(p, size);
+	munlock(p, size);
+	munmap(p, size);
+}
+
+static void wipe_free(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+static const char *env_get(const struct dbx_env *env, const char *name)
+{
+	const char *v = env->get(env->ctx, name);
+
+	return v && *v ? v : NULL;
+}
+
+/*
+ * The authority host from AZURE_AUTHORITY_HOST ("https://host", "https://host/"
+ * or "host"), or NULL with err filled when it is not an https host.
+ */
+static char *parse_authority(const char *v, struct dbx_error *err)
+{
+	const char *h = v;
+	size_t len;
+
+	if (strncasecmp(h, "https://", 8) == 0) {
+		h += 8;
+	} else if (strstr(h, "://")) {
+		dbx_error_set(err, DBX_ECONFIG, "env: AZURE_AUTHORITY_HOST must be an https URL: %s",
+			      v);
+		return NULL;
+	}
+	len = strlen(h);
+	while (len && h[len - 1] == '/')
+		len--;
+	if (len == 0 || strcspn(h, "/?#@ \t\r\n") < len) {
+		dbx_error_set(err, DBX_ECONFIG,
+			      "env: AZURE_AUTHORITY_HOST must be https://HOST, got %s", v);
+		return NULL;
+	}
+	return strndup(h, len);
+}
+
+/* Copy the first line of s (at most cap - 1 bytes) into buf. */
+static void first_line(char *buf, size_t cap, const char *s)
+{
+	size_t n = strcspn(s, "\r\n");
+
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+}
+
+/* Overwrite every occurrence of secret in msg with "***" (belt and braces). */
+static void redact(char *msg, const char *secret)
+{
+	size_t sl = strlen(secret);
+	char *p;
+
+	if (sl == 0)
+		return;
+	while ((p = strstr(msg, secret)) != NULL) {
+		memmove(p + 3, p + sl, strlen(p + sl) + 1);
+		memcpy(p, "***", 3);
+	}
+}
+
+static const char *json_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* expires_in as an integer or a decimal string; false when absent or bad. */
+static bool json_seconds(struct json_object *o, const char *key, int64_t *out)
+{
+	struct json_object *v;
+	char *end;
+	long long n;
+
+	if (!o || !json_object_object_get_ex(o, key, &v))
+		return false;
+	if (json_object_is_type(v, json_type_int)) {
+		*out = json_object_get_int64(v);
+		return *out >= 0;
+	}
+	if (!json_object_is_type(v, json_type_string))
+		return false;
+	n = strtoll(json_object_get_string(v), &end, 10);
+	if (end == json_object_get_string(v) || *end || n < 0)
+		return false;
+	*out = n;
+	return true;
+}
+
+/* The body of a token request; wipe and free it. */
+static char *token_body(const struct env_secret_cred *c, const char *scope)
+{
+	char *id = dbx_url_escape(c->client_id);
+	char *sec = dbx_url_escape(c->secret);
+	char *sc = dbx_url_escape(scope);
+	char *body = NULL;
+
+	if (id && sec && sc &&
+	    asprintf(&body, "grant_type=client_credentials&client_id=%s&client_secret=%s&scope=%s",
+		     id, sec, sc) < 0)
+		body = NULL;
+	free(id);
+	wipe_free(sec);
+	free(sc);
+	return body;
+}
+
+/* Turn a non-200 answer from the token endpoint into err. */
+static enum dbx_err token_error(const struct env_secret_cred *c, const struct dbx_http_response *resp,
+				struct json_object *j, struct dbx_error *err)
+{
+	const char *code = json_str(j, "error");
+	const char *desc = json_str(j, "error_description");
+	char line[DBX_ERR_MSG_MAX / 2];
+	enum dbx_err kind = DBX_EAUTH;
+
+	if (resp->status == 429)
+		kind = DBX_ETHROTTLED;
+	else if (resp->status >= 500)
+		kind = DBX_EREMOTE;
+	first_line(line, sizeof(line), desc ? desc : "");
+	if (code)
+		dbx_error_set(err, kind, "env: %s: %s", code, line[0] ? line : "(no description)");
+	else
+		dbx_error_set(err, kind, "env: token request to %s answered HTTP %ld", c->authority,
+			      resp->status);
+	if (err) {
+		redact(err->message, c->secret);
+		err->http_status = resp->status;
+		snprintf(err->code, sizeof(err->code), "%s", code ? code : "");
+		redact(err->code, c->secret);
+		snprintf(err->request_id, sizeof(err->request_id), "%s",
+			 resp->request_id ? resp->request_id : "");
+	}
+	return kind;
+}
+
+static enum dbx_err env_get_token(struct dbx_credential *self, const char *scope, struct dbx_token *out,
+				  struct dbx_error *err)
+{
+	struct env_secret_cred *c = (struct env_secret_cred *)self;
+	const struct dbx_clock *clock = dbx_clock_system();
+	struct dbx_http_response resp = { 0 };
+	struct dbx_http_request req = {
+		.method = "POST",
+		.url = c->token_url,
+		.scope = NULL,
+		.content_type = "application/x-www-form-urlencoded",
+		.deadline_ms = clock->now_ms(clock->ctx) + TOKEN_TIMEOUT_MS,
+		.idempotent = true, /* a token request changes nothing: safe to resend */
+	};
+	struct json_object *j = NULL;
+	const char *access;
+	int64_t expires_in = 0;
+	char *body;
+	enum dbx_err rc;
+
+	out->value = NULL;
+	out->expires_on = 0;
+	body = token_body(c, scope);
+	if (!body)
+		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	req.body = body;
+	req.body_len = strlen(body);
+	rc = dbx_http_send(c->transport, &req, &resp, err);
+	wipe_free(body);
+	if (rc != DBX_OK) {
+		char inner[DBX_ERR_MSG_MAX];
+
+		snprintf(inner, sizeof(inner), "%s", err ? err->message : dbx_err_str(rc));
+		dbx_error_set(err, rc, "env: token request to %s failed: %s", c->authority, inner);
+		goto out;
+	}
+	j = json_tokener_parse(resp.body ? resp.body : "");
+	if (resp.status != 200) {
+		rc = token_error(c, &resp, j, err);
+		goto out;
+	}
+	access = json_str(j, "access_token");
+	if (!access || !*access || !json_seconds(j, "expires_in", &expires_in)) {
+		rc = dbx_error_set(err, DBX_EAUTH,
+				   "env: token response from %s lacks access_token or expires_in",
+				   c->authority);
+		if (err) {
+			err->http_status = resp.status;
+			snprintf(err->request_id, sizeof(err->request_id), "%s",
+				 resp.request_id ? resp.request_id : "");
+		}
+		goto out;
+	}
+	out->value = strdup(access);
+	if (!out->value) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	out->expires_on = time(NULL) + (time_t)expires_in;
+out:
+	if (j) {
+		/* The parsed response holds the token too: wipe it in place. */
+		const char *a = json_str(j, "access_token");
+
+		if (a)
+			explicit_bzero((char *)a, strlen(a));
+		json_object_put(j);
+	}
+	if (resp.body)
+		explicit_bzero(resp.body, resp.body_len);
+	dbx_http_response_reset(&resp);
+	return rc;
+}
+
+static void env_destroy(struct dbx_credential *self)
+{
+	struct env_secret_cred *c = (struct env_secret_cred *)self;
+
+	free(c->tenant);
+	free(c->client_id);
+	secret_free(c->secret, c->secret_size);
+	free(c->token_url);
+	free(c->authority);
+	free(c);
+}
+
+struct dbx_credential *dbx_cred_env_secret_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
+					       const struct dbx_env *env, struct dbx_error *err)
+{
+	static const char *const required[] = { "AZURE_TENANT_ID", "AZURE_CLIENT_ID",
+						"AZURE_CLIENT_SECRET" };
+	struct env_secret_cred *c = NULL;
+	const char *vals[3];
+	const char *missing[3];
+	size_t n_missing = 0;
+	const char *auth;
+	char *tenant_esc = NULL;
+
+	if (!cloud)
+		cloud = dbx_cloud_default();
+	if (!env)
+		env = dbx_env_process();
+	for (size_t i = 0; i < 3; i++) {
+		vals[i] = env_get(env, required[i]);
+		if (!vals[i])
+			missing[n_missing++] = required[i];
+	}
+	if (n_missing == 1) {
+		dbx_error_set(err, DBX_EAUTH, "env: %s is not set", missing[0]);
+		return NULL;
+	}
+	if (n_missing == 2) {
+		dbx_error_set(err, DBX_EAUTH, "env: %s and %s are not set", missing[0], missing[1]);
+		return NULL;
+	}
+	if (n_missing == 3) {
+		dbx_error_set(err, DBX_EAUTH, "env: %s, %s and %s are not set", missing[0], missing[1],
+			      missing[2]);
+		return NULL;
+	}
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		goto nomem;
+	c->base.name = "env";
+	c->base.get_token = env_get_token;
+	c->base.destroy = env_destroy;
+	c->transport = transport;
+	auth = env_get(env, "AZURE_AUTHORITY_HOST");
+	if (auth) {
+		c->authority = parse_authority(auth, err);
+		if (!c->authority)
+			goto fail;
+	} else {
+		c->authority = strdup(cloud->login_host);
+		if (!c->authority)
+			goto nomem;
+	}
+	c->tenant = strdup(vals[0]);
+	c->client_id = strdup(vals[1]);
+	c->secret = secret_dup(vals[2], &c->secret_size);
+	tenant_esc = dbx_url_escape(vals[0]);
+	if (!c->tenant || !c->client_id || !c->secret || !tenant_esc)
+		goto nomem;
+	if (asprintf(&c->token_url, "https://%s/%s/oauth2/v2.0/token", c->authority, tenant_esc) < 0) {
+		c->token_url = NULL;
+		goto nomem;
+	}
+	free(tenant_esc);
+	return &c->base;
+nomem:
+	dbx_error_set(err, DBX_ENOMEM, "out of memory");
+fail:
+	free(tenant_esc);
+	if (c)
+		env_destroy(&c->base);
+	return NULL;
+}

@@ -1,0 +1,812 @@
+/*
+ * test_auth.c: the auth layer's token cache and the credentials
+ * (backend/auth.c, backend/cred_env.c), over the scripted fake transport.
+ *
+ * What a user notices: every ARM/Key Vault request carries the right
+ * token; a mount makes one token request per audience, not one per file;
+ * tokens are renewed before they expire and after a 401; a burst of `ls`
+ * on a cold mount makes one token request; the environment credential
+ * speaks the exact Entra ID wire format; and a misconfigured credential
+ * says what is missing without ever echoing the secret.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "databoxfs/auth.h"
+#include "fake_transport.h"
+
+#define T0 5000000u
+#define ARM_SCOPE "https://management.azure.com/.default"
+#define KV_SCOPE "https://vault.azure.net/.default"
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- a counting credential stub ---- */
+
+struct stub_cred {
+	struct dbx_credential base;
+	pthread_mutex_t lock;
+	int calls;
+	int fail_from;   /* calls numbered >= fail_from fail (0: never) */
+	time_t life_s;   /* lifetime of the tokens it hands out */
+	long sleep_ms;   /* real time each call takes (single-flight test) */
+};
+
+static enum dbx_err stub_get_token(struct dbx_credential *self, const char *scope, struct dbx_token *out,
+				   struct dbx_error *err)
+{
+	struct stub_cred *s = (struct stub_cred *)self;
+	int n;
+
+	pthread_mutex_lock(&s->lock);
+	n = ++s->calls;
+	pthread_mutex_unlock(&s->lock);
+	if (s->sleep_ms) {
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = s->sleep_ms * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
+	if (s->fail_from && n >= s->fail_from)
+		return dbx_error_set(err, DBX_EAUTH, "stub: refused");
+	assert_true(asprintf(&out->value, "tok-%d-%s", n, scope) > 0);
+	out->expires_on = time(NULL) + s->life_s;
+	return DBX_OK;
+}
+
+static void stub_destroy(struct dbx_credential *self)
+{
+	(void)self;
+}
+
+static void stub_init(struct stub_cred *s, time_t life_s)
+{
+	memset(s, 0, sizeof(*s));
+	s->base.name = "stub";
+	s->base.get_token = stub_get_token;
+	s->base.destroy = stub_destroy;
+	pthread_mutex_init(&s->lock, NULL);
+	s->life_s = life_s;
+}
+
+struct fixture {
+	struct fake_transport fake;
+	struct fake_clock fc;
+	struct stub_cred cred;
+	struct dbx_transport *auth;
+};
+
+static struct fixture *setup_with(const struct fake_reply *script, size_t n, time_t life_s)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	fake_transport_init(&f->fake, script, n);
+	fake_clock_init(&f->fc, T0);
+	stub_init(&f->cred, life_s);
+	f->auth = dbx_http_auth_new(&f->fake.base, &f->cred.base, &f->fc.clock);
+	assert_non_null(f->auth);
+	return f;
+}
+
+static void teardown_f(struct fixture *f)
+{
+	dbx_transport_destroy(f->auth);
+	fake_transport_fini(&f->fake);
+	pthread_mutex_destroy(&f->cred.lock);
+	free(f);
+}
+
+/* Send a GET for scope (NULL: none); returns the rc and the status in *status. */
+static enum dbx_err get(struct fixture *f, const char *scope, long *status, struct dbx_error *err)
+{
+	struct dbx_http_request req = {
+		.method = "GET",
+		.url = "https://management.azure.com/subscriptions?api-version=2022-12-01",
+		.scope = scope,
+		.idempotent = true,
+	};
+	struct dbx_http_response resp = { 0 };
+	enum dbx_err rc;
+
+	dbx_error_clear(err);
+	rc = dbx_http_send(f->auth, &req, &resp, err);
+	*status = resp.status;
+	dbx_http_response_reset(&resp);
+	return rc;
+}
+
+static void test_bearer_only_with_scope(void **state)
+{
+	struct fixture *f = setup_with(NULL, 0, 3600);
+	struct dbx_error err;
+	long st;
+
+	(void)state;
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	assert_int_equal(get(f, NULL, &st, &err), DBX_OK);
+	assert_int_equal(f->fake.n_calls, 2);
+	assert_string_equal(f->fake.calls[0].bearer, "tok-1-" ARM_SCOPE);
+	assert_null(f->fake.calls[1].bearer);
+	assert_int_equal(f->cred.calls, 1); /* no token fetched for the scope-less request */
+	teardown_f(f);
+}
+
+static void test_token_cached(void **state)
+{
+	struct fixture *f = setup_with(NULL, 0, 3600);
+	struct dbx_error err;
+	long st;
+
+	(void)state;
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+		f->fc.now += 60000; /* a minute between requests, 20 minutes in all */
+	}
+	assert_int_equal(f->cred.calls, 1);
+	for (size_t i = 0; i < f->fake.n_calls; i++)
+		assert_string_equal(f->fake.calls[i].bearer, "tok-1-" ARM_SCOPE);
+	teardown_f(f);
+}
+
+static void test_two_scopes_two_tokens(void **state)
+{
+	struct fixture *f = setup_with(NULL, 0, 3600);
+	struct dbx_error err;
+	long st;
+
+	(void)state;
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	assert_int_equal(get(f, KV_SCOPE, &st, &err), DBX_OK);
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	assert_int_equal(get(f, KV_SCOPE, &st, &err), DBX_OK);
+	assert_int_equal(f->cred.calls, 2);
+	assert_string_equal(f->fake.calls[0].bearer, "tok-1-" ARM_SCOPE);
+	assert_string_equal(f->fake.calls[1].bearer, "tok-2-" KV_SCOPE);
+	assert_string_equal(f->fake.calls[2].bearer, "tok-1-" ARM_SCOPE);
+	assert_string_equal(f->fake.calls[3].bearer, "tok-2-" KV_SCOPE);
+	teardown_f(f);
+}
+
+static void test_refresh_five_minutes_ahead(void **state)
+{
+	struct fixture *f = setup_with(NULL, 0, 3600);
+	struct dbx_error err;
+	long st;
+
+	(void)state;
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	f->fc.now = T0 + (3600 - 310) * 1000u; /* 5 min 10 s left: keep */
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	assert_int_equal(f->cred.calls, 1);
+	f->fc.now = T0 + (3600 - 290) * 1000u; /* 4 min 50 s left: renew */
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	assert_int_equal(f->cred.calls, 2);
+	assert_string_equal(f->fake.calls[2].bearer, "tok-2-" ARM_SCOPE);
+	teardown_f(f);
+}
+
+static void test_refresh_short_token_at_half_life(void **state)
+{
+	struct fixture *f = setup_with(NULL, 0, 100);
+	struct dbx_error err;
+	long st;
+
+	(void)state;
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	f->fc.now = T0 + 40000; /* 60 s of 100 left: keep */
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	assert_int_equal(f->cred.calls, 1);
+	f->fc.now = T0 + 60000; /* 40 s of 100 left: renew */
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	assert_int_equal(f->cred.calls, 2);
+	teardown_f(f);
+}
+
+static void test_failed_refresh_keeps_valid_token(void **state)
+{
+	struct fixture *f = setup_with(NULL, 0, 3600);
+	struct dbx_error err;
+	long st;
+
+	(void)state;
+	f->cred.fail_from = 2;
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	f->fc.now = T0 + 3400 * 1000u; /* due for refresh, still valid */
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	assert_int_equal(st, 599); /* the request went out (script exhausted answers 599) */
+	assert_int_equal(f->cred.calls, 2);
+	assert_string_equal(f->fake.calls[1].bearer, "tok-1-" ARM_SCOPE);
+
+	f->fc.now = T0 + 3601 * 1000u; /* expired, and the credential still fails */
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_EAUTH);
+	assert_string_equal(err.message, "stub: refused");
+	assert_int_equal(f->fake.n_calls, 2); /* nothing sent without a token */
+	teardown_f(f);
+}
+
+static void test_401_one_fresh_retry(void **state)
+{
+	static const struct fake_reply script[] = {
+		{ .status = 401, .www_authenticate = "Bearer error=\"invalid_token\"" },
+		{ .status = 200, .body = "{}" },
+	};
+	struct fixture *f = setup_with(script, N(script), 3600);
+	struct dbx_error err;
+	long st;
+
+	(void)state;
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	assert_int_equal(st, 200);
+	assert_int_equal(f->fake.n_calls, 2);
+	assert_int_equal(f->cred.calls, 2);
+	assert_string_equal(f->fake.calls[0].bearer, "tok-1-" ARM_SCOPE);
+	assert_string_equal(f->fake.calls[1].bearer, "tok-2-" ARM_SCOPE);
+	/* and the fresh token is the one cached */
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	assert_string_equal(f->fake.calls[2].bearer, "tok-2-" ARM_SCOPE);
+	assert_int_equal(f->cred.calls, 2);
+	teardown_f(f);
+}
+
+static void test_401_twice_returns_401(void **state)
+{
+	static const struct fake_reply script[] = {
+		{ .status = 401 },
+		{ .status = 401, .request_id = "rid-2" },
+		{ .status = 200 },
+	};
+	struct fixture *f = setup_with(script, N(script), 3600);
+	struct dbx_error err;
+	long st;
+
+	(void)state;
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	assert_int_equal(st, 401); /* the caller maps it to EACCES */
+	assert_int_equal(f->fake.n_calls, 2);
+	assert_int_equal(f->cred.calls, 2);
+	teardown_f(f);
+}
+
+static void test_401_without_scope_passes_through(void **state)
+{
+	static const struct fake_reply script[] = { { .status = 401 }, { .status = 200 } };
+	struct fixture *f = setup_with(script, N(script), 3600);
+	struct dbx_error err;
+	long st;
+
+	(void)state;
+	assert_int_equal(get(f, NULL, &st, &err), DBX_OK);
+	assert_int_equal(st, 401);
+	assert_int_equal(f->fake.n_calls, 1);
+	assert_int_equal(f->cred.calls, 0);
+	teardown_f(f);
+}
+
+/* ---- single flight ---- */
+
+struct worker {
+	struct fixture *f;
+	pthread_barrier_t *barrier;
+	enum dbx_err rc;
+	struct dbx_error err;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	long st;
+
+	pthread_barrier_wait(w->barrier);
+	w->rc = get(w->f, ARM_SCOPE, &st, &w->err);
+	return NULL;
+}
+
+static void run_burst(struct fixture *f, struct worker *w, size_t n)
+{
+	pthread_t th[16];
+	pthread_barrier_t barrier;
+
+	assert_true(n <= 16);
+	pthread_barrier_init(&barrier, NULL, (unsigned)n);
+	for (size_t i = 0; i < n; i++) {
+		w[i].f = f;
+		w[i].barrier = &barrier;
+		assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+	}
+	for (size_t i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&barrier);
+}
+
+static void test_single_flight_cold_cache(void **state)
+{
+	struct fixture *f = setup_with(NULL, 0, 3600);
+	struct worker w[8];
+
+	(void)state;
+	memset(w, 0, sizeof(w));
+	f->cred.sleep_ms = 100; /* a slow token endpoint */
+	run_burst(f, w, 8);
+	assert_int_equal(f->cred.calls, 1);
+	assert_int_equal(f->fake.n_calls, 8);
+	for (size_t i = 0; i < 8; i++) {
+		assert_int_equal(w[i].rc, DBX_OK);
+		assert_string_equal(f->fake.calls[i].bearer, "tok-1-" ARM_SCOPE);
+	}
+	teardown_f(f);
+}
+
+static void test_single_flight_failure_shared(void **state)
+{
+	struct fixture *f = setup_with(NULL, 0, 3600);
+	struct worker w[8];
+
+	(void)state;
+	memset(w, 0, sizeof(w));
+	f->cred.sleep_ms = 100;
+	f->cred.fail_from = 1;
+	run_burst(f, w, 8);
+	assert_int_equal(f->cred.calls, 1); /* waiters share the one failure */
+	assert_int_equal(f->fake.n_calls, 0);
+	for (size_t i = 0; i < 8; i++) {
+		assert_int_equal(w[i].rc, DBX_EAUTH);
+		assert_string_equal(w[i].err.message, "stub: refused");
+	}
+	teardown_f(f);
+}
+
+/* ---- the environment secret credential ---- */
+
+struct kv {
+	const char *name;
+	const char *value;
+};
+
+static const char *table_get(void *ctx, const char *name)
+{
+	for (const struct kv *p = ctx; p->name; p++) {
+		if (strcmp(p->name, name) == 0)
+			return p->value;
+	}
+	return NULL;
+}
+
+#define SECRET "s3cr&t=+/ x~"
+
+static const struct kv full_env[] = {
+	{ "AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47" },
+	{ "AZURE_CLIENT_ID", "0f5c8b7e-1a2b-4c3d-9e8f-aabbccddeeff" },
+	{ "AZURE_CLIENT_SECRET", SECRET },
+	{ NULL, NULL },
+};
+
+/* A transport that keeps the last request whole, then delegates to the fake. */
+struct capture {
+	struct dbx_transport base;
+	struct fake_transport *fake;
+	char content_type[128];
+	bool idempotent;
+	uint64_t deadline_ms;
+	bool had_scope;
+};
+
+static enum dbx_err capture_send(struct dbx_transport *self, const struct dbx_http_request *req,
+				 struct dbx_http_response *resp, struct dbx_error *err)
+{
+	struct capture *c = (struct capture *)self;
+
+	snprintf(c->content_type, sizeof(c->content_type), "%s",
+		 req->content_type ? req->content_type : "");
+	c->idempotent = req->idempotent;
+	c->deadline_ms = req->deadline_ms;
+	c->had_scope = req->scope != NULL;
+	return c->fake->base.send(&c->fake->base, req, resp, err);
+}
+
+static void capture_init(struct capture *c, struct fake_transport *fake)
+{
+	memset(c, 0, sizeof(*c));
+	c->base.send = capture_send;
+	c->fake = fake;
+}
+
+static void test_env_secret_request(void **state)
+{
+	static const struct fake_reply script[] = {
+		{ .status = 200,
+		  .body = "{\"token_type\":\"Bearer\",\"expires_in\":3599,\"ext_expires_in\":3599,"
+			  "\"access_token\":\"eyJ0eXAi.fake.token\"}" },
+	};
+	const struct dbx_env env = { .get = table_get, .ctx = (void *)full_env };
+	struct fake_transport fake;
+	struct capture cap;
+	struct dbx_credential *cred;
+	struct dbx_token tok = { 0 };
+	struct dbx_error err = { 0 };
+	time_t before = time(NULL);
+
+	(void)state;
+	fake_transport_init(&fake, script, N(script));
+	capture_init(&cap, &fake);
+	cred = dbx_credential_new("env", &cap.base, dbx_cloud_default(), &env, &err);
+	assert_non_null(cred);
+	assert_string_equal(cred->name, "env");
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_string_equal(tok.value, "eyJ0eXAi.fake.token");
+	assert_true(tok.expires_on >= before + 3599 && tok.expires_on <= time(NULL) + 3599);
+
+	assert_int_equal(fake.n_calls, 1);
+	assert_string_equal(fake.calls[0].method, "POST");
+	assert_string_equal(fake.calls[0].url, "https://login.microsoftonline.com/"
+					       "72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token");
+	assert_string_equal(fake.calls[0].body,
+			    "grant_type=client_credentials"
+			    "&client_id=0f5c8b7e-1a2b-4c3d-9e8f-aabbccddeeff"
+			    "&client_secret=s3cr%26t%3D%2B%2F%20x~"
+			    "&scope=https%3A%2F%2Fmanagement.azure.com%2F.default");
+	assert_null(fake.calls[0].scope);
+	assert_null(fake.calls[0].bearer);
+	assert_false(cap.had_scope);
+	assert_string_equal(cap.content_type, "application/x-www-form-urlencoded");
+	assert_true(cap.idempotent);
+	assert_true(cap.deadline_ms != 0);
+
+	dbx_token_wipe(&tok);
+	assert_null(tok.value);
+	dbx_credential_destroy(cred);
+	fake_transport_fini(&fake);
+}
+
+static void test_env_expires_in_string_and_cloud(void **state)
+{
+	static const struct fake_reply script[] = {
+		{ .status = 200, .body = "{\"access_token\":\"AT\",\"expires_in\":\"600\"}" },
+		{ .status = 200, .body = "{\"access_token\":\"AT\"}" }, /* no expiry: refused */
+	};
+	static const struct kv env_tab[] = {
+		{ "AZURE_TENANT_ID", "contoso.onmicrosoft.us" },
+		{ "AZURE_CLIENT_ID", "cid" },
+		{ "AZURE_CLIENT_SECRET", "sec" },
+		{ "AZURE_AUTHORITY_HOST", "" }, /* empty counts as unset */
+		{ NULL, NULL },
+	};
+	const struct dbx_env env = { .get = table_get, .ctx = (void *)env_tab };
+	struct fake_transport fake;
+	struct dbx_credential *cred;
+	struct dbx_token tok = { 0 };
+	struct dbx_error err = { 0 };
+	time_t before = time(NULL);
+
+	(void)state;
+	fake_transport_init(&fake, script, N(script));
+	cred = dbx_cred_env_secret_new(&fake.base, dbx_cloud_find("AzureUSGovernment"), &env, &err);
+	assert_non_null(cred);
+	assert_int_equal(cred->get_token(cred, "https://management.usgovcloudapi.net/.default", &tok,
+					 &err),
+			 DBX_OK);
+	assert_true(tok.expires_on >= before + 600 && tok.expires_on <= time(NULL) + 600);
+	assert_string_equal(fake.calls[0].url,
+			    "https://login.microsoftonline.us/contoso.onmicrosoft.us/oauth2/v2.0/token");
+	dbx_token_wipe(&tok);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_null(tok.value);
+	assert_non_null(strstr(err.message, "expires_in"));
+	dbx_credential_destroy(cred);
+	fake_transport_fini(&fake);
+}
+
+static void test_env_authority_host_forms(void **state)
+{
+	static const struct {
+		const char *value;
+		const char *url; /* NULL: refused */
+	} rows[] = {
+		{ "https://login.example.net", "https://login.example.net/t%20x/oauth2/v2.0/token" },
+		{ "https://login.example.net/", "https://login.example.net/t%20x/oauth2/v2.0/token" },
+		{ "login.example.net", "https://login.example.net/t%20x/oauth2/v2.0/token" },
+		{ "HTTPS://login.example.net:8443//", "https://login.example.net:8443/t%20x/oauth2/v2.0/token" },
+		{ "http://login.example.net", NULL },
+		{ "ftp://login.example.net", NULL },
+		{ "https://login.example.net/tenant", NULL },
+		{ "https://user@login.example.net", NULL },
+		{ "https://", NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < N(rows); i++) {
+		const struct kv tab[] = {
+			{ "AZURE_TENANT_ID", "t x" },
+			{ "AZURE_CLIENT_ID", "cid" },
+			{ "AZURE_CLIENT_SECRET", "sec" },
+			{ "AZURE_AUTHORITY_HOST", rows[i].value },
+			{ NULL, NULL },
+		};
+		static const struct fake_reply ok[] = {
+			{ .status = 200, .body = "{\"access_token\":\"AT\",\"expires_in\":60}" },
+		};
+		const struct dbx_env env = { .get = table_get, .ctx = (void *)tab };
+		struct fake_transport fake;
+		struct dbx_credential *cred;
+		struct dbx_token tok = { 0 };
+		struct dbx_error err = { 0 };
+
+		fake_transport_init(&fake, ok, N(ok));
+		cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, &err);
+		if (!rows[i].url) {
+			if (cred)
+				fail_msg("AZURE_AUTHORITY_HOST=%s accepted", rows[i].value);
+			assert_int_equal(err.err, DBX_ECONFIG);
+			assert_non_null(strstr(err.message, "AZURE_AUTHORITY_HOST"));
+			fake_transport_fini(&fake);
+			continue;
+		}
+		assert_non_null(cred);
+		assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
+		assert_string_equal(fake.calls[0].url, rows[i].url);
+		dbx_token_wipe(&tok);
+		dbx_credential_destroy(cred);
+		fake_transport_fini(&fake);
+	}
+}
+
+static void test_env_error_body(void **state)
+{
+	static const struct fake_reply script[] = {
+		{ .status = 401,
+		  .request_id = "0f1e2d3c-aaaa-bbbb-cccc-ddddeeeeffff",
+		  .body = "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215: Invalid "
+			  "client secret provided. Ensure the secret being sent in the request is the "
+			  "client secret value, not the client secret ID.\\r\\nTrace ID: 1234\\r\\n"
+			  "Correlation ID: 5678\",\"error_codes\":[7000215]}" },
+		/* A service that echoes the secret back must not get it into our message. */
+		{ .status = 400,
+		  .body = "{\"error\":\"invalid_request\",\"error_description\":\"AADSTS90002: bad "
+			  "value " SECRET " in request\"}" },
+		{ .status = 503, .body = "<html>down</html>" },
+	};
+	const struct dbx_env env = { .get = table_get, .ctx = (void *)full_env };
+	struct fake_transport fake;
+	struct dbx_credential *cred;
+	struct dbx_token tok = { 0 };
+	struct dbx_error err = { 0 };
+
+	(void)state;
+	fake_transport_init(&fake, script, N(script));
+	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, &err);
+	assert_non_null(cred);
+
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_null(tok.value);
+	assert_string_equal(err.message,
+			    "env: invalid_client: AADSTS7000215: Invalid client secret provided. Ensure "
+			    "the secret being sent in the request is the client secret value, not the "
+			    "client secret ID.");
+	assert_int_equal(err.http_status, 401);
+	assert_string_equal(err.code, "invalid_client");
+	assert_string_equal(err.request_id, "0f1e2d3c-aaaa-bbbb-cccc-ddddeeeeffff");
+	assert_null(strstr(err.message, SECRET));
+
+	dbx_error_clear(&err);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_non_null(strstr(err.message, "AADSTS90002"));
+	assert_null(strstr(err.message, SECRET));
+	assert_null(strstr(err.message, "s3cr"));
+
+	dbx_error_clear(&err);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EREMOTE);
+	assert_int_equal(err.http_status, 503);
+	assert_non_null(strstr(err.message, "login.microsoftonline.com"));
+	assert_non_null(strstr(err.message, "503"));
+
+	dbx_credential_destroy(cred);
+	fake_transport_fini(&fake);
+}
+
+static void test_env_transport_failure(void **state)
+{
+	static const struct fake_reply script[] = { { .transport_err = DBX_EUNREACHABLE } };
+	const struct dbx_env env = { .get = table_get, .ctx = (void *)full_env };
+	struct fake_transport fake;
+	struct dbx_credential *cred;
+	struct dbx_token tok = { 0 };
+	struct dbx_error err = { 0 };
+
+	(void)state;
+	fake_transport_init(&fake, script, N(script));
+	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, &err);
+	assert_non_null(cred);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EUNREACHABLE);
+	assert_string_equal(err.message, "env: token request to login.microsoftonline.com failed: "
+					 "fake transport failure");
+	dbx_credential_destroy(cred);
+	fake_transport_fini(&fake);
+}
+
+static void test_env_missing_variables(void **state)
+{
+	static const struct kv none[] = { { NULL, NULL } };
+	static const struct kv no_secret[] = {
+		{ "AZURE_TENANT_ID", "t" },
+		{ "AZURE_CLIENT_ID", "c" },
+		{ "AZURE_CLIENT_SECRET", "" },
+		{ NULL, NULL },
+	};
+	static const struct kv only_secret[] = { { "AZURE_CLIENT_SECRET", "x" }, { NULL, NULL } };
+	const struct dbx_env e_none = { .get = table_get, .ctx = (void *)none };
+	const struct dbx_env e_nosec = { .get = table_get, .ctx = (void *)no_secret };
+	const struct dbx_env e_onlysec = { .get = table_get, .ctx = (void *)only_secret };
+	struct fake_transport fake;
+	struct dbx_error err = { 0 };
+
+	(void)state;
+	fake_transport_init(&fake, NULL, 0);
+	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_none, &err));
+	assert_int_equal(err.err, DBX_EAUTH);
+	assert_string_equal(err.message,
+			    "env: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are not set");
+	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_nosec, &err));
+	assert_string_equal(err.message, "env: AZURE_CLIENT_SECRET is not set");
+	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_onlysec, &err));
+	assert_string_equal(err.message, "env: AZURE_TENANT_ID and AZURE_CLIENT_ID are not set");
+	assert_int_equal(fake.n_calls, 0);
+	fake_transport_fini(&fake);
+}
+
+static void test_auto_chain(void **state)
+{
+	static const struct kv none[] = { { NULL, NULL } };
+	static const struct fake_reply script[] = {
+		{ .status = 200, .body = "{\"access_token\":\"AT1\",\"expires_in\":3600}" },
+		{ .status = 200, .body = "{\"access_token\":\"AT2\",\"expires_in\":3600}" },
+	};
+	const struct dbx_env e_none = { .get = table_get, .ctx = (void *)none };
+	const struct dbx_env e_full = { .get = table_get, .ctx = (void *)full_env };
+	struct fake_transport fake;
+	struct dbx_credential *cred;
+	struct dbx_token tok = { 0 };
+	struct dbx_error err = { 0 };
+
+	(void)state;
+	fake_transport_init(&fake, script, N(script));
+	assert_null(dbx_credential_new("auto", &fake.base, NULL, &e_none, &err));
+	assert_int_equal(err.err, DBX_EAUTH);
+	assert_string_equal(err.message,
+			    "no credential available: "
+			    "env: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are not set; "
+			    "cert: not implemented; workload: not implemented; "
+			    "msi: not implemented; cli: not implemented");
+
+	cred = dbx_credential_new("auto", &fake.base, NULL, &e_full, &err);
+	assert_non_null(cred);
+	assert_string_equal(cred->name, "auto");
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_string_equal(tok.value, "AT1");
+	dbx_token_wipe(&tok);
+	assert_int_equal(cred->get_token(cred, KV_SCOPE, &tok, &err), DBX_OK);
+	assert_string_equal(tok.value, "AT2");
+	assert_non_null(strstr(fake.calls[1].body, "scope=https%3A%2F%2Fvault.azure.net%2F.default"));
+	dbx_token_wipe(&tok);
+	dbx_credential_destroy(cred);
+	fake_transport_fini(&fake);
+}
+
+static void test_auto_chain_stops_on_refusal(void **state)
+{
+	static const struct fake_reply script[] = {
+		{ .status = 401,
+		  .body = "{\"error\":\"unauthorized_client\",\"error_description\":\"AADSTS700016: "
+			  "Application not found\"}" },
+	};
+	const struct dbx_env env = { .get = table_get, .ctx = (void *)full_env };
+	struct fake_transport fake;
+	struct dbx_credential *cred;
+	struct dbx_token tok = { 0 };
+	struct dbx_error err = { 0 };
+
+	(void)state;
+	fake_transport_init(&fake, script, N(script));
+	cred = dbx_credential_new(NULL, &fake.base, NULL, &env, &err); /* NULL means auto */
+	assert_non_null(cred);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_string_equal(err.message, "env: unauthorized_client: AADSTS700016: Application not found");
+	assert_int_equal(err.http_status, 401);
+	dbx_credential_destroy(cred);
+	fake_transport_fini(&fake);
+}
+
+static void test_unknown_credential_name(void **state)
+{
+	const struct dbx_env env = { .get = table_get, .ctx = (void *)full_env };
+	struct fake_transport fake;
+	struct dbx_error err = { 0 };
+
+	(void)state;
+	fake_transport_init(&fake, NULL, 0);
+	assert_null(dbx_credential_new("kerberos", &fake.base, NULL, &env, &err));
+	assert_int_equal(err.err, DBX_ECONFIG);
+	assert_non_null(strstr(err.message, "kerberos"));
+	assert_null(dbx_credential_new("ENV ", &fake.base, NULL, &env, &err));
+	assert_int_equal(err.err, DBX_ECONFIG);
+	fake_transport_fini(&fake);
+}
+
+/* The whole stack: auth over the env credential, both over the same fake. */
+static void test_stack_env_to_arm(void **state)
+{
+	static const struct fake_reply script[] = {
+		{ .status = 200, .body = "{\"access_token\":\"ARM-AT\",\"expires_in\":3600}" },
+		{ .status = 200, .body = "{\"value\":[]}" },
+		{ .status = 200, .body = "{\"value\":[]}" },
+	};
+	const struct dbx_env env = { .get = table_get, .ctx = (void *)full_env };
+	struct fake_transport fake;
+	struct fake_transport token_fake;
+	struct fake_clock fc;
+	struct dbx_credential *cred;
+	struct dbx_transport *auth;
+	struct dbx_error err = { 0 };
+	struct dbx_http_request req = {
+		.method = "GET",
+		.url = "https://management.azure.com/subscriptions?api-version=2022-12-01",
+		.scope = ARM_SCOPE,
+		.idempotent = true,
+	};
+	struct dbx_http_response resp = { 0 };
+
+	(void)state;
+	fake_transport_init(&token_fake, script, 1);
+	fake_transport_init(&fake, script + 1, 2);
+	fake_clock_init(&fc, T0);
+	cred = dbx_credential_new("env", &token_fake.base, NULL, &env, &err);
+	assert_non_null(cred);
+	auth = dbx_http_auth_new(&fake.base, cred, &fc.clock);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(dbx_http_send(auth, &req, &resp, &err), DBX_OK);
+		assert_int_equal(resp.status, 200);
+		dbx_http_response_reset(&resp);
+	}
+	assert_int_equal(token_fake.n_calls, 1);
+	assert_string_equal(fake.calls[0].bearer, "ARM-AT");
+	assert_string_equal(fake.calls[1].bearer, "ARM-AT");
+	dbx_transport_destroy(auth);
+	dbx_credential_destroy(cred);
+	fake_transport_fini(&fake);
+	fake_transport_fini(&token_fake);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bearer_only_with_scope),
+		cmocka_unit_test(test_token_cached),
+		cmocka_unit_test(test_two_scopes_two_tokens),
+		cmocka_unit_test(test_refresh_five_minutes_ahead),
+		cmocka_unit_test(test_refresh_short_token_at_half_life),
+		cmocka_unit_test(test_failed_refresh_keeps_valid_token),
+		cmocka_unit_test(test_401_one_fresh_retry),
+		cmocka_unit_test(test_401_twice_returns_401),
+		cmocka_unit_test(test_401_without_scope_passes_through),
+		cmocka_unit_test(test_single_flight_cold_cache),
+		cmocka_unit_test(test_single_flight_failure_shared),
+		cmocka_unit_test(test_env_secret_request),
+		cmocka_unit_test(test_env_expires_in_string_and_cloud),
+		cmocka_unit_test(test_env_authority_host_forms),
+		cmocka_unit_test(test_env_error_body),
+		cmocka_unit_test(test_env_transport_failure),
+		cmocka_unit_test(test_env_missing_variables),
+		cmocka_unit_test(test_auto_chain),
+		cmocka_unit_test(test_auto_chain_stops_on_refusal),
+		cmocka_unit_test(test_unknown_credential_name),
+		cmocka_unit_test(test_stack_env_to_arm),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
