@@ -1,0 +1,691 @@
+/*
+ * http.c: the libcurl transport, the bottom layer of the HTTP pipeline
+ * (http.h). The only file that includes curl.h.
+ *
+ * Security is not optional here: peer and host verification are always on
+ * and no option turns them off; `cafile` only ADDS trust (the system bundle
+ * plus cafile, as one in-memory PEM); only https is spoken and redirects are
+ * never followed. A bearer token travels only in the Authorization header,
+ * whose buffers are wiped after the request, and nothing here logs headers
+ * or query strings.
+ *
+ * Easy handles are pooled (mutex-protected) so connections, TLS sessions and
+ * DNS entries are reused across requests; each send resets the handle it
+ * takes. Transport failures map to the kinds of http.h: DBX_EUNREACHABLE when
+ * nothing was sent (DNS, connect, TLS), DBX_ETIMEDOUT at the deadline,
+ * DBX_EREMOTE when the request may have reached the server.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "databoxfs/http.h"
+#include "databoxfs/log.h"
+
+#define POOL_MAX 16
+#define CONNECT_TIMEOUT_MS 10000
+#define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+#define CAFILE_MAX (8u * 1024 * 1024)
+
+struct curl_transport {
+	struct dbx_transport base;
+	pthread_mutex_t lock; /* guards pool and n_pool */
+	CURL *pool[POOL_MAX];
+	size_t n_pool;
+	char *ca_pem; /* system bundle + cafile, or NULL for libcurl's default trust */
+	size_t ca_len;
+	struct curl_slist *connect_to;
+	char *user_agent_header; /* "User-Agent: ..." */
+	bool verbose;
+};
+
+/* State of one request, shared with the callbacks. */
+struct xfer {
+	struct dbx_http_response *resp;
+	char *body;
+	size_t len;
+	size_t cap;
+	bool too_large;
+	bool oom;
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+
+static void global_init(void)
+{
+	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/*
+ * The protocols a URL may use. Only https today. The managed-identity
+ * source (IMDS at http://169.254.169.254) will need plain http for that one
+ * endpoint: allow it HERE, for exactly that host, and nowhere else.
+ */
+static const char *allowed_protocols(const char *url)
+{
+	(void)url;
+	return "https";
+}
+
+/* ---- in-memory CA bundle ---- */
+
+static char *read_file(const char *path, size_t *len_out, struct dbx_error *err)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0;
+	size_t cap = 0;
+
+	if (!f) {
+		dbx_error_set(err, DBX_ECONFIG, "cannot read CA file %s: %m", path);
+		return NULL;
+	}
+	for (;;) {
+		size_t n;
+
+		if (cap - len < 4096) {
+			char *nb;
+
+			cap = cap ? cap * 2 : 65536;
+			nb = realloc(buf, cap + 1);
+			if (!nb) {
+				dbx_error_set(err, DBX_ENOMEM, "out of memory reading %s", path);
+				goto fail;
+			}
+			buf = nb;
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (len > CAFILE_MAX) {
+			dbx_error_set(err, DBX_ECONFIG, "CA file %s is larger than 8 MiB", path);
+			goto fail;
+		}
+		if (n == 0)
+			break;
+	}
+	if (ferror(f)) {
+		dbx_error_set(err, DBX_ECONFIG, "cannot read CA file %s: %m", path);
+		goto fail;
+	}
+	fclose(f);
+	buf = buf ? buf : malloc(1);
+	if (!buf) {
+		dbx_error_set(err, DBX_ENOMEM, "out of memory reading %s", path);
+		return NULL;
+	}
+	buf[len] = '\0';
+	*len_out = len;
+	return buf;
+fail:
+	fclose(f);
+	free(buf);
+	return NULL;
+}
+
+/* Number of PEM certificates OpenSSL can parse in pem[0..len). */
+static int count_certs(const char *pem, size_t len)
+{
+	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	X509 *x;
+	int n = 0;
+
+	if (!bio)
+		return 0;
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		X509_free(x);
+		n++;
+	}
+	BIO_free(bio);
+	return n;
+}
+
+/* ca_pem = system bundle (when present) + cafile; cafile must hold at least one certificate. */
+static enum dbx_err load_ca(struct curl_transport *ct, const char *cafile, struct dbx_error *err)
+{
+	char *sys = NULL;
+	char *extra = NULL;
+	size_t sys_len = 0;
+	size_t extra_len = 0;
+	struct dbx_error ignored;
+	enum dbx_err rc = DBX_OK;
+
+	extra = read_file(cafile, &extra_len, err);
+	if (!extra) {
+		rc = err ? err->err : DBX_ECONFIG;
+		goto out;
+	}
+	if (count_certs(extra, extra_len) == 0) {
+		rc = dbx_error_set(err, DBX_ECONFIG, "CA file %s holds no PEM certificate", cafile);
+		goto out;
+	}
+	sys = read_file(SYSTEM_CA_BUNDLE, &sys_len, &ignored);
+	ct->ca_pem = malloc(sys_len + 1 + extra_len + 1);
+	if (!ct->ca_pem) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory loading CA file %s", cafile);
+		goto out;
+	}
+	if (sys)
+		memcpy(ct->ca_pem, sys, sys_len);
+	ct->ca_pem[sys_len] = '\n';
+	memcpy(ct->ca_pem + sys_len + 1, extra, extra_len);
+	ct->ca_len = sys_len + 1 + extra_len;
+	ct->ca_pem[ct->ca_len] = '\0';
+out:
+	free(sys);
+	free(extra);
+	return rc;
+}
+
+/* ---- callbacks ---- */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+	struct xfer *x = userp;
+	size_t n = size * nmemb;
+
+	if (n > DBX_HTTP_BODY_MAX - x->len) {
+		x->too_large = true;
+		return 0; /* abort: CURLE_WRITE_ERROR */
+	}
+	if (x->len + n + 1 > x->cap) {
+		size_t cap = x->cap ? x->cap : 16384;
+		char *nb;
+
+		while (cap < x->len + n + 1)
+			cap *= 2;
+		nb = realloc(x->body, cap);
+		if (!nb) {
+			x->oom = true;
+			return 0;
+		}
+		x->body = nb;
+		x->cap = cap;
+	}
+	memcpy(x->body + x->len, data, n);
+	x->len += n;
+	x->body[x->len] = '\0';
+	return n;
+}
+
+/* Replace *slot by a copy of value[0..len). */
+static bool set_header(char **slot, const char *value, size_t len)
+{
+	char *v = strndup(value, len);
+
+	if (!v)
+		return false;
+	free(*slot);
+	*slot = v;
+	return true;
+}
+
+static void clear_headers(struct dbx_http_response *r)
+{
+	free(r->location);
+	free(r->retry_after);
+	free(r->retry_after_ms);
+	free(r->request_id);
+	free(r->www_authenticate);
+	r->location = r->retry_after = r->retry_after_ms = r->request_id = r->www_authenticate = NULL;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
+{
+	struct xfer *x = userp;
+	size_t n = size * nmemb;
+	size_t name_len;
+	const char *v;
+	size_t vlen;
+	char **slot = NULL;
+
+	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+		clear_headers(x->resp); /* a new response (after 1xx): forget the old headers */
+		return n;
+	}
+	v = memchr(data, ':', n);
+	if (!v)
+		return n;
+	name_len = (size_t)(v - data);
+	v++;
+	vlen = n - name_len - 1;
+	while (vlen && (*v == ' ' || *v == '\t')) {
+		v++;
+		vlen--;
+	}
+	while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' ' ||
+			v[vlen - 1] == '\t'))
+		vlen--;
+
+#define IS(name) (name_len == sizeof(name) - 1 && strncasecmp(data, name, name_len) == 0)
+	if (IS("Location"))
+		slot = &x->resp->location;
+	else if (IS("Retry-After"))
+		slot = &x->resp->retry_after;
+	else if (IS("retry-after-ms") || IS("x-ms-retry-after-ms"))
+		slot = &x->resp->retry_after_ms;
+	else if (IS("x-ms-request-id"))
+		slot = &x->resp->request_id;
+	else if (IS("WWW-Authenticate"))
+		slot = &x->resp->www_authenticate;
+#undef IS
+	if (slot && !set_header(slot, v, vlen)) {
+		x->oom = true;
+		return 0;
+	}
+	return n;
+}
+
+/* ---- the pool ---- */
+
+static CURL *pool_take(struct curl_transport *ct)
+{
+	CURL *h = NULL;
+
+	pthread_mutex_lock(&ct->lock);
+	if (ct->n_pool)
+		h = ct->pool[--ct->n_pool];
+	pthread_mutex_unlock(&ct->lock);
+	if (h)
+		curl_easy_reset(h);
+	else
+		h = curl_easy_init();
+	return h;
+}
+
+static void pool_give(struct curl_transport *ct, CURL *h)
+{
+	pthread_mutex_lock(&ct->lock);
+	if (ct->n_pool < POOL_MAX) {
+		ct->pool[ct->n_pool++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&ct->lock);
+	if (h)
+		curl_easy_cleanup(h);
+}
+
+/* ---- URL pieces for messages and logs: never the query ---- */
+
+struct url_parts {
+	char *scheme;
+	char *host;
+	char *path;
+};
+
+static void url_parts_get(const char *url, struct url_parts *p)
+{
+	CURLU *u = curl_url();
+
+	memset(p, 0, sizeof(*p));
+	if (!u)
+		return;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK) {
+		curl_url_get(u, CURLUPART_SCHEME, &p->scheme, 0);
+		curl_url_get(u, CURLUPART_HOST, &p->host, 0);
+		curl_url_get(u, CURLUPART_PATH, &p->path, 0);
+	}
+	curl_url_cleanup(u);
+}
+
+static void url_parts_free(struct url_parts *p)
+{
+	curl_free(p->scheme);
+	curl_free(p->host);
+	curl_free(p->path);
+}
+
+static const char *or_unknown(const char *s)
+{
+	return s ? s : "(unparsable URL)";
+}
+
+/* ---- one request ---- */
+
+/* Append h to *list; false on ENOMEM. */
+static bool add_header(struct curl_slist **list, const char *h)
+{
+	struct curl_slist *n = curl_slist_append(*list, h);
+
+	if (!n)
+		return false;
+	*list = n;
+	return true;
+}
+
+/* Wipe every header string (the bearer token, secret extra headers) and free the list. */
+static void wipe_headers(struct curl_slist *list)
+{
+	for (struct curl_slist *i = list; i; i = i->next)
+		explicit_bzero(i->data, strlen(i->data));
+	curl_slist_free_all(list);
+}
+
+static bool is_tls_error(CURLcode c)
+{
+	switch (c) {
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_CLIENTCERT:
+	case CURLE_USE_SSL_FAILED:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Map a failed perform to the kinds of http.h, with a message naming the host only. */
+static enum dbx_err map_curl_error(CURL *h, CURLcode c, const struct xfer *x, const char *host,
+				   const char *errbuf, bool deadline_passed, struct dbx_error *err)
+{
+	const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(c);
+	long connect_ok = 0;
+
+	if (x->too_large)
+		return dbx_error_set(err, DBX_EREMOTE, "response body larger than 16 MiB from %s", host);
+	if (x->oom || c == CURLE_OUT_OF_MEMORY)
+		return dbx_error_set(err, DBX_ENOMEM, "out of memory talking to %s", host);
+	switch (c) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return dbx_error_set(err, DBX_EUNREACHABLE, "cannot resolve %s: %s", host, detail);
+	case CURLE_COULDNT_CONNECT:
+		return dbx_error_set(err, DBX_EUNREACHABLE, "cannot connect to %s: %s", host, detail);
+	case CURLE_PEER_FAILED_VERIFICATION:
+		return dbx_error_set(err, DBX_EUNREACHABLE,
+				     "TLS certificate verification failed for %s: %s", host, detail);
+	case CURLE_OPERATION_TIMEDOUT:
+		/*
+		 * The 10 s connect timeout before the deadline: nothing was
+		 * sent, the host is unreachable (and a retry is safe).
+		 */
+		if (!deadline_passed &&
+		    curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connect_ok) == CURLE_OK &&
+		    connect_ok == 0)
+			return dbx_error_set(err, DBX_EUNREACHABLE, "connecting to %s timed out", host);
+		return dbx_error_set(err, DBX_ETIMEDOUT, "request to %s timed out", host);
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_WEIRD_SERVER_REPLY:
+		return dbx_error_set(err, DBX_EREMOTE, "connection to %s failed mid-request: %s", host,
+				     detail);
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		return dbx_error_set(err, DBX_ECONFIG, "refusing a non-https URL for %s", host);
+	case CURLE_URL_MALFORMAT:
+		return dbx_error_set(err, DBX_EINVAL, "malformed URL for %s", host);
+	default:
+		break;
+	}
+	if (is_tls_error(c)) {
+		/* OpenSSL reports a bad certificate as a handshake failure too. */
+		if (strstr(detail, "certificate"))
+			return dbx_error_set(err, DBX_EUNREACHABLE,
+					     "TLS certificate verification failed for %s: %s", host,
+					     detail);
+		return dbx_error_set(err, DBX_EUNREACHABLE, "TLS handshake with %s failed: %s", host,
+				     detail);
+	}
+	return dbx_error_set(err, DBX_EREMOTE, "request to %s failed: %s", host, detail);
+}
+
+/* Set the method and body options; false on a libcurl refusal. */
+static bool set_method(CURL *h, const struct dbx_http_request *req)
+{
+	bool ok = true;
+	const char *m = req->method ? req->method : "GET";
+
+	if (strcmp(m, "GET") == 0 && !req->body) {
+		ok = curl_easy_setopt(h, CURLOPT_HTTPGET, 1L) == CURLE_OK;
+	} else if (strcmp(m, "HEAD") == 0) {
+		ok = curl_easy_setopt(h, CURLOPT_NOBODY, 1L) == CURLE_OK;
+	} else if (req->body || strcmp(m, "POST") == 0 || strcmp(m, "PATCH") == 0 ||
+		   strcmp(m, "PUT") == 0) {
+		ok = curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "") == CURLE_OK &&
+		     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+				      (curl_off_t)(req->body ? req->body_len : 0)) == CURLE_OK;
+		if (ok && strcmp(m, "POST") != 0)
+			ok = curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m) == CURLE_OK;
+	} else {
+		ok = curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m) == CURLE_OK;
+	}
+	return ok;
+}
+
+static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_request *req,
+			      struct dbx_http_response *resp, struct dbx_error *err)
+{
+	struct curl_transport *ct = (struct curl_transport *)self;
+	const struct dbx_clock *clock = dbx_clock_system();
+	struct xfer x = { .resp = resp };
+	struct curl_slist *headers = NULL;
+	struct url_parts up;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	char line[256];
+	char *auth = NULL;
+	CURL *h = NULL;
+	uint64_t start = clock->now_ms(clock->ctx);
+	uint64_t remaining = 0;
+	long connect_ms = CONNECT_TIMEOUT_MS;
+	enum dbx_err rc = DBX_OK;
+	bool ok;
+	CURLcode c;
+
+	url_parts_get(req->url, &up);
+	dbx_uuid4(resp->client_request_id);
+	if (req->deadline_ms) {
+		if (start >= req->deadline_ms) {
+			rc = dbx_error_set(err, DBX_ETIMEDOUT, "deadline passed before %s %s was sent",
+					   req->method, or_unknown(up.host));
+			goto out;
+		}
+		remaining = req->deadline_ms - start;
+	}
+	if (remaining && remaining < CONNECT_TIMEOUT_MS)
+		connect_ms = (long)remaining;
+	h = pool_take(ct);
+	if (!h) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "cannot create a libcurl handle");
+		goto out;
+	}
+
+	snprintf(line, sizeof(line), "x-ms-client-request-id: %s", resp->client_request_id);
+	ok = add_header(&headers, line) && add_header(&headers, "x-ms-return-client-request-id: true") &&
+	     add_header(&headers, "Accept: application/json") &&
+	     add_header(&headers, ct->user_agent_header) && add_header(&headers, "Expect:");
+	if (ok && req->body && req->content_type) {
+		snprintf(line, sizeof(line), "Content-Type: %s", req->content_type);
+		ok = add_header(&headers, line);
+	}
+	if (ok && req->bearer) {
+		if (asprintf(&auth, "Authorization: Bearer %s", req->bearer) < 0) {
+			auth = NULL;
+			ok = false;
+		} else {
+			ok = add_header(&headers, auth);
+		}
+	}
+	for (size_t i = 0; ok && req->extra_headers && req->extra_headers[i]; i++)
+		ok = add_header(&headers, req->extra_headers[i]);
+	if (!ok) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory building a request");
+		goto out;
+	}
+
+	ok = curl_easy_setopt(h, CURLOPT_URL, req->url) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, allowed_protocols(req->url)) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_WRITEDATA, &x) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_HEADERDATA, &x) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms) == CURLE_OK &&
+	     set_method(h, req);
+	if (ok && remaining)
+		ok = curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)remaining) == CURLE_OK;
+	if (ok && ct->ca_pem) {
+		struct curl_blob blob = { .data = ct->ca_pem, .len = ct->ca_len,
+					  .flags = CURL_BLOB_NOCOPY };
+
+		ok = curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob) == CURLE_OK;
+	}
+	if (ok && ct->connect_to)
+		ok = curl_easy_setopt(h, CURLOPT_CONNECT_TO, ct->connect_to) == CURLE_OK;
+	if (!ok) {
+		rc = dbx_error_set(err, DBX_ECONFIG, "libcurl refused an option for %s",
+				   or_unknown(up.host));
+		goto out;
+	}
+
+	c = curl_easy_perform(h);
+	if (c != CURLE_OK) {
+		bool late = req->deadline_ms && clock->now_ms(clock->ctx) >= req->deadline_ms;
+
+		rc = map_curl_error(h, c, &x, or_unknown(up.host), errbuf, late, err);
+		goto out;
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+	if (!x.body) {
+		x.body = calloc(1, 1);
+		if (!x.body) {
+			rc = dbx_error_set(err, DBX_ENOMEM, "out of memory reading a response");
+			goto out;
+		}
+	}
+	resp->body = x.body;
+	resp->body_len = x.len;
+	x.body = NULL;
+out:
+	if (ct->verbose) {
+		uint64_t ms = clock->now_ms(clock->ctx) - start;
+
+		if (rc == DBX_OK)
+			dbx_log(DBX_LOG_DEBUG, "%s %s://%s%s -> %ld (%llu ms) x-ms-request-id %s",
+				req->method, or_unknown(up.scheme), or_unknown(up.host),
+				up.path ? up.path : "", resp->status, (unsigned long long)ms,
+				resp->request_id ? resp->request_id : "-");
+		else
+			dbx_log(DBX_LOG_DEBUG, "%s %s://%s%s -> %s (%llu ms): %s", req->method,
+				or_unknown(up.scheme), or_unknown(up.host), up.path ? up.path : "",
+				dbx_err_str(rc), (unsigned long long)ms, err ? err->message : "");
+	}
+	if (rc != DBX_OK) {
+		char id[DBX_HTTP_UUID_LEN + 1];
+
+		memcpy(id, resp->client_request_id, sizeof(id));
+		dbx_http_response_reset(resp);
+		memcpy(resp->client_request_id, id, sizeof(id));
+	}
+	free(x.body);
+	wipe_headers(headers);
+	if (auth) {
+		explicit_bzero(auth, strlen(auth));
+		free(auth);
+	}
+	if (h) {
+		/* Drop pointers into this call's stack and the header list before pooling. */
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+		pool_give(ct, h);
+	}
+	url_parts_free(&up);
+	return rc;
+}
+
+static void curl_destroy(struct dbx_transport *self)
+{
+	struct curl_transport *ct = (struct curl_transport *)self;
+
+	for (size_t i = 0; i < ct->n_pool; i++)
+		curl_easy_cleanup(ct->pool[i]);
+	pthread_mutex_destroy(&ct->lock);
+	curl_slist_free_all(ct->connect_to);
+	free(ct->ca_pem);
+	free(ct->user_agent_header);
+	free(ct);
+}
+
+static size_t count_char(const char *s, char ch)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += *s == ch;
+	return n;
+}
+
+struct dbx_transport *dbx_http_curl_new(const struct dbx_curl_options *opt, struct dbx_error *err)
+{
+	struct curl_transport *ct = NULL;
+	const char *ua;
+
+	pthread_once(&global_once, global_init);
+	if (global_rc != CURLE_OK) {
+		dbx_error_set(err, DBX_ECONFIG, "libcurl initialisation failed: %s",
+			      curl_easy_strerror(global_rc));
+		return NULL;
+	}
+	ct = calloc(1, sizeof(*ct));
+	if (!ct) {
+		dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		return NULL;
+	}
+	ct->base.send = curl_send;
+	ct->base.destroy = curl_destroy;
+	pthread_mutex_init(&ct->lock, NULL);
+	ct->verbose = opt && opt->verbose;
+	ua = opt && opt->user_agent ? opt->user_agent : "databoxfs/" DBX_VERSION;
+	if (asprintf(&ct->user_agent_header, "User-Agent: %s", ua) < 0) {
+		ct->user_agent_header = NULL;
+		dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (opt && opt->cafile && load_ca(ct, opt->cafile, err) != DBX_OK)
+		goto fail;
+	for (size_t i = 0; opt && opt->connect_to && opt->connect_to[i]; i++) {
+		struct curl_slist *n;
+
+		if (count_char(opt->connect_to[i], ':') < 3) {
+			dbx_error_set(err, DBX_ECONFIG,
+				      "connect_to=%s: expected HOST:PORT:TO_HOST:TO_PORT",
+				      opt->connect_to[i]);
+			goto fail;
+		}
+		n = curl_slist_append(ct->connect_to, opt->connect_to[i]);
+		if (!n) {
+			dbx_error_set(err, DBX_ENOMEM, "out of memory");
+			goto fail;
+		}
+		ct->connect_to = n;
+	}
+	return &ct->base;
+fail:
+	curl_destroy(&ct->base);
+	return NULL;
+}
