@@ -133,7 +133,7 @@ def check_errors(tc, job, data, where):
 	for b in blocks:
 		for field in ("code", "source", "time", "message", "recoverable", "remedy"):
 			tc.assertIn(field, b, "%s: block without %s: %r" % (where, field, b))
-		tc.assertIn(b["source"], ("order", "last-write"), where)
+		tc.assertIn(b["source"], ("order", "last-write", "read"), where)
 		tc.assertIn(b["recoverable"], ("yes", "no", "depends"), where)
 	order_blocks = [b for b in blocks if b["source"] == "order"]
 	tc.assertTrue(order_blocks, "%s: no block with source: order" % where)
