@@ -1,0 +1,120 @@
+/*
+ * cache.h: what the mount knows about subscriptions and orders, and when it
+ * must ask ARM again.
+ *
+ * Three kinds of state, each refreshed when older than cache_ttl on the
+ * injected clock, each with single flight (concurrent misses for the same
+ * object wait for one request and share its result):
+ *   - the root listing: the -o subscription= list, or GET /subscriptions;
+ *   - per subscription: the job list (all pages), which gives the resource
+ *     groups and the orders, and feeds each order that came with details;
+ *   - per order: a refcounted immutable snapshot of struct dbx_order, from
+ *     the listing or from a GET with $expand=details.
+ * A reader keeps the snapshot it took even when the cache moves on. When a
+ * refresh fails the old snapshot is kept only so the errors file can show
+ * it next to the failure; callers must not show it as live. A 404 removes
+ * the order.
+ *
+ * Inode numbers: every subscription, resource group and order key (case
+ * insensitive) is interned once to a number n for the life of the cache;
+ * its directory is inode n * 16 and file i of an order is n * 16 + 1 + i.
+ * The root is inode 1.
+ */
+#ifndef DATABOXFS_FS_CACHE_H
+#define DATABOXFS_FS_CACHE_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "databoxfs/arm.h"
+#include "databoxfs/err.h"
+#include "databoxfs/http.h"
+#include "databoxfs/order.h"
+
+#define DBX_INO_ROOT 1
+#define DBX_INO_SHIFT 4 /* room for 15 files per order */
+
+struct dbx_cache;
+
+struct dbx_cache_config {
+	struct dbx_arm *arm;               /* not owned */
+	const struct dbx_clock *clock;     /* for the TTL */
+	uint64_t ttl_ms;                   /* 0: every open/stat asks again */
+	const char *const *subscriptions;  /* NULL-terminated list to show, or NULL: list them */
+};
+
+/* A new cache (copies the subscription list), or NULL on ENOMEM. */
+struct dbx_cache *dbx_cache_new(const struct dbx_cache_config *cfg);
+void dbx_cache_free(struct dbx_cache *c);
+
+/* The wall-clock time the cache was created: the mtime of directories without one. */
+time_t dbx_cache_started(const struct dbx_cache *c);
+
+/* One entry of a directory listing. */
+struct dbx_dirent {
+	char *name;     /* spelled as ARM (or -o subscription=) spells it */
+	uint64_t ino;
+	time_t mtime;
+};
+
+struct dbx_dirlist {
+	struct dbx_dirent *v;
+	size_t n;
+};
+
+void dbx_dirlist_free(struct dbx_dirlist *l);
+
+/*
+ * List a directory, refreshing it first when older than the TTL:
+ * subscription NULL lists the root (subscriptions), resource_group NULL
+ * lists a subscription (its resource groups), else the orders of one
+ * resource group. On failure out is empty and err says why.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_cache_list(struct dbx_cache *c, const char *subscription,
+					   const char *resource_group, struct dbx_dirlist *out,
+					   struct dbx_error *err);
+
+/*
+ * Whether the directory exists: the root, a subscription, a resource group
+ * (resource_group set) or an order (name set too). Answers from the current
+ * listing when it has the entry, even past the TTL (an order's own reads
+ * refresh it); else refreshes the listing once. DBX_ENOTFOUND when it does
+ * not exist. Fills *ino and *mtime.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_cache_lookup(struct dbx_cache *c, const char *subscription,
+					     const char *resource_group, const char *name,
+					     uint64_t *ino, time_t *mtime, struct dbx_error *err);
+
+struct dbx_snap;
+
+/* What a reader holds of one order. Release with dbx_order_view_release(). */
+struct dbx_order_view {
+	struct dbx_snap *snap;          /* reference held by the view, or NULL */
+	const struct dbx_order *order;  /* snap's order: live when rc == DBX_OK, else stale or NULL */
+	uint64_t ino;                   /* the order directory's inode */
+	time_t mtime;                   /* lastModifiedAt, or when the mount first saw this state */
+	enum dbx_err rc;                /* the latest refresh: DBX_OK, or why it failed */
+	struct dbx_error err;           /* when rc != DBX_OK */
+	time_t err_time;                /* when that refresh failed (wall clock) */
+};
+
+/*
+ * The state of one order, fetched again (GET $expand=details) when older
+ * than the TTL. Returns view->rc. DBX_ENOTFOUND: the order does not exist
+ * (and is removed from its listing). Any other failure leaves the last good
+ * snapshot (or NULL) in view->order for the errors file only. The view
+ * must be released whatever the result.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
+					    const char *resource_group, const char *name,
+					    struct dbx_order_view *view, struct dbx_error *err);
+
+void dbx_order_view_release(struct dbx_order_view *view);
+
+/* The inode of file attr (index into dbx_attrs) of the order whose directory is dir_ino. */
+static inline uint64_t dbx_ino_file(uint64_t dir_ino, size_t attr)
+{
+	return dir_ino + 1 + attr;
+}
+
+#endif

@@ -1,0 +1,431 @@
+/*
+ * main.c: databoxfs [-f] [-d] [-o OPT[,OPT...]] MOUNTPOINT
+ *
+ * Parses the options with one fuse_opt table and one key function (libfuse
+ * hello.c style), checks every value before anything is mounted (a bad
+ * value is a clear message and exit status 1), builds the stack and hands
+ * it to fuse_main() as private_data:
+ *
+ *   token requests:  curl -> retry                 (borrowed by the credential)
+ *   ARM requests:    curl -> retry -> auth(credential) -> dbx_arm -> cache -> fs
+ *
+ * Two curl+retry stacks keep ownership simple: the auth layer owns its
+ * inner transport, the credential only borrows its own. Everything is torn
+ * down after the mount ends. Our own options are consumed here; libfuse's
+ * (allow_other, ...) pass through, and default_permissions, fsname and
+ * subtype are always added.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "databoxfs/arm.h"
+#include "databoxfs/auth.h"
+#include "databoxfs/cloud.h"
+#include "databoxfs/http.h"
+#include "databoxfs/log.h"
+#include "cache.h"
+#include "fs.h"
+#include "ops.h"
+
+#define DEFAULT_API_VERSION "2025-07-01"
+
+struct options {
+	char *subscription;
+	char *cloud;
+	char *credential;
+	char *api_version;
+	char *cache_ttl;
+	char *timeout;
+	char *lro_poll;
+	char *cafile;
+	char **connect_to; /* NULL-terminated */
+	size_t n_connect_to;
+	int show_help;
+	int show_version;
+	int foreground;
+	int debug;
+	int mountpoints;
+	int oom;
+};
+
+enum {
+	KEY_HELP,
+	KEY_VERSION,
+	KEY_FOREGROUND,
+	KEY_DEBUG,
+	KEY_CONNECT_TO,
+};
+
+#define OPT(t, p) { t, offsetof(struct options, p), 1 }
+
+static const struct fuse_opt option_spec[] = {
+	OPT("subscription=%s", subscription),
+	OPT("cloud=%s", cloud),
+	OPT("credential=%s", credential),
+	OPT("api_version=%s", api_version),
+	OPT("cache_ttl=%s", cache_ttl),
+	OPT("timeout=%s", timeout),
+	OPT("lro_poll=%s", lro_poll),
+	OPT("cafile=%s", cafile),
+	FUSE_OPT_KEY("connect_to=%s", KEY_CONNECT_TO),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_END,
+};
+
+/* Returns 0 to consume arg, 1 to pass it on to libfuse, -1 on error. */
+static int opt_key(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct options *o = data;
+	char **grown;
+
+	(void)outargs;
+	switch (key) {
+	case KEY_HELP:
+		o->show_help = 1;
+		return 0;
+	case KEY_VERSION:
+		o->show_version = 1;
+		return 0;
+	case KEY_FOREGROUND:
+		o->foreground = 1;
+		return 1;
+	case KEY_DEBUG:
+		o->debug = 1;
+		o->foreground = 1;
+		return 1;
+	case KEY_CONNECT_TO:
+		grown = realloc(o->connect_to, (o->n_connect_to + 2) * sizeof(*grown));
+		if (!grown) {
+			o->oom = 1;
+			return -1;
+		}
+		o->connect_to = grown;
+		o->connect_to[o->n_connect_to] = strdup(arg + strlen("connect_to="));
+		if (!o->connect_to[o->n_connect_to]) {
+			o->oom = 1;
+			return -1;
+		}
+		o->connect_to[++o->n_connect_to] = NULL;
+		return 0;
+	case FUSE_OPT_KEY_NONOPT:
+		o->mountpoints++;
+		return 1;
+	default:
+		return 1;
+	}
+}
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [-f] [-d] [-o OPT[,OPT...]] MOUNTPOINT\n"
+	       "\n"
+	       "Shows Azure Data Box orders as directories of small control files:\n"
+	       "MOUNTPOINT/<subscription>/<resource-group>/<order>/{encryption_type,key_url,...}\n"
+	       "\n"
+	       "databoxfs options:\n"
+	       "    -o subscription=ID[:ID...]  show only these subscriptions (default: all the\n"
+	       "                                credential can list)\n"
+	       "    -o cloud=NAME               AzureCloud (default), AzureUSGovernment, AzureChinaCloud\n"
+	       "    -o credential=NAME          auto (default), env, cert, workload, msi, cli\n"
+	       "    -o api_version=VERSION      Data Box API version (default %s)\n"
+	       "    -o cache_ttl=SECONDS        state older than this is fetched again (default 2;\n"
+	       "                                fractions and 0 allowed)\n"
+	       "    -o timeout=SECONDS          bound on any one operation (default 120)\n"
+	       "    -o lro_poll=SECONDS         poll interval of long-running operations (default 10)\n"
+	       "    -o cafile=PATH              extra trusted CA bundle (TLS is always verified)\n"
+	       "    -o connect_to=HOST:PORT:TO_HOST:TO_PORT\n"
+	       "                                connect to another address for HOST:PORT, as curl's\n"
+	       "                                --connect-to (repeatable)\n"
+	       "    -f                          stay in the foreground, log to stderr\n"
+	       "    -d                          debug: foreground, debug log lines\n"
+	       "\n",
+	       prog, DEFAULT_API_VERSION);
+}
+
+/* A number of seconds >= min (or > 0 when !allow_zero) into ms. -1 on a bad value. */
+static long long parse_seconds(const char *name, const char *s, double dflt, bool allow_zero)
+{
+	double v = dflt;
+	char *end = NULL;
+
+	if (s) {
+		errno = 0;
+		v = strtod(s, &end);
+		if (errno || end == s || *end || !isfinite(v) || v < 0 || v > 1e7 ||
+		    (!allow_zero && v == 0)) {
+			fprintf(stderr, "databoxfs: %s=%s: expected a number of seconds%s\n", name, s,
+				allow_zero ? " (0 or more)" : " (more than 0)");
+			return -1;
+		}
+	}
+	return (long long)(v * 1000.0 + 0.5);
+}
+
+/* HOST:PORT:TO_HOST:TO_PORT, hosts possibly [IPv6], ports empty or numeric. */
+static bool valid_connect_to(const char *s)
+{
+	const char *p = s;
+
+	for (int field = 0; field < 4; field++) {
+		const char *start = p;
+
+		if (field % 2 == 0) {
+			if (*p == '[') {
+				p = strchr(p, ']');
+				if (!p)
+					return false;
+				p++;
+			} else {
+				p += strcspn(p, ":");
+			}
+		} else {
+			while (*p >= '0' && *p <= '9')
+				p++;
+			if (p - start > 5)
+				return false;
+		}
+		if (field < 3) {
+			if (*p != ':')
+				return false;
+			p++;
+		}
+	}
+	return *p == '\0';
+}
+
+/* Split "A:B:C" into a NULL-terminated array. NULL on a bad list (message printed) or ENOMEM. */
+static char **split_subscriptions(const char *s)
+{
+	size_t n = 1;
+	char **v;
+	char *copy, *save = NULL, *tok;
+	size_t i = 0;
+
+	for (const char *p = s; *p; p++)
+		n += *p == ':';
+	v = calloc(n + 1, sizeof(*v));
+	copy = strdup(s);
+	if (!v || !copy)
+		goto fail;
+	for (tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
+		if (strchr(tok, '/') || strlen(tok) > 255) {
+			fprintf(stderr, "databoxfs: subscription=%s: '%s' is not a subscription ID\n", s, tok);
+			goto fail;
+		}
+		v[i] = strdup(tok);
+		if (!v[i])
+			goto fail;
+		i++;
+	}
+	free(copy);
+	if (i == 0) {
+		fprintf(stderr, "databoxfs: subscription=%s: expected ID[:ID...]\n", s);
+		free(v);
+		return NULL;
+	}
+	return v;
+fail:
+	for (size_t k = 0; v && k < i; k++)
+		free(v[k]);
+	free(v);
+	free(copy);
+	return NULL;
+}
+
+static void free_strv(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+static bool valid_api_version(const char *s)
+{
+	if (!*s || strlen(s) > 32)
+		return false;
+	for (const char *p = s; *p; p++) {
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || *p == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* curl + retry, or NULL with err filled. */
+static struct dbx_transport *new_stack(const struct dbx_curl_options *co, struct dbx_error *err)
+{
+	struct dbx_transport *curl = dbx_http_curl_new(co, err);
+	struct dbx_transport *retry;
+
+	if (!curl)
+		return NULL;
+	retry = dbx_http_retry_new(curl, NULL, dbx_clock_system());
+	if (!retry) {
+		dbx_transport_destroy(curl);
+		dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	}
+	return retry;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct options o = { 0 };
+	struct dbx_error err = { 0 };
+	struct dbx_curl_options co = { 0 };
+	const struct dbx_cloud *cloud = dbx_cloud_default();
+	struct dbx_transport *token_stack = NULL, *arm_stack = NULL, *auth = NULL;
+	struct dbx_credential *cred = NULL;
+	struct dbx_arm *arm = NULL;
+	struct dbx_cache *cache = NULL;
+	struct dbx_cache_config cc = { 0 };
+	struct dbx_fs fs = { 0 };
+	char **subs = NULL;
+	long long ttl_ms, timeout_ms, lro_ms;
+	int ret = 1;
+
+	if (fuse_opt_parse(&args, &o, option_spec, opt_key) == -1) {
+		if (o.oom)
+			fprintf(stderr, "databoxfs: out of memory\n");
+		goto out;
+	}
+	if (o.show_help) {
+		usage(argv[0]);
+		/* libfuse prints its own options; an empty argv[0] skips its usage line. */
+		if (fuse_opt_add_arg(&args, "--help") != 0)
+			goto out;
+		args.argv[0][0] = '\0';
+		ret = fuse_main(args.argc, args.argv, dbx_fuse_operations(), NULL) ? 1 : 0;
+		goto out;
+	}
+	if (o.show_version) {
+		printf("databoxfs version %s\n", DBX_VERSION);
+		if (fuse_opt_add_arg(&args, "--version") != 0)
+			goto out;
+		ret = fuse_main(args.argc, args.argv, dbx_fuse_operations(), NULL) ? 1 : 0;
+		goto out;
+	}
+	if (o.mountpoints != 1) {
+		fprintf(stderr, "databoxfs: %s\n", o.mountpoints ? "more than one mountpoint given" :
+								  "no mountpoint given");
+		fprintf(stderr, "usage: %s [-f] [-d] [-o OPT[,OPT...]] MOUNTPOINT (see --help)\n", argv[0]);
+		goto out;
+	}
+
+	/* Every value is checked before anything is created or mounted. */
+	ttl_ms = parse_seconds("cache_ttl", o.cache_ttl, 2, true);
+	timeout_ms = parse_seconds("timeout", o.timeout, 120, false);
+	lro_ms = parse_seconds("lro_poll", o.lro_poll, 10, false);
+	if (ttl_ms < 0 || timeout_ms < 0 || lro_ms < 0)
+		goto out;
+	(void)lro_ms; /* used by writes */
+	if (o.cloud) {
+		cloud = dbx_cloud_find(o.cloud);
+		if (!cloud) {
+			fprintf(stderr,
+				"databoxfs: cloud=%s: unknown cloud (expected AzureCloud, "
+				"AzureUSGovernment or AzureChinaCloud)\n",
+				o.cloud);
+			goto out;
+		}
+	}
+	if (o.api_version && !valid_api_version(o.api_version)) {
+		fprintf(stderr, "databoxfs: api_version=%s: expected a version like %s\n", o.api_version,
+			DEFAULT_API_VERSION);
+		goto out;
+	}
+	if (o.cafile && access(o.cafile, R_OK) != 0) {
+		fprintf(stderr, "databoxfs: cafile=%s: %s\n", o.cafile, strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < o.n_connect_to; i++) {
+		if (!valid_connect_to(o.connect_to[i])) {
+			fprintf(stderr, "databoxfs: connect_to=%s: expected HOST:PORT:TO_HOST:TO_PORT\n",
+				o.connect_to[i]);
+			goto out;
+		}
+	}
+	if (o.subscription) {
+		subs = split_subscriptions(o.subscription);
+		if (!subs)
+			goto out;
+	}
+	if (fuse_opt_add_arg(&args, "-odefault_permissions,fsname=databoxfs,subtype=databoxfs") != 0)
+		goto out;
+
+	dbx_log_init(o.foreground || o.debug, o.debug);
+
+	co.cafile = o.cafile;
+	co.connect_to = (const char *const *)o.connect_to;
+	co.verbose = o.debug;
+	token_stack = new_stack(&co, &err);
+	if (!token_stack)
+		goto fail;
+	cred = dbx_credential_new(o.credential ? o.credential : "auto", token_stack, cloud,
+				  dbx_env_process(), &err);
+	if (!cred)
+		goto fail;
+	arm_stack = new_stack(&co, &err);
+	if (!arm_stack)
+		goto fail;
+	auth = dbx_http_auth_new(arm_stack, cred, dbx_clock_system());
+	if (!auth) {
+		dbx_transport_destroy(arm_stack);
+		dbx_error_set(&err, DBX_ENOMEM, "out of memory");
+		goto fail;
+	}
+	arm = dbx_arm_new(auth, cloud, o.api_version ? o.api_version : DEFAULT_API_VERSION,
+			  (uint64_t)timeout_ms, dbx_clock_system());
+	if (!arm) {
+		dbx_error_set(&err, DBX_ENOMEM, "out of memory");
+		goto fail;
+	}
+	cc.arm = arm;
+	cc.clock = dbx_clock_system();
+	cc.ttl_ms = (uint64_t)ttl_ms;
+	cc.subscriptions = (const char *const *)subs;
+	cache = dbx_cache_new(&cc);
+	if (!cache) {
+		dbx_error_set(&err, DBX_ENOMEM, "out of memory");
+		goto fail;
+	}
+	fs.cache = cache;
+	fs.uid = getuid();
+	fs.gid = getgid();
+
+	ret = fuse_main(args.argc, args.argv, dbx_fuse_operations(), &fs);
+	if (ret != 0)
+		ret = 1;
+	goto out;
+fail:
+	fprintf(stderr, "databoxfs: %s\n", err.message[0] ? err.message : dbx_err_str(err.err));
+	ret = 1;
+out:
+	dbx_cache_free(cache);
+	dbx_arm_free(arm);
+	dbx_transport_destroy(auth);
+	dbx_credential_destroy(cred);
+	dbx_transport_destroy(token_stack);
+	free_strv(subs);
+	free_strv(o.connect_to);
+	free(o.subscription);
+	free(o.cloud);
+	free(o.credential);
+	free(o.api_version);
+	free(o.cache_ttl);
+	free(o.timeout);
+	free(o.lro_poll);
+	free(o.cafile);
+	fuse_opt_free_args(&args);
+	return ret;
+}

@@ -1,0 +1,322 @@
+/*
+ * ops.c: struct fuse_operations as thin adapters over fs.c.
+ *
+ * Each adapter calls one plain function, maps enum dbx_err to -errno through
+ * to_errno() (the one mapping of DESIGN.md 3), and logs a failure once, at
+ * warning level, with the path, errno, service code and request id (never
+ * a token). Reads: open renders the file once into the file handle, so one
+ * reader sees one version, and sets direct_io so the kernel never serves
+ * pages cached from an older version. This version is read-only: opening
+ * for write and every call that would change the tree or metadata (write,
+ * truncate, create, mkdir, unlink, rmdir, rename, symlink, link, chmod,
+ * chown, utimens) fail with EROFS, one consistent answer for "not through
+ * this mount".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "databoxfs/log.h"
+#include "fs.h"
+#include "ops.h"
+
+/* What open() rendered: every read of this open serves these bytes. */
+struct handle {
+	char *buf;
+	size_t len;
+};
+
+static int to_errno(enum dbx_err err)
+{
+	switch (err) {
+	case DBX_OK:
+		return 0;
+	case DBX_EINVAL:
+		return EINVAL;
+	case DBX_EACCES:
+		return EACCES;
+	case DBX_EAUTH:
+		return EACCES;
+	case DBX_ENOTFOUND:
+		return ENOENT;
+	case DBX_EBUSY:
+		return EBUSY;
+	case DBX_ETHROTTLED:
+		return EAGAIN;
+	case DBX_ETIMEDOUT:
+		return ETIMEDOUT;
+	case DBX_EUNREACHABLE:
+		return EHOSTUNREACH;
+	case DBX_EREMOTE:
+		return EIO;
+	case DBX_EINTR:
+		return EINTR;
+	case DBX_ENOMEM:
+		return ENOMEM;
+	case DBX_ECONFIG:
+		return EINVAL;
+	case DBX_EROFS:
+		return EROFS;
+	}
+	return EIO;
+}
+
+int dbx_errno(enum dbx_err err)
+{
+	return to_errno(err);
+}
+
+static struct dbx_fs *get_fs(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+/* -errno for rc, logging the failure once. A missing name is routine: debug only. */
+static int fail(const char *op, const char *path, enum dbx_err rc, const struct dbx_error *err)
+{
+	int e = to_errno(rc);
+
+	dbx_log(rc == DBX_ENOTFOUND ? DBX_LOG_DEBUG : DBX_LOG_WARN,
+		"%s %s: %s (%s); code=%s request_id=%s", op, path,
+		err->message[0] ? err->message : dbx_err_str(rc), strerror(e),
+		err->code[0] ? err->code : "-", err->request_id[0] ? err->request_id : "-");
+	return -e;
+}
+
+static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	(void)conn;
+	cfg->use_ino = 1;
+	cfg->nullpath_ok = 0;
+	cfg->entry_timeout = 1.0;
+	cfg->negative_timeout = 1.0;
+	cfg->attr_timeout = 0; /* getattr is served from the cache, fresh within cache_ttl */
+	cfg->kernel_cache = 0;
+	cfg->auto_cache = 0;
+	return get_fs();
+}
+
+static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+	struct dbx_error err = { 0 };
+	enum dbx_err rc;
+
+	(void)fi;
+	rc = dbx_fs_getattr(get_fs(), path, st, &err);
+	return rc == DBX_OK ? 0 : fail("getattr", path, rc, &err);
+}
+
+struct fill_ctx {
+	void *buf;
+	fuse_fill_dir_t filler;
+};
+
+static int fill_entry(void *ctx, const char *name, const struct stat *st)
+{
+	struct fill_ctx *fc = ctx;
+
+	return fc->filler(fc->buf, name, st, 0, st ? FUSE_FILL_DIR_PLUS : 0);
+}
+
+static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
+		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	struct fill_ctx fc = { buf, filler };
+	struct dbx_error err = { 0 };
+	enum dbx_err rc;
+
+	(void)off;
+	(void)fi;
+	(void)flags;
+	rc = dbx_fs_readdir(get_fs(), path, fill_entry, &fc, &err);
+	return rc == DBX_OK ? 0 : fail("readdir", path, rc, &err);
+}
+
+static int op_open(const char *path, struct fuse_file_info *fi)
+{
+	struct dbx_error err = { 0 };
+	struct handle *h;
+	bool for_write = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+	enum dbx_err rc;
+
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	rc = dbx_fs_open(get_fs(), path, for_write, &h->buf, &h->len, &err);
+	if (rc != DBX_OK) {
+		free(h);
+		return fail("open", path, rc, &err);
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	return 0;
+}
+
+static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	(void)path;
+	if (off < 0)
+		return -EINVAL;
+	if ((size_t)off >= h->len)
+		return 0;
+	if (size > h->len - (size_t)off)
+		size = h->len - (size_t)off;
+	memcpy(buf, h->buf + off, size);
+	return (int)size;
+}
+
+static int op_release(const char *path, struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	(void)path;
+	if (h) {
+		free(h->buf);
+		free(h);
+	}
+	fi->fh = 0;
+	return 0;
+}
+
+static int op_write(const char *path, const char *buf, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct dbx_error err = { 0 };
+	enum dbx_err rc;
+
+	(void)fi;
+	if (off != 0)
+		return fail("write", path, DBX_EINVAL, &err);
+	rc = dbx_fs_write(get_fs(), path, buf, size, &err);
+	return rc == DBX_OK ? (int)size : fail("write", path, rc, &err);
+}
+
+static int read_only(const char *op, const char *path)
+{
+	struct dbx_error err = { 0 };
+
+	dbx_error_set(&err, DBX_EROFS, "not supported through this mount");
+	return fail(op, path, DBX_EROFS, &err);
+}
+
+static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	(void)size;
+	(void)fi;
+	return read_only("truncate", path);
+}
+
+static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	(void)mode;
+	(void)fi;
+	return read_only("create", path);
+}
+
+static int op_mknod(const char *path, mode_t mode, dev_t dev)
+{
+	(void)mode;
+	(void)dev;
+	return read_only("mknod", path);
+}
+
+static int op_mkdir(const char *path, mode_t mode)
+{
+	(void)mode;
+	return read_only("mkdir", path);
+}
+
+static int op_unlink(const char *path)
+{
+	return read_only("unlink", path);
+}
+
+static int op_rmdir(const char *path)
+{
+	return read_only("rmdir", path);
+}
+
+static int op_rename(const char *from, const char *to, unsigned int flags)
+{
+	(void)to;
+	(void)flags;
+	return read_only("rename", from);
+}
+
+static int op_symlink(const char *target, const char *path)
+{
+	(void)target;
+	return read_only("symlink", path);
+}
+
+static int op_link(const char *from, const char *to)
+{
+	(void)from;
+	return read_only("link", to);
+}
+
+static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	(void)mode;
+	(void)fi;
+	return read_only("chmod", path);
+}
+
+static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+	(void)uid;
+	(void)gid;
+	(void)fi;
+	return read_only("chown", path);
+}
+
+static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+	(void)tv;
+	(void)fi;
+	return read_only("utimens", path);
+}
+
+static int op_statfs(const char *path, struct statvfs *sv)
+{
+	(void)path;
+	memset(sv, 0, sizeof(*sv));
+	sv->f_bsize = 4096;
+	sv->f_frsize = 4096;
+	sv->f_namemax = 255;
+	sv->f_flag = ST_NOSUID | ST_NODEV;
+	return 0;
+}
+
+static const struct fuse_operations dbx_ops = {
+	.init = op_init,
+	.getattr = op_getattr,
+	.readdir = op_readdir,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.write = op_write,
+	.truncate = op_truncate,
+	.create = op_create,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.symlink = op_symlink,
+	.link = op_link,
+	.chmod = op_chmod,
+	.chown = op_chown,
+	.utimens = op_utimens,
+	.statfs = op_statfs,
+};
+
+const struct fuse_operations *dbx_fuse_operations(void)
+{
+	return &dbx_ops;
+}

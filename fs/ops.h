@@ -1,0 +1,20 @@
+/*
+ * ops.h: the FUSE operations table of databoxfs (the only FUSE-facing
+ * code besides main.c). private_data passed to fuse_main() must be a
+ * struct dbx_fs (fs.h).
+ */
+#ifndef DATABOXFS_FS_OPS_H
+#define DATABOXFS_FS_OPS_H
+
+#define FUSE_USE_VERSION 31
+#include <fuse.h>
+
+#include "databoxfs/err.h"
+
+/* The one operations table, for fuse_main(). */
+const struct fuse_operations *dbx_fuse_operations(void);
+
+/* The errno a failed operation returns for err (positive). */
+int dbx_errno(enum dbx_err err);
+
+#endif

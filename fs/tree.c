@@ -1,0 +1,68 @@
+/*
+ * tree.c: pure path resolution for the fixed tree of tree.h. Walks the path
+ * component by component; the fifth component must be a row of the
+ * attribute table, and nothing may follow it.
+ */
+#include <string.h>
+
+#include "attrs.h"
+#include "tree.h"
+
+int dbx_node_is_dir(const struct dbx_node *node)
+{
+	return node->kind != DBX_NODE_ORDER_FILE;
+}
+
+enum dbx_err dbx_tree_resolve(const char *path, struct dbx_node *node)
+{
+	char file[DBX_TREE_NAME_MAX] = "";
+	char *slots[4] = { node->subscription, node->resource_group, node->order, file };
+	size_t depth = 0;
+	const char *p = path;
+
+	memset(node, 0, sizeof(*node));
+	node->attr = -1;
+	if (!path || path[0] != '/')
+		return DBX_ENOTFOUND;
+	while (*p) {
+		size_t n;
+
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		n = strcspn(p, "/");
+		if (n >= DBX_TREE_NAME_MAX || depth >= 4)
+			return DBX_ENOTFOUND;
+		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return DBX_ENOTFOUND;
+		memcpy(slots[depth], p, n);
+		slots[depth][n] = '\0';
+		depth++;
+		p += n;
+		/* A file is not a directory: "/s/r/o/status/" does not resolve. */
+		if (depth == 4 && *p == '/')
+			return DBX_ENOTFOUND;
+	}
+	switch (depth) {
+	case 0:
+		node->kind = DBX_NODE_ROOT;
+		break;
+	case 1:
+		node->kind = DBX_NODE_SUBSCRIPTION;
+		break;
+	case 2:
+		node->kind = DBX_NODE_RESOURCE_GROUP;
+		break;
+	case 3:
+		node->kind = DBX_NODE_ORDER;
+		break;
+	default:
+		node->attr = dbx_attr_find(file);
+		if (node->attr < 0)
+			return DBX_ENOTFOUND;
+		node->kind = DBX_NODE_ORDER_FILE;
+		break;
+	}
+	return DBX_OK;
+}

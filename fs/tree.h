@@ -1,0 +1,48 @@
+/*
+ * tree.h: path -> node, with no network and no FUSE.
+ *
+ * The tree is fixed in shape (DESIGN.md 1):
+ *   /                                   ROOT
+ *   /<sub>                              SUBSCRIPTION
+ *   /<sub>/<rg>                         RESOURCE_GROUP
+ *   /<sub>/<rg>/<order>                 ORDER
+ *   /<sub>/<rg>/<order>/<file>          ORDER_FILE (a row of the attribute table)
+ * Resolution only checks the shape and the file names; whether a
+ * subscription, resource group or order exists is the cache's business.
+ */
+#ifndef DATABOXFS_FS_TREE_H
+#define DATABOXFS_FS_TREE_H
+
+#include "databoxfs/err.h"
+
+#define DBX_TREE_NAME_MAX 256 /* NAME_MAX + 1 */
+
+enum dbx_node_kind {
+	DBX_NODE_ROOT,
+	DBX_NODE_SUBSCRIPTION,
+	DBX_NODE_RESOURCE_GROUP,
+	DBX_NODE_ORDER,
+	DBX_NODE_ORDER_FILE,
+};
+
+struct dbx_node {
+	enum dbx_node_kind kind;
+	char subscription[DBX_TREE_NAME_MAX];   /* "" above SUBSCRIPTION */
+	char resource_group[DBX_TREE_NAME_MAX]; /* "" above RESOURCE_GROUP */
+	char order[DBX_TREE_NAME_MAX];          /* "" above ORDER */
+	int attr;                               /* index into dbx_attrs for ORDER_FILE, else -1 */
+};
+
+/*
+ * Resolve an absolute path as FUSE passes it. Empty components ("//") and
+ * one trailing slash on a directory are tolerated, as path resolution does.
+ * DBX_ENOTFOUND for a relative path, ".", "..", a component longer than
+ * NAME_MAX, an unknown file name in an order, anything deeper than a file,
+ * or a trailing slash after a file. DBX_OK fills *node.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_tree_resolve(const char *path, struct dbx_node *node);
+
+/* Whether the node is a directory (everything but ORDER_FILE). */
+int dbx_node_is_dir(const struct dbx_node *node);
+
+#endif
