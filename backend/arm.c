@@ -27,9 +27,9 @@
 #include "databoxfs/arm.h"
 #include "databoxfs/log.h"
 
-#define DBX_ARM_DEFAULT_API_VERSION "2025-07-01"
+#define DBX_ARM_DEFAULT_API_VERSION	  "2025-07-01"
 #define DBX_ARM_SUBSCRIPTIONS_API_VERSION "2022-12-01"
-#define DBX_ARM_MAX_PAGES 10000
+#define DBX_ARM_MAX_PAGES		  10000
 
 struct dbx_arm {
 	struct dbx_transport *transport; /* not owned */
@@ -40,7 +40,8 @@ struct dbx_arm {
 };
 
 struct dbx_arm *dbx_arm_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
-			    const char *api_version, uint64_t timeout_ms, const struct dbx_clock *clock)
+			    const char *api_version, uint64_t timeout_ms,
+			    const struct dbx_clock *clock)
 {
 	struct dbx_arm *arm;
 
@@ -118,12 +119,14 @@ static const char *json_str(struct json_object *o, const char *key)
 {
 	struct json_object *v = NULL;
 
-	if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, key, &v))
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, key, &v))
 		return NULL;
 	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 }
 
-enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp, struct dbx_error *err)
+enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp,
+					 struct dbx_error *err)
 {
 	struct json_object *body = NULL, *error = NULL;
 	const char *code = NULL, *message = NULL, *inner = NULL;
@@ -137,7 +140,8 @@ enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp, s
 		body = json_tokener_parse(resp->body);
 	if (body && json_object_object_get_ex(body, "error", &error)) {
 		if (json_object_is_type(error, json_type_object)) {
-			/* ARM: {"error": {"code", "message"}}; Key Vault adds "innererror": {"code"}. */
+			/* ARM: {"error": {"code", "message"}}; Key Vault adds "innererror":
+			 * {"code"}. */
 			struct json_object *ie = NULL;
 
 			code = json_str(error, "code");
@@ -145,7 +149,8 @@ enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp, s
 			if (json_object_object_get_ex(error, "innererror", &ie))
 				inner = json_str(ie, "code");
 		} else if (json_object_is_type(error, json_type_string)) {
-			/* Entra ID: {"error": "invalid_client", "error_description": "AADSTS..."}. */
+			/* Entra ID: {"error": "invalid_client", "error_description": "AADSTS..."}.
+			 */
 			code = json_object_get_string(error);
 			message = json_str(body, "error_description");
 		}
@@ -164,7 +169,8 @@ enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp, s
 	} else if (code && *code) {
 		snprintf(line, sizeof(line), "the service answered HTTP %ld", resp->status);
 	} else {
-		snprintf(line, sizeof(line), "the service answered HTTP %ld without an error description",
+		snprintf(line, sizeof(line),
+			 "the service answered HTTP %ld without an error description",
 			 resp->status);
 	}
 
@@ -172,7 +178,8 @@ enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp, s
 	if (err) {
 		err->http_status = resp->status;
 		copy_line(err->code, sizeof(err->code), code ? code : "");
-		copy_line(err->request_id, sizeof(err->request_id), resp->request_id ? resp->request_id : "");
+		copy_line(err->request_id, sizeof(err->request_id),
+			  resp->request_id ? resp->request_id : "");
 	}
 	json_object_put(body);
 	return e;
@@ -185,11 +192,11 @@ static enum dbx_err arm_get(struct dbx_arm *arm, const char *url, uint64_t deadl
 			    struct dbx_http_response *resp, struct dbx_error *err)
 {
 	struct dbx_http_request req = {
-		.method = "GET",
-		.url = url,
-		.scope = arm->cloud->arm_scope,
-		.deadline_ms = deadline,
-		.idempotent = true,
+	    .method = "GET",
+	    .url = url,
+	    .scope = arm->cloud->arm_scope,
+	    .deadline_ms = deadline,
+	    .idempotent = true,
 	};
 	enum dbx_err rc;
 
@@ -231,12 +238,14 @@ static enum dbx_err parse_body(const struct dbx_http_response *resp, struct json
 	}
 	for (end = json_tokener_get_parse_end(tok); end < resp->body_len; end++) {
 		if (!isspace((unsigned char)resp->body[end])) {
-			rc = dbx_error_set(err, DBX_EREMOTE, "malformed response from ARM: data after the JSON");
+			rc = dbx_error_set(err, DBX_EREMOTE,
+					   "malformed response from ARM: data after the JSON");
 			goto out;
 		}
 	}
 	if (!json_object_is_type(obj, json_type_object)) {
-		rc = dbx_error_set(err, DBX_EREMOTE, "malformed response from ARM: not a JSON object");
+		rc = dbx_error_set(err, DBX_EREMOTE,
+				   "malformed response from ARM: not a JSON object");
 		goto out;
 	}
 	*out = obj;
@@ -287,7 +296,7 @@ typedef int (*item_fn)(void *ctx, struct json_object *item);
 static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, item_fn fn, void *ctx,
 			       struct dbx_error *err)
 {
-	struct dbx_http_response resp = { 0 };
+	struct dbx_http_response resp = {0};
 	struct json_object *page = NULL;
 	char **seen = NULL; /* every URL requested so far, seen[n_seen - 1] the current one */
 	size_t n_seen = 0;
@@ -320,14 +329,17 @@ static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, item_
 			goto out;
 		if (!json_object_object_get_ex(page, "value", &value) ||
 		    !json_object_is_type(value, json_type_array)) {
-			rc = dbx_error_set(err, DBX_EREMOTE, "malformed response from ARM: no \"value\" list");
+			rc = dbx_error_set(err, DBX_EREMOTE,
+					   "malformed response from ARM: no \"value\" list");
 			goto out;
 		}
 		len = json_object_array_length(value);
 		for (size_t i = 0; i < len; i++) {
-			if (!json_object_is_type(json_object_array_get_idx(value, i), json_type_object)) {
+			if (!json_object_is_type(json_object_array_get_idx(value, i),
+						 json_type_object)) {
 				rc = dbx_error_set(err, DBX_EREMOTE,
-						   "malformed response from ARM: item %zu of \"value\" is not an object",
+						   "malformed response from ARM: item %zu of "
+						   "\"value\" is not an object",
 						   i);
 				goto out;
 			}
@@ -341,8 +353,9 @@ static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, item_
 			if (json_object_is_type(next, json_type_string))
 				next_url = json_object_get_string(next);
 			else if (!json_object_is_type(next, json_type_null)) {
-				rc = dbx_error_set(err, DBX_EREMOTE,
-						   "malformed response from ARM: nextLink is not a string");
+				rc = dbx_error_set(
+				    err, DBX_EREMOTE,
+				    "malformed response from ARM: nextLink is not a string");
 				goto out;
 			}
 		}
@@ -350,14 +363,16 @@ static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, item_
 			break;
 		if (!same_arm_host(arm, next_url)) {
 			/* The token would go with the request: never follow it elsewhere. */
-			rc = dbx_error_set(err, DBX_EREMOTE, "unexpected nextLink host from ARM (not https://%s)",
+			rc = dbx_error_set(err, DBX_EREMOTE,
+					   "unexpected nextLink host from ARM (not https://%s)",
 					   arm->cloud->arm_host);
 			goto out;
 		}
 		for (size_t i = 0; i < n_seen; i++) {
 			if (strcmp(seen[i], next_url) == 0) {
 				rc = dbx_error_set(err, DBX_EREMOTE,
-						   "malformed response from ARM: nextLink repeats an earlier page");
+						   "malformed response from ARM: nextLink repeats "
+						   "an earlier page");
 				goto out;
 			}
 		}
@@ -415,7 +430,8 @@ static int sub_item(void *ctx, struct json_object *item)
 	const char *id = json_str(item, "subscriptionId");
 
 	if (!good_name(id)) {
-		dbx_log(DBX_LOG_WARN, "skipping a subscription without a usable subscriptionId in ARM's list");
+		dbx_log(DBX_LOG_WARN,
+			"skipping a subscription without a usable subscriptionId in ARM's list");
 		return 0;
 	}
 	return sc->cb(sc->ctx, id);
@@ -424,7 +440,7 @@ static int sub_item(void *ctx, struct json_object *item)
 enum dbx_err dbx_arm_list_subscriptions(struct dbx_arm *arm, dbx_arm_sub_cb cb, void *ctx,
 					struct dbx_error *err)
 {
-	struct sub_ctx sc = { .cb = cb, .ctx = ctx };
+	struct sub_ctx sc = {.cb = cb, .ctx = ctx};
 	char *url = NULL;
 	enum dbx_err rc;
 
@@ -451,7 +467,7 @@ static int job_item(void *ctx, struct json_object *item)
 {
 	struct job_ctx *jc = ctx;
 	struct dbx_order *order = NULL;
-	struct dbx_error e = { 0 };
+	struct dbx_error e = {0};
 	enum dbx_err rc;
 
 	rc = dbx_order_from_json(item, &order, &e);
@@ -462,8 +478,8 @@ static int job_item(void *ctx, struct json_object *item)
 	if (rc != DBX_OK) {
 		const char *id = json_str(item, "id");
 
-		dbx_log(DBX_LOG_WARN, "skipping a job in ARM's list (%.200s): %s", id ? id : "no id",
-			e.message);
+		dbx_log(DBX_LOG_WARN, "skipping a job in ARM's list (%.200s): %s",
+			id ? id : "no id", e.message);
 		return 0;
 	}
 	return jc->cb(jc->ctx, order);
@@ -477,10 +493,11 @@ static char *escape_segment(const char *s)
 	return dbx_url_escape(s);
 }
 
-enum dbx_err dbx_arm_list_jobs(struct dbx_arm *arm, const char *subscription, const char *resource_group,
-			       dbx_arm_job_cb cb, void *ctx, struct dbx_error *err)
+enum dbx_err dbx_arm_list_jobs(struct dbx_arm *arm, const char *subscription,
+			       const char *resource_group, dbx_arm_job_cb cb, void *ctx,
+			       struct dbx_error *err)
 {
-	struct job_ctx jc = { .cb = cb, .ctx = ctx, .rc = DBX_OK, .err = err };
+	struct job_ctx jc = {.cb = cb, .ctx = ctx, .rc = DBX_OK, .err = err};
 	char *sub = NULL, *rg = NULL, *ver = NULL, *url = NULL;
 	enum dbx_err rc;
 	int n;
@@ -498,13 +515,16 @@ enum dbx_err dbx_arm_list_jobs(struct dbx_arm *arm, const char *subscription, co
 		goto out;
 	}
 	if (rg)
-		n = asprintf(&url,
-			     "https://%s/subscriptions/%s/resourceGroups/%s/providers/Microsoft.DataBox/jobs"
-			     "?api-version=%s",
-			     arm->cloud->arm_host, sub, rg, ver);
+		n = asprintf(
+		    &url,
+		    "https://%s/subscriptions/%s/resourceGroups/%s/providers/Microsoft.DataBox/jobs"
+		    "?api-version=%s",
+		    arm->cloud->arm_host, sub, rg, ver);
 	else
-		n = asprintf(&url, "https://%s/subscriptions/%s/providers/Microsoft.DataBox/jobs?api-version=%s",
-			     arm->cloud->arm_host, sub, ver);
+		n = asprintf(
+		    &url,
+		    "https://%s/subscriptions/%s/providers/Microsoft.DataBox/jobs?api-version=%s",
+		    arm->cloud->arm_host, sub, ver);
 	if (n < 0) {
 		url = NULL;
 		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
@@ -521,17 +541,19 @@ out:
 	return rc;
 }
 
-enum dbx_err dbx_arm_get_job(struct dbx_arm *arm, const char *subscription, const char *resource_group,
-			     const char *name, struct dbx_order **out, struct dbx_error *err)
+enum dbx_err dbx_arm_get_job(struct dbx_arm *arm, const char *subscription,
+			     const char *resource_group, const char *name, struct dbx_order **out,
+			     struct dbx_error *err)
 {
-	struct dbx_http_response resp = { 0 };
+	struct dbx_http_response resp = {0};
 	char *sub = NULL, *rg = NULL, *job = NULL, *ver = NULL, *url = NULL;
 	struct dbx_order *order = NULL;
 	enum dbx_err rc;
 
 	*out = NULL;
 	dbx_error_clear(err);
-	if (!subscription || !*subscription || !resource_group || !*resource_group || !name || !*name) {
+	if (!subscription || !*subscription || !resource_group || !*resource_group || !name ||
+	    !*name) {
 		rc = dbx_error_set(err, DBX_EINVAL, "no subscription, resource group or job name");
 		goto out;
 	}
@@ -543,10 +565,11 @@ enum dbx_err dbx_arm_get_job(struct dbx_arm *arm, const char *subscription, cons
 		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (asprintf(&url,
-		     "https://%s/subscriptions/%s/resourceGroups/%s/providers/Microsoft.DataBox/jobs/%s"
-		     "?api-version=%s&$expand=details",
-		     arm->cloud->arm_host, sub, rg, job, ver) < 0) {
+	if (asprintf(
+		&url,
+		"https://%s/subscriptions/%s/resourceGroups/%s/providers/Microsoft.DataBox/jobs/%s"
+		"?api-version=%s&$expand=details",
+		arm->cloud->arm_host, sub, rg, job, ver) < 0) {
 		url = NULL;
 		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
 		goto out;
@@ -558,8 +581,9 @@ enum dbx_err dbx_arm_get_job(struct dbx_arm *arm, const char *subscription, cons
 	if (rc != DBX_OK)
 		goto out;
 	if (strcasecmp(order->name, name) != 0) {
-		rc = dbx_error_set(err, DBX_EREMOTE, "malformed response from ARM: asked for job %s, got %s",
-				   name, order->name);
+		rc = dbx_error_set(err, DBX_EREMOTE,
+				   "malformed response from ARM: asked for job %s, got %s", name,
+				   order->name);
 		goto out;
 	}
 	*out = order;

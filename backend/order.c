@@ -78,7 +78,8 @@ static char *dup_str(const char *s, bool *oom)
 
 /* ---- ARM resource IDs ---- */
 
-/* A usable path segment: non-empty, not "." or "..", no '/' (by construction) or control character. */
+/* A usable path segment: non-empty, not "." or "..", no '/' (by construction) or control character.
+ */
 static bool good_segment(const char *s, size_t n)
 {
 	if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
@@ -98,7 +99,7 @@ enum dbx_err dbx_arm_id_parse(const char *id, char **subscription, char **resour
 	size_t seglen[8];
 	size_t n = 0, idlen;
 	const char *p, *end;
-	char *out[4] = { NULL, NULL, NULL, NULL };
+	char *out[4] = {NULL, NULL, NULL, NULL};
 	enum dbx_err rc = DBX_EINVAL;
 
 	if (subscription)
@@ -191,7 +192,7 @@ static bool read_digits(const char **p, int n, int *v)
 
 static int days_in_month(int year, int month)
 {
-	static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
 
 	return month == 2 && leap ? 29 : days[month - 1];
@@ -240,8 +241,8 @@ time_t dbx_parse_time(const char *s)
 	/* No offset at all: ARM means UTC. */
 	if (*p != '\0')
 		return -1;
-	if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hour > 23 || min > 59 ||
-	    sec > 60)
+	if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hour > 23 ||
+	    min > 59 || sec > 60)
 		return -1;
 	if (sec == 60)
 		sec = 59; /* a leap second: the last representable second */
@@ -293,8 +294,8 @@ void dbx_order_free(struct dbx_order *order)
 }
 
 /* Append one problem; strings are copied. */
-static void add_problem(struct dbx_order *o, const char *code, const char *message, const char *target,
-			const char *time, bool *oom)
+static void add_problem(struct dbx_order *o, const char *code, const char *message,
+			const char *target, const char *time, bool *oom)
 {
 	struct dbx_order_problem *grown, *p;
 
@@ -314,12 +315,13 @@ static void add_problem(struct dbx_order *o, const char *code, const char *messa
 /* A stage status the errors file reports: "Failed" or "WaitingForCustomerAction*". */
 static bool stage_needs_attention(const char *status)
 {
-	return status && (strcmp(status, "Failed") == 0 ||
-			  strncmp(status, "WaitingForCustomerAction", strlen("WaitingForCustomerAction")) == 0);
+	return status &&
+	       (strcmp(status, "Failed") == 0 || strncmp(status, "WaitingForCustomerAction",
+							 strlen("WaitingForCustomerAction")) == 0);
 }
 
-static void read_problems(struct dbx_order *o, struct json_object *props, struct json_object *details,
-			  bool *oom)
+static void read_problems(struct dbx_order *o, struct json_object *props,
+			  struct json_object *details, bool *oom)
 {
 	struct json_object *error = get_obj(props, "error");
 	struct json_object *stages = get_array(details, "jobStages");
@@ -363,8 +365,10 @@ static void read_kek(struct dbx_order *o, struct json_object *details, bool *oom
 	struct json_object *idp = get_obj(kek, "identityProperties");
 	const char *type = get_str(kek, "kekType");
 
-	/* Absent key, absent kekType or an unknown value: Microsoft managed, the service default. */
-	o->kek_type = type && strcasecmp(type, "CustomerManaged") == 0 ? DBX_KEK_CUSTOMER : DBX_KEK_MICROSOFT;
+	/* Absent key, absent kekType or an unknown value: Microsoft managed, the service default.
+	 */
+	o->kek_type =
+	    type && strcasecmp(type, "CustomerManaged") == 0 ? DBX_KEK_CUSTOMER : DBX_KEK_MICROSOFT;
 	o->kek_url = dup_str(get_str(kek, "kekUrl"), oom);
 	o->kek_vault_id = dup_str(get_str(kek, "kekVaultResourceID"), oom);
 	o->kek_identity_type = dup_str(get_str(idp, "type"), oom);
@@ -394,7 +398,8 @@ static void read_identity(struct dbx_order *o, struct json_object *job, bool *oo
 	}
 }
 
-enum dbx_err dbx_order_from_json(struct json_object *job, struct dbx_order **out, struct dbx_error *err)
+enum dbx_err dbx_order_from_json(struct json_object *job, struct dbx_order **out,
+				 struct dbx_error *err)
 {
 	struct json_object *props, *details;
 	struct dbx_order *o = NULL;
@@ -426,12 +431,14 @@ enum dbx_err dbx_order_from_json(struct json_object *job, struct dbx_order **out
 		goto out;
 	}
 	if (rc != DBX_OK || strcasecmp(id_type, "Microsoft.DataBox/jobs") != 0) {
-		rc = dbx_error_set(err, DBX_EREMOTE, "malformed job from ARM: id is not a Data Box job ID");
+		rc = dbx_error_set(err, DBX_EREMOTE,
+				   "malformed job from ARM: id is not a Data Box job ID");
 		goto out;
 	}
 	/* The name becomes a directory entry: it must be the id's own last segment. */
 	if (strcasecmp(name, id_name) != 0) {
-		rc = dbx_error_set(err, DBX_EREMOTE, "malformed job from ARM: name does not match id");
+		rc = dbx_error_set(err, DBX_EREMOTE,
+				   "malformed job from ARM: name does not match id");
 		goto out;
 	}
 
@@ -470,7 +477,8 @@ out:
  * Parse len bytes of JSON text. Anything but whitespace after the value is
  * an error, so a truncated or concatenated body is never half-read.
  */
-static enum dbx_err parse_json(const char *text, size_t len, struct json_object **out, struct dbx_error *err)
+static enum dbx_err parse_json(const char *text, size_t len, struct json_object **out,
+			       struct dbx_error *err)
 {
 	struct json_tokener *tok = NULL;
 	struct json_object *obj = NULL;
@@ -480,7 +488,8 @@ static enum dbx_err parse_json(const char *text, size_t len, struct json_object 
 
 	*out = NULL;
 	if (!text || len == 0 || len > INT_MAX) {
-		rc = dbx_error_set(err, DBX_EREMOTE, "malformed job from ARM: empty or oversized body");
+		rc = dbx_error_set(err, DBX_EREMOTE,
+				   "malformed job from ARM: empty or oversized body");
 		goto out;
 	}
 	tok = json_tokener_new();
@@ -498,7 +507,8 @@ static enum dbx_err parse_json(const char *text, size_t len, struct json_object 
 	}
 	for (end = json_tokener_get_parse_end(tok); end < len; end++) {
 		if (!isspace((unsigned char)text[end])) {
-			rc = dbx_error_set(err, DBX_EREMOTE, "malformed job from ARM: data after the JSON value");
+			rc = dbx_error_set(err, DBX_EREMOTE,
+					   "malformed job from ARM: data after the JSON value");
 			goto out;
 		}
 	}
@@ -511,7 +521,8 @@ out:
 	return rc;
 }
 
-enum dbx_err dbx_order_parse(const char *text, size_t len, struct dbx_order **out, struct dbx_error *err)
+enum dbx_err dbx_order_parse(const char *text, size_t len, struct dbx_order **out,
+			     struct dbx_error *err)
 {
 	struct json_object *job = NULL;
 	enum dbx_err rc;
@@ -526,7 +537,8 @@ out:
 	return rc;
 }
 
-/* True when the comma-separated identity type list holds token (e.g. "SystemAssigned,UserAssigned"). */
+/* True when the comma-separated identity type list holds token (e.g.
+ * "SystemAssigned,UserAssigned"). */
 static bool type_has(const char *types, const char *token)
 {
 	size_t n = strlen(token);

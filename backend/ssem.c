@@ -21,7 +21,7 @@
 
 /* The resolution cell shared by the two "...DetailsNotFound" rows (identical in the document). */
 #define DELETED_OR_MIGRATED_VAULT                                                                  \
-	"If you deleted the key vault, you can't recover the customer-managed key.  If you "      \
+	"If you deleted the key vault, you can't recover the customer-managed key.  If you "       \
 	"migrated the key vault to a different tenant, see [Change a key vault tenant ID after a " \
 	"subscription move](../key-vault/general/move-subscription.md). If you deleted the key "   \
 	"vault:<ol><li>Yes, if it is in the purge-protection duration, using the steps at "        \
@@ -35,6 +35,8 @@
 	"the new identity has been created. Enable `Get`, `WrapKey`, and `UnwrapKey` permissions " \
 	"to the new identity in the key vault's Access policy.</li></ol>"
 
+/* One designated initializer per row reads like the document's table: kept out of clang-format. */
+/* clang-format off */
 const struct dbx_ssem_row dbx_ssem_table[] = {
 	{
 		.code = "SsemUserErrorEncryptionKeyDisabled",
@@ -190,6 +192,7 @@ const struct dbx_ssem_row dbx_ssem_table[] = {
 		.recoverable = DBX_RECOVERABLE_DEPENDS,
 	},
 };
+/* clang-format on */
 
 const size_t dbx_ssem_table_len = sizeof(dbx_ssem_table) / sizeof(dbx_ssem_table[0]);
 
@@ -306,7 +309,7 @@ static size_t md_link(const char *p, const char **text, size_t *text_len)
  */
 static void remedy_markup(struct sbuf *b, const char *s)
 {
-	unsigned counters[8] = { 0 };
+	unsigned counters[8] = {0};
 	size_t depth = 0;
 	char name[8];
 
@@ -389,7 +392,7 @@ static void remedy_lines(struct sbuf *out, const char *s)
 /* Markup to plain text, lines joined with "\n". NULL on ENOMEM. */
 static char *plain_text(const char *markup)
 {
-	struct sbuf pass = { 0 }, out = { 0 };
+	struct sbuf pass = {0}, out = {0};
 
 	remedy_markup(&pass, markup ? markup : "");
 	sb_str(&pass, "");
@@ -436,7 +439,8 @@ static void add_field(struct sbuf *b, const char *key, const char *value)
 {
 	size_t start = 0, end = strlen(value);
 
-	while (start < end && (isspace((unsigned char)value[start]) || iscntrl((unsigned char)value[start])))
+	while (start < end &&
+	       (isspace((unsigned char)value[start]) || iscntrl((unsigned char)value[start])))
 		start++;
 	while (end > start &&
 	       (isspace((unsigned char)value[end - 1]) || iscntrl((unsigned char)value[end - 1])))
@@ -494,7 +498,7 @@ static char *details_line(const char *details)
 enum dbx_err dbx_error_block_append(char **buf, size_t *len, const struct dbx_error_block *block)
 {
 	const struct dbx_ssem_row *row, *generic = dbx_ssem_generic();
-	struct sbuf b = { 0 };
+	struct sbuf b = {0};
 	char *remedy = NULL, *details = NULL, *grown;
 	const char *message;
 	enum dbx_err rc = DBX_OK;
@@ -542,7 +546,8 @@ enum dbx_err dbx_error_block_append(char **buf, size_t *len, const struct dbx_er
 	add_field(&b, "message", message);
 	if (has_text(block->target))
 		add_field(&b, "target", block->target);
-	add_field(&b, "recoverable", dbx_recoverable_str(row ? row->recoverable : generic->recoverable));
+	add_field(&b, "recoverable",
+		  dbx_recoverable_str(row ? row->recoverable : generic->recoverable));
 	add_remedy(&b, remedy);
 	if (has_text(block->request_id))
 		add_field(&b, "request_id", block->request_id);

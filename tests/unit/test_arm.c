@@ -20,17 +20,19 @@
 #include "databoxfs/arm.h"
 #include "fake_transport.h"
 
-#define ARM "https://management.azure.com"
+#define ARM   "https://management.azure.com"
 #define SCOPE "https://management.azure.com/.default"
-#define SUB "11111111-2222-3333-4444-555555555555"
-#define LIST_URL ARM "/subscriptions/" SUB "/providers/Microsoft.DataBox/jobs?api-version=2025-07-01"
-#define START_MS 1000
+#define SUB   "11111111-2222-3333-4444-555555555555"
+#define LIST_URL                                                                                   \
+	ARM "/subscriptions/" SUB "/providers/Microsoft.DataBox/jobs?api-version=2025-07-01"
+#define START_MS   1000
 #define TIMEOUT_MS 120000
 
 #define JOB(rg, name)                                                                              \
-	"{\"id\": \"/subscriptions/" SUB "/resourcegroups/" rg "/providers/Microsoft.DataBox/jobs/" name \
-	"\", \"name\": \"" name "\", \"identity\": {\"type\": \"None\"},"                               \
-	" \"properties\": {\"status\": \"DeviceOrdered\", \"details\": {\"keyEncryptionKey\": "          \
+	"{\"id\": \"/subscriptions/" SUB "/resourcegroups/" rg                                     \
+	"/providers/Microsoft.DataBox/jobs/" name "\", \"name\": \"" name                          \
+	"\", \"identity\": {\"type\": \"None\"},"                                                  \
+	" \"properties\": {\"status\": \"DeviceOrdered\", \"details\": {\"keyEncryptionKey\": "    \
 	"{\"kekType\": \"MicrosoftManaged\"}}}}"
 
 struct env {
@@ -69,7 +71,7 @@ struct seen {
 	char *names[MAX_SEEN];
 	char *rgs[MAX_SEEN];
 	size_t n;
-	size_t stop_after; /* 0: never stop */
+	size_t stop_after;	    /* 0: never stop */
 	struct fake_clock *advance; /* when set, the callback moves the clock past the deadline */
 };
 
@@ -109,22 +111,28 @@ static void seen_free(struct seen *s)
 static void test_list_three_pages_follows_next_link_verbatim(void **state)
 {
 	/* nextLinks carry their own encoding and parameters; they must be sent exactly as given. */
-	static const char next1[] = ARM "/subscriptions/" SUB "/providers/Microsoft.DataBox/jobs?api-version=2025-07-01"
-				    "&%24skipToken=W3sidG9rZW4iOiIxIn1d%3D%3D";
-	static const char next2[] = ARM "/subscriptions/" SUB "/providers/Microsoft.DataBox/jobs?api-version=2025-07-01"
-				    "&$skipToken=page+3&x=%2F";
+	static const char next1[] =
+	    ARM "/subscriptions/" SUB "/providers/Microsoft.DataBox/jobs?api-version=2025-07-01"
+		"&%24skipToken=W3sidG9rZW4iOiIxIn1d%3D%3D";
+	static const char next2[] =
+	    ARM "/subscriptions/" SUB "/providers/Microsoft.DataBox/jobs?api-version=2025-07-01"
+		"&$skipToken=page+3&x=%2F";
 	const struct fake_reply script[] = {
-		{ .status = 200, .body = "{\"value\": [" JOB("rg1", "job1") ", " JOB("rg1", "job2") "], \"nextLink\": \"" ARM
-					 "/subscriptions/" SUB "/providers/Microsoft.DataBox/jobs?api-version=2025-07-01"
-					 "&%24skipToken=W3sidG9rZW4iOiIxIn1d%3D%3D\"}" },
-		{ .status = 200, .body = "{\"value\": [" JOB("rg2", "job3") "], \"nextLink\": \"" ARM "/subscriptions/" SUB
-					 "/providers/Microsoft.DataBox/jobs?api-version=2025-07-01"
-					 "&$skipToken=page+3&x=%2F\"}" },
-		{ .status = 200, .body = "{\"value\": [" JOB("rg3", "job4") "], \"nextLink\": null}" },
+	    {.status = 200,
+	     .body = "{\"value\": [" JOB("rg1", "job1") ", " JOB(
+		 "rg1", "job2") "], \"nextLink\": \"" ARM "/subscriptions/" SUB
+				"/providers/Microsoft.DataBox/jobs?api-version=2025-07-01"
+				"&%24skipToken=W3sidG9rZW4iOiIxIn1d%3D%3D\"}"},
+	    {.status = 200,
+	     .body = "{\"value\": [" JOB(
+		 "rg2", "job3") "], \"nextLink\": \"" ARM "/subscriptions/" SUB
+				"/providers/Microsoft.DataBox/jobs?api-version=2025-07-01"
+				"&$skipToken=page+3&x=%2F\"}"},
+	    {.status = 200, .body = "{\"value\": [" JOB("rg3", "job4") "], \"nextLink\": null}"},
 	};
 	struct env e;
-	struct seen s = { 0 };
-	struct dbx_error err = { 0 };
+	struct seen s = {0};
+	struct dbx_error err = {0};
 
 	(void)state;
 	env_init(&e, script, 3);
@@ -147,20 +155,21 @@ static void test_list_three_pages_follows_next_link_verbatim(void **state)
 static void test_list_by_resource_group(void **state)
 {
 	const struct fake_reply script[] = {
-		{ .status = 200, .body = "{\"value\": [" JOB("My RG", "job1") "]}" },
+	    {.status = 200, .body = "{\"value\": [" JOB("My RG", "job1") "]}"},
 	};
 	struct env e;
-	struct seen s = { 0 };
-	struct dbx_error err = { 0 };
+	struct seen s = {0};
+	struct dbx_error err = {0};
 
 	(void)state;
 	env_init(&e, script, 1);
 	assert_int_equal(dbx_arm_list_jobs(e.arm, SUB, "My RG", collect_job, &s, &err), DBX_OK);
 	assert_int_equal(e.ft.n_calls, 1);
 	/* The path segment is escaped. */
-	assert_string_equal(e.ft.calls[0].url, ARM "/subscriptions/" SUB
-						   "/resourceGroups/My%20RG/providers/Microsoft.DataBox/jobs"
-						   "?api-version=2025-07-01");
+	assert_string_equal(e.ft.calls[0].url,
+			    ARM "/subscriptions/" SUB
+				"/resourceGroups/My%20RG/providers/Microsoft.DataBox/jobs"
+				"?api-version=2025-07-01");
 	assert_calls_sane(&e, START_MS + TIMEOUT_MS);
 	assert_int_equal(s.n, 1);
 	assert_string_equal(s.rgs[0], "My RG");
@@ -170,21 +179,23 @@ static void test_list_by_resource_group(void **state)
 
 static void test_list_custom_api_version(void **state)
 {
-	const struct fake_reply script[] = { { .status = 200, .body = "{\"value\": []}" } };
+	const struct fake_reply script[] = {{.status = 200, .body = "{\"value\": []}"}};
 	struct fake_transport ft;
 	struct fake_clock fc;
 	struct dbx_arm *arm;
-	struct seen s = { 0 };
-	struct dbx_error err = { 0 };
+	struct seen s = {0};
+	struct dbx_error err = {0};
 
 	(void)state;
 	fake_transport_init(&ft, script, 1);
 	fake_clock_init(&fc, 0);
-	arm = dbx_arm_new(&ft.base, dbx_cloud_find("AzureUSGovernment"), "2022-12-01", 0, &fc.clock);
+	arm =
+	    dbx_arm_new(&ft.base, dbx_cloud_find("AzureUSGovernment"), "2022-12-01", 0, &fc.clock);
 	assert_non_null(arm);
 	assert_int_equal(dbx_arm_list_jobs(arm, SUB, NULL, collect_job, &s, &err), DBX_OK);
-	assert_string_equal(ft.calls[0].url, "https://management.usgovcloudapi.net/subscriptions/" SUB
-					     "/providers/Microsoft.DataBox/jobs?api-version=2022-12-01");
+	assert_string_equal(ft.calls[0].url,
+			    "https://management.usgovcloudapi.net/subscriptions/" SUB
+			    "/providers/Microsoft.DataBox/jobs?api-version=2022-12-01");
 	assert_string_equal(ft.calls[0].scope, "https://management.usgovcloudapi.net/.default");
 	assert_int_equal(ft.calls[0].deadline_ms, 0); /* no timeout: no deadline */
 	assert_int_equal(s.n, 0);
@@ -195,28 +206,29 @@ static void test_list_custom_api_version(void **state)
 static void test_list_refuses_foreign_next_link(void **state)
 {
 	static const char *const foreign[] = {
-		"https://evil.example.com/subscriptions/x?api-version=1",
-		"http://management.azure.com/subscriptions/x?api-version=1",
-		"https://management.azure.com@evil.example.com/subscriptions/x",
-		"https://management.azure.com.evil.example.com/subscriptions/x",
-		"https://management.azure.com:8443/subscriptions/x",
-		"https://evil.example.com?management.azure.com/",
-		"https://evil.example.com#management.azure.com/",
-		"//management.azure.com/subscriptions/x",
-		"/subscriptions/x?api-version=1",
-		"https://management.azure.com\\@evil.example.com/",
-		"https://management.azure.com/x\r\nHost: evil.example.com",
-		"ftp://management.azure.com/x",
-		"https://management.usgovcloudapi.net/subscriptions/x",
+	    "https://evil.example.com/subscriptions/x?api-version=1",
+	    "http://management.azure.com/subscriptions/x?api-version=1",
+	    "https://management.azure.com@evil.example.com/subscriptions/x",
+	    "https://management.azure.com.evil.example.com/subscriptions/x",
+	    "https://management.azure.com:8443/subscriptions/x",
+	    "https://evil.example.com?management.azure.com/",
+	    "https://evil.example.com#management.azure.com/",
+	    "//management.azure.com/subscriptions/x",
+	    "/subscriptions/x?api-version=1",
+	    "https://management.azure.com\\@evil.example.com/",
+	    "https://management.azure.com/x\r\nHost: evil.example.com",
+	    "ftp://management.azure.com/x",
+	    "https://management.usgovcloudapi.net/subscriptions/x",
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++) {
 		char body[512];
-		struct fake_reply script[2] = { { .status = 200, .body = body }, { .status = 200, .body = "{\"value\": []}" } };
+		struct fake_reply script[2] = {{.status = 200, .body = body},
+					       {.status = 200, .body = "{\"value\": []}"}};
 		struct env e;
-		struct seen s = { 0 };
-		struct dbx_error err = { 0 };
+		struct seen s = {0};
+		struct dbx_error err = {0};
 		char *escaped = NULL;
 
 		/* JSON-escape the few characters the cases use. */
@@ -231,12 +243,14 @@ static void test_list_refuses_foreign_next_link(void **state)
 			else
 				escaped[k++] = foreign[i][j];
 		}
-		snprintf(body, sizeof(body), "{\"value\": [" JOB("rg", "job1") "], \"nextLink\": \"%s\"}", escaped);
+		snprintf(body, sizeof(body),
+			 "{\"value\": [" JOB("rg", "job1") "], \"nextLink\": \"%s\"}", escaped);
 		free(escaped);
 
 		print_message("nextLink %s\n", foreign[i]);
 		env_init(&e, script, 2);
-		assert_int_equal(dbx_arm_list_jobs(e.arm, SUB, NULL, collect_job, &s, &err), DBX_EREMOTE);
+		assert_int_equal(dbx_arm_list_jobs(e.arm, SUB, NULL, collect_job, &s, &err),
+				 DBX_EREMOTE);
 		assert_int_equal(e.ft.n_calls, 1); /* nothing was sent to it */
 		assert_non_null(strstr(err.message, "nextLink"));
 		assert_int_equal(err.err, DBX_EREMOTE);
@@ -248,12 +262,13 @@ static void test_list_refuses_foreign_next_link(void **state)
 static void test_list_accepts_same_host_spellings(void **state)
 {
 	const struct fake_reply script[] = {
-		{ .status = 200, .body = "{\"value\": [], \"nextLink\": \"HTTPS://Management.Azure.COM:443/p?a=1\"}" },
-		{ .status = 200, .body = "{\"value\": [], \"nextLink\": \"\"}" },
+	    {.status = 200,
+	     .body = "{\"value\": [], \"nextLink\": \"HTTPS://Management.Azure.COM:443/p?a=1\"}"},
+	    {.status = 200, .body = "{\"value\": [], \"nextLink\": \"\"}"},
 	};
 	struct env e;
-	struct seen s = { 0 };
-	struct dbx_error err = { 0 };
+	struct seen s = {0};
+	struct dbx_error err = {0};
 
 	(void)state;
 	env_init(&e, script, 2);
@@ -266,14 +281,16 @@ static void test_list_accepts_same_host_spellings(void **state)
 static void test_list_stops_on_repeated_next_link(void **state)
 {
 	const struct fake_reply script[] = {
-		{ .status = 200, .body = "{\"value\": [" JOB("rg", "a") "], \"nextLink\": \"" ARM "/page2\"}" },
-		{ .status = 200, .body = "{\"value\": [" JOB("rg", "b") "], \"nextLink\": \"" ARM "/page3\"}" },
-		{ .status = 200, .body = "{\"value\": [], \"nextLink\": \"" ARM "/page2\"}" },
-		{ .status = 200, .body = "{\"value\": []}" },
+	    {.status = 200,
+	     .body = "{\"value\": [" JOB("rg", "a") "], \"nextLink\": \"" ARM "/page2\"}"},
+	    {.status = 200,
+	     .body = "{\"value\": [" JOB("rg", "b") "], \"nextLink\": \"" ARM "/page3\"}"},
+	    {.status = 200, .body = "{\"value\": [], \"nextLink\": \"" ARM "/page2\"}"},
+	    {.status = 200, .body = "{\"value\": []}"},
 	};
 	struct env e;
-	struct seen s = { 0 };
-	struct dbx_error err = { 0 };
+	struct seen s = {0};
+	struct dbx_error err = {0};
 
 	(void)state;
 	env_init(&e, script, 4);
@@ -286,9 +303,9 @@ static void test_list_stops_on_repeated_next_link(void **state)
 
 	/* A page pointing at the first URL is a loop too. */
 	const struct fake_reply script2[] = {
-		{ .status = 200, .body = "{\"value\": [], \"nextLink\": \"" LIST_URL "\"}" },
+	    {.status = 200, .body = "{\"value\": [], \"nextLink\": \"" LIST_URL "\"}"},
 	};
-	struct seen s2 = { 0 };
+	struct seen s2 = {0};
 
 	env_init(&e, script2, 1);
 	assert_int_equal(dbx_arm_list_jobs(e.arm, SUB, NULL, collect_job, &s2, &err), DBX_EREMOTE);
@@ -299,12 +316,13 @@ static void test_list_stops_on_repeated_next_link(void **state)
 static void test_list_one_deadline_for_all_pages(void **state)
 {
 	const struct fake_reply script[] = {
-		{ .status = 200, .body = "{\"value\": [" JOB("rg", "a") "], \"nextLink\": \"" ARM "/page2\"}" },
-		{ .status = 200, .body = "{\"value\": [" JOB("rg", "b") "]}" },
+	    {.status = 200,
+	     .body = "{\"value\": [" JOB("rg", "a") "], \"nextLink\": \"" ARM "/page2\"}"},
+	    {.status = 200, .body = "{\"value\": [" JOB("rg", "b") "]}"},
 	};
 	struct env e;
-	struct seen s = { 0 };
-	struct dbx_error err = { 0 };
+	struct seen s = {0};
+	struct dbx_error err = {0};
 
 	(void)state;
 	env_init(&e, script, 2);
@@ -319,12 +337,14 @@ static void test_list_one_deadline_for_all_pages(void **state)
 static void test_list_callback_stops_early(void **state)
 {
 	const struct fake_reply script[] = {
-		{ .status = 200, .body = "{\"value\": [" JOB("rg", "a") ", " JOB("rg", "b") "], \"nextLink\": \"" ARM "/p2\"}" },
-		{ .status = 200, .body = "{\"value\": []}" },
+	    {.status = 200,
+	     .body = "{\"value\": [" JOB("rg", "a") ", " JOB("rg", "b") "], \"nextLink\": \"" ARM
+									"/p2\"}"},
+	    {.status = 200, .body = "{\"value\": []}"},
 	};
 	struct env e;
-	struct seen s = { .stop_after = 1 };
-	struct dbx_error err = { 0 };
+	struct seen s = {.stop_after = 1};
+	struct dbx_error err = {0};
 
 	(void)state;
 	env_init(&e, script, 2);
@@ -338,13 +358,17 @@ static void test_list_callback_stops_early(void **state)
 static void test_list_skips_a_bad_job(void **state)
 {
 	const struct fake_reply script[] = {
-		{ .status = 200, .body = "{\"value\": [" JOB("rg", "good1") ", {\"name\": \"no-id\"},"
-					 " {\"id\": \"/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataBox/jobs/x\","
-					 " \"name\": \"../x\"}, " JOB("rg", "good2") "]}" },
+	    {.status = 200,
+	     .body = "{\"value\": [" JOB("rg", "good1") ", {\"name\": \"no-id\"},"
+							" {\"id\": "
+							"\"/subscriptions/s/resourceGroups/rg/"
+							"providers/Microsoft.DataBox/jobs/x\","
+							" \"name\": \"../x\"}, " JOB("rg",
+										     "good2") "]}"},
 	};
 	struct env e;
-	struct seen s = { 0 };
-	struct dbx_error err = { 0 };
+	struct seen s = {0};
+	struct dbx_error err = {0};
 
 	(void)state;
 	env_init(&e, script, 1);
@@ -359,30 +383,31 @@ static void test_list_skips_a_bad_job(void **state)
 static void test_list_malformed_pages(void **state)
 {
 	static const char *const bodies[] = {
-		"not json",
-		"",
-		"[]",
-		"{}",
-		"{\"value\": {}}",
-		"{\"value\": null}",
-		"{\"value\": [42]}",
-		"{\"value\": [" JOB("rg", "a") ", \"x\"]}",
-		"{\"value\": [], \"nextLink\": 7}",
-		"{\"value\": []",
-		"{\"value\": []} trailing",
-		"{\"value\": [{\"id\": \"\\u0000\"}",
+	    "not json",
+	    "",
+	    "[]",
+	    "{}",
+	    "{\"value\": {}}",
+	    "{\"value\": null}",
+	    "{\"value\": [42]}",
+	    "{\"value\": [" JOB("rg", "a") ", \"x\"]}",
+	    "{\"value\": [], \"nextLink\": 7}",
+	    "{\"value\": []",
+	    "{\"value\": []} trailing",
+	    "{\"value\": [{\"id\": \"\\u0000\"}",
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-		const struct fake_reply script[] = { { .status = 200, .body = bodies[i] } };
+		const struct fake_reply script[] = {{.status = 200, .body = bodies[i]}};
 		struct env e;
-		struct seen s = { 0 };
-		struct dbx_error err = { 0 };
+		struct seen s = {0};
+		struct dbx_error err = {0};
 
 		print_message("body %s\n", bodies[i]);
 		env_init(&e, script, 1);
-		assert_int_equal(dbx_arm_list_jobs(e.arm, SUB, NULL, collect_job, &s, &err), DBX_EREMOTE);
+		assert_int_equal(dbx_arm_list_jobs(e.arm, SUB, NULL, collect_job, &s, &err),
+				 DBX_EREMOTE);
 		assert_non_null(strstr(err.message, "malformed response from ARM"));
 		assert_int_equal(s.n, 0); /* a page that is not a list delivers nothing from it */
 		seen_free(&s);
@@ -393,15 +418,18 @@ static void test_list_malformed_pages(void **state)
 static void test_list_error_status_and_transport_failure(void **state)
 {
 	const struct fake_reply script[] = {
-		{ .status = 200, .body = "{\"value\": [" JOB("rg", "a") "], \"nextLink\": \"" ARM "/p2\"}" },
-		{ .status = 403, .request_id = "rid-403",
-		  .body = "{\"error\": {\"code\": \"AuthorizationFailed\", \"message\": \"The client does not have "
-			  "authorization to perform action.\"}}" },
+	    {.status = 200,
+	     .body = "{\"value\": [" JOB("rg", "a") "], \"nextLink\": \"" ARM "/p2\"}"},
+	    {.status = 403,
+	     .request_id = "rid-403",
+	     .body = "{\"error\": {\"code\": \"AuthorizationFailed\", \"message\": \"The client "
+		     "does not have "
+		     "authorization to perform action.\"}}"},
 	};
-	const struct fake_reply down[] = { { .transport_err = DBX_EUNREACHABLE } };
+	const struct fake_reply down[] = {{.transport_err = DBX_EUNREACHABLE}};
 	struct env e;
-	struct seen s = { 0 };
-	struct dbx_error err = { 0 };
+	struct seen s = {0};
+	struct dbx_error err = {0};
 
 	(void)state;
 	env_init(&e, script, 2);
@@ -413,31 +441,35 @@ static void test_list_error_status_and_transport_failure(void **state)
 	env_fini(&e);
 
 	env_init(&e, down, 1);
-	assert_int_equal(dbx_arm_list_jobs(e.arm, SUB, NULL, collect_job, &s, &err), DBX_EUNREACHABLE);
+	assert_int_equal(dbx_arm_list_jobs(e.arm, SUB, NULL, collect_job, &s, &err),
+			 DBX_EUNREACHABLE);
 	env_fini(&e);
 }
 
 static void test_list_subscriptions(void **state)
 {
 	const struct fake_reply script[] = {
-		{ .status = 200,
-		  .body = "{\"value\": [{\"id\": \"/subscriptions/aaaa\", \"subscriptionId\": \"aaaa\", \"tenantId\": \"t\","
-			  " \"displayName\": \"A\", \"state\": \"Enabled\"},"
-			  " {\"id\": \"/subscriptions/bad\", \"subscriptionId\": \"..\"},"
-			  " {\"id\": \"/subscriptions/none\"}],"
-			  " \"nextLink\": \"" ARM "/subscriptions?api-version=2022-12-01&%24skiptoken=x\"}" },
-		{ .status = 200, .body = "{\"value\": [{\"subscriptionId\": \"bbbb\"}]}" },
+	    {.status = 200,
+	     .body =
+		 "{\"value\": [{\"id\": \"/subscriptions/aaaa\", \"subscriptionId\": \"aaaa\", "
+		 "\"tenantId\": \"t\","
+		 " \"displayName\": \"A\", \"state\": \"Enabled\"},"
+		 " {\"id\": \"/subscriptions/bad\", \"subscriptionId\": \"..\"},"
+		 " {\"id\": \"/subscriptions/none\"}],"
+		 " \"nextLink\": \"" ARM "/subscriptions?api-version=2022-12-01&%24skiptoken=x\"}"},
+	    {.status = 200, .body = "{\"value\": [{\"subscriptionId\": \"bbbb\"}]}"},
 	};
 	struct env e;
-	struct seen s = { 0 };
-	struct dbx_error err = { 0 };
+	struct seen s = {0};
+	struct dbx_error err = {0};
 
 	(void)state;
 	env_init(&e, script, 2);
 	assert_int_equal(dbx_arm_list_subscriptions(e.arm, collect_sub, &s, &err), DBX_OK);
 	assert_int_equal(e.ft.n_calls, 2);
 	assert_string_equal(e.ft.calls[0].url, ARM "/subscriptions?api-version=2022-12-01");
-	assert_string_equal(e.ft.calls[1].url, ARM "/subscriptions?api-version=2022-12-01&%24skiptoken=x");
+	assert_string_equal(e.ft.calls[1].url,
+			    ARM "/subscriptions?api-version=2022-12-01&%24skiptoken=x");
 	assert_calls_sane(&e, START_MS + TIMEOUT_MS);
 	assert_int_equal(s.n, 2);
 	assert_string_equal(s.names[0], "aaaa");
@@ -451,18 +483,19 @@ static void test_list_subscriptions(void **state)
 static void test_get_job(void **state)
 {
 	const struct fake_reply script[] = {
-		{ .status = 200, .body = JOB("my-rg", "job1") },
+	    {.status = 200, .body = JOB("my-rg", "job1")},
 	};
 	struct env e;
 	struct dbx_order *o = NULL;
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 
 	(void)state;
 	env_init(&e, script, 1);
 	assert_int_equal(dbx_arm_get_job(e.arm, SUB, "my-rg", "job1", &o, &err), DBX_OK);
 	assert_int_equal(e.ft.n_calls, 1);
-	assert_string_equal(e.ft.calls[0].url, ARM "/subscriptions/" SUB "/resourceGroups/my-rg/providers/"
-						   "Microsoft.DataBox/jobs/job1?api-version=2025-07-01&$expand=details");
+	assert_string_equal(e.ft.calls[0].url, ARM
+			    "/subscriptions/" SUB "/resourceGroups/my-rg/providers/"
+			    "Microsoft.DataBox/jobs/job1?api-version=2025-07-01&$expand=details");
 	assert_calls_sane(&e, START_MS + TIMEOUT_MS);
 	assert_non_null(o);
 	assert_string_equal(o->name, "job1");
@@ -479,31 +512,34 @@ static void test_get_job_errors(void **state)
 		enum dbx_err want;
 		const char *code;
 	} cases[] = {
-		{ 404, DBX_ENOTFOUND, "ResourceNotFound" },
-		{ 403, DBX_EACCES, "AuthorizationFailed" },
-		{ 401, DBX_EACCES, "ExpiredAuthenticationToken" },
-		{ 409, DBX_EBUSY, "Conflict" },
-		{ 429, DBX_ETHROTTLED, "TooManyRequests" },
-		{ 400, DBX_EINVAL, "SsemUserErrorInvalidKeyVaultUrl" },
-		{ 500, DBX_EREMOTE, "InternalServerError" },
-		{ 503, DBX_EREMOTE, "ServiceUnavailable" },
-		{ 408, DBX_EREMOTE, "RequestTimeout" },
-		{ 412, DBX_EREMOTE, "PreconditionFailed" },
-		{ 202, DBX_EREMOTE, "Accepted" },
+	    {404, DBX_ENOTFOUND, "ResourceNotFound"},
+	    {403, DBX_EACCES, "AuthorizationFailed"},
+	    {401, DBX_EACCES, "ExpiredAuthenticationToken"},
+	    {409, DBX_EBUSY, "Conflict"},
+	    {429, DBX_ETHROTTLED, "TooManyRequests"},
+	    {400, DBX_EINVAL, "SsemUserErrorInvalidKeyVaultUrl"},
+	    {500, DBX_EREMOTE, "InternalServerError"},
+	    {503, DBX_EREMOTE, "ServiceUnavailable"},
+	    {408, DBX_EREMOTE, "RequestTimeout"},
+	    {412, DBX_EREMOTE, "PreconditionFailed"},
+	    {202, DBX_EREMOTE, "Accepted"},
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char body[256];
-		const struct fake_reply script[] = { { .status = cases[i].status, .body = body, .request_id = "5f0c2a9e-req" } };
+		const struct fake_reply script[] = {
+		    {.status = cases[i].status, .body = body, .request_id = "5f0c2a9e-req"}};
 		struct env e;
 		struct dbx_order *o = (struct dbx_order *)1;
-		struct dbx_error err = { 0 };
+		struct dbx_error err = {0};
 
-		snprintf(body, sizeof(body), "{\"error\": {\"code\": \"%s\", \"message\": \"The thing %ld.\"}}",
+		snprintf(body, sizeof(body),
+			 "{\"error\": {\"code\": \"%s\", \"message\": \"The thing %ld.\"}}",
 			 cases[i].code, cases[i].status);
 		env_init(&e, script, 1);
-		assert_int_equal(dbx_arm_get_job(e.arm, SUB, "rg", "job1", &o, &err), cases[i].want);
+		assert_int_equal(dbx_arm_get_job(e.arm, SUB, "rg", "job1", &o, &err),
+				 cases[i].want);
 		assert_null(o);
 		assert_int_equal(err.err, cases[i].want);
 		assert_int_equal(err.http_status, cases[i].status);
@@ -518,19 +554,19 @@ static void test_get_job_errors(void **state)
 static void test_get_job_malformed(void **state)
 {
 	static const char *const bodies[] = {
-		"",
-		"{",
-		"[]",
-		"{\"name\": \"job1\"}",
-		JOB("rg", "other"), /* a different job than asked for */
+	    "",
+	    "{",
+	    "[]",
+	    "{\"name\": \"job1\"}",
+	    JOB("rg", "other"), /* a different job than asked for */
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-		const struct fake_reply script[] = { { .status = 200, .body = bodies[i] } };
+		const struct fake_reply script[] = {{.status = 200, .body = bodies[i]}};
 		struct env e;
 		struct dbx_order *o = (struct dbx_order *)1;
-		struct dbx_error err = { 0 };
+		struct dbx_error err = {0};
 
 		env_init(&e, script, 1);
 		assert_int_equal(dbx_arm_get_job(e.arm, SUB, "rg", "job1", &o, &err), DBX_EREMOTE);
@@ -543,7 +579,7 @@ static void test_get_job_bad_arguments(void **state)
 {
 	struct env e;
 	struct dbx_order *o = NULL;
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 
 	(void)state;
 	env_init(&e, NULL, 0);
@@ -558,24 +594,27 @@ static void test_get_job_bad_arguments(void **state)
 
 static void test_error_from_response_shapes(void **state)
 {
-	struct dbx_http_response r = { 0 };
-	struct dbx_error err = { 0 };
+	struct dbx_http_response r = {0};
+	struct dbx_error err = {0};
 
 	(void)state;
 	/* Key Vault: innererror code kept with the message. */
 	r.status = 403;
-	r.body = "{\"error\": {\"code\": \"Forbidden\", \"message\": \"The user does not have keys get permission.\","
+	r.body = "{\"error\": {\"code\": \"Forbidden\", \"message\": \"The user does not have keys "
+		 "get permission.\","
 		 " \"innererror\": {\"code\": \"ForbiddenByPolicy\"}}}";
 	r.body_len = strlen(r.body);
 	r.request_id = "kv-rid";
 	assert_int_equal(dbx_arm_error_from_response(&r, &err), DBX_EACCES);
 	assert_string_equal(err.code, "Forbidden");
-	assert_string_equal(err.message, "The user does not have keys get permission. (inner: ForbiddenByPolicy)");
+	assert_string_equal(
+	    err.message, "The user does not have keys get permission. (inner: ForbiddenByPolicy)");
 	assert_string_equal(err.request_id, "kv-rid");
 
 	/* Entra ID: first line of error_description only. */
 	r.status = 401;
-	r.body = "{\"error\": \"invalid_client\", \"error_description\": \"AADSTS7000215: Invalid client secret "
+	r.body = "{\"error\": \"invalid_client\", \"error_description\": \"AADSTS7000215: Invalid "
+		 "client secret "
 		 "provided.\\r\\nTrace ID: 1\\r\\nCorrelation ID: 2\", \"error_codes\": [7000215]}";
 	r.body_len = strlen(r.body);
 	r.request_id = NULL;
@@ -608,8 +647,8 @@ static void test_error_from_response_shapes(void **state)
 
 static void test_error_message_trimmed_to_buffer(void **state)
 {
-	struct dbx_http_response r = { 0 };
-	struct dbx_error err = { 0 };
+	struct dbx_http_response r = {0};
+	struct dbx_error err = {0};
 	size_t n = 3 * DBX_ERR_MSG_MAX;
 	char *body = malloc(n + 64), *p;
 
@@ -633,24 +672,24 @@ static void test_error_message_trimmed_to_buffer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_list_three_pages_follows_next_link_verbatim),
-		cmocka_unit_test(test_list_by_resource_group),
-		cmocka_unit_test(test_list_custom_api_version),
-		cmocka_unit_test(test_list_refuses_foreign_next_link),
-		cmocka_unit_test(test_list_accepts_same_host_spellings),
-		cmocka_unit_test(test_list_stops_on_repeated_next_link),
-		cmocka_unit_test(test_list_one_deadline_for_all_pages),
-		cmocka_unit_test(test_list_callback_stops_early),
-		cmocka_unit_test(test_list_skips_a_bad_job),
-		cmocka_unit_test(test_list_malformed_pages),
-		cmocka_unit_test(test_list_error_status_and_transport_failure),
-		cmocka_unit_test(test_list_subscriptions),
-		cmocka_unit_test(test_get_job),
-		cmocka_unit_test(test_get_job_errors),
-		cmocka_unit_test(test_get_job_malformed),
-		cmocka_unit_test(test_get_job_bad_arguments),
-		cmocka_unit_test(test_error_from_response_shapes),
-		cmocka_unit_test(test_error_message_trimmed_to_buffer),
+	    cmocka_unit_test(test_list_three_pages_follows_next_link_verbatim),
+	    cmocka_unit_test(test_list_by_resource_group),
+	    cmocka_unit_test(test_list_custom_api_version),
+	    cmocka_unit_test(test_list_refuses_foreign_next_link),
+	    cmocka_unit_test(test_list_accepts_same_host_spellings),
+	    cmocka_unit_test(test_list_stops_on_repeated_next_link),
+	    cmocka_unit_test(test_list_one_deadline_for_all_pages),
+	    cmocka_unit_test(test_list_callback_stops_early),
+	    cmocka_unit_test(test_list_skips_a_bad_job),
+	    cmocka_unit_test(test_list_malformed_pages),
+	    cmocka_unit_test(test_list_error_status_and_transport_failure),
+	    cmocka_unit_test(test_list_subscriptions),
+	    cmocka_unit_test(test_get_job),
+	    cmocka_unit_test(test_get_job_errors),
+	    cmocka_unit_test(test_get_job_malformed),
+	    cmocka_unit_test(test_get_job_bad_arguments),
+	    cmocka_unit_test(test_error_from_response_shapes),
+	    cmocka_unit_test(test_error_message_trimmed_to_buffer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

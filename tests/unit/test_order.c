@@ -21,43 +21,57 @@
 #include "databoxfs/order.h"
 
 #define SUB "YourSubscriptionId"
-#define JOB_ID "/subscriptions/" SUB "/resourceGroups/YourResourceGroupName/providers/Microsoft.DataBox/jobs/TestJobName1"
-#define VAULT_ID "/subscriptions/" SUB "/resourceGroups/YourResourceGroupName/providers/Microsoft.KeyVault/vaults/YourKeyVaultName"
-#define UAI_ID "/subscriptions/" SUB "/resourceGroups/YourResourceGroupName/providers/Microsoft.ManagedIdentity/userAssignedIdentities/testIdentity"
+#define JOB_ID                                                                                     \
+	"/subscriptions/" SUB                                                                      \
+	"/resourceGroups/YourResourceGroupName/providers/Microsoft.DataBox/jobs/TestJobName1"
+#define VAULT_ID                                                                                   \
+	"/subscriptions/" SUB "/resourceGroups/YourResourceGroupName/providers/"                   \
+	"Microsoft.KeyVault/vaults/YourKeyVaultName"
+#define UAI_ID                                                                                     \
+	"/subscriptions/" SUB "/resourceGroups/YourResourceGroupName/providers/"                   \
+	"Microsoft.ManagedIdentity/userAssignedIdentities/testIdentity"
 
 /* JobsGetCmk.json, trimmed. */
 static const char get_cmk[] =
-	"{\"name\": \"TestJobName1\", \"type\": \"Microsoft.DataBox/jobs\",\n"
-	" \"id\": \"" JOB_ID "\",\n"
-	" \"identity\": {\"type\": \"SystemAssigned\", \"principalId\": \"11111111-2222-3333-4444-555555555555\","
-	"  \"tenantId\": \"66666666-7777-8888-9999-000000000000\"},\n"
-	" \"location\": \"westus\",\n"
-	" \"properties\": {\"isCancellable\": true, \"startTime\": \"2020-08-07T10:47:42.0009935+05:30\","
-	"  \"status\": \"DeviceOrdered\", \"transferType\": \"ImportToAzure\",\n"
-	"  \"details\": {\"contactDetails\": {}, \"jobDetailsType\": \"DataBox\",\n"
-	"   \"jobStages\": [{\"displayName\": \"Ordered\", \"stageName\": \"DeviceOrdered\", \"stageStatus\": "
-	"\"Succeeded\", \"stageTime\": \"2020-08-07T10:47:44.8736499+05:30\"},\n"
-	"                 {\"displayName\": \"Processed\", \"stageName\": \"DevicePrepared\", \"stageStatus\": "
-	"\"None\"}],\n"
-	"   \"keyEncryptionKey\": {\"kekType\": \"CustomerManaged\", \"kekUrl\": "
-	"\"https://myvault.vault.azure.net/keys/mykey/0123456789abcdef0123456789abcdef\",\n"
-	"     \"kekVaultResourceID\": \"" VAULT_ID "\"}}},\n"
-	" \"sku\": {\"name\": \"DataBox\", \"model\": \"DataBox\"},\n"
-	" \"systemData\": {\"createdBy\": \"a@b.c\", \"lastModifiedAt\": \"2025-05-26T06:50:23.0185023+00:00\"},\n"
-	" \"tags\": {}}";
+    "{\"name\": \"TestJobName1\", \"type\": \"Microsoft.DataBox/jobs\",\n"
+    " \"id\": \"" JOB_ID "\",\n"
+    " \"identity\": {\"type\": \"SystemAssigned\", \"principalId\": "
+    "\"11111111-2222-3333-4444-555555555555\","
+    "  \"tenantId\": \"66666666-7777-8888-9999-000000000000\"},\n"
+    " \"location\": \"westus\",\n"
+    " \"properties\": {\"isCancellable\": true, \"startTime\": "
+    "\"2020-08-07T10:47:42.0009935+05:30\","
+    "  \"status\": \"DeviceOrdered\", \"transferType\": \"ImportToAzure\",\n"
+    "  \"details\": {\"contactDetails\": {}, \"jobDetailsType\": \"DataBox\",\n"
+    "   \"jobStages\": [{\"displayName\": \"Ordered\", \"stageName\": \"DeviceOrdered\", "
+    "\"stageStatus\": "
+    "\"Succeeded\", \"stageTime\": \"2020-08-07T10:47:44.8736499+05:30\"},\n"
+    "                 {\"displayName\": \"Processed\", \"stageName\": \"DevicePrepared\", "
+    "\"stageStatus\": "
+    "\"None\"}],\n"
+    "   \"keyEncryptionKey\": {\"kekType\": \"CustomerManaged\", \"kekUrl\": "
+    "\"https://myvault.vault.azure.net/keys/mykey/0123456789abcdef0123456789abcdef\",\n"
+    "     \"kekVaultResourceID\": \"" VAULT_ID "\"}}},\n"
+    " \"sku\": {\"name\": \"DataBox\", \"model\": \"DataBox\"},\n"
+    " \"systemData\": {\"createdBy\": \"a@b.c\", \"lastModifiedAt\": "
+    "\"2025-05-26T06:50:23.0185023+00:00\"},\n"
+    " \"tags\": {}}";
 
 /* One item of JobsList.json: lower-case "resourcegroups", identity None, Microsoft managed. */
 static const char list_item[] =
-	"{\"id\": \"/subscriptions/" SUB "/resourcegroups/TestResourceGroupName/providers/Microsoft.DataBox/jobs/"
-	"TestJobName1\", \"name\": \"TestJobName1\", \"location\": \"westus\", \"type\": \"Microsoft.DataBox/jobs\","
-	" \"identity\": {\"type\": \"None\"}, \"sku\": {\"name\": \"DataBoxDisk\"},"
-	" \"properties\": {\"status\": \"DeviceOrdered\", \"details\": {\"jobDetailsType\": \"DataBoxDisk\","
-	"  \"keyEncryptionKey\": {\"kekType\": \"MicrosoftManaged\"}}}}";
+    "{\"id\": \"/subscriptions/" SUB
+    "/resourcegroups/TestResourceGroupName/providers/Microsoft.DataBox/jobs/"
+    "TestJobName1\", \"name\": \"TestJobName1\", \"location\": \"westus\", \"type\": "
+    "\"Microsoft.DataBox/jobs\","
+    " \"identity\": {\"type\": \"None\"}, \"sku\": {\"name\": \"DataBoxDisk\"},"
+    " \"properties\": {\"status\": \"DeviceOrdered\", \"details\": {\"jobDetailsType\": "
+    "\"DataBoxDisk\","
+    "  \"keyEncryptionKey\": {\"kekType\": \"MicrosoftManaged\"}}}}";
 
 static struct dbx_order *parse_ok(const char *text)
 {
 	struct dbx_order *o = NULL;
-	struct dbx_error e = { 0 };
+	struct dbx_error e = {0};
 
 	assert_int_equal(dbx_order_parse(text, strlen(text), &o, &e), DBX_OK);
 	assert_non_null(o);
@@ -67,7 +81,7 @@ static struct dbx_order *parse_ok(const char *text)
 static void parse_fails(const char *text)
 {
 	struct dbx_order *o = (struct dbx_order *)1;
-	struct dbx_error e = { 0 };
+	struct dbx_error e = {0};
 
 	assert_int_equal(dbx_order_parse(text, strlen(text), &o, &e), DBX_EREMOTE);
 	assert_null(o);
@@ -89,7 +103,9 @@ static void test_get_cmk(void **state)
 	assert_string_equal(o->status, "DeviceOrdered");
 	assert_true(o->has_details);
 	assert_int_equal(o->kek_type, DBX_KEK_CUSTOMER);
-	assert_string_equal(o->kek_url, "https://myvault.vault.azure.net/keys/mykey/0123456789abcdef0123456789abcdef");
+	assert_string_equal(
+	    o->kek_url,
+	    "https://myvault.vault.azure.net/keys/mykey/0123456789abcdef0123456789abcdef");
 	assert_string_equal(o->kek_vault_id, VAULT_ID);
 	assert_null(o->kek_identity_type);
 	assert_null(o->kek_uai_id);
@@ -126,8 +142,9 @@ static void test_list_item_lowercase_resourcegroups(void **state)
 
 static void test_no_key_encryption_key(void **state)
 {
-	struct dbx_order *o = parse_ok("{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\","
-				       " \"properties\": {\"status\": \"DataCopy\", \"details\": {\"jobStages\": []}}}");
+	struct dbx_order *o = parse_ok(
+	    "{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\","
+	    " \"properties\": {\"status\": \"DataCopy\", \"details\": {\"jobStages\": []}}}");
 
 	(void)state;
 	assert_true(o->has_details);
@@ -140,7 +157,8 @@ static void test_no_key_encryption_key(void **state)
 
 	/* keyEncryptionKey present but without kekType: Microsoft managed too. */
 	o = parse_ok("{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\","
-		     " \"properties\": {\"details\": {\"keyEncryptionKey\": {\"kekUrl\": \"https://v.vault.azure.net/keys/k\"}}}}");
+		     " \"properties\": {\"details\": {\"keyEncryptionKey\": {\"kekUrl\": "
+		     "\"https://v.vault.azure.net/keys/k\"}}}}");
 	assert_int_equal(o->kek_type, DBX_KEK_MICROSOFT);
 	assert_string_equal(o->kek_url, "https://v.vault.azure.net/keys/k");
 	dbx_order_free(o);
@@ -148,9 +166,10 @@ static void test_no_key_encryption_key(void **state)
 
 static void test_no_details(void **state)
 {
-	struct dbx_order *o = parse_ok("{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"location\": \"westus\","
-				       " \"identity\": {\"type\": \"SystemAssigned\", \"principalId\": \"p\"},"
-				       " \"properties\": {\"status\": \"DeviceOrdered\"}}");
+	struct dbx_order *o = parse_ok(
+	    "{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"location\": \"westus\","
+	    " \"identity\": {\"type\": \"SystemAssigned\", \"principalId\": \"p\"},"
+	    " \"properties\": {\"status\": \"DeviceOrdered\"}}");
 
 	(void)state;
 	assert_false(o->has_details);
@@ -172,14 +191,17 @@ static void test_no_details(void **state)
 static void test_user_assigned_identity(void **state)
 {
 	/* After JobsPatchSystemAssignedToUserAssigned. */
-	struct dbx_order *o = parse_ok(
-		"{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\","
-		" \"identity\": {\"type\": \"SystemAssigned,UserAssigned\", \"principalId\": \"sys-principal\","
-		"   \"userAssignedIdentities\": {\"" UAI_ID "\": {\"principalId\": \"u\", \"clientId\": \"c\"}}},"
-		" \"properties\": {\"details\": {\"keyEncryptionKey\": {"
-		"   \"identityProperties\": {\"type\": \"UserAssigned\", \"userAssigned\": {\"resourceId\": \"" UAI_ID "\"}},"
-		"   \"kekType\": \"CustomerManaged\", \"kekUrl\": \"https://myvault.vault.azure.net/keys/mykey\","
-		"   \"kekVaultResourceID\": \"" VAULT_ID "\"}}}}");
+	struct dbx_order *o = parse_ok("{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\","
+				       " \"identity\": {\"type\": \"SystemAssigned,UserAssigned\", "
+				       "\"principalId\": \"sys-principal\","
+				       "   \"userAssignedIdentities\": {\"" UAI_ID
+				       "\": {\"principalId\": \"u\", \"clientId\": \"c\"}}},"
+				       " \"properties\": {\"details\": {\"keyEncryptionKey\": {"
+				       "   \"identityProperties\": {\"type\": \"UserAssigned\", "
+				       "\"userAssigned\": {\"resourceId\": \"" UAI_ID "\"}},"
+				       "   \"kekType\": \"CustomerManaged\", \"kekUrl\": "
+				       "\"https://myvault.vault.azure.net/keys/mykey\","
+				       "   \"kekVaultResourceID\": \"" VAULT_ID "\"}}}}");
 
 	(void)state;
 	assert_int_equal(o->kek_type, DBX_KEK_CUSTOMER);
@@ -192,19 +214,24 @@ static void test_user_assigned_identity(void **state)
 	assert_string_equal(dbx_order_identity(o), UAI_ID);
 	dbx_order_free(o);
 
-	/* identityProperties SystemAssigned with the same job identity: the system identity is shown. */
+	/* identityProperties SystemAssigned with the same job identity: the system identity is
+	 * shown. */
 	o = parse_ok("{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\","
 		     " \"identity\": {\"type\": \"SystemAssigned,UserAssigned\","
 		     "   \"userAssignedIdentities\": {\"" UAI_ID "\": {}, \"/other\": {}}},"
 		     " \"properties\": {\"details\": {\"keyEncryptionKey\": {"
-		     "   \"identityProperties\": {\"type\": \"SystemAssigned\"}, \"kekType\": \"CustomerManaged\"}}}}");
+		     "   \"identityProperties\": {\"type\": \"SystemAssigned\"}, \"kekType\": "
+		     "\"CustomerManaged\"}}}}");
 	assert_int_equal(o->n_uai, 2);
 	assert_string_equal(dbx_order_identity(o), "SystemAssigned");
 	dbx_order_free(o);
 
-	/* UserAssigned only, no system identity, identityProperties absent: nothing reaches the key. */
-	o = parse_ok("{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\","
-		     " \"identity\": {\"type\": \"UserAssigned\", \"userAssignedIdentities\": {\"" UAI_ID "\": {}}}}");
+	/* UserAssigned only, no system identity, identityProperties absent: nothing reaches the
+	 * key. */
+	o = parse_ok(
+	    "{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\","
+	    " \"identity\": {\"type\": \"UserAssigned\", \"userAssignedIdentities\": {\"" UAI_ID
+	    "\": {}}}}");
 	assert_string_equal(dbx_order_identity(o), "None");
 	dbx_order_free(o);
 }
@@ -213,20 +240,24 @@ static void test_problems_error_then_stages(void **state)
 {
 	/* JobsGetWaitingForAction-like, plus a KEK stage. */
 	struct dbx_order *o = parse_ok(
-		"{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\","
-		" \"properties\": {\"status\": \"DataCopy\","
-		"  \"error\": {\"additionalInfo\": [], \"code\": \"SsemUserErrorEncryptionKeyDisabled\","
-		"    \"message\": \"Could not fetch the passkey as the customer-managed key is disabled.\","
-		"    \"target\": \"KeyEncryptionKey\", \"details\": []},"
-		"  \"details\": {\"actions\": [\"MoveToCleanUpDevice\"], \"jobStages\": ["
-		"    {\"stageName\": \"DeviceOrdered\", \"displayName\": \"Ordered\", \"stageStatus\": \"Succeeded\"},"
-		"    {\"stageName\": \"DataCopy\", \"displayName\": \"Data copy\", \"stageStatus\": "
-		"\"WaitingForCustomerActionForKek\", \"stageTime\": \"2026-11-28T12:00:00.1234567+00:00\"},"
-		"    {\"stageName\": \"Completed\", \"stageStatus\": \"Failed\"},"
-		"    {\"stageName\": \"X\", \"stageStatus\": \"WaitingForCustomerAction\"},"
-		"    {\"stageName\": \"Y\", \"stageStatus\": \"SucceededWithErrors\"},"
-		"    \"not an object\", 42, null],"
-		"   \"keyEncryptionKey\": {\"kekType\": \"CustomerManaged\"}}}}");
+	    "{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\","
+	    " \"properties\": {\"status\": \"DataCopy\","
+	    "  \"error\": {\"additionalInfo\": [], \"code\": "
+	    "\"SsemUserErrorEncryptionKeyDisabled\","
+	    "    \"message\": \"Could not fetch the passkey as the customer-managed key is "
+	    "disabled.\","
+	    "    \"target\": \"KeyEncryptionKey\", \"details\": []},"
+	    "  \"details\": {\"actions\": [\"MoveToCleanUpDevice\"], \"jobStages\": ["
+	    "    {\"stageName\": \"DeviceOrdered\", \"displayName\": \"Ordered\", \"stageStatus\": "
+	    "\"Succeeded\"},"
+	    "    {\"stageName\": \"DataCopy\", \"displayName\": \"Data copy\", \"stageStatus\": "
+	    "\"WaitingForCustomerActionForKek\", \"stageTime\": "
+	    "\"2026-11-28T12:00:00.1234567+00:00\"},"
+	    "    {\"stageName\": \"Completed\", \"stageStatus\": \"Failed\"},"
+	    "    {\"stageName\": \"X\", \"stageStatus\": \"WaitingForCustomerAction\"},"
+	    "    {\"stageName\": \"Y\", \"stageStatus\": \"SucceededWithErrors\"},"
+	    "    \"not an object\", 42, null],"
+	    "   \"keyEncryptionKey\": {\"kekType\": \"CustomerManaged\"}}}}");
 
 	(void)state;
 	assert_int_equal(o->n_problems, 4);
@@ -237,7 +268,8 @@ static void test_problems_error_then_stages(void **state)
 	assert_null(o->problems[0].time);
 
 	assert_string_equal(o->problems[1].code, "WaitingForCustomerActionForKek");
-	assert_string_equal(o->problems[1].message, "Stage 'Data copy' (DataCopy) is WaitingForCustomerActionForKek");
+	assert_string_equal(o->problems[1].message,
+			    "Stage 'Data copy' (DataCopy) is WaitingForCustomerActionForKek");
 	assert_string_equal(o->problems[1].target, "DataCopy");
 	assert_string_equal(o->problems[1].time, "2026-11-28T12:00:00.1234567+00:00");
 
@@ -250,10 +282,13 @@ static void test_problems_error_then_stages(void **state)
 	dbx_order_free(o);
 
 	/* An error object with nothing in it, or null, is no problem. */
-	o = parse_ok("{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"properties\": {\"error\": {\"details\": []}}}");
+	o = parse_ok(
+	    "{\"id\": \"" JOB_ID
+	    "\", \"name\": \"TestJobName1\", \"properties\": {\"error\": {\"details\": []}}}");
 	assert_int_equal(o->n_problems, 0);
 	dbx_order_free(o);
-	o = parse_ok("{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"properties\": {\"error\": null}}");
+	o = parse_ok("{\"id\": \"" JOB_ID
+		     "\", \"name\": \"TestJobName1\", \"properties\": {\"error\": null}}");
 	assert_int_equal(o->n_problems, 0);
 	dbx_order_free(o);
 }
@@ -268,7 +303,9 @@ static void test_last_modified_exact(void **state)
 	dbx_order_free(o);
 
 	/* A lastModifiedAt we cannot read keeps the text and leaves mtime 0. */
-	o = parse_ok("{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"systemData\": {\"lastModifiedAt\": \"yesterday\"}}");
+	o = parse_ok(
+	    "{\"id\": \"" JOB_ID
+	    "\", \"name\": \"TestJobName1\", \"systemData\": {\"lastModifiedAt\": \"yesterday\"}}");
 	assert_string_equal(o->last_modified, "yesterday");
 	assert_int_equal(o->mtime, 0);
 	dbx_order_free(o);
@@ -284,12 +321,15 @@ static void test_malformed(void **state)
 	parse_fails("{\"id\": \"" JOB_ID "\", \"name\": null}");
 	/* An id of the wrong shape, or of another resource type. */
 	parse_fails("{\"id\": \"TestJobName1\", \"name\": \"TestJobName1\"}");
-	parse_fails("{\"id\": \"/subscriptions/s/providers/Microsoft.DataBox/jobs/TestJobName1\", \"name\": \"TestJobName1\"}");
+	parse_fails("{\"id\": \"/subscriptions/s/providers/Microsoft.DataBox/jobs/TestJobName1\", "
+		    "\"name\": \"TestJobName1\"}");
 	parse_fails("{\"id\": \"" VAULT_ID "\", \"name\": \"YourKeyVaultName\"}");
 	/* A name that is not the id's own: it would become a directory entry. */
 	parse_fails("{\"id\": \"" JOB_ID "\", \"name\": \"../../etc\"}");
 	parse_fails("{\"id\": \"" JOB_ID "\", \"name\": \"Other\"}");
-	parse_fails("{\"id\": \"/subscriptions/s/resourceGroups/../providers/Microsoft.DataBox/jobs/j\", \"name\": \"j\"}");
+	parse_fails(
+	    "{\"id\": \"/subscriptions/s/resourceGroups/../providers/Microsoft.DataBox/jobs/j\", "
+	    "\"name\": \"j\"}");
 	/* Not an object, not JSON, truncated, trailing garbage, empty. */
 	parse_fails("[]");
 	parse_fails("\"job\"");
@@ -303,12 +343,14 @@ static void test_malformed(void **state)
 static void test_wrong_types_read_as_absent(void **state)
 {
 	struct dbx_order *o = parse_ok(
-		"{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"location\": 7, \"sku\": \"DataBox\","
-		" \"identity\": {\"type\": 1, \"principalId\": [], \"userAssignedIdentities\": []},"
-		" \"systemData\": {\"lastModifiedAt\": 1700000000},"
-		" \"properties\": {\"status\": {}, \"error\": \"boom\","
-		"  \"details\": {\"jobStages\": {}, \"keyEncryptionKey\": {\"kekType\": 1, \"kekUrl\": false,"
-		"   \"kekVaultResourceID\": {}, \"identityProperties\": \"UserAssigned\"}}}}");
+	    "{\"id\": \"" JOB_ID
+	    "\", \"name\": \"TestJobName1\", \"location\": 7, \"sku\": \"DataBox\","
+	    " \"identity\": {\"type\": 1, \"principalId\": [], \"userAssignedIdentities\": []},"
+	    " \"systemData\": {\"lastModifiedAt\": 1700000000},"
+	    " \"properties\": {\"status\": {}, \"error\": \"boom\","
+	    "  \"details\": {\"jobStages\": {}, \"keyEncryptionKey\": {\"kekType\": 1, \"kekUrl\": "
+	    "false,"
+	    "   \"kekVaultResourceID\": {}, \"identityProperties\": \"UserAssigned\"}}}}");
 
 	(void)state;
 	assert_null(o->location);
@@ -328,7 +370,8 @@ static void test_wrong_types_read_as_absent(void **state)
 	dbx_order_free(o);
 
 	/* details of the wrong type: not known. */
-	o = parse_ok("{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"properties\": {\"details\": []}}");
+	o = parse_ok("{\"id\": \"" JOB_ID
+		     "\", \"name\": \"TestJobName1\", \"properties\": {\"details\": []}}");
 	assert_false(o->has_details);
 	dbx_order_free(o);
 }
@@ -337,7 +380,7 @@ static void test_from_json_non_object(void **state)
 {
 	struct json_object *arr = json_object_new_array();
 	struct dbx_order *o = NULL;
-	struct dbx_error e = { 0 };
+	struct dbx_error e = {0};
 
 	(void)state;
 	assert_int_equal(dbx_order_from_json(arr, &o, &e), DBX_EREMOTE);
@@ -367,9 +410,11 @@ static void test_arm_id_parse(void **state)
 	free(name);
 
 	/* Segment names in any case; values keep their spelling. */
-	assert_int_equal(dbx_arm_id_parse("/SUBSCRIPTIONS/Sub-1/resourcegroups/My-RG/PROVIDERS/Microsoft.KeyVault/vaults/V1",
-					  &s, &rg, &type, &name),
-			 DBX_OK);
+	assert_int_equal(
+	    dbx_arm_id_parse(
+		"/SUBSCRIPTIONS/Sub-1/resourcegroups/My-RG/PROVIDERS/Microsoft.KeyVault/vaults/V1",
+		&s, &rg, &type, &name),
+	    DBX_OK);
 	assert_string_equal(s, "Sub-1");
 	assert_string_equal(rg, "My-RG");
 	assert_string_equal(type, "Microsoft.KeyVault/vaults");
@@ -388,24 +433,24 @@ static void test_arm_id_parse(void **state)
 static void test_arm_id_parse_rejects(void **state)
 {
 	static const char *const bad[] = {
-		"",
-		"/",
-		"subscriptions/s/resourceGroups/rg/providers/NS/t/n", /* not absolute */
-		"/subscriptions/s",
-		"/subscriptions/s/resourceGroups/rg",
-		"/subscriptions/s/resourceGroups/rg/providers/NS/t", /* no name */
-		"/subscriptions/s/resourceGroups/rg/providers/NS/t/",
-		"/subscriptions/s/providers/NS/t/n",
-		"/subscriptions/s/resourceGroups/rg/providers/NS/t/n/extra",
-		"/subscriptions/s/resourceGroups/rg/providers/NS/t/n/child/c",
-		"/subscriptions/s/resourceGroups/rg/providers/NS/t/n//",
-		"/subscriptions//resourceGroups/rg/providers/NS/t/n",
-		"/subscriptions/s/resourceGroupz/rg/providers/NS/t/n",
-		"/subscription/s/resourceGroups/rg/providers/NS/t/n",
-		"/subscriptions/s/resourceGroups/rg/provider/NS/t/n",
-		"/subscriptions/s/resourceGroups/../providers/NS/t/n",
-		"/subscriptions/s/resourceGroups/rg/providers/NS/t/.",
-		"/subscriptions/s/resourceGroups/r\ng/providers/NS/t/n",
+	    "",
+	    "/",
+	    "subscriptions/s/resourceGroups/rg/providers/NS/t/n", /* not absolute */
+	    "/subscriptions/s",
+	    "/subscriptions/s/resourceGroups/rg",
+	    "/subscriptions/s/resourceGroups/rg/providers/NS/t", /* no name */
+	    "/subscriptions/s/resourceGroups/rg/providers/NS/t/",
+	    "/subscriptions/s/providers/NS/t/n",
+	    "/subscriptions/s/resourceGroups/rg/providers/NS/t/n/extra",
+	    "/subscriptions/s/resourceGroups/rg/providers/NS/t/n/child/c",
+	    "/subscriptions/s/resourceGroups/rg/providers/NS/t/n//",
+	    "/subscriptions//resourceGroups/rg/providers/NS/t/n",
+	    "/subscriptions/s/resourceGroupz/rg/providers/NS/t/n",
+	    "/subscription/s/resourceGroups/rg/providers/NS/t/n",
+	    "/subscriptions/s/resourceGroups/rg/provider/NS/t/n",
+	    "/subscriptions/s/resourceGroups/../providers/NS/t/n",
+	    "/subscriptions/s/resourceGroups/rg/providers/NS/t/.",
+	    "/subscriptions/s/resourceGroups/r\ng/providers/NS/t/n",
 	};
 	char *s = (char *)1, *name = (char *)1;
 
@@ -442,25 +487,25 @@ static void test_parse_time(void **state)
 static void test_parse_time_garbage(void **state)
 {
 	static const char *const bad[] = {
-		"",
-		"garbage",
-		"2026-11-28",
-		"2026-11-28T12:00",
-		"2026-11-28T12:00:00ZZ",
-		"2026-11-28T12:00:00+05",
-		"2026-11-28T12:00:00+0a:00",
-		"2026-11-28T12:00:00.Z",
-		"2026-13-01T00:00:00Z",
-		"2026-00-01T00:00:00Z",
-		"2025-02-29T00:00:00Z",
-		"2026-11-31T00:00:00Z",
-		"2026-11-28T24:00:00Z",
-		"2026-11-28T12:60:00Z",
-		"2026-11-28T12:00:00+24:00",
-		"26-11-28T12:00:00Z",
-		"2026/11/28T12:00:00Z",
-		" 2026-11-28T12:00:00Z",
-		"2026-11-28T12:00:00Z ",
+	    "",
+	    "garbage",
+	    "2026-11-28",
+	    "2026-11-28T12:00",
+	    "2026-11-28T12:00:00ZZ",
+	    "2026-11-28T12:00:00+05",
+	    "2026-11-28T12:00:00+0a:00",
+	    "2026-11-28T12:00:00.Z",
+	    "2026-13-01T00:00:00Z",
+	    "2026-00-01T00:00:00Z",
+	    "2025-02-29T00:00:00Z",
+	    "2026-11-31T00:00:00Z",
+	    "2026-11-28T24:00:00Z",
+	    "2026-11-28T12:60:00Z",
+	    "2026-11-28T12:00:00+24:00",
+	    "26-11-28T12:00:00Z",
+	    "2026/11/28T12:00:00Z",
+	    " 2026-11-28T12:00:00Z",
+	    "2026-11-28T12:00:00Z ",
 	};
 
 	(void)state;
@@ -474,20 +519,20 @@ static void test_parse_time_garbage(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_get_cmk),
-		cmocka_unit_test(test_list_item_lowercase_resourcegroups),
-		cmocka_unit_test(test_no_key_encryption_key),
-		cmocka_unit_test(test_no_details),
-		cmocka_unit_test(test_user_assigned_identity),
-		cmocka_unit_test(test_problems_error_then_stages),
-		cmocka_unit_test(test_last_modified_exact),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_wrong_types_read_as_absent),
-		cmocka_unit_test(test_from_json_non_object),
-		cmocka_unit_test(test_arm_id_parse),
-		cmocka_unit_test(test_arm_id_parse_rejects),
-		cmocka_unit_test(test_parse_time),
-		cmocka_unit_test(test_parse_time_garbage),
+	    cmocka_unit_test(test_get_cmk),
+	    cmocka_unit_test(test_list_item_lowercase_resourcegroups),
+	    cmocka_unit_test(test_no_key_encryption_key),
+	    cmocka_unit_test(test_no_details),
+	    cmocka_unit_test(test_user_assigned_identity),
+	    cmocka_unit_test(test_problems_error_then_stages),
+	    cmocka_unit_test(test_last_modified_exact),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_wrong_types_read_as_absent),
+	    cmocka_unit_test(test_from_json_non_object),
+	    cmocka_unit_test(test_arm_id_parse),
+	    cmocka_unit_test(test_arm_id_parse_rejects),
+	    cmocka_unit_test(test_parse_time),
+	    cmocka_unit_test(test_parse_time_garbage),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,52 +30,65 @@ struct expect_row {
 
 /* Copied from the document by hand (cell text, padding trimmed). */
 static const struct expect_row expected[] = {
-	{ "SsemUserErrorEncryptionKeyDisabled",
-	  "Could not fetch the passkey as the customer-managed key is disabled.", DBX_RECOVERABLE_YES, 0 },
-	{ "SsemUserErrorEncryptionKeyExpired",
-	  "Could not fetch the passkey as the customer-managed key has expired.", DBX_RECOVERABLE_YES, 0 },
-	{ "SsemUserErrorKeyDetailsNotFound",
-	  "Could not fetch the passkey as the customer-managed key could not be found.",
-	  DBX_RECOVERABLE_DEPENDS, 1 },
-	{ "SsemUserErrorKeyVaultBadRequestException",
-	  "Applied a customer-managed key but the key access has not been granted or has been revoked, or "
-	  "unable to access key vault due to firewall being enabled.",
-	  DBX_RECOVERABLE_YES, 0 },
-	{ "SsemUserErrorKeyVaultDetailsNotFound",
-	  "Could not fetch the passkey as the associated key vault for the customer-managed key could not be "
-	  "found.",
-	  DBX_RECOVERABLE_DEPENDS, 1 },
-	{ "SsemUserErrorSystemAssignedIdentityAbsent",
-	  "Could not fetch the passkey as the customer-managed key could not be found.", DBX_RECOVERABLE_YES, 1 },
-	{ "SsemUserErrorUserAssignedLimitReached",
-	  "Adding new User Assigned Identity failed as you have reached the limit on the total number of user "
-	  "assigned identities that can be added.",
-	  DBX_RECOVERABLE_YES, 0 },
-	{ "SsemUserErrorCrossTenantIdentityAccessForbidden",
-	  "Managed identity access operation failed. <br> Note: This error can occur when a subscription is "
-	  "moved to different tenant. The customer has to manually move the identity to the new tenant.",
-	  DBX_RECOVERABLE_YES, 0 },
-	{ "SsemUserErrorKekUserIdentityNotFound",
-	  "Applied a customer-managed key but the user assigned identity that has access to the key was not "
-	  "found in the active directory. <br> Note: This error can occur when a user identity is deleted from "
-	  "Azure.",
-	  DBX_RECOVERABLE_YES, 0 },
-	{ "SsemUserErrorUserAssignedIdentityAbsent",
-	  "Could not fetch the passkey as the customer-managed key could not be found.", DBX_RECOVERABLE_YES, 0 },
-	{ "SsemUserErrorKeyVaultBadRequestException",
-	  "Applied a customer-managed key, but key access has not been granted or has been revoked, or the key "
-	  "vault couldn't be accessed because a firewall is enabled.",
-	  DBX_RECOVERABLE_YES, 0 },
-	{ "SsemUserErrorEncryptionKeyTypeNotSupported",
-	  "The encryption key type isn't supported for the operation.", DBX_RECOVERABLE_YES, 0 },
-	{ "SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled",
-	  "Key vault does not have soft delete or purge protection enabled.", DBX_RECOVERABLE_YES, 0 },
-	{ "SsemUserErrorInvalidKeyVaultUrl", "An invalid key vault URI was used.", DBX_RECOVERABLE_YES, 0 },
-	{ "SsemUserErrorKeyVaultUrlWithInvalidScheme", "Only HTTPS is supported for passing the key vault URI.",
-	  DBX_RECOVERABLE_YES, 0 },
-	{ "SsemUserErrorKeyVaultUrlInvalidHost",
-	  "The key vault URI host is not an allowed host in the geographical region.", DBX_RECOVERABLE_YES, 0 },
-	{ "Generic error", "Could not fetch the passkey.", DBX_RECOVERABLE_DEPENDS, 0 },
+    {"SsemUserErrorEncryptionKeyDisabled",
+     "Could not fetch the passkey as the customer-managed key is disabled.", DBX_RECOVERABLE_YES,
+     0},
+    {"SsemUserErrorEncryptionKeyExpired",
+     "Could not fetch the passkey as the customer-managed key has expired.", DBX_RECOVERABLE_YES,
+     0},
+    {"SsemUserErrorKeyDetailsNotFound",
+     "Could not fetch the passkey as the customer-managed key could not be found.",
+     DBX_RECOVERABLE_DEPENDS, 1},
+    {"SsemUserErrorKeyVaultBadRequestException",
+     "Applied a customer-managed key but the key access has not been granted or has been revoked, "
+     "or "
+     "unable to access key vault due to firewall being enabled.",
+     DBX_RECOVERABLE_YES, 0},
+    {"SsemUserErrorKeyVaultDetailsNotFound",
+     "Could not fetch the passkey as the associated key vault for the customer-managed key could "
+     "not be "
+     "found.",
+     DBX_RECOVERABLE_DEPENDS, 1},
+    {"SsemUserErrorSystemAssignedIdentityAbsent",
+     "Could not fetch the passkey as the customer-managed key could not be found.",
+     DBX_RECOVERABLE_YES, 1},
+    {"SsemUserErrorUserAssignedLimitReached",
+     "Adding new User Assigned Identity failed as you have reached the limit on the total number "
+     "of user "
+     "assigned identities that can be added.",
+     DBX_RECOVERABLE_YES, 0},
+    {"SsemUserErrorCrossTenantIdentityAccessForbidden",
+     "Managed identity access operation failed. <br> Note: This error can occur when a "
+     "subscription is "
+     "moved to different tenant. The customer has to manually move the identity to the new tenant.",
+     DBX_RECOVERABLE_YES, 0},
+    {"SsemUserErrorKekUserIdentityNotFound",
+     "Applied a customer-managed key but the user assigned identity that has access to the key was "
+     "not "
+     "found in the active directory. <br> Note: This error can occur when a user identity is "
+     "deleted from "
+     "Azure.",
+     DBX_RECOVERABLE_YES, 0},
+    {"SsemUserErrorUserAssignedIdentityAbsent",
+     "Could not fetch the passkey as the customer-managed key could not be found.",
+     DBX_RECOVERABLE_YES, 0},
+    {"SsemUserErrorKeyVaultBadRequestException",
+     "Applied a customer-managed key, but key access has not been granted or has been revoked, or "
+     "the key "
+     "vault couldn't be accessed because a firewall is enabled.",
+     DBX_RECOVERABLE_YES, 0},
+    {"SsemUserErrorEncryptionKeyTypeNotSupported",
+     "The encryption key type isn't supported for the operation.", DBX_RECOVERABLE_YES, 0},
+    {"SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled",
+     "Key vault does not have soft delete or purge protection enabled.", DBX_RECOVERABLE_YES, 0},
+    {"SsemUserErrorInvalidKeyVaultUrl", "An invalid key vault URI was used.", DBX_RECOVERABLE_YES,
+     0},
+    {"SsemUserErrorKeyVaultUrlWithInvalidScheme",
+     "Only HTTPS is supported for passing the key vault URI.", DBX_RECOVERABLE_YES, 0},
+    {"SsemUserErrorKeyVaultUrlInvalidHost",
+     "The key vault URI host is not an allowed host in the geographical region.",
+     DBX_RECOVERABLE_YES, 0},
+    {"Generic error", "Could not fetch the passkey.", DBX_RECOVERABLE_DEPENDS, 0},
 };
 
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
@@ -200,18 +213,21 @@ static void test_table_matches_document(void **state)
 	if (env) {
 		path = strdup(env);
 	} else {
-		/* __FILE__ is .../main/tests/unit/test_ssem.c; the reference lives in .../shared/reference. */
+		/* __FILE__ is .../main/tests/unit/test_ssem.c; the reference lives in
+		 * .../shared/reference. */
 		const char *slash = strstr(__FILE__, "/tests/unit/test_ssem.c");
 
-		if (slash && asprintf(&path, "%.*s/../shared/reference/data-box-customer-managed-keys.md",
-				      (int)(slash - __FILE__), __FILE__) < 0)
+		if (slash &&
+		    asprintf(&path, "%.*s/../shared/reference/data-box-customer-managed-keys.md",
+			     (int)(slash - __FILE__), __FILE__) < 0)
 			path = NULL;
 	}
 	if (path)
 		doc = read_file(path);
 	free(path);
 	if (!doc) {
-		print_message("source document not found; set DBX_SSEM_DOC to compare the table with it\n");
+		print_message(
+		    "source document not found; set DBX_SSEM_DOC to compare the table with it\n");
 		skip();
 	}
 	section = strstr(doc, "## Troubleshoot errors");
@@ -256,7 +272,8 @@ static void test_lookup_unknown_and_generic(void **state)
 
 	(void)state;
 	assert_null(dbx_ssem_lookup("SsemUserErrorSomethingNew"));
-	assert_null(dbx_ssem_lookup("ssemusererrorencryptionkeydisabled")); /* exact, case-sensitive */
+	assert_null(
+	    dbx_ssem_lookup("ssemusererrorencryptionkeydisabled")); /* exact, case-sensitive */
 	assert_null(dbx_ssem_lookup(""));
 	assert_null(dbx_ssem_lookup(NULL));
 	assert_null(dbx_ssem_lookup("SsemUserErrorInvalidKeyVaultUrl<br>(Command-line only)"));
@@ -281,17 +298,22 @@ static void test_lookup_repeated_code_returns_first(void **state)
 /* ---- plain remedies ---- */
 
 static const char *const key_details_remedy =
-	"If you deleted the key vault, you can't recover the customer-managed key. If you migrated the key "
-	"vault to a different tenant, see Change a key vault tenant ID after a subscription move. If you "
-	"deleted the key vault:\n"
-	"1. Yes, if it is in the purge-protection duration, using the steps at Recover a key vault.\n"
-	"2. No, if it is beyond the purge-protection duration.\n"
-	"Else if the key vault underwent a tenant migration, yes, it can be recovered using one of the below "
-	"steps:\n"
-	"1. Revert the key vault back to the old tenant.\n"
-	"2. Set Identity = None and then set the value back to Identity = SystemAssigned. This deletes and "
-	"recreates the identity once the new identity has been created. Enable Get, WrapKey, and UnwrapKey "
-	"permissions to the new identity in the key vault's Access policy.";
+    "If you deleted the key vault, you can't recover the customer-managed key. If you migrated the "
+    "key "
+    "vault to a different tenant, see Change a key vault tenant ID after a subscription move. If "
+    "you "
+    "deleted the key vault:\n"
+    "1. Yes, if it is in the purge-protection duration, using the steps at Recover a key vault.\n"
+    "2. No, if it is beyond the purge-protection duration.\n"
+    "Else if the key vault underwent a tenant migration, yes, it can be recovered using one of the "
+    "below "
+    "steps:\n"
+    "1. Revert the key vault back to the old tenant.\n"
+    "2. Set Identity = None and then set the value back to Identity = SystemAssigned. This deletes "
+    "and "
+    "recreates the identity once the new identity has been created. Enable Get, WrapKey, and "
+    "UnwrapKey "
+    "permissions to the new identity in the key vault's Access policy.";
 
 static void test_remedy_golden(void **state)
 {
@@ -303,41 +325,47 @@ static void test_remedy_golden(void **state)
 	free(r);
 
 	r = dbx_ssem_remedy(dbx_ssem_lookup("SsemUserErrorSystemAssignedIdentityAbsent"));
-	assert_string_equal(r, "Yes, check if:\n"
-			       "1. Key vault still has the MSI in the access policy.\n"
-			       "2. Identity is of type System assigned.\n"
-			       "3. Enable Get, WrapKey, and UnwrapKey permissions to the identity in the key "
-			       "vault's access policy. These permissions must remain for the lifetime of the "
-			       "order. They're used during order creation and at the beginning of the Data Copy "
-			       "phase.");
+	assert_string_equal(
+	    r, "Yes, check if:\n"
+	       "1. Key vault still has the MSI in the access policy.\n"
+	       "2. Identity is of type System assigned.\n"
+	       "3. Enable Get, WrapKey, and UnwrapKey permissions to the identity in the key "
+	       "vault's access policy. These permissions must remain for the lifetime of the "
+	       "order. They're used during order creation and at the beginning of the Data Copy "
+	       "phase.");
 	free(r);
 
 	r = dbx_ssem_remedy(dbx_ssem_lookup("SsemUserErrorKeyVaultUrlInvalidHost"));
-	assert_string_equal(r, "In the public cloud, the key vault URI should end with vault.azure.net. In the "
-			       "Azure Government cloud, the key vault URI should end with "
-			       "vault.usgovcloudapi.net.");
+	assert_string_equal(
+	    r, "In the public cloud, the key vault URI should end with vault.azure.net. In the "
+	       "Azure Government cloud, the key vault URI should end with "
+	       "vault.usgovcloudapi.net.");
 	free(r);
 
 	r = dbx_ssem_remedy(dbx_ssem_lookup("SsemUserErrorInvalidKeyVaultUrl"));
-	assert_string_equal(r, "Get the correct key vault URI. To get the key vault URI, use Get-AzKeyVault in "
-			       "PowerShell.");
+	assert_string_equal(
+	    r, "Get the correct key vault URI. To get the key vault URI, use Get-AzKeyVault in "
+	       "PowerShell.");
 	free(r);
 
 	r = dbx_ssem_remedy(dbx_ssem_lookup("SsemUserErrorKekUserIdentityNotFound"));
-	assert_string_equal(r, "Try adding a different user-assigned identity to your key vault to enable "
-			       "access to the customer-managed key. For more information, see how to Enable the "
-			       "key.");
+	assert_string_equal(
+	    r, "Try adding a different user-assigned identity to your key vault to enable "
+	       "access to the customer-managed key. For more information, see how to Enable the "
+	       "key.");
 	free(r);
 }
 
 static void test_remedy_markup_edge_cases(void **state)
 {
 	const struct dbx_ssem_row rows[] = {
-		{ .code = "x", .details = "d", .resolution = "  a   b <br><br>  c  " },
-		{ .code = "x", .details = "d", .resolution = "[link](u) and [not a link] and `x`" },
-		{ .code = "x", .details = "d", .resolution = "<ol><li>a<ol><li>b</li></ol></li><li>c</li></ol>" },
-		{ .code = "x", .details = "d", .resolution = "1 < 2 and <b>bold</b> and <unclosed" },
-		{ .code = "x", .details = "d", .resolution = "" },
+	    {.code = "x", .details = "d", .resolution = "  a   b <br><br>  c  "},
+	    {.code = "x", .details = "d", .resolution = "[link](u) and [not a link] and `x`"},
+	    {.code = "x",
+	     .details = "d",
+	     .resolution = "<ol><li>a<ol><li>b</li></ol></li><li>c</li></ol>"},
+	    {.code = "x", .details = "d", .resolution = "1 < 2 and <b>bold</b> and <unclosed"},
+	    {.code = "x", .details = "d", .resolution = ""},
 	};
 	char *r;
 
@@ -376,77 +404,81 @@ static char *one_block(const struct dbx_error_block *b)
 static void test_block_design_example(void **state)
 {
 	const struct dbx_error_block b = {
-		.code = "SsemUserErrorEncryptionKeyDisabled",
-		.source = "order",
-		.time = "2026-11-28T12:00:00Z",
-		.message = "Could not fetch the passkey as the customer-managed key is disabled.",
-		.request_id = "5f0c2a9e-1111-2222-3333-444455556666",
+	    .code = "SsemUserErrorEncryptionKeyDisabled",
+	    .source = "order",
+	    .time = "2026-11-28T12:00:00Z",
+	    .message = "Could not fetch the passkey as the customer-managed key is disabled.",
+	    .request_id = "5f0c2a9e-1111-2222-3333-444455556666",
 	};
 	char *buf;
 
 	(void)state;
 	buf = one_block(&b);
-	assert_string_equal(buf, "code: SsemUserErrorEncryptionKeyDisabled\n"
-				 "source: order\n"
-				 "time: 2026-11-28T12:00:00Z\n"
-				 "message: Could not fetch the passkey as the customer-managed key is disabled.\n"
-				 "recoverable: yes\n"
-				 "remedy: Yes, by enabling the key version.\n"
-				 "request_id: 5f0c2a9e-1111-2222-3333-444455556666\n");
+	assert_string_equal(
+	    buf, "code: SsemUserErrorEncryptionKeyDisabled\n"
+		 "source: order\n"
+		 "time: 2026-11-28T12:00:00Z\n"
+		 "message: Could not fetch the passkey as the customer-managed key is disabled.\n"
+		 "recoverable: yes\n"
+		 "remedy: Yes, by enabling the key version.\n"
+		 "request_id: 5f0c2a9e-1111-2222-3333-444455556666\n");
 	free(buf);
 }
 
 static void test_block_optional_lines_absent(void **state)
 {
-	/* No message: the table's details. No time, target or request id: no such lines ("" is absent too). */
+	/* No message: the table's details. No time, target or request id: no such lines ("" is
+	 * absent too). */
 	const struct dbx_error_block b = {
-		.code = "SsemUserErrorEncryptionKeyExpired",
-		.source = "last-write",
-		.time = "",
-		.request_id = "",
+	    .code = "SsemUserErrorEncryptionKeyExpired",
+	    .source = "last-write",
+	    .time = "",
+	    .request_id = "",
 	};
 	char *buf;
 
 	(void)state;
 	buf = one_block(&b);
-	assert_string_equal(buf, "code: SsemUserErrorEncryptionKeyExpired\n"
-				 "source: last-write\n"
-				 "message: Could not fetch the passkey as the customer-managed key has expired.\n"
-				 "recoverable: yes\n"
-				 "remedy: Yes, by enabling the key version.\n");
+	assert_string_equal(
+	    buf, "code: SsemUserErrorEncryptionKeyExpired\n"
+		 "source: last-write\n"
+		 "message: Could not fetch the passkey as the customer-managed key has expired.\n"
+		 "recoverable: yes\n"
+		 "remedy: Yes, by enabling the key version.\n");
 	free(buf);
 }
 
 static void test_block_target_after_message(void **state)
 {
 	const struct dbx_error_block b = {
-		.code = "SsemUserCopyErrorWaitingForAction",
-		.source = "order",
-		.message = "Job has an error in copy stage and is waiting for customer action.",
-		.target = "CopyIntervention",
+	    .code = "SsemUserCopyErrorWaitingForAction",
+	    .source = "order",
+	    .message = "Job has an error in copy stage and is waiting for customer action.",
+	    .target = "CopyIntervention",
 	};
 	char *buf;
 
 	(void)state;
 	buf = one_block(&b);
 	/* Unknown code: its own code and message, the Generic row's recoverable and remedy. */
-	assert_string_equal(buf, "code: SsemUserCopyErrorWaitingForAction\n"
-				 "source: order\n"
-				 "message: Job has an error in copy stage and is waiting for customer action.\n"
-				 "target: CopyIntervention\n"
-				 "recoverable: depends\n"
-				 "remedy: This error is a generic error. Contact Microsoft Support to troubleshoot "
-				 "the error and determine the next steps.\n");
+	assert_string_equal(
+	    buf, "code: SsemUserCopyErrorWaitingForAction\n"
+		 "source: order\n"
+		 "message: Job has an error in copy stage and is waiting for customer action.\n"
+		 "target: CopyIntervention\n"
+		 "recoverable: depends\n"
+		 "remedy: This error is a generic error. Contact Microsoft Support to troubleshoot "
+		 "the error and determine the next steps.\n");
 	free(buf);
 }
 
 static void test_block_multiline_remedy_indented(void **state)
 {
 	const struct dbx_error_block b = {
-		.code = "SsemUserErrorKeyVaultDetailsNotFound",
-		.source = "order",
-		.time = "2026-11-28T12:00:00Z",
-		.request_id = "rid-1",
+	    .code = "SsemUserErrorKeyVaultDetailsNotFound",
+	    .source = "order",
+	    .time = "2026-11-28T12:00:00Z",
+	    .request_id = "rid-1",
 	};
 	char *buf, *expect = NULL;
 	const char *p;
@@ -459,7 +491,8 @@ static void test_block_multiline_remedy_indented(void **state)
 	fputs("code: SsemUserErrorKeyVaultDetailsNotFound\n"
 	      "source: order\n"
 	      "time: 2026-11-28T12:00:00Z\n"
-	      "message: Could not fetch the passkey as the associated key vault for the customer-managed key "
+	      "message: Could not fetch the passkey as the associated key vault for the "
+	      "customer-managed key "
 	      "could not be found.\n"
 	      "recoverable: depends\n"
 	      "remedy: ",
@@ -483,16 +516,17 @@ static void test_block_multiline_remedy_indented(void **state)
 static void test_block_details_with_br_is_one_line(void **state)
 {
 	const struct dbx_error_block b = {
-		.code = "SsemUserErrorCrossTenantIdentityAccessForbidden",
-		.source = "last-write",
+	    .code = "SsemUserErrorCrossTenantIdentityAccessForbidden",
+	    .source = "last-write",
 	};
 	char *buf;
 
 	(void)state;
 	buf = one_block(&b);
-	assert_non_null(strstr(buf, "\nmessage: Managed identity access operation failed. Note: This error can "
-				    "occur when a subscription is moved to different tenant. The customer has to "
-				    "manually move the identity to the new tenant.\n"));
+	assert_non_null(strstr(
+	    buf, "\nmessage: Managed identity access operation failed. Note: This error can "
+		 "occur when a subscription is moved to different tenant. The customer has to "
+		 "manually move the identity to the new tenant.\n"));
 	assert_null(strchr(buf, '<'));
 	free(buf);
 }
@@ -500,36 +534,39 @@ static void test_block_details_with_br_is_one_line(void **state)
 static void test_block_cannot_be_forged(void **state)
 {
 	const struct dbx_error_block b = {
-		.code = "SsemUserErrorEncryptionKeyDisabled\nrecoverable: no",
-		.source = "order",
-		.message = "bad\r\nrecoverable: no\n\ncode: Fake\rx\x1b[31m",
-		.target = "t1\nremedy: rm -rf",
-		.request_id = "r\n\nid",
+	    .code = "SsemUserErrorEncryptionKeyDisabled\nrecoverable: no",
+	    .source = "order",
+	    .message = "bad\r\nrecoverable: no\n\ncode: Fake\rx\x1b[31m",
+	    .target = "t1\nremedy: rm -rf",
+	    .request_id = "r\n\nid",
 	};
 	char *buf;
 
 	(void)state;
 	buf = one_block(&b);
-	assert_string_equal(buf, "code: SsemUserErrorEncryptionKeyDisabled recoverable: no\n"
-				 "source: order\n"
-				 "message: bad  recoverable: no  code: Fake x [31m\n"
-				 "target: t1 remedy: rm -rf\n"
-				 "recoverable: depends\n"
-				 "remedy: This error is a generic error. Contact Microsoft Support to troubleshoot "
-				 "the error and determine the next steps.\n"
-				 "request_id: r  id\n");
+	assert_string_equal(
+	    buf, "code: SsemUserErrorEncryptionKeyDisabled recoverable: no\n"
+		 "source: order\n"
+		 "message: bad  recoverable: no  code: Fake x [31m\n"
+		 "target: t1 remedy: rm -rf\n"
+		 "recoverable: depends\n"
+		 "remedy: This error is a generic error. Contact Microsoft Support to troubleshoot "
+		 "the error and determine the next steps.\n"
+		 "request_id: r  id\n");
 	free(buf);
 }
 
 static void test_block_unknown_code_without_message(void **state)
 {
-	const struct dbx_error_block ssem = { .code = "SsemUserErrorBrandNew", .source = "order" };
-	const struct dbx_error_block other = { .code = "WaitingForCustomerActionForKek", .source = "order" };
+	const struct dbx_error_block ssem = {.code = "SsemUserErrorBrandNew", .source = "order"};
+	const struct dbx_error_block other = {.code = "WaitingForCustomerActionForKek",
+					      .source = "order"};
 	char *buf;
 
 	(void)state;
 	buf = one_block(&ssem);
-	assert_non_null(strstr(buf, "\nmessage: Could not fetch the passkey.\nrecoverable: depends\n"));
+	assert_non_null(
+	    strstr(buf, "\nmessage: Could not fetch the passkey.\nrecoverable: depends\n"));
 	free(buf);
 	buf = one_block(&other);
 	assert_non_null(strstr(buf, "\nmessage: (no details from the service)\n"));
@@ -539,14 +576,14 @@ static void test_block_unknown_code_without_message(void **state)
 static void test_block_separated_by_one_blank_line(void **state)
 {
 	const struct dbx_error_block a = {
-		.code = "SsemUserErrorKeyVaultUrlWithInvalidScheme",
-		.source = "last-write",
-		.message = "Only HTTPS is supported for passing the key vault URI.",
+	    .code = "SsemUserErrorKeyVaultUrlWithInvalidScheme",
+	    .source = "last-write",
+	    .message = "Only HTTPS is supported for passing the key vault URI.",
 	};
 	const struct dbx_error_block b = {
-		.code = "SsemUserErrorEncryptionKeyTypeNotSupported",
-		.source = "order",
-		.time = "2026-11-28T12:00:00Z",
+	    .code = "SsemUserErrorEncryptionKeyTypeNotSupported",
+	    .source = "order",
+	    .time = "2026-11-28T12:00:00Z",
 	};
 	char *buf = NULL;
 	size_t len = 0;
@@ -555,26 +592,27 @@ static void test_block_separated_by_one_blank_line(void **state)
 	assert_int_equal(dbx_error_block_append(&buf, &len, &a), DBX_OK);
 	assert_int_equal(dbx_error_block_append(&buf, &len, &b), DBX_OK);
 	assert_int_equal(len, strlen(buf));
-	assert_string_equal(buf, "code: SsemUserErrorKeyVaultUrlWithInvalidScheme\n"
-				 "source: last-write\n"
-				 "message: Only HTTPS is supported for passing the key vault URI.\n"
-				 "recoverable: yes\n"
-				 "remedy: Pass the key vault URI over HTTPS.\n"
-				 "\n"
-				 "code: SsemUserErrorEncryptionKeyTypeNotSupported\n"
-				 "source: order\n"
-				 "time: 2026-11-28T12:00:00Z\n"
-				 "message: The encryption key type isn't supported for the operation.\n"
-				 "recoverable: yes\n"
-				 "remedy: Enable a supported encryption type on the key - for example, RSA or "
-				 "RSA-HSM. For more information, see Key types, algorithms, and operations.\n");
+	assert_string_equal(
+	    buf, "code: SsemUserErrorKeyVaultUrlWithInvalidScheme\n"
+		 "source: last-write\n"
+		 "message: Only HTTPS is supported for passing the key vault URI.\n"
+		 "recoverable: yes\n"
+		 "remedy: Pass the key vault URI over HTTPS.\n"
+		 "\n"
+		 "code: SsemUserErrorEncryptionKeyTypeNotSupported\n"
+		 "source: order\n"
+		 "time: 2026-11-28T12:00:00Z\n"
+		 "message: The encryption key type isn't supported for the operation.\n"
+		 "recoverable: yes\n"
+		 "remedy: Enable a supported encryption type on the key - for example, RSA or "
+		 "RSA-HSM. For more information, see Key types, algorithms, and operations.\n");
 	free(buf);
 }
 
 static void test_block_requires_code(void **state)
 {
-	const struct dbx_error_block none = { .source = "order" };
-	const struct dbx_error_block blank = { .code = " \n", .source = "order" };
+	const struct dbx_error_block none = {.source = "order"};
+	const struct dbx_error_block blank = {.code = " \n", .source = "order"};
 	char *buf = NULL;
 	size_t len = 0;
 
@@ -588,37 +626,37 @@ static void test_block_requires_code(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_row_0),
-		cmocka_unit_test(test_row_1),
-		cmocka_unit_test(test_row_2),
-		cmocka_unit_test(test_row_3),
-		cmocka_unit_test(test_row_4),
-		cmocka_unit_test(test_row_5),
-		cmocka_unit_test(test_row_6),
-		cmocka_unit_test(test_row_7),
-		cmocka_unit_test(test_row_8),
-		cmocka_unit_test(test_row_9),
-		cmocka_unit_test(test_row_10),
-		cmocka_unit_test(test_row_11),
-		cmocka_unit_test(test_row_12),
-		cmocka_unit_test(test_row_13),
-		cmocka_unit_test(test_row_14),
-		cmocka_unit_test(test_row_15),
-		cmocka_unit_test(test_row_16),
-		cmocka_unit_test(test_table_matches_document),
-		cmocka_unit_test(test_lookup_unknown_and_generic),
-		cmocka_unit_test(test_lookup_repeated_code_returns_first),
-		cmocka_unit_test(test_remedy_golden),
-		cmocka_unit_test(test_remedy_markup_edge_cases),
-		cmocka_unit_test(test_block_design_example),
-		cmocka_unit_test(test_block_optional_lines_absent),
-		cmocka_unit_test(test_block_target_after_message),
-		cmocka_unit_test(test_block_multiline_remedy_indented),
-		cmocka_unit_test(test_block_details_with_br_is_one_line),
-		cmocka_unit_test(test_block_cannot_be_forged),
-		cmocka_unit_test(test_block_unknown_code_without_message),
-		cmocka_unit_test(test_block_separated_by_one_blank_line),
-		cmocka_unit_test(test_block_requires_code),
+	    cmocka_unit_test(test_row_0),
+	    cmocka_unit_test(test_row_1),
+	    cmocka_unit_test(test_row_2),
+	    cmocka_unit_test(test_row_3),
+	    cmocka_unit_test(test_row_4),
+	    cmocka_unit_test(test_row_5),
+	    cmocka_unit_test(test_row_6),
+	    cmocka_unit_test(test_row_7),
+	    cmocka_unit_test(test_row_8),
+	    cmocka_unit_test(test_row_9),
+	    cmocka_unit_test(test_row_10),
+	    cmocka_unit_test(test_row_11),
+	    cmocka_unit_test(test_row_12),
+	    cmocka_unit_test(test_row_13),
+	    cmocka_unit_test(test_row_14),
+	    cmocka_unit_test(test_row_15),
+	    cmocka_unit_test(test_row_16),
+	    cmocka_unit_test(test_table_matches_document),
+	    cmocka_unit_test(test_lookup_unknown_and_generic),
+	    cmocka_unit_test(test_lookup_repeated_code_returns_first),
+	    cmocka_unit_test(test_remedy_golden),
+	    cmocka_unit_test(test_remedy_markup_edge_cases),
+	    cmocka_unit_test(test_block_design_example),
+	    cmocka_unit_test(test_block_optional_lines_absent),
+	    cmocka_unit_test(test_block_target_after_message),
+	    cmocka_unit_test(test_block_multiline_remedy_indented),
+	    cmocka_unit_test(test_block_details_with_br_is_one_line),
+	    cmocka_unit_test(test_block_cannot_be_forged),
+	    cmocka_unit_test(test_block_unknown_code_without_message),
+	    cmocka_unit_test(test_block_separated_by_one_blank_line),
+	    cmocka_unit_test(test_block_requires_code),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
