@@ -20,6 +20,16 @@ import time
 import urllib.parse
 
 PY = "/usr/bin/python3"
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """Child side of Popen: take SIGTERM when the test process dies."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
 
 
 class Response:
@@ -71,7 +81,7 @@ class Emulator:
             state = os.path.join(self.dir, "state")
             self.proc = subprocess.Popen(
                 [binary, "--world", self.world_path, "--state-dir", state,
-                 "--port", str(port)] + list(extra_args))
+                 "--port", str(port)] + list(extra_args), preexec_fn=_die_with_parent)
             info = os.path.join(state, "emulator.json")
             deadline = time.time() + timeout
             while not os.path.exists(info):

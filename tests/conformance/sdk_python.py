@@ -1,0 +1,198 @@
+#!/usr/bin/python3
+"""sdk_python.py: the official Azure SDK for Python, unchanged, against databox-emulator.
+
+Debian's python3-azure (azure.identity.ClientSecretCredential,
+azure.mgmt.databox.DataBoxManagementClient, azure.keyvault.keys.KeyClient)
+must reach the real host names on port 443. The test does that honestly:
+it re-runs itself inside new network and mount namespaces (unshare), brings
+up loopback, bind-mounts a hosts file that maps management.azure.com,
+login.microsoftonline.com and the vaults' hosts to 127.0.0.1, runs the
+emulator on 127.0.0.1:443 and trusts its CA through REQUESTS_CA_BUNDLE.
+It lists jobs by subscription and by resource group across pages, gets
+jobs with expand="details", reads keys, and compares everything with the
+world. Needs root (CAP_SYS_ADMIN for unshare). Bounded to 55 s; the
+namespace, and with it the emulator, disappear when the test ends.
+"""
+import argparse
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+checks = 0
+
+
+def check(cond, what, detail=""):
+    global checks
+    if not cond:
+        raise AssertionError("FAILED: %s %s" % (what, detail))
+    checks += 1
+    print("ok   %s" % what, flush=True)
+
+
+def outer(a):
+    """Re-run this script inside fresh net+mount namespaces."""
+    cmd = ["unshare", "--net", "--mount", "--fork", "--kill-child", "--",
+           "/usr/bin/python3", os.path.abspath(__file__), "--inside",
+           "--emulator", a.emulator, "--gen-world", a.gen_world]
+    p = subprocess.Popen(cmd, start_new_session=True)
+    try:
+        return p.wait(timeout=55)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        print("conformance_python_sdk: timed out after 55 s")
+        return 1
+
+
+def setup_namespace(world_hosts):
+    subprocess.run(["/usr/sbin/ip", "link", "set", "lo", "up"], check=True)
+    fd, path = tempfile.mkstemp(prefix="dbxemu-hosts-")
+    with os.fdopen(fd, "w") as f:
+        f.write("127.0.0.1 localhost\n::1 localhost\n")
+        for h in world_hosts:
+            f.write("127.0.0.1 %s\n" % h)
+    subprocess.run(["mount", "--bind", path, "/etc/hosts"], check=True)
+    return path
+
+
+def n_bits(s):
+    return int.from_bytes(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)), "big").bit_length()
+
+
+def ids_equal(a, b):
+    return a.lower() == b.lower()
+
+
+def compare_job(sdk_job, world_job, expanded):
+    """Compare an SDK JobResource (2020-11-01 models) with the world's JSON."""
+    wp = world_job["properties"]
+    wd = wp["details"]
+    name = world_job["name"]
+    check(sdk_job.name == name and ids_equal(sdk_job.id, world_job["id"])
+          and sdk_job.location == world_job["location"] and sdk_job.type == "Microsoft.DataBox/jobs",
+          "%s: name, id, location, type" % name)
+    check(sdk_job.sku.name == world_job["sku"]["name"] and sdk_job.status == wp["status"]
+          and sdk_job.transfer_type == wp["transferType"], "%s: sku, status, transferType" % name)
+    check(sdk_job.identity.type == world_job["identity"]["type"], "%s: identity type" % name)
+    check(sdk_job.details is not None and sdk_job.details.job_details_type == wd["jobDetailsType"],
+          "%s: details.jobDetailsType %s" % (name, wd["jobDetailsType"]))
+    kek = wd.get("keyEncryptionKey")
+    sk = sdk_job.details.key_encryption_key
+    if kek is None:
+        check(sk is None, "%s: no keyEncryptionKey" % name)
+    else:
+        check(sk.kek_type == kek["kekType"] and sk.kek_url == kek.get("kekUrl")
+              and sk.kek_vault_resource_id == kek.get("kekVaultResourceID"),
+              "%s: keyEncryptionKey %s" % (name, kek["kekType"]))
+    if expanded:
+        stages = [(s.stage_name, s.stage_status) for s in sdk_job.details.job_stages]
+        check(stages == [(s["stageName"], s["stageStatus"]) for s in wd["jobStages"]],
+              "%s: %d jobStages" % (name, len(stages)))
+    if "error" in wp:
+        check(sdk_job.error is not None and sdk_job.error.code == wp["error"]["code"],
+              "%s: properties.error %s" % (name, wp["error"]["code"]))
+
+
+def inside(a):
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "emulator"))
+    from emutest import Emulator
+
+    signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
+    signal.alarm(50)
+    gen = ["--demo", "--orders", "30", "--page-size", "5", "--seed", "11"]
+    world = json.loads(subprocess.run(["/usr/bin/python3", a.gen_world] + gen, check=True,
+                                      stdout=subprocess.PIPE).stdout)
+    vault_hosts = [v["properties"]["vaultUri"].split("/")[2] for v in world["vaults"]]
+    hosts = setup_namespace(["management.azure.com", "login.microsoftonline.com"] + vault_hosts)
+    try:
+        with Emulator(a.emulator, world=world, port=443) as emu:
+            check(emu.port == 443, "emulator listens on 127.0.0.1:443 in the namespace")
+            run_sdk(emu, world)
+            st, log = emu.admin("GET", "/admin/requests")
+            print("\nrequests the SDKs made (method host path?query -> status):")
+            for e in log:
+                print("  %s %s%s%s -> %s  [%s]" % (e["method"], e["host"], e["path"],
+                                                  "?" + e["query"] if e["query"] else "",
+                                                  e["status"], (e["user_agent"] or "")[:60]))
+            st, c = emu.admin("GET", "/admin/counters")
+            check(c["by_service"]["entra"] >= 1 and c["by_service"]["arm"] >= 1
+                  and c["by_service"]["keyvault"] >= 1, "the SDKs went through the emulator")
+    finally:
+        subprocess.run(["umount", "/etc/hosts"])
+        os.unlink(hosts)
+    print("conformance_python_sdk: %d checks passed" % checks)
+    return 0
+
+
+def run_sdk(emu, world):
+    os.environ["REQUESTS_CA_BUNDLE"] = emu.cafile
+    for k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "AZURE_AUTHORITY_HOST"):
+        os.environ.pop(k, None)
+    from azure.identity import ClientSecretCredential
+    from azure.mgmt.databox import DataBoxManagementClient
+    from azure.keyvault.keys import KeyClient
+
+    c = world["clients"][0]
+    cred = ClientSecretCredential(c["tenant_id"], c["client_id"], c["client_secret"])
+    page = world["page_size"]
+    for s in world["subscriptions"]:
+        sub = s["subscriptionId"]
+        client = DataBoxManagementClient(cred, sub)
+        wjobs = {j["name"]: j for j in world["jobs"] if j["id"].split("/")[2] == sub}
+        listed = list(client.jobs.list())
+        check(len(wjobs) > page and sorted(j.name for j in listed) == sorted(wjobs),
+              "jobs.list() in %s: %d jobs over %d pages of %d" % (sub, len(listed), -(-len(listed) // page), page))
+        for j in listed:
+            compare_job(j, wjobs[j.name], expanded=True)
+        rgs = sorted({j["id"].split("/")[4] for j in wjobs.values()})
+        for rg in rgs:
+            want = sorted(n for n, j in wjobs.items() if j["id"].split("/")[4] == rg)
+            got = sorted(j.name for j in client.jobs.list_by_resource_group(rg))
+            check(got == want, "jobs.list_by_resource_group(%s): %d jobs" % (rg, len(got)))
+        for name in sorted(wjobs)[:4] + [n for n, j in wjobs.items() if "error" in j["properties"]]:
+            rg = wjobs[name]["id"].split("/")[4]
+            compare_job(client.jobs.get(rg, name, expand="details"), wjobs[name], expanded=True)
+            j = client.jobs.get(rg, name)
+            check(j.details is not None and not j.details.job_stages,
+                  "%s: get() without expand has details but no jobStages" % name)
+        client.close()
+
+    v = world["vaults"][0]
+    kc = KeyClient(v["properties"]["vaultUri"], cred, api_version="7.3")
+    for key in v["keys"]:
+        got = kc.get_key(key["name"])
+        latest = key["versions"][-1]
+        check(got.properties.version == latest["version"] and got.key_type == latest["kty"]
+              and got.properties.enabled == latest["enabled"]
+              and got.properties.recovery_level == "Recoverable",
+              "KeyClient.get_key(%s): version, kty, enabled, recovery level" % key["name"])
+        if latest["kty"].startswith("RSA"):
+            bits = int.from_bytes(got.key.n, "big").bit_length()
+            check(bits == latest["key_size"], "%s: %d-bit modulus" % (key["name"], bits))
+    versions = [p.version for p in kc.list_properties_of_key_versions(v["keys"][0]["name"])]
+    check(sorted(versions) == sorted(x["version"] for x in v["keys"][0]["versions"]),
+          "KeyClient.list_properties_of_key_versions")
+    kc.close()
+    cred.close()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--emulator", required=True)
+    p.add_argument("--gen-world", required=True)
+    p.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if os.geteuid() != 0:
+        print("conformance_python_sdk: needs root for unshare --net --mount")
+        return 77
+    return inside(a) if a.inside else outer(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
