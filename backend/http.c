@@ -516,6 +516,8 @@ static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_
 	if (ok && req->body && req->content_type) {
 		snprintf(line, sizeof(line), "Content-Type: %s", req->content_type);
 		ok = add_header(&headers, line);
+	} else if (ok) {
+		ok = add_header(&headers, "Content-Type:"); /* no libcurl default for POST */
 	}
 	if (ok && req->bearer) {
 		if (asprintf(&auth, "Authorization: Bearer %s", req->bearer) < 0) {
