@@ -338,14 +338,17 @@ struct chain_cred {
 	struct dbx_credential *chosen; /* the first member that produced a token */
 };
 
-/* Append "; " (when not first) and text to buf of size cap. */
+/* Append "; " (when not first) and text to buf of size cap, truncating. */
 static void append_reason(char *buf, size_t cap, const char *text)
 {
 	size_t len = strlen(buf);
+	const char *parts[2] = { len ? "; " : "", text };
 
-	if (len >= cap - 1)
-		return;
-	snprintf(buf + len, cap - len, "%s%s", len ? "; " : "", text);
+	for (size_t i = 0; i < 2; i++) {
+		for (const char *p = parts[i]; *p && len + 1 < cap; p++)
+			buf[len++] = *p;
+	}
+	buf[len] = '\0';
 }
 
 static enum dbx_err chain_get_token(struct dbx_credential *self, const char *scope,
