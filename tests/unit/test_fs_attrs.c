@@ -1,0 +1,384 @@
+/*
+ * test_fs_attrs.c: the table of order files (fs/attrs.c): its invariants,
+ * and the exact bytes every file shows for the shapes of order a user meets
+ * (Microsoft managed, customer managed with system- or user-assigned
+ * identity, identity None, a disabled key waiting for the customer).
+ * Orders are built from JSON text through dbx_order_parse, like the mount.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "databoxfs/order.h"
+#include "attrs.h"
+
+#define SUB "0b1f6471-1bf0-4dda-aec3-111122223333"
+#define VAULT_ID "/subscriptions/" SUB "/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/myvault"
+#define KEY_URL "https://myvault.vault.azure.net/keys/mykey"
+#define UAI_ID                                                                                     \
+	"/subscriptions/" SUB                                                                      \
+	"/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai1"
+#define PRINCIPAL "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+
+/* A job with the given "identity" member (or "") and "details" object text (or ""). */
+static struct dbx_order *job(const char *identity, const char *details, const char *extra_props)
+{
+	char text[8192];
+	struct dbx_order *o = NULL;
+	struct dbx_error e = { 0 };
+
+	snprintf(text, sizeof(text),
+		 "{\"id\": \"/subscriptions/" SUB "/resourceGroups/rg1/providers/Microsoft.DataBox/jobs/order1\","
+		 " \"name\": \"order1\", \"type\": \"Microsoft.DataBox/jobs\", \"location\": \"westus\","
+		 " \"sku\": {\"name\": \"DataBox\"}, %s%s"
+		 " \"systemData\": {\"lastModifiedAt\": \"2026-11-28T12:00:00.0000000+00:00\"},"
+		 " \"properties\": {\"status\": \"DeviceOrdered\", \"transferType\": \"ImportToAzure\"%s%s%s}}",
+		 identity, *identity ? "," : "", *details ? ", \"details\": " : "", details, extra_props);
+	assert_int_equal(dbx_order_parse(text, strlen(text), &o, &e), DBX_OK);
+	assert_non_null(o);
+	return o;
+}
+
+static char *show(const char *name, const struct dbx_attr_ctx *ctx)
+{
+	int i = dbx_attr_find(name);
+	char *buf = NULL;
+	size_t len = 0;
+
+	assert_true(i >= 0);
+	assert_int_equal(dbx_attr_show((size_t)i, ctx, &buf, &len), DBX_OK);
+	assert_non_null(buf);
+	assert_int_equal(len, strlen(buf)); /* no NUL inside, length exact */
+	return buf;
+}
+
+static void expect(const char *name, const struct dbx_attr_ctx *ctx, const char *want)
+{
+	char *got = show(name, ctx);
+
+	if (strcmp(got, want) != 0)
+		print_error("%s:\n--- got ---\n%s--- want ---\n%s---\n", name, got, want);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+/* Every non-empty file ends with exactly one newline (encryption.json and errors: one final). */
+static void check_endings(const struct dbx_attr_ctx *ctx)
+{
+	for (size_t i = 0; i < dbx_attrs_len; i++) {
+		char *buf = NULL;
+		size_t len = 0;
+
+		assert_int_equal(dbx_attr_show(i, ctx, &buf, &len), DBX_OK);
+		if (len) {
+			assert_int_equal(buf[len - 1], '\n');
+			if (len > 1)
+				assert_int_not_equal(buf[len - 2], '\n');
+		}
+		free(buf);
+	}
+}
+
+static void test_table_invariants(void **state)
+{
+	(void)state;
+	static const char *const want[] = { "encryption_type", "key_url",  "key_vault", "identity",
+					    "principal_id",    "encryption.json", "status", "errors" };
+
+	assert_int_equal(dbx_attrs_len, 8);
+	for (size_t i = 0; i < dbx_attrs_len; i++) {
+		const struct dbx_attr *a = &dbx_attrs[i];
+
+		assert_string_equal(a->name, want[i]);
+		assert_non_null(a->show);
+		/* Writable exactly when it has store; rw 0644, ro 0444. */
+		assert_int_equal((a->mode & 0200) != 0, a->store != NULL);
+		assert_int_equal(a->mode, a->store ? 0644 : 0444);
+		assert_int_equal(dbx_attr_find(a->name), (int)i);
+		for (size_t k = 0; k < i; k++)
+			assert_string_not_equal(dbx_attrs[k].name, a->name);
+	}
+	assert_int_equal(dbx_attr_find("nosuch"), -1);
+}
+
+static void test_microsoft_managed(void **state)
+{
+	struct dbx_order *o = job("\"identity\": {\"type\": \"None\"}",
+				  "{\"jobDetailsType\": \"DataBox\", \"keyEncryptionKey\": {\"kekType\": \"MicrosoftManaged\"}}",
+				  "");
+	struct dbx_attr_ctx ctx = { .order = o };
+
+	(void)state;
+	expect("encryption_type", &ctx, "MicrosoftManaged\n");
+	expect("key_url", &ctx, "");
+	expect("key_vault", &ctx, "");
+	expect("identity", &ctx, "None\n");
+	expect("principal_id", &ctx, "");
+	expect("status", &ctx, "DeviceOrdered\n");
+	expect("errors", &ctx, "");
+	expect("encryption.json", &ctx,
+	       "{\n"
+	       "  \"encryption_type\": \"MicrosoftManaged\",\n"
+	       "  \"key_url\": null,\n"
+	       "  \"key_vault\": null,\n"
+	       "  \"identity\": \"None\",\n"
+	       "  \"principal_id\": null\n"
+	       "}\n");
+	check_endings(&ctx);
+	dbx_order_free(o);
+}
+
+static void test_absent_kek(void **state)
+{
+	struct dbx_order *o = job("", "{\"jobDetailsType\": \"DataBox\"}", "");
+	struct dbx_attr_ctx ctx = { .order = o };
+
+	(void)state;
+	expect("encryption_type", &ctx, "MicrosoftManaged\n");
+	expect("key_url", &ctx, "");
+	expect("key_vault", &ctx, "");
+	expect("identity", &ctx, "None\n");
+	check_endings(&ctx);
+	dbx_order_free(o);
+}
+
+static void test_customer_managed_system_assigned(void **state)
+{
+	struct dbx_order *o = job(
+		"\"identity\": {\"type\": \"SystemAssigned\", \"principalId\": \"" PRINCIPAL
+		"\", \"tenantId\": \"11111111-2222-3333-4444-555555555555\"}",
+		"{\"jobDetailsType\": \"DataBox\", \"keyEncryptionKey\": {\"kekType\": \"CustomerManaged\","
+		" \"kekUrl\": \"" KEY_URL "\", \"kekVaultResourceID\": \"" VAULT_ID "\","
+		" \"identityProperties\": {\"type\": \"SystemAssigned\"}}}",
+		"");
+	struct dbx_attr_ctx ctx = { .order = o };
+
+	(void)state;
+	expect("encryption_type", &ctx, "CustomerManaged\n");
+	expect("key_url", &ctx, KEY_URL "\n");
+	expect("key_vault", &ctx, VAULT_ID "\n");
+	expect("identity", &ctx, "SystemAssigned\n");
+	expect("principal_id", &ctx, PRINCIPAL "\n");
+	/* '/' is not escaped: the JSON reads like the plain files. */
+	expect("encryption.json", &ctx,
+	       "{\n"
+	       "  \"encryption_type\": \"CustomerManaged\",\n"
+	       "  \"key_url\": \"" KEY_URL "\",\n"
+	       "  \"key_vault\": \"" VAULT_ID "\",\n"
+	       "  \"identity\": \"SystemAssigned\",\n"
+	       "  \"principal_id\": \"" PRINCIPAL "\"\n"
+	       "}\n");
+	check_endings(&ctx);
+	dbx_order_free(o);
+}
+
+static void test_user_assigned(void **state)
+{
+	struct dbx_order *o = job(
+		"\"identity\": {\"type\": \"SystemAssigned,UserAssigned\", \"principalId\": \"" PRINCIPAL
+		"\", \"userAssignedIdentities\": {\"" UAI_ID "\": {}}}",
+		"{\"jobDetailsType\": \"DataBox\", \"keyEncryptionKey\": {\"kekType\": \"CustomerManaged\","
+		" \"kekUrl\": \"" KEY_URL "\", \"kekVaultResourceID\": \"" VAULT_ID "\","
+		" \"identityProperties\": {\"type\": \"UserAssigned\", \"userAssigned\": {\"resourceId\": \"" UAI_ID
+		"\"}}}}",
+		"");
+	struct dbx_attr_ctx ctx = { .order = o };
+
+	(void)state;
+	expect("identity", &ctx, UAI_ID "\n");
+	expect("principal_id", &ctx, PRINCIPAL "\n");
+	expect("encryption.json", &ctx,
+	       "{\n"
+	       "  \"encryption_type\": \"CustomerManaged\",\n"
+	       "  \"key_url\": \"" KEY_URL "\",\n"
+	       "  \"key_vault\": \"" VAULT_ID "\",\n"
+	       "  \"identity\": \"" UAI_ID "\",\n"
+	       "  \"principal_id\": \"" PRINCIPAL "\"\n"
+	       "}\n");
+	check_endings(&ctx);
+	dbx_order_free(o);
+}
+
+static void test_identity_none(void **state)
+{
+	struct dbx_order *o = job(
+		"\"identity\": {\"type\": \"None\"}",
+		"{\"jobDetailsType\": \"DataBox\", \"keyEncryptionKey\": {\"kekType\": \"CustomerManaged\","
+		" \"kekUrl\": \"" KEY_URL "\", \"kekVaultResourceID\": \"" VAULT_ID "\"}}",
+		"");
+	struct dbx_attr_ctx ctx = { .order = o };
+
+	(void)state;
+	expect("encryption_type", &ctx, "CustomerManaged\n");
+	expect("identity", &ctx, "None\n");
+	expect("principal_id", &ctx, "");
+	check_endings(&ctx);
+	dbx_order_free(o);
+}
+
+/* A disabled key: properties.error plus a stage waiting for the customer, newest first. */
+static const char kek_details[] =
+	"{\"jobDetailsType\": \"DataBox\", \"keyEncryptionKey\": {\"kekType\": \"CustomerManaged\","
+	" \"kekUrl\": \"" KEY_URL "\", \"kekVaultResourceID\": \"" VAULT_ID "\"},"
+	" \"jobStages\": [{\"stageName\": \"DeviceOrdered\", \"stageStatus\": \"Succeeded\","
+	" \"stageTime\": \"2026-11-28T10:00:00Z\"},"
+	" {\"stageName\": \"DataCopy\", \"displayName\": \"Data copy\","
+	" \"stageStatus\": \"WaitingForCustomerActionForKek\", \"stageTime\": \"2026-11-28T12:05:00.1234567+00:00\"}]}";
+
+static const char kek_error[] =
+	", \"error\": {\"code\": \"SsemUserErrorEncryptionKeyDisabled\", \"message\": \"Could not fetch "
+	"the passkey as the customer-managed key is disabled.\", \"target\": \"KeyEncryptionKey\","
+	" \"details\": [], \"additionalInfo\": []}";
+
+static void test_errors_kek_disabled(void **state)
+{
+	struct dbx_order *o = job("\"identity\": {\"type\": \"SystemAssigned\", \"principalId\": \"" PRINCIPAL "\"}",
+				  kek_details, kek_error);
+	struct dbx_attr_ctx ctx = { .order = o };
+	char *text;
+	const char *stage, *error;
+
+	(void)state;
+	text = show("errors", &ctx);
+	print_message("%s", text);
+	/* Two blocks, one blank line between them. */
+	stage = strstr(text, "code: WaitingForCustomerActionForKek\n");
+	error = strstr(text, "code: SsemUserErrorEncryptionKeyDisabled\n");
+	assert_non_null(stage);
+	assert_non_null(error);
+	assert_true(stage < error); /* the stage (12:05) is newer than the error (lastModifiedAt 12:00) */
+	assert_ptr_equal(stage, text);
+	assert_non_null(strstr(text, "\n\ncode: SsemUserErrorEncryptionKeyDisabled\n"
+				     "source: order\n"
+				     "time: 2026-11-28T12:00:00Z\n"
+				     "message: Could not fetch the passkey as the customer-managed key is disabled.\n"));
+	assert_non_null(strstr(error, "recoverable: yes\n"));
+	assert_non_null(strstr(error, "remedy: "));
+	assert_non_null(strstr(stage, "source: order\ntime: 2026-11-28T12:05:00Z\n"));
+	assert_null(strstr(text, "\n\n\n"));
+	assert_null(strstr(text, "source: read"));
+	free(text);
+	check_endings(&ctx);
+	dbx_order_free(o);
+}
+
+/* A failed refresh: a "read" block first, then the last known problems. */
+static void test_errors_read_block(void **state)
+{
+	struct dbx_order *o = job("", kek_details, kek_error);
+	struct dbx_error e = { 0 };
+	struct dbx_attr_ctx ctx = { .order = o, .read_err = &e, .read_time = 1795867200 };
+	char *text;
+
+	(void)state;
+	dbx_error_set(&e, DBX_EUNREACHABLE, "could not connect to management.azure.com");
+	text = show("errors", &ctx);
+	print_message("%s", text);
+	assert_memory_equal(text,
+			    "code: HostUnreachable\n"
+			    "source: read\n"
+			    "time: 2026-11-28T12:00:00Z\n"
+			    "message: could not connect to management.azure.com\n"
+			    "recoverable: yes\n",
+			    strlen("code: HostUnreachable\nsource: read\ntime: 2026-11-28T12:00:00Z\n"
+				   "message: could not connect to management.azure.com\nrecoverable: yes\n"));
+	assert_non_null(strstr(text, "\n\ncode: WaitingForCustomerActionForKek\n"));
+	assert_non_null(strstr(text, "\n\ncode: SsemUserErrorEncryptionKeyDisabled\n"));
+	free(text);
+
+	/* The service's code and request id win over the mount's name. */
+	e.err = DBX_EACCES;
+	snprintf(e.code, sizeof(e.code), "AuthorizationFailed");
+	snprintf(e.request_id, sizeof(e.request_id), "5f0c2a9e-0000-4000-8000-000000000001");
+	ctx.order = NULL;
+	text = show("errors", &ctx);
+	assert_non_null(strstr(text, "code: AuthorizationFailed\nsource: read\n"));
+	assert_non_null(strstr(text, "request_id: 5f0c2a9e-0000-4000-8000-000000000001\n"));
+	assert_null(strstr(text, "\n\n"));
+	free(text);
+	check_endings(&ctx);
+	dbx_order_free(o);
+}
+
+static void test_errors_clean(void **state)
+{
+	struct dbx_order *o = job("\"identity\": {\"type\": \"SystemAssigned\", \"principalId\": \"" PRINCIPAL "\"}",
+				  "{\"jobDetailsType\": \"DataBox\", \"jobStages\": [{\"stageName\": \"DeviceOrdered\","
+				  " \"stageStatus\": \"Succeeded\"}, {\"stageName\": \"DataCopy\", \"stageStatus\": \"None\"}]}",
+				  "");
+	struct dbx_attr_ctx ctx = { .order = o };
+
+	(void)state;
+	expect("errors", &ctx, "");
+	dbx_order_free(o);
+}
+
+static void test_read_codes(void **state)
+{
+	(void)state;
+	assert_string_equal(dbx_attr_read_code(DBX_EUNREACHABLE), "HostUnreachable");
+	assert_string_equal(dbx_attr_read_code(DBX_ETIMEDOUT), "Timeout");
+	assert_string_equal(dbx_attr_read_code(DBX_ETHROTTLED), "Throttled");
+	assert_string_equal(dbx_attr_read_code(DBX_EAUTH), "AuthenticationFailed");
+	assert_string_equal(dbx_attr_read_code(DBX_EREMOTE), "ServiceError");
+}
+
+/* Writes are not enabled yet: every store refuses with EROFS, whatever the value. */
+static void test_store_refuses(void **state)
+{
+	struct dbx_attr_ctx ctx = { 0 };
+
+	(void)state;
+	for (size_t i = 0; i < dbx_attrs_len; i++) {
+		struct dbx_error e = { 0 };
+
+		if (!dbx_attrs[i].store)
+			continue;
+		assert_int_equal(dbx_attrs[i].store(&ctx, "MicrosoftManaged\n", 17, &e), DBX_EROFS);
+		assert_int_equal(e.err, DBX_EROFS);
+	}
+}
+
+static void test_trim(void **state)
+{
+	size_t n;
+	const char *v;
+
+	(void)state;
+	v = dbx_attr_trim("  CustomerManaged \n", 19, &n);
+	assert_int_equal(n, strlen("CustomerManaged"));
+	assert_memory_equal(v, "CustomerManaged", n);
+	v = dbx_attr_trim("None", 4, &n);
+	assert_int_equal(n, 4);
+	v = dbx_attr_trim("a\n\n", 3, &n); /* only one trailing newline is ignored */
+	assert_int_equal(n, 2);
+	v = dbx_attr_trim("\n", 1, &n);
+	assert_int_equal(n, 0);
+	(void)v;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table_invariants),
+		cmocka_unit_test(test_microsoft_managed),
+		cmocka_unit_test(test_absent_kek),
+		cmocka_unit_test(test_customer_managed_system_assigned),
+		cmocka_unit_test(test_user_assigned),
+		cmocka_unit_test(test_identity_none),
+		cmocka_unit_test(test_errors_kek_disabled),
+		cmocka_unit_test(test_errors_read_block),
+		cmocka_unit_test(test_errors_clean),
+		cmocka_unit_test(test_read_codes),
+		cmocka_unit_test(test_store_refuses),
+		cmocka_unit_test(test_trim),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
