@@ -583,3 +583,201 @@ const char *dbx_order_identity(const struct dbx_order *order)
  * The builder belongs here, next to the reader, so the wire names live in
  * one file.
  */
+
+/* Add key = string value to obj; false on ENOMEM. */
+static bool put_str(struct json_object *obj, const char *key, const char *value)
+{
+	struct json_object *v = json_object_new_string(value);
+
+	if (!v)
+		return false;
+	if (json_object_object_add(obj, key, v) != 0) {
+		json_object_put(v);
+		return false;
+	}
+	return true;
+}
+
+/* Add key = child to obj, taking child; false on ENOMEM (child released). */
+static bool put_obj(struct json_object *obj, const char *key, struct json_object *child)
+{
+	if (!child)
+		return false;
+	if (json_object_object_add(obj, key, child) != 0) {
+		json_object_put(child);
+		return false;
+	}
+	return true;
+}
+
+/* keyEncryptionKey from want; NULL with *rc set on failure. */
+static struct json_object *build_kek(const struct dbx_order *want, enum dbx_err *rc,
+				     struct dbx_error *err)
+{
+	struct json_object *kek = json_object_new_object(), *idp = NULL, *ua = NULL;
+	bool user =
+	    want->kek_identity_type && strcasecmp(want->kek_identity_type, "UserAssigned") == 0;
+
+	if (!kek)
+		goto oom;
+	if (want->kek_type == DBX_KEK_MICROSOFT) {
+		/* Microsoft managed: the type alone drops the key, its vault and its identity. */
+		if (!put_str(kek, "kekType", "MicrosoftManaged"))
+			goto oom;
+		return kek;
+	}
+	if (!want->kek_url || !*want->kek_url || !want->kek_vault_id || !*want->kek_vault_id) {
+		*rc = dbx_error_set(err, DBX_EINVAL,
+				    "a customer-managed key needs a key URL and its vault");
+		json_object_put(kek);
+		return NULL;
+	}
+	if (user && (!want->kek_uai_id || !*want->kek_uai_id)) {
+		*rc = dbx_error_set(err, DBX_EINVAL, "a user-assigned key identity needs its ID");
+		json_object_put(kek);
+		return NULL;
+	}
+	if (!put_str(kek, "kekType", "CustomerManaged") || !put_str(kek, "kekUrl", want->kek_url) ||
+	    !put_str(kek, "kekVaultResourceID", want->kek_vault_id))
+		goto oom;
+	if (want->kek_identity_type && *want->kek_identity_type) {
+		idp = json_object_new_object();
+		if (!idp || !put_str(idp, "type", user ? "UserAssigned" : want->kek_identity_type))
+			goto oom;
+		if (user) {
+			ua = json_object_new_object();
+			if (!ua || !put_str(ua, "resourceId", want->kek_uai_id))
+				goto oom;
+			if (!put_obj(idp, "userAssigned", ua)) {
+				ua = NULL;
+				goto oom;
+			}
+			ua = NULL;
+		}
+		if (!put_obj(kek, "identityProperties", idp)) {
+			idp = NULL;
+			goto oom;
+		}
+		idp = NULL;
+	}
+	return kek;
+oom:
+	json_object_put(ua);
+	json_object_put(idp);
+	json_object_put(kek);
+	*rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	return NULL;
+}
+
+/* The job identity from want; NULL with *rc set on failure. */
+static struct json_object *build_identity(const struct dbx_order *want, enum dbx_err *rc,
+					  struct dbx_error *err)
+{
+	struct json_object *ident = json_object_new_object(), *uais = NULL;
+	const char *type =
+	    want->identity_type && *want->identity_type ? want->identity_type : "None";
+
+	if (!ident)
+		goto oom;
+	if (!put_str(ident, "type", type))
+		goto oom;
+	if (!type_has(type, "UserAssigned"))
+		return ident;
+	if (want->n_uai == 0) {
+		*rc = dbx_error_set(err, DBX_EINVAL,
+				    "identity type %s needs a user-assigned identity", type);
+		json_object_put(ident);
+		return NULL;
+	}
+	uais = json_object_new_object();
+	if (!uais)
+		goto oom;
+	for (size_t i = 0; i < want->n_uai; i++) {
+		struct json_object *empty;
+
+		if (!want->uai_ids[i] || !*want->uai_ids[i]) {
+			*rc = dbx_error_set(err, DBX_EINVAL, "empty user-assigned identity ID");
+			json_object_put(uais);
+			json_object_put(ident);
+			return NULL;
+		}
+		/* ARM wants {} per identity: principalId and clientId are read-only. */
+		empty = json_object_new_object();
+		if (!put_obj(uais, want->uai_ids[i], empty))
+			goto oom;
+	}
+	if (!put_obj(ident, "userAssignedIdentities", uais)) {
+		uais = NULL;
+		goto oom;
+	}
+	return ident;
+oom:
+	json_object_put(uais);
+	json_object_put(ident);
+	*rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	return NULL;
+}
+
+enum dbx_err dbx_order_patch_body(const struct dbx_order *want, unsigned what, char **body,
+				  struct dbx_error *err)
+{
+	struct json_object *root = NULL, *props, *details, *part;
+	const char *text;
+	enum dbx_err rc = DBX_OK;
+
+	*body = NULL;
+	if (!want || (what & (DBX_PATCH_KEK | DBX_PATCH_IDENTITY)) == 0 ||
+	    (what & ~(DBX_PATCH_KEK | DBX_PATCH_IDENTITY)) != 0) {
+		rc = dbx_error_set(err, DBX_EINVAL, "nothing to change");
+		goto out;
+	}
+	root = json_object_new_object();
+	if (!root)
+		goto oom;
+	if (what & DBX_PATCH_KEK) {
+		part = build_kek(want, &rc, err);
+		if (!part)
+			goto out;
+		details = json_object_new_object();
+		if (!details) {
+			json_object_put(part);
+			goto oom;
+		}
+		if (!put_obj(details, "keyEncryptionKey", part)) {
+			json_object_put(details);
+			goto oom;
+		}
+		props = json_object_new_object();
+		if (!props) {
+			json_object_put(details);
+			goto oom;
+		}
+		if (!put_obj(props, "details", details)) {
+			json_object_put(props);
+			goto oom;
+		}
+		if (!put_obj(root, "properties", props))
+			goto oom;
+	}
+	if (what & DBX_PATCH_IDENTITY) {
+		part = build_identity(want, &rc, err);
+		if (!part)
+			goto out;
+		if (!put_obj(root, "identity", part))
+			goto oom;
+	}
+	/* Plain, and "/" unescaped: ARM IDs stay readable in logs and emulator dumps. */
+	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
+							JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!text)
+		goto oom;
+	*body = strdup(text);
+	if (!*body)
+		goto oom;
+	goto out;
+oom:
+	rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+out:
+	json_object_put(root);
+	return rc;
+}

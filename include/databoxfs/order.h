@@ -92,4 +92,25 @@ DBX_MUST_CHECK enum dbx_err dbx_arm_id_parse(const char *id, char **subscription
 /* Parse an ISO 8601 timestamp ("2025-05-26T06:50:23.0185023+00:00", "...Z") to UTC. -1 when malformed. */
 time_t dbx_parse_time(const char *s);
 
+/*
+ * PATCH bodies (JobResourceUpdateParameter). Added after the first cut of
+ * this header; additive.
+ *
+ * want is the order as it should be after the write: the caller reads the
+ * order fresh, changes the fields the write touches, and names the objects
+ * to send in what. DBX_PATCH_KEK sends the complete
+ * properties.details.keyEncryptionKey from kek_type, kek_url, kek_vault_id,
+ * kek_identity_type and kek_uai_id (URL, vault and identity only when
+ * CustomerManaged); DBX_PATCH_IDENTITY sends the job identity from
+ * identity_type and, when that type includes UserAssigned, uai_ids. Nothing
+ * else is sent. *body is a malloc'd NUL-terminated JSON text.
+ * DBX_EINVAL when what is empty, or CustomerManaged lacks kek_url or
+ * kek_vault_id, or a UserAssigned key identity lacks kek_uai_id.
+ */
+#define DBX_PATCH_KEK 0x1u
+#define DBX_PATCH_IDENTITY 0x2u
+
+DBX_MUST_CHECK enum dbx_err dbx_order_patch_body(const struct dbx_order *want, unsigned what, char **body,
+						  struct dbx_error *err);
+
 #endif

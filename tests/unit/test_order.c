@@ -516,6 +516,147 @@ static void test_parse_time_garbage(void **state)
 	assert_int_equal(dbx_parse_time(NULL), -1);
 }
 
+/* ---- PATCH bodies ---- */
+
+static char *patch_ok(const struct dbx_order *want, unsigned what)
+{
+	char *body = NULL;
+	struct dbx_error e = {0};
+	struct json_object *back;
+
+	assert_int_equal(dbx_order_patch_body(want, what, &body, &e), DBX_OK);
+	assert_non_null(body);
+	back = json_tokener_parse(body); /* always valid JSON */
+	assert_non_null(back);
+	json_object_put(back);
+	return body;
+}
+
+static void test_patch_body_user_assigned(void **state)
+{
+	/* JobsPatchSystemAssignedToUserAssigned: both objects in one PATCH. */
+	struct dbx_order *o = parse_ok(get_cmk);
+	char *uai = UAI_ID;
+	char *body;
+
+	(void)state;
+	free(o->kek_identity_type);
+	o->kek_identity_type = strdup("UserAssigned");
+	o->kek_uai_id = strdup(UAI_ID);
+	free(o->identity_type);
+	o->identity_type = strdup("SystemAssigned,UserAssigned");
+	o->uai_ids = &uai;
+	o->n_uai = 1;
+	body = patch_ok(o, DBX_PATCH_KEK | DBX_PATCH_IDENTITY);
+	assert_string_equal(
+	    body,
+	    "{\"properties\":{\"details\":{\"keyEncryptionKey\":{\"kekType\":\"CustomerManaged\","
+	    "\"kekUrl\":\"https://myvault.vault.azure.net/keys/mykey/"
+	    "0123456789abcdef0123456789abcdef\",\"kekVaultResourceID\":\"" VAULT_ID "\","
+	    "\"identityProperties\":{\"type\":\"UserAssigned\",\"userAssigned\":{\"resourceId\":"
+	    "\"" UAI_ID "\"}}}}},"
+	    "\"identity\":{\"type\":\"SystemAssigned,UserAssigned\",\"userAssignedIdentities\":{"
+	    "\"" UAI_ID "\":{}}}}");
+	free(body);
+	o->uai_ids = NULL;
+	o->n_uai = 0;
+	dbx_order_free(o);
+}
+
+static void test_patch_body_only_what_changes(void **state)
+{
+	struct dbx_order *o = parse_ok(get_cmk);
+	char *body;
+
+	(void)state;
+	/* The key alone, identity untouched; no identityProperties when none is set. */
+	body = patch_ok(o, DBX_PATCH_KEK);
+	assert_string_equal(body,
+			    "{\"properties\":{\"details\":{\"keyEncryptionKey\":{\"kekType\":"
+			    "\"CustomerManaged\",\"kekUrl\":\"https://myvault.vault.azure.net/keys/"
+			    "mykey/0123456789abcdef0123456789abcdef\",\"kekVaultResourceID\":"
+			    "\"" VAULT_ID "\"}}}}");
+	free(body);
+
+	/* The recovery steps: identity None, then SystemAssigned, each alone. */
+	free(o->identity_type);
+	o->identity_type = strdup("None");
+	body = patch_ok(o, DBX_PATCH_IDENTITY);
+	assert_string_equal(body, "{\"identity\":{\"type\":\"None\"}}");
+	free(body);
+	free(o->identity_type);
+	o->identity_type = strdup("SystemAssigned");
+	body = patch_ok(o, DBX_PATCH_IDENTITY);
+	assert_string_equal(body, "{\"identity\":{\"type\":\"SystemAssigned\"}}");
+	free(body);
+
+	/* A system-assigned key identity. */
+	o->kek_identity_type = strdup("SystemAssigned");
+	body = patch_ok(o, DBX_PATCH_KEK);
+	assert_non_null(strstr(body, ",\"identityProperties\":{\"type\":\"SystemAssigned\"}}"));
+	assert_null(strstr(body, "userAssigned"));
+	free(body);
+
+	/* Back to Microsoft managed: the type alone, whatever else the struct holds. */
+	o->kek_type = DBX_KEK_MICROSOFT;
+	body = patch_ok(o, DBX_PATCH_KEK);
+	assert_string_equal(body, "{\"properties\":{\"details\":{\"keyEncryptionKey\":{\"kekType\":"
+				  "\"MicrosoftManaged\"}}}}");
+	free(body);
+	dbx_order_free(o);
+}
+
+static void test_patch_body_escapes_values(void **state)
+{
+	struct dbx_order o = {
+	    .kek_type = DBX_KEK_CUSTOMER,
+	    .kek_url = "https://v.vault.azure.net/keys/k\"},\"x\":{\"",
+	    .kek_vault_id =
+		"/subscriptions/s/resourceGroups/r/providers/Microsoft.KeyVault/vaults/v\n",
+	};
+	char *body;
+	struct json_object *back, *kek;
+
+	(void)state;
+	body = patch_ok(&o, DBX_PATCH_KEK);
+	back = json_tokener_parse(body);
+	assert_int_equal(json_object_object_length(back), 1);
+	assert_true(json_object_object_get_ex(back, "properties", &kek));
+	assert_true(json_object_object_get_ex(kek, "details", &kek));
+	assert_true(json_object_object_get_ex(kek, "keyEncryptionKey", &kek));
+	assert_int_equal(json_object_object_length(kek), 3);
+	assert_true(json_object_object_get_ex(kek, "kekUrl", &kek));
+	assert_string_equal(json_object_get_string(kek), o.kek_url);
+	json_object_put(back);
+	free(body);
+}
+
+static void test_patch_body_rejects(void **state)
+{
+	struct dbx_order o = {.kek_type = DBX_KEK_CUSTOMER,
+			      .kek_url = "https://v.vault.azure.net/keys/k"};
+	char *body = (char *)1;
+	struct dbx_error e = {0};
+
+	(void)state;
+	/* Nothing to send. */
+	assert_int_equal(dbx_order_patch_body(&o, 0, &body, &e), DBX_EINVAL);
+	assert_null(body);
+	assert_int_equal(dbx_order_patch_body(&o, 0x4, &body, &e), DBX_EINVAL);
+	assert_int_equal(dbx_order_patch_body(NULL, DBX_PATCH_KEK, &body, &e), DBX_EINVAL);
+	/* Customer managed without its vault. */
+	assert_int_equal(dbx_order_patch_body(&o, DBX_PATCH_KEK, &body, &e), DBX_EINVAL);
+	assert_null(body);
+	/* A user-assigned key identity without its ID. */
+	o.kek_vault_id = VAULT_ID;
+	o.kek_identity_type = "UserAssigned";
+	assert_int_equal(dbx_order_patch_body(&o, DBX_PATCH_KEK, &body, &e), DBX_EINVAL);
+	/* A UserAssigned job identity without identities. */
+	o.identity_type = "SystemAssigned,UserAssigned";
+	assert_int_equal(dbx_order_patch_body(&o, DBX_PATCH_IDENTITY, &body, &e), DBX_EINVAL);
+	assert_null(body);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -533,6 +674,10 @@ int main(void)
 	    cmocka_unit_test(test_arm_id_parse_rejects),
 	    cmocka_unit_test(test_parse_time),
 	    cmocka_unit_test(test_parse_time_garbage),
+	    cmocka_unit_test(test_patch_body_user_assigned),
+	    cmocka_unit_test(test_patch_body_only_what_changes),
+	    cmocka_unit_test(test_patch_body_escapes_values),
+	    cmocka_unit_test(test_patch_body_rejects),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
