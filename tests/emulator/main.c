@@ -595,6 +595,20 @@ out:
 	return rc;
 }
 
+/*
+ * libmicrohttpd's error log, minus the line it prints each time a handler
+ * deliberately drops a connection (fault rules, unknown vaults).
+ */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (strstr(buf, "Application reported internal error"))
+		return;
+	fprintf(stderr, "databox-emulator: %s", buf);
+}
+
 static int daemon_port(struct MHD_Daemon *d)
 {
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
@@ -629,6 +643,10 @@ int main(int argc, char **argv)
 	e.latency_ms = o.latency_ms;
 	e.state_dir = o.state_dir;
 	e.next_fault_id = 1;
+
+	/* a stale emulator.json must not satisfy anyone waiting for this one */
+	snprintf(state_path, sizeof(state_path), "%s/emulator.json", o.state_dir);
+	unlink(state_path);
 
 	text = read_file(o.world);
 	if (!text) {
@@ -673,7 +691,7 @@ int main(int argc, char **argv)
 				 MHD_OPTION_NOTIFY_COMPLETED, request_done, &e,
 				 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
 				 MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
-				 MHD_OPTION_END);
+				 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, &e, MHD_OPTION_END);
 	if (!https) {
 		fprintf(stderr, "databox-emulator: cannot listen on %s:%d\n", o.bind, o.port);
 		goto out;
@@ -684,7 +702,7 @@ int main(int argc, char **argv)
 				 MHD_OPTION_URI_LOG_CALLBACK, uri_log, &e,
 				 MHD_OPTION_NOTIFY_COMPLETED, request_done, &e,
 				 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
-				 MHD_OPTION_END);
+				 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, &e, MHD_OPTION_END);
 	if (!admin) {
 		fprintf(stderr, "databox-emulator: cannot listen on 127.0.0.1:%d\n",
 			o.admin_port);
@@ -708,7 +726,6 @@ out:
 		MHD_stop_daemon(admin);
 	if (https)
 		MHD_stop_daemon(https);
-	snprintf(state_path, sizeof(state_path), "%s/emulator.json", o.state_dir);
 	if (rc == 0)
 		unlink(state_path);
 	free(text);
