@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "databoxfs/order.h"
 #include "databoxfs/ssem.h"
 
 /* The resolution cell shared by the two "...DetailsNotFound" rows (identical in the document). */
@@ -458,6 +460,23 @@ static void add_field(struct sbuf *b, const char *key, const char *value)
 	sb_str(b, "\n");
 }
 
+/*
+ * "time: ..." in one spelling, ISO 8601 UTC to the second ("2026-11-28T12:00:00Z"),
+ * whatever offset and fraction the service used; text we cannot read is shown as given.
+ */
+static void add_time(struct sbuf *b, const char *value)
+{
+	time_t t = dbx_parse_time(value);
+	struct tm tm;
+	char utc[32];
+
+	if (t != (time_t)-1 && gmtime_r(&t, &tm) &&
+	    strftime(utc, sizeof(utc), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0)
+		add_field(b, "time", utc);
+	else
+		add_field(b, "time", value);
+}
+
 /* "remedy: first line\n  second line\n...": continuation lines indented by two spaces. */
 static void add_remedy(struct sbuf *b, const char *remedy)
 {
@@ -542,7 +561,7 @@ enum dbx_err dbx_error_block_append(char **buf, size_t *len, const struct dbx_er
 	if (has_text(block->source))
 		add_field(&b, "source", block->source);
 	if (has_text(block->time))
-		add_field(&b, "time", block->time);
+		add_time(&b, block->time);
 	add_field(&b, "message", message);
 	if (has_text(block->target))
 		add_field(&b, "target", block->target);

@@ -609,6 +609,38 @@ static void test_block_separated_by_one_blank_line(void **state)
 	free(buf);
 }
 
+static void test_block_time_in_one_spelling(void **state)
+{
+	/* A stageTime as the service sends it, with fraction and offset, reads as UTC to the
+	 * second. */
+	const struct dbx_error_block b = {
+	    .code = "WaitingForCustomerActionForKek",
+	    .source = "order",
+	    .time = "2026-11-28T17:30:00.1234567+05:30",
+	    .message = "Stage 'Data copy' (DataCopy) is WaitingForCustomerActionForKek",
+	    .target = "DataCopy",
+	};
+	const struct dbx_error_block odd = {
+	    .code = "X", .source = "order", .time = "last\ntuesday"};
+	char *buf;
+
+	(void)state;
+	buf = one_block(&b);
+	assert_string_equal(
+	    buf, "code: WaitingForCustomerActionForKek\n"
+		 "source: order\n"
+		 "time: 2026-11-28T12:00:00Z\n"
+		 "message: Stage 'Data copy' (DataCopy) is WaitingForCustomerActionForKek\n"
+		 "target: DataCopy\n"
+		 "recoverable: depends\n"
+		 "remedy: This error is a generic error. Contact Microsoft Support to "
+		 "troubleshoot the error and determine the next steps.\n");
+	free(buf);
+	buf = one_block(&odd);
+	assert_non_null(strstr(buf, "\ntime: last tuesday\n"));
+	free(buf);
+}
+
 static void test_block_requires_code(void **state)
 {
 	const struct dbx_error_block none = {.source = "order"};
@@ -656,6 +688,7 @@ int main(void)
 	    cmocka_unit_test(test_block_cannot_be_forged),
 	    cmocka_unit_test(test_block_unknown_code_without_message),
 	    cmocka_unit_test(test_block_separated_by_one_blank_line),
+	    cmocka_unit_test(test_block_time_in_one_spelling),
 	    cmocka_unit_test(test_block_requires_code),
 	};
 
