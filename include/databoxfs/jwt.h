@@ -1,0 +1,97 @@
+/*
+ * jwt.h: pieces shared by the credential sources that speak to Entra ID
+ * with a client assertion (certificate, workload identity) or parse a token
+ * answer (managed identity, Azure CLI): base64url, the token endpoint URL,
+ * the jwt-bearer grant, token JSON parsing with wiping, and the wall clock
+ * (replaceable by tests). Internal to backend/ and the unit tests.
+ */
+#ifndef DATABOXFS_JWT_H
+#define DATABOXFS_JWT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "databoxfs/auth.h"
+
+/* Deadline of one Entra token request (as cred_env.c), and of one managed-identity request, in ms. */
+#define DBX_CRED_ENTRA_TIMEOUT_MS 60000u
+#define DBX_CRED_MSI_TIMEOUT_MS   10000u
+
+/* The value of name in env, NULL when unset or empty. */
+const char *dbx_cred_env_get(const struct dbx_env *env, const char *name);
+
+/*
+ * Look the n variables names[] up in env into vals[] (empty counts as
+ * unset). When any is missing: false, with err DBX_EAUTH "<source>: X is not
+ * set" / "<source>: X, Y and Z are not set" (cred_env.c's wording).
+ */
+bool dbx_cred_require(const char *source, const struct dbx_env *env, const char *const *names,
+		      size_t n, const char **vals, struct dbx_error *err);
+
+/* base64url (RFC 4648 section 5) of len bytes, without '=' padding. Caller frees; NULL on ENOMEM. */
+char *dbx_base64url(const void *data, size_t len);
+
+/* Free s after overwriting it with zeros (NULL is fine). */
+void dbx_wipe_free(char *s);
+
+/* Seconds since the epoch: time(NULL), or the test hook's clock. */
+time_t dbx_cred_now(void);
+
+/* Test hook: replace the wall clock of dbx_cred_now() (NULL restores time()). */
+void dbx_cred_set_wall_clock(time_t (*now)(void));
+
+/*
+ * The Entra v2.0 token endpoint for tenant, as cred_env.c builds it:
+ * *url = "https://<authority>/<url-escaped tenant>/oauth2/v2.0/token" and
+ * *authority = "<host[:port]>" (for messages), both for the caller to free.
+ * The authority is AZURE_AUTHORITY_HOST from env ("https://HOST[/]" or
+ * "HOST", never http) or cloud->login_host. DBX_ECONFIG "<source>: ..." for
+ * a bad authority, DBX_ENOMEM.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_cred_token_endpoint(const char *source, const struct dbx_cloud *cloud,
+						    const struct dbx_env *env, const char *tenant,
+						    char **url, char **authority, struct dbx_error *err);
+
+/*
+ * POST the client-credentials grant with a jwt-bearer client_assertion to
+ * url for scope, and fill *out from the answer (access_token, expires_in).
+ * Errors, like cred_env.c's: a transport failure keeps its kind ("<source>:
+ * token request to <authority> failed: ..."); a non-200 answer is DBX_EAUTH
+ * (DBX_ETHROTTLED for 429, DBX_EREMOTE for 5xx) "<source>: <error>: <first
+ * line of error_description>" with err->http_status, code and request id
+ * set; a malformed 200 is DBX_EAUTH. No message holds the assertion or a token.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_cred_assertion_grant(const char *source, struct dbx_transport *transport,
+						     const char *url, const char *authority,
+						     const char *client_id, const char *assertion,
+						     const char *scope, struct dbx_token *out,
+						     struct dbx_error *err);
+
+/* The token answer fields a source asks dbx_cred_parse_token() for. */
+struct dbx_token_fields {
+	const char *token;      /* "access_token" / "accessToken" */
+	const char *expires_on; /* absolute unix time, int or digit string; NULL: none */
+	const char *expires_in; /* seconds from now, int or digit string; NULL: none */
+};
+
+/*
+ * Parse a JSON token answer of len bytes: the token under fields->token,
+ * the expiry from fields->expires_on (preferred) or fields->expires_in.
+ * The parsed copies of the token are wiped before they are freed.
+ * DBX_EAUTH "<source>: <what> ..." on a malformed answer; DBX_ENOMEM.
+ * When the expiry is missing and fallback_expiry is not NULL, it is called
+ * with the parsed object to find one (Azure CLI's expiresOn).
+ */
+DBX_MUST_CHECK enum dbx_err dbx_cred_parse_token(const char *source, const char *body, size_t len,
+						 const struct dbx_token_fields *fields,
+						 time_t (*fallback_expiry)(const void *json_obj),
+						 struct dbx_token *out, struct dbx_error *err);
+
+/* Test hooks of the Azure CLI source. */
+/* The time az may run before it is killed, in ms (0 restores 10 s). */
+void dbx_cred_cli_set_timeout_ms(unsigned ms);
+/* The environment the child's is derived from (NULL restores environ). */
+void dbx_cred_cli_set_base_environ(char *const *envp);
+
+#endif
