@@ -472,11 +472,67 @@ static void iso_now(char *buf, size_t len)
 	snprintf(buf, len, "%s.%07ld+00:00", base, ts.tv_nsec / 100);
 }
 
+/*
+ * The identity a job has after a PATCH asked for `want`: the system-assigned
+ * principal survives while the type keeps SystemAssigned and is made anew
+ * when it is (re-)enabled; user-assigned entries get their principalId and
+ * clientId from the world's identities, as the service reports them.
+ */
+static struct json_object *merge_identity(struct emu *e, struct arm_ctx *c,
+					  struct json_object *job, struct json_object *want)
+{
+	struct json_object *old = emu_jpath(job, "identity"), *out = json_object_new_object();
+	struct json_object *uais, *map;
+	struct json_object *sub = emu_find_subscription(e, c->sub);
+	const char *type = emu_jstr(want, "type"), *old_type = emu_jstr(old, "type");
+	char guid[37];
+
+	if (!type)
+		type = old_type ? old_type : "None";
+	json_object_object_add(out, "type", json_object_new_string(type));
+	if (strcasestr(type, "SystemAssigned")) {
+		const char *pid = emu_jstr(old, "principalId");
+
+		if (!old_type || !strcasestr(old_type, "SystemAssigned") || !pid) {
+			emu_guid(guid);
+			pid = guid;
+		}
+		json_object_object_add(out, "principalId", json_object_new_string(pid));
+		json_object_object_add(out, "tenantId",
+				       json_object_new_string(emu_jstr(sub, "tenantId") ?
+								      emu_jstr(sub, "tenantId") :
+								      c->tok->tenant));
+	}
+	if (strcasestr(type, "UserAssigned") &&
+	    json_object_object_get_ex(want, "userAssignedIdentities", &uais) &&
+	    json_object_is_type(uais, json_type_object)) {
+		map = json_object_new_object();
+		json_object_object_foreach(uais, id, val)
+		{
+			struct json_object *entry = json_object_new_object(), *uai = NULL;
+			char s[256], g[256], n[256];
+
+			(void)val;
+			if (emu_id_parse(id, s, g, n, sizeof(s)))
+				uai = emu_find_resource(e, "identities", s, g, n);
+			if (uai && emu_jstr(uai, "principalId"))
+				json_object_object_add(entry, "principalId",
+						       json_object_new_string(emu_jstr(uai, "principalId")));
+			if (uai && emu_jstr(uai, "clientId"))
+				json_object_object_add(entry, "clientId",
+						       json_object_new_string(emu_jstr(uai, "clientId")));
+			json_object_object_add(map, id, entry);
+		}
+		json_object_object_add(out, "userAssignedIdentities", map);
+	}
+	return out;
+}
+
 static void job_patch(struct emu *e, struct emu_req *q, struct emu_reply *r,
 		      struct arm_ctx *c, struct json_object *job)
 {
 	enum json_tokener_error jerr = json_tokener_success;
-	struct json_object *body = NULL, *kek, *ident, *details, *sys, *op;
+	struct json_object *body = NULL, *kek, *ident, *tags, *details, *sys, *op;
 	const char *loc = emu_jstr(job, "location");
 	char opid[37], now[48];
 
@@ -496,8 +552,12 @@ static void job_patch(struct emu *e, struct emu_req *q, struct emu_reply *r,
 		}
 		json_object_object_add(details, "keyEncryptionKey", json_object_get(kek));
 	}
-	if (json_object_object_get_ex(body, "identity", &ident))
-		json_object_object_add(job, "identity", json_object_get(ident));
+	if (json_object_object_get_ex(body, "identity", &ident) &&
+	    json_object_is_type(ident, json_type_object))
+		json_object_object_add(job, "identity", merge_identity(e, c, job, ident));
+	if (json_object_object_get_ex(body, "tags", &tags) &&
+	    json_object_is_type(tags, json_type_object))
+		json_object_object_add(job, "tags", json_object_get(tags));
 	iso_now(now, sizeof(now));
 	sys = emu_jpath(job, "systemData");
 	if (sys) {

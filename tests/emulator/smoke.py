@@ -268,6 +268,21 @@ def run(emu):
     check(r.status == 200 and r.json()["properties"]["details"]["keyEncryptionKey"] == kek, "job shows the new key", repr(r))
     st, stored = emu.admin("GET", "/admin/jobs/%s/%s/%s" % (sub, rg, job["name"]))
     check(st == 200 and stored["properties"]["details"]["keyEncryptionKey"] == kek, "admin job view")
+    uai0 = [i for i in w["identities"] if i["id"].split("/")[2] == sub][0]
+    r = emu.https(ARM, "PATCH", jpath + "?api-version=" + V, auth, {
+        "identity": {"type": "SystemAssigned,UserAssigned", "userAssignedIdentities": {uai0["id"]: {}}},
+        "properties": {"details": {"keyEncryptionKey": dict(kek, identityProperties={
+            "type": "UserAssigned", "userAssigned": {"resourceId": uai0["id"]}})}}})
+    check(r.status == 202, "PATCH identity -> 202", repr(r))
+    st, stored = emu.admin("GET", "/admin/jobs/%s/%s/%s" % (sub, rg, job["name"]))
+    ident = stored["identity"]
+    check(ident["type"] == "SystemAssigned,UserAssigned" and ident.get("principalId")
+          and ident["userAssignedIdentities"][uai0["id"]] == {"principalId": uai0["principalId"],
+                                                              "clientId": uai0["clientId"]},
+          "PATCH identity fills principal ids like the service", json.dumps(ident))
+    st, log = emu.admin("GET", "/admin/requests")
+    check(any(e["method"] == "PATCH" and "userAssignedIdentities" in e.get("body", "") for e in log),
+          "request log keeps PATCH bodies")
 
     # ---- expired tokens, world replacement ----
     st, world = emu.admin("GET", "/admin/world")
