@@ -1,0 +1,1055 @@
+/*
+ * test_keyvault.c: the preflight of a customer-managed-key write
+ * (keyvault.h) over the scripted fake transport.
+ *
+ * Each test scripts what ARM and Key Vault answer and asserts what a user
+ * would see: the Ssem code and message of a rejected write, the exact
+ * requests sent (URLs, in order, with the ARM or the Key Vault scope), the
+ * kekVaultResourceID and kid that would go into the PATCH, and the notes of
+ * a check that was skipped. Key bodies carry real RSA moduli, so the bit
+ * length is computed from the same bytes Key Vault would send.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "databoxfs/keyvault.h"
+#include "fake_transport.h"
+
+/*
+ * Real RSA moduli n, base64url without padding, made once with
+ *   openssl genrsa BITS | openssl rsa -noout -modulus
+ * (BITS = 2048, 3072, 1024, 2047) and the hex modulus re-encoded with
+ * python3 base64.urlsafe_b64encode(bytes.fromhex(hex)).rstrip(b"=").
+ * The private halves were discarded.
+ */
+#define N_RSA2048                                                                                  \
+	"pyBk43HVpBsdiVvwEBuXp6rs0V0-Lqm5An7r5VpaNeSuGkhyLtL7qF1_SdoVjmGgiSFxfxmTMtRLAbuu"         \
+	"QR70h8X35ZgtU_MN0lhZ-rTMf8SKpulR_BzRtmx2pi-PouhZ2Wiy7WSYnMb8f5xg12Riip--i4UUGm26"         \
+	"8cBAkJPmtAQcspOgDFGB5CpjtECbmuUxoft6L3EKnycdejwpPekeNqpF4ooyNeyvf7EpFrPn50bxNAqJ"         \
+	"-gBjo4FFA_4sShAJIuRUGl3ekbQcpXIhU4pEpSUJvqt4Vd9mh22VIU3NsTYTIgYnTrtT2Fo94w3mPtvN"         \
+	"4MDBAfF-6fUPKGvqSiDF0Q"
+
+#define N_RSA3072                                                                                  \
+	"vBn9-FV4pHkKy1hpKMsfVsLODr-7XtDIxwqEyA_W381KrgS3WAUfqthyDeVHFUxF0KH8rrudLA3IkuYL"         \
+	"yQFi7D96WSRbjAzuKJYegfy6QxuPExKAdoys3seeIkcnR6I1H9Ud2zvjBQ5ZAkkSOgj8a8mXpyGjmtQy"         \
+	"k2LERTtDa6QY9oac59Pa7_z-pBvHIKuAr2PkTJm4TUz7nUyQzWITlMCxZ0acfBsTX8rIG7Mdn-jT5kOR"         \
+	"a0IqhWHY8Y5H1gmXRWckQ4qKpRcfyQONDfXP9MuDoVYyF3UdiYoGV-Ovn0PSRgzqKX6pxB0zYrl2sOx5"         \
+	"FTkmaKugW1A9nRd9X4gDNa46ee8ETXSLUxjxllazXYJJoupNcZAmj-E7Zl87uvE3fRO7zIQUN8YHokSE"         \
+	"thNenrQHWC5ne5WOtUodVINT0XoQ7sD207aApItFrOP5TmpsDwSdhfZzHeiY7lUquipAqyTP8J_GKRTp"         \
+	"erItl0jkW8swfvMheiSPmCNtjVdjpyRZ"
+
+#define N_RSA1024                                                                                  \
+	"xZghVI_BpCNYbP7FpXf0lnmB-kbAitEF4OBwawMyfjg8WA01oX8W3hDX7TzTUUbZpYEha98HnNbUEN-l"         \
+	"vuk6VM90ja07YjwCUDcdSlibtDYNCbqmCRqmBS18BevJo8wSKd3NXfvanmvZIZCwuJVH42SQAGdt5mCg"         \
+	"yWzl7vFKlEU"
+
+#define N_RSA2047                                                                                  \
+	"U8ePP7S16Le8jcMW-efvDUwS2EGAmYXvCoqDliy8CAOhUHYJB__rvFwJyhpabQcvVzRBrK97BhdM8jQs"         \
+	"oxwto-bfbN9OyPp55zzXoicgOQMNLbaQr-GfpGQrnWm4WUFKeL76OzqHKJoqlrNvxQAChUJyU_w3aU-x"         \
+	"nJDgB5lce5Kl738Xd-qJhdEPw4ACX7y0jP0ivE1gs22835dWdCibpoZjcDpojYY6LSj1d87sbV2e9ygP"         \
+	"64Z-n6rabMf5vyfYR2MYl42l0YmNVkDxQinx5CWKxQ9jV2XHozojsm7dxbGtXZdFWKsIv_6ayAFHY2u-"         \
+	"QAkju7C1hEJs7F6kzU05aw"
+#define ARM	  "https://management.azure.com"
+#define ARM_SCOPE "https://management.azure.com/.default"
+#define KV_SCOPE  "https://vault.azure.net/.default"
+#define SUB	  "11111111-1111-4111-8111-111111111111"
+#define SUB2	  "22222222-2222-4222-8222-222222222222"
+#define SUB3	  "33333333-3333-4333-8333-333333333333"
+#define PRINCIPAL "aaaaaaaa-0000-4000-8000-000000000001"
+#define OTHER	  "bbbbbbbb-0000-4000-8000-000000000002"
+#define TENANT	  "72f988bf-86f1-41af-91ab-2d7cd011db47"
+#define VAULT	  "contosovault"
+/* As ARM spells it: the case is kept in kekVaultResourceID. */
+#define VAULT_ID SUB_ID(SUB)
+#define SUB_ID(s)                                                                                  \
+	"/subscriptions/" s                                                                        \
+	"/resourceGroups/RG-Keys/providers/Microsoft.KeyVault/vaults/ContosoVault"
+#define VERSION "78deebed173b48e48f55abf87ed4cf71"
+#define KID	"https://contosovault.vault.azure.net/keys/cmk/" VERSION
+#define FILTER_URL(s)                                                                              \
+	ARM "/subscriptions/" s                                                                    \
+	    "/resources?$filter=resourceType%20eq%20%27Microsoft.KeyVault%2Fvaults"                \
+	    "%27%20and%20name%20eq%20%27" VAULT "%27&api-version=2021-04-01"
+#define VAULT_URL(id) ARM id "?api-version=2024-11-01"
+#define KEY_URL	      "https://contosovault.vault.azure.net/keys/cmk?api-version=7.4"
+#define SUBS_URL      ARM "/subscriptions?api-version=2022-12-01"
+#define UAI_ID                                                                                     \
+	"/subscriptions/" SUB                                                                      \
+	"/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai1"
+
+#define NOW	   ((time_t)1800000000) /* 2027-01-15T08:00:00Z */
+#define FUTURE	   ((time_t)1900000000) /* 2030-03-17T17:46:40Z */
+#define START_MS   5000u
+#define TIMEOUT_MS 30000u
+
+#define ALL_KEY_PERMS "[\"get\",\"wrapKey\",\"unwrapKey\"]"
+
+/* Bodies built for one test, freed after it. */
+static char *pool[64];
+static size_t n_pool;
+
+static const char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static const char *fmt(const char *f, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, f);
+	assert_true(vasprintf(&s, f, ap) >= 0);
+	va_end(ap);
+	assert_true(n_pool < sizeof(pool) / sizeof(pool[0]));
+	pool[n_pool++] = s;
+	return s;
+}
+
+static void pool_free(void)
+{
+	for (size_t i = 0; i < n_pool; i++)
+		free(pool[i]);
+	n_pool = 0;
+}
+
+static const char *resources(const char *id)
+{
+	return fmt("{\"value\":[{\"id\":\"%s\",\"name\":\"ContosoVault\","
+		   "\"type\":\"Microsoft.KeyVault/vaults\",\"location\":\"westus\",\"tags\":{}}]}",
+		   id);
+}
+
+static const char *no_resources(void)
+{
+	return "{\"value\":[]}";
+}
+
+/* A vault whose properties are props_extra plus one access policy. */
+static const char *vault(const char *id, const char *props_extra, const char *oid, const char *keys)
+{
+	return fmt(
+	    "{\"id\":\"%s\",\"name\":\"ContosoVault\",\"type\":\"Microsoft.KeyVault/vaults\","
+	    "\"location\":\"westus\",\"properties\":{\"sku\":{\"family\":\"A\",\"name\":"
+	    "\"standard\"},"
+	    "\"tenantId\":\"" TENANT "\",%s%s\"accessPolicies\":[{\"tenantId\":\"" TENANT "\","
+	    "\"objectId\":\"%s\",\"permissions\":{\"keys\":%s,\"secrets\":[\"get\"]}}],"
+	    "\"vaultUri\":\"https://contosovault.vault.azure.net/\"}}",
+	    id, props_extra, props_extra[0] ? "," : "", oid, keys);
+}
+
+static const char *good_vault(void)
+{
+	return vault(VAULT_ID, "\"enableSoftDelete\":true,\"enablePurgeProtection\":true",
+		     PRINCIPAL, ALL_KEY_PERMS);
+}
+
+/* A KeyBundle; nbf and exp are left out when 0. */
+static const char *key_bundle(const char *kid, const char *kty, const char *n, bool enabled,
+			      time_t nbf, time_t exp, const char *level)
+{
+	return fmt(
+	    "{\"key\":{\"kid\":\"%s\",\"kty\":\"%s\",\"key_ops\":[\"wrapKey\",\"unwrapKey\"],"
+	    "\"n\":\"%s\",\"e\":\"AQAB\"},\"attributes\":{\"enabled\":%s%s%s,"
+	    "\"created\":1700000000,\"updated\":1700000000,\"recoverableDays\":90,"
+	    "\"recoveryLevel\":\"%s\"},\"tags\":{}}",
+	    kid, kty, n, enabled ? "true" : "false",
+	    nbf ? fmt(",\"nbf\":%lld", (long long)nbf) : "",
+	    exp ? fmt(",\"exp\":%lld", (long long)exp) : "", level);
+}
+
+static const char *good_key(void)
+{
+	return key_bundle(KID, "RSA", N_RSA2048, true, 0, 0, "Recoverable");
+}
+
+static const char *ec_key(void)
+{
+	return fmt("{\"key\":{\"kid\":\"%s\",\"kty\":\"EC\",\"crv\":\"P-256\","
+		   "\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
+		   "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\","
+		   "\"key_ops\":[\"sign\",\"verify\"]},\"attributes\":{\"enabled\":true,"
+		   "\"recoveryLevel\":\"Recoverable\"}}",
+		   KID);
+}
+
+static const char *arm_error(const char *code)
+{
+	return fmt("{\"error\":{\"code\":\"%s\",\"message\":\"%s happened.\"}}", code, code);
+}
+
+struct ctx {
+	struct fake_transport f;
+	struct fake_clock fc;
+	struct dbx_keyvault *kv;
+	struct dbx_key_url key;
+	struct dbx_preflight out;
+	struct dbx_error err;
+};
+
+static struct ctx C;
+
+static void begin(const struct fake_reply *script, size_t n)
+{
+	memset(&C, 0, sizeof(C));
+	fake_transport_init(&C.f, script, n);
+	fake_clock_init(&C.fc, START_MS);
+	C.kv = dbx_keyvault_new(&C.f.base, dbx_cloud_default(), TIMEOUT_MS, &C.fc.clock);
+	assert_non_null(C.kv);
+	snprintf(C.key.vault, sizeof(C.key.vault), "%s", VAULT);
+	snprintf(C.key.host, sizeof(C.key.host), "%s.vault.azure.net", VAULT);
+	snprintf(C.key.name, sizeof(C.key.name), "cmk");
+	snprintf(C.key.url, sizeof(C.key.url), "https://%s/keys/cmk", C.key.host);
+}
+
+static void end(void)
+{
+	dbx_keyvault_free(C.kv);
+	fake_transport_fini(&C.f);
+	pool_free();
+}
+
+static enum dbx_err preflight(const char *principal)
+{
+	return dbx_keyvault_preflight(C.kv, SUB, &C.key, principal, NOW, &C.out, &C.err);
+}
+
+static void assert_call(size_t i, const char *url, const char *scope)
+{
+	assert_true(i < C.f.n_calls);
+	assert_string_equal(C.f.calls[i].method, "GET");
+	assert_string_equal(C.f.calls[i].url, url);
+	assert_string_equal(C.f.calls[i].scope, scope);
+	assert_int_equal(C.f.calls[i].deadline_ms, START_MS + TIMEOUT_MS);
+}
+
+static void assert_ssem(enum dbx_err rc, const char *code)
+{
+	assert_int_equal(rc, DBX_EINVAL);
+	assert_int_equal(C.err.err, DBX_EINVAL);
+	assert_string_equal(C.err.code, code);
+	assert_true(C.err.message[0] != '\0');
+}
+
+/* The three requests of a preflight that goes all the way. */
+static void assert_happy_calls(void)
+{
+	assert_int_equal(C.f.n_calls, 3);
+	assert_call(0, FILTER_URL(SUB), ARM_SCOPE);
+	assert_call(1, VAULT_URL(VAULT_ID), ARM_SCOPE);
+	assert_call(2, KEY_URL, KV_SCOPE);
+}
+
+/* ---- happy paths ---- */
+
+static void test_happy_path(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200, .body = good_vault()},
+	    {.status = 200, .body = good_key()},
+	};
+
+	begin(script, 3);
+	assert_int_equal(preflight(PRINCIPAL), DBX_OK);
+	assert_happy_calls();
+	assert_string_equal(C.out.vault.id, VAULT_ID);
+	assert_string_equal(C.out.vault.tenant_id, TENANT);
+	assert_true(C.out.vault.soft_delete && C.out.vault.purge_protection);
+	assert_false(C.out.vault.rbac);
+	assert_true(C.out.vault.policies_known);
+	assert_string_equal(C.out.key.kid, KID);
+	assert_string_equal(C.out.key.kty, "RSA");
+	assert_int_equal(C.out.key.bits, 2048);
+	assert_true(C.out.key.enabled);
+	assert_string_equal(C.out.key.recovery_level, "Recoverable");
+	assert_string_equal(C.out.notes, "");
+	assert_null(C.f.calls[0].bearer); /* no auth layer here: the scope is the contract */
+	end();
+}
+
+static void test_versioned_rsa_hsm_3072(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200, .body = good_vault()},
+	    {.status = 200,
+	     .body = key_bundle(KID, "RSA-HSM", N_RSA3072, true, NOW - 10, FUTURE,
+				"Recoverable+ProtectedSubscription")},
+	};
+
+	begin(script, 3);
+	snprintf(C.key.version, sizeof(C.key.version), "%s", VERSION);
+	assert_int_equal(preflight(PRINCIPAL), DBX_OK);
+	assert_int_equal(C.f.n_calls, 3);
+	assert_call(2, "https://contosovault.vault.azure.net/keys/cmk/" VERSION "?api-version=7.4",
+		    KV_SCOPE);
+	assert_int_equal(C.out.key.bits, 3072);
+	assert_int_equal(C.out.key.nbf, NOW - 10);
+	assert_int_equal(C.out.key.exp, FUTURE);
+	end();
+}
+
+/* Three zero bytes in front of the modulus do not make it longer. */
+static void test_leading_zero_bytes_stripped(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200, .body = good_vault()},
+	    {.status = 200,
+	     .body = key_bundle(KID, "RSA", "AAAA" N_RSA2048, true, 0, 0, "Recoverable")},
+	};
+
+	begin(script, 3);
+	assert_int_equal(preflight(PRINCIPAL), DBX_OK);
+	assert_int_equal(C.out.key.bits, 2048);
+	end();
+}
+
+static void test_vault_in_second_subscription(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = no_resources()},
+	    {.status = 200,
+	     .body =
+		 "{\"value\":[{\"subscriptionId\":\"" SUB "\",\"state\":\"Enabled\"}],"
+		 "\"nextLink\":\"" ARM "/subscriptions?api-version=2022-12-01&%24skipToken=p2\"}"},
+	    {.status = 200,
+	     .body = "{\"value\":[{\"subscriptionId\":\"" SUB2 "\"},{\"subscriptionId\":\"" SUB3
+		     "\"}]}"},
+	    {.status = 200, .body = no_resources()},
+	    {.status = 200, .body = resources(SUB_ID(SUB3))},
+	    {.status = 200,
+	     .body =
+		 vault(SUB_ID(SUB3), "\"enablePurgeProtection\":true", PRINCIPAL, ALL_KEY_PERMS)},
+	    {.status = 200, .body = good_key()},
+	};
+
+	begin(script, 7);
+	assert_int_equal(preflight(PRINCIPAL), DBX_OK);
+	assert_int_equal(C.f.n_calls, 7);
+	assert_call(0, FILTER_URL(SUB), ARM_SCOPE);
+	assert_call(1, SUBS_URL, ARM_SCOPE);
+	assert_call(2, ARM "/subscriptions?api-version=2022-12-01&%24skipToken=p2", ARM_SCOPE);
+	/* the order's own subscription is not searched twice */
+	assert_call(3, FILTER_URL(SUB2), ARM_SCOPE);
+	assert_call(4, FILTER_URL(SUB3), ARM_SCOPE);
+	assert_call(5, VAULT_URL(SUB_ID(SUB3)), ARM_SCOPE);
+	assert_call(6, KEY_URL, KV_SCOPE);
+	assert_string_equal(C.out.vault.id, SUB_ID(SUB3));
+	/* enableSoftDelete absent: on, the service default */
+	assert_true(C.out.vault.soft_delete);
+	end();
+}
+
+/* Resources - List pages: the vault may be on page two. */
+static void test_resources_next_page(void **state)
+{
+	const char *next =
+	    ARM "/subscriptions/" SUB "/resources?api-version=2021-04-01&%24skiptoken=x";
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = fmt("{\"value\":[],\"nextLink\":\"%s\"}", next)},
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200, .body = good_vault()},
+	    {.status = 200, .body = good_key()},
+	};
+
+	begin(script, 4);
+	assert_int_equal(preflight(PRINCIPAL), DBX_OK);
+	assert_int_equal(C.f.n_calls, 4);
+	assert_call(1, next, ARM_SCOPE);
+	assert_string_equal(C.out.vault.id, VAULT_ID);
+	end();
+}
+
+/* ---- each Ssem outcome ---- */
+
+static void test_vault_not_found(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = no_resources()},
+	    {.status = 200,
+	     .body = "{\"value\":[{\"subscriptionId\":\"" SUB "\"},{\"subscriptionId\":\"" SUB2
+		     "\"}]}"},
+	    /* a resource of another type with the same name does not count */
+	    {.status = 200,
+	     .body = "{\"value\":[{\"id\":\"/subscriptions/" SUB2 "/resourceGroups/r/providers/"
+		     "Microsoft.Storage/storageAccounts/contosovault\",\"name\":\"contosovault\","
+		     "\"type\":\"Microsoft.Storage/storageAccounts\"}]}"},
+	};
+
+	begin(script, 3);
+	assert_ssem(preflight(PRINCIPAL), "SsemUserErrorKeyVaultDetailsNotFound");
+	assert_non_null(strstr(C.err.message, VAULT));
+	assert_int_equal(C.f.n_calls, 3);
+	assert_call(2, FILTER_URL(SUB2), ARM_SCOPE);
+	end();
+}
+
+static void test_soft_delete_off(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200,
+	     .body = vault(VAULT_ID, "\"enableSoftDelete\":false", PRINCIPAL, ALL_KEY_PERMS)},
+	};
+
+	begin(script, 2);
+	assert_ssem(preflight(PRINCIPAL), "SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled");
+	assert_non_null(strstr(C.err.message, "soft delete off"));
+	assert_int_equal(C.f.n_calls, 2); /* the key is never fetched */
+	end();
+}
+
+/* enablePurgeProtection is absent when it was never set: off. */
+static void test_purge_protection_absent(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200,
+	     .body = vault(VAULT_ID, "\"enableSoftDelete\":true", PRINCIPAL, ALL_KEY_PERMS)},
+	};
+
+	begin(script, 2);
+	assert_ssem(preflight(PRINCIPAL), "SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled");
+	assert_non_null(strstr(C.err.message, "purge protection off"));
+	end();
+}
+
+static void test_key_not_found(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200, .body = good_vault()},
+	    {.status = 404,
+	     .body = "{\"error\":{\"code\":\"KeyNotFound\",\"message\":\"A key with (name/id) cmk "
+		     "was not found in this key vault.\"}}",
+	     .request_id = "req-404"},
+	};
+
+	begin(script, 3);
+	assert_ssem(preflight(PRINCIPAL), "SsemUserErrorKeyDetailsNotFound");
+	assert_int_equal(C.err.http_status, 404);
+	assert_string_equal(C.err.request_id, "req-404");
+	assert_non_null(strstr(C.err.message, "cmk"));
+	end();
+}
+
+static void test_key_disabled(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200, .body = good_vault()},
+	    {.status = 200, .body = key_bundle(KID, "RSA", N_RSA2048, false, 0, 0, "Recoverable")},
+	};
+
+	begin(script, 3);
+	assert_ssem(preflight(PRINCIPAL), "SsemUserErrorEncryptionKeyDisabled");
+	assert_non_null(strstr(C.err.message, "disabled"));
+	end();
+}
+
+static void test_key_expired(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200, .body = good_vault()},
+	    {.status = 200,
+	     .body = key_bundle(KID, "RSA", N_RSA2048, true, 0, NOW - 1, "Recoverable")},
+	};
+
+	begin(script, 3);
+	assert_ssem(preflight(PRINCIPAL), "SsemUserErrorEncryptionKeyExpired");
+	assert_non_null(strstr(C.err.message, "2027-01-15T07:59:59Z"));
+	end();
+}
+
+static void test_key_not_yet_valid(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200, .body = good_vault()},
+	    {.status = 200,
+	     .body = key_bundle(KID, "RSA", N_RSA2048, true, FUTURE, 0, "Recoverable")},
+	};
+
+	begin(script, 3);
+	assert_ssem(preflight(PRINCIPAL), "SsemUserErrorEncryptionKeyDisabled");
+	assert_non_null(strstr(C.err.message, "not valid before 2030-03-17T17:46:40Z"));
+	end();
+}
+
+static void run_type_not_supported(const char *body, const char *kty, const char *bits)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200, .body = good_vault()},
+	    {.status = 200, .body = body},
+	};
+
+	begin(script, 3);
+	assert_ssem(preflight(PRINCIPAL), "SsemUserErrorEncryptionKeyTypeNotSupported");
+	assert_non_null(strstr(C.err.message, kty));
+	assert_non_null(strstr(C.err.message, bits));
+	end();
+}
+
+static void test_key_rsa_1024(void **state)
+{
+	run_type_not_supported(key_bundle(KID, "RSA", N_RSA1024, true, 0, 0, "Recoverable"), "RSA",
+			       "1024 bits");
+}
+
+/* 2047 bits is 256 bytes too: the bit count, not the byte count, decides. */
+static void test_key_rsa_2047(void **state)
+{
+	run_type_not_supported(key_bundle(KID, "RSA-HSM", N_RSA2047, true, 0, 0, "Recoverable"),
+			       "RSA-HSM", "2047 bits");
+}
+
+static void test_key_ec(void **state)
+{
+	run_type_not_supported(ec_key(), "EC", "0 bits");
+}
+
+static void test_access_missing_permissions(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200,
+	     .body = vault(VAULT_ID, "\"enablePurgeProtection\":true", PRINCIPAL,
+			   "[\"get\",\"list\",\"encrypt\"]")},
+	    {.status = 200, .body = good_key()},
+	};
+
+	begin(script, 3);
+	assert_ssem(preflight(PRINCIPAL), "SsemUserErrorKeyVaultBadRequestException");
+	assert_non_null(strstr(C.err.message, "permission(s) wrapKey, unwrapKey;"));
+	assert_non_null(strstr(C.err.message, PRINCIPAL));
+	assert_happy_calls();
+	end();
+}
+
+/* A policy for someone else grants the identity nothing. */
+static void test_access_other_principal(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200,
+	     .body = vault(VAULT_ID, "\"enablePurgeProtection\":true", OTHER, "[\"all\"]")},
+	    {.status = 200, .body = good_key()},
+	};
+
+	begin(script, 3);
+	assert_ssem(preflight(PRINCIPAL), "SsemUserErrorKeyVaultBadRequestException");
+	assert_non_null(strstr(C.err.message, "permission(s) get, wrapKey, unwrapKey;"));
+	end();
+}
+
+static void test_access_all(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200,
+	     .body = vault(VAULT_ID, "\"enablePurgeProtection\":true", PRINCIPAL, "[\"All\"]")},
+	    {.status = 200, .body = good_key()},
+	};
+
+	begin(script, 3);
+	assert_int_equal(preflight(PRINCIPAL), DBX_OK);
+	end();
+}
+
+/* Older policies say Get/WrapKey/UnwrapKey; object IDs compare case-insensitively too. */
+static void test_access_case_insensitive(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200,
+	     .body = vault(VAULT_ID, "\"enablePurgeProtection\":true",
+			   "AAAAAAAA-0000-4000-8000-000000000001",
+			   "[\"GET\",\"WrapKey\",\"unwrapkey\"]")},
+	    {.status = 200, .body = good_key()},
+	};
+
+	begin(script, 3);
+	assert_int_equal(preflight(PRINCIPAL), DBX_OK);
+	end();
+}
+
+static void test_rbac_vault_no_access_check(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200,
+	     .body =
+		 vault(VAULT_ID, "\"enablePurgeProtection\":true,\"enableRbacAuthorization\":true",
+		       OTHER, "[]")},
+	    {.status = 200, .body = good_key()},
+	};
+
+	begin(script, 3);
+	assert_int_equal(preflight(PRINCIPAL), DBX_OK);
+	assert_true(C.out.vault.rbac);
+	assert_string_equal(C.out.notes, "");
+	end();
+}
+
+/* A policy with an applicationId is a compound identity: it does not serve the managed identity. */
+static void test_access_compound_identity_ignored(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200,
+	     .body = fmt("{\"properties\":{\"enablePurgeProtection\":true,\"accessPolicies\":["
+			 "{\"objectId\":\"%s\",\"applicationId\":\"%s\",\"permissions\":"
+			 "{\"keys\":[\"all\"]}},{\"objectId\":\"%s\",\"permissions\":"
+			 "{\"keys\":[\"get\"]}}]}}",
+			 PRINCIPAL, OTHER, PRINCIPAL)},
+	    {.status = 200, .body = good_key()},
+	};
+
+	begin(script, 3);
+	assert_ssem(preflight(PRINCIPAL), "SsemUserErrorKeyVaultBadRequestException");
+	assert_non_null(strstr(C.err.message, "permission(s) wrapKey, unwrapKey;"));
+	end();
+}
+
+/* Policies add up: get in one, wrapKey and unwrapKey in another. */
+static void test_access_policies_add_up(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200,
+	     .body = fmt("{\"properties\":{\"enablePurgeProtection\":true,\"accessPolicies\":["
+			 "{\"objectId\":\"%s\",\"permissions\":{\"keys\":[\"wrapKey\","
+			 "\"unwrapKey\"]}},{\"objectId\":\"%s\",\"permissions\":"
+			 "{\"keys\":[\"get\"]}}]}}",
+			 PRINCIPAL, PRINCIPAL)},
+	    {.status = 200, .body = good_key()},
+	};
+
+	begin(script, 3);
+	assert_int_equal(preflight(PRINCIPAL), DBX_OK);
+	end();
+}
+
+/* A subscription that refuses the search (403) does not end it. */
+static void test_subscription_403_search_goes_on(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 403, .body = arm_error("AuthorizationFailed")},
+	    {.status = 200, .body = "{\"value\":[{\"subscriptionId\":\"" SUB2 "\"}]}"},
+	    {.status = 200, .body = resources(SUB_ID(SUB2))},
+	    {.status = 200,
+	     .body =
+		 vault(SUB_ID(SUB2), "\"enablePurgeProtection\":true", PRINCIPAL, ALL_KEY_PERMS)},
+	    {.status = 200, .body = good_key()},
+	};
+
+	begin(script, 5);
+	assert_int_equal(preflight(PRINCIPAL), DBX_OK);
+	assert_int_equal(C.f.n_calls, 5);
+	assert_string_equal(C.out.vault.id, SUB_ID(SUB2));
+	end();
+}
+
+/* ---- skipped checks ---- */
+
+static void test_vault_403_noted(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 403, .body = arm_error("AuthorizationFailed")},
+	    {.status = 200, .body = good_key()},
+	};
+
+	begin(script, 3);
+	assert_int_equal(preflight(PRINCIPAL), DBX_OK);
+	assert_happy_calls();
+	assert_non_null(strstr(C.out.notes,
+			       "vault properties not readable with the mount's "
+			       "credential (403); soft delete and purge protection not "
+			       "checked"));
+	assert_non_null(strstr(C.out.notes, "access policies not checked"));
+	assert_string_equal(C.out.vault.id, VAULT_ID); /* still the kekVaultResourceID */
+	assert_false(C.out.vault.policies_known);
+	assert_string_equal(C.out.key.kid, KID);
+	end();
+}
+
+/* Without the vault's properties the key's recoveryLevel still shows purge protection off. */
+static void test_vault_403_recovery_level_purgeable(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 403, .body = arm_error("AuthorizationFailed")},
+	    {.status = 200,
+	     .body = key_bundle(KID, "RSA", N_RSA2048, true, 0, 0, "Recoverable+Purgeable")},
+	};
+
+	begin(script, 3);
+	assert_ssem(preflight(PRINCIPAL), "SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled");
+	assert_non_null(strstr(C.err.message, "Recoverable+Purgeable"));
+	end();
+}
+
+/* 403 from Key Vault: the key checks are skipped, the written URL stands as kid. */
+static void test_key_403_noted(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200, .body = good_vault()},
+	    {.status = 403,
+	     .body = "{\"error\":{\"code\":\"Forbidden\",\"message\":\"no get\","
+		     "\"innererror\":{\"code\":\"AccessDenied\"}}}"},
+	};
+
+	begin(script, 3);
+	assert_int_equal(preflight(PRINCIPAL), DBX_OK);
+	assert_non_null(strstr(C.out.notes, "key not readable"));
+	assert_string_equal(C.out.key.kid, "https://contosovault.vault.azure.net/keys/cmk");
+	end();
+}
+
+static void test_no_principal_noted(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200, .body = vault(VAULT_ID, "\"enablePurgeProtection\":true", OTHER, "[]")},
+	    {.status = 200, .body = good_key()},
+	};
+
+	begin(script, 3);
+	assert_int_equal(preflight(""), DBX_OK);
+	assert_non_null(strstr(C.out.notes, "access policies not checked"));
+	end();
+}
+
+/* ---- failures that are not the user's ---- */
+
+static void run_propagates(size_t at, const struct fake_reply *fail, enum dbx_err want)
+{
+	struct fake_reply script[3] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200, .body = good_vault()},
+	    {.status = 200, .body = good_key()},
+	};
+	enum dbx_err rc;
+
+	script[at] = *fail;
+	begin(script, 3);
+	rc = preflight(PRINCIPAL);
+	assert_int_equal(rc, want);
+	assert_int_equal(C.err.err, want);
+	assert_null(strstr(C.err.code, "Ssem"));
+	assert_int_equal(C.f.n_calls, at + 1);
+	assert_string_equal(C.out.notes, "");
+	end();
+}
+
+static void test_failures_propagate(void **state)
+{
+	const struct fake_reply r401 = {.status = 401,
+					.body =
+					    "{\"error\":{\"code\":"
+					    "\"InvalidAuthenticationToken\",\"message\":\"bad\"}}"};
+	const struct fake_reply r500 = {.status = 500, .body = "oops"};
+	const struct fake_reply r429 = {.status = 429, .retry_after = "10"};
+	const struct fake_reply down = {.transport_err = DBX_EUNREACHABLE};
+	const struct fake_reply slow = {.transport_err = DBX_ETIMEDOUT};
+
+	run_propagates(0, &r401, DBX_EACCES);
+	run_propagates(0, &r500, DBX_EREMOTE);
+	run_propagates(1, &r429, DBX_ETHROTTLED);
+	run_propagates(1, &down, DBX_EUNREACHABLE);
+	run_propagates(2, &r401, DBX_EACCES); /* Key Vault 401 is not a skippable 403 */
+	run_propagates(2, &r500, DBX_EREMOTE);
+	run_propagates(2, &slow, DBX_ETIMEDOUT);
+}
+
+/* ---- malformed answers ---- */
+
+static void run_malformed(size_t at, const char *body)
+{
+	struct fake_reply script[3] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200, .body = good_vault()},
+	    {.status = 200, .body = good_key()},
+	};
+
+	script[at].body = body;
+	begin(script, 3);
+	assert_int_equal(preflight(PRINCIPAL), DBX_EREMOTE);
+	assert_non_null(strstr(C.err.message, "malformed"));
+	assert_int_equal(C.f.n_calls, at + 1);
+	end();
+}
+
+static void test_malformed_key(void **state)
+{
+	static const char *const bodies[] = {
+	    "",
+	    "not json",
+	    "[1,2]",
+	    "{\"key\":{}}",
+	    "{\"key\":[],\"attributes\":{\"enabled\":true}}",
+	    "{\"key\":{\"kid\":\"" KID "\",\"kty\":\"RSA\",\"n\":\"" N_RSA2048 "\"}}",
+	    "{\"key\":{\"kid\":\"" KID "\",\"kty\":7,\"n\":\"" N_RSA2048
+	    "\"},\"attributes\":{\"enabled\":true}}",
+	    "{\"key\":{\"kid\":\"" KID "\",\"kty\":\"RSA\"},\"attributes\":{\"enabled\":true}}",
+	    "{\"key\":{\"kid\":\"" KID
+	    "\",\"kty\":\"RSA\",\"n\":17},\"attributes\":{\"enabled\":true}}",
+	    "{\"key\":{\"kid\":\"" KID
+	    "\",\"kty\":\"RSA\",\"n\":\"ab+/cd==\"},\"attributes\":{\"enabled\":true}}",
+	    "{\"key\":{\"kid\":\"" KID
+	    "\",\"kty\":\"RSA\",\"n\":\"abcde\"},\"attributes\":{\"enabled\":true}}",
+	    "{\"key\":{\"kid\":\"" KID
+	    "\",\"kty\":\"RSA\",\"n\":\"\"},\"attributes\":{\"enabled\":true}}",
+	    "{\"key\":{\"kid\":\"" KID
+	    "\",\"kty\":\"RSA\",\"n\":\"AAAA\"},\"attributes\":{\"enabled\":true}}",
+	    "{\"key\":{\"kid\":\"" KID "\",\"kty\":\"RSA\",\"n\":\"" N_RSA2048
+	    "\"},\"attributes\":{\"enabled\":\"yes\"}}",
+	    "{\"key\":{\"kid\":\"" KID "\",\"kty\":\"RSA\",\"n\":\"" N_RSA2048
+	    "\"},\"attributes\":{\"enabled\":true,\"exp\":\"soon\"}}",
+	    "{\"key\":{\"kid\":\"https://evil.example.com/keys/cmk/" VERSION
+	    "\",\"kty\":\"RSA\",\"n\":\"" N_RSA2048 "\"},\"attributes\":{\"enabled\":true}}",
+	    "{\"key\":{\"kid\":\"https://contosovault.vault.azure.net/keys/other/" VERSION
+	    "\",\"kty\":\"RSA\",\"n\":\"" N_RSA2048 "\"},\"attributes\":{\"enabled\":true}}",
+	    "{\"key\":{\"kid\":null,\"kty\":\"RSA\",\"n\":\"" N_RSA2048
+	    "\"},\"attributes\":{\"enabled\":true}}",
+	    "{\"key\":{\"kid\":\"" KID "\",\"kty\":\"RSA\",\"n\":\"" N_RSA2048
+	    "\"},\"attributes\":{\"enabled\":true}} trailing",
+	};
+
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		print_message("body %zu\n", i);
+		run_malformed(2, bodies[i]);
+	}
+}
+
+static void test_malformed_vault_and_list(void **state)
+{
+	run_malformed(0, "{\"value\":{}}");
+	run_malformed(0, "{\"value\":[{\"id\":5,\"name\":\"contosovault\"}]}");
+	run_malformed(0, "{\"value\":[\"x\"]}");
+	run_malformed(0, "{\"value\":[{\"id\":\"/subscriptions/" SUB
+			 "/../../x?y\",\"name\":\"contosovault\","
+			 "\"type\":\"Microsoft.KeyVault/vaults\"}]}");
+	run_malformed(0, "{\"value\":[],\"nextLink\":42}");
+	run_malformed(1, "{\"properties\":\"x\"}");
+	run_malformed(1, "{\"properties\":{\"enableSoftDelete\":\"yes\"}}");
+	run_malformed(1, "{\"properties\":{\"accessPolicies\":{}}}");
+	run_malformed(1, "{\"id\":\"x\"}");
+}
+
+/* Access policies of the wrong shape are not read as "no permission". */
+static void test_malformed_policies(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200,
+	     .body = fmt("{\"properties\":{\"enablePurgeProtection\":true,"
+			 "\"accessPolicies\":[{\"objectId\":\"%s\","
+			 "\"permissions\":{\"keys\":\"all\"}}]}}",
+			 PRINCIPAL)},
+	    {.status = 200, .body = good_key()},
+	};
+
+	begin(script, 3);
+	assert_int_equal(preflight(PRINCIPAL), DBX_EREMOTE);
+	assert_non_null(strstr(C.err.message, "malformed"));
+	end();
+}
+
+/* A modulus of 300000 bytes: counted, not decoded into memory, not a crash. */
+static void test_huge_modulus(void **state)
+{
+	size_t len = 400000;
+	char *n = malloc(len + 1);
+	struct dbx_key_info info;
+	struct fake_reply script[1] = {{.status = 200}};
+
+	assert_non_null(n);
+	memset(n, '_', len);
+	n[len] = '\0';
+	script[0].body = key_bundle(KID, "RSA", n, true, 0, 0, "Recoverable");
+	begin(script, 1);
+	assert_int_equal(dbx_keyvault_get_key(C.kv, &C.key, &info, &C.err), DBX_OK);
+	assert_int_equal(info.bits, 300000u * 8);
+	assert_string_equal(info.kid, KID);
+	free(n);
+	end();
+}
+
+/* ---- tokens stay on the ARM host ---- */
+
+static void run_foreign_next_link(const char *link)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = fmt("{\"value\":[],\"nextLink\":\"%s\"}", link)},
+	    {.status = 200, .body = resources(VAULT_ID)},
+	};
+
+	begin(script, 2);
+	assert_int_equal(preflight(PRINCIPAL), DBX_EREMOTE);
+	assert_int_equal(C.f.n_calls, 1);
+	assert_non_null(strstr(C.err.message, "nextLink"));
+	end();
+}
+
+static void test_next_link_foreign_host_refused(void **state)
+{
+	run_foreign_next_link("https://evil.example.com/subscriptions/" SUB "/resources?x=1");
+	run_foreign_next_link("https://management.azure.com.evil.example.com/subscriptions");
+	run_foreign_next_link("https://management.azure.com@evil.example.com/subscriptions");
+	run_foreign_next_link("https://management.azure.com:8443/subscriptions");
+	run_foreign_next_link("http://management.azure.com/subscriptions");
+}
+
+/* ---- the other entry points ---- */
+
+static void test_find_vault_alone(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200,
+	     .body = vault(VAULT_ID,
+			   "\"enablePurgeProtection\":true,"
+			   "\"enableRbacAuthorization\":false",
+			   PRINCIPAL, "[]")},
+	};
+	struct dbx_vault_info v;
+
+	begin(script, 2);
+	assert_int_equal(dbx_keyvault_find_vault(C.kv, SUB, VAULT, &v, &C.err), DBX_OK);
+	assert_string_equal(v.id, VAULT_ID);
+	assert_true(v.soft_delete && v.purge_protection && v.policies_known);
+	end();
+}
+
+/* A vault that vanished between the list and the GET is not found. */
+static void test_vault_404_after_list(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 404, .body = arm_error("ResourceNotFound")},
+	};
+
+	begin(script, 2);
+	assert_ssem(preflight(PRINCIPAL), "SsemUserErrorKeyVaultDetailsNotFound");
+	end();
+}
+
+static void test_check_access(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = vault(VAULT_ID, "", PRINCIPAL, "[\"get\",\"unwrapKey\"]")},
+	};
+	struct dbx_vault_info v = {.id = VAULT_ID, .policies_known = true};
+
+	begin(script, 1);
+	assert_ssem(dbx_keyvault_check_access(C.kv, &v, PRINCIPAL, &C.err),
+		    "SsemUserErrorKeyVaultBadRequestException");
+	assert_non_null(strstr(C.err.message, "wrapKey"));
+	assert_null(strstr(C.err.message, "unwrapKey;"));
+	assert_int_equal(C.f.n_calls, 1);
+	assert_call(0, VAULT_URL(VAULT_ID), ARM_SCOPE);
+	end();
+
+	v.rbac = true; /* RBAC: policies do not apply, nothing is asked */
+	begin(script, 1);
+	assert_int_equal(dbx_keyvault_check_access(C.kv, &v, PRINCIPAL, &C.err), DBX_OK);
+	assert_int_equal(C.f.n_calls, 0);
+	end();
+}
+
+static void test_identity_principal(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200,
+	     .body =
+		 "{\"id\":\"" UAI_ID "\",\"name\":\"uai1\",\"properties\":{\"tenantId\":\"" TENANT
+		 "\",\"principalId\":\"" OTHER "\",\"clientId\":\"c\"}}"},
+	    {.status = 404, .body = arm_error("ResourceNotFound")},
+	    {.status = 200, .body = "{\"properties\":{\"principalId\":3}}"},
+	};
+	char principal[64];
+
+	begin(script, 3);
+	assert_int_equal(
+	    dbx_keyvault_identity_principal(C.kv, UAI_ID, principal, sizeof(principal), &C.err),
+	    DBX_OK);
+	assert_string_equal(principal, OTHER);
+	assert_call(0, ARM UAI_ID "?api-version=2023-01-31", ARM_SCOPE);
+	assert_ssem(
+	    dbx_keyvault_identity_principal(C.kv, UAI_ID, principal, sizeof(principal), &C.err),
+	    "SsemUserErrorKekUserIdentityNotFound");
+	assert_int_equal(
+	    dbx_keyvault_identity_principal(C.kv, UAI_ID, principal, sizeof(principal), &C.err),
+	    DBX_EREMOTE);
+	assert_string_equal(principal, "");
+	end();
+}
+
+/* A key URL for another cloud's vault is never contacted. */
+static void test_foreign_key_host_not_contacted(void **state)
+{
+	struct dbx_key_info info;
+
+	begin(NULL, 0);
+	snprintf(C.key.host, sizeof(C.key.host), "%s.vault.evil.example.com", VAULT);
+	assert_ssem(dbx_keyvault_get_key(C.kv, &C.key, &info, &C.err),
+		    "SsemUserErrorKeyVaultUrlInvalidHost");
+	assert_int_equal(C.f.n_calls, 0);
+	end();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_happy_path),
+	    cmocka_unit_test(test_versioned_rsa_hsm_3072),
+	    cmocka_unit_test(test_leading_zero_bytes_stripped),
+	    cmocka_unit_test(test_vault_in_second_subscription),
+	    cmocka_unit_test(test_resources_next_page),
+	    cmocka_unit_test(test_vault_not_found),
+	    cmocka_unit_test(test_soft_delete_off),
+	    cmocka_unit_test(test_purge_protection_absent),
+	    cmocka_unit_test(test_key_not_found),
+	    cmocka_unit_test(test_key_disabled),
+	    cmocka_unit_test(test_key_expired),
+	    cmocka_unit_test(test_key_not_yet_valid),
+	    cmocka_unit_test(test_key_rsa_1024),
+	    cmocka_unit_test(test_key_rsa_2047),
+	    cmocka_unit_test(test_key_ec),
+	    cmocka_unit_test(test_access_missing_permissions),
+	    cmocka_unit_test(test_access_other_principal),
+	    cmocka_unit_test(test_access_all),
+	    cmocka_unit_test(test_access_case_insensitive),
+	    cmocka_unit_test(test_rbac_vault_no_access_check),
+	    cmocka_unit_test(test_access_compound_identity_ignored),
+	    cmocka_unit_test(test_access_policies_add_up),
+	    cmocka_unit_test(test_subscription_403_search_goes_on),
+	    cmocka_unit_test(test_vault_403_noted),
+	    cmocka_unit_test(test_vault_403_recovery_level_purgeable),
+	    cmocka_unit_test(test_key_403_noted),
+	    cmocka_unit_test(test_no_principal_noted),
+	    cmocka_unit_test(test_failures_propagate),
+	    cmocka_unit_test(test_malformed_key),
+	    cmocka_unit_test(test_malformed_vault_and_list),
+	    cmocka_unit_test(test_malformed_policies),
+	    cmocka_unit_test(test_huge_modulus),
+	    cmocka_unit_test(test_next_link_foreign_host_refused),
+	    cmocka_unit_test(test_find_vault_alone),
+	    cmocka_unit_test(test_vault_404_after_list),
+	    cmocka_unit_test(test_check_access),
+	    cmocka_unit_test(test_identity_principal),
+	    cmocka_unit_test(test_foreign_key_host_not_contacted),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
