@@ -212,6 +212,20 @@ static enum dbx_err arm_get(struct dbx_arm *arm, const char *url, uint64_t deadl
 	return DBX_OK;
 }
 
+/*
+ * After a failure on a response that did arrive (a malformed 200), keep its
+ * status and request id in err: they are what a support ticket needs.
+ */
+static void note_response(struct dbx_error *err, enum dbx_err rc,
+			  const struct dbx_http_response *resp)
+{
+	if (!err || rc == DBX_OK || resp->status == 0 || err->http_status != 0)
+		return;
+	err->http_status = resp->status;
+	if (resp->request_id)
+		snprintf(err->request_id, sizeof(err->request_id), "%s", resp->request_id);
+}
+
 /* Parse a whole response body as one JSON object. */
 static enum dbx_err parse_body(const struct dbx_http_response *resp, struct json_object **out,
 			       struct dbx_error *err)
@@ -397,6 +411,7 @@ static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, item_
 		page = NULL;
 	}
 out:
+	note_response(err, rc, &resp);
 	json_object_put(page);
 	dbx_http_response_reset(&resp);
 	for (size_t i = 0; i < n_seen; i++)
@@ -589,6 +604,7 @@ enum dbx_err dbx_arm_get_job(struct dbx_arm *arm, const char *subscription,
 	*out = order;
 	order = NULL;
 out:
+	note_response(err, rc, &resp);
 	dbx_order_free(order);
 	dbx_http_response_reset(&resp);
 	free(sub);

@@ -399,7 +399,8 @@ static void test_list_malformed_pages(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-		const struct fake_reply script[] = {{.status = 200, .body = bodies[i]}};
+		const struct fake_reply script[] = {
+		    {.status = 200, .body = bodies[i], .request_id = "rid-bad"}};
 		struct env e;
 		struct seen s = {0};
 		struct dbx_error err = {0};
@@ -409,6 +410,9 @@ static void test_list_malformed_pages(void **state)
 		assert_int_equal(dbx_arm_list_jobs(e.arm, SUB, NULL, collect_job, &s, &err),
 				 DBX_EREMOTE);
 		assert_non_null(strstr(err.message, "malformed response from ARM"));
+		/* The request id of the bad answer is kept for a support ticket. */
+		assert_string_equal(err.request_id, "rid-bad");
+		assert_int_equal(err.http_status, 200);
 		assert_int_equal(s.n, 0); /* a page that is not a list delivers nothing from it */
 		seen_free(&s);
 		env_fini(&e);
@@ -563,13 +567,15 @@ static void test_get_job_malformed(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-		const struct fake_reply script[] = {{.status = 200, .body = bodies[i]}};
+		const struct fake_reply script[] = {
+		    {.status = 200, .body = bodies[i], .request_id = "rid-bad"}};
 		struct env e;
 		struct dbx_order *o = (struct dbx_order *)1;
 		struct dbx_error err = {0};
 
 		env_init(&e, script, 1);
 		assert_int_equal(dbx_arm_get_job(e.arm, SUB, "rg", "job1", &o, &err), DBX_EREMOTE);
+		assert_string_equal(err.request_id, "rid-bad");
 		assert_null(o);
 		env_fini(&e);
 	}
