@@ -4,7 +4,8 @@
  *
  * Security is not optional here: peer and host verification are always on
  * and no option turns them off; `cafile` only ADDS trust (the system bundle
- * plus cafile, as one in-memory PEM); only https is spoken and redirects are
+ * plus cafile, as one in-memory PEM); only https is spoken (plain http only
+ * to the managed-identity endpoints, never with a token) and redirects are
  * never followed. A bearer token travels only in the Authorization header,
  * whose buffers are wiped after the request, and nothing here logs headers
  * or query strings.
@@ -15,6 +16,7 @@
  * nothing was sent (DNS, connect, TLS), DBX_ETIMEDOUT at the deadline,
  * DBX_EREMOTE when the request may have reached the server.
  */
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,17 +64,6 @@ static CURLcode global_rc;
 static void global_init(void)
 {
 	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-/*
- * The protocols a URL may use. Only https today. The managed-identity
- * source (IMDS at http://169.254.169.254) will need plain http for that one
- * endpoint: allow it HERE, for exactly that host, and nowhere else.
- */
-static const char *allowed_protocols(const char *url)
-{
-	(void)url;
-	return "https";
 }
 
 /* ---- in-memory CA bundle ---- */
@@ -342,6 +333,32 @@ static void url_parts_free(struct url_parts *p)
 	curl_free(p->path);
 }
 
+/* Loopback by name or address: localhost, 127.0.0.0/8, [::1]. */
+static bool is_loopback(const char *host)
+{
+	struct in_addr a4;
+
+	if (strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0)
+		return true;
+	return inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
+}
+
+/*
+ * The protocols a request may use: https, and nothing else, except plain
+ * http for the managed-identity endpoints, which are http by design: IMDS
+ * at exactly 169.254.169.254 (link-local, answered by the host itself) and
+ * an App Service IDENTITY_ENDPOINT on loopback. Decided on the host as
+ * libcurl parses it, so "http://169.254.169.254@elsewhere/" is not let
+ * through. A bearer token never goes over plain http (see curl_send).
+ */
+static const char *allowed_protocols(const struct url_parts *up)
+{
+	if (up->scheme && up->host && strcasecmp(up->scheme, "http") == 0 &&
+	    (strcmp(up->host, "169.254.169.254") == 0 || is_loopback(up->host)))
+		return "http";
+	return "https";
+}
+
 static const char *or_unknown(const char *s)
 {
 	return s ? s : "(unparsable URL)";
@@ -503,6 +520,11 @@ static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_
 	}
 	if (remaining && remaining < CONNECT_TIMEOUT_MS)
 		connect_ms = (long)remaining;
+	if (req->bearer && (!up.scheme || strcasecmp(up.scheme, "https") != 0)) {
+		rc = dbx_error_set(err, DBX_ECONFIG, "refusing to send a token to %s without TLS",
+				   or_unknown(up.host));
+		goto out;
+	}
 	h = pool_take(ct);
 	if (!h) {
 		rc = dbx_error_set(err, DBX_ENOMEM, "cannot create a libcurl handle");
@@ -535,7 +557,7 @@ static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_
 	}
 
 	ok = curl_easy_setopt(h, CURLOPT_URL, req->url) == CURLE_OK &&
-	     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, allowed_protocols(req->url)) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, allowed_protocols(&up)) == CURLE_OK &&
 	     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
 	     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
 	     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK &&
