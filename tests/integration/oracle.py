@@ -76,8 +76,8 @@ def expects_errors(job):
 # recoverable verdict where the table states one plainly, and a phrase of
 # the remedy that survives turning the HTML into plain text.
 SSEM = {
-	"SsemUserErrorEncryptionKeyDisabled": ("yes", "Enable the key version"),
-	"SsemUserErrorEncryptionKeyExpired": ("yes", "Enable the key version"),
+	"SsemUserErrorEncryptionKeyDisabled": ("yes", "key version"),
+	"SsemUserErrorEncryptionKeyExpired": ("yes", "key version"),
 	"SsemUserErrorKeyDetailsNotFound": ("depends", "purge-protection duration"),
 	"SsemUserErrorKeyVaultDetailsNotFound": ("depends", "purge-protection duration"),
 	"SsemUserErrorSystemAssignedIdentityAbsent": ("yes", "WrapKey"),
@@ -111,12 +111,17 @@ def parse_blocks(text):
 		if not chunk.strip():
 			continue
 		b = {}
+		last = None
 		for line in chunk.split("\n"):
+			if line.startswith(" ") and last:
+				b[last] += "\n" + line.strip()  # continuation (numbered steps)
+				continue
 			k, sep, val = line.partition(": ")
+			if not sep and line.endswith(":"):
+				k, sep, val = line[:-1], ":", ""
 			if sep and k and k not in b:
 				b[k] = val
-			elif line.endswith(":") and line[:-1] not in b:
-				b[line[:-1]] = ""
+				last = k
 		blocks.append(b)
 	return blocks
 
