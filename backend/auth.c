@@ -133,14 +133,59 @@ static void slot_store(struct token_slot *s, struct dbx_token *tok, uint64_t now
 }
 
 /*
+ * Fetch a new token for slot s from the credential, with the lock held on
+ * entry and exit (released around the request). On failure, a token that
+ * is still valid is kept and DBX_OK returned; the error is remembered for
+ * the callers that waited on this refresh.
+ */
+static enum dbx_err refresh_locked(struct auth_transport *at, struct token_slot *s, struct dbx_error *err)
+{
+	struct dbx_token tok = { 0 };
+	enum dbx_err rc;
+	uint64_t now;
+
+	s->refreshing = true;
+	pthread_mutex_unlock(&at->lock);
+	rc = at->cred->get_token(at->cred, s->scope, &tok, err);
+	pthread_mutex_lock(&at->lock);
+	s->refreshing = false;
+	s->attempts++;
+	pthread_cond_broadcast(&at->cond);
+	now = at->clock->now_ms(at->clock->ctx);
+	if (rc == DBX_OK && !tok.value)
+		rc = dbx_error_set(err, DBX_EAUTH, "%s: empty token", at->cred->name);
+	if (rc == DBX_OK) {
+		slot_store(s, &tok, now);
+		/* What waiters report if this token has expired already on arrival. */
+		dbx_error_set(&s->last_err, DBX_EAUTH, "%s: the token it returned has expired",
+			      at->cred->name);
+		goto out;
+	}
+	if (err)
+		s->last_err = *err;
+	else
+		dbx_error_set(&s->last_err, rc, "%s: token request failed", at->cred->name);
+	if (s->value && now < s->expires_ms) {
+		dbx_log(DBX_LOG_WARN, "refreshing the token for %s failed (%s); using the cached one",
+			s->scope, s->last_err.message);
+		dbx_error_clear(err);
+		rc = DBX_OK;
+	}
+out:
+	dbx_token_wipe(&tok);
+	return rc;
+}
+
+/*
  * A copy of a usable token for scope in *out (wipe and free it), and the
- * generation it came from. Refreshes when due, single flight.
+ * generation it came from. Refreshes when due, one refresh per scope at a
+ * time: others keep using a still-valid token, or wait for the refresh and
+ * share its outcome.
  */
 static enum dbx_err get_bearer(struct auth_transport *at, const char *scope, char **out,
 			       unsigned long *gen, struct dbx_error *err)
 {
 	struct token_slot *s;
-	struct dbx_token tok = { 0 };
 	enum dbx_err rc = DBX_OK;
 	unsigned long waited_for = 0;
 	bool waited = false;
@@ -152,66 +197,38 @@ static enum dbx_err get_bearer(struct auth_transport *at, const char *scope, cha
 	s = slot_get(at, scope);
 	if (!s) {
 		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
-		goto out_locked;
+		goto out;
 	}
 	for (;;) {
 		now = at->clock->now_ms(at->clock->ctx);
 		have_old = s->value && now < s->expires_ms;
 		if (have_old && (now < s->refresh_ms || s->refreshing))
-			goto use_cached; /* fresh, or someone else is refreshing it */
-		if (!s->refreshing && waited && s->attempts != waited_for && !have_old) {
+			break; /* fresh enough, or someone else is renewing it */
+		if (!s->refreshing && waited && s->attempts != waited_for) {
 			/* The refresh we waited for failed: share its error. */
 			if (err)
 				*err = s->last_err;
 			rc = s->last_err.err ? s->last_err.err : DBX_EAUTH;
-			goto out_locked;
+			goto out;
 		}
-		if (!s->refreshing)
+		if (!s->refreshing) {
+			rc = refresh_locked(at, s, err);
+			if (rc != DBX_OK)
+				goto out;
 			break;
+		}
 		if (!waited) {
 			waited = true;
 			waited_for = s->attempts;
 		}
 		pthread_cond_wait(&at->cond, &at->lock);
 	}
-
-	s->refreshing = true;
-	pthread_mutex_unlock(&at->lock);
-	rc = at->cred->get_token(at->cred, scope, &tok, err);
-	pthread_mutex_lock(&at->lock);
-	s->refreshing = false;
-	s->attempts++;
-	now = at->clock->now_ms(at->clock->ctx);
-	if (rc == DBX_OK && tok.value) {
-		slot_store(s, &tok, now);
-		/* What waiters report if this token is expired already on arrival. */
-		dbx_error_set(&s->last_err, DBX_EAUTH, "%s: the token it returned has expired",
-			      at->cred->name);
-		pthread_cond_broadcast(&at->cond);
-		goto use_cached;
-	}
-	if (rc == DBX_OK)
-		rc = dbx_error_set(err, DBX_EAUTH, "%s: empty token", at->cred->name);
-	if (err)
-		s->last_err = *err;
-	else
-		dbx_error_set(&s->last_err, rc, "%s: token request failed", at->cred->name);
-	pthread_cond_broadcast(&at->cond);
-	have_old = s->value && now < s->expires_ms;
-	if (!have_old)
-		goto out_locked;
-	dbx_log(DBX_LOG_WARN, "refreshing the token for %s failed (%s); using the cached one", scope,
-		err ? err->message : dbx_err_str(rc));
-	dbx_error_clear(err);
-	rc = DBX_OK;
-use_cached:
 	*out = strdup(s->value);
 	*gen = s->generation;
 	if (!*out)
 		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
-out_locked:
+out:
 	pthread_mutex_unlock(&at->lock);
-	dbx_token_wipe(&tok);
 	return rc;
 }
 
