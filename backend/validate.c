@@ -519,8 +519,8 @@ enum dbx_err dbx_validate_key_url(const char *value, size_t len, const struct db
 				  struct dbx_key_url *out, struct dbx_error *err)
 {
 	struct dbx_key_url k;
-	const char *name, *version;
-	size_t rest, a_end, vault_len, name_len, version_len;
+	const char *name = NULL, *version = NULL;
+	size_t rest = 0, a_end, vault_len = 0, name_len = 0, version_len = 0;
 
 	if (!cloud)
 		cloud = dbx_cloud_default();
@@ -620,23 +620,37 @@ static enum dbx_err parse_uai_id(const char *v, size_t len, char *out, size_t ca
 	size_t seg_len[sizeof(fixed) / sizeof(fixed[0])];
 	char q[QUOTE_CAP];
 	size_t i = 1, n = 0;
+	bool extra = false;
 
 	if (len > 1 && v[len - 1] == '/')
 		len--; /* one trailing '/' */
 	while (i <= len) {
 		size_t l = find_any(v + i, len - i, "/");
 
-		if (n == n_seg)
-			return reject(
-			    err, CODE_INVALID_VALUE,
-			    "identity \"%s\" has segments after the identity name: expected "
-			    "/subscriptions/<guid>/resourceGroups/<rg>/providers/"
-			    "Microsoft.ManagedIdentity/userAssignedIdentities/<name>",
-			    quote(q, v, len));
+		if (n == n_seg) {
+			extra = true;
+			break;
+		}
 		seg[n] = v + i;
 		seg_len[n] = l;
 		n++;
 		i += l + 1;
+	}
+	/* Name the first wrong fixed segment before counting them. */
+	for (size_t s = 0; s < n; s++) {
+		if (!fixed[s] || eq_ci(seg[s], seg_len[s], fixed[s]))
+			continue;
+		quote(q, seg[s], seg_len[s]);
+		if (s == 5)
+			return reject(err, CODE_INVALID_VALUE,
+				      "identity provider \"%s\" is not Microsoft.ManagedIdentity",
+				      q);
+		if (s == 6)
+			return reject(err, CODE_INVALID_VALUE,
+				      "identity resource type \"%s\" is not userAssignedIdentities",
+				      q);
+		return reject(err, CODE_INVALID_VALUE, "identity segment \"%s\" should be \"%s\"",
+			      q, fixed[s]);
 	}
 	if (n < n_seg)
 		return reject(err, CODE_INVALID_VALUE,
@@ -644,23 +658,12 @@ static enum dbx_err parse_uai_id(const char *v, size_t len, char *out, size_t ca
 			      "/subscriptions/<guid>/resourceGroups/<rg>/providers/"
 			      "Microsoft.ManagedIdentity/userAssignedIdentities/<name>",
 			      quote(q, v, len));
-	for (size_t s = 0; s < n_seg; s++) {
-		if (fixed[s] && !eq_ci(seg[s], seg_len[s], fixed[s])) {
-			if (s == 5)
-				return reject(err, CODE_INVALID_VALUE,
-					      "identity provider \"%s\" is not "
-					      "Microsoft.ManagedIdentity",
-					      quote(q, seg[s], seg_len[s]));
-			if (s == 6)
-				return reject(err, CODE_INVALID_VALUE,
-					      "identity resource type \"%s\" is not "
-					      "userAssignedIdentities",
-					      quote(q, seg[s], seg_len[s]));
-			return reject(err, CODE_INVALID_VALUE,
-				      "identity segment \"%s\" should be \"%s\"",
-				      quote(q, seg[s], seg_len[s]), fixed[s]);
-		}
-	}
+	if (extra)
+		return reject(err, CODE_INVALID_VALUE,
+			      "identity \"%s\" has segments after the identity name: expected "
+			      "/subscriptions/<guid>/resourceGroups/<rg>/providers/"
+			      "Microsoft.ManagedIdentity/userAssignedIdentities/<name>",
+			      quote(q, v, len));
 	if (!is_guid(seg[1], seg_len[1]))
 		return reject(err, CODE_INVALID_VALUE,
 			      "identity subscription \"%s\" is not a GUID "
