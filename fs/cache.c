@@ -71,6 +71,7 @@ struct dbx_cache {
 	struct entry root;
 	struct entry *buckets[NBUCKETS];
 	uint64_t next_num;
+	unsigned waiters; /* threads in wait_refresh() */
 };
 
 static uint64_t now_ms(const struct dbx_cache *c)
@@ -152,6 +153,24 @@ static struct entry *intern(struct dbx_cache *c, const char *a, const char *b, c
 static uint64_t dir_ino(const struct entry *e)
 {
 	return e->num << DBX_INO_SHIFT;
+}
+
+/* Wait for some refresh to finish. Lock held. */
+static void wait_refresh(struct dbx_cache *c)
+{
+	c->waiters++;
+	pthread_cond_wait(&c->cond, &c->lock);
+	c->waiters--;
+}
+
+unsigned dbx_cache_waiters(struct dbx_cache *c)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->waiters;
+	pthread_mutex_unlock(&c->lock);
+	return n;
 }
 
 static void snap_put(struct dbx_snap *s)
@@ -481,7 +500,7 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 	enum dbx_err rc;
 
 	while (e->fetching) {
-		pthread_cond_wait(&c->cond, &c->lock);
+		wait_refresh(c);
 		waited = true;
 	}
 	if (e->has_listing && (!want_fresh || within_ttl(c, e->listed_ms)))
@@ -751,7 +770,7 @@ enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription, cons
 	}
 	gen = e->gen;
 	while (e->fetching) {
-		pthread_cond_wait(&c->cond, &c->lock);
+		wait_refresh(c);
 		waited = true;
 	}
 	if ((e->fetched && within_ttl(c, e->fetched_ms)) || (waited && e->gen != gen))

@@ -111,6 +111,9 @@ DBX_MUST_CHECK enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *sub
 
 void dbx_order_view_release(struct dbx_order_view *view);
 
+/* How many threads are waiting for a refresh another thread is making (for tests). */
+unsigned dbx_cache_waiters(struct dbx_cache *c);
+
 /* The inode of file attr (index into dbx_attrs) of the order whose directory is dir_ino. */
 static inline uint64_t dbx_ino_file(uint64_t dir_ino, size_t attr)
 {
