@@ -79,7 +79,8 @@ def main():
 	      (ORDERS, PAGE, LATENCY_MS))
 	print("%-26s %9s %9s %9s %11s" % ("step", "wall (s)", "ARM req", "token req", "ARM/order"))
 	for label, wall, arm, other in rows:
-		print("%-26s %9.3f %9d %9d %11.4f" % (label, wall, arm, other, arm / ORDERS))
+		per_order = "%11.4f" % (arm / ORDERS) if "tar" in label else "%11s" % "-"
+		print("%-26s %9.3f %9d %9d %s" % (label, wall, arm, other, per_order))
 	cold_wall, cold_arm = rows[0][1], rows[0][2]
 	print()
 	print("databoxfs peak RSS after the cold tar (VmHWM): %d kB" % hwm)
