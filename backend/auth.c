@@ -330,27 +330,33 @@ typedef struct dbx_credential *(*source_ctor)(struct dbx_transport *transport,
 					      const struct dbx_env *env, struct dbx_error *err);
 
 /*
- * DefaultAzureCredential's order (DESIGN.md 6). A NULL constructor is a
- * source not written yet; it reports "not implemented" in the chain's
- * message. Each row's constructor fails with a message starting "<name>: ".
+ * DefaultAzureCredential's order (DESIGN.md 6): the environment (secret,
+ * then certificate), workload identity, managed identity, Azure CLI. Each
+ * constructor fails with a message starting "<name>: " saying what its
+ * source lacks. A source's get_token that fails without an HTTP status
+ * means "not available here" and the chain moves on; one with an HTTP
+ * status means the authority refused a configured source, and the chain
+ * stops there, as DefaultAzureCredential does, rather than fall through to
+ * another identity.
  */
 static const struct {
 	const char *name;
 	source_ctor make;
 } sources[] = {
 	{ "env", dbx_cred_env_secret_new },
-	{ "cert", NULL },     /* dbx_cred_env_cert_new, when written */
-	{ "workload", NULL }, /* dbx_cred_workload_new */
-	{ "msi", NULL },      /* dbx_cred_msi_new */
-	{ "cli", NULL },      /* dbx_cred_cli_new */
+	{ "cert", dbx_cred_env_cert_new },
+	{ "workload", dbx_cred_workload_new },
+	{ "msi", dbx_cred_msi_new },
+	{ "cli", dbx_cred_cli_new },
 };
 
 #define N_SOURCES (sizeof(sources) / sizeof(sources[0]))
 
 struct chain_cred {
 	struct dbx_credential base;
+	/* Per row of sources[]: the member, or why it could not be built. */
 	struct dbx_credential *members[N_SOURCES];
-	size_t n;
+	char *why_not[N_SOURCES];
 	pthread_mutex_t lock;
 	struct dbx_credential *chosen; /* the first member that produced a token */
 };
@@ -374,8 +380,9 @@ static enum dbx_err chain_get_token(struct dbx_credential *self, const char *sco
 	struct chain_cred *cc = (struct chain_cred *)self;
 	struct dbx_credential *chosen;
 	char reasons[DBX_ERR_MSG_MAX] = "";
+	enum dbx_err last = DBX_EAUTH;
 	struct dbx_error e;
-	enum dbx_err rc = DBX_EAUTH;
+	enum dbx_err rc;
 
 	pthread_mutex_lock(&cc->lock);
 	chosen = cc->chosen;
@@ -383,7 +390,11 @@ static enum dbx_err chain_get_token(struct dbx_credential *self, const char *sco
 	if (chosen)
 		return chosen->get_token(chosen, scope, out, err);
 
-	for (size_t i = 0; i < cc->n; i++) {
+	for (size_t i = 0; i < N_SOURCES; i++) {
+		if (!cc->members[i]) {
+			append_reason(reasons, sizeof(reasons), cc->why_not[i]);
+			continue;
+		}
 		dbx_error_clear(&e);
 		rc = cc->members[i]->get_token(cc->members[i], scope, out, &e);
 		if (rc == DBX_OK) {
@@ -392,28 +403,28 @@ static enum dbx_err chain_get_token(struct dbx_credential *self, const char *sco
 			pthread_mutex_unlock(&cc->lock);
 			return DBX_OK;
 		}
-		if (e.http_status) {
-			/*
-			 * The authority answered and refused a configured
-			 * source: stop, as DefaultAzureCredential does,
-			 * rather than fall through to another identity.
-			 */
+		if (e.http_status || rc == DBX_ENOMEM) {
 			if (err)
 				*err = e;
 			return rc;
 		}
+		last = rc;
 		append_reason(reasons, sizeof(reasons), e.message);
 	}
-	return dbx_error_set(err, rc == DBX_OK ? DBX_EAUTH : rc, "no credential could get a token: %s",
-			     reasons);
+	/* Nothing answered: unreachable or timed out says more than EAUTH. */
+	if (last != DBX_EUNREACHABLE && last != DBX_ETIMEDOUT)
+		last = DBX_EAUTH;
+	return dbx_error_set(err, last, "no credential available: %s", reasons);
 }
 
 static void chain_destroy(struct dbx_credential *self)
 {
 	struct chain_cred *cc = (struct chain_cred *)self;
 
-	for (size_t i = 0; i < cc->n; i++)
+	for (size_t i = 0; i < N_SOURCES; i++) {
 		dbx_credential_destroy(cc->members[i]);
+		free(cc->why_not[i]);
+	}
 	pthread_mutex_destroy(&cc->lock);
 	free(cc);
 }
@@ -424,6 +435,7 @@ static struct dbx_credential *chain_new(struct dbx_transport *transport, const s
 	struct chain_cred *cc = calloc(1, sizeof(*cc));
 	char reasons[DBX_ERR_MSG_MAX] = "";
 	struct dbx_error e;
+	size_t n = 0;
 
 	if (!cc) {
 		dbx_error_set(err, DBX_ENOMEM, "out of memory");
@@ -434,34 +446,32 @@ static struct dbx_credential *chain_new(struct dbx_transport *transport, const s
 	cc->base.destroy = chain_destroy;
 	pthread_mutex_init(&cc->lock, NULL);
 	for (size_t i = 0; i < N_SOURCES; i++) {
-		struct dbx_credential *c;
-		char line[DBX_ERR_MSG_MAX];
-
-		if (!sources[i].make) {
-			snprintf(line, sizeof(line), "%s: not implemented", sources[i].name);
-			append_reason(reasons, sizeof(reasons), line);
-			continue;
-		}
 		dbx_error_clear(&e);
-		c = sources[i].make(transport, cloud, env, &e);
-		if (c) {
-			cc->members[cc->n++] = c;
+		cc->members[i] = sources[i].make(transport, cloud, env, &e);
+		if (cc->members[i]) {
+			n++;
 			continue;
 		}
-		if (e.err == DBX_ENOMEM) {
-			if (err)
-				*err = e;
-			chain_destroy(&cc->base);
-			return NULL;
+		if (e.err == DBX_ENOMEM)
+			goto fail;
+		cc->why_not[i] = strdup(e.message);
+		if (!cc->why_not[i]) {
+			dbx_error_set(&e, DBX_ENOMEM, "out of memory");
+			goto fail;
 		}
 		append_reason(reasons, sizeof(reasons), e.message);
 	}
-	if (cc->n == 0) {
+	if (n == 0) {
 		chain_destroy(&cc->base);
 		dbx_error_set(err, DBX_EAUTH, "no credential available: %s", reasons);
 		return NULL;
 	}
 	return &cc->base;
+fail:
+	if (err)
+		*err = e;
+	chain_destroy(&cc->base);
+	return NULL;
 }
 
 struct dbx_credential *dbx_credential_new(const char *name, struct dbx_transport *transport,
@@ -475,13 +485,8 @@ struct dbx_credential *dbx_credential_new(const char *name, struct dbx_transport
 	if (!name || strcmp(name, "auto") == 0)
 		return chain_new(transport, cloud, env, err);
 	for (size_t i = 0; i < N_SOURCES; i++) {
-		if (strcmp(name, sources[i].name) != 0)
-			continue;
-		if (!sources[i].make) {
-			dbx_error_set(err, DBX_ECONFIG, "credential=%s is not implemented yet", name);
-			return NULL;
-		}
-		return sources[i].make(transport, cloud, env, err);
+		if (strcmp(name, sources[i].name) == 0)
+			return sources[i].make(transport, cloud, env, err);
 	}
 	dbx_error_set(err, DBX_ECONFIG,
 		      "unknown credential '%s' (expected auto, env, cert, workload, msi or cli)", name);

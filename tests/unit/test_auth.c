@@ -662,28 +662,49 @@ static void test_env_missing_variables(void **state)
 
 static void test_auto_chain(void **state)
 {
-	static const struct kv none[] = { { NULL, NULL } };
+	/* PATH points nowhere, so the cli source finds no az and runs nothing. */
+	static const struct kv bare[] = { { "PATH", "/nonexistent-dbx-test" }, { NULL, NULL } };
+	static const struct fake_reply no_imds[] = { { .transport_err = DBX_EUNREACHABLE } };
 	static const struct fake_reply script[] = {
 		{ .status = 200, .body = "{\"access_token\":\"AT1\",\"expires_in\":3600}" },
 		{ .status = 200, .body = "{\"access_token\":\"AT2\",\"expires_in\":3600}" },
 	};
-	const struct dbx_env e_none = { .get = table_get, .ctx = (void *)none };
+	const struct dbx_env e_bare = { .get = table_get, .ctx = (void *)bare };
 	const struct dbx_env e_full = { .get = table_get, .ctx = (void *)full_env };
 	struct fake_transport fake;
 	struct dbx_credential *cred;
 	struct dbx_token tok = { 0 };
 	struct dbx_error err = { 0 };
+	const char *order[] = { "env: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are not set",
+				"; cert: ", "; workload: ", "; msi: ", "; cli: " };
+	const char *at;
 
 	(void)state;
-	fake_transport_init(&fake, script, N(script));
-	assert_null(dbx_credential_new("auto", &fake.base, NULL, &e_none, &err));
+	/* Nothing configured: one message naming what each source lacked, in chain order. */
+	fake_transport_init(&fake, no_imds, N(no_imds));
+	cred = dbx_credential_new("auto", &fake.base, NULL, &e_bare, &err);
+	if (cred) {
+		assert_string_equal(cred->name, "auto");
+		assert_int_not_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
+		assert_null(tok.value);
+		dbx_credential_destroy(cred);
+	}
 	assert_int_equal(err.err, DBX_EAUTH);
-	assert_string_equal(err.message,
-			    "no credential available: "
-			    "env: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are not set; "
-			    "cert: not implemented; workload: not implemented; "
-			    "msi: not implemented; cli: not implemented");
+	at = err.message;
+	assert_true(strncmp(at, "no credential available: ", 25) == 0);
+	for (size_t i = 0; i < N(order); i++) {
+		const char *next = strstr(at, order[i]);
 
+		if (!next)
+			fail_msg("'%s' missing or out of order in: %s", order[i], err.message);
+		at = next + strlen(order[i]);
+	}
+	assert_non_null(strstr(err.message, "AZURE_CLIENT_CERTIFICATE_PATH"));
+	assert_non_null(strstr(err.message, "AZURE_FEDERATED_TOKEN_FILE"));
+	fake_transport_fini(&fake);
+
+	/* The environment configured: the chain uses it, and sticks to it. */
+	fake_transport_init(&fake, script, N(script));
 	cred = dbx_credential_new("auto", &fake.base, NULL, &e_full, &err);
 	assert_non_null(cred);
 	assert_string_equal(cred->name, "auto");
@@ -692,6 +713,7 @@ static void test_auto_chain(void **state)
 	dbx_token_wipe(&tok);
 	assert_int_equal(cred->get_token(cred, KV_SCOPE, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "AT2");
+	assert_int_equal(fake.n_calls, 2);
 	assert_non_null(strstr(fake.calls[1].body, "scope=https%3A%2F%2Fvault.azure.net%2F.default"));
 	dbx_token_wipe(&tok);
 	dbx_credential_destroy(cred);
