@@ -685,24 +685,26 @@ int main(int argc, char **argv)
 
 	https = MHD_start_daemon(MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD |
 					 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
-				 0, NULL, NULL, on_azure, &e, MHD_OPTION_SOCK_ADDR, &sa,
+				 0, NULL, NULL, on_azure, &e,
+				 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, &e, MHD_OPTION_SOCK_ADDR, &sa,
 				 MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert,
 				 MHD_OPTION_URI_LOG_CALLBACK, uri_log, &e,
 				 MHD_OPTION_NOTIFY_COMPLETED, request_done, &e,
 				 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
 				 MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
-				 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, &e, MHD_OPTION_END);
+				 MHD_OPTION_END);
 	if (!https) {
 		fprintf(stderr, "databox-emulator: cannot listen on %s:%d\n", o.bind, o.port);
 		goto out;
 	}
 	admin = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
 					 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
-				 0, NULL, NULL, on_admin, &e, MHD_OPTION_SOCK_ADDR, &asa,
+				 0, NULL, NULL, on_admin, &e,
+				 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, &e, MHD_OPTION_SOCK_ADDR, &asa,
 				 MHD_OPTION_URI_LOG_CALLBACK, uri_log, &e,
 				 MHD_OPTION_NOTIFY_COMPLETED, request_done, &e,
 				 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
-				 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, &e, MHD_OPTION_END);
+				 MHD_OPTION_END);
 	if (!admin) {
 		fprintf(stderr, "databox-emulator: cannot listen on 127.0.0.1:%d\n",
 			o.admin_port);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -338,6 +339,21 @@ static bool has_material(struct json_object *ver, const char *kty)
 	return true;
 }
 
+/* Copy the public fields of a cached/generated JWK into a world key version. */
+static void copy_jwk(struct json_object *ver, struct json_object *jwk)
+{
+	json_object_object_foreach(jwk, k, v)
+	{
+		json_object_object_add(ver, k, json_object_new_string(json_object_get_string(v)));
+	}
+}
+
+/*
+ * Give one key version its public material, from the cache or freshly
+ * generated. Safe to run on several threads at once for distinct versions:
+ * the cache is only touched under keycache_lock and no json object is
+ * shared between threads.
+ */
 static int prepare_version(struct emu *e, const char *vault, const char *key,
 			   struct json_object *ver)
 {
@@ -345,7 +361,7 @@ static int prepare_version(struct emu *e, const char *vault, const char *key,
 	struct json_object *size_o, *jwk = NULL;
 	int size = 0;
 	char ck[512];
-	bool fresh = false;
+	bool hit;
 
 	if (!kty)
 		kty = "RSA";
@@ -358,78 +374,148 @@ static int prepare_version(struct emu *e, const char *vault, const char *key,
 	snprintf(ck, sizeof(ck), "%s/%s/%s/%s/%d", vault, key, version, kty, size);
 
 	pthread_mutex_lock(&e->keycache_lock);
-	if (json_object_object_get_ex(e->keycache, ck, &jwk))
-		json_object_get(jwk);
-	else
-		jwk = NULL;
+	hit = json_object_object_get_ex(e->keycache, ck, &jwk);
+	if (hit)
+		copy_jwk(ver, jwk);
 	pthread_mutex_unlock(&e->keycache_lock);
-	if (!jwk) {
-		jwk = make_jwk(kty, size, emu_jstr(ver, "crv"));
-		fresh = true;
-	}
+	if (hit)
+		return 0;
+	jwk = make_jwk(kty, size, emu_jstr(ver, "crv"));
 	if (!jwk)
 		return -1;
-	json_object_object_foreach(jwk, k, v)
-	{
-		json_object_object_add(ver, k, json_object_get(v));
+	pthread_mutex_lock(&e->keycache_lock);
+	copy_jwk(ver, jwk);
+	json_object_object_add(e->keycache, ck, jwk);
+	pthread_mutex_unlock(&e->keycache_lock);
+	return 0;
+}
+
+struct keyjob {
+	const char *vault, *key;
+	struct json_object *ver;
+};
+
+struct keywork {
+	struct emu *e;
+	struct keyjob *jobs;
+	size_t njobs, next;
+	pthread_mutex_t lock;
+	int failed; /* index + 1 of a failed job, 0 = none */
+};
+
+static void *key_worker(void *arg)
+{
+	struct keywork *w = arg;
+
+	for (;;) {
+		size_t i;
+
+		pthread_mutex_lock(&w->lock);
+		i = w->next++;
+		pthread_mutex_unlock(&w->lock);
+		if (i >= w->njobs)
+			return NULL;
+		if (prepare_version(w->e, w->jobs[i].vault, w->jobs[i].key, w->jobs[i].ver)) {
+			pthread_mutex_lock(&w->lock);
+			w->failed = (int)i + 1;
+			pthread_mutex_unlock(&w->lock);
+		}
 	}
-	if (fresh) {
-		pthread_mutex_lock(&e->keycache_lock);
-		json_object_object_add(e->keycache, ck, json_object_get(jwk));
-		pthread_mutex_unlock(&e->keycache_lock);
+}
+
+/* Collect every key version of every vault into w->jobs. */
+static int collect_keys(struct json_object *w, struct keywork *kw)
+{
+	struct json_object *vaults;
+	size_t i, j, k, cap = 0;
+
+	if (!json_object_object_get_ex(w, "vaults", &vaults) ||
+	    !json_object_is_type(vaults, json_type_array))
+		return 0;
+	for (i = 0; i < json_object_array_length(vaults); i++) {
+		struct json_object *v = json_object_array_get_idx(vaults, i), *keys;
+		const char *vname = emu_jstr(v, "name");
+
+		if (!vname || !json_object_object_get_ex(v, "keys", &keys) ||
+		    !json_object_is_type(keys, json_type_array))
+			continue;
+		for (j = 0; j < json_object_array_length(keys); j++) {
+			struct json_object *key = json_object_array_get_idx(keys, j), *vers;
+			const char *kname = emu_jstr(key, "name");
+
+			if (!kname || !json_object_object_get_ex(key, "versions", &vers) ||
+			    !json_object_is_type(vers, json_type_array))
+				continue;
+			for (k = 0; k < json_object_array_length(vers); k++) {
+				if (kw->njobs == cap) {
+					size_t nc = cap ? 2 * cap : 16;
+					struct keyjob *nj = realloc(kw->jobs, nc * sizeof(*nj));
+
+					if (!nj)
+						return -1;
+					kw->jobs = nj;
+					cap = nc;
+				}
+				kw->jobs[kw->njobs].vault = vname;
+				kw->jobs[kw->njobs].key = kname;
+				kw->jobs[kw->njobs++].ver = json_object_array_get_idx(vers, k);
+			}
+		}
 	}
-	json_object_put(jwk);
 	return 0;
 }
 
 /*
- * Parse a world from text and fill in missing key material. Does not touch
+ * Parse a world from text and fill in missing key material (on up to one
+ * thread per CPU; RSA key generation dominates start-up). Does not touch
  * e->world, so it may run without e->lock. Returns the new world or NULL
  * with a message in err.
  */
 struct json_object *emu_world_prepare(struct emu *e, const char *text, char *err, size_t errlen)
 {
 	enum json_tokener_error jerr = json_tokener_success;
-	struct json_object *w = json_tokener_parse_verbose(text, &jerr), *vaults;
-	size_t i, j, k;
+	struct json_object *w = json_tokener_parse_verbose(text, &jerr);
+	struct keywork kw = { .e = e };
+	pthread_t th[8];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t i, nth;
 
+	pthread_mutex_init(&kw.lock, NULL);
 	if (!w) {
 		snprintf(err, errlen, "world is not JSON: %s", json_tokener_error_desc(jerr));
-		return NULL;
+		goto out;
 	}
 	if (!json_object_is_type(w, json_type_object)) {
 		snprintf(err, errlen, "world must be a JSON object");
 		goto fail;
 	}
-	if (!json_object_object_get_ex(w, "vaults", &vaults))
-		return w;
-	for (i = 0; i < json_object_array_length(vaults); i++) {
-		struct json_object *v = json_object_array_get_idx(vaults, i), *keys;
-		const char *vname = emu_jstr(v, "name");
-
-		if (!vname || !json_object_object_get_ex(v, "keys", &keys))
-			continue;
-		for (j = 0; j < json_object_array_length(keys); j++) {
-			struct json_object *key = json_object_array_get_idx(keys, j), *vers;
-			const char *kname = emu_jstr(key, "name");
-
-			if (!kname || !json_object_object_get_ex(key, "versions", &vers))
-				continue;
-			for (k = 0; k < json_object_array_length(vers); k++) {
-				if (prepare_version(e, vname, kname,
-						    json_object_array_get_idx(vers, k))) {
-					snprintf(err, errlen,
-						 "cannot make key material for %s/%s", vname,
-						 kname);
-					goto fail;
-				}
-			}
-		}
+	if (collect_keys(w, &kw)) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
 	}
-	return w;
+	nth = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (size_t)ncpu;
+	if (nth > kw.njobs)
+		nth = kw.njobs;
+	for (i = 0; i < nth; i++)
+		if (pthread_create(&th[i], NULL, key_worker, &kw))
+			break;
+	nth = i;
+	key_worker(&kw); /* this thread works too */
+	for (i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	if (kw.failed) {
+		snprintf(err, errlen, "cannot make key material for %s/%s",
+			 kw.jobs[kw.failed - 1].vault, kw.jobs[kw.failed - 1].key);
+		goto fail;
+	}
+	goto out;
 fail:
 	json_object_put(w);
-	return NULL;
+	w = NULL;
+out:
+	free(kw.jobs);
+	pthread_mutex_destroy(&kw.lock);
+	return w;
 }
 
 void emu_world_replace(struct emu *e, struct json_object *world)
