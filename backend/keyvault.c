@@ -816,11 +816,17 @@ static enum dbx_err check_policies(struct json_object *root, const struct dbx_va
 			  vault->id, object_id, list);
 }
 
+/*
+ * Public: reads the vault's policies afresh (one ARM GET). Nothing to check,
+ * DBX_OK without a request, when the vault uses RBAC or its policies could
+ * not be read; a 403 now is also DBX_OK: the service decides.
+ */
 enum dbx_err dbx_keyvault_check_access(struct dbx_keyvault *kv, const struct dbx_vault_info *vault,
 				       const char *object_id, struct dbx_error *err)
 {
 	struct dbx_vault_info fresh;
 	struct json_object *root = NULL;
+	const char *name;
 	bool readable = false;
 	enum dbx_err rc = DBX_OK;
 
@@ -832,7 +838,9 @@ enum dbx_err dbx_keyvault_check_access(struct dbx_keyvault *kv, const struct dbx
 	if (vault->rbac || !vault->policies_known)
 		goto out;
 	fresh = *vault;
-	rc = read_vault(kv, deadline_of(kv), vault->id, &fresh, &readable, &root, err);
+	name = strrchr(vault->id, '/');
+	rc = read_vault(kv, deadline_of(kv), name ? name + 1 : vault->id, &fresh, &readable, &root,
+			err);
 	if (rc != DBX_OK || !readable || fresh.rbac)
 		goto out;
 	rc = check_policies(root, vault, object_id, err);
@@ -1047,6 +1055,7 @@ out:
 	return rc;
 }
 
+/* Public: a 403 here is DBX_EACCES; only the preflight skips and notes it. */
 enum dbx_err dbx_keyvault_get_key(struct dbx_keyvault *kv, const struct dbx_key_url *key,
 				  struct dbx_key_info *out, struct dbx_error *err)
 {
@@ -1068,6 +1077,7 @@ enum dbx_err dbx_keyvault_get_key(struct dbx_keyvault *kv, const struct dbx_key_
 
 /* ---- identities ---- */
 
+/* Public: GET the identity; anything but a non-empty principalId that fits is malformed. */
 enum dbx_err dbx_keyvault_identity_principal(struct dbx_keyvault *kv, const char *uai_id,
 					     char *principal, size_t cap, struct dbx_error *err)
 {
@@ -1171,6 +1181,13 @@ static enum dbx_err check_key(const struct dbx_key_url *key, const struct dbx_ke
 	return DBX_OK;
 }
 
+/*
+ * Public: the checks in the order of keyvault.h, one deadline for all of
+ * them. On success out->vault.id is the kekVaultResourceID and
+ * out->key.kid the versioned key URL to PATCH (the written URL when the
+ * key was not readable); out->notes lists what was skipped. On failure
+ * out holds what was learnt before it.
+ */
 enum dbx_err dbx_keyvault_preflight(struct dbx_keyvault *kv, const char *subscription,
 				    const struct dbx_key_url *key, const char *principal_id,
 				    time_t now, struct dbx_preflight *out, struct dbx_error *err)
