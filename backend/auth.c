@@ -64,7 +64,7 @@ static const char *process_get(void *ctx, const char *name)
 	return getenv(name);
 }
 
-static const struct dbx_env process_env = { .get = process_get, .ctx = NULL };
+static const struct dbx_env process_env = {.get = process_get, .ctx = NULL};
 
 const struct dbx_env *dbx_env_process(void)
 {
@@ -76,11 +76,11 @@ const struct dbx_env *dbx_env_process(void)
 struct token_slot {
 	struct token_slot *next;
 	char *scope;
-	char *value;          /* the cached token, or NULL */
-	uint64_t expires_ms;  /* on the auth layer's clock */
-	uint64_t refresh_ms;  /* refresh from here on */
+	char *value;		  /* the cached token, or NULL */
+	uint64_t expires_ms;	  /* on the auth layer's clock */
+	uint64_t refresh_ms;	  /* refresh from here on */
 	unsigned long generation; /* bumped each time value changes */
-	unsigned long attempts;   /* bumped each time a refresh ends */
+	unsigned long attempts;	  /* bumped each time a refresh ends */
 	bool refreshing;
 	struct dbx_error last_err; /* of the last failed refresh */
 };
@@ -138,9 +138,10 @@ static void slot_store(struct token_slot *s, struct dbx_token *tok, uint64_t now
  * is still valid is kept and DBX_OK returned; the error is remembered for
  * the callers that waited on this refresh.
  */
-static enum dbx_err refresh_locked(struct auth_transport *at, struct token_slot *s, struct dbx_error *err)
+static enum dbx_err refresh_locked(struct auth_transport *at, struct token_slot *s,
+				   struct dbx_error *err)
 {
-	struct dbx_token tok = { 0 };
+	struct dbx_token tok = {0};
 	enum dbx_err rc;
 	uint64_t now;
 
@@ -166,8 +167,9 @@ static enum dbx_err refresh_locked(struct auth_transport *at, struct token_slot 
 	else
 		dbx_error_set(&s->last_err, rc, "%s: token request failed", at->cred->name);
 	if (s->value && now < s->expires_ms) {
-		dbx_log(DBX_LOG_WARN, "refreshing the token for %s failed (%s); using the cached one",
-			s->scope, s->last_err.message);
+		dbx_log(DBX_LOG_WARN,
+			"refreshing the token for %s failed (%s); using the cached one", s->scope,
+			s->last_err.message);
 		dbx_error_clear(err);
 		rc = DBX_OK;
 	}
@@ -343,11 +345,9 @@ static const struct {
 	const char *name;
 	source_ctor make;
 } sources[] = {
-	{ "env", dbx_cred_env_secret_new },
-	{ "cert", dbx_cred_env_cert_new },
-	{ "workload", dbx_cred_workload_new },
-	{ "msi", dbx_cred_msi_new },
-	{ "cli", dbx_cred_cli_new },
+    {"env", dbx_cred_env_secret_new},	 {"cert", dbx_cred_env_cert_new},
+    {"workload", dbx_cred_workload_new}, {"msi", dbx_cred_msi_new},
+    {"cli", dbx_cred_cli_new},
 };
 
 #define N_SOURCES (sizeof(sources) / sizeof(sources[0]))
@@ -365,7 +365,7 @@ struct chain_cred {
 static void append_reason(char *buf, size_t cap, const char *text)
 {
 	size_t len = strlen(buf);
-	const char *parts[2] = { len ? "; " : "", text };
+	const char *parts[2] = {len ? "; " : "", text};
 
 	for (size_t i = 0; i < 2; i++) {
 		for (const char *p = parts[i]; *p && len + 1 < cap; p++)
@@ -429,8 +429,9 @@ static void chain_destroy(struct dbx_credential *self)
 	free(cc);
 }
 
-static struct dbx_credential *chain_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
-					const struct dbx_env *env, struct dbx_error *err)
+static struct dbx_credential *chain_new(struct dbx_transport *transport,
+					const struct dbx_cloud *cloud, const struct dbx_env *env,
+					struct dbx_error *err)
 {
 	struct chain_cred *cc = calloc(1, sizeof(*cc));
 	char reasons[DBX_ERR_MSG_MAX] = "";
@@ -489,6 +490,7 @@ struct dbx_credential *dbx_credential_new(const char *name, struct dbx_transport
 			return sources[i].make(transport, cloud, env, err);
 	}
 	dbx_error_set(err, DBX_ECONFIG,
-		      "unknown credential '%s' (expected auto, env, cert, workload, msi or cli)", name);
+		      "unknown credential '%s' (expected auto, env, cert, workload, msi or cli)",
+		      name);
 	return NULL;
 }

@@ -11,33 +11,33 @@
 #include "databoxfs/cloud.h"
 
 static const struct dbx_cloud clouds[] = {
-	{
-		.name = "AzureCloud",
-		.arm_host = "management.azure.com",
-		.login_host = "login.microsoftonline.com",
-		.vault_suffix = "vault.azure.net",
-		.mhsm_suffix = "managedhsm.azure.net",
-		.arm_scope = "https://management.azure.com/.default",
-		.vault_scope = "https://vault.azure.net/.default",
-	},
-	{
-		.name = "AzureUSGovernment",
-		.arm_host = "management.usgovcloudapi.net",
-		.login_host = "login.microsoftonline.us",
-		.vault_suffix = "vault.usgovcloudapi.net",
-		.mhsm_suffix = "managedhsm.usgovcloudapi.net",
-		.arm_scope = "https://management.usgovcloudapi.net/.default",
-		.vault_scope = "https://vault.usgovcloudapi.net/.default",
-	},
-	{
-		.name = "AzureChinaCloud",
-		.arm_host = "management.chinacloudapi.cn",
-		.login_host = "login.chinacloudapi.cn",
-		.vault_suffix = "vault.azure.cn",
-		.mhsm_suffix = "managedhsm.azure.cn",
-		.arm_scope = "https://management.chinacloudapi.cn/.default",
-		.vault_scope = "https://vault.azure.cn/.default",
-	},
+    {
+	.name = "AzureCloud",
+	.arm_host = "management.azure.com",
+	.login_host = "login.microsoftonline.com",
+	.vault_suffix = "vault.azure.net",
+	.mhsm_suffix = "managedhsm.azure.net",
+	.arm_scope = "https://management.azure.com/.default",
+	.vault_scope = "https://vault.azure.net/.default",
+    },
+    {
+	.name = "AzureUSGovernment",
+	.arm_host = "management.usgovcloudapi.net",
+	.login_host = "login.microsoftonline.us",
+	.vault_suffix = "vault.usgovcloudapi.net",
+	.mhsm_suffix = "managedhsm.usgovcloudapi.net",
+	.arm_scope = "https://management.usgovcloudapi.net/.default",
+	.vault_scope = "https://vault.usgovcloudapi.net/.default",
+    },
+    {
+	.name = "AzureChinaCloud",
+	.arm_host = "management.chinacloudapi.cn",
+	.login_host = "login.chinacloudapi.cn",
+	.vault_suffix = "vault.azure.cn",
+	.mhsm_suffix = "managedhsm.azure.cn",
+	.arm_scope = "https://management.chinacloudapi.cn/.default",
+	.vault_scope = "https://vault.azure.cn/.default",
+    },
 };
 
 const struct dbx_cloud *dbx_cloud_find(const char *name)

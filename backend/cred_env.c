@@ -31,10 +31,10 @@ struct env_secret_cred {
 	struct dbx_transport *transport; /* borrowed */
 	char *tenant;
 	char *client_id;
-	char *secret;     /* in its own mmap'd region, secret_size bytes */
+	char *secret; /* in its own mmap'd region, secret_size bytes */
 	size_t secret_size;
 	char *token_url;
-	char *authority;  /* host[:port], for messages */
+	char *authority; /* host[:port], for messages */
 };
 
 /* A copy of s in a fresh private mapping, locked and kept out of core dumps. */
@@ -94,8 +94,8 @@ static char *parse_authority(const char *v, struct dbx_error *err)
 	if (strncasecmp(h, "https://", 8) == 0) {
 		h += 8;
 	} else if (strstr(h, "://")) {
-		dbx_error_set(err, DBX_ECONFIG, "env: AZURE_AUTHORITY_HOST must be an https URL: %s",
-			      v);
+		dbx_error_set(err, DBX_ECONFIG,
+			      "env: AZURE_AUTHORITY_HOST must be an https URL: %s", v);
 		return NULL;
 	}
 	len = strlen(h);
@@ -138,7 +138,8 @@ static const char *json_str(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 
-	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+	if (!o || !json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
 		return NULL;
 	return json_object_get_string(v);
 }
@@ -184,8 +185,9 @@ static char *token_body(const struct env_secret_cred *c, const char *scope)
 }
 
 /* Turn a non-200 answer from the token endpoint into err. */
-static enum dbx_err token_error(const struct env_secret_cred *c, const struct dbx_http_response *resp,
-				struct json_object *j, struct dbx_error *err)
+static enum dbx_err token_error(const struct env_secret_cred *c,
+				const struct dbx_http_response *resp, struct json_object *j,
+				struct dbx_error *err)
 {
 	const char *code = json_str(j, "error");
 	const char *desc = json_str(j, "error_description");
@@ -213,19 +215,19 @@ static enum dbx_err token_error(const struct env_secret_cred *c, const struct db
 	return kind;
 }
 
-static enum dbx_err env_get_token(struct dbx_credential *self, const char *scope, struct dbx_token *out,
-				  struct dbx_error *err)
+static enum dbx_err env_get_token(struct dbx_credential *self, const char *scope,
+				  struct dbx_token *out, struct dbx_error *err)
 {
 	struct env_secret_cred *c = (struct env_secret_cred *)self;
 	const struct dbx_clock *clock = dbx_clock_system();
-	struct dbx_http_response resp = { 0 };
+	struct dbx_http_response resp = {0};
 	struct dbx_http_request req = {
-		.method = "POST",
-		.url = c->token_url,
-		.scope = NULL,
-		.content_type = "application/x-www-form-urlencoded",
-		.deadline_ms = clock->now_ms(clock->ctx) + TOKEN_TIMEOUT_MS,
-		.idempotent = true, /* a token request changes nothing: safe to resend */
+	    .method = "POST",
+	    .url = c->token_url,
+	    .scope = NULL,
+	    .content_type = "application/x-www-form-urlencoded",
+	    .deadline_ms = clock->now_ms(clock->ctx) + TOKEN_TIMEOUT_MS,
+	    .idempotent = true, /* a token request changes nothing: safe to resend */
 	};
 	struct json_object *j = NULL;
 	const char *access;
@@ -299,11 +301,12 @@ static void env_destroy(struct dbx_credential *self)
 	free(c);
 }
 
-struct dbx_credential *dbx_cred_env_secret_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
+struct dbx_credential *dbx_cred_env_secret_new(struct dbx_transport *transport,
+					       const struct dbx_cloud *cloud,
 					       const struct dbx_env *env, struct dbx_error *err)
 {
-	static const char *const required[] = { "AZURE_TENANT_ID", "AZURE_CLIENT_ID",
-						"AZURE_CLIENT_SECRET" };
+	static const char *const required[] = {"AZURE_TENANT_ID", "AZURE_CLIENT_ID",
+					       "AZURE_CLIENT_SECRET"};
 	struct env_secret_cred *c = NULL;
 	const char *vals[3];
 	const char *missing[3];
@@ -329,8 +332,8 @@ struct dbx_credential *dbx_cred_env_secret_new(struct dbx_transport *transport, 
 		return NULL;
 	}
 	if (n_missing == 3) {
-		dbx_error_set(err, DBX_EAUTH, "env: %s, %s and %s are not set", missing[0], missing[1],
-			      missing[2]);
+		dbx_error_set(err, DBX_EAUTH, "env: %s, %s and %s are not set", missing[0],
+			      missing[1], missing[2]);
 		return NULL;
 	}
 
@@ -357,7 +360,8 @@ struct dbx_credential *dbx_cred_env_secret_new(struct dbx_transport *transport, 
 	tenant_esc = dbx_url_escape(vals[0]);
 	if (!c->tenant || !c->client_id || !c->secret || !tenant_esc)
 		goto nomem;
-	if (asprintf(&c->token_url, "https://%s/%s/oauth2/v2.0/token", c->authority, tenant_esc) < 0) {
+	if (asprintf(&c->token_url, "https://%s/%s/oauth2/v2.0/token", c->authority, tenant_esc) <
+	    0) {
 		c->token_url = NULL;
 		goto nomem;
 	}

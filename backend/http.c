@@ -31,10 +31,10 @@
 #include "databoxfs/http.h"
 #include "databoxfs/log.h"
 
-#define POOL_MAX 16
+#define POOL_MAX	   16
 #define CONNECT_TIMEOUT_MS 10000
-#define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
-#define CAFILE_MAX (8u * 1024 * 1024)
+#define SYSTEM_CA_BUNDLE   "/etc/ssl/certs/ca-certificates.crt"
+#define CAFILE_MAX	   (8u * 1024 * 1024)
 
 struct curl_transport {
 	struct dbx_transport base;
@@ -225,7 +225,8 @@ static void clear_headers(struct dbx_http_response *r)
 	free(r->retry_after_ms);
 	free(r->request_id);
 	free(r->www_authenticate);
-	r->location = r->retry_after = r->retry_after_ms = r->request_id = r->www_authenticate = NULL;
+	r->location = r->retry_after = r->retry_after_ms = r->request_id = r->www_authenticate =
+	    NULL;
 }
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
@@ -416,7 +417,8 @@ static enum dbx_err map_curl_error(CURL *h, CURLcode c, const struct xfer *x, co
 	long connect_ok = 0;
 
 	if (x->too_large)
-		return dbx_error_set(err, DBX_EREMOTE, "response body larger than 16 MiB from %s", host);
+		return dbx_error_set(err, DBX_EREMOTE, "response body larger than 16 MiB from %s",
+				     host);
 	if (x->oom || c == CURLE_OUT_OF_MEMORY)
 		return dbx_error_set(err, DBX_ENOMEM, "out of memory talking to %s", host);
 	switch (c) {
@@ -424,10 +426,12 @@ static enum dbx_err map_curl_error(CURL *h, CURLcode c, const struct xfer *x, co
 	case CURLE_COULDNT_RESOLVE_PROXY:
 		return dbx_error_set(err, DBX_EUNREACHABLE, "cannot resolve %s: %s", host, detail);
 	case CURLE_COULDNT_CONNECT:
-		return dbx_error_set(err, DBX_EUNREACHABLE, "cannot connect to %s: %s", host, detail);
+		return dbx_error_set(err, DBX_EUNREACHABLE, "cannot connect to %s: %s", host,
+				     detail);
 	case CURLE_PEER_FAILED_VERIFICATION:
 		return dbx_error_set(err, DBX_EUNREACHABLE,
-				     "TLS certificate verification failed for %s: %s", host, detail);
+				     "TLS certificate verification failed for %s: %s", host,
+				     detail);
 	case CURLE_OPERATION_TIMEDOUT:
 		/*
 		 * The 10 s connect timeout before the deadline: nothing was
@@ -436,7 +440,8 @@ static enum dbx_err map_curl_error(CURL *h, CURLcode c, const struct xfer *x, co
 		if (!deadline_passed &&
 		    curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connect_ok) == CURLE_OK &&
 		    connect_ok == 0)
-			return dbx_error_set(err, DBX_EUNREACHABLE, "connecting to %s timed out", host);
+			return dbx_error_set(err, DBX_EUNREACHABLE, "connecting to %s timed out",
+					     host);
 		return dbx_error_set(err, DBX_ETIMEDOUT, "request to %s timed out", host);
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
@@ -445,8 +450,8 @@ static enum dbx_err map_curl_error(CURL *h, CURLcode c, const struct xfer *x, co
 	case CURLE_HTTP2:
 	case CURLE_HTTP2_STREAM:
 	case CURLE_WEIRD_SERVER_REPLY:
-		return dbx_error_set(err, DBX_EREMOTE, "connection to %s failed mid-request: %s", host,
-				     detail);
+		return dbx_error_set(err, DBX_EREMOTE, "connection to %s failed mid-request: %s",
+				     host, detail);
 	case CURLE_UNSUPPORTED_PROTOCOL:
 		return dbx_error_set(err, DBX_ECONFIG, "refusing a non-https URL for %s", host);
 	case CURLE_URL_MALFORMAT:
@@ -460,8 +465,8 @@ static enum dbx_err map_curl_error(CURL *h, CURLcode c, const struct xfer *x, co
 			return dbx_error_set(err, DBX_EUNREACHABLE,
 					     "TLS certificate verification failed for %s: %s", host,
 					     detail);
-		return dbx_error_set(err, DBX_EUNREACHABLE, "TLS handshake with %s failed: %s", host,
-				     detail);
+		return dbx_error_set(err, DBX_EUNREACHABLE, "TLS handshake with %s failed: %s",
+				     host, detail);
 	}
 	return dbx_error_set(err, DBX_EREMOTE, "request to %s failed: %s", host, detail);
 }
@@ -478,7 +483,8 @@ static bool set_method(CURL *h, const struct dbx_http_request *req)
 		ok = curl_easy_setopt(h, CURLOPT_NOBODY, 1L) == CURLE_OK;
 	} else if (req->body || strcmp(m, "POST") == 0 || strcmp(m, "PATCH") == 0 ||
 		   strcmp(m, "PUT") == 0) {
-		ok = curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "") == CURLE_OK &&
+		ok = curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "") ==
+			 CURLE_OK &&
 		     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
 				      (curl_off_t)(req->body ? req->body_len : 0)) == CURLE_OK;
 		if (ok && strcmp(m, "POST") != 0)
@@ -494,7 +500,7 @@ static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_
 {
 	struct curl_transport *ct = (struct curl_transport *)self;
 	const struct dbx_clock *clock = dbx_clock_system();
-	struct xfer x = { .resp = resp };
+	struct xfer x = {.resp = resp};
 	struct curl_slist *headers = NULL;
 	struct url_parts up;
 	char errbuf[CURL_ERROR_SIZE] = "";
@@ -512,8 +518,9 @@ static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_
 	dbx_uuid4(resp->client_request_id);
 	if (req->deadline_ms) {
 		if (start >= req->deadline_ms) {
-			rc = dbx_error_set(err, DBX_ETIMEDOUT, "deadline passed before %s %s was sent",
-					   req->method, or_unknown(up.host));
+			rc = dbx_error_set(err, DBX_ETIMEDOUT,
+					   "deadline passed before %s %s was sent", req->method,
+					   or_unknown(up.host));
 			goto out;
 		}
 		remaining = req->deadline_ms - start;
@@ -532,7 +539,8 @@ static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_
 	}
 
 	snprintf(line, sizeof(line), "x-ms-client-request-id: %s", resp->client_request_id);
-	ok = add_header(&headers, line) && add_header(&headers, "x-ms-return-client-request-id: true") &&
+	ok = add_header(&headers, line) &&
+	     add_header(&headers, "x-ms-return-client-request-id: true") &&
 	     add_header(&headers, "Accept: application/json") &&
 	     add_header(&headers, ct->user_agent_header) && add_header(&headers, "Expect:");
 	if (ok && req->body && req->content_type) {
@@ -574,8 +582,8 @@ static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_
 	if (ok && remaining)
 		ok = curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)remaining) == CURLE_OK;
 	if (ok && ct->ca_pem) {
-		struct curl_blob blob = { .data = ct->ca_pem, .len = ct->ca_len,
-					  .flags = CURL_BLOB_NOCOPY };
+		struct curl_blob blob = {
+		    .data = ct->ca_pem, .len = ct->ca_len, .flags = CURL_BLOB_NOCOPY};
 
 		ok = curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob) == CURLE_OK;
 	}

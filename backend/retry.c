@@ -19,9 +19,9 @@
 #include "databoxfs/http.h"
 #include "databoxfs/log.h"
 
-#define DEFAULT_MAX_RETRIES 4
+#define DEFAULT_MAX_RETRIES   4
 #define DEFAULT_BASE_DELAY_MS 800
-#define DEFAULT_MAX_DELAY_MS 60000
+#define DEFAULT_MAX_DELAY_MS  60000
 
 struct retry_transport {
 	struct dbx_transport base;
@@ -31,9 +31,9 @@ struct retry_transport {
 };
 
 static const struct dbx_retry_policy default_policy = {
-	.max_retries = DEFAULT_MAX_RETRIES,
-	.base_delay_ms = DEFAULT_BASE_DELAY_MS,
-	.max_delay_ms = DEFAULT_MAX_DELAY_MS,
+    .max_retries = DEFAULT_MAX_RETRIES,
+    .base_delay_ms = DEFAULT_BASE_DELAY_MS,
+    .max_delay_ms = DEFAULT_MAX_DELAY_MS,
 };
 
 static bool status_retryable(long status, bool idempotent)
@@ -135,15 +135,15 @@ static uint64_t backoff_ms(const struct dbx_retry_policy *p, const struct dbx_cl
 	if (d > p->max_delay_ms)
 		d = p->max_delay_ms;
 	pct = 80 + clock->random(clock->ctx, 41); /* 80..120 % */
-	d = d / 100 * pct + d % 100 * pct / 100; /* no overflow for any d */
+	d = d / 100 * pct + d % 100 * pct / 100;  /* no overflow for any d */
 	if (d > p->max_delay_ms)
 		d = p->max_delay_ms;
 	return d;
 }
 
 uint64_t dbx_retry_delay_ms(const struct dbx_retry_policy *policy, const struct dbx_clock *clock,
-			    unsigned attempt, const struct dbx_http_response *resp, enum dbx_err transport_err,
-			    bool idempotent)
+			    unsigned attempt, const struct dbx_http_response *resp,
+			    enum dbx_err transport_err, bool idempotent)
 {
 	const struct dbx_retry_policy *p = policy ? policy : &default_policy;
 	uint64_t d;
@@ -185,21 +185,23 @@ static enum dbx_err retry_send(struct dbx_transport *self, const struct dbx_http
 			return rc; /* the deadline itself was hit mid-request */
 		if (attempt > rt->policy.max_retries)
 			return rc;
-		delay = dbx_retry_delay_ms(&rt->policy, clock, attempt, rc == DBX_OK ? resp : NULL, rc,
-					   req->idempotent);
+		delay = dbx_retry_delay_ms(&rt->policy, clock, attempt, rc == DBX_OK ? resp : NULL,
+					   rc, req->idempotent);
 		if (delay == UINT64_MAX)
 			return rc;
 		now = clock->now_ms(clock->ctx);
-		if (req->deadline_ms && (now >= req->deadline_ms || delay >= req->deadline_ms - now)) {
-			dbx_log(DBX_LOG_DEBUG, "%s %.*s: not retrying, waiting %llu ms would pass the deadline",
+		if (req->deadline_ms &&
+		    (now >= req->deadline_ms || delay >= req->deadline_ms - now)) {
+			dbx_log(DBX_LOG_DEBUG,
+				"%s %.*s: not retrying, waiting %llu ms would pass the deadline",
 				req->method, url_loggable_len(req->url), req->url,
 				(unsigned long long)delay);
 			return rc;
 		}
 		if (rc == DBX_OK)
-			dbx_log(DBX_LOG_DEBUG, "%s %.*s: HTTP %ld, retry %u of %u in %llu ms", req->method,
-				url_loggable_len(req->url), req->url, resp->status, attempt,
-				rt->policy.max_retries, (unsigned long long)delay);
+			dbx_log(DBX_LOG_DEBUG, "%s %.*s: HTTP %ld, retry %u of %u in %llu ms",
+				req->method, url_loggable_len(req->url), req->url, resp->status,
+				attempt, rt->policy.max_retries, (unsigned long long)delay);
 		else
 			dbx_log(DBX_LOG_DEBUG, "%s %.*s: %s (%s), retry %u of %u in %llu ms",
 				req->method, url_loggable_len(req->url), req->url, dbx_err_str(rc),
@@ -207,8 +209,8 @@ static enum dbx_err retry_send(struct dbx_transport *self, const struct dbx_http
 				(unsigned long long)delay);
 		dbx_http_response_reset(resp);
 		if (clock->sleep_ms(clock->ctx, delay) != DBX_OK)
-			return dbx_error_set(err, DBX_EINTR, "interrupted while waiting to retry %s",
-					     req->method);
+			return dbx_error_set(err, DBX_EINTR,
+					     "interrupted while waiting to retry %s", req->method);
 		dbx_error_clear(err);
 	}
 }
@@ -221,7 +223,8 @@ static void retry_destroy(struct dbx_transport *self)
 	free(rt);
 }
 
-struct dbx_transport *dbx_http_retry_new(struct dbx_transport *inner, const struct dbx_retry_policy *policy,
+struct dbx_transport *dbx_http_retry_new(struct dbx_transport *inner,
+					 const struct dbx_retry_policy *policy,
 					 const struct dbx_clock *clock)
 {
 	struct retry_transport *rt = calloc(1, sizeof(*rt));

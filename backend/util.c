@@ -88,7 +88,8 @@ static uint64_t system_now_ms(void *ctx)
 /* A signal delivered to this thread (FUSE's interrupt) ends the sleep early. */
 static enum dbx_err system_sleep_ms(void *ctx, uint64_t ms)
 {
-	struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L };
+	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
+			      .tv_nsec = (long)(ms % 1000) * 1000000L};
 
 	(void)ctx;
 	if (nanosleep(&ts, NULL) != 0 && errno == EINTR)
@@ -113,10 +114,10 @@ static uint32_t system_random(void *ctx, uint32_t bound)
 }
 
 static const struct dbx_clock system_clock = {
-	.now_ms = system_now_ms,
-	.sleep_ms = system_sleep_ms,
-	.random = system_random,
-	.ctx = NULL,
+    .now_ms = system_now_ms,
+    .sleep_ms = system_sleep_ms,
+    .random = system_random,
+    .ctx = NULL,
 };
 
 const struct dbx_clock *dbx_clock_system(void)

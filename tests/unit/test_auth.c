@@ -24,10 +24,10 @@
 #include "databoxfs/auth.h"
 #include "fake_transport.h"
 
-#define T0 5000000u
+#define T0	  5000000u
 #define ARM_SCOPE "https://management.azure.com/.default"
-#define KV_SCOPE "https://vault.azure.net/.default"
-#define N(a) (sizeof(a) / sizeof((a)[0]))
+#define KV_SCOPE  "https://vault.azure.net/.default"
+#define N(a)	  (sizeof(a) / sizeof((a)[0]))
 
 /* ---- a counting credential stub ---- */
 
@@ -35,13 +35,13 @@ struct stub_cred {
 	struct dbx_credential base;
 	pthread_mutex_t lock;
 	int calls;
-	int fail_from;   /* calls numbered >= fail_from fail (0: never) */
-	time_t life_s;   /* lifetime of the tokens it hands out */
-	long sleep_ms;   /* real time each call takes (single-flight test) */
+	int fail_from; /* calls numbered >= fail_from fail (0: never) */
+	time_t life_s; /* lifetime of the tokens it hands out */
+	long sleep_ms; /* real time each call takes (single-flight test) */
 };
 
-static enum dbx_err stub_get_token(struct dbx_credential *self, const char *scope, struct dbx_token *out,
-				   struct dbx_error *err)
+static enum dbx_err stub_get_token(struct dbx_credential *self, const char *scope,
+				   struct dbx_token *out, struct dbx_error *err)
 {
 	struct stub_cred *s = (struct stub_cred *)self;
 	int n;
@@ -50,7 +50,7 @@ static enum dbx_err stub_get_token(struct dbx_credential *self, const char *scop
 	n = ++s->calls;
 	pthread_mutex_unlock(&s->lock);
 	if (s->sleep_ms) {
-		struct timespec ts = { .tv_sec = 0, .tv_nsec = s->sleep_ms * 1000000L };
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = s->sleep_ms * 1000000L};
 
 		nanosleep(&ts, NULL);
 	}
@@ -108,12 +108,12 @@ static void teardown_f(struct fixture *f)
 static enum dbx_err get(struct fixture *f, const char *scope, long *status, struct dbx_error *err)
 {
 	struct dbx_http_request req = {
-		.method = "GET",
-		.url = "https://management.azure.com/subscriptions?api-version=2022-12-01",
-		.scope = scope,
-		.idempotent = true,
+	    .method = "GET",
+	    .url = "https://management.azure.com/subscriptions?api-version=2022-12-01",
+	    .scope = scope,
+	    .idempotent = true,
 	};
-	struct dbx_http_response resp = { 0 };
+	struct dbx_http_response resp = {0};
 	enum dbx_err rc;
 
 	dbx_error_clear(err);
@@ -235,8 +235,8 @@ static void test_failed_refresh_keeps_valid_token(void **state)
 static void test_401_one_fresh_retry(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 401, .www_authenticate = "Bearer error=\"invalid_token\"" },
-		{ .status = 200, .body = "{}" },
+	    {.status = 401, .www_authenticate = "Bearer error=\"invalid_token\""},
+	    {.status = 200, .body = "{}"},
 	};
 	struct fixture *f = setup_with(script, N(script), 3600);
 	struct dbx_error err;
@@ -259,9 +259,9 @@ static void test_401_one_fresh_retry(void **state)
 static void test_401_twice_returns_401(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 401 },
-		{ .status = 401, .request_id = "rid-2" },
-		{ .status = 200 },
+	    {.status = 401},
+	    {.status = 401, .request_id = "rid-2"},
+	    {.status = 200},
 	};
 	struct fixture *f = setup_with(script, N(script), 3600);
 	struct dbx_error err;
@@ -277,7 +277,7 @@ static void test_401_twice_returns_401(void **state)
 
 static void test_401_without_scope_passes_through(void **state)
 {
-	static const struct fake_reply script[] = { { .status = 401 }, { .status = 200 } };
+	static const struct fake_reply script[] = {{.status = 401}, {.status = 200}};
 	struct fixture *f = setup_with(script, N(script), 3600);
 	struct dbx_error err;
 	long st;
@@ -382,10 +382,10 @@ static const char *table_get(void *ctx, const char *name)
 #define SECRET "s3cr&t=+/ x~"
 
 static const struct kv full_env[] = {
-	{ "AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47" },
-	{ "AZURE_CLIENT_ID", "0f5c8b7e-1a2b-4c3d-9e8f-aabbccddeeff" },
-	{ "AZURE_CLIENT_SECRET", SECRET },
-	{ NULL, NULL },
+    {"AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"},
+    {"AZURE_CLIENT_ID", "0f5c8b7e-1a2b-4c3d-9e8f-aabbccddeeff"},
+    {"AZURE_CLIENT_SECRET", SECRET},
+    {NULL, NULL},
 };
 
 /* A transport that keeps the last request whole, then delegates to the fake. */
@@ -421,16 +421,16 @@ static void capture_init(struct capture *c, struct fake_transport *fake)
 static void test_env_secret_request(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 200,
-		  .body = "{\"token_type\":\"Bearer\",\"expires_in\":3599,\"ext_expires_in\":3599,"
-			  "\"access_token\":\"eyJ0eXAi.fake.token\"}" },
+	    {.status = 200,
+	     .body = "{\"token_type\":\"Bearer\",\"expires_in\":3599,\"ext_expires_in\":3599,"
+		     "\"access_token\":\"eyJ0eXAi.fake.token\"}"},
 	};
-	const struct dbx_env env = { .get = table_get, .ctx = (void *)full_env };
+	const struct dbx_env env = {.get = table_get, .ctx = (void *)full_env};
 	struct fake_transport fake;
 	struct capture cap;
 	struct dbx_credential *cred;
-	struct dbx_token tok = { 0 };
-	struct dbx_error err = { 0 };
+	struct dbx_token tok = {0};
+	struct dbx_error err = {0};
 	time_t before = time(NULL);
 
 	(void)state;
@@ -445,8 +445,9 @@ static void test_env_secret_request(void **state)
 
 	assert_int_equal(fake.n_calls, 1);
 	assert_string_equal(fake.calls[0].method, "POST");
-	assert_string_equal(fake.calls[0].url, "https://login.microsoftonline.com/"
-					       "72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token");
+	assert_string_equal(fake.calls[0].url,
+			    "https://login.microsoftonline.com/"
+			    "72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token");
 	assert_string_equal(fake.calls[0].body,
 			    "grant_type=client_credentials"
 			    "&client_id=0f5c8b7e-1a2b-4c3d-9e8f-aabbccddeeff"
@@ -468,33 +469,34 @@ static void test_env_secret_request(void **state)
 static void test_env_expires_in_string_and_cloud(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 200, .body = "{\"access_token\":\"AT\",\"expires_in\":\"600\"}" },
-		{ .status = 200, .body = "{\"access_token\":\"AT\"}" }, /* no expiry: refused */
+	    {.status = 200, .body = "{\"access_token\":\"AT\",\"expires_in\":\"600\"}"},
+	    {.status = 200, .body = "{\"access_token\":\"AT\"}"}, /* no expiry: refused */
 	};
 	static const struct kv env_tab[] = {
-		{ "AZURE_TENANT_ID", "contoso.onmicrosoft.us" },
-		{ "AZURE_CLIENT_ID", "cid" },
-		{ "AZURE_CLIENT_SECRET", "sec" },
-		{ "AZURE_AUTHORITY_HOST", "" }, /* empty counts as unset */
-		{ NULL, NULL },
+	    {"AZURE_TENANT_ID", "contoso.onmicrosoft.us"},
+	    {"AZURE_CLIENT_ID", "cid"},
+	    {"AZURE_CLIENT_SECRET", "sec"},
+	    {"AZURE_AUTHORITY_HOST", ""}, /* empty counts as unset */
+	    {NULL, NULL},
 	};
-	const struct dbx_env env = { .get = table_get, .ctx = (void *)env_tab };
+	const struct dbx_env env = {.get = table_get, .ctx = (void *)env_tab};
 	struct fake_transport fake;
 	struct dbx_credential *cred;
-	struct dbx_token tok = { 0 };
-	struct dbx_error err = { 0 };
+	struct dbx_token tok = {0};
+	struct dbx_error err = {0};
 	time_t before = time(NULL);
 
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
 	cred = dbx_cred_env_secret_new(&fake.base, dbx_cloud_find("AzureUSGovernment"), &env, &err);
 	assert_non_null(cred);
-	assert_int_equal(cred->get_token(cred, "https://management.usgovcloudapi.net/.default", &tok,
-					 &err),
-			 DBX_OK);
+	assert_int_equal(
+	    cred->get_token(cred, "https://management.usgovcloudapi.net/.default", &tok, &err),
+	    DBX_OK);
 	assert_true(tok.expires_on >= before + 600 && tok.expires_on <= time(NULL) + 600);
-	assert_string_equal(fake.calls[0].url,
-			    "https://login.microsoftonline.us/contoso.onmicrosoft.us/oauth2/v2.0/token");
+	assert_string_equal(
+	    fake.calls[0].url,
+	    "https://login.microsoftonline.us/contoso.onmicrosoft.us/oauth2/v2.0/token");
 	dbx_token_wipe(&tok);
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
 	assert_null(tok.value);
@@ -509,34 +511,35 @@ static void test_env_authority_host_forms(void **state)
 		const char *value;
 		const char *url; /* NULL: refused */
 	} rows[] = {
-		{ "https://login.example.net", "https://login.example.net/t%20x/oauth2/v2.0/token" },
-		{ "https://login.example.net/", "https://login.example.net/t%20x/oauth2/v2.0/token" },
-		{ "login.example.net", "https://login.example.net/t%20x/oauth2/v2.0/token" },
-		{ "HTTPS://login.example.net:8443//", "https://login.example.net:8443/t%20x/oauth2/v2.0/token" },
-		{ "http://login.example.net", NULL },
-		{ "ftp://login.example.net", NULL },
-		{ "https://login.example.net/tenant", NULL },
-		{ "https://user@login.example.net", NULL },
-		{ "https://", NULL },
+	    {"https://login.example.net", "https://login.example.net/t%20x/oauth2/v2.0/token"},
+	    {"https://login.example.net/", "https://login.example.net/t%20x/oauth2/v2.0/token"},
+	    {"login.example.net", "https://login.example.net/t%20x/oauth2/v2.0/token"},
+	    {"HTTPS://login.example.net:8443//",
+	     "https://login.example.net:8443/t%20x/oauth2/v2.0/token"},
+	    {"http://login.example.net", NULL},
+	    {"ftp://login.example.net", NULL},
+	    {"https://login.example.net/tenant", NULL},
+	    {"https://user@login.example.net", NULL},
+	    {"https://", NULL},
 	};
 
 	(void)state;
 	for (size_t i = 0; i < N(rows); i++) {
 		const struct kv tab[] = {
-			{ "AZURE_TENANT_ID", "t x" },
-			{ "AZURE_CLIENT_ID", "cid" },
-			{ "AZURE_CLIENT_SECRET", "sec" },
-			{ "AZURE_AUTHORITY_HOST", rows[i].value },
-			{ NULL, NULL },
+		    {"AZURE_TENANT_ID", "t x"},
+		    {"AZURE_CLIENT_ID", "cid"},
+		    {"AZURE_CLIENT_SECRET", "sec"},
+		    {"AZURE_AUTHORITY_HOST", rows[i].value},
+		    {NULL, NULL},
 		};
 		static const struct fake_reply ok[] = {
-			{ .status = 200, .body = "{\"access_token\":\"AT\",\"expires_in\":60}" },
+		    {.status = 200, .body = "{\"access_token\":\"AT\",\"expires_in\":60}"},
 		};
-		const struct dbx_env env = { .get = table_get, .ctx = (void *)tab };
+		const struct dbx_env env = {.get = table_get, .ctx = (void *)tab};
 		struct fake_transport fake;
 		struct dbx_credential *cred;
-		struct dbx_token tok = { 0 };
-		struct dbx_error err = { 0 };
+		struct dbx_token tok = {0};
+		struct dbx_error err = {0};
 
 		fake_transport_init(&fake, ok, N(ok));
 		cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, &err);
@@ -560,23 +563,23 @@ static void test_env_authority_host_forms(void **state)
 static void test_env_error_body(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 401,
-		  .request_id = "0f1e2d3c-aaaa-bbbb-cccc-ddddeeeeffff",
-		  .body = "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215: Invalid "
-			  "client secret provided. Ensure the secret being sent in the request is the "
-			  "client secret value, not the client secret ID.\\r\\nTrace ID: 1234\\r\\n"
-			  "Correlation ID: 5678\",\"error_codes\":[7000215]}" },
-		/* A service that echoes the secret back must not get it into our message. */
-		{ .status = 400,
-		  .body = "{\"error\":\"invalid_request\",\"error_description\":\"AADSTS90002: bad "
-			  "value " SECRET " in request\"}" },
-		{ .status = 503, .body = "<html>down</html>" },
+	    {.status = 401,
+	     .request_id = "0f1e2d3c-aaaa-bbbb-cccc-ddddeeeeffff",
+	     .body = "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215: Invalid "
+		     "client secret provided. Ensure the secret being sent in the request is the "
+		     "client secret value, not the client secret ID.\\r\\nTrace ID: 1234\\r\\n"
+		     "Correlation ID: 5678\",\"error_codes\":[7000215]}"},
+	    /* A service that echoes the secret back must not get it into our message. */
+	    {.status = 400,
+	     .body = "{\"error\":\"invalid_request\",\"error_description\":\"AADSTS90002: bad "
+		     "value " SECRET " in request\"}"},
+	    {.status = 503, .body = "<html>down</html>"},
 	};
-	const struct dbx_env env = { .get = table_get, .ctx = (void *)full_env };
+	const struct dbx_env env = {.get = table_get, .ctx = (void *)full_env};
 	struct fake_transport fake;
 	struct dbx_credential *cred;
-	struct dbx_token tok = { 0 };
-	struct dbx_error err = { 0 };
+	struct dbx_token tok = {0};
+	struct dbx_error err = {0};
 
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
@@ -585,10 +588,11 @@ static void test_env_error_body(void **state)
 
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
 	assert_null(tok.value);
-	assert_string_equal(err.message,
-			    "env: invalid_client: AADSTS7000215: Invalid client secret provided. Ensure "
-			    "the secret being sent in the request is the client secret value, not the "
-			    "client secret ID.");
+	assert_string_equal(
+	    err.message,
+	    "env: invalid_client: AADSTS7000215: Invalid client secret provided. Ensure "
+	    "the secret being sent in the request is the client secret value, not the "
+	    "client secret ID.");
 	assert_int_equal(err.http_status, 401);
 	assert_string_equal(err.code, "invalid_client");
 	assert_string_equal(err.request_id, "0f1e2d3c-aaaa-bbbb-cccc-ddddeeeeffff");
@@ -612,12 +616,12 @@ static void test_env_error_body(void **state)
 
 static void test_env_transport_failure(void **state)
 {
-	static const struct fake_reply script[] = { { .transport_err = DBX_EUNREACHABLE } };
-	const struct dbx_env env = { .get = table_get, .ctx = (void *)full_env };
+	static const struct fake_reply script[] = {{.transport_err = DBX_EUNREACHABLE}};
+	const struct dbx_env env = {.get = table_get, .ctx = (void *)full_env};
 	struct fake_transport fake;
 	struct dbx_credential *cred;
-	struct dbx_token tok = { 0 };
-	struct dbx_error err = { 0 };
+	struct dbx_token tok = {0};
+	struct dbx_error err = {0};
 
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
@@ -632,26 +636,27 @@ static void test_env_transport_failure(void **state)
 
 static void test_env_missing_variables(void **state)
 {
-	static const struct kv none[] = { { NULL, NULL } };
+	static const struct kv none[] = {{NULL, NULL}};
 	static const struct kv no_secret[] = {
-		{ "AZURE_TENANT_ID", "t" },
-		{ "AZURE_CLIENT_ID", "c" },
-		{ "AZURE_CLIENT_SECRET", "" },
-		{ NULL, NULL },
+	    {"AZURE_TENANT_ID", "t"},
+	    {"AZURE_CLIENT_ID", "c"},
+	    {"AZURE_CLIENT_SECRET", ""},
+	    {NULL, NULL},
 	};
-	static const struct kv only_secret[] = { { "AZURE_CLIENT_SECRET", "x" }, { NULL, NULL } };
-	const struct dbx_env e_none = { .get = table_get, .ctx = (void *)none };
-	const struct dbx_env e_nosec = { .get = table_get, .ctx = (void *)no_secret };
-	const struct dbx_env e_onlysec = { .get = table_get, .ctx = (void *)only_secret };
+	static const struct kv only_secret[] = {{"AZURE_CLIENT_SECRET", "x"}, {NULL, NULL}};
+	const struct dbx_env e_none = {.get = table_get, .ctx = (void *)none};
+	const struct dbx_env e_nosec = {.get = table_get, .ctx = (void *)no_secret};
+	const struct dbx_env e_onlysec = {.get = table_get, .ctx = (void *)only_secret};
 	struct fake_transport fake;
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 
 	(void)state;
 	fake_transport_init(&fake, NULL, 0);
 	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_none, &err));
 	assert_int_equal(err.err, DBX_EAUTH);
-	assert_string_equal(err.message,
-			    "env: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are not set");
+	assert_string_equal(
+	    err.message,
+	    "env: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are not set");
 	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_nosec, &err));
 	assert_string_equal(err.message, "env: AZURE_CLIENT_SECRET is not set");
 	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_onlysec, &err));
@@ -663,20 +668,21 @@ static void test_env_missing_variables(void **state)
 static void test_auto_chain(void **state)
 {
 	/* PATH points nowhere, so the cli source finds no az and runs nothing. */
-	static const struct kv bare[] = { { "PATH", "/nonexistent-dbx-test" }, { NULL, NULL } };
-	static const struct fake_reply no_imds[] = { { .transport_err = DBX_EUNREACHABLE } };
+	static const struct kv bare[] = {{"PATH", "/nonexistent-dbx-test"}, {NULL, NULL}};
+	static const struct fake_reply no_imds[] = {{.transport_err = DBX_EUNREACHABLE}};
 	static const struct fake_reply script[] = {
-		{ .status = 200, .body = "{\"access_token\":\"AT1\",\"expires_in\":3600}" },
-		{ .status = 200, .body = "{\"access_token\":\"AT2\",\"expires_in\":3600}" },
+	    {.status = 200, .body = "{\"access_token\":\"AT1\",\"expires_in\":3600}"},
+	    {.status = 200, .body = "{\"access_token\":\"AT2\",\"expires_in\":3600}"},
 	};
-	const struct dbx_env e_bare = { .get = table_get, .ctx = (void *)bare };
-	const struct dbx_env e_full = { .get = table_get, .ctx = (void *)full_env };
+	const struct dbx_env e_bare = {.get = table_get, .ctx = (void *)bare};
+	const struct dbx_env e_full = {.get = table_get, .ctx = (void *)full_env};
 	struct fake_transport fake;
 	struct dbx_credential *cred;
-	struct dbx_token tok = { 0 };
-	struct dbx_error err = { 0 };
-	const char *order[] = { "env: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are not set",
-				"; cert: ", "; workload: ", "; msi: ", "; cli: " };
+	struct dbx_token tok = {0};
+	struct dbx_error err = {0};
+	const char *order[] = {
+	    "env: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are not set",
+	    "; cert: ", "; workload: ", "; msi: ", "; cli: "};
 	const char *at;
 
 	(void)state;
@@ -714,7 +720,8 @@ static void test_auto_chain(void **state)
 	assert_int_equal(cred->get_token(cred, KV_SCOPE, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "AT2");
 	assert_int_equal(fake.n_calls, 2);
-	assert_non_null(strstr(fake.calls[1].body, "scope=https%3A%2F%2Fvault.azure.net%2F.default"));
+	assert_non_null(
+	    strstr(fake.calls[1].body, "scope=https%3A%2F%2Fvault.azure.net%2F.default"));
 	dbx_token_wipe(&tok);
 	dbx_credential_destroy(cred);
 	fake_transport_fini(&fake);
@@ -723,22 +730,23 @@ static void test_auto_chain(void **state)
 static void test_auto_chain_stops_on_refusal(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 401,
-		  .body = "{\"error\":\"unauthorized_client\",\"error_description\":\"AADSTS700016: "
-			  "Application not found\"}" },
+	    {.status = 401,
+	     .body = "{\"error\":\"unauthorized_client\",\"error_description\":\"AADSTS700016: "
+		     "Application not found\"}"},
 	};
-	const struct dbx_env env = { .get = table_get, .ctx = (void *)full_env };
+	const struct dbx_env env = {.get = table_get, .ctx = (void *)full_env};
 	struct fake_transport fake;
 	struct dbx_credential *cred;
-	struct dbx_token tok = { 0 };
-	struct dbx_error err = { 0 };
+	struct dbx_token tok = {0};
+	struct dbx_error err = {0};
 
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
 	cred = dbx_credential_new(NULL, &fake.base, NULL, &env, &err); /* NULL means auto */
 	assert_non_null(cred);
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
-	assert_string_equal(err.message, "env: unauthorized_client: AADSTS700016: Application not found");
+	assert_string_equal(err.message,
+			    "env: unauthorized_client: AADSTS700016: Application not found");
 	assert_int_equal(err.http_status, 401);
 	dbx_credential_destroy(cred);
 	fake_transport_fini(&fake);
@@ -746,9 +754,9 @@ static void test_auto_chain_stops_on_refusal(void **state)
 
 static void test_unknown_credential_name(void **state)
 {
-	const struct dbx_env env = { .get = table_get, .ctx = (void *)full_env };
+	const struct dbx_env env = {.get = table_get, .ctx = (void *)full_env};
 	struct fake_transport fake;
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 
 	(void)state;
 	fake_transport_init(&fake, NULL, 0);
@@ -764,24 +772,24 @@ static void test_unknown_credential_name(void **state)
 static void test_stack_env_to_arm(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 200, .body = "{\"access_token\":\"ARM-AT\",\"expires_in\":3600}" },
-		{ .status = 200, .body = "{\"value\":[]}" },
-		{ .status = 200, .body = "{\"value\":[]}" },
+	    {.status = 200, .body = "{\"access_token\":\"ARM-AT\",\"expires_in\":3600}"},
+	    {.status = 200, .body = "{\"value\":[]}"},
+	    {.status = 200, .body = "{\"value\":[]}"},
 	};
-	const struct dbx_env env = { .get = table_get, .ctx = (void *)full_env };
+	const struct dbx_env env = {.get = table_get, .ctx = (void *)full_env};
 	struct fake_transport fake;
 	struct fake_transport token_fake;
 	struct fake_clock fc;
 	struct dbx_credential *cred;
 	struct dbx_transport *auth;
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 	struct dbx_http_request req = {
-		.method = "GET",
-		.url = "https://management.azure.com/subscriptions?api-version=2022-12-01",
-		.scope = ARM_SCOPE,
-		.idempotent = true,
+	    .method = "GET",
+	    .url = "https://management.azure.com/subscriptions?api-version=2022-12-01",
+	    .scope = ARM_SCOPE,
+	    .idempotent = true,
 	};
-	struct dbx_http_response resp = { 0 };
+	struct dbx_http_response resp = {0};
 
 	(void)state;
 	fake_transport_init(&token_fake, script, 1);
@@ -807,27 +815,27 @@ static void test_stack_env_to_arm(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bearer_only_with_scope),
-		cmocka_unit_test(test_token_cached),
-		cmocka_unit_test(test_two_scopes_two_tokens),
-		cmocka_unit_test(test_refresh_five_minutes_ahead),
-		cmocka_unit_test(test_refresh_short_token_at_half_life),
-		cmocka_unit_test(test_failed_refresh_keeps_valid_token),
-		cmocka_unit_test(test_401_one_fresh_retry),
-		cmocka_unit_test(test_401_twice_returns_401),
-		cmocka_unit_test(test_401_without_scope_passes_through),
-		cmocka_unit_test(test_single_flight_cold_cache),
-		cmocka_unit_test(test_single_flight_failure_shared),
-		cmocka_unit_test(test_env_secret_request),
-		cmocka_unit_test(test_env_expires_in_string_and_cloud),
-		cmocka_unit_test(test_env_authority_host_forms),
-		cmocka_unit_test(test_env_error_body),
-		cmocka_unit_test(test_env_transport_failure),
-		cmocka_unit_test(test_env_missing_variables),
-		cmocka_unit_test(test_auto_chain),
-		cmocka_unit_test(test_auto_chain_stops_on_refusal),
-		cmocka_unit_test(test_unknown_credential_name),
-		cmocka_unit_test(test_stack_env_to_arm),
+	    cmocka_unit_test(test_bearer_only_with_scope),
+	    cmocka_unit_test(test_token_cached),
+	    cmocka_unit_test(test_two_scopes_two_tokens),
+	    cmocka_unit_test(test_refresh_five_minutes_ahead),
+	    cmocka_unit_test(test_refresh_short_token_at_half_life),
+	    cmocka_unit_test(test_failed_refresh_keeps_valid_token),
+	    cmocka_unit_test(test_401_one_fresh_retry),
+	    cmocka_unit_test(test_401_twice_returns_401),
+	    cmocka_unit_test(test_401_without_scope_passes_through),
+	    cmocka_unit_test(test_single_flight_cold_cache),
+	    cmocka_unit_test(test_single_flight_failure_shared),
+	    cmocka_unit_test(test_env_secret_request),
+	    cmocka_unit_test(test_env_expires_in_string_and_cloud),
+	    cmocka_unit_test(test_env_authority_host_forms),
+	    cmocka_unit_test(test_env_error_body),
+	    cmocka_unit_test(test_env_transport_failure),
+	    cmocka_unit_test(test_env_missing_variables),
+	    cmocka_unit_test(test_auto_chain),
+	    cmocka_unit_test(test_auto_chain_stops_on_refusal),
+	    cmocka_unit_test(test_unknown_credential_name),
+	    cmocka_unit_test(test_stack_env_to_arm),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,16 +39,16 @@ static void test_endpoints(void **state)
 	static const struct {
 		const char *name, *arm, *login, *vault, *mhsm, *arm_scope, *vault_scope;
 	} want[] = {
-		{ "AzureCloud", "management.azure.com", "login.microsoftonline.com", "vault.azure.net",
-		  "managedhsm.azure.net", "https://management.azure.com/.default",
-		  "https://vault.azure.net/.default" },
-		{ "AzureUSGovernment", "management.usgovcloudapi.net", "login.microsoftonline.us",
-		  "vault.usgovcloudapi.net", "managedhsm.usgovcloudapi.net",
-		  "https://management.usgovcloudapi.net/.default",
-		  "https://vault.usgovcloudapi.net/.default" },
-		{ "AzureChinaCloud", "management.chinacloudapi.cn", "login.chinacloudapi.cn",
-		  "vault.azure.cn", "managedhsm.azure.cn",
-		  "https://management.chinacloudapi.cn/.default", "https://vault.azure.cn/.default" },
+	    {"AzureCloud", "management.azure.com", "login.microsoftonline.com", "vault.azure.net",
+	     "managedhsm.azure.net", "https://management.azure.com/.default",
+	     "https://vault.azure.net/.default"},
+	    {"AzureUSGovernment", "management.usgovcloudapi.net", "login.microsoftonline.us",
+	     "vault.usgovcloudapi.net", "managedhsm.usgovcloudapi.net",
+	     "https://management.usgovcloudapi.net/.default",
+	     "https://vault.usgovcloudapi.net/.default"},
+	    {"AzureChinaCloud", "management.chinacloudapi.cn", "login.chinacloudapi.cn",
+	     "vault.azure.cn", "managedhsm.azure.cn",
+	     "https://management.chinacloudapi.cn/.default", "https://vault.azure.cn/.default"},
 	};
 
 	(void)state;
@@ -69,9 +69,9 @@ static void test_endpoints(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_lookup_case_insensitive),
-		cmocka_unit_test(test_unknown),
-		cmocka_unit_test(test_endpoints),
+	    cmocka_unit_test(test_lookup_case_insensitive),
+	    cmocka_unit_test(test_unknown),
+	    cmocka_unit_test(test_endpoints),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

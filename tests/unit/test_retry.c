@@ -90,11 +90,11 @@ static void teardown_f(struct fixture *f)
 static enum dbx_err send_req(struct fixture *f, const char *method, uint64_t deadline)
 {
 	struct dbx_http_request req = {
-		.method = method,
-		.url = "https://management.azure.com/subscriptions/s/resourceGroups/rg/providers/"
-		       "Microsoft.DataBox/jobs/o1?api-version=2025-07-01",
-		.deadline_ms = deadline,
-		.idempotent = strcmp(method, "GET") == 0,
+	    .method = method,
+	    .url = "https://management.azure.com/subscriptions/s/resourceGroups/rg/providers/"
+		   "Microsoft.DataBox/jobs/o1?api-version=2025-07-01",
+	    .deadline_ms = deadline,
+	    .idempotent = strcmp(method, "GET") == 0,
 	};
 
 	if (strcmp(method, "GET") != 0) {
@@ -112,8 +112,8 @@ static enum dbx_err send_req(struct fixture *f, const char *method, uint64_t dea
 static void test_429_retry_after_seconds(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 429, .retry_after = "2" },
-		{ .status = 200, .body = "{\"ok\":true}" },
+	    {.status = 429, .retry_after = "2"},
+	    {.status = 200, .body = "{\"ok\":true}"},
 	};
 	struct fixture *f = setup_with(script, N(script), NULL);
 
@@ -130,9 +130,9 @@ static void test_429_retry_after_seconds(void **state)
 static void test_retry_after_ms_wins(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 503, .retry_after_ms = "1500", .retry_after = "9" },
-		{ .status = 429, .retry_after_ms = "  250 " },
-		{ .status = 200 },
+	    {.status = 503, .retry_after_ms = "1500", .retry_after = "9"},
+	    {.status = 429, .retry_after_ms = "  250 "},
+	    {.status = 200},
 	};
 	struct fixture *f = setup_with(script, N(script), NULL);
 
@@ -149,7 +149,10 @@ static void test_retry_after_ms_wins(void **state)
 static void check_backoff(uint32_t random_value, const uint64_t want[3])
 {
 	static const struct fake_reply script[] = {
-		{ .status = 503 }, { .status = 503 }, { .status = 503 }, { .status = 200 },
+	    {.status = 503},
+	    {.status = 503},
+	    {.status = 503},
+	    {.status = 200},
 	};
 	struct fixture *f = setup_with(script, N(script), NULL);
 
@@ -170,9 +173,9 @@ static void check_backoff(uint32_t random_value, const uint64_t want[3])
 
 static void test_503_exponential_jitter(void **state)
 {
-	static const uint64_t low[3] = { 640, 1280, 2560 };
-	static const uint64_t mid[3] = { 800, 1600, 3200 };
-	static const uint64_t high[3] = { 960, 1920, 3840 };
+	static const uint64_t low[3] = {640, 1280, 2560};
+	static const uint64_t mid[3] = {800, 1600, 3200};
+	static const uint64_t high[3] = {960, 1920, 3840};
 
 	(void)state;
 	check_backoff(0, low);
@@ -183,11 +186,11 @@ static void test_503_exponential_jitter(void **state)
 
 static void test_client_errors_not_retried(void **state)
 {
-	static const long codes[] = { 400, 401, 403, 404, 409, 412, 501, 505 };
+	static const long codes[] = {400, 401, 403, 404, 409, 412, 501, 505};
 
 	(void)state;
 	for (size_t i = 0; i < N(codes); i++) {
-		struct fake_reply script[] = { { .status = codes[i] }, { .status = 200 } };
+		struct fake_reply script[] = {{.status = codes[i]}, {.status = 200}};
 		struct fixture *f = setup_with(script, N(script), NULL);
 
 		assert_int_equal(send_req(f, "GET", 0), DBX_OK);
@@ -200,11 +203,11 @@ static void test_client_errors_not_retried(void **state)
 
 static void test_patch_not_resent_after_5xx(void **state)
 {
-	static const long codes[] = { 500, 502, 503, 504 };
+	static const long codes[] = {500, 502, 503, 504};
 
 	(void)state;
 	for (size_t i = 0; i < N(codes); i++) {
-		struct fake_reply script[] = { { .status = codes[i] }, { .status = 202 } };
+		struct fake_reply script[] = {{.status = codes[i]}, {.status = 202}};
 		struct fixture *f = setup_with(script, N(script), NULL);
 
 		assert_int_equal(send_req(f, "PATCH", 0), DBX_OK);
@@ -217,8 +220,8 @@ static void test_patch_not_resent_after_5xx(void **state)
 static void test_patch_not_resent_after_eremote(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .transport_err = DBX_EREMOTE },
-		{ .status = 202 },
+	    {.transport_err = DBX_EREMOTE},
+	    {.status = 202},
 	};
 	struct fixture *f = setup_with(script, N(script), NULL);
 
@@ -232,10 +235,10 @@ static void test_patch_not_resent_after_eremote(void **state)
 static void test_patch_resent_after_429_and_unreachable(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 429, .retry_after = "1" },
-		{ .transport_err = DBX_EUNREACHABLE },
-		{ .status = 408 },
-		{ .status = 202, .location = "https://management.azure.com/op" },
+	    {.status = 429, .retry_after = "1"},
+	    {.transport_err = DBX_EUNREACHABLE},
+	    {.status = 408},
+	    {.status = 202, .location = "https://management.azure.com/op"},
 	};
 	struct fixture *f = setup_with(script, N(script), NULL);
 
@@ -254,10 +257,10 @@ static void test_patch_resent_after_429_and_unreachable(void **state)
 static void test_get_resent_after_transport_errors(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .transport_err = DBX_EREMOTE },
-		{ .transport_err = DBX_EUNREACHABLE },
-		{ .transport_err = DBX_ETIMEDOUT }, /* no deadline: a connection-level timeout */
-		{ .status = 200 },
+	    {.transport_err = DBX_EREMOTE},
+	    {.transport_err = DBX_EUNREACHABLE},
+	    {.transport_err = DBX_ETIMEDOUT}, /* no deadline: a connection-level timeout */
+	    {.status = 200},
 	};
 	struct fixture *f = setup_with(script, N(script), NULL);
 
@@ -272,11 +275,13 @@ static void test_get_resent_after_transport_errors(void **state)
 static void test_max_retries(void **state)
 {
 	static const struct fake_reply all503[] = {
-		{ .status = 503 }, { .status = 503 }, { .status = 503 }, { .status = 503 },
-		{ .status = 503 }, { .status = 503 }, { .status = 503 }, { .status = 503 },
+	    {.status = 503}, {.status = 503}, {.status = 503}, {.status = 503},
+	    {.status = 503}, {.status = 503}, {.status = 503}, {.status = 503},
 	};
-	const struct dbx_retry_policy two = { .max_retries = 2, .base_delay_ms = 100, .max_delay_ms = 1000 };
-	const struct dbx_retry_policy none = { .max_retries = 0, .base_delay_ms = 100, .max_delay_ms = 1000 };
+	const struct dbx_retry_policy two = {
+	    .max_retries = 2, .base_delay_ms = 100, .max_delay_ms = 1000};
+	const struct dbx_retry_policy none = {
+	    .max_retries = 0, .base_delay_ms = 100, .max_delay_ms = 1000};
 	struct fixture *f;
 
 	(void)state;
@@ -303,9 +308,10 @@ static void test_max_retries(void **state)
 static void test_max_delay_caps_backoff(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 500 }, { .status = 500 }, { .status = 500 }, { .status = 500 }, { .status = 200 },
+	    {.status = 500}, {.status = 500}, {.status = 500}, {.status = 500}, {.status = 200},
 	};
-	const struct dbx_retry_policy p = { .max_retries = 4, .base_delay_ms = 1000, .max_delay_ms = 3000 };
+	const struct dbx_retry_policy p = {
+	    .max_retries = 4, .base_delay_ms = 1000, .max_delay_ms = 3000};
 	struct fixture *f = setup_with(script, N(script), &p);
 
 	(void)state;
@@ -322,8 +328,8 @@ static void test_max_delay_caps_backoff(void **state)
 static void test_deadline_stops_before_long_wait(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 429, .retry_after = "30", .request_id = "rid-429" },
-		{ .status = 200 },
+	    {.status = 429, .retry_after = "30", .request_id = "rid-429"},
+	    {.status = 200},
 	};
 	struct fixture *f = setup_with(script, N(script), NULL);
 
@@ -340,7 +346,10 @@ static void test_deadline_stops_before_long_wait(void **state)
 static void test_deadline_bounds_backoff(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 503 }, { .status = 503 }, { .status = 503 }, { .status = 200 },
+	    {.status = 503},
+	    {.status = 503},
+	    {.status = 503},
+	    {.status = 200},
 	};
 	struct fixture *f = setup_with(script, N(script), NULL);
 
@@ -356,8 +365,8 @@ static void test_deadline_bounds_backoff(void **state)
 static void test_deadline_hit_mid_request(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .transport_err = DBX_ETIMEDOUT },
-		{ .status = 200 },
+	    {.transport_err = DBX_ETIMEDOUT},
+	    {.status = 200},
 	};
 	struct fixture *f = setup_with(script, N(script), NULL);
 
@@ -373,9 +382,9 @@ static void test_deadline_hit_mid_request(void **state)
 static void test_transport_error_after_budget(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .transport_err = DBX_EUNREACHABLE }, { .transport_err = DBX_EUNREACHABLE },
-		{ .transport_err = DBX_EUNREACHABLE }, { .transport_err = DBX_EUNREACHABLE },
-		{ .transport_err = DBX_EUNREACHABLE }, { .status = 200 },
+	    {.transport_err = DBX_EUNREACHABLE}, {.transport_err = DBX_EUNREACHABLE},
+	    {.transport_err = DBX_EUNREACHABLE}, {.transport_err = DBX_EUNREACHABLE},
+	    {.transport_err = DBX_EUNREACHABLE}, {.status = 200},
 	};
 	struct fixture *f = setup_with(script, N(script), NULL);
 
@@ -390,7 +399,10 @@ static void test_transport_error_after_budget(void **state)
 static void test_fresh_client_request_id_per_attempt(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 503 }, { .status = 429 }, { .transport_err = DBX_EREMOTE }, { .status = 200 },
+	    {.status = 503},
+	    {.status = 429},
+	    {.transport_err = DBX_EREMOTE},
+	    {.status = 200},
 	};
 	struct fixture *f = setup_with(script, N(script), NULL);
 
@@ -419,9 +431,9 @@ static void test_retry_after_http_date(void **state)
 {
 	char future[64];
 	struct fake_reply script[] = {
-		{ .status = 503, .retry_after = future },
-		{ .status = 429, .retry_after = "Wed, 21 Oct 2015 07:28:00 GMT" }, /* past: at once */
-		{ .status = 200 },
+	    {.status = 503, .retry_after = future},
+	    {.status = 429, .retry_after = "Wed, 21 Oct 2015 07:28:00 GMT"}, /* past: at once */
+	    {.status = 200},
 	};
 	struct fixture *f;
 
@@ -439,7 +451,9 @@ static void test_retry_after_http_date(void **state)
 static void test_delay_table(void **state)
 {
 	struct fake_clock fc;
-	const struct dbx_retry_policy p = { .max_retries = 4, .base_delay_ms = 800, .max_delay_ms = 60000 };
+	const struct dbx_retry_policy p = {
+	    .max_retries = 4, .base_delay_ms = 800, .max_delay_ms = 60000};
+	/* clang-format off */
 	static const struct {
 		long status;
 		const char *ra;
@@ -480,26 +494,27 @@ static void test_delay_table(void **state)
 		{ 0, NULL, NULL, DBX_ECONFIG, true, 1, 20, UINT64_MAX },
 		{ 0, NULL, NULL, DBX_ENOMEM, true, 1, 20, UINT64_MAX },
 	};
+	/* clang-format on */
 
 	(void)state;
 	for (size_t i = 0; i < N(rows); i++) {
-		struct dbx_http_response r = { .status = rows[i].status,
-					       .retry_after = (char *)rows[i].ra,
-					       .retry_after_ms = (char *)rows[i].ra_ms };
+		struct dbx_http_response r = {.status = rows[i].status,
+					      .retry_after = (char *)rows[i].ra,
+					      .retry_after_ms = (char *)rows[i].ra_ms};
 		uint64_t got;
 
 		fake_clock_init(&fc, T0);
 		fc.random_value = rows[i].rnd;
-		got = dbx_retry_delay_ms(&p, &fc.clock, rows[i].attempt,
-					 rows[i].terr ? NULL : &r, rows[i].terr, rows[i].idempotent);
+		got = dbx_retry_delay_ms(&p, &fc.clock, rows[i].attempt, rows[i].terr ? NULL : &r,
+					 rows[i].terr, rows[i].idempotent);
 		if (got != rows[i].want)
-			fail_msg("row %zu: status %ld attempt %u: got %llu, want %llu", i, rows[i].status,
-				 rows[i].attempt, (unsigned long long)got,
+			fail_msg("row %zu: status %ld attempt %u: got %llu, want %llu", i,
+				 rows[i].status, rows[i].attempt, (unsigned long long)got,
 				 (unsigned long long)rows[i].want);
 	}
 	/* NULL policy: the defaults (base 800 ms). */
 	{
-		struct dbx_http_response r = { .status = 503 };
+		struct dbx_http_response r = {.status = 503};
 
 		fake_clock_init(&fc, T0);
 		fc.random_value = 20;
@@ -511,23 +526,23 @@ static void test_delay_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_429_retry_after_seconds),
-		cmocka_unit_test(test_retry_after_ms_wins),
-		cmocka_unit_test(test_503_exponential_jitter),
-		cmocka_unit_test(test_client_errors_not_retried),
-		cmocka_unit_test(test_patch_not_resent_after_5xx),
-		cmocka_unit_test(test_patch_not_resent_after_eremote),
-		cmocka_unit_test(test_patch_resent_after_429_and_unreachable),
-		cmocka_unit_test(test_get_resent_after_transport_errors),
-		cmocka_unit_test(test_max_retries),
-		cmocka_unit_test(test_max_delay_caps_backoff),
-		cmocka_unit_test(test_deadline_stops_before_long_wait),
-		cmocka_unit_test(test_deadline_bounds_backoff),
-		cmocka_unit_test(test_deadline_hit_mid_request),
-		cmocka_unit_test(test_transport_error_after_budget),
-		cmocka_unit_test(test_fresh_client_request_id_per_attempt),
-		cmocka_unit_test(test_retry_after_http_date),
-		cmocka_unit_test(test_delay_table),
+	    cmocka_unit_test(test_429_retry_after_seconds),
+	    cmocka_unit_test(test_retry_after_ms_wins),
+	    cmocka_unit_test(test_503_exponential_jitter),
+	    cmocka_unit_test(test_client_errors_not_retried),
+	    cmocka_unit_test(test_patch_not_resent_after_5xx),
+	    cmocka_unit_test(test_patch_not_resent_after_eremote),
+	    cmocka_unit_test(test_patch_resent_after_429_and_unreachable),
+	    cmocka_unit_test(test_get_resent_after_transport_errors),
+	    cmocka_unit_test(test_max_retries),
+	    cmocka_unit_test(test_max_delay_caps_backoff),
+	    cmocka_unit_test(test_deadline_stops_before_long_wait),
+	    cmocka_unit_test(test_deadline_bounds_backoff),
+	    cmocka_unit_test(test_deadline_hit_mid_request),
+	    cmocka_unit_test(test_transport_error_after_budget),
+	    cmocka_unit_test(test_fresh_client_request_id_per_attempt),
+	    cmocka_unit_test(test_retry_after_http_date),
+	    cmocka_unit_test(test_delay_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

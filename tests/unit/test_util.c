@@ -35,9 +35,10 @@ static void test_uuid4_format(void **state)
 				assert_int_equal(id[i], '-');
 				continue;
 			}
-			assert_true((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f'));
+			assert_true((id[i] >= '0' && id[i] <= '9') ||
+				    (id[i] >= 'a' && id[i] <= 'f'));
 		}
-		assert_int_equal(id[14], '4');            /* version */
+		assert_int_equal(id[14], '4');		 /* version */
 		assert_non_null(strchr("89ab", id[19])); /* RFC 4122 variant */
 	}
 }
@@ -63,14 +64,15 @@ static void test_url_escape(void **state)
 		const char *in;
 		const char *out;
 	} cases[] = {
-		{ "", "" },
-		{ "abcXYZ019-._~", "abcXYZ019-._~" },
-		{ "https://management.azure.com/.default", "https%3A%2F%2Fmanagement.azure.com%2F.default" },
-		{ "a b+c&d=e", "a%20b%2Bc%26d%3De" },
-		{ "100%", "100%25" },
-		{ "é", "%C3%A9" },
-		{ "x?y#z/", "x%3Fy%23z%2F" },
-		{ "\x01\x7f", "%01%7F" },
+	    {"", ""},
+	    {"abcXYZ019-._~", "abcXYZ019-._~"},
+	    {"https://management.azure.com/.default",
+	     "https%3A%2F%2Fmanagement.azure.com%2F.default"},
+	    {"a b+c&d=e", "a%20b%2Bc%26d%3De"},
+	    {"100%", "100%25"},
+	    {"é", "%C3%A9"},
+	    {"x?y#z/", "x%3Fy%23z%2F"},
+	    {"\x01\x7f", "%01%7F"},
 	};
 
 	(void)state;
@@ -88,7 +90,7 @@ static void test_system_clock(void **state)
 	const struct dbx_clock *c = dbx_clock_system();
 	uint64_t a;
 	uint64_t b;
-	int seen[10] = { 0 };
+	int seen[10] = {0};
 
 	(void)state;
 	a = c->now_ms(c->ctx);
@@ -108,10 +110,10 @@ static void test_system_clock(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_uuid4_format),
-		cmocka_unit_test(test_uuid4_unique),
-		cmocka_unit_test(test_url_escape),
-		cmocka_unit_test(test_system_clock),
+	    cmocka_unit_test(test_uuid4_format),
+	    cmocka_unit_test(test_uuid4_unique),
+	    cmocka_unit_test(test_url_escape),
+	    cmocka_unit_test(test_system_clock),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
