@@ -771,6 +771,34 @@ static void test_failures_propagate(void **state)
 	run_propagates(2, &slow, DBX_ETIMEDOUT);
 }
 
+/* A clock that moves 11 s each time it is read: requests take time. */
+static uint64_t slow_now(void *ctx)
+{
+	struct fake_clock *fc = ctx;
+
+	fc->now += 11000;
+	return fc->now;
+}
+
+/* One deadline for the whole preflight, not one per request. */
+static void test_one_deadline_for_the_preflight(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200, .body = good_vault()},
+	    {.status = 200, .body = good_key()},
+	};
+
+	begin(script, 3);
+	C.fc.clock.now_ms = slow_now;
+	assert_int_equal(preflight(PRINCIPAL), DBX_ETIMEDOUT);
+	assert_int_equal(C.err.err, DBX_ETIMEDOUT);
+	assert_int_equal(C.f.n_calls, 2); /* 11 s + 11 s + 11 s > 30 s: the key is never asked */
+	assert_int_equal(C.f.calls[0].deadline_ms, START_MS + 11000 + TIMEOUT_MS);
+	assert_int_equal(C.f.calls[1].deadline_ms, C.f.calls[0].deadline_ms);
+	end();
+}
+
 /* ---- malformed answers ---- */
 
 static void run_malformed(size_t at, const char *body)
@@ -1039,6 +1067,7 @@ int main(void)
 	    cmocka_unit_test(test_key_403_noted),
 	    cmocka_unit_test(test_no_principal_noted),
 	    cmocka_unit_test(test_failures_propagate),
+	    cmocka_unit_test(test_one_deadline_for_the_preflight),
 	    cmocka_unit_test(test_malformed_key),
 	    cmocka_unit_test(test_malformed_vault_and_list),
 	    cmocka_unit_test(test_malformed_policies),
