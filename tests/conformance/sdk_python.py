@@ -130,6 +130,40 @@ def inside(a):
     return 0
 
 
+def patch_cmk(client, world, wjobs):
+    """jobs.begin_update(): the SDK's own LRO poller must follow our Location dance."""
+    from azure.mgmt.databox import models
+
+    name = sorted(n for n, j in wjobs.items()
+                  if j["properties"]["details"].get("keyEncryptionKey", {}).get("kekType") == "MicrosoftManaged")[0]
+    rg = wjobs[name]["id"].split("/")[4]
+    sub = wjobs[name]["id"].split("/")[2]
+    vault = [v for v in world["vaults"] if v["id"].split("/")[2] == sub][0]
+    uai = [i for i in world["identities"] if i["id"].split("/")[2] == sub][0]
+    key = vault["keys"][0]
+    url = "%skeys/%s/%s" % (vault["properties"]["vaultUri"], key["name"], key["versions"][-1]["version"])
+    params = models.JobResourceUpdateParameter(
+        identity=models.ResourceIdentity(
+            type="SystemAssigned,UserAssigned",
+            user_assigned_identities={uai["id"]: models.UserAssignedIdentity()}),
+        details=models.UpdateJobDetails(key_encryption_key=models.KeyEncryptionKey(
+            kek_type="CustomerManaged", kek_url=url, kek_vault_resource_id=vault["id"],
+            identity_properties=models.IdentityProperties(
+                type="UserAssigned", user_assigned=models.UserAssignedProperties(resource_id=uai["id"])))))
+    poller = client.jobs.begin_update(rg, name, params, polling_interval=0)
+    job = poller.result(timeout=20)
+    check(poller.status() == "Succeeded", "jobs.begin_update(%s): LRO via Location finished" % name)
+    kek = job.details.key_encryption_key if job.details else None
+    check(job.name == name and kek is not None and kek.kek_type == "CustomerManaged" and kek.kek_url == url
+          and kek.identity_properties.user_assigned.resource_id == uai["id"],
+          "%s: poller result carries the new customer-managed key" % name)
+    check(job.identity.type == "SystemAssigned,UserAssigned"
+          and job.identity.user_assigned_identities[uai["id"]].principal_id == uai["principalId"],
+          "%s: identity now has the user-assigned identity" % name)
+    again = client.jobs.get(rg, name, expand="details")
+    check(again.details.key_encryption_key.kek_url == url, "%s: a fresh GET agrees" % name)
+
+
 def run_sdk(emu, world):
     os.environ["REQUESTS_CA_BUNDLE"] = emu.cafile
     for k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "AZURE_AUTHORITY_HOST"):
@@ -161,6 +195,8 @@ def run_sdk(emu, world):
             j = client.jobs.get(rg, name)
             check(j.details is not None and not j.details.job_stages,
                   "%s: get() without expand has details but no jobStages" % name)
+        if sub == world["subscriptions"][0]["subscriptionId"]:
+            patch_cmk(client, world, wjobs)
         client.close()
 
     v = world["vaults"][0]
