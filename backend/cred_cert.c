@@ -31,18 +31,18 @@
 
 #include "databoxfs/jwt.h"
 
-#define CERT_FILE_MAX (1024 * 1024) /* a PEM with a chain is a few KiB */
+#define CERT_FILE_MAX	     (1024 * 1024) /* a PEM with a chain is a few KiB */
 #define ASSERTION_LIFETIME_S 600
 
 struct cert_cred {
 	struct dbx_credential base;
 	struct dbx_transport *transport; /* borrowed */
-	pthread_mutex_t lock;            /* serialises signing with key */
+	pthread_mutex_t lock;		 /* serialises signing with key */
 	EVP_PKEY *key;
 	char *client_id;
 	char *token_url;
 	char *authority; /* host[:port], for messages */
-	char *x5t;       /* base64url SHA-1 thumbprint of the certificate */
+	char *x5t;	 /* base64url SHA-1 thumbprint of the certificate */
 };
 
 /*
@@ -91,7 +91,7 @@ fail:
 
 struct password_ctx {
 	const char *password; /* NULL: none configured */
-	bool asked;           /* OpenSSL needed a password: the key is encrypted */
+	bool asked;	      /* OpenSSL needed a password: the key is encrypted */
 };
 
 /* OpenSSL's pem_password_cb: hand over the configured password, never prompt. */
@@ -118,7 +118,7 @@ static int password_cb(char *buf, int size, int rwflag, void *u)
 static enum dbx_err load_pem(struct cert_cred *c, const char *path, const char *password,
 			     struct dbx_error *err)
 {
-	struct password_ctx pc = { .password = password };
+	struct password_ctx pc = {.password = password};
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int md_len = 0;
 	X509 *cert = NULL;
@@ -165,18 +165,20 @@ static enum dbx_err load_pem(struct cert_cred *c, const char *path, const char *
 					   "AZURE_CLIENT_CERTIFICATE_PASSWORD",
 					   path);
 		else
-			rc = dbx_error_set(err, DBX_ECONFIG, "cert: no PEM private key in %s", path);
+			rc =
+			    dbx_error_set(err, DBX_ECONFIG, "cert: no PEM private key in %s", path);
 		goto out;
 	}
 	if (!EVP_PKEY_is_a(c->key, "RSA")) {
-		rc = dbx_error_set(err, DBX_ECONFIG,
-				   "cert: the private key in %s is not an RSA key (RS256 needs RSA)",
-				   path);
+		rc = dbx_error_set(
+		    err, DBX_ECONFIG,
+		    "cert: the private key in %s is not an RSA key (RS256 needs RSA)", path);
 		goto out;
 	}
 	if (X509_check_private_key(cert, c->key) != 1) {
 		rc = dbx_error_set(err, DBX_ECONFIG,
-				   "cert: the private key in %s does not match its certificate", path);
+				   "cert: the private key in %s does not match its certificate",
+				   path);
 		goto out;
 	}
 	if (X509_digest(cert, EVP_sha1(), md, &md_len) != 1) {
@@ -201,7 +203,7 @@ out:
 static char *encode_json(json_object *obj)
 {
 	const char *s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
-								    JSON_C_TO_STRING_NOSLASHESCAPE);
+								JSON_C_TO_STRING_NOSLASHESCAPE);
 
 	return s ? dbx_base64url(s, strlen(s)) : NULL;
 }
@@ -283,8 +285,8 @@ static enum dbx_err cert_get_token(struct dbx_credential *self, const char *scop
 	out->expires_on = 0;
 	if (!assertion)
 		return dbx_error_set(err, DBX_EAUTH, "cert: signing the client assertion failed");
-	rc = dbx_cred_assertion_grant("cert", c->transport, c->token_url, c->authority, c->client_id,
-				      assertion, scope, out, err);
+	rc = dbx_cred_assertion_grant("cert", c->transport, c->token_url, c->authority,
+				      c->client_id, assertion, scope, out, err);
 	dbx_wipe_free(assertion);
 	return rc;
 }
@@ -302,11 +304,12 @@ static void cert_destroy(struct dbx_credential *self)
 	free(c);
 }
 
-struct dbx_credential *dbx_cred_env_cert_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
+struct dbx_credential *dbx_cred_env_cert_new(struct dbx_transport *transport,
+					     const struct dbx_cloud *cloud,
 					     const struct dbx_env *env, struct dbx_error *err)
 {
-	static const char *const required[] = { "AZURE_TENANT_ID", "AZURE_CLIENT_ID",
-						"AZURE_CLIENT_CERTIFICATE_PATH" };
+	static const char *const required[] = {"AZURE_TENANT_ID", "AZURE_CLIENT_ID",
+					       "AZURE_CLIENT_CERTIFICATE_PATH"};
 	struct cert_cred *c = NULL;
 	const char *vals[3];
 
@@ -332,10 +335,11 @@ struct dbx_credential *dbx_cred_env_cert_new(struct dbx_transport *transport, co
 		dbx_error_set(err, DBX_ENOMEM, "out of memory");
 		goto fail;
 	}
-	if (dbx_cred_token_endpoint("cert", cloud, env, vals[0], &c->token_url, &c->authority, err) !=
-	    DBX_OK)
+	if (dbx_cred_token_endpoint("cert", cloud, env, vals[0], &c->token_url, &c->authority,
+				    err) != DBX_OK)
 		goto fail;
-	if (load_pem(c, vals[2], dbx_cred_env_get(env, "AZURE_CLIENT_CERTIFICATE_PASSWORD"), err) != DBX_OK)
+	if (load_pem(c, vals[2], dbx_cred_env_get(env, "AZURE_CLIENT_CERTIFICATE_PASSWORD"), err) !=
+	    DBX_OK)
 		goto fail;
 	return &c->base;
 fail:

@@ -35,13 +35,13 @@
 #include "databoxfs/jwt.h"
 
 #define CLI_TIMEOUT_MS 10000u
-#define STDOUT_MAX (64 * 1024)
-#define STDERR_MAX (8 * 1024)
-#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+#define STDOUT_MAX     (64 * 1024)
+#define STDERR_MAX     (8 * 1024)
+#define DEFAULT_PATH   "/usr/local/bin:/usr/bin:/bin"
 
 extern char **environ;
 
-static unsigned timeout_hook_ms;      /* test hook: 0 means CLI_TIMEOUT_MS */
+static unsigned timeout_hook_ms;       /* test hook: 0 means CLI_TIMEOUT_MS */
 static char *const *base_environ_hook; /* test hook: NULL means environ */
 
 void dbx_cred_cli_set_timeout_ms(unsigned ms)
@@ -62,7 +62,10 @@ struct cli_cred {
 
 /* Variables the child must not inherit: they hold other sources' secrets. */
 static const char *const secret_vars[] = {
-	"AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "IDENTITY_HEADER", "MSI_SECRET",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "IDENTITY_HEADER",
+    "MSI_SECRET",
 };
 
 /* azure-identity's scope and tenant rules, and never an option-like value. */
@@ -71,8 +74,8 @@ static bool safe_arg(const char *s, const char *extra)
 	if (!*s || *s == '-')
 		return false;
 	for (; *s; s++) {
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-		      strchr(extra, *s)))
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr(extra, *s)))
 			return false;
 	}
 	return true;
@@ -144,11 +147,11 @@ struct child_output {
 	char err[STDERR_MAX + 1];
 	size_t err_len;
 	bool timed_out;
-	int status;       /* of waitpid, when have_status */
+	int status; /* of waitpid, when have_status */
 	bool have_status;
 };
 
-/* Read one chunk from fd into buf (len of cap); false at EOF or error. Excess beyond cap is dropped. */
+/* Read one chunk from fd into buf (*len of cap used); false at EOF. Bytes past cap are dropped. */
 static bool drain(int fd, char *buf, size_t *len, size_t cap, bool *overflow)
 {
 	char scratch[4096];
@@ -205,7 +208,7 @@ static bool reaped(pid_t pid, struct child_output *o)
 static void collect(pid_t pid, int out_fd, int err_fd, uint64_t deadline, struct child_output *o)
 {
 	const struct dbx_clock *clock = dbx_clock_system();
-	struct pollfd fds[2] = { { .fd = out_fd, .events = POLLIN }, { .fd = err_fd, .events = POLLIN } };
+	struct pollfd fds[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = err_fd, .events = POLLIN}};
 	uint64_t stop = deadline;
 	bool exited = false;
 
@@ -278,8 +281,8 @@ static int spawn_az(const char *az, char *const *argv, char *const *envp, int ou
 	if (rc == 0)
 		rc = posix_spawn_file_actions_addchdir_np(&fa, "/");
 	if (rc == 0)
-		rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-							     POSIX_SPAWN_SETSIGDEF);
+		rc = posix_spawnattr_setflags(
+		    &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	if (rc == 0)
 		rc = posix_spawnattr_setpgroup(&attr, 0);
 	if (rc == 0)
@@ -297,7 +300,7 @@ static int spawn_az(const char *az, char *const *argv, char *const *envp, int ou
 static time_t expires_on_local(const void *json_obj)
 {
 	json_object *v = NULL;
-	struct tm tm = { 0 };
+	struct tm tm = {0};
 	const char *end;
 
 	if (!json_object_object_get_ex((json_object *)json_obj, "expiresOn", &v) ||
@@ -328,15 +331,15 @@ static void stderr_reason(const struct child_output *o, char *buf, size_t cap)
 }
 
 /* Turn a finished (or killed) az run into the token or err. */
-static enum dbx_err interpret(const struct child_output *o, unsigned timeout_ms, struct dbx_token *out,
-			      struct dbx_error *err)
+static enum dbx_err interpret(const struct child_output *o, unsigned timeout_ms,
+			      struct dbx_token *out, struct dbx_error *err)
 {
 	char reason[256];
 	int code = -1;
 
 	if (o->timed_out)
-		return dbx_error_set(err, DBX_EAUTH, "cli: az did not answer within %u ms; killed it",
-				     timeout_ms);
+		return dbx_error_set(err, DBX_EAUTH,
+				     "cli: az did not answer within %u ms; killed it", timeout_ms);
 	if (o->out_overflow)
 		return dbx_error_set(err, DBX_EAUTH, "cli: az printed more than %d KiB; killed it",
 				     STDOUT_MAX / 1024);
@@ -354,10 +357,10 @@ static enum dbx_err interpret(const struct child_output *o, unsigned timeout_ms,
 		return dbx_error_set(err, DBX_EAUTH, "cli: az failed (exit %d)%s%s", code,
 				     reason[0] ? ": " : "", reason);
 	}
-	return dbx_cred_parse_token("cli", o->out, o->out_len,
-				    &(struct dbx_token_fields){ .token = "accessToken",
-								.expires_on = "expires_on" },
-				    expires_on_local, out, err);
+	return dbx_cred_parse_token(
+	    "cli", o->out, o->out_len,
+	    &(struct dbx_token_fields){.token = "accessToken", .expires_on = "expires_on"},
+	    expires_on_local, out, err);
 }
 
 static enum dbx_err cli_get_token(struct dbx_credential *self, const char *scope,
@@ -376,8 +379,8 @@ static enum dbx_err cli_get_token(struct dbx_credential *self, const char *scope
 	char *az = NULL;
 	char *path_line = NULL;
 	char **envp = NULL;
-	int out_pipe[2] = { -1, -1 };
-	int err_pipe[2] = { -1, -1 };
+	int out_pipe[2] = {-1, -1};
+	int err_pipe[2] = {-1, -1};
 	pid_t pid;
 	int sr;
 	enum dbx_err rc = DBX_OK;
@@ -392,14 +395,15 @@ static enum dbx_err cli_get_token(struct dbx_credential *self, const char *scope
 		goto out;
 	}
 	if (!safe_arg(resource, "_-.:/")) {
-		rc = dbx_error_set(err, DBX_EAUTH, "cli: refusing to pass the scope %s to az", scope);
+		rc = dbx_error_set(err, DBX_EAUTH, "cli: refusing to pass the scope %s to az",
+				   scope);
 		goto out;
 	}
 	az = find_az(c->path);
 	if (!az) {
-		rc = errno == ENOMEM ? dbx_error_set(err, DBX_ENOMEM, "out of memory")
-				     : dbx_error_set(err, DBX_EAUTH,
-						     "cli: Azure CLI (az) not found on PATH");
+		rc = errno == ENOMEM
+			 ? dbx_error_set(err, DBX_ENOMEM, "out of memory")
+			 : dbx_error_set(err, DBX_EAUTH, "cli: Azure CLI (az) not found on PATH");
 		goto out;
 	}
 	o = calloc(1, sizeof(*o));
@@ -468,8 +472,9 @@ static void cli_destroy(struct dbx_credential *self)
 	free(c);
 }
 
-struct dbx_credential *dbx_cred_cli_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
-					const struct dbx_env *env, struct dbx_error *err)
+struct dbx_credential *dbx_cred_cli_new(struct dbx_transport *transport,
+					const struct dbx_cloud *cloud, const struct dbx_env *env,
+					struct dbx_error *err)
 {
 	struct cli_cred *c = NULL;
 	const char *path;

@@ -29,21 +29,21 @@
 
 #include "databoxfs/jwt.h"
 
-#define IMDS_HOST "169.254.169.254"
-#define IMDS_TOKEN_URL "http://" IMDS_HOST "/metadata/identity/oauth2/token"
-#define IMDS_API_VERSION "2018-02-01"
+#define IMDS_HOST		"169.254.169.254"
+#define IMDS_TOKEN_URL		"http://" IMDS_HOST "/metadata/identity/oauth2/token"
+#define IMDS_API_VERSION	"2018-02-01"
 #define APP_SERVICE_API_VERSION "2019-08-01"
-#define PROBE_TIMEOUT_MS 1000u
+#define PROBE_TIMEOUT_MS	1000u
 
 struct msi_cred {
 	struct dbx_credential base;
 	struct dbx_transport *transport; /* borrowed */
-	char *endpoint;    /* IDENTITY_ENDPOINT, or NULL for IMDS */
-	char *host;        /* the endpoint's host[:port], for messages */
-	char *header_line; /* "X-IDENTITY-HEADER: <secret>" or "Metadata: true" */
-	char *client_id;   /* AZURE_CLIENT_ID, or NULL for the system-assigned identity */
+	char *endpoint;			 /* IDENTITY_ENDPOINT, or NULL for IMDS */
+	char *host;			 /* the endpoint's host[:port], for messages */
+	char *header_line;		 /* "X-IDENTITY-HEADER: <secret>" or "Metadata: true" */
+	char *client_id; /* AZURE_CLIENT_ID, or NULL for the system-assigned identity */
 	pthread_mutex_t lock;
-	bool imds_found;   /* the IMDS probe got an answer once */
+	bool imds_found; /* the IMDS probe got an answer once */
 };
 
 /* The host[:port] part of an absolute URL, or NULL (ENOMEM or no "://"). */
@@ -88,7 +88,7 @@ static void first_line(char *buf, size_t cap, const char *s)
 /* error_description (or error, or message) of an endpoint's JSON error answer, first line. */
 static void answer_reason(const struct dbx_http_response *resp, char *buf, size_t cap)
 {
-	static const char *const keys[] = { "error_description", "error", "message" };
+	static const char *const keys[] = {"error_description", "error", "message"};
 	json_object *obj = json_tokener_parse(resp->body ? resp->body : "");
 	json_object *v = NULL;
 
@@ -126,7 +126,8 @@ static char *token_url(const struct msi_cred *c, const char *scope)
 			     c->endpoint, strchr(c->endpoint, '?') ? '&' : '?', res_esc,
 			     id_esc ? "&client_id=" : "", id_esc ? id_esc : "");
 	else
-		n = asprintf(&url, IMDS_TOKEN_URL "?api-version=" IMDS_API_VERSION "&resource=%s%s%s",
+		n = asprintf(&url,
+			     IMDS_TOKEN_URL "?api-version=" IMDS_API_VERSION "&resource=%s%s%s",
 			     res_esc, id_esc ? "&client_id=" : "", id_esc ? id_esc : "");
 	if (n < 0)
 		url = NULL;
@@ -145,12 +146,12 @@ static enum dbx_err probe_imds(struct msi_cred *c, struct dbx_error *err)
 {
 	const struct dbx_clock *clock = dbx_clock_system();
 	struct dbx_http_request req = {
-		.method = "GET",
-		.url = IMDS_TOKEN_URL,
-		.idempotent = true,
+	    .method = "GET",
+	    .url = IMDS_TOKEN_URL,
+	    .idempotent = true,
 	};
-	struct dbx_http_response resp = { 0 };
-	struct dbx_error terr = { 0 };
+	struct dbx_http_response resp = {0};
+	struct dbx_error terr = {0};
 	bool found;
 	enum dbx_err rc;
 
@@ -186,13 +187,15 @@ static enum dbx_err msi_refusal(const struct msi_cred *c, const struct dbx_http_
 	if (resp->status == 400) {
 		/* No such identity here: "unavailable", so no http_status (the chain moves on). */
 		if (c->client_id)
-			return dbx_error_set(err, DBX_EAUTH,
-					     "msi: the identity with client id %s is not assigned to "
-					     "this resource (%s: %s)",
-					     c->client_id, c->host, reason[0] ? reason : "HTTP 400");
-		return dbx_error_set(err, DBX_EAUTH,
-				     "msi: no managed identity is assigned to this resource (%s: %s)",
-				     c->host, reason[0] ? reason : "HTTP 400");
+			return dbx_error_set(
+			    err, DBX_EAUTH,
+			    "msi: the identity with client id %s is not assigned to "
+			    "this resource (%s: %s)",
+			    c->client_id, c->host, reason[0] ? reason : "HTTP 400");
+		return dbx_error_set(
+		    err, DBX_EAUTH,
+		    "msi: no managed identity is assigned to this resource (%s: %s)", c->host,
+		    reason[0] ? reason : "HTTP 400");
 	}
 	if (resp->status == 429)
 		kind = DBX_ETHROTTLED;
@@ -217,14 +220,14 @@ static enum dbx_err msi_get_token(struct dbx_credential *self, const char *scope
 {
 	struct msi_cred *c = (struct msi_cred *)self;
 	const struct dbx_clock *clock = dbx_clock_system();
-	const char *headers[] = { c->header_line, NULL };
+	const char *headers[] = {c->header_line, NULL};
 	struct dbx_http_request req = {
-		.method = "GET",
-		.extra_headers = headers,
-		.idempotent = true,
+	    .method = "GET",
+	    .extra_headers = headers,
+	    .idempotent = true,
 	};
-	struct dbx_http_response resp = { 0 };
-	struct dbx_error terr = { 0 };
+	struct dbx_http_response resp = {0};
+	struct dbx_error terr = {0};
 	char *url = NULL;
 	enum dbx_err rc = DBX_OK;
 
@@ -244,7 +247,8 @@ static enum dbx_err msi_get_token(struct dbx_credential *self, const char *scope
 	req.deadline_ms = clock->now_ms(clock->ctx) + DBX_CRED_MSI_TIMEOUT_MS;
 	rc = dbx_http_send(c->transport, &req, &resp, &terr);
 	if (rc != DBX_OK) {
-		dbx_error_set(err, rc, "msi: token request to %s failed: %s", c->host, terr.message);
+		dbx_error_set(err, rc, "msi: token request to %s failed: %s", c->host,
+			      terr.message);
 		goto out;
 	}
 	if (resp.status != 200) {
@@ -252,9 +256,9 @@ static enum dbx_err msi_get_token(struct dbx_credential *self, const char *scope
 		goto out;
 	}
 	rc = dbx_cred_parse_token("msi", resp.body, resp.body_len,
-				  &(struct dbx_token_fields){ .token = "access_token",
-							      .expires_on = "expires_on",
-							      .expires_in = "expires_in" },
+				  &(struct dbx_token_fields){.token = "access_token",
+							     .expires_on = "expires_on",
+							     .expires_in = "expires_in"},
 				  NULL, out, err);
 out:
 	if (resp.body)
@@ -283,14 +287,14 @@ static enum dbx_err app_service_setup(struct msi_cred *c, const char *endpoint, 
 	bool https = strncasecmp(endpoint, "https://", 8) == 0;
 
 	if (!https && strncasecmp(endpoint, "http://", 7) != 0)
-		return dbx_error_set(err, DBX_ECONFIG, "msi: IDENTITY_ENDPOINT is not an http(s) URL: %s",
-				     endpoint);
+		return dbx_error_set(err, DBX_ECONFIG,
+				     "msi: IDENTITY_ENDPOINT is not an http(s) URL: %s", endpoint);
 	c->host = url_host(endpoint);
 	if (!c->host)
 		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
 	if (!c->host[0] || strchr(c->host, '@'))
-		return dbx_error_set(err, DBX_ECONFIG, "msi: IDENTITY_ENDPOINT has no usable host: %s",
-				     endpoint);
+		return dbx_error_set(err, DBX_ECONFIG,
+				     "msi: IDENTITY_ENDPOINT has no usable host: %s", endpoint);
 	if (!https && !is_loopback(c->host))
 		return dbx_error_set(err, DBX_ECONFIG,
 				     "msi: IDENTITY_ENDPOINT must be https, or http on a loopback "
@@ -306,8 +310,9 @@ static enum dbx_err app_service_setup(struct msi_cred *c, const char *endpoint, 
 	return DBX_OK;
 }
 
-struct dbx_credential *dbx_cred_msi_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
-					const struct dbx_env *env, struct dbx_error *err)
+struct dbx_credential *dbx_cred_msi_new(struct dbx_transport *transport,
+					const struct dbx_cloud *cloud, const struct dbx_env *env,
+					struct dbx_error *err)
 {
 	struct msi_cred *c = NULL;
 	const char *endpoint;

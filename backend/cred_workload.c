@@ -28,12 +28,12 @@
 struct workload_cred {
 	struct dbx_credential base;
 	struct dbx_transport *transport; /* borrowed */
-	pthread_mutex_t lock;            /* guards the cached assertion */
+	pthread_mutex_t lock;		 /* guards the cached assertion */
 	char *client_id;
 	char *token_url;
 	char *authority; /* host[:port], for messages */
 	char *path;
-	char *assertion; /* the file's trimmed content, or NULL before the first read */
+	char *assertion;  /* the file's trimmed content, or NULL before the first read */
 	struct stat seen; /* the file when assertion was read */
 	time_t read_at;
 };
@@ -68,7 +68,8 @@ static enum dbx_err reread(struct workload_cred *c, const struct stat *st, time_
 	}
 	fd = open(c->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		rc = dbx_error_set(err, DBX_EAUTH, "workload: cannot read AZURE_FEDERATED_TOKEN_FILE %s: %s",
+		rc = dbx_error_set(err, DBX_EAUTH,
+				   "workload: cannot read AZURE_FEDERATED_TOKEN_FILE %s: %s",
 				   c->path, strerror(errno));
 		goto out;
 	}
@@ -78,9 +79,10 @@ static enum dbx_err reread(struct workload_cred *c, const struct stat *st, time_
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			rc = dbx_error_set(err, DBX_EAUTH,
-					   "workload: cannot read AZURE_FEDERATED_TOKEN_FILE %s: %s",
-					   c->path, strerror(errno));
+			rc =
+			    dbx_error_set(err, DBX_EAUTH,
+					  "workload: cannot read AZURE_FEDERATED_TOKEN_FILE %s: %s",
+					  c->path, strerror(errno));
 			goto out;
 		}
 		if (n == 0)
@@ -93,8 +95,8 @@ static enum dbx_err reread(struct workload_cred *c, const struct stat *st, time_
 	while (start < got && strchr(" \t\r\n", buf[start]))
 		start++;
 	if (start == got) {
-		rc = dbx_error_set(err, DBX_EAUTH, "workload: AZURE_FEDERATED_TOKEN_FILE %s is empty",
-				   c->path);
+		rc = dbx_error_set(err, DBX_EAUTH,
+				   "workload: AZURE_FEDERATED_TOKEN_FILE %s is empty", c->path);
 		goto out;
 	}
 	dbx_wipe_free(c->assertion);
@@ -125,7 +127,8 @@ static enum dbx_err current_assertion(struct workload_cred *c, char **out, struc
 	*out = NULL;
 	pthread_mutex_lock(&c->lock);
 	if (stat(c->path, &st) != 0) {
-		rc = dbx_error_set(err, DBX_EAUTH, "workload: cannot read AZURE_FEDERATED_TOKEN_FILE %s: %s",
+		rc = dbx_error_set(err, DBX_EAUTH,
+				   "workload: cannot read AZURE_FEDERATED_TOKEN_FILE %s: %s",
 				   c->path, strerror(errno));
 		goto out;
 	}
@@ -174,11 +177,12 @@ static void workload_destroy(struct dbx_credential *self)
 	free(c);
 }
 
-struct dbx_credential *dbx_cred_workload_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
+struct dbx_credential *dbx_cred_workload_new(struct dbx_transport *transport,
+					     const struct dbx_cloud *cloud,
 					     const struct dbx_env *env, struct dbx_error *err)
 {
-	static const char *const required[] = { "AZURE_TENANT_ID", "AZURE_CLIENT_ID",
-						"AZURE_FEDERATED_TOKEN_FILE" };
+	static const char *const required[] = {"AZURE_TENANT_ID", "AZURE_CLIENT_ID",
+					       "AZURE_FEDERATED_TOKEN_FILE"};
 	struct workload_cred *c = NULL;
 	const char *vals[3];
 

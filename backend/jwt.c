@@ -68,14 +68,15 @@ bool dbx_cred_require(const char *source, const struct dbx_env *env, const char 
 		seen++;
 		snprintf(list + len, sizeof(list) - len, "%s%s", sep, names[i]);
 	}
-	dbx_error_set(err, DBX_EAUTH, "%s: %s %s not set", source, list, n_missing == 1 ? "is" : "are");
+	dbx_error_set(err, DBX_EAUTH, "%s: %s %s not set", source, list,
+		      n_missing == 1 ? "is" : "are");
 	return false;
 }
 
 char *dbx_base64url(const void *data, size_t len)
 {
 	static const char alphabet[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	const unsigned char *p = data;
 	char *out = malloc((len + 2) / 3 * 4 + 1);
 	char *o = out;
@@ -84,7 +85,8 @@ char *dbx_base64url(const void *data, size_t len)
 	if (!out)
 		return NULL;
 	for (; i + 3 <= len; i += 3) {
-		unsigned long v = (unsigned long)p[i] << 16 | (unsigned long)p[i + 1] << 8 | p[i + 2];
+		unsigned long v =
+		    (unsigned long)p[i] << 16 | (unsigned long)p[i + 1] << 8 | p[i + 2];
 
 		*o++ = alphabet[(v >> 18) & 63];
 		*o++ = alphabet[(v >> 12) & 63];
@@ -122,16 +124,17 @@ enum dbx_err dbx_cred_token_endpoint(const char *source, const struct dbx_cloud 
 	if (strncasecmp(h, "https://", 8) == 0) {
 		h += 8;
 	} else if (strstr(h, "://")) {
-		rc = dbx_error_set(err, DBX_ECONFIG, "%s: AZURE_AUTHORITY_HOST must be an https URL: %s",
-				   source, v);
+		rc = dbx_error_set(err, DBX_ECONFIG,
+				   "%s: AZURE_AUTHORITY_HOST must be an https URL: %s", source, v);
 		goto out;
 	}
 	len = strlen(h);
 	while (len && h[len - 1] == '/')
 		len--;
 	if (len == 0 || strcspn(h, "/?#@ \t\r\n") < len) {
-		rc = dbx_error_set(err, DBX_ECONFIG, "%s: AZURE_AUTHORITY_HOST must be https://HOST, got %s",
-				   source, v);
+		rc = dbx_error_set(err, DBX_ECONFIG,
+				   "%s: AZURE_AUTHORITY_HOST must be https://HOST, got %s", source,
+				   v);
 		goto out;
 	}
 	*authority = strndup(h, len);
@@ -216,8 +219,8 @@ static bool json_seconds(json_object *v, long long *out)
 
 enum dbx_err dbx_cred_parse_token(const char *source, const char *body, size_t len,
 				  const struct dbx_token_fields *fields,
-				  time_t (*fallback_expiry)(const void *json_obj), struct dbx_token *out,
-				  struct dbx_error *err)
+				  time_t (*fallback_expiry)(const void *json_obj),
+				  struct dbx_token *out, struct dbx_error *err)
 {
 	json_object *obj = parse_secret_json(body, len);
 	json_object *v = NULL;
@@ -227,7 +230,8 @@ enum dbx_err dbx_cred_parse_token(const char *source, const char *body, size_t l
 
 	memset(out, 0, sizeof(*out));
 	if (!obj || !json_object_is_type(obj, json_type_object)) {
-		rc = dbx_error_set(err, DBX_EAUTH, "%s: the token answer is not a JSON object", source);
+		rc = dbx_error_set(err, DBX_EAUTH, "%s: the token answer is not a JSON object",
+				   source);
 		goto out;
 	}
 	if (!json_object_object_get_ex(obj, fields->token, &v) ||
@@ -246,7 +250,8 @@ enum dbx_err dbx_cred_parse_token(const char *source, const char *body, size_t l
 		expires = fallback_expiry(obj);
 	}
 	if (expires <= 0) {
-		rc = dbx_error_set(err, DBX_EAUTH, "%s: the token answer has no valid expiry", source);
+		rc = dbx_error_set(err, DBX_EAUTH, "%s: the token answer has no valid expiry",
+				   source);
 		goto out;
 	}
 	json_object_object_get_ex(obj, fields->token, &v);
@@ -302,10 +307,11 @@ static enum dbx_err entra_refusal(const char *source, const char *authority,
 		desc = json_object_get_string(v);
 	first_line(line, sizeof(line), desc);
 	if (code)
-		dbx_error_set(err, kind, "%s: %s: %s", source, code, line[0] ? line : "(no description)");
+		dbx_error_set(err, kind, "%s: %s: %s", source, code,
+			      line[0] ? line : "(no description)");
 	else
-		dbx_error_set(err, kind, "%s: token request to %s answered HTTP %ld", source, authority,
-			      resp->status);
+		dbx_error_set(err, kind, "%s: token request to %s answered HTTP %ld", source,
+			      authority, resp->status);
 	if (err) {
 		err->http_status = resp->status;
 		snprintf(err->code, sizeof(err->code), "%s", code ? code : "");
@@ -318,13 +324,13 @@ static enum dbx_err entra_refusal(const char *source, const char *authority,
 
 enum dbx_err dbx_cred_assertion_grant(const char *source, struct dbx_transport *transport,
 				      const char *url, const char *authority, const char *client_id,
-				      const char *assertion, const char *scope, struct dbx_token *out,
-				      struct dbx_error *err)
+				      const char *assertion, const char *scope,
+				      struct dbx_token *out, struct dbx_error *err)
 {
 	const struct dbx_clock *clock = dbx_clock_system();
-	struct dbx_http_request req = { 0 };
-	struct dbx_http_response resp = { 0 };
-	struct dbx_error terr = { 0 };
+	struct dbx_http_request req = {0};
+	struct dbx_http_response resp = {0};
+	struct dbx_error terr = {0};
 	char *cid = dbx_url_escape(client_id);
 	char *sc = dbx_url_escape(scope);
 	char *as = dbx_url_escape(assertion);
@@ -359,10 +365,10 @@ enum dbx_err dbx_cred_assertion_grant(const char *source, struct dbx_transport *
 		rc = entra_refusal(source, authority, &resp, err);
 		goto out;
 	}
-	rc = dbx_cred_parse_token(source, resp.body, resp.body_len,
-				  &(struct dbx_token_fields){ .token = "access_token",
-							      .expires_in = "expires_in" },
-				  NULL, out, err);
+	rc = dbx_cred_parse_token(
+	    source, resp.body, resp.body_len,
+	    &(struct dbx_token_fields){.token = "access_token", .expires_in = "expires_in"}, NULL,
+	    out, err);
 	if (rc != DBX_OK && err) {
 		err->http_status = resp.status;
 		snprintf(err->request_id, sizeof(err->request_id), "%s",

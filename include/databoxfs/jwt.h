@@ -14,9 +14,9 @@
 
 #include "databoxfs/auth.h"
 
-/* Deadline of one Entra token request (as cred_env.c), and of one managed-identity request, in ms. */
+/* Deadlines, in ms: one Entra token request (as cred_env.c), one managed-identity request. */
 #define DBX_CRED_ENTRA_TIMEOUT_MS 60000u
-#define DBX_CRED_MSI_TIMEOUT_MS   10000u
+#define DBX_CRED_MSI_TIMEOUT_MS	  10000u
 
 /* The value of name in env, NULL when unset or empty. */
 const char *dbx_cred_env_get(const struct dbx_env *env, const char *name);
@@ -29,7 +29,7 @@ const char *dbx_cred_env_get(const struct dbx_env *env, const char *name);
 bool dbx_cred_require(const char *source, const struct dbx_env *env, const char *const *names,
 		      size_t n, const char **vals, struct dbx_error *err);
 
-/* base64url (RFC 4648 section 5) of len bytes, without '=' padding. Caller frees; NULL on ENOMEM. */
+/* base64url (RFC 4648 5) of len bytes, without '=' padding. Caller frees; NULL on ENOMEM. */
 char *dbx_base64url(const void *data, size_t len);
 
 /* Free s after overwriting it with zeros (NULL is fine). */
@@ -49,9 +49,11 @@ void dbx_cred_set_wall_clock(time_t (*now)(void));
  * "HOST", never http) or cloud->login_host. DBX_ECONFIG "<source>: ..." for
  * a bad authority, DBX_ENOMEM.
  */
-DBX_MUST_CHECK enum dbx_err dbx_cred_token_endpoint(const char *source, const struct dbx_cloud *cloud,
+DBX_MUST_CHECK enum dbx_err dbx_cred_token_endpoint(const char *source,
+						    const struct dbx_cloud *cloud,
 						    const struct dbx_env *env, const char *tenant,
-						    char **url, char **authority, struct dbx_error *err);
+						    char **url, char **authority,
+						    struct dbx_error *err);
 
 /*
  * POST the client-credentials grant with a jwt-bearer client_assertion to
@@ -62,15 +64,14 @@ DBX_MUST_CHECK enum dbx_err dbx_cred_token_endpoint(const char *source, const st
  * line of error_description>" with err->http_status, code and request id
  * set; a malformed 200 is DBX_EAUTH. No message holds the assertion or a token.
  */
-DBX_MUST_CHECK enum dbx_err dbx_cred_assertion_grant(const char *source, struct dbx_transport *transport,
-						     const char *url, const char *authority,
-						     const char *client_id, const char *assertion,
-						     const char *scope, struct dbx_token *out,
-						     struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err
+dbx_cred_assertion_grant(const char *source, struct dbx_transport *transport, const char *url,
+			 const char *authority, const char *client_id, const char *assertion,
+			 const char *scope, struct dbx_token *out, struct dbx_error *err);
 
 /* The token answer fields a source asks dbx_cred_parse_token() for. */
 struct dbx_token_fields {
-	const char *token;      /* "access_token" / "accessToken" */
+	const char *token;	/* "access_token" / "accessToken" */
 	const char *expires_on; /* absolute unix time, int or digit string; NULL: none */
 	const char *expires_in; /* seconds from now, int or digit string; NULL: none */
 };

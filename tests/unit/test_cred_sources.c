@@ -34,16 +34,16 @@
 #include "databoxfs/jwt.h"
 #include "fake_transport.h"
 
-#define TENANT "72f988bf-86f1-41af-91ab-2d7cd011db47"
-#define CLIENT "11111111-2222-3333-4444-555555555555"
-#define ARM_SCOPE "https://management.azure.com/.default"
-#define VAULT_SCOPE "https://vault.azure.net/.default"
-#define NOW 1700000000
-#define PASSWORD "s3cret-pass-phrase"
+#define TENANT	      "72f988bf-86f1-41af-91ab-2d7cd011db47"
+#define CLIENT	      "11111111-2222-3333-4444-555555555555"
+#define ARM_SCOPE     "https://management.azure.com/.default"
+#define VAULT_SCOPE   "https://vault.azure.net/.default"
+#define NOW	      1700000000
+#define PASSWORD      "s3cret-pass-phrase"
 #define CLIENT_SECRET "shh-client-secret-42"
-#define ID_HEADER "hdr-secret-777"
+#define ID_HEADER     "hdr-secret-777"
 
-static char dir[64];   /* the temporary directory of this run */
+static char dir[64]; /* the temporary directory of this run */
 static time_t wall_now = NOW;
 
 static time_t pinned_wall(void)
@@ -67,9 +67,9 @@ static const char *table_get(void *ctx, const char *name)
 	return NULL;
 }
 
-#define ENV(...)                                                                    \
-	(&(struct dbx_env){ .get = table_get,                                         \
-			    .ctx = (void *)(const struct kv[]){ __VA_ARGS__, { NULL, NULL } } })
+#define ENV(...)                                                                                   \
+	(&(struct dbx_env){.get = table_get,                                                       \
+			   .ctx = (void *)(const struct kv[]){__VA_ARGS__, {NULL, NULL}}})
 
 /* A path in the temporary directory (static buffers, rotated). */
 static const char *in_dir(const char *name)
@@ -128,7 +128,8 @@ static unsigned char *b64url_decode(const char *s, size_t n, size_t *len)
 	size_t o = 0;
 
 	for (size_t i = 0; i < n && s[i] != '='; i++) {
-		const char *alpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+		const char *alpha =
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 		const char *p = strchr(alpha, s[i]);
 
 		if (!p || !s[i]) {
@@ -167,8 +168,8 @@ static char *form_field(const char *body, const char *name)
 /* The message must hold none of the secrets, tokens or assertion fragments of these tests. */
 static void assert_clean(const char *msg)
 {
-	static const char *const secrets[] = { PASSWORD, CLIENT_SECRET, ID_HEADER, "tok-", "eyJ",
-					       "PRIVATE KEY" };
+	static const char *const secrets[] = {PASSWORD, CLIENT_SECRET, ID_HEADER,
+					      "tok-",	"eyJ",	       "PRIVATE KEY"};
 
 	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
 		if (strstr(msg, secrets[i]))
@@ -302,9 +303,14 @@ static void test_base64url_vectors(void **state)
 	static const struct {
 		const char *in;
 		const char *out;
-	} v[] = { { "", "" },         { "f", "Zg" },         { "fo", "Zm8" },
-		  { "foo", "Zm9v" },  { "foob", "Zm9vYg" },  { "fooba", "Zm9vYmE" },
-		  { "foobar", "Zm9vYmFy" }, { "\xfb\xff\xbf", "-_-_" } };
+	} v[] = {{"", ""},
+		 {"f", "Zg"},
+		 {"fo", "Zm8"},
+		 {"foo", "Zm9v"},
+		 {"foob", "Zm9vYg"},
+		 {"fooba", "Zm9vYmE"},
+		 {"foobar", "Zm9vYmFy"},
+		 {"\xfb\xff\xbf", "-_-_"}};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
@@ -317,16 +323,16 @@ static void test_base64url_vectors(void **state)
 
 /* ---- certificate ---- */
 
-#define CERT_ENV(path, ...)                                                             \
-	ENV({ "AZURE_TENANT_ID", TENANT }, { "AZURE_CLIENT_ID", CLIENT },               \
-	    { "AZURE_CLIENT_SECRET", NULL }, { "AZURE_CLIENT_CERTIFICATE_PATH", path }, \
-	    __VA_ARGS__)
+#define CERT_ENV(path, ...)                                                                        \
+	ENV({"AZURE_TENANT_ID", TENANT}, {"AZURE_CLIENT_ID", CLIENT},                              \
+	    {"AZURE_CLIENT_SECRET", NULL}, {"AZURE_CLIENT_CERTIFICATE_PATH", path}, __VA_ARGS__)
 
 static const struct fake_reply entra_ok[] = {
-	{ .status = 200,
-	  .body = "{\"token_type\":\"Bearer\",\"expires_in\":3599,\"ext_expires_in\":3599,"
-		  "\"access_token\":\"tok-cert-1\"}" },
-	{ .status = 200, .body = "{\"token_type\":\"Bearer\",\"expires_in\":\"3000\",\"access_token\":\"tok-cert-2\"}" },
+    {.status = 200,
+     .body = "{\"token_type\":\"Bearer\",\"expires_in\":3599,\"ext_expires_in\":3599,"
+	     "\"access_token\":\"tok-cert-1\"}"},
+    {.status = 200,
+     .body = "{\"token_type\":\"Bearer\",\"expires_in\":\"3000\",\"access_token\":\"tok-cert-2\"}"},
 };
 
 /* Split a JWT into its three parts; decode header and payload as JSON. */
@@ -402,8 +408,8 @@ static int openssl_verify(const struct jwt_parts *p, const char *input)
 		   in_dir("pub.pem"), in_dir("sig.bin"), in_dir("input.txt"));
 }
 
-static void check_assertion_request(const struct fake_call *call, const char *url, const char *scope_enc,
-				    struct jwt_parts *jwt)
+static void check_assertion_request(const struct fake_call *call, const char *url,
+				    const char *scope_enc, struct jwt_parts *jwt)
 {
 	char *f;
 	char *assertion;
@@ -436,18 +442,18 @@ static void test_cert_signs_a_verifiable_assertion(void **state)
 {
 	static const char url[] = "https://login.microsoftonline.com/" TENANT "/oauth2/v2.0/token";
 	struct rec_transport *t = rec_new(entra_ok, 2);
-	struct dbx_error err = { 0 };
-	struct dbx_token tok = { 0 };
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
 	struct dbx_credential *c;
-	struct jwt_parts j1 = { 0 };
-	struct jwt_parts j2 = { 0 };
+	struct jwt_parts j1 = {0};
+	struct jwt_parts j2 = {0};
 	const char *x5t;
 	unsigned char *x5t_bytes;
 	size_t len;
 	char *tampered;
 
 	(void)state;
-	c = dbx_cred_env_cert_new(&t->base, NULL, CERT_ENV(in_dir("both.pem"), { "X", "y" }), &err);
+	c = dbx_cred_env_cert_new(&t->base, NULL, CERT_ENV(in_dir("both.pem"), {"X", "y"}), &err);
 	assert_non_null(c);
 	assert_string_equal(c->name, "cert");
 
@@ -457,8 +463,8 @@ static void test_cert_signs_a_verifiable_assertion(void **state)
 	dbx_token_wipe(&tok);
 	assert_int_equal(t->fake.n_calls, 1);
 	assert_string_equal(t->headers[0], "");
-	check_assertion_request(&t->fake.calls[0], url, "https%3A%2F%2Fmanagement.azure.com%2F.default",
-				&j1);
+	check_assertion_request(&t->fake.calls[0], url,
+				"https%3A%2F%2Fmanagement.azure.com%2F.default", &j1);
 
 	/* Header: RS256, JWT, and the certificate's SHA-1 thumbprint as openssl computes it. */
 	assert_string_equal(jstr(j1.header, "alg"), "RS256");
@@ -492,7 +498,8 @@ static void test_cert_signs_a_verifiable_assertion(void **state)
 	assert_string_equal(tok.value, "tok-cert-2");
 	assert_int_equal(tok.expires_on, NOW + 100 + 3000);
 	dbx_token_wipe(&tok);
-	check_assertion_request(&t->fake.calls[1], url, "https%3A%2F%2Fvault.azure.net%2F.default", &j2);
+	check_assertion_request(&t->fake.calls[1], url, "https%3A%2F%2Fvault.azure.net%2F.default",
+				&j2);
 	assert_string_not_equal(jstr(j1.payload, "jti"), jstr(j2.payload, "jti"));
 	assert_int_equal(jint(j2.payload, "iat"), NOW + 100);
 	assert_int_equal(openssl_verify(&j2, j2.input), 0);
@@ -507,21 +514,22 @@ static void test_cert_key_before_cert_and_authority_host(void **state)
 {
 	static const char url[] = "https://login.microsoftonline.us/" TENANT "/oauth2/v2.0/token";
 	struct rec_transport *t = rec_new(entra_ok, 1);
-	struct dbx_error err = { 0 };
-	struct dbx_token tok = { 0 };
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
 	struct dbx_credential *c;
-	struct jwt_parts j = { 0 };
+	struct jwt_parts j = {0};
 
 	(void)state;
-	c = dbx_cred_env_cert_new(&t->base, NULL,
-				  CERT_ENV(in_dir("key_first.pem"),
-					   { "AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us/" }),
-				  &err);
+	c = dbx_cred_env_cert_new(
+	    &t->base, NULL,
+	    CERT_ENV(in_dir("key_first.pem"),
+		     {"AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us/"}),
+	    &err);
 	assert_non_null(c);
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
 	dbx_token_wipe(&tok);
-	check_assertion_request(&t->fake.calls[0], url, "https%3A%2F%2Fmanagement.azure.com%2F.default",
-				&j);
+	check_assertion_request(&t->fake.calls[0], url,
+				"https%3A%2F%2Fmanagement.azure.com%2F.default", &j);
 	assert_string_equal(jstr(j.payload, "aud"), url);
 	assert_int_equal(openssl_verify(&j, j.input), 0);
 	jwt_free(&j);
@@ -531,11 +539,12 @@ static void test_cert_key_before_cert_and_authority_host(void **state)
 
 static void test_cert_refuses_a_key_of_another_certificate(void **state)
 {
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 	char want[512];
 
 	(void)state;
-	assert_null(dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("wrong.pem"), { "X", "y" }), &err));
+	assert_null(
+	    dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("wrong.pem"), {"X", "y"}), &err));
 	snprintf(want, sizeof(want), "cert: the private key in %s does not match its certificate",
 		 in_dir("wrong.pem"));
 	assert_string_equal(err.message, want);
@@ -545,17 +554,16 @@ static void test_cert_refuses_a_key_of_another_certificate(void **state)
 static void test_cert_encrypted_key(void **state)
 {
 	struct rec_transport *t = rec_new(entra_ok, 1);
-	struct dbx_error err = { 0 };
-	struct dbx_token tok = { 0 };
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
 	struct dbx_credential *c;
-	struct jwt_parts j = { 0 };
+	struct jwt_parts j = {0};
 
 	(void)state;
 	/* The right password opens the key, and the assertion verifies. */
-	c = dbx_cred_env_cert_new(&t->base, NULL,
-				  CERT_ENV(in_dir("enc.pem"),
-					   { "AZURE_CLIENT_CERTIFICATE_PASSWORD", PASSWORD }),
-				  &err);
+	c = dbx_cred_env_cert_new(
+	    &t->base, NULL,
+	    CERT_ENV(in_dir("enc.pem"), {"AZURE_CLIENT_CERTIFICATE_PASSWORD", PASSWORD}), &err);
 	assert_non_null(c);
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-cert-1");
@@ -570,10 +578,10 @@ static void test_cert_encrypted_key(void **state)
 
 	/* A wrong password is refused, and not quoted. */
 	memset(&err, 0, sizeof(err));
-	assert_null(dbx_cred_env_cert_new(NULL, NULL,
-					  CERT_ENV(in_dir("enc.pem"), { "AZURE_CLIENT_CERTIFICATE_PASSWORD",
-									PASSWORD "-wrong" }),
-					  &err));
+	assert_null(dbx_cred_env_cert_new(
+	    NULL, NULL,
+	    CERT_ENV(in_dir("enc.pem"), {"AZURE_CLIENT_CERTIFICATE_PASSWORD", PASSWORD "-wrong"}),
+	    &err));
 	assert_int_equal(err.err, DBX_ECONFIG);
 	assert_non_null(strstr(err.message, "wrong AZURE_CLIENT_CERTIFICATE_PASSWORD"));
 	assert_true(strncmp(err.message, "cert: ", 6) == 0);
@@ -581,40 +589,42 @@ static void test_cert_encrypted_key(void **state)
 
 	/* No password for an encrypted key: says so instead of prompting on a terminal. */
 	memset(&err, 0, sizeof(err));
-	assert_null(dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("enc.pem"), { "X", "y" }), &err));
+	assert_null(
+	    dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("enc.pem"), {"X", "y"}), &err));
 	assert_non_null(strstr(err.message, "is encrypted; set AZURE_CLIENT_CERTIFICATE_PASSWORD"));
 }
 
 static void test_cert_configuration_errors(void **state)
 {
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 
 	(void)state;
-	assert_null(dbx_cred_env_cert_new(NULL, NULL, ENV({ "AZURE_TENANT_ID", TENANT },
-							  { "AZURE_CLIENT_ID", "" }),
-					  &err));
+	assert_null(dbx_cred_env_cert_new(
+	    NULL, NULL, ENV({"AZURE_TENANT_ID", TENANT}, {"AZURE_CLIENT_ID", ""}), &err));
 	assert_int_equal(err.err, DBX_EAUTH);
 	assert_string_equal(err.message,
 			    "cert: AZURE_CLIENT_ID and AZURE_CLIENT_CERTIFICATE_PATH are not set");
 
-	assert_null(dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("nope.pem"), { "X", "y" }), &err));
+	assert_null(
+	    dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("nope.pem"), {"X", "y"}), &err));
 	assert_non_null(strstr(err.message, "cert: cannot read AZURE_CLIENT_CERTIFICATE_PATH"));
 	assert_non_null(strstr(err.message, "No such file"));
 
 	/* A file without a certificate (just a key). */
-	assert_null(dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("key.pem"), { "X", "y" }), &err));
+	assert_null(
+	    dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("key.pem"), {"X", "y"}), &err));
 	assert_non_null(strstr(err.message, "cert: no PEM certificate in"));
 	assert_clean(err.message);
 
 	/* A certificate without its key. */
-	assert_null(dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("cert.pem"), { "X", "y" }), &err));
+	assert_null(
+	    dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("cert.pem"), {"X", "y"}), &err));
 	assert_non_null(strstr(err.message, "cert: no PEM private key in"));
 
 	/* An http authority is refused. */
-	assert_null(dbx_cred_env_cert_new(NULL, NULL,
-					  CERT_ENV(in_dir("both.pem"),
-						   { "AZURE_AUTHORITY_HOST", "http://login.example" }),
-					  &err));
+	assert_null(dbx_cred_env_cert_new(
+	    NULL, NULL,
+	    CERT_ENV(in_dir("both.pem"), {"AZURE_AUTHORITY_HOST", "http://login.example"}), &err));
 	assert_int_equal(err.err, DBX_ECONFIG);
 	assert_non_null(strstr(err.message, "cert: AZURE_AUTHORITY_HOST must be an https URL"));
 }
@@ -622,20 +632,20 @@ static void test_cert_configuration_errors(void **state)
 static void test_cert_entra_refusal(void **state)
 {
 	static const struct fake_reply refusal[] = {
-		{ .status = 401,
-		  .request_id = "req-1",
-		  .body = "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS700027: Client "
-			  "assertion contains an invalid signature.\\r\\nTrace ID: abc\\r\\n\","
-			  "\"error_codes\":[700027]}" },
-		{ .transport_err = DBX_EUNREACHABLE },
+	    {.status = 401,
+	     .request_id = "req-1",
+	     .body = "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS700027: Client "
+		     "assertion contains an invalid signature.\\r\\nTrace ID: abc\\r\\n\","
+		     "\"error_codes\":[700027]}"},
+	    {.transport_err = DBX_EUNREACHABLE},
 	};
 	struct rec_transport *t = rec_new(refusal, 2);
-	struct dbx_error err = { 0 };
-	struct dbx_token tok = { 0 };
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
 	struct dbx_credential *c;
 
 	(void)state;
-	c = dbx_cred_env_cert_new(&t->base, NULL, CERT_ENV(in_dir("both.pem"), { "X", "y" }), &err);
+	c = dbx_cred_env_cert_new(&t->base, NULL, CERT_ENV(in_dir("both.pem"), {"X", "y"}), &err);
 	assert_non_null(c);
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
 	assert_null(tok.value);
@@ -649,7 +659,8 @@ static void test_cert_entra_refusal(void **state)
 
 	memset(&err, 0, sizeof(err));
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EUNREACHABLE);
-	assert_non_null(strstr(err.message, "cert: token request to login.microsoftonline.com failed"));
+	assert_non_null(
+	    strstr(err.message, "cert: token request to login.microsoftonline.com failed"));
 	assert_int_equal(err.http_status, 0);
 	assert_clean(err.message);
 	dbx_credential_destroy(c);
@@ -658,10 +669,10 @@ static void test_cert_entra_refusal(void **state)
 
 /* ---- workload identity ---- */
 
-#define WORKLOAD_ENV(path)                                                          \
-	ENV({ "AZURE_TENANT_ID", TENANT }, { "AZURE_CLIENT_ID", CLIENT },           \
-	    { "AZURE_FEDERATED_TOKEN_FILE", path },                                  \
-	    { "AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com/" })
+#define WORKLOAD_ENV(path)                                                                         \
+	ENV({"AZURE_TENANT_ID", TENANT}, {"AZURE_CLIENT_ID", CLIENT},                              \
+	    {"AZURE_FEDERATED_TOKEN_FILE", path},                                                  \
+	    {"AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com/"})
 
 static char *sent_assertion(const struct rec_transport *t, size_t i)
 {
@@ -671,16 +682,16 @@ static char *sent_assertion(const struct rec_transport *t, size_t i)
 static void test_workload_sends_the_file_and_rereads_it(void **state)
 {
 	static const struct fake_reply ok[] = {
-		{ .status = 200, .body = "{\"access_token\":\"tok-wl\",\"expires_in\":3599}" },
-		{ .status = 200, .body = "{\"access_token\":\"tok-wl\",\"expires_in\":3599}" },
-		{ .status = 200, .body = "{\"access_token\":\"tok-wl\",\"expires_in\":3599}" },
-		{ .status = 200, .body = "{\"access_token\":\"tok-wl\",\"expires_in\":3599}" },
-		{ .status = 200, .body = "{\"access_token\":\"tok-wl\",\"expires_in\":3599}" },
+	    {.status = 200, .body = "{\"access_token\":\"tok-wl\",\"expires_in\":3599}"},
+	    {.status = 200, .body = "{\"access_token\":\"tok-wl\",\"expires_in\":3599}"},
+	    {.status = 200, .body = "{\"access_token\":\"tok-wl\",\"expires_in\":3599}"},
+	    {.status = 200, .body = "{\"access_token\":\"tok-wl\",\"expires_in\":3599}"},
+	    {.status = 200, .body = "{\"access_token\":\"tok-wl\",\"expires_in\":3599}"},
 	};
 	const char *path = in_dir("sa-token");
 	struct rec_transport *t = rec_new(ok, 5);
-	struct dbx_error err = { 0 };
-	struct dbx_token tok = { 0 };
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
 	struct dbx_credential *c;
 	struct timespec times[2];
 	struct stat st;
@@ -750,15 +761,14 @@ static void test_workload_sends_the_file_and_rereads_it(void **state)
 static void test_workload_file_errors(void **state)
 {
 	struct rec_transport *t = rec_new(NULL, 0);
-	struct dbx_error err = { 0 };
-	struct dbx_token tok = { 0 };
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
 	struct dbx_credential *c;
 	const char *path = in_dir("sa-missing");
 
 	(void)state;
-	assert_null(dbx_cred_workload_new(&t->base, NULL,
-					  ENV({ "AZURE_TENANT_ID", TENANT }, { "AZURE_CLIENT_ID", CLIENT }),
-					  &err));
+	assert_null(dbx_cred_workload_new(
+	    &t->base, NULL, ENV({"AZURE_TENANT_ID", TENANT}, {"AZURE_CLIENT_ID", CLIENT}), &err));
 	assert_string_equal(err.message, "workload: AZURE_FEDERATED_TOKEN_FILE is not set");
 
 	c = dbx_cred_workload_new(&t->base, NULL, WORKLOAD_ENV(path), &err);
@@ -781,25 +791,26 @@ static void test_workload_file_errors(void **state)
 static void test_msi_imds(void **state)
 {
 	static const struct fake_reply script[] = {
-		/* the probe: IMDS refuses a request without Metadata, but answers */
-		{ .status = 400,
-		  .body = "{\"error\":\"bad_request_102\",\"error_description\":\"Required metadata "
-			  "header not specified\"}" },
-		{ .status = 200,
-		  .body = "{\"access_token\":\"tok-imds-1\",\"client_id\":\"x\",\"expires_in\":\"86399\","
-			  "\"expires_on\":\"1700086399\",\"ext_expires_in\":\"86399\",\"not_before\":"
-			  "\"1699999999\",\"resource\":\"https://management.azure.com\",\"token_type\":"
-			  "\"Bearer\"}" },
-		{ .status = 200, .body = "{\"access_token\":\"tok-imds-2\",\"expires_in\":3599}" },
+	    /* the probe: IMDS refuses a request without Metadata, but answers */
+	    {.status = 400,
+	     .body = "{\"error\":\"bad_request_102\",\"error_description\":\"Required metadata "
+		     "header not specified\"}"},
+	    {.status = 200,
+	     .body =
+		 "{\"access_token\":\"tok-imds-1\",\"client_id\":\"x\",\"expires_in\":\"86399\","
+		 "\"expires_on\":\"1700086399\",\"ext_expires_in\":\"86399\",\"not_before\":"
+		 "\"1699999999\",\"resource\":\"https://management.azure.com\",\"token_type\":"
+		 "\"Bearer\"}"},
+	    {.status = 200, .body = "{\"access_token\":\"tok-imds-2\",\"expires_in\":3599}"},
 	};
 	struct rec_transport *t = rec_new(script, 3);
-	struct dbx_error err = { 0 };
-	struct dbx_token tok = { 0 };
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
 	struct dbx_credential *c;
 	uint64_t now = mono_now();
 
 	(void)state;
-	c = dbx_cred_msi_new(&t->base, NULL, ENV({ "X", "y" }), &err);
+	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &err);
 	assert_non_null(c);
 	assert_string_equal(c->name, "msi");
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
@@ -812,8 +823,8 @@ static void test_msi_imds(void **state)
 	assert_string_equal(t->headers[0], ""); /* the probe goes without Metadata: true */
 	assert_true(t->fake.calls[0].deadline_ms <= now + 1000 + 50);
 	assert_string_equal(t->fake.calls[1].method, "GET");
-	assert_string_equal(t->fake.calls[1].url,
-			    IMDS "?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com");
+	assert_string_equal(t->fake.calls[1].url, IMDS
+			    "?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com");
 	assert_string_equal(t->headers[1], "Metadata: true");
 	assert_null(t->fake.calls[1].scope);
 	assert_true(t->fake.calls[1].deadline_ms > now &&
@@ -834,28 +845,29 @@ static void test_msi_imds(void **state)
 static void test_msi_imds_user_assigned_and_errors(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 400, .body = "{}" },
-		{ .status = 400,
-		  .body = "{\"error\":\"invalid_request\",\"error_description\":\"Identity not found\"}" },
-		{ .status = 200, .body = "{\"access_token\":\"tok-imds-3\",\"expires_on\":1700005000}" },
-		{ .status = 200, .body = "{\"access_token\":\"tok-imds-4\"}" },
+	    {.status = 400, .body = "{}"},
+	    {.status = 400,
+	     .body =
+		 "{\"error\":\"invalid_request\",\"error_description\":\"Identity not found\"}"},
+	    {.status = 200, .body = "{\"access_token\":\"tok-imds-3\",\"expires_on\":1700005000}"},
+	    {.status = 200, .body = "{\"access_token\":\"tok-imds-4\"}"},
 	};
 	struct rec_transport *t = rec_new(script, 4);
-	struct dbx_error err = { 0 };
-	struct dbx_token tok = { 0 };
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
 	struct dbx_credential *c;
 
 	(void)state;
-	c = dbx_cred_msi_new(&t->base, NULL, ENV({ "AZURE_CLIENT_ID", CLIENT }), &err);
+	c = dbx_cred_msi_new(&t->base, NULL, ENV({"AZURE_CLIENT_ID", CLIENT}), &err);
 	assert_non_null(c);
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "msi: the identity with client id " CLIENT
 					 " is not assigned to this resource (169.254.169.254: "
 					 "Identity not found)");
 	assert_int_equal(err.http_status, 0); /* "unavailable": the chain may move on */
-	assert_string_equal(t->fake.calls[1].url,
-			    IMDS "?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com"
-				 "&client_id=" CLIENT);
+	assert_string_equal(t->fake.calls[1].url, IMDS
+			    "?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com"
+			    "&client_id=" CLIENT);
 
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-imds-3");
@@ -873,21 +885,25 @@ static void test_msi_imds_user_assigned_and_errors(void **state)
 static void test_msi_no_identity_and_no_imds(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .transport_err = DBX_EUNREACHABLE },
-		{ .status = 400, .body = "{}" },
-		{ .status = 400, .body = "{\"error\":\"invalid_request\",\"error_description\":\"Identity not found\"}" },
+	    {.transport_err = DBX_EUNREACHABLE},
+	    {.status = 400, .body = "{}"},
+	    {.status = 400,
+	     .body =
+		 "{\"error\":\"invalid_request\",\"error_description\":\"Identity not found\"}"},
 	};
 	struct rec_transport *t = rec_new(script, 3);
-	struct dbx_error err = { 0 };
-	struct dbx_token tok = { 0 };
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
 	struct dbx_credential *c;
 
 	(void)state;
-	c = dbx_cred_msi_new(&t->base, NULL, ENV({ "X", "y" }), &err);
+	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &err);
 	assert_non_null(c);
 	/* Off Azure: the probe gets no answer, nothing else is sent. */
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
-	assert_non_null(strstr(err.message, "msi: no managed identity endpoint: IMDS (169.254.169.254) did not answer"));
+	assert_non_null(
+	    strstr(err.message,
+		   "msi: no managed identity endpoint: IMDS (169.254.169.254) did not answer"));
 	assert_int_equal(t->fake.n_calls, 1);
 	/* IMDS there, but no identity assigned. */
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
@@ -898,21 +914,20 @@ static void test_msi_no_identity_and_no_imds(void **state)
 	rec_free(t);
 }
 
-#define APP_ENV(endpoint)                                                           \
-	ENV({ "IDENTITY_ENDPOINT", endpoint }, { "IDENTITY_HEADER", ID_HEADER })
+#define APP_ENV(endpoint) ENV({"IDENTITY_ENDPOINT", endpoint}, {"IDENTITY_HEADER", ID_HEADER})
 
 static void test_msi_app_service(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 200,
-		  .body = "{\"access_token\":\"tok-app-1\",\"expires_on\":\"1700007200\",\"resource\":"
-			  "\"https://vault.azure.net\",\"token_type\":\"Bearer\",\"client_id\":\"x\"}" },
-		{ .status = 401, .body = "{\"message\":\"bad header\"}" },
-		{ .status = 200, .body = "{\"access_token\":\"tok-app-3\",\"expires_on\":1700007300}" },
+	    {.status = 200,
+	     .body = "{\"access_token\":\"tok-app-1\",\"expires_on\":\"1700007200\",\"resource\":"
+		     "\"https://vault.azure.net\",\"token_type\":\"Bearer\",\"client_id\":\"x\"}"},
+	    {.status = 401, .body = "{\"message\":\"bad header\"}"},
+	    {.status = 200, .body = "{\"access_token\":\"tok-app-3\",\"expires_on\":1700007300}"},
 	};
 	struct rec_transport *t = rec_new(script, 3);
-	struct dbx_error err = { 0 };
-	struct dbx_token tok = { 0 };
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
 	struct dbx_credential *c;
 	char header_line[64];
 
@@ -925,13 +940,15 @@ static void test_msi_app_service(void **state)
 	assert_int_equal(tok.expires_on, 1700007200);
 	dbx_token_wipe(&tok);
 	assert_int_equal(t->fake.n_calls, 1); /* no IMDS probe */
-	assert_string_equal(t->fake.calls[0].url, "http://127.0.0.1:41741/MSI/token/"
-						  "?api-version=2019-08-01&resource=https%3A%2F%2Fvault.azure.net");
+	assert_string_equal(t->fake.calls[0].url,
+			    "http://127.0.0.1:41741/MSI/token/"
+			    "?api-version=2019-08-01&resource=https%3A%2F%2Fvault.azure.net");
 	assert_string_equal(t->headers[0], header_line);
 
 	/* The endpoint refuses the header: a configured source failed; the header is not quoted. */
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
-	assert_string_equal(err.message, "msi: 127.0.0.1:41741 refused IDENTITY_HEADER (HTTP 401): bad header");
+	assert_string_equal(err.message,
+			    "msi: 127.0.0.1:41741 refused IDENTITY_HEADER (HTTP 401): bad header");
 	assert_int_equal(err.http_status, 401);
 	assert_clean(err.message);
 	dbx_credential_destroy(c);
@@ -950,16 +967,18 @@ static void test_msi_app_service(void **state)
 
 static void test_msi_refuses_unsafe_endpoints(void **state)
 {
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 
 	(void)state;
 	assert_null(dbx_cred_msi_new(NULL, NULL, APP_ENV("http://10.0.0.5:8081/msi/token"), &err));
 	assert_int_equal(err.err, DBX_ECONFIG);
-	assert_non_null(strstr(err.message, "msi: IDENTITY_ENDPOINT must be https, or http on a loopback"));
+	assert_non_null(
+	    strstr(err.message, "msi: IDENTITY_ENDPOINT must be https, or http on a loopback"));
 	assert_null(dbx_cred_msi_new(NULL, NULL, APP_ENV("http://127.0.0.1.evil.example/x"), &err));
 	assert_null(dbx_cred_msi_new(NULL, NULL, APP_ENV("http://user@127.0.0.1/x"), &err));
 	assert_null(dbx_cred_msi_new(NULL, NULL, APP_ENV("ftp://127.0.0.1/x"), &err));
-	assert_null(dbx_cred_msi_new(NULL, NULL, ENV({ "IDENTITY_ENDPOINT", "http://127.0.0.1/x" }), &err));
+	assert_null(
+	    dbx_cred_msi_new(NULL, NULL, ENV({"IDENTITY_ENDPOINT", "http://127.0.0.1/x"}), &err));
 	assert_non_null(strstr(err.message, "without IDENTITY_HEADER"));
 	assert_clean(err.message);
 }
@@ -993,11 +1012,11 @@ static void cli_base_env(const char *mode)
 
 static char cli_path[300];
 
-#define CLI_ENV(...) ENV({ "PATH", cli_path }, __VA_ARGS__)
+#define CLI_ENV(...) ENV({"PATH", cli_path}, __VA_ARGS__)
 
 static struct dbx_credential *cli_new(const struct dbx_env *env)
 {
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 	struct dbx_credential *c;
 
 	snprintf(cli_path, sizeof(cli_path), "relative:%s/empty::%s:/usr/bin:/bin", dir, dir);
@@ -1024,12 +1043,12 @@ static bool has_line(const char *log, const char *line)
 static void test_cli_argv_environment_and_token(void **state)
 {
 	struct dbx_credential *c;
-	struct dbx_error err = { 0 };
-	struct dbx_token tok = { 0 };
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
 	char *log;
 
 	(void)state;
-	c = cli_new(CLI_ENV({ "AZURE_TENANT_ID", TENANT }));
+	c = cli_new(CLI_ENV({"AZURE_TENANT_ID", TENANT}));
 	cli_base_env("ok");
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-cli-1");
@@ -1053,13 +1072,18 @@ static void test_cli_argv_environment_and_token(void **state)
 	dbx_credential_destroy(c);
 
 	/* Without AZURE_TENANT_ID there is no --tenant; expiresOn (local time) is the fallback. */
-	c = cli_new(CLI_ENV({ "X", "y" }));
+	c = cli_new(CLI_ENV({"X", "y"}));
 	cli_base_env("expireson");
 	assert_int_equal(c->get_token(c, VAULT_SCOPE, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-cli-2");
 	{
-		struct tm tm = { .tm_year = 130, .tm_mon = 0, .tm_mday = 2, .tm_hour = 3, .tm_min = 4,
-				 .tm_sec = 5, .tm_isdst = -1 };
+		struct tm tm = {.tm_year = 130,
+				.tm_mon = 0,
+				.tm_mday = 2,
+				.tm_hour = 3,
+				.tm_min = 4,
+				.tm_sec = 5,
+				.tm_isdst = -1};
 
 		assert_int_equal(tok.expires_on, mktime(&tm));
 	}
@@ -1074,14 +1098,14 @@ static void test_cli_argv_environment_and_token(void **state)
 static void test_cli_not_installed_and_not_logged_in(void **state)
 {
 	struct dbx_credential *c;
-	struct dbx_error err = { 0 };
-	struct dbx_token tok = { 0 };
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
 	char path[300];
 
 	(void)state;
 	/* No az on PATH (relative entries never count). */
 	snprintf(path, sizeof(path), "%s/empty:relative/dir", dir);
-	c = dbx_cred_cli_new(NULL, NULL, ENV({ "PATH", path }), &err);
+	c = dbx_cred_cli_new(NULL, NULL, ENV({"PATH", path}), &err);
 	assert_non_null(c);
 	cli_base_env("ok");
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
@@ -1089,7 +1113,7 @@ static void test_cli_not_installed_and_not_logged_in(void **state)
 	assert_int_equal(access(in_dir("az.log"), F_OK), -1); /* nothing ran */
 	dbx_credential_destroy(c);
 
-	c = cli_new(CLI_ENV({ "X", "y" }));
+	c = cli_new(CLI_ENV({"X", "y"}));
 	cli_base_env("missing"); /* exit 127: what a shell wrapper says when python is gone */
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "cli: Azure CLI (az) not found on PATH");
@@ -1116,7 +1140,7 @@ static void test_cli_not_installed_and_not_logged_in(void **state)
 	dbx_credential_destroy(c);
 
 	/* Neither is a tenant. */
-	assert_null(dbx_cred_cli_new(NULL, NULL, ENV({ "AZURE_TENANT_ID", "--x" }), &err));
+	assert_null(dbx_cred_cli_new(NULL, NULL, ENV({"AZURE_TENANT_ID", "--x"}), &err));
 	assert_int_equal(err.err, DBX_ECONFIG);
 }
 
@@ -1144,8 +1168,8 @@ static bool process_gone(long pid)
 static void test_cli_timeout_kills_the_process_group(void **state)
 {
 	struct dbx_credential *c;
-	struct dbx_error err = { 0 };
-	struct dbx_token tok = { 0 };
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
 	uint64_t start;
 	long pid = 0;
 	long helper = 0;
@@ -1153,7 +1177,7 @@ static void test_cli_timeout_kills_the_process_group(void **state)
 	char *p;
 
 	(void)state;
-	c = cli_new(CLI_ENV({ "X", "y" }));
+	c = cli_new(CLI_ENV({"X", "y"}));
 	cli_base_env("sleep");
 	dbx_cred_cli_set_timeout_ms(300);
 	start = mono_now();
@@ -1181,34 +1205,34 @@ static void test_cli_timeout_kills_the_process_group(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_base64url_vectors, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_cert_signs_a_verifiable_assertion, test_setup,
-						test_teardown),
-		cmocka_unit_test_setup_teardown(test_cert_key_before_cert_and_authority_host, test_setup,
-						test_teardown),
-		cmocka_unit_test_setup_teardown(test_cert_refuses_a_key_of_another_certificate,
-						test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_cert_encrypted_key, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_cert_configuration_errors, test_setup,
-						test_teardown),
-		cmocka_unit_test_setup_teardown(test_cert_entra_refusal, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_workload_sends_the_file_and_rereads_it, test_setup,
-						test_teardown),
-		cmocka_unit_test_setup_teardown(test_workload_file_errors, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_msi_imds, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_msi_imds_user_assigned_and_errors, test_setup,
-						test_teardown),
-		cmocka_unit_test_setup_teardown(test_msi_no_identity_and_no_imds, test_setup,
-						test_teardown),
-		cmocka_unit_test_setup_teardown(test_msi_app_service, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_msi_refuses_unsafe_endpoints, test_setup,
-						test_teardown),
-		cmocka_unit_test_setup_teardown(test_cli_argv_environment_and_token, test_setup,
-						test_teardown),
-		cmocka_unit_test_setup_teardown(test_cli_not_installed_and_not_logged_in, test_setup,
-						test_teardown),
-		cmocka_unit_test_setup_teardown(test_cli_timeout_kills_the_process_group, test_setup,
-						test_teardown),
+	    cmocka_unit_test_setup_teardown(test_base64url_vectors, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_cert_signs_a_verifiable_assertion, test_setup,
+					    test_teardown),
+	    cmocka_unit_test_setup_teardown(test_cert_key_before_cert_and_authority_host,
+					    test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_cert_refuses_a_key_of_another_certificate,
+					    test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_cert_encrypted_key, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_cert_configuration_errors, test_setup,
+					    test_teardown),
+	    cmocka_unit_test_setup_teardown(test_cert_entra_refusal, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_workload_sends_the_file_and_rereads_it, test_setup,
+					    test_teardown),
+	    cmocka_unit_test_setup_teardown(test_workload_file_errors, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_msi_imds, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_msi_imds_user_assigned_and_errors, test_setup,
+					    test_teardown),
+	    cmocka_unit_test_setup_teardown(test_msi_no_identity_and_no_imds, test_setup,
+					    test_teardown),
+	    cmocka_unit_test_setup_teardown(test_msi_app_service, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_msi_refuses_unsafe_endpoints, test_setup,
+					    test_teardown),
+	    cmocka_unit_test_setup_teardown(test_cli_argv_environment_and_token, test_setup,
+					    test_teardown),
+	    cmocka_unit_test_setup_teardown(test_cli_not_installed_and_not_logged_in, test_setup,
+					    test_teardown),
+	    cmocka_unit_test_setup_teardown(test_cli_timeout_kills_the_process_group, test_setup,
+					    test_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
