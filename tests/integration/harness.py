@@ -17,6 +17,7 @@ Always run with /usr/bin/python3 (Debian's Python).
 """
 
 import atexit
+import ctypes
 import json
 import os
 import re
@@ -58,6 +59,16 @@ def emulator_path():
 
 def gen_world_path():
 	return _program("DBX_GEN_WORLD", "tests/emulator/gen-world.py")
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+	"""preexec_fn: SIGTERM the child when this test process dies, even by
+	SIGKILL (a ctest timeout), so no emulator or mount outlives its test."""
+	_LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def log(msg):
@@ -160,7 +171,7 @@ class Emulator:
 		self.log_path = os.path.join(self.tmp, "emulator.log")
 		with open(self.log_path, "w") as logf:
 			self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
-						     stderr=subprocess.STDOUT)
+						     stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
 		state_file = os.path.join(self.state, "emulator.json")
 
 		def ready():
@@ -288,7 +299,7 @@ class Mount:
 	def start(self):
 		with open(self.stderr_path, "w") as errf:
 			self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=errf,
-						     stderr=errf, env=self.env)
+						     stderr=errf, env=self.env, preexec_fn=_die_with_parent)
 
 		def ready():
 			if self.proc.poll() is not None:
