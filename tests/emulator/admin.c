@@ -9,6 +9,9 @@
  *   GET    /admin/world               the world as stored
  *   PUT    /admin/world               replace the world (body = world JSON)
  *   GET    /admin/jobs/S/RG/NAME      one stored job
+ *   PUT    /admin/jobs/S/RG/NAME      replace or add one job
+ *   POST   /admin/tokens/expire       every issued token expires now
+ *   POST   /admin/tokens/revoke       every issued token becomes unknown
  *   GET    /admin/faults              active fault rules
  *   POST   /admin/faults              add a rule -> {"id": k}
  *   DELETE /admin/faults              clear all rules
@@ -308,6 +311,67 @@ static void job_get(struct emu *e, struct emu_req *q, struct emu_reply *r, const
 	emu_reply_json(r, 200, json_object_get(job));
 }
 
+/* PUT /admin/jobs/S/RG/NAME: replace (or add) one job; its id must name S/RG/NAME. */
+static void job_put(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
+{
+	char buf[1024], *seg[4], s[256], g[256], n[256];
+	struct json_object *job = parse_body(q, r), *jobs;
+	size_t i;
+
+	if (!job)
+		return;
+	snprintf(buf, sizeof(buf), "%s", rest);
+	if (emu_split_path(buf, seg, 4) != 3) {
+		admin_error(r, 400, "use /admin/jobs/SUBSCRIPTION/RESOURCEGROUP/NAME");
+		goto out;
+	}
+	if (!emu_id_parse(emu_jstr(job, "id"), s, g, n, sizeof(s)) || strcasecmp(s, seg[0]) ||
+	    strcasecmp(g, seg[1]) || strcasecmp(n, seg[2])) {
+		admin_error(r, 400, "the job's id must be .../subscriptions/S/resourceGroups/RG/"
+				    "providers/Microsoft.DataBox/jobs/NAME of this path");
+		goto out;
+	}
+	jobs = emu_world_array(e, "jobs");
+	if (!jobs) {
+		jobs = json_object_new_array();
+		json_object_object_add(e->world, "jobs", jobs);
+	}
+	for (i = 0; i < json_object_array_length(jobs); i++) {
+		if (json_object_array_get_idx(jobs, i) == emu_find_job(e, s, g, n)) {
+			json_object_array_put_idx(jobs, i, json_object_get(job));
+			admin_ok(r);
+			goto out;
+		}
+	}
+	json_object_array_add(jobs, json_object_get(job));
+	admin_ok(r);
+out:
+	json_object_put(job);
+}
+
+/* POST /admin/tokens/expire: every issued token is now expired. */
+static void tokens_expire(struct emu *e, struct emu_req *q, struct emu_reply *r,
+			  const char *rest)
+{
+	size_t i;
+
+	for (i = 0; i < e->ntokens; i++)
+		e->tokens[i].exp = time(NULL) - 1;
+	admin_ok(r);
+}
+
+/* POST /admin/tokens/revoke: forget every issued token (they become invalid). */
+static void tokens_revoke(struct emu *e, struct emu_req *q, struct emu_reply *r,
+			  const char *rest)
+{
+	size_t i;
+
+	for (i = 0; i < e->ntokens; i++)
+		free(e->tokens[i].token);
+	e->ntokens = 0;
+	admin_ok(r);
+}
+
 static struct json_object *fault_json(const struct emu_fault *f)
 {
 	struct json_object *o = json_object_new_object();
@@ -451,6 +515,9 @@ static const struct admin_route {
 	{ "GET", "/admin/world", false, false, world_get },
 	{ "PUT", "/admin/world", false, true, world_put },
 	{ "GET", "/admin/jobs", true, false, job_get },
+	{ "PUT", "/admin/jobs", true, false, job_put },
+	{ "POST", "/admin/tokens/expire", false, false, tokens_expire },
+	{ "POST", "/admin/tokens/revoke", false, false, tokens_revoke },
 	{ "GET", "/admin/faults", false, false, faults_get },
 	{ "POST", "/admin/faults", false, false, fault_add },
 	{ "DELETE", "/admin/faults", true, false, faults_clear },

@@ -296,6 +296,27 @@ def run(emu):
     r = emu.https(host, "GET", "/keys/dbx-key-2048?api-version=7.4", kva)
     check(r.status == 200 and b64url_len_bits(r.json()["key"]["n"]) == 2048, "keys survive world replacement")
 
+    # ---- admin: job replacement, token expiry and revocation ----
+    tok = emu.token()
+    auth = {"Authorization": "Bearer " + tok}
+    st, stored = emu.admin("GET", "/admin/jobs/%s/%s/%s" % (sub, rg, job["name"]))
+    stored["properties"]["status"] = "Completed"
+    st, _ = emu.admin("PUT", "/admin/jobs/%s/%s/%s" % (sub, rg, job["name"]), stored)
+    r = emu.https(ARM, "GET", jpath + "?api-version=" + V, auth)
+    check(st == 200 and r.json()["properties"]["status"] == "Completed", "PUT /admin/jobs changes the job")
+    st, _ = emu.admin("PUT", "/admin/jobs/%s/%s/other" % (sub, rg), stored)
+    check(st == 400, "PUT /admin/jobs refuses a job whose id names another path")
+    emu.admin("POST", "/admin/tokens/expire")
+    r = emu.https(ARM, "GET", jpath + "?api-version=" + V, auth)
+    check(r.status == 401 and r.json()["error"]["code"] == "ExpiredAuthenticationToken", "tokens/expire", repr(r))
+    tok = emu.token()
+    auth = {"Authorization": "Bearer " + tok}
+    emu.admin("POST", "/admin/tokens/revoke")
+    r = emu.https(ARM, "GET", jpath + "?api-version=" + V, auth)
+    check(r.status == 401 and r.json()["error"]["code"] == "InvalidAuthenticationToken", "tokens/revoke", repr(r))
+    tok = emu.token()
+    auth = {"Authorization": "Bearer " + tok}
+
     # ---- latency ----
     emu.admin("POST", "/admin/latency", {"ms": 300})
     t0 = time.time()
