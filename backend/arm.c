@@ -474,7 +474,9 @@ enum dbx_err dbx_arm_list_subscriptions(struct dbx_arm *arm, dbx_arm_sub_cb cb, 
 struct job_ctx {
 	dbx_arm_job_cb cb;
 	void *ctx;
-	enum dbx_err rc; /* DBX_ENOMEM stops the listing */
+	const char *subscription;   /* the scope listed: jobs outside it are skipped */
+	const char *resource_group; /* NULL when listing a whole subscription */
+	enum dbx_err rc;	    /* DBX_ENOMEM stops the listing */
 	struct dbx_error *err;
 };
 
@@ -491,10 +493,22 @@ static int job_item(void *ctx, struct json_object *item)
 		return 1;
 	}
 	if (rc != DBX_OK) {
-		const char *id = json_str(item, "id");
+		char id[256];
 
-		dbx_log(DBX_LOG_WARN, "skipping a job in ARM's list (%.200s): %s",
-			id ? id : "no id", e.message);
+		copy_line(id, sizeof(id), json_str(item, "id") ? json_str(item, "id") : "no id");
+		dbx_log(DBX_LOG_WARN, "skipping a job in ARM's list (%s): %s", id, e.message);
+		return 0;
+	}
+	/* The tree files a job under its own IDs: one from outside the listed scope would be
+	 * misfiled. */
+	if (strcasecmp(order->subscription, jc->subscription) != 0 ||
+	    (jc->resource_group && strcasecmp(order->resource_group, jc->resource_group) != 0)) {
+		char id[256];
+
+		copy_line(id, sizeof(id), order->id);
+		dbx_log(DBX_LOG_WARN, "skipping a job outside the listed scope in ARM's list (%s)",
+			id);
+		dbx_order_free(order);
 		return 0;
 	}
 	return jc->cb(jc->ctx, order);
@@ -512,7 +526,12 @@ enum dbx_err dbx_arm_list_jobs(struct dbx_arm *arm, const char *subscription,
 			       const char *resource_group, dbx_arm_job_cb cb, void *ctx,
 			       struct dbx_error *err)
 {
-	struct job_ctx jc = {.cb = cb, .ctx = ctx, .rc = DBX_OK, .err = err};
+	struct job_ctx jc = {.cb = cb,
+			     .ctx = ctx,
+			     .subscription = subscription,
+			     .resource_group = resource_group,
+			     .rc = DBX_OK,
+			     .err = err};
 	char *sub = NULL, *rg = NULL, *ver = NULL, *url = NULL;
 	enum dbx_err rc;
 	int n;
@@ -595,10 +614,12 @@ enum dbx_err dbx_arm_get_job(struct dbx_arm *arm, const char *subscription,
 	rc = dbx_order_parse(resp.body, resp.body_len, &order, err);
 	if (rc != DBX_OK)
 		goto out;
-	if (strcasecmp(order->name, name) != 0) {
+	if (strcasecmp(order->name, name) != 0 ||
+	    strcasecmp(order->subscription, subscription) != 0 ||
+	    strcasecmp(order->resource_group, resource_group) != 0) {
 		rc = dbx_error_set(err, DBX_EREMOTE,
 				   "malformed response from ARM: asked for job %s, got %s", name,
-				   order->name);
+				   order->id);
 		goto out;
 	}
 	*out = order;

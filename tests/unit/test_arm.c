@@ -380,6 +380,33 @@ static void test_list_skips_a_bad_job(void **state)
 	env_fini(&e);
 }
 
+static void test_list_skips_jobs_outside_scope(void **state)
+{
+	/* RG names compare case-insensitively; another subscription or RG is not filed here. */
+	const struct fake_reply script[] = {
+	    {.status = 200,
+	     .body = "{\"value\": [" JOB("TestResourceGroupName", "in") ", " JOB(
+		 "OtherRG", "out1") ", "
+				    "{\"id\": "
+				    "\"/subscriptions/other-sub/resourceGroups/"
+				    "TestResourceGroupName/providers/"
+				    "Microsoft.DataBox/jobs/out2\", \"name\": \"out2\"}]}"},
+	};
+	struct env e;
+	struct seen s = {0};
+	struct dbx_error err = {0};
+
+	(void)state;
+	env_init(&e, script, 1);
+	assert_int_equal(
+	    dbx_arm_list_jobs(e.arm, SUB, "testresourcegroupname", collect_job, &s, &err), DBX_OK);
+	assert_int_equal(s.n, 1);
+	assert_string_equal(s.names[0], "in");
+	assert_string_equal(s.rgs[0], "TestResourceGroupName");
+	seen_free(&s);
+	env_fini(&e);
+}
+
 static void test_list_malformed_pages(void **state)
 {
 	static const char *const bodies[] = {
@@ -563,6 +590,7 @@ static void test_get_job_malformed(void **state)
 	    "[]",
 	    "{\"name\": \"job1\"}",
 	    JOB("rg", "other"), /* a different job than asked for */
+	    JOB("rg2", "job1"), /* the same name in another resource group */
 	};
 
 	(void)state;
@@ -687,6 +715,7 @@ int main(void)
 	    cmocka_unit_test(test_list_one_deadline_for_all_pages),
 	    cmocka_unit_test(test_list_callback_stops_early),
 	    cmocka_unit_test(test_list_skips_a_bad_job),
+	    cmocka_unit_test(test_list_skips_jobs_outside_scope),
 	    cmocka_unit_test(test_list_malformed_pages),
 	    cmocka_unit_test(test_list_error_status_and_transport_failure),
 	    cmocka_unit_test(test_list_subscriptions),
