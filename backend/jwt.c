@@ -125,7 +125,8 @@ enum dbx_err dbx_cred_token_endpoint(const char *source, const struct dbx_cloud 
 		h += 8;
 	} else if (strstr(h, "://")) {
 		rc = dbx_error_set(err, DBX_ECONFIG,
-				   "%s: AZURE_AUTHORITY_HOST must be an https URL: %s", source, v);
+				   "%s: AZURE_AUTHORITY_HOST must be an https URL: %s", source,
+				   v ? v : h);
 		goto out;
 	}
 	len = strlen(h);
@@ -134,7 +135,7 @@ enum dbx_err dbx_cred_token_endpoint(const char *source, const struct dbx_cloud 
 	if (len == 0 || strcspn(h, "/?#@ \t\r\n") < len) {
 		rc = dbx_error_set(err, DBX_ECONFIG,
 				   "%s: AZURE_AUTHORITY_HOST must be https://HOST, got %s", source,
-				   v);
+				   v ? v : h);
 		goto out;
 	}
 	*authority = strndup(h, len);
@@ -206,7 +207,7 @@ static bool json_seconds(json_object *v, long long *out)
 
 	if (json_object_is_type(v, json_type_int)) {
 		*out = (long long)json_object_get_int64(v);
-		return true;
+		return *out >= 0;
 	}
 	if (!json_object_is_type(v, json_type_string))
 		return false;
