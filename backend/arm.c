@@ -12,8 +12,11 @@
  *
  * This file reads only the list envelope ({value, nextLink}), subscription
  * IDs and error envelopes; jobs are handed to order.c. A job item that
- * order.c rejects is skipped with a warning, so one odd order does not hide
- * all the others; a page that is not a list fails the whole call.
+ * order.c rejects, or whose ID lies outside the subscription / resource
+ * group listed, is skipped with a warning, so one odd order does not hide
+ * all the others; a page that is not a list fails the whole call (items of
+ * earlier pages have been delivered by then: callers treat any error as
+ * "listing incomplete").
  */
 #include <ctype.h>
 #include <limits.h>
