@@ -143,8 +143,7 @@ enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp,
 		body = json_tokener_parse(resp->body);
 	if (body && json_object_object_get_ex(body, "error", &error)) {
 		if (json_object_is_type(error, json_type_object)) {
-			/* ARM: {"error": {"code", "message"}}; Key Vault adds "innererror":
-			 * {"code"}. */
+			/* ARM: {"error": {"code", "message"}}; Key Vault adds innererror.code. */
 			struct json_object *ie = NULL;
 
 			code = json_str(error, "code");
@@ -152,8 +151,7 @@ enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp,
 			if (json_object_object_get_ex(error, "innererror", &ie))
 				inner = json_str(ie, "code");
 		} else if (json_object_is_type(error, json_type_string)) {
-			/* Entra ID: {"error": "invalid_client", "error_description": "AADSTS..."}.
-			 */
+			/* Entra ID: {"error": "invalid_client", "error_description": "..."}. */
 			code = json_object_get_string(error);
 			message = json_str(body, "error_description");
 		}

@@ -78,8 +78,7 @@ static char *dup_str(const char *s, bool *oom)
 
 /* ---- ARM resource IDs ---- */
 
-/* A usable path segment: non-empty, not "." or "..", no '/' (by construction) or control character.
- */
+/* A usable path segment: non-empty, not "." or "..", no control character. */
 static bool good_segment(const char *s, size_t n)
 {
 	if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
@@ -365,8 +364,7 @@ static void read_kek(struct dbx_order *o, struct json_object *details, bool *oom
 	struct json_object *idp = get_obj(kek, "identityProperties");
 	const char *type = get_str(kek, "kekType");
 
-	/* Absent key, absent kekType or an unknown value: Microsoft managed, the service default.
-	 */
+	/* Absent key, absent kekType or an unknown value: the service default. */
 	o->kek_type =
 	    type && strcasecmp(type, "CustomerManaged") == 0 ? DBX_KEK_CUSTOMER : DBX_KEK_MICROSOFT;
 	o->kek_url = dup_str(get_str(kek, "kekUrl"), oom);
