@@ -977,6 +977,15 @@ static void test_msi_refuses_unsafe_endpoints(void **state)
 	assert_null(dbx_cred_msi_new(NULL, NULL, APP_ENV("http://127.0.0.1.evil.example/x"), &err));
 	assert_null(dbx_cred_msi_new(NULL, NULL, APP_ENV("http://user@127.0.0.1/x"), &err));
 	assert_null(dbx_cred_msi_new(NULL, NULL, APP_ENV("ftp://127.0.0.1/x"), &err));
+	/* Loopback as http.c sees it: IPv6 loopback and all of 127/8 are fine. */
+	for (size_t i = 0; i < 2; i++) {
+		static const char *const ok[] = {"http://[::1]:8081/msi/token",
+						 "http://127.3.2.1:8081/msi/token"};
+		struct dbx_credential *c = dbx_cred_msi_new(NULL, NULL, APP_ENV(ok[i]), &err);
+
+		assert_non_null(c);
+		dbx_credential_destroy(c);
+	}
 	assert_null(
 	    dbx_cred_msi_new(NULL, NULL, ENV({"IDENTITY_ENDPOINT", "http://127.0.0.1/x"}), &err));
 	assert_non_null(strstr(err.message, "without IDENTITY_HEADER"));
