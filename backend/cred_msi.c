@@ -34,6 +34,7 @@
 #define IMDS_TOKEN_URL		"http://" IMDS_HOST "/metadata/identity/oauth2/token"
 #define IMDS_API_VERSION	"2018-02-01"
 #define APP_SERVICE_API_VERSION "2019-08-01"
+#define APP_SERVICE_HEADER	"X-IDENTITY-HEADER: "
 #define PROBE_TIMEOUT_MS	1000u
 
 struct msi_cred {
@@ -179,6 +180,19 @@ static enum dbx_err probe_imds(struct msi_cred *c, struct dbx_error *err)
 	return DBX_OK;
 }
 
+/* Overwrite every occurrence of secret in msg with "***". */
+static void redact(char *msg, const char *secret)
+{
+	size_t sl = strlen(secret);
+	char *p = sl ? strstr(msg, secret) : NULL;
+
+	while (p) {
+		memmove(p + 3, p + sl, strlen(p + sl) + 1);
+		memcpy(p, "***", 3);
+		p = strstr(p + 3, secret);
+	}
+}
+
 /* Turn a non-200 answer of the identity endpoint into err. */
 static enum dbx_err msi_refusal(const struct msi_cred *c, const struct dbx_http_response *resp,
 				struct dbx_error *err)
@@ -187,6 +201,8 @@ static enum dbx_err msi_refusal(const struct msi_cred *c, const struct dbx_http_
 	enum dbx_err kind = DBX_EAUTH;
 
 	answer_reason(resp, reason, sizeof(reason));
+	if (c->endpoint) /* the endpoint's text might echo the header: never quote it */
+		redact(reason, c->header_line + strlen(APP_SERVICE_HEADER));
 	if (resp->status == 400) {
 		/* No such identity here: "unavailable", so no http_status (the chain moves on). */
 		if (c->client_id)
@@ -306,7 +322,7 @@ static enum dbx_err app_service_setup(struct msi_cred *c, const char *endpoint, 
 	if (strpbrk(header, "\r\n"))
 		return dbx_error_set(err, DBX_ECONFIG, "msi: IDENTITY_HEADER holds a line break");
 	c->endpoint = strdup(endpoint);
-	if (!c->endpoint || asprintf(&c->header_line, "X-IDENTITY-HEADER: %s", header) < 0) {
+	if (!c->endpoint || asprintf(&c->header_line, APP_SERVICE_HEADER "%s", header) < 0) {
 		c->header_line = NULL;
 		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
 	}
