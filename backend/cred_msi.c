@@ -180,16 +180,17 @@ static enum dbx_err probe_imds(struct msi_cred *c, struct dbx_error *err)
 	return DBX_OK;
 }
 
-/* Overwrite every occurrence of secret in msg with "***". */
+/* Overwrite every occurrence of secret in msg with "***" (never longer than the secret). */
 static void redact(char *msg, const char *secret)
 {
 	size_t sl = strlen(secret);
+	size_t r = sl < 3 ? sl : 3;
 	char *p = sl ? strstr(msg, secret) : NULL;
 
 	while (p) {
-		memmove(p + 3, p + sl, strlen(p + sl) + 1);
-		memcpy(p, "***", 3);
-		p = strstr(p + 3, secret);
+		memmove(p + r, p + sl, strlen(p + sl) + 1);
+		memset(p, '*', r);
+		p = strstr(p + r, secret);
 	}
 }
 
