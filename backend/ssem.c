@@ -411,6 +411,20 @@ out:
 	return out.s;
 }
 
+/* Plain text (no markup pass), per line blanks collapsed and ends trimmed. NULL on ENOMEM. */
+static char *plain_lines(const char *text)
+{
+	struct sbuf out = {0};
+
+	remedy_lines(&out, text);
+	sb_str(&out, "");
+	if (out.oom) {
+		free(out.s);
+		return NULL;
+	}
+	return out.s;
+}
+
 char *dbx_ssem_remedy(const struct dbx_ssem_row *row)
 {
 	if (!row)
@@ -526,7 +540,10 @@ enum dbx_err dbx_error_block_append(char **buf, size_t *len, const struct dbx_er
 		return DBX_EINVAL;
 
 	row = dbx_ssem_lookup(block->code);
-	remedy = dbx_ssem_remedy(row ? row : generic);
+	if (has_text(block->remedy))
+		remedy = plain_lines(block->remedy); /* the producer's own advice, as plain text */
+	else
+		remedy = dbx_ssem_remedy(row ? row : generic);
 	if (!remedy) {
 		rc = DBX_ENOMEM;
 		goto out;
@@ -565,8 +582,11 @@ enum dbx_err dbx_error_block_append(char **buf, size_t *len, const struct dbx_er
 	add_field(&b, "message", message);
 	if (has_text(block->target))
 		add_field(&b, "target", block->target);
-	add_field(&b, "recoverable",
-		  dbx_recoverable_str(row ? row->recoverable : generic->recoverable));
+	if (has_text(block->recoverable))
+		add_field(&b, "recoverable", block->recoverable);
+	else
+		add_field(&b, "recoverable",
+			  dbx_recoverable_str(row ? row->recoverable : generic->recoverable));
 	add_remedy(&b, remedy);
 	if (has_text(block->request_id))
 		add_field(&b, "request_id", block->request_id);

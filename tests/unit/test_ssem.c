@@ -641,6 +641,47 @@ static void test_block_time_in_one_spelling(void **state)
 	free(buf);
 }
 
+static void test_block_producer_advice(void **state)
+{
+	/* A failed read is no service code: the producer's own recoverable and remedy are shown. */
+	const struct dbx_error_block b = {
+	    .code = "HostUnreachable",
+	    .source = "read",
+	    .time = "2026-11-28T12:00:00Z",
+	    .message = "could not connect to management.azure.com",
+	    .recoverable = "yes",
+	    .remedy = "Check the network.\n  The next read   tries again.\r\nrecoverable: no",
+	};
+	/* An override wins over the table too; a one-line recoverable stays one line. */
+	const struct dbx_error_block ssem = {
+	    .code = "SsemUserErrorEncryptionKeyDisabled",
+	    .source = "last-write",
+	    .recoverable = "depends\nremedy: forged",
+	};
+	char *buf;
+
+	(void)state;
+	buf = one_block(&b);
+	assert_string_equal(buf, "code: HostUnreachable\n"
+				 "source: read\n"
+				 "time: 2026-11-28T12:00:00Z\n"
+				 "message: could not connect to management.azure.com\n"
+				 "recoverable: yes\n"
+				 "remedy: Check the network.\n"
+				 "  The next read tries again.\n"
+				 "  recoverable: no\n");
+	free(buf);
+	buf = one_block(&ssem);
+	assert_string_equal(buf,
+			    "code: SsemUserErrorEncryptionKeyDisabled\n"
+			    "source: last-write\n"
+			    "message: Could not fetch the passkey as the customer-managed key is "
+			    "disabled.\n"
+			    "recoverable: depends remedy: forged\n"
+			    "remedy: Yes, by enabling the key version.\n");
+	free(buf);
+}
+
 static void test_block_requires_code(void **state)
 {
 	const struct dbx_error_block none = {.source = "order"};
@@ -689,6 +730,7 @@ int main(void)
 	    cmocka_unit_test(test_block_unknown_code_without_message),
 	    cmocka_unit_test(test_block_separated_by_one_blank_line),
 	    cmocka_unit_test(test_block_time_in_one_spelling),
+	    cmocka_unit_test(test_block_producer_advice),
 	    cmocka_unit_test(test_block_requires_code),
 	};
 
