@@ -126,12 +126,15 @@ static enum dbx_err show_encryption_json(const struct dbx_attr_ctx *ctx, char **
 	obj = json_object_new_object();
 	if (!obj)
 		goto out;
-	if (json_add(obj, "encryption_type", kek_type_str(o)) || json_add(obj, "key_url", key_url_str(o)) ||
-	    json_add(obj, "key_vault", key_vault_str(o)) || json_add(obj, "identity", identity_str(o)) ||
+	if (json_add(obj, "encryption_type", kek_type_str(o)) ||
+	    json_add(obj, "key_url", key_url_str(o)) ||
+	    json_add(obj, "key_vault", key_vault_str(o)) ||
+	    json_add(obj, "identity", identity_str(o)) ||
 	    json_add(obj, "principal_id", principal_id_str(o)))
 		goto out;
-	text = json_object_to_json_string_ext(
-		obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+	text =
+	    json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						    JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (!text)
 		goto out;
 	n = strlen(text);
@@ -161,7 +164,7 @@ static void format_time(time_t t, char out[32])
 struct problem_ref {
 	const struct dbx_order_problem *p;
 	const char *time_raw; /* the stage time, or the order's lastModifiedAt */
-	time_t t;             /* parsed, -1 when unknown */
+	time_t t;	      /* parsed, -1 when unknown */
 };
 
 /* What the mount advises when a read fails without a service code to decode. */
@@ -173,35 +176,35 @@ struct read_advice {
 };
 
 static const struct read_advice read_advice[] = {
-	{ DBX_EUNREACHABLE, "HostUnreachable", "yes",
-	  "Azure Resource Manager could not be reached (DNS, connection or TLS failure). Check the "
-	  "network, proxy and firewall; the next read tries again." },
-	{ DBX_ETIMEDOUT, "Timeout", "yes",
-	  "Azure Resource Manager did not answer within the timeout. Try again later, or mount with a "
-	  "larger -o timeout=SECONDS." },
-	{ DBX_ETHROTTLED, "Throttled", "yes",
-	  "Azure Resource Manager throttled the requests (429) beyond the retry budget. Wait a minute "
-	  "and read again; a larger -o cache_ttl= makes fewer requests." },
-	{ DBX_EAUTH, "AuthenticationFailed", "yes",
-	  "No credential could produce a token. Check the AZURE_* environment variables, the managed "
-	  "identity or 'az login', and the -o credential= option." },
-	{ DBX_EACCES, "AccessDenied", "yes",
-	  "The mount's credential may not read this order. Grant it a role with "
-	  "Microsoft.DataBox/jobs/read (for example Reader) on the subscription or resource group." },
-	{ DBX_ENOTFOUND, "NotFound", "no", "The order no longer exists." },
-	{ DBX_EBUSY, "Conflict", "depends", "The service refused the request in the order's current state." },
-	{ DBX_EINVAL, "BadRequest", "no",
-	  "The service refused the request. Check -o api_version= and the subscription ID." },
-	{ DBX_EINTR, "Interrupted", "yes", "The read was interrupted; read again." },
-	{ DBX_ENOMEM, "OutOfMemory", "yes", "The mount ran out of memory; read again." },
-	{ DBX_ECONFIG, "ConfigurationError", "no", "Check the mount options and environment." },
+    {DBX_EUNREACHABLE, "HostUnreachable", "yes",
+     "Azure Resource Manager could not be reached (DNS, connection or TLS failure). Check the "
+     "network, proxy and firewall; the next read tries again."},
+    {DBX_ETIMEDOUT, "Timeout", "yes",
+     "Azure Resource Manager did not answer within the timeout. Try again later, or mount with a "
+     "larger -o timeout=SECONDS."},
+    {DBX_ETHROTTLED, "Throttled", "yes",
+     "Azure Resource Manager throttled the requests (429) beyond the retry budget. Wait a minute "
+     "and read again; a larger -o cache_ttl= makes fewer requests."},
+    {DBX_EAUTH, "AuthenticationFailed", "yes",
+     "No credential could produce a token. Check the AZURE_* environment variables, the managed "
+     "identity or 'az login', and the -o credential= option."},
+    {DBX_EACCES, "AccessDenied", "yes",
+     "The mount's credential may not read this order. Grant it a role with "
+     "Microsoft.DataBox/jobs/read (for example Reader) on the subscription or resource group."},
+    {DBX_ENOTFOUND, "NotFound", "no", "The order no longer exists."},
+    {DBX_EBUSY, "Conflict", "depends",
+     "The service refused the request in the order's current state."},
+    {DBX_EINVAL, "BadRequest", "no",
+     "The service refused the request. Check -o api_version= and the subscription ID."},
+    {DBX_EINTR, "Interrupted", "yes", "The read was interrupted; read again."},
+    {DBX_ENOMEM, "OutOfMemory", "yes", "The mount ran out of memory; read again."},
+    {DBX_ECONFIG, "ConfigurationError", "no", "Check the mount options and environment."},
 };
 
 static const struct read_advice generic_advice = {
-	DBX_EREMOTE, "ServiceError", "depends",
-	"Azure Resource Manager failed or answered something unexpected. Try again later; quote the "
-	"request_id in a support ticket if it persists."
-};
+    DBX_EREMOTE, "ServiceError", "depends",
+    "Azure Resource Manager failed or answered something unexpected. Try again later; quote the "
+    "request_id in a support ticket if it persists."};
 
 static const struct read_advice *advice_for(enum dbx_err err)
 {
@@ -221,7 +224,7 @@ static enum dbx_err append_read_block(char **buf, size_t *len, const struct dbx_
 {
 	const struct dbx_error *e = ctx->read_err;
 	const struct read_advice *a = advice_for(e->err);
-	struct dbx_error_block b = { 0 };
+	struct dbx_error_block b = {0};
 	char when[32];
 
 	format_time(ctx->read_time, when);
@@ -245,9 +248,10 @@ static enum dbx_err append_order_blocks(char **buf, size_t *len, const struct db
 	refs = calloc(o->n_problems, sizeof(*refs));
 	if (!refs)
 		return DBX_ENOMEM;
-	/* Newest first: stable insertion sort on time, unknown times keep their place at the end. */
+	/* Newest first: stable insertion sort on time, unknown times keep their place at the end.
+	 */
 	for (size_t i = 0; i < o->n_problems; i++) {
-		struct problem_ref r = { &o->problems[i], o->problems[i].time, -1 };
+		struct problem_ref r = {&o->problems[i], o->problems[i].time, -1};
 		size_t j = i;
 
 		if (!r.time_raw)
@@ -261,7 +265,7 @@ static enum dbx_err append_order_blocks(char **buf, size_t *len, const struct db
 		refs[j] = r;
 	}
 	for (size_t i = 0; i < o->n_problems && rc == DBX_OK; i++) {
-		struct dbx_error_block b = { 0 };
+		struct dbx_error_block b = {0};
 		char when[32];
 
 		if (!refs[i].p->code || !*refs[i].p->code)

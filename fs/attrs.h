@@ -20,9 +20,9 @@
 
 /* What a show()/store() works on. */
 struct dbx_attr_ctx {
-	const struct dbx_order *order;     /* the snapshot; NULL when the order was never read */
-	const struct dbx_error *read_err;  /* the latest refresh failed (why), or NULL */
-	time_t read_time;                  /* when that refresh failed (UTC) */
+	const struct dbx_order *order;	  /* the snapshot; NULL when the order was never read */
+	const struct dbx_error *read_err; /* the latest refresh failed (why), or NULL */
+	time_t read_time;		  /* when that refresh failed (UTC) */
 };
 
 struct dbx_attr {

@@ -42,9 +42,9 @@ struct entry {
 	struct entry *next;
 	uint64_t num;
 
-	bool fetching;       /* a refresh is in flight; others wait on cache->cond */
-	uint64_t gen;        /* bumped when a refresh finishes */
-	enum dbx_err rc;     /* the result of the latest refresh */
+	bool fetching;	 /* a refresh is in flight; others wait on cache->cond */
+	uint64_t gen;	 /* bumped when a refresh finishes */
+	enum dbx_err rc; /* the result of the latest refresh */
 	struct dbx_error err;
 	time_t err_time;
 
@@ -55,7 +55,7 @@ struct entry {
 	size_t n_items;
 
 	/* orders */
-	bool fetched;        /* rc/snap hold the result of a refresh made at fetched_ms */
+	bool fetched; /* rc/snap hold the result of a refresh made at fetched_ms */
 	uint64_t fetched_ms;
 	struct dbx_snap *snap;
 };
@@ -189,10 +189,11 @@ static struct dbx_snap *snap_get(struct dbx_snap *s)
 	return s;
 }
 
-/* Every file of the order rendered and joined, to notice a change of state without lastModifiedAt. */
+/* Every file of the order rendered and joined, to notice a change of state without lastModifiedAt.
+ */
 static char *fingerprint(const struct dbx_order *o)
 {
-	struct dbx_attr_ctx ctx = { .order = o };
+	struct dbx_attr_ctx ctx = {.order = o};
 	char *all = NULL;
 	size_t n = 0;
 
@@ -493,8 +494,8 @@ oom:
 static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const char *sub,
 				    bool want_fresh, struct dbx_error *err)
 {
-	struct collect col = { 0 };
-	struct dbx_error fetch_err = { 0 };
+	struct collect col = {0};
+	struct dbx_error fetch_err = {0};
 	uint64_t gen = e->gen;
 	bool waited = false;
 	enum dbx_err rc;
@@ -587,7 +588,8 @@ static enum dbx_err build_dirlist(struct dbx_cache *c, struct entry *e, const ch
 		}
 		if (rg) {
 			if (strcasecmp(it->rg, rg) == 0)
-				rc = dirlist_add(out, it->name, it->num << DBX_INO_SHIFT, it->mtime);
+				rc =
+				    dirlist_add(out, it->name, it->num << DBX_INO_SHIFT, it->mtime);
 			continue;
 		}
 		/* Resource groups: distinct names (case-insensitive), first spelling wins. */
@@ -601,8 +603,9 @@ static enum dbx_err build_dirlist(struct dbx_cache *c, struct entry *e, const ch
 	return rc;
 }
 
-enum dbx_err dbx_cache_list(struct dbx_cache *c, const char *subscription, const char *resource_group,
-			    struct dbx_dirlist *out, struct dbx_error *err)
+enum dbx_err dbx_cache_list(struct dbx_cache *c, const char *subscription,
+			    const char *resource_group, struct dbx_dirlist *out,
+			    struct dbx_error *err)
 {
 	struct entry *e = &c->root;
 	enum dbx_err rc = DBX_OK;
@@ -630,7 +633,8 @@ out:
 	return rc;
 }
 
-/* The item of e's listing matching rg and name (name NULL: any order of rg; rg NULL: name is a sub). */
+/* The item of e's listing matching rg and name (name NULL: any order of rg; rg NULL: name is a
+ * sub). */
 static const struct item *find_item(const struct entry *e, const char *rg, const char *name)
 {
 	for (size_t i = 0; i < e->n_items; i++) {
@@ -645,7 +649,8 @@ static const struct item *find_item(const struct entry *e, const char *rg, const
 	return NULL;
 }
 
-/* Find in e's listing, refreshing it when absent, or when stale and without the entry. Lock held. */
+/* Find in e's listing, refreshing it when absent, or when stale and without the entry. Lock held.
+ */
 static enum dbx_err lookup_in(struct dbx_cache *c, struct entry *e, const char *sub, const char *rg,
 			      const char *name, const struct item **found, struct dbx_error *err)
 {
@@ -669,8 +674,9 @@ out:
 	return DBX_OK;
 }
 
-enum dbx_err dbx_cache_lookup(struct dbx_cache *c, const char *subscription, const char *resource_group,
-			      const char *name, uint64_t *ino, time_t *mtime, struct dbx_error *err)
+enum dbx_err dbx_cache_lookup(struct dbx_cache *c, const char *subscription,
+			      const char *resource_group, const char *name, uint64_t *ino,
+			      time_t *mtime, struct dbx_error *err)
 {
 	const struct item *it = NULL;
 	struct entry *e;
@@ -749,11 +755,12 @@ static void fill_view(struct dbx_cache *c, struct entry *e, struct dbx_order_vie
 		view->mtime = view->snap->mtime;
 }
 
-enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription, const char *resource_group,
-			     const char *name, struct dbx_order_view *view, struct dbx_error *err)
+enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
+			     const char *resource_group, const char *name,
+			     struct dbx_order_view *view, struct dbx_error *err)
 {
 	struct dbx_order *order = NULL;
-	struct dbx_error fetch_err = { 0 };
+	struct dbx_error fetch_err = {0};
 	struct entry *e;
 	uint64_t gen;
 	bool waited = false;

@@ -31,16 +31,16 @@
 #include "databoxfs/http.h"
 #include "databoxfs/order.h"
 
-#define DBX_INO_ROOT 1
+#define DBX_INO_ROOT  1
 #define DBX_INO_SHIFT 4 /* room for 15 files per order */
 
 struct dbx_cache;
 
 struct dbx_cache_config {
-	struct dbx_arm *arm;               /* not owned */
-	const struct dbx_clock *clock;     /* for the TTL */
-	uint64_t ttl_ms;                   /* 0: every open/stat asks again */
-	const char *const *subscriptions;  /* NULL-terminated list to show, or NULL: list them */
+	struct dbx_arm *arm;		  /* not owned */
+	const struct dbx_clock *clock;	  /* for the TTL */
+	uint64_t ttl_ms;		  /* 0: every open/stat asks again */
+	const char *const *subscriptions; /* NULL-terminated list to show, or NULL: list them */
 };
 
 /* A new cache (copies the subscription list), or NULL on ENOMEM. */
@@ -52,7 +52,7 @@ time_t dbx_cache_started(const struct dbx_cache *c);
 
 /* One entry of a directory listing. */
 struct dbx_dirent {
-	char *name;     /* spelled as ARM (or -o subscription=) spells it */
+	char *name; /* spelled as ARM (or -o subscription=) spells it */
 	uint64_t ino;
 	time_t mtime;
 };
@@ -89,13 +89,14 @@ struct dbx_snap;
 
 /* What a reader holds of one order. Release with dbx_order_view_release(). */
 struct dbx_order_view {
-	struct dbx_snap *snap;          /* reference held by the view, or NULL */
-	const struct dbx_order *order;  /* snap's order: live when rc == DBX_OK, else stale or NULL */
-	uint64_t ino;                   /* the order directory's inode */
-	time_t mtime;                   /* lastModifiedAt, or when the mount first saw this state */
-	enum dbx_err rc;                /* the latest refresh: DBX_OK, or why it failed */
-	struct dbx_error err;           /* when rc != DBX_OK */
-	time_t err_time;                /* when that refresh failed (wall clock) */
+	struct dbx_snap *snap; /* reference held by the view, or NULL */
+	const struct dbx_order
+	    *order;	      /* snap's order: live when rc == DBX_OK, else stale or NULL */
+	uint64_t ino;	      /* the order directory's inode */
+	time_t mtime;	      /* lastModifiedAt, or when the mount first saw this state */
+	enum dbx_err rc;      /* the latest refresh: DBX_OK, or why it failed */
+	struct dbx_error err; /* when rc != DBX_OK */
+	time_t err_time;      /* when that refresh failed (wall clock) */
 };
 
 /*

@@ -58,7 +58,7 @@ static bool showable(const struct dbx_order_view *view, size_t attr)
 static enum dbx_err render(const struct dbx_order_view *view, size_t attr, char **buf, size_t *len,
 			   time_t *mtime, struct dbx_error *err)
 {
-	struct dbx_attr_ctx ctx = { .order = view->order };
+	struct dbx_attr_ctx ctx = {.order = view->order};
 	enum dbx_err rc;
 
 	*mtime = view->mtime;
@@ -84,14 +84,16 @@ static enum dbx_err file_state(struct dbx_fs *fs, const struct dbx_node *node, s
 	time_t mtime;
 	enum dbx_err rc;
 
-	rc = dbx_cache_order(fs->cache, node->subscription, node->resource_group, node->order, &view, err);
+	rc = dbx_cache_order(fs->cache, node->subscription, node->resource_group, node->order,
+			     &view, err);
 	if (!showable(&view, (size_t)node->attr))
 		goto out;
 	rc = render(&view, (size_t)node->attr, &text, &n, &mtime, err);
 	if (rc != DBX_OK)
 		goto out;
 	if (st)
-		fill_file(fs, st, dbx_ino_file(view.ino, (size_t)node->attr), (size_t)node->attr, n, mtime);
+		fill_file(fs, st, dbx_ino_file(view.ino, (size_t)node->attr), (size_t)node->attr, n,
+			  mtime);
 	if (buf) {
 		*buf = text;
 		*len = n;
@@ -103,7 +105,8 @@ out:
 	return rc;
 }
 
-enum dbx_err dbx_fs_getattr(struct dbx_fs *fs, const char *path, struct stat *st, struct dbx_error *err)
+enum dbx_err dbx_fs_getattr(struct dbx_fs *fs, const char *path, struct stat *st,
+			    struct dbx_error *err)
 {
 	struct dbx_node node;
 	uint64_t ino;
@@ -115,7 +118,8 @@ enum dbx_err dbx_fs_getattr(struct dbx_fs *fs, const char *path, struct stat *st
 		return dbx_error_set(err, rc, "no such file");
 	if (node.kind == DBX_NODE_ORDER_FILE)
 		return file_state(fs, &node, st, NULL, NULL, err);
-	rc = dbx_cache_lookup(fs->cache, node.kind >= DBX_NODE_SUBSCRIPTION ? node.subscription : NULL,
+	rc = dbx_cache_lookup(fs->cache,
+			      node.kind >= DBX_NODE_SUBSCRIPTION ? node.subscription : NULL,
 			      node.kind >= DBX_NODE_RESOURCE_GROUP ? node.resource_group : NULL,
 			      node.kind >= DBX_NODE_ORDER ? node.order : NULL, &ino, &mtime, err);
 	if (rc != DBX_OK)
@@ -124,13 +128,14 @@ enum dbx_err dbx_fs_getattr(struct dbx_fs *fs, const char *path, struct stat *st
 	return DBX_OK;
 }
 
-static enum dbx_err readdir_order(struct dbx_fs *fs, const struct dbx_node *node, dbx_fs_fill_fn fill,
-				  void *ctx, struct dbx_error *err)
+static enum dbx_err readdir_order(struct dbx_fs *fs, const struct dbx_node *node,
+				  dbx_fs_fill_fn fill, void *ctx, struct dbx_error *err)
 {
 	struct dbx_order_view view;
 	enum dbx_err rc;
 
-	rc = dbx_cache_order(fs->cache, node->subscription, node->resource_group, node->order, &view, err);
+	rc = dbx_cache_order(fs->cache, node->subscription, node->resource_group, node->order,
+			     &view, err);
 	if (rc == DBX_ENOTFOUND)
 		goto out;
 	rc = DBX_OK;
@@ -162,7 +167,7 @@ out:
 enum dbx_err dbx_fs_readdir(struct dbx_fs *fs, const char *path, dbx_fs_fill_fn fill, void *ctx,
 			    struct dbx_error *err)
 {
-	struct dbx_dirlist list = { 0 };
+	struct dbx_dirlist list = {0};
 	struct dbx_node node;
 	struct stat st;
 	enum dbx_err rc;
@@ -183,7 +188,8 @@ enum dbx_err dbx_fs_readdir(struct dbx_fs *fs, const char *path, dbx_fs_fill_fn 
 	if (node.kind == DBX_NODE_ORDER)
 		return readdir_order(fs, &node, fill, ctx, err);
 	rc = dbx_cache_list(fs->cache, node.kind == DBX_NODE_ROOT ? NULL : node.subscription,
-			    node.kind == DBX_NODE_RESOURCE_GROUP ? node.resource_group : NULL, &list, err);
+			    node.kind == DBX_NODE_RESOURCE_GROUP ? node.resource_group : NULL,
+			    &list, err);
 	if (rc != DBX_OK)
 		return rc;
 	for (size_t i = 0; i < list.n; i++) {
@@ -195,8 +201,8 @@ enum dbx_err dbx_fs_readdir(struct dbx_fs *fs, const char *path, dbx_fs_fill_fn 
 	return DBX_OK;
 }
 
-enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, bool for_write, char **buf, size_t *len,
-			 struct dbx_error *err)
+enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, bool for_write, char **buf,
+			 size_t *len, struct dbx_error *err)
 {
 	struct dbx_node node;
 	enum dbx_err rc;
@@ -217,7 +223,7 @@ enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, bool for_write, ch
 enum dbx_err dbx_fs_write(struct dbx_fs *fs, const char *path, const char *value, size_t len,
 			  struct dbx_error *err)
 {
-	struct dbx_attr_ctx ctx = { 0 };
+	struct dbx_attr_ctx ctx = {0};
 	struct dbx_node node;
 	enum dbx_err rc;
 

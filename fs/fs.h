@@ -20,7 +20,7 @@
 
 struct dbx_fs {
 	struct dbx_cache *cache; /* not owned */
-	uid_t uid;               /* owner of every node: the mounting user */
+	uid_t uid;		 /* owner of every node: the mounting user */
 	gid_t gid;
 };
 
@@ -44,8 +44,8 @@ DBX_MUST_CHECK enum dbx_err dbx_fs_readdir(struct dbx_fs *fs, const char *path, 
  * For reading: refresh when older than the TTL and render the file once
  * into *buf (malloc'd) / *len: what every read through this open returns.
  */
-DBX_MUST_CHECK enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, bool for_write, char **buf,
-					size_t *len, struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, bool for_write,
+					char **buf, size_t *len, struct dbx_error *err);
 
 /*
  * One write(2) carrying the whole value of file path (sysfs). Goes to the

@@ -61,26 +61,29 @@ enum {
 	KEY_CONNECT_TO,
 };
 
-#define OPT(t, p) { t, offsetof(struct options, p), 1 }
+#define OPT(t, p)                                                                                  \
+	{                                                                                          \
+		t, offsetof(struct options, p), 1                                                  \
+	}
 
 static const struct fuse_opt option_spec[] = {
-	OPT("subscription=%s", subscription),
-	OPT("cloud=%s", cloud),
-	OPT("credential=%s", credential),
-	OPT("api_version=%s", api_version),
-	OPT("cache_ttl=%s", cache_ttl),
-	OPT("timeout=%s", timeout),
-	OPT("lro_poll=%s", lro_poll),
-	OPT("cafile=%s", cafile),
-	FUSE_OPT_KEY("connect_to=%s", KEY_CONNECT_TO),
-	FUSE_OPT_KEY("-h", KEY_HELP),
-	FUSE_OPT_KEY("--help", KEY_HELP),
-	FUSE_OPT_KEY("-V", KEY_VERSION),
-	FUSE_OPT_KEY("--version", KEY_VERSION),
-	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
-	FUSE_OPT_KEY("-d", KEY_DEBUG),
-	FUSE_OPT_KEY("debug", KEY_DEBUG),
-	FUSE_OPT_END,
+    OPT("subscription=%s", subscription),
+    OPT("cloud=%s", cloud),
+    OPT("credential=%s", credential),
+    OPT("api_version=%s", api_version),
+    OPT("cache_ttl=%s", cache_ttl),
+    OPT("timeout=%s", timeout),
+    OPT("lro_poll=%s", lro_poll),
+    OPT("cafile=%s", cafile),
+    FUSE_OPT_KEY("connect_to=%s", KEY_CONNECT_TO),
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+    FUSE_OPT_KEY("-d", KEY_DEBUG),
+    FUSE_OPT_KEY("debug", KEY_DEBUG),
+    FUSE_OPT_END,
 };
 
 /* Returns 0 to consume arg, 1 to pass it on to libfuse, -1 on error. */
@@ -128,29 +131,32 @@ static int opt_key(void *data, const char *arg, int key, struct fuse_args *outar
 
 static void usage(const char *prog)
 {
-	printf("usage: %s [-f] [-d] [-o OPT[,OPT...]] MOUNTPOINT\n"
-	       "\n"
-	       "Shows Azure Data Box orders as directories of small control files:\n"
-	       "MOUNTPOINT/<subscription>/<resource-group>/<order>/{encryption_type,key_url,...}\n"
-	       "\n"
-	       "databoxfs options:\n"
-	       "    -o subscription=ID[:ID...]  show only these subscriptions (default: all the\n"
-	       "                                credential can list)\n"
-	       "    -o cloud=NAME               AzureCloud (default), AzureUSGovernment, AzureChinaCloud\n"
-	       "    -o credential=NAME          auto (default), env, cert, workload, msi, cli\n"
-	       "    -o api_version=VERSION      Data Box API version (default %s)\n"
-	       "    -o cache_ttl=SECONDS        state older than this is fetched again (default 2;\n"
-	       "                                fractions and 0 allowed)\n"
-	       "    -o timeout=SECONDS          bound on any one operation (default 120)\n"
-	       "    -o lro_poll=SECONDS         poll interval of long-running operations (default 10)\n"
-	       "    -o cafile=PATH              extra trusted CA bundle (TLS is always verified)\n"
-	       "    -o connect_to=HOST:PORT:TO_HOST:TO_PORT\n"
-	       "                                connect to another address for HOST:PORT, as curl's\n"
-	       "                                --connect-to (repeatable)\n"
-	       "    -f                          stay in the foreground, log to stderr\n"
-	       "    -d                          debug: foreground, debug log lines\n"
-	       "\n",
-	       prog, DEFAULT_API_VERSION);
+	printf(
+	    "usage: %s [-f] [-d] [-o OPT[,OPT...]] MOUNTPOINT\n"
+	    "\n"
+	    "Shows Azure Data Box orders as directories of small control files:\n"
+	    "MOUNTPOINT/<subscription>/<resource-group>/<order>/{encryption_type,key_url,...}\n"
+	    "\n"
+	    "databoxfs options:\n"
+	    "    -o subscription=ID[:ID...]  show only these subscriptions (default: all the\n"
+	    "                                credential can list)\n"
+	    "    -o cloud=NAME               AzureCloud (default), AzureUSGovernment, "
+	    "AzureChinaCloud\n"
+	    "    -o credential=NAME          auto (default), env, cert, workload, msi, cli\n"
+	    "    -o api_version=VERSION      Data Box API version (default %s)\n"
+	    "    -o cache_ttl=SECONDS        state older than this is fetched again (default 2;\n"
+	    "                                fractions and 0 allowed)\n"
+	    "    -o timeout=SECONDS          bound on any one operation (default 120)\n"
+	    "    -o lro_poll=SECONDS         poll interval of long-running operations (default "
+	    "10)\n"
+	    "    -o cafile=PATH              extra trusted CA bundle (TLS is always verified)\n"
+	    "    -o connect_to=HOST:PORT:TO_HOST:TO_PORT\n"
+	    "                                connect to another address for HOST:PORT, as curl's\n"
+	    "                                --connect-to (repeatable)\n"
+	    "    -f                          stay in the foreground, log to stderr\n"
+	    "    -d                          debug: foreground, debug log lines\n"
+	    "\n",
+	    prog, DEFAULT_API_VERSION);
 }
 
 /* A number of seconds >= min (or > 0 when !allow_zero) into ms. -1 on a bad value. */
@@ -164,8 +170,8 @@ static long long parse_seconds(const char *name, const char *s, double dflt, boo
 		v = strtod(s, &end);
 		if (errno || end == s || *end || !isfinite(v) || v < 0 || v > 1e7 ||
 		    (!allow_zero && v == 0)) {
-			fprintf(stderr, "databoxfs: %s=%s: expected a number of seconds%s\n", name, s,
-				allow_zero ? " (0 or more)" : " (more than 0)");
+			fprintf(stderr, "databoxfs: %s=%s: expected a number of seconds%s\n", name,
+				s, allow_zero ? " (0 or more)" : " (more than 0)");
 			return -1;
 		}
 	}
@@ -220,7 +226,9 @@ static char **split_subscriptions(const char *s)
 		goto fail;
 	for (tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
 		if (strchr(tok, '/') || strlen(tok) > 255) {
-			fprintf(stderr, "databoxfs: subscription=%s: '%s' is not a subscription ID\n", s, tok);
+			fprintf(stderr,
+				"databoxfs: subscription=%s: '%s' is not a subscription ID\n", s,
+				tok);
 			goto fail;
 		}
 		v[i] = strdup(tok);
@@ -280,16 +288,16 @@ static struct dbx_transport *new_stack(const struct dbx_curl_options *co, struct
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options o = { 0 };
-	struct dbx_error err = { 0 };
-	struct dbx_curl_options co = { 0 };
+	struct options o = {0};
+	struct dbx_error err = {0};
+	struct dbx_curl_options co = {0};
 	const struct dbx_cloud *cloud = dbx_cloud_default();
 	struct dbx_transport *token_stack = NULL, *arm_stack = NULL, *auth = NULL;
 	struct dbx_credential *cred = NULL;
 	struct dbx_arm *arm = NULL;
 	struct dbx_cache *cache = NULL;
-	struct dbx_cache_config cc = { 0 };
-	struct dbx_fs fs = { 0 };
+	struct dbx_cache_config cc = {0};
+	struct dbx_fs fs = {0};
 	char **subs = NULL;
 	long long ttl_ms, timeout_ms, lro_ms;
 	int ret = 1;
@@ -316,9 +324,10 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	if (o.mountpoints != 1) {
-		fprintf(stderr, "databoxfs: %s\n", o.mountpoints ? "more than one mountpoint given" :
-								  "no mountpoint given");
-		fprintf(stderr, "usage: %s [-f] [-d] [-o OPT[,OPT...]] MOUNTPOINT (see --help)\n", argv[0]);
+		fprintf(stderr, "databoxfs: %s\n",
+			o.mountpoints ? "more than one mountpoint given" : "no mountpoint given");
+		fprintf(stderr, "usage: %s [-f] [-d] [-o OPT[,OPT...]] MOUNTPOINT (see --help)\n",
+			argv[0]);
 		goto out;
 	}
 
@@ -340,8 +349,8 @@ int main(int argc, char *argv[])
 		}
 	}
 	if (o.api_version && !valid_api_version(o.api_version)) {
-		fprintf(stderr, "databoxfs: api_version=%s: expected a version like %s\n", o.api_version,
-			DEFAULT_API_VERSION);
+		fprintf(stderr, "databoxfs: api_version=%s: expected a version like %s\n",
+			o.api_version, DEFAULT_API_VERSION);
 		goto out;
 	}
 	if (o.cafile && access(o.cafile, R_OK) != 0) {
@@ -350,7 +359,8 @@ int main(int argc, char *argv[])
 	}
 	for (size_t i = 0; i < o.n_connect_to; i++) {
 		if (!valid_connect_to(o.connect_to[i])) {
-			fprintf(stderr, "databoxfs: connect_to=%s: expected HOST:PORT:TO_HOST:TO_PORT\n",
+			fprintf(stderr,
+				"databoxfs: connect_to=%s: expected HOST:PORT:TO_HOST:TO_PORT\n",
 				o.connect_to[i]);
 			goto out;
 		}
@@ -360,7 +370,8 @@ int main(int argc, char *argv[])
 		if (!subs)
 			goto out;
 	}
-	if (fuse_opt_add_arg(&args, "-odefault_permissions,fsname=databoxfs,subtype=databoxfs") != 0)
+	if (fuse_opt_add_arg(&args, "-odefault_permissions,fsname=databoxfs,subtype=databoxfs") !=
+	    0)
 		goto out;
 
 	dbx_log_init(o.foreground || o.debug, o.debug);

@@ -100,7 +100,7 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 
 static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 	enum dbx_err rc;
 
 	(void)fi;
@@ -123,8 +123,8 @@ static int fill_entry(void *ctx, const char *name, const struct stat *st)
 static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
-	struct fill_ctx fc = { buf, filler };
-	struct dbx_error err = { 0 };
+	struct fill_ctx fc = {buf, filler};
+	struct dbx_error err = {0};
 	enum dbx_err rc;
 
 	(void)off;
@@ -136,7 +136,7 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 
 static int op_open(const char *path, struct fuse_file_info *fi)
 {
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 	struct handle *h;
 	bool for_write = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
 	enum dbx_err rc;
@@ -186,7 +186,7 @@ static int op_release(const char *path, struct fuse_file_info *fi)
 static int op_write(const char *path, const char *buf, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 	enum dbx_err rc;
 
 	(void)fi;
@@ -198,7 +198,7 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off,
 
 static int read_only(const char *op, const char *path)
 {
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 
 	dbx_error_set(&err, DBX_EROFS, "not supported through this mount");
 	return fail(op, path, DBX_EROFS, &err);
@@ -294,26 +294,26 @@ static int op_statfs(const char *path, struct statvfs *sv)
 }
 
 static const struct fuse_operations dbx_ops = {
-	.init = op_init,
-	.getattr = op_getattr,
-	.readdir = op_readdir,
-	.open = op_open,
-	.read = op_read,
-	.release = op_release,
-	.write = op_write,
-	.truncate = op_truncate,
-	.create = op_create,
-	.mknod = op_mknod,
-	.mkdir = op_mkdir,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
-	.rename = op_rename,
-	.symlink = op_symlink,
-	.link = op_link,
-	.chmod = op_chmod,
-	.chown = op_chown,
-	.utimens = op_utimens,
-	.statfs = op_statfs,
+    .init = op_init,
+    .getattr = op_getattr,
+    .readdir = op_readdir,
+    .open = op_open,
+    .read = op_read,
+    .release = op_release,
+    .write = op_write,
+    .truncate = op_truncate,
+    .create = op_create,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .rename = op_rename,
+    .symlink = op_symlink,
+    .link = op_link,
+    .chmod = op_chmod,
+    .chown = op_chown,
+    .utimens = op_utimens,
+    .statfs = op_statfs,
 };
 
 const struct fuse_operations *dbx_fuse_operations(void)

@@ -16,7 +16,7 @@ int dbx_node_is_dir(const struct dbx_node *node)
 enum dbx_err dbx_tree_resolve(const char *path, struct dbx_node *node)
 {
 	char file[DBX_TREE_NAME_MAX] = "";
-	char *slots[4] = { node->subscription, node->resource_group, node->order, file };
+	char *slots[4] = {node->subscription, node->resource_group, node->order, file};
 	size_t depth = 0;
 	const char *p = path;
 

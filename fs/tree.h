@@ -27,10 +27,10 @@ enum dbx_node_kind {
 
 struct dbx_node {
 	enum dbx_node_kind kind;
-	char subscription[DBX_TREE_NAME_MAX];   /* "" above SUBSCRIPTION */
+	char subscription[DBX_TREE_NAME_MAX];	/* "" above SUBSCRIPTION */
 	char resource_group[DBX_TREE_NAME_MAX]; /* "" above RESOURCE_GROUP */
-	char order[DBX_TREE_NAME_MAX];          /* "" above ORDER */
-	int attr;                               /* index into dbx_attrs for ORDER_FILE, else -1 */
+	char order[DBX_TREE_NAME_MAX];		/* "" above ORDER */
+	int attr;				/* index into dbx_attrs for ORDER_FILE, else -1 */
 };
 
 /*

@@ -20,7 +20,8 @@
 #include "attrs.h"
 
 #define SUB "0b1f6471-1bf0-4dda-aec3-111122223333"
-#define VAULT_ID "/subscriptions/" SUB "/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/myvault"
+#define VAULT_ID                                                                                   \
+	"/subscriptions/" SUB "/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/myvault"
 #define KEY_URL "https://myvault.vault.azure.net/keys/mykey"
 #define UAI_ID                                                                                     \
 	"/subscriptions/" SUB                                                                      \
@@ -32,15 +33,19 @@ static struct dbx_order *job(const char *identity, const char *details, const ch
 {
 	char text[8192];
 	struct dbx_order *o = NULL;
-	struct dbx_error e = { 0 };
+	struct dbx_error e = {0};
 
-	snprintf(text, sizeof(text),
-		 "{\"id\": \"/subscriptions/" SUB "/resourceGroups/rg1/providers/Microsoft.DataBox/jobs/order1\","
-		 " \"name\": \"order1\", \"type\": \"Microsoft.DataBox/jobs\", \"location\": \"westus\","
-		 " \"sku\": {\"name\": \"DataBox\"}, %s%s"
-		 " \"systemData\": {\"lastModifiedAt\": \"2026-11-28T12:00:00.0000000+00:00\"},"
-		 " \"properties\": {\"status\": \"DeviceOrdered\", \"transferType\": \"ImportToAzure\"%s%s%s}}",
-		 identity, *identity ? "," : "", *details ? ", \"details\": " : "", details, extra_props);
+	snprintf(
+	    text, sizeof(text),
+	    "{\"id\": \"/subscriptions/" SUB
+	    "/resourceGroups/rg1/providers/Microsoft.DataBox/jobs/order1\","
+	    " \"name\": \"order1\", \"type\": \"Microsoft.DataBox/jobs\", \"location\": \"westus\","
+	    " \"sku\": {\"name\": \"DataBox\"}, %s%s"
+	    " \"systemData\": {\"lastModifiedAt\": \"2026-11-28T12:00:00.0000000+00:00\"},"
+	    " \"properties\": {\"status\": \"DeviceOrdered\", \"transferType\": "
+	    "\"ImportToAzure\"%s%s%s}}",
+	    identity, *identity ? "," : "", *details ? ", \"details\": " : "", details,
+	    extra_props);
 	assert_int_equal(dbx_order_parse(text, strlen(text), &o, &e), DBX_OK);
 	assert_non_null(o);
 	return o;
@@ -89,8 +94,9 @@ static void check_endings(const struct dbx_attr_ctx *ctx)
 static void test_table_invariants(void **state)
 {
 	(void)state;
-	static const char *const want[] = { "encryption_type", "key_url",  "key_vault", "identity",
-					    "principal_id",    "encryption.json", "status", "errors" };
+	static const char *const want[] = {"encryption_type", "key_url",      "key_vault",
+					   "identity",	      "principal_id", "encryption.json",
+					   "status",	      "errors"};
 
 	assert_int_equal(dbx_attrs_len, 8);
 	for (size_t i = 0; i < dbx_attrs_len; i++) {
@@ -111,9 +117,10 @@ static void test_table_invariants(void **state)
 static void test_microsoft_managed(void **state)
 {
 	struct dbx_order *o = job("\"identity\": {\"type\": \"None\"}",
-				  "{\"jobDetailsType\": \"DataBox\", \"keyEncryptionKey\": {\"kekType\": \"MicrosoftManaged\"}}",
+				  "{\"jobDetailsType\": \"DataBox\", \"keyEncryptionKey\": "
+				  "{\"kekType\": \"MicrosoftManaged\"}}",
 				  "");
-	struct dbx_attr_ctx ctx = { .order = o };
+	struct dbx_attr_ctx ctx = {.order = o};
 
 	(void)state;
 	expect("encryption_type", &ctx, "MicrosoftManaged\n");
@@ -138,7 +145,7 @@ static void test_microsoft_managed(void **state)
 static void test_absent_kek(void **state)
 {
 	struct dbx_order *o = job("", "{\"jobDetailsType\": \"DataBox\"}", "");
-	struct dbx_attr_ctx ctx = { .order = o };
+	struct dbx_attr_ctx ctx = {.order = o};
 
 	(void)state;
 	expect("encryption_type", &ctx, "MicrosoftManaged\n");
@@ -151,14 +158,15 @@ static void test_absent_kek(void **state)
 
 static void test_customer_managed_system_assigned(void **state)
 {
-	struct dbx_order *o = job(
-		"\"identity\": {\"type\": \"SystemAssigned\", \"principalId\": \"" PRINCIPAL
+	struct dbx_order *o =
+	    job("\"identity\": {\"type\": \"SystemAssigned\", \"principalId\": \"" PRINCIPAL
 		"\", \"tenantId\": \"11111111-2222-3333-4444-555555555555\"}",
-		"{\"jobDetailsType\": \"DataBox\", \"keyEncryptionKey\": {\"kekType\": \"CustomerManaged\","
+		"{\"jobDetailsType\": \"DataBox\", \"keyEncryptionKey\": {\"kekType\": "
+		"\"CustomerManaged\","
 		" \"kekUrl\": \"" KEY_URL "\", \"kekVaultResourceID\": \"" VAULT_ID "\","
 		" \"identityProperties\": {\"type\": \"SystemAssigned\"}}}",
 		"");
-	struct dbx_attr_ctx ctx = { .order = o };
+	struct dbx_attr_ctx ctx = {.order = o};
 
 	(void)state;
 	expect("encryption_type", &ctx, "CustomerManaged\n");
@@ -181,15 +189,16 @@ static void test_customer_managed_system_assigned(void **state)
 
 static void test_user_assigned(void **state)
 {
-	struct dbx_order *o = job(
-		"\"identity\": {\"type\": \"SystemAssigned,UserAssigned\", \"principalId\": \"" PRINCIPAL
-		"\", \"userAssignedIdentities\": {\"" UAI_ID "\": {}}}",
-		"{\"jobDetailsType\": \"DataBox\", \"keyEncryptionKey\": {\"kekType\": \"CustomerManaged\","
+	struct dbx_order *o =
+	    job("\"identity\": {\"type\": \"SystemAssigned,UserAssigned\", \"principalId\": "
+		"\"" PRINCIPAL "\", \"userAssignedIdentities\": {\"" UAI_ID "\": {}}}",
+		"{\"jobDetailsType\": \"DataBox\", \"keyEncryptionKey\": {\"kekType\": "
+		"\"CustomerManaged\","
 		" \"kekUrl\": \"" KEY_URL "\", \"kekVaultResourceID\": \"" VAULT_ID "\","
-		" \"identityProperties\": {\"type\": \"UserAssigned\", \"userAssigned\": {\"resourceId\": \"" UAI_ID
-		"\"}}}}",
+		" \"identityProperties\": {\"type\": \"UserAssigned\", \"userAssigned\": "
+		"{\"resourceId\": \"" UAI_ID "\"}}}}",
 		"");
-	struct dbx_attr_ctx ctx = { .order = o };
+	struct dbx_attr_ctx ctx = {.order = o};
 
 	(void)state;
 	expect("identity", &ctx, UAI_ID "\n");
@@ -208,12 +217,13 @@ static void test_user_assigned(void **state)
 
 static void test_identity_none(void **state)
 {
-	struct dbx_order *o = job(
-		"\"identity\": {\"type\": \"None\"}",
-		"{\"jobDetailsType\": \"DataBox\", \"keyEncryptionKey\": {\"kekType\": \"CustomerManaged\","
+	struct dbx_order *o =
+	    job("\"identity\": {\"type\": \"None\"}",
+		"{\"jobDetailsType\": \"DataBox\", \"keyEncryptionKey\": {\"kekType\": "
+		"\"CustomerManaged\","
 		" \"kekUrl\": \"" KEY_URL "\", \"kekVaultResourceID\": \"" VAULT_ID "\"}}",
 		"");
-	struct dbx_attr_ctx ctx = { .order = o };
+	struct dbx_attr_ctx ctx = {.order = o};
 
 	(void)state;
 	expect("encryption_type", &ctx, "CustomerManaged\n");
@@ -225,23 +235,26 @@ static void test_identity_none(void **state)
 
 /* A disabled key: properties.error plus a stage waiting for the customer, newest first. */
 static const char kek_details[] =
-	"{\"jobDetailsType\": \"DataBox\", \"keyEncryptionKey\": {\"kekType\": \"CustomerManaged\","
-	" \"kekUrl\": \"" KEY_URL "\", \"kekVaultResourceID\": \"" VAULT_ID "\"},"
-	" \"jobStages\": [{\"stageName\": \"DeviceOrdered\", \"stageStatus\": \"Succeeded\","
-	" \"stageTime\": \"2026-11-28T10:00:00Z\"},"
-	" {\"stageName\": \"DataCopy\", \"displayName\": \"Data copy\","
-	" \"stageStatus\": \"WaitingForCustomerActionForKek\", \"stageTime\": \"2026-11-28T12:05:00.1234567+00:00\"}]}";
+    "{\"jobDetailsType\": \"DataBox\", \"keyEncryptionKey\": {\"kekType\": \"CustomerManaged\","
+    " \"kekUrl\": \"" KEY_URL "\", \"kekVaultResourceID\": \"" VAULT_ID "\"},"
+    " \"jobStages\": [{\"stageName\": \"DeviceOrdered\", \"stageStatus\": \"Succeeded\","
+    " \"stageTime\": \"2026-11-28T10:00:00Z\"},"
+    " {\"stageName\": \"DataCopy\", \"displayName\": \"Data copy\","
+    " \"stageStatus\": \"WaitingForCustomerActionForKek\", \"stageTime\": "
+    "\"2026-11-28T12:05:00.1234567+00:00\"}]}";
 
 static const char kek_error[] =
-	", \"error\": {\"code\": \"SsemUserErrorEncryptionKeyDisabled\", \"message\": \"Could not fetch "
-	"the passkey as the customer-managed key is disabled.\", \"target\": \"KeyEncryptionKey\","
-	" \"details\": [], \"additionalInfo\": []}";
+    ", \"error\": {\"code\": \"SsemUserErrorEncryptionKeyDisabled\", \"message\": \"Could not "
+    "fetch "
+    "the passkey as the customer-managed key is disabled.\", \"target\": \"KeyEncryptionKey\","
+    " \"details\": [], \"additionalInfo\": []}";
 
 static void test_errors_kek_disabled(void **state)
 {
-	struct dbx_order *o = job("\"identity\": {\"type\": \"SystemAssigned\", \"principalId\": \"" PRINCIPAL "\"}",
-				  kek_details, kek_error);
-	struct dbx_attr_ctx ctx = { .order = o };
+	struct dbx_order *o =
+	    job("\"identity\": {\"type\": \"SystemAssigned\", \"principalId\": \"" PRINCIPAL "\"}",
+		kek_details, kek_error);
+	struct dbx_attr_ctx ctx = {.order = o};
 	char *text;
 	const char *stage, *error;
 
@@ -253,12 +266,15 @@ static void test_errors_kek_disabled(void **state)
 	error = strstr(text, "code: SsemUserErrorEncryptionKeyDisabled\n");
 	assert_non_null(stage);
 	assert_non_null(error);
-	assert_true(stage < error); /* the stage (12:05) is newer than the error (lastModifiedAt 12:00) */
+	assert_true(stage <
+		    error); /* the stage (12:05) is newer than the error (lastModifiedAt 12:00) */
 	assert_ptr_equal(stage, text);
-	assert_non_null(strstr(text, "\n\ncode: SsemUserErrorEncryptionKeyDisabled\n"
-				     "source: order\n"
-				     "time: 2026-11-28T12:00:00Z\n"
-				     "message: Could not fetch the passkey as the customer-managed key is disabled.\n"));
+	assert_non_null(strstr(
+	    text,
+	    "\n\ncode: SsemUserErrorEncryptionKeyDisabled\n"
+	    "source: order\n"
+	    "time: 2026-11-28T12:00:00Z\n"
+	    "message: Could not fetch the passkey as the customer-managed key is disabled.\n"));
 	assert_non_null(strstr(error, "recoverable: yes\n"));
 	assert_non_null(strstr(error, "remedy: "));
 	assert_non_null(strstr(stage, "source: order\ntime: 2026-11-28T12:05:00Z\n"));
@@ -273,22 +289,23 @@ static void test_errors_kek_disabled(void **state)
 static void test_errors_read_block(void **state)
 {
 	struct dbx_order *o = job("", kek_details, kek_error);
-	struct dbx_error e = { 0 };
-	struct dbx_attr_ctx ctx = { .order = o, .read_err = &e, .read_time = 1795867200 };
+	struct dbx_error e = {0};
+	struct dbx_attr_ctx ctx = {.order = o, .read_err = &e, .read_time = 1795867200};
 	char *text;
 
 	(void)state;
 	dbx_error_set(&e, DBX_EUNREACHABLE, "could not connect to management.azure.com");
 	text = show("errors", &ctx);
 	print_message("%s", text);
-	assert_memory_equal(text,
-			    "code: HostUnreachable\n"
-			    "source: read\n"
-			    "time: 2026-11-28T12:00:00Z\n"
-			    "message: could not connect to management.azure.com\n"
-			    "recoverable: yes\n",
-			    strlen("code: HostUnreachable\nsource: read\ntime: 2026-11-28T12:00:00Z\n"
-				   "message: could not connect to management.azure.com\nrecoverable: yes\n"));
+	assert_memory_equal(
+	    text,
+	    "code: HostUnreachable\n"
+	    "source: read\n"
+	    "time: 2026-11-28T12:00:00Z\n"
+	    "message: could not connect to management.azure.com\n"
+	    "recoverable: yes\n",
+	    strlen("code: HostUnreachable\nsource: read\ntime: 2026-11-28T12:00:00Z\n"
+		   "message: could not connect to management.azure.com\nrecoverable: yes\n"));
 	assert_non_null(strstr(text, "\n\ncode: WaitingForCustomerActionForKek\n"));
 	assert_non_null(strstr(text, "\n\ncode: SsemUserErrorEncryptionKeyDisabled\n"));
 	free(text);
@@ -309,11 +326,13 @@ static void test_errors_read_block(void **state)
 
 static void test_errors_clean(void **state)
 {
-	struct dbx_order *o = job("\"identity\": {\"type\": \"SystemAssigned\", \"principalId\": \"" PRINCIPAL "\"}",
-				  "{\"jobDetailsType\": \"DataBox\", \"jobStages\": [{\"stageName\": \"DeviceOrdered\","
-				  " \"stageStatus\": \"Succeeded\"}, {\"stageName\": \"DataCopy\", \"stageStatus\": \"None\"}]}",
-				  "");
-	struct dbx_attr_ctx ctx = { .order = o };
+	struct dbx_order *o = job(
+	    "\"identity\": {\"type\": \"SystemAssigned\", \"principalId\": \"" PRINCIPAL "\"}",
+	    "{\"jobDetailsType\": \"DataBox\", \"jobStages\": [{\"stageName\": \"DeviceOrdered\","
+	    " \"stageStatus\": \"Succeeded\"}, {\"stageName\": \"DataCopy\", \"stageStatus\": "
+	    "\"None\"}]}",
+	    "");
+	struct dbx_attr_ctx ctx = {.order = o};
 
 	(void)state;
 	expect("errors", &ctx, "");
@@ -333,11 +352,11 @@ static void test_read_codes(void **state)
 /* Writes are not enabled yet: every store refuses with EROFS, whatever the value. */
 static void test_store_refuses(void **state)
 {
-	struct dbx_attr_ctx ctx = { 0 };
+	struct dbx_attr_ctx ctx = {0};
 
 	(void)state;
 	for (size_t i = 0; i < dbx_attrs_len; i++) {
-		struct dbx_error e = { 0 };
+		struct dbx_error e = {0};
 
 		if (!dbx_attrs[i].store)
 			continue;
@@ -367,18 +386,18 @@ static void test_trim(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_table_invariants),
-		cmocka_unit_test(test_microsoft_managed),
-		cmocka_unit_test(test_absent_kek),
-		cmocka_unit_test(test_customer_managed_system_assigned),
-		cmocka_unit_test(test_user_assigned),
-		cmocka_unit_test(test_identity_none),
-		cmocka_unit_test(test_errors_kek_disabled),
-		cmocka_unit_test(test_errors_read_block),
-		cmocka_unit_test(test_errors_clean),
-		cmocka_unit_test(test_read_codes),
-		cmocka_unit_test(test_store_refuses),
-		cmocka_unit_test(test_trim),
+	    cmocka_unit_test(test_table_invariants),
+	    cmocka_unit_test(test_microsoft_managed),
+	    cmocka_unit_test(test_absent_kek),
+	    cmocka_unit_test(test_customer_managed_system_assigned),
+	    cmocka_unit_test(test_user_assigned),
+	    cmocka_unit_test(test_identity_none),
+	    cmocka_unit_test(test_errors_kek_disabled),
+	    cmocka_unit_test(test_errors_read_block),
+	    cmocka_unit_test(test_errors_clean),
+	    cmocka_unit_test(test_read_codes),
+	    cmocka_unit_test(test_store_refuses),
+	    cmocka_unit_test(test_trim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

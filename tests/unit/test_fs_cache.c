@@ -24,32 +24,37 @@
 #include "fake_transport.h"
 #include "fs.h"
 
-#define SUB "0b1f6471-1bf0-4dda-aec3-111122223333"
+#define SUB	  "0b1f6471-1bf0-4dda-aec3-111122223333"
 #define PRINCIPAL "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
-#define ARM "https://management.azure.com"
+#define ARM	  "https://management.azure.com"
 
 #define DETAILS                                                                                    \
 	", \"details\": {\"jobDetailsType\": \"DataBox\", \"keyEncryptionKey\": {\"kekType\": "    \
 	"\"MicrosoftManaged\"}}"
 #define KEK_ERROR                                                                                  \
-	", \"error\": {\"code\": \"SsemUserErrorEncryptionKeyDisabled\", \"message\": \"Could not " \
+	", \"error\": {\"code\": \"SsemUserErrorEncryptionKeyDisabled\", \"message\": \"Could "    \
+	"not "                                                                                     \
 	"fetch the passkey as the customer-managed key is disabled.\"}"
 
 /* One JobResource; rgseg is "resourceGroups" or "resourcegroups" (list responses). */
 #define JOB_AT(rgseg, rg, name, status, props)                                                     \
-	"{\"id\": \"/subscriptions/" SUB "/" rgseg "/" rg "/providers/Microsoft.DataBox/jobs/" name \
-	"\", \"name\": \"" name "\", \"type\": \"Microsoft.DataBox/jobs\", \"location\": "          \
+	"{\"id\": \"/subscriptions/" SUB "/" rgseg "/" rg                                          \
+	"/providers/Microsoft.DataBox/jobs/" name "\", \"name\": \"" name                          \
+	"\", \"type\": \"Microsoft.DataBox/jobs\", \"location\": "                                 \
 	"\"westus\", \"sku\": {\"name\": \"DataBox\"}, \"identity\": {\"type\": "                  \
-	"\"SystemAssigned\", \"principalId\": \"" PRINCIPAL "\"}, \"systemData\": "                 \
-	"{\"lastModifiedAt\": \"2026-11-28T12:00:00Z\"}, \"properties\": {\"status\": \"" status    \
+	"\"SystemAssigned\", \"principalId\": \"" PRINCIPAL "\"}, \"systemData\": "                \
+	"{\"lastModifiedAt\": \"2026-11-28T12:00:00Z\"}, \"properties\": {\"status\": \"" status   \
 	"\"" props "}}"
 #define JOB(rg, name, status, props) JOB_AT("resourceGroups", rg, name, status, props)
 
-#define SUBS_PAGE "{\"value\": [{\"id\": \"/subscriptions/" SUB "\", \"subscriptionId\": \"" SUB "\"}]}"
-#define NEXT ARM "/subscriptions/" SUB "/providers/Microsoft.DataBox/jobs?api-version=2025-07-01&%24skipToken=p2"
+#define SUBS_PAGE                                                                                  \
+	"{\"value\": [{\"id\": \"/subscriptions/" SUB "\", \"subscriptionId\": \"" SUB "\"}]}"
+#define NEXT                                                                                       \
+	ARM "/subscriptions/" SUB                                                                  \
+	    "/providers/Microsoft.DataBox/jobs?api-version=2025-07-01&%24skipToken=p2"
 #define JOBS_PAGE1                                                                                 \
-	"{\"value\": [" JOB("rg1", "order1", "DeviceOrdered", DETAILS) ", " JOB(                  \
-		"rg1", "order2", "DataCopy", DETAILS KEK_ERROR) "], \"nextLink\": \"" NEXT "\"}"
+	"{\"value\": [" JOB("rg1", "order1", "DeviceOrdered", DETAILS) ", " JOB(                   \
+	    "rg1", "order2", "DataCopy", DETAILS KEK_ERROR) "], \"nextLink\": \"" NEXT "\"}"
 #define JOBS_PAGE2                                                                                 \
 	"{\"value\": [" JOB_AT("resourcegroups", "RG2", "order3", "Delivered", DETAILS) "]}"
 
@@ -65,12 +70,13 @@ static struct env *env_new(const struct fake_reply *script, size_t n, uint64_t t
 			   const char *const *subs)
 {
 	struct env *env = calloc(1, sizeof(*env));
-	struct dbx_cache_config cc = { 0 };
+	struct dbx_cache_config cc = {0};
 
 	assert_non_null(env);
 	fake_transport_init(&env->ft, script, n);
 	fake_clock_init(&env->fc, 1000000);
-	env->arm = dbx_arm_new(&env->ft.base, dbx_cloud_default(), "2025-07-01", 30000, &env->fc.clock);
+	env->arm =
+	    dbx_arm_new(&env->ft.base, dbx_cloud_default(), "2025-07-01", 30000, &env->fc.clock);
 	assert_non_null(env->arm);
 	cc.arm = env->arm;
 	cc.clock = &env->fc.clock;
@@ -102,8 +108,8 @@ static size_t count(struct env *env, const char *what)
 	return n;
 }
 
-#define N_GETS(env) count(env, "/jobs/")
-#define N_LISTS(env) count(env, "/jobs?")
+#define N_GETS(env)	count(env, "/jobs/")
+#define N_LISTS(env)	count(env, "/jobs?")
 #define N_SUBLISTS(env) count(env, "/subscriptions?")
 
 struct listing {
@@ -128,7 +134,7 @@ static int collect(void *ctx, const char *name, const struct stat *st)
 
 static void list(struct env *env, const char *path, struct listing *l)
 {
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 
 	memset(l, 0, sizeof(*l));
 	assert_int_equal(dbx_fs_readdir(&env->fs, path, collect, l, &err), DBX_OK);
@@ -143,7 +149,7 @@ static void lookup_parents(struct env *env, const char *path)
 	char prefix[1024];
 
 	for (const char *p = strchr(path + 1, '/'); p; p = strchr(p + 1, '/')) {
-		struct dbx_error err = { 0 };
+		struct dbx_error err = {0};
 		struct stat st;
 
 		snprintf(prefix, sizeof(prefix), "%.*s", (int)(p - path), path);
@@ -154,7 +160,7 @@ static void lookup_parents(struct env *env, const char *path)
 
 static char *read_file(struct env *env, const char *path, size_t *len)
 {
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 	char *buf = NULL;
 
 	lookup_parents(env, path);
@@ -178,9 +184,10 @@ static size_t walk(struct env *env, const char *path)
 	for (size_t i = 2; i < l->n; i++) {
 		char child[1024];
 		struct stat st;
-		struct dbx_error err = { 0 };
+		struct dbx_error err = {0};
 
-		snprintf(child, sizeof(child), "%s%s%s", path, strcmp(path, "/") ? "/" : "", l->names[i]);
+		snprintf(child, sizeof(child), "%s%s%s", path, strcmp(path, "/") ? "/" : "",
+			 l->names[i]);
 		assert_int_equal(dbx_fs_getattr(&env->fs, child, &st, &err), DBX_OK);
 		assert_true(l->has_st[i]);
 		assert_int_equal(l->st[i].st_ino, st.st_ino);
@@ -206,9 +213,9 @@ static size_t walk(struct env *env, const char *path)
 }
 
 static const struct fake_reply tree_script[] = {
-	{ .status = 200, .body = SUBS_PAGE },
-	{ .status = 200, .body = JOBS_PAGE1 },
-	{ .status = 200, .body = JOBS_PAGE2 },
+    {.status = 200, .body = SUBS_PAGE},
+    {.status = 200, .body = JOBS_PAGE1},
+    {.status = 200, .body = JOBS_PAGE2},
 };
 
 /* tar -cf - MOUNT: one subscriptions list, the pages of the job list, zero GETs. */
@@ -240,7 +247,7 @@ static void test_walk_costs_pages_only(void **state)
 static void test_contents_and_mtime(void **state)
 {
 	struct env *env = env_new(tree_script, 3, 2000, NULL);
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 	struct stat st;
 	size_t len;
 	char *buf;
@@ -255,31 +262,34 @@ static void test_contents_and_mtime(void **state)
 	buf = read_file(env, "/" SUB "/rg1/order2/errors", &len);
 	assert_non_null(strstr(buf, "code: SsemUserErrorEncryptionKeyDisabled\nsource: order\n"));
 	free(buf);
-	assert_int_equal(dbx_fs_getattr(&env->fs, "/" SUB "/rg1/order1/key_url", &st, &err), DBX_OK);
+	assert_int_equal(dbx_fs_getattr(&env->fs, "/" SUB "/rg1/order1/key_url", &st, &err),
+			 DBX_OK);
 	assert_int_equal(st.st_size, 0); /* absent value: empty file */
 	assert_int_equal(st.st_mode, S_IFREG | 0644);
-	assert_int_equal(st.st_mtime, 1795867200); /* systemData.lastModifiedAt 2026-11-28T12:00:00Z */
+	assert_int_equal(st.st_mtime,
+			 1795867200); /* systemData.lastModifiedAt 2026-11-28T12:00:00Z */
 	assert_int_equal(dbx_fs_getattr(&env->fs, "/" SUB "/rg1/order1/status", &st, &err), DBX_OK);
 	assert_int_equal(st.st_mode, S_IFREG | 0444);
 	assert_int_equal(st.st_size, strlen("DeviceOrdered\n"));
 	/* Not there: no such order in the listing, no such file. */
 	assert_int_equal(dbx_fs_getattr(&env->fs, "/" SUB "/rg1/nosuch", &st, &err), DBX_ENOTFOUND);
-	assert_int_equal(dbx_fs_getattr(&env->fs, "/" SUB "/rg1/order1/nosuch", &st, &err), DBX_ENOTFOUND);
+	assert_int_equal(dbx_fs_getattr(&env->fs, "/" SUB "/rg1/order1/nosuch", &st, &err),
+			 DBX_ENOTFOUND);
 	env_free(env);
 }
 
 static const struct fake_reply expiry_script[] = {
-	{ .status = 200, .body = SUBS_PAGE },
-	{ .status = 200, .body = JOBS_PAGE1 },
-	{ .status = 200, .body = JOBS_PAGE2 },
-	{ .status = 200, .body = JOB("rg1", "order1", "DataCopy", DETAILS) },
+    {.status = 200, .body = SUBS_PAGE},
+    {.status = 200, .body = JOBS_PAGE1},
+    {.status = 200, .body = JOBS_PAGE2},
+    {.status = 200, .body = JOB("rg1", "order1", "DataCopy", DETAILS)},
 };
 
 /* Past the TTL, the next open asks once (GET $expand=details) and shows the new state. */
 static void test_ttl_expiry_one_get(void **state)
 {
 	struct env *env = env_new(expiry_script, 4, 2000, NULL);
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 	struct stat st;
 	size_t len;
 	char *buf;
@@ -316,11 +326,10 @@ static void test_ttl_expiry_one_get(void **state)
 static void test_list_without_details(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 200,
-		  .body = "{\"value\": [" JOB("rg1", "bare", "DeviceOrdered", "") "]}" },
-		{ .status = 200, .body = JOB("rg1", "bare", "DeviceOrdered", DETAILS) },
+	    {.status = 200, .body = "{\"value\": [" JOB("rg1", "bare", "DeviceOrdered", "") "]}"},
+	    {.status = 200, .body = JOB("rg1", "bare", "DeviceOrdered", DETAILS)},
 	};
-	static const char *const subs[] = { SUB, NULL };
+	static const char *const subs[] = {SUB, NULL};
 	struct env *env = env_new(script, 2, 2000, subs);
 	struct listing l;
 	size_t files;
@@ -375,7 +384,7 @@ struct reader {
 static void *reader_main(void *arg)
 {
 	struct reader *r = arg;
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 
 	r->rc = dbx_fs_open(r->fs, "/" SUB "/rg1/order1/status", false, &r->buf, &r->len, &err);
 	return NULL;
@@ -395,17 +404,17 @@ static int gate_sends(struct gate *g)
 static void test_single_flight(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 200, .body = JOB("rg1", "order1", "DataCopy", DETAILS) },
-		{ .status = 200, .body = JOB("rg1", "order1", "Delivered", DETAILS) },
+	    {.status = 200, .body = JOB("rg1", "order1", "DataCopy", DETAILS)},
+	    {.status = 200, .body = JOB("rg1", "order1", "Delivered", DETAILS)},
 	};
 	struct fake_transport ft;
 	struct fake_clock fc;
-	struct gate g = { .base = { gate_send, gate_destroy }, .inner = &ft.base };
-	struct dbx_cache_config cc = { 0 };
+	struct gate g = {.base = {gate_send, gate_destroy}, .inner = &ft.base};
+	struct dbx_cache_config cc = {0};
 	struct dbx_arm *arm;
 	struct dbx_cache *cache;
-	struct dbx_fs fs = { 0 };
-	struct reader r[8] = { 0 };
+	struct dbx_fs fs = {0};
+	struct reader r[8] = {0};
 	pthread_t t[8];
 	struct timespec start, now;
 
@@ -457,14 +466,14 @@ static void test_single_flight(void **state)
 static void test_failed_refresh(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 200, .body = SUBS_PAGE },
-		{ .status = 200, .body = JOBS_PAGE1 },
-		{ .status = 200, .body = JOBS_PAGE2 },
-		{ .transport_err = DBX_EUNREACHABLE },
-		{ .status = 200, .body = JOB("rg1", "order2", "DataCopy", DETAILS) },
+	    {.status = 200, .body = SUBS_PAGE},
+	    {.status = 200, .body = JOBS_PAGE1},
+	    {.status = 200, .body = JOBS_PAGE2},
+	    {.transport_err = DBX_EUNREACHABLE},
+	    {.status = 200, .body = JOB("rg1", "order2", "DataCopy", DETAILS)},
 	};
 	struct env *env = env_new(script, 5, 2000, NULL);
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 	struct listing l;
 	struct stat st;
 	char *buf = NULL;
@@ -475,8 +484,9 @@ static void test_failed_refresh(void **state)
 	free(buf);
 	env->fc.now += 5000;
 
-	assert_int_equal(dbx_fs_open(&env->fs, "/" SUB "/rg1/order2/status", false, &buf, &len, &err),
-			 DBX_EUNREACHABLE);
+	assert_int_equal(
+	    dbx_fs_open(&env->fs, "/" SUB "/rg1/order2/status", false, &buf, &len, &err),
+	    DBX_EUNREACHABLE);
 	assert_null(buf);
 	assert_int_equal(err.err, DBX_EUNREACHABLE);
 	/* Within the TTL the failure stands (no new request); stat fails the same way. */
@@ -489,7 +499,8 @@ static void test_failed_refresh(void **state)
 	assert_int_equal((size_t)st.st_size, len);
 	assert_true(strncmp(buf, "code: HostUnreachable\nsource: read\n", 35) == 0);
 	/* The last known problem is still explained after the read block. */
-	assert_non_null(strstr(buf, "\n\ncode: SsemUserErrorEncryptionKeyDisabled\nsource: order\n"));
+	assert_non_null(
+	    strstr(buf, "\n\ncode: SsemUserErrorEncryptionKeyDisabled\nsource: order\n"));
 	free(buf);
 
 	/* ls shows every name; only errors has attributes. */
@@ -513,14 +524,14 @@ static void test_failed_refresh(void **state)
 static void test_not_found_removes(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 200, .body = SUBS_PAGE },
-		{ .status = 200, .body = JOBS_PAGE1 },
-		{ .status = 200, .body = JOBS_PAGE2 },
-		{ .status = 404,
-		  .body = "{\"error\": {\"code\": \"ResourceNotFound\", \"message\": \"gone\"}}" },
+	    {.status = 200, .body = SUBS_PAGE},
+	    {.status = 200, .body = JOBS_PAGE1},
+	    {.status = 200, .body = JOBS_PAGE2},
+	    {.status = 404,
+	     .body = "{\"error\": {\"code\": \"ResourceNotFound\", \"message\": \"gone\"}}"},
 	};
 	struct env *env = env_new(script, 4, 2000, NULL);
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 	struct stat st;
 	char *buf = NULL;
 	size_t len;
@@ -528,8 +539,9 @@ static void test_not_found_removes(void **state)
 	(void)state;
 	assert_int_equal(dbx_fs_getattr(&env->fs, "/" SUB "/rg1/order1", &st, &err), DBX_OK);
 	env->fc.now += 2500;
-	assert_int_equal(dbx_fs_open(&env->fs, "/" SUB "/rg1/order1/errors", false, &buf, &len, &err),
-			 DBX_ENOTFOUND);
+	assert_int_equal(
+	    dbx_fs_open(&env->fs, "/" SUB "/rg1/order1/errors", false, &buf, &len, &err),
+	    DBX_ENOTFOUND);
 	assert_int_equal(dbx_fs_getattr(&env->fs, "/" SUB "/rg1/order1/status", &st, &err),
 			 DBX_ENOTFOUND);
 	assert_int_equal(N_GETS(env), 1);
@@ -538,7 +550,7 @@ static void test_not_found_removes(void **state)
 
 static uint64_t ino_of(struct env *env, const char *path)
 {
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 	struct stat st;
 
 	assert_int_equal(dbx_fs_getattr(&env->fs, path, &st, &err), DBX_OK);
@@ -549,26 +561,26 @@ static uint64_t ino_of(struct env *env, const char *path)
 static void test_inodes_stable(void **state)
 {
 	static const struct fake_reply script[] = {
-		{ .status = 200, .body = SUBS_PAGE },
-		{ .status = 200, .body = JOBS_PAGE1 },
-		{ .status = 200, .body = JOBS_PAGE2 },
-		{ .status = 200, .body = JOB("rg1", "order1", "DataCopy", DETAILS) },
-		{ .status = 200, .body = SUBS_PAGE },
-		{ .status = 200, .body = JOBS_PAGE1 },
-		{ .status = 200, .body = JOBS_PAGE2 },
+	    {.status = 200, .body = SUBS_PAGE},
+	    {.status = 200, .body = JOBS_PAGE1},
+	    {.status = 200, .body = JOBS_PAGE2},
+	    {.status = 200, .body = JOB("rg1", "order1", "DataCopy", DETAILS)},
+	    {.status = 200, .body = SUBS_PAGE},
+	    {.status = 200, .body = JOBS_PAGE1},
+	    {.status = 200, .body = JOBS_PAGE2},
 	};
 	static const char *const paths[] = {
-		"/",
-		"/" SUB,
-		"/" SUB "/rg1",
-		"/" SUB "/RG2",
-		"/" SUB "/rg1/order1",
-		"/" SUB "/rg1/order2",
-		"/" SUB "/RG2/order3",
-		"/" SUB "/rg1/order1/encryption_type",
-		"/" SUB "/rg1/order1/errors",
-		"/" SUB "/rg1/order2/encryption_type",
-		"/" SUB "/RG2/order3/errors",
+	    "/",
+	    "/" SUB,
+	    "/" SUB "/rg1",
+	    "/" SUB "/RG2",
+	    "/" SUB "/rg1/order1",
+	    "/" SUB "/rg1/order2",
+	    "/" SUB "/RG2/order3",
+	    "/" SUB "/rg1/order1/encryption_type",
+	    "/" SUB "/rg1/order1/errors",
+	    "/" SUB "/rg1/order2/encryption_type",
+	    "/" SUB "/RG2/order3/errors",
 	};
 	enum { N = sizeof(paths) / sizeof(paths[0]) };
 	struct env *env = env_new(script, 7, 2000, NULL);
@@ -583,10 +595,11 @@ static void test_inodes_stable(void **state)
 	}
 	assert_int_equal(first[0], DBX_INO_ROOT);
 	env->fc.now += 3000;
-	assert_int_equal(ino_of(env, "/" SUB "/rg1/order1/encryption_type"), first[7]); /* after a GET */
+	assert_int_equal(ino_of(env, "/" SUB "/rg1/order1/encryption_type"),
+			 first[7]); /* after a GET */
 	assert_int_equal(N_GETS(env), 1);
-	list(env, "/", &l);      /* refreshes the subscriptions list */
-	list(env, "/" SUB, &l);  /* and the job list */
+	list(env, "/", &l);	/* refreshes the subscriptions list */
+	list(env, "/" SUB, &l); /* and the job list */
 	assert_int_equal(N_LISTS(env), 4);
 	env->fc.now += 1;
 	for (size_t i = 0; i < N; i++)
@@ -600,16 +613,18 @@ static void test_inodes_stable(void **state)
 static void test_read_only(void **state)
 {
 	struct env *env = env_new(tree_script, 3, 2000, NULL);
-	struct dbx_error err = { 0 };
+	struct dbx_error err = {0};
 	char *buf = NULL;
 	size_t len = 0;
 
 	(void)state;
-	assert_int_equal(dbx_fs_open(&env->fs, "/" SUB "/rg1/order1/key_url", true, &buf, &len, &err),
-			 DBX_EROFS);
+	assert_int_equal(
+	    dbx_fs_open(&env->fs, "/" SUB "/rg1/order1/key_url", true, &buf, &len, &err),
+	    DBX_EROFS);
 	assert_int_equal(dbx_fs_write(&env->fs, "/" SUB "/rg1/order1/identity", "None\n", 5, &err),
 			 DBX_EROFS);
-	assert_int_equal(dbx_fs_write(&env->fs, "/" SUB "/rg1/order1/status", "x\n", 2, &err), DBX_EROFS);
+	assert_int_equal(dbx_fs_write(&env->fs, "/" SUB "/rg1/order1/status", "x\n", 2, &err),
+			 DBX_EROFS);
 	assert_int_equal(env->ft.n_calls, 0);
 	env_free(env);
 }
@@ -617,15 +632,15 @@ static void test_read_only(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_walk_costs_pages_only),
-		cmocka_unit_test(test_contents_and_mtime),
-		cmocka_unit_test(test_ttl_expiry_one_get),
-		cmocka_unit_test(test_list_without_details),
-		cmocka_unit_test(test_single_flight),
-		cmocka_unit_test(test_failed_refresh),
-		cmocka_unit_test(test_not_found_removes),
-		cmocka_unit_test(test_inodes_stable),
-		cmocka_unit_test(test_read_only),
+	    cmocka_unit_test(test_walk_costs_pages_only),
+	    cmocka_unit_test(test_contents_and_mtime),
+	    cmocka_unit_test(test_ttl_expiry_one_get),
+	    cmocka_unit_test(test_list_without_details),
+	    cmocka_unit_test(test_single_flight),
+	    cmocka_unit_test(test_failed_refresh),
+	    cmocka_unit_test(test_not_found_removes),
+	    cmocka_unit_test(test_inodes_stable),
+	    cmocka_unit_test(test_read_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

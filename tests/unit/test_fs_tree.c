@@ -23,26 +23,26 @@ struct row {
 #define S "0b1f6471-1bf0-4dda-aec3-111122223333"
 
 static const struct row rows[] = {
-	{ "/", DBX_OK, DBX_NODE_ROOT, "", "", "", NULL },
-	{ "/" S, DBX_OK, DBX_NODE_SUBSCRIPTION, S, "", "", NULL },
-	{ "/" S "/", DBX_OK, DBX_NODE_SUBSCRIPTION, S, "", "", NULL },
-	{ "/" S "/rg-1", DBX_OK, DBX_NODE_RESOURCE_GROUP, S, "rg-1", "", NULL },
-	{ "/" S "/My.RG(x)/", DBX_OK, DBX_NODE_RESOURCE_GROUP, S, "My.RG(x)", "", NULL },
-	{ "/" S "/rg-1/order1", DBX_OK, DBX_NODE_ORDER, S, "rg-1", "order1", NULL },
-	{ "//" S "//rg-1///order1/", DBX_OK, DBX_NODE_ORDER, S, "rg-1", "order1", NULL },
-	{ "/" S "/rg-1/order1/status", DBX_OK, DBX_NODE_ORDER_FILE, S, "rg-1", "order1", "status" },
-	{ "/" S "/rg-1/order1//errors", DBX_OK, DBX_NODE_ORDER_FILE, S, "rg-1", "order1", "errors" },
-	/* File names are exact: ARM-independent names chosen by the mount. */
-	{ "/" S "/rg-1/order1/Status", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL },
-	{ "/" S "/rg-1/order1/nosuchfile", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL },
-	{ "/" S "/rg-1/order1/.status.swp", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL },
-	{ "/" S "/rg-1/order1/status/", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL },
-	{ "/" S "/rg-1/order1/status/x", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL },
-	{ "/" S "/rg-1/order1/errors/..", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL },
-	{ "/" S "/..", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL },
-	{ "/.", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL },
-	{ "relative/path", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL },
-	{ "", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL },
+    {"/", DBX_OK, DBX_NODE_ROOT, "", "", "", NULL},
+    {"/" S, DBX_OK, DBX_NODE_SUBSCRIPTION, S, "", "", NULL},
+    {"/" S "/", DBX_OK, DBX_NODE_SUBSCRIPTION, S, "", "", NULL},
+    {"/" S "/rg-1", DBX_OK, DBX_NODE_RESOURCE_GROUP, S, "rg-1", "", NULL},
+    {"/" S "/My.RG(x)/", DBX_OK, DBX_NODE_RESOURCE_GROUP, S, "My.RG(x)", "", NULL},
+    {"/" S "/rg-1/order1", DBX_OK, DBX_NODE_ORDER, S, "rg-1", "order1", NULL},
+    {"//" S "//rg-1///order1/", DBX_OK, DBX_NODE_ORDER, S, "rg-1", "order1", NULL},
+    {"/" S "/rg-1/order1/status", DBX_OK, DBX_NODE_ORDER_FILE, S, "rg-1", "order1", "status"},
+    {"/" S "/rg-1/order1//errors", DBX_OK, DBX_NODE_ORDER_FILE, S, "rg-1", "order1", "errors"},
+    /* File names are exact: ARM-independent names chosen by the mount. */
+    {"/" S "/rg-1/order1/Status", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL},
+    {"/" S "/rg-1/order1/nosuchfile", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL},
+    {"/" S "/rg-1/order1/.status.swp", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL},
+    {"/" S "/rg-1/order1/status/", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL},
+    {"/" S "/rg-1/order1/status/x", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL},
+    {"/" S "/rg-1/order1/errors/..", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL},
+    {"/" S "/..", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL},
+    {"/.", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL},
+    {"relative/path", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL},
+    {"", DBX_ENOTFOUND, DBX_NODE_ROOT, NULL, NULL, NULL, NULL},
 };
 
 static void test_table(void **state)
@@ -103,9 +103,9 @@ static void test_name_too_long(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_table),
-		cmocka_unit_test(test_every_file),
-		cmocka_unit_test(test_name_too_long),
+	    cmocka_unit_test(test_table),
+	    cmocka_unit_test(test_every_file),
+	    cmocka_unit_test(test_name_too_long),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
