@@ -66,6 +66,7 @@ struct dbx_cache {
 	struct dbx_arm *arm;
 	const struct dbx_clock *clock;
 	uint64_t ttl_ms;
+	time_t (*wall)(void);
 	time_t started;
 	bool static_root;
 	struct entry root;
@@ -73,6 +74,11 @@ struct dbx_cache {
 	uint64_t next_num;
 	unsigned waiters; /* threads in wait_refresh() */
 };
+
+static time_t system_wall(void)
+{
+	return time(NULL);
+}
 
 static uint64_t now_ms(const struct dbx_cache *c)
 {
@@ -258,7 +264,7 @@ static enum dbx_err publish_order(struct dbx_cache *c, struct entry *e, struct d
 		s->mtime = order->mtime;
 	} else {
 		s->fingerprint = fingerprint(order);
-		s->mtime = same_fingerprint(e->snap, s->fingerprint) ? e->snap->mtime : time(NULL);
+		s->mtime = same_fingerprint(e->snap, s->fingerprint) ? e->snap->mtime : c->wall();
 	}
 	snap_put(e->snap);
 	e->snap = s;
@@ -290,7 +296,8 @@ struct dbx_cache *dbx_cache_new(const struct dbx_cache_config *cfg)
 	c->arm = cfg->arm;
 	c->clock = cfg->clock ? cfg->clock : dbx_clock_system();
 	c->ttl_ms = cfg->ttl_ms;
-	c->started = time(NULL);
+	c->wall = cfg->wall_clock ? cfg->wall_clock : system_wall;
+	c->started = c->wall();
 	c->next_num = 1; /* inode numbers start at 16: 1 is the root */
 	if (!cfg->subscriptions)
 		return c;
@@ -796,7 +803,7 @@ enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
 		e->rc = rc;
 		e->err = fetch_err;
 		e->err.err = rc;
-		e->err_time = time(NULL);
+		e->err_time = c->wall();
 		e->fetched = true;
 		e->fetched_ms = now_ms(c);
 		if (rc == DBX_ENOTFOUND)

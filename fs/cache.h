@@ -41,6 +41,7 @@ struct dbx_cache_config {
 	const struct dbx_clock *clock;	  /* for the TTL */
 	uint64_t ttl_ms;		  /* 0: every open/stat asks again */
 	const char *const *subscriptions; /* NULL-terminated list to show, or NULL: list them */
+	time_t (*wall_clock)(void);	  /* UTC now for mtimes and error times; NULL: time() */
 };
 
 /* A new cache (copies the subscription list), or NULL on ENOMEM. */

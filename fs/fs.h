@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -22,6 +23,8 @@ struct dbx_fs {
 	struct dbx_cache *cache; /* not owned */
 	uid_t uid;		 /* owner of every node: the mounting user */
 	gid_t gid;
+	uint64_t timeout_ms;  /* -o timeout: bound on one operation (writes use it) */
+	uint64_t lro_poll_ms; /* -o lro_poll: long-running operation poll interval (writes) */
 };
 
 /* Fill *st for path: dirs 0555, files per the attribute table, st_size exact. */

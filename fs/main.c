@@ -337,7 +337,6 @@ int main(int argc, char *argv[])
 	lro_ms = parse_seconds("lro_poll", o.lro_poll, 10, false);
 	if (ttl_ms < 0 || timeout_ms < 0 || lro_ms < 0)
 		goto out;
-	(void)lro_ms; /* used by writes */
 	if (o.cloud) {
 		cloud = dbx_cloud_find(o.cloud);
 		if (!cloud) {
@@ -413,6 +412,8 @@ int main(int argc, char *argv[])
 	fs.cache = cache;
 	fs.uid = getuid();
 	fs.gid = getgid();
+	fs.timeout_ms = (uint64_t)timeout_ms;
+	fs.lro_poll_ms = (uint64_t)lro_ms;
 
 	ret = fuse_main(args.argc, args.argv, dbx_fuse_operations(), &fs);
 	if (ret != 0)

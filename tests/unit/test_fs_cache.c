@@ -58,6 +58,14 @@
 #define JOBS_PAGE2                                                                                 \
 	"{\"value\": [" JOB_AT("resourcegroups", "RG2", "order3", "Delivered", DETAILS) "]}"
 
+/* The wall clock the cache sees (UTC seconds), moved by the tests. */
+static time_t wall_now;
+
+static time_t fake_wall(void)
+{
+	return wall_now;
+}
+
 struct env {
 	struct fake_transport ft;
 	struct fake_clock fc;
@@ -82,6 +90,8 @@ static struct env *env_new(const struct fake_reply *script, size_t n, uint64_t t
 	cc.clock = &env->fc.clock;
 	cc.ttl_ms = ttl_ms;
 	cc.subscriptions = subs;
+	cc.wall_clock = fake_wall;
+	wall_now = 1700000000;
 	env->cache = dbx_cache_new(&cc);
 	assert_non_null(env->cache);
 	env->fs.cache = env->cache;
@@ -548,6 +558,53 @@ static void test_not_found_removes(void **state)
 	env_free(env);
 }
 
+#define JOB_NO_SYSTEMDATA(status)                                                                  \
+	"{\"id\": \"/subscriptions/" SUB "/resourceGroups/rg1/providers/Microsoft.DataBox/jobs/"   \
+	"plain\", \"name\": \"plain\", \"location\": \"westus\", \"sku\": {\"name\": "             \
+	"\"DataBox\"}, \"properties\": {\"status\": \"" status "\"" DETAILS "}}"
+
+static time_t mtime_of(struct env *env, const char *path)
+{
+	struct dbx_error err = {0};
+	struct stat st;
+
+	assert_int_equal(dbx_fs_getattr(&env->fs, path, &st, &err), DBX_OK);
+	return st.st_mtime;
+}
+
+/* Without lastModifiedAt: mtime is when the mount first saw the state, kept while it is unchanged.
+ */
+static void test_mtime_without_last_modified(void **state)
+{
+	static const struct fake_reply script[] = {
+	    {.status = 200, .body = "{\"value\": [" JOB_NO_SYSTEMDATA("DeviceOrdered") "]}"},
+	    {.status = 200, .body = JOB_NO_SYSTEMDATA("DeviceOrdered")},
+	    {.status = 200, .body = JOB_NO_SYSTEMDATA("DataCopy")},
+	    {.status = 200, .body = JOB_NO_SYSTEMDATA("DataCopy")},
+	};
+	static const char *const subs[] = {SUB, NULL};
+	struct env *env = env_new(script, 4, 2000, subs);
+	const char *status = "/" SUB "/rg1/plain/status";
+
+	(void)state;
+	lookup_parents(env, status);
+	assert_int_equal(mtime_of(env, status), 1700000000);
+	/* Refreshed, same state: the mtime stays (no false change for tar or rsync). */
+	wall_now += 100;
+	env->fc.now += 3000;
+	assert_int_equal(mtime_of(env, status), 1700000000);
+	assert_int_equal(N_GETS(env), 1);
+	/* Changed state: the time it was first seen. */
+	wall_now += 100;
+	env->fc.now += 3000;
+	assert_int_equal(mtime_of(env, status), 1700000200);
+	wall_now += 100;
+	env->fc.now += 3000;
+	assert_int_equal(mtime_of(env, status), 1700000200);
+	assert_int_equal(N_GETS(env), 3);
+	env_free(env);
+}
+
 static uint64_t ino_of(struct env *env, const char *path)
 {
 	struct dbx_error err = {0};
@@ -640,6 +697,7 @@ int main(void)
 	    cmocka_unit_test(test_failed_refresh),
 	    cmocka_unit_test(test_not_found_removes),
 	    cmocka_unit_test(test_inodes_stable),
+	    cmocka_unit_test(test_mtime_without_last_modified),
 	    cmocka_unit_test(test_read_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
