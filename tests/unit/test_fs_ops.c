@@ -1,0 +1,74 @@
+/*
+ * test_fs_ops.c: the one errno mapping of the FUSE boundary (fs/ops.c),
+ * row by row as DESIGN.md 3 and the read path promise it: what `cat`,
+ * `ls` and `echo` print when something fails.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "ops.h"
+
+static void test_errno_mapping(void **state)
+{
+	static const struct {
+		enum dbx_err err;
+		int errnum;
+	} rows[] = {
+	    {DBX_OK, 0},
+	    {DBX_EINVAL, EINVAL},
+	    {DBX_EACCES, EACCES},
+	    {DBX_EAUTH, EACCES},
+	    {DBX_ENOTFOUND, ENOENT},
+	    {DBX_EBUSY, EBUSY},
+	    {DBX_ETHROTTLED, EAGAIN},
+	    {DBX_ETIMEDOUT, ETIMEDOUT},
+	    {DBX_EUNREACHABLE, EHOSTUNREACH},
+	    {DBX_EREMOTE, EIO},
+	    {DBX_EINTR, EINTR},
+	    {DBX_ENOMEM, ENOMEM},
+	    {DBX_ECONFIG, EINVAL},
+	    {DBX_EROFS, EROFS},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		assert_int_equal(dbx_errno(rows[i].err), rows[i].errnum);
+	/* Never ENOTCONN: admins read it as "the daemon crashed". */
+	for (int e = DBX_OK; e <= DBX_EROFS; e++)
+		assert_int_not_equal(dbx_errno((enum dbx_err)e), ENOTCONN);
+}
+
+/* The table has what a read-only mount needs, and nothing writes through it yet. */
+static void test_operations_table(void **state)
+{
+	const struct fuse_operations *ops = dbx_fuse_operations();
+
+	(void)state;
+	assert_non_null(ops->init);
+	assert_non_null(ops->getattr);
+	assert_non_null(ops->readdir);
+	assert_non_null(ops->open);
+	assert_non_null(ops->read);
+	assert_non_null(ops->release);
+	assert_non_null(ops->statfs);
+	assert_int_equal(ops->truncate("/x", 0, NULL), -EROFS);
+	assert_int_equal(ops->mkdir("/x", 0755), -EROFS);
+	assert_int_equal(ops->unlink("/x"), -EROFS);
+	assert_int_equal(ops->rename("/x", "/y", 0), -EROFS);
+	assert_int_equal(ops->chmod("/x", 0777, NULL), -EROFS);
+	assert_int_equal(ops->chown("/x", 0, 0, NULL), -EROFS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_errno_mapping),
+	    cmocka_unit_test(test_operations_table),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
