@@ -101,6 +101,16 @@ static const char *quote(char *dst, const char *s, size_t n)
 	return dst;
 }
 
+/* quote() for a whole key URL, unless it may hold user info (a password). */
+static const char *quote_url(char *dst, const char *v, size_t n)
+{
+	if (memchr(v, '@', n)) {
+		snprintf(dst, QUOTE_CAP, "(not shown: it holds user info)");
+		return dst;
+	}
+	return quote(dst, v, n);
+}
+
 static bool is_ctl(unsigned char c)
 {
 	return c < 0x20 || c == 0x7f;
@@ -171,15 +181,18 @@ static bool has_label_suffix(const char *host, size_t n, const char *suffix)
 	       strncasecmp(host + n - slen, suffix, slen) == 0;
 }
 
-/* The scheme-less part of a key URL: where the host is, for the IDN rule. */
+/*
+ * Where the host of a key URL is, for the IDN rule: after the first ':' when
+ * "//" follows it, up to the path, query or fragment. Empty when there is none.
+ */
 static void authority_span(const char *v, size_t len, size_t *start, size_t *end)
 {
-	size_t sep = find_str(v, len, "://");
+	size_t colon = find_any(v, len, ":");
 
 	*start = *end = 0;
-	if (sep == len)
+	if (len - colon < 3 || v[colon + 1] != '/' || v[colon + 2] != '/')
 		return;
-	*start = sep + 3;
+	*start = colon + 3;
 	*end = *start + find_any(v + *start, len - *start, "/?#");
 }
 
@@ -235,7 +248,7 @@ static enum dbx_err check_scheme(const char *v, size_t len, size_t *rest, struct
 	if (i == 0 || i >= len || v[i] != ':')
 		return reject(err, CODE_INVALID_SCHEME,
 			      "key URL \"%s\" has no scheme: only https:// key URLs are supported",
-			      quote(q, v, len));
+			      quote_url(q, v, len));
 	if (!eq_ci(v, i, "https"))
 		return reject(
 		    err, CODE_INVALID_SCHEME,
@@ -243,7 +256,8 @@ static enum dbx_err check_scheme(const char *v, size_t len, size_t *rest, struct
 		    quote(q, v, i));
 	if (len - i < 3 || v[i + 1] != '/' || v[i + 2] != '/')
 		return reject(err, CODE_INVALID_URL,
-			      "key URL \"%s\" does not start with \"https://\"", quote(q, v, len));
+			      "key URL \"%s\" does not start with \"https://\"",
+			      quote_url(q, v, len));
 	*rest = i + 3;
 	return DBX_OK;
 }
@@ -483,6 +497,12 @@ static enum dbx_err check_path(const char *p, size_t n, const char **name, size_
 		      "key URL path \"%s\" has segments after the key version", q);
 }
 
+/*
+ * validate.h's contract, made precise: trailing blanks, then one "\n" (or
+ * one "\r\n", for values pasted from Windows tools), then blanks again, and
+ * leading blanks are stripped; any control byte left (NUL, CR, LF, TAB,
+ * ESC, DEL, ...) is DBX_EINVAL "InvalidValue". An empty result is OK.
+ */
 enum dbx_err dbx_value_trim(const char *buf, size_t len, const char **out, size_t *out_len,
 			    struct dbx_error *err)
 {
@@ -885,6 +905,7 @@ static enum dbx_err apply_member(int idx, struct json_object *v, const struct db
 	bool is_string = json_object_is_type(v, json_type_string);
 	const char *s = is_string ? json_object_get_string(v) : NULL;
 	size_t n = is_string ? (size_t)json_object_get_string_len(v) : 0;
+	enum dbx_err rc = DBX_OK;
 
 	if (idx == KEY_KEY_VAULT || idx == KEY_PRINCIPAL_ID) {
 		if (!is_null && !is_string)
@@ -905,27 +926,23 @@ static enum dbx_err apply_member(int idx, struct json_object *v, const struct db
 			      json_keys[idx], idx == KEY_KEY_URL ? " or null" : "");
 	switch (idx) {
 	case KEY_ENCRYPTION_TYPE:
-		if (dbx_validate_kek_type(s, n, &ch->kek_type, err) != DBX_OK)
-			goto bad;
-		ch->has_kek_type = true;
+		rc = dbx_validate_kek_type(s, n, &ch->kek_type, err);
+		ch->has_kek_type = rc == DBX_OK;
 		break;
 	case KEY_KEY_URL:
-		if (dbx_validate_key_url(s, n, cloud, &ch->key_url, err) != DBX_OK)
-			goto bad;
-		ch->has_key_url = true;
+		rc = dbx_validate_key_url(s, n, cloud, &ch->key_url, err);
+		ch->has_key_url = rc == DBX_OK;
 		break;
 	case KEY_IDENTITY:
-		if (dbx_validate_identity(s, n, &ch->identity, err) != DBX_OK)
-			goto bad;
-		ch->has_identity = true;
+		rc = dbx_validate_identity(s, n, &ch->identity, err);
+		ch->has_identity = rc == DBX_OK;
 		break;
 	default:
 		break;
 	}
-	return DBX_OK;
-bad:
-	prefix_message(err, json_keys[idx]);
-	return DBX_EINVAL;
+	if (rc != DBX_OK)
+		prefix_message(err, json_keys[idx]);
+	return rc;
 }
 
 enum dbx_err dbx_validate_encryption_json(const char *value, size_t len,

@@ -76,9 +76,12 @@ static int run_path(const char *path, unsigned *count)
 		perror(path);
 		return 1;
 	}
-	while ((de = readdir(d)) != NULL) {
+	for (;;) {
 		char *child;
 
+		de = readdir(d);
+		if (!de)
+			break;
 		if (de->d_name[0] == '.')
 			continue;
 		if (asprintf(&child, "%s/%s", path, de->d_name) < 0) {

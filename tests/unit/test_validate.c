@@ -265,16 +265,26 @@ static void test_key_url_authority(void **state)
 	    {"https://user@evil.example/keys/k", 0, NULL, URL_BAD, "user info"},
 	    {"https://evil.example:443/keys/k", 0, NULL, URL_BAD, "port"},
 	};
+	/* a password is never echoed, whichever rule rejects the URL */
+	static const char *const pw[] = {
+	    "https://admin:hunter2xyz@myvault.vault.azure.net/keys/k",
+	    "//admin:hunter2xyz@myvault.vault.azure.net/keys/k",
+	    "https:/admin:hunter2xyz@myvault.vault.azure.net/keys/k",
+	    "https:admin:hunter2xyz@myvault.vault.azure.net/keys/k",
+	    "admin:hunter2xyz@myvault.vault.azure.net/keys/k",
+	};
 	struct dbx_key_url k;
 	struct dbx_error e;
-	const char *pw = "https://admin:hunter2xyz@myvault.vault.azure.net/keys/k";
 
 	(void)state;
 	run_url_table(t, N(t));
-	dirty(&e);
-	assert_int_equal(dbx_validate_key_url(pw, strlen(pw), NULL, &k, &e), DBX_EINVAL);
-	assert_null(strstr(e.message, "hunter2xyz"));
-	assert_null(strstr(e.message, "admin"));
+	for (size_t i = 0; i < N(pw); i++) {
+		dirty(&e);
+		assert_int_equal(dbx_validate_key_url(pw[i], strlen(pw[i]), NULL, &k, &e),
+				 DBX_EINVAL);
+		if (strstr(e.message, "hunter2xyz"))
+			fail_msg("password echoed for \"%s\": %s", pw[i], e.message);
+	}
 }
 
 /* Host: exactly "<vault>.<suffix>", on a label boundary; everything else InvalidHost. */
