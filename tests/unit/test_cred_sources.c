@@ -14,8 +14,11 @@
  * stand-in that logs its argv and environment names. Every error message is
  * checked to hold no secret, token or assertion.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -23,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -965,6 +969,95 @@ static void test_msi_app_service(void **state)
 	rec_free(t);
 }
 
+/* A one-request HTTP server on 127.0.0.1, to run App Service through the real curl transport. */
+struct one_shot_server {
+	int fd;
+	int port;
+	pthread_t thread;
+	char request[4096];
+	const char *reply;
+};
+
+static void *serve_one(void *arg)
+{
+	struct one_shot_server *s = arg;
+	int c = accept(s->fd, NULL, NULL);
+	size_t got = 0;
+
+	if (c < 0)
+		return NULL;
+	while (got < sizeof(s->request) - 1 && !strstr(s->request, "\r\n\r\n")) {
+		ssize_t n = read(c, s->request + got, sizeof(s->request) - 1 - got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		s->request[got] = '\0';
+	}
+	if (write(c, s->reply, strlen(s->reply)) < 0)
+		got = 0;
+	close(c);
+	return NULL;
+}
+
+static void server_start(struct one_shot_server *s, const char *reply)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+
+	memset(s, 0, sizeof(*s));
+	s->reply = reply;
+	s->fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(s->fd >= 0);
+	assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(s->fd, 1), 0);
+	assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &len), 0);
+	s->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&s->thread, NULL, serve_one, s), 0);
+}
+
+static void server_stop(struct one_shot_server *s)
+{
+	pthread_join(s->thread, NULL);
+	close(s->fd);
+}
+
+static void test_msi_app_service_over_curl(void **state)
+{
+	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+				    "Content-Length: 51\r\nConnection: close\r\n\r\n"
+				    "{\"access_token\":\"tok-loop\",\"expires_on\":1700001234}";
+	static const char request_line[] =
+	    "GET /msi/token?api-version=2019-08-01&resource=https%3A%2F%2F"
+	    "management.azure.com HTTP/1.1\r\n";
+	struct one_shot_server srv;
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
+	struct dbx_transport *curl;
+	struct dbx_credential *c;
+	char endpoint[128];
+
+	(void)state;
+	assert_int_equal(strlen(strstr(reply, "\r\n\r\n") + 4), 51);
+	server_start(&srv, reply);
+	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d/msi/token", srv.port);
+	curl = dbx_http_curl_new(&(struct dbx_curl_options){0}, &err);
+	assert_non_null(curl);
+	c = dbx_cred_msi_new(curl, NULL, APP_ENV(endpoint), &err);
+	assert_non_null(c);
+	/* http.c lets plain http reach a loopback endpoint and sends the extra header. */
+	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_string_equal(tok.value, "tok-loop");
+	assert_int_equal(tok.expires_on, 1700001234);
+	dbx_token_wipe(&tok);
+	server_stop(&srv);
+	assert_true(strncmp(srv.request, request_line, strlen(request_line)) == 0);
+	assert_non_null(strcasestr(srv.request, "\r\nX-IDENTITY-HEADER: " ID_HEADER "\r\n"));
+	assert_null(strcasestr(srv.request, "Authorization"));
+	dbx_credential_destroy(c);
+	dbx_transport_destroy(curl);
+}
+
 static void test_msi_refuses_unsafe_endpoints(void **state)
 {
 	struct dbx_error err = {0};
@@ -1234,6 +1327,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_msi_no_identity_and_no_imds, test_setup,
 					    test_teardown),
 	    cmocka_unit_test_setup_teardown(test_msi_app_service, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_msi_app_service_over_curl, test_setup,
+					    test_teardown),
 	    cmocka_unit_test_setup_teardown(test_msi_refuses_unsafe_endpoints, test_setup,
 					    test_teardown),
 	    cmocka_unit_test_setup_teardown(test_cli_argv_environment_and_token, test_setup,
