@@ -275,16 +275,17 @@ static void world_get(struct emu *e, struct emu_req *q, struct emu_reply *r, con
 	emu_reply_json(r, 200, json_object_get(e->world));
 }
 
-/* Runs without e->lock: key generation may take a while. */
+/* Runs without e->lock: parsing a big world takes a while. */
 static void world_put(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
 {
 	char err[256];
-	struct json_object *w = emu_world_prepare(e, q->body ? q->body : "", err, sizeof(err));
+	struct json_object *w = emu_world_parse(q->body ? q->body : "", err, sizeof(err));
 
 	if (!w) {
 		admin_error(r, 400, err);
 		return;
 	}
+	emu_keys_warm(e, w);
 	pthread_mutex_lock(&e->lock);
 	emu_world_replace(e, w);
 	json_object_put(e->operations);

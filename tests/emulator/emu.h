@@ -13,6 +13,7 @@
 #define DBX_EMU_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
@@ -82,6 +83,8 @@ struct emu {
 	/* cache of generated key material, "vault/key/version/kty/size" -> jwk */
 	pthread_mutex_t keycache_lock;
 	struct json_object *keycache;
+	struct emu_warm *warm; /* background key generation, see world.c */
+	atomic_bool stopping;
 
 	const char *state_dir;
 };
@@ -135,8 +138,13 @@ int emu_split_path(char *buf, char **seg, int max);
 int emu_tls_make(const char *cafile, char **cert_pem, char **key_pem);
 
 /* ---- world.c ---- */
-/* Parse and prepare a world (generate key material); NULL + err on failure. */
-struct json_object *emu_world_prepare(struct emu *e, const char *text, char *err, size_t errlen);
+/* Parse a world; NULL + err on failure. */
+struct json_object *emu_world_parse(const char *text, char *err, size_t errlen);
+/* Start generating key material for world in the background (before sharing it). */
+void emu_keys_warm(struct emu *e, struct json_object *world);
+void emu_keys_stop(struct emu *e);
+/* Fill ver with key material (cache or generate now); e->lock held. */
+int emu_key_material(struct emu *e, const char *vault, const char *key, struct json_object *ver);
 void emu_world_replace(struct emu *e, struct json_object *world);
 int emu_world_page_size(struct emu *e);
 int emu_world_token_lifetime(struct emu *e);

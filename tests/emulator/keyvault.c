@@ -23,6 +23,7 @@
 #define MAXSEG 8
 
 struct kv_ctx {
+	struct emu *e;
 	struct json_object *vault;
 	const char *tenant;
 	const char *resource; /* https://vault.azure.net */
@@ -411,6 +412,10 @@ static void keys_route(struct emu_req *q, struct emu_reply *r, struct kv_ctx *k,
 		key_not_found(r, k, full);
 		return;
 	}
+	if (emu_key_material(k->e, emu_jstr(k->vault, "name"), emu_jstr(key, "name"), ver)) {
+		kv_error(r, 500, "InternalError", NULL, "Cannot make key material for %s.", seg[1]);
+		return;
+	}
 	key_bundle(k, r, emu_jstr(key, "name"), key, ver);
 }
 
@@ -422,6 +427,7 @@ void emu_kv_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
 	char *buf = NULL, *seg[MAXSEG];
 	int nseg;
 
+	k.e = e;
 	k.vault = emu_find_vault_by_host(e, q->host);
 	if (!k.vault) {
 		r->drop = true;
@@ -440,7 +446,7 @@ void emu_kv_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
 		k.resource = "https://vault.azure.net";
 		k.login = "login.microsoftonline.com";
 	}
-	snprintf(k.base, sizeof(k.base), "https://%s", q->host_raw);
+	snprintf(k.base, sizeof(k.base), "https://%s", q->host); /* kid never has a port */
 	emu_reply_header(r, "x-ms-keyvault-service-version", "1.9.1216.1");
 	emu_reply_header(r, "x-ms-keyvault-region", "%s",
 			 emu_jstr(k.vault, "location") ? emu_jstr(k.vault, "location") : "westus");

@@ -30,7 +30,7 @@
 
 #include "emu.h"
 
-#define EMU_MAX_BODY (8u << 20)
+#define EMU_MAX_BODY (256u << 20) /* worlds can be big */
 
 /* ---- small helpers shared with the service files ---- */
 
@@ -443,7 +443,10 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const ch
 	q->admin = true;
 	q->svc = EMU_SVC_ADMIN;
 	parse_host(q);
-	emu_admin_handle(e, q, &r);
+	if (q->body_overflow)
+		emu_reply_error(&r, 413, "RequestEntityTooLarge", "The request body is too large.");
+	else
+		emu_admin_handle(e, q, &r);
 	ret = queue_reply(conn, &r);
 	reply_free(&r);
 	return ret;
@@ -653,11 +656,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "databox-emulator: %s: %s\n", o.world, strerror(errno));
 		goto out;
 	}
-	world = emu_world_prepare(&e, text, err, sizeof(err));
+	world = emu_world_parse(text, err, sizeof(err));
 	if (!world) {
 		fprintf(stderr, "databox-emulator: %s: %s\n", o.world, err);
 		goto out;
 	}
+	emu_keys_warm(&e, world);
 	emu_world_replace(&e, world);
 
 	snprintf(cafile, sizeof(cafile), "%s/ca.pem", o.state_dir);
@@ -728,6 +732,7 @@ out:
 		MHD_stop_daemon(admin);
 	if (https)
 		MHD_stop_daemon(https);
+	emu_keys_stop(&e);
 	if (rc == 0)
 		unlink(state_path);
 	free(text);

@@ -207,11 +207,13 @@ def run(emu):
           and 'authorization="https://login.microsoftonline.com/%s"' % vault["properties"]["tenantId"] in wa,
           "Key Vault challenge without token", repr(r) + wa)
     kva = {"Authorization": "Bearer " + kvtok}
+    moduli = {}
     for kname, bits in (("dbx-key-2048", 2048), ("dbx-key-3072", 3072)):
         key = [k for k in vault["keys"] if k["name"] == kname][0]
         latest = key["versions"][-1]["version"]
         r = emu.https(host, "GET", "/keys/%s?api-version=7.4" % kname, kva)
         d = r.json()
+        moduli[kname] = d["key"].get("n")
         check(r.status == 200 and d["key"]["kid"] == "https://%s/keys/%s/%s" % (host, kname, latest)
               and b64url_len_bits(d["key"]["n"]) == bits and d["key"]["e"] == "AQAB"
               and d["attributes"]["recoveryLevel"] == "Recoverable",
@@ -294,7 +296,18 @@ def run(emu):
     r = emu.https(ARM, "GET", jpath + "?api-version=" + V, {"Authorization": "Bearer " + short})
     check(r.status == 401 and r.json()["error"]["code"] == "ExpiredAuthenticationToken", "expired token -> 401", repr(r))
     r = emu.https(host, "GET", "/keys/dbx-key-2048?api-version=7.4", kva)
-    check(r.status == 200 and b64url_len_bits(r.json()["key"]["n"]) == 2048, "keys survive world replacement")
+    check(r.status == 200 and r.json()["key"]["n"] == moduli["dbx-key-2048"], "keys survive world replacement")
+    world2 = json.loads(json.dumps(world))
+    for v in world2["vaults"]:
+        for k in v["keys"]:
+            for ver in k["versions"]:
+                ver.pop("n", None)
+                ver.pop("e", None)
+    check(emu.admin("PUT", "/admin/world", world2)[0] == 200, "PUT a world without key material")
+    r = emu.https(host, "GET", "/keys/dbx-key-3072?api-version=7.4", kva)
+    check(r.status == 200 and r.json()["key"]["n"] == moduli["dbx-key-3072"], "same key material from the cache")
+    world["token_lifetime_s"] = 3599
+    check(emu.admin("PUT", "/admin/world", world)[0] == 200, "restore token lifetime")
 
     # ---- admin: job replacement, token expiry and revocation ----
     tok = emu.token()

@@ -4,10 +4,14 @@
  *
  * The world is kept as the json-c tree it was loaded from, so the admin API
  * can hand it back verbatim; queries are linear scans (worlds are small).
- * Loading a world generates real key material for every key version that
- * does not bring its own (`n`/`e` for RSA, `crv`/`x`/`y` for EC), caching it
- * by vault/key/version so that replacing the world keeps the same keys.
- * All functions except emu_world_prepare() expect e->lock to be held.
+ * Every key version that does not bring its own material (`n`/`e` for RSA,
+ * `crv`/`x`/`y` for EC) gets a real key made with OpenSSL: background
+ * threads start generating as soon as a world is loaded, and the first
+ * Key Vault GET of a version copies the material into the world (making it
+ * then and there if the threads have not got to it yet). The cache is keyed
+ * by vault/key/version/kty/size, so replacing the world keeps the same keys.
+ * All functions except emu_world_parse() and the emu_keys_* ones expect
+ * e->lock to be held.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -348,31 +352,42 @@ static void copy_jwk(struct json_object *ver, struct json_object *jwk)
 	}
 }
 
-/*
- * Give one key version its public material, from the cache or freshly
- * generated. Safe to run on several threads at once for distinct versions:
- * the cache is only touched under keycache_lock and no json object is
- * shared between threads.
- */
-static int prepare_version(struct emu *e, const char *vault, const char *key,
-			   struct json_object *ver)
+static const char *ver_kty(struct json_object *ver)
 {
-	const char *kty = emu_jstr(ver, "kty"), *version = emu_jstr(ver, "version");
-	struct json_object *size_o, *jwk = NULL;
-	int size = 0;
+	return emu_jstr(ver, "kty") ? emu_jstr(ver, "kty") : "RSA";
+}
+
+static int ver_size(struct json_object *ver)
+{
+	struct json_object *o;
+
+	return json_object_object_get_ex(ver, "key_size", &o) ? json_object_get_int(o) : 0;
+}
+
+static void cache_key(char *ck, size_t len, const char *vault, const char *key,
+		      const char *version, const char *kty, int size)
+{
+	snprintf(ck, len, "%s/%s/%s/%s/%d", vault, key, version, kty, size);
+}
+
+/*
+ * Give one key version its public material (n/e or crv/x/y), from the cache
+ * or generated now. Called with e->lock held by the Key Vault handler the
+ * first time a version is served; the warm-up threads below usually have
+ * filled the cache by then. Returns 0 or -1.
+ */
+int emu_key_material(struct emu *e, const char *vault, const char *key, struct json_object *ver)
+{
+	const char *kty = ver_kty(ver), *version = emu_jstr(ver, "version");
+	struct json_object *jwk = NULL;
 	char ck[512];
 	bool hit;
 
-	if (!kty)
-		kty = "RSA";
 	if (!version)
 		return -1;
 	if (has_material(ver, kty))
 		return 0;
-	if (json_object_object_get_ex(ver, "key_size", &size_o))
-		size = json_object_get_int(size_o);
-	snprintf(ck, sizeof(ck), "%s/%s/%s/%s/%d", vault, key, version, kty, size);
-
+	cache_key(ck, sizeof(ck), vault, key, version, kty, ver_size(ver));
 	pthread_mutex_lock(&e->keycache_lock);
 	hit = json_object_object_get_ex(e->keycache, ck, &jwk);
 	if (hit)
@@ -380,7 +395,7 @@ static int prepare_version(struct emu *e, const char *vault, const char *key,
 	pthread_mutex_unlock(&e->keycache_lock);
 	if (hit)
 		return 0;
-	jwk = make_jwk(kty, size, emu_jstr(ver, "crv"));
+	jwk = make_jwk(kty, ver_size(ver), emu_jstr(ver, "crv"));
 	if (!jwk)
 		return -1;
 	pthread_mutex_lock(&e->keycache_lock);
@@ -390,131 +405,181 @@ static int prepare_version(struct emu *e, const char *vault, const char *key,
 	return 0;
 }
 
-struct keyjob {
-	const char *vault, *key;
-	struct json_object *ver;
+/* ---- background warm-up of the key cache ---- */
+
+struct keyspec {
+	char *ck, *kty, *crv;
+	int size;
 };
 
-struct keywork {
+struct emu_warm {
+	struct emu_warm *next;
 	struct emu *e;
-	struct keyjob *jobs;
-	size_t njobs, next;
+	struct keyspec *specs;
+	size_t n, next_i, nth;
 	pthread_mutex_t lock;
-	int failed; /* index + 1 of a failed job, 0 = none */
+	pthread_t th[8];
 };
 
-static void *key_worker(void *arg)
+static void *warm_worker(void *arg)
 {
-	struct keywork *w = arg;
+	struct emu_warm *w = arg;
+	struct emu *e = w->e;
 
 	for (;;) {
-		size_t i;
+		struct json_object *jwk;
+		struct keyspec *k;
+		bool have;
 
 		pthread_mutex_lock(&w->lock);
-		i = w->next++;
-		pthread_mutex_unlock(&w->lock);
-		if (i >= w->njobs)
-			return NULL;
-		if (prepare_version(w->e, w->jobs[i].vault, w->jobs[i].key, w->jobs[i].ver)) {
-			pthread_mutex_lock(&w->lock);
-			w->failed = (int)i + 1;
+		if (atomic_load(&e->stopping) || w->next_i >= w->n) {
 			pthread_mutex_unlock(&w->lock);
+			return NULL;
 		}
+		k = &w->specs[w->next_i++];
+		pthread_mutex_unlock(&w->lock);
+
+		pthread_mutex_lock(&e->keycache_lock);
+		have = json_object_object_get_ex(e->keycache, k->ck, NULL);
+		pthread_mutex_unlock(&e->keycache_lock);
+		if (have)
+			continue;
+		jwk = make_jwk(k->kty, k->size, k->crv);
+		if (!jwk)
+			continue;
+		pthread_mutex_lock(&e->keycache_lock);
+		if (json_object_object_get_ex(e->keycache, k->ck, NULL))
+			json_object_put(jwk);
+		else
+			json_object_object_add(e->keycache, k->ck, jwk);
+		pthread_mutex_unlock(&e->keycache_lock);
 	}
 }
 
-/* Collect every key version of every vault into w->jobs. */
-static int collect_keys(struct json_object *w, struct keywork *kw)
+static int add_spec(struct emu_warm *w, size_t *cap, const char *vault, const char *key,
+		    struct json_object *ver)
 {
-	struct json_object *vaults;
-	size_t i, j, k, cap = 0;
+	const char *version = emu_jstr(ver, "version"), *kty = ver_kty(ver);
+	char ck[512];
+	struct keyspec *k;
 
-	if (!json_object_object_get_ex(w, "vaults", &vaults) ||
-	    !json_object_is_type(vaults, json_type_array))
+	if (!version || has_material(ver, kty) || !strncmp(kty, "oct", 3))
 		return 0;
-	for (i = 0; i < json_object_array_length(vaults); i++) {
-		struct json_object *v = json_object_array_get_idx(vaults, i), *keys;
-		const char *vname = emu_jstr(v, "name");
+	if (w->n == *cap) {
+		size_t nc = *cap ? 2 * *cap : 16;
+		struct keyspec *ns = realloc(w->specs, nc * sizeof(*ns));
 
-		if (!vname || !json_object_object_get_ex(v, "keys", &keys) ||
-		    !json_object_is_type(keys, json_type_array))
-			continue;
-		for (j = 0; j < json_object_array_length(keys); j++) {
-			struct json_object *key = json_object_array_get_idx(keys, j), *vers;
-			const char *kname = emu_jstr(key, "name");
-
-			if (!kname || !json_object_object_get_ex(key, "versions", &vers) ||
-			    !json_object_is_type(vers, json_type_array))
-				continue;
-			for (k = 0; k < json_object_array_length(vers); k++) {
-				if (kw->njobs == cap) {
-					size_t nc = cap ? 2 * cap : 16;
-					struct keyjob *nj = realloc(kw->jobs, nc * sizeof(*nj));
-
-					if (!nj)
-						return -1;
-					kw->jobs = nj;
-					cap = nc;
-				}
-				kw->jobs[kw->njobs].vault = vname;
-				kw->jobs[kw->njobs].key = kname;
-				kw->jobs[kw->njobs++].ver = json_object_array_get_idx(vers, k);
-			}
-		}
+		if (!ns)
+			return -1;
+		w->specs = ns;
+		*cap = nc;
 	}
-	return 0;
+	cache_key(ck, sizeof(ck), vault, key, version, kty, ver_size(ver));
+	k = &w->specs[w->n++];
+	k->ck = strdup(ck);
+	k->kty = strdup(kty);
+	k->crv = emu_jstr(ver, "crv") ? strdup(emu_jstr(ver, "crv")) : NULL;
+	k->size = ver_size(ver);
+	return k->ck && k->kty ? 0 : -1;
 }
 
 /*
- * Parse a world from text and fill in missing key material (on up to one
- * thread per CPU; RSA key generation dominates start-up). Does not touch
- * e->world, so it may run without e->lock. Returns the new world or NULL
- * with a message in err.
+ * Start threads (one per CPU, at most 8) that generate the key material of
+ * world into the cache, so start-up does not wait for RSA key generation.
+ * Call before world is shared; the specs are copies. Failures only mean
+ * the material is made on first use instead.
  */
-struct json_object *emu_world_prepare(struct emu *e, const char *text, char *err, size_t errlen)
+void emu_keys_warm(struct emu *e, struct json_object *world)
+{
+	struct emu_warm *w = calloc(1, sizeof(*w));
+	struct json_object *vaults;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t i, j, k, cap = 0;
+
+	if (!w)
+		return;
+	w->e = e;
+	pthread_mutex_init(&w->lock, NULL);
+	if (json_object_object_get_ex(world, "vaults", &vaults) &&
+	    json_object_is_type(vaults, json_type_array)) {
+		for (i = 0; i < json_object_array_length(vaults); i++) {
+			struct json_object *v = json_object_array_get_idx(vaults, i), *keys;
+			const char *vname = emu_jstr(v, "name");
+
+			if (!vname || !json_object_object_get_ex(v, "keys", &keys) ||
+			    !json_object_is_type(keys, json_type_array))
+				continue;
+			for (j = 0; j < json_object_array_length(keys); j++) {
+				struct json_object *key = json_object_array_get_idx(keys, j), *vers;
+				const char *kname = emu_jstr(key, "name");
+
+				if (!kname || !json_object_object_get_ex(key, "versions", &vers) ||
+				    !json_object_is_type(vers, json_type_array))
+					continue;
+				for (k = 0; k < json_object_array_length(vers); k++)
+					if (add_spec(w, &cap, vname, kname,
+						     json_object_array_get_idx(vers, k)))
+						break;
+			}
+		}
+	}
+	w->nth = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (size_t)ncpu;
+	if (w->nth > w->n)
+		w->nth = w->n;
+	for (i = 0; i < w->nth; i++)
+		if (pthread_create(&w->th[i], NULL, warm_worker, w))
+			break;
+	w->nth = i;
+	pthread_mutex_lock(&e->keycache_lock);
+	w->next = e->warm;
+	e->warm = w;
+	pthread_mutex_unlock(&e->keycache_lock);
+}
+
+/* Stop and join every warm-up thread, free their work lists. */
+void emu_keys_stop(struct emu *e)
+{
+	struct emu_warm *w, *next;
+	size_t i;
+
+	pthread_mutex_lock(&e->keycache_lock);
+	w = e->warm;
+	e->warm = NULL;
+	pthread_mutex_unlock(&e->keycache_lock);
+	for (; w; w = next) {
+		next = w->next;
+		atomic_store(&e->stopping, true);
+		for (i = 0; i < w->nth; i++)
+			pthread_join(w->th[i], NULL);
+		for (i = 0; i < w->n; i++) {
+			free(w->specs[i].ck);
+			free(w->specs[i].kty);
+			free(w->specs[i].crv);
+		}
+		free(w->specs);
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+	}
+}
+
+/*
+ * Parse a world from text. Does not touch e->world, so it may run without
+ * e->lock. Returns the new world or NULL with a message in err.
+ */
+struct json_object *emu_world_parse(const char *text, char *err, size_t errlen)
 {
 	enum json_tokener_error jerr = json_tokener_success;
 	struct json_object *w = json_tokener_parse_verbose(text, &jerr);
-	struct keywork kw = { .e = e };
-	pthread_t th[8];
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t i, nth;
 
-	pthread_mutex_init(&kw.lock, NULL);
 	if (!w) {
 		snprintf(err, errlen, "world is not JSON: %s", json_tokener_error_desc(jerr));
-		goto out;
+		return NULL;
 	}
 	if (!json_object_is_type(w, json_type_object)) {
 		snprintf(err, errlen, "world must be a JSON object");
-		goto fail;
+		json_object_put(w);
+		return NULL;
 	}
-	if (collect_keys(w, &kw)) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	nth = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (size_t)ncpu;
-	if (nth > kw.njobs)
-		nth = kw.njobs;
-	for (i = 0; i < nth; i++)
-		if (pthread_create(&th[i], NULL, key_worker, &kw))
-			break;
-	nth = i;
-	key_worker(&kw); /* this thread works too */
-	for (i = 0; i < nth; i++)
-		pthread_join(th[i], NULL);
-	if (kw.failed) {
-		snprintf(err, errlen, "cannot make key material for %s/%s",
-			 kw.jobs[kw.failed - 1].vault, kw.jobs[kw.failed - 1].key);
-		goto fail;
-	}
-	goto out;
-fail:
-	json_object_put(w);
-	w = NULL;
-out:
-	free(kw.jobs);
-	pthread_mutex_destroy(&kw.lock);
 	return w;
 }
 
