@@ -414,7 +414,8 @@ static enum dbx_err cli_get_token(struct dbx_credential *self, const char *scope
 	}
 	envp = child_environ(base, path_line);
 	if (!envp || pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
-		rc = dbx_error_set(err, DBX_ENOMEM, "cli: cannot start az: %s", strerror(errno));
+		rc = dbx_error_set(err, envp ? DBX_EAUTH : DBX_ENOMEM, "cli: cannot start az: %s",
+				   strerror(errno));
 		goto out;
 	}
 	argv[argc++] = "az";
