@@ -231,7 +231,8 @@ class World:
     def job(self, n, sid, rg, tenant, vault, uai, demo_error):
         a = self.args
         name = "order-%04d" % (n + 1)
-        sku, details_type = SKUS[n % len(SKUS)]
+        # vary the SKU within each resource group too
+        sku, details_type = SKUS[(n + n // a.resource_groups) % len(SKUS)]
         status = STATUSES[(n * 7 + n // 10) % len(STATUSES)]
         if demo_error:
             status = "DataCopy"
