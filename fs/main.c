@@ -269,20 +269,40 @@ static bool valid_api_version(const char *s)
 	return true;
 }
 
-/* curl + retry, or NULL with err filled. */
-static struct dbx_transport *new_stack(const struct dbx_curl_options *co, struct dbx_error *err)
+/*
+ * curl + retry, or NULL with err filled. policy NULL: the SDK default.
+ */
+static struct dbx_transport *new_stack(const struct dbx_curl_options *co,
+				       const struct dbx_retry_policy *policy, struct dbx_error *err)
 {
 	struct dbx_transport *curl = dbx_http_curl_new(co, err);
 	struct dbx_transport *retry;
 
 	if (!curl)
 		return NULL;
-	retry = dbx_http_retry_new(curl, NULL, dbx_clock_system());
+	retry = dbx_http_retry_new(curl, policy, dbx_clock_system());
 	if (!retry) {
 		dbx_transport_destroy(curl);
 		dbx_error_set(err, DBX_ENOMEM, "out of memory");
 	}
 	return retry;
+}
+
+/*
+ * Token requests carry the credential's own deadline, not the caller's, so
+ * their retry budget is scaled to -o timeout here: the four retries of the
+ * default policy (0.8 + 1.6 + 3.2 + 6.4 s) shrink so that their sum stays
+ * under half the timeout, leaving the rest for the ARM call itself.
+ */
+static struct dbx_retry_policy token_policy(uint64_t timeout_ms)
+{
+	struct dbx_retry_policy p = {.max_retries = 4, .base_delay_ms = 800, .max_delay_ms = 60000};
+
+	if (p.base_delay_ms * 15 > timeout_ms / 2)
+		p.base_delay_ms = timeout_ms / 2 / 15;
+	if (p.max_delay_ms > timeout_ms / 4)
+		p.max_delay_ms = timeout_ms / 4;
+	return p;
 }
 
 int main(int argc, char *argv[])
@@ -291,6 +311,7 @@ int main(int argc, char *argv[])
 	struct options o = {0};
 	struct dbx_error err = {0};
 	struct dbx_curl_options co = {0};
+	struct dbx_retry_policy tpolicy;
 	const struct dbx_cloud *cloud = dbx_cloud_default();
 	struct dbx_transport *token_stack = NULL, *arm_stack = NULL, *auth = NULL;
 	struct dbx_credential *cred = NULL;
@@ -378,14 +399,15 @@ int main(int argc, char *argv[])
 	co.cafile = o.cafile;
 	co.connect_to = (const char *const *)o.connect_to;
 	co.verbose = o.debug;
-	token_stack = new_stack(&co, &err);
+	tpolicy = token_policy((uint64_t)timeout_ms);
+	token_stack = new_stack(&co, &tpolicy, &err);
 	if (!token_stack)
 		goto fail;
 	cred = dbx_credential_new(o.credential ? o.credential : "auto", token_stack, cloud,
 				  dbx_env_process(), &err);
 	if (!cred)
 		goto fail;
-	arm_stack = new_stack(&co, &err);
+	arm_stack = new_stack(&co, NULL, &err);
 	if (!arm_stack)
 		goto fail;
 	auth = dbx_http_auth_new(arm_stack, cred, dbx_clock_system());
