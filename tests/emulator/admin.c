@@ -53,7 +53,7 @@ static enum emu_service svc_from_name(const char *s)
 		return EMU_SVC_KEYVAULT;
 	if (!strcasecmp(s, "entra"))
 		return EMU_SVC_ENTRA;
-	return (enum emu_service)-1;
+	return (enum emu_service) - 1;
 }
 
 /* Count one Azure request and append it to the log (e->lock held). */
@@ -84,8 +84,8 @@ void emu_record(struct emu *e, const struct emu_req *q, const struct emu_reply *
 	json_object_object_add(o, "client_request_id", crid ? json_object_new_string(crid) : NULL);
 	json_object_object_add(o, "user_agent", ua ? json_object_new_string(ua) : NULL);
 	if (q->body && !r->secret_body)
-		json_object_object_add(o, "body", json_object_new_string_len(q->body,
-									       (int)q->body_len));
+		json_object_object_add(o, "body",
+				       json_object_new_string_len(q->body, (int)q->body_len));
 	slot = (e->reqlog_head + e->reqlog_len) % EMU_REQLOG_MAX;
 	if (e->reqlog_len == EMU_REQLOG_MAX) {
 		json_object_put(e->reqlog[e->reqlog_head]);
@@ -112,7 +112,8 @@ const struct emu_fault *emu_fault_match(struct emu *e, const struct emu_req *q)
 			continue;
 		if (f->method[0] && strcasecmp(f->method, q->method))
 			continue;
-		if (f->path_prefix && strncasecmp(q->raw_path, f->path_prefix, strlen(f->path_prefix)))
+		if (f->path_prefix &&
+		    strncasecmp(q->raw_path, f->path_prefix, strlen(f->path_prefix)))
 			continue;
 		if (f->count > 0)
 			f->count--;
@@ -169,9 +170,10 @@ void emu_fault_reply(const struct emu_fault *f, const struct emu_req *q, struct 
 	} else if (q->svc == EMU_SVC_ENTRA) {
 		struct json_object *o = json_object_new_object();
 
-		json_object_object_add(o, "error", json_object_new_string(
-							   f->status == 429 ? "temporarily_unavailable" :
-									      "server_error"));
+		json_object_object_add(o, "error",
+				       json_object_new_string(f->status == 429
+								  ? "temporarily_unavailable"
+								  : "server_error"));
 		json_object_object_add(o, "error_description",
 				       json_object_new_string("AADSTS50196: The server terminated "
 							      "an operation (injected fault)."));
@@ -236,8 +238,7 @@ static void counters_get(struct emu *e, struct emu_req *q, struct emu_reply *r, 
 	emu_reply_json(r, 200, o);
 }
 
-static void counters_reset(struct emu *e, struct emu_req *q, struct emu_reply *r,
-			   const char *rest)
+static void counters_reset(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
 {
 	e->total = 0;
 	memset(e->by_svc, 0, sizeof(e->by_svc));
@@ -252,13 +253,12 @@ static void requests_get(struct emu *e, struct emu_req *q, struct emu_reply *r, 
 	size_t i;
 
 	for (i = 0; i < e->reqlog_len; i++)
-		json_object_array_add(a, json_object_get(
-						 e->reqlog[(e->reqlog_head + i) % EMU_REQLOG_MAX]));
+		json_object_array_add(
+		    a, json_object_get(e->reqlog[(e->reqlog_head + i) % EMU_REQLOG_MAX]));
 	emu_reply_json(r, 200, a);
 }
 
-static void requests_reset(struct emu *e, struct emu_req *q, struct emu_reply *r,
-			   const char *rest)
+static void requests_reset(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
 {
 	size_t i;
 
@@ -328,8 +328,9 @@ static void job_put(struct emu *e, struct emu_req *q, struct emu_reply *r, const
 	}
 	if (!emu_id_parse(emu_jstr(job, "id"), s, g, n, sizeof(s)) || strcasecmp(s, seg[0]) ||
 	    strcasecmp(g, seg[1]) || strcasecmp(n, seg[2])) {
-		admin_error(r, 400, "the job's id must be .../subscriptions/S/resourceGroups/RG/"
-				    "providers/Microsoft.DataBox/jobs/NAME of this path");
+		admin_error(r, 400,
+			    "the job's id must be .../subscriptions/S/resourceGroups/RG/"
+			    "providers/Microsoft.DataBox/jobs/NAME of this path");
 		goto out;
 	}
 	jobs = emu_world_array(e, "jobs");
@@ -351,8 +352,7 @@ out:
 }
 
 /* POST /admin/tokens/expire: every issued token is now expired. */
-static void tokens_expire(struct emu *e, struct emu_req *q, struct emu_reply *r,
-			  const char *rest)
+static void tokens_expire(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
 {
 	size_t i;
 
@@ -362,8 +362,7 @@ static void tokens_expire(struct emu *e, struct emu_req *q, struct emu_reply *r,
 }
 
 /* POST /admin/tokens/revoke: forget every issued token (they become invalid). */
-static void tokens_revoke(struct emu *e, struct emu_req *q, struct emu_reply *r,
-			  const char *rest)
+static void tokens_revoke(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
 {
 	size_t i;
 
@@ -378,10 +377,11 @@ static struct json_object *fault_json(const struct emu_fault *f)
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "id", json_object_new_int(f->id));
-	json_object_object_add(o, "service", f->svc == EMU_SVC_NONE ?
-						     NULL :
-						     json_object_new_string(emu_svc_name(f->svc)));
-	json_object_object_add(o, "method", f->method[0] ? json_object_new_string(f->method) : NULL);
+	json_object_object_add(
+	    o, "service",
+	    f->svc == EMU_SVC_NONE ? NULL : json_object_new_string(emu_svc_name(f->svc)));
+	json_object_object_add(o, "method",
+			       f->method[0] ? json_object_new_string(f->method) : NULL);
 	json_object_object_add(o, "path_prefix",
 			       f->path_prefix ? json_object_new_string(f->path_prefix) : NULL);
 	json_object_object_add(o, "latency_ms", json_object_new_int(f->latency_ms));
@@ -407,7 +407,7 @@ static void faults_get(struct emu *e, struct emu_req *q, struct emu_reply *r, co
 static void fault_add(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
 {
 	struct json_object *o = parse_body(q, r), *v, *out;
-	struct emu_fault f = { 0 };
+	struct emu_fault f = {0};
 	const char *s;
 
 	if (!o)
@@ -431,9 +431,9 @@ static void fault_add(struct emu *e, struct emu_req *q, struct emu_reply *r, con
 	if (json_object_object_get_ex(o, "retry_after", &v) && v)
 		snprintf(f.retry_after, sizeof(f.retry_after), "%s", json_object_get_string(v));
 	if (json_object_object_get_ex(o, "body", &v) && v)
-		f.body = strdup(json_object_is_type(v, json_type_string) ?
-					json_object_get_string(v) :
-					json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+		f.body = strdup(json_object_is_type(v, json_type_string)
+				    ? json_object_get_string(v)
+				    : json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
 	if (json_object_object_get_ex(o, "drop", &v) && v)
 		f.drop = json_object_get_boolean(v);
 	if (json_object_object_get_ex(o, "count", &v) && v)
@@ -509,20 +509,20 @@ static const struct admin_route {
 	bool unlocked;
 	void (*fn)(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest);
 } admin_routes[] = {
-	{ "GET", "/admin/counters", false, false, counters_get },
-	{ "POST", "/admin/counters/reset", false, false, counters_reset },
-	{ "GET", "/admin/requests", false, false, requests_get },
-	{ "POST", "/admin/requests/reset", false, false, requests_reset },
-	{ "GET", "/admin/world", false, false, world_get },
-	{ "PUT", "/admin/world", false, true, world_put },
-	{ "GET", "/admin/jobs", true, false, job_get },
-	{ "PUT", "/admin/jobs", true, false, job_put },
-	{ "POST", "/admin/tokens/expire", false, false, tokens_expire },
-	{ "POST", "/admin/tokens/revoke", false, false, tokens_revoke },
-	{ "GET", "/admin/faults", false, false, faults_get },
-	{ "POST", "/admin/faults", false, false, fault_add },
-	{ "DELETE", "/admin/faults", true, false, faults_clear },
-	{ "POST", "/admin/latency", false, false, latency_set },
+    {"GET", "/admin/counters", false, false, counters_get},
+    {"POST", "/admin/counters/reset", false, false, counters_reset},
+    {"GET", "/admin/requests", false, false, requests_get},
+    {"POST", "/admin/requests/reset", false, false, requests_reset},
+    {"GET", "/admin/world", false, false, world_get},
+    {"PUT", "/admin/world", false, true, world_put},
+    {"GET", "/admin/jobs", true, false, job_get},
+    {"PUT", "/admin/jobs", true, false, job_put},
+    {"POST", "/admin/tokens/expire", false, false, tokens_expire},
+    {"POST", "/admin/tokens/revoke", false, false, tokens_revoke},
+    {"GET", "/admin/faults", false, false, faults_get},
+    {"POST", "/admin/faults", false, false, fault_add},
+    {"DELETE", "/admin/faults", true, false, faults_clear},
+    {"POST", "/admin/latency", false, false, latency_set},
 };
 
 void emu_admin_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)

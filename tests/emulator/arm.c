@@ -26,11 +26,13 @@
 
 #define MAXSEG 16
 
+/* clang-format off */
 static const char *const databox_versions[] = {
 	"2020-11-01", "2021-03-01", "2021-05-01", "2021-08-01-preview", "2021-12-01",
-	"2022-02-01", "2022-09-01", "2022-10-01", "2022-12-01",         "2023-03-01",
-	"2023-12-01", "2024-02-01-preview", "2024-03-01-preview", "2025-02-01", "2025-07-01",
+	"2022-02-01", "2022-09-01", "2022-10-01", "2022-12-01", "2023-03-01", "2023-12-01",
+	"2024-02-01-preview", "2024-03-01-preview", "2025-02-01", "2025-07-01",
 };
+/* clang-format on */
 
 struct arm_ctx {
 	const char *sub, *rg, *name, *apiver;
@@ -51,12 +53,12 @@ static const char *login_host(const char *host)
 
 static bool audience_ok(const char *host, const char *aud)
 {
-	static const char *const pub[] = { "https://management.azure.com",
-					   "https://management.core.windows.net", NULL };
-	static const char *const gov[] = { "https://management.usgovcloudapi.net",
-					   "https://management.core.usgovcloudapi.net", NULL };
-	static const char *const cn[] = { "https://management.chinacloudapi.cn",
-					  "https://management.core.chinacloudapi.cn", NULL };
+	static const char *const pub[] = {"https://management.azure.com",
+					  "https://management.core.windows.net", NULL};
+	static const char *const gov[] = {"https://management.usgovcloudapi.net",
+					  "https://management.core.usgovcloudapi.net", NULL};
+	static const char *const cn[] = {"https://management.chinacloudapi.cn",
+					 "https://management.core.chinacloudapi.cn", NULL};
 	const char *const *set = pub;
 	size_t al = strlen(aud);
 	int i;
@@ -73,8 +75,8 @@ static bool audience_ok(const char *host, const char *aud)
 	return false;
 }
 
-static void auth_fail(struct emu_reply *r, const char *host, const char *tenant,
-		      const char *code, const char *msg)
+static void auth_fail(struct emu_reply *r, const char *host, const char *tenant, const char *code,
+		      const char *msg)
 {
 	emu_reply_error(r, 401, code, "%s", msg);
 	emu_reply_header(r, "WWW-Authenticate",
@@ -112,12 +114,13 @@ static bool arm_auth(struct emu *e, struct emu_req *q, struct emu_reply *r, stru
 		return false;
 	}
 	if (!audience_ok(q->host, t->aud)) {
-		snprintf(msg, sizeof(msg),
-			 "The access token has been obtained for wrong audience or resource '%s'. "
-			 "It should exactly match with one of the allowed audiences "
-			 "'https://management.core.windows.net/','https://management.core.windows.net',"
-			 "'https://management.azure.com/','https://management.azure.com'.",
-			 t->aud);
+		snprintf(
+		    msg, sizeof(msg),
+		    "The access token has been obtained for wrong audience or resource '%s'. "
+		    "It should exactly match with one of the allowed audiences "
+		    "'https://management.core.windows.net/','https://management.core.windows.net',"
+		    "'https://management.azure.com/','https://management.azure.com'.",
+		    t->aud);
 		auth_fail(r, q->host, t->tenant, "InvalidAuthenticationTokenAudience", msg);
 		return false;
 	}
@@ -135,16 +138,17 @@ static bool arm_auth(struct emu *e, struct emu_req *q, struct emu_reply *r, stru
 		return false;
 	}
 	if (s && strcasecmp(emu_jstr(s, "tenantId") ? emu_jstr(s, "tenantId") : "", t->tenant)) {
-		snprintf(msg, sizeof(msg),
-			 "The access token is from the wrong issuer 'https://sts.windows.net/%s/'. "
-			 "It must match the tenant 'https://sts.windows.net/%s/' associated with "
-			 "this subscription. Please use the authority (URL) "
-			 "'https://login.windows.net/%s' to get the token. Note, if the subscription "
-			 "is transferred to another tenant there is no impact to the services, but "
-			 "information about new tenant could take time to propagate (up to an hour). "
-			 "If you just transferred your subscription and see this error message, "
-			 "please try back later.",
-			 t->tenant, tenant, tenant);
+		snprintf(
+		    msg, sizeof(msg),
+		    "The access token is from the wrong issuer 'https://sts.windows.net/%s/'. "
+		    "It must match the tenant 'https://sts.windows.net/%s/' associated with "
+		    "this subscription. Please use the authority (URL) "
+		    "'https://login.windows.net/%s' to get the token. Note, if the subscription "
+		    "is transferred to another tenant there is no impact to the services, but "
+		    "information about new tenant could take time to propagate (up to an hour). "
+		    "If you just transferred your subscription and see this error message, "
+		    "please try back later.",
+		    t->tenant, tenant, tenant);
 		auth_fail(r, q->host, tenant, "InvalidAuthenticationTokenTenant", msg);
 		return false;
 	}
@@ -213,15 +217,17 @@ static struct json_object *sub_json(struct json_object *s)
 	json_object_object_add(o, "authorizationSource", json_object_new_string("RoleBased"));
 	json_object_object_add(o, "managedByTenants", json_object_new_array());
 	json_object_object_add(o, "subscriptionId", json_object_new_string(id ? id : ""));
-	json_object_object_add(o, "tenantId", json_object_new_string(
-						      emu_jstr(s, "tenantId") ? emu_jstr(s, "tenantId") : ""));
+	json_object_object_add(
+	    o, "tenantId",
+	    json_object_new_string(emu_jstr(s, "tenantId") ? emu_jstr(s, "tenantId") : ""));
 	json_object_object_add(o, "displayName",
-			       json_object_new_string(emu_jstr(s, "displayName") ?
-							      emu_jstr(s, "displayName") :
-							      id ? id : ""));
-	json_object_object_add(o, "state", json_object_new_string(emu_jstr(s, "state") ?
-									  emu_jstr(s, "state") :
-									  "Enabled"));
+			       json_object_new_string(emu_jstr(s, "displayName")
+							  ? emu_jstr(s, "displayName")
+						      : id ? id
+							   : ""));
+	json_object_object_add(
+	    o, "state",
+	    json_object_new_string(emu_jstr(s, "state") ? emu_jstr(s, "state") : "Enabled"));
 	json_object_object_add(pol, "locationPlacementId",
 			       json_object_new_string("Public_2014-09-01"));
 	json_object_object_add(pol, "quotaId", json_object_new_string("PayAsYouGo_2014-09-01"));
@@ -393,8 +399,7 @@ static bool expand_details(struct emu_req *q)
 	return x && strcasestr(x, "details");
 }
 
-static void job_not_found(struct emu_reply *r, const char *type, const char *name,
-			  const char *rg)
+static void job_not_found(struct emu_reply *r, const char *type, const char *name, const char *rg)
 {
 	emu_reply_error(r, 404, "ResourceNotFound",
 			"The Resource '%s/%s' under resource group '%s' was not found. For more "
@@ -417,8 +422,8 @@ static void job_get(struct emu *e, struct emu_req *q, struct emu_reply *r, struc
 	emu_reply_json(r, 200, copy);
 }
 
-static void job_patch(struct emu *e, struct emu_req *q, struct emu_reply *r,
-		      struct arm_ctx *c, struct json_object *job);
+static void job_patch(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c,
+		      struct json_object *job);
 
 /*
  * The seam for job operations: one row per HTTP method on
@@ -429,12 +434,11 @@ static const struct job_method {
 	void (*fn)(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c,
 		   struct json_object *job);
 } job_methods[] = {
-	{ "GET", job_get },
-	{ "PATCH", job_patch },
+    {"GET", job_get},
+    {"PATCH", job_patch},
 };
 
-static void job_dispatch(struct emu *e, struct emu_req *q, struct emu_reply *r,
-			 struct arm_ctx *c)
+static void job_dispatch(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c)
 {
 	struct json_object *job;
 	size_t i;
@@ -478,8 +482,8 @@ static void iso_now(char *buf, size_t len)
  * when it is (re-)enabled; user-assigned entries get their principalId and
  * clientId from the world's identities, as the service reports them.
  */
-static struct json_object *merge_identity(struct emu *e, struct arm_ctx *c,
-					  struct json_object *job, struct json_object *want)
+static struct json_object *merge_identity(struct emu *e, struct arm_ctx *c, struct json_object *job,
+					  struct json_object *want)
 {
 	struct json_object *old = emu_jpath(job, "identity"), *out = json_object_new_object();
 	struct json_object *uais, *map;
@@ -499,9 +503,9 @@ static struct json_object *merge_identity(struct emu *e, struct arm_ctx *c,
 		}
 		json_object_object_add(out, "principalId", json_object_new_string(pid));
 		json_object_object_add(out, "tenantId",
-				       json_object_new_string(emu_jstr(sub, "tenantId") ?
-								      emu_jstr(sub, "tenantId") :
-								      c->tok->tenant));
+				       json_object_new_string(emu_jstr(sub, "tenantId")
+								  ? emu_jstr(sub, "tenantId")
+								  : c->tok->tenant));
 	}
 	if (strcasestr(type, "UserAssigned") &&
 	    json_object_object_get_ex(want, "userAssignedIdentities", &uais) &&
@@ -516,11 +520,13 @@ static struct json_object *merge_identity(struct emu *e, struct arm_ctx *c,
 			if (emu_id_parse(id, s, g, n, sizeof(s)))
 				uai = emu_find_resource(e, "identities", s, g, n);
 			if (uai && emu_jstr(uai, "principalId"))
-				json_object_object_add(entry, "principalId",
-						       json_object_new_string(emu_jstr(uai, "principalId")));
+				json_object_object_add(
+				    entry, "principalId",
+				    json_object_new_string(emu_jstr(uai, "principalId")));
 			if (uai && emu_jstr(uai, "clientId"))
-				json_object_object_add(entry, "clientId",
-						       json_object_new_string(emu_jstr(uai, "clientId")));
+				json_object_object_add(
+				    entry, "clientId",
+				    json_object_new_string(emu_jstr(uai, "clientId")));
 			json_object_object_add(map, id, entry);
 		}
 		json_object_object_add(out, "userAssignedIdentities", map);
@@ -528,16 +534,15 @@ static struct json_object *merge_identity(struct emu *e, struct arm_ctx *c,
 	return out;
 }
 
-static void job_patch(struct emu *e, struct emu_req *q, struct emu_reply *r,
-		      struct arm_ctx *c, struct json_object *job)
+static void job_patch(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c,
+		      struct json_object *job)
 {
 	enum json_tokener_error jerr = json_tokener_success;
 	struct json_object *body = NULL, *kek, *ident, *tags, *details, *sys, *op;
 	const char *loc = emu_jstr(job, "location");
 	char opid[37], now[48];
 
-	if (!q->body || !q->body_len ||
-	    !(body = json_tokener_parse_verbose(q->body, &jerr)) ||
+	if (!q->body || !q->body_len || !(body = json_tokener_parse_verbose(q->body, &jerr)) ||
 	    !json_object_is_type(body, json_type_object)) {
 		emu_reply_error(r, 400, "InvalidRequestContent",
 				"The request content was invalid and could not be deserialized.");
@@ -582,16 +587,16 @@ out:
 	json_object_put(body);
 }
 
-static void op_results(struct emu *e, struct emu_req *q, struct emu_reply *r,
-		       struct arm_ctx *c, const char *loc, const char *opid)
+static void op_results(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c,
+		       const char *loc, const char *opid)
 {
 	struct json_object *op, *polls;
 	char sub[256], rg[256], name[256];
 	int n;
 
 	if (!json_object_object_get_ex(e->operations, opid, &op)) {
-		emu_reply_error(r, 404, "ResourceNotFound",
-				"The operation '%s' was not found.", opid);
+		emu_reply_error(r, 404, "ResourceNotFound", "The operation '%s' was not found.",
+				opid);
 		return;
 	}
 	json_object_object_get_ex(op, "polls", &polls);
@@ -599,10 +604,11 @@ static void op_results(struct emu *e, struct emu_req *q, struct emu_reply *r,
 	json_object_object_add(op, "polls", json_object_new_int(n + 1));
 	r->status = 202;
 	if (n == 0) {
-		emu_reply_header(r, "Location",
-				 "https://%s/subscriptions/%s/providers/Microsoft.DataBox/locations/"
-				 "%s/operationResults/%s?api-version=%s",
-				 q->host_raw, c->sub, loc, opid, c->apiver);
+		emu_reply_header(
+		    r, "Location",
+		    "https://%s/subscriptions/%s/providers/Microsoft.DataBox/locations/"
+		    "%s/operationResults/%s?api-version=%s",
+		    q->host_raw, c->sub, loc, opid, c->apiver);
 		return;
 	}
 	if (!emu_id_parse(emu_jstr(op, "job"), sub, rg, name, sizeof(sub))) {
@@ -691,8 +697,7 @@ static void add_resources(struct emu *e, struct json_object *val, const char *ar
 	}
 }
 
-static void resources_list(struct emu *e, struct emu_req *q, struct emu_reply *r,
-			   struct arm_ctx *c)
+static void resources_list(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c)
 {
 	const char *filter = emu_arg(q, "$filter");
 	struct json_object *out, *val;
@@ -739,7 +744,7 @@ static void vault_get(struct emu *e, struct emu_reply *r, struct arm_ctx *c)
 static void identity_get(struct emu *e, struct emu_reply *r, struct arm_ctx *c)
 {
 	struct json_object *i, *o, *props, *tags;
-	const char *keys[] = { "tenantId", "principalId", "clientId" };
+	const char *keys[] = {"tenantId", "principalId", "clientId"};
 	size_t k;
 
 	if (!sub_exists(e, r, c->sub) || !rg_exists(e, r, c->sub, c->rg))
@@ -753,14 +758,13 @@ static void identity_get(struct emu *e, struct emu_reply *r, struct arm_ctx *c)
 	o = json_object_new_object();
 	props = json_object_new_object();
 	json_object_object_add(o, "id", json_object_new_string(emu_jstr(i, "id")));
-	json_object_object_add(o, "name", json_object_new_string(emu_jstr(i, "name") ?
-									 emu_jstr(i, "name") :
-									 c->name));
-	json_object_object_add(o, "type", json_object_new_string(
-						  "Microsoft.ManagedIdentity/userAssignedIdentities"));
-	json_object_object_add(o, "location", json_object_new_string(emu_jstr(i, "location") ?
-									     emu_jstr(i, "location") :
-									     "westus"));
+	json_object_object_add(
+	    o, "name", json_object_new_string(emu_jstr(i, "name") ? emu_jstr(i, "name") : c->name));
+	json_object_object_add(
+	    o, "type", json_object_new_string("Microsoft.ManagedIdentity/userAssignedIdentities"));
+	json_object_object_add(
+	    o, "location",
+	    json_object_new_string(emu_jstr(i, "location") ? emu_jstr(i, "location") : "westus"));
 	if (json_object_object_get_ex(i, "tags", &tags))
 		json_object_object_add(o, "tags", json_object_get(tags));
 	else
@@ -831,7 +835,7 @@ static enum route route_of(struct arm_ctx *c)
 
 void emu_arm_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
 {
-	struct arm_ctx c = { 0 };
+	struct arm_ctx c = {0};
 	char *buf = strdup(q->path);
 	enum route rt;
 
@@ -853,7 +857,7 @@ void emu_arm_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
 	if (rt == R_JOBS_SUB || rt == R_JOBS_RG || rt == R_JOB || rt == R_OPRESULT) {
 		if (!databox_version_ok(c.apiver)) {
 			struct json_object *job =
-				rt == R_JOB ? emu_find_job(e, c.sub, c.rg, c.name) : NULL;
+			    rt == R_JOB ? emu_find_job(e, c.sub, c.rg, c.name) : NULL;
 			const char *loc = job ? emu_jstr(job, "location") : NULL;
 
 			no_provider(r, c.apiver, "jobs", loc ? loc : "westus");

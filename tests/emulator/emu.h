@@ -53,14 +53,14 @@ struct emu_fault {
 	long count; /* -1 = forever */
 };
 
-#define EMU_REQLOG_MAX 1000
+#define EMU_REQLOG_MAX	1000
 #define EMU_MAX_HEADERS 24
 
 struct emu {
 	pthread_mutex_t lock;
 	struct json_object *world; /* the world as loaded (keys carry n/e) */
-	int page_size_override;    /* --page-size, 0 = world's */
-	int latency_ms;            /* global latency for Azure responses */
+	int page_size_override;	   /* --page-size, 0 = world's */
+	int latency_ms;		   /* global latency for Azure responses */
 
 	struct emu_token *tokens;
 	size_t ntokens, cap_tokens;
@@ -91,12 +91,12 @@ struct emu {
 
 /* A request as the handlers see it. */
 struct emu_req {
-	char *uri;          /* raw request target, as received */
-	char *raw_path;     /* raw path (before '?') */
-	const char *query;  /* raw query string (after '?'), "" when none */
-	const char *path;   /* URL-decoded path (from MHD) */
+	char *uri;	   /* raw request target, as received */
+	char *raw_path;	   /* raw path (before '?') */
+	const char *query; /* raw query string (after '?'), "" when none */
+	const char *path;  /* URL-decoded path (from MHD) */
 	const char *method;
-	char host[256];     /* lower-case, port stripped */
+	char host[256];	    /* lower-case, port stripped */
 	char host_raw[256]; /* as sent (may carry a port), for nextLink */
 	enum emu_service svc;
 	struct MHD_Connection *conn;
@@ -114,7 +114,7 @@ struct emu_reply {
 	int nhdr;
 	char *hname[EMU_MAX_HEADERS];
 	char *hvalue[EMU_MAX_HEADERS];
-	bool drop;        /* close the connection without a response */
+	bool drop;	  /* close the connection without a response */
 	bool secret_body; /* the request body held secrets: do not log it */
 };
 
@@ -122,12 +122,12 @@ struct emu_reply {
 const char *emu_arg(const struct emu_req *q, const char *key);
 const char *emu_header(const struct emu_req *q, const char *name);
 void emu_reply_header(struct emu_reply *r, const char *name, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Serialize obj as the body (takes ownership of obj). */
 void emu_reply_json(struct emu_reply *r, unsigned int status, struct json_object *obj);
 /* ARM-shaped error: {"error":{"code":...,"message":...}}. */
-void emu_reply_error(struct emu_reply *r, unsigned int status, const char *code,
-		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void emu_reply_error(struct emu_reply *r, unsigned int status, const char *code, const char *fmt,
+		     ...) __attribute__((format(printf, 4, 5)));
 void emu_guid(char out[37]);
 void emu_rand_hex(char *out, size_t nbytes);
 char *emu_b64url(const unsigned char *data, size_t len);
@@ -164,8 +164,8 @@ const char *emu_jstr(struct json_object *o, const char *key);
 struct json_object *emu_jpath(struct json_object *o, const char *dotted);
 
 /* tokens */
-const char *emu_token_issue(struct emu *e, const char *tenant, const char *client,
-			    const char *oid, const char *aud, int lifetime);
+const char *emu_token_issue(struct emu *e, const char *tenant, const char *client, const char *oid,
+			    const char *aud, int lifetime);
 const struct emu_token *emu_token_find(struct emu *e, const char *token);
 
 /* ---- service handlers (called with e->lock held) ---- */

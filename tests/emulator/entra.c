@@ -22,7 +22,7 @@
 
 #include "emu.h"
 
-#define MAXSEG 8
+#define MAXSEG	 8
 #define FORM_MAX 8192
 
 struct entra_ctx {
@@ -42,7 +42,7 @@ static void form_decode(const char *in, size_t len, char *out, size_t outlen)
 			out[j++] = ' ';
 		} else if (in[i] == '%' && i + 2 < len && isxdigit((unsigned char)in[i + 1]) &&
 			   isxdigit((unsigned char)in[i + 2])) {
-			char hex[3] = { in[i + 1], in[i + 2], 0 };
+			char hex[3] = {in[i + 1], in[i + 2], 0};
 
 			out[j++] = (char)strtol(hex, NULL, 16);
 			i += 2;
@@ -76,9 +76,9 @@ static bool form_get(const char *body, const char *key, char *out, size_t outlen
 	return false;
 }
 
-__attribute__((format(printf, 5, 6))) static void
-aad_error(struct emu_reply *r, unsigned int status, const char *error, int code,
-	  const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static void aad_error(struct emu_reply *r,
+							    unsigned int status, const char *error,
+							    int code, const char *fmt, ...)
 {
 	struct json_object *o = json_object_new_object(), *codes = json_object_new_array();
 	char msg[1024], desc[1400], trace[37], corr[37], ts[32], uri[128];
@@ -116,12 +116,12 @@ aad_error(struct emu_reply *r, unsigned int status, const char *error, int code,
 static bool audience_for(const char *resource, char *aud, size_t len)
 {
 	static const char *const arm[] = {
-		"https://management.azure.com/",         "https://management.core.windows.net/",
-		"https://management.usgovcloudapi.net/", "https://management.core.usgovcloudapi.net/",
-		"https://management.chinacloudapi.cn/",  "https://management.core.chinacloudapi.cn/",
+	    "https://management.azure.com/",	     "https://management.core.windows.net/",
+	    "https://management.usgovcloudapi.net/", "https://management.core.usgovcloudapi.net/",
+	    "https://management.chinacloudapi.cn/",  "https://management.core.chinacloudapi.cn/",
 	};
-	static const char *const kv[] = { "https://vault.azure.net", "https://vault.usgovcloudapi.net",
-					  "https://vault.azure.cn" };
+	static const char *const kv[] = {
+	    "https://vault.azure.net", "https://vault.usgovcloudapi.net", "https://vault.azure.cn"};
 	size_t i, rl = strlen(resource);
 
 	while (rl && resource[rl - 1] == '/')
@@ -237,8 +237,8 @@ static void grant_client_credentials(struct emu *e, struct emu_req *q, struct em
 	if (json_object_object_get_ex(client, "token_lifetime_s", &lt))
 		lifetime = json_object_get_int(lt);
 	oid = emu_jstr(client, "object_id") ? emu_jstr(client, "object_id") : client_id;
-	tok = emu_token_issue(e, emu_jstr(client, "tenant_id"), emu_jstr(client, "client_id"),
-			      oid, aud, lifetime);
+	tok = emu_token_issue(e, emu_jstr(client, "tenant_id"), emu_jstr(client, "client_id"), oid,
+			      aud, lifetime);
 	if (!tok) {
 		aad_error(r, 500, "server_error", 50000, "There was an error issuing a token.");
 		return;
@@ -269,7 +269,7 @@ static const struct grant {
 	const char *type;
 	void (*fn)(struct emu *e, struct emu_req *q, struct emu_reply *r, struct entra_ctx *c);
 } grants[] = {
-	{ "client_credentials", grant_client_credentials },
+    {"client_credentials", grant_client_credentials},
 };
 
 static void token_endpoint(struct emu *e, struct emu_req *q, struct emu_reply *r,
@@ -326,10 +326,10 @@ static void openid_config(struct emu *e, struct emu_reply *r, struct entra_ctx *
 			  t);
 		return;
 	}
-#define ADD_URL(key, fmt, ...)                                              \
-	do {                                                                \
-		snprintf(buf, sizeof(buf), fmt, __VA_ARGS__);               \
-		json_object_object_add(o, key, json_object_new_string(buf)); \
+#define ADD_URL(key, fmt, ...)                                                                     \
+	do {                                                                                       \
+		snprintf(buf, sizeof(buf), fmt, __VA_ARGS__);                                      \
+		json_object_object_add(o, key, json_object_new_string(buf));                       \
 	} while (0)
 	ADD_URL("token_endpoint", "https://%s/%s/oauth2%s/token", c->login, t, ov);
 	a = json_object_new_array();
@@ -369,18 +369,20 @@ static void openid_config(struct emu *e, struct emu_reply *r, struct entra_ctx *
 	json_object_object_add(o, "userinfo_endpoint",
 			       json_object_new_string("https://graph.microsoft.com/oidc/userinfo"));
 	ADD_URL("authorization_endpoint", "https://%s/%s/oauth2%s/authorize", c->login, t, ov);
-	ADD_URL("device_authorization_endpoint", "https://%s/%s/oauth2%s/devicecode", c->login,
-		t, ov);
+	ADD_URL("device_authorization_endpoint", "https://%s/%s/oauth2%s/devicecode", c->login, t,
+		ov);
 	json_object_object_add(o, "http_logout_supported", json_object_new_boolean(1));
 	json_object_object_add(o, "frontchannel_logout_supported", json_object_new_boolean(1));
 	ADD_URL("end_session_endpoint", "https://%s/%s/oauth2%s/logout", c->login, t, ov);
 	ADD_URL("kerberos_endpoint", "https://%s/%s/kerberos", c->login, t);
 	json_object_object_add(o, "tenant_region_scope", json_object_new_string("WW"));
 	json_object_object_add(o, "cloud_instance_name",
-			       json_object_new_string(strstr(c->login, ".us") ? "microsoftonline.us" :
-						      strstr(c->login, ".cn") ? "partner.microsoftonline.cn" :
-									       "microsoftonline.com"));
-	json_object_object_add(o, "cloud_graph_host_name", json_object_new_string("graph.windows.net"));
+			       json_object_new_string(strstr(c->login, ".us") ? "microsoftonline.us"
+						      : strstr(c->login, ".cn")
+							  ? "partner.microsoftonline.cn"
+							  : "microsoftonline.com"));
+	json_object_object_add(o, "cloud_graph_host_name",
+			       json_object_new_string("graph.windows.net"));
 	json_object_object_add(o, "msgraph_host", json_object_new_string("graph.microsoft.com"));
 	json_object_object_add(o, "rbac_url", json_object_new_string("https://pas.windows.net"));
 #undef ADD_URL
@@ -406,9 +408,9 @@ static void instance_discovery(struct emu_req *q, struct emu_reply *r, struct en
 	json_object_object_add(o, "api-version", json_object_new_string("1.1"));
 	json_object_object_add(m, "preferred_network", json_object_new_string(c->login));
 	json_object_object_add(m, "preferred_cache",
-			       json_object_new_string(strcmp(c->login, "login.microsoftonline.com") ?
-							      c->login :
-							      "login.windows.net"));
+			       json_object_new_string(strcmp(c->login, "login.microsoftonline.com")
+							  ? c->login
+							  : "login.windows.net"));
 	if (!strcmp(c->login, "login.microsoftonline.com")) {
 		json_object_array_add(aliases, json_object_new_string("login.microsoftonline.com"));
 		json_object_array_add(aliases, json_object_new_string("login.windows.net"));
@@ -425,7 +427,7 @@ static void instance_discovery(struct emu_req *q, struct emu_reply *r, struct en
 
 void emu_entra_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
 {
-	struct entra_ctx c = { 0 };
+	struct entra_ctx c = {0};
 	char *buf = strdup(q->path), *seg[MAXSEG];
 	int n;
 

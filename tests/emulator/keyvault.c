@@ -31,9 +31,9 @@ struct kv_ctx {
 	char base[300]; /* https://host */
 };
 
-__attribute__((format(printf, 5, 6))) static void
-kv_error(struct emu_reply *r, unsigned int status, const char *code, const char *inner,
-	 const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static void kv_error(struct emu_reply *r, unsigned int status,
+							   const char *code, const char *inner,
+							   const char *fmt, ...)
 {
 	struct json_object *o = json_object_new_object(), *err = json_object_new_object();
 	char msg[1024];
@@ -191,7 +191,7 @@ static const char *recovery_level(struct json_object *vault, int *days)
 static struct json_object *attributes(struct kv_ctx *k, struct json_object *ver)
 {
 	struct json_object *a = json_object_new_object(), *o;
-	const char *names[] = { "nbf", "exp" };
+	const char *names[] = {"nbf", "exp"};
 	long long created = 1700000000, updated;
 	int days;
 	const char *level = recovery_level(k->vault, &days);
@@ -247,7 +247,7 @@ static void key_bundle(struct kv_ctx *k, struct emu_reply *r, const char *kname,
 {
 	struct json_object *o = json_object_new_object(), *jwk = json_object_new_object(), *tags;
 	const char *kty = emu_jstr(ver, "kty") ? emu_jstr(ver, "kty") : "RSA";
-	const char *fields[] = { "n", "e", "crv", "x", "y" };
+	const char *fields[] = {"n", "e", "crv", "x", "y"};
 	char kid[600];
 	size_t i;
 
@@ -341,8 +341,9 @@ static void list_keys(struct kv_ctx *k, struct emu_reply *r)
 			item = json_object_new_object();
 			snprintf(kid, sizeof(kid), "%s/keys/%s", k->base, emu_jstr(key, "name"));
 			json_object_object_add(item, "kid", json_object_new_string(kid));
-			json_object_object_add(item, "attributes",
-					       attributes(k, json_object_array_get_idx(vers, nv - 1)));
+			json_object_object_add(
+			    item, "attributes",
+			    attributes(k, json_object_array_get_idx(vers, nv - 1)));
 			json_object_object_add(item, "tags", json_object_new_object());
 			json_object_array_add(val, item);
 		}
@@ -421,7 +422,7 @@ static void keys_route(struct emu_req *q, struct emu_reply *r, struct kv_ctx *k,
 
 void emu_kv_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
 {
-	struct kv_ctx k = { 0 };
+	struct kv_ctx k = {0};
 	const struct emu_token *t = NULL;
 	const char *v;
 	char *buf = NULL, *seg[MAXSEG];
@@ -450,7 +451,8 @@ void emu_kv_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
 	emu_reply_header(r, "x-ms-keyvault-service-version", "1.9.1216.1");
 	emu_reply_header(r, "x-ms-keyvault-region", "%s",
 			 emu_jstr(k.vault, "location") ? emu_jstr(k.vault, "location") : "westus");
-	emu_reply_header(r, "x-ms-keyvault-network-info", "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;");
+	emu_reply_header(r, "x-ms-keyvault-network-info",
+			 "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;");
 
 	if (!kv_auth(e, q, r, &k, &t))
 		return;

@@ -56,10 +56,9 @@ void emu_guid(char out[37])
 		memset(b, 0x5a, sizeof(b));
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-		 b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-		 b[14], b[15]);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
 }
 
 char *emu_b64url(const unsigned char *data, size_t len)
@@ -117,7 +116,7 @@ static enum MHD_Result arg_iter(void *cls, enum MHD_ValueKind kind, const char *
 /* Query argument by (URL-decoded, case-insensitive) key, NULL when absent. */
 const char *emu_arg(const struct emu_req *q, const char *key)
 {
-	struct arg_find f = { .key = key };
+	struct arg_find f = {.key = key};
 
 	MHD_get_connection_values(q->conn, MHD_GET_ARGUMENT_KIND, arg_iter, &f);
 	return f.value;
@@ -168,8 +167,8 @@ void emu_reply_json(struct emu_reply *r, unsigned int status, struct json_object
 	json_object_put(obj);
 }
 
-void emu_reply_error(struct emu_reply *r, unsigned int status, const char *code,
-		     const char *fmt, ...)
+void emu_reply_error(struct emu_reply *r, unsigned int status, const char *code, const char *fmt,
+		     ...)
 {
 	struct json_object *o = json_object_new_object(), *err = json_object_new_object();
 	va_list ap;
@@ -199,7 +198,7 @@ static void reply_free(struct emu_reply *r)
 
 static void sleep_ms(int ms)
 {
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
 
 	while (ms > 0 && nanosleep(&ts, &ts) && errno == EINTR)
 		;
@@ -209,8 +208,8 @@ static void sleep_ms(int ms)
 
 static enum emu_service service_for_host(const char *host)
 {
-	static const char *const kv[] = { ".vault.azure.net", ".vault.usgovcloudapi.net",
-					   ".vault.azure.cn" };
+	static const char *const kv[] = {".vault.azure.net", ".vault.usgovcloudapi.net",
+					 ".vault.azure.cn"};
 	size_t i, hl = strlen(host);
 
 	if (!strncmp(host, "management.", 11))
@@ -307,13 +306,13 @@ static void add_common_headers(struct emu_req *q, struct emu_reply *r)
 			emu_reply_header(r, "x-ms-correlation-request-id", "%s", corr);
 		else
 			emu_reply_header(r, "x-ms-correlation-request-id", "%s", g);
-		emu_reply_header(r, "x-ms-routing-request-id", "WESTUS:%ld:%s",
-				 (long)time(NULL), g);
+		emu_reply_header(r, "x-ms-routing-request-id", "WESTUS:%ld:%s", (long)time(NULL),
+				 g);
 		emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-reads", "11999");
-		emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-global-reads",
-				 "16499");
+		emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-global-reads", "16499");
 		emu_reply_header(r, "Cache-Control", "no-cache");
-		emu_reply_header(r, "Strict-Transport-Security", "max-age=31536000; includeSubDomains");
+		emu_reply_header(r, "Strict-Transport-Security",
+				 "max-age=31536000; includeSubDomains");
 	}
 	if (q->svc == EMU_SVC_ENTRA) {
 		const char *mcrid = emu_header(q, "client-request-id");
@@ -365,13 +364,12 @@ static bool collect(struct emu_req *q, const char *upload_data, size_t *upload_d
 }
 
 static enum MHD_Result on_azure(void *cls, struct MHD_Connection *conn, const char *url,
-				const char *method, const char *version,
-				const char *upload_data, size_t *upload_data_size,
-				void **con_cls)
+				const char *method, const char *version, const char *upload_data,
+				size_t *upload_data_size, void **con_cls)
 {
 	struct emu *e = cls;
 	struct emu_req *q = *con_cls;
-	struct emu_reply r = { 0 };
+	struct emu_reply r = {0};
 	const struct emu_fault *f;
 	enum MHD_Result ret;
 	bool first;
@@ -423,13 +421,12 @@ static enum MHD_Result on_azure(void *cls, struct MHD_Connection *conn, const ch
 }
 
 static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const char *url,
-				const char *method, const char *version,
-				const char *upload_data, size_t *upload_data_size,
-				void **con_cls)
+				const char *method, const char *version, const char *upload_data,
+				size_t *upload_data_size, void **con_cls)
 {
 	struct emu *e = cls;
 	struct emu_req *q = *con_cls;
-	struct emu_reply r = { 0 };
+	struct emu_reply r = {0};
 	enum MHD_Result ret;
 	bool first;
 
@@ -484,15 +481,15 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-		{ "world", required_argument, NULL, 'w' },
-		{ "state-dir", required_argument, NULL, 's' },
-		{ "port", required_argument, NULL, 'p' },
-		{ "admin-port", required_argument, NULL, 'a' },
-		{ "bind", required_argument, NULL, 'b' },
-		{ "latency-ms", required_argument, NULL, 'l' },
-		{ "page-size", required_argument, NULL, 'g' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"world", required_argument, NULL, 'w'},
+	    {"state-dir", required_argument, NULL, 's'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"admin-port", required_argument, NULL, 'a'},
+	    {"bind", required_argument, NULL, 'b'},
+	    {"latency-ms", required_argument, NULL, 'l'},
+	    {"page-size", required_argument, NULL, 'g'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c, bad = 0;
 
@@ -580,7 +577,7 @@ static int write_state(const char *dir, int https_port, int admin_port, const ch
 	if (!f)
 		goto out;
 	fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-							JSON_C_TO_STRING_NOSLASHESCAPE),
+						    JSON_C_TO_STRING_NOSLASHESCAPE),
 	      f);
 	fputc('\n', f);
 	if (fclose(f)) {
@@ -621,10 +618,10 @@ static int daemon_port(struct MHD_Daemon *d)
 
 int main(int argc, char **argv)
 {
-	struct options o = { 0 };
-	struct emu e = { 0 };
+	struct options o = {0};
+	struct emu e = {0};
 	struct MHD_Daemon *https = NULL, *admin = NULL;
-	struct sockaddr_in sa = { 0 }, asa = { 0 };
+	struct sockaddr_in sa = {0}, asa = {0};
 	char *text = NULL, *cert = NULL, *key = NULL, cafile[4096], err[256];
 	char state_path[4096];
 	struct json_object *world;
@@ -687,36 +684,29 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	https = MHD_start_daemon(MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD |
-					 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
-				 0, NULL, NULL, on_azure, &e,
-				 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, &e, MHD_OPTION_SOCK_ADDR, &sa,
-				 MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert,
-				 MHD_OPTION_URI_LOG_CALLBACK, uri_log, &e,
-				 MHD_OPTION_NOTIFY_COMPLETED, request_done, &e,
-				 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
-				 MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
-				 MHD_OPTION_END);
+	https = MHD_start_daemon(
+	    MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+		MHD_USE_ERROR_LOG,
+	    0, NULL, NULL, on_azure, &e, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, &e,
+	    MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT,
+	    cert, MHD_OPTION_URI_LOG_CALLBACK, uri_log, &e, MHD_OPTION_NOTIFY_COMPLETED,
+	    request_done, &e, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_END);
 	if (!https) {
 		fprintf(stderr, "databox-emulator: cannot listen on %s:%d\n", o.bind, o.port);
 		goto out;
 	}
-	admin = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-					 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
-				 0, NULL, NULL, on_admin, &e,
-				 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, &e, MHD_OPTION_SOCK_ADDR, &asa,
-				 MHD_OPTION_URI_LOG_CALLBACK, uri_log, &e,
-				 MHD_OPTION_NOTIFY_COMPLETED, request_done, &e,
-				 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
-				 MHD_OPTION_END);
+	admin = MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
+	    NULL, NULL, on_admin, &e, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, &e, MHD_OPTION_SOCK_ADDR,
+	    &asa, MHD_OPTION_URI_LOG_CALLBACK, uri_log, &e, MHD_OPTION_NOTIFY_COMPLETED,
+	    request_done, &e, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_END);
 	if (!admin) {
-		fprintf(stderr, "databox-emulator: cannot listen on 127.0.0.1:%d\n",
-			o.admin_port);
+		fprintf(stderr, "databox-emulator: cannot listen on 127.0.0.1:%d\n", o.admin_port);
 		goto out;
 	}
 	if (write_state(o.state_dir, daemon_port(https), daemon_port(admin), cafile)) {
-		fprintf(stderr, "databox-emulator: cannot write %s/emulator.json\n",
-			o.state_dir);
+		fprintf(stderr, "databox-emulator: cannot write %s/emulator.json\n", o.state_dir);
 		goto out;
 	}
 	fprintf(stderr, "databox-emulator: https on %s:%d, admin on 127.0.0.1:%d\n", o.bind,

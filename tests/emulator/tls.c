@@ -23,11 +23,11 @@
 #include "emu.h"
 
 static const char *const server_sans =
-	"DNS:management.azure.com,DNS:management.usgovcloudapi.net,"
-	"DNS:management.chinacloudapi.cn,DNS:login.microsoftonline.com,"
-	"DNS:login.microsoftonline.us,DNS:login.chinacloudapi.cn,"
-	"DNS:*.vault.azure.net,DNS:*.vault.usgovcloudapi.net,DNS:*.vault.azure.cn,"
-	"DNS:localhost,IP:127.0.0.1";
+    "DNS:management.azure.com,DNS:management.usgovcloudapi.net,"
+    "DNS:management.chinacloudapi.cn,DNS:login.microsoftonline.com,"
+    "DNS:login.microsoftonline.us,DNS:login.chinacloudapi.cn,"
+    "DNS:*.vault.azure.net,DNS:*.vault.usgovcloudapi.net,DNS:*.vault.azure.cn,"
+    "DNS:localhost,IP:127.0.0.1";
 
 static EVP_PKEY *make_key(void)
 {
@@ -53,8 +53,7 @@ out:
 	return rc;
 }
 
-static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
-		       bool ca)
+static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key, bool ca)
 {
 	X509 *cert = X509_new();
 	X509_NAME *name;
@@ -77,8 +76,7 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *is
 	name = X509_get_subject_name(cert);
 	X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
 				   (const unsigned char *)"databox-emulator", -1, -1, 0);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1,
-				   -1, 0);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
 	X509_set_issuer_name(cert, issuer ? X509_get_subject_name(issuer) : name);
 
 	if (add_ext(cert, issuer ? issuer : cert, NID_subject_key_identifier, "hash"))

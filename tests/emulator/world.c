@@ -33,7 +33,8 @@ const char *emu_jstr(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 
-	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+	if (!o || !json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
 		return NULL;
 	return json_object_get_string(v);
 }
@@ -227,8 +228,7 @@ struct json_object *emu_find_client(struct emu *e, const char *tenant, const cha
 	return NULL;
 }
 
-static bool array_has_tenant(struct emu *e, const char *array, const char *key,
-			     const char *tenant)
+static bool array_has_tenant(struct emu *e, const char *array, const char *key, const char *tenant)
 {
 	struct json_object *a = emu_world_array(e, array);
 	size_t i, n = a ? json_object_array_length(a) : 0;
@@ -274,8 +274,8 @@ static char *bn_b64url(const BIGNUM *bn, int pad)
 	return s;
 }
 
-static int jwk_add_bn(struct json_object *jwk, const char *name, EVP_PKEY *pk,
-		      const char *param, int pad)
+static int jwk_add_bn(struct json_object *jwk, const char *name, EVP_PKEY *pk, const char *param,
+		      int pad)
 {
 	BIGNUM *bn = NULL;
 	char *s = NULL;
@@ -364,8 +364,8 @@ static int ver_size(struct json_object *ver)
 	return json_object_object_get_ex(ver, "key_size", &o) ? json_object_get_int(o) : 0;
 }
 
-static void cache_key(char *ck, size_t len, const char *vault, const char *key,
-		      const char *version, const char *kty, int size)
+static void cache_key(char *ck, size_t len, const char *vault, const char *key, const char *version,
+		      const char *kty, int size)
 {
 	snprintf(ck, len, "%s/%s/%s/%s/%d", vault, key, version, kty, size);
 }
@@ -604,8 +604,8 @@ static char *b64url_json(struct json_object *o)
  * emulator only ever looks tokens up in its own table. Returns the token
  * (owned by the table) or NULL.
  */
-const char *emu_token_issue(struct emu *e, const char *tenant, const char *client,
-			    const char *oid, const char *aud, int lifetime)
+const char *emu_token_issue(struct emu *e, const char *tenant, const char *client, const char *oid,
+			    const char *aud, int lifetime)
 {
 	struct json_object *hdr = json_object_new_object(), *pl = json_object_new_object();
 	char *h = NULL, *p = NULL, *sig = NULL, *tok = NULL, iss[160], uti[23];
