@@ -468,7 +468,7 @@ static void iso_now(char *buf, size_t len)
 {
 	struct timespec ts;
 	struct tm tm;
-	char base[32];
+	char base[24];
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
@@ -540,7 +540,7 @@ static void job_patch(struct emu *e, struct emu_req *q, struct emu_reply *r, str
 	enum json_tokener_error jerr = json_tokener_success;
 	struct json_object *body = NULL, *kek, *ident, *tags, *details, *sys, *op;
 	const char *loc = emu_jstr(job, "location");
-	char opid[37], now[48];
+	char opid[37], now[64];
 
 	if (!q->body || !q->body_len || !(body = json_tokener_parse_verbose(q->body, &jerr)) ||
 	    !json_object_is_type(body, json_type_object)) {

@@ -599,7 +599,7 @@ out:
  * libmicrohttpd's error log, minus the line it prints each time a handler
  * deliberately drops a connection (fault rules, unknown vaults).
  */
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char buf[512];
 
