@@ -992,7 +992,7 @@ static void test_encryption_json_sizes(void **state)
 	free(buf);
 }
 
-/* A NULL err is allowed: the verdict alone. */
+/* A NULL err is allowed (the verdict alone); a NULL value is the empty value. */
 static void test_null_err(void **state)
 {
 	const char *out;
@@ -1009,6 +1009,13 @@ static void test_null_err(void **state)
 	assert_int_equal(dbx_validate_encryption_json("{\"a\":1}", 7, NULL, &ch, NULL), DBX_EINVAL);
 	assert_int_equal(dbx_validate_encryption_json("{\"key_url\":\"x\"}", 15, NULL, &ch, NULL),
 			 DBX_EINVAL);
+	/* a NULL value is the empty value */
+	assert_int_equal(dbx_value_trim(NULL, 0, &out, &out_len, NULL), DBX_OK);
+	assert_int_equal(out_len, 0);
+	assert_non_null(out);
+	assert_int_equal(dbx_validate_identity(NULL, 0, &id, NULL), DBX_EINVAL);
+	assert_int_equal(dbx_validate_kek_type(NULL, 0, &k, NULL), DBX_EINVAL);
+	assert_int_equal(dbx_validate_encryption_json(NULL, 0, NULL, &ch, NULL), DBX_EINVAL);
 }
 
 int main(void)
