@@ -27,41 +27,41 @@
 
 #include "emu.h"
 
-const char *emu_svc_name(enum emu_service s)
+const char *dbx_emu_svc_name(enum dbx_emu_service s)
 {
 	switch (s) {
-	case EMU_SVC_ARM:
+	case DBX_EMU_SVC_ARM:
 		return "arm";
-	case EMU_SVC_KEYVAULT:
+	case DBX_EMU_SVC_KEYVAULT:
 		return "keyvault";
-	case EMU_SVC_ENTRA:
+	case DBX_EMU_SVC_ENTRA:
 		return "entra";
-	case EMU_SVC_ADMIN:
+	case DBX_EMU_SVC_ADMIN:
 		return "admin";
 	default:
 		return "unknown";
 	}
 }
 
-static enum emu_service svc_from_name(const char *s)
+static enum dbx_emu_service svc_from_name(const char *s)
 {
 	if (!s)
-		return EMU_SVC_NONE;
+		return DBX_EMU_SVC_NONE;
 	if (!strcasecmp(s, "arm"))
-		return EMU_SVC_ARM;
+		return DBX_EMU_SVC_ARM;
 	if (!strcasecmp(s, "keyvault"))
-		return EMU_SVC_KEYVAULT;
+		return DBX_EMU_SVC_KEYVAULT;
 	if (!strcasecmp(s, "entra"))
-		return EMU_SVC_ENTRA;
-	return (enum emu_service) - 1;
+		return DBX_EMU_SVC_ENTRA;
+	return (enum dbx_emu_service) - 1;
 }
 
 /* Count one Azure request and append it to the log (e->lock held). */
-void emu_record(struct emu *e, const struct emu_req *q, const struct emu_reply *r)
+void dbx_emu_record(struct dbx_emu *e, const struct dbx_emu_req *q, const struct dbx_emu_reply *r)
 {
 	struct json_object *o = json_object_new_object(), *cnt;
-	const char *crid = emu_header(q, "x-ms-client-request-id");
-	const char *ua = emu_header(q, "User-Agent");
+	const char *crid = dbx_emu_header(q, "x-ms-client-request-id");
+	const char *ua = dbx_emu_header(q, "User-Agent");
 	char key[1200];
 	size_t slot;
 
@@ -75,7 +75,7 @@ void emu_record(struct emu *e, const struct emu_req *q, const struct emu_reply *
 		json_object_object_add(e->by_path, key, json_object_new_int64(1));
 
 	json_object_object_add(o, "time", json_object_new_int64((int64_t)time(NULL)));
-	json_object_object_add(o, "service", json_object_new_string(emu_svc_name(q->svc)));
+	json_object_object_add(o, "service", json_object_new_string(dbx_emu_svc_name(q->svc)));
 	json_object_object_add(o, "method", json_object_new_string(q->method));
 	json_object_object_add(o, "host", json_object_new_string(q->host));
 	json_object_object_add(o, "path", json_object_new_string(q->raw_path));
@@ -86,11 +86,11 @@ void emu_record(struct emu *e, const struct emu_req *q, const struct emu_reply *
 	if (q->body && !r->secret_body)
 		json_object_object_add(o, "body",
 				       json_object_new_string_len(q->body, (int)q->body_len));
-	slot = (e->reqlog_head + e->reqlog_len) % EMU_REQLOG_MAX;
-	if (e->reqlog_len == EMU_REQLOG_MAX) {
+	slot = (e->reqlog_head + e->reqlog_len) % DBX_EMU_REQLOG_MAX;
+	if (e->reqlog_len == DBX_EMU_REQLOG_MAX) {
 		json_object_put(e->reqlog[e->reqlog_head]);
-		e->reqlog_head = (e->reqlog_head + 1) % EMU_REQLOG_MAX;
-		slot = (e->reqlog_head + e->reqlog_len - 1) % EMU_REQLOG_MAX;
+		e->reqlog_head = (e->reqlog_head + 1) % DBX_EMU_REQLOG_MAX;
+		slot = (e->reqlog_head + e->reqlog_len - 1) % DBX_EMU_REQLOG_MAX;
 	} else {
 		e->reqlog_len++;
 	}
@@ -99,16 +99,16 @@ void emu_record(struct emu *e, const struct emu_req *q, const struct emu_reply *
 
 /* ---- faults ---- */
 
-const struct emu_fault *emu_fault_match(struct emu *e, const struct emu_req *q)
+const struct dbx_emu_fault *dbx_emu_fault_match(struct dbx_emu *e, const struct dbx_emu_req *q)
 {
 	size_t i;
 
 	for (i = 0; i < e->nfaults; i++) {
-		struct emu_fault *f = &e->faults[i];
+		struct dbx_emu_fault *f = &e->faults[i];
 
 		if (f->count == 0)
 			continue;
-		if (f->svc != EMU_SVC_NONE && f->svc != q->svc)
+		if (f->svc != DBX_EMU_SVC_NONE && f->svc != q->svc)
 			continue;
 		if (f->method[0] && strcasecmp(f->method, q->method))
 			continue;
@@ -154,7 +154,8 @@ static const char *code_for_status(unsigned int s)
 	}
 }
 
-void emu_fault_reply(const struct emu_fault *f, const struct emu_req *q, struct emu_reply *r)
+void dbx_emu_fault_reply(const struct dbx_emu_fault *f, const struct dbx_emu_req *q,
+			 struct dbx_emu_reply *r)
 {
 	if (f->drop) {
 		r->drop = true;
@@ -167,7 +168,7 @@ void emu_fault_reply(const struct emu_fault *f, const struct emu_req *q, struct 
 		r->body = strdup(f->body);
 		r->body_len = r->body ? strlen(r->body) : 0;
 		r->content_type = "application/json; charset=utf-8";
-	} else if (q->svc == EMU_SVC_ENTRA) {
+	} else if (q->svc == DBX_EMU_SVC_ENTRA) {
 		struct json_object *o = json_object_new_object();
 
 		json_object_object_add(o, "error",
@@ -177,39 +178,40 @@ void emu_fault_reply(const struct emu_fault *f, const struct emu_req *q, struct 
 		json_object_object_add(o, "error_description",
 				       json_object_new_string("AADSTS50196: The server terminated "
 							      "an operation (injected fault)."));
-		emu_reply_json(r, f->status, o);
+		dbx_emu_reply_json(r, f->status, o);
 	} else if (f->status == 429) {
-		emu_reply_error(r, 429, "TooManyRequests",
-				"The request is being throttled as the limit has been reached for "
-				"operation type - Read_ObservationWindow_00:05:00. For more "
-				"information, see - https://aka.ms/srpthrottlinglimits");
+		dbx_emu_reply_error(
+		    r, 429, "TooManyRequests",
+		    "The request is being throttled as the limit has been reached for "
+		    "operation type - Read_ObservationWindow_00:05:00. For more "
+		    "information, see - https://aka.ms/srpthrottlinglimits");
 	} else {
-		emu_reply_error(r, f->status, code_for_status(f->status),
-				"Injected fault: the service answered %u.", f->status);
+		dbx_emu_reply_error(r, f->status, code_for_status(f->status),
+				    "Injected fault: the service answered %u.", f->status);
 	}
 	if (f->retry_after[0])
-		emu_reply_header(r, "Retry-After", "%s", f->retry_after);
+		dbx_emu_reply_header(r, "Retry-After", "%s", f->retry_after);
 }
 
 /* ---- admin handlers ---- */
 
-static void admin_error(struct emu_reply *r, unsigned int status, const char *msg)
+static void admin_error(struct dbx_emu_reply *r, unsigned int status, const char *msg)
 {
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "error", json_object_new_string(msg));
-	emu_reply_json(r, status, o);
+	dbx_emu_reply_json(r, status, o);
 }
 
-static void admin_ok(struct emu_reply *r)
+static void admin_ok(struct dbx_emu_reply *r)
 {
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "ok", json_object_new_boolean(1));
-	emu_reply_json(r, 200, o);
+	dbx_emu_reply_json(r, 200, o);
 }
 
-static struct json_object *parse_body(struct emu_req *q, struct emu_reply *r)
+static struct json_object *parse_body(struct dbx_emu_req *q, struct dbx_emu_reply *r)
 {
 	enum json_tokener_error jerr = json_tokener_success;
 	struct json_object *o = q->body ? json_tokener_parse_verbose(q->body, &jerr) : NULL;
@@ -222,23 +224,26 @@ static struct json_object *parse_body(struct emu_req *q, struct emu_reply *r)
 	return o;
 }
 
-static void counters_get(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
+static void counters_get(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			 const char *rest)
 {
 	struct json_object *o = json_object_new_object(), *svc = json_object_new_object();
 	struct json_object *paths = NULL;
 
 	json_object_object_add(o, "total", json_object_new_int64(e->total));
-	json_object_object_add(svc, "arm", json_object_new_int64(e->by_svc[EMU_SVC_ARM]));
-	json_object_object_add(svc, "keyvault", json_object_new_int64(e->by_svc[EMU_SVC_KEYVAULT]));
-	json_object_object_add(svc, "entra", json_object_new_int64(e->by_svc[EMU_SVC_ENTRA]));
-	json_object_object_add(svc, "unknown", json_object_new_int64(e->by_svc[EMU_SVC_NONE]));
+	json_object_object_add(svc, "arm", json_object_new_int64(e->by_svc[DBX_EMU_SVC_ARM]));
+	json_object_object_add(svc, "keyvault",
+			       json_object_new_int64(e->by_svc[DBX_EMU_SVC_KEYVAULT]));
+	json_object_object_add(svc, "entra", json_object_new_int64(e->by_svc[DBX_EMU_SVC_ENTRA]));
+	json_object_object_add(svc, "unknown", json_object_new_int64(e->by_svc[DBX_EMU_SVC_NONE]));
 	json_object_object_add(o, "by_service", svc);
 	json_object_deep_copy(e->by_path, &paths, NULL);
 	json_object_object_add(o, "by_path", paths ? paths : json_object_new_object());
-	emu_reply_json(r, 200, o);
+	dbx_emu_reply_json(r, 200, o);
 }
 
-static void counters_reset(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
+static void counters_reset(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			   const char *rest)
 {
 	e->total = 0;
 	memset(e->by_svc, 0, sizeof(e->by_svc));
@@ -247,22 +252,24 @@ static void counters_reset(struct emu *e, struct emu_req *q, struct emu_reply *r
 	admin_ok(r);
 }
 
-static void requests_get(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
+static void requests_get(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			 const char *rest)
 {
 	struct json_object *a = json_object_new_array();
 	size_t i;
 
 	for (i = 0; i < e->reqlog_len; i++)
 		json_object_array_add(
-		    a, json_object_get(e->reqlog[(e->reqlog_head + i) % EMU_REQLOG_MAX]));
-	emu_reply_json(r, 200, a);
+		    a, json_object_get(e->reqlog[(e->reqlog_head + i) % DBX_EMU_REQLOG_MAX]));
+	dbx_emu_reply_json(r, 200, a);
 }
 
-static void requests_reset(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
+static void requests_reset(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			   const char *rest)
 {
 	size_t i;
 
-	for (i = 0; i < EMU_REQLOG_MAX; i++) {
+	for (i = 0; i < DBX_EMU_REQLOG_MAX; i++) {
 		json_object_put(e->reqlog[i]);
 		e->reqlog[i] = NULL;
 	}
@@ -270,50 +277,54 @@ static void requests_reset(struct emu *e, struct emu_req *q, struct emu_reply *r
 	admin_ok(r);
 }
 
-static void world_get(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
+static void world_get(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		      const char *rest)
 {
-	emu_reply_json(r, 200, json_object_get(e->world));
+	dbx_emu_reply_json(r, 200, json_object_get(e->world));
 }
 
 /* Runs without e->lock: parsing a big world takes a while. */
-static void world_put(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
+static void world_put(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		      const char *rest)
 {
 	char err[256];
-	struct json_object *w = emu_world_parse(q->body ? q->body : "", err, sizeof(err));
+	struct json_object *w = dbx_emu_world_parse(q->body ? q->body : "", err, sizeof(err));
 
 	if (!w) {
 		admin_error(r, 400, err);
 		return;
 	}
-	emu_keys_warm(e, w);
+	dbx_emu_keys_warm(e, w);
 	pthread_mutex_lock(&e->lock);
-	emu_world_replace(e, w);
+	dbx_emu_world_replace(e, w);
 	json_object_put(e->operations);
 	e->operations = json_object_new_object();
 	pthread_mutex_unlock(&e->lock);
 	admin_ok(r);
 }
 
-static void job_get(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
+static void job_get(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		    const char *rest)
 {
 	char buf[1024], *seg[4];
 	struct json_object *job;
 
 	snprintf(buf, sizeof(buf), "%s", rest);
-	if (emu_split_path(buf, seg, 4) != 3) {
+	if (dbx_emu_split_path(buf, seg, 4) != 3) {
 		admin_error(r, 400, "use /admin/jobs/SUBSCRIPTION/RESOURCEGROUP/NAME");
 		return;
 	}
-	job = emu_find_job(e, seg[0], seg[1], seg[2]);
+	job = dbx_emu_find_job(e, seg[0], seg[1], seg[2]);
 	if (!job) {
 		admin_error(r, 404, "no such job");
 		return;
 	}
-	emu_reply_json(r, 200, json_object_get(job));
+	dbx_emu_reply_json(r, 200, json_object_get(job));
 }
 
 /* PUT /admin/jobs/S/RG/NAME: replace (or add) one job; its id must name S/RG/NAME. */
-static void job_put(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
+static void job_put(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		    const char *rest)
 {
 	char buf[1024], *seg[4], s[256], g[256], n[256];
 	struct json_object *job = parse_body(q, r), *jobs;
@@ -322,24 +333,24 @@ static void job_put(struct emu *e, struct emu_req *q, struct emu_reply *r, const
 	if (!job)
 		return;
 	snprintf(buf, sizeof(buf), "%s", rest);
-	if (emu_split_path(buf, seg, 4) != 3) {
+	if (dbx_emu_split_path(buf, seg, 4) != 3) {
 		admin_error(r, 400, "use /admin/jobs/SUBSCRIPTION/RESOURCEGROUP/NAME");
 		goto out;
 	}
-	if (!emu_id_parse(emu_jstr(job, "id"), s, g, n, sizeof(s)) || strcasecmp(s, seg[0]) ||
-	    strcasecmp(g, seg[1]) || strcasecmp(n, seg[2])) {
+	if (!dbx_emu_id_parse(dbx_emu_jstr(job, "id"), s, g, n, sizeof(s)) ||
+	    strcasecmp(s, seg[0]) || strcasecmp(g, seg[1]) || strcasecmp(n, seg[2])) {
 		admin_error(r, 400,
 			    "the job's id must be .../subscriptions/S/resourceGroups/RG/"
 			    "providers/Microsoft.DataBox/jobs/NAME of this path");
 		goto out;
 	}
-	jobs = emu_world_array(e, "jobs");
+	jobs = dbx_emu_world_array(e, "jobs");
 	if (!jobs) {
 		jobs = json_object_new_array();
 		json_object_object_add(e->world, "jobs", jobs);
 	}
 	for (i = 0; i < json_object_array_length(jobs); i++) {
-		if (json_object_array_get_idx(jobs, i) == emu_find_job(e, s, g, n)) {
+		if (json_object_array_get_idx(jobs, i) == dbx_emu_find_job(e, s, g, n)) {
 			json_object_array_put_idx(jobs, i, json_object_get(job));
 			admin_ok(r);
 			goto out;
@@ -352,7 +363,8 @@ out:
 }
 
 /* POST /admin/tokens/expire: every issued token is now expired. */
-static void tokens_expire(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
+static void tokens_expire(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			  const char *rest)
 {
 	size_t i;
 
@@ -362,7 +374,8 @@ static void tokens_expire(struct emu *e, struct emu_req *q, struct emu_reply *r,
 }
 
 /* POST /admin/tokens/revoke: forget every issued token (they become invalid). */
-static void tokens_revoke(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
+static void tokens_revoke(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			  const char *rest)
 {
 	size_t i;
 
@@ -372,14 +385,14 @@ static void tokens_revoke(struct emu *e, struct emu_req *q, struct emu_reply *r,
 	admin_ok(r);
 }
 
-static struct json_object *fault_json(const struct emu_fault *f)
+static struct json_object *fault_json(const struct dbx_emu_fault *f)
 {
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "id", json_object_new_int(f->id));
 	json_object_object_add(
 	    o, "service",
-	    f->svc == EMU_SVC_NONE ? NULL : json_object_new_string(emu_svc_name(f->svc)));
+	    f->svc == DBX_EMU_SVC_NONE ? NULL : json_object_new_string(dbx_emu_svc_name(f->svc)));
 	json_object_object_add(o, "method",
 			       f->method[0] ? json_object_new_string(f->method) : NULL);
 	json_object_object_add(o, "path_prefix",
@@ -394,20 +407,22 @@ static struct json_object *fault_json(const struct emu_fault *f)
 	return o;
 }
 
-static void faults_get(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
+static void faults_get(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		       const char *rest)
 {
 	struct json_object *a = json_object_new_array();
 	size_t i;
 
 	for (i = 0; i < e->nfaults; i++)
 		json_object_array_add(a, fault_json(&e->faults[i]));
-	emu_reply_json(r, 200, a);
+	dbx_emu_reply_json(r, 200, a);
 }
 
-static void fault_add(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
+static void fault_add(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		      const char *rest)
 {
 	struct json_object *o = parse_body(q, r), *v, *out;
-	struct emu_fault f = {0};
+	struct dbx_emu_fault f = {0};
 	const char *s;
 
 	if (!o)
@@ -420,9 +435,11 @@ static void fault_add(struct emu *e, struct emu_req *q, struct emu_reply *r, con
 			goto out;
 		}
 	}
-	if ((s = emu_jstr(o, "method")))
+	s = dbx_emu_jstr(o, "method");
+	if (s)
 		snprintf(f.method, sizeof(f.method), "%s", s);
-	if ((s = emu_jstr(o, "path_prefix")))
+	s = dbx_emu_jstr(o, "path_prefix");
+	if (s)
 		f.path_prefix = strdup(s);
 	if (json_object_object_get_ex(o, "latency_ms", &v) && v)
 		f.latency_ms = json_object_get_int(v);
@@ -444,7 +461,7 @@ static void fault_add(struct emu *e, struct emu_req *q, struct emu_reply *r, con
 	}
 	if (e->nfaults == e->cap_faults) {
 		size_t cap = e->cap_faults ? 2 * e->cap_faults : 8;
-		struct emu_fault *nf = realloc(e->faults, cap * sizeof(*nf));
+		struct dbx_emu_fault *nf = realloc(e->faults, cap * sizeof(*nf));
 
 		if (!nf) {
 			admin_error(r, 500, "out of memory");
@@ -458,14 +475,15 @@ static void fault_add(struct emu *e, struct emu_req *q, struct emu_reply *r, con
 	f.path_prefix = f.body = NULL;
 	out = json_object_new_object();
 	json_object_object_add(out, "id", json_object_new_int(e->faults[e->nfaults - 1].id));
-	emu_reply_json(r, 200, out);
+	dbx_emu_reply_json(r, 200, out);
 out:
 	free(f.path_prefix);
 	free(f.body);
 	json_object_put(o);
 }
 
-static void faults_clear(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
+static void faults_clear(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			 const char *rest)
 {
 	size_t i, keep = 0;
 	int id = rest && *rest == '/' ? atoi(rest + 1) : 0;
@@ -482,7 +500,8 @@ static void faults_clear(struct emu *e, struct emu_req *q, struct emu_reply *r, 
 	admin_ok(r);
 }
 
-static void latency_set(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest)
+static void latency_set(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			const char *rest)
 {
 	struct json_object *o = parse_body(q, r), *v;
 
@@ -507,7 +526,8 @@ static const struct admin_route {
 	const char *path;
 	bool prefix;
 	bool unlocked;
-	void (*fn)(struct emu *e, struct emu_req *q, struct emu_reply *r, const char *rest);
+	void (*fn)(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		   const char *rest);
 } admin_routes[] = {
     {"GET", "/admin/counters", false, false, counters_get},
     {"POST", "/admin/counters/reset", false, false, counters_reset},
@@ -525,7 +545,7 @@ static const struct admin_route {
     {"POST", "/admin/latency", false, false, latency_set},
 };
 
-void emu_admin_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
+void dbx_emu_admin_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r)
 {
 	size_t i, pl;
 	bool path_matched = false;

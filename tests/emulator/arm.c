@@ -36,7 +36,7 @@ static const char *const databox_versions[] = {
 
 struct arm_ctx {
 	const char *sub, *rg, *name, *apiver;
-	const struct emu_token *tok;
+	const struct dbx_emu_token *tok;
 	char *seg[MAXSEG];
 	int nseg;
 };
@@ -75,27 +75,28 @@ static bool audience_ok(const char *host, const char *aud)
 	return false;
 }
 
-static void auth_fail(struct emu_reply *r, const char *host, const char *tenant, const char *code,
-		      const char *msg)
+static void auth_fail(struct dbx_emu_reply *r, const char *host, const char *tenant,
+		      const char *code, const char *msg)
 {
-	emu_reply_error(r, 401, code, "%s", msg);
-	emu_reply_header(r, "WWW-Authenticate",
-			 "Bearer authorization_uri=\"https://%s/%s\", error=\"invalid_token\", "
-			 "error_description=\"%s\"",
-			 login_host(host), tenant, msg);
+	dbx_emu_reply_error(r, 401, code, "%s", msg);
+	dbx_emu_reply_header(r, "WWW-Authenticate",
+			     "Bearer authorization_uri=\"https://%s/%s\", error=\"invalid_token\", "
+			     "error_description=\"%s\"",
+			     login_host(host), tenant, msg);
 }
 
 /* Validate the bearer token; on failure fill r and return false. */
-static bool arm_auth(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c)
+static bool arm_auth(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		     struct arm_ctx *c)
 {
-	const char *h = emu_header(q, "Authorization");
+	const char *h = dbx_emu_header(q, "Authorization");
 	const char *tenant = "common";
-	struct json_object *s = c->sub ? emu_find_subscription(e, c->sub) : NULL;
-	const struct emu_token *t;
+	struct json_object *s = c->sub ? dbx_emu_find_subscription(e, c->sub) : NULL;
+	const struct dbx_emu_token *t;
 	char msg[1024];
 
-	if (s && emu_jstr(s, "tenantId"))
-		tenant = emu_jstr(s, "tenantId");
+	if (s && dbx_emu_jstr(s, "tenantId"))
+		tenant = dbx_emu_jstr(s, "tenantId");
 	if (!h || !*h) {
 		auth_fail(r, q->host, tenant, "AuthenticationFailed",
 			  "Authentication failed. The 'Authorization' header is missing.");
@@ -107,7 +108,7 @@ static bool arm_auth(struct emu *e, struct emu_req *q, struct emu_reply *r, stru
 			  "invalid format.");
 		return false;
 	}
-	t = emu_token_find(e, h + 7);
+	t = dbx_emu_token_find(e, h + 7);
 	if (!t) {
 		auth_fail(r, q->host, tenant, "InvalidAuthenticationToken",
 			  "The access token is invalid.");
@@ -137,7 +138,8 @@ static bool arm_auth(struct emu *e, struct emu_req *q, struct emu_reply *r, stru
 		auth_fail(r, q->host, t->tenant, "ExpiredAuthenticationToken", msg);
 		return false;
 	}
-	if (s && strcasecmp(emu_jstr(s, "tenantId") ? emu_jstr(s, "tenantId") : "", t->tenant)) {
+	if (s &&
+	    strcasecmp(dbx_emu_jstr(s, "tenantId") ? dbx_emu_jstr(s, "tenantId") : "", t->tenant)) {
 		snprintf(
 		    msg, sizeof(msg),
 		    "The access token is from the wrong issuer 'https://sts.windows.net/%s/'. "
@@ -181,7 +183,7 @@ static bool databox_version_ok(const char *v)
 	return false;
 }
 
-static void no_provider(struct emu_reply *r, const char *v, const char *type, const char *loc)
+static void no_provider(struct dbx_emu_reply *r, const char *v, const char *type, const char *loc)
 {
 	char list[1024] = "";
 	size_t i;
@@ -191,12 +193,12 @@ static void no_provider(struct emu_reply *r, const char *v, const char *type, co
 			strcat(list, ", ");
 		strcat(list, databox_versions[i]);
 	}
-	emu_reply_error(r, 400, "NoRegisteredProviderFound",
-			"No registered resource provider found for location '%s' and API "
-			"version '%s' for type '%s'. The supported api-versions are '%s'. The "
-			"supported locations are 'westus, westus2, eastus, eastus2, centralus, "
-			"northeurope, westeurope, southeastasia, japaneast, australiaeast'.",
-			loc, v, type, list);
+	dbx_emu_reply_error(r, 400, "NoRegisteredProviderFound",
+			    "No registered resource provider found for location '%s' and API "
+			    "version '%s' for type '%s'. The supported api-versions are '%s'. The "
+			    "supported locations are 'westus, westus2, eastus, eastus2, centralus, "
+			    "northeurope, westeurope, southeastasia, japaneast, australiaeast'.",
+			    loc, v, type, list);
 }
 
 static bool seg_is(const struct arm_ctx *c, int i, const char *name)
@@ -209,7 +211,7 @@ static bool seg_is(const struct arm_ctx *c, int i, const char *name)
 static struct json_object *sub_json(struct json_object *s)
 {
 	struct json_object *o = json_object_new_object(), *pol = json_object_new_object();
-	const char *id = emu_jstr(s, "subscriptionId");
+	const char *id = dbx_emu_jstr(s, "subscriptionId");
 	char path[256];
 
 	snprintf(path, sizeof(path), "/subscriptions/%s", id ? id : "");
@@ -219,15 +221,16 @@ static struct json_object *sub_json(struct json_object *s)
 	json_object_object_add(o, "subscriptionId", json_object_new_string(id ? id : ""));
 	json_object_object_add(
 	    o, "tenantId",
-	    json_object_new_string(emu_jstr(s, "tenantId") ? emu_jstr(s, "tenantId") : ""));
+	    json_object_new_string(dbx_emu_jstr(s, "tenantId") ? dbx_emu_jstr(s, "tenantId") : ""));
 	json_object_object_add(o, "displayName",
-			       json_object_new_string(emu_jstr(s, "displayName")
-							  ? emu_jstr(s, "displayName")
+			       json_object_new_string(dbx_emu_jstr(s, "displayName")
+							  ? dbx_emu_jstr(s, "displayName")
 						      : id ? id
 							   : ""));
-	json_object_object_add(
-	    o, "state",
-	    json_object_new_string(emu_jstr(s, "state") ? emu_jstr(s, "state") : "Enabled"));
+	json_object_object_add(o, "state",
+			       json_object_new_string(dbx_emu_jstr(s, "state")
+							  ? dbx_emu_jstr(s, "state")
+							  : "Enabled"));
 	json_object_object_add(pol, "locationPlacementId",
 			       json_object_new_string("Public_2014-09-01"));
 	json_object_object_add(pol, "quotaId", json_object_new_string("PayAsYouGo_2014-09-01"));
@@ -236,16 +239,17 @@ static struct json_object *sub_json(struct json_object *s)
 	return o;
 }
 
-static void subs_list(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c)
+static void subs_list(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		      struct arm_ctx *c)
 {
-	struct json_object *a = emu_world_array(e, "subscriptions");
+	struct json_object *a = dbx_emu_world_array(e, "subscriptions");
 	struct json_object *out = json_object_new_object(), *val = json_object_new_array();
 	struct json_object *count = json_object_new_object();
 	size_t i, n = a ? json_object_array_length(a) : 0;
 
 	for (i = 0; i < n; i++) {
 		struct json_object *s = json_object_array_get_idx(a, i);
-		const char *t = emu_jstr(s, "tenantId");
+		const char *t = dbx_emu_jstr(s, "tenantId");
 
 		if (t && !strcasecmp(t, c->tok->tenant))
 			json_object_array_add(val, sub_json(s));
@@ -255,24 +259,24 @@ static void subs_list(struct emu *e, struct emu_req *q, struct emu_reply *r, str
 			       json_object_new_int((int)json_object_array_length(val)));
 	json_object_object_add(out, "value", val);
 	json_object_object_add(out, "count", count);
-	emu_reply_json(r, 200, out);
+	dbx_emu_reply_json(r, 200, out);
 }
 
-static bool sub_exists(struct emu *e, struct emu_reply *r, const char *sub)
+static bool sub_exists(struct dbx_emu *e, struct dbx_emu_reply *r, const char *sub)
 {
-	if (emu_find_subscription(e, sub))
+	if (dbx_emu_find_subscription(e, sub))
 		return true;
-	emu_reply_error(r, 404, "SubscriptionNotFound", "The subscription '%s' could not be found.",
-			sub);
+	dbx_emu_reply_error(r, 404, "SubscriptionNotFound",
+			    "The subscription '%s' could not be found.", sub);
 	return false;
 }
 
-static bool rg_exists(struct emu *e, struct emu_reply *r, const char *sub, const char *rg)
+static bool rg_exists(struct dbx_emu *e, struct dbx_emu_reply *r, const char *sub, const char *rg)
 {
-	if (emu_rg_known(e, sub, rg))
+	if (dbx_emu_rg_known(e, sub, rg))
 		return true;
-	emu_reply_error(r, 404, "ResourceGroupNotFound", "Resource group '%s' could not be found.",
-			rg);
+	dbx_emu_reply_error(r, 404, "ResourceGroupNotFound",
+			    "Resource group '%s' could not be found.", rg);
 	return false;
 }
 
@@ -280,7 +284,7 @@ static bool rg_exists(struct emu *e, struct emu_reply *r, const char *sub, const
 
 static void lower_rg_segment(struct json_object *job)
 {
-	const char *id = emu_jstr(job, "id");
+	const char *id = dbx_emu_jstr(job, "id");
 	char *copy, *p;
 
 	if (!id)
@@ -328,13 +332,14 @@ static int skiptoken_parse(const char *tok)
 	return off;
 }
 
-static void jobs_list(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c)
+static void jobs_list(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		      struct arm_ctx *c)
 {
-	struct json_object *a = emu_world_array(e, "jobs");
+	struct json_object *a = dbx_emu_world_array(e, "jobs");
 	struct json_object *out, *val;
 	size_t i, n = a ? json_object_array_length(a) : 0;
-	const char *skip = emu_arg(q, "$skipToken");
-	int offset = 0, idx = 0, ps = emu_world_page_size(e);
+	const char *skip = dbx_emu_arg(q, "$skipToken");
+	int offset = 0, idx = 0, ps = dbx_emu_world_page_size(e);
 	bool more = false;
 	char s[256], g[256];
 
@@ -343,8 +348,8 @@ static void jobs_list(struct emu *e, struct emu_req *q, struct emu_reply *r, str
 	if (skip && *skip) {
 		offset = skiptoken_parse(skip);
 		if (offset < 0) {
-			emu_reply_error(r, 400, "InvalidSkipToken",
-					"The provided $skipToken '%s' is not valid.", skip);
+			dbx_emu_reply_error(r, 400, "InvalidSkipToken",
+					    "The provided $skipToken '%s' is not valid.", skip);
 			return;
 		}
 	}
@@ -353,7 +358,7 @@ static void jobs_list(struct emu *e, struct emu_req *q, struct emu_reply *r, str
 	for (i = 0; i < n; i++) {
 		struct json_object *job = json_object_array_get_idx(a, i), *copy = NULL;
 
-		if (!emu_id_parse(emu_jstr(job, "id"), s, g, NULL, sizeof(s)))
+		if (!dbx_emu_id_parse(dbx_emu_jstr(job, "id"), s, g, NULL, sizeof(s)))
 			continue;
 		if (strcasecmp(s, c->sub) || (c->rg && strcasecmp(g, c->rg)))
 			continue;
@@ -389,41 +394,43 @@ static void jobs_list(struct emu *e, struct emu_req *q, struct emu_reply *r, str
 		}
 		free(tok);
 	}
-	emu_reply_json(r, 200, out);
+	dbx_emu_reply_json(r, 200, out);
 }
 
-static bool expand_details(struct emu_req *q)
+static bool expand_details(struct dbx_emu_req *q)
 {
-	const char *x = emu_arg(q, "$expand");
+	const char *x = dbx_emu_arg(q, "$expand");
 
 	return x && strcasestr(x, "details");
 }
 
-static void job_not_found(struct emu_reply *r, const char *type, const char *name, const char *rg)
+static void job_not_found(struct dbx_emu_reply *r, const char *type, const char *name,
+			  const char *rg)
 {
-	emu_reply_error(r, 404, "ResourceNotFound",
-			"The Resource '%s/%s' under resource group '%s' was not found. For more "
-			"details please go to https://aka.ms/ARMResourceNotFoundFix",
-			type, name, rg);
+	dbx_emu_reply_error(
+	    r, 404, "ResourceNotFound",
+	    "The Resource '%s/%s' under resource group '%s' was not found. For more "
+	    "details please go to https://aka.ms/ARMResourceNotFoundFix",
+	    type, name, rg);
 }
 
-static void job_get(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c,
-		    struct json_object *job)
+static void job_get(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		    struct arm_ctx *c, struct json_object *job)
 {
 	struct json_object *copy = NULL, *details;
 
 	if (json_object_deep_copy(job, &copy, NULL)) {
-		emu_reply_error(r, 500, "InternalServerError", "Out of memory.");
+		dbx_emu_reply_error(r, 500, "InternalServerError", "Out of memory.");
 		return;
 	}
-	details = emu_jpath(copy, "properties.details");
+	details = dbx_emu_jpath(copy, "properties.details");
 	if (details && !expand_details(q))
 		json_object_object_del(details, "jobStages");
-	emu_reply_json(r, 200, copy);
+	dbx_emu_reply_json(r, 200, copy);
 }
 
-static void job_patch(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c,
-		      struct json_object *job);
+static void job_patch(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		      struct arm_ctx *c, struct json_object *job);
 
 /*
  * The seam for job operations: one row per HTTP method on
@@ -431,14 +438,15 @@ static void job_patch(struct emu *e, struct emu_req *q, struct emu_reply *r, str
  */
 static const struct job_method {
 	const char *method;
-	void (*fn)(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c,
-		   struct json_object *job);
+	void (*fn)(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		   struct arm_ctx *c, struct json_object *job);
 } job_methods[] = {
     {"GET", job_get},
     {"PATCH", job_patch},
 };
 
-static void job_dispatch(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c)
+static void job_dispatch(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			 struct arm_ctx *c)
 {
 	struct json_object *job;
 	size_t i;
@@ -448,7 +456,7 @@ static void job_dispatch(struct emu *e, struct emu_req *q, struct emu_reply *r, 
 			continue;
 		if (!sub_exists(e, r, c->sub) || !rg_exists(e, r, c->sub, c->rg))
 			return;
-		job = emu_find_job(e, c->sub, c->rg, c->name);
+		job = dbx_emu_find_job(e, c->sub, c->rg, c->name);
 		if (!job) {
 			job_not_found(r, "Microsoft.DataBox/jobs", c->name, c->rg);
 			return;
@@ -456,10 +464,10 @@ static void job_dispatch(struct emu *e, struct emu_req *q, struct emu_reply *r, 
 		job_methods[i].fn(e, q, r, c, job);
 		return;
 	}
-	emu_reply_error(r, 405, "MethodNotAllowed",
-			"The requested method '%s' is not allowed on resource "
-			"'Microsoft.DataBox/jobs/%s' by the emulator.",
-			q->method, c->name);
+	dbx_emu_reply_error(r, 405, "MethodNotAllowed",
+			    "The requested method '%s' is not allowed on resource "
+			    "'Microsoft.DataBox/jobs/%s' by the emulator.",
+			    q->method, c->name);
 }
 
 /* ---- PATCH: merge keyEncryptionKey and identity, answer as an LRO ---- */
@@ -482,29 +490,29 @@ static void iso_now(char *buf, size_t len)
  * when it is (re-)enabled; user-assigned entries get their principalId and
  * clientId from the world's identities, as the service reports them.
  */
-static struct json_object *merge_identity(struct emu *e, struct arm_ctx *c, struct json_object *job,
-					  struct json_object *want)
+static struct json_object *merge_identity(struct dbx_emu *e, struct arm_ctx *c,
+					  struct json_object *job, struct json_object *want)
 {
-	struct json_object *old = emu_jpath(job, "identity"), *out = json_object_new_object();
+	struct json_object *old = dbx_emu_jpath(job, "identity"), *out = json_object_new_object();
 	struct json_object *uais, *map;
-	struct json_object *sub = emu_find_subscription(e, c->sub);
-	const char *type = emu_jstr(want, "type"), *old_type = emu_jstr(old, "type");
+	struct json_object *sub = dbx_emu_find_subscription(e, c->sub);
+	const char *type = dbx_emu_jstr(want, "type"), *old_type = dbx_emu_jstr(old, "type");
 	char guid[37];
 
 	if (!type)
 		type = old_type ? old_type : "None";
 	json_object_object_add(out, "type", json_object_new_string(type));
 	if (strcasestr(type, "SystemAssigned")) {
-		const char *pid = emu_jstr(old, "principalId");
+		const char *pid = dbx_emu_jstr(old, "principalId");
 
 		if (!old_type || !strcasestr(old_type, "SystemAssigned") || !pid) {
-			emu_guid(guid);
+			dbx_emu_guid(guid);
 			pid = guid;
 		}
 		json_object_object_add(out, "principalId", json_object_new_string(pid));
 		json_object_object_add(out, "tenantId",
-				       json_object_new_string(emu_jstr(sub, "tenantId")
-								  ? emu_jstr(sub, "tenantId")
+				       json_object_new_string(dbx_emu_jstr(sub, "tenantId")
+								  ? dbx_emu_jstr(sub, "tenantId")
 								  : c->tok->tenant));
 	}
 	if (strcasestr(type, "UserAssigned") &&
@@ -517,16 +525,16 @@ static struct json_object *merge_identity(struct emu *e, struct arm_ctx *c, stru
 			char s[256], g[256], n[256];
 
 			(void)val;
-			if (emu_id_parse(id, s, g, n, sizeof(s)))
-				uai = emu_find_resource(e, "identities", s, g, n);
-			if (uai && emu_jstr(uai, "principalId"))
+			if (dbx_emu_id_parse(id, s, g, n, sizeof(s)))
+				uai = dbx_emu_find_resource(e, "identities", s, g, n);
+			if (uai && dbx_emu_jstr(uai, "principalId"))
 				json_object_object_add(
 				    entry, "principalId",
-				    json_object_new_string(emu_jstr(uai, "principalId")));
-			if (uai && emu_jstr(uai, "clientId"))
+				    json_object_new_string(dbx_emu_jstr(uai, "principalId")));
+			if (uai && dbx_emu_jstr(uai, "clientId"))
 				json_object_object_add(
 				    entry, "clientId",
-				    json_object_new_string(emu_jstr(uai, "clientId")));
+				    json_object_new_string(dbx_emu_jstr(uai, "clientId")));
 			json_object_object_add(map, id, entry);
 		}
 		json_object_object_add(out, "userAssignedIdentities", map);
@@ -534,26 +542,29 @@ static struct json_object *merge_identity(struct emu *e, struct arm_ctx *c, stru
 	return out;
 }
 
-static void job_patch(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c,
-		      struct json_object *job)
+static void job_patch(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		      struct arm_ctx *c, struct json_object *job)
 {
 	enum json_tokener_error jerr = json_tokener_success;
 	struct json_object *body = NULL, *kek, *ident, *tags, *details, *sys, *op;
-	const char *loc = emu_jstr(job, "location");
+	const char *loc = dbx_emu_jstr(job, "location");
 	char opid[37], now[64];
 
-	if (!q->body || !q->body_len || !(body = json_tokener_parse_verbose(q->body, &jerr)) ||
-	    !json_object_is_type(body, json_type_object)) {
-		emu_reply_error(r, 400, "InvalidRequestContent",
-				"The request content was invalid and could not be deserialized.");
+	if (q->body && q->body_len)
+		body = json_tokener_parse_verbose(q->body, &jerr);
+	if (!body || !json_object_is_type(body, json_type_object)) {
+		dbx_emu_reply_error(
+		    r, 400, "InvalidRequestContent",
+		    "The request content was invalid and could not be deserialized.");
 		goto out;
 	}
-	kek = emu_jpath(body, "properties.details.keyEncryptionKey");
-	details = emu_jpath(job, "properties.details");
+	kek = dbx_emu_jpath(body, "properties.details.keyEncryptionKey");
+	details = dbx_emu_jpath(job, "properties.details");
 	if (kek) {
 		if (!details) {
 			details = json_object_new_object();
-			json_object_object_add(emu_jpath(job, "properties"), "details", details);
+			json_object_object_add(dbx_emu_jpath(job, "properties"), "details",
+					       details);
 		}
 		json_object_object_add(details, "keyEncryptionKey", json_object_get(kek));
 	}
@@ -564,7 +575,7 @@ static void job_patch(struct emu *e, struct emu_req *q, struct emu_reply *r, str
 	    json_object_is_type(tags, json_type_object))
 		json_object_object_add(job, "tags", json_object_get(tags));
 	iso_now(now, sizeof(now));
-	sys = emu_jpath(job, "systemData");
+	sys = dbx_emu_jpath(job, "systemData");
 	if (sys) {
 		json_object_object_add(sys, "lastModifiedAt", json_object_new_string(now));
 		json_object_object_add(sys, "lastModifiedBy",
@@ -572,31 +583,31 @@ static void job_patch(struct emu *e, struct emu_req *q, struct emu_reply *r, str
 		json_object_object_add(sys, "lastModifiedByType",
 				       json_object_new_string("Application"));
 	}
-	emu_guid(opid);
+	dbx_emu_guid(opid);
 	op = json_object_new_object();
-	json_object_object_add(op, "job", json_object_new_string(emu_jstr(job, "id")));
+	json_object_object_add(op, "job", json_object_new_string(dbx_emu_jstr(job, "id")));
 	json_object_object_add(op, "polls", json_object_new_int(0));
 	json_object_object_add(e->operations, opid, op);
 	r->status = 202;
-	emu_reply_header(r, "Location",
-			 "https://%s/subscriptions/%s/providers/Microsoft.DataBox/locations/%s/"
-			 "operationResults/%s?api-version=%s",
-			 q->host_raw, c->sub, loc ? loc : "westus", opid, c->apiver);
-	emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-writes", "799");
+	dbx_emu_reply_header(r, "Location",
+			     "https://%s/subscriptions/%s/providers/Microsoft.DataBox/locations/%s/"
+			     "operationResults/%s?api-version=%s",
+			     q->host_raw, c->sub, loc ? loc : "westus", opid, c->apiver);
+	dbx_emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-writes", "799");
 out:
 	json_object_put(body);
 }
 
-static void op_results(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c,
-		       const char *loc, const char *opid)
+static void op_results(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		       struct arm_ctx *c, const char *loc, const char *opid)
 {
 	struct json_object *op, *polls;
 	char sub[256], rg[256], name[256];
 	int n;
 
 	if (!json_object_object_get_ex(e->operations, opid, &op)) {
-		emu_reply_error(r, 404, "ResourceNotFound", "The operation '%s' was not found.",
-				opid);
+		dbx_emu_reply_error(r, 404, "ResourceNotFound", "The operation '%s' was not found.",
+				    opid);
 		return;
 	}
 	json_object_object_get_ex(op, "polls", &polls);
@@ -604,21 +615,21 @@ static void op_results(struct emu *e, struct emu_req *q, struct emu_reply *r, st
 	json_object_object_add(op, "polls", json_object_new_int(n + 1));
 	r->status = 202;
 	if (n == 0) {
-		emu_reply_header(
+		dbx_emu_reply_header(
 		    r, "Location",
 		    "https://%s/subscriptions/%s/providers/Microsoft.DataBox/locations/"
 		    "%s/operationResults/%s?api-version=%s",
 		    q->host_raw, c->sub, loc, opid, c->apiver);
 		return;
 	}
-	if (!emu_id_parse(emu_jstr(op, "job"), sub, rg, name, sizeof(sub))) {
-		emu_reply_error(r, 500, "InternalServerError", "Broken operation.");
+	if (!dbx_emu_id_parse(dbx_emu_jstr(op, "job"), sub, rg, name, sizeof(sub))) {
+		dbx_emu_reply_error(r, 500, "InternalServerError", "Broken operation.");
 		return;
 	}
-	emu_reply_header(r, "Location",
-			 "https://%s/subscriptions/%s/resourceGroups/%s/providers/"
-			 "Microsoft.DataBox/jobs/%s?api-version=%s",
-			 q->host_raw, sub, rg, name, c->apiver);
+	dbx_emu_reply_header(r, "Location",
+			     "https://%s/subscriptions/%s/resourceGroups/%s/providers/"
+			     "Microsoft.DataBox/jobs/%s?api-version=%s",
+			     q->host_raw, sub, rg, name, c->apiver);
 }
 
 /* ---- Resources - List with $filter ---- */
@@ -664,10 +675,10 @@ static int parse_filter(const char *f, struct rfilter *out)
 	return 0;
 }
 
-static void add_resources(struct emu *e, struct json_object *val, const char *array,
+static void add_resources(struct dbx_emu *e, struct json_object *val, const char *array,
 			  const char *type, const char *sub, const struct rfilter *f)
 {
-	struct json_object *a = emu_world_array(e, array);
+	struct json_object *a = dbx_emu_world_array(e, array);
 	size_t i, n = a ? json_object_array_length(a) : 0;
 	char s[256], g[256];
 
@@ -675,9 +686,9 @@ static void add_resources(struct emu *e, struct json_object *val, const char *ar
 		return;
 	for (i = 0; i < n; i++) {
 		struct json_object *o = json_object_array_get_idx(a, i), *res, *tags;
-		const char *name = emu_jstr(o, "name"), *loc = emu_jstr(o, "location");
+		const char *name = dbx_emu_jstr(o, "name"), *loc = dbx_emu_jstr(o, "location");
 
-		if (!name || !emu_id_parse(emu_jstr(o, "id"), s, g, NULL, sizeof(s)) ||
+		if (!name || !dbx_emu_id_parse(dbx_emu_jstr(o, "id"), s, g, NULL, sizeof(s)) ||
 		    strcasecmp(s, sub))
 			continue;
 		if ((f->name[0] && strcasecmp(f->name, name)) ||
@@ -685,7 +696,7 @@ static void add_resources(struct emu *e, struct json_object *val, const char *ar
 		    (f->location[0] && (!loc || strcasecmp(f->location, loc))))
 			continue;
 		res = json_object_new_object();
-		json_object_object_add(res, "id", json_object_new_string(emu_jstr(o, "id")));
+		json_object_object_add(res, "id", json_object_new_string(dbx_emu_jstr(o, "id")));
 		json_object_object_add(res, "name", json_object_new_string(name));
 		json_object_object_add(res, "type", json_object_new_string(type));
 		json_object_object_add(res, "location", json_object_new_string(loc ? loc : ""));
@@ -697,17 +708,18 @@ static void add_resources(struct emu *e, struct json_object *val, const char *ar
 	}
 }
 
-static void resources_list(struct emu *e, struct emu_req *q, struct emu_reply *r, struct arm_ctx *c)
+static void resources_list(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			   struct arm_ctx *c)
 {
-	const char *filter = emu_arg(q, "$filter");
+	const char *filter = dbx_emu_arg(q, "$filter");
 	struct json_object *out, *val;
 	struct rfilter f;
 
 	if (!sub_exists(e, r, c->sub))
 		return;
 	if (parse_filter(filter ? filter : "", &f)) {
-		emu_reply_error(r, 400, "InvalidFilterInQueryString",
-				"Invalid $filter '%s' specified in the query string.", filter);
+		dbx_emu_reply_error(r, 400, "InvalidFilterInQueryString",
+				    "Invalid $filter '%s' specified in the query string.", filter);
 		return;
 	}
 	out = json_object_new_object();
@@ -717,31 +729,31 @@ static void resources_list(struct emu *e, struct emu_req *q, struct emu_reply *r
 		      c->sub, &f);
 	add_resources(e, val, "jobs", "Microsoft.DataBox/jobs", c->sub, &f);
 	json_object_object_add(out, "value", val);
-	emu_reply_json(r, 200, out);
+	dbx_emu_reply_json(r, 200, out);
 }
 
 /* ---- vaults and identities ---- */
 
-static void vault_get(struct emu *e, struct emu_reply *r, struct arm_ctx *c)
+static void vault_get(struct dbx_emu *e, struct dbx_emu_reply *r, struct arm_ctx *c)
 {
 	struct json_object *v, *copy = NULL;
 
 	if (!sub_exists(e, r, c->sub) || !rg_exists(e, r, c->sub, c->rg))
 		return;
-	v = emu_find_resource(e, "vaults", c->sub, c->rg, c->name);
+	v = dbx_emu_find_resource(e, "vaults", c->sub, c->rg, c->name);
 	if (!v) {
 		job_not_found(r, "Microsoft.KeyVault/vaults", c->name, c->rg);
 		return;
 	}
 	if (json_object_deep_copy(v, &copy, NULL)) {
-		emu_reply_error(r, 500, "InternalServerError", "Out of memory.");
+		dbx_emu_reply_error(r, 500, "InternalServerError", "Out of memory.");
 		return;
 	}
 	json_object_object_del(copy, "keys");
-	emu_reply_json(r, 200, copy);
+	dbx_emu_reply_json(r, 200, copy);
 }
 
-static void identity_get(struct emu *e, struct emu_reply *r, struct arm_ctx *c)
+static void identity_get(struct dbx_emu *e, struct dbx_emu_reply *r, struct arm_ctx *c)
 {
 	struct json_object *i, *o, *props, *tags;
 	const char *keys[] = {"tenantId", "principalId", "clientId"};
@@ -749,7 +761,7 @@ static void identity_get(struct emu *e, struct emu_reply *r, struct arm_ctx *c)
 
 	if (!sub_exists(e, r, c->sub) || !rg_exists(e, r, c->sub, c->rg))
 		return;
-	i = emu_find_resource(e, "identities", c->sub, c->rg, c->name);
+	i = dbx_emu_find_resource(e, "identities", c->sub, c->rg, c->name);
 	if (!i) {
 		job_not_found(r, "Microsoft.ManagedIdentity/userAssignedIdentities", c->name,
 			      c->rg);
@@ -757,24 +769,26 @@ static void identity_get(struct emu *e, struct emu_reply *r, struct arm_ctx *c)
 	}
 	o = json_object_new_object();
 	props = json_object_new_object();
-	json_object_object_add(o, "id", json_object_new_string(emu_jstr(i, "id")));
+	json_object_object_add(o, "id", json_object_new_string(dbx_emu_jstr(i, "id")));
 	json_object_object_add(
-	    o, "name", json_object_new_string(emu_jstr(i, "name") ? emu_jstr(i, "name") : c->name));
+	    o, "name",
+	    json_object_new_string(dbx_emu_jstr(i, "name") ? dbx_emu_jstr(i, "name") : c->name));
 	json_object_object_add(
 	    o, "type", json_object_new_string("Microsoft.ManagedIdentity/userAssignedIdentities"));
-	json_object_object_add(
-	    o, "location",
-	    json_object_new_string(emu_jstr(i, "location") ? emu_jstr(i, "location") : "westus"));
+	json_object_object_add(o, "location",
+			       json_object_new_string(dbx_emu_jstr(i, "location")
+							  ? dbx_emu_jstr(i, "location")
+							  : "westus"));
 	if (json_object_object_get_ex(i, "tags", &tags))
 		json_object_object_add(o, "tags", json_object_get(tags));
 	else
 		json_object_object_add(o, "tags", json_object_new_object());
 	for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
-		if (emu_jstr(i, keys[k]))
+		if (dbx_emu_jstr(i, keys[k]))
 			json_object_object_add(props, keys[k],
-					       json_object_new_string(emu_jstr(i, keys[k])));
+					       json_object_new_string(dbx_emu_jstr(i, keys[k])));
 	json_object_object_add(o, "properties", props);
-	emu_reply_json(r, 200, o);
+	dbx_emu_reply_json(r, 200, o);
 }
 
 /* ---- routing ---- */
@@ -833,42 +847,43 @@ static enum route route_of(struct arm_ctx *c)
 	return R_NONE;
 }
 
-void emu_arm_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
+void dbx_emu_arm_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r)
 {
 	struct arm_ctx c = {0};
 	char *buf = strdup(q->path);
 	enum route rt;
 
 	if (!buf) {
-		emu_reply_error(r, 500, "InternalServerError", "Out of memory.");
+		dbx_emu_reply_error(r, 500, "InternalServerError", "Out of memory.");
 		return;
 	}
-	c.nseg = emu_split_path(buf, c.seg, MAXSEG);
+	c.nseg = dbx_emu_split_path(buf, c.seg, MAXSEG);
 	rt = route_of(&c);
 	if (!arm_auth(e, q, r, &c))
 		goto out;
-	c.apiver = emu_arg(q, "api-version");
+	c.apiver = dbx_emu_arg(q, "api-version");
 	if (!c.apiver || !*c.apiver) {
-		emu_reply_error(r, 400, "MissingApiVersionParameter",
-				"The api-version query parameter (?api-version=) is required for "
-				"all requests.");
+		dbx_emu_reply_error(
+		    r, 400, "MissingApiVersionParameter",
+		    "The api-version query parameter (?api-version=) is required for "
+		    "all requests.");
 		goto out;
 	}
 	if (rt == R_JOBS_SUB || rt == R_JOBS_RG || rt == R_JOB || rt == R_OPRESULT) {
 		if (!databox_version_ok(c.apiver)) {
 			struct json_object *job =
-			    rt == R_JOB ? emu_find_job(e, c.sub, c.rg, c.name) : NULL;
-			const char *loc = job ? emu_jstr(job, "location") : NULL;
+			    rt == R_JOB ? dbx_emu_find_job(e, c.sub, c.rg, c.name) : NULL;
+			const char *loc = job ? dbx_emu_jstr(job, "location") : NULL;
 
 			no_provider(r, c.apiver, "jobs", loc ? loc : "westus");
 			goto out;
 		}
 	} else if (!is_date_version(c.apiver)) {
-		emu_reply_error(r, 400, "InvalidApiVersionParameter",
-				"The api-version '%s' is invalid. The supported versions are "
-				"'2024-11-01,2023-07-01,2022-12-01,2021-04-01,2020-01-01,"
-				"2019-11-01,2016-06-01,2015-11-01'.",
-				c.apiver);
+		dbx_emu_reply_error(r, 400, "InvalidApiVersionParameter",
+				    "The api-version '%s' is invalid. The supported versions are "
+				    "'2024-11-01,2023-07-01,2022-12-01,2021-04-01,2020-01-01,"
+				    "2019-11-01,2016-06-01,2015-11-01'.",
+				    c.apiver);
 		goto out;
 	}
 	if (rt == R_JOB) {
@@ -876,9 +891,9 @@ void emu_arm_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
 		goto out;
 	}
 	if (rt != R_NONE && strcmp(q->method, "GET")) {
-		emu_reply_error(r, 405, "MethodNotAllowed",
-				"The requested method '%s' is not allowed on '%s'.", q->method,
-				q->path);
+		dbx_emu_reply_error(r, 405, "MethodNotAllowed",
+				    "The requested method '%s' is not allowed on '%s'.", q->method,
+				    q->path);
 		goto out;
 	}
 	switch (rt) {
@@ -887,7 +902,7 @@ void emu_arm_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
 		break;
 	case R_SUB:
 		if (sub_exists(e, r, c.sub))
-			emu_reply_json(r, 200, sub_json(emu_find_subscription(e, c.sub)));
+			dbx_emu_reply_json(r, 200, sub_json(dbx_emu_find_subscription(e, c.sub)));
 		break;
 	case R_RESOURCES:
 		resources_list(e, q, r, &c);
@@ -906,10 +921,10 @@ void emu_arm_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
 		identity_get(e, r, &c);
 		break;
 	default:
-		emu_reply_error(r, 404, "InvalidResourceType",
-				"The resource type could not be found for path '%s' and api "
-				"version '%s'.",
-				q->path, c.apiver);
+		dbx_emu_reply_error(r, 404, "InvalidResourceType",
+				    "The resource type could not be found for path '%s' and api "
+				    "version '%s'.",
+				    q->path, c.apiver);
 	}
 out:
 	free(buf);

@@ -4,9 +4,9 @@
  * The emulator is one process with two libmicrohttpd daemons: an HTTPS
  * server that plays Azure Resource Manager, Key Vault and Microsoft Entra ID
  * (dispatched by the Host header), and a plain-HTTP admin API on loopback.
- * Everything mutable lives in one struct emu, guarded by emu->lock; the
+ * Everything mutable lives in one struct dbx_emu, guarded by emu->lock; the
  * request handlers (arm.c, keyvault.c, entra.c, admin.c) run with that lock
- * held and fill a struct emu_reply, which main.c turns into an MHD response
+ * held and fill a struct dbx_emu_reply, which main.c turns into an MHD response
  * after the lock is released (so injected latency never blocks others).
  */
 #ifndef DBX_EMU_H
@@ -21,16 +21,16 @@
 #include <json-c/json.h>
 #include <microhttpd.h>
 
-enum emu_service {
-	EMU_SVC_NONE = 0,
-	EMU_SVC_ARM,
-	EMU_SVC_KEYVAULT,
-	EMU_SVC_ENTRA,
-	EMU_SVC_ADMIN,
+enum dbx_emu_service {
+	DBX_EMU_SVC_NONE = 0,
+	DBX_EMU_SVC_ARM,
+	DBX_EMU_SVC_KEYVAULT,
+	DBX_EMU_SVC_ENTRA,
+	DBX_EMU_SVC_ADMIN,
 };
 
 /* One issued access token; looked up by its string. */
-struct emu_token {
+struct dbx_emu_token {
 	char *token;
 	char tenant[64];
 	char client[64];
@@ -40,11 +40,11 @@ struct emu_token {
 };
 
 /* One injected fault rule (admin API, POST /admin/faults). */
-struct emu_fault {
+struct dbx_emu_fault {
 	int id;
-	enum emu_service svc; /* EMU_SVC_NONE = any */
-	char method[16];      /* "" = any */
-	char *path_prefix;    /* NULL = any */
+	enum dbx_emu_service svc; /* DBX_EMU_SVC_NONE = any */
+	char method[16];	  /* "" = any */
+	char *path_prefix;	  /* NULL = any */
 	int latency_ms;
 	unsigned int status; /* 0 = pass through after latency */
 	char retry_after[32];
@@ -53,28 +53,28 @@ struct emu_fault {
 	long count; /* -1 = forever */
 };
 
-#define EMU_REQLOG_MAX	1000
-#define EMU_MAX_HEADERS 24
+#define DBX_EMU_REQLOG_MAX  1000
+#define DBX_EMU_MAX_HEADERS 24
 
-struct emu {
+struct dbx_emu {
 	pthread_mutex_t lock;
 	struct json_object *world; /* the world as loaded (keys carry n/e) */
 	int page_size_override;	   /* --page-size, 0 = world's */
 	int latency_ms;		   /* global latency for Azure responses */
 
-	struct emu_token *tokens;
+	struct dbx_emu_token *tokens;
 	size_t ntokens, cap_tokens;
 
-	struct emu_fault *faults;
+	struct dbx_emu_fault *faults;
 	size_t nfaults, cap_faults;
 	int next_fault_id;
 
 	/* counters */
 	long total;
-	long by_svc[EMU_SVC_ADMIN + 1];
+	long by_svc[DBX_EMU_SVC_ADMIN + 1];
 	struct json_object *by_path; /* "METHOD host/path" -> int */
 	/* request log ring */
-	struct json_object *reqlog[EMU_REQLOG_MAX];
+	struct json_object *reqlog[DBX_EMU_REQLOG_MAX];
 	size_t reqlog_head, reqlog_len;
 
 	/* pending PATCH operations: opid -> {job id, polls} */
@@ -83,14 +83,14 @@ struct emu {
 	/* cache of generated key material, "vault/key/version/kty/size" -> jwk */
 	pthread_mutex_t keycache_lock;
 	struct json_object *keycache;
-	struct emu_warm *warm; /* background key generation, see world.c */
+	struct dbx_emu_warm *warm; /* background key generation, see world.c */
 	atomic_bool stopping;
 
 	const char *state_dir;
 };
 
 /* A request as the handlers see it. */
-struct emu_req {
+struct dbx_emu_req {
 	char *uri;	   /* raw request target, as received */
 	char *raw_path;	   /* raw path (before '?') */
 	const char *query; /* raw query string (after '?'), "" when none */
@@ -98,7 +98,7 @@ struct emu_req {
 	const char *method;
 	char host[256];	    /* lower-case, port stripped */
 	char host_raw[256]; /* as sent (may carry a port), for nextLink */
-	enum emu_service svc;
+	enum dbx_emu_service svc;
 	struct MHD_Connection *conn;
 	char *body;
 	size_t body_len, body_cap;
@@ -106,79 +106,83 @@ struct emu_req {
 	bool admin;
 };
 
-struct emu_reply {
+struct dbx_emu_reply {
 	unsigned int status;
 	char *body;
 	size_t body_len;
 	const char *content_type; /* NULL = none (empty body) */
 	int nhdr;
-	char *hname[EMU_MAX_HEADERS];
-	char *hvalue[EMU_MAX_HEADERS];
+	char *hname[DBX_EMU_MAX_HEADERS];
+	char *hvalue[DBX_EMU_MAX_HEADERS];
 	bool drop;	  /* close the connection without a response */
 	bool secret_body; /* the request body held secrets: do not log it */
 };
 
 /* ---- main.c: request/reply helpers ---- */
-const char *emu_arg(const struct emu_req *q, const char *key);
-const char *emu_header(const struct emu_req *q, const char *name);
-void emu_reply_header(struct emu_reply *r, const char *name, const char *fmt, ...)
+const char *dbx_emu_arg(const struct dbx_emu_req *q, const char *key);
+const char *dbx_emu_header(const struct dbx_emu_req *q, const char *name);
+void dbx_emu_reply_header(struct dbx_emu_reply *r, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Serialize obj as the body (takes ownership of obj). */
-void emu_reply_json(struct emu_reply *r, unsigned int status, struct json_object *obj);
+void dbx_emu_reply_json(struct dbx_emu_reply *r, unsigned int status, struct json_object *obj);
 /* ARM-shaped error: {"error":{"code":...,"message":...}}. */
-void emu_reply_error(struct emu_reply *r, unsigned int status, const char *code, const char *fmt,
-		     ...) __attribute__((format(printf, 4, 5)));
-void emu_guid(char out[37]);
-void emu_rand_hex(char *out, size_t nbytes);
-char *emu_b64url(const unsigned char *data, size_t len);
+void dbx_emu_reply_error(struct dbx_emu_reply *r, unsigned int status, const char *code,
+			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void dbx_emu_guid(char out[37]);
+void dbx_emu_rand_hex(char *out, size_t nbytes);
+char *dbx_emu_b64url(const unsigned char *data, size_t len);
 /* Split a decoded path into segments; returns count, fills seg (pointers into buf). */
-int emu_split_path(char *buf, char **seg, int max);
+int dbx_emu_split_path(char *buf, char **seg, int max);
 
 /* ---- tls.c ---- */
-int emu_tls_make(const char *cafile, char **cert_pem, char **key_pem);
+int dbx_emu_tls_make(const char *cafile, char **cert_pem, char **key_pem);
 
 /* ---- world.c ---- */
 /* Parse a world; NULL + err on failure. */
-struct json_object *emu_world_parse(const char *text, char *err, size_t errlen);
+struct json_object *dbx_emu_world_parse(const char *text, char *err, size_t errlen);
 /* Start generating key material for world in the background (before sharing it). */
-void emu_keys_warm(struct emu *e, struct json_object *world);
-void emu_keys_stop(struct emu *e);
+void dbx_emu_keys_warm(struct dbx_emu *e, struct json_object *world);
+void dbx_emu_keys_stop(struct dbx_emu *e);
 /* Fill ver with key material (cache or generate now); e->lock held. */
-int emu_key_material(struct emu *e, const char *vault, const char *key, struct json_object *ver);
-void emu_world_replace(struct emu *e, struct json_object *world);
-int emu_world_page_size(struct emu *e);
-int emu_world_token_lifetime(struct emu *e);
-struct json_object *emu_world_array(struct emu *e, const char *name);
-struct json_object *emu_find_subscription(struct emu *e, const char *sub);
-bool emu_rg_known(struct emu *e, const char *sub, const char *rg);
-struct json_object *emu_find_job(struct emu *e, const char *sub, const char *rg, const char *name);
-struct json_object *emu_find_vault_by_name(struct emu *e, const char *name);
-struct json_object *emu_find_vault_by_host(struct emu *e, const char *host);
-struct json_object *emu_find_resource(struct emu *e, const char *array, const char *sub,
-				      const char *rg, const char *name);
-struct json_object *emu_find_client(struct emu *e, const char *tenant, const char *client);
-bool emu_tenant_known(struct emu *e, const char *tenant);
+int dbx_emu_key_material(struct dbx_emu *e, const char *vault, const char *key,
+			 struct json_object *ver);
+void dbx_emu_world_replace(struct dbx_emu *e, struct json_object *world);
+int dbx_emu_world_page_size(struct dbx_emu *e);
+int dbx_emu_world_token_lifetime(struct dbx_emu *e);
+struct json_object *dbx_emu_world_array(struct dbx_emu *e, const char *name);
+struct json_object *dbx_emu_find_subscription(struct dbx_emu *e, const char *sub);
+bool dbx_emu_rg_known(struct dbx_emu *e, const char *sub, const char *rg);
+struct json_object *dbx_emu_find_job(struct dbx_emu *e, const char *sub, const char *rg,
+				     const char *name);
+struct json_object *dbx_emu_find_vault_by_name(struct dbx_emu *e, const char *name);
+struct json_object *dbx_emu_find_vault_by_host(struct dbx_emu *e, const char *host);
+struct json_object *dbx_emu_find_resource(struct dbx_emu *e, const char *array, const char *sub,
+					  const char *rg, const char *name);
+struct json_object *dbx_emu_find_client(struct dbx_emu *e, const char *tenant, const char *client);
+bool dbx_emu_tenant_known(struct dbx_emu *e, const char *tenant);
 /* Split an ARM id; fields are case-insensitive on segment names. */
-bool emu_id_parse(const char *id, char *sub, char *rg, char *name, size_t len);
-const char *emu_jstr(struct json_object *o, const char *key);
-struct json_object *emu_jpath(struct json_object *o, const char *dotted);
+bool dbx_emu_id_parse(const char *id, char *sub, char *rg, char *name, size_t len);
+const char *dbx_emu_jstr(struct json_object *o, const char *key);
+struct json_object *dbx_emu_jpath(struct json_object *o, const char *dotted);
+struct json_object *dbx_emu_jarray(struct json_object *o, const char *key);
 
 /* tokens */
-const char *emu_token_issue(struct emu *e, const char *tenant, const char *client, const char *oid,
-			    const char *aud, int lifetime);
-const struct emu_token *emu_token_find(struct emu *e, const char *token);
+const char *dbx_emu_token_issue(struct dbx_emu *e, const char *tenant, const char *client,
+				const char *oid, const char *aud, int lifetime);
+const struct dbx_emu_token *dbx_emu_token_find(struct dbx_emu *e, const char *token);
 
 /* ---- service handlers (called with e->lock held) ---- */
-void emu_arm_handle(struct emu *e, struct emu_req *q, struct emu_reply *r);
-void emu_kv_handle(struct emu *e, struct emu_req *q, struct emu_reply *r);
-void emu_entra_handle(struct emu *e, struct emu_req *q, struct emu_reply *r);
-void emu_admin_handle(struct emu *e, struct emu_req *q, struct emu_reply *r);
+void dbx_emu_arm_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r);
+void dbx_emu_kv_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r);
+void dbx_emu_entra_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r);
+void dbx_emu_admin_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r);
 
 /* ---- admin.c: bookkeeping used by main.c ---- */
-const char *emu_svc_name(enum emu_service s);
-void emu_record(struct emu *e, const struct emu_req *q, const struct emu_reply *r);
+const char *dbx_emu_svc_name(enum dbx_emu_service s);
+void dbx_emu_record(struct dbx_emu *e, const struct dbx_emu_req *q, const struct dbx_emu_reply *r);
 /* Returns the matching fault (count already consumed) or NULL. */
-const struct emu_fault *emu_fault_match(struct emu *e, const struct emu_req *q);
-void emu_fault_reply(const struct emu_fault *f, const struct emu_req *q, struct emu_reply *r);
+const struct dbx_emu_fault *dbx_emu_fault_match(struct dbx_emu *e, const struct dbx_emu_req *q);
+void dbx_emu_fault_reply(const struct dbx_emu_fault *f, const struct dbx_emu_req *q,
+			 struct dbx_emu_reply *r);
 
 #endif

@@ -76,7 +76,7 @@ static bool form_get(const char *body, const char *key, char *out, size_t outlen
 	return false;
 }
 
-__attribute__((format(printf, 5, 6))) static void aad_error(struct emu_reply *r,
+__attribute__((format(printf, 5, 6))) static void aad_error(struct dbx_emu_reply *r,
 							    unsigned int status, const char *error,
 							    int code, const char *fmt, ...)
 {
@@ -89,8 +89,8 @@ __attribute__((format(printf, 5, 6))) static void aad_error(struct emu_reply *r,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	emu_guid(trace);
-	emu_guid(corr);
+	dbx_emu_guid(trace);
+	dbx_emu_guid(corr);
 	gmtime_r(&now, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%SZ", &tm);
 	snprintf(desc, sizeof(desc),
@@ -105,7 +105,7 @@ __attribute__((format(printf, 5, 6))) static void aad_error(struct emu_reply *r,
 	json_object_object_add(o, "trace_id", json_object_new_string(trace));
 	json_object_object_add(o, "correlation_id", json_object_new_string(corr));
 	json_object_object_add(o, "error_uri", json_object_new_string(uri));
-	emu_reply_json(r, status, o);
+	dbx_emu_reply_json(r, status, o);
 }
 
 /*
@@ -142,7 +142,7 @@ static bool audience_for(const char *resource, char *aud, size_t len)
 }
 
 /* Pick the resource out of a v2 scope list; NULL + error reply on failure. */
-static bool resource_from_scope(struct emu_reply *r, const char *scope, char *res, size_t len)
+static bool resource_from_scope(struct dbx_emu_reply *r, const char *scope, char *res, size_t len)
 {
 	char buf[1024], *save = NULL, *tok;
 
@@ -170,14 +170,14 @@ static bool resource_from_scope(struct emu_reply *r, const char *scope, char *re
 	return false;
 }
 
-static void grant_client_credentials(struct emu *e, struct emu_req *q, struct emu_reply *r,
-				     struct entra_ctx *c)
+static void grant_client_credentials(struct dbx_emu *e, struct dbx_emu_req *q,
+				     struct dbx_emu_reply *r, struct entra_ctx *c)
 {
 	char client_id[256] = "", secret[512] = "", scope[1024] = "", resource[512] = "";
 	char aud[512];
 	struct json_object *client, *o, *lt;
 	const char *want, *oid, *tok;
-	int lifetime = emu_world_token_lifetime(e);
+	int lifetime = dbx_emu_world_token_lifetime(e);
 	time_t now = time(NULL);
 
 	form_get(c->body, "client_id", client_id, sizeof(client_id));
@@ -198,7 +198,7 @@ static void grant_client_credentials(struct emu *e, struct emu_req *q, struct em
 		if (!resource_from_scope(r, scope, resource, sizeof(resource)))
 			return;
 	}
-	client = emu_find_client(e, c->tenant, client_id);
+	client = dbx_emu_find_client(e, c->tenant, client_id);
 	if (!client) {
 		aad_error(r, 400, "unauthorized_client", 700016,
 			  "Application with identifier '%s' was not found in the directory '%s'. "
@@ -214,7 +214,7 @@ static void grant_client_credentials(struct emu *e, struct emu_req *q, struct em
 			  "'client_credentials' grant type.");
 		return;
 	}
-	want = emu_jstr(client, "client_secret");
+	want = dbx_emu_jstr(client, "client_secret");
 	if (!want || strcmp(want, secret)) {
 		aad_error(r, 401, "invalid_client", 7000215,
 			  "Invalid client secret provided. Ensure the secret being sent in the "
@@ -236,9 +236,9 @@ static void grant_client_credentials(struct emu *e, struct emu_req *q, struct em
 		snprintf(aud, sizeof(aud), "%s", resource);
 	if (json_object_object_get_ex(client, "token_lifetime_s", &lt))
 		lifetime = json_object_get_int(lt);
-	oid = emu_jstr(client, "object_id") ? emu_jstr(client, "object_id") : client_id;
-	tok = emu_token_issue(e, emu_jstr(client, "tenant_id"), emu_jstr(client, "client_id"), oid,
-			      aud, lifetime);
+	oid = dbx_emu_jstr(client, "object_id") ? dbx_emu_jstr(client, "object_id") : client_id;
+	tok = dbx_emu_token_issue(e, dbx_emu_jstr(client, "tenant_id"),
+				  dbx_emu_jstr(client, "client_id"), oid, aud, lifetime);
 	if (!tok) {
 		aad_error(r, 500, "server_error", 50000, "There was an error issuing a token.");
 		return;
@@ -261,18 +261,19 @@ static void grant_client_credentials(struct emu *e, struct emu_req *q, struct em
 		json_object_object_add(o, "ext_expires_in", json_object_new_int(lifetime));
 	}
 	json_object_object_add(o, "access_token", json_object_new_string(tok));
-	emu_reply_json(r, 200, o);
+	dbx_emu_reply_json(r, 200, o);
 }
 
 /* One row per OAuth2 grant_type; add client assertions, IMDS-like flows here. */
 static const struct grant {
 	const char *type;
-	void (*fn)(struct emu *e, struct emu_req *q, struct emu_reply *r, struct entra_ctx *c);
+	void (*fn)(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		   struct entra_ctx *c);
 } grants[] = {
     {"client_credentials", grant_client_credentials},
 };
 
-static void token_endpoint(struct emu *e, struct emu_req *q, struct emu_reply *r,
+static void token_endpoint(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
 			   struct entra_ctx *c)
 {
 	char gt[128] = "";
@@ -286,7 +287,7 @@ static void token_endpoint(struct emu *e, struct emu_req *q, struct emu_reply *r
 		return;
 	}
 	c->body = q->body ? q->body : "";
-	if (!emu_tenant_known(e, c->tenant)) {
+	if (!dbx_emu_tenant_known(e, c->tenant)) {
 		aad_error(r, 400, "invalid_request", 90002,
 			  "Tenant '%s' not found. Check to make sure you have the correct tenant "
 			  "ID and are signing into the correct cloud. Check with your subscription "
@@ -310,7 +311,7 @@ static void token_endpoint(struct emu *e, struct emu_req *q, struct emu_reply *r
 		  "The app requested an unsupported grant type '%s'.", gt);
 }
 
-static void openid_config(struct emu *e, struct emu_reply *r, struct entra_ctx *c, bool v2)
+static void openid_config(struct dbx_emu *e, struct dbx_emu_reply *r, struct entra_ctx *c, bool v2)
 {
 	struct json_object *o = json_object_new_object(), *a;
 	const char *ov = v2 ? "/v2.0" : "";
@@ -319,7 +320,7 @@ static void openid_config(struct emu *e, struct emu_reply *r, struct entra_ctx *
 		       !strcasecmp(t, "consumers");
 	char buf[512];
 
-	if (!generic && !emu_tenant_known(e, t)) {
+	if (!generic && !dbx_emu_tenant_known(e, t)) {
 		aad_error(r, 400, "invalid_tenant", 90002,
 			  "Tenant '%s' not found. Check to make sure you have the correct tenant "
 			  "ID and are signing into the correct cloud.",
@@ -386,12 +387,12 @@ static void openid_config(struct emu *e, struct emu_reply *r, struct entra_ctx *
 	json_object_object_add(o, "msgraph_host", json_object_new_string("graph.microsoft.com"));
 	json_object_object_add(o, "rbac_url", json_object_new_string("https://pas.windows.net"));
 #undef ADD_URL
-	emu_reply_json(r, 200, o);
+	dbx_emu_reply_json(r, 200, o);
 }
 
-static void instance_discovery(struct emu_req *q, struct emu_reply *r, struct entra_ctx *c)
+static void instance_discovery(struct dbx_emu_req *q, struct dbx_emu_reply *r, struct entra_ctx *c)
 {
-	const char *ae = emu_arg(q, "authorization_endpoint");
+	const char *ae = dbx_emu_arg(q, "authorization_endpoint");
 	struct json_object *o = json_object_new_object(), *md = json_object_new_array();
 	struct json_object *m = json_object_new_object(), *aliases = json_object_new_array();
 	char tenant[128] = "common", buf[512];
@@ -422,20 +423,20 @@ static void instance_discovery(struct emu_req *q, struct emu_reply *r, struct en
 	json_object_object_add(m, "aliases", aliases);
 	json_object_array_add(md, m);
 	json_object_object_add(o, "metadata", md);
-	emu_reply_json(r, 200, o);
+	dbx_emu_reply_json(r, 200, o);
 }
 
-void emu_entra_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
+void dbx_emu_entra_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r)
 {
 	struct entra_ctx c = {0};
 	char *buf = strdup(q->path), *seg[MAXSEG];
 	int n;
 
 	if (!buf) {
-		emu_reply_error(r, 500, "server_error", "Out of memory.");
+		dbx_emu_reply_error(r, 500, "server_error", "Out of memory.");
 		return;
 	}
-	n = emu_split_path(buf, seg, MAXSEG);
+	n = dbx_emu_split_path(buf, seg, MAXSEG);
 	c.login = q->host;
 	if (n < 2)
 		goto notfound;
@@ -458,7 +459,7 @@ void emu_entra_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
 		struct json_object *o = json_object_new_object();
 
 		json_object_object_add(o, "keys", json_object_new_array());
-		emu_reply_json(r, 200, o);
+		dbx_emu_reply_json(r, 200, o);
 	} else {
 		goto notfound;
 	}

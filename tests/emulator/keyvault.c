@@ -23,7 +23,7 @@
 #define MAXSEG 8
 
 struct kv_ctx {
-	struct emu *e;
+	struct dbx_emu *e;
 	struct json_object *vault;
 	const char *tenant;
 	const char *resource; /* https://vault.azure.net */
@@ -31,9 +31,9 @@ struct kv_ctx {
 	char base[300]; /* https://host */
 };
 
-__attribute__((format(printf, 5, 6))) static void kv_error(struct emu_reply *r, unsigned int status,
-							   const char *code, const char *inner,
-							   const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static void kv_error(struct dbx_emu_reply *r,
+							   unsigned int status, const char *code,
+							   const char *inner, const char *fmt, ...)
 {
 	struct json_object *o = json_object_new_object(), *err = json_object_new_object();
 	char msg[1024];
@@ -51,14 +51,14 @@ __attribute__((format(printf, 5, 6))) static void kv_error(struct emu_reply *r, 
 		json_object_object_add(err, "innererror", ie);
 	}
 	json_object_object_add(o, "error", err);
-	emu_reply_json(r, status, o);
+	dbx_emu_reply_json(r, status, o);
 }
 
-static void challenge(struct emu_reply *r, const struct kv_ctx *k)
+static void challenge(struct dbx_emu_reply *r, const struct kv_ctx *k)
 {
-	emu_reply_header(r, "WWW-Authenticate",
-			 "Bearer authorization=\"https://%s/%s\", resource=\"%s\"", k->login,
-			 k->tenant, k->resource);
+	dbx_emu_reply_header(r, "WWW-Authenticate",
+			     "Bearer authorization=\"https://%s/%s\", resource=\"%s\"", k->login,
+			     k->tenant, k->resource);
 }
 
 static bool aud_is(const char *aud, const char *want)
@@ -70,11 +70,11 @@ static bool aud_is(const char *aud, const char *want)
 	return al == wl && !strncasecmp(aud, want, wl);
 }
 
-static bool kv_auth(struct emu *e, struct emu_req *q, struct emu_reply *r, struct kv_ctx *k,
-		    const struct emu_token **out)
+static bool kv_auth(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		    struct kv_ctx *k, const struct dbx_emu_token **out)
 {
-	const char *h = emu_header(q, "Authorization");
-	const struct emu_token *t;
+	const char *h = dbx_emu_header(q, "Authorization");
+	const struct dbx_emu_token *t;
 
 	if (!h || strncasecmp(h, "Bearer ", 7) || !h[7]) {
 		kv_error(r, 401, "Unauthorized", NULL,
@@ -82,7 +82,7 @@ static bool kv_auth(struct emu *e, struct emu_req *q, struct emu_reply *r, struc
 		challenge(r, k);
 		return false;
 	}
-	t = emu_token_find(e, h + 7);
+	t = dbx_emu_token_find(e, h + 7);
 	if (!t) {
 		kv_error(r, 401, "Unauthorized", NULL,
 			 "AKV10032: Invalid issuer. The token could not be validated.");
@@ -116,20 +116,24 @@ static bool kv_auth(struct emu *e, struct emu_req *q, struct emu_reply *r, struc
 }
 
 /* Does the caller hold permission perm on keys (access policies, or RBAC)? */
-static bool kv_allowed(struct kv_ctx *k, const struct emu_token *t, const char *perm)
+static bool kv_allowed(struct kv_ctx *k, const struct dbx_emu_token *t, const char *perm)
 {
-	struct json_object *props = emu_jpath(k->vault, "properties"), *rbac, *pols;
+	struct json_object *props = dbx_emu_jpath(k->vault, "properties"), *rbac, *pols;
 	size_t i, j;
 
 	if (json_object_object_get_ex(props, "enableRbacAuthorization", &rbac) &&
 	    json_object_get_boolean(rbac))
 		return true;
-	if (!json_object_object_get_ex(props, "accessPolicies", &pols))
+	pols = dbx_emu_jarray(props, "accessPolicies");
+	if (!pols)
 		return false;
 	for (i = 0; i < json_object_array_length(pols); i++) {
 		struct json_object *p = json_object_array_get_idx(pols, i);
-		struct json_object *keys = emu_jpath(p, "permissions.keys");
-		const char *oid = emu_jstr(p, "objectId");
+		struct json_object *keys = dbx_emu_jpath(p, "permissions.keys");
+
+		if (!json_object_is_type(keys, json_type_array))
+			keys = NULL;
+		const char *oid = dbx_emu_jstr(p, "objectId");
 
 		if (!oid || strcasecmp(oid, t->oid) || !keys)
 			continue;
@@ -143,16 +147,16 @@ static bool kv_allowed(struct kv_ctx *k, const struct emu_token *t, const char *
 	return false;
 }
 
-static void forbidden(struct emu_reply *r, struct kv_ctx *k, const struct emu_token *t,
+static void forbidden(struct dbx_emu_reply *r, struct kv_ctx *k, const struct dbx_emu_token *t,
 		      const char *perm)
 {
 	char who[300], what[300];
-	const char *loc = emu_jstr(k->vault, "location");
+	const char *loc = dbx_emu_jstr(k->vault, "location");
 
 	snprintf(who, sizeof(who), "appid=%s;oid=%s;iss=https://sts.windows.net/%s/", t->client,
 		 t->oid, t->tenant);
 	snprintf(what, sizeof(what), "keys %s permission on key vault '%s;location=%s'", perm,
-		 emu_jstr(k->vault, "name"), loc ? loc : "westus");
+		 dbx_emu_jstr(k->vault, "name"), loc ? loc : "westus");
 	kv_error(r, 403, "Forbidden", "AccessDenied",
 		 "The user, group or application '%s' does not have %s. For help resolving this "
 		 "issue, please see https://go.microsoft.com/fwlink/?linkid=2125287",
@@ -167,7 +171,7 @@ static bool version_ok(const char *v)
 
 static const char *recovery_level(struct json_object *vault, int *days)
 {
-	struct json_object *props = emu_jpath(vault, "properties"), *o;
+	struct json_object *props = dbx_emu_jpath(vault, "properties"), *o;
 	bool soft = true, purge = false;
 
 	/* enableSoftDelete defaults to true; enablePurgeProtection absent = false */
@@ -242,23 +246,23 @@ static struct json_object *key_ops(const char *kty, struct json_object *ver)
 	return ops;
 }
 
-static void key_bundle(struct kv_ctx *k, struct emu_reply *r, const char *kname,
+static void key_bundle(struct kv_ctx *k, struct dbx_emu_reply *r, const char *kname,
 		       struct json_object *key, struct json_object *ver)
 {
 	struct json_object *o = json_object_new_object(), *jwk = json_object_new_object(), *tags;
-	const char *kty = emu_jstr(ver, "kty") ? emu_jstr(ver, "kty") : "RSA";
+	const char *kty = dbx_emu_jstr(ver, "kty") ? dbx_emu_jstr(ver, "kty") : "RSA";
 	const char *fields[] = {"n", "e", "crv", "x", "y"};
 	char kid[600];
 	size_t i;
 
-	snprintf(kid, sizeof(kid), "%s/keys/%s/%s", k->base, kname, emu_jstr(ver, "version"));
+	snprintf(kid, sizeof(kid), "%s/keys/%s/%s", k->base, kname, dbx_emu_jstr(ver, "version"));
 	json_object_object_add(jwk, "kid", json_object_new_string(kid));
 	json_object_object_add(jwk, "kty", json_object_new_string(kty));
 	json_object_object_add(jwk, "key_ops", key_ops(kty, ver));
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-		if (emu_jstr(ver, fields[i]))
-			json_object_object_add(jwk, fields[i],
-					       json_object_new_string(emu_jstr(ver, fields[i])));
+		if (dbx_emu_jstr(ver, fields[i]))
+			json_object_object_add(
+			    jwk, fields[i], json_object_new_string(dbx_emu_jstr(ver, fields[i])));
 	json_object_object_add(o, "key", jwk);
 	json_object_object_add(o, "attributes", attributes(k, ver));
 	if (json_object_object_get_ex(ver, "tags", &tags) ||
@@ -266,7 +270,7 @@ static void key_bundle(struct kv_ctx *k, struct emu_reply *r, const char *kname,
 		json_object_object_add(o, "tags", json_object_get(tags));
 	else
 		json_object_object_add(o, "tags", json_object_new_object());
-	emu_reply_json(r, 200, o);
+	dbx_emu_reply_json(r, 200, o);
 }
 
 static struct json_object *find_key(struct kv_ctx *k, const char *name)
@@ -274,11 +278,12 @@ static struct json_object *find_key(struct kv_ctx *k, const char *name)
 	struct json_object *keys;
 	size_t i;
 
-	if (!json_object_object_get_ex(k->vault, "keys", &keys))
+	keys = dbx_emu_jarray(k->vault, "keys");
+	if (!keys)
 		return NULL;
 	for (i = 0; i < json_object_array_length(keys); i++) {
 		struct json_object *key = json_object_array_get_idx(keys, i);
-		const char *n = emu_jstr(key, "name");
+		const char *n = dbx_emu_jstr(key, "name");
 
 		if (n && !strcasecmp(n, name))
 			return key;
@@ -286,7 +291,7 @@ static struct json_object *find_key(struct kv_ctx *k, const char *name)
 	return NULL;
 }
 
-static void key_not_found(struct emu_reply *r, struct kv_ctx *k, const char *name)
+static void key_not_found(struct dbx_emu_reply *r, struct kv_ctx *k, const char *name)
 {
 	kv_error(r, 404, "KeyNotFound", NULL,
 		 "A key with (name/id) %s was not found in this key vault. If you recently "
@@ -296,21 +301,22 @@ static void key_not_found(struct emu_reply *r, struct kv_ctx *k, const char *nam
 		 name);
 }
 
-static void list_versions(struct kv_ctx *k, struct emu_reply *r, const char *kname,
+static void list_versions(struct kv_ctx *k, struct dbx_emu_reply *r, const char *kname,
 			  struct json_object *key)
 {
 	struct json_object *out = json_object_new_object(), *val = json_object_new_array();
 	struct json_object *vers;
 	size_t i;
 
-	if (json_object_object_get_ex(key, "versions", &vers)) {
+	vers = dbx_emu_jarray(key, "versions");
+	if (vers) {
 		for (i = 0; i < json_object_array_length(vers); i++) {
 			struct json_object *ver = json_object_array_get_idx(vers, i);
 			struct json_object *item = json_object_new_object();
 			char kid[600];
 
 			snprintf(kid, sizeof(kid), "%s/keys/%s/%s", k->base, kname,
-				 emu_jstr(ver, "version"));
+				 dbx_emu_jstr(ver, "version"));
 			json_object_object_add(item, "kid", json_object_new_string(kid));
 			json_object_object_add(item, "attributes", attributes(k, ver));
 			json_object_object_add(item, "tags", json_object_new_object());
@@ -319,27 +325,30 @@ static void list_versions(struct kv_ctx *k, struct emu_reply *r, const char *kna
 	}
 	json_object_object_add(out, "value", val);
 	json_object_object_add(out, "nextLink", NULL);
-	emu_reply_json(r, 200, out);
+	dbx_emu_reply_json(r, 200, out);
 }
 
-static void list_keys(struct kv_ctx *k, struct emu_reply *r)
+static void list_keys(struct kv_ctx *k, struct dbx_emu_reply *r)
 {
 	struct json_object *out = json_object_new_object(), *val = json_object_new_array();
 	struct json_object *keys;
 	size_t i;
 
-	if (json_object_object_get_ex(k->vault, "keys", &keys)) {
+	keys = dbx_emu_jarray(k->vault, "keys");
+	if (keys) {
 		for (i = 0; i < json_object_array_length(keys); i++) {
 			struct json_object *key = json_object_array_get_idx(keys, i), *vers;
 			struct json_object *item;
 			size_t nv;
 			char kid[600];
 
-			if (!json_object_object_get_ex(key, "versions", &vers) ||
-			    !(nv = json_object_array_length(vers)))
+			vers = dbx_emu_jarray(key, "versions");
+			nv = vers ? json_object_array_length(vers) : 0;
+			if (!nv)
 				continue;
 			item = json_object_new_object();
-			snprintf(kid, sizeof(kid), "%s/keys/%s", k->base, emu_jstr(key, "name"));
+			snprintf(kid, sizeof(kid), "%s/keys/%s", k->base,
+				 dbx_emu_jstr(key, "name"));
 			json_object_object_add(item, "kid", json_object_new_string(kid));
 			json_object_object_add(
 			    item, "attributes",
@@ -350,11 +359,11 @@ static void list_keys(struct kv_ctx *k, struct emu_reply *r)
 	}
 	json_object_object_add(out, "value", val);
 	json_object_object_add(out, "nextLink", NULL);
-	emu_reply_json(r, 200, out);
+	dbx_emu_reply_json(r, 200, out);
 }
 
-static void keys_route(struct emu_req *q, struct emu_reply *r, struct kv_ctx *k,
-		       const struct emu_token *t, char **seg, int nseg)
+static void keys_route(struct dbx_emu_req *q, struct dbx_emu_reply *r, struct kv_ctx *k,
+		       const struct dbx_emu_token *t, char **seg, int nseg)
 {
 	struct json_object *key, *vers, *ver = NULL;
 	const char *want;
@@ -381,7 +390,7 @@ static void keys_route(struct emu_req *q, struct emu_reply *r, struct kv_ctx *k,
 		if (!key)
 			key_not_found(r, k, seg[1]);
 		else
-			list_versions(k, r, emu_jstr(key, "name"), key);
+			list_versions(k, r, dbx_emu_jstr(key, "name"), key);
 		return;
 	}
 	if (!kv_allowed(k, t, "get")) {
@@ -389,8 +398,9 @@ static void keys_route(struct emu_req *q, struct emu_reply *r, struct kv_ctx *k,
 		return;
 	}
 	key = find_key(k, seg[1]);
-	if (!key || !json_object_object_get_ex(key, "versions", &vers) ||
-	    !(nv = json_object_array_length(vers))) {
+	vers = key ? dbx_emu_jarray(key, "versions") : NULL;
+	nv = vers ? json_object_array_length(vers) : 0;
+	if (!nv) {
 		key_not_found(r, k, seg[1]);
 		return;
 	}
@@ -400,7 +410,7 @@ static void keys_route(struct emu_req *q, struct emu_reply *r, struct kv_ctx *k,
 	} else {
 		for (i = 0; i < nv; i++) {
 			struct json_object *v = json_object_array_get_idx(vers, i);
-			const char *vs = emu_jstr(v, "version");
+			const char *vs = dbx_emu_jstr(v, "version");
 
 			if (vs && !strcasecmp(vs, want))
 				ver = v;
@@ -413,28 +423,29 @@ static void keys_route(struct emu_req *q, struct emu_reply *r, struct kv_ctx *k,
 		key_not_found(r, k, full);
 		return;
 	}
-	if (emu_key_material(k->e, emu_jstr(k->vault, "name"), emu_jstr(key, "name"), ver)) {
+	if (dbx_emu_key_material(k->e, dbx_emu_jstr(k->vault, "name"), dbx_emu_jstr(key, "name"),
+				 ver)) {
 		kv_error(r, 500, "InternalError", NULL, "Cannot make key material for %s.", seg[1]);
 		return;
 	}
-	key_bundle(k, r, emu_jstr(key, "name"), key, ver);
+	key_bundle(k, r, dbx_emu_jstr(key, "name"), key, ver);
 }
 
-void emu_kv_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
+void dbx_emu_kv_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r)
 {
 	struct kv_ctx k = {0};
-	const struct emu_token *t = NULL;
+	const struct dbx_emu_token *t = NULL;
 	const char *v;
 	char *buf = NULL, *seg[MAXSEG];
 	int nseg;
 
 	k.e = e;
-	k.vault = emu_find_vault_by_host(e, q->host);
+	k.vault = dbx_emu_find_vault_by_host(e, q->host);
 	if (!k.vault) {
 		r->drop = true;
 		return;
 	}
-	k.tenant = emu_jstr(emu_jpath(k.vault, "properties"), "tenantId");
+	k.tenant = dbx_emu_jstr(dbx_emu_jpath(k.vault, "properties"), "tenantId");
 	if (!k.tenant)
 		k.tenant = "common";
 	if (strstr(q->host, ".vault.usgovcloudapi.net")) {
@@ -448,15 +459,16 @@ void emu_kv_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
 		k.login = "login.microsoftonline.com";
 	}
 	snprintf(k.base, sizeof(k.base), "https://%s", q->host); /* kid never has a port */
-	emu_reply_header(r, "x-ms-keyvault-service-version", "1.9.1216.1");
-	emu_reply_header(r, "x-ms-keyvault-region", "%s",
-			 emu_jstr(k.vault, "location") ? emu_jstr(k.vault, "location") : "westus");
-	emu_reply_header(r, "x-ms-keyvault-network-info",
-			 "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;");
+	dbx_emu_reply_header(r, "x-ms-keyvault-service-version", "1.9.1216.1");
+	dbx_emu_reply_header(r, "x-ms-keyvault-region", "%s",
+			     dbx_emu_jstr(k.vault, "location") ? dbx_emu_jstr(k.vault, "location")
+							       : "westus");
+	dbx_emu_reply_header(r, "x-ms-keyvault-network-info",
+			     "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;");
 
 	if (!kv_auth(e, q, r, &k, &t))
 		return;
-	v = emu_arg(q, "api-version");
+	v = dbx_emu_arg(q, "api-version");
 	if (!v || !*v) {
 		kv_error(r, 400, "BadParameter", NULL,
 			 "The request URI contains an invalid or missing api-version query "
@@ -472,10 +484,10 @@ void emu_kv_handle(struct emu *e, struct emu_req *q, struct emu_reply *r)
 	}
 	buf = strdup(q->path);
 	if (!buf) {
-		emu_reply_error(r, 500, "InternalError", "Out of memory.");
+		dbx_emu_reply_error(r, 500, "InternalError", "Out of memory.");
 		return;
 	}
-	nseg = emu_split_path(buf, seg, MAXSEG);
+	nseg = dbx_emu_split_path(buf, seg, MAXSEG);
 	if (nseg >= 1 && !strcmp(seg[0], "keys")) {
 		if (strcmp(q->method, "GET"))
 			kv_error(r, 405, "BadParameter", NULL,

@@ -30,11 +30,11 @@
 
 #include "emu.h"
 
-#define EMU_MAX_BODY (256u << 20) /* worlds can be big */
+#define DBX_EMU_MAX_BODY (256u << 20) /* worlds can be big */
 
 /* ---- small helpers shared with the service files ---- */
 
-void emu_rand_hex(char *out, size_t nbytes)
+void dbx_emu_rand_hex(char *out, size_t nbytes)
 {
 	unsigned char b[64];
 	size_t i;
@@ -48,7 +48,7 @@ void emu_rand_hex(char *out, size_t nbytes)
 	out[2 * nbytes] = '\0';
 }
 
-void emu_guid(char out[37])
+void dbx_emu_guid(char out[37])
 {
 	unsigned char b[16];
 
@@ -61,7 +61,7 @@ void emu_guid(char out[37])
 		 b[13], b[14], b[15]);
 }
 
-char *emu_b64url(const unsigned char *data, size_t len)
+char *dbx_emu_b64url(const unsigned char *data, size_t len)
 {
 	char *out = malloc(4 * ((len + 2) / 3) + 1);
 	int n, i, j = 0;
@@ -78,7 +78,7 @@ char *emu_b64url(const unsigned char *data, size_t len)
 	return out;
 }
 
-int emu_split_path(char *buf, char **seg, int max)
+int dbx_emu_split_path(char *buf, char **seg, int max)
 {
 	int n = 0;
 	char *p = buf;
@@ -114,7 +114,7 @@ static enum MHD_Result arg_iter(void *cls, enum MHD_ValueKind kind, const char *
 }
 
 /* Query argument by (URL-decoded, case-insensitive) key, NULL when absent. */
-const char *emu_arg(const struct emu_req *q, const char *key)
+const char *dbx_emu_arg(const struct dbx_emu_req *q, const char *key)
 {
 	struct arg_find f = {.key = key};
 
@@ -122,12 +122,12 @@ const char *emu_arg(const struct emu_req *q, const char *key)
 	return f.value;
 }
 
-const char *emu_header(const struct emu_req *q, const char *name)
+const char *dbx_emu_header(const struct dbx_emu_req *q, const char *name)
 {
 	return MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, name);
 }
 
-void emu_reply_header(struct emu_reply *r, const char *name, const char *fmt, ...)
+void dbx_emu_reply_header(struct dbx_emu_reply *r, const char *name, const char *fmt, ...)
 {
 	va_list ap;
 	char *v;
@@ -146,7 +146,7 @@ void emu_reply_header(struct emu_reply *r, const char *name, const char *fmt, ..
 			return;
 		}
 	}
-	if (r->nhdr == EMU_MAX_HEADERS) {
+	if (r->nhdr == DBX_EMU_MAX_HEADERS) {
 		free(v);
 		return;
 	}
@@ -154,7 +154,7 @@ void emu_reply_header(struct emu_reply *r, const char *name, const char *fmt, ..
 	r->hvalue[r->nhdr++] = v;
 }
 
-void emu_reply_json(struct emu_reply *r, unsigned int status, struct json_object *obj)
+void dbx_emu_reply_json(struct dbx_emu_reply *r, unsigned int status, struct json_object *obj)
 {
 	const char *s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
 								JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -167,8 +167,8 @@ void emu_reply_json(struct emu_reply *r, unsigned int status, struct json_object
 	json_object_put(obj);
 }
 
-void emu_reply_error(struct emu_reply *r, unsigned int status, const char *code, const char *fmt,
-		     ...)
+void dbx_emu_reply_error(struct dbx_emu_reply *r, unsigned int status, const char *code,
+			 const char *fmt, ...)
 {
 	struct json_object *o = json_object_new_object(), *err = json_object_new_object();
 	va_list ap;
@@ -182,10 +182,10 @@ void emu_reply_error(struct emu_reply *r, unsigned int status, const char *code,
 	json_object_object_add(err, "message", json_object_new_string(msg ? msg : code));
 	json_object_object_add(o, "error", err);
 	free(msg);
-	emu_reply_json(r, status, o);
+	dbx_emu_reply_json(r, status, o);
 }
 
-static void reply_free(struct emu_reply *r)
+static void reply_free(struct dbx_emu_reply *r)
 {
 	int i;
 
@@ -206,28 +206,28 @@ static void sleep_ms(int ms)
 
 /* ---- the request pipeline ---- */
 
-static enum emu_service service_for_host(const char *host)
+static enum dbx_emu_service service_for_host(const char *host)
 {
 	static const char *const kv[] = {".vault.azure.net", ".vault.usgovcloudapi.net",
 					 ".vault.azure.cn"};
 	size_t i, hl = strlen(host);
 
 	if (!strncmp(host, "management.", 11))
-		return EMU_SVC_ARM;
+		return DBX_EMU_SVC_ARM;
 	if (!strncmp(host, "login.", 6))
-		return EMU_SVC_ENTRA;
+		return DBX_EMU_SVC_ENTRA;
 	for (i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
 		size_t sl = strlen(kv[i]);
 
 		if (hl > sl && !strcmp(host + hl - sl, kv[i]) && !memchr(host, '.', hl - sl))
-			return EMU_SVC_KEYVAULT;
+			return DBX_EMU_SVC_KEYVAULT;
 	}
-	return EMU_SVC_NONE;
+	return DBX_EMU_SVC_NONE;
 }
 
-static void parse_host(struct emu_req *q)
+static void parse_host(struct dbx_emu_req *q)
 {
-	const char *h = emu_header(q, "Host");
+	const char *h = dbx_emu_header(q, "Host");
 	size_t i, n;
 
 	snprintf(q->host_raw, sizeof(q->host_raw), "%s", h ? h : "");
@@ -241,7 +241,7 @@ static void parse_host(struct emu_req *q)
 
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-	struct emu_req *q = calloc(1, sizeof(*q));
+	struct dbx_emu_req *q = calloc(1, sizeof(*q));
 	char *qm;
 
 	if (!q)
@@ -261,7 +261,7 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	struct emu_req *q = *con_cls;
+	struct dbx_emu_req *q = *con_cls;
 
 	if (!q)
 		return;
@@ -272,9 +272,9 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
-static int body_append(struct emu_req *q, const char *data, size_t len)
+static int body_append(struct dbx_emu_req *q, const char *data, size_t len)
 {
-	if (q->body_len + len + 1 > EMU_MAX_BODY) {
+	if (q->body_len + len + 1 > DBX_EMU_MAX_BODY) {
 		q->body_overflow = true;
 		return 0;
 	}
@@ -293,40 +293,41 @@ static int body_append(struct emu_req *q, const char *data, size_t len)
 	return 0;
 }
 
-static void add_common_headers(struct emu_req *q, struct emu_reply *r)
+static void add_common_headers(struct dbx_emu_req *q, struct dbx_emu_reply *r)
 {
-	const char *crid = emu_header(q, "x-ms-client-request-id");
-	const char *corr = emu_header(q, "x-ms-correlation-request-id");
+	const char *crid = dbx_emu_header(q, "x-ms-client-request-id");
+	const char *corr = dbx_emu_header(q, "x-ms-correlation-request-id");
 	char g[37];
 
-	emu_guid(g);
-	emu_reply_header(r, "x-ms-request-id", "%s", g);
-	if (q->svc == EMU_SVC_ARM) {
+	dbx_emu_guid(g);
+	dbx_emu_reply_header(r, "x-ms-request-id", "%s", g);
+	if (q->svc == DBX_EMU_SVC_ARM) {
 		if (corr && *corr)
-			emu_reply_header(r, "x-ms-correlation-request-id", "%s", corr);
+			dbx_emu_reply_header(r, "x-ms-correlation-request-id", "%s", corr);
 		else
-			emu_reply_header(r, "x-ms-correlation-request-id", "%s", g);
-		emu_reply_header(r, "x-ms-routing-request-id", "WESTUS:%ld:%s", (long)time(NULL),
-				 g);
-		emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-reads", "11999");
-		emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-global-reads", "16499");
-		emu_reply_header(r, "Cache-Control", "no-cache");
-		emu_reply_header(r, "Strict-Transport-Security",
-				 "max-age=31536000; includeSubDomains");
+			dbx_emu_reply_header(r, "x-ms-correlation-request-id", "%s", g);
+		dbx_emu_reply_header(r, "x-ms-routing-request-id", "WESTUS:%ld:%s",
+				     (long)time(NULL), g);
+		dbx_emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-reads", "11999");
+		dbx_emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-global-reads",
+				     "16499");
+		dbx_emu_reply_header(r, "Cache-Control", "no-cache");
+		dbx_emu_reply_header(r, "Strict-Transport-Security",
+				     "max-age=31536000; includeSubDomains");
 	}
-	if (q->svc == EMU_SVC_ENTRA) {
-		const char *mcrid = emu_header(q, "client-request-id");
+	if (q->svc == DBX_EMU_SVC_ENTRA) {
+		const char *mcrid = dbx_emu_header(q, "client-request-id");
 
 		if (mcrid)
-			emu_reply_header(r, "client-request-id", "%s", mcrid);
-		emu_reply_header(r, "x-ms-ests-server", "2.1.emulator");
-		emu_reply_header(r, "Cache-Control", "no-store, no-cache");
+			dbx_emu_reply_header(r, "client-request-id", "%s", mcrid);
+		dbx_emu_reply_header(r, "x-ms-ests-server", "2.1.emulator");
+		dbx_emu_reply_header(r, "Cache-Control", "no-store, no-cache");
 	}
 	if (crid)
-		emu_reply_header(r, "x-ms-client-request-id", "%s", crid);
+		dbx_emu_reply_header(r, "x-ms-client-request-id", "%s", crid);
 }
 
-static enum MHD_Result queue_reply(struct MHD_Connection *conn, struct emu_reply *r)
+static enum MHD_Result queue_reply(struct MHD_Connection *conn, struct dbx_emu_reply *r)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -346,7 +347,7 @@ static enum MHD_Result queue_reply(struct MHD_Connection *conn, struct emu_reply
 }
 
 /* First call sets up, middle calls collect the body; returns true when complete. */
-static bool collect(struct emu_req *q, const char *upload_data, size_t *upload_data_size,
+static bool collect(struct dbx_emu_req *q, const char *upload_data, size_t *upload_data_size,
 		    bool *first)
 {
 	if (!q->method) {
@@ -367,10 +368,10 @@ static enum MHD_Result on_azure(void *cls, struct MHD_Connection *conn, const ch
 				const char *method, const char *version, const char *upload_data,
 				size_t *upload_data_size, void **con_cls)
 {
-	struct emu *e = cls;
-	struct emu_req *q = *con_cls;
-	struct emu_reply r = {0};
-	const struct emu_fault *f;
+	struct dbx_emu *e = cls;
+	struct dbx_emu_req *q = *con_cls;
+	struct dbx_emu_reply r = {0};
+	const struct dbx_emu_fault *f;
 	enum MHD_Result ret;
 	bool first;
 	int latency;
@@ -387,26 +388,26 @@ static enum MHD_Result on_azure(void *cls, struct MHD_Connection *conn, const ch
 
 	pthread_mutex_lock(&e->lock);
 	latency = e->latency_ms;
-	f = emu_fault_match(e, q);
+	f = dbx_emu_fault_match(e, q);
 	if (f) {
 		latency += f->latency_ms;
-		emu_fault_reply(f, q, &r);
+		dbx_emu_fault_reply(f, q, &r);
 	}
 	if (!r.status && !r.drop) {
 		if (q->body_overflow)
-			emu_reply_error(&r, 413, "RequestEntityTooLarge",
-					"The request content was too large.");
-		else if (q->svc == EMU_SVC_ARM)
-			emu_arm_handle(e, q, &r);
-		else if (q->svc == EMU_SVC_KEYVAULT)
-			emu_kv_handle(e, q, &r);
-		else if (q->svc == EMU_SVC_ENTRA)
-			emu_entra_handle(e, q, &r);
+			dbx_emu_reply_error(&r, 413, "RequestEntityTooLarge",
+					    "The request content was too large.");
+		else if (q->svc == DBX_EMU_SVC_ARM)
+			dbx_emu_arm_handle(e, q, &r);
+		else if (q->svc == DBX_EMU_SVC_KEYVAULT)
+			dbx_emu_kv_handle(e, q, &r);
+		else if (q->svc == DBX_EMU_SVC_ENTRA)
+			dbx_emu_entra_handle(e, q, &r);
 		else
-			emu_reply_error(&r, 404, "HostNotFound", "No service for host '%s'.",
-					q->host);
+			dbx_emu_reply_error(&r, 404, "HostNotFound", "No service for host '%s'.",
+					    q->host);
 	}
-	emu_record(e, q, &r);
+	dbx_emu_record(e, q, &r);
 	pthread_mutex_unlock(&e->lock);
 
 	sleep_ms(latency);
@@ -424,9 +425,9 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const ch
 				const char *method, const char *version, const char *upload_data,
 				size_t *upload_data_size, void **con_cls)
 {
-	struct emu *e = cls;
-	struct emu_req *q = *con_cls;
-	struct emu_reply r = {0};
+	struct dbx_emu *e = cls;
+	struct dbx_emu_req *q = *con_cls;
+	struct dbx_emu_reply r = {0};
 	enum MHD_Result ret;
 	bool first;
 
@@ -438,12 +439,13 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const ch
 	q->path = url;
 	q->conn = conn;
 	q->admin = true;
-	q->svc = EMU_SVC_ADMIN;
+	q->svc = DBX_EMU_SVC_ADMIN;
 	parse_host(q);
 	if (q->body_overflow)
-		emu_reply_error(&r, 413, "RequestEntityTooLarge", "The request body is too large.");
+		dbx_emu_reply_error(&r, 413, "RequestEntityTooLarge",
+				    "The request body is too large.");
 	else
-		emu_admin_handle(e, q, &r);
+		dbx_emu_admin_handle(e, q, &r);
 	ret = queue_reply(conn, &r);
 	reply_free(&r);
 	return ret;
@@ -494,7 +496,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 	int c, bad = 0;
 
 	o->bind = "127.0.0.1";
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	for (;;) {
+		c = getopt_long(argc, argv, "", longopts, NULL);
+		if (c == -1)
+			break;
 		switch (c) {
 		case 'w':
 			o->world = optarg;
@@ -619,7 +624,7 @@ static int daemon_port(struct MHD_Daemon *d)
 int main(int argc, char **argv)
 {
 	struct options o = {0};
-	struct emu e = {0};
+	struct dbx_emu e = {0};
 	struct MHD_Daemon *https = NULL, *admin = NULL;
 	struct sockaddr_in sa = {0}, asa = {0};
 	char *text = NULL, *cert = NULL, *key = NULL, cafile[4096], err[256];
@@ -653,16 +658,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "databox-emulator: %s: %s\n", o.world, strerror(errno));
 		goto out;
 	}
-	world = emu_world_parse(text, err, sizeof(err));
+	world = dbx_emu_world_parse(text, err, sizeof(err));
 	if (!world) {
 		fprintf(stderr, "databox-emulator: %s: %s\n", o.world, err);
 		goto out;
 	}
-	emu_keys_warm(&e, world);
-	emu_world_replace(&e, world);
+	dbx_emu_keys_warm(&e, world);
+	dbx_emu_world_replace(&e, world);
 
 	snprintf(cafile, sizeof(cafile), "%s/ca.pem", o.state_dir);
-	if (emu_tls_make(cafile, &cert, &key)) {
+	if (dbx_emu_tls_make(cafile, &cert, &key)) {
 		fprintf(stderr, "databox-emulator: cannot make TLS certificates\n");
 		goto out;
 	}
@@ -722,7 +727,7 @@ out:
 		MHD_stop_daemon(admin);
 	if (https)
 		MHD_stop_daemon(https);
-	emu_keys_stop(&e);
+	dbx_emu_keys_stop(&e);
 	if (rc == 0)
 		unlink(state_path);
 	free(text);
@@ -733,7 +738,7 @@ out:
 	json_object_put(e.keycache);
 	json_object_put(e.by_path);
 	json_object_put(e.operations);
-	for (size_t i = 0; i < EMU_REQLOG_MAX; i++)
+	for (size_t i = 0; i < DBX_EMU_REQLOG_MAX; i++)
 		json_object_put(e.reqlog[i]);
 	for (size_t i = 0; i < e.ntokens; i++)
 		free(e.tokens[i].token);

@@ -123,7 +123,7 @@ static char *bio_string(BIO *bio)
  * On success *cert_pem and *key_pem are malloc'd PEM strings (caller frees).
  * Returns 0 or -1.
  */
-int emu_tls_make(const char *cafile, char **cert_pem, char **key_pem)
+int dbx_emu_tls_make(const char *cafile, char **cert_pem, char **key_pem)
 {
 	EVP_PKEY *ca_key = NULL, *srv_key = NULL;
 	X509 *ca = NULL, *srv = NULL;

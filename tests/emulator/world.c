@@ -10,7 +10,7 @@
  * Key Vault GET of a version copies the material into the world (making it
  * then and there if the threads have not got to it yet). The cache is keyed
  * by vault/key/version/kty/size, so replacing the world keeps the same keys.
- * All functions except emu_world_parse() and the emu_keys_* ones expect
+ * All functions except dbx_emu_world_parse() and the dbx_emu_keys_* ones expect
  * e->lock to be held.
  */
 #include <ctype.h>
@@ -29,7 +29,7 @@
 
 #include "emu.h"
 
-const char *emu_jstr(struct json_object *o, const char *key)
+const char *dbx_emu_jstr(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 
@@ -39,8 +39,19 @@ const char *emu_jstr(struct json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
+/* The array under key, or NULL when absent or not an array. */
+struct json_object *dbx_emu_jarray(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_array))
+		return NULL;
+	return v;
+}
+
 /* Follow a dotted path of object keys ("properties.details"). */
-struct json_object *emu_jpath(struct json_object *o, const char *dotted)
+struct json_object *dbx_emu_jpath(struct json_object *o, const char *dotted)
 {
 	char buf[256], *save = NULL, *tok;
 
@@ -58,7 +69,7 @@ struct json_object *emu_jpath(struct json_object *o, const char *dotted)
  * S, RG and NAME (the last segment). Segment names compare
  * case-insensitively. rg/name may be NULL.
  */
-bool emu_id_parse(const char *id, char *sub, char *rg, char *name, size_t len)
+bool dbx_emu_id_parse(const char *id, char *sub, char *rg, char *name, size_t len)
 {
 	char buf[1024], *seg[16];
 	int n;
@@ -66,7 +77,7 @@ bool emu_id_parse(const char *id, char *sub, char *rg, char *name, size_t len)
 	if (!id || strlen(id) >= sizeof(buf))
 		return false;
 	strcpy(buf, id);
-	n = emu_split_path(buf, seg, 16);
+	n = dbx_emu_split_path(buf, seg, 16);
 	if (n < 2 || strcasecmp(seg[0], "subscriptions"))
 		return false;
 	snprintf(sub, len, "%s", seg[1]);
@@ -83,7 +94,7 @@ bool emu_id_parse(const char *id, char *sub, char *rg, char *name, size_t len)
 	return true;
 }
 
-struct json_object *emu_world_array(struct emu *e, const char *name)
+struct json_object *dbx_emu_world_array(struct dbx_emu *e, const char *name)
 {
 	struct json_object *a;
 
@@ -93,7 +104,7 @@ struct json_object *emu_world_array(struct emu *e, const char *name)
 	return a;
 }
 
-static int world_int(struct emu *e, const char *key, int def)
+static int world_int(struct dbx_emu *e, const char *key, int def)
 {
 	struct json_object *v;
 
@@ -103,26 +114,26 @@ static int world_int(struct emu *e, const char *key, int def)
 	return json_object_get_int(v);
 }
 
-int emu_world_page_size(struct emu *e)
+int dbx_emu_world_page_size(struct dbx_emu *e)
 {
 	if (e->page_size_override > 0)
 		return e->page_size_override;
 	return world_int(e, "page_size", 20);
 }
 
-int emu_world_token_lifetime(struct emu *e)
+int dbx_emu_world_token_lifetime(struct dbx_emu *e)
 {
 	return world_int(e, "token_lifetime_s", 3599);
 }
 
-struct json_object *emu_find_subscription(struct emu *e, const char *sub)
+struct json_object *dbx_emu_find_subscription(struct dbx_emu *e, const char *sub)
 {
-	struct json_object *a = emu_world_array(e, "subscriptions");
+	struct json_object *a = dbx_emu_world_array(e, "subscriptions");
 	size_t i, n = a ? json_object_array_length(a) : 0;
 
 	for (i = 0; i < n; i++) {
 		struct json_object *s = json_object_array_get_idx(a, i);
-		const char *id = emu_jstr(s, "subscriptionId");
+		const char *id = dbx_emu_jstr(s, "subscriptionId");
 
 		if (id && !strcasecmp(id, sub))
 			return s;
@@ -134,9 +145,9 @@ struct json_object *emu_find_subscription(struct emu *e, const char *sub)
  * A resource group is known when the world lists it in "resource_groups"
  * ([{"subscriptionId","name"}]); worlds without that list know every RG.
  */
-bool emu_rg_known(struct emu *e, const char *sub, const char *rg)
+bool dbx_emu_rg_known(struct dbx_emu *e, const char *sub, const char *rg)
 {
-	struct json_object *a = emu_world_array(e, "resource_groups");
+	struct json_object *a = dbx_emu_world_array(e, "resource_groups");
 	size_t i, n;
 
 	if (!a)
@@ -144,7 +155,7 @@ bool emu_rg_known(struct emu *e, const char *sub, const char *rg)
 	n = json_object_array_length(a);
 	for (i = 0; i < n; i++) {
 		struct json_object *g = json_object_array_get_idx(a, i);
-		const char *s = emu_jstr(g, "subscriptionId"), *name = emu_jstr(g, "name");
+		const char *s = dbx_emu_jstr(g, "subscriptionId"), *name = dbx_emu_jstr(g, "name");
 
 		if (s && name && !strcasecmp(s, sub) && !strcasecmp(name, rg))
 			return true;
@@ -153,17 +164,17 @@ bool emu_rg_known(struct emu *e, const char *sub, const char *rg)
 }
 
 /* Find an element of a world array whose "id" names sub/rg/.../name. */
-struct json_object *emu_find_resource(struct emu *e, const char *array, const char *sub,
-				      const char *rg, const char *name)
+struct json_object *dbx_emu_find_resource(struct dbx_emu *e, const char *array, const char *sub,
+					  const char *rg, const char *name)
 {
-	struct json_object *a = emu_world_array(e, array);
+	struct json_object *a = dbx_emu_world_array(e, array);
 	size_t i, n = a ? json_object_array_length(a) : 0;
 	char s[256], g[256], nm[256];
 
 	for (i = 0; i < n; i++) {
 		struct json_object *o = json_object_array_get_idx(a, i);
 
-		if (!emu_id_parse(emu_jstr(o, "id"), s, g, nm, sizeof(s)))
+		if (!dbx_emu_id_parse(dbx_emu_jstr(o, "id"), s, g, nm, sizeof(s)))
 			continue;
 		if (!strcasecmp(s, sub) && !strcasecmp(g, rg) && !strcasecmp(nm, name))
 			return o;
@@ -171,19 +182,20 @@ struct json_object *emu_find_resource(struct emu *e, const char *array, const ch
 	return NULL;
 }
 
-struct json_object *emu_find_job(struct emu *e, const char *sub, const char *rg, const char *name)
+struct json_object *dbx_emu_find_job(struct dbx_emu *e, const char *sub, const char *rg,
+				     const char *name)
 {
-	return emu_find_resource(e, "jobs", sub, rg, name);
+	return dbx_emu_find_resource(e, "jobs", sub, rg, name);
 }
 
-struct json_object *emu_find_vault_by_name(struct emu *e, const char *name)
+struct json_object *dbx_emu_find_vault_by_name(struct dbx_emu *e, const char *name)
 {
-	struct json_object *a = emu_world_array(e, "vaults");
+	struct json_object *a = dbx_emu_world_array(e, "vaults");
 	size_t i, n = a ? json_object_array_length(a) : 0;
 
 	for (i = 0; i < n; i++) {
 		struct json_object *v = json_object_array_get_idx(a, i);
-		const char *nm = emu_jstr(v, "name");
+		const char *nm = dbx_emu_jstr(v, "name");
 
 		if (nm && !strcasecmp(nm, name))
 			return v;
@@ -192,14 +204,14 @@ struct json_object *emu_find_vault_by_name(struct emu *e, const char *name)
 }
 
 /* The vault whose vaultUri host is host (lower-case, no port). */
-struct json_object *emu_find_vault_by_host(struct emu *e, const char *host)
+struct json_object *dbx_emu_find_vault_by_host(struct dbx_emu *e, const char *host)
 {
-	struct json_object *a = emu_world_array(e, "vaults");
+	struct json_object *a = dbx_emu_world_array(e, "vaults");
 	size_t i, n = a ? json_object_array_length(a) : 0;
 
 	for (i = 0; i < n; i++) {
 		struct json_object *v = json_object_array_get_idx(a, i);
-		const char *uri = emu_jstr(emu_jpath(v, "properties"), "vaultUri");
+		const char *uri = dbx_emu_jstr(dbx_emu_jpath(v, "properties"), "vaultUri");
 		const char *h;
 		size_t hl;
 
@@ -213,14 +225,14 @@ struct json_object *emu_find_vault_by_host(struct emu *e, const char *host)
 	return NULL;
 }
 
-struct json_object *emu_find_client(struct emu *e, const char *tenant, const char *client)
+struct json_object *dbx_emu_find_client(struct dbx_emu *e, const char *tenant, const char *client)
 {
-	struct json_object *a = emu_world_array(e, "clients");
+	struct json_object *a = dbx_emu_world_array(e, "clients");
 	size_t i, n = a ? json_object_array_length(a) : 0;
 
 	for (i = 0; i < n; i++) {
 		struct json_object *c = json_object_array_get_idx(a, i);
-		const char *t = emu_jstr(c, "tenant_id"), *id = emu_jstr(c, "client_id");
+		const char *t = dbx_emu_jstr(c, "tenant_id"), *id = dbx_emu_jstr(c, "client_id");
 
 		if (t && id && !strcasecmp(t, tenant) && !strcasecmp(id, client))
 			return c;
@@ -228,13 +240,14 @@ struct json_object *emu_find_client(struct emu *e, const char *tenant, const cha
 	return NULL;
 }
 
-static bool array_has_tenant(struct emu *e, const char *array, const char *key, const char *tenant)
+static bool array_has_tenant(struct dbx_emu *e, const char *array, const char *key,
+			     const char *tenant)
 {
-	struct json_object *a = emu_world_array(e, array);
+	struct json_object *a = dbx_emu_world_array(e, array);
 	size_t i, n = a ? json_object_array_length(a) : 0;
 
 	for (i = 0; i < n; i++) {
-		const char *t = emu_jstr(json_object_array_get_idx(a, i), key);
+		const char *t = dbx_emu_jstr(json_object_array_get_idx(a, i), key);
 
 		if (t && !strcasecmp(t, tenant))
 			return true;
@@ -242,9 +255,9 @@ static bool array_has_tenant(struct emu *e, const char *array, const char *key, 
 	return false;
 }
 
-bool emu_tenant_known(struct emu *e, const char *tenant)
+bool dbx_emu_tenant_known(struct dbx_emu *e, const char *tenant)
 {
-	struct json_object *a = emu_world_array(e, "tenants");
+	struct json_object *a = dbx_emu_world_array(e, "tenants");
 	size_t i, n = a ? json_object_array_length(a) : 0;
 
 	for (i = 0; i < n; i++) {
@@ -269,7 +282,7 @@ static char *bn_b64url(const BIGNUM *bn, int pad)
 	if (!buf)
 		return NULL;
 	if (BN_bn2binpad(bn, buf, len) == len)
-		s = emu_b64url(buf, (size_t)len);
+		s = dbx_emu_b64url(buf, (size_t)len);
 	free(buf);
 	return s;
 }
@@ -337,9 +350,9 @@ out:
 static bool has_material(struct json_object *ver, const char *kty)
 {
 	if (!strncmp(kty, "RSA", 3))
-		return emu_jstr(ver, "n") && emu_jstr(ver, "e");
+		return dbx_emu_jstr(ver, "n") && dbx_emu_jstr(ver, "e");
 	if (!strncmp(kty, "EC", 2))
-		return emu_jstr(ver, "x") && emu_jstr(ver, "y");
+		return dbx_emu_jstr(ver, "x") && dbx_emu_jstr(ver, "y");
 	return true;
 }
 
@@ -354,7 +367,7 @@ static void copy_jwk(struct json_object *ver, struct json_object *jwk)
 
 static const char *ver_kty(struct json_object *ver)
 {
-	return emu_jstr(ver, "kty") ? emu_jstr(ver, "kty") : "RSA";
+	return dbx_emu_jstr(ver, "kty") ? dbx_emu_jstr(ver, "kty") : "RSA";
 }
 
 static int ver_size(struct json_object *ver)
@@ -376,9 +389,10 @@ static void cache_key(char *ck, size_t len, const char *vault, const char *key, 
  * first time a version is served; the warm-up threads below usually have
  * filled the cache by then. Returns 0 or -1.
  */
-int emu_key_material(struct emu *e, const char *vault, const char *key, struct json_object *ver)
+int dbx_emu_key_material(struct dbx_emu *e, const char *vault, const char *key,
+			 struct json_object *ver)
 {
-	const char *kty = ver_kty(ver), *version = emu_jstr(ver, "version");
+	const char *kty = ver_kty(ver), *version = dbx_emu_jstr(ver, "version");
 	struct json_object *jwk = NULL;
 	char ck[512];
 	bool hit;
@@ -395,7 +409,7 @@ int emu_key_material(struct emu *e, const char *vault, const char *key, struct j
 	pthread_mutex_unlock(&e->keycache_lock);
 	if (hit)
 		return 0;
-	jwk = make_jwk(kty, ver_size(ver), emu_jstr(ver, "crv"));
+	jwk = make_jwk(kty, ver_size(ver), dbx_emu_jstr(ver, "crv"));
 	if (!jwk)
 		return -1;
 	pthread_mutex_lock(&e->keycache_lock);
@@ -412,9 +426,9 @@ struct keyspec {
 	int size;
 };
 
-struct emu_warm {
-	struct emu_warm *next;
-	struct emu *e;
+struct dbx_emu_warm {
+	struct dbx_emu_warm *next;
+	struct dbx_emu *e;
 	struct keyspec *specs;
 	size_t n, next_i, nth;
 	pthread_mutex_t lock;
@@ -423,8 +437,8 @@ struct emu_warm {
 
 static void *warm_worker(void *arg)
 {
-	struct emu_warm *w = arg;
-	struct emu *e = w->e;
+	struct dbx_emu_warm *w = arg;
+	struct dbx_emu *e = w->e;
 
 	for (;;) {
 		struct json_object *jwk;
@@ -456,10 +470,10 @@ static void *warm_worker(void *arg)
 	}
 }
 
-static int add_spec(struct emu_warm *w, size_t *cap, const char *vault, const char *key,
+static int add_spec(struct dbx_emu_warm *w, size_t *cap, const char *vault, const char *key,
 		    struct json_object *ver)
 {
-	const char *version = emu_jstr(ver, "version"), *kty = ver_kty(ver);
+	const char *version = dbx_emu_jstr(ver, "version"), *kty = ver_kty(ver);
 	char ck[512];
 	struct keyspec *k;
 
@@ -478,7 +492,7 @@ static int add_spec(struct emu_warm *w, size_t *cap, const char *vault, const ch
 	k = &w->specs[w->n++];
 	k->ck = strdup(ck);
 	k->kty = strdup(kty);
-	k->crv = emu_jstr(ver, "crv") ? strdup(emu_jstr(ver, "crv")) : NULL;
+	k->crv = dbx_emu_jstr(ver, "crv") ? strdup(dbx_emu_jstr(ver, "crv")) : NULL;
 	k->size = ver_size(ver);
 	return k->ck && k->kty ? 0 : -1;
 }
@@ -489,9 +503,9 @@ static int add_spec(struct emu_warm *w, size_t *cap, const char *vault, const ch
  * Call before world is shared; the specs are copies. Failures only mean
  * the material is made on first use instead.
  */
-void emu_keys_warm(struct emu *e, struct json_object *world)
+void dbx_emu_keys_warm(struct dbx_emu *e, struct json_object *world)
 {
-	struct emu_warm *w = calloc(1, sizeof(*w));
+	struct dbx_emu_warm *w = calloc(1, sizeof(*w));
 	struct json_object *vaults;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	size_t i, j, k, cap = 0;
@@ -504,14 +518,14 @@ void emu_keys_warm(struct emu *e, struct json_object *world)
 	    json_object_is_type(vaults, json_type_array)) {
 		for (i = 0; i < json_object_array_length(vaults); i++) {
 			struct json_object *v = json_object_array_get_idx(vaults, i), *keys;
-			const char *vname = emu_jstr(v, "name");
+			const char *vname = dbx_emu_jstr(v, "name");
 
 			if (!vname || !json_object_object_get_ex(v, "keys", &keys) ||
 			    !json_object_is_type(keys, json_type_array))
 				continue;
 			for (j = 0; j < json_object_array_length(keys); j++) {
 				struct json_object *key = json_object_array_get_idx(keys, j), *vers;
-				const char *kname = emu_jstr(key, "name");
+				const char *kname = dbx_emu_jstr(key, "name");
 
 				if (!kname || !json_object_object_get_ex(key, "versions", &vers) ||
 				    !json_object_is_type(vers, json_type_array))
@@ -537,9 +551,9 @@ void emu_keys_warm(struct emu *e, struct json_object *world)
 }
 
 /* Stop and join every warm-up thread, free their work lists. */
-void emu_keys_stop(struct emu *e)
+void dbx_emu_keys_stop(struct dbx_emu *e)
 {
-	struct emu_warm *w, *next;
+	struct dbx_emu_warm *w, *next;
 	size_t i;
 
 	pthread_mutex_lock(&e->keycache_lock);
@@ -566,7 +580,7 @@ void emu_keys_stop(struct emu *e)
  * Parse a world from text. Does not touch e->world, so it may run without
  * e->lock. Returns the new world or NULL with a message in err.
  */
-struct json_object *emu_world_parse(const char *text, char *err, size_t errlen)
+struct json_object *dbx_emu_world_parse(const char *text, char *err, size_t errlen)
 {
 	enum json_tokener_error jerr = json_tokener_success;
 	struct json_object *w = json_tokener_parse_verbose(text, &jerr);
@@ -583,7 +597,7 @@ struct json_object *emu_world_parse(const char *text, char *err, size_t errlen)
 	return w;
 }
 
-void emu_world_replace(struct emu *e, struct json_object *world)
+void dbx_emu_world_replace(struct dbx_emu *e, struct json_object *world)
 {
 	json_object_put(e->world);
 	e->world = world;
@@ -596,7 +610,7 @@ static char *b64url_json(struct json_object *o)
 	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 							      JSON_C_TO_STRING_NOSLASHESCAPE);
 
-	return emu_b64url((const unsigned char *)s, strlen(s));
+	return dbx_emu_b64url((const unsigned char *)s, strlen(s));
 }
 
 /*
@@ -604,14 +618,14 @@ static char *b64url_json(struct json_object *o)
  * emulator only ever looks tokens up in its own table. Returns the token
  * (owned by the table) or NULL.
  */
-const char *emu_token_issue(struct emu *e, const char *tenant, const char *client, const char *oid,
-			    const char *aud, int lifetime)
+const char *dbx_emu_token_issue(struct dbx_emu *e, const char *tenant, const char *client,
+				const char *oid, const char *aud, int lifetime)
 {
 	struct json_object *hdr = json_object_new_object(), *pl = json_object_new_object();
 	char *h = NULL, *p = NULL, *sig = NULL, *tok = NULL, iss[160], uti[23];
 	unsigned char rnd[64];
 	time_t now = time(NULL);
-	struct emu_token *t;
+	struct dbx_emu_token *t;
 	size_t i, keep = 0;
 
 	/* drop tokens expired for more than an hour */
@@ -624,14 +638,14 @@ const char *emu_token_issue(struct emu *e, const char *tenant, const char *clien
 	e->ntokens = keep;
 	if (e->ntokens == e->cap_tokens) {
 		size_t cap = e->cap_tokens ? e->cap_tokens * 2 : 64;
-		struct emu_token *nt = realloc(e->tokens, cap * sizeof(*nt));
+		struct dbx_emu_token *nt = realloc(e->tokens, cap * sizeof(*nt));
 
 		if (!nt)
 			goto out;
 		e->tokens = nt;
 		e->cap_tokens = cap;
 	}
-	emu_rand_hex(uti, 11);
+	dbx_emu_rand_hex(uti, 11);
 	snprintf(iss, sizeof(iss), "https://sts.windows.net/%s/", tenant);
 	json_object_object_add(hdr, "typ", json_object_new_string("JWT"));
 	json_object_object_add(hdr, "alg", json_object_new_string("RS256"));
@@ -654,7 +668,7 @@ const char *emu_token_issue(struct emu *e, const char *tenant, const char *clien
 	p = b64url_json(pl);
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		goto out;
-	sig = emu_b64url(rnd, sizeof(rnd));
+	sig = dbx_emu_b64url(rnd, sizeof(rnd));
 	if (!h || !p || !sig || asprintf(&tok, "%s.%s.%s", h, p, sig) < 0) {
 		tok = NULL;
 		goto out;
@@ -676,7 +690,7 @@ out:
 	return tok;
 }
 
-const struct emu_token *emu_token_find(struct emu *e, const char *token)
+const struct dbx_emu_token *dbx_emu_token_find(struct dbx_emu *e, const char *token)
 {
 	size_t i;
 
