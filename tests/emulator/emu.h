@@ -21,6 +21,9 @@
 #include <json-c/json.h>
 #include <microhttpd.h>
 
+/* Fallible functions: the caller must look at the result. */
+#define DBX_EMU_MUST_CHECK __attribute__((warn_unused_result))
+
 enum dbx_emu_service {
 	DBX_EMU_SVC_NONE = 0,
 	DBX_EMU_SVC_ARM,
@@ -135,17 +138,18 @@ char *dbx_emu_b64url(const unsigned char *data, size_t len);
 int dbx_emu_split_path(char *buf, char **seg, int max);
 
 /* ---- tls.c ---- */
-int dbx_emu_tls_make(const char *cafile, char **cert_pem, char **key_pem);
+DBX_EMU_MUST_CHECK int dbx_emu_tls_make(const char *cafile, char **cert_pem, char **key_pem);
 
 /* ---- world.c ---- */
 /* Parse a world; NULL + err on failure. */
-struct json_object *dbx_emu_world_parse(const char *text, char *err, size_t errlen);
+DBX_EMU_MUST_CHECK struct json_object *dbx_emu_world_parse(const char *text, char *err,
+							   size_t errlen);
 /* Start generating key material for world in the background (before sharing it). */
 void dbx_emu_keys_warm(struct dbx_emu *e, struct json_object *world);
 void dbx_emu_keys_stop(struct dbx_emu *e);
 /* Fill ver with key material (cache or generate now); e->lock held. */
-int dbx_emu_key_material(struct dbx_emu *e, const char *vault, const char *key,
-			 struct json_object *ver);
+DBX_EMU_MUST_CHECK int dbx_emu_key_material(struct dbx_emu *e, const char *vault, const char *key,
+					    struct json_object *ver);
 void dbx_emu_world_replace(struct dbx_emu *e, struct json_object *world);
 int dbx_emu_world_page_size(struct dbx_emu *e);
 int dbx_emu_world_token_lifetime(struct dbx_emu *e);
@@ -161,14 +165,16 @@ struct json_object *dbx_emu_find_resource(struct dbx_emu *e, const char *array, 
 struct json_object *dbx_emu_find_client(struct dbx_emu *e, const char *tenant, const char *client);
 bool dbx_emu_tenant_known(struct dbx_emu *e, const char *tenant);
 /* Split an ARM id; fields are case-insensitive on segment names. */
-bool dbx_emu_id_parse(const char *id, char *sub, char *rg, char *name, size_t len);
+DBX_EMU_MUST_CHECK bool dbx_emu_id_parse(const char *id, char *sub, char *rg, char *name,
+					 size_t len);
 const char *dbx_emu_jstr(struct json_object *o, const char *key);
 struct json_object *dbx_emu_jpath(struct json_object *o, const char *dotted);
 struct json_object *dbx_emu_jarray(struct json_object *o, const char *key);
 
 /* tokens */
-const char *dbx_emu_token_issue(struct dbx_emu *e, const char *tenant, const char *client,
-				const char *oid, const char *aud, int lifetime);
+DBX_EMU_MUST_CHECK const char *dbx_emu_token_issue(struct dbx_emu *e, const char *tenant,
+						   const char *client, const char *oid,
+						   const char *aud, int lifetime);
 const struct dbx_emu_token *dbx_emu_token_find(struct dbx_emu *e, const char *token);
 
 /* ---- service handlers (called with e->lock held) ---- */
