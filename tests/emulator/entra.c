@@ -426,6 +426,14 @@ static void instance_discovery(struct dbx_emu_req *q, struct dbx_emu_reply *r, s
 	dbx_emu_reply_json(r, 200, o);
 }
 
+static void not_found(struct dbx_emu_reply *r)
+{
+	r->status = 404;
+	r->content_type = "text/html; charset=utf-8";
+	r->body = strdup("<html><body>Not found</body></html>");
+	r->body_len = r->body ? strlen(r->body) : 0;
+}
+
 void dbx_emu_entra_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r)
 {
 	struct entra_ctx c = {0};
@@ -438,11 +446,11 @@ void dbx_emu_entra_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_e
 	}
 	n = dbx_emu_split_path(buf, seg, MAXSEG);
 	c.login = q->host;
-	if (n < 2)
-		goto notfound;
-	c.tenant = seg[0];
-	if (n == 4 && !strcmp(seg[1], "oauth2") && !strcmp(seg[2], "v2.0") &&
-	    !strcmp(seg[3], "token")) {
+	c.tenant = n ? seg[0] : "";
+	if (n < 2) {
+		not_found(r);
+	} else if (n == 4 && !strcmp(seg[1], "oauth2") && !strcmp(seg[2], "v2.0") &&
+		   !strcmp(seg[3], "token")) {
 		token_endpoint(e, q, r, &c);
 	} else if (n == 3 && !strcmp(seg[1], "oauth2") && !strcmp(seg[2], "token")) {
 		c.v1 = true;
@@ -461,14 +469,7 @@ void dbx_emu_entra_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_e
 		json_object_object_add(o, "keys", json_object_new_array());
 		dbx_emu_reply_json(r, 200, o);
 	} else {
-		goto notfound;
+		not_found(r);
 	}
 	free(buf);
-	return;
-notfound:
-	free(buf);
-	r->status = 404;
-	r->content_type = "text/html; charset=utf-8";
-	r->body = strdup("<html><body>Not found</body></html>");
-	r->body_len = r->body ? strlen(r->body) : 0;
 }
