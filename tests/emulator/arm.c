@@ -9,6 +9,8 @@
  *   GET /subscriptions/S/resourceGroups/RG/providers/Microsoft.DataBox/jobs   paged list
  *   GET|PATCH .../resourceGroups/RG/providers/Microsoft.DataBox/jobs/NAME     job_methods[]
  *   GET /subscriptions/S/providers/Microsoft.DataBox/locations/L/operationResults/ID
+ *   GET /subscriptions/S/resourceGroups[/RG]                resource groups
+ *   GET /subscriptions/S/providers/Microsoft.KeyVault/vaults  vaults of a subscription
  *   GET .../providers/Microsoft.KeyVault/vaults/NAME
  *   GET .../providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME
  * Every request needs a bearer token for the management audience of the
@@ -734,6 +736,114 @@ static void resources_list(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_
 
 /* ---- vaults and identities ---- */
 
+static struct json_object *rg_json(const char *sub, const char *rg)
+{
+	struct json_object *o = json_object_new_object(), *props = json_object_new_object();
+	char id[600];
+
+	snprintf(id, sizeof(id), "/subscriptions/%s/resourceGroups/%s", sub, rg);
+	json_object_object_add(o, "id", json_object_new_string(id));
+	json_object_object_add(o, "name", json_object_new_string(rg));
+	json_object_object_add(o, "type",
+			       json_object_new_string("Microsoft.Resources/resourceGroups"));
+	json_object_object_add(o, "location", json_object_new_string("westus"));
+	json_object_object_add(props, "provisioningState", json_object_new_string("Succeeded"));
+	json_object_object_add(o, "properties", props);
+	return o;
+}
+
+/* The RG's name as the world spells it (ARM answers with the stored case). */
+static const char *rg_name(struct dbx_emu *e, const char *sub, const char *rg)
+{
+	struct json_object *a = dbx_emu_world_array(e, "resource_groups");
+	size_t i;
+
+	for (i = 0; a && i < json_object_array_length(a); i++) {
+		struct json_object *o = json_object_array_get_idx(a, i);
+		const char *sid = dbx_emu_jstr(o, "subscriptionId"),
+			   *name = dbx_emu_jstr(o, "name");
+
+		if (sid && name && !strcasecmp(sid, sub) && !strcasecmp(name, rg))
+			return name;
+	}
+	return rg;
+}
+
+/* Add the RG of id to val unless already there (case-insensitive). */
+static void add_rg(struct json_object *val, const char *sub, const char *rg)
+{
+	size_t i;
+
+	for (i = 0; i < json_object_array_length(val); i++) {
+		const char *n = dbx_emu_jstr(json_object_array_get_idx(val, i), "name");
+
+		if (n && !strcasecmp(n, rg))
+			return;
+	}
+	json_object_array_add(val, rg_json(sub, rg));
+}
+
+/*
+ * Resource groups of a subscription: the world's resource_groups list, or
+ * (without one) every RG that holds a job, vault or identity.
+ */
+static void rgs_list(struct dbx_emu *e, struct dbx_emu_reply *r, struct arm_ctx *c)
+{
+	static const char *const arrays[] = {"jobs", "vaults", "identities"};
+	struct json_object *out, *val, *a = dbx_emu_world_array(e, "resource_groups");
+	char s[256], g[256];
+	size_t i, k;
+
+	if (!sub_exists(e, r, c->sub))
+		return;
+	out = json_object_new_object();
+	val = json_object_new_array();
+	for (i = 0; a && i < json_object_array_length(a); i++) {
+		struct json_object *o = json_object_array_get_idx(a, i);
+		const char *sid = dbx_emu_jstr(o, "subscriptionId"),
+			   *name = dbx_emu_jstr(o, "name");
+
+		if (sid && name && !strcasecmp(sid, c->sub))
+			add_rg(val, c->sub, name);
+	}
+	for (k = 0; !a && k < sizeof(arrays) / sizeof(arrays[0]); k++) {
+		struct json_object *arr = dbx_emu_world_array(e, arrays[k]);
+
+		for (i = 0; arr && i < json_object_array_length(arr); i++) {
+			const char *id = dbx_emu_jstr(json_object_array_get_idx(arr, i), "id");
+
+			if (dbx_emu_id_parse(id, s, g, NULL, sizeof(s)) && !strcasecmp(s, c->sub))
+				add_rg(val, c->sub, g);
+		}
+	}
+	json_object_object_add(out, "value", val);
+	dbx_emu_reply_json(r, 200, out);
+}
+
+/* GET /subscriptions/S/providers/Microsoft.KeyVault/vaults */
+static void vaults_list(struct dbx_emu *e, struct dbx_emu_reply *r, struct arm_ctx *c)
+{
+	struct json_object *a = dbx_emu_world_array(e, "vaults"), *out, *val;
+	char s[256];
+	size_t i;
+
+	if (!sub_exists(e, r, c->sub))
+		return;
+	out = json_object_new_object();
+	val = json_object_new_array();
+	for (i = 0; a && i < json_object_array_length(a); i++) {
+		struct json_object *v = json_object_array_get_idx(a, i), *copy = NULL;
+
+		if (!dbx_emu_id_parse(dbx_emu_jstr(v, "id"), s, NULL, NULL, sizeof(s)) ||
+		    strcasecmp(s, c->sub) || json_object_deep_copy(v, &copy, NULL))
+			continue;
+		json_object_object_del(copy, "keys");
+		json_object_array_add(val, copy);
+	}
+	json_object_object_add(out, "value", val);
+	dbx_emu_reply_json(r, 200, out);
+}
+
 static void vault_get(struct dbx_emu *e, struct dbx_emu_reply *r, struct arm_ctx *c)
 {
 	struct json_object *v, *copy = NULL;
@@ -804,6 +914,9 @@ enum route {
 	R_OPRESULT,
 	R_VAULT,
 	R_IDENTITY,
+	R_RGS,
+	R_RG,
+	R_VAULTS_SUB,
 };
 
 static enum route route_of(struct arm_ctx *c)
@@ -817,6 +930,15 @@ static enum route route_of(struct arm_ctx *c)
 		return R_SUB;
 	if (c->nseg == 3 && seg_is(c, 2, "resources"))
 		return R_RESOURCES;
+	if (c->nseg == 3 && seg_is(c, 2, "resourceGroups"))
+		return R_RGS;
+	if (c->nseg == 4 && seg_is(c, 2, "resourceGroups")) {
+		c->rg = c->seg[3];
+		return R_RG;
+	}
+	if (c->nseg == 5 && seg_is(c, 2, "providers") && seg_is(c, 3, "Microsoft.KeyVault") &&
+	    seg_is(c, 4, "vaults"))
+		return R_VAULTS_SUB;
 	if (seg_is(c, 2, "providers") && seg_is(c, 3, "Microsoft.DataBox")) {
 		if (c->nseg == 5 && seg_is(c, 4, "jobs"))
 			return R_JOBS_SUB;
@@ -916,6 +1038,16 @@ void dbx_emu_arm_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu
 		break;
 	case R_VAULT:
 		vault_get(e, r, &c);
+		break;
+	case R_RGS:
+		rgs_list(e, r, &c);
+		break;
+	case R_RG:
+		if (sub_exists(e, r, c.sub) && rg_exists(e, r, c.sub, c.rg))
+			dbx_emu_reply_json(r, 200, rg_json(c.sub, rg_name(e, c.sub, c.rg)));
+		break;
+	case R_VAULTS_SUB:
+		vaults_list(e, r, &c);
 		break;
 	case R_IDENTITY:
 		identity_get(e, r, &c);

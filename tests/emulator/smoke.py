@@ -250,6 +250,15 @@ def run(emu):
     r = emu.https(ARM, "GET", vault["id"] + "?api-version=2024-11-01", auth)
     check(r.status == 200 and "keys" not in r.json() and r.json()["properties"]["enablePurgeProtection"] is True,
           "GET vault via ARM", repr(r))
+    r = emu.https(ARM, "GET", "/subscriptions/%s/providers/Microsoft.KeyVault/vaults?api-version=2024-11-01" % sub, auth)
+    want = sorted(v["id"] for v in w["vaults"] if v["id"].split("/")[2] == sub)
+    check(r.status == 200 and sorted(v["id"] for v in r.json()["value"]) == want
+          and all("keys" not in v for v in r.json()["value"]), "list vaults of a subscription", repr(r))
+    r = emu.https(ARM, "GET", "/subscriptions/%s/resourcegroups?api-version=2021-04-01" % sub, auth)
+    want = sorted(g["name"] for g in w["resource_groups"] if g["subscriptionId"] == sub)
+    check(r.status == 200 and sorted(g["name"] for g in r.json()["value"]) == want, "list resource groups", repr(r))
+    r = emu.https(ARM, "GET", "/subscriptions/%s/resourceGroups/%s?api-version=2021-04-01" % (sub, rg.upper()), auth)
+    check(r.status == 200 and r.json()["name"] == rg, "GET resource group answers with the stored name", repr(r))
     uai = w["identities"][0]
     r = emu.https(ARM, "GET", uai["id"] + "?api-version=2023-01-31", auth)
     check(r.status == 200 and r.json()["properties"]["principalId"] == uai["principalId"], "GET identity", repr(r))
