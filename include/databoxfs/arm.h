@@ -45,6 +45,43 @@ DBX_MUST_CHECK enum dbx_err dbx_arm_get_job(struct dbx_arm *arm, const char *sub
 					     struct dbx_order **out, struct dbx_error *err);
 
 /*
+ * The same GET, bounded by an absolute deadline (on the arm's clock)
+ * instead of the per-call timeout: the write pipeline shares one deadline
+ * between its steps.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_arm_get_job_until(struct dbx_arm *arm, const char *subscription,
+						   const char *resource_group, const char *name,
+						   uint64_t deadline_ms, struct dbx_order **out,
+						   struct dbx_error *err);
+
+/*
+ * PATCH the job with body (a JobResourceUpdateParameter from
+ * dbx_order_patch_body) and follow the long-running operation the way the
+ * service runs it: 200 with the job, or 202 + Location (operationResults),
+ * polled (Retry-After when sent, else lro_poll_ms) while it answers 202, each
+ * Location checked to be https on the cloud's ARM host, until a 200/204; the
+ * final state is then read with a GET ($expand=details) unless the last
+ * answer carried the job. *out is that final order.
+ *
+ * The PATCH itself is never resent by the retry layer after a 5xx or a
+ * dropped connection (non-idempotent): such failures come back as
+ * DBX_EREMOTE with *sent set, and the caller decides (read the order, resend
+ * only if the change is not there). *sent is false when the request surely
+ * never reached ARM (connect failure, 429/408 retried away, deadline
+ * before sending). A failed operation (the poll answers 4xx/5xx with an
+ * error body) is DBX_EREMOTE, or DBX_EINVAL when the error is a user error
+ * (400, Ssem codes), with code and message filled. DBX_ETIMEDOUT when the
+ * deadline passes while polling.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_arm_patch_job(struct dbx_arm *arm, const char *subscription,
+					       const char *resource_group, const char *name, const char *body,
+					       uint64_t lro_poll_ms, uint64_t deadline_ms, bool *sent,
+					       struct dbx_order **out, struct dbx_error *err);
+
+/* The arm's clock (for deadlines of callers sharing it). */
+const struct dbx_clock *dbx_arm_clock(const struct dbx_arm *arm);
+
+/*
  * Map a non-2xx ARM response to an error: the status to enum dbx_err
  * (400 EINVAL, 401/403 EACCES, 404 ENOTFOUND, 409 EBUSY, 429 ETHROTTLED,
  * 5xx EREMOTE), error.code / error.message from the body, request id from
