@@ -576,17 +576,19 @@ out:
 	return rc;
 }
 
-enum dbx_err dbx_arm_get_job(struct dbx_arm *arm, const char *subscription,
-			     const char *resource_group, const char *name, struct dbx_order **out,
-			     struct dbx_error *err)
+/*
+ * The URL of one job: https://<arm>/subscriptions/S/resourceGroups/RG/providers/
+ * Microsoft.DataBox/jobs/NAME?api-version=V, plus &$expand=details when expand.
+ * Checks the names are given; *url is malloc'd.
+ */
+static enum dbx_err job_url(const struct dbx_arm *arm, const char *subscription,
+			    const char *resource_group, const char *name, bool expand, char **url,
+			    struct dbx_error *err)
 {
-	struct dbx_http_response resp = {0};
-	char *sub = NULL, *rg = NULL, *job = NULL, *ver = NULL, *url = NULL;
-	struct dbx_order *order = NULL;
-	enum dbx_err rc;
+	char *sub = NULL, *rg = NULL, *job = NULL, *ver = NULL;
+	enum dbx_err rc = DBX_OK;
 
-	*out = NULL;
-	dbx_error_clear(err);
+	*url = NULL;
 	if (!subscription || !*subscription || !resource_group || !*resource_group || !name ||
 	    !*name) {
 		rc = dbx_error_set(err, DBX_EINVAL, "no subscription, resource group or job name");
@@ -601,23 +603,61 @@ enum dbx_err dbx_arm_get_job(struct dbx_arm *arm, const char *subscription,
 		goto out;
 	}
 	if (asprintf(
-		&url,
+		url,
 		"https://%s/subscriptions/%s/resourceGroups/%s/providers/Microsoft.DataBox/jobs/%s"
-		"?api-version=%s&$expand=details",
-		arm->cloud->arm_host, sub, rg, job, ver) < 0) {
-		url = NULL;
+		"?api-version=%s%s",
+		arm->cloud->arm_host, sub, rg, job, ver, expand ? "&$expand=details" : "") < 0) {
+		*url = NULL;
 		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = arm_get(arm, url, call_deadline(arm), &resp, err);
+out:
+	free(sub);
+	free(rg);
+	free(job);
+	free(ver);
+	return rc;
+}
+
+/* Is order the job subscription/resource_group/name (case-insensitive)? */
+static bool is_job(const struct dbx_order *order, const char *subscription,
+		   const char *resource_group, const char *name)
+{
+	return strcasecmp(order->name, name) == 0 &&
+	       strcasecmp(order->subscription, subscription) == 0 &&
+	       strcasecmp(order->resource_group, resource_group) == 0;
+}
+
+enum dbx_err dbx_arm_get_job(struct dbx_arm *arm, const char *subscription,
+			     const char *resource_group, const char *name, struct dbx_order **out,
+			     struct dbx_error *err)
+{
+	return dbx_arm_get_job_until(arm, subscription, resource_group, name, call_deadline(arm),
+				     out, err);
+}
+
+enum dbx_err dbx_arm_get_job_until(struct dbx_arm *arm, const char *subscription,
+				   const char *resource_group, const char *name,
+				   uint64_t deadline_ms, struct dbx_order **out,
+				   struct dbx_error *err)
+{
+	struct dbx_http_response resp = {0};
+	struct dbx_order *order = NULL;
+	char *url = NULL;
+	enum dbx_err rc;
+
+	*out = NULL;
+	dbx_error_clear(err);
+	rc = job_url(arm, subscription, resource_group, name, true, &url, err);
+	if (rc != DBX_OK)
+		goto out;
+	rc = arm_get(arm, url, deadline_ms, &resp, err);
 	if (rc != DBX_OK)
 		goto out;
 	rc = dbx_order_parse(resp.body, resp.body_len, &order, err);
 	if (rc != DBX_OK)
 		goto out;
-	if (strcasecmp(order->name, name) != 0 ||
-	    strcasecmp(order->subscription, subscription) != 0 ||
-	    strcasecmp(order->resource_group, resource_group) != 0) {
+	if (!is_job(order, subscription, resource_group, name)) {
 		rc = dbx_error_set(err, DBX_EREMOTE,
 				   "malformed response from ARM: asked for job %s, got %s", name,
 				   order->id);
@@ -629,10 +669,378 @@ out:
 	note_response(err, rc, &resp);
 	dbx_order_free(order);
 	dbx_http_response_reset(&resp);
-	free(sub);
-	free(rg);
-	free(job);
-	free(ver);
+	free(url);
+	return rc;
+}
+
+const struct dbx_clock *dbx_arm_clock(const struct dbx_arm *arm)
+{
+	return arm->clock;
+}
+
+/*
+ * ---- PATCH and its long-running operation ----
+ *
+ * The service answers a PATCH with 200 and the job, or 202 with only a
+ * Location (arm-api.md 1.5): .../operationResults/<id>, polled while it
+ * answers 202 (each answer may carry a new Location), until a 200/204,
+ * typically after the last Location pointed at the job itself. The job is
+ * then read with $expand=details unless the last answer was this job with
+ * its details. A poll answer of 200 with an operation status body
+ * ({"status": "InProgress" | "Succeeded" | "Failed", "error": {...}}, the
+ * Azure-AsyncOperation shape) is understood too, should the service ever
+ * send one. Every poll URL carries the bearer token, so it must be https on
+ * exactly the cloud's ARM host, like a nextLink.
+ */
+
+#define DBX_ARM_MAX_POLLS 10000 /* a server answering 202 forever without a deadline */
+#define LRO_TIMEOUT_MSG                                                                            \
+	"the update was accepted by ARM but did not finish within the timeout (it may still be "   \
+	"applied)"
+
+/* A non-negative decimal number filling all of s, blanks around allowed. */
+static bool parse_decimal(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s < '0' || *s > '9')
+		return false;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* The wait before the next poll: retry-after-ms, else Retry-After in seconds, else fallback. */
+static uint64_t poll_wait_ms(const struct dbx_http_response *resp, uint64_t fallback)
+{
+	uint64_t v;
+
+	if (resp->retry_after_ms && parse_decimal(resp->retry_after_ms, &v))
+		return v;
+	if (resp->retry_after && parse_decimal(resp->retry_after, &v))
+		return v > UINT64_MAX / 1000 ? UINT64_MAX : v * 1000;
+	return fallback; /* absent, or an HTTP date: ARM's LROs send seconds */
+}
+
+/*
+ * Sleep ms before the next request. DBX_ETIMEDOUT, without sleeping, when
+ * that request would come at or after the deadline: never sleep past it.
+ */
+static enum dbx_err lro_wait(struct dbx_arm *arm, uint64_t ms, uint64_t deadline,
+			     struct dbx_error *err)
+{
+	uint64_t now = arm->clock->now_ms(arm->clock->ctx);
+
+	if (deadline && (now >= deadline || ms >= deadline - now))
+		return dbx_error_set(err, DBX_ETIMEDOUT, LRO_TIMEOUT_MSG);
+	if (ms == 0)
+		return DBX_OK;
+	if (arm->clock->sleep_ms(arm->clock->ctx, ms) != DBX_OK)
+		return dbx_error_set(err, DBX_ETIMEDOUT,
+				     "stopped waiting for the update: it was accepted by ARM and "
+				     "may still be applied");
+	return DBX_OK;
+}
+
+/* Replace *url with a copy of next; false on ENOMEM. */
+static bool set_url(char **url, const char *next)
+{
+	char *copy = strdup(next);
+
+	if (!copy)
+		return false;
+	free(*url);
+	*url = copy;
+	return true;
+}
+
+/* An operation error with a Data Box user error code is the user's: DBX_EINVAL. */
+static enum dbx_err operation_error(const struct dbx_http_response *resp, struct dbx_error *err)
+{
+	enum dbx_err rc = dbx_arm_error_from_response(resp, err);
+
+	if (err && strncmp(err->code, "SsemUser", 8) == 0 && rc != DBX_EINVAL) {
+		rc = DBX_EINVAL;
+		err->err = rc;
+	}
+	return rc;
+}
+
+enum final_kind {
+	FINAL_OTHER,	 /* no usable body: read the job */
+	FINAL_JOB,	 /* this job, with its details: *order */
+	FINAL_RUNNING,	 /* operation status: still running */
+	FINAL_SUCCEEDED, /* operation status: done, read the job */
+	FINAL_FAILED,	 /* operation status: failed, error in the body */
+};
+
+/* What a 2xx body that ends an operation (or a PATCH 200) holds. Only ENOMEM fails. */
+static enum dbx_err classify_final(const struct dbx_http_response *resp, const char *subscription,
+				   const char *resource_group, const char *name,
+				   enum final_kind *kind, struct dbx_order **order,
+				   struct dbx_error *err)
+{
+	struct json_object *obj = NULL;
+	struct dbx_error ignored = {0};
+	const char *status;
+	enum dbx_err rc = DBX_OK;
+
+	*kind = FINAL_OTHER;
+	*order = NULL;
+	if (!resp->body || resp->body_len == 0 || parse_body(resp, &obj, &ignored) != DBX_OK)
+		goto out;
+	if (json_str(obj, "id")) {
+		struct dbx_order *o = NULL;
+
+		rc = dbx_order_from_json(obj, &o, &ignored);
+		if (rc == DBX_ENOMEM) {
+			rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+			goto out;
+		}
+		rc = DBX_OK;
+		if (o && o->has_details && is_job(o, subscription, resource_group, name)) {
+			*kind = FINAL_JOB;
+			*order = o;
+		} else {
+			dbx_order_free(o); /* another shape, or no details: the GET tells */
+		}
+		goto out;
+	}
+	status = json_str(obj, "status");
+	if (!status)
+		goto out;
+	if (strcasecmp(status, "Succeeded") == 0)
+		*kind = FINAL_SUCCEEDED;
+	else if (strcasecmp(status, "Failed") == 0 || strcasecmp(status, "Canceled") == 0 ||
+		 strcasecmp(status, "Cancelled") == 0)
+		*kind = FINAL_FAILED;
+	else
+		*kind = FINAL_RUNNING;
+out:
+	json_object_put(obj);
+	return rc;
+}
+
+/* GET one poll URL (checked first: https on the ARM host, else nothing is sent). */
+static enum dbx_err poll_once(struct dbx_arm *arm, const char *url, uint64_t deadline,
+			      struct dbx_http_response *resp, struct dbx_error *err)
+{
+	struct dbx_http_request req = {
+	    .method = "GET",
+	    .url = url,
+	    .scope = arm->cloud->arm_scope,
+	    .deadline_ms = deadline,
+	    .idempotent = true,
+	};
+
+	if (!same_arm_host(arm, url))
+		return dbx_error_set(
+		    err, DBX_EREMOTE,
+		    "unexpected Location from ARM for the update (not https://%s); "
+		    "not followed, the update may still be applied",
+		    arm->cloud->arm_host);
+	if (deadline && arm->clock->now_ms(arm->clock->ctx) >= deadline)
+		return dbx_error_set(err, DBX_ETIMEDOUT, LRO_TIMEOUT_MSG);
+	return dbx_http_send(arm->transport, &req, resp, err);
+}
+
+/*
+ * Follow the operation ARM accepted with first (a 202): poll while it runs,
+ * then the final job into *out. job_get_url is the job's GET URL.
+ */
+static enum dbx_err follow_operation(struct dbx_arm *arm, const struct dbx_http_response *first,
+				     const char *subscription, const char *resource_group,
+				     const char *name, uint64_t lro_poll_ms, uint64_t deadline,
+				     struct dbx_order **out, struct dbx_error *err)
+{
+	struct dbx_http_response resp = {0};
+	struct dbx_order *order = NULL;
+	char *url = NULL;
+	uint64_t wait = poll_wait_ms(first, lro_poll_ms);
+	bool read_job = false;
+	enum dbx_err rc = DBX_OK;
+
+	if (first->location && *first->location && !set_url(&url, first->location)) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!url)
+		read_job = true; /* 202 without Location: wait once, then read the job */
+	for (unsigned polls = 0; !read_job; polls++) {
+		enum final_kind kind;
+
+		if (polls >= DBX_ARM_MAX_POLLS) {
+			rc = dbx_error_set(err, DBX_ETIMEDOUT, LRO_TIMEOUT_MSG);
+			goto out;
+		}
+		if (!same_arm_host(arm, url)) {
+			/* Refused before waiting: the token never goes elsewhere. */
+			rc = poll_once(arm, url, deadline, &resp, err);
+			goto out;
+		}
+		rc = lro_wait(arm, wait, deadline, err);
+		if (rc != DBX_OK)
+			goto out;
+		dbx_http_response_reset(&resp);
+		rc = poll_once(arm, url, deadline, &resp, err);
+		if (rc != DBX_OK)
+			goto out;
+		if (resp.status == 202) {
+			if (resp.location && *resp.location && !set_url(&url, resp.location)) {
+				rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+				goto out;
+			}
+			wait = poll_wait_ms(&resp, lro_poll_ms);
+			continue;
+		}
+		if (resp.status < 200 || resp.status >= 300) {
+			/* The operation's own failure (the retry layer already retried 5xx). */
+			rc = operation_error(&resp, err);
+			goto out;
+		}
+		rc = classify_final(&resp, subscription, resource_group, name, &kind, &order, err);
+		if (rc != DBX_OK)
+			goto out;
+		switch (kind) {
+		case FINAL_JOB:
+			*out = order;
+			order = NULL;
+			goto out;
+		case FINAL_RUNNING:
+			if (resp.location && *resp.location && !set_url(&url, resp.location)) {
+				rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+				goto out;
+			}
+			wait = poll_wait_ms(&resp, lro_poll_ms);
+			continue;
+		case FINAL_FAILED:
+			/* status_to_err(200) is DBX_EREMOTE; a Data Box user error is EINVAL. */
+			rc = operation_error(&resp, err);
+			if (err && err->code[0] == '\0')
+				dbx_error_set(err, rc, "the update failed in ARM (no error given)");
+			goto out;
+		case FINAL_SUCCEEDED:
+		case FINAL_OTHER:
+			read_job = true;
+			wait = 0;
+			break;
+		}
+	}
+	if (wait) {
+		rc = lro_wait(arm, wait, deadline, err);
+		if (rc != DBX_OK)
+			goto out;
+	}
+	rc = dbx_arm_get_job_until(arm, subscription, resource_group, name, deadline, out, err);
+	if (rc == DBX_ETIMEDOUT)
+		dbx_error_set(err, DBX_ETIMEDOUT, LRO_TIMEOUT_MSG);
+out:
+	note_response(err, rc, &resp);
+	dbx_order_free(order);
+	dbx_http_response_reset(&resp);
+	free(url);
+	return rc;
+}
+
+enum dbx_err dbx_arm_patch_job(struct dbx_arm *arm, const char *subscription,
+			       const char *resource_group, const char *name, const char *body,
+			       uint64_t lro_poll_ms, uint64_t deadline_ms, bool *sent,
+			       struct dbx_order **out, struct dbx_error *err)
+{
+	return dbx_arm_patch_job_ex(arm, subscription, resource_group, name, body, lro_poll_ms,
+				    deadline_ms, sent, NULL, out, err);
+}
+
+enum dbx_err dbx_arm_patch_job_ex(struct dbx_arm *arm, const char *subscription,
+				  const char *resource_group, const char *name, const char *body,
+				  uint64_t lro_poll_ms, uint64_t deadline_ms, bool *sent,
+				  bool *accepted, struct dbx_order **out, struct dbx_error *err)
+{
+	struct dbx_http_response resp = {0};
+	struct dbx_order *order = NULL;
+	char *url = NULL, patch_rid[DBX_ERR_ID_MAX] = "";
+	enum final_kind kind;
+	enum dbx_err rc;
+	struct dbx_http_request req = {
+	    .method = "PATCH",
+	    .scope = arm->cloud->arm_scope,
+	    .content_type = "application/json",
+	    .deadline_ms = deadline_ms,
+	    .idempotent = false, /* never resent after a 5xx or a dropped connection */
+	};
+
+	*out = NULL;
+	if (sent)
+		*sent = false;
+	if (accepted)
+		*accepted = false;
+	dbx_error_clear(err);
+	if (!body || !*body) {
+		rc = dbx_error_set(err, DBX_EINVAL, "nothing to send");
+		goto out;
+	}
+	rc = job_url(arm, subscription, resource_group, name, false, &url, err);
+	if (rc != DBX_OK)
+		goto out;
+	if (deadline_ms && arm->clock->now_ms(arm->clock->ctx) >= deadline_ms) {
+		rc = dbx_error_set(err, DBX_ETIMEDOUT,
+				   "no time left to send the update (nothing was sent)");
+		goto out;
+	}
+	req.url = url;
+	req.body = body;
+	req.body_len = strlen(body);
+	rc = dbx_http_send(arm->transport, &req, &resp, err);
+	if (sent)
+		*sent = rc != DBX_EUNREACHABLE; /* any other failure may have carried the request */
+	if (rc != DBX_OK)
+		goto out;
+	if (resp.request_id)
+		copy_line(patch_rid, sizeof(patch_rid), resp.request_id);
+	if (resp.status == 429 || resp.status == 408) {
+		/* Still throttled after the retry layer's budget: ARM did not act on it. */
+		if (sent)
+			*sent = false;
+		rc = dbx_arm_error_from_response(&resp, err);
+		goto out;
+	}
+	if (resp.status != 200 && resp.status != 201 && resp.status != 202 && resp.status != 204) {
+		rc = dbx_arm_error_from_response(&resp, err);
+		goto out;
+	}
+	if (accepted)
+		*accepted = true;
+	if (resp.status == 202) {
+		rc = follow_operation(arm, &resp, subscription, resource_group, name, lro_poll_ms,
+				      deadline_ms, out, err);
+		goto out;
+	}
+	rc = classify_final(&resp, subscription, resource_group, name, &kind, &order, err);
+	if (rc != DBX_OK)
+		goto out;
+	if (kind == FINAL_JOB) {
+		*out = order;
+		order = NULL;
+		goto out;
+	}
+	/* 200 without the job's details, or 204: read the job as it now is. */
+	rc = dbx_arm_get_job_until(arm, subscription, resource_group, name, deadline_ms, out, err);
+out:
+	note_response(err, rc, &resp);
+	if (err && rc != DBX_OK && err->request_id[0] == '\0' && patch_rid[0])
+		snprintf(err->request_id, sizeof(err->request_id), "%s", patch_rid);
+	dbx_order_free(order);
+	dbx_http_response_reset(&resp);
 	free(url);
 	return rc;
 }

@@ -78,6 +78,22 @@ DBX_MUST_CHECK enum dbx_err dbx_arm_patch_job(struct dbx_arm *arm, const char *s
 					       uint64_t lro_poll_ms, uint64_t deadline_ms, bool *sent,
 					       struct dbx_order **out, struct dbx_error *err);
 
+/*
+ * dbx_arm_patch_job, also telling whether ARM accepted the PATCH itself:
+ * *accepted becomes true once the PATCH was answered 200, 201, 202 or 204,
+ * so a later failure belongs to the long-running operation (or to the
+ * deadline while polling). *sent && !*accepted after DBX_EREMOTE or
+ * DBX_ETIMEDOUT: the PATCH got a 5xx or lost its connection and may or may
+ * not have been applied; the caller reads the order before resending.
+ * accepted may be NULL. (Additive: the write pipeline's resend rule needs
+ * the difference.)
+ */
+DBX_MUST_CHECK enum dbx_err dbx_arm_patch_job_ex(struct dbx_arm *arm, const char *subscription,
+						 const char *resource_group, const char *name,
+						 const char *body, uint64_t lro_poll_ms,
+						 uint64_t deadline_ms, bool *sent, bool *accepted,
+						 struct dbx_order **out, struct dbx_error *err);
+
 /* The arm's clock (for deadlines of callers sharing it). */
 const struct dbx_clock *dbx_arm_clock(const struct dbx_arm *arm);
 

@@ -1,0 +1,696 @@
+/*
+ * test_arm_patch.c: PATCH of a Data Box job and its long-running operation
+ * (dbx_arm_patch_job), over the scripted fake transport and fake clock.
+ *
+ * The scripts replay the service's real LRO traffic (arm-api.md 1.5): 202
+ * with only a Location, operationResults polled while it answers 202 with
+ * a new Location, then a Location that is the job itself. The tests assert
+ * the exact requests (method, URL, scope, body, idempotency, content type),
+ * the waits between polls on the fake clock (Retry-After when sent, else
+ * lro_poll_ms, never past the deadline), that a Location off the ARM host is
+ * never contacted, and what a user gets: the order, or the error kind, Ssem
+ * code and request id, and whether the PATCH may have reached ARM.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "databoxfs/arm.h"
+#include "fake_transport.h"
+
+#define ARM	    "https://management.azure.com"
+#define SCOPE	    "https://management.azure.com/.default"
+#define SUB	    "11111111-2222-3333-4444-555555555555"
+#define RG	    "YourResourceGroupName"
+#define NAME	    "TestJobName1"
+#define JOB_ID	    "/subscriptions/" SUB "/resourceGroups/" RG "/providers/Microsoft.DataBox/jobs/" NAME
+#define JOB_URL	    ARM JOB_ID "?api-version=2025-07-01"
+#define JOB_GET_URL JOB_URL "&$expand=details"
+/* Shaped like the real signed operationResults URLs (shortened). */
+#define OP_URL(n)                                                                                  \
+	ARM "/subscriptions/" SUB                                                                  \
+	    "/providers/Microsoft.DataBox/locations/westus/operationResults/"                      \
+	    "1202b0df-bc5a-4975-b1fd-1401ce6acae9?api-version=2025-07-01&t=" n "&c=MIIH&s=sig&h=h"
+#define VAULT_ID                                                                                   \
+	"/subscriptions/" SUB "/resourceGroups/" RG                                                \
+	"/providers/Microsoft.KeyVault/vaults/YourKeyVaultName"
+#define KEK_URL "https://yourkeyvaultname.vault.azure.net/keys/cmk"
+#define BODY                                                                                       \
+	"{\"properties\":{\"details\":{\"keyEncryptionKey\":{\"kekType\":\"CustomerManaged\","     \
+	"\"kekUrl\":\"" KEK_URL "\",\"kekVaultResourceID\":\"" VAULT_ID "\"}}}}"
+
+/* JobsGetCmk.json, trimmed: the job with its details and a customer-managed key. */
+#define JOB_CMK                                                                                    \
+	"{\"name\": \"" NAME "\", \"type\": \"Microsoft.DataBox/jobs\", \"id\": \"" JOB_ID "\","   \
+	" \"identity\": {\"type\": \"SystemAssigned\", \"principalId\": "                          \
+	"\"aaaaaaaa-0000-4000-8000-000000000001\", \"tenantId\": "                                 \
+	"\"72f988bf-86f1-41af-91ab-2d7cd011db47\"}, \"location\": \"westus\","                     \
+	" \"properties\": {\"isCancellable\": true, \"status\": \"DeviceOrdered\","                \
+	" \"transferType\": \"ImportToAzure\", \"details\": {\"jobDetailsType\": \"DataBox\","     \
+	" \"jobStages\": [{\"displayName\": \"Ordered\", \"stageName\": \"DeviceOrdered\","        \
+	" \"stageStatus\": \"Succeeded\"}], \"keyEncryptionKey\": {\"kekType\": "                  \
+	"\"CustomerManaged\", \"kekUrl\": \"" KEK_URL "\", \"kekVaultResourceID\": \"" VAULT_ID    \
+	"\"}}}, \"sku\": {\"name\": \"DataBox\", \"model\": \"DataBox\"}, \"tags\": {},"           \
+	" \"systemData\": {\"lastModifiedAt\": \"2025-05-26T06:50:23.0185023+00:00\"}}"
+
+/* JobsPatchCmk.json's 200 body: the job without details. */
+#define JOB_NO_DETAILS                                                                             \
+	"{\"name\": \"" NAME "\", \"type\": \"Microsoft.DataBox/jobs\", \"id\": \"" JOB_ID "\","   \
+	" \"location\": \"westus\", \"properties\": {\"isCancellable\": true, \"status\": "        \
+	"\"DeviceOrdered\", \"transferType\": \"ImportToAzure\"}, \"sku\": {\"name\": "            \
+	"\"DataBox\", \"model\": \"DataBox\"}, \"tags\": {}}"
+
+#define START_MS   1000
+#define TIMEOUT_MS 120000
+#define POLL_MS	   10000
+#define DEADLINE   (START_MS + TIMEOUT_MS)
+
+/*
+ * A transport layer that records what the fake does not: whether each
+ * request was marked idempotent, and its content type. It sits right under
+ * the arm, so it sees the requests as arm.c made them.
+ */
+struct spy {
+	struct dbx_transport base;
+	struct dbx_transport *inner;
+	bool idempotent[FAKE_MAX_CALLS];
+	char content_type[FAKE_MAX_CALLS][32];
+	size_t n;
+};
+
+static enum dbx_err spy_send(struct dbx_transport *self, const struct dbx_http_request *req,
+			     struct dbx_http_response *resp, struct dbx_error *err)
+{
+	struct spy *s = (struct spy *)self;
+
+	if (s->n < FAKE_MAX_CALLS) {
+		s->idempotent[s->n] = req->idempotent;
+		snprintf(s->content_type[s->n], sizeof(s->content_type[s->n]), "%s",
+			 req->content_type ? req->content_type : "");
+		s->n++;
+	}
+	return s->inner->send(s->inner, req, resp, err);
+}
+
+static void spy_destroy(struct dbx_transport *self)
+{
+	(void)self;
+}
+
+struct env {
+	struct fake_transport ft;
+	struct fake_clock fc;
+	struct dbx_transport *retry; /* the real retry layer, when asked for */
+	struct spy spy;
+	struct dbx_arm *arm;
+	struct dbx_order *order;
+	struct dbx_error err;
+	bool sent, accepted;
+};
+
+static void env_init(struct env *e, const struct fake_reply *script, size_t n, bool with_retry)
+{
+	memset(e, 0, sizeof(*e));
+	fake_transport_init(&e->ft, script, n);
+	fake_clock_init(&e->fc, START_MS);
+	e->spy.base.send = spy_send;
+	e->spy.base.destroy = spy_destroy;
+	e->spy.inner = &e->ft.base;
+	if (with_retry) {
+		e->retry = dbx_http_retry_new(&e->ft.base, NULL, &e->fc.clock);
+		assert_non_null(e->retry);
+		e->spy.inner = e->retry;
+	}
+	e->arm = dbx_arm_new(&e->spy.base, dbx_cloud_default(), NULL, TIMEOUT_MS, &e->fc.clock);
+	assert_non_null(e->arm);
+}
+
+static void env_fini(struct env *e)
+{
+	dbx_order_free(e->order);
+	dbx_arm_free(e->arm);
+	if (e->retry)
+		dbx_transport_destroy(e->retry);
+	fake_transport_fini(&e->ft);
+}
+
+static enum dbx_err patch(struct env *e, uint64_t deadline)
+{
+	/* true going in: the function clears them first, so a false out is its own. */
+	e->sent = true;
+	e->accepted = true;
+	return dbx_arm_patch_job_ex(e->arm, SUB, RG, NAME, BODY, POLL_MS, deadline, &e->sent,
+				    &e->accepted, &e->order, &e->err);
+}
+
+/* The first request was the PATCH, exactly as the service expects it. */
+static void assert_patch_request(const struct env *e)
+{
+	assert_true(e->ft.n_calls >= 1);
+	assert_string_equal(e->ft.calls[0].method, "PATCH");
+	assert_string_equal(e->ft.calls[0].url, JOB_URL);
+	assert_string_equal(e->ft.calls[0].scope, SCOPE);
+	assert_string_equal(e->ft.calls[0].body, BODY);
+	assert_false(e->spy.idempotent[0]);
+	assert_string_equal(e->spy.content_type[0], "application/json");
+}
+
+/* Every request after the PATCH was an idempotent GET with the ARM scope and the deadline. */
+static void assert_gets_after_patch(const struct env *e, uint64_t deadline)
+{
+	for (size_t i = 1; i < e->ft.n_calls; i++) {
+		assert_string_equal(e->ft.calls[i].method, "GET");
+		assert_string_equal(e->ft.calls[i].scope, SCOPE);
+		assert_null(e->ft.calls[i].body);
+		assert_int_equal(e->ft.calls[i].deadline_ms, deadline);
+	}
+	for (size_t i = 1; i < e->spy.n; i++)
+		assert_true(e->spy.idempotent[i]);
+}
+
+static void assert_cmk_order(const struct dbx_order *o)
+{
+	assert_non_null(o);
+	assert_string_equal(o->name, NAME);
+	assert_true(o->has_details);
+	assert_int_equal(o->kek_type, DBX_KEK_CUSTOMER);
+	assert_string_equal(o->kek_url, KEK_URL);
+	assert_string_equal(o->kek_vault_id, VAULT_ID);
+}
+
+/* ---- synchronous answers ---- */
+
+static void test_patch_200_with_job(void **state)
+{
+	const struct fake_reply script[] = {{.status = 200, .body = JOB_CMK}};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 1, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 1); /* the body had the details: no GET */
+	assert_patch_request(&e);
+	assert_int_equal(e.ft.calls[0].deadline_ms, DEADLINE);
+	assert_true(e.sent);
+	assert_true(e.accepted);
+	assert_cmk_order(e.order);
+	assert_int_equal(e.fc.n_sleeps, 0);
+	env_fini(&e);
+}
+
+static void test_patch_200_without_details_reads_job(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = JOB_NO_DETAILS},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 2, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 2);
+	assert_patch_request(&e);
+	assert_string_equal(e.ft.calls[1].url, JOB_GET_URL);
+	assert_gets_after_patch(&e, DEADLINE);
+	assert_cmk_order(e.order);
+	env_fini(&e);
+}
+
+static void test_patch_plain_wrapper(void **state)
+{
+	const struct fake_reply script[] = {{.status = 200, .body = JOB_CMK}};
+	struct env e;
+	bool sent = false;
+
+	(void)state;
+	env_init(&e, script, 1, false);
+	assert_ptr_equal(dbx_arm_clock(e.arm), &e.fc.clock);
+	assert_int_equal(dbx_arm_patch_job(e.arm, SUB, RG, NAME, BODY, POLL_MS, DEADLINE, &sent,
+					   &e.order, &e.err),
+			 DBX_OK);
+	assert_true(sent);
+	assert_patch_request(&e);
+	assert_cmk_order(e.order);
+	env_fini(&e);
+}
+
+/* ---- the real LRO flow ---- */
+
+static void test_patch_real_lro_flow(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 202, .location = OP_URL("1"), .request_id = "rid-patch"},
+	    {.status = 202, .location = OP_URL("2")},
+	    {.status = 202, .location = JOB_URL},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 4, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 4);
+	assert_patch_request(&e);
+	assert_string_equal(e.ft.calls[1].url, OP_URL("1"));
+	assert_string_equal(e.ft.calls[2].url, OP_URL("2")); /* the new Location replaced the old */
+	assert_string_equal(e.ft.calls[3].url, JOB_URL);     /* the job itself, as ARM gave it */
+	assert_gets_after_patch(&e, DEADLINE);
+	/* No Retry-After anywhere: each poll waited lro_poll_ms, and nothing else was slept. */
+	assert_int_equal(e.fc.n_sleeps, 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(e.fc.sleeps[i], POLL_MS);
+	assert_int_equal(e.fc.now, START_MS + 3 * POLL_MS);
+	assert_true(e.sent);
+	assert_true(e.accepted);
+	assert_cmk_order(e.order); /* the job body had its details: used as is */
+	env_fini(&e);
+}
+
+static void test_patch_lro_final_job_without_details_is_read(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 202, .location = OP_URL("1")},
+	    {.status = 202, .location = JOB_URL},
+	    {.status = 200, .body = JOB_NO_DETAILS},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 4, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 4);
+	assert_string_equal(e.ft.calls[2].url, JOB_URL);
+	assert_string_equal(e.ft.calls[3].url, JOB_GET_URL);
+	assert_int_equal(e.fc.n_sleeps, 2); /* the final read comes right away */
+	assert_cmk_order(e.order);
+	env_fini(&e);
+}
+
+static void test_patch_lro_retry_after_honoured(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 202, .location = OP_URL("1"), .retry_after = "3"},
+	    {.status = 202, .location = OP_URL("2"), .retry_after = "7"},
+	    {.status = 202, .location = OP_URL("3")}, /* none: back to lro_poll_ms */
+	    {.status = 204},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 5, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 5);
+	assert_string_equal(e.ft.calls[1].url, OP_URL("1"));
+	assert_string_equal(e.ft.calls[2].url, OP_URL("2"));
+	assert_string_equal(e.ft.calls[3].url, OP_URL("3"));
+	assert_string_equal(e.ft.calls[4].url, JOB_GET_URL); /* 204: the job is read */
+	assert_int_equal(e.fc.n_sleeps, 3);
+	assert_int_equal(e.fc.sleeps[0], 3000);
+	assert_int_equal(e.fc.sleeps[1], 7000);
+	assert_int_equal(e.fc.sleeps[2], POLL_MS);
+	assert_cmk_order(e.order);
+	env_fini(&e);
+}
+
+static void test_patch_202_without_location_reads_job(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 202},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 2, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 2);
+	assert_string_equal(e.ft.calls[1].url, JOB_GET_URL);
+	assert_int_equal(e.fc.n_sleeps, 1);
+	assert_int_equal(e.fc.sleeps[0], POLL_MS);
+	assert_cmk_order(e.order);
+	env_fini(&e);
+}
+
+static void test_patch_operation_status_bodies(void **state)
+{
+	/* The Azure-AsyncOperation body shape, should a poll ever answer with it. */
+	const struct fake_reply ok[] = {
+	    {.status = 202, .location = OP_URL("1")},
+	    {.status = 200, .body = "{\"status\": \"InProgress\"}"},
+	    {.status = 200, .body = "{\"status\": \"Succeeded\"}"},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	const struct fake_reply failed[] = {
+	    {.status = 202, .location = OP_URL("1")},
+	    {.status = 200,
+	     .request_id = "rid-op",
+	     .body = "{\"status\": \"Failed\", \"error\": {\"code\": "
+		     "\"SsemUserErrorEncryptionKeyDisabled\", \"message\": \"Could not fetch the "
+		     "passkey as the customer-managed key is disabled.\"}}"},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, ok, 4, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 4);
+	assert_string_equal(e.ft.calls[2].url, OP_URL("1")); /* still running: same URL again */
+	assert_string_equal(e.ft.calls[3].url, JOB_GET_URL);
+	assert_cmk_order(e.order);
+	env_fini(&e);
+
+	env_init(&e, failed, 2, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_EINVAL);
+	assert_int_equal(e.ft.n_calls, 2);
+	assert_string_equal(e.err.code, "SsemUserErrorEncryptionKeyDisabled");
+	assert_non_null(strstr(e.err.message, "disabled"));
+	assert_string_equal(e.err.request_id, "rid-op");
+	assert_null(e.order);
+	env_fini(&e);
+}
+
+/* ---- the bearer token stays on the ARM host ---- */
+
+static void test_patch_refuses_foreign_location(void **state)
+{
+	static const char *const foreign[] = {
+	    "https://evil.example.com/operationResults/1",
+	    "http://management.azure.com/operationResults/1",
+	    "https://management.azure.com.evil.example.com/operationResults/1",
+	    "https://management.azure.com@evil.example.com/operationResults/1",
+	    "https://management.azure.com:8443/operationResults/1",
+	    "https://management.usgovcloudapi.net/operationResults/1",
+	    "/subscriptions/x/operationResults/1",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++) {
+		/* Foreign right away, and foreign on the second hop. */
+		const struct fake_reply first[] = {
+		    {.status = 202, .location = foreign[i]},
+		    {.status = 200, .body = JOB_CMK},
+		};
+		const struct fake_reply second[] = {
+		    {.status = 202, .location = OP_URL("1")},
+		    {.status = 202, .location = foreign[i]},
+		    {.status = 200, .body = JOB_CMK},
+		};
+		struct env e;
+
+		print_message("Location %s\n", foreign[i]);
+		env_init(&e, first, 2, false);
+		assert_int_equal(patch(&e, DEADLINE), DBX_EREMOTE);
+		assert_int_equal(e.ft.n_calls, 1); /* nothing was sent to it */
+		assert_int_equal(e.fc.n_sleeps, 0);
+		assert_non_null(strstr(e.err.message, "Location"));
+		assert_true(e.sent);
+		assert_true(e.accepted);
+		assert_null(e.order);
+		env_fini(&e);
+
+		env_init(&e, second, 3, false);
+		assert_int_equal(patch(&e, DEADLINE), DBX_EREMOTE);
+		assert_int_equal(e.ft.n_calls, 2);
+		assert_string_equal(e.ft.calls[1].url, OP_URL("1"));
+		env_fini(&e);
+	}
+}
+
+/* ---- failures ---- */
+
+static void test_patch_poll_failure_is_the_operations(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 202, .location = OP_URL("1"), .request_id = "rid-patch"},
+	    {.status = 400,
+	     .request_id = "rid-poll",
+	     .body = "{\"error\": {\"code\": \"SsemUserErrorKeyVaultBadRequestException\", "
+		     "\"message\": \"Applied a CMK but key access has not been granted.\"}}"},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 2, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_EINVAL);
+	assert_int_equal(e.ft.n_calls, 2);
+	assert_int_equal(e.err.err, DBX_EINVAL);
+	assert_int_equal(e.err.http_status, 400);
+	assert_string_equal(e.err.code, "SsemUserErrorKeyVaultBadRequestException");
+	assert_non_null(strstr(e.err.message, "key access"));
+	assert_string_equal(e.err.request_id, "rid-poll");
+	assert_true(e.sent);
+	assert_true(e.accepted); /* a failed operation: not a case for resending */
+	assert_null(e.order);
+	env_fini(&e);
+}
+
+static void test_patch_error_statuses(void **state)
+{
+	static const struct {
+		long status;
+		const char *code;
+		enum dbx_err want;
+	} cases[] = {
+	    {400, "SsemUserErrorKeyVaultUrlInvalidHost", DBX_EINVAL},
+	    {403, "AuthorizationFailed", DBX_EACCES},
+	    {404, "ResourceNotFound", DBX_ENOTFOUND},
+	    {409, "Conflict", DBX_EBUSY},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char body[256];
+		const struct fake_reply script[] = {
+		    {.status = cases[i].status, .body = body, .request_id = "rid-1"},
+		    {.status = 200, .body = JOB_CMK},
+		};
+		struct env e;
+
+		snprintf(body, sizeof(body), "{\"error\": {\"code\": \"%s\", \"message\": \"no\"}}",
+			 cases[i].code);
+		env_init(&e, script, 2, false);
+		assert_int_equal(patch(&e, DEADLINE), cases[i].want);
+		assert_int_equal(e.ft.n_calls, 1);
+		assert_string_equal(e.err.code, cases[i].code);
+		assert_int_equal(e.err.http_status, cases[i].status);
+		assert_string_equal(e.err.request_id, "rid-1");
+		assert_true(e.sent);
+		assert_false(e.accepted);
+		assert_null(e.order);
+		env_fini(&e);
+	}
+}
+
+static void test_patch_deadline_while_polling(void **state)
+{
+	/* 25 s of budget, 10 s polls: two polls fit, the third would land past the deadline. */
+	const uint64_t deadline = START_MS + 25000;
+	const struct fake_reply script[] = {
+	    {.status = 202, .location = OP_URL("1"), .request_id = "rid-patch"},
+	    {.status = 202, .location = OP_URL("2")},
+	    {.status = 202, .location = OP_URL("3")},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 4, false);
+	assert_int_equal(patch(&e, deadline), DBX_ETIMEDOUT);
+	assert_int_equal(e.ft.n_calls, 3);
+	assert_true(e.fc.now <= deadline); /* never slept past it */
+	assert_int_equal(e.fc.n_sleeps, 2);
+	assert_non_null(strstr(e.err.message, "did not finish within the timeout"));
+	assert_true(e.err.request_id[0] != '\0');
+	assert_true(e.sent);
+	assert_true(e.accepted);
+	assert_null(e.order);
+	env_fini(&e);
+}
+
+static void test_patch_retry_after_past_deadline(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 202, .location = OP_URL("1"), .retry_after = "3600"},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 2, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_ETIMEDOUT);
+	assert_int_equal(e.ft.n_calls, 1);
+	assert_int_equal(e.fc.n_sleeps, 0); /* no point waiting for a poll that cannot happen */
+	assert_int_equal(e.fc.now, START_MS);
+	env_fini(&e);
+}
+
+static void test_patch_500_not_resent(void **state)
+{
+	/* The real retry layer underneath: it retries GETs, never this PATCH. */
+	const struct fake_reply script[] = {
+	    {.status = 500,
+	     .request_id = "rid-500",
+	     .body = "{\"error\": {\"code\": \"InternalServerError\", \"message\": \"oops\"}}"},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 2, true);
+	assert_int_equal(patch(&e, DEADLINE), DBX_EREMOTE);
+	assert_int_equal(e.ft.n_calls, 1);
+	assert_string_equal(e.ft.calls[0].method, "PATCH");
+	assert_true(e.sent); /* it may have landed */
+	assert_false(e.accepted);
+	assert_string_equal(e.err.request_id, "rid-500");
+	assert_int_equal(e.err.http_status, 500);
+	assert_null(e.order);
+	env_fini(&e);
+}
+
+static void test_patch_dropped_connection_not_resent(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.transport_err = DBX_EREMOTE},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 2, true);
+	assert_int_equal(patch(&e, DEADLINE), DBX_EREMOTE);
+	assert_int_equal(e.ft.n_calls, 1);
+	assert_true(e.sent);
+	assert_false(e.accepted);
+	env_fini(&e);
+}
+
+static void test_patch_unreachable_not_sent(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.transport_err = DBX_EUNREACHABLE}, {.transport_err = DBX_EUNREACHABLE},
+	    {.transport_err = DBX_EUNREACHABLE}, {.transport_err = DBX_EUNREACHABLE},
+	    {.transport_err = DBX_EUNREACHABLE},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 5, true);
+	assert_int_equal(patch(&e, DEADLINE), DBX_EUNREACHABLE);
+	assert_int_equal(e.ft.n_calls, 5); /* the retry layer may resend: nothing went out */
+	assert_false(e.sent);
+	assert_false(e.accepted);
+	assert_null(e.order);
+	env_fini(&e);
+}
+
+static void test_patch_throttled_not_sent(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 429,
+	     .body = "{\"error\": {\"code\": \"TooManyRequests\", \"message\": "
+		     "\"slow down\"}}"},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 1, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_ETHROTTLED);
+	assert_false(e.sent);
+	env_fini(&e);
+}
+
+static void test_patch_deadline_before_sending(void **state)
+{
+	const struct fake_reply script[] = {{.status = 200, .body = JOB_CMK}};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 1, false);
+	assert_int_equal(patch(&e, START_MS), DBX_ETIMEDOUT);
+	assert_int_equal(e.ft.n_calls, 0);
+	assert_false(e.sent);
+	env_fini(&e);
+}
+
+static void test_patch_malformed_final_job(void **state)
+{
+	/* The final read answers with another job: not taken for this one. */
+	const struct fake_reply script[] = {
+	    {.status = 204},
+	    {.status = 200,
+	     .body = "{\"name\": \"Other\", \"id\": \"/subscriptions/" SUB "/resourceGroups/" RG
+		     "/providers/Microsoft.DataBox/jobs/Other\", \"properties\": {\"details\": "
+		     "{}}}"},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 2, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_EREMOTE);
+	assert_int_equal(e.ft.n_calls, 2);
+	assert_string_equal(e.ft.calls[1].url, JOB_GET_URL);
+	assert_null(e.order);
+	env_fini(&e);
+}
+
+static void test_get_job_until_uses_the_given_deadline(void **state)
+{
+	const struct fake_reply script[] = {{.status = 200, .body = JOB_CMK}};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 1, false);
+	assert_int_equal(
+	    dbx_arm_get_job_until(e.arm, SUB, RG, NAME, START_MS + 5000, &e.order, &e.err), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 1);
+	assert_string_equal(e.ft.calls[0].url, JOB_GET_URL);
+	assert_int_equal(e.ft.calls[0].deadline_ms, START_MS + 5000);
+	assert_cmk_order(e.order);
+	dbx_order_free(e.order);
+	e.order = NULL;
+
+	/* Past it: nothing is sent. */
+	assert_int_equal(dbx_arm_get_job_until(e.arm, SUB, RG, NAME, START_MS, &e.order, &e.err),
+			 DBX_ETIMEDOUT);
+	assert_int_equal(e.ft.n_calls, 1);
+	assert_null(e.order);
+	env_fini(&e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_patch_200_with_job),
+	    cmocka_unit_test(test_patch_200_without_details_reads_job),
+	    cmocka_unit_test(test_patch_plain_wrapper),
+	    cmocka_unit_test(test_patch_real_lro_flow),
+	    cmocka_unit_test(test_patch_lro_final_job_without_details_is_read),
+	    cmocka_unit_test(test_patch_lro_retry_after_honoured),
+	    cmocka_unit_test(test_patch_202_without_location_reads_job),
+	    cmocka_unit_test(test_patch_operation_status_bodies),
+	    cmocka_unit_test(test_patch_refuses_foreign_location),
+	    cmocka_unit_test(test_patch_poll_failure_is_the_operations),
+	    cmocka_unit_test(test_patch_error_statuses),
+	    cmocka_unit_test(test_patch_deadline_while_polling),
+	    cmocka_unit_test(test_patch_retry_after_past_deadline),
+	    cmocka_unit_test(test_patch_500_not_resent),
+	    cmocka_unit_test(test_patch_dropped_connection_not_resent),
+	    cmocka_unit_test(test_patch_unreachable_not_sent),
+	    cmocka_unit_test(test_patch_throttled_not_sent),
+	    cmocka_unit_test(test_patch_deadline_before_sending),
+	    cmocka_unit_test(test_patch_malformed_final_job),
+	    cmocka_unit_test(test_get_job_until_uses_the_given_deadline),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
