@@ -516,6 +516,481 @@ static void latency_set(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu
 	json_object_put(o);
 }
 
+/* ---- world mutations: jobs, vaults, keys, policies, identities, tenants ---- */
+
+/* Remove element o from array a; true when found. */
+static bool array_remove(struct json_object *a, struct json_object *o)
+{
+	size_t i;
+
+	for (i = 0; a && i < json_object_array_length(a); i++) {
+		if (json_object_array_get_idx(a, i) == o) {
+			json_object_array_del_idx(a, i, 1);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Copy body[key] into o[key] when the body has it (null included). */
+static void copy_field(struct json_object *o, struct json_object *body, const char *key)
+{
+	struct json_object *v;
+
+	if (json_object_object_get_ex(body, key, &v))
+		json_object_object_add(o, key, v ? json_object_get(v) : NULL);
+}
+
+/* POST /admin/jobs/S/RG/NAME/advance {"status": "DataCopy"} */
+static void job_post(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		     const char *rest)
+{
+	char buf[1024], *seg[5];
+	struct json_object *job, *body = NULL, *out, *err;
+	const char *status;
+
+	snprintf(buf, sizeof(buf), "%s", rest);
+	if (dbx_emu_split_path(buf, seg, 5) != 4 || strcmp(seg[3], "advance")) {
+		admin_error(r, 404, "use /admin/jobs/SUBSCRIPTION/RESOURCEGROUP/NAME/advance");
+		return;
+	}
+	job = dbx_emu_find_job(e, seg[0], seg[1], seg[2]);
+	if (!job) {
+		admin_error(r, 404, "no such job");
+		return;
+	}
+	body = parse_body(q, r);
+	if (!body)
+		return;
+	status = dbx_emu_jstr(body, "status");
+	if (!status || dbx_emu_job_advance(e, job, status)) {
+		admin_error(r, 400,
+			    "status must be one of DeviceOrdered, DevicePrepared, Dispatched, "
+			    "Delivered, PickedUp, AtAzureDC, DataCopy, Completed");
+		goto out;
+	}
+	out = json_object_new_object();
+	json_object_object_add(out, "ok", json_object_new_boolean(1));
+	err = dbx_emu_jpath(job, "properties.error");
+	json_object_object_add(
+	    out, "error",
+	    dbx_emu_jstr(err, "code") ? json_object_new_string(dbx_emu_jstr(err, "code")) : NULL);
+	dbx_emu_reply_json(r, 200, out);
+out:
+	json_object_put(body);
+}
+
+static struct json_object *find_key_obj(struct json_object *vault, const char *name)
+{
+	struct json_object *keys = dbx_emu_jarray(vault, "keys");
+	size_t i;
+
+	for (i = 0; keys && i < json_object_array_length(keys); i++) {
+		struct json_object *k = json_object_array_get_idx(keys, i);
+		const char *n = dbx_emu_jstr(k, "name");
+
+		if (n && !strcasecmp(n, name))
+			return k;
+	}
+	return NULL;
+}
+
+/* POST /admin/vaults/V/keys {"name","kty","key_size"}: a new key or version. */
+static void key_add(struct dbx_emu_reply *r, struct json_object *vault, struct json_object *body)
+{
+	struct json_object *key, *vers, *ver, *keys, *v, *out;
+	const char *name = dbx_emu_jstr(body, "name"), *uri;
+	char hex[33];
+	int64_t now = (int64_t)time(NULL);
+
+	if (!name || !*name) {
+		admin_error(r, 400, "body must name the key: {\"name\", \"kty\", \"key_size\"}");
+		return;
+	}
+	key = find_key_obj(vault, name);
+	if (!key) {
+		keys = dbx_emu_jarray(vault, "keys");
+		if (!keys) {
+			keys = json_object_new_array();
+			json_object_object_add(vault, "keys", keys);
+		}
+		key = json_object_new_object();
+		json_object_object_add(key, "name", json_object_new_string(name));
+		json_object_object_add(key, "tags", json_object_new_object());
+		json_object_array_add(keys, key);
+	}
+	vers = dbx_emu_jarray(key, "versions");
+	if (!vers) {
+		vers = json_object_new_array();
+		json_object_object_add(key, "versions", vers);
+	}
+	dbx_emu_rand_hex(hex, 16);
+	ver = json_object_new_object();
+	json_object_object_add(ver, "version", json_object_new_string(hex));
+	json_object_object_add(
+	    ver, "kty",
+	    json_object_new_string(dbx_emu_jstr(body, "kty") ? dbx_emu_jstr(body, "kty") : "RSA"));
+	json_object_object_add(ver, "key_size",
+			       json_object_new_int(json_object_object_get_ex(body, "key_size", &v)
+						       ? json_object_get_int(v)
+						       : 2048));
+	json_object_object_add(ver, "enabled", json_object_new_boolean(1));
+	json_object_object_add(ver, "exp", NULL);
+	json_object_object_add(ver, "nbf", NULL);
+	copy_field(ver, body, "enabled");
+	copy_field(ver, body, "exp");
+	copy_field(ver, body, "nbf");
+	copy_field(ver, body, "crv");
+	json_object_object_add(ver, "created", json_object_new_int64(now));
+	json_object_object_add(ver, "updated", json_object_new_int64(now));
+	json_object_array_add(vers, ver);
+	out = json_object_new_object();
+	json_object_object_add(out, "ok", json_object_new_boolean(1));
+	json_object_object_add(out, "version", json_object_new_string(hex));
+	uri = dbx_emu_jstr(dbx_emu_jpath(vault, "properties"), "vaultUri");
+	if (uri) {
+		char kid[1024];
+
+		snprintf(kid, sizeof(kid), "%.*s/keys/%s/%s", (int)strcspn(uri + 8, "/") + 8, uri,
+			 name, hex);
+		json_object_object_add(out, "kid", json_object_new_string(kid));
+	}
+	dbx_emu_reply_json(r, 200, out);
+}
+
+/* POST /admin/vaults/V/keys/K {"version"?, "enabled", "exp", "nbf"} */
+static void key_set(struct dbx_emu_reply *r, struct json_object *vault, const char *name,
+		    struct json_object *body)
+{
+	struct json_object *key = find_key_obj(vault, name), *vers, *ver = NULL;
+	const char *want = dbx_emu_jstr(body, "version");
+	size_t i, n;
+
+	vers = key ? dbx_emu_jarray(key, "versions") : NULL;
+	n = vers ? json_object_array_length(vers) : 0;
+	for (i = 0; i < n; i++) {
+		struct json_object *v = json_object_array_get_idx(vers, i);
+		const char *id = dbx_emu_jstr(v, "version");
+
+		if (!want || (id && !strcasecmp(id, want)))
+			ver = v;
+	}
+	if (!ver) {
+		admin_error(r, 404, "no such key or version");
+		return;
+	}
+	copy_field(ver, body, "enabled");
+	copy_field(ver, body, "exp");
+	copy_field(ver, body, "nbf");
+	json_object_object_add(ver, "updated", json_object_new_int64((int64_t)time(NULL)));
+	admin_ok(r);
+}
+
+/* POST /admin/vaults/V/policies {"objectId", "tenantId"?, "permissions": {"keys": [...]}} */
+static void policy_set(struct dbx_emu_reply *r, struct json_object *vault, struct json_object *body)
+{
+	struct json_object *props = dbx_emu_jpath(vault, "properties"), *pols, *p, *perms;
+	const char *oid = dbx_emu_jstr(body, "objectId");
+	const char *tid = dbx_emu_jstr(body, "tenantId");
+	size_t i;
+
+	if (!oid || !props || !json_object_object_get_ex(body, "permissions", &perms) ||
+	    !json_object_is_type(perms, json_type_object)) {
+		admin_error(r, 400,
+			    "body must be {\"objectId\", \"permissions\": {\"keys\": [...]}}");
+		return;
+	}
+	pols = dbx_emu_jarray(props, "accessPolicies");
+	if (!pols) {
+		pols = json_object_new_array();
+		json_object_object_add(props, "accessPolicies", pols);
+	}
+	for (i = json_object_array_length(pols); i-- > 0;) {
+		const char *o = dbx_emu_jstr(json_object_array_get_idx(pols, i), "objectId");
+
+		if (o && !strcasecmp(o, oid))
+			json_object_array_del_idx(pols, i, 1);
+	}
+	p = json_object_new_object();
+	if (!tid)
+		tid = dbx_emu_jstr(props, "tenantId");
+	json_object_object_add(p, "tenantId", json_object_new_string(tid ? tid : ""));
+	json_object_object_add(p, "objectId", json_object_new_string(oid));
+	json_object_object_add(p, "permissions", json_object_get(perms));
+	json_object_array_add(pols, p);
+	admin_ok(r);
+}
+
+/* POST /admin/vaults/V {"enablePurgeProtection", "enableSoftDelete", "enableRbacAuthorization"} */
+static void vault_props(struct dbx_emu_reply *r, struct json_object *vault,
+			struct json_object *body)
+{
+	static const char *const keys[] = {"enablePurgeProtection", "enableSoftDelete",
+					   "enableRbacAuthorization", "softDeleteRetentionInDays",
+					   "publicNetworkAccess"};
+	struct json_object *props = dbx_emu_jpath(vault, "properties"), *v;
+	size_t i;
+
+	if (!props) {
+		admin_error(r, 400, "the vault has no properties");
+		return;
+	}
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (!json_object_object_get_ex(body, keys[i], &v))
+			continue;
+		if (v)
+			json_object_object_add(props, keys[i], json_object_get(v));
+		else
+			json_object_object_del(props, keys[i]);
+	}
+	admin_ok(r);
+}
+
+/* POST /admin/vaults/V[/keys[/K]|/policies] */
+static void vault_post(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		       const char *rest)
+{
+	char buf[1024], *seg[4];
+	struct json_object *vault, *body;
+	int n;
+
+	snprintf(buf, sizeof(buf), "%s", rest);
+	n = dbx_emu_split_path(buf, seg, 4);
+	vault = n >= 1 ? dbx_emu_find_vault_by_name(e, seg[0]) : NULL;
+	if (!vault) {
+		admin_error(r, 404, "no such vault");
+		return;
+	}
+	body = parse_body(q, r);
+	if (!body)
+		return;
+	if (n == 1)
+		vault_props(r, vault, body);
+	else if (n == 2 && !strcmp(seg[1], "keys"))
+		key_add(r, vault, body);
+	else if (n == 3 && !strcmp(seg[1], "keys"))
+		key_set(r, vault, seg[2], body);
+	else if (n == 2 && !strcmp(seg[1], "policies"))
+		policy_set(r, vault, body);
+	else
+		admin_error(r, 404, "no such admin endpoint");
+	json_object_put(body);
+}
+
+/* DELETE /admin/vaults/V, /admin/vaults/V/keys/K, /admin/vaults/V/policies/OBJECTID */
+static void vault_delete(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			 const char *rest)
+{
+	char buf[1024], *seg[4];
+	struct json_object *vault, *pols;
+	bool found = false;
+	size_t i;
+	int n;
+
+	snprintf(buf, sizeof(buf), "%s", rest);
+	n = dbx_emu_split_path(buf, seg, 4);
+	vault = n >= 1 ? dbx_emu_find_vault_by_name(e, seg[0]) : NULL;
+	if (!vault) {
+		admin_error(r, 404, "no such vault");
+		return;
+	}
+	if (n == 1) {
+		found = array_remove(dbx_emu_world_array(e, "vaults"), vault);
+	} else if (n == 3 && !strcmp(seg[1], "keys")) {
+		found = array_remove(dbx_emu_jarray(vault, "keys"), find_key_obj(vault, seg[2]));
+	} else if (n == 3 && !strcmp(seg[1], "policies")) {
+		pols = dbx_emu_jarray(dbx_emu_jpath(vault, "properties"), "accessPolicies");
+		for (i = pols ? json_object_array_length(pols) : 0; i-- > 0;) {
+			const char *o =
+			    dbx_emu_jstr(json_object_array_get_idx(pols, i), "objectId");
+
+			if (o && !strcasecmp(o, seg[2])) {
+				json_object_array_del_idx(pols, i, 1);
+				found = true;
+			}
+		}
+	} else {
+		admin_error(r, 404, "no such admin endpoint");
+		return;
+	}
+	if (found)
+		admin_ok(r);
+	else
+		admin_error(r, 404, "no such vault, key or policy");
+}
+
+/*
+ * POST /admin/identities: add a user-assigned identity. Body: "id" (or
+ * "subscriptionId", "resourceGroup", "name"), optional "principalId",
+ * "clientId" (fresh GUIDs), "tenantId" (the subscription's), "location".
+ * Answers the stored identity.
+ */
+static void identity_add(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			 const char *rest)
+{
+	struct json_object *body = parse_body(q, r), *o, *a, *sub;
+	char id[1024], s[256], g[256], n[256], guid[37];
+	const char *v;
+
+	if (!body)
+		return;
+	v = dbx_emu_jstr(body, "id");
+	if (v)
+		snprintf(id, sizeof(id), "%s", v);
+	else if (dbx_emu_jstr(body, "subscriptionId") && dbx_emu_jstr(body, "resourceGroup") &&
+		 dbx_emu_jstr(body, "name"))
+		snprintf(id, sizeof(id),
+			 "/subscriptions/%s/resourceGroups/%s/providers/"
+			 "Microsoft.ManagedIdentity/userAssignedIdentities/%s",
+			 dbx_emu_jstr(body, "subscriptionId"), dbx_emu_jstr(body, "resourceGroup"),
+			 dbx_emu_jstr(body, "name"));
+	else
+		id[0] = '\0';
+	if (!dbx_emu_id_parse(id, s, g, n, sizeof(s))) {
+		admin_error(r, 400,
+			    "give \"id\" or \"subscriptionId\", \"resourceGroup\" and \"name\"");
+		goto out;
+	}
+	sub = dbx_emu_find_subscription(e, s);
+	o = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_string(id));
+	json_object_object_add(o, "name", json_object_new_string(n));
+	json_object_object_add(o, "location",
+			       json_object_new_string(dbx_emu_jstr(body, "location")
+							  ? dbx_emu_jstr(body, "location")
+							  : "westus"));
+	dbx_emu_guid(guid);
+	v = dbx_emu_jstr(body, "principalId");
+	json_object_object_add(o, "principalId", json_object_new_string(v ? v : guid));
+	dbx_emu_guid(guid);
+	v = dbx_emu_jstr(body, "clientId");
+	json_object_object_add(o, "clientId", json_object_new_string(v ? v : guid));
+	v = dbx_emu_jstr(body, "tenantId") ? dbx_emu_jstr(body, "tenantId")
+					   : dbx_emu_jstr(sub, "tenantId");
+	json_object_object_add(o, "tenantId", json_object_new_string(v ? v : ""));
+	a = dbx_emu_world_array(e, "identities");
+	if (!a) {
+		a = json_object_new_array();
+		json_object_object_add(e->world, "identities", a);
+	}
+	array_remove(a, dbx_emu_find_resource(e, "identities", s, g, n));
+	json_object_array_add(a, json_object_get(o));
+	dbx_emu_reply_json(r, 200, o);
+out:
+	json_object_put(body);
+}
+
+/* DELETE /admin/identities/NAME: every user-assigned identity of that name. */
+static void identity_delete(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			    const char *rest)
+{
+	struct json_object *a = dbx_emu_world_array(e, "identities");
+	const char *name = rest && *rest == '/' ? rest + 1 : "";
+	bool found = false;
+	size_t i;
+
+	for (i = a ? json_object_array_length(a) : 0; i-- > 0;) {
+		const char *n = dbx_emu_jstr(json_object_array_get_idx(a, i), "name");
+
+		if (n && *name && !strcasecmp(n, name)) {
+			json_object_array_del_idx(a, i, 1);
+			found = true;
+		}
+	}
+	if (found)
+		admin_ok(r);
+	else
+		admin_error(r, 404, "no such identity");
+}
+
+/* POST /admin/limits {"user_assigned_identities": N} */
+static void limits_set(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		       const char *rest)
+{
+	struct json_object *body = parse_body(q, r), *v, *lim;
+
+	if (!body)
+		return;
+	if (!json_object_object_get_ex(body, "user_assigned_identities", &v) ||
+	    !json_object_is_type(v, json_type_int) || json_object_get_int(v) < 0) {
+		admin_error(r, 400, "body must be {\"user_assigned_identities\": N} with N >= 0");
+		goto out;
+	}
+	lim = dbx_emu_jpath(e->world, "limits");
+	if (!lim || !json_object_is_type(lim, json_type_object)) {
+		lim = json_object_new_object();
+		json_object_object_add(e->world, "limits", lim);
+	}
+	json_object_object_add(lim, "user_assigned_identities", json_object_get(v));
+	admin_ok(r);
+out:
+	json_object_put(body);
+}
+
+/*
+ * POST /admin/subscriptions/S/tenant {"tenantId": T2}: move a subscription
+ * to another tenant. Tokens of the tenant it came from keep working for it
+ * (the admin who moved it still manages it); identities keep their tenant.
+ */
+static void sub_tenant(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		       const char *rest)
+{
+	char buf[512], *seg[3];
+	struct json_object *sub, *body, *tenants;
+	const char *t2, *t1;
+
+	snprintf(buf, sizeof(buf), "%s", rest);
+	if (dbx_emu_split_path(buf, seg, 3) != 2 || strcmp(seg[1], "tenant")) {
+		admin_error(r, 404, "use /admin/subscriptions/S/tenant");
+		return;
+	}
+	sub = dbx_emu_find_subscription(e, seg[0]);
+	if (!sub) {
+		admin_error(r, 404, "no such subscription");
+		return;
+	}
+	body = parse_body(q, r);
+	if (!body)
+		return;
+	t2 = dbx_emu_jstr(body, "tenantId");
+	if (!t2 || !*t2 || strlen(t2) >= 64) {
+		admin_error(r, 400, "body must be {\"tenantId\": \"...\"}");
+		goto out;
+	}
+	t1 = dbx_emu_jstr(sub, "tenantId");
+	if (t1 && !dbx_emu_jstr(sub, "movedFromTenantId"))
+		json_object_object_add(sub, "movedFromTenantId", json_object_new_string(t1));
+	json_object_object_add(sub, "tenantId", json_object_new_string(t2));
+	if (!dbx_emu_tenant_known(e, t2)) {
+		tenants = dbx_emu_world_array(e, "tenants");
+		if (!tenants) {
+			tenants = json_object_new_array();
+			json_object_object_add(e->world, "tenants", tenants);
+		}
+		json_object_array_add(tenants, json_object_new_string(t2));
+	}
+	admin_ok(r);
+out:
+	json_object_put(body);
+}
+
+/* POST /admin/fail-next-patch {"count": N}: the next N accepted PATCHes fail. */
+static void fail_next_patch(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			    const char *rest)
+{
+	struct json_object *body = parse_body(q, r), *v = NULL;
+
+	if (!body)
+		return;
+	if (json_object_object_get_ex(body, "count", &v) && json_object_get_int64(v) < 0) {
+		admin_error(r, 400, "count must be >= 0");
+	} else {
+		e->fail_patches = v ? json_object_get_int64(v) : 1;
+		admin_ok(r);
+	}
+	json_object_put(body);
+}
+
 /*
  * One row per admin operation. prefix rows match path == route or a path
  * continuing with '/', and get the remainder; unlocked rows take e->lock
@@ -537,6 +1012,14 @@ static const struct admin_route {
     {"PUT", "/admin/world", false, true, world_put},
     {"GET", "/admin/jobs", true, false, job_get},
     {"PUT", "/admin/jobs", true, false, job_put},
+    {"POST", "/admin/jobs", true, false, job_post},
+    {"POST", "/admin/vaults", true, false, vault_post},
+    {"DELETE", "/admin/vaults", true, false, vault_delete},
+    {"POST", "/admin/identities", false, false, identity_add},
+    {"DELETE", "/admin/identities", true, false, identity_delete},
+    {"POST", "/admin/limits", false, false, limits_set},
+    {"POST", "/admin/subscriptions", true, false, sub_tenant},
+    {"POST", "/admin/fail-next-patch", false, false, fail_next_patch},
     {"POST", "/admin/tokens/expire", false, false, tokens_expire},
     {"POST", "/admin/tokens/revoke", false, false, tokens_revoke},
     {"GET", "/admin/faults", false, false, faults_get},

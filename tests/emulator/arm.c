@@ -87,6 +87,19 @@ static void auth_fail(struct dbx_emu_reply *r, const char *host, const char *ten
 			     login_host(host), tenant, msg);
 }
 
+/*
+ * May a token of tenant manage subscription s? Its own tenant's may, and
+ * after an admin tenant move (POST /admin/subscriptions/S/tenant) so may
+ * the tenant it came from: the admin who moved it keeps managing it.
+ */
+static bool tenant_manages(struct json_object *s, const char *tenant)
+{
+	const char *now = dbx_emu_jstr(s, "tenantId"),
+		   *before = dbx_emu_jstr(s, "movedFromTenantId");
+
+	return (now && !strcasecmp(now, tenant)) || (before && !strcasecmp(before, tenant));
+}
+
 /* Validate the bearer token; on failure fill r and return false. */
 static bool arm_auth(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
 		     struct arm_ctx *c)
@@ -140,8 +153,7 @@ static bool arm_auth(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_re
 		auth_fail(r, q->host, t->tenant, "ExpiredAuthenticationToken", msg);
 		return false;
 	}
-	if (s &&
-	    strcasecmp(dbx_emu_jstr(s, "tenantId") ? dbx_emu_jstr(s, "tenantId") : "", t->tenant)) {
+	if (s && !tenant_manages(s, t->tenant)) {
 		snprintf(
 		    msg, sizeof(msg),
 		    "The access token is from the wrong issuer 'https://sts.windows.net/%s/'. "
@@ -251,9 +263,7 @@ static void subs_list(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_r
 
 	for (i = 0; i < n; i++) {
 		struct json_object *s = json_object_array_get_idx(a, i);
-		const char *t = dbx_emu_jstr(s, "tenantId");
-
-		if (t && !strcasecmp(t, c->tok->tenant))
+		if (tenant_manages(s, c->tok->tenant))
 			json_object_array_add(val, sub_json(s));
 	}
 	json_object_object_add(count, "type", json_object_new_string("Total"));
@@ -472,31 +482,59 @@ static void job_dispatch(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_em
 			    q->method, c->name);
 }
 
-/* ---- PATCH: merge keyEncryptionKey and identity, answer as an LRO ---- */
+/* ---- PATCH: the service's rules, then merge and answer as an LRO ---- */
 
-static void iso_now(char *buf, size_t len)
+/* {principalId, clientId} of a user-assigned identity, from the world. */
+static struct json_object *uai_entry(struct dbx_emu *e, const char *id)
 {
-	struct timespec ts;
-	struct tm tm;
-	char base[24];
+	struct json_object *entry = json_object_new_object(), *uai = NULL;
+	char s[256], g[256], n[256];
+	static const char *const keys[] = {"principalId", "clientId"};
+	size_t k;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%07ld+00:00", base, ts.tv_nsec / 100);
+	if (dbx_emu_id_parse(id, s, g, n, sizeof(s)))
+		uai = dbx_emu_find_resource(e, "identities", s, g, n);
+	for (k = 0; uai && k < 2; k++)
+		if (dbx_emu_jstr(uai, keys[k]))
+			json_object_object_add(entry, keys[k],
+					       json_object_new_string(dbx_emu_jstr(uai, keys[k])));
+	return entry;
+}
+
+/* Drop key (case-insensitively) from an object. */
+static void del_ci(struct json_object *o, const char *key)
+{
+	char *found = NULL;
+
+	json_object_object_foreach(o, k, v)
+	{
+		(void)v;
+		if (!strcasecmp(k, key))
+			found = k;
+	}
+	if (found) {
+		char *copy = strdup(found);
+
+		if (copy)
+			json_object_object_del(o, copy);
+		free(copy);
+	}
 }
 
 /*
- * The identity a job has after a PATCH asked for `want`: the system-assigned
- * principal survives while the type keeps SystemAssigned and is made anew
- * when it is (re-)enabled; user-assigned entries get their principalId and
- * clientId from the world's identities, as the service reports them.
+ * The identity a job has after a PATCH asked for `want` (ARM's merge):
+ * the system-assigned principal (and its tenant) survives while the type
+ * keeps SystemAssigned; re-enabled it is made anew, in the subscription's
+ * current tenant (the documented recovery after a tenant move). The
+ * user-assigned map is merged: entries kept while the type keeps
+ * UserAssigned, a null value removes one, each entry shows the world's
+ * principalId and clientId, as the service reports them.
  */
 static struct json_object *merge_identity(struct dbx_emu *e, struct arm_ctx *c,
 					  struct json_object *job, struct json_object *want)
 {
 	struct json_object *old = dbx_emu_jpath(job, "identity"), *out = json_object_new_object();
-	struct json_object *uais, *map;
+	struct json_object *uais, *map, *old_map;
 	struct json_object *sub = dbx_emu_find_subscription(e, c->sub);
 	const char *type = dbx_emu_jstr(want, "type"), *old_type = dbx_emu_jstr(old, "type");
 	char guid[37];
@@ -506,50 +544,116 @@ static struct json_object *merge_identity(struct dbx_emu *e, struct arm_ctx *c,
 	json_object_object_add(out, "type", json_object_new_string(type));
 	if (strcasestr(type, "SystemAssigned")) {
 		const char *pid = dbx_emu_jstr(old, "principalId");
+		const char *tid = dbx_emu_jstr(old, "tenantId");
 
-		if (!old_type || !strcasestr(old_type, "SystemAssigned") || !pid) {
+		if (!old_type || !strcasestr(old_type, "SystemAssigned") || !pid || !tid) {
 			dbx_emu_guid(guid);
 			pid = guid;
+			tid = dbx_emu_jstr(sub, "tenantId") ? dbx_emu_jstr(sub, "tenantId")
+							    : c->tok->tenant;
 		}
 		json_object_object_add(out, "principalId", json_object_new_string(pid));
-		json_object_object_add(out, "tenantId",
-				       json_object_new_string(dbx_emu_jstr(sub, "tenantId")
-								  ? dbx_emu_jstr(sub, "tenantId")
-								  : c->tok->tenant));
+		json_object_object_add(out, "tenantId", json_object_new_string(tid));
 	}
-	if (strcasestr(type, "UserAssigned") &&
-	    json_object_object_get_ex(want, "userAssignedIdentities", &uais) &&
+	if (!strcasestr(type, "UserAssigned"))
+		return out;
+	map = json_object_new_object();
+	if (old_type && strcasestr(old_type, "UserAssigned") &&
+	    json_object_object_get_ex(old, "userAssignedIdentities", &old_map) &&
+	    json_object_is_type(old_map, json_type_object)) {
+		json_object_object_foreach(old_map, id, val)
+		{
+			(void)val;
+			json_object_object_add(map, id, uai_entry(e, id));
+		}
+	}
+	if (json_object_object_get_ex(want, "userAssignedIdentities", &uais) &&
 	    json_object_is_type(uais, json_type_object)) {
-		map = json_object_new_object();
 		json_object_object_foreach(uais, id, val)
 		{
-			struct json_object *entry = json_object_new_object(), *uai = NULL;
-			char s[256], g[256], n[256];
-
-			(void)val;
-			if (dbx_emu_id_parse(id, s, g, n, sizeof(s)))
-				uai = dbx_emu_find_resource(e, "identities", s, g, n);
-			if (uai && dbx_emu_jstr(uai, "principalId"))
-				json_object_object_add(
-				    entry, "principalId",
-				    json_object_new_string(dbx_emu_jstr(uai, "principalId")));
-			if (uai && dbx_emu_jstr(uai, "clientId"))
-				json_object_object_add(
-				    entry, "clientId",
-				    json_object_new_string(dbx_emu_jstr(uai, "clientId")));
-			json_object_object_add(map, id, entry);
+			del_ci(map, id);
+			if (val)
+				json_object_object_add(map, id, uai_entry(e, id));
 		}
-		json_object_object_add(out, "userAssignedIdentities", map);
 	}
+	json_object_object_add(out, "userAssignedIdentities", map);
 	return out;
 }
 
+/* Statuses past which the service refuses changes to a job. */
+static bool job_closed(const char *status)
+{
+	static const char *const closed[] = {"Completed", "CompletedWithErrors",
+					     "CompletedWithWarnings", "Cancelled", "Aborted"};
+	size_t i;
+
+	if (!status)
+		return false;
+	if (!strncmp(status, "Failed", 6))
+		return true;
+	for (i = 0; i < sizeof(closed) / sizeof(closed[0]); i++)
+		if (!strcmp(status, closed[i]))
+			return true;
+	return false;
+}
+
+/* Put copy in the world where job was (job is released). */
+static void job_replace(struct dbx_emu *e, struct json_object *job, struct json_object *copy)
+{
+	struct json_object *jobs = dbx_emu_world_array(e, "jobs");
+	size_t i;
+
+	for (i = 0; jobs && i < json_object_array_length(jobs); i++) {
+		if (json_object_array_get_idx(jobs, i) == job) {
+			json_object_array_put_idx(jobs, i, copy);
+			return;
+		}
+	}
+	json_object_put(copy);
+}
+
+/* Apply the body's keyEncryptionKey, identity and tags to a copy of the job. */
+static void job_merge(struct dbx_emu *e, struct arm_ctx *c, struct json_object *copy,
+		      struct json_object *body)
+{
+	struct json_object *kek = dbx_emu_jpath(body, "properties.details.keyEncryptionKey");
+	struct json_object *details = dbx_emu_jpath(copy, "properties.details"), *ident, *tags;
+
+	if (kek) {
+		if (!details) {
+			details = json_object_new_object();
+			json_object_object_add(dbx_emu_jpath(copy, "properties"), "details",
+					       details);
+		}
+		json_object_object_add(details, "keyEncryptionKey", json_object_get(kek));
+	}
+	if (json_object_object_get_ex(body, "identity", &ident) &&
+	    json_object_is_type(ident, json_type_object))
+		json_object_object_add(copy, "identity", merge_identity(e, c, copy, ident));
+	if (json_object_object_get_ex(body, "tags", &tags) &&
+	    json_object_is_type(tags, json_type_object))
+		json_object_object_add(copy, "tags", json_object_get(tags));
+}
+
+/*
+ * PATCH of a job: refused with 409 once the job is closed; the merged job
+ * must pass the identity rules and, when the body carries a
+ * keyEncryptionKey, the key rules (cmk.c), else 400 with the Ssem code and
+ * nothing changes. An identity-only PATCH is accepted even while the key is
+ * unusable (None then SystemAssigned is the documented recovery); a change
+ * after which the key is usable clears the job's key error. Accepted changes answer 202 with a
+ * Location to poll; an admin-armed failure (fail-next-patch) accepts the
+ * PATCH but its operation fails and the job stays as it was.
+ */
 static void job_patch(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
 		      struct arm_ctx *c, struct json_object *job)
 {
 	enum json_tokener_error jerr = json_tokener_success;
-	struct json_object *body = NULL, *kek, *ident, *tags, *details, *sys, *op;
+	struct json_object *body = NULL, *copy = NULL, *sys, *op;
 	const char *loc = dbx_emu_jstr(job, "location");
+	const char *status = dbx_emu_jstr(dbx_emu_jpath(job, "properties"), "status");
+	bool key_or_identity, has_kek;
+	enum dbx_emu_ssem rc;
 	char opid[37], now[64];
 
 	if (q->body && q->body_len)
@@ -560,35 +664,51 @@ static void job_patch(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_r
 		    "The request content was invalid and could not be deserialized.");
 		goto out;
 	}
-	kek = dbx_emu_jpath(body, "properties.details.keyEncryptionKey");
-	details = dbx_emu_jpath(job, "properties.details");
-	if (kek) {
-		if (!details) {
-			details = json_object_new_object();
-			json_object_object_add(dbx_emu_jpath(job, "properties"), "details",
-					       details);
-		}
-		json_object_object_add(details, "keyEncryptionKey", json_object_get(kek));
+	if (job_closed(status)) {
+		dbx_emu_reply_error(r, 409, "Conflict",
+				    "The job '%s' cannot be updated in its current status '%s'.",
+				    c->name, status);
+		goto out;
 	}
-	if (json_object_object_get_ex(body, "identity", &ident) &&
-	    json_object_is_type(ident, json_type_object))
-		json_object_object_add(job, "identity", merge_identity(e, c, job, ident));
-	if (json_object_object_get_ex(body, "tags", &tags) &&
-	    json_object_is_type(tags, json_type_object))
-		json_object_object_add(job, "tags", json_object_get(tags));
-	iso_now(now, sizeof(now));
-	sys = dbx_emu_jpath(job, "systemData");
-	if (sys) {
-		json_object_object_add(sys, "lastModifiedAt", json_object_new_string(now));
-		json_object_object_add(sys, "lastModifiedBy",
-				       json_object_new_string(c->tok->client));
-		json_object_object_add(sys, "lastModifiedByType",
-				       json_object_new_string("Application"));
+	if (json_object_deep_copy(job, &copy, NULL)) {
+		copy = NULL;
+		dbx_emu_reply_error(r, 500, "InternalServerError", "Out of memory.");
+		goto out;
+	}
+	job_merge(e, c, copy, body);
+	has_kek = dbx_emu_jpath(body, "properties.details.keyEncryptionKey") != NULL;
+	key_or_identity = has_kek || dbx_emu_jpath(body, "identity");
+	rc = dbx_emu_identity_check(e, dbx_emu_jpath(copy, "identity"));
+	if (rc == DBX_EMU_SSEM_OK && has_kek)
+		rc = dbx_emu_cmk_check(e, copy, q->host);
+	if (rc != DBX_EMU_SSEM_OK) {
+		dbx_emu_reply_error(r, 400, dbx_emu_ssem_code(rc), "%s", dbx_emu_ssem_message(rc));
+		goto out;
 	}
 	dbx_emu_guid(opid);
 	op = json_object_new_object();
 	json_object_object_add(op, "job", json_object_new_string(dbx_emu_jstr(job, "id")));
 	json_object_object_add(op, "polls", json_object_new_int(0));
+	if (e->fail_patches > 0) {
+		e->fail_patches--;
+		json_object_object_add(op, "failed", json_object_new_boolean(1));
+	} else {
+		if (key_or_identity && dbx_emu_cmk_check(e, copy, q->host) == DBX_EMU_SSEM_OK)
+			dbx_emu_kek_error_clear(copy);
+		dbx_emu_iso_now(now, sizeof(now));
+		sys = dbx_emu_jpath(copy, "systemData");
+		if (!sys) {
+			sys = json_object_new_object();
+			json_object_object_add(copy, "systemData", sys);
+		}
+		json_object_object_add(sys, "lastModifiedAt", json_object_new_string(now));
+		json_object_object_add(sys, "lastModifiedBy",
+				       json_object_new_string(c->tok->client));
+		json_object_object_add(sys, "lastModifiedByType",
+				       json_object_new_string("Application"));
+		job_replace(e, job, copy);
+		copy = NULL;
+	}
 	json_object_object_add(e->operations, opid, op);
 	r->status = 202;
 	dbx_emu_reply_header(r, "Location",
@@ -597,13 +717,14 @@ static void job_patch(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_r
 			     q->host_raw, c->sub, loc ? loc : "westus", opid, c->apiver);
 	dbx_emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-writes", "799");
 out:
+	json_object_put(copy);
 	json_object_put(body);
 }
 
 static void op_results(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
 		       struct arm_ctx *c, const char *loc, const char *opid)
 {
-	struct json_object *op, *polls;
+	struct json_object *op, *polls, *failed;
 	char sub[256], rg[256], name[256];
 	int n;
 
@@ -614,6 +735,10 @@ static void op_results(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_
 	}
 	json_object_object_get_ex(op, "polls", &polls);
 	n = json_object_get_int(polls);
+	if (json_object_object_get_ex(op, "failed", &failed) && json_object_get_boolean(failed)) {
+		dbx_emu_reply_error(r, 500, "InternalServerError", "Could not fetch the passkey.");
+		return;
+	}
 	json_object_object_add(op, "polls", json_object_new_int(n + 1));
 	r->status = 202;
 	if (n == 0) {

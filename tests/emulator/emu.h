@@ -80,8 +80,9 @@ struct dbx_emu {
 	struct json_object *reqlog[DBX_EMU_REQLOG_MAX];
 	size_t reqlog_head, reqlog_len;
 
-	/* pending PATCH operations: opid -> {job id, polls} */
+	/* pending PATCH operations: opid -> {job id, polls, failed?} */
 	struct json_object *operations;
+	long fail_patches; /* next accepted PATCHes whose operation fails */
 
 	/* cache of generated key material, "vault/key/version/kty/size" -> jwk */
 	pthread_mutex_t keycache_lock;
@@ -132,6 +133,8 @@ void dbx_emu_reply_json(struct dbx_emu_reply *r, unsigned int status, struct jso
 void dbx_emu_reply_error(struct dbx_emu_reply *r, unsigned int status, const char *code,
 			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void dbx_emu_guid(char out[37]);
+/* Now as ARM writes it: 2025-05-26T06:50:23.0185023+00:00. */
+void dbx_emu_iso_now(char *buf, size_t len);
 void dbx_emu_rand_hex(char *out, size_t nbytes);
 char *dbx_emu_b64url(const unsigned char *data, size_t len);
 /* Split a decoded path into segments; returns count, fills seg (pointers into buf). */
@@ -176,6 +179,44 @@ DBX_EMU_MUST_CHECK const char *dbx_emu_token_issue(struct dbx_emu *e, const char
 						   const char *client, const char *oid,
 						   const char *aud, int lifetime);
 const struct dbx_emu_token *dbx_emu_token_find(struct dbx_emu *e, const char *token);
+
+/* ---- cmk.c: the service's customer-managed key rules (e->lock held) ---- */
+enum dbx_emu_ssem {
+	DBX_EMU_SSEM_OK = 0,
+	DBX_EMU_SSEM_INVALID_SCHEME,
+	DBX_EMU_SSEM_INVALID_HOST,
+	DBX_EMU_SSEM_INVALID_URL,
+	DBX_EMU_SSEM_VAULT_NOT_FOUND,
+	DBX_EMU_SSEM_NO_PURGE_PROTECTION,
+	DBX_EMU_SSEM_KEY_NOT_FOUND,
+	DBX_EMU_SSEM_KEY_DISABLED,
+	DBX_EMU_SSEM_KEY_EXPIRED,
+	DBX_EMU_SSEM_KEY_TYPE,
+	DBX_EMU_SSEM_UAI_ABSENT,
+	DBX_EMU_SSEM_UAI_NOT_FOUND,
+	DBX_EMU_SSEM_UAI_LIMIT,
+	DBX_EMU_SSEM_SYSTEM_ABSENT,
+	DBX_EMU_SSEM_NO_ACCESS,
+	DBX_EMU_SSEM_CROSS_TENANT,
+};
+/* The table's code ("SsemUserError...") and error details text of s. */
+const char *dbx_emu_ssem_code(enum dbx_emu_ssem s);
+const char *dbx_emu_ssem_message(enum dbx_emu_ssem s);
+/* Limit on a job's user-assigned identities (world "limits", default 10). */
+int dbx_emu_uai_limit(struct dbx_emu *e);
+/* Identity rules of any PATCH (the user-assigned limit). */
+DBX_EMU_MUST_CHECK enum dbx_emu_ssem dbx_emu_identity_check(struct dbx_emu *e,
+							    struct json_object *identity);
+/* Can the service use the job's customer-managed key? OK for other keys. */
+DBX_EMU_MUST_CHECK enum dbx_emu_ssem dbx_emu_cmk_check(struct dbx_emu *e, struct json_object *job,
+						       const char *arm_host);
+/* properties.error = the code's CloudError, target KeyEncryptionKey. */
+void dbx_emu_kek_error_set(struct json_object *job, enum dbx_emu_ssem s);
+/* Drop a key error and resume stages WaitingForCustomerActionForKek. */
+void dbx_emu_kek_error_clear(struct json_object *job);
+/* Move a job to stage status (admin), re-checking the key at DataCopy. */
+DBX_EMU_MUST_CHECK int dbx_emu_job_advance(struct dbx_emu *e, struct json_object *job,
+					   const char *status);
 
 /* ---- service handlers (called with e->lock held) ---- */
 void dbx_emu_arm_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r);

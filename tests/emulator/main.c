@@ -61,6 +61,18 @@ void dbx_emu_guid(char out[37])
 		 b[13], b[14], b[15]);
 }
 
+void dbx_emu_iso_now(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+	char base[24];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%07ld+00:00", base, ts.tv_nsec / 100);
+}
+
 char *dbx_emu_b64url(const unsigned char *data, size_t len)
 {
 	char *out = malloc(4 * ((len + 2) / 3) + 1);

@@ -264,28 +264,35 @@ def run(emu):
     check(r.status == 200 and r.json()["properties"]["principalId"] == uai["principalId"], "GET identity", repr(r))
 
     # ---- PATCH as a long-running operation ----
+    # an open order whose system identity the vault already trusts
+    pjob = [j for j in jobs_sub if j["properties"]["details"].get("keyEncryptionKey", {})
+            .get("identityProperties", {}).get("type") == "SystemAssigned"
+            and j["properties"]["status"] not in ("Completed", "CompletedWithErrors", "Cancelled")
+            and "error" not in j["properties"]][0]
+    prg = pjob["id"].split("/")[4]
+    ppath = "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.DataBox/jobs/%s" % (sub, prg, pjob["name"])
     kek = {"kekType": "CustomerManaged",
            "kekUrl": "https://%s/keys/dbx-key-2048/%s" % (host, vault["keys"][0]["versions"][-1]["version"]),
            "kekVaultResourceID": vault["id"]}
-    r = emu.https(ARM, "PATCH", jpath + "?api-version=" + V, auth,
+    r = emu.https(ARM, "PATCH", ppath + "?api-version=" + V, auth,
                   {"properties": {"details": {"keyEncryptionKey": kek}}})
     loc = r.header("Location") or ""
     check(r.status == 202 and "/operationResults/" in loc and not r.body, "PATCH -> 202 + Location", repr(r))
     r = emu.url(loc, headers=auth)
     check(r.status == 202 and "/operationResults/" in (r.header("Location") or ""), "poll 1 -> 202 operationResults", repr(r))
     r = emu.url(r.header("Location"), headers=auth)
-    check(r.status == 202 and (r.header("Location") or "").split("?")[0].endswith(jpath), "poll 2 -> 202 Location job", repr(r))
+    check(r.status == 202 and (r.header("Location") or "").split("?")[0].endswith(ppath), "poll 2 -> 202 Location job", repr(r))
     r = emu.url(r.header("Location") + "&$expand=details", headers=auth)
     check(r.status == 200 and r.json()["properties"]["details"]["keyEncryptionKey"] == kek, "job shows the new key", repr(r))
-    st, stored = emu.admin("GET", "/admin/jobs/%s/%s/%s" % (sub, rg, job["name"]))
+    st, stored = emu.admin("GET", "/admin/jobs/%s/%s/%s" % (sub, prg, pjob["name"]))
     check(st == 200 and stored["properties"]["details"]["keyEncryptionKey"] == kek, "admin job view")
     uai0 = [i for i in w["identities"] if i["id"].split("/")[2] == sub][0]
-    r = emu.https(ARM, "PATCH", jpath + "?api-version=" + V, auth, {
+    r = emu.https(ARM, "PATCH", ppath + "?api-version=" + V, auth, {
         "identity": {"type": "SystemAssigned,UserAssigned", "userAssignedIdentities": {uai0["id"]: {}}},
         "properties": {"details": {"keyEncryptionKey": dict(kek, identityProperties={
             "type": "UserAssigned", "userAssigned": {"resourceId": uai0["id"]}})}}})
     check(r.status == 202, "PATCH identity -> 202", repr(r))
-    st, stored = emu.admin("GET", "/admin/jobs/%s/%s/%s" % (sub, rg, job["name"]))
+    st, stored = emu.admin("GET", "/admin/jobs/%s/%s/%s" % (sub, prg, pjob["name"]))
     ident = stored["identity"]
     check(ident["type"] == "SystemAssigned,UserAssigned" and ident.get("principalId")
           and ident["userAssignedIdentities"][uai0["id"]] == {"principalId": uai0["principalId"],
@@ -352,6 +359,269 @@ def run(emu):
     check(len(items) == len([j for j in w["jobs"] if j["id"].split("/")[2] == sub2]), "second subscription list")
 
 
+SSEM = {
+    "SsemUserErrorKeyVaultUrlWithInvalidScheme": "Only HTTPS is supported for passing the key vault URI.",
+    "SsemUserErrorKeyVaultUrlInvalidHost": "The key vault URI host is not an allowed host in the geographical region.",
+    "SsemUserErrorInvalidKeyVaultUrl": "An invalid key vault URI was used.",
+    "SsemUserErrorKeyVaultDetailsNotFound": "Could not fetch the passkey as the associated key vault for the customer-managed key could not be found.",
+    "SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled": "Key vault does not have soft delete or purge protection enabled.",
+    "SsemUserErrorKeyDetailsNotFound": "Could not fetch the passkey as the customer-managed key could not be found.",
+    "SsemUserErrorEncryptionKeyDisabled": "Could not fetch the passkey as the customer-managed key is disabled.",
+    "SsemUserErrorEncryptionKeyExpired": "Could not fetch the passkey as the customer-managed key has expired.",
+    "SsemUserErrorEncryptionKeyTypeNotSupported": "The encryption key type isn't supported for the operation.",
+    "SsemUserErrorUserAssignedIdentityAbsent": "Could not fetch the passkey as the customer-managed key could not be found.",
+    "SsemUserErrorKekUserIdentityNotFound": "Applied a customer-managed key but the user assigned identity that has access to the key was not found in the active directory.",
+    "SsemUserErrorUserAssignedLimitReached": "Adding new User Assigned Identity failed as you have reached the limit on the total number of user assigned identities that can be added.",
+    "SsemUserErrorSystemAssignedIdentityAbsent": "Could not fetch the passkey as the customer-managed key could not be found.",
+    "SsemUserErrorKeyVaultBadRequestException": "Applied a customer-managed key but the key access has not been granted or has been revoked",
+    "SsemUserErrorCrossTenantIdentityAccessForbidden": "Managed identity access operation failed.",
+}
+
+
+def cmk_rules(emu):
+    """The service's rules on PATCH (one check per Ssem code), DataCopy, admin mutations."""
+    w = emu.admin("GET", "/admin/world")[1]
+    sub = w["subscriptions"][0]["subscriptionId"]
+    tenant = w["subscriptions"][0]["tenantId"]
+    V = "2025-07-01"
+    tok = emu.token()
+    auth = {"Authorization": "Bearer " + tok}
+    vault = [v for v in w["vaults"] if v["id"].split("/")[2] == sub and "nopurge" not in v["name"]][0]
+    weak = [v for v in w["vaults"] if "nopurge" in v["name"]][0]
+    host = vault["name"] + ".vault.azure.net"
+    uai = [i for i in w["identities"] if i["id"].split("/")[2] == sub][0]
+    open_jobs = [j for j in w["jobs"] if j["id"].split("/")[2] == sub
+                 and j["properties"]["status"] in ("DeviceOrdered", "DevicePrepared", "Dispatched", "Delivered", "AtAzureDC")
+                 and "error" not in j["properties"]]
+    job = open_jobs[0]
+    _, _, _, _, rg, _, _, _, name = job["id"].split("/")
+    jpath = "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.DataBox/jobs/%s" % (sub, rg, name)
+    apath = "/admin/jobs/%s/%s/%s" % (sub, rg, name)
+
+    def stored(p=apath):
+        return emu.admin("GET", p)[1]
+
+    def patch(body, path=jpath):
+        return emu.https(ARM, "PATCH", path + "?api-version=" + V, auth, body)
+
+    def finish(r):
+        """Follow the LRO to the end; return the last response."""
+        while r.status == 202:
+            r = emu.url(r.header("Location"), headers=auth)
+        return r
+
+    def kek(url, vid=vault["id"], **extra):
+        k = {"kekType": "CustomerManaged", "kekUrl": url}
+        if vid is not None:
+            k["kekVaultResourceID"] = vid
+        k.update(extra)
+        return {"properties": {"details": {"keyEncryptionKey": k}}}
+
+    def refused(body, code, what, path=jpath, ap=apath):
+        before = stored(ap)
+        r = patch(body, path)
+        d = r.json() or {}
+        check(r.status == 400 and d.get("error", {}).get("code") == code
+              and d["error"]["message"].startswith(SSEM[code]) and r.header("x-ms-request-id"),
+              "PATCH %s -> 400 %s" % (what, code), repr(r))
+        check(stored(ap) == before, "  ... and the job is untouched")
+
+    def url_of(key, version=None, h=host):
+        return "https://%s/keys/%s" % (h, key) + ("/" + version if version else "")
+
+    latest = vault["keys"][0]["versions"][-1]["version"]
+    good = url_of("dbx-key-2048", latest)
+
+    # the job gets a system identity; the vault grants it access
+    r = finish(patch({"identity": {"type": "SystemAssigned"}}))
+    principal = stored()["identity"].get("principalId")
+    check(r.status == 200 and stored()["identity"]["tenantId"] == tenant, "PATCH identity SystemAssigned", repr(r))
+    st, _ = emu.admin("POST", "/admin/vaults/%s/policies" % vault["name"],
+                      {"objectId": principal, "permissions": {"keys": ["get", "wrapKey", "unwrapKey"]}})
+    check(st == 200, "admin: grant the job's principal get/wrapKey/unwrapKey")
+
+    # ---- one refusal per rule ----
+    refused(kek("http://%s/keys/dbx-key-2048" % host), "SsemUserErrorKeyVaultUrlWithInvalidScheme", "http:// key URL")
+    refused(kek(url_of("dbx-key-2048", h=vault["name"] + ".vault.azure.cn")), "SsemUserErrorKeyVaultUrlInvalidHost", "China vault host on the public cloud")
+    refused(kek(url_of("dbx-key-2048", h="example.com")), "SsemUserErrorKeyVaultUrlInvalidHost", "non-vault host")
+    refused(kek(url_of("dbx-key-2048", "not-a-version")), "SsemUserErrorInvalidKeyVaultUrl", "malformed version")
+    refused(kek("https://%s/secrets/x" % host), "SsemUserErrorInvalidKeyVaultUrl", "path not /keys/")
+    refused(kek(good, vid=None), "SsemUserErrorKeyVaultDetailsNotFound", "without kekVaultResourceID")
+    refused(kek(good, vid=vault["id"] + "x"), "SsemUserErrorKeyVaultDetailsNotFound", "unknown vault id")
+    refused(kek(good, vid=weak["id"]), "SsemUserErrorKeyVaultDetailsNotFound", "vault id naming another vault than the URL")
+    refused(kek(url_of("dbx-key-2048", h=weak["name"] + ".vault.azure.net"), vid=weak["id"]),
+            "SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled", "vault without purge protection")
+    refused(kek(url_of("dbx-key-none")), "SsemUserErrorKeyDetailsNotFound", "unknown key")
+    refused(kek(url_of("dbx-key-2048", "0" * 32)), "SsemUserErrorKeyDetailsNotFound", "unknown key version")
+    refused(kek(url_of("dbx-key-disabled")), "SsemUserErrorEncryptionKeyDisabled", "disabled key")
+    st, added = emu.admin("POST", "/admin/vaults/%s/keys" % vault["name"],
+                          {"name": "dbx-key-old", "kty": "RSA", "key_size": 2048, "exp": int(time.time()) - 60})
+    check(st == 200 and len(added["version"]) == 32 and added["kid"].endswith(added["version"]),
+          "admin: add a key version -> its version", repr(added))
+    refused(kek(url_of("dbx-key-old", added["version"])), "SsemUserErrorEncryptionKeyExpired", "expired key")
+    refused(kek(url_of("dbx-key-ec")), "SsemUserErrorEncryptionKeyTypeNotSupported", "EC key")
+    emu.admin("POST", "/admin/vaults/%s/keys" % vault["name"], {"name": "dbx-key-1024", "key_size": 1024})
+    refused(kek(url_of("dbx-key-1024")), "SsemUserErrorEncryptionKeyTypeNotSupported", "RSA 1024 key")
+    ua = {"type": "UserAssigned", "userAssigned": {"resourceId": uai["id"]}}
+    refused(kek(good, identityProperties=ua), "SsemUserErrorUserAssignedIdentityAbsent",
+            "UserAssigned key identity not on the job")
+    st, extra = emu.admin("POST", "/admin/identities", {"subscriptionId": sub, "resourceGroup": "rg-keys", "name": "dbx-uai-temp"})
+    check(st == 200 and extra["tenantId"] == tenant and extra["principalId"], "admin: add a user-assigned identity", repr(extra))
+    check(emu.admin("DELETE", "/admin/identities/dbx-uai-temp")[0] == 200, "admin: delete it")
+    check(emu.admin("DELETE", "/admin/identities/dbx-uai-temp")[0] == 404, "admin: delete again -> 404")
+    both = {"type": "SystemAssigned,UserAssigned", "userAssignedIdentities": {extra["id"]: {}}}
+    refused(dict(kek(good, identityProperties={"type": "UserAssigned", "userAssigned": {"resourceId": extra["id"]}}),
+                 identity=both), "SsemUserErrorKekUserIdentityNotFound", "deleted user-assigned identity")
+    check(emu.admin("POST", "/admin/limits", {"user_assigned_identities": 1})[0] == 200, "admin: limit 1")
+    two = {"type": "SystemAssigned,UserAssigned", "userAssignedIdentities": {uai["id"]: {}, extra["id"]: {}}}
+    refused({"identity": two}, "SsemUserErrorUserAssignedLimitReached", "two user-assigned identities over a limit of 1")
+    emu.admin("POST", "/admin/limits", {"user_assigned_identities": 10})
+    refused(dict(kek(good), identity={"type": "None"}), "SsemUserErrorSystemAssignedIdentityAbsent",
+            "key with identity None")
+    emu.admin("DELETE", "/admin/vaults/%s/policies/%s" % (vault["name"], principal))
+    refused(kek(good), "SsemUserErrorKeyVaultBadRequestException", "access policy revoked")
+    emu.admin("POST", "/admin/vaults/%s/policies" % vault["name"],
+              {"objectId": principal, "permissions": {"keys": ["Get", "WrapKey"]}})
+    refused(kek(good), "SsemUserErrorKeyVaultBadRequestException", "policy without unwrapKey")
+    emu.admin("POST", "/admin/vaults/%s/policies" % vault["name"],
+              {"objectId": principal, "permissions": {"keys": ["get", "wrapKey", "unwrapKey"]}})
+
+    # ---- accepted changes ----
+    r = patch(kek(good))
+    check(r.status == 202, "valid key -> 202", repr(r))
+    r = finish(r)
+    j = stored()
+    check(r.status == 200 and j["properties"]["details"]["keyEncryptionKey"]["kekUrl"] == good, "job shows the key")
+    lm = j["systemData"]["lastModifiedAt"]
+    check(len(lm) == 33 and lm[19] == "." and lm.endswith("+00:00") and lm[20:27].isdigit(),
+          "systemData.lastModifiedAt has 7 fractional digits and +00:00", lm)
+    r = finish(patch(dict(kek(good, identityProperties=ua),
+                          identity={"type": "SystemAssigned,UserAssigned", "userAssignedIdentities": {uai["id"]: {}}})))
+    j = stored()
+    check(r.status == 200 and j["identity"]["principalId"] == principal
+          and j["identity"]["userAssignedIdentities"][uai["id"]] == {"principalId": uai["principalId"], "clientId": uai["clientId"]},
+          "switch to the user-assigned identity keeps the system principal", json.dumps(j["identity"]))
+
+    # ---- generic failure ----
+    emu.admin("POST", "/admin/fail-next-patch", {"count": 1})
+    before = stored()
+    r = patch(kek(url_of("dbx-key-3072")))
+    check(r.status == 202, "armed failure: PATCH still 202", repr(r))
+    r = emu.url(r.header("Location"), headers=auth)
+    check(r.status == 500 and r.json()["error"] == {"code": "InternalServerError", "message": "Could not fetch the passkey."},
+          "armed failure: operationResults -> 500 Could not fetch the passkey.", repr(r))
+    check(stored() == before, "armed failure: the job is untouched")
+    r = finish(patch(kek(url_of("dbx-key-3072"))))
+    check(r.status == 200, "the next PATCH succeeds again", repr(r))
+
+    # ---- closed jobs ----
+    closed = [j for j in w["jobs"] if j["properties"]["status"] in ("Completed", "Cancelled")][0]
+    r = patch(kek(good), closed["id"])
+    check(r.status == 409 and r.json()["error"]["code"] == "Conflict", "PATCH of a %s job -> 409" % closed["properties"]["status"], repr(r))
+
+    # ---- DataCopy re-checks ----
+    demo = [j for j in w["jobs"] if j["properties"].get("error")][0]
+    d_sub, d_rg, d_name = demo["id"].split("/")[2], demo["id"].split("/")[4], demo["name"]
+    dpath = "/admin/jobs/%s/%s/%s" % (d_sub, d_rg, d_name)
+    dkek = demo["properties"]["details"]["keyEncryptionKey"]
+    dkey, dver = dkek["kekUrl"].split("/")[-2:]
+    dprincipal = demo["identity"]["principalId"]
+
+    def datacopy(what, code):
+        st, res = emu.admin("POST", dpath + "/advance", {"status": "DataCopy"})
+        j = stored(dpath)
+        stage = [s for s in j["properties"]["details"]["jobStages"] if s["stageName"] == "DataCopy"][0]
+        if code is None:
+            check(st == 200 and j["properties"]["status"] == "DataCopy" and "error" not in j["properties"]
+                  and stage["stageStatus"] == "InProgress", "DataCopy with %s: InProgress, no error" % what, json.dumps(res))
+        else:
+            err = j["properties"].get("error", {})
+            check(st == 200 and j["properties"]["status"] == "DataCopy" and err.get("code") == code
+                  and err.get("message", "").startswith(SSEM[code]) and err.get("target") == "KeyEncryptionKey"
+                  and err.get("details") == [] and err.get("additionalInfo") == []
+                  and stage["stageStatus"] == "WaitingForCustomerActionForKek",
+                  "DataCopy with %s -> %s, WaitingForCustomerActionForKek" % (what, code), json.dumps(err))
+
+    check(emu.admin("POST", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey), {"version": dver, "enabled": True})[0] == 200,
+          "admin: enable the demo order's key version")
+    datacopy("the key enabled", None)
+    emu.admin("POST", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey), {"enabled": False})
+    datacopy("the key disabled", "SsemUserErrorEncryptionKeyDisabled")
+    emu.admin("POST", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey), {"enabled": True, "exp": int(time.time()) - 1})
+    datacopy("the key expired", "SsemUserErrorEncryptionKeyExpired")
+    emu.admin("POST", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey), {"exp": None})
+    datacopy("the key renewed", None)
+    emu.admin("DELETE", "/admin/vaults/%s/policies/%s" % (vault["name"], dprincipal))
+    datacopy("the access policy revoked", "SsemUserErrorKeyVaultBadRequestException")
+    emu.admin("POST", "/admin/vaults/%s/policies" % vault["name"],
+              {"objectId": dprincipal, "permissions": {"keys": ["all"]}})
+    datacopy("access granted again ('all')", None)
+    emu.admin("POST", "/admin/vaults/%s" % vault["name"], {"enablePurgeProtection": False})
+    datacopy("purge protection off", "SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled")
+    emu.admin("POST", "/admin/vaults/%s" % vault["name"], {"enablePurgeProtection": True})
+    # a PATCH that makes the key usable clears the order's error
+    check(stored(dpath)["properties"].get("error") is not None, "the order shows the key error")
+    r = finish(patch(dict(kek(dkek["kekUrl"]), identity={"type": "SystemAssigned"}), demo["id"]))
+    j = stored(dpath)
+    check(r.status == 200 and "error" not in j["properties"]
+          and all(s["stageStatus"] != "WaitingForCustomerActionForKek" for s in j["properties"]["details"]["jobStages"]),
+          "a fixing PATCH clears properties.error and the stage's KEK wait", json.dumps(j["properties"].get("error")))
+    st, k = emu.admin("DELETE", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey))
+    datacopy("the key deleted", "SsemUserErrorKeyDetailsNotFound")
+    check(emu.admin("DELETE", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey))[0] == 404, "admin: delete a missing key -> 404")
+    # user-assigned identity: deleted, then absent from the job
+    uai_job = dict(kek(good, identityProperties=ua),
+                   identity={"type": "SystemAssigned,UserAssigned", "userAssignedIdentities": {uai["id"]: {}}})
+    check(finish(patch(uai_job, demo["id"])).status == 200, "demo order switches to the user-assigned identity")
+    datacopy("the user-assigned identity", None)
+    st, _ = emu.admin("DELETE", "/admin/identities/" + uai["name"])
+    datacopy("the user-assigned identity deleted", "SsemUserErrorKekUserIdentityNotFound")
+    st, back = emu.admin("POST", "/admin/identities", {k: uai[k] for k in ("id", "principalId", "clientId", "tenantId", "location")})
+    check(st == 200 and back["principalId"] == uai["principalId"], "admin: re-create the identity")
+    r = finish(patch({"identity": {"type": "SystemAssigned"}}, demo["id"]))
+    check(r.status == 200 and "userAssignedIdentities" not in stored(dpath)["identity"],
+          "identity-only PATCH dropping the user-assigned identity is accepted")
+    datacopy("the user-assigned identity gone from the order", "SsemUserErrorUserAssignedIdentityAbsent")
+    check(finish(patch(kek(good), demo["id"])).status == 200, "back to the system identity for the key")
+    r = finish(patch(dict(kek(good), identity={"type": "None"}), demo["id"]))
+    check(r.status == 400, "key through a missing system identity is refused", repr(r))
+    r = finish(patch({"identity": {"type": "None"}}, demo["id"]))
+    j = stored(dpath)
+    check(r.status == 200 and j["identity"] == {"type": "None"}, "identity None drops principalId and tenantId", json.dumps(j["identity"]))
+    datacopy("no system identity", "SsemUserErrorSystemAssignedIdentityAbsent")
+
+    # ---- tenant move and the documented recovery ----
+    t2 = "22222222-2222-4222-8222-222222222222"
+    r = patch(dict(kek(good), identity={"type": "SystemAssigned"}), demo["id"])
+    check(r.status == 400 and r.json()["error"]["code"] == "SsemUserErrorKeyVaultBadRequestException",
+          "a new system identity and the key in one PATCH: the new principal has no access yet", repr(r))
+    check(finish(patch({"identity": {"type": "SystemAssigned"}}, demo["id"])).status == 200, "identity SystemAssigned alone")
+    p1 = stored(dpath)["identity"]["principalId"]
+    emu.admin("POST", "/admin/vaults/%s/policies" % vault["name"], {"objectId": p1, "permissions": {"keys": ["get", "wrapKey", "unwrapKey"]}})
+    datacopy("a fresh system identity with access", None)
+    check(emu.admin("POST", "/admin/subscriptions/%s/tenant" % sub, {"tenantId": t2})[0] == 200, "admin: move the subscription to another tenant")
+    r = emu.https(ARM, "GET", "/subscriptions/%s?api-version=2022-12-01" % sub, auth)
+    check(r.status == 200 and r.json()["tenantId"] == t2, "the moved subscription reports its new tenant; the admin's token still works", repr(r))
+    datacopy("the subscription moved", "SsemUserErrorCrossTenantIdentityAccessForbidden")
+    refused(kek(good), "SsemUserErrorCrossTenantIdentityAccessForbidden", "key after a tenant move", demo["id"], dpath)
+    check(finish(patch({"identity": {"type": "None"}}, demo["id"])).status == 200, "recovery: identity None")
+    check(finish(patch({"identity": {"type": "SystemAssigned"}}, demo["id"])).status == 200, "recovery: identity SystemAssigned")
+    ident = stored(dpath)["identity"]
+    check(ident["principalId"] not in (p1, dprincipal) and ident["tenantId"] == t2,
+          "recovery: a new principal in the subscription's current tenant", json.dumps(ident))
+    datacopy("the new identity without access", "SsemUserErrorKeyVaultBadRequestException")
+    emu.admin("POST", "/admin/vaults/%s/policies" % vault["name"], {"objectId": ident["principalId"], "permissions": {"keys": ["get", "wrapKey", "unwrapKey"]}})
+    datacopy("the new identity granted", None)
+
+    # ---- vault deletion, admin 404s ----
+    check(emu.admin("DELETE", "/admin/vaults/" + vault["name"])[0] == 200, "admin: delete the vault")
+    datacopy("the vault deleted", "SsemUserErrorKeyVaultDetailsNotFound")
+    check(emu.admin("POST", "/admin/vaults/" + vault["name"], {"enableSoftDelete": True})[0] == 404, "admin: unknown vault -> 404")
+    check(emu.admin("POST", "/admin/vaults/%s/keys/nope" % weak["name"], {"enabled": False})[0] == 404, "admin: unknown key -> 404")
+    check(emu.admin("POST", dpath + "/advance", {"status": "Nowhere"})[0] == 400, "admin: advance to an unknown stage -> 400")
+    check(emu.admin("POST", "/admin/jobs/%s/%s/nope/advance" % (d_sub, d_rg), {"status": "DataCopy"})[0] == 404, "admin: advance an unknown job -> 404")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--emulator", required=True)
@@ -362,6 +632,7 @@ def main():
     with Emulator(a.emulator, gen_world=a.gen_world,
                   gen_args=["--demo", "--orders", "45", "--page-size", "10", "--seed", "7"]) as emu:
         run(emu)
+        cmk_rules(emu)
         code = emu.proc
     code.wait(5)
     check(code.returncode == 0, "emulator exits 0 on SIGTERM")
