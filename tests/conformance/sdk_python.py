@@ -135,18 +135,56 @@ def inside(a):
     return 0
 
 
-def patch_cmk(client, world, wjobs):
-    """jobs.begin_update(): the SDK's own LRO poller must follow our Location dance."""
+CLOSED = ("Completed", "CompletedWithErrors", "CompletedWithWarnings", "Cancelled", "Aborted")
+
+
+def patch_cmk(emu, client, world, wjobs):
+    """jobs.begin_update(): the SDK's own LRO poller must follow our Location dance.
+
+    (a) enable a customer-managed key through the system-assigned identity,
+    (b) switch the key's identity to a user-assigned one. The 2020-11-01
+    models (the SDK's default) already have IdentityProperties and
+    UserAssignedProperties, so the default module is used unchanged.
+    """
     from azure.mgmt.databox import models
 
     name = sorted(n for n, j in wjobs.items()
-                  if j["properties"]["details"].get("keyEncryptionKey", {}).get("kekType") == "MicrosoftManaged")[0]
+                  if j["properties"]["details"].get("keyEncryptionKey", {}).get("kekType") == "MicrosoftManaged"
+                  and j["properties"]["status"] not in CLOSED)[0]
     rg = wjobs[name]["id"].split("/")[4]
     sub = wjobs[name]["id"].split("/")[2]
+    apath = "/admin/jobs/%s/%s/%s" % (sub, rg, name)
     vault = [v for v in world["vaults"] if v["id"].split("/")[2] == sub][0]
     uai = [i for i in world["identities"] if i["id"].split("/")[2] == sub][0]
     key = vault["keys"][0]
     url = "%skeys/%s/%s" % (vault["properties"]["vaultUri"], key["name"], key["versions"][-1]["version"])
+
+    # (a) a system identity first, the vault trusts it, then the key
+    job = client.jobs.begin_update(rg, name, models.JobResourceUpdateParameter(
+        identity=models.ResourceIdentity(type="SystemAssigned")), polling_interval=0).result(timeout=20)
+    principal = job.identity.principal_id
+    check(job.identity.type == "SystemAssigned" and principal and job.identity.tenant_id == sub_tenant(world, sub),
+          "%s: begin_update(identity=SystemAssigned) gives a principal" % name)
+    st, _ = emu.admin("POST", "/admin/vaults/%s/policies" % vault["name"],
+                      {"objectId": principal, "permissions": {"keys": ["get", "wrapKey", "unwrapKey"]}})
+    check(st == 200, "admin: the vault grants the new principal get/wrapKey/unwrapKey")
+    params = models.JobResourceUpdateParameter(details=models.UpdateJobDetails(
+        key_encryption_key=models.KeyEncryptionKey(
+            kek_type="CustomerManaged", kek_url=url, kek_vault_resource_id=vault["id"])))
+    poller = client.jobs.begin_update(rg, name, params, polling_interval=0)
+    job = poller.result(timeout=20)
+    check(poller.status() == "Succeeded", "jobs.begin_update(%s, CMK): LRO via Location finished" % name)
+    kek = job.details.key_encryption_key if job.details else None
+    check(job.name == name and kek is not None and kek.kek_type == "CustomerManaged" and kek.kek_url == url
+          and kek.kek_vault_resource_id == vault["id"],
+          "%s: poller result carries the new customer-managed key" % name)
+    st, stored = emu.admin("GET", apath)
+    check(stored["properties"]["details"]["keyEncryptionKey"] == {
+        "kekType": "CustomerManaged", "kekUrl": url, "kekVaultResourceID": vault["id"]}
+        and stored["identity"]["principalId"] == principal,
+        "%s: the stored job has exactly the key the SDK sent" % name, json.dumps(stored["identity"]))
+
+    # (b) the key's identity becomes a user-assigned identity
     params = models.JobResourceUpdateParameter(
         identity=models.ResourceIdentity(
             type="SystemAssigned,UserAssigned",
@@ -157,16 +195,40 @@ def patch_cmk(client, world, wjobs):
                 type="UserAssigned", user_assigned=models.UserAssignedProperties(resource_id=uai["id"])))))
     poller = client.jobs.begin_update(rg, name, params, polling_interval=0)
     job = poller.result(timeout=20)
-    check(poller.status() == "Succeeded", "jobs.begin_update(%s): LRO via Location finished" % name)
-    kek = job.details.key_encryption_key if job.details else None
-    check(job.name == name and kek is not None and kek.kek_type == "CustomerManaged" and kek.kek_url == url
+    check(poller.status() == "Succeeded", "jobs.begin_update(%s, user-assigned identity) finished" % name)
+    kek = job.details.key_encryption_key
+    check(kek.identity_properties.type == "UserAssigned"
           and kek.identity_properties.user_assigned.resource_id == uai["id"],
-          "%s: poller result carries the new customer-managed key" % name)
-    check(job.identity.type == "SystemAssigned,UserAssigned"
-          and job.identity.user_assigned_identities[uai["id"]].principal_id == uai["principalId"],
-          "%s: identity now has the user-assigned identity" % name)
+          "%s: poller result uses the user-assigned identity for the key" % name)
+    check(job.identity.type == "SystemAssigned,UserAssigned" and job.identity.principal_id == principal
+          and job.identity.user_assigned_identities[uai["id"]].principal_id == uai["principalId"]
+          and job.identity.user_assigned_identities[uai["id"]].client_id == uai["clientId"],
+          "%s: identity keeps the system principal and shows the UAI's ids" % name)
+    st, stored = emu.admin("GET", apath)
+    skek = stored["properties"]["details"]["keyEncryptionKey"]
+    check(skek["identityProperties"] == {"type": "UserAssigned", "userAssigned": {"resourceId": uai["id"]}}
+          and list(stored["identity"]["userAssignedIdentities"]) == [uai["id"]],
+          "%s: the stored job matches" % name, json.dumps(skek))
     again = client.jobs.get(rg, name, expand="details")
     check(again.details.key_encryption_key.kek_url == url, "%s: a fresh GET agrees" % name)
+
+    # a refused update surfaces as the SDK's HttpResponseError with the Ssem code
+    from azure.core.exceptions import HttpResponseError
+    bad = models.JobResourceUpdateParameter(details=models.UpdateJobDetails(
+        key_encryption_key=models.KeyEncryptionKey(
+            kek_type="CustomerManaged", kek_url=url.replace("https://", "http://"),
+            kek_vault_resource_id=vault["id"])))
+    try:
+        client.jobs.begin_update(rg, name, bad, polling_interval=0).result(timeout=20)
+        code = None
+    except HttpResponseError as e:
+        code = e.error.code if e.error else None
+    check(code == "SsemUserErrorKeyVaultUrlWithInvalidScheme",
+          "%s: an http:// key URL -> HttpResponseError SsemUserErrorKeyVaultUrlWithInvalidScheme" % name, str(code))
+
+
+def sub_tenant(world, sub):
+    return [s for s in world["subscriptions"] if s["subscriptionId"] == sub][0]["tenantId"]
 
 
 def run_sdk(emu, world):
@@ -201,7 +263,7 @@ def run_sdk(emu, world):
             check(j.details is not None and not j.details.job_stages,
                   "%s: get() without expand has details but no jobStages" % name)
         if sub == world["subscriptions"][0]["subscriptionId"]:
-            patch_cmk(client, world, wjobs)
+            patch_cmk(emu, client, world, wjobs)
         client.close()
 
     v = world["vaults"][0]
