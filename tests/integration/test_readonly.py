@@ -1,11 +1,14 @@
-"""This version's mount is read-only: writing any file, creating, removing
-or renaming fails with EROFS, and nothing is sent to ARM but reads."""
+"""What cannot change through the mount: read-only files (key_vault,
+principal_id, status, errors) and the tree itself (create, mkdir, unlink,
+rename, chmod) fail with EROFS, and nothing but reads reaches Azure."""
 
 import errno
 import os
 
 import harness
 import oracle
+
+READ_ONLY = [f for f in oracle.FILES if f not in oracle.RW_FILES]
 
 
 class ReadOnly(harness.MountedWorld):
@@ -20,25 +23,28 @@ class ReadOnly(harness.MountedWorld):
 		with open(path, "w") as f:
 			f.write(data)
 
-	def test_every_change_is_erofs(self):
+	def test_structure_and_read_only_files_are_erofs(self):
 		sub, rg, name = harness.split_job_id(self.world["jobs"][0]["id"])
 		d = self.mnt.p(sub, rg, name)
-		before = harness.cat(self, os.path.join(d, "encryption.json"))
+		before = {f: harness.cat(self, os.path.join(d, f)) for f in oracle.FILES}
 		self.emu.reset_counters()
-		for f in oracle.FILES:
-			self.expect_erofs(self.write, os.path.join(d, f), "MicrosoftManaged\n")
-		p = harness.run(["sh", "-c", 'echo SystemAssigned > "$1"', "sh", os.path.join(d, "identity")])
+		for f in READ_ONLY:
+			self.expect_erofs(self.write, os.path.join(d, f), "x\n")
+		p = harness.run(["sh", "-c", 'echo Completed > "$1"', "sh", os.path.join(d, "status")])
 		self.assertNotEqual(p.returncode, 0)
 		self.assertIn("Read-only file system", p.stderr)
 		self.expect_erofs(self.write, os.path.join(d, "new-file"), "x")
 		self.expect_erofs(os.mkdir, os.path.join(d, "new-dir"))
-		self.expect_erofs(os.unlink, os.path.join(d, "status"))
+		self.expect_erofs(os.mkdir, self.mnt.p(sub, "new-rg"))
+		self.expect_erofs(os.unlink, os.path.join(d, "key_url"))
+		self.expect_erofs(os.rmdir, d)
 		self.expect_erofs(os.rename, os.path.join(d, "status"), os.path.join(d, "status2"))
-		self.expect_erofs(os.chmod, os.path.join(d, "status"), 0o600)
+		self.expect_erofs(os.chmod, os.path.join(d, "key_url"), 0o600)
 		writes = {k: n for k, n in self.emu.counters()["by_path"].items()
 			  if not k.startswith("GET ") and " login.microsoftonline.com/" not in k}
 		self.assertEqual(writes, {}, "a refused change still reached Azure")
-		self.assertEqual(harness.cat(self, os.path.join(d, "encryption.json")), before)
+		after = {f: harness.cat(self, os.path.join(d, f)) for f in oracle.FILES}
+		self.assertEqual(after, before)
 
 
 if __name__ == "__main__":
