@@ -100,7 +100,8 @@ struct server {
 	pthread_t acceptor;
 	pthread_mutex_t lock;
 	pthread_t conns[MAX_CONNS];
-	int n_conns; /* TCP connections accepted (TLS or not) */
+	int fds[MAX_CONNS]; /* -1 once the connection closed itself */
+	int n_conns;	    /* TCP connections accepted (TLS or not) */
 	int n_requests;
 	char last[REQ_MAX + 1]; /* the last request, head and body */
 	bool stop;
@@ -109,6 +110,7 @@ struct server {
 struct conn {
 	struct server *srv;
 	int fd;
+	int slot;
 };
 
 static void srv_write(SSL *ssl, const char *data, size_t len)
@@ -232,7 +234,10 @@ static void *conn_main(void *arg)
 	}
 out:
 	SSL_free(ssl);
+	pthread_mutex_lock(&srv->lock);
+	srv->fds[c->slot] = -1;
 	close(c->fd);
+	pthread_mutex_unlock(&srv->lock);
 	free(req);
 	free(c);
 	return NULL;
@@ -262,6 +267,8 @@ static void *acceptor_main(void *arg)
 		assert_non_null(c);
 		c->srv = srv;
 		c->fd = fd;
+		c->slot = srv->n_conns;
+		srv->fds[c->slot] = fd;
 		assert_int_equal(pthread_create(&srv->conns[srv->n_conns], NULL, conn_main, c), 0);
 		srv->n_conns++;
 		pthread_mutex_unlock(&srv->lock);
@@ -288,7 +295,10 @@ static void server_start(struct server *srv, EVP_PKEY *key, X509 *cert)
 	assert_int_equal(pthread_create(&srv->acceptor, NULL, acceptor_main, srv), 0);
 }
 
-/* Stop accepting and wait for every connection (the clients must be closed first). */
+/*
+ * Stop accepting, cut the connections still open (a failed test may have
+ * left a client behind), and wait for every connection thread.
+ */
 static void server_stop(struct server *srv)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET,
@@ -302,6 +312,12 @@ static void server_stop(struct server *srv)
 	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0); /* wake accept() */
 	pthread_join(srv->acceptor, NULL);
 	close(fd);
+	pthread_mutex_lock(&srv->lock);
+	for (int i = 0; i < srv->n_conns; i++) {
+		if (srv->fds[i] >= 0)
+			shutdown(srv->fds[i], SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&srv->lock);
 	for (int i = 0; i < srv->n_conns; i++)
 		pthread_join(srv->conns[i], NULL);
 	close(srv->lfd);
