@@ -419,6 +419,35 @@ static void test_fresh_client_request_id_per_attempt(void **state)
 	teardown_f(f);
 }
 
+static enum dbx_err interrupted_sleep(void *ctx, uint64_t ms)
+{
+	(void)ctx;
+	(void)ms;
+	return DBX_EINTR;
+}
+
+/* Ctrl-C while waiting to retry: the caller learns it was interrupted, nothing more is sent. */
+static void test_interrupted_while_waiting(void **state)
+{
+	static const struct fake_reply script[] = {
+	    {.status = 429, .retry_after = "5"},
+	    {.status = 202},
+	};
+	struct fixture *f = setup_with(script, N(script), NULL);
+	struct dbx_clock clock = f->fc.clock;
+
+	(void)state;
+	clock.sleep_ms = interrupted_sleep;
+	dbx_transport_destroy(f->rt);
+	f->rt = dbx_http_retry_new(&f->spy.base, NULL, &clock);
+	assert_non_null(f->rt);
+	assert_int_equal(send_req(f, "PATCH", 0), DBX_EINTR);
+	assert_int_equal(f->err.err, DBX_EINTR);
+	assert_int_equal(f->fake.n_calls, 1);
+	assert_null(f->resp.body); /* the 429 was released */
+	teardown_f(f);
+}
+
 static void format_http_date(time_t t, char *buf, size_t cap)
 {
 	struct tm tm;
@@ -541,6 +570,7 @@ int main(void)
 	    cmocka_unit_test(test_deadline_hit_mid_request),
 	    cmocka_unit_test(test_transport_error_after_budget),
 	    cmocka_unit_test(test_fresh_client_request_id_per_attempt),
+	    cmocka_unit_test(test_interrupted_while_waiting),
 	    cmocka_unit_test(test_retry_after_http_date),
 	    cmocka_unit_test(test_delay_table),
 	};
