@@ -315,6 +315,10 @@ enum dbx_err dbx_update_merge(const struct dbx_order *current,
 					  "give key_url null (or leave it out) to drop the key");
 			goto out;
 		}
+		/* The key the order already has keeps its vault (update.h: vault_id NULL then). */
+		if ((!vault_id || !*vault_id) && current->kek_type == DBX_KEK_CUSTOMER &&
+		    same_id(current->kek_url, change->key_url.url))
+			vault_id = current->kek_vault_id;
 		if (!vault_id || !*vault_id) {
 			rc = dbx_error_set(err, DBX_EINVAL, "the vault of key %s is not known",
 					   change->key_url.url);
@@ -605,25 +609,27 @@ enum dbx_err dbx_update_apply(const struct dbx_update_config *cfg, const char *s
 	if (change->has_key_url && !change->key_url_null)
 		vault_id = key_new ? VAULT_PENDING : current->kek_vault_id;
 	rc = dbx_update_merge(current, change, vault_id, &want, &what, err);
-	if (rc != DBX_OK || what == 0)
-		goto done_merge;
-	pre = calloc(1, sizeof(*pre));
-	if (!pre) {
-		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
-		goto out;
-	}
-	rc = preflight(cfg, subscription, current, want, what, change, key_new, pre, &vault_id,
-		       report, err);
 	if (rc != DBX_OK)
 		goto out;
-	if (key_new) {
-		dbx_order_free(want);
-		want = NULL;
-		rc = dbx_update_merge(current, change, vault_id, &want, &what, err);
+	if (what != 0) {
+		/* 3. The preflight, then the merge again with the vault it found. */
+		pre = calloc(1, sizeof(*pre));
+		if (!pre) {
+			rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+			goto out;
+		}
+		rc = preflight(cfg, subscription, current, want, what, change, key_new, pre,
+			       &vault_id, report, err);
+		if (rc != DBX_OK)
+			goto out;
+		if (key_new) {
+			dbx_order_free(want);
+			want = NULL;
+			rc = dbx_update_merge(current, change, vault_id, &want, &what, err);
+			if (rc != DBX_OK)
+				goto out;
+		}
 	}
-done_merge:
-	if (rc != DBX_OK)
-		goto out;
 	if (what == 0) {
 		report->noop = true;
 		*result = current;

@@ -511,6 +511,9 @@ static void test_merge_write_back_is_noop(void **state)
 		print_message("order %zu\n", i);
 		want = merge_ok(orders[i], &c, current->kek_vault_id, 0, NULL);
 		dbx_order_free(want);
+		/* The key URL is not changed: no vault lookup, vault_id NULL. */
+		want = merge_ok(orders[i], &c, NULL, 0, NULL);
+		dbx_order_free(want);
 		dbx_order_free(current);
 	}
 }
@@ -893,6 +896,60 @@ static void test_apply_failed_operation_not_resent(void **state)
 	env_fini(&e);
 }
 
+static void test_apply_dropped_connection_then_change_is_there(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = job(IDENT_SYS, kek_cm(KEY, VAULT_ID, ""))},
+	    {.transport_err = DBX_EREMOTE},
+	    {.status = 200, .body = job(IDENT_SYS, KEK_MM)},
+	};
+	struct dbx_encryption_change c = change_type(DBX_KEK_CHOICE_MICROSOFT);
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 3);
+	assert_int_equal(apply(&e, &c), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 3);
+	assert_int_equal(count_patches(&e), 1);
+	assert_int_equal(e.result->kek_type, DBX_KEK_MICROSOFT);
+	assert_true(e.report.patched);
+	env_fini(&e);
+}
+
+static void test_apply_operation_past_timeout_not_resent(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = job(IDENT_SYS, kek_cm(KEY, VAULT_ID, ""))},
+	    {.status = 202, .location = OP_URL, .request_id = "rid-patch"},
+	    {.status = 202, .location = OP_URL},
+	    {.status = 202, .location = OP_URL},
+	    {.status = 202, .location = OP_URL},
+	    {.status = 202, .location = OP_URL},
+	    {.status = 202, .location = OP_URL},
+	    {.status = 202, .location = OP_URL},
+	    {.status = 202, .location = OP_URL},
+	    {.status = 202, .location = OP_URL},
+	    {.status = 202, .location = OP_URL},
+	    {.status = 202, .location = OP_URL},
+	    {.status = 202, .location = OP_URL},
+	    {.status = 202, .location = OP_URL},
+	};
+	struct dbx_encryption_change c = change_type(DBX_KEK_CHOICE_MICROSOFT);
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, sizeof(script) / sizeof(script[0]));
+	assert_int_equal(apply(&e, &c), DBX_ETIMEDOUT);
+	/* 120 s of budget, 10 s polls: 11 polls, none past the deadline, nothing resent. */
+	assert_int_equal(e.ft.n_calls, 2 + 11);
+	assert_int_equal(count_patches(&e), 1);
+	assert_true(e.fc.now <= START_MS + TIMEOUT_MS);
+	assert_non_null(strstr(e.err.message, "did not finish within the timeout"));
+	assert_true(e.report.patched);
+	assert_null(e.result);
+	env_fini(&e);
+}
+
 static void test_apply_interrupted_before_patch(void **state)
 {
 	const struct fake_reply script[] = {
@@ -992,6 +1049,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_apply_500_then_change_is_there, teardown),
 	    cmocka_unit_test_teardown(test_apply_500_then_old_state_resends_once, teardown),
 	    cmocka_unit_test_teardown(test_apply_failed_operation_not_resent, teardown),
+	    cmocka_unit_test_teardown(test_apply_dropped_connection_then_change_is_there, teardown),
+	    cmocka_unit_test_teardown(test_apply_operation_past_timeout_not_resent, teardown),
 	    cmocka_unit_test_teardown(test_apply_interrupted_before_patch, teardown),
 	    cmocka_unit_test_teardown(test_apply_accepted_but_not_shown, teardown),
 	    cmocka_unit_test_teardown(test_apply_contradiction_sends_nothing, teardown),
