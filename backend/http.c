@@ -68,12 +68,14 @@ static void global_init(void)
 
 /* ---- in-memory CA bundle ---- */
 
+/* The whole file at path, NUL-terminated, in a buffer to free; NULL with err filled. */
 static char *read_file(const char *path, size_t *len_out, struct dbx_error *err)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
 	size_t len = 0;
 	size_t cap = 0;
+	bool ok = false;
 
 	if (!f) {
 		dbx_error_set(err, DBX_ECONFIG, "cannot read CA file %s: %m", path);
@@ -89,7 +91,7 @@ static char *read_file(const char *path, size_t *len_out, struct dbx_error *err)
 			nb = realloc(buf, cap + 1);
 			if (!nb) {
 				dbx_error_set(err, DBX_ENOMEM, "out of memory reading %s", path);
-				goto fail;
+				goto out;
 			}
 			buf = nb;
 		}
@@ -97,28 +99,25 @@ static char *read_file(const char *path, size_t *len_out, struct dbx_error *err)
 		len += n;
 		if (len > CAFILE_MAX) {
 			dbx_error_set(err, DBX_ECONFIG, "CA file %s is larger than 8 MiB", path);
-			goto fail;
+			goto out;
 		}
 		if (n == 0)
 			break;
 	}
 	if (ferror(f)) {
 		dbx_error_set(err, DBX_ECONFIG, "cannot read CA file %s: %m", path);
-		goto fail;
-	}
-	fclose(f);
-	buf = buf ? buf : malloc(1);
-	if (!buf) {
-		dbx_error_set(err, DBX_ENOMEM, "out of memory reading %s", path);
-		return NULL;
+		goto out;
 	}
 	buf[len] = '\0';
 	*len_out = len;
-	return buf;
-fail:
+	ok = true;
+out:
 	fclose(f);
-	free(buf);
-	return NULL;
+	if (!ok) {
+		free(buf);
+		buf = NULL;
+	}
+	return buf;
 }
 
 /* Number of PEM certificates OpenSSL can parse in pem[0..len). */
@@ -192,10 +191,16 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 
 		while (cap < x->len + n + 1)
 			cap *= 2;
-		nb = realloc(x->body, cap);
+		/* Not realloc: a token answer must not leave copies in freed memory. */
+		nb = malloc(cap);
 		if (!nb) {
 			x->oom = true;
 			return 0;
+		}
+		if (x->body) {
+			memcpy(nb, x->body, x->len);
+			explicit_bzero(x->body, x->len);
+			free(x->body);
 		}
 		x->body = nb;
 		x->cap = cap;
