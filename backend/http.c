@@ -639,7 +639,10 @@ out:
 		dbx_http_response_reset(resp);
 		memcpy(resp->client_request_id, id, sizeof(id));
 	}
-	free(x.body);
+	if (x.body) {
+		explicit_bzero(x.body, x.len); /* a cut-off token answer */
+		free(x.body);
+	}
 	wipe_headers(headers);
 	if (auth) {
 		explicit_bzero(auth, strlen(auth));
