@@ -276,12 +276,10 @@ static enum dbx_err auth_send(struct dbx_transport *self, const struct dbx_http_
 	drop_token(at, req->scope, gen);
 	wipe_string(bearer);
 	bearer = NULL;
-	rc = get_bearer(at, req->scope, &bearer, &gen, err);
-	if (rc != DBX_OK) {
-		dbx_http_response_reset(resp);
-		goto out;
-	}
 	dbx_http_response_reset(resp);
+	rc = get_bearer(at, req->scope, &bearer, &gen, err);
+	if (rc != DBX_OK)
+		goto out; /* the credential's reason says more than the 401 */
 	r.bearer = bearer;
 	rc = at->inner->send(at->inner, &r, resp, err);
 out:

@@ -275,6 +275,23 @@ static void test_401_twice_returns_401(void **state)
 	teardown_f(f);
 }
 
+/* A 401, and then the credential cannot renew: the user sees why (not a bare 401). */
+static void test_401_then_credential_fails(void **state)
+{
+	static const struct fake_reply script[] = {{.status = 401}, {.status = 200}};
+	struct fixture *f = setup_with(script, N(script), 3600);
+	struct dbx_error err;
+	long st;
+
+	(void)state;
+	f->cred.fail_from = 2;
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_EAUTH);
+	assert_string_equal(err.message, "stub: refused");
+	assert_int_equal(st, 0);
+	assert_int_equal(f->fake.n_calls, 1);
+	teardown_f(f);
+}
+
 static void test_401_without_scope_passes_through(void **state)
 {
 	static const struct fake_reply script[] = {{.status = 401}, {.status = 200}};
@@ -823,6 +840,7 @@ int main(void)
 	    cmocka_unit_test(test_failed_refresh_keeps_valid_token),
 	    cmocka_unit_test(test_401_one_fresh_retry),
 	    cmocka_unit_test(test_401_twice_returns_401),
+	    cmocka_unit_test(test_401_then_credential_fails),
 	    cmocka_unit_test(test_401_without_scope_passes_through),
 	    cmocka_unit_test(test_single_flight_cold_cache),
 	    cmocka_unit_test(test_single_flight_failure_shared),
