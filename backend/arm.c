@@ -684,8 +684,11 @@ const struct dbx_clock *dbx_arm_clock(const struct dbx_arm *arm)
  * The service answers a PATCH with 200 and the job, or 202 with only a
  * Location (arm-api.md 1.5): .../operationResults/<id>, polled while it
  * answers 202 (each answer may carry a new Location), until a 200/204,
- * typically after the last Location pointed at the job itself. The job is
- * then read with $expand=details unless the last answer was this job with
+ * typically after the last Location pointed at the job itself. A Location
+ * naming the job is not fetched as given: the job is read with
+ * $expand=details instead (the plain GET drops details.jobStages, and the
+ * result goes to the cache the errors file is made from). Otherwise the job
+ * is read the same way at the end, unless the last answer was this job with
  * its details. A poll answer of 200 with an operation status body
  * ({"status": "InProgress" | "Succeeded" | "Failed", "error": {...}}, the
  * Azure-AsyncOperation shape) is understood too, should the service ever
@@ -854,13 +857,37 @@ static enum dbx_err poll_once(struct dbx_arm *arm, const char *url, uint64_t dea
 	return dbx_http_send(arm->transport, &req, resp, err);
 }
 
+/* The path of an absolute URL: from the first '/' after the authority to '?', '#' or the end. */
+static const char *url_path(const char *url, size_t *len)
+{
+	const char *p = strstr(url, "://");
+
+	p = p ? p + 3 : url;
+	p += strcspn(p, "/?#");
+	*len = strcspn(p, "?#");
+	return p;
+}
+
+/* Do two URLs on the ARM host name the same resource (paths equal, case-insensitively)? */
+static bool same_resource(const char *a, const char *b)
+{
+	size_t alen, blen;
+	const char *pa = url_path(a, &alen), *pb = url_path(b, &blen);
+
+	return alen > 0 && alen == blen && strncasecmp(pa, pb, alen) == 0;
+}
+
 /*
  * Follow the operation ARM accepted with first (a 202): poll while it runs,
- * then the final job into *out. job_get_url is the job's GET URL.
+ * then the final job into *out. job_url_plain is the job's URL: a Location
+ * naming the job itself (the service's last step) is read as the job, with
+ * $expand=details, since the plain GET drops the job stages the errors file
+ * shows.
  */
 static enum dbx_err follow_operation(struct dbx_arm *arm, const struct dbx_http_response *first,
 				     const char *subscription, const char *resource_group,
-				     const char *name, uint64_t lro_poll_ms, uint64_t deadline,
+				     const char *name, const char *job_url_plain,
+				     uint64_t lro_poll_ms, uint64_t deadline,
 				     struct dbx_order **out, struct dbx_error *err)
 {
 	struct dbx_http_response resp = {0};
@@ -887,6 +914,10 @@ static enum dbx_err follow_operation(struct dbx_arm *arm, const struct dbx_http_
 			/* Refused before waiting: the token never goes elsewhere. */
 			rc = poll_once(arm, url, deadline, &resp, err);
 			goto out;
+		}
+		if (same_resource(url, job_url_plain)) {
+			read_job = true; /* after the wait the operation asked for */
+			break;
 		}
 		rc = lro_wait(arm, wait, deadline, err);
 		if (rc != DBX_OK)
@@ -1021,8 +1052,8 @@ enum dbx_err dbx_arm_patch_job_ex(struct dbx_arm *arm, const char *subscription,
 	if (accepted)
 		*accepted = true;
 	if (resp.status == 202) {
-		rc = follow_operation(arm, &resp, subscription, resource_group, name, lro_poll_ms,
-				      deadline_ms, out, err);
+		rc = follow_operation(arm, &resp, subscription, resource_group, name, url,
+				      lro_poll_ms, deadline_ms, out, err);
 		goto out;
 	}
 	rc = classify_final(&resp, subscription, resource_group, name, &kind, &order, err);

@@ -260,7 +260,8 @@ static void test_patch_real_lro_flow(void **state)
 	assert_patch_request(&e);
 	assert_string_equal(e.ft.calls[1].url, OP_URL("1"));
 	assert_string_equal(e.ft.calls[2].url, OP_URL("2")); /* the new Location replaced the old */
-	assert_string_equal(e.ft.calls[3].url, JOB_URL);     /* the job itself, as ARM gave it */
+	/* The Location named the job: read with its details (a plain GET drops jobStages). */
+	assert_string_equal(e.ft.calls[3].url, JOB_GET_URL);
 	assert_gets_after_patch(&e, DEADLINE);
 	/* No Retry-After anywhere: each poll waited lro_poll_ms, and nothing else was slept. */
 	assert_int_equal(e.fc.n_sleeps, 3);
@@ -269,15 +270,44 @@ static void test_patch_real_lro_flow(void **state)
 	assert_int_equal(e.fc.now, START_MS + 3 * POLL_MS);
 	assert_true(e.sent);
 	assert_true(e.accepted);
-	assert_cmk_order(e.order); /* the job body had its details: used as is */
+	assert_cmk_order(e.order);
+	assert_int_equal(e.order->n_problems, 0);
+	env_fini(&e);
+}
+
+static void test_patch_job_location_read_with_stages(void **state)
+{
+	/* The job Location as the service spells it (another case, :443): still the job. */
+	const struct fake_reply script[] = {
+	    {.status = 202,
+	     .location = "https://MANAGEMENT.azure.com:443/subscriptions/" SUB "/resourcegroups/" RG
+			 "/providers/Microsoft.DataBox/jobs/" NAME "?api-version=2025-07-01"},
+	    {.status = 200,
+	     .body = "{\"name\": \"" NAME "\", \"id\": \"" JOB_ID "\", \"properties\": {"
+		     "\"status\": \"DataCopy\", \"details\": {\"jobStages\": [{\"stageName\": "
+		     "\"DataCopy\", \"stageStatus\": \"WaitingForCustomerActionForKek\"}], "
+		     "\"keyEncryptionKey\": {\"kekType\": \"MicrosoftManaged\"}}}}"},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 2, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 2);
+	assert_string_equal(e.ft.calls[1].url, JOB_GET_URL);
+	assert_int_equal(e.fc.n_sleeps, 1);
+	/* The stage problem reaches the result, so the errors file shows it at once. */
+	assert_int_equal(e.order->n_problems, 1);
+	assert_string_equal(e.order->problems[0].code, "WaitingForCustomerActionForKek");
 	env_fini(&e);
 }
 
 static void test_patch_lro_final_job_without_details_is_read(void **state)
 {
+	/* An operation URL that ends with the job's body, without its details. */
 	const struct fake_reply script[] = {
 	    {.status = 202, .location = OP_URL("1")},
-	    {.status = 202, .location = JOB_URL},
+	    {.status = 202, .location = OP_URL("2")},
 	    {.status = 200, .body = JOB_NO_DETAILS},
 	    {.status = 200, .body = JOB_CMK},
 	};
@@ -287,7 +317,7 @@ static void test_patch_lro_final_job_without_details_is_read(void **state)
 	env_init(&e, script, 4, false);
 	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
 	assert_int_equal(e.ft.n_calls, 4);
-	assert_string_equal(e.ft.calls[2].url, JOB_URL);
+	assert_string_equal(e.ft.calls[2].url, OP_URL("2"));
 	assert_string_equal(e.ft.calls[3].url, JOB_GET_URL);
 	assert_int_equal(e.fc.n_sleeps, 2); /* the final read comes right away */
 	assert_cmk_order(e.order);
@@ -674,6 +704,7 @@ int main(void)
 	    cmocka_unit_test(test_patch_200_without_details_reads_job),
 	    cmocka_unit_test(test_patch_plain_wrapper),
 	    cmocka_unit_test(test_patch_real_lro_flow),
+	    cmocka_unit_test(test_patch_job_location_read_with_stages),
 	    cmocka_unit_test(test_patch_lro_final_job_without_details_is_read),
 	    cmocka_unit_test(test_patch_lro_retry_after_honoured),
 	    cmocka_unit_test(test_patch_202_without_location_reads_job),

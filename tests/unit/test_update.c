@@ -634,7 +634,7 @@ static void test_apply_enable_cmk(void **state)
 	assert_call(&e, 4, "PATCH", JOB_URL, ARM_SCOPE);
 	assert_string_equal(e.ft.calls[4].body, BODY_KEK(KEY, VAULT_ID));
 	assert_call(&e, 5, "GET", OP_URL, ARM_SCOPE);
-	assert_call(&e, 6, "GET", JOB_URL, ARM_SCOPE);
+	assert_call(&e, 6, "GET", JOB_GET_URL, ARM_SCOPE);
 	/* One deadline for the whole write, from its start. */
 	assert_int_equal(e.ft.calls[0].deadline_ms, START_MS + TIMEOUT_MS);
 	assert_int_equal(e.ft.calls[4].deadline_ms, START_MS + TIMEOUT_MS);
