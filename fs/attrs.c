@@ -9,12 +9,21 @@
  * (DESIGN.md 4): a "read" block when the latest refresh of the order failed,
  * then one "order" block per problem the service reports, newest first.
  *
- * The store functions parse the value sysfs-style and return DBX_EROFS:
- * writes are not enabled yet (the write pipeline will fill them in).
+ * A "last-write" block (the latest failed write through this mount) comes
+ * before or after the read block by time.
+ *
+ * The store functions turn a written value into a validated change without
+ * any request: the value is trimmed sysfs-style (surrounding blanks, one
+ * trailing newline), compared with what the file shows now (equal: a no-op,
+ * decided before validating so a value that came from ARM can always be
+ * written back), then validated by validate.h into a struct
+ * dbx_encryption_change that fs.c applies with dbx_update_apply().
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <json-c/json.h>
 
@@ -286,14 +295,93 @@ static enum dbx_err append_order_blocks(char **buf, size_t *len, const struct db
 	return rc;
 }
 
+/* What the mount advises after a failed write without a service code to decode. */
+static const struct read_advice write_advice[] = {
+    {DBX_EINVAL, "InvalidValue", "yes",
+     "The value was refused before anything was sent. Correct the part the message names and "
+     "write the value again."},
+    {DBX_EUNREACHABLE, "HostUnreachable", "yes",
+     "Azure Resource Manager or Key Vault could not be reached (DNS, connection or TLS "
+     "failure). Check the network, proxy and firewall, read the file to see whether the change "
+     "arrived, and write again."},
+    {DBX_ETIMEDOUT, "Timeout", "depends",
+     "The write did not finish within the timeout. Read the file to see whether the change "
+     "arrived; write again, or mount with a larger -o timeout=SECONDS."},
+    {DBX_ETHROTTLED, "Throttled", "yes",
+     "Azure Resource Manager throttled the requests (429) beyond the retry budget. Wait a minute "
+     "and write again."},
+    {DBX_EAUTH, "AuthenticationFailed", "yes",
+     "No credential could produce a token. Check the AZURE_* environment variables, the managed "
+     "identity or 'az login', and the -o credential= option."},
+    {DBX_EACCES, "AccessDenied", "yes",
+     "The mount's credential may not change this order or read the key vault. Grant it "
+     "Microsoft.DataBox/jobs/write (for example Contributor) on the order, and read access to "
+     "the vault and key."},
+    {DBX_ENOTFOUND, "NotFound", "no", "The order no longer exists."},
+    {DBX_EBUSY, "Conflict", "depends",
+     "The service refused the change in the order's current stage (see status)."},
+    {DBX_EINTR, "Interrupted", "yes",
+     "The write was interrupted before the update was sent; nothing changed. Write again."},
+    {DBX_ENOMEM, "OutOfMemory", "yes", "The mount ran out of memory; write again."},
+};
+
+static const struct read_advice write_generic_advice = {
+    DBX_EREMOTE, "ServiceError", "depends",
+    "Azure Resource Manager failed or answered something unexpected. Read the file to see "
+    "whether the change arrived; quote the request_id in a support ticket if it persists."};
+
+static const struct read_advice *write_advice_for(enum dbx_err err)
+{
+	for (size_t i = 0; i < sizeof(write_advice) / sizeof(write_advice[0]); i++) {
+		if (write_advice[i].err == err)
+			return &write_advice[i];
+	}
+	return &write_generic_advice;
+}
+
+/*
+ * The last-write block. A code the Ssem table knows is decoded by the table;
+ * a service code it does not know gets the table's Generic row (DESIGN.md
+ * 4); a failure with no code, or a local one (no HTTP status, e.g.
+ * InvalidValue), gets the mount's own advice for writes.
+ */
+static enum dbx_err append_write_block(char **buf, size_t *len, const struct dbx_attr_ctx *ctx)
+{
+	const struct dbx_error *e = ctx->write_err;
+	const struct read_advice *a = write_advice_for(e->err);
+	struct dbx_error_block b = {0};
+	bool decode = e->code[0] && (dbx_ssem_lookup(e->code) || e->http_status != 0);
+	char when[32];
+
+	format_time(ctx->write_time, when);
+	b.code = e->code[0] ? e->code : a->code;
+	b.source = "last-write";
+	b.time = when;
+	b.message = e->message[0] ? e->message : dbx_err_str(e->err);
+	b.target = ctx->write_target && *ctx->write_target ? ctx->write_target : NULL;
+	b.request_id = e->request_id[0] ? e->request_id : NULL;
+	b.recoverable = decode ? NULL : a->recoverable;
+	b.remedy = decode ? NULL : a->remedy;
+	return dbx_error_block_append(buf, len, &b);
+}
+
 static enum dbx_err show_errors(const struct dbx_attr_ctx *ctx, char **buf, size_t *len)
 {
+	bool has_read = ctx->read_err && ctx->read_err->err != DBX_OK;
+	bool has_write = ctx->write_err != NULL;
 	char *text = NULL;
 	size_t n = 0;
 	enum dbx_err rc = DBX_OK;
 
-	if (ctx->read_err && ctx->read_err->err != DBX_OK)
+	/* Newest first: the mount's own blocks (read, last-write), then the order's. */
+	if (has_write && (!has_read || ctx->write_time >= ctx->read_time)) {
+		rc = append_write_block(&text, &n, ctx);
+		has_write = false;
+	}
+	if (rc == DBX_OK && has_read)
 		rc = append_read_block(&text, &n, ctx);
+	if (rc == DBX_OK && has_write)
+		rc = append_write_block(&text, &n, ctx);
 	if (rc == DBX_OK)
 		rc = append_order_blocks(&text, &n, ctx->order);
 	if (rc != DBX_OK)
@@ -313,38 +401,312 @@ out:
 	return rc;
 }
 
-/* The common part of every store for now: the sysfs parse, then "not yet". */
-static enum dbx_err store_not_enabled(const char *name, const char *value, size_t len,
-				      struct dbx_error *err)
-{
-	size_t n;
+/* ---- store: a written value -> a validated change (no network) ---- */
 
-	(void)dbx_attr_trim(value, len, &n);
-	return dbx_error_set(err, DBX_EROFS, "%s: writes are not enabled in this version", name);
+/* Is v[0..n) exactly cur (NULL or "" for an empty file)? */
+static bool is_current(const char *cur, const char *v, size_t n)
+{
+	size_t cl = cur ? strlen(cur) : 0;
+
+	return cl == n && (n == 0 || memcmp(cur, v, n) == 0);
+}
+
+static const struct dbx_cloud *write_cloud(const struct dbx_attr_ctx *ctx)
+{
+	return ctx->write->cloud ? ctx->write->cloud : dbx_cloud_default();
+}
+
+/*
+ * The sysfs part shared by the one-line files: trim, then decide whether
+ * the value is the one the file shows now. *noop set: nothing more to do.
+ */
+static enum dbx_err trim_and_compare(const struct dbx_attr_ctx *ctx, const char *cur,
+				     const char *value, size_t len, const char **v, size_t *n,
+				     struct dbx_error *err)
+{
+	struct dbx_attr_write *w = ctx->write;
+	enum dbx_err rc;
+
+	memset(&w->change, 0, sizeof(w->change));
+	w->noop = false;
+	w->used_current = false;
+	rc = dbx_value_trim(value, len, v, n, err);
+	if (rc != DBX_OK)
+		return rc;
+	if (ctx->order && is_current(cur, *v, *n)) {
+		w->noop = true;
+		w->used_current = true;
+	}
+	return DBX_OK;
 }
 
 static enum dbx_err store_kek_type(const struct dbx_attr_ctx *ctx, const char *value, size_t len,
 				   struct dbx_error *err)
 {
-	return store_not_enabled("encryption_type", value, len, err);
+	struct dbx_attr_write *w = ctx->write;
+	const char *v;
+	size_t n;
+	enum dbx_err rc;
+
+	rc = trim_and_compare(ctx, ctx->order ? kek_type_str(ctx->order) : NULL, value, len, &v, &n,
+			      err);
+	if (rc != DBX_OK || w->noop)
+		return rc;
+	rc = dbx_validate_kek_type(v, n, &w->change.kek_type, err);
+	w->change.has_kek_type = rc == DBX_OK;
+	return rc;
 }
 
 static enum dbx_err store_key_url(const struct dbx_attr_ctx *ctx, const char *value, size_t len,
 				  struct dbx_error *err)
 {
-	return store_not_enabled("key_url", value, len, err);
+	struct dbx_attr_write *w = ctx->write;
+	const char *v;
+	size_t n;
+	enum dbx_err rc;
+
+	rc = trim_and_compare(ctx, key_url_str(ctx->order), value, len, &v, &n, err);
+	if (rc != DBX_OK || w->noop)
+		return rc;
+	if (n == 0) {
+		/* One meaning per file: the way back to Microsoft managed keys is its own file. */
+		rc = dbx_error_set(err, DBX_EINVAL,
+				   "key_url: an empty value is not a key; to use Microsoft managed "
+				   "keys run: echo MicrosoftManaged > encryption_type");
+		if (err)
+			snprintf(err->code, sizeof(err->code), "%s",
+				 "SsemUserErrorInvalidKeyVaultUrl");
+		return rc;
+	}
+	rc = dbx_validate_key_url(v, n, write_cloud(ctx), &w->change.key_url, err);
+	w->change.has_key_url = rc == DBX_OK;
+	return rc;
 }
 
 static enum dbx_err store_identity(const struct dbx_attr_ctx *ctx, const char *value, size_t len,
 				   struct dbx_error *err)
 {
-	return store_not_enabled("identity", value, len, err);
+	struct dbx_attr_write *w = ctx->write;
+	const char *v;
+	size_t n;
+	enum dbx_err rc;
+
+	rc = trim_and_compare(ctx, identity_str(ctx->order), value, len, &v, &n, err);
+	if (rc != DBX_OK || w->noop)
+		return rc;
+	rc = dbx_validate_identity(v, n, &w->change.identity, err);
+	w->change.has_identity = rc == DBX_OK;
+	return rc;
 }
 
+/* The current value of encryption.json key k ("encryption_type", ...), NULL when absent. */
+static const char *json_current(const struct dbx_order *o, const char *k)
+{
+	if (strcmp(k, "encryption_type") == 0)
+		return kek_type_str(o);
+	if (strcmp(k, "key_url") == 0)
+		return key_url_str(o);
+	if (strcmp(k, "identity") == 0)
+		return identity_str(o);
+	return NULL;
+}
+
+/* Is JSON member k: v (v NULL for null) the value the file shows for o? Derived keys never are. */
+static bool json_member_current(const struct dbx_order *o, const char *k, struct json_object *v)
+{
+	const char *cur;
+
+	if (strcmp(k, "encryption_type") != 0 && strcmp(k, "key_url") != 0 &&
+	    strcmp(k, "identity") != 0)
+		return false;
+	cur = json_current(o, k);
+	if (!v)
+		return !cur || !*cur;
+	if (!json_object_is_type(v, json_type_string))
+		return false;
+	return is_current(cur, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+}
+
+/* Member names at depth 1 of the JSON text t[0..n): json-c keeps one of duplicates. */
+static size_t count_members(const char *t, size_t n)
+{
+	size_t members = 0;
+	int depth = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t j;
+
+		if (t[i] == '{' || t[i] == '[') {
+			depth++;
+		} else if (t[i] == '}' || t[i] == ']') {
+			depth--;
+		} else if (t[i] == '"') {
+			for (j = i + 1; j < n && t[j] != '"'; j++) {
+				if (t[j] == '\\')
+					j++;
+			}
+			i = j;
+			for (j = i + 1; j < n && isspace((unsigned char)t[j]); j++)
+				;
+			if (depth == 1 && j < n && t[j] == ':')
+				members++;
+		}
+	}
+	return members;
+}
+
+/*
+ * value parsed by json-c and written out again, without the members equal
+ * to what the file shows for o when drop_current. *out malloc'd; DBX_EINVAL
+ * when value is not one JSON object, or names a member twice (the caller
+ * keeps its own error).
+ */
+static enum dbx_err json_rewrite(const struct dbx_order *o, const char *value, size_t len,
+				 bool drop_current, char **out)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *in = NULL, *copy = NULL;
+	enum dbx_err rc = DBX_ENOMEM;
+	const char *text;
+
+	*out = NULL;
+	if (!tok)
+		goto out;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
+	in = json_tokener_parse_ex(tok, value, (int)len);
+	if (!in || !json_object_is_type(in, json_type_object) ||
+	    (size_t)json_object_object_length(in) != count_members(value, len)) {
+		rc = DBX_EINVAL;
+		goto out;
+	}
+	for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
+		if (!isspace((unsigned char)value[i])) {
+			rc = DBX_EINVAL; /* data after the object */
+			goto out;
+		}
+	}
+	copy = json_object_new_object();
+	if (!copy)
+		goto out;
+	json_object_object_foreach(in, k, v)
+	{
+		if (drop_current && json_member_current(o, k, v))
+			continue;
+		if (json_object_object_add(copy, k, json_object_get(v)) != 0)
+			goto out;
+	}
+	text = json_object_to_json_string_ext(copy, JSON_C_TO_STRING_PLAIN |
+							JSON_C_TO_STRING_NOSLASHESCAPE);
+	*out = text ? strdup(text) : NULL;
+	if (*out)
+		rc = DBX_OK;
+out:
+	json_object_put(copy);
+	json_object_put(in);
+	if (tok)
+		json_tokener_free(tok);
+	return rc;
+}
+
+/* Clear the fields of ch that would not change o; true when none is left. */
+static bool drop_unchanged(const struct dbx_order *o, struct dbx_encryption_change *ch)
+{
+	const char *url = key_url_str(o);
+	const char *id = identity_str(o);
+
+	if (ch->has_kek_type &&
+	    (ch->kek_type == DBX_KEK_CHOICE_CUSTOMER) == (o->kek_type == DBX_KEK_CUSTOMER))
+		ch->has_kek_type = false;
+	if (ch->has_key_url &&
+	    (ch->key_url_null ? !url || !*url : url && strcasecmp(url, ch->key_url.url) == 0))
+		ch->has_key_url = false;
+	if (ch->has_identity && id) {
+		switch (ch->identity.kind) {
+		case DBX_IDENTITY_NONE:
+			ch->has_identity = strcmp(id, "None") != 0;
+			break;
+		case DBX_IDENTITY_SYSTEM:
+			ch->has_identity = strcmp(id, "SystemAssigned") != 0;
+			break;
+		case DBX_IDENTITY_USER:
+			ch->has_identity = strcasecmp(id, ch->identity.id) != 0;
+			break;
+		}
+	}
+	return !ch->has_kek_type && !ch->has_key_url && !ch->has_identity;
+}
+
+/*
+ * encryption.json: the whole object as the file shows it, or with some
+ * fields changed. Fields equal to the current ones are dropped before they
+ * are validated, so a value our stricter rules would refuse but that came
+ * from ARM (a key URL like "https://xxx.xxx.xx") can be written back while
+ * another field changes. Structural faults (duplicate or unknown keys,
+ * trailing data) are judged on the text as written.
+ */
 static enum dbx_err store_encryption_json(const struct dbx_attr_ctx *ctx, const char *value,
 					  size_t len, struct dbx_error *err)
 {
-	return store_not_enabled("encryption.json", value, len, err);
+	struct dbx_attr_write *w = ctx->write;
+	const struct dbx_order *o = ctx->order;
+	struct dbx_error second = {0};
+	char *full = NULL, *reduced = NULL, *shown = NULL;
+	size_t shown_len = 0, vl = len;
+	enum dbx_err rc;
+
+	memset(&w->change, 0, sizeof(w->change));
+	w->noop = false;
+	w->used_current = false;
+	if (o) {
+		/* Byte for byte what a read returns (trailing blanks aside): nothing to do. */
+		struct dbx_attr_ctx show_ctx = {.order = o};
+
+		rc = show_encryption_json(&show_ctx, &shown, &shown_len);
+		if (rc != DBX_OK)
+			return dbx_error_set(err, rc, "out of memory");
+		while (shown_len && isspace((unsigned char)shown[shown_len - 1]))
+			shown_len--;
+		while (vl && isspace((unsigned char)value[vl - 1]))
+			vl--;
+		w->noop = shown_len == vl && memcmp(shown, value, vl) == 0;
+		w->used_current = w->noop;
+		free(shown);
+		if (w->noop)
+			return DBX_OK;
+	}
+	rc = dbx_validate_encryption_json(value, len, write_cloud(ctx), &w->change, err);
+	if (rc == DBX_OK) {
+		if (o) {
+			w->used_current = true;
+			w->noop = drop_unchanged(o, &w->change);
+		}
+		return DBX_OK;
+	}
+	if (rc != DBX_EINVAL || !o)
+		return rc;
+	/* Refused: was it a field we would drop anyway (one equal to the current value)? */
+	if (json_rewrite(o, value, len, false, &full) != DBX_OK ||
+	    dbx_validate_encryption_json(full, strlen(full), write_cloud(ctx), &w->change,
+					 &second) == DBX_OK)
+		goto out; /* not JSON, or a structural fault of the text as written */
+	if (json_rewrite(o, value, len, true, &reduced) != DBX_OK)
+		goto out;
+	memset(&w->change, 0, sizeof(w->change));
+	dbx_error_clear(&second);
+	w->used_current = true;
+	rc = dbx_validate_encryption_json(reduced, strlen(reduced), write_cloud(ctx), &w->change,
+					  &second);
+	if (rc == DBX_OK)
+		w->noop = drop_unchanged(o, &w->change);
+	/* Either way this judged only the fields that change: its verdict is the one to show. */
+	if (err)
+		*err = second;
+out:
+	if (rc != DBX_OK)
+		memset(&w->change, 0, sizeof(w->change));
+	free(full);
+	free(reduced);
+	return rc;
 }
 
 /* clang-format off */

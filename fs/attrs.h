@@ -6,7 +6,9 @@
  * nothing when the value is absent), store() takes the whole value of one
  * write. readdir, getattr, read and write all loop over dbx_attrs[]; adding a
  * file is adding a row in attrs.c. Nothing here talks to the network or to
- * FUSE: show() works on an immutable struct dbx_order snapshot.
+ * FUSE: show() works on an immutable struct dbx_order snapshot, and store()
+ * turns a written value into a validated struct dbx_encryption_change
+ * (validate.h) that fs.c then applies through dbx_update_apply().
  */
 #ifndef DATABOXFS_FS_ATTRS_H
 #define DATABOXFS_FS_ATTRS_H
@@ -15,14 +17,31 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include <stdbool.h>
+
+#include "databoxfs/cloud.h"
 #include "databoxfs/err.h"
 #include "databoxfs/order.h"
+#include "databoxfs/validate.h"
+
+/* What a store() hands back: the change to apply, or that there is none. */
+struct dbx_attr_write {
+	const struct dbx_cloud *cloud; /* in: the mount's cloud (key URL hosts); NULL: default */
+	struct dbx_encryption_change change; /* out: what to apply, when !noop */
+	bool noop;			     /* out: the value is the current one: send nothing */
+	bool used_current; /* out: the decision compared against ctx->order (which must be fresh) */
+};
 
 /* What a show()/store() works on. */
 struct dbx_attr_ctx {
 	const struct dbx_order *order;	  /* the snapshot; NULL when the order was never read */
 	const struct dbx_error *read_err; /* the latest refresh failed (why), or NULL */
 	time_t read_time;		  /* when that refresh failed (UTC) */
+	/* The latest failed write to the order through this mount, or NULL (errors file). */
+	const struct dbx_error *write_err;
+	time_t write_time;	      /* when it failed (UTC) */
+	const char *write_target;     /* the file that was written */
+	struct dbx_attr_write *write; /* store() only: in/out, never NULL there */
 };
 
 struct dbx_attr {
@@ -35,8 +54,12 @@ struct dbx_attr {
 	 */
 	enum dbx_err (*show)(const struct dbx_attr_ctx *ctx, char **buf, size_t *len);
 	/*
-	 * Apply the whole value of one write (len bytes, not NUL-terminated).
-	 * NULL for read-only files. err says why a value was refused.
+	 * Parse the whole value of one write (len bytes, not NUL-terminated)
+	 * sysfs-style and validate it locally, without any request: fill
+	 * ctx->write->change, or set ctx->write->noop when the value is the one
+	 * the file shows for ctx->order (compared before validating, so a value
+	 * that came from ARM can always be written back unchanged). NULL for
+	 * read-only files. DBX_EINVAL with the Ssem code in err when refused.
 	 */
 	enum dbx_err (*store)(const struct dbx_attr_ctx *ctx, const char *value, size_t len,
 			      struct dbx_error *err);

@@ -10,10 +10,17 @@
  * misses make one request even with cache_ttl=0. Entries are interned by
  * their lower-cased key ("sub", "sub/rg", "sub/rg/order") and never freed
  * before the cache, which is what keeps inode numbers stable.
+ *
+ * Writes: an order entry also carries a write lock (a flag and a condition
+ * variable, so a waiting writer can notice Ctrl-C and the timeout), the
+ * last-write error for the errors file, and put_seq, which lets a write's
+ * result win over a GET or a listing that was already in flight when the
+ * write published it (the in-flight answer may predate the PATCH).
  */
 #include <ctype.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +65,14 @@ struct entry {
 	bool fetched; /* rc/snap hold the result of a refresh made at fetched_ms */
 	uint64_t fetched_ms;
 	struct dbx_snap *snap;
+
+	/* writes */
+	bool writing;	  /* a write holds this order's write lock */
+	uint64_t put_seq; /* cache->put_seq when a write last published this order, else 0 */
+	bool has_write_err;
+	struct dbx_error write_err;
+	time_t write_err_time;
+	char write_target[32];
 };
 
 struct dbx_cache {
@@ -72,7 +87,10 @@ struct dbx_cache {
 	struct entry root;
 	struct entry *buckets[NBUCKETS];
 	uint64_t next_num;
-	unsigned waiters; /* threads in wait_refresh() */
+	unsigned waiters;	/* threads in wait_refresh() */
+	unsigned write_waiters; /* threads waiting in dbx_cache_write_lock() */
+	pthread_cond_t wcond;	/* write locks released (CLOCK_MONOTONIC for timed waits) */
+	uint64_t put_seq;	/* bumped by every dbx_cache_put_order() */
 };
 
 static time_t system_wall(void)
@@ -275,6 +293,16 @@ static enum dbx_err publish_order(struct dbx_cache *c, struct entry *e, struct d
 	return DBX_OK;
 }
 
+static void init_wcond(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
 static void free_items(struct item *items, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -293,6 +321,7 @@ struct dbx_cache *dbx_cache_new(const struct dbx_cache_config *cfg)
 		return NULL;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
+	init_wcond(&c->wcond);
 	c->arm = cfg->arm;
 	c->clock = cfg->clock ? cfg->clock : dbx_clock_system();
 	c->ttl_ms = cfg->ttl_ms;
@@ -346,6 +375,7 @@ void dbx_cache_free(struct dbx_cache *c)
 	}
 	free_items(c->root.items, c->root.n_items);
 	pthread_cond_destroy(&c->cond);
+	pthread_cond_destroy(&c->wcond);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -449,10 +479,11 @@ static enum dbx_err apply_root(struct dbx_cache *c, struct collect *col)
 
 /*
  * Publish the jobs of col as the listing of subscription entry e, and feed
- * every order that came with details into its own entry. Lock held.
+ * every order that came with details into its own entry, unless a write
+ * published a newer state since put_seq_before. Lock held.
  */
 static enum dbx_err apply_jobs(struct dbx_cache *c, struct entry *e, const char *sub,
-			       struct collect *col)
+			       struct collect *col, uint64_t put_seq_before)
 {
 	struct item *items = calloc(col->n ? col->n : 1, sizeof(*items));
 	size_t n = 0;
@@ -477,7 +508,8 @@ static enum dbx_err apply_jobs(struct dbx_cache *c, struct entry *e, const char 
 		items[n].num = oe->num;
 		items[n].mtime = o->mtime > 0 ? o->mtime : c->started;
 		n++;
-		if (o->has_details && !oe->fetching) {
+		/* A write published after this listing was asked for is newer: keep it. */
+		if (o->has_details && !oe->fetching && oe->put_seq <= put_seq_before) {
 			col->orders[i] = NULL;
 			if (publish_order(c, oe, o) != DBX_OK)
 				goto oom;
@@ -503,7 +535,7 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 {
 	struct collect col = {0};
 	struct dbx_error fetch_err = {0};
-	uint64_t gen = e->gen;
+	uint64_t gen = e->gen, put_seq_before;
 	bool waited = false;
 	enum dbx_err rc;
 
@@ -520,6 +552,7 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 		return e->rc;
 	}
 	e->fetching = true;
+	put_seq_before = c->put_seq;
 	pthread_mutex_unlock(&c->lock);
 	if (sub)
 		rc = dbx_arm_list_jobs(c->arm, sub, NULL, collect_job, &col, &fetch_err);
@@ -529,7 +562,7 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 		rc = dbx_error_set(&fetch_err, DBX_ENOMEM, "out of memory while listing");
 	pthread_mutex_lock(&c->lock);
 	if (rc == DBX_OK) {
-		rc = sub ? apply_jobs(c, e, sub, &col) : apply_root(c, &col);
+		rc = sub ? apply_jobs(c, e, sub, &col, put_seq_before) : apply_root(c, &col);
 		if (rc != DBX_OK)
 			dbx_error_set(&fetch_err, rc, "out of memory while listing");
 	}
@@ -750,6 +783,12 @@ static void fill_view(struct dbx_cache *c, struct entry *e, struct dbx_order_vie
 	view->rc = e->rc;
 	view->ino = dir_ino(e);
 	view->mtime = c->started;
+	view->has_write_err = e->has_write_err;
+	if (e->has_write_err) {
+		view->write_err = e->write_err;
+		view->write_err_time = e->write_err_time;
+		memcpy(view->write_target, e->write_target, sizeof(view->write_target));
+	}
 	if (e->rc != DBX_OK) {
 		view->err = e->err;
 		view->err_time = e->err_time;
@@ -769,7 +808,7 @@ enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
 	struct dbx_order *order = NULL;
 	struct dbx_error fetch_err = {0};
 	struct entry *e;
-	uint64_t gen;
+	uint64_t gen, put_seq_before;
 	bool waited = false;
 	enum dbx_err rc;
 
@@ -791,10 +830,16 @@ enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
 		goto done;
 
 	e->fetching = true;
+	put_seq_before = e->put_seq;
 	pthread_mutex_unlock(&c->lock);
 	rc = dbx_arm_get_job(c->arm, subscription, resource_group, name, &order, &fetch_err);
 	pthread_mutex_lock(&c->lock);
-	if (rc == DBX_OK) {
+	if (e->put_seq != put_seq_before) {
+		/* A write published its result while this GET was in flight: that is newer. */
+		dbx_order_free(order);
+		order = NULL;
+		rc = DBX_OK;
+	} else if (rc == DBX_OK) {
 		rc = publish_order(c, e, order);
 		if (rc != DBX_OK)
 			dbx_error_set(&fetch_err, rc, "out of memory");
@@ -825,4 +870,159 @@ void dbx_order_view_release(struct dbx_order_view *view)
 	snap_put(view->snap);
 	view->snap = NULL;
 	view->order = NULL;
+}
+
+void dbx_cache_peek(struct dbx_cache *c, const char *subscription, const char *resource_group,
+		    const char *name, struct dbx_order_view *view, bool *fresh)
+{
+	struct entry *e;
+
+	memset(view, 0, sizeof(*view));
+	*fresh = false;
+	pthread_mutex_lock(&c->lock);
+	e = intern(c, subscription, resource_group, name);
+	if (!e) {
+		view->rc = DBX_ENOMEM;
+		dbx_error_set(&view->err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	fill_view(c, e, view);
+	*fresh = e->fetched && within_ttl(c, e->fetched_ms);
+out:
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Monotonic now + ms, as a timespec for pthread_cond_timedwait on wcond. */
+static struct timespec mono_after(uint64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+static bool mono_passed(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+#define WRITE_LOCK_POLL_MS 100 /* how often a waiting writer asks whether it was interrupted */
+
+enum dbx_err dbx_cache_write_lock(struct dbx_cache *c, const char *subscription,
+				  const char *resource_group, const char *name, uint64_t timeout_ms,
+				  int (*interrupted)(void *ctx), void *ictx, struct dbx_error *err)
+{
+	struct timespec deadline = mono_after(timeout_ms);
+	enum dbx_err rc = DBX_OK;
+	struct entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	e = intern(c, subscription, resource_group, name);
+	if (!e) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	while (e->writing) {
+		struct timespec wake = mono_after(WRITE_LOCK_POLL_MS);
+
+		if (interrupted && interrupted(ictx)) {
+			rc = dbx_error_set(err, DBX_EINTR,
+					   "interrupted while waiting for another write to this "
+					   "order; nothing was sent");
+			goto out;
+		}
+		if (timeout_ms && mono_passed(&deadline)) {
+			rc = dbx_error_set(err, DBX_ETIMEDOUT,
+					   "another write to this order did not finish within the "
+					   "timeout; nothing was sent");
+			goto out;
+		}
+		c->write_waiters++;
+		pthread_cond_timedwait(&c->wcond, &c->lock, &wake);
+		c->write_waiters--;
+	}
+	e->writing = true;
+out:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+unsigned dbx_cache_write_waiters(struct dbx_cache *c)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->write_waiters;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+void dbx_cache_write_unlock(struct dbx_cache *c, const char *subscription,
+			    const char *resource_group, const char *name)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	e = intern(c, subscription, resource_group, name);
+	if (e)
+		e->writing = false;
+	pthread_cond_broadcast(&c->wcond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+enum dbx_err dbx_cache_put_order(struct dbx_cache *c, const char *subscription,
+				 const char *resource_group, const char *name,
+				 struct dbx_order *order)
+{
+	enum dbx_err rc;
+	struct entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	e = intern(c, subscription, resource_group, name);
+	if (!e) {
+		dbx_order_free(order);
+		rc = DBX_ENOMEM;
+		goto out;
+	}
+	rc = publish_order(c, e, order);
+	if (rc != DBX_OK)
+		goto out;
+	e->put_seq = ++c->put_seq;
+	e->gen++;
+	pthread_cond_broadcast(&c->cond);
+out:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+void dbx_cache_write_result(struct dbx_cache *c, const char *subscription,
+			    const char *resource_group, const char *name, const char *target,
+			    const struct dbx_error *err)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	e = intern(c, subscription, resource_group, name);
+	if (!e)
+		goto out;
+	if (!err) {
+		e->has_write_err = false;
+		dbx_error_clear(&e->write_err);
+		goto out;
+	}
+	e->has_write_err = true;
+	e->write_err = *err;
+	e->write_err_time = c->wall();
+	snprintf(e->write_target, sizeof(e->write_target), "%s", target ? target : "");
+out:
+	pthread_mutex_unlock(&c->lock);
 }

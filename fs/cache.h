@@ -15,6 +15,10 @@
  * it next to the failure; callers must not show it as live. A 404 removes
  * the order.
  *
+ * Writes go through the cache too: a per-order write lock, the result of a
+ * successful write published as the fresh state, and the order's last-write
+ * error kept for the errors file until the next successful write.
+ *
  * Inode numbers: every subscription, resource group and order key (case
  * insensitive) is interned once to a number n for the life of the cache;
  * its directory is inode n * 16 and file i of an order is n * 16 + 1 + i.
@@ -23,6 +27,7 @@
 #ifndef DATABOXFS_FS_CACHE_H
 #define DATABOXFS_FS_CACHE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -98,6 +103,11 @@ struct dbx_order_view {
 	enum dbx_err rc;      /* the latest refresh: DBX_OK, or why it failed */
 	struct dbx_error err; /* when rc != DBX_OK */
 	time_t err_time;      /* when that refresh failed (wall clock) */
+	/* The latest failed write to this order through this mount (errors file). */
+	bool has_write_err;
+	struct dbx_error write_err;
+	time_t write_err_time; /* wall clock */
+	char write_target[32]; /* the file written, e.g. "key_url" */
 };
 
 /*
@@ -112,6 +122,57 @@ DBX_MUST_CHECK enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *sub
 					    struct dbx_order_view *view, struct dbx_error *err);
 
 void dbx_order_view_release(struct dbx_order_view *view);
+
+/*
+ * Writes. A write to an order holds that order's write lock from before it
+ * reads the current value until the cache holds the result, so writes to
+ * one order run one at a time while other orders, and every read, go on.
+ */
+
+/*
+ * What the cache holds for the order now, without asking ARM: fills view as
+ * dbx_cache_order() does (view->order NULL when the order was never read)
+ * and *fresh says whether that state is within the TTL. Release the view.
+ */
+void dbx_cache_peek(struct dbx_cache *c, const char *subscription, const char *resource_group,
+		    const char *name, struct dbx_order_view *view, bool *fresh);
+
+/*
+ * Take the order's write lock, waiting while another write holds it. The
+ * wait ends with DBX_EINTR as soon as interrupted(ictx) says so (polled;
+ * interrupted may be NULL) and with DBX_ETIMEDOUT after timeout_ms of real
+ * time (0: no bound). DBX_ENOMEM when the order cannot be interned.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_cache_write_lock(struct dbx_cache *c, const char *subscription,
+						 const char *resource_group, const char *name,
+						 uint64_t timeout_ms, int (*interrupted)(void *ctx),
+						 void *ictx, struct dbx_error *err);
+
+/* How many writers are waiting for some order's write lock (for tests). */
+unsigned dbx_cache_write_waiters(struct dbx_cache *c);
+
+/* Release the lock taken by dbx_cache_write_lock() (same order key). */
+void dbx_cache_write_unlock(struct dbx_cache *c, const char *subscription,
+			    const char *resource_group, const char *name);
+
+/*
+ * Publish order (taken over, freed on failure) as the order's fresh state:
+ * the result of a write, so the next read shows it without a GET. A read
+ * that was already in flight when the write finished does not overwrite it
+ * with older state. DBX_ENOMEM only.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_cache_put_order(struct dbx_cache *c, const char *subscription,
+						const char *resource_group, const char *name,
+						struct dbx_order *order);
+
+/*
+ * Record how the latest write to the order ended: err NULL (success) clears
+ * the last-write error, else err is kept (with the time, on the cache's wall
+ * clock, and target, the file written) for the errors file.
+ */
+void dbx_cache_write_result(struct dbx_cache *c, const char *subscription,
+			    const char *resource_group, const char *name, const char *target,
+			    const struct dbx_error *err);
 
 /* How many threads are waiting for a refresh another thread is making (for tests). */
 unsigned dbx_cache_waiters(struct dbx_cache *c);

@@ -1,5 +1,5 @@
 /*
- * fs.c: getattr, readdir, open and write as plain functions (fs.h).
+ * fs.c: getattr, readdir, open, write and truncate as plain functions (fs.h).
  *
  * A file's st_size is the length of the very bytes open() would render
  * from the same snapshot, so tar, rsync and cp never see a short or padded
@@ -7,10 +7,16 @@
  * errors file moves to the time of a failed refresh while it shows one.
  * When the latest refresh of an order failed, every file but errors fails
  * with that error: nothing stale is shown as if live.
+ *
+ * Writes: the writer (bottom of this file) turns the write(2)s of one open
+ * into one value; apply_value() parses it with the row's store(), takes
+ * the order's write lock and runs dbx_update_apply(), then publishes the
+ * result in the cache or records the order's last-write error.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "databoxfs/log.h"
 #include "attrs.h"
 #include "fs.h"
 #include "tree.h"
@@ -67,6 +73,14 @@ static enum dbx_err render(const struct dbx_order_view *view, size_t attr, char 
 		ctx.read_time = view->err_time;
 		if (view->err_time > *mtime)
 			*mtime = view->err_time;
+	}
+	if (view->has_write_err) {
+		ctx.write_err = &view->write_err;
+		ctx.write_time = view->write_err_time;
+		ctx.write_target = view->write_target;
+		/* Only errors shows it, so only errors moves (backups see the change). */
+		if ((int)attr == errors_attr() && view->write_err_time > *mtime)
+			*mtime = view->write_err_time;
 	}
 	rc = dbx_attr_show(attr, &ctx, buf, len);
 	if (rc != DBX_OK)
@@ -201,6 +215,27 @@ enum dbx_err dbx_fs_readdir(struct dbx_fs *fs, const char *path, dbx_fs_fill_fn 
 	return DBX_OK;
 }
 
+/* A file that may be written: an order file with a store, on a mount with a write config. */
+static enum dbx_err resolve_writable(struct dbx_fs *fs, const char *path, struct dbx_node *node,
+				     struct dbx_error *err)
+{
+	enum dbx_err rc;
+
+	rc = dbx_tree_resolve(path, node);
+	if (rc != DBX_OK)
+		return dbx_error_set(err, rc, "no such file");
+	if (node->kind != DBX_NODE_ORDER_FILE)
+		return dbx_error_set(err, DBX_EINVAL, "is a directory");
+	/* Not EROFS: root passes default_permissions, and the file's mode says 0444. */
+	if (!dbx_attrs[node->attr].store)
+		return dbx_error_set(err, DBX_EACCES, "%s is read-only",
+				     dbx_attrs[node->attr].name);
+	if (!fs->update)
+		return dbx_error_set(err, DBX_EROFS, "%s: this mount does not write",
+				     dbx_attrs[node->attr].name);
+	return DBX_OK;
+}
+
 enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, bool for_write, char **buf,
 			 size_t *len, struct dbx_error *err)
 {
@@ -209,30 +244,272 @@ enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, bool for_write, ch
 
 	*buf = NULL;
 	*len = 0;
+	if (for_write)
+		return resolve_writable(fs, path, &node, err);
 	rc = dbx_tree_resolve(path, &node);
 	if (rc != DBX_OK)
 		return dbx_error_set(err, rc, "no such file");
 	if (node.kind != DBX_NODE_ORDER_FILE)
 		return dbx_error_set(err, DBX_EINVAL, "is a directory");
-	if (for_write)
-		return dbx_error_set(err, DBX_EROFS, "%s: writes are not enabled in this version",
-				     dbx_attrs[node.attr].name);
 	return file_state(fs, &node, NULL, buf, len, err);
+}
+
+/*
+ * Run the row's store() on value against the order's cached state. When
+ * the decision leaned on that state (a no-op, or encryption.json fields
+ * dropped as unchanged) and the state is older than the TTL, read the order
+ * again and decide once more, so "same as now" is never judged on stale
+ * state. Only that case sends a request (a GET to ARM); a value that fails
+ * validation sends none.
+ */
+static enum dbx_err parse_value(struct dbx_fs *fs, const struct dbx_node *node, const char *value,
+				size_t len, struct dbx_attr_write *w, struct dbx_error *err)
+{
+	const struct dbx_attr *a = &dbx_attrs[node->attr];
+	struct dbx_order_view view;
+	struct dbx_attr_ctx ctx = {.write = w};
+	bool fresh = false;
+	enum dbx_err rc;
+
+	dbx_cache_peek(fs->cache, node->subscription, node->resource_group, node->order, &view,
+		       &fresh);
+	if (view.rc == DBX_OK && view.order && view.order->has_details)
+		ctx.order = view.order;
+	rc = a->store(&ctx, value, len, err);
+	if (rc != DBX_OK || !w->used_current || fresh)
+		goto out;
+	dbx_order_view_release(&view);
+	rc = dbx_cache_order(fs->cache, node->subscription, node->resource_group, node->order,
+			     &view, err);
+	if (rc != DBX_OK)
+		goto out;
+	ctx.order = view.order && view.order->has_details ? view.order : NULL;
+	rc = a->store(&ctx, value, len, err);
+out:
+	dbx_order_view_release(&view);
+	return rc;
+}
+
+/* Apply one whole value to node (an rw order file), as dbx_fs_write() says. */
+static enum dbx_err apply_value(struct dbx_fs *fs, const struct dbx_node *node, const char *value,
+				size_t len, struct dbx_error *err)
+{
+	const char *name = dbx_attrs[node->attr].name;
+	const struct dbx_update_config *u = fs->update;
+	struct dbx_attr_write w = {.cloud = u->cloud};
+	struct dbx_update_report report = {0};
+	struct dbx_order *result = NULL;
+	struct dbx_error e = {0};
+	enum dbx_err rc;
+
+	rc = dbx_cache_write_lock(fs->cache, node->subscription, node->resource_group, node->order,
+				  u->timeout_ms, u->interrupted, u->interrupted_ctx, &e);
+	if (rc != DBX_OK)
+		goto out;
+	rc = parse_value(fs, node, value, len, &w, &e);
+	if (rc == DBX_OK && w.noop) {
+		dbx_log(DBX_LOG_DEBUG, "%s/%s/%s/%s: the current value; nothing sent",
+			node->subscription, node->resource_group, node->order, name);
+	} else if (rc == DBX_OK) {
+		rc = dbx_update_apply(u, node->subscription, node->resource_group, node->order,
+				      &w.change, &result, &report, &e);
+	}
+	if (rc == DBX_OK && result) {
+		/* The write is done even if the cache cannot take the result: it refreshes later.
+		 */
+		if (dbx_cache_put_order(fs->cache, node->subscription, node->resource_group,
+					node->order, result) != DBX_OK)
+			dbx_log(DBX_LOG_WARN, "%s/%s/%s: out of memory caching the written order",
+				node->subscription, node->resource_group, node->order);
+		result = NULL;
+	}
+	if (rc == DBX_OK && report.notes[0])
+		dbx_log(DBX_LOG_INFO, "%s/%s/%s/%s: written; preflight notes: %s",
+			node->subscription, node->resource_group, node->order, name, report.notes);
+	if (rc != DBX_OK)
+		e.err = rc;
+	dbx_cache_write_result(fs->cache, node->subscription, node->resource_group, node->order,
+			       name, rc == DBX_OK ? NULL : &e);
+	dbx_cache_write_unlock(fs->cache, node->subscription, node->resource_group, node->order);
+out:
+	dbx_order_free(result);
+	if (rc != DBX_OK && err)
+		*err = e;
+	return rc;
 }
 
 enum dbx_err dbx_fs_write(struct dbx_fs *fs, const char *path, const char *value, size_t len,
 			  struct dbx_error *err)
 {
-	struct dbx_attr_ctx ctx = {0};
 	struct dbx_node node;
 	enum dbx_err rc;
 
-	rc = dbx_tree_resolve(path, &node);
+	rc = resolve_writable(fs, path, &node, err);
 	if (rc != DBX_OK)
-		return dbx_error_set(err, rc, "no such file");
-	if (node.kind != DBX_NODE_ORDER_FILE)
-		return dbx_error_set(err, DBX_EINVAL, "is a directory");
-	if (!dbx_attrs[node.attr].store)
-		return dbx_error_set(err, DBX_EROFS, "%s is read-only", dbx_attrs[node.attr].name);
-	return dbx_attrs[node.attr].store(&ctx, value, len, err);
+		return rc;
+	return apply_value(fs, &node, value, len, err);
+}
+
+enum dbx_err dbx_fs_truncate(struct dbx_fs *fs, const char *path, off_t size, struct dbx_error *err)
+{
+	struct dbx_node node;
+	enum dbx_err rc;
+
+	rc = resolve_writable(fs, path, &node, err);
+	if (rc != DBX_OK)
+		return rc;
+	if (size != 0)
+		return dbx_error_set(err, DBX_EINVAL,
+				     "%s: only truncation to 0 (as `echo v > file` does) is "
+				     "supported; write the whole value",
+				     dbx_attrs[node.attr].name);
+	return DBX_OK;
+}
+
+/*
+ * ---- The writer: how write(2), close(2) and fsync(2) become one apply ----
+ *
+ * A file holds one value, and one open writes one value (sysfs). The bytes
+ * of an open are collected in order: each write(2) must continue exactly
+ * where the previous one ended (offset == bytes so far, else EINVAL; O_APPEND
+ * opens just append), up to DBX_FS_WRITE_MAX bytes (EFBIG).
+ *
+ * The value is applied exactly once, whole:
+ *   - when the bytes so far end with "\n" (for encryption.json: "\n" after
+ *     the closing brace of the object), it is applied inside that write(2),
+ *     which returns the result. `echo`, `tee`, `cat > f`, and `cp` or `dd`
+ *     of a file ending in a newline therefore get the real errno from write,
+ *     and their exit status tells the truth;
+ *   - otherwise (printf 'v', cp of a file without a trailing newline, the
+ *     chunks of dd bs=8 before the last) the bytes wait, and the value is
+ *     applied at flush, i.e. close(2), which returns the result (cp and dd
+ *     check close), or at fsync(2) (vim), whichever comes first.
+ * After the apply, success or not, any further write on that open is EINVAL:
+ * open the file again to write another value. A chunked value is therefore
+ * applied once, complete, or refused; never a prefix of it. A close with
+ * nothing written (the shell's extra descriptor, `: > f`) applies nothing,
+ * and truncation to 0 (O_TRUNC, truncate -s 0) does nothing either.
+ */
+
+/* Whether buf[0..len) is a complete value for file attr (see above). */
+static bool value_complete(int attr, const char *buf, size_t len)
+{
+	int depth = 0;
+	bool in_string = false, started = false;
+
+	if (!len || buf[len - 1] != '\n')
+		return false;
+	if (strcmp(dbx_attrs[attr].name, "encryption.json") != 0)
+		return true;
+	/* A JSON object spans lines: complete once its braces balance (outside strings). */
+	for (size_t i = 0; i < len; i++) {
+		char c = buf[i];
+
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+			continue;
+		}
+		if (!started && c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '{')
+			return true; /* not an object: refused as soon as the line ends */
+		if (c == '"') {
+			in_string = true;
+		} else if (c == '{' || c == '[') {
+			depth++;
+			started = true;
+		} else if (c == '}' || c == ']') {
+			depth--;
+		}
+	}
+	return started && depth <= 0;
+}
+
+enum dbx_err dbx_fs_writer_open(struct dbx_fs *fs, const char *path, bool append,
+				struct dbx_fs_writer *w, struct dbx_error *err)
+{
+	memset(w, 0, sizeof(*w));
+	w->append = append;
+	return resolve_writable(fs, path, &w->node, err);
+}
+
+/* Apply the buffered value once, then forget the bytes. */
+static enum dbx_err writer_apply(struct dbx_fs *fs, struct dbx_fs_writer *w, struct dbx_error *err)
+{
+	enum dbx_err rc;
+
+	w->applied = true;
+	rc = apply_value(fs, &w->node, w->buf, w->len, err);
+	free(w->buf);
+	w->buf = NULL;
+	return rc;
+}
+
+enum dbx_err dbx_fs_writer_write(struct dbx_fs *fs, struct dbx_fs_writer *w, const char *data,
+				 size_t size, off_t off, struct dbx_error *err)
+{
+	const char *name = dbx_attrs[w->node.attr].name;
+	char *grown;
+
+	w->too_big = false;
+	if (w->applied)
+		return dbx_error_set(err, DBX_EINVAL,
+				     "%s: the value of this open was already applied; one value "
+				     "per open (open the file again to write another)",
+				     name);
+	if (!w->append && (off < 0 || (uint64_t)off != w->len))
+		return dbx_error_set(err, DBX_EINVAL,
+				     "%s: write at offset %lld after %zu bytes; a value must be "
+				     "written in one piece from offset 0",
+				     name, (long long)off, w->len);
+	if (size > DBX_FS_WRITE_MAX - w->len) {
+		w->too_big = true;
+		return dbx_error_set(err, DBX_EINVAL, "%s: a value is at most %u bytes", name,
+				     DBX_FS_WRITE_MAX);
+	}
+	if (size) {
+		grown = realloc(w->buf, w->len + size);
+		if (!grown)
+			return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		w->buf = grown;
+		memcpy(w->buf + w->len, data, size);
+		w->len += size;
+	}
+	if (!value_complete(w->node.attr, w->buf, w->len))
+		return DBX_OK;
+	return writer_apply(fs, w, err);
+}
+
+enum dbx_err dbx_fs_writer_flush(struct dbx_fs *fs, struct dbx_fs_writer *w, struct dbx_error *err)
+{
+	if (!dbx_fs_writer_pending(w))
+		return DBX_OK;
+	return writer_apply(fs, w, err);
+}
+
+enum dbx_err dbx_fs_writer_truncate(struct dbx_fs_writer *w, off_t size, struct dbx_error *err)
+{
+	if (size != 0)
+		return dbx_error_set(err, DBX_EINVAL,
+				     "%s: only truncation to 0 is supported; write the whole value",
+				     dbx_attrs[w->node.attr].name);
+	if (!w->applied) {
+		free(w->buf);
+		w->buf = NULL;
+		w->len = 0;
+	}
+	return DBX_OK;
+}
+
+bool dbx_fs_writer_pending(const struct dbx_fs_writer *w)
+{
+	return !w->applied && w->len > 0;
+}
+
+void dbx_fs_writer_close(struct dbx_fs_writer *w)
+{
+	free(w->buf);
+	w->buf = NULL;
+	w->len = 0;
 }

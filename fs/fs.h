@@ -17,7 +17,9 @@
 #include <sys/types.h>
 
 #include "databoxfs/err.h"
+#include "databoxfs/update.h"
 #include "cache.h"
+#include "tree.h"
 
 struct dbx_fs {
 	struct dbx_cache *cache; /* not owned */
@@ -25,7 +27,15 @@ struct dbx_fs {
 	gid_t gid;
 	uint64_t timeout_ms;  /* -o timeout: bound on one operation (writes use it) */
 	uint64_t lro_poll_ms; /* -o lro_poll: long-running operation poll interval (writes) */
+	/*
+	 * How writes reach ARM (not owned; its timeout and poll interval are
+	 * the two above). NULL: the mount is read-only, writes fail DBX_EROFS.
+	 */
+	const struct dbx_update_config *update;
 };
+
+/* The largest value one open may write (EFBIG past it). */
+#define DBX_FS_WRITE_MAX (64u * 1024)
 
 /* Fill *st for path: dirs 0555, files per the attribute table, st_size exact. */
 DBX_MUST_CHECK enum dbx_err dbx_fs_getattr(struct dbx_fs *fs, const char *path, struct stat *st,
@@ -43,18 +53,76 @@ DBX_MUST_CHECK enum dbx_err dbx_fs_readdir(struct dbx_fs *fs, const char *path, 
 					   void *ctx, struct dbx_error *err);
 
 /*
- * Open file path. for_write (O_WRONLY, O_RDWR or O_TRUNC): DBX_EROFS for now.
- * For reading: refresh when older than the TTL and render the file once
- * into *buf (malloc'd) / *len: what every read through this open returns.
+ * Open file path. for_write (O_WRONLY, O_RDWR or O_TRUNC): only checks
+ * that the file may be written (DBX_EACCES for a read-only file, even for
+ * root; DBX_EROFS when the mount has no write config) and leaves *buf NULL;
+ * the writing goes through struct dbx_fs_writer. For reading: refresh when
+ * older than the TTL and render the file once into *buf (malloc'd) / *len:
+ * what every read through this open returns.
  */
 DBX_MUST_CHECK enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, bool for_write,
 					char **buf, size_t *len, struct dbx_error *err);
 
 /*
- * One write(2) carrying the whole value of file path (sysfs). Goes to the
- * row's store(); read-only rows and, for now, every row: DBX_EROFS.
+ * Apply the whole value of file path now, as one write (sysfs store): the
+ * row's store() parses and validates it, then, under the order's write
+ * lock, dbx_update_apply() sends it unless it is the current value. On
+ * success the cache holds the order as ARM returned it and the order's
+ * last-write error is cleared; on failure the cached order is untouched and
+ * the error is kept as the order's last-write error (errors file).
+ * DBX_EACCES for a read-only file.
  */
 DBX_MUST_CHECK enum dbx_err dbx_fs_write(struct dbx_fs *fs, const char *path, const char *value,
 					 size_t len, struct dbx_error *err);
+
+/*
+ * truncate(2) without an open file: size 0 is accepted and does nothing
+ * (what `echo v > f` does before it writes); any other size is DBX_EINVAL.
+ * DBX_EACCES for a read-only file.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_fs_truncate(struct dbx_fs *fs, const char *path, off_t size,
+					    struct dbx_error *err);
+
+/*
+ * The write side of one open file: the bytes written so far, applied once.
+ * See the comment block at the top of the writer code in fs.c for the rule.
+ */
+struct dbx_fs_writer {
+	struct dbx_node node;
+	bool append; /* opened O_APPEND: offsets are ignored, bytes are appended */
+	char *buf;   /* the value so far (malloc'd), len bytes */
+	size_t len;
+	bool applied; /* the value was applied (or refused): later writes are DBX_EINVAL */
+	bool too_big; /* the last failure was the DBX_FS_WRITE_MAX cap (EFBIG at the boundary) */
+};
+
+/* Start writing file path through a new open (checks as dbx_fs_open for_write). */
+DBX_MUST_CHECK enum dbx_err dbx_fs_writer_open(struct dbx_fs *fs, const char *path, bool append,
+					       struct dbx_fs_writer *w, struct dbx_error *err);
+
+/*
+ * write(2) of size bytes at offset off. Buffers them; applies the value
+ * inside this call when it is complete (see fs.c) and returns that result.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_fs_writer_write(struct dbx_fs *fs, struct dbx_fs_writer *w,
+						const char *data, size_t size, off_t off,
+						struct dbx_error *err);
+
+/*
+ * flush (every close(2)) and fsync: apply what is buffered and not yet
+ * applied, and return that result; DBX_OK when nothing is pending.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_fs_writer_flush(struct dbx_fs *fs, struct dbx_fs_writer *w,
+						struct dbx_error *err);
+
+/* ftruncate(2): size 0 forgets what is buffered and not applied; other sizes DBX_EINVAL. */
+DBX_MUST_CHECK enum dbx_err dbx_fs_writer_truncate(struct dbx_fs_writer *w, off_t size,
+						   struct dbx_error *err);
+
+/* Whether a value is buffered and not applied yet. */
+bool dbx_fs_writer_pending(const struct dbx_fs_writer *w);
+
+/* Free the buffer (release). Does not apply anything. */
+void dbx_fs_writer_close(struct dbx_fs_writer *w);
 
 #endif

@@ -8,6 +8,8 @@
  *
  *   token requests:  curl -> retry                 (borrowed by the credential)
  *   ARM requests:    curl -> retry -> auth(credential) -> dbx_arm -> cache -> fs
+ *   preflight:       the same auth stack -> dbx_keyvault  (ARM and Key Vault scopes)
+ *   writes:          fs -> dbx_update_apply(arm, keyvault)
  *
  * Two curl+retry stacks keep ownership simple: the auth layer owns its
  * inner transport, the credential only borrows its own. Everything is torn
@@ -27,7 +29,9 @@
 #include "databoxfs/auth.h"
 #include "databoxfs/cloud.h"
 #include "databoxfs/http.h"
+#include "databoxfs/keyvault.h"
 #include "databoxfs/log.h"
+#include "databoxfs/update.h"
 #include "cache.h"
 #include "fs.h"
 #include "ops.h"
@@ -269,6 +273,13 @@ static bool valid_api_version(const char *s)
 	return true;
 }
 
+/* The write pipeline asks this before its PATCH: did the writer get a signal (Ctrl-C)? */
+static int writer_interrupted(void *ctx)
+{
+	(void)ctx;
+	return fuse_interrupted();
+}
+
 /*
  * curl + retry, or NULL with err filled. policy NULL: the SDK default.
  */
@@ -316,6 +327,8 @@ int main(int argc, char *argv[])
 	struct dbx_transport *token_stack = NULL, *arm_stack = NULL, *auth = NULL;
 	struct dbx_credential *cred = NULL;
 	struct dbx_arm *arm = NULL;
+	struct dbx_keyvault *kv = NULL;
+	struct dbx_update_config uc = {0};
 	struct dbx_cache *cache = NULL;
 	struct dbx_cache_config cc = {0};
 	struct dbx_fs fs = {0};
@@ -422,6 +435,11 @@ int main(int argc, char *argv[])
 		dbx_error_set(&err, DBX_ENOMEM, "out of memory");
 		goto fail;
 	}
+	kv = dbx_keyvault_new(auth, cloud, (uint64_t)timeout_ms, dbx_clock_system());
+	if (!kv) {
+		dbx_error_set(&err, DBX_ENOMEM, "out of memory");
+		goto fail;
+	}
 	cc.arm = arm;
 	cc.clock = dbx_clock_system();
 	cc.ttl_ms = (uint64_t)ttl_ms;
@@ -436,6 +454,13 @@ int main(int argc, char *argv[])
 	fs.gid = getgid();
 	fs.timeout_ms = (uint64_t)timeout_ms;
 	fs.lro_poll_ms = (uint64_t)lro_ms;
+	uc.arm = arm;
+	uc.kv = kv;
+	uc.cloud = cloud;
+	uc.timeout_ms = (uint64_t)timeout_ms;
+	uc.lro_poll_ms = (uint64_t)lro_ms;
+	uc.interrupted = writer_interrupted;
+	fs.update = &uc;
 
 	ret = fuse_main(args.argc, args.argv, dbx_fuse_operations(), &fs);
 	if (ret != 0)
@@ -446,6 +471,7 @@ fail:
 	ret = 1;
 out:
 	dbx_cache_free(cache);
+	dbx_keyvault_free(kv);
 	dbx_arm_free(arm);
 	dbx_transport_destroy(auth);
 	dbx_credential_destroy(cred);

@@ -6,14 +6,18 @@
  * warning level, with the path, errno, service code and request id (never
  * a token). Reads: open renders the file once into the file handle, so one
  * reader sees one version, and sets direct_io so the kernel never serves
- * pages cached from an older version. This version is read-only: opening
- * for write and every call that would change the tree or metadata (write,
- * truncate, create, mkdir, unlink, rmdir, rename, symlink, link, chmod,
- * chown, utimens) fail with EROFS, one consistent answer for "not through
- * this mount".
+ * pages cached from an older version (and passes every write through as
+ * the program issued it). Writes: an open for writing carries a struct
+ * dbx_fs_writer; write, flush, fsync and ftruncate go to it (fs.c says when
+ * a value is applied). Opening a read-only file for writing, or truncating
+ * it, is EACCES even for root. Every call that would change the tree or
+ * metadata (create, mknod, mkdir, unlink, rmdir, rename, symlink, link,
+ * chmod, chown, utimens) fails with EROFS, one consistent answer for "not
+ * through this mount" (so editors' temporary files are refused too).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -22,10 +26,12 @@
 #include "fs.h"
 #include "ops.h"
 
-/* What open() rendered: every read of this open serves these bytes. */
+/* What open() rendered: every read of this open serves these bytes; and the write side. */
 struct handle {
 	char *buf;
 	size_t len;
+	bool writing; /* opened for writing: w is live */
+	struct dbx_fs_writer w;
 };
 
 static int to_errno(enum dbx_err err)
@@ -95,6 +101,8 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->attr_timeout = 0; /* getattr is served from the cache, fresh within cache_ttl */
 	cfg->kernel_cache = 0;
 	cfg->auto_cache = 0;
+	/* Ctrl-C on a blocked write or read reaches us (fuse_interrupted(), intr_signal). */
+	cfg->intr = 1;
 	return get_fs();
 }
 
@@ -144,8 +152,18 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	rc = dbx_fs_open(get_fs(), path, for_write, &h->buf, &h->len, &err);
+	if (for_write) {
+		rc = dbx_fs_writer_open(get_fs(), path, (fi->flags & O_APPEND) != 0, &h->w, &err);
+		h->writing = rc == DBX_OK;
+		/* O_RDWR reads what the file shows at open, like any reader. */
+		if (rc == DBX_OK && (fi->flags & O_ACCMODE) == O_RDWR && !(fi->flags & O_TRUNC))
+			rc = dbx_fs_open(get_fs(), path, false, &h->buf, &h->len, &err);
+	} else {
+		rc = dbx_fs_open(get_fs(), path, false, &h->buf, &h->len, &err);
+	}
 	if (rc != DBX_OK) {
+		dbx_fs_writer_close(&h->w);
+		free(h->buf);
 		free(h);
 		return fail("open", path, rc, &err);
 	}
@@ -170,12 +188,39 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
 	return (int)size;
 }
 
+/* Apply what the open still holds (flush and fsync), as -errno. */
+static int apply_pending(const char *op, const char *path, struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct dbx_error err = {0};
+	enum dbx_err rc;
+
+	if (!h || !h->writing)
+		return 0;
+	rc = dbx_fs_writer_flush(get_fs(), &h->w, &err);
+	return rc == DBX_OK ? 0 : fail(op, path, rc, &err);
+}
+
+static int op_flush(const char *path, struct fuse_file_info *fi)
+{
+	return apply_pending("flush", path, fi);
+}
+
+static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	(void)datasync;
+	return apply_pending("fsync", path, fi);
+}
+
 static int op_release(const char *path, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
-	(void)path;
 	if (h) {
+		/* Normally flush applied it already; release cannot report, so log. */
+		if (h->writing && dbx_fs_writer_pending(&h->w))
+			(void)apply_pending("release", path ? path : "-", fi);
+		dbx_fs_writer_close(&h->w);
 		free(h->buf);
 		free(h);
 	}
@@ -186,13 +231,21 @@ static int op_release(const char *path, struct fuse_file_info *fi)
 static int op_write(const char *path, const char *buf, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct dbx_error err = {0};
 	enum dbx_err rc;
 
-	(void)fi;
-	if (off != 0)
+	if (!h || !h->writing) {
+		dbx_error_set(&err, DBX_EINVAL, "not open for writing");
 		return fail("write", path, DBX_EINVAL, &err);
-	rc = dbx_fs_write(get_fs(), path, buf, size, &err);
+	}
+	if (size > INT_MAX)
+		size = INT_MAX;
+	rc = dbx_fs_writer_write(get_fs(), &h->w, buf, size, off, &err);
+	if (rc == DBX_EINVAL && h->w.too_big) {
+		fail("write", path, rc, &err);
+		return -EFBIG;
+	}
 	return rc == DBX_OK ? (int)size : fail("write", path, rc, &err);
 }
 
@@ -206,9 +259,15 @@ static int read_only(const char *op, const char *path)
 
 static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
-	(void)size;
-	(void)fi;
-	return read_only("truncate", path);
+	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+	struct dbx_error err = {0};
+	enum dbx_err rc;
+
+	if (h && h->writing)
+		rc = dbx_fs_writer_truncate(&h->w, size, &err);
+	else
+		rc = dbx_fs_truncate(get_fs(), path, size, &err);
+	return rc == DBX_OK ? 0 : fail("truncate", path, rc, &err);
 }
 
 static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -301,6 +360,8 @@ static const struct fuse_operations dbx_ops = {
     .read = op_read,
     .release = op_release,
     .write = op_write,
+    .flush = op_flush,
+    .fsync = op_fsync,
     .truncate = op_truncate,
     .create = op_create,
     .mknod = op_mknod,

@@ -43,7 +43,11 @@ static void test_errno_mapping(void **state)
 		assert_int_not_equal(dbx_errno((enum dbx_err)e), ENOTCONN);
 }
 
-/* The table has what a read-only mount needs, and nothing writes through it yet. */
+/*
+ * The table has what reads and whole-value writes need (flush and fsync
+ * apply a value written without a trailing newline), and the tree itself
+ * cannot be changed through it.
+ */
 static void test_operations_table(void **state)
 {
 	const struct fuse_operations *ops = dbx_fuse_operations();
@@ -56,7 +60,12 @@ static void test_operations_table(void **state)
 	assert_non_null(ops->read);
 	assert_non_null(ops->release);
 	assert_non_null(ops->statfs);
-	assert_int_equal(ops->truncate("/x", 0, NULL), -EROFS);
+	assert_non_null(ops->write);
+	assert_non_null(ops->flush);
+	assert_non_null(ops->fsync);
+	assert_non_null(ops->truncate);
+	assert_int_equal(ops->create("/x", 0644, NULL), -EROFS);
+	assert_int_equal(ops->mknod("/x", 0644, 0), -EROFS);
 	assert_int_equal(ops->mkdir("/x", 0755), -EROFS);
 	assert_int_equal(ops->unlink("/x"), -EROFS);
 	assert_int_equal(ops->rename("/x", "/y", 0), -EROFS);
