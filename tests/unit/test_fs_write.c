@@ -1,0 +1,987 @@
+/*
+ * test_fs_write.c: the write path of the filesystem (fs/fs.c writer,
+ * fs/attrs.c stores, fs/cache.c write lock and last-write errors) over a
+ * REAL struct dbx_arm, struct dbx_keyvault and dbx_update_apply(), without
+ * mounting.
+ *
+ * Below them sits a small rule-based fake of ARM and Key Vault (struct
+ * world): it answers a job GET with the order's current state, applies a
+ * PATCH to that state (or fails it as told), answers the preflight's vault
+ * and key lookups, and records every request in order. A rule-based fake
+ * rather than a fixed script keeps the tests about what a user sees (how
+ * many PATCHes, which errno, what errors shows, whether anything was sent
+ * at all) instead of the backend's exact request order, and lets two
+ * writer threads run against it. The clock is the fake clock: nothing
+ * sleeps; the concurrency tests wait on condition variables only, with a
+ * generous bound that is reached only when the code under test is wrong.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "databoxfs/arm.h"
+#include "databoxfs/keyvault.h"
+#include "databoxfs/update.h"
+#include "cache.h"
+#include "fake_transport.h"
+#include "fs.h"
+#include "ops.h"
+
+#define SUB	  "0b1f6471-1bf0-4dda-aec3-111122223333"
+#define PRINCIPAL "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+#define TENANT	  "72f988bf-86f1-41af-91ab-2d7cd011db47"
+#define VAULT_ID                                                                                   \
+	"/subscriptions/" SUB "/resourceGroups/rg-keys/providers/Microsoft.KeyVault/vaults/"       \
+	"contosovault"
+#define KV_HOST	 "https://contosovault.vault.azure.net"
+#define KEY0	 KV_HOST "/keys/k0"
+#define KEY1	 KV_HOST "/keys/k1"
+#define KEY2	 KV_HOST "/keys/k2"
+#define VERSION	 "78deebed173b48e48f55abf87ed4cf71"
+#define SPEC_URL "https://xxx.xxx.xx" /* the API spec's example kekUrl: not a valid key URL */
+#define ORDER1	 "/" SUB "/rg1/order1"
+#define ORDER2	 "/" SUB "/rg1/order2"
+#define N_RSA2048                                                                                  \
+	"pyBk43HVpBsdiVvwEBuXp6rs0V0-Lqm5An7r5VpaNeSuGkhyLtL7qF1_SdoVjmGgiSFxfxmTMtRLAbuu"         \
+	"QR70h8X35ZgtU_MN0lhZ-rTMf8SKpulR_BzRtmx2pi-PouhZ2Wiy7WSYnMb8f5xg12Riip--i4UUGm26"         \
+	"8cBAkJPmtAQcspOgDFGB5CpjtECbmuUxoft6L3EKnycdejwpPekeNqpF4ooyNeyvf7EpFrPn50bxNAqJ"         \
+	"-gBjo4FFA_4sShAJIuRUGl3ekbQcpXIhU4pEpSUJvqt4Vd9mh22VIU3NsTYTIgYnTrtT2Fo94w3mPtvN"         \
+	"4MDBAfF-6fUPKGvqSiDF0Q"
+
+#define WAIT_BOUND_S 10 /* only reached when serialization or overlap is broken */
+
+/* ---- the fake ARM + Key Vault ---- */
+
+struct job {
+	const char *name;
+	char kek_url[256]; /* "" = Microsoft managed */
+	bool problem;	   /* the order reports SsemUserErrorEncryptionKeyDisabled */
+	int version;	   /* bumped by every PATCH: lastModifiedAt moves */
+};
+
+struct world {
+	struct dbx_transport base;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct job jobs[2];
+	/* Every request: "GET order1", "PATCH order1", "GET resources", "GET vault", "GET key". */
+	char log[256][32];
+	size_t n_log;
+	size_t patches;
+	/* Failure injection for PATCH: status and body, or 0. */
+	long patch_status;
+	const char *patch_body;
+	/* Concurrency hooks, run inside a PATCH before it is applied. */
+	struct dbx_cache *cache;
+	bool hold_until_waiter; /* wait until another writer queues on the write lock */
+	bool hold_until_both;	/* wait until PATCHes of both orders are in flight */
+	unsigned in_patch;
+	bool hold_timed_out;
+};
+
+static struct job *find_job(struct world *w, const char *url)
+{
+	for (size_t i = 0; i < 2; i++) {
+		char needle[64];
+
+		snprintf(needle, sizeof(needle), "/jobs/%s?", w->jobs[i].name);
+		if (strstr(url, needle))
+			return &w->jobs[i];
+	}
+	return NULL;
+}
+
+static char *job_json(const struct job *j)
+{
+	char *s = NULL;
+	char kek[512];
+
+	if (j->kek_url[0])
+		snprintf(kek, sizeof(kek),
+			 "{\"kekType\": \"CustomerManaged\", \"kekUrl\": \"%s\", "
+			 "\"kekVaultResourceID\": \"" VAULT_ID "\", \"identityProperties\": "
+			 "{\"type\": \"SystemAssigned\"}}",
+			 j->kek_url);
+	else
+		snprintf(kek, sizeof(kek), "{\"kekType\": \"MicrosoftManaged\"}");
+	assert_true(
+	    asprintf(&s,
+		     "{\"id\": \"/subscriptions/" SUB "/resourceGroups/rg1/providers/"
+		     "Microsoft.DataBox/jobs/%s\", \"name\": \"%s\", \"type\": "
+		     "\"Microsoft.DataBox/jobs\", \"location\": \"westus\", \"sku\": {\"name\": "
+		     "\"DataBox\"}, \"identity\": {\"type\": \"SystemAssigned\", \"principalId\": "
+		     "\"" PRINCIPAL "\", \"tenantId\": \"" TENANT "\"}, \"systemData\": "
+		     "{\"lastModifiedAt\": \"2026-11-28T12:%02d:00Z\"}, \"properties\": "
+		     "{\"status\": \"DeviceOrdered\", \"details\": {\"jobDetailsType\": "
+		     "\"DataBox\", \"keyEncryptionKey\": %s}%s}}",
+		     j->name, j->name, j->version % 60, kek,
+		     j->problem ? ", \"error\": {\"code\": \"SsemUserErrorEncryptionKeyDisabled\", "
+				  "\"message\": \"Could not fetch the passkey as the "
+				  "customer-managed key is disabled.\"}"
+				: "") >= 0);
+	return s;
+}
+
+/* Apply a PATCH body to j: MicrosoftManaged drops the key, a kekUrl sets it. */
+static void apply_patch(struct job *j, const char *body)
+{
+	const char *u = strstr(body, "\"kekUrl\"");
+
+	if (strstr(body, "MicrosoftManaged")) {
+		j->kek_url[0] = '\0';
+	} else if (u) {
+		const char *start = strstr(u, "https://");
+		const char *end = start ? strchr(start, '"') : NULL;
+
+		assert_non_null(end);
+		snprintf(j->kek_url, sizeof(j->kek_url), "%.*s", (int)(end - start), start);
+	}
+	j->version++;
+}
+
+static void note(struct world *w, const char *method, const char *what)
+{
+	if (w->n_log < 256)
+		snprintf(w->log[w->n_log++], sizeof(w->log[0]), "%s %s", method, what);
+	pthread_cond_broadcast(&w->cond);
+}
+
+static bool hold_done(struct world *w)
+{
+	if (w->hold_until_waiter)
+		return dbx_cache_write_waiters(w->cache) > 0;
+	if (w->hold_until_both)
+		return w->in_patch >= 2;
+	return true;
+}
+
+/* Inside a PATCH: wait (bounded) for what the test wants to see happen meanwhile. */
+static void hold(struct world *w)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += WAIT_BOUND_S;
+	w->in_patch++;
+	pthread_cond_broadcast(&w->cond);
+	while (!hold_done(w)) {
+		struct timespec tick;
+
+		/* The write-lock waiter count changes outside our lock: look again often. */
+		clock_gettime(CLOCK_REALTIME, &tick);
+		tick.tv_nsec += 10 * 1000 * 1000;
+		if (tick.tv_nsec >= 1000000000L) {
+			tick.tv_sec++;
+			tick.tv_nsec -= 1000000000L;
+		}
+		if (tick.tv_sec > until.tv_sec ||
+		    (tick.tv_sec == until.tv_sec && tick.tv_nsec > until.tv_nsec)) {
+			w->hold_timed_out = true;
+			break;
+		}
+		pthread_cond_timedwait(&w->cond, &w->lock, &tick);
+	}
+	w->hold_until_waiter = false; /* one-shot: the queued writer's own PATCH goes through */
+}
+
+static void reply(struct dbx_http_response *resp, long status, char *body)
+{
+	resp->status = status;
+	resp->body = body ? body : strdup("");
+	resp->body_len = strlen(resp->body);
+	resp->request_id = strdup("req-0001");
+}
+
+static enum dbx_err world_send(struct dbx_transport *self, const struct dbx_http_request *req,
+			       struct dbx_http_response *resp, struct dbx_error *err)
+{
+	struct world *w = (struct world *)self;
+	struct job *j;
+	char *body = NULL;
+	long status = 200;
+
+	(void)err;
+	dbx_uuid4(resp->client_request_id);
+	pthread_mutex_lock(&w->lock);
+	j = find_job(w, req->url);
+	if (j && strcmp(req->method, "PATCH") == 0) {
+		note(w, "PATCH", j->name);
+		w->patches++;
+		if (w->hold_until_waiter || w->hold_until_both)
+			hold(w);
+		if (w->patch_status) {
+			status = w->patch_status;
+			body = strdup(w->patch_body);
+		} else {
+			char *sent = strndup(req->body ? req->body : "", req->body_len);
+
+			assert_non_null(sent);
+			apply_patch(j, sent);
+			free(sent);
+			body = job_json(j);
+		}
+	} else if (j) {
+		note(w, "GET", j->name);
+		body = job_json(j);
+	} else if (strstr(req->url, "/resources?")) {
+		note(w, "GET", "resources");
+		body = strdup("{\"value\": [{\"id\": \"" VAULT_ID "\", \"name\": \"contosovault\", "
+			      "\"type\": \"Microsoft.KeyVault/vaults\", \"location\": "
+			      "\"westus\"}]}");
+	} else if (strstr(req->url, "/vaults/contosovault?")) {
+		note(w, "GET", "vault");
+		body = strdup(
+		    "{\"id\": \"" VAULT_ID "\", \"name\": \"contosovault\", \"properties\": "
+		    "{\"tenantId\": \"" TENANT "\", \"enableSoftDelete\": true, "
+		    "\"enablePurgeProtection\": true, \"accessPolicies\": [{\"tenantId\": "
+		    "\"" TENANT "\", \"objectId\": \"" PRINCIPAL "\", \"permissions\": {\"keys\": "
+		    "[\"get\", \"wrapKey\", \"unwrapKey\"]}}]}}");
+	} else if (strstr(req->url, "contosovault.vault.azure.net/keys/")) {
+		const char *name = strstr(req->url, "/keys/") + 6;
+
+		note(w, "GET", "key");
+		assert_true(
+		    asprintf(&body,
+			     "{\"key\": {\"kid\": \"" KV_HOST "/keys/%.*s/" VERSION "\", \"kty\": "
+			     "\"RSA\", \"n\": \"" N_RSA2048 "\", \"e\": \"AQAB\"}, \"attributes\": "
+			     "{\"enabled\": true, \"recoveryLevel\": \"Recoverable\"}}",
+			     (int)strcspn(name, "/?"), name) >= 0);
+	} else {
+		note(w, req->method, "unexpected");
+		status = 404;
+		body = strdup("{\"error\": {\"code\": \"NotFound\", \"message\": \"no route\"}}");
+	}
+	pthread_mutex_unlock(&w->lock);
+	reply(resp, status, body);
+	return DBX_OK;
+}
+
+static void world_destroy(struct dbx_transport *self)
+{
+	(void)self;
+}
+
+/* ---- the environment: world -> arm, keyvault -> cache -> fs ---- */
+
+static int interrupt_flag;
+
+static int fake_interrupted(void *ctx)
+{
+	(void)ctx;
+	return interrupt_flag;
+}
+
+static time_t wall_now;
+
+static time_t fake_wall(void)
+{
+	return wall_now;
+}
+
+struct env {
+	struct world w;
+	struct fake_clock fc;
+	struct dbx_arm *arm;
+	struct dbx_keyvault *kv;
+	struct dbx_update_config uc;
+	struct dbx_cache *cache;
+	struct dbx_fs fs;
+};
+
+/* order1 starts customer managed with key1_url ("" Microsoft managed); order2 with KEY0. */
+static struct env *env_new(const char *key1_url)
+{
+	struct env *env = calloc(1, sizeof(*env));
+	static const char *const subs[] = {SUB, NULL};
+	struct dbx_cache_config cc = {0};
+
+	assert_non_null(env);
+	env->w.base.send = world_send;
+	env->w.base.destroy = world_destroy;
+	pthread_mutex_init(&env->w.lock, NULL);
+	pthread_cond_init(&env->w.cond, NULL);
+	env->w.jobs[0].name = "order1";
+	snprintf(env->w.jobs[0].kek_url, sizeof(env->w.jobs[0].kek_url), "%s", key1_url);
+	env->w.jobs[1].name = "order2";
+	snprintf(env->w.jobs[1].kek_url, sizeof(env->w.jobs[1].kek_url), "%s", KEY0);
+	fake_clock_init(&env->fc, 1000000);
+	env->arm =
+	    dbx_arm_new(&env->w.base, dbx_cloud_default(), "2025-07-01", 30000, &env->fc.clock);
+	env->kv = dbx_keyvault_new(&env->w.base, dbx_cloud_default(), 30000, &env->fc.clock);
+	assert_non_null(env->arm);
+	assert_non_null(env->kv);
+	env->uc.arm = env->arm;
+	env->uc.kv = env->kv;
+	env->uc.cloud = dbx_cloud_default();
+	env->uc.timeout_ms = 30000;
+	env->uc.lro_poll_ms = 1000;
+	env->uc.interrupted = fake_interrupted;
+	interrupt_flag = 0;
+	cc.arm = env->arm;
+	cc.clock = &env->fc.clock;
+	cc.ttl_ms = 2000;
+	cc.subscriptions = subs;
+	cc.wall_clock = fake_wall;
+	wall_now = 1800000000;
+	env->cache = dbx_cache_new(&cc);
+	assert_non_null(env->cache);
+	env->w.cache = env->cache;
+	env->fs.cache = env->cache;
+	env->fs.uid = 1000;
+	env->fs.gid = 1000;
+	env->fs.timeout_ms = 30000;
+	env->fs.lro_poll_ms = 1000;
+	env->fs.update = &env->uc;
+	return env;
+}
+
+static void env_free(struct env *env)
+{
+	dbx_cache_free(env->cache);
+	dbx_keyvault_free(env->kv);
+	dbx_arm_free(env->arm);
+	pthread_cond_destroy(&env->w.cond);
+	pthread_mutex_destroy(&env->w.lock);
+	free(env);
+}
+
+static size_t n_calls(struct env *env)
+{
+	size_t n;
+
+	pthread_mutex_lock(&env->w.lock);
+	n = env->w.n_log;
+	pthread_mutex_unlock(&env->w.lock);
+	return n;
+}
+
+static size_t n_logged(struct env *env, const char *entry)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < env->w.n_log; i++)
+		n += strcmp(env->w.log[i], entry) == 0;
+	return n;
+}
+
+/* What cat prints. */
+static char *cat(struct env *env, const char *path)
+{
+	struct dbx_error err = {0};
+	char *buf = NULL;
+	size_t len = 0;
+
+	assert_int_equal(dbx_fs_open(&env->fs, path, false, &buf, &len, &err), DBX_OK);
+	assert_non_null(buf);
+	return buf;
+}
+
+static void assert_cat(struct env *env, const char *path, const char *want)
+{
+	char *got = cat(env, path);
+
+	assert_string_equal(got, want);
+	free(got);
+}
+
+/*
+ * What `echo`/`printf` do: open for writing, one write(2) at offset 0, close.
+ * Returns the errno of the write, or of the close when the write succeeded.
+ */
+static int shell_write(struct env *env, const char *path, const char *value)
+{
+	struct dbx_fs_writer w;
+	struct dbx_error err = {0};
+	enum dbx_err rc;
+
+	rc = dbx_fs_writer_open(&env->fs, path, false, &w, &err);
+	if (rc != DBX_OK)
+		return dbx_errno(rc);
+	rc = dbx_fs_writer_write(&env->fs, &w, value, strlen(value), 0, &err);
+	if (rc == DBX_OK)
+		rc = dbx_fs_writer_flush(&env->fs, &w, &err);
+	dbx_fs_writer_close(&w);
+	return dbx_errno(rc);
+}
+
+/* ---- tests ---- */
+
+/* echo URL > key_url: one PATCH, applied inside write(2); cat shows it with no further GET. */
+static void test_echo_applies_once(void **state)
+{
+	struct env *env = env_new(KEY0);
+	struct dbx_fs_writer w;
+	struct dbx_error err = {0};
+	size_t gets;
+
+	(void)state;
+	assert_int_equal(dbx_fs_writer_open(&env->fs, ORDER1 "/key_url", false, &w, &err), DBX_OK);
+	assert_int_equal(dbx_fs_writer_write(&env->fs, &w, KEY1 "\n", strlen(KEY1 "\n"), 0, &err),
+			 DBX_OK);
+	assert_int_equal(env->w.patches, 1); /* before close: the write itself applied it */
+	assert_int_equal(dbx_fs_writer_flush(&env->fs, &w, &err), DBX_OK);
+	dbx_fs_writer_close(&w);
+	assert_int_equal(env->w.patches, 1);
+	assert_string_equal(env->w.jobs[0].kek_url, KEY1);
+	/* The preflight looked the key up before the PATCH. */
+	assert_int_equal(n_logged(env, "GET key"), 1);
+
+	gets = n_logged(env, "GET order1");
+	assert_cat(env, ORDER1 "/key_url", KEY1 "\n");
+	assert_cat(env, ORDER1 "/encryption_type", "CustomerManaged\n");
+	assert_cat(env, ORDER1 "/errors", "");
+	assert_int_equal(n_logged(env, "GET order1"), gets);
+
+	/* MicrosoftManaged drops the key: the files say so at once. */
+	assert_int_equal(shell_write(env, ORDER1 "/encryption_type", "MicrosoftManaged\n"), 0);
+	assert_int_equal(env->w.patches, 2);
+	assert_cat(env, ORDER1 "/key_url", "");
+	assert_cat(env, ORDER1 "/key_vault", "");
+	env_free(env);
+}
+
+/* A URL that fails the local rules: EINVAL, the Ssem code in errors, and no request at all. */
+static void test_invalid_url_sends_nothing(void **state)
+{
+	static const struct {
+		const char *value;
+		const char *code;
+	} rows[] = {
+	    {"http://contosovault.vault.azure.net/keys/k1\n",
+	     "SsemUserErrorKeyVaultUrlWithInvalidScheme"},
+	    {"https://contosovault.evil.example/keys/k1\n", "SsemUserErrorKeyVaultUrlInvalidHost"},
+	    {"https://contosovault.vault.azure.net:8443/keys/k1\n",
+	     "SsemUserErrorInvalidKeyVaultUrl"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct env *env = env_new(KEY0);
+		char *errors;
+		char code[160];
+
+		assert_int_equal(shell_write(env, ORDER1 "/key_url", rows[i].value), EINVAL);
+		assert_int_equal(n_calls(env), 0);
+
+		errors = cat(env, ORDER1 "/errors");
+		snprintf(code, sizeof(code), "code: %s\nsource: last-write\n", rows[i].code);
+		assert_non_null(strstr(errors, code));
+		assert_non_null(strstr(errors, "target: key_url\n"));
+		free(errors);
+		/* The order itself is untouched. */
+		assert_cat(env, ORDER1 "/key_url", KEY0 "\n");
+		assert_int_equal(env->w.patches, 0);
+		env_free(env);
+	}
+}
+
+/* An empty key_url is refused with the way to Microsoft managed keys in the message. */
+static void test_empty_key_url(void **state)
+{
+	struct env *env = env_new(KEY0);
+	char *errors;
+
+	(void)state;
+	assert_int_equal(shell_write(env, ORDER1 "/key_url", "\n"), EINVAL);
+	assert_int_equal(n_calls(env), 0);
+	errors = cat(env, ORDER1 "/errors");
+	assert_non_null(strstr(errors, "echo MicrosoftManaged > encryption_type"));
+	free(errors);
+	env_free(env);
+}
+
+/* dd bs=8 of a value without a newline: nothing until close, then one PATCH of the whole. */
+static void test_chunks_apply_at_flush(void **state)
+{
+	struct env *env = env_new(KEY0);
+	const char *value = KEY1; /* no trailing newline */
+	size_t len = strlen(value);
+	struct dbx_fs_writer w;
+	struct dbx_error err = {0};
+
+	(void)state;
+	assert_int_equal(dbx_fs_writer_open(&env->fs, ORDER1 "/key_url", false, &w, &err), DBX_OK);
+	for (size_t off = 0; off < len; off += 8) {
+		size_t n = len - off < 8 ? len - off : 8;
+
+		assert_int_equal(
+		    dbx_fs_writer_write(&env->fs, &w, value + off, n, (off_t)off, &err), DBX_OK);
+		assert_int_equal(n_calls(env), 0);
+	}
+	assert_true(dbx_fs_writer_pending(&w));
+	assert_int_equal(dbx_fs_writer_flush(&env->fs, &w, &err), DBX_OK);
+	assert_int_equal(env->w.patches, 1);
+	assert_string_equal(env->w.jobs[0].kek_url, KEY1);
+	/* A second close (a dup'd descriptor) applies nothing again. */
+	assert_int_equal(dbx_fs_writer_flush(&env->fs, &w, &err), DBX_OK);
+	assert_int_equal(env->w.patches, 1);
+	dbx_fs_writer_close(&w);
+
+	/* dd bs=8 of a value with a newline: the last chunk applies it, inside write(2). */
+	value = KEY2 "\n";
+	len = strlen(value);
+	assert_int_equal(dbx_fs_writer_open(&env->fs, ORDER1 "/key_url", false, &w, &err), DBX_OK);
+	for (size_t off = 0; off < len; off += 8) {
+		size_t n = len - off < 8 ? len - off : 8;
+
+		assert_int_equal(
+		    dbx_fs_writer_write(&env->fs, &w, value + off, n, (off_t)off, &err), DBX_OK);
+		assert_int_equal(env->w.patches, off + n < len ? 1 : 2);
+	}
+	assert_int_equal(dbx_fs_writer_flush(&env->fs, &w, &err), DBX_OK);
+	dbx_fs_writer_close(&w);
+	assert_int_equal(env->w.patches, 2);
+	assert_string_equal(env->w.jobs[0].kek_url, KEY2);
+	env_free(env);
+}
+
+/* A chunked value that is refused is refused at close, whole: never a prefix applied. */
+static void test_chunks_refused_at_flush(void **state)
+{
+	struct env *env = env_new(KEY0);
+	const char *value = "https://contosovault.vault.azure.net/keys/k1/not-a-version";
+	struct dbx_fs_writer w;
+	struct dbx_error err = {0};
+
+	(void)state;
+	assert_int_equal(dbx_fs_writer_open(&env->fs, ORDER1 "/key_url", false, &w, &err), DBX_OK);
+	for (size_t off = 0; off < strlen(value); off += 8)
+		assert_int_equal(
+		    dbx_fs_writer_write(&env->fs, &w, value + off,
+					strlen(value) - off < 8 ? strlen(value) - off : 8,
+					(off_t)off, &err),
+		    DBX_OK);
+	assert_int_equal(dbx_fs_writer_flush(&env->fs, &w, &err), DBX_EINVAL);
+	assert_string_equal(err.code, "SsemUserErrorInvalidKeyVaultUrl");
+	dbx_fs_writer_close(&w);
+	assert_int_equal(n_calls(env), 0);
+	env_free(env);
+}
+
+/* A JSON object written line by line (jq | tee) is applied when it closes, not at "{\n". */
+static void test_json_lines(void **state)
+{
+	struct env *env = env_new(KEY0);
+	static const char *const lines[] = {"{\n", "  \"encryption_type\": \"MicrosoftManaged\",\n",
+					    "  \"key_url\": null\n", "}\n"};
+	struct dbx_fs_writer w;
+	struct dbx_error err = {0};
+	size_t off = 0;
+
+	(void)state;
+	assert_int_equal(dbx_fs_writer_open(&env->fs, ORDER1 "/encryption.json", false, &w, &err),
+			 DBX_OK);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(
+		    dbx_fs_writer_write(&env->fs, &w, lines[i], strlen(lines[i]), (off_t)off, &err),
+		    DBX_OK);
+		off += strlen(lines[i]);
+		assert_int_equal(env->w.patches, i == 3 ? 1 : 0);
+	}
+	dbx_fs_writer_close(&w);
+	assert_string_equal(env->w.jobs[0].kek_url, "");
+	env_free(env);
+}
+
+/* Holes and rewrites are not a value: EINVAL, nothing sent. */
+static void test_noncontiguous(void **state)
+{
+	struct env *env = env_new(KEY0);
+	struct dbx_fs_writer w;
+	struct dbx_error err = {0};
+
+	(void)state;
+	assert_int_equal(dbx_fs_writer_open(&env->fs, ORDER1 "/encryption_type", false, &w, &err),
+			 DBX_OK);
+	assert_int_equal(dbx_fs_writer_write(&env->fs, &w, "Micro", 5, 3, &err), DBX_EINVAL);
+	assert_int_equal(dbx_fs_writer_write(&env->fs, &w, "Micro", 5, 0, &err), DBX_OK);
+	assert_int_equal(dbx_fs_writer_write(&env->fs, &w, "soft", 4, 9, &err), DBX_EINVAL);
+	assert_int_equal(dbx_fs_writer_write(&env->fs, &w, "soft", 4, 0, &err), DBX_EINVAL);
+	/* Truncation to 0 starts over; other sizes are refused. */
+	assert_int_equal(dbx_fs_writer_truncate(&w, 3, &err), DBX_EINVAL);
+	assert_int_equal(dbx_fs_writer_truncate(&w, 0, &err), DBX_OK);
+	assert_false(dbx_fs_writer_pending(&w));
+	assert_int_equal(dbx_fs_writer_flush(&env->fs, &w, &err), DBX_OK);
+	dbx_fs_writer_close(&w);
+	assert_int_equal(n_calls(env), 0);
+
+	/* O_APPEND (echo v >> f): the kernel's offset is ignored, the value is written. */
+	assert_int_equal(dbx_fs_writer_open(&env->fs, ORDER1 "/encryption_type", true, &w, &err),
+			 DBX_OK);
+	assert_int_equal(dbx_fs_writer_write(&env->fs, &w, "MicrosoftManaged\n", 17, 16, &err),
+			 DBX_OK);
+	dbx_fs_writer_close(&w);
+	assert_int_equal(env->w.patches, 1);
+	env_free(env);
+}
+
+/* One value per open: after the apply, another write on the same open is EINVAL. */
+static void test_write_after_apply(void **state)
+{
+	struct env *env = env_new(KEY0);
+	struct dbx_fs_writer w;
+	struct dbx_error err = {0};
+
+	(void)state;
+	assert_int_equal(dbx_fs_writer_open(&env->fs, ORDER1 "/encryption_type", false, &w, &err),
+			 DBX_OK);
+	assert_int_equal(dbx_fs_writer_write(&env->fs, &w, "MicrosoftManaged\n", 17, 0, &err),
+			 DBX_OK);
+	assert_int_equal(dbx_fs_writer_write(&env->fs, &w, "CustomerManaged\n", 16, 17, &err),
+			 DBX_EINVAL);
+	assert_non_null(strstr(err.message, "one value per open"));
+	assert_int_equal(dbx_fs_writer_flush(&env->fs, &w, &err), DBX_OK);
+	dbx_fs_writer_close(&w);
+	assert_int_equal(env->w.patches, 1);
+	env_free(env);
+}
+
+/* More than 64 KiB in one open: refused (EFBIG at the FUSE boundary), nothing sent. */
+static void test_too_big(void **state)
+{
+	struct env *env = env_new(KEY0);
+	struct dbx_fs_writer w;
+	struct dbx_error err = {0};
+	char *big = malloc(DBX_FS_WRITE_MAX + 1);
+
+	(void)state;
+	assert_non_null(big);
+	memset(big, 'a', DBX_FS_WRITE_MAX + 1);
+	assert_int_equal(dbx_fs_writer_open(&env->fs, ORDER1 "/encryption.json", false, &w, &err),
+			 DBX_OK);
+	assert_int_equal(dbx_fs_writer_write(&env->fs, &w, big, DBX_FS_WRITE_MAX, 0, &err), DBX_OK);
+	assert_false(w.too_big);
+	assert_int_equal(dbx_fs_writer_write(&env->fs, &w, big, 1, DBX_FS_WRITE_MAX, &err),
+			 DBX_EINVAL);
+	assert_true(w.too_big);
+	dbx_fs_writer_close(&w);
+	free(big);
+	assert_int_equal(n_calls(env), 0);
+	env_free(env);
+}
+
+/*
+ * Writing back what cat showed sends nothing, even when it is a value our
+ * rules would refuse (the spec's "https://xxx.xxx.xx" as ARM sent it), and
+ * for encryption.json fields equal to the current ones are not judged.
+ */
+static void test_write_back_current(void **state)
+{
+	struct env *env = env_new(SPEC_URL);
+	char *json;
+	size_t calls;
+
+	(void)state;
+	json = cat(env, ORDER1 "/encryption.json");
+	calls = n_calls(env);
+	assert_int_equal(shell_write(env, ORDER1 "/key_url", SPEC_URL "\n"), 0);
+	assert_int_equal(shell_write(env, ORDER1 "/encryption_type", "CustomerManaged\n"), 0);
+	assert_int_equal(shell_write(env, ORDER1 "/identity", "SystemAssigned\n"), 0);
+	assert_int_equal(shell_write(env, ORDER1 "/encryption.json", json), 0);
+	/* Only the writable fields count; derived ones are ignored. */
+	assert_int_equal(shell_write(env, ORDER1 "/encryption.json",
+				     "{\"key_url\": \"" SPEC_URL "\", \"key_vault\": \"other\", "
+				     "\"encryption_type\": \"CustomerManaged\"}\n"),
+			 0);
+	assert_int_equal(n_calls(env), calls);
+	assert_int_equal(env->w.patches, 0);
+	free(json);
+
+	/* A real change next to the unchanged odd URL: judged on the change only. */
+	assert_int_equal(shell_write(env, ORDER1 "/encryption.json",
+				     "{\"key_url\": \"" SPEC_URL "\", \"identity\": \"bogus\"}\n"),
+			 EINVAL);
+	assert_int_equal(env->w.patches, 0);
+	json = cat(env, ORDER1 "/errors");
+	assert_non_null(strstr(json, "identity"));
+	assert_null(strstr(json, "Host"));
+	free(json);
+
+	/* An order never read: the value is validated (and refused) without any request. */
+	calls = n_calls(env);
+	assert_int_equal(shell_write(env, ORDER2 "/key_url", SPEC_URL "\n"), EINVAL);
+	assert_int_equal(n_calls(env), calls);
+	env_free(env);
+}
+
+/* The same value judged against stale state is judged again on fresh state. */
+static void test_current_value_stale_state(void **state)
+{
+	struct env *env = env_new(KEY0);
+	char *s;
+
+	(void)state;
+	s = cat(env, ORDER1 "/key_url");
+	free(s);
+	/* Someone else changed the key meanwhile, and the cached state has aged. */
+	snprintf(env->w.jobs[0].kek_url, sizeof(env->w.jobs[0].kek_url), "%s", KEY2);
+	env->fc.now += 5000;
+	assert_int_equal(shell_write(env, ORDER1 "/key_url", KEY0 "\n"), 0);
+	assert_int_equal(env->w.patches, 1);
+	assert_string_equal(env->w.jobs[0].kek_url, KEY0);
+	env_free(env);
+}
+
+/* A refused write keeps the cached order; errors explains; the next success clears it. */
+static void test_failed_then_ok(void **state)
+{
+	struct env *env = env_new(KEY0);
+	char *errors;
+	size_t gets;
+
+	(void)state;
+	env->w.jobs[0].problem = true;
+	env->w.patch_status = 400;
+	env->w.patch_body = "{\"error\": {\"code\": \"SsemUserErrorKeyVaultBadRequestException\", "
+			    "\"message\": \"The identity has no access to the key.\"}}";
+	assert_cat(env, ORDER1 "/key_url", KEY0 "\n");
+	assert_int_equal(shell_write(env, ORDER1 "/key_url", KEY1 "\n"), EINVAL);
+	assert_int_equal(env->w.patches, 1);
+
+	gets = n_logged(env, "GET order1");
+	assert_cat(env, ORDER1 "/key_url", KEY0 "\n"); /* the cached order, as before */
+	errors = cat(env, ORDER1 "/errors");
+	assert_int_equal(n_logged(env, "GET order1"), gets);
+	/* Newest first: the failed write, then the order's own problem. */
+	assert_memory_equal(errors,
+			    "code: SsemUserErrorKeyVaultBadRequestException\nsource: last-write\n",
+			    strlen("code: SsemUserErrorKeyVaultBadRequestException\nsource: "
+				   "last-write\n"));
+	assert_non_null(strstr(errors, "message: The identity has no access to the key.\n"));
+	assert_non_null(strstr(errors, "target: key_url\n"));
+	assert_non_null(strstr(errors, "request_id: req-0001\n"));
+	assert_true(strstr(errors, "source: last-write") < strstr(errors, "source: order"));
+	free(errors);
+
+	env->w.patch_status = 0;
+	assert_int_equal(shell_write(env, ORDER1 "/key_url", KEY1 "\n"), 0);
+	errors = cat(env, ORDER1 "/errors");
+	assert_null(strstr(errors, "last-write"));
+	assert_non_null(strstr(errors, "source: order"));
+	free(errors);
+	assert_cat(env, ORDER1 "/key_url", KEY1 "\n");
+	env_free(env);
+}
+
+/* The service's errno per DESIGN.md 3 reaches the writer. */
+static void test_service_errno(void **state)
+{
+	static const struct {
+		long status;
+		int errnum;
+	} rows[] = {{403, EACCES}, {404, ENOENT}, {409, EBUSY}};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct env *env = env_new(KEY0);
+
+		env->w.patch_status = rows[i].status;
+		env->w.patch_body = "{\"error\": {\"code\": \"Refused\", \"message\": \"no.\"}}";
+		assert_int_equal(shell_write(env, ORDER1 "/encryption_type", "MicrosoftManaged\n"),
+				 rows[i].errnum);
+		assert_string_equal(env->w.jobs[0].kek_url, KEY0);
+		env_free(env);
+	}
+}
+
+/* Ctrl-C before the PATCH: EINTR, nothing sent, and errors says so. */
+static void test_interrupted(void **state)
+{
+	struct env *env = env_new(KEY0);
+	char *errors;
+
+	(void)state;
+	interrupt_flag = 1;
+	assert_int_equal(shell_write(env, ORDER1 "/encryption_type", "MicrosoftManaged\n"), EINTR);
+	interrupt_flag = 0;
+	assert_int_equal(env->w.patches, 0);
+	errors = cat(env, ORDER1 "/errors");
+	assert_non_null(strstr(errors, "source: last-write\n"));
+	free(errors);
+	env_free(env);
+}
+
+/* Read-only files: open for write and truncate are EACCES (even for root); nothing is sent. */
+static void test_read_only_files(void **state)
+{
+	static const char *const ro[] = {"key_vault", "principal_id", "status", "errors"};
+	struct env *env = env_new(KEY0);
+	struct dbx_fs_writer w;
+	struct dbx_error err = {0};
+	char *buf = NULL;
+	size_t len = 0;
+
+	(void)state;
+	for (size_t i = 0; i < 4; i++) {
+		char path[256];
+
+		snprintf(path, sizeof(path), ORDER1 "/%s", ro[i]);
+		assert_int_equal(dbx_fs_writer_open(&env->fs, path, false, &w, &err), DBX_EACCES);
+		assert_int_equal(dbx_errno(err.err), EACCES);
+		dbx_fs_writer_close(&w);
+		assert_int_equal(dbx_fs_open(&env->fs, path, true, &buf, &len, &err), DBX_EACCES);
+		assert_int_equal(dbx_fs_truncate(&env->fs, path, 0, &err), DBX_EACCES);
+		assert_int_equal(dbx_fs_write(&env->fs, path, "x\n", 2, &err), DBX_EACCES);
+	}
+	/* echo > rw-file truncates to 0 first: accepted, does nothing. */
+	assert_int_equal(dbx_fs_truncate(&env->fs, ORDER1 "/key_url", 0, &err), DBX_OK);
+	assert_int_equal(dbx_fs_truncate(&env->fs, ORDER1 "/key_url", 4, &err), DBX_EINVAL);
+	/* : > key_url (open O_TRUNC, close): nothing applied. */
+	assert_int_equal(dbx_fs_writer_open(&env->fs, ORDER1 "/key_url", false, &w, &err), DBX_OK);
+	assert_int_equal(dbx_fs_writer_flush(&env->fs, &w, &err), DBX_OK);
+	dbx_fs_writer_close(&w);
+	assert_int_equal(n_calls(env), 0);
+
+	/* A mount without a write config refuses every write with EROFS. */
+	env->fs.update = NULL;
+	assert_int_equal(dbx_fs_writer_open(&env->fs, ORDER1 "/key_url", false, &w, &err),
+			 DBX_EROFS);
+	assert_int_equal(n_calls(env), 0);
+	env_free(env);
+}
+
+struct writer_arg {
+	struct env *env;
+	const char *path;
+	const char *value;
+	int errnum;
+};
+
+static void *writer_thread(void *p)
+{
+	struct writer_arg *a = p;
+
+	a->errnum = shell_write(a->env, a->path, a->value);
+	return NULL;
+}
+
+/* The job requests of order name, in order: "GET order1", "PATCH order1", ... */
+static size_t job_log(struct env *env, const char *name, char out[][32], size_t cap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < env->w.n_log && n < cap; i++) {
+		const char *sp = strchr(env->w.log[i], ' ');
+
+		if (sp && strcmp(sp + 1, name) == 0)
+			snprintf(out[n++], 32, "%s", env->w.log[i]);
+	}
+	return n;
+}
+
+/* Two writers on one order: the second starts only after the first PATCH is answered. */
+static void test_same_order_serialized(void **state)
+{
+	struct env *env = env_new(KEY0);
+	struct writer_arg a = {env, ORDER1 "/key_url", KEY1 "\n", -1};
+	struct writer_arg b = {env, ORDER1 "/key_url", KEY2 "\n", -1};
+	pthread_t ta, tb;
+	char seq[16][32];
+	size_t n;
+
+	(void)state;
+	/* The first PATCH waits until the other writer is queued on the order's lock. */
+	env->w.hold_until_waiter = true;
+	assert_int_equal(pthread_create(&ta, NULL, writer_thread, &a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, writer_thread, &b), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	assert_false(env->w.hold_timed_out);
+	assert_int_equal(a.errnum, 0);
+	assert_int_equal(b.errnum, 0);
+	assert_int_equal(env->w.patches, 2);
+	/* Each write reads the order fresh and PATCHes it, never interleaved. */
+	n = job_log(env, "order1", seq, 16);
+	assert_int_equal(n, 4);
+	assert_string_equal(seq[0], "GET order1");
+	assert_string_equal(seq[1], "PATCH order1");
+	assert_string_equal(seq[2], "GET order1");
+	assert_string_equal(seq[3], "PATCH order1");
+	env_free(env);
+}
+
+/* Two writers on two orders overlap: both PATCHes are in flight at once. */
+static void test_different_orders_overlap(void **state)
+{
+	struct env *env = env_new(KEY0);
+	struct writer_arg a = {env, ORDER1 "/encryption_type", "MicrosoftManaged\n", -1};
+	struct writer_arg b = {env, ORDER2 "/encryption_type", "MicrosoftManaged\n", -1};
+	pthread_t ta, tb;
+
+	(void)state;
+	env->w.hold_until_both = true;
+	assert_int_equal(pthread_create(&ta, NULL, writer_thread, &a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, writer_thread, &b), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	assert_false(env->w.hold_timed_out);
+	assert_int_equal(a.errnum, 0);
+	assert_int_equal(b.errnum, 0);
+	assert_string_equal(env->w.jobs[0].kek_url, "");
+	assert_string_equal(env->w.jobs[1].kek_url, "");
+	env_free(env);
+}
+
+/* A read while a write to the same order is in flight does not wait for it. */
+static void test_reads_do_not_block(void **state)
+{
+	struct env *env = env_new(KEY0);
+	struct writer_arg a = {env, ORDER1 "/encryption_type", "MicrosoftManaged\n", -1};
+	struct writer_arg b = {env, ORDER2 "/encryption_type", "MicrosoftManaged\n", -1};
+	pthread_t ta, tb;
+	char *s;
+
+	(void)state;
+	s = cat(env, ORDER1 "/key_url");
+	free(s);
+	/* Writer a holds order1's lock inside its PATCH until b's PATCH also arrives. */
+	env->w.hold_until_both = true;
+	assert_int_equal(pthread_create(&ta, NULL, writer_thread, &a), 0);
+	pthread_mutex_lock(&env->w.lock);
+	while (env->w.in_patch < 1)
+		pthread_cond_wait(&env->w.cond, &env->w.lock);
+	pthread_mutex_unlock(&env->w.lock);
+	/* Mid-write: the cached state is served at once, unchanged. */
+	assert_cat(env, ORDER1 "/key_url", KEY0 "\n");
+	assert_int_equal(pthread_create(&tb, NULL, writer_thread, &b), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	assert_false(env->w.hold_timed_out);
+	assert_cat(env, ORDER1 "/key_url", "");
+	env_free(env);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_echo_applies_once),
+	    cmocka_unit_test(test_invalid_url_sends_nothing),
+	    cmocka_unit_test(test_empty_key_url),
+	    cmocka_unit_test(test_chunks_apply_at_flush),
+	    cmocka_unit_test(test_chunks_refused_at_flush),
+	    cmocka_unit_test(test_json_lines),
+	    cmocka_unit_test(test_noncontiguous),
+	    cmocka_unit_test(test_write_after_apply),
+	    cmocka_unit_test(test_too_big),
+	    cmocka_unit_test(test_write_back_current),
+	    cmocka_unit_test(test_current_value_stale_state),
+	    cmocka_unit_test(test_failed_then_ok),
+	    cmocka_unit_test(test_service_errno),
+	    cmocka_unit_test(test_interrupted),
+	    cmocka_unit_test(test_read_only_files),
+	    cmocka_unit_test(test_same_order_serialized),
+	    cmocka_unit_test(test_different_orders_overlap),
+	    cmocka_unit_test(test_reads_do_not_block),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
