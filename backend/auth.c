@@ -333,11 +333,12 @@ typedef struct dbx_credential *(*source_ctor)(struct dbx_transport *transport,
  * DefaultAzureCredential's order (DESIGN.md 6): the environment (secret,
  * then certificate), workload identity, managed identity, Azure CLI. Each
  * constructor fails with a message starting "<name>: " saying what its
- * source lacks. A source's get_token that fails without an HTTP status
- * means "not available here" and the chain moves on; one with an HTTP
- * status means the authority refused a configured source, and the chain
- * stops there, as DefaultAzureCredential does, rather than fall through to
- * another identity.
+ * source lacks. At get_token, DBX_EAUTH without an HTTP status means "this
+ * source is not available here" (no IMDS, no az, no identity assigned) and
+ * the chain moves on. Any other failure (the authority refused a configured
+ * source, or could not be reached) ends the chain with that error, as
+ * DefaultAzureCredential does, rather than fall through to another
+ * identity or hide an unreachable network behind "no credential".
  */
 static const struct {
 	const char *name;
@@ -378,7 +379,6 @@ static enum dbx_err chain_get_token(struct dbx_credential *self, const char *sco
 	struct chain_cred *cc = (struct chain_cred *)self;
 	struct dbx_credential *chosen;
 	char reasons[DBX_ERR_MSG_MAX] = "";
-	enum dbx_err last = DBX_EAUTH;
 	struct dbx_error e;
 	enum dbx_err rc;
 
@@ -401,18 +401,14 @@ static enum dbx_err chain_get_token(struct dbx_credential *self, const char *sco
 			pthread_mutex_unlock(&cc->lock);
 			return DBX_OK;
 		}
-		if (e.http_status || rc == DBX_ENOMEM) {
+		if (rc != DBX_EAUTH || e.http_status) {
 			if (err)
 				*err = e;
 			return rc;
 		}
-		last = rc;
 		append_reason(reasons, sizeof(reasons), e.message);
 	}
-	/* Nothing answered: unreachable or timed out says more than EAUTH. */
-	if (last != DBX_EUNREACHABLE && last != DBX_ETIMEDOUT)
-		last = DBX_EAUTH;
-	return dbx_error_set(err, last, "no credential available: %s", reasons);
+	return dbx_error_set(err, DBX_EAUTH, "no credential available: %s", reasons);
 }
 
 static void chain_destroy(struct dbx_credential *self)

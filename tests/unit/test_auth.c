@@ -769,6 +769,36 @@ static void test_auto_chain_stops_on_refusal(void **state)
 	fake_transport_fini(&fake);
 }
 
+/*
+ * The environment is configured but Entra cannot be reached: the chain
+ * stops there with "unreachable" (the mount says EHOSTUNREACH), rather than
+ * probe managed identity and report "no credential".
+ */
+static void test_auto_chain_stops_when_unreachable(void **state)
+{
+	static const struct fake_reply script[] = {
+	    {.transport_err = DBX_EUNREACHABLE},
+	    {.status = 400}, /* what an IMDS probe would get, were it sent */
+	};
+	const struct dbx_env env = {.get = table_get, .ctx = (void *)full_env};
+	struct fake_transport fake;
+	struct dbx_credential *cred;
+	struct dbx_token tok = {0};
+	struct dbx_error err = {0};
+
+	(void)state;
+	fake_transport_init(&fake, script, N(script));
+	cred = dbx_credential_new("auto", &fake.base, NULL, &env, &err);
+	assert_non_null(cred);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EUNREACHABLE);
+	assert_ptr_equal(
+	    strstr(err.message, "env: token request to login.microsoftonline.com failed"),
+	    err.message);
+	assert_int_equal(fake.n_calls, 1);
+	dbx_credential_destroy(cred);
+	fake_transport_fini(&fake);
+}
+
 static void test_unknown_credential_name(void **state)
 {
 	const struct dbx_env env = {.get = table_get, .ctx = (void *)full_env};
@@ -852,6 +882,7 @@ int main(void)
 	    cmocka_unit_test(test_env_missing_variables),
 	    cmocka_unit_test(test_auto_chain),
 	    cmocka_unit_test(test_auto_chain_stops_on_refusal),
+	    cmocka_unit_test(test_auto_chain_stops_when_unreachable),
 	    cmocka_unit_test(test_unknown_credential_name),
 	    cmocka_unit_test(test_stack_env_to_arm),
 	};
