@@ -12,6 +12,11 @@
  *   PUT    /admin/jobs/S/RG/NAME      replace or add one job
  *   POST   /admin/tokens/expire       every issued token expires now
  *   POST   /admin/tokens/revoke       every issued token becomes unknown
+ *   POST   /admin/tokens/lifetime     {"seconds": N} for tokens issued from now on
+ *   GET    /admin/tokens/stats        issued tokens per grant type, credential, audience
+ *   POST   /admin/jobs/S/RG/NAME/advance, /admin/vaults/..., /admin/identities,
+ *          /admin/limits, /admin/subscriptions/S/tenant, /admin/fail-next-patch
+ *          world mutations (README.md)
  *   GET    /admin/faults              active fault rules
  *   POST   /admin/faults              add a rule -> {"id": k}
  *   DELETE /admin/faults              clear all rules
@@ -36,6 +41,8 @@ const char *dbx_emu_svc_name(enum dbx_emu_service s)
 		return "keyvault";
 	case DBX_EMU_SVC_ENTRA:
 		return "entra";
+	case DBX_EMU_SVC_IMDS:
+		return "imds";
 	case DBX_EMU_SVC_ADMIN:
 		return "admin";
 	default:
@@ -53,6 +60,8 @@ static enum dbx_emu_service svc_from_name(const char *s)
 		return DBX_EMU_SVC_KEYVAULT;
 	if (!strcasecmp(s, "entra"))
 		return DBX_EMU_SVC_ENTRA;
+	if (!strcasecmp(s, "imds"))
+		return DBX_EMU_SVC_IMDS;
 	return (enum dbx_emu_service) - 1;
 }
 
@@ -83,6 +92,10 @@ void dbx_emu_record(struct dbx_emu *e, const struct dbx_emu_req *q, const struct
 	json_object_object_add(o, "status", json_object_new_int(r->drop ? 0 : (int)r->status));
 	json_object_object_add(o, "client_request_id", crid ? json_object_new_string(crid) : NULL);
 	json_object_object_add(o, "user_agent", ua ? json_object_new_string(ua) : NULL);
+	if (r->log_grant[0])
+		json_object_object_add(o, "grant_type", json_object_new_string(r->log_grant));
+	if (r->log_scope[0])
+		json_object_object_add(o, "scope", json_object_new_string(r->log_scope));
 	if (q->body && !r->secret_body)
 		json_object_object_add(o, "body",
 				       json_object_new_string_len(q->body, (int)q->body_len));
@@ -235,6 +248,7 @@ static void counters_get(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_em
 	json_object_object_add(svc, "keyvault",
 			       json_object_new_int64(e->by_svc[DBX_EMU_SVC_KEYVAULT]));
 	json_object_object_add(svc, "entra", json_object_new_int64(e->by_svc[DBX_EMU_SVC_ENTRA]));
+	json_object_object_add(svc, "imds", json_object_new_int64(e->by_svc[DBX_EMU_SVC_IMDS]));
 	json_object_object_add(svc, "unknown", json_object_new_int64(e->by_svc[DBX_EMU_SVC_NONE]));
 	json_object_object_add(o, "by_service", svc);
 	json_object_deep_copy(e->by_path, &paths, NULL);
@@ -385,6 +399,46 @@ static void tokens_revoke(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_e
 	admin_ok(r);
 }
 
+/* POST /admin/tokens/lifetime {"seconds": N}: lifetime of tokens issued from now on (0 = world's).
+ */
+static void tokens_lifetime(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			    const char *rest)
+{
+	struct json_object *body = parse_body(q, r), *v;
+
+	if (!body)
+		return;
+	if (!json_object_object_get_ex(body, "seconds", &v) ||
+	    !json_object_is_type(v, json_type_int) || json_object_get_int(v) < 0) {
+		admin_error(r, 400, "body must be {\"seconds\": N} with N >= 0");
+	} else {
+		e->token_lifetime_override = json_object_get_int(v);
+		admin_ok(r);
+	}
+	json_object_put(body);
+}
+
+/* GET /admin/tokens/stats: issued tokens per grant type, credential and audience. */
+static void tokens_stats(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			 const char *rest)
+{
+	struct json_object *o = NULL;
+
+	if (e->token_stats && json_object_deep_copy(e->token_stats, &o, NULL))
+		o = NULL;
+	if (!o) {
+		o = json_object_new_object();
+		json_object_object_add(o, "total", json_object_new_int(0));
+	}
+	if (!json_object_object_get_ex(o, "by_grant_type", NULL))
+		json_object_object_add(o, "by_grant_type", json_object_new_object());
+	if (!json_object_object_get_ex(o, "by_credential", NULL))
+		json_object_object_add(o, "by_credential", json_object_new_object());
+	if (!json_object_object_get_ex(o, "by_audience", NULL))
+		json_object_object_add(o, "by_audience", json_object_new_object());
+	dbx_emu_reply_json(r, 200, o);
+}
+
 static struct json_object *fault_json(const struct dbx_emu_fault *f)
 {
 	struct json_object *o = json_object_new_object();
@@ -431,7 +485,7 @@ static void fault_add(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_r
 	if (json_object_object_get_ex(o, "service", &v) && v) {
 		f.svc = svc_from_name(json_object_get_string(v));
 		if ((int)f.svc < 0) {
-			admin_error(r, 400, "service must be arm, keyvault, entra or null");
+			admin_error(r, 400, "service must be arm, keyvault, entra, imds or null");
 			goto out;
 		}
 	}
@@ -903,6 +957,38 @@ static void identity_delete(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx
 		admin_error(r, 404, "no such identity");
 }
 
+/*
+ * POST /admin/clients: add or replace (same tenant_id and client_id) an app
+ * registration: {tenant_id, client_id, client_secret?, object_id?,
+ * certificate_pem?, federated_token?, federated_subjects?, token_lifetime_s?}.
+ */
+static void client_add(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		       const char *rest)
+{
+	struct json_object *body = parse_body(q, r), *a, *old;
+	const char *t, *c;
+
+	if (!body)
+		return;
+	t = dbx_emu_jstr(body, "tenant_id");
+	c = dbx_emu_jstr(body, "client_id");
+	if (!t || !c || !*t || !*c || strlen(t) >= 64 || strlen(c) >= 64) {
+		admin_error(r, 400, "body must carry \"tenant_id\" and \"client_id\"");
+		json_object_put(body);
+		return;
+	}
+	a = dbx_emu_world_array(e, "clients");
+	if (!a) {
+		a = json_object_new_array();
+		json_object_object_add(e->world, "clients", a);
+	}
+	old = dbx_emu_find_client(e, t, c);
+	if (old)
+		array_remove(a, old);
+	json_object_array_add(a, body);
+	admin_ok(r);
+}
+
 /* POST /admin/limits {"user_assigned_identities": N} */
 static void limits_set(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
 		       const char *rest)
@@ -1018,10 +1104,13 @@ static const struct admin_route {
     {"POST", "/admin/identities", false, false, identity_add},
     {"DELETE", "/admin/identities", true, false, identity_delete},
     {"POST", "/admin/limits", false, false, limits_set},
+    {"POST", "/admin/clients", false, false, client_add},
     {"POST", "/admin/subscriptions", true, false, sub_tenant},
     {"POST", "/admin/fail-next-patch", false, false, fail_next_patch},
     {"POST", "/admin/tokens/expire", false, false, tokens_expire},
     {"POST", "/admin/tokens/revoke", false, false, tokens_revoke},
+    {"POST", "/admin/tokens/lifetime", false, false, tokens_lifetime},
+    {"GET", "/admin/tokens/stats", false, false, tokens_stats},
     {"GET", "/admin/faults", false, false, faults_get},
     {"POST", "/admin/faults", false, false, fault_add},
     {"DELETE", "/admin/faults", true, false, faults_clear},

@@ -1,11 +1,12 @@
 /*
  * databox-emulator: shared declarations.
  *
- * The emulator is one process with two libmicrohttpd daemons: an HTTPS
+ * The emulator is one process with three libmicrohttpd daemons: an HTTPS
  * server that plays Azure Resource Manager, Key Vault and Microsoft Entra ID
- * (dispatched by the Host header), and a plain-HTTP admin API on loopback.
+ * (dispatched by the Host header), a plain-HTTP managed identity endpoint
+ * (IMDS and App Service flavours) and a plain-HTTP admin API on loopback.
  * Everything mutable lives in one struct dbx_emu, guarded by emu->lock; the
- * request handlers (arm.c, keyvault.c, entra.c, admin.c) run with that lock
+ * request handlers (arm.c, keyvault.c, entra.c, imds.c, admin.c) run with that lock
  * held and fill a struct dbx_emu_reply, which main.c turns into an MHD response
  * after the lock is released (so injected latency never blocks others).
  */
@@ -29,6 +30,7 @@ enum dbx_emu_service {
 	DBX_EMU_SVC_ARM,
 	DBX_EMU_SVC_KEYVAULT,
 	DBX_EMU_SVC_ENTRA,
+	DBX_EMU_SVC_IMDS,
 	DBX_EMU_SVC_ADMIN,
 };
 
@@ -82,7 +84,10 @@ struct dbx_emu {
 
 	/* pending PATCH operations: opid -> {job id, polls, failed?} */
 	struct json_object *operations;
-	long fail_patches; /* next accepted PATCHes whose operation fails */
+	long fail_patches;	     /* next accepted PATCHes whose operation fails */
+	int token_lifetime_override; /* admin tokens/lifetime, 0 = none */
+	/* issued tokens: {"total", "by_grant_type", "by_credential", "by_audience"} */
+	struct json_object *token_stats;
 
 	/* cache of generated key material, "vault/key/version/kty/size" -> jwk */
 	pthread_mutex_t keycache_lock;
@@ -108,6 +113,7 @@ struct dbx_emu_req {
 	size_t body_len, body_cap;
 	bool body_overflow;
 	bool admin;
+	bool imds; /* arrived on the IMDS listener */
 };
 
 struct dbx_emu_reply {
@@ -118,8 +124,10 @@ struct dbx_emu_reply {
 	int nhdr;
 	char *hname[DBX_EMU_MAX_HEADERS];
 	char *hvalue[DBX_EMU_MAX_HEADERS];
-	bool drop;	  /* close the connection without a response */
-	bool secret_body; /* the request body held secrets: do not log it */
+	bool drop;	     /* close the connection without a response */
+	bool secret_body;    /* the request body held secrets: do not log it */
+	char log_grant[64];  /* token requests: grant type, for the request log */
+	char log_scope[512]; /* token requests: scope / resource asked for */
 };
 
 /* ---- main.c: request/reply helpers ---- */
@@ -156,6 +164,16 @@ DBX_EMU_MUST_CHECK int dbx_emu_key_material(struct dbx_emu *e, const char *vault
 void dbx_emu_world_replace(struct dbx_emu *e, struct json_object *world);
 int dbx_emu_world_page_size(struct dbx_emu *e);
 int dbx_emu_world_token_lifetime(struct dbx_emu *e);
+/*
+ * Lifetime of a token for who (a client or managed identity, may be NULL):
+ * the admin override, else who's token_lifetime_s, else the world's.
+ */
+int dbx_emu_token_lifetime(struct dbx_emu *e, struct json_object *who);
+/* Count one issued token in e->token_stats. */
+void dbx_emu_token_count(struct dbx_emu *e, const char *grant, const char *credential,
+			 const char *aud);
+/* The audience a resource (scope minus .default) gets; false when unknown. */
+DBX_EMU_MUST_CHECK bool dbx_emu_audience_for(const char *resource, char *aud, size_t len);
 struct json_object *dbx_emu_world_array(struct dbx_emu *e, const char *name);
 struct json_object *dbx_emu_find_subscription(struct dbx_emu *e, const char *sub);
 bool dbx_emu_rg_known(struct dbx_emu *e, const char *sub, const char *rg);
@@ -222,6 +240,7 @@ DBX_EMU_MUST_CHECK int dbx_emu_job_advance(struct dbx_emu *e, struct json_object
 void dbx_emu_arm_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r);
 void dbx_emu_kv_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r);
 void dbx_emu_entra_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r);
+void dbx_emu_imds_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r);
 void dbx_emu_admin_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r);
 
 /* ---- admin.c: bookkeeping used by main.c ---- */

@@ -2,7 +2,8 @@
 
 Standard library only. Emulator() generates a world (or takes one), starts
 the emulator with its own state directory, waits for emulator.json and
-kills the process (and removes the directory) on close. https() sends a
+kills the process (and removes the directory) on close. imds() talks to
+the managed identity listener. https() sends a
 request to a real Azure host name through 127.0.0.1:port: the TLS SNI and
 the Host header carry the real name, the emulator's CA is the only trust
 anchor.
@@ -94,6 +95,7 @@ class Emulator:
                 self.info = json.load(f)
             self.port = self.info["https_port"]
             self.admin_port = self.info["admin_port"]
+            self.imds_port = self.info.get("imds_port")
             self.cafile = self.info["cafile"]
             self.ctx = ssl.create_default_context(cafile=self.cafile)
         except BaseException:
@@ -146,6 +148,16 @@ class Emulator:
         if r.status != 200:
             raise RuntimeError("token: %r" % r)
         return r.json()["access_token"]
+
+    # ---- IMDS listener (plain HTTP) ----
+    def imds(self, path, headers=None, host="127.0.0.1"):
+        conn = http.client.HTTPConnection(host, self.imds_port, timeout=10)
+        try:
+            conn.request("GET", path, headers=dict(headers or {}))
+            r = conn.getresponse()
+            return Response(r.status, r.getheaders(), r.read())
+        finally:
+            conn.close()
 
     # ---- admin side ----
     def admin(self, method, path, body=None):

@@ -20,6 +20,12 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
 #include "emu.h"
 
 #define MAXSEG	 8
@@ -113,7 +119,7 @@ __attribute__((format(printf, 5, 6))) static void aad_error(struct dbx_emu_reply
  * the scope minus ".default" for ARM (trailing slash kept), minus
  * "/.default" for Key Vault. Returns false for unknown resources.
  */
-static bool audience_for(const char *resource, char *aud, size_t len)
+bool dbx_emu_audience_for(const char *resource, char *aud, size_t len)
 {
 	static const char *const arm[] = {
 	    "https://management.azure.com/",	     "https://management.core.windows.net/",
@@ -170,14 +176,323 @@ static bool resource_from_scope(struct dbx_emu_reply *r, const char *scope, char
 	return false;
 }
 
+/* ---- client assertions (certificates, federated tokens) ---- */
+
+#define ASSERTION_MAX  16384
+#define ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+/* Decode base64url (padded or not); returns a malloc'd buffer or NULL. */
+static unsigned char *b64url_decode(const char *in, size_t len, size_t *outlen)
+{
+	size_t i, n = len, padded = (len + 3) / 4 * 4;
+	char *tmp;
+	unsigned char *out;
+	int got;
+
+	while (n && in[n - 1] == '=')
+		n--;
+	padded = (n + 3) / 4 * 4;
+	tmp = malloc(padded + 1);
+	out = malloc(padded / 4 * 3 + 1);
+	if (!tmp || !out || n % 4 == 1)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		char ch = in[i];
+
+		if (ch == '-')
+			ch = '+';
+		else if (ch == '_')
+			ch = '/';
+		else if (!isalnum((unsigned char)ch) && ch != '+' && ch != '/')
+			goto fail;
+		tmp[i] = ch;
+	}
+	for (; i < padded; i++)
+		tmp[i] = '=';
+	tmp[padded] = '\0';
+	got = EVP_DecodeBlock(out, (unsigned char *)tmp, (int)padded);
+	if (got < 0)
+		goto fail;
+	*outlen = (size_t)got - (padded - n);
+	out[*outlen] = '\0';
+	free(tmp);
+	return out;
+fail:
+	free(tmp);
+	free(out);
+	return NULL;
+}
+
+/* Parse one base64url JWT segment as a JSON object. */
+static struct json_object *jwt_part(const char *seg, size_t len)
+{
+	size_t n;
+	unsigned char *raw = b64url_decode(seg, len, &n);
+	struct json_object *o;
+
+	if (!raw)
+		return NULL;
+	o = json_tokener_parse((char *)raw);
+	free(raw);
+	if (o && !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		o = NULL;
+	}
+	return o;
+}
+
+static int64_t jint(struct json_object *o, const char *key, bool *present)
+{
+	struct json_object *v;
+
+	*present =
+	    o && json_object_object_get_ex(o, key, &v) &&
+	    (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double));
+	return *present ? json_object_get_int64(v) : 0;
+}
+
+/*
+ * Check an RS256 signature over "header.payload" with the registered
+ * certificate, and that the header's x5t is that certificate's SHA-1
+ * thumbprint (base64url, padded or not). Returns 0, or -1 with a reason.
+ */
+static int cert_signature_ok(const char *pem, struct json_object *hdr, const char *signed_part,
+			     size_t signed_len, const char *sig64, char *why, size_t whylen)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	EVP_PKEY *pk = x ? X509_get_pubkey(x) : NULL;
+	EVP_MD_CTX *md = NULL;
+	unsigned char *der = NULL, thumb[20], *sig = NULL;
+	const char *x5t = dbx_emu_jstr(hdr, "x5t"), *alg = dbx_emu_jstr(hdr, "alg");
+	char *want = NULL;
+	size_t siglen = 0, xl;
+	int derlen, rc = -1;
+
+	if (!pk) {
+		snprintf(why, whylen, "The registered certificate cannot be read.");
+		goto out;
+	}
+	derlen = i2d_X509(x, &der);
+	if (derlen <= 0 || !SHA1(der, (size_t)derlen, thumb))
+		goto out;
+	want = dbx_emu_b64url(thumb, sizeof(thumb));
+	xl = x5t ? strlen(x5t) : 0;
+	while (xl && x5t[xl - 1] == '=')
+		xl--;
+	if (!want || !x5t || xl != strlen(want) || strncmp(want, x5t, xl)) {
+		snprintf(
+		    why, whylen,
+		    "Client assertion contains an invalid signature. [Reason - The key was not "
+		    "found., Thumbprint of key used by client: '%.64s']",
+		    x5t ? x5t : "");
+		goto out;
+	}
+	if (!alg || strcmp(alg, "RS256")) {
+		snprintf(why, whylen,
+			 "Client assertion contains an invalid signature. [Reason - The algorithm "
+			 "'%.32s' is not supported.]",
+			 alg ? alg : "");
+		goto out;
+	}
+	sig = b64url_decode(sig64, strlen(sig64), &siglen);
+	md = EVP_MD_CTX_new();
+	if (!sig || !md || EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pk) != 1 ||
+	    EVP_DigestVerify(md, sig, siglen, (const unsigned char *)signed_part, signed_len) !=
+		1) {
+		snprintf(why, whylen,
+			 "Client assertion contains an invalid signature. [Reason - The provided "
+			 "signature value did not match the expected signature value.]");
+		goto out;
+	}
+	rc = 0;
+out:
+	EVP_MD_CTX_free(md);
+	free(sig);
+	free(want);
+	OPENSSL_free(der);
+	EVP_PKEY_free(pk);
+	X509_free(x);
+	BIO_free(bio);
+	return rc;
+}
+
+/* Is the assertion one of the client's registered federated tokens? */
+static bool federated_match(struct json_object *client, const char *assertion)
+{
+	struct json_object *list = dbx_emu_jarray(client, "federated_tokens");
+	const char *one = dbx_emu_jstr(client, "federated_token");
+	size_t i;
+
+	if (one && !strcmp(one, assertion))
+		return true;
+	for (i = 0; list && i < json_object_array_length(list); i++) {
+		const char *t = json_object_get_string(json_object_array_get_idx(list, i));
+
+		if (t && !strcmp(t, assertion))
+			return true;
+	}
+	return false;
+}
+
+/* A federated token's sub must be one of the client's federated_subjects, if it lists any. */
+static bool federated_subject_ok(struct json_object *client, struct json_object *payload)
+{
+	struct json_object *subs = dbx_emu_jarray(client, "federated_subjects");
+	const char *sub = dbx_emu_jstr(payload, "sub");
+	size_t i;
+
+	if (!subs)
+		return true;
+	for (i = 0; sub && i < json_object_array_length(subs); i++) {
+		const char *s = json_object_get_string(json_object_array_get_idx(subs, i));
+
+		if (s && !strcmp(s, sub))
+			return true;
+	}
+	return false;
+}
+
+/* aud must be this tenant's token endpoint (v2.0 or v1 path) on this login host. */
+static bool assertion_aud_ok(struct entra_ctx *c, const char *aud)
+{
+	char v2[512], v1[512];
+
+	if (!aud)
+		return false;
+	snprintf(v2, sizeof(v2), "https://%s/%s/oauth2/v2.0/token", c->login, c->tenant);
+	snprintf(v1, sizeof(v1), "https://%s/%s/oauth2/token", c->login, c->tenant);
+	return !strcasecmp(aud, v2) || !strcasecmp(aud, v1);
+}
+
+/*
+ * client_assertion (jwt-bearer) in place of a secret: a federated token
+ * registered for the client (exact match, sub among federated_subjects), or
+ * a JWT signed with the key of the client's registered certificate_pem with
+ * x5t, aud (the token endpoint), iss == sub == client_id, exp, nbf and jti
+ * as Entra checks them. On success *kind names the credential; on failure
+ * r holds the AADSTS error.
+ */
+static bool client_assertion_ok(struct dbx_emu *e, struct dbx_emu_reply *r, struct entra_ctx *c,
+				struct json_object *client, const char *client_id,
+				const char *atype, const char **kind)
+{
+	char *assertion = malloc(ASSERTION_MAX), why[400];
+	struct json_object *hdr = NULL, *pl = NULL;
+	const char *d1, *d2, *pem = dbx_emu_jstr(client, "certificate_pem");
+	int64_t now = (int64_t)time(NULL), exp, nbf;
+	bool ok = false, has_exp, has_nbf;
+
+	(void)e;
+	if (!assertion) {
+		aad_error(r, 500, "server_error", 50000, "Out of memory.");
+		return false;
+	}
+	if (strcmp(atype, ASSERTION_TYPE)) {
+		aad_error(r, 400, "invalid_request", 50027,
+			  "Invalid client_assertion_type '%.100s'; only '" ASSERTION_TYPE
+			  "' is supported.",
+			  atype);
+		goto out;
+	}
+	if (!form_get(c->body, "client_assertion", assertion, ASSERTION_MAX) || !*assertion) {
+		aad_error(r, 400, "invalid_request", 900144,
+			  "The request body must contain the following parameter: "
+			  "'client_assertion'.");
+		goto out;
+	}
+	d1 = strchr(assertion, '.');
+	d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	if (d1 && d2) {
+		hdr = jwt_part(assertion, (size_t)(d1 - assertion));
+		pl = jwt_part(d1 + 1, (size_t)(d2 - d1 - 1));
+	}
+	if (federated_match(client, assertion)) {
+		if (!federated_subject_ok(client, pl)) {
+			aad_error(r, 400, "invalid_client", 70021,
+				  "No matching federated identity record found for presented "
+				  "assertion subject '%.200s'.",
+				  dbx_emu_jstr(pl, "sub") ? dbx_emu_jstr(pl, "sub") : "");
+			goto out;
+		}
+		*kind = "client_assertion_federated";
+		ok = true;
+		goto out;
+	}
+	if (!hdr || !pl) {
+		aad_error(r, 400, "invalid_request", 50027, "JWT token is invalid or malformed.");
+		goto out;
+	}
+	if (!pem) {
+		if (dbx_emu_jstr(client, "federated_token") ||
+		    dbx_emu_jarray(client, "federated_tokens"))
+			aad_error(r, 400, "invalid_client", 70021,
+				  "No matching federated identity record found for presented "
+				  "assertion.");
+		else
+			aad_error(
+			    r, 401, "invalid_client", 700027,
+			    "Client assertion contains an invalid signature. [Reason - The key "
+			    "was not found.] No certificate is registered for app '%s'.",
+			    client_id);
+		goto out;
+	}
+	if (cert_signature_ok(pem, hdr, assertion, (size_t)(d2 - assertion), d2 + 1, why,
+			      sizeof(why))) {
+		aad_error(r, 401, "invalid_client", 700027, "%s", why);
+		goto out;
+	}
+	if (!assertion_aud_ok(c, dbx_emu_jstr(pl, "aud"))) {
+		aad_error(
+		    r, 400, "invalid_client", 700212,
+		    "The audience '%.200s' of the client assertion is not this token endpoint "
+		    "'https://%s/%s/oauth2/v2.0/token'.",
+		    dbx_emu_jstr(pl, "aud") ? dbx_emu_jstr(pl, "aud") : "", c->login, c->tenant);
+		goto out;
+	}
+	if (!dbx_emu_jstr(pl, "iss") || !dbx_emu_jstr(pl, "sub") ||
+	    strcasecmp(dbx_emu_jstr(pl, "iss"), client_id) ||
+	    strcasecmp(dbx_emu_jstr(pl, "sub"), client_id)) {
+		aad_error(r, 400, "invalid_client", 700021,
+			  "Client assertion application identifier doesn't match 'client_id' "
+			  "parameter. Review the documentation at "
+			  "https://learn.microsoft.com/entra/identity-platform/"
+			  "certificate-credentials .");
+		goto out;
+	}
+	exp = jint(pl, "exp", &has_exp);
+	nbf = jint(pl, "nbf", &has_nbf);
+	if (!has_exp || exp <= now || exp > now + 24 * 3600 || (has_nbf && nbf > now + 60)) {
+		aad_error(r, 401, "invalid_client", 700024,
+			  "Client assertion is not within its valid time range. Current time: "
+			  "%lld, assertion valid from %lld, expiry time of assertion %lld.",
+			  (long long)now, (long long)nbf, (long long)exp);
+		goto out;
+	}
+	if (!dbx_emu_jstr(pl, "jti") || !*dbx_emu_jstr(pl, "jti")) {
+		aad_error(r, 400, "invalid_request", 50027,
+			  "JWT token is invalid or malformed: the client assertion has no 'jti'.");
+		goto out;
+	}
+	*kind = "client_assertion_certificate";
+	ok = true;
+out:
+	json_object_put(hdr);
+	json_object_put(pl);
+	explicit_bzero(assertion, ASSERTION_MAX);
+	free(assertion);
+	return ok;
+}
+
 static void grant_client_credentials(struct dbx_emu *e, struct dbx_emu_req *q,
 				     struct dbx_emu_reply *r, struct entra_ctx *c)
 {
 	char client_id[256] = "", secret[512] = "", scope[1024] = "", resource[512] = "";
-	char aud[512];
-	struct json_object *client, *o, *lt;
+	char aud[512], atype[128] = "";
+	const char *cred = NULL; /* the assertion kind, NULL = client secret */
+	struct json_object *client, *o;
 	const char *want, *oid, *tok;
-	int lifetime = dbx_emu_world_token_lifetime(e);
+	int lifetime;
 	time_t now = time(NULL);
 
 	form_get(c->body, "client_id", client_id, sizeof(client_id));
@@ -208,14 +523,17 @@ static void grant_client_credentials(struct dbx_emu *e, struct dbx_emu_req *q,
 			  client_id, c->tenant);
 		return;
 	}
-	if (!form_get(c->body, "client_secret", secret, sizeof(secret))) {
+	if (form_get(c->body, "client_assertion_type", atype, sizeof(atype))) {
+		if (!client_assertion_ok(e, r, c, client, client_id, atype, &cred))
+			return;
+	} else if (!form_get(c->body, "client_secret", secret, sizeof(secret))) {
 		aad_error(r, 401, "invalid_client", 7000216,
 			  "'client_assertion', 'client_secret' or 'request' is required for the "
 			  "'client_credentials' grant type.");
 		return;
 	}
 	want = dbx_emu_jstr(client, "client_secret");
-	if (!want || strcmp(want, secret)) {
+	if (!cred && (!want || strcmp(want, secret))) {
 		aad_error(r, 401, "invalid_client", 7000215,
 			  "Invalid client secret provided. Ensure the secret being sent in the "
 			  "request is the client secret value, not the client secret ID, for a "
@@ -223,7 +541,7 @@ static void grant_client_credentials(struct dbx_emu *e, struct dbx_emu_req *q,
 			  client_id);
 		return;
 	}
-	if (!audience_for(resource, aud, sizeof(aud))) {
+	if (!dbx_emu_audience_for(resource, aud, sizeof(aud))) {
 		aad_error(r, 400, "invalid_resource", 500011,
 			  "The resource principal named %s was not found in the tenant named %s. "
 			  "This can happen if the application has not been installed by the "
@@ -234,8 +552,7 @@ static void grant_client_credentials(struct dbx_emu *e, struct dbx_emu_req *q,
 	}
 	if (c->v1)
 		snprintf(aud, sizeof(aud), "%s", resource);
-	if (json_object_object_get_ex(client, "token_lifetime_s", &lt))
-		lifetime = json_object_get_int(lt);
+	lifetime = dbx_emu_token_lifetime(e, client);
 	oid = dbx_emu_jstr(client, "object_id") ? dbx_emu_jstr(client, "object_id") : client_id;
 	tok = dbx_emu_token_issue(e, dbx_emu_jstr(client, "tenant_id"),
 				  dbx_emu_jstr(client, "client_id"), oid, aud, lifetime);
@@ -243,6 +560,7 @@ static void grant_client_credentials(struct dbx_emu *e, struct dbx_emu_req *q,
 		aad_error(r, 500, "server_error", 50000, "There was an error issuing a token.");
 		return;
 	}
+	dbx_emu_token_count(e, "client_credentials", cred ? cred : "client_secret", aud);
 	o = json_object_new_object();
 	json_object_object_add(o, "token_type", json_object_new_string("Bearer"));
 	if (c->v1) {
@@ -296,6 +614,9 @@ static void token_endpoint(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_
 			  c->tenant);
 		return;
 	}
+	form_get(c->body, "grant_type", r->log_grant, sizeof(r->log_grant));
+	if (!form_get(c->body, "scope", r->log_scope, sizeof(r->log_scope)))
+		form_get(c->body, "resource", r->log_scope, sizeof(r->log_scope));
 	if (!form_get(c->body, "grant_type", gt, sizeof(gt))) {
 		aad_error(r, 400, "invalid_request", 900144,
 			  "The request body must contain the following parameter: 'grant_type'.");

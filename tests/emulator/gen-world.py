@@ -18,6 +18,7 @@ orders, one of which carries SsemUserErrorEncryptionKeyDisabled.
 Standard library only; the same arguments always give the same bytes.
 """
 import argparse
+import base64
 import datetime
 import json
 import random
@@ -147,16 +148,48 @@ class World:
             jobs.append(self.job(n, sid, rg, tenant, vault_of_sub[sid], uai_of_sub[sid],
                                  n == demo_index))
 
+        # drawn last, so earlier values stay what they were before these existed
+        workload = self.workload_client(tenant)
+        uai0 = identities[0]
+        managed = [
+            {"client_id": self.guid(), "principal_id": self.guid(), "tenant_id": tenant,
+             "system": True},
+            {"client_id": uai0["clientId"], "principal_id": uai0["principalId"],
+             "tenant_id": tenant, "system": False, "msi_res_id": uai0["id"]},
+        ]
+
         return {
             "page_size": a.page_size,
             "token_lifetime_s": 3599,
             "tenants": [tenant, other_tenant],
-            "clients": [client, stranger],
+            "clients": [client, stranger, workload],
+            "managed_identities": managed,
+            "identity_header": "emu-idh-" + self.hexid(32),
             "subscriptions": subs,
             "resource_groups": rgs,
             "jobs": jobs,
             "vaults": vaults,
             "identities": identities,
+        }
+
+    def workload_client(self, tenant):
+        """An app that signs in with a federated (Kubernetes service account) token."""
+        def b64(obj):
+            raw = json.dumps(obj, separators=(",", ":")).encode()
+            return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        subject = "system:serviceaccount:default:databoxfs"
+        token = "%s.%s.%s" % (
+            b64({"alg": "RS256", "kid": self.hexid(16)}),
+            b64({"aud": ["api://AzureADTokenExchange"], "iss": "https://oidc.emulator.invalid/",
+                 "sub": subject, "iat": 1700000000, "nbf": 1700000000, "exp": 4102444800}),
+            base64.urlsafe_b64encode(bytes.fromhex(self.hexid(64))).decode().rstrip("="))
+        return {
+            "tenant_id": tenant,
+            "client_id": self.guid(),
+            "object_id": self.guid(),
+            "display_name": "databoxfs-workload",
+            "federated_subjects": [subject],
+            "federated_token": token,
         }
 
     def version(self, kty, size, created):

@@ -1,14 +1,15 @@
 /*
- * main.c: databox-emulator's command line, the two libmicrohttpd daemons
+ * main.c: databox-emulator's command line, the three libmicrohttpd daemons
  * and the request pipeline shared by every service.
  *
  *   databox-emulator --world FILE --state-dir DIR [--port N] [--admin-port N]
  *                    [--bind ADDR] [--latency-ms N] [--page-size N]
+ *                    [--imds-port N] [--imds-bind ADDR]
  *
  * Pipeline for an Azure request: collect the body -> pick the service from
  * the Host header -> (lock) fault rules -> service handler -> counters and
  * request log (unlock) -> injected latency -> common headers -> queue.
- * When both daemons listen, DIR/emulator.json is written atomically; tests
+ * When all daemons listen, DIR/emulator.json is written atomically; tests
  * wait for it. SIGTERM/SIGINT stop the daemons and exit 0.
  */
 #include <arpa/inet.h>
@@ -396,7 +397,7 @@ static enum MHD_Result on_azure(void *cls, struct MHD_Connection *conn, const ch
 	q->path = url;
 	q->conn = conn;
 	parse_host(q);
-	q->svc = service_for_host(q->host);
+	q->svc = q->imds ? DBX_EMU_SVC_IMDS : service_for_host(q->host);
 
 	pthread_mutex_lock(&e->lock);
 	latency = e->latency_ms;
@@ -415,6 +416,8 @@ static enum MHD_Result on_azure(void *cls, struct MHD_Connection *conn, const ch
 			dbx_emu_kv_handle(e, q, &r);
 		else if (q->svc == DBX_EMU_SVC_ENTRA)
 			dbx_emu_entra_handle(e, q, &r);
+		else if (q->svc == DBX_EMU_SVC_IMDS)
+			dbx_emu_imds_handle(e, q, &r);
 		else
 			dbx_emu_reply_error(&r, 404, "HostNotFound", "No service for host '%s'.",
 					    q->host);
@@ -431,6 +434,18 @@ static enum MHD_Result on_azure(void *cls, struct MHD_Connection *conn, const ch
 	ret = queue_reply(conn, &r);
 	reply_free(&r);
 	return ret;
+}
+
+/* The IMDS listener: the same pipeline, every request goes to imds.c. */
+static enum MHD_Result on_imds(void *cls, struct MHD_Connection *conn, const char *url,
+			       const char *method, const char *version, const char *upload_data,
+			       size_t *upload_data_size, void **con_cls)
+{
+	struct dbx_emu_req *q = *con_cls;
+
+	if (q)
+		q->imds = true;
+	return on_azure(cls, conn, url, method, version, upload_data, upload_data_size, con_cls);
 }
 
 static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const char *url,
@@ -469,14 +484,16 @@ struct options {
 	const char *world;
 	const char *state_dir;
 	const char *bind;
-	int port, admin_port, latency_ms, page_size;
+	const char *imds_bind;
+	int port, admin_port, imds_port, latency_ms, page_size;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: databox-emulator --world FILE --state-dir DIR [--port N] "
 		   "[--admin-port N]\n"
-		   "                        [--bind ADDR] [--latency-ms N] [--page-size N]\n");
+		   "                        [--bind ADDR] [--latency-ms N] [--page-size N]\n"
+		   "                        [--imds-port N] [--imds-bind ADDR]\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -502,12 +519,15 @@ static int parse_options(int argc, char **argv, struct options *o)
 	    {"bind", required_argument, NULL, 'b'},
 	    {"latency-ms", required_argument, NULL, 'l'},
 	    {"page-size", required_argument, NULL, 'g'},
+	    {"imds-port", required_argument, NULL, 'i'},
+	    {"imds-bind", required_argument, NULL, 'I'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	int c, bad = 0;
 
 	o->bind = "127.0.0.1";
+	o->imds_bind = "127.0.0.1";
 	for (;;) {
 		c = getopt_long(argc, argv, "", longopts, NULL);
 		if (c == -1)
@@ -533,6 +553,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'g':
 			bad |= parse_int(optarg, 1, 100000, &o->page_size);
+			break;
+		case 'i':
+			bad |= parse_int(optarg, 0, 65535, &o->imds_port);
+			break;
+		case 'I':
+			o->imds_bind = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -577,7 +603,8 @@ out:
 	return buf;
 }
 
-static int write_state(const char *dir, int https_port, int admin_port, const char *cafile)
+static int write_state(const char *dir, int https_port, int admin_port, int imds_port,
+		       const char *cafile)
 {
 	struct json_object *o = json_object_new_object();
 	char path[4096], tmp[4200];
@@ -586,6 +613,7 @@ static int write_state(const char *dir, int https_port, int admin_port, const ch
 
 	json_object_object_add(o, "https_port", json_object_new_int(https_port));
 	json_object_object_add(o, "admin_port", json_object_new_int(admin_port));
+	json_object_object_add(o, "imds_port", json_object_new_int(imds_port));
 	json_object_object_add(o, "cafile", json_object_new_string(cafile));
 	json_object_object_add(o, "pid", json_object_new_int((int)getpid()));
 	snprintf(path, sizeof(path), "%s/emulator.json", dir);
@@ -637,8 +665,8 @@ int main(int argc, char **argv)
 {
 	struct options o = {0};
 	struct dbx_emu e = {0};
-	struct MHD_Daemon *https = NULL, *admin = NULL;
-	struct sockaddr_in sa = {0}, asa = {0};
+	struct MHD_Daemon *https = NULL, *admin = NULL, *imds = NULL;
+	struct sockaddr_in sa = {0}, asa = {0}, isa = {0};
 	char *text = NULL, *cert = NULL, *key = NULL, cafile[4096], err[256];
 	char state_path[4096];
 	struct json_object *world;
@@ -722,12 +750,31 @@ int main(int argc, char **argv)
 		fprintf(stderr, "databox-emulator: cannot listen on 127.0.0.1:%d\n", o.admin_port);
 		goto out;
 	}
-	if (write_state(o.state_dir, daemon_port(https), daemon_port(admin), cafile)) {
+	isa.sin_family = AF_INET;
+	isa.sin_port = htons((uint16_t)o.imds_port);
+	if (inet_pton(AF_INET, o.imds_bind, &isa.sin_addr) != 1) {
+		fprintf(stderr, "databox-emulator: --imds-bind %s: not an IPv4 address\n",
+			o.imds_bind);
+		goto out;
+	}
+	imds = MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
+	    NULL, NULL, on_imds, &e, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, &e, MHD_OPTION_SOCK_ADDR,
+	    &isa, MHD_OPTION_URI_LOG_CALLBACK, uri_log, &e, MHD_OPTION_NOTIFY_COMPLETED,
+	    request_done, &e, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_END);
+	if (!imds) {
+		fprintf(stderr, "databox-emulator: cannot listen on %s:%d (IMDS)\n", o.imds_bind,
+			o.imds_port);
+		goto out;
+	}
+	if (write_state(o.state_dir, daemon_port(https), daemon_port(admin), daemon_port(imds),
+			cafile)) {
 		fprintf(stderr, "databox-emulator: cannot write %s/emulator.json\n", o.state_dir);
 		goto out;
 	}
-	fprintf(stderr, "databox-emulator: https on %s:%d, admin on 127.0.0.1:%d\n", o.bind,
-		daemon_port(https), daemon_port(admin));
+	fprintf(stderr, "databox-emulator: https on %s:%d, admin on 127.0.0.1:%d, imds on %s:%d\n",
+		o.bind, daemon_port(https), daemon_port(admin), o.imds_bind, daemon_port(imds));
 
 	do {
 		if (sigwait(&set, &sig))
@@ -735,6 +782,8 @@ int main(int argc, char **argv)
 	} while (sig != SIGTERM && sig != SIGINT);
 	rc = 0;
 out:
+	if (imds)
+		MHD_stop_daemon(imds);
 	if (admin)
 		MHD_stop_daemon(admin);
 	if (https)
@@ -750,6 +799,7 @@ out:
 	json_object_put(e.keycache);
 	json_object_put(e.by_path);
 	json_object_put(e.operations);
+	json_object_put(e.token_stats);
 	for (size_t i = 0; i < DBX_EMU_REQLOG_MAX; i++)
 		json_object_put(e.reqlog[i]);
 	for (size_t i = 0; i < e.ntokens; i++)

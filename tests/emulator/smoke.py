@@ -12,13 +12,18 @@ Bounded by an alarm; the emulator is always stopped.
 """
 import argparse
 import base64
+import hashlib
 import http.client
 import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from emutest import Emulator  # noqa: E402
@@ -359,6 +364,186 @@ def run(emu):
     check(len(items) == len([j for j in w["jobs"] if j["id"].split("/")[2] == sub2]), "second subscription list")
 
 
+def b64u(raw, pad=False):
+    s = base64.urlsafe_b64encode(raw).decode()
+    return s if pad else s.rstrip("=")
+
+
+def make_cert(d, name):
+    """A self-signed RSA certificate made with the openssl command -> (pem, key path, DER)."""
+    key, crt = os.path.join(d, name + ".key"), os.path.join(d, name + ".pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", crt, "-days", "2", "-subj", "/CN=" + name], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    der = subprocess.run(["openssl", "x509", "-in", crt, "-outform", "DER"], check=True,
+                         stdout=subprocess.PIPE, timeout=10).stdout
+    with open(crt) as f:
+        return f.read(), key, der
+
+
+def jwt_rs256(key, header, payload):
+    h = b64u(json.dumps(header).encode())
+    p = b64u(json.dumps(payload).encode())
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=(h + "." + p).encode(),
+                         check=True, stdout=subprocess.PIPE, timeout=10).stdout
+    return h + "." + p + "." + b64u(sig)
+
+
+def entra_and_imds(emu):
+    """Client assertions (certificate, federated), IMDS and App Service, token lifetime and stats."""
+    w = emu.world
+    c = w["clients"][0]
+    tenant = c["tenant_id"]
+    sub = w["subscriptions"][0]["subscriptionId"]
+    login = "login.microsoftonline.com"
+    tpath = "/%s/oauth2/v2.0/token" % tenant
+    endpoint = "https://%s%s" % (login, tpath)
+    hdr = {"Content-Type": "application/x-www-form-urlencoded"}
+    d = tempfile.mkdtemp(prefix="dbxemu-cert-")
+    try:
+        entra_and_imds_in(emu, d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def entra_and_imds_in(emu, d):
+    w = emu.world
+    c = w["clients"][0]
+    tenant = c["tenant_id"]
+    sub = w["subscriptions"][0]["subscriptionId"]
+    login = "login.microsoftonline.com"
+    tpath = "/%s/oauth2/v2.0/token" % tenant
+    endpoint = "https://%s%s" % (login, tpath)
+    hdr = {"Content-Type": "application/x-www-form-urlencoded"}
+    pem, key, der = make_cert(d, "dbx-cert")
+    _, other_key, _ = make_cert(d, "dbx-other")
+    x5t = b64u(hashlib.sha1(der).digest(), pad=True)
+    app = {"tenant_id": tenant, "client_id": "0c0ffee0-0000-4000-8000-00000000c0de",
+           "object_id": "0c0ffee0-0000-4000-8000-0000000000b1", "certificate_pem": pem}
+    check(emu.admin("POST", "/admin/clients", app)[0] == 200, "admin: register an app with a certificate")
+    emu.admin("POST", "/admin/requests/reset")
+
+    def claims(**over):
+        now = int(time.time())
+        p = {"aud": endpoint, "iss": app["client_id"], "sub": app["client_id"], "exp": now + 600,
+             "iat": now, "nbf": now, "jti": str(uuid.uuid4())}
+        p.update(over)
+        return {k: v for k, v in p.items() if v is not None}
+
+    def assertion_token(assertion, client_id=app["client_id"], scope="https://management.azure.com/.default", path=tpath):
+        form = {"grant_type": "client_credentials", "client_id": client_id, "scope": scope,
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion}
+        return emu.https(login, "POST", path, hdr, urllib.parse.urlencode(form))
+
+    good = jwt_rs256(key, {"alg": "RS256", "typ": "JWT", "x5t": x5t}, claims())
+    r = assertion_token(good)
+    check(r.status == 200 and r.json()["token_type"] == "Bearer", "certificate assertion (x5t padded) -> token", repr(r))
+    r2 = emu.https(ARM, "GET", "/subscriptions?api-version=2022-12-01", {"Authorization": "Bearer " + r.json()["access_token"]})
+    check(r2.status == 200 and r2.json()["count"]["value"] >= 1, "the certificate's token works on ARM", repr(r2))
+    r = assertion_token(jwt_rs256(key, {"alg": "RS256", "typ": "JWT", "x5t": x5t.rstrip("=")},
+                                  claims(aud="https://%s/%s/oauth2/token" % (login, tenant))))
+    check(r.status == 200, "unpadded x5t and the v1 token endpoint as aud are accepted", repr(r))
+
+    def refused(assertion, status, code, what):
+        r = assertion_token(assertion)
+        d = r.json() or {}
+        check(r.status == status and code in d.get("error_codes", []) and d.get("error") in ("invalid_client", "invalid_request"),
+              "assertion %s -> %d AADSTS%d" % (what, status, code), repr(r))
+
+    refused(jwt_rs256(other_key, {"alg": "RS256", "typ": "JWT", "x5t": x5t}, claims()), 401, 700027, "signed by another key")
+    refused(jwt_rs256(key, {"alg": "RS256", "typ": "JWT", "x5t": b64u(b"x" * 20)}, claims()), 401, 700027, "with an unknown x5t")
+    refused(good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB"), 401, 700027, "with a damaged signature")
+    now = int(time.time())
+    refused(jwt_rs256(key, {"alg": "RS256", "x5t": x5t}, claims(exp=now - 5, nbf=now - 700, iat=now - 700)), 401, 700024, "expired")
+    refused(jwt_rs256(key, {"alg": "RS256", "x5t": x5t}, claims(nbf=now + 600, exp=now + 1200)), 401, 700024, "not yet valid")
+    refused(jwt_rs256(key, {"alg": "RS256", "x5t": x5t}, claims(exp=now + 90 * 86400)), 401, 700024, "valid for 90 days")
+    refused(jwt_rs256(key, {"alg": "RS256", "x5t": x5t}, claims(aud="https://login.microsoftonline.com/other/oauth2/v2.0/token")),
+            400, 700212, "for another audience")
+    refused(jwt_rs256(key, {"alg": "RS256", "x5t": x5t}, claims(iss=c["client_id"])), 400, 700021, "issued by another client")
+    refused(jwt_rs256(key, {"alg": "RS256", "x5t": x5t}, claims(jti=None)), 400, 50027, "without jti")
+    refused("not.a-jwt", 400, 50027, "that is no JWT")
+    r = assertion_token(good, client_id=c["client_id"])
+    check(r.status == 401 and 700027 in r.json()["error_codes"], "assertion for an app without a certificate -> 401 AADSTS700027", repr(r))
+
+    wl = w["clients"][2]
+    r = assertion_token(wl["federated_token"], client_id=wl["client_id"], scope="https://vault.azure.net/.default")
+    check(r.status == 200, "federated (workload identity) token -> access token", repr(r))
+    r = assertion_token(wl["federated_token"] + "x", client_id=wl["client_id"])
+    check(r.status == 400 and 70021 in r.json()["error_codes"], "unknown federated token -> 400 AADSTS70021", repr(r))
+
+    st, log = emu.admin("GET", "/admin/requests")
+    toks = [e for e in log if e["service"] == "entra"]
+    dump = json.dumps(log)
+    check(toks and all(e.get("grant_type") == "client_credentials" and e.get("scope") for e in toks[:3]),
+          "request log: grant_type and scope of token requests", json.dumps(toks[:1]))
+    check(good not in dump and wl["federated_token"] not in dump and "client_assertion" not in dump
+          and c["client_secret"] not in dump, "request log: no assertion or secret")
+
+    # ---- token lifetime and statistics ----
+    check(emu.admin("POST", "/admin/tokens/lifetime", {"seconds": 7})[0] == 200, "admin: token lifetime 7 s")
+    r = assertion_token(jwt_rs256(key, {"alg": "RS256", "x5t": x5t}, claims()))
+    check(r.status == 200 and r.json()["expires_in"] == 7, "tokens now live 7 s", repr(r))
+    emu.admin("POST", "/admin/tokens/lifetime", {"seconds": 0})
+    check(emu.admin("POST", "/admin/tokens/lifetime", {"seconds": -1})[0] == 400, "admin: negative lifetime -> 400")
+
+    # ---- IMDS ----
+    mi_sys = [m for m in w["managed_identities"] if m["system"]][0]
+    mi_uai = [m for m in w["managed_identities"] if not m["system"]][0]
+    q = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" + urllib.parse.quote("https://management.azure.com")
+    r = emu.imds(q)
+    check(r.status == 400 and r.json() == {"error": "invalid_request", "error_description": "Required metadata header not specified"},
+          "IMDS without Metadata: true -> 400", repr(r))
+    r = emu.imds(q, {"Metadata": "true"})
+    d = r.json() or {}
+    check(r.status == 200 and all(isinstance(d.get(k), str) for k in
+                                  ("access_token", "client_id", "expires_in", "expires_on", "ext_expires_in", "not_before", "resource", "token_type"))
+          and d["client_id"] == mi_sys["client_id"] and d["resource"] == "https://management.azure.com"
+          and int(d["expires_on"]) - int(d["not_before"]) == int(d["expires_in"]),
+          "IMDS: system identity token, string fields", repr(r))
+    r2 = emu.https(ARM, "GET", "/subscriptions/%s/providers/Microsoft.DataBox/jobs?api-version=2025-07-01" % sub,
+                   {"Authorization": "Bearer " + d["access_token"]})
+    check(r2.status == 200 and r2.json()["value"], "IMDS token lists jobs on ARM", repr(r2))
+    r = emu.imds(q + "&client_id=" + mi_uai["client_id"], {"Metadata": "true"})
+    check(r.status == 200 and r.json()["client_id"] == mi_uai["client_id"], "IMDS: client_id picks the user-assigned identity", repr(r))
+    r = emu.imds(q + "&msi_res_id=" + urllib.parse.quote(mi_uai["msi_res_id"]), {"Metadata": "true"})
+    check(r.status == 200 and r.json()["client_id"] == mi_uai["client_id"], "IMDS: msi_res_id picks it too", repr(r))
+    r = emu.imds(q + "&client_id=00000000-0000-4000-8000-000000000000", {"Metadata": "true"})
+    check(r.status == 400 and r.json()["error_description"] == "Identity not found", "IMDS: unknown client_id -> 400 Identity not found", repr(r))
+    r = emu.imds("/metadata/identity/oauth2/token?api-version=2018-02-01", {"Metadata": "true"})
+    check(r.status == 400, "IMDS without resource -> 400", repr(r))
+    vault = [v for v in w["vaults"] if v["id"].split("/")[2] == sub and "nopurge" not in v["name"]][0]
+    kvq = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net&client_id=" + mi_uai["client_id"]
+    r = emu.imds(kvq, {"Metadata": "true"})
+    r2 = emu.https(vault["name"] + ".vault.azure.net", "GET", "/keys/dbx-key-2048?api-version=7.4",
+                   {"Authorization": "Bearer " + r.json()["access_token"]})
+    check(r2.status == 200 and r2.json()["key"]["kid"], "IMDS token of the user-assigned identity reads a key its policy allows", repr(r2))
+
+    # ---- App Service ----
+    aq = "/msi/token?api-version=2019-08-01&resource=" + urllib.parse.quote("https://management.azure.com")
+    r = emu.imds(aq)
+    check(r.status == 401, "App Service endpoint without X-IDENTITY-HEADER -> 401", repr(r))
+    r = emu.imds(aq, {"X-IDENTITY-HEADER": "wrong"})
+    check(r.status == 401, "App Service endpoint with a wrong header -> 401", repr(r))
+    r = emu.imds(aq, {"X-IDENTITY-HEADER": w["identity_header"]})
+    d = r.json() or {}
+    check(r.status == 200 and set(d) == {"access_token", "expires_on", "resource", "token_type", "client_id"}
+          and isinstance(d["expires_on"], str) and d["token_type"] == "Bearer", "App Service token", repr(r))
+    r2 = emu.https(ARM, "GET", "/subscriptions?api-version=2022-12-01", {"Authorization": "Bearer " + d["access_token"]})
+    check(r2.status == 200, "App Service token works on ARM", repr(r2))
+
+    st, stats = emu.admin("GET", "/admin/tokens/stats")
+    check(st == 200 and stats["by_credential"].get("client_assertion_certificate", 0) >= 3
+          and stats["by_credential"].get("client_assertion_federated") == 1
+          and stats["by_credential"].get("imds", 0) >= 4 and stats["by_credential"].get("app_service") == 1
+          and stats["by_grant_type"].get("managed_identity", 0) >= 5
+          and stats["by_audience"].get("https://vault.azure.net", 0) >= 2
+          and stats["total"] == sum(stats["by_credential"].values()),
+          "tokens/stats counts per grant type, credential and audience", json.dumps(stats))
+    st, cnt = emu.admin("GET", "/admin/counters")
+    check(cnt["by_service"]["imds"] >= 9, "counters count IMDS requests", json.dumps(cnt["by_service"]))
+
+
 SSEM = {
     "SsemUserErrorKeyVaultUrlWithInvalidScheme": "Only HTTPS is supported for passing the key vault URI.",
     "SsemUserErrorKeyVaultUrlInvalidHost": "The key vault URI host is not an allowed host in the geographical region.",
@@ -632,6 +817,7 @@ def main():
     with Emulator(a.emulator, gen_world=a.gen_world,
                   gen_args=["--demo", "--orders", "45", "--page-size", "10", "--seed", "7"]) as emu:
         run(emu)
+        entra_and_imds(emu)
         cmk_rules(emu)
         code = emu.proc
     code.wait(5)

@@ -126,6 +126,47 @@ int dbx_emu_world_token_lifetime(struct dbx_emu *e)
 	return world_int(e, "token_lifetime_s", 3599);
 }
 
+int dbx_emu_token_lifetime(struct dbx_emu *e, struct json_object *who)
+{
+	struct json_object *lt;
+
+	if (e->token_lifetime_override > 0)
+		return e->token_lifetime_override;
+	if (who && json_object_object_get_ex(who, "token_lifetime_s", &lt) &&
+	    json_object_is_type(lt, json_type_int) && json_object_get_int(lt) > 0)
+		return json_object_get_int(lt);
+	return dbx_emu_world_token_lifetime(e);
+}
+
+static void bump(struct json_object *stats, const char *group, const char *key)
+{
+	struct json_object *g, *n;
+
+	if (!json_object_object_get_ex(stats, group, &g)) {
+		g = json_object_new_object();
+		json_object_object_add(stats, group, g);
+	}
+	if (json_object_object_get_ex(g, key, &n))
+		json_object_object_add(g, key, json_object_new_int64(json_object_get_int64(n) + 1));
+	else
+		json_object_object_add(g, key, json_object_new_int64(1));
+}
+
+void dbx_emu_token_count(struct dbx_emu *e, const char *grant, const char *credential,
+			 const char *aud)
+{
+	struct json_object *n;
+
+	if (!e->token_stats)
+		e->token_stats = json_object_new_object();
+	json_object_object_get_ex(e->token_stats, "total", &n);
+	json_object_object_add(e->token_stats, "total",
+			       json_object_new_int64(n ? json_object_get_int64(n) + 1 : 1));
+	bump(e->token_stats, "by_grant_type", grant);
+	bump(e->token_stats, "by_credential", credential);
+	bump(e->token_stats, "by_audience", aud);
+}
+
 struct json_object *dbx_emu_find_subscription(struct dbx_emu *e, const char *sub)
 {
 	struct json_object *a = dbx_emu_world_array(e, "subscriptions");
