@@ -10,13 +10,18 @@ login.microsoftonline.com and the vaults' hosts to 127.0.0.1, runs the
 emulator on 127.0.0.1:443 and trusts its CA through REQUESTS_CA_BUNDLE.
 It lists jobs by subscription and by resource group across pages, gets
 jobs with expand="details", reads keys, and compares everything with the
-world. Needs root (CAP_SYS_ADMIN for unshare). Bounded to 55 s; the
+world; updates jobs with begin_update (customer-managed key, then a
+user-assigned identity); and signs in with ClientSecretCredential,
+CertificateCredential (a certificate made with openssl, registered in the
+world) and ManagedIdentityCredential (IMDS on 169.254.169.254:80, given to
+lo in the namespace; and the App Service endpoint), each listing jobs. Needs root (CAP_SYS_ADMIN for unshare). Bounded to 55 s; the
 namespace, and with it the emulator, disappear when the test ends.
 """
 import argparse
 import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +29,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+IMDS_ADDR = "169.254.169.254"
 checks = 0
 
 
@@ -57,6 +63,8 @@ def outer(a):
 
 def setup_namespace(world_hosts):
     subprocess.run(["/usr/sbin/ip", "link", "set", "lo", "up"], check=True)
+    # the Azure VM metadata address, where ManagedIdentityCredential looks
+    subprocess.run(["/usr/sbin/ip", "addr", "add", IMDS_ADDR + "/32", "dev", "lo"], check=True)
     fd, path = tempfile.mkstemp(prefix="dbxemu-hosts-")
     with os.fdopen(fd, "w") as f:
         f.write("127.0.0.1 localhost\n::1 localhost\n")
@@ -115,10 +123,24 @@ def inside(a):
                                       stdout=subprocess.PIPE).stdout)
     vault_hosts = [v["properties"]["vaultUri"].split("/")[2] for v in world["vaults"]]
     hosts = setup_namespace(["management.azure.com", "login.microsoftonline.com"] + vault_hosts)
+    certdir = tempfile.mkdtemp(prefix="dbxemu-sdkcert-")
     try:
-        with Emulator(a.emulator, world=world, port=443) as emu:
-            check(emu.port == 443, "emulator listens on 127.0.0.1:443 in the namespace")
+        # the first client also has a certificate (made here with openssl)
+        key, crt = os.path.join(certdir, "key.pem"), os.path.join(certdir, "cert.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                        "-out", crt, "-days", "2", "-subj", "/CN=databoxfs-conformance"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        with open(crt) as f:
+            world["clients"][0]["certificate_pem"] = f.read()
+        both = os.path.join(certdir, "both.pem")
+        with open(both, "w") as out, open(key) as k, open(crt) as c:
+            out.write(k.read() + c.read())
+        with Emulator(a.emulator, world=world, port=443,
+                      extra_args=["--imds-port", "80", "--imds-bind", IMDS_ADDR]) as emu:
+            check(emu.port == 443 and emu.imds_port == 80,
+                  "emulator listens on 127.0.0.1:443 and IMDS on %s:80 in the namespace" % IMDS_ADDR)
             run_sdk(emu, world)
+            credentials(emu, world, both)
             st, log = emu.admin("GET", "/admin/requests")
             print("\nrequests the SDKs made (method host path?query -> status):")
             for e in log:
@@ -129,6 +151,7 @@ def inside(a):
             check(c["by_service"]["entra"] >= 1 and c["by_service"]["arm"] >= 1
                   and c["by_service"]["keyvault"] >= 1, "the SDKs went through the emulator")
     finally:
+        shutil.rmtree(certdir, ignore_errors=True)
         subprocess.run(["umount", "/etc/hosts"])
         os.unlink(hosts)
     print("conformance_python_sdk: %d checks passed" % checks)
@@ -283,6 +306,47 @@ def run_sdk(emu, world):
           "KeyClient.list_properties_of_key_versions")
     kc.close()
     cred.close()
+
+
+def credentials(emu, world, cert_path):
+    """azure.identity's secret, certificate and managed identity credentials, unchanged."""
+    from azure.identity import CertificateCredential, ClientSecretCredential, ManagedIdentityCredential
+    from azure.mgmt.databox import DataBoxManagementClient
+
+    for k in ("AZURE_CLIENT_ID", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET",
+              "IMDS_ENDPOINT", "AZURE_POD_IDENTITY_AUTHORITY_HOST", "IDENTITY_SERVER_THUMBPRINT"):
+        os.environ.pop(k, None)
+    c = world["clients"][0]
+    sub = world["subscriptions"][0]["subscriptionId"]
+    want = sorted(j["name"] for j in world["jobs"] if j["id"].split("/")[2] == sub)
+    emu.admin("POST", "/admin/requests/reset")
+
+    def lists_jobs(cred, what, kind):
+        before = emu.admin("GET", "/admin/tokens/stats")[1]["by_credential"].get(kind, 0)
+        client = DataBoxManagementClient(cred, sub)
+        got = sorted(j.name for j in client.jobs.list())
+        client.close()
+        after = emu.admin("GET", "/admin/tokens/stats")[1]["by_credential"].get(kind, 0)
+        check(got == want and after > before, "%s obtains a token (%s) and lists %d jobs" % (what, kind, len(got)))
+        cred.close()
+
+    lists_jobs(ClientSecretCredential(c["tenant_id"], c["client_id"], c["client_secret"]),
+               "ClientSecretCredential", "client_secret")
+    lists_jobs(CertificateCredential(c["tenant_id"], c["client_id"], certificate_path=cert_path),
+               "CertificateCredential", "client_assertion_certificate")
+    lists_jobs(ManagedIdentityCredential(), "ManagedIdentityCredential (IMDS at %s)" % IMDS_ADDR, "imds")
+    os.environ["IDENTITY_ENDPOINT"] = "http://%s/msi/token" % IMDS_ADDR
+    os.environ["IDENTITY_HEADER"] = world["identity_header"]
+    try:
+        lists_jobs(ManagedIdentityCredential(), "ManagedIdentityCredential (App Service)", "app_service")
+    finally:
+        del os.environ["IDENTITY_ENDPOINT"], os.environ["IDENTITY_HEADER"]
+    st, log = emu.admin("GET", "/admin/requests")
+    imds = [e for e in log if e["service"] == "imds" and e["status"] == 200]
+    check(imds and all(e.get("scope") == "https://management.azure.com" for e in imds),
+          "IMDS requests asked for the ARM resource", json.dumps(imds[:1]))
+    assertions = [e for e in log if e["service"] == "entra" and e.get("grant_type") == "client_credentials"]
+    check(assertions and "client_assertion" not in json.dumps(log), "token requests logged without their secrets")
 
 
 def main():
