@@ -11,12 +11,15 @@
  * included. A single GET always asks for $expand=details.
  *
  * This file reads only the list envelope ({value, nextLink}), subscription
- * IDs and error envelopes; jobs are handed to order.c. A job item that
- * order.c rejects, or whose ID lies outside the subscription / resource
- * group listed, is skipped with a warning, so one odd order does not hide
- * all the others; a page that is not a list fails the whole call (items of
- * earlier pages have been delivered by then: callers treat any error as
- * "listing incomplete").
+ * IDs, error envelopes and long-running operation status bodies ({status,
+ * error}); jobs are handed to order.c. A job item that order.c rejects, or
+ * whose ID lies outside the subscription / resource group listed, is
+ * skipped with a warning, so one odd order does not hide all the others; a
+ * page that is not a list fails the whole call (items of earlier pages have
+ * been delivered by then: callers treat any error as "listing incomplete").
+ *
+ * Writes: a PATCH of a job and its long-running operation, described in
+ * the section "PATCH and its long-running operation" below.
  */
 #include <ctype.h>
 #include <limits.h>
