@@ -1,6 +1,6 @@
 /*
  * entra.c: Microsoft Entra ID (login.microsoftonline.com and the other
- * clouds' login hosts), just enough for client-credential sign-in:
+ * clouds' login hosts), just enough for app sign-in:
  *
  *   POST /{tenant}/oauth2/v2.0/token   grant_type=client_credentials&scope=R/.default
  *   POST /{tenant}/oauth2/token        v1 form, resource=R (string expiries)
@@ -9,8 +9,12 @@
  *   GET  /common/discovery/instance?api-version=1.1&authorization_endpoint=...
  *   GET  /{tenant}/discovery/v2.0/keys
  *
- * Grants are dispatched through grants[] so client assertions and other
- * grant types slot in later. Errors use the AADSTS shape MSAL parses.
+ * client_credentials takes a client_secret, or a client_assertion: a JWT
+ * signed with the key of the client's registered certificate_pem (RS256,
+ * x5t, aud, iss/sub, exp/nbf, jti checked as Entra does) or a federated
+ * token registered for the client. Grants are dispatched through grants[].
+ * Errors use the AADSTS shape MSAL parses. Every issued token is counted
+ * (dbx_emu_token_count) and its grant type and scope go to the request log.
  */
 #include <ctype.h>
 #include <stdarg.h>
