@@ -696,8 +696,9 @@ const struct dbx_clock *dbx_arm_clock(const struct dbx_arm *arm)
  * ({"status": "InProgress" | "Succeeded" | "Failed", "error": {...}}, the
  * Azure-AsyncOperation shape) is understood too, should the service ever
  * send one; the Azure-AsyncOperation header itself is not followed, since
- * struct dbx_http_response does not carry it (Data Box never sends it). Every poll URL carries the
- * bearer token, so it must be https on exactly the cloud's ARM host, like a nextLink.
+ * struct dbx_http_response does not carry it (Data Box never sends it).
+ * Every poll URL carries the bearer token, so it must be https on exactly
+ * the cloud's ARM host, like a nextLink.
  */
 
 #define DBX_ARM_MAX_POLLS 10000 /* a server answering 202 forever without a deadline */
