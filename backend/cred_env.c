@@ -120,17 +120,31 @@ static void first_line(char *buf, size_t cap, const char *s)
 	buf[n] = '\0';
 }
 
-/* Overwrite every occurrence of secret in msg with "***" (belt and braces). */
+/*
+ * Overwrite every occurrence of secret in msg with '*' (belt and braces:
+ * Entra does not echo secrets, but a proxy or a future message might).
+ * Same length, so msg never grows.
+ */
 static void redact(char *msg, const char *secret)
 {
 	size_t sl = strlen(secret);
-	char *p;
+	char *p = sl ? strstr(msg, secret) : NULL;
 
-	if (sl == 0)
-		return;
-	while ((p = strstr(msg, secret)) != NULL) {
-		memmove(p + 3, p + sl, strlen(p + sl) + 1);
-		memcpy(p, "***", 3);
+	while (p) {
+		memset(p, '*', sl);
+		p = strstr(p + sl, secret);
+	}
+}
+
+/* redact() the secret as sent (URL-escaped) and as it is. */
+static void redact_secret(char *msg, const char *secret)
+{
+	char *esc = dbx_url_escape(secret);
+
+	redact(msg, secret);
+	if (esc) {
+		redact(msg, esc);
+		wipe_free(esc);
 	}
 }
 
@@ -205,10 +219,10 @@ static enum dbx_err token_error(const struct env_secret_cred *c,
 		dbx_error_set(err, kind, "env: token request to %s answered HTTP %ld", c->authority,
 			      resp->status);
 	if (err) {
-		redact(err->message, c->secret);
+		redact_secret(err->message, c->secret);
 		err->http_status = resp->status;
 		snprintf(err->code, sizeof(err->code), "%s", code ? code : "");
-		redact(err->code, c->secret);
+		redact_secret(err->code, c->secret);
 		snprintf(err->request_id, sizeof(err->request_id), "%s",
 			 resp->request_id ? resp->request_id : "");
 	}

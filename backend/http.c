@@ -129,7 +129,10 @@ static int count_certs(const char *pem, size_t len)
 
 	if (!bio)
 		return 0;
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+	for (;;) {
+		x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+		if (!x)
+			break;
 		X509_free(x);
 		n++;
 	}

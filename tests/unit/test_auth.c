@@ -589,7 +589,7 @@ static void test_env_error_body(void **state)
 	    /* A service that echoes the secret back must not get it into our message. */
 	    {.status = 400,
 	     .body = "{\"error\":\"invalid_request\",\"error_description\":\"AADSTS90002: bad "
-		     "value " SECRET " in request\"}"},
+		     "value " SECRET " in request body client_secret=s3cr%26t%3D%2B%2F%20x~\"}"},
 	    {.status = 503, .body = "<html>down</html>"},
 	};
 	const struct dbx_env env = {.get = table_get, .ctx = (void *)full_env};
@@ -620,6 +620,7 @@ static void test_env_error_body(void **state)
 	assert_non_null(strstr(err.message, "AADSTS90002"));
 	assert_null(strstr(err.message, SECRET));
 	assert_null(strstr(err.message, "s3cr"));
+	assert_non_null(strstr(err.message, "client_secret=*"));
 
 	dbx_error_clear(&err);
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EREMOTE);
