@@ -650,12 +650,15 @@ static void job_patch(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_r
 {
 	enum json_tokener_error jerr = json_tokener_success;
 	struct json_object *body = NULL, *copy = NULL, *sys, *op;
-	const char *loc = dbx_emu_jstr(job, "location");
+	char loc[64];
 	const char *status = dbx_emu_jstr(dbx_emu_jpath(job, "properties"), "status");
 	bool key_or_identity, has_kek;
 	enum dbx_emu_ssem rc;
 	char opid[37], now[64];
 
+	/* job is released when the merged copy replaces it: keep what is needed */
+	snprintf(loc, sizeof(loc), "%s",
+		 dbx_emu_jstr(job, "location") ? dbx_emu_jstr(job, "location") : "westus");
 	if (q->body && q->body_len)
 		body = json_tokener_parse_verbose(q->body, &jerr);
 	if (!body || !json_object_is_type(body, json_type_object)) {
@@ -714,7 +717,7 @@ static void job_patch(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_r
 	dbx_emu_reply_header(r, "Location",
 			     "https://%s/subscriptions/%s/providers/Microsoft.DataBox/locations/%s/"
 			     "operationResults/%s?api-version=%s",
-			     q->host_raw, c->sub, loc ? loc : "westus", opid, c->apiver);
+			     q->host_raw, c->sub, loc, opid, c->apiver);
 	dbx_emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-writes", "799");
 out:
 	json_object_put(copy);
