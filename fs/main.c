@@ -15,10 +15,12 @@
  * inner transport, the credential only borrows its own. Everything is torn
  * down after the mount ends. Our own options are consumed here; libfuse's
  * (allow_other, ...) pass through, and default_permissions, fsname and
- * subtype are always added.
+ * subtype are always added. Interrupts: ops.c turns on cfg->intr in init;
+ * the SIGUSR1 handler it needs is installed here (see install_intr_handler).
  */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,6 +275,31 @@ static bool valid_api_version(const char *s)
 	return true;
 }
 
+/* Does nothing: its only job is to make a blocking call of the worker thread return EINTR. */
+static void on_intr_signal(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * With cfg->intr on, libfuse answers a FUSE_INTERRUPT (the writer got
+ * Ctrl-C) by sending intr_signal (SIGUSR1) to the worker thread serving the
+ * request. libfuse 3.14 installs a handler for it only in fuse_new(), i.e.
+ * when intr was set by an option, which libfuse 3 no longer accepts, and
+ * not when init() sets it (fixed upstream in 3.17, libfuse PR #958). The
+ * default action of SIGUSR1 would kill the mount, so install a no-op
+ * handler (no SA_RESTART: the worker's sleep returns EINTR) ourselves.
+ */
+static int install_intr_handler(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_intr_signal;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(DBX_INTR_SIGNAL, &sa, NULL);
+}
+
 /* The write pipeline asks this before its PATCH: did the writer get a signal (Ctrl-C)? */
 static int writer_interrupted(void *ctx)
 {
@@ -462,6 +489,11 @@ int main(int argc, char *argv[])
 	uc.interrupted = writer_interrupted;
 	fs.update = &uc;
 
+	if (install_intr_handler() != 0) {
+		dbx_error_set(&err, DBX_ECONFIG, "cannot install the interrupt signal handler: %s",
+			      strerror(errno));
+		goto fail;
+	}
 	ret = fuse_main(args.argc, args.argv, dbx_fuse_operations(), &fs);
 	if (ret != 0)
 		ret = 1;

@@ -101,8 +101,13 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->attr_timeout = 0; /* getattr is served from the cache, fresh within cache_ttl */
 	cfg->kernel_cache = 0;
 	cfg->auto_cache = 0;
-	/* Ctrl-C on a blocked write or read reaches us (fuse_interrupted(), intr_signal). */
+	/*
+	 * Ctrl-C on a blocked write or read reaches us: fuse_interrupted()
+	 * turns true and the worker gets DBX_INTR_SIGNAL, whose handler main.c
+	 * installs (libfuse 3.14 does not when intr is set here).
+	 */
 	cfg->intr = 1;
+	cfg->intr_signal = DBX_INTR_SIGNAL;
 	return get_fs();
 }
 

@@ -8,8 +8,12 @@
 
 #define FUSE_USE_VERSION 31
 #include <fuse.h>
+#include <signal.h>
 
 #include "databoxfs/err.h"
+
+/* The signal libfuse sends a worker thread whose request was interrupted (cfg->intr_signal). */
+#define DBX_INTR_SIGNAL SIGUSR1
 
 /* The one operations table, for fuse_main(). */
 const struct fuse_operations *dbx_fuse_operations(void);
