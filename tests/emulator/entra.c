@@ -494,6 +494,7 @@ static void grant_client_credentials(struct dbx_emu *e, struct dbx_emu_req *q,
 	char client_id[256] = "", secret[512] = "", scope[1024] = "", resource[512] = "";
 	char aud[512], atype[128] = "";
 	const char *cred = NULL; /* the assertion kind, NULL = client secret */
+	bool bad_secret;
 	struct json_object *client, *o;
 	const char *want, *oid, *tok;
 	int lifetime;
@@ -537,7 +538,9 @@ static void grant_client_credentials(struct dbx_emu *e, struct dbx_emu_req *q,
 		return;
 	}
 	want = dbx_emu_jstr(client, "client_secret");
-	if (!cred && (!want || strcmp(want, secret))) {
+	bad_secret = !cred && (!want || strcmp(want, secret));
+	explicit_bzero(secret, sizeof(secret));
+	if (bad_secret) {
 		aad_error(r, 401, "invalid_client", 7000215,
 			  "Invalid client secret provided. Ensure the secret being sent in the "
 			  "request is the client secret value, not the client secret ID, for a "
