@@ -87,6 +87,10 @@ struct world {
 	bool hold_until_both;	/* wait until PATCHes of both orders are in flight */
 	unsigned in_patch;
 	bool hold_timed_out;
+	/* Hold the next job GET, answered with the state before it was held, until released. */
+	bool hold_next_get;
+	bool get_held;
+	bool release_get;
 };
 
 static struct job *find_job(struct world *w, const char *url)
@@ -194,6 +198,21 @@ static void hold(struct world *w)
 	w->hold_until_waiter = false; /* one-shot: the queued writer's own PATCH goes through */
 }
 
+/* Wait (bounded) until *flag is set by the test. World lock held. */
+static void wait_flag(struct world *w, const bool *flag)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += WAIT_BOUND_S;
+	while (!*flag) {
+		if (pthread_cond_timedwait(&w->cond, &w->lock, &until) != 0) {
+			w->hold_timed_out = true;
+			break;
+		}
+	}
+}
+
 static void reply(struct dbx_http_response *resp, long status, char *body)
 {
 	resp->status = status;
@@ -233,6 +252,12 @@ static enum dbx_err world_send(struct dbx_transport *self, const struct dbx_http
 	} else if (j) {
 		note(w, "GET", j->name);
 		body = job_json(j);
+		if (w->hold_next_get) {
+			w->hold_next_get = false;
+			w->get_held = true;
+			pthread_cond_broadcast(&w->cond);
+			wait_flag(w, &w->release_get);
+		}
 	} else if (strstr(req->url, "/resources?")) {
 		note(w, "GET", "resources");
 		body = strdup("{\"value\": [{\"id\": \"" VAULT_ID "\", \"name\": \"contosovault\", "
@@ -961,6 +986,51 @@ static void test_reads_do_not_block(void **state)
 	env_free(env);
 }
 
+struct cat_arg {
+	struct env *env;
+	char *got;
+};
+
+static void *cat_thread(void *p)
+{
+	struct cat_arg *a = p;
+
+	a->got = cat(a->env, ORDER1 "/key_url");
+	return NULL;
+}
+
+/*
+ * A read whose GET left before a write and came back after it must not put
+ * the older state back in the cache: the next cat shows the written value.
+ */
+static void test_inflight_read_loses_to_write(void **state)
+{
+	struct env *env = env_new(KEY0);
+	struct cat_arg r = {env, NULL};
+	pthread_t tr;
+
+	(void)state;
+	assert_cat(env, ORDER1 "/key_url", KEY0 "\n");
+	env->fc.now += 5000; /* stale: the next cat asks ARM */
+	env->w.hold_next_get = true;
+	assert_int_equal(pthread_create(&tr, NULL, cat_thread, &r), 0);
+	pthread_mutex_lock(&env->w.lock);
+	wait_flag(&env->w, &env->w.get_held);
+	pthread_mutex_unlock(&env->w.lock);
+	/* The reader's GET now holds KEY0; the write lands meanwhile. */
+	assert_int_equal(shell_write(env, ORDER1 "/key_url", KEY1 "\n"), 0);
+	pthread_mutex_lock(&env->w.lock);
+	env->w.release_get = true;
+	pthread_cond_broadcast(&env->w.cond);
+	pthread_mutex_unlock(&env->w.lock);
+	pthread_join(tr, NULL);
+	assert_false(env->w.hold_timed_out);
+	assert_string_equal(r.got, KEY1 "\n");
+	free(r.got);
+	assert_cat(env, ORDER1 "/key_url", KEY1 "\n");
+	env_free(env);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -982,6 +1052,7 @@ int main(void)
 	    cmocka_unit_test(test_same_order_serialized),
 	    cmocka_unit_test(test_different_orders_overlap),
 	    cmocka_unit_test(test_reads_do_not_block),
+	    cmocka_unit_test(test_inflight_read_loses_to_write),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
