@@ -10,9 +10,10 @@
  * whose buffers are wiped after the request, and nothing here logs headers
  * or query strings.
  *
- * Easy handles are pooled (mutex-protected) so connections, TLS sessions and
- * DNS entries are reused across requests; each send resets the handle it
- * takes. Transport failures map to the kinds of http.h: DBX_EUNREACHABLE when
+ * Easy handles are pooled (mutex-protected) so connections are reused
+ * across requests, and share one DNS cache and TLS session cache, so a new
+ * handle resumes TLS instead of a full handshake; each send resets the
+ * handle it takes. Transport failures map to the kinds of http.h: DBX_EUNREACHABLE when
  * nothing was sent (DNS, connect, TLS), DBX_ETIMEDOUT at the deadline,
  * DBX_EREMOTE when the request may have reached the server.
  */
@@ -41,6 +42,10 @@ struct curl_transport {
 	pthread_mutex_t lock; /* guards pool and n_pool */
 	CURL *pool[POOL_MAX];
 	size_t n_pool;
+	/* DNS cache and TLS sessions shared by all handles (not connections: libcurl
+	 * does not support sharing those between threads). */
+	CURLSH *share;
+	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 	char *ca_pem; /* system bundle + cafile, or NULL for libcurl's default trust */
 	size_t ca_len;
 	struct curl_slist *connect_to;
@@ -283,7 +288,36 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
-/* ---- the pool ---- */
+/* ---- the share and the pool ---- */
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *userp)
+{
+	struct curl_transport *ct = userp;
+
+	(void)h;
+	(void)access;
+	pthread_mutex_lock(&ct->share_locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *userp)
+{
+	struct curl_transport *ct = userp;
+
+	(void)h;
+	pthread_mutex_unlock(&ct->share_locks[data]);
+}
+
+static bool share_init(struct curl_transport *ct)
+{
+	ct->share = curl_share_init();
+	return ct->share &&
+	       curl_share_setopt(ct->share, CURLSHOPT_LOCKFUNC, share_lock) == CURLSHE_OK &&
+	       curl_share_setopt(ct->share, CURLSHOPT_UNLOCKFUNC, share_unlock) == CURLSHE_OK &&
+	       curl_share_setopt(ct->share, CURLSHOPT_USERDATA, ct) == CURLSHE_OK &&
+	       curl_share_setopt(ct->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) == CURLSHE_OK &&
+	       curl_share_setopt(ct->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) ==
+		   CURLSHE_OK;
+}
 
 static CURL *pool_take(struct curl_transport *ct)
 {
@@ -585,6 +619,7 @@ static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_
 	     curl_easy_setopt(h, CURLOPT_HEADERDATA, &x) == CURLE_OK &&
 	     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) == CURLE_OK &&
 	     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_SHARE, ct->share) == CURLE_OK &&
 	     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms) == CURLE_OK &&
 	     set_method(h, req);
 	if (ok && remaining)
@@ -667,6 +702,10 @@ static void curl_destroy(struct dbx_transport *self)
 
 	for (size_t i = 0; i < ct->n_pool; i++)
 		curl_easy_cleanup(ct->pool[i]);
+	if (ct->share)
+		curl_share_cleanup(ct->share); /* after every handle that used it */
+	for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&ct->share_locks[i]);
 	pthread_mutex_destroy(&ct->lock);
 	curl_slist_free_all(ct->connect_to);
 	free(ct->ca_pem);
@@ -702,6 +741,12 @@ struct dbx_transport *dbx_http_curl_new(const struct dbx_curl_options *opt, stru
 	ct->base.send = curl_send;
 	ct->base.destroy = curl_destroy;
 	pthread_mutex_init(&ct->lock, NULL);
+	for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&ct->share_locks[i], NULL);
+	if (!share_init(ct)) {
+		dbx_error_set(err, DBX_ENOMEM, "cannot set up libcurl's shared caches");
+		goto fail;
+	}
 	ct->verbose = opt && opt->verbose;
 	ua = opt && opt->user_agent ? opt->user_agent : "databoxfs/" DBX_VERSION;
 	if (asprintf(&ct->user_agent_header, "User-Agent: %s", ua) < 0) {
