@@ -7,8 +7,14 @@ lists (by subscription and resource group, following nextLink verbatim),
 GET with and without $expand=details, ARM 401s, api-version errors, a 429
 fault with Retry-After then success, a dropped connection, counters and the
 request log, Key Vault challenge and key bundles (real modulus sizes),
-vault and identity lookups, the PATCH long-running operation, latency.
-Bounded by an alarm; the emulator is always stopped.
+vault and identity lookups, the PATCH long-running operation, latency;
+then client assertions (certificates made with openssl, federated tokens),
+the IMDS and App Service endpoints, token lifetime and statistics; then the
+service's rules: one refused PATCH per Ssem code (the job untouched), 409 on
+closed jobs, an armed operation failure, the DataCopy re-checks after each
+admin mutation (key disabled, expired, deleted; policy revoked; purge
+protection off; identity deleted or dropped; tenant move and its documented
+recovery; vault deleted). Bounded by an alarm; the emulator is always stopped.
 """
 import argparse
 import base64
