@@ -454,10 +454,11 @@ enum dbx_err dbx_fs_writer_write(struct dbx_fs *fs, struct dbx_fs_writer *w, con
 
 	w->too_big = false;
 	if (w->applied)
-		return dbx_error_set(err, DBX_EINVAL,
-				     "%s: the value of this open was already applied; one value "
-				     "per open (open the file again to write another)",
-				     name);
+		return dbx_error_set(
+		    err, DBX_EINVAL,
+		    "%s: this open already applied (or had refused) its value; one "
+		    "value per open (open the file again to write another)",
+		    name);
 	if (!w->append && (off < 0 || (uint64_t)off != w->len))
 		return dbx_error_set(err, DBX_EINVAL,
 				     "%s: write at offset %lld after %zu bytes; a value must be "
