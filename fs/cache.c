@@ -73,6 +73,7 @@ struct entry {
 	struct dbx_error write_err;
 	time_t write_err_time;
 	char write_target[32];
+	time_t write_changed; /* the errors file gained or lost its last-write block */
 };
 
 struct dbx_cache {
@@ -784,6 +785,7 @@ static void fill_view(struct dbx_cache *c, struct entry *e, struct dbx_order_vie
 	view->ino = dir_ino(e);
 	view->mtime = c->started;
 	view->has_write_err = e->has_write_err;
+	view->write_changed = e->write_changed;
 	if (e->has_write_err) {
 		view->write_err = e->write_err;
 		view->write_err_time = e->write_err_time;
@@ -1015,6 +1017,8 @@ void dbx_cache_write_result(struct dbx_cache *c, const char *subscription,
 	if (!e)
 		goto out;
 	if (!err) {
+		if (e->has_write_err)
+			e->write_changed = c->wall();
 		e->has_write_err = false;
 		dbx_error_clear(&e->write_err);
 		goto out;
@@ -1022,6 +1026,7 @@ void dbx_cache_write_result(struct dbx_cache *c, const char *subscription,
 	e->has_write_err = true;
 	e->write_err = *err;
 	e->write_err_time = c->wall();
+	e->write_changed = e->write_err_time;
 	snprintf(e->write_target, sizeof(e->write_target), "%s", target ? target : "");
 out:
 	pthread_mutex_unlock(&c->lock);

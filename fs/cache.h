@@ -108,6 +108,7 @@ struct dbx_order_view {
 	struct dbx_error write_err;
 	time_t write_err_time; /* wall clock */
 	char write_target[32]; /* the file written, e.g. "key_url" */
+	time_t write_changed;  /* when a last-write error was last recorded or cleared, or 0 */
 };
 
 /*

@@ -78,10 +78,10 @@ static enum dbx_err render(const struct dbx_order_view *view, size_t attr, char 
 		ctx.write_err = &view->write_err;
 		ctx.write_time = view->write_err_time;
 		ctx.write_target = view->write_target;
-		/* Only errors shows it, so only errors moves (backups see the change). */
-		if ((int)attr == errors_attr() && view->write_err_time > *mtime)
-			*mtime = view->write_err_time;
 	}
+	/* Only errors shows the last-write block, so only errors moves when it comes or goes. */
+	if ((int)attr == errors_attr() && view->write_changed > *mtime)
+		*mtime = view->write_changed;
 	rc = dbx_attr_show(attr, &ctx, buf, len);
 	if (rc != DBX_OK)
 		return dbx_error_set(err, rc, "%s: cannot render", dbx_attrs[attr].name);

@@ -419,6 +419,15 @@ static void assert_cat(struct env *env, const char *path, const char *want)
 	free(got);
 }
 
+static time_t mtime_of(struct env *env, const char *path)
+{
+	struct dbx_error err = {0};
+	struct stat st;
+
+	assert_int_equal(dbx_fs_getattr(&env->fs, path, &st, &err), DBX_OK);
+	return st.st_mtime;
+}
+
 /*
  * What `echo`/`printf` do: open for writing, one write(2) at offset 0, close.
  * Returns the errno of the write, or of the close when the write succeeded.
@@ -788,12 +797,18 @@ static void test_failed_then_ok(void **state)
 	assert_true(strstr(errors, "source: last-write") < strstr(errors, "source: order"));
 	free(errors);
 
+	/* errors changed when the block came, and again when it goes: backups see both. */
+	assert_int_equal(mtime_of(env, ORDER1 "/errors"), 1800000000);
+	assert_true(mtime_of(env, ORDER1 "/key_url") < 1800000000);
+
 	env->w.patch_status = 0;
+	wall_now = 1800000500;
 	assert_int_equal(shell_write(env, ORDER1 "/key_url", KEY1 "\n"), 0);
 	errors = cat(env, ORDER1 "/errors");
 	assert_null(strstr(errors, "last-write"));
 	assert_non_null(strstr(errors, "source: order"));
 	free(errors);
+	assert_int_equal(mtime_of(env, ORDER1 "/errors"), 1800000500);
 	assert_cat(env, ORDER1 "/key_url", KEY1 "\n");
 	env_free(env);
 }
