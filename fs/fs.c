@@ -300,13 +300,14 @@ static enum dbx_err apply_value(struct dbx_fs *fs, const struct dbx_node *node, 
 	struct dbx_update_report report = {0};
 	struct dbx_order *result = NULL;
 	struct dbx_error e = {0};
+	bool locked;
 	enum dbx_err rc;
 
 	rc = dbx_cache_write_lock(fs->cache, node->subscription, node->resource_group, node->order,
 				  u->timeout_ms, u->interrupted, u->interrupted_ctx, &e);
-	if (rc != DBX_OK)
-		goto out;
-	rc = parse_value(fs, node, value, len, &w, &e);
+	locked = rc == DBX_OK;
+	if (rc == DBX_OK)
+		rc = parse_value(fs, node, value, len, &w, &e);
 	if (rc == DBX_OK && w.noop) {
 		dbx_log(DBX_LOG_DEBUG, "%s/%s/%s/%s: the current value; nothing sent",
 			node->subscription, node->resource_group, node->order, name);
@@ -330,8 +331,9 @@ static enum dbx_err apply_value(struct dbx_fs *fs, const struct dbx_node *node, 
 		e.err = rc;
 	dbx_cache_write_result(fs->cache, node->subscription, node->resource_group, node->order,
 			       name, rc == DBX_OK ? NULL : &e);
-	dbx_cache_write_unlock(fs->cache, node->subscription, node->resource_group, node->order);
-out:
+	if (locked)
+		dbx_cache_write_unlock(fs->cache, node->subscription, node->resource_group,
+				       node->order);
 	dbx_order_free(result);
 	if (rc != DBX_OK && err)
 		*err = e;

@@ -83,8 +83,10 @@ struct world {
 	const char *patch_body;
 	/* Concurrency hooks, run inside a PATCH before it is applied. */
 	struct dbx_cache *cache;
-	bool hold_until_waiter; /* wait until another writer queues on the write lock */
-	bool hold_until_both;	/* wait until PATCHes of both orders are in flight */
+	bool hold_until_waiter;	 /* wait until another writer queues on the write lock */
+	bool hold_until_both;	 /* wait until PATCHes of both orders are in flight */
+	bool hold_until_release; /* wait until release_patch is set */
+	bool release_patch;
 	unsigned in_patch;
 	bool hold_timed_out;
 	/* Hold the next job GET, answered with the state before it was held, until released. */
@@ -166,6 +168,8 @@ static bool hold_done(struct world *w)
 		return dbx_cache_write_waiters(w->cache) > 0;
 	if (w->hold_until_both)
 		return w->in_patch >= 2;
+	if (w->hold_until_release)
+		return w->release_patch;
 	return true;
 }
 
@@ -236,7 +240,7 @@ static enum dbx_err world_send(struct dbx_transport *self, const struct dbx_http
 	if (j && strcmp(req->method, "PATCH") == 0) {
 		note(w, "PATCH", j->name);
 		w->patches++;
-		if (w->hold_until_waiter || w->hold_until_both)
+		if (w->hold_until_waiter || w->hold_until_both || w->hold_until_release)
 			hold(w);
 		if (w->patch_status) {
 			status = w->patch_status;
@@ -950,6 +954,44 @@ static void test_same_order_serialized(void **state)
 	env_free(env);
 }
 
+/* A writer queued behind another write to the same order can be interrupted: EINTR, nothing sent.
+ */
+static void test_queued_writer_interrupted(void **state)
+{
+	struct env *env = env_new(KEY0);
+	struct writer_arg a = {env, ORDER1 "/key_url", KEY1 "\n", -1};
+	struct writer_arg b = {env, ORDER1 "/encryption_type", "MicrosoftManaged\n", -1};
+	struct timespec tick = {0, 1000000};
+	pthread_t ta, tb;
+	int spins = 0;
+
+	(void)state;
+	env->w.hold_until_release = true;
+	assert_int_equal(pthread_create(&ta, NULL, writer_thread, &a), 0);
+	pthread_mutex_lock(&env->w.lock);
+	while (env->w.in_patch < 1)
+		pthread_cond_wait(&env->w.cond, &env->w.lock);
+	pthread_mutex_unlock(&env->w.lock);
+	assert_int_equal(pthread_create(&tb, NULL, writer_thread, &b), 0);
+	while (dbx_cache_write_waiters(env->cache) == 0 && spins++ < WAIT_BOUND_S * 1000)
+		nanosleep(&tick, NULL);
+	assert_int_equal(dbx_cache_write_waiters(env->cache), 1);
+	interrupt_flag = 1; /* Ctrl-C on b; a has sent its PATCH and runs to its end */
+	pthread_join(tb, NULL);
+	interrupt_flag = 0;
+	assert_int_equal(b.errnum, EINTR);
+	pthread_mutex_lock(&env->w.lock);
+	env->w.release_patch = true;
+	pthread_cond_broadcast(&env->w.cond);
+	pthread_mutex_unlock(&env->w.lock);
+	pthread_join(ta, NULL);
+	assert_false(env->w.hold_timed_out);
+	assert_int_equal(a.errnum, 0);
+	assert_int_equal(env->w.patches, 1);
+	assert_string_equal(env->w.jobs[0].kek_url, KEY1);
+	env_free(env);
+}
+
 /* Two writers on two orders overlap: both PATCHes are in flight at once. */
 static void test_different_orders_overlap(void **state)
 {
@@ -1065,6 +1107,7 @@ int main(void)
 	    cmocka_unit_test(test_interrupted),
 	    cmocka_unit_test(test_read_only_files),
 	    cmocka_unit_test(test_same_order_serialized),
+	    cmocka_unit_test(test_queued_writer_interrupted),
 	    cmocka_unit_test(test_different_orders_overlap),
 	    cmocka_unit_test(test_reads_do_not_block),
 	    cmocka_unit_test(test_inflight_read_loses_to_write),
