@@ -624,6 +624,14 @@ static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_
 	     set_method(h, req);
 	if (ok && remaining)
 		ok = curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)remaining) == CURLE_OK;
+	/*
+	 * libcurl silently sends a request again when a reused connection
+	 * turns out dead before any answer. That is fine for a GET and wrong
+	 * for a PATCH, which must never be resent blindly (DESIGN.md 5): a
+	 * non-idempotent request always gets a connection of its own.
+	 */
+	if (ok && !req->idempotent)
+		ok = curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK;
 	if (ok && ct->ca_pem) {
 		struct curl_blob blob = {
 		    .data = ct->ca_pem, .len = ct->ca_len, .flags = CURL_BLOB_NOCOPY};

@@ -443,6 +443,7 @@ static enum dbx_err do_call(struct dbx_transport *t, const struct call *c,
 	    .body_len = c->body ? strlen(c->body) : 0,
 	    .content_type = c->body ? "application/json" : NULL,
 	    .deadline_ms = c->deadline_ms,
+	    .idempotent = strcmp(c->method, "GET") == 0,
 	};
 
 	dbx_http_response_reset(resp);
@@ -715,6 +716,33 @@ static void test_connections_reused_across_threads(void **state)
 	dbx_transport_destroy(t);
 }
 
+/*
+ * A PATCH must never be sent twice by libcurl's own retry on a reused
+ * connection that died: each non-idempotent request opens its own.
+ */
+static void test_patch_gets_a_connection_of_its_own(void **state)
+{
+	struct world *w = *state;
+	struct dbx_transport *t = new_transport(w, true);
+	struct dbx_http_response resp = {0};
+	struct dbx_error err = {0};
+	const struct call get = {.method = "GET", .url = "https://management.azure.com/echo"};
+	const struct call patch = {
+	    .method = "PATCH", .url = "https://management.azure.com/echo", .body = "{}"};
+	int before;
+
+	assert_int_equal(do_call(t, &get, &resp, &err), DBX_OK);
+	dbx_http_response_reset(&resp);
+	before = server_conns(&w->srv);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(do_call(t, &patch, &resp, &err), DBX_OK);
+		assert_int_equal(resp.status, 200);
+		dbx_http_response_reset(&resp);
+	}
+	assert_int_equal(server_conns(&w->srv) - before, 3);
+	dbx_transport_destroy(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -727,6 +755,7 @@ int main(void)
 	    cmocka_unit_test(test_refusals_before_sending),
 	    cmocka_unit_test(test_connection_refused),
 	    cmocka_unit_test(test_connections_reused_across_threads),
+	    cmocka_unit_test(test_patch_gets_a_connection_of_its_own),
 	};
 
 	signal(SIGPIPE, SIG_IGN); /* the server writes to clients that gave up (body cap) */
