@@ -1,0 +1,206 @@
+"""Each credential source, picked with -o credential=NAME, mounts and reads
+an order through a real mount against the emulator, and the emulator saw
+the grant it should have: a client secret, a certificate-signed client
+assertion, the federated (workload identity) assertion, an IMDS or App
+Service managed identity request, or no token request from databoxfs at
+all (the Azure CLI stand-in fetched the token), always for the ARM
+audience. A certificate whose key belongs to another certificate refuses
+to start the mount, with a clear message and exit status 1."""
+
+import os
+import re
+import unittest
+
+import authtest
+import harness
+
+
+class Sources(unittest.TestCase):
+	@classmethod
+	def setUpClass(cls):
+		cls.world = authtest.small_world(seed=41)
+		cls.job = cls.world["jobs"][1]
+		cls.emu = harness.Emulator(cls.world).start()
+		cls.client = cls.world["clients"][0]
+		cls.tenant = cls.client["tenant_id"]
+
+	@classmethod
+	def tearDownClass(cls):
+		cls.emu.stop()
+
+	def setUp(self):
+		self.cleanup = []
+		self.tmp = harness.tempfile.mkdtemp(prefix="dbx-auth-")
+		authtest.reset_log(self.emu)
+		self.before = authtest.token_stats(self.emu)
+
+	def tearDown(self):
+		authtest.stop_all(self.cleanup)
+		harness.shutil.rmtree(self.tmp, ignore_errors=True)
+
+	def mount(self, credential, env, **kw):
+		m = authtest.auth_mount(self.emu, credential, env, **kw)
+		self.cleanup.append(m)
+		return m
+
+	def read_and_check(self, m, grant, credential_kind):
+		"""Mount m, read the order, then check what the emulator issued."""
+		m.start()
+		authtest.read_order(self, m, self.job)
+		after = authtest.token_stats(self.emu)
+		by_grant = authtest.stats_delta(self.before, after, "by_grant_type")
+		by_cred = authtest.stats_delta(self.before, after, "by_credential")
+		by_aud = authtest.stats_delta(self.before, after, "by_audience")
+		harness.log("%s: grants %s, credentials %s, audiences %s" %
+			    (re.search(r"credential=(\w+)", m.argv[-2]).group(1), by_grant, by_cred, by_aud))
+		self.assertEqual(list(by_grant), [grant], "grant types issued: %s" % by_grant)
+		self.assertEqual(list(by_cred), [credential_kind], "credentials used: %s" % by_cred)
+		self.assertEqual(len(by_aud), 1, "audiences: %s" % by_aud)
+		self.assertEqual(list(by_aud)[0].rstrip("/"), authtest.ARM_AUD.rstrip("/"),
+				 "audience: %s" % by_aud)
+		# One token served every ARM request of the session (cached).
+		self.assertEqual(by_grant[grant], 1, "token requests: %s" % by_grant)
+		arm = authtest.arm_requests(self.emu)
+		self.assertTrue(arm, "no ARM request reached the emulator")
+		self.assertEqual([r for r in arm if r["status"] != 200], [], "ARM refused a request")
+		toks = authtest.token_requests(self.emu)
+		if credential_kind == "imds":
+			# The availability probe: no query, no Metadata header, answered 400.
+			probe = toks.pop(0)
+			self.assertEqual((probe["query"], probe["status"]), ("", 400), probe)
+			self.assertNotIn("grant_type", probe)
+		self.assertEqual(len(toks), 1, "token requests in the log: %s" % toks)
+		self.assertEqual(toks[0]["status"], 200)
+		self.assertTrue(toks[0]["user_agent"].startswith("databoxfs/"), toks[0])
+		return toks[0]
+
+	def env_ids(self, client=None):
+		c = client or self.client
+		return {"AZURE_TENANT_ID": c["tenant_id"], "AZURE_CLIENT_ID": c["client_id"]}
+
+	def test_env_secret(self):
+		env = self.env_ids()
+		env["AZURE_CLIENT_SECRET"] = self.client["client_secret"]
+		tok = self.read_and_check(self.mount("env", env), "client_credentials", "client_secret")
+		self.assertEqual(tok["grant_type"], "client_credentials")
+		self.assertEqual(tok["scope"], "https://management.azure.com/.default")
+		self.assertEqual(tok["path"], "/%s/oauth2/v2.0/token" % self.tenant)
+
+	def cert_client(self):
+		cert, key = authtest.make_cert(self.tmp, "app")
+		app = authtest.register_client(self.emu, self.tenant, certificate_pem=cert)
+		return app, cert, key
+
+	def test_env_certificate(self):
+		app, cert, key = self.cert_client()
+		pem = authtest.write_file(os.path.join(self.tmp, "app.pem"), cert + key)
+		env = self.env_ids(app)
+		env["AZURE_CLIENT_CERTIFICATE_PATH"] = pem
+		tok = self.read_and_check(self.mount("cert", env), "client_credentials",
+					  "client_assertion_certificate")
+		self.assertEqual(tok["scope"], "https://management.azure.com/.default")
+		self.assertEqual(tok["path"], "/%s/oauth2/v2.0/token" % self.tenant)
+
+	def test_env_certificate_wrong_key(self):
+		app, cert, _ = self.cert_client()
+		_, other_key = authtest.make_cert(self.tmp, "other")
+		pem = authtest.write_file(os.path.join(self.tmp, "wrong.pem"), cert + other_key)
+		env = self.env_ids(app)
+		env["AZURE_CLIENT_CERTIFICATE_PATH"] = pem
+		rc, err = authtest.start_refused(self, self.mount("cert", env))
+		harness.log("wrong key: exit %d: %s" % (rc, err.strip()))
+		self.assertEqual(rc, 1, "exit status; stderr: %s" % err)
+		self.assertRegex(err, r"(?i)key.*(certificate|match)|(certificate|match).*key",
+				 "the message does not say the key and certificate disagree")
+		self.assertIn(pem, err, "the message does not name the file")
+		self.assertLessEqual(len(err.strip().splitlines()), 2, "not one clear message: %s" % err)
+		self.assertNotIn("BEGIN", err, "key material in the message")
+		self.assertEqual(authtest.token_requests(self.emu), [], "a token was requested")
+
+	def test_workload_identity(self):
+		app = self.world["clients"][2]
+		self.assertIn("federated_token", app, "gen-world's third client is the workload app")
+		tf = authtest.write_file(os.path.join(self.tmp, "sa-token"), app["federated_token"] + "\n")
+		env = self.env_ids(app)
+		env["AZURE_FEDERATED_TOKEN_FILE"] = tf
+		tok = self.read_and_check(self.mount("workload", env), "client_credentials",
+					  "client_assertion_federated")
+		self.assertEqual(tok["scope"], "https://management.azure.com/.default")
+		self.assertEqual(tok["path"], "/%s/oauth2/v2.0/token" % self.tenant)
+
+	def imds_check(self, tok, client_id=None):
+		self.assertEqual(tok["service"], "imds")
+		self.assertEqual(tok["path"], "/metadata/identity/oauth2/token")
+		q = dict(p.split("=", 1) for p in tok["query"].split("&"))
+		self.assertEqual(q.get("api-version"), "2018-02-01")
+		self.assertEqual(harness.urllib.parse.unquote(q.get("resource", "")),
+				 "https://management.azure.com")
+		self.assertEqual(q.get("client_id"), client_id)
+
+	def test_managed_identity_imds_system(self):
+		# No AZURE_CLIENT_ID: the system-assigned identity.
+		m = self.mount("msi", {}, imds="emu")
+		tok = self.read_and_check(m, "managed_identity", "imds")
+		self.imds_check(tok)
+
+	def test_managed_identity_imds_user_assigned(self):
+		uai = [i for i in self.world["managed_identities"] if not i["system"]][0]
+		m = self.mount("msi", {"AZURE_CLIENT_ID": uai["client_id"]}, imds="emu")
+		tok = self.read_and_check(m, "managed_identity", "imds")
+		self.imds_check(tok, uai["client_id"])
+
+	def test_managed_identity_app_service(self):
+		env = {"IDENTITY_ENDPOINT": "http://127.0.0.1:%d/msi/token" % authtest.imds_port(self.emu),
+		       "IDENTITY_HEADER": self.world["identity_header"]}
+		tok = self.read_and_check(self.mount("msi", env, app_service=True),
+					  "managed_identity", "app_service")
+		self.assertEqual(tok["path"], "/msi/token")
+		self.assertIn("api-version=2019-08-01", tok["query"])
+		self.assertIn("resource=https%3A%2F%2Fmanagement.azure.com", tok["query"])
+		err = self.cleanup[-1].stderr()
+		self.assertNotIn(self.world["identity_header"], err)
+
+	def test_azure_cli(self):
+		az = authtest.FakeAz(self.emu)
+		self.cleanup.append(az)
+		env = {"PATH": az.path(), "AZURE_TENANT_ID": self.tenant}
+		m = self.mount("cli", env)
+		m.start()
+		authtest.read_order(self, m, self.job)
+		calls = az.calls()
+		self.assertEqual(len(calls), 1, "az runs: %s" % calls)
+		c = calls[0]
+		self.assertEqual(c["argv"], ["account", "get-access-token", "--output", "json",
+					     "--resource", "https://management.azure.com",
+					     "--tenant", self.tenant])
+		self.assertEqual(c["exit"], 0)
+		self.assertEqual(c["cwd"], "/")
+		self.assertEqual(c["stdin"], "/dev/null")
+		self.assertEqual(c["pgid"], c["pid"], "az does not run in its own process group")
+		self.assertIn("AZURE_CORE_NO_COLOR", c["env_names"])
+		# databoxfs itself asked Entra for nothing: the one token request is the stand-in's.
+		toks = authtest.token_requests(self.emu)
+		self.assertEqual(len(toks), 1, toks)
+		self.assertEqual(toks[0]["user_agent"], "fake-az/1.0")
+		after = authtest.token_stats(self.emu)
+		self.assertEqual(after["total"] - self.before["total"], 1)
+		arm = authtest.arm_requests(self.emu)
+		self.assertTrue(arm)
+		self.assertEqual([r for r in arm if r["status"] != 200], [])
+		self.assertTrue(all(r["user_agent"].startswith("databoxfs/") for r in arm))
+
+	def test_azure_cli_logged_out(self):
+		"""az that is not logged in: reads fail with EACCES/EIO-like errors
+		and the log says to run az login (the mount itself may be up)."""
+		az = authtest.FakeAz(self.emu, mode="logged_out")
+		self.cleanup.append(az)
+		m = self.mount("cli", {"PATH": az.path()})
+		m.start()
+		p = harness.run(["cat", authtest.order_path(m, self.job)], timeout=60)
+		self.assertNotEqual(p.returncode, 0, "read succeeded without a token")
+		self.assertIn("az login", m.stderr(), "the log does not say to run az login")
+		self.assertGreaterEqual(len(az.calls()), 1)
+
+
+if __name__ == "__main__":
+	harness.main()
