@@ -292,6 +292,59 @@ void dbx_order_free(struct dbx_order *order)
 	free(order);
 }
 
+struct dbx_order *dbx_order_dup(const struct dbx_order *o)
+{
+	struct dbx_order *c = calloc(1, sizeof(*c));
+	bool oom = false;
+
+	if (!c)
+		return NULL;
+	c->id = dup_str(o->id, &oom);
+	c->subscription = dup_str(o->subscription, &oom);
+	c->resource_group = dup_str(o->resource_group, &oom);
+	c->name = dup_str(o->name, &oom);
+	c->location = dup_str(o->location, &oom);
+	c->sku = dup_str(o->sku, &oom);
+	c->status = dup_str(o->status, &oom);
+	c->has_details = o->has_details;
+	c->kek_type = o->kek_type;
+	c->kek_url = dup_str(o->kek_url, &oom);
+	c->kek_vault_id = dup_str(o->kek_vault_id, &oom);
+	c->kek_identity_type = dup_str(o->kek_identity_type, &oom);
+	c->kek_uai_id = dup_str(o->kek_uai_id, &oom);
+	c->identity_type = dup_str(o->identity_type, &oom);
+	c->principal_id = dup_str(o->principal_id, &oom);
+	c->tenant_id = dup_str(o->tenant_id, &oom);
+	c->last_modified = dup_str(o->last_modified, &oom);
+	c->mtime = o->mtime;
+	if (o->n_uai) {
+		c->uai_ids = calloc(o->n_uai, sizeof(*c->uai_ids));
+		if (!c->uai_ids)
+			oom = true;
+		for (size_t i = 0; c->uai_ids && i < o->n_uai; i++) {
+			c->uai_ids[i] = dup_str(o->uai_ids[i], &oom);
+			c->n_uai++;
+		}
+	}
+	if (o->n_problems) {
+		c->problems = calloc(o->n_problems, sizeof(*c->problems));
+		if (!c->problems)
+			oom = true;
+		for (size_t i = 0; c->problems && i < o->n_problems; i++) {
+			c->problems[i].code = dup_str(o->problems[i].code, &oom);
+			c->problems[i].message = dup_str(o->problems[i].message, &oom);
+			c->problems[i].target = dup_str(o->problems[i].target, &oom);
+			c->problems[i].time = dup_str(o->problems[i].time, &oom);
+			c->n_problems++;
+		}
+	}
+	if (oom) {
+		dbx_order_free(c);
+		return NULL;
+	}
+	return c;
+}
+
 /* Append one problem; strings are copied. */
 static void add_problem(struct dbx_order *o, const char *code, const char *message,
 			const char *target, const char *time, bool *oom)

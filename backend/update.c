@@ -44,18 +44,6 @@
 
 /* ---- small helpers ---- */
 
-static char *dup_str(const char *s, bool *oom)
-{
-	char *d;
-
-	if (!s)
-		return NULL;
-	d = strdup(s);
-	if (!d)
-		*oom = true;
-	return d;
-}
-
 /* Replace *field with a copy of value (NULL clears it); false on ENOMEM. */
 static bool set_field(char **field, const char *value)
 {
@@ -179,60 +167,6 @@ static bool shows_change(const struct dbx_order *got, const struct dbx_order *wa
 	return true;
 }
 
-/* A deep copy of o, or NULL on ENOMEM. */
-static struct dbx_order *order_dup(const struct dbx_order *o)
-{
-	struct dbx_order *c = calloc(1, sizeof(*c));
-	bool oom = false;
-
-	if (!c)
-		return NULL;
-	c->id = dup_str(o->id, &oom);
-	c->subscription = dup_str(o->subscription, &oom);
-	c->resource_group = dup_str(o->resource_group, &oom);
-	c->name = dup_str(o->name, &oom);
-	c->location = dup_str(o->location, &oom);
-	c->sku = dup_str(o->sku, &oom);
-	c->status = dup_str(o->status, &oom);
-	c->has_details = o->has_details;
-	c->kek_type = o->kek_type;
-	c->kek_url = dup_str(o->kek_url, &oom);
-	c->kek_vault_id = dup_str(o->kek_vault_id, &oom);
-	c->kek_identity_type = dup_str(o->kek_identity_type, &oom);
-	c->kek_uai_id = dup_str(o->kek_uai_id, &oom);
-	c->identity_type = dup_str(o->identity_type, &oom);
-	c->principal_id = dup_str(o->principal_id, &oom);
-	c->tenant_id = dup_str(o->tenant_id, &oom);
-	c->last_modified = dup_str(o->last_modified, &oom);
-	c->mtime = o->mtime;
-	if (o->n_uai) {
-		c->uai_ids = calloc(o->n_uai, sizeof(*c->uai_ids));
-		if (!c->uai_ids)
-			oom = true;
-		for (size_t i = 0; c->uai_ids && i < o->n_uai; i++) {
-			c->uai_ids[i] = dup_str(o->uai_ids[i], &oom);
-			c->n_uai++;
-		}
-	}
-	if (o->n_problems) {
-		c->problems = calloc(o->n_problems, sizeof(*c->problems));
-		if (!c->problems)
-			oom = true;
-		for (size_t i = 0; c->problems && i < o->n_problems; i++) {
-			c->problems[i].code = dup_str(o->problems[i].code, &oom);
-			c->problems[i].message = dup_str(o->problems[i].message, &oom);
-			c->problems[i].target = dup_str(o->problems[i].target, &oom);
-			c->problems[i].time = dup_str(o->problems[i].time, &oom);
-			c->n_problems++;
-		}
-	}
-	if (oom) {
-		dbx_order_free(c);
-		return NULL;
-	}
-	return c;
-}
-
 /* MicrosoftManaged: no URL, no vault, no key identity. */
 static void drop_key(struct dbx_order *o)
 {
@@ -302,7 +236,7 @@ enum dbx_err dbx_update_merge(const struct dbx_order *current,
 	key_set = change->has_key_url && !change->key_url_null;
 	key_drop = (change->has_key_url && change->key_url_null) ||
 		   (change->has_kek_type && change->kek_type == DBX_KEK_CHOICE_MICROSOFT);
-	want = order_dup(current);
+	want = dbx_order_dup(current);
 	if (!want)
 		goto oom;
 

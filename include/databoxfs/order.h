@@ -75,6 +75,13 @@ DBX_MUST_CHECK enum dbx_err dbx_order_parse(const char *text, size_t len, struct
 void dbx_order_free(struct dbx_order *order);
 
 /*
+ * A deep copy of order: every string, the user-assigned identity IDs and
+ * the problems are copied, so the copy is freed with dbx_order_free on its
+ * own. NULL on ENOMEM. Added after the first cut of this header; additive.
+ */
+struct dbx_order *dbx_order_dup(const struct dbx_order *order);
+
+/*
  * The "identity" value the filesystem shows: the user-assigned identity ID
  * when identityProperties say UserAssigned, else "SystemAssigned" when the
  * job has a system-assigned identity, else "None". Static or borrowed string.

@@ -293,6 +293,94 @@ static void test_problems_error_then_stages(void **state)
 	dbx_order_free(o);
 }
 
+/* Equal strings held in separate buffers, or both NULL. */
+static void assert_same_copy(const char *orig, const char *copy)
+{
+	if (!orig) {
+		assert_null(copy);
+		return;
+	}
+	assert_non_null(copy);
+	assert_ptr_not_equal(orig, copy);
+	assert_string_equal(orig, copy);
+}
+
+static void test_dup_is_deep_and_complete(void **state)
+{
+	/* Every kind of field set: key with a user-assigned identity, job identity with two
+	 * user-assigned identities, problems, systemData. */
+	struct dbx_order *o = parse_ok(
+	    "{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"location\": \"westus\","
+	    " \"sku\": {\"name\": \"DataBox\"},"
+	    " \"identity\": {\"type\": \"SystemAssigned,UserAssigned\", \"principalId\": \"p\","
+	    "  \"tenantId\": \"t\", \"userAssignedIdentities\": {\"" UAI_ID
+	    "\": {}, \"/other\": {}}},"
+	    " \"systemData\": {\"lastModifiedAt\": \"2025-05-26T06:50:23.0185023+00:00\"},"
+	    " \"properties\": {\"status\": \"DataCopy\","
+	    "  \"error\": {\"code\": \"C\", \"message\": \"M\", \"target\": \"T\"},"
+	    "  \"details\": {\"jobStages\": [{\"stageName\": \"DataCopy\", \"stageStatus\": "
+	    "\"Failed\", \"stageTime\": \"2026-11-28T12:00:00Z\"}],"
+	    "   \"keyEncryptionKey\": {\"kekType\": \"CustomerManaged\", \"kekUrl\": "
+	    "\"https://myvault.vault.azure.net/keys/mykey\", \"kekVaultResourceID\": \"" VAULT_ID
+	    "\","
+	    "    \"identityProperties\": {\"type\": \"UserAssigned\", \"userAssigned\": "
+	    "{\"resourceId\": \"" UAI_ID "\"}}}}}}");
+	struct dbx_order *c = dbx_order_dup(o);
+
+	(void)state;
+	assert_non_null(c);
+	assert_same_copy(o->id, c->id);
+	assert_same_copy(o->subscription, c->subscription);
+	assert_same_copy(o->resource_group, c->resource_group);
+	assert_same_copy(o->name, c->name);
+	assert_same_copy(o->location, c->location);
+	assert_same_copy(o->sku, c->sku);
+	assert_same_copy(o->status, c->status);
+	assert_true(c->has_details);
+	assert_int_equal(c->kek_type, DBX_KEK_CUSTOMER);
+	assert_same_copy(o->kek_url, c->kek_url);
+	assert_same_copy(o->kek_vault_id, c->kek_vault_id);
+	assert_same_copy(o->kek_identity_type, c->kek_identity_type);
+	assert_same_copy(o->kek_uai_id, c->kek_uai_id);
+	assert_same_copy(o->identity_type, c->identity_type);
+	assert_same_copy(o->principal_id, c->principal_id);
+	assert_same_copy(o->tenant_id, c->tenant_id);
+	assert_same_copy(o->last_modified, c->last_modified);
+	assert_int_equal(c->mtime, o->mtime);
+	assert_true(c->mtime > 0);
+	assert_int_equal(c->n_uai, 2);
+	assert_ptr_not_equal(c->uai_ids, o->uai_ids);
+	for (size_t i = 0; i < c->n_uai; i++)
+		assert_same_copy(o->uai_ids[i], c->uai_ids[i]);
+	assert_int_equal(c->n_problems, 2);
+	assert_ptr_not_equal(c->problems, o->problems);
+	for (size_t i = 0; i < c->n_problems; i++) {
+		assert_same_copy(o->problems[i].code, c->problems[i].code);
+		assert_same_copy(o->problems[i].message, c->problems[i].message);
+		assert_same_copy(o->problems[i].target, c->problems[i].target);
+		assert_same_copy(o->problems[i].time, c->problems[i].time);
+	}
+	/* The copy outlives the original: what the files show comes from it alone. */
+	dbx_order_free(o);
+	assert_string_equal(dbx_order_identity(c), UAI_ID);
+	dbx_order_free(c);
+
+	/* Absent fields stay absent. */
+	o = parse_ok("{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\"}");
+	c = dbx_order_dup(o);
+	assert_non_null(c);
+	assert_false(c->has_details);
+	assert_null(c->kek_url);
+	assert_null(c->status);
+	assert_null(c->uai_ids);
+	assert_int_equal(c->n_uai, 0);
+	assert_null(c->problems);
+	assert_int_equal(c->n_problems, 0);
+	assert_string_equal(c->identity_type, "None");
+	dbx_order_free(o);
+	dbx_order_free(c);
+}
+
 static void test_last_modified_exact(void **state)
 {
 	struct dbx_order *o = parse_ok(get_cmk);
@@ -666,6 +754,7 @@ int main(void)
 	    cmocka_unit_test(test_no_details),
 	    cmocka_unit_test(test_user_assigned_identity),
 	    cmocka_unit_test(test_problems_error_then_stages),
+	    cmocka_unit_test(test_dup_is_deep_and_complete),
 	    cmocka_unit_test(test_last_modified_exact),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_wrong_types_read_as_absent),
