@@ -92,10 +92,13 @@ def start_refused(tc, mnt, timeout=30):
 		time.sleep(0.05)
 	if mounted or mnt.proc.poll() is None:
 		listing = harness.run(["ls", mnt.path], timeout=30)
+		mnt.unmount()
+		mnt.wait_exit(5)
+		log = mnt.stderr()[-1500:]
 		mnt.stop()
-		tc.fail("databoxfs %s instead of refusing to start (ls: rc %d, %s); its log: %s" %
+		tc.fail("databoxfs %s instead of refusing to start (then ls: rc %d, %s); its log: %s" %
 			("mounted" if mounted else "kept running", listing.returncode,
-			 listing.stderr.strip(), mnt.stderr()[-1500:]))
+			 listing.stderr.strip(), log))
 	rc = mnt.proc.returncode
 	tc.assertFalse(harness.is_mounted(mnt.path), "a mount was left behind at %s" % mnt.path)
 	tc.assertNotIn(os.path.realpath(mnt.path), harness.mounted_points())

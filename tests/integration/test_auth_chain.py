@@ -1,0 +1,146 @@
+"""credential=auto (the default) is DefaultAzureCredential's chain: with
+several sources available at once it uses the first in the documented order
+(environment, workload identity, managed identity, Azure CLI) and touches
+none after it; taking the first away makes it use the next. With no source
+available (empty environment, IMDS unreachable, no az on PATH) the mount
+must not start: one message naming what each source lacked, exit status 1,
+no mount left behind."""
+
+import os
+import shutil
+import unittest
+
+import authtest
+import harness
+
+
+class Chain(unittest.TestCase):
+	@classmethod
+	def setUpClass(cls):
+		cls.world = authtest.small_world(seed=43)
+		cls.job = cls.world["jobs"][0]
+		cls.emu = harness.Emulator(cls.world).start()
+		cls.client = dict(cls.world["clients"][0])
+		# The same app registration also trusts a federated token, so the
+		# environment and workload identity sources can share AZURE_CLIENT_ID.
+		cls.client["federated_token"] = cls.world["clients"][2]["federated_token"]
+		cls.emu.admin("POST", "/admin/clients", cls.client)
+
+	@classmethod
+	def tearDownClass(cls):
+		cls.emu.stop()
+
+	def setUp(self):
+		self.cleanup = []
+		self.tmp = harness.tempfile.mkdtemp(prefix="dbx-auth-")
+		self.az = authtest.FakeAz(self.emu)
+		self.cleanup.append(self.az)
+
+	def tearDown(self):
+		authtest.stop_all(self.cleanup)
+		shutil.rmtree(self.tmp, ignore_errors=True)
+
+	def session(self, env, imds):
+		"""Mount with credential=auto (the option as the default spells it),
+		read the order, unmount; the credential kinds the emulator issued and
+		the number of az runs."""
+		authtest.reset_log(self.emu)
+		before = authtest.token_stats(self.emu)
+		runs = len(self.az.calls())
+		m = authtest.auth_mount(self.emu, "auto", env, imds=imds)
+		self.cleanup.append(m)
+		m.start()
+		authtest.read_order(self, m, self.job)
+		m.stop()
+		kinds = authtest.stats_delta(before, authtest.token_stats(self.emu), "by_credential")
+		imds_reqs = [r for r in self.emu.requests() if r["service"] == "imds"]
+		return kinds, len(self.az.calls()) - runs, imds_reqs
+
+	def test_first_available_source_wins(self):
+		tf = authtest.write_file(os.path.join(self.tmp, "sa-token"),
+					 self.client["federated_token"])
+		env = {"AZURE_TENANT_ID": self.client["tenant_id"],
+		       "AZURE_CLIENT_ID": self.client["client_id"],
+		       "AZURE_CLIENT_SECRET": self.client["client_secret"],
+		       "AZURE_FEDERATED_TOKEN_FILE": tf,
+		       "PATH": self.az.path()}
+
+		# Everything available: the environment's secret, nothing else touched.
+		kinds, az_runs, imds = self.session(env, "emu")
+		self.assertEqual(kinds, {"client_secret": 1})
+		self.assertEqual((az_runs, imds), (0, []), "later sources were tried")
+
+		# Without the secret: workload identity.
+		del env["AZURE_CLIENT_SECRET"]
+		kinds, az_runs, imds = self.session(env, "emu")
+		self.assertEqual(kinds, {"client_assertion_federated": 1})
+		self.assertEqual((az_runs, imds), (0, []), "later sources were tried")
+
+		# Without the federated token (and the app's client id): managed identity.
+		del env["AZURE_FEDERATED_TOKEN_FILE"]
+		del env["AZURE_CLIENT_ID"]
+		kinds, az_runs, imds = self.session(env, "emu")
+		self.assertEqual(kinds, {"imds": 1})
+		self.assertEqual(az_runs, 0, "az ran although IMDS gave a token")
+		self.assertEqual(imds[-1]["status"], 200)
+
+		# IMDS unreachable: the Azure CLI; databoxfs itself asked for no token.
+		kinds, az_runs, imds = self.session(env, "closed")
+		self.assertEqual(az_runs, 1)
+		self.assertEqual(kinds, {"client_secret": 1}, "only the stand-in az's own login")
+		self.assertEqual(imds, [])
+		self.assertEqual([r["user_agent"] for r in authtest.token_requests(self.emu)],
+				 ["fake-az/1.0"])
+
+	def no_source_mount(self):
+		self.assertIsNone(shutil.which("az", path=authtest.BASE_PATH),
+				  "an az on %s spoils this test" % authtest.BASE_PATH)
+		authtest.reset_log(self.emu)
+		m = authtest.auth_mount(self.emu, "auto", {}, imds="closed")
+		self.cleanup.append(m)
+		return m
+
+	def check_combined(self, err):
+		lines = [l for l in err.splitlines() if "env:" in l]
+		self.assertEqual(len(lines), 1, "not one combined message: %s" % err)
+		self.assertIn("no credential", lines[0])
+		for src in ("env:", "cert:", "workload:", "msi:", "cli:"):
+			self.assertIn(src, lines[0], "the message does not say why %s is unusable" % src)
+		self.assertIn("AZURE_CLIENT_SECRET", lines[0])
+		self.assertIn("AZURE_FEDERATED_TOKEN_FILE", lines[0])
+		self.assertIn("IMDS", lines[0])
+		self.assertIn("az", lines[0].split("cli:")[1])
+
+	def test_none_available_refuses_to_start(self):
+		# Today fs/main.c builds the chain (msi and cli always construct)
+		# and mounts without asking it for a token, so this fails: the
+		# mount comes up and every access is EACCES.
+		rc, err = authtest.start_refused(self, self.no_source_mount())
+		harness.log("no source: exit %d: %s" % (rc, err.strip()))
+		self.assertEqual(rc, 1)
+		self.check_combined(err)
+		self.assertEqual(authtest.arm_requests(self.emu), [])
+
+	def test_none_available_message(self):
+		"""Whenever it is given (at start, or at the first access of a mount
+		that started anyway), the message names what each source lacked
+		and the access fails with EACCES."""
+		m = self.no_source_mount()
+		with open(m.stderr_path, "w") as errf:
+			m.proc = harness.subprocess.Popen(m.argv, stdin=harness.subprocess.DEVNULL,
+							  stdout=errf, stderr=errf, env=m.env,
+							  preexec_fn=harness._die_with_parent)
+		harness.wait_for(lambda: m.proc.poll() is not None or harness.is_mounted(m.path), 20,
+				 "databoxfs to mount or exit")
+		if harness.is_mounted(m.path):
+			p = harness.run(["ls", m.path], timeout=60)
+			self.assertNotEqual(p.returncode, 0, "listed without any credential")
+			self.assertIn("Permission denied", p.stderr)
+			m.unmount()
+		m.wait_exit(10)
+		self.check_combined(m.stderr())
+		self.assertEqual(authtest.arm_requests(self.emu), [], "ARM was called without a token")
+
+
+if __name__ == "__main__":
+	harness.main()
