@@ -1,0 +1,103 @@
+"""A token that ARM stops accepting before its time (expired early or
+revoked, as after a key rollover) is recovered from on the next request,
+for a source that posts to Entra (env secret), the managed identity (IMDS)
+and the Azure CLI: the read succeeds, and the emulator's log shows the 401,
+then one new token, then success."""
+
+import unittest
+
+import authtest
+import harness
+
+
+class Expire(unittest.TestCase):
+	@classmethod
+	def setUpClass(cls):
+		cls.world = authtest.small_world(seed=53)
+		cls.job = cls.world["jobs"][2]
+		cls.emu = harness.Emulator(cls.world).start()
+
+	@classmethod
+	def tearDownClass(cls):
+		cls.emu.stop()
+
+	def setUp(self):
+		self.cleanup = []
+
+	def tearDown(self):
+		authtest.stop_all(self.cleanup)
+
+	def recovers(self, m, how, token_ua="databoxfs/", az=None):
+		"""Mount m (cache_ttl=0), read, kill the token with admin `how`, read again."""
+		m.start()
+		path = authtest.order_path(m, self.job, "status")
+		want = (self.job["properties"]["status"] + "\n").encode()
+		self.assertEqual(harness.cat(self, path), want)
+		authtest.reset_log(self.emu)
+		before = authtest.token_stats(self.emu)
+		az_before = len(az.calls()) if az else 0
+		self.emu.admin("POST", "/admin/tokens/" + how, {})
+		self.assertEqual(harness.cat(self, path), want, "the read after %s failed" % how)
+		self.assertEqual(harness.cat(self, path), want)
+		log = [r for r in self.emu.requests() if r["service"] != "keyvault"]
+		seq = [(r["service"], r["status"]) for r in log]
+		harness.log("%s after %s: %s" % (m.argv[-2].split("credential=")[1].split(",")[0], how, seq))
+		first_401 = next(i for i, r in enumerate(log) if r["status"] == 401)
+		toks = [i for i, r in enumerate(log) if r["service"] in ("entra", "imds") and
+			r.get("grant_type")]
+		self.assertEqual(log[first_401]["service"], "arm")
+		self.assertEqual([r for r in log if r["status"] == 401], [log[first_401]],
+				 "more than one 401: %s" % seq)
+		self.assertEqual(len(toks), 1, "expected exactly one new token: %s" % seq)
+		self.assertGreater(toks[0], first_401, "the new token came before the 401: %s" % seq)
+		self.assertEqual(log[toks[0]]["status"], 200)
+		self.assertTrue(log[toks[0]]["user_agent"].startswith(token_ua), log[toks[0]])
+		later = [r for r in log[toks[0] + 1:] if r["service"] == "arm"]
+		self.assertTrue(later, "nothing sent after the new token: %s" % seq)
+		self.assertTrue(all(r["status"] == 200 for r in later), seq)
+		self.assertEqual(authtest.token_stats(self.emu)["total"] - before["total"], 1)
+		if az:
+			self.assertEqual(len(az.calls()) - az_before, 1, "az runs")
+		# Key Vault is untouched by a read.
+		self.assertEqual([r for r in self.emu.requests() if r["service"] == "keyvault"], [])
+
+	def env_mount(self):
+		c = self.emu.client()
+		m = authtest.auth_mount(self.emu, "env", {"AZURE_TENANT_ID": c["tenant_id"],
+							  "AZURE_CLIENT_ID": c["client_id"],
+							  "AZURE_CLIENT_SECRET": c["client_secret"]},
+					cache_ttl=0)
+		self.cleanup.append(m)
+		return m
+
+	def test_env_expired(self):
+		self.recovers(self.env_mount(), "expire")
+
+	def test_env_revoked(self):
+		self.recovers(self.env_mount(), "revoke")
+
+	def test_msi_expired(self):
+		m = authtest.auth_mount(self.emu, "msi", {}, imds="emu", cache_ttl=0)
+		self.cleanup.append(m)
+		self.recovers(m, "expire")
+
+	def test_cli_expired(self):
+		az = authtest.FakeAz(self.emu)
+		self.cleanup.append(az)
+		m = authtest.auth_mount(self.emu, "cli", {"PATH": az.path()}, cache_ttl=0)
+		self.cleanup.append(m)
+		self.recovers(m, "expire", token_ua="fake-az/", az=az)
+
+	def test_auto_revoked(self):
+		"""Through the chain (the default), the chosen source renews."""
+		c = self.emu.client()
+		m = authtest.auth_mount(self.emu, "auto", {"AZURE_TENANT_ID": c["tenant_id"],
+							   "AZURE_CLIENT_ID": c["client_id"],
+							   "AZURE_CLIENT_SECRET": c["client_secret"]},
+					cache_ttl=0)
+		self.cleanup.append(m)
+		self.recovers(m, "revoke")
+
+
+if __name__ == "__main__":
+	harness.main()
