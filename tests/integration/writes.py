@@ -138,6 +138,11 @@ class WriteWorld(harness.MountedWorld):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
+		cls.learn_world()
+
+	@classmethod
+	def learn_world(cls):
+		"""Names the tests use: subscription 0, its tenant, vault, identity."""
 		cls.sub0 = cls.world["subscriptions"][0]["subscriptionId"]
 		cls.tenant = cls.world["subscriptions"][0]["tenantId"]
 		cls.vault = cls.vault_of(cls.sub0)
