@@ -277,19 +277,17 @@ out:
 
 /* ---- paged lists ---- */
 
-/*
- * True when url is https on exactly the cloud's ARM host (an explicit :443
- * allowed): no user info, no other port, nothing but host characters in
- * the authority, no blanks or control characters anywhere.
- */
-static bool same_arm_host(const struct dbx_arm *arm, const char *url)
+/* Also keyvault.c's check for its ARM nextLinks (arm.h). */
+bool dbx_arm_url_is_arm(const struct dbx_cloud *cloud, const char *url)
 {
-	const char *host = arm->cloud->arm_host;
+	const char *host = cloud->arm_host;
 	size_t hlen = strlen(host), alen;
 	const char *auth, *end;
 
 	for (const char *p = url; *p; p++) {
-		if (iscntrl((unsigned char)*p) || *p == ' ' || *p == '\\')
+		unsigned char c = (unsigned char)*p;
+
+		if (iscntrl(c) || c >= 0x80 || c == ' ' || c == '\\')
 			return false;
 	}
 	if (strncasecmp(url, "https://", 8) != 0)
@@ -379,7 +377,7 @@ static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, item_
 		}
 		if (!next_url || !*next_url)
 			break;
-		if (!same_arm_host(arm, next_url)) {
+		if (!dbx_arm_url_is_arm(arm->cloud, next_url)) {
 			/* The token would go with the request: never follow it elsewhere. */
 			rc = dbx_error_set(err, DBX_EREMOTE,
 					   "unexpected nextLink host from ARM (not https://%s)",
@@ -851,7 +849,7 @@ static enum dbx_err poll_once(struct dbx_arm *arm, const char *url, uint64_t dea
 	    .idempotent = true,
 	};
 
-	if (!same_arm_host(arm, url))
+	if (!dbx_arm_url_is_arm(arm->cloud, url))
 		return dbx_error_set(
 		    err, DBX_EREMOTE,
 		    "unexpected Location from ARM for the update (not https://%s); "
@@ -915,7 +913,7 @@ static enum dbx_err follow_operation(struct dbx_arm *arm, const struct dbx_http_
 			rc = dbx_error_set(err, DBX_ETIMEDOUT, LRO_TIMEOUT_MSG);
 			goto out;
 		}
-		if (!same_arm_host(arm, url)) {
+		if (!dbx_arm_url_is_arm(arm->cloud, url)) {
 			/* Refused before waiting: the token never goes elsewhere. */
 			rc = poll_once(arm, url, deadline, &resp, err);
 			goto out;

@@ -281,25 +281,6 @@ static bool copy_str(char *dst, size_t cap, const char *src)
 	return true;
 }
 
-/* Is link an https URL on the cloud's ARM host (so our ARM token may go there)? */
-static bool same_arm_host(const struct dbx_keyvault *kv, const char *link)
-{
-	const char *host;
-	size_t n;
-
-	if (strncasecmp(link, "https://", 8) != 0)
-		return false;
-	host = link + 8;
-	n = strcspn(host, "/?#");
-	if (n != strlen(kv->cloud->arm_host) || strncasecmp(host, kv->cloud->arm_host, n) != 0)
-		return false;
-	for (const unsigned char *p = (const unsigned char *)link; *p; p++) {
-		if (*p <= 0x20 || *p >= 0x7f)
-			return false;
-	}
-	return true;
-}
-
 /*
  * Is id a plausible ARM resource ID to append to the ARM host: starts with
  * "/subscriptions/", printable ASCII without query, fragment, percent,
@@ -345,7 +326,7 @@ static enum dbx_err next_link(struct dbx_keyvault *kv, struct json_object *root,
 		return malformed(err, resp, what);
 	if (r == 0 || link[0] == '\0')
 		return DBX_OK;
-	if (!same_arm_host(kv, link)) {
+	if (!dbx_arm_url_is_arm(kv->cloud, link)) {
 		dbx_error_clear(err);
 		return dbx_error_set(err, DBX_EREMOTE,
 				     "%s: nextLink points away from %s; not followed", what,

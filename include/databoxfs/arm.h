@@ -8,6 +8,8 @@
 #ifndef DATABOXFS_ARM_H
 #define DATABOXFS_ARM_H
 
+#include <stdbool.h>
+
 #include "databoxfs/err.h"
 #include "databoxfs/http.h"
 #include "databoxfs/cloud.h"
@@ -23,6 +25,16 @@ struct dbx_arm;
 struct dbx_arm *dbx_arm_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
 			    const char *api_version, uint64_t timeout_ms, const struct dbx_clock *clock);
 void dbx_arm_free(struct dbx_arm *arm);
+
+/*
+ * May the ARM token go to url? True when url is https on exactly the
+ * cloud's ARM host (any case, an explicit :443 allowed): no user info, no
+ * other port, nothing but the host in the authority, and no blank, control
+ * character, backslash or non-ASCII byte anywhere. Used for every URL the
+ * service hands back (nextLink, Location) before anything is sent to it.
+ * Added after the first cut of this header; additive.
+ */
+bool dbx_arm_url_is_arm(const struct dbx_cloud *cloud, const char *url);
 
 /* Called once per subscription ID. Return non-zero to stop early. */
 typedef int (*dbx_arm_sub_cb)(void *ctx, const char *subscription_id);

@@ -259,6 +259,54 @@ static void test_list_refuses_foreign_next_link(void **state)
 	}
 }
 
+/* The one check every URL the service hands back passes (also keyvault.c's nextLinks). */
+static void test_url_is_arm(void **state)
+{
+	static const char *const good[] = {
+	    "https://management.azure.com/subscriptions/x?api-version=1",
+	    "HTTPS://Management.Azure.COM:443/p?a=1",
+	    "https://management.azure.com",
+	    "https://management.azure.com?a=1",
+	    "https://management.azure.com/x?%24skiptoken=%C3%A9",
+	};
+	static const char *const bad[] = {
+	    "https://evil.example.com/subscriptions/x",
+	    "http://management.azure.com/subscriptions/x",
+	    "https://management.azure.com@evil.example.com/x",
+	    "https://user@management.azure.com/x",
+	    "https://management.azure.com.evil.example.com/x",
+	    "https://management.azure.com:8443/x",
+	    "https://management.azure.com:/x",
+	    "https://management.azure.co/x",
+	    "https://evil.example.com?management.azure.com/",
+	    "//management.azure.com/x",
+	    "https://management.azure.com\\@evil.example.com/",
+	    "https://management.azure.com/x\\y",
+	    "https://management.azure.com/x y",
+	    "https://management.azure.com/x\r\nHost: evil.example.com",
+	    "https://management.azure.com/x\t",
+	    "https://management.azure.com/x\x7f",
+	    "https://management.azure.com/x\xc3\xa9",
+	    "https://management.usgovcloudapi.net/x",
+	    "",
+	};
+	const struct dbx_cloud *pub = dbx_cloud_default();
+	const struct dbx_cloud *gov = dbx_cloud_find("AzureUSGovernment");
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		print_message("good %s\n", good[i]);
+		assert_true(dbx_arm_url_is_arm(pub, good[i]));
+		assert_false(dbx_arm_url_is_arm(gov, good[i]));
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		print_message("bad %s\n", bad[i]);
+		assert_false(dbx_arm_url_is_arm(pub, bad[i]));
+	}
+	assert_non_null(gov);
+	assert_true(dbx_arm_url_is_arm(gov, "https://management.usgovcloudapi.net/x"));
+}
+
 static void test_list_accepts_same_host_spellings(void **state)
 {
 	const struct fake_reply script[] = {
@@ -710,6 +758,7 @@ int main(void)
 	    cmocka_unit_test(test_list_by_resource_group),
 	    cmocka_unit_test(test_list_custom_api_version),
 	    cmocka_unit_test(test_list_refuses_foreign_next_link),
+	    cmocka_unit_test(test_url_is_arm),
 	    cmocka_unit_test(test_list_accepts_same_host_spellings),
 	    cmocka_unit_test(test_list_stops_on_repeated_next_link),
 	    cmocka_unit_test(test_list_one_deadline_for_all_pages),

@@ -936,6 +936,29 @@ static void test_next_link_foreign_host_refused(void **state)
 	run_foreign_next_link("https://management.azure.com@evil.example.com/subscriptions");
 	run_foreign_next_link("https://management.azure.com:8443/subscriptions");
 	run_foreign_next_link("http://management.azure.com/subscriptions");
+	/* the same check as arm.c's (dbx_arm_url_is_arm): no backslash, no raw non-ASCII */
+	run_foreign_next_link("https://management.azure.com\\\\@evil.example.com/subscriptions");
+	run_foreign_next_link("https://management.azure.com/subscriptions/\xc3\xa9");
+}
+
+/* The ARM host spelt another way (case, an explicit :443) is still the ARM host. */
+static void test_next_link_same_host_spellings(void **state)
+{
+	const char *next = "HTTPS://Management.Azure.COM:443/subscriptions/" SUB
+			   "/resources?api-version=2021-04-01&%24skiptoken=x";
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = fmt("{\"value\":[],\"nextLink\":\"%s\"}", next)},
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200, .body = good_vault()},
+	    {.status = 200, .body = good_key()},
+	};
+
+	(void)state;
+	begin(script, 4);
+	assert_int_equal(preflight(PRINCIPAL), DBX_OK);
+	assert_int_equal(C.f.n_calls, 4);
+	assert_call(1, next, ARM_SCOPE);
+	end();
 }
 
 /* ---- the other entry points ---- */
@@ -1073,6 +1096,7 @@ int main(void)
 	    cmocka_unit_test(test_malformed_policies),
 	    cmocka_unit_test(test_huge_modulus),
 	    cmocka_unit_test(test_next_link_foreign_host_refused),
+	    cmocka_unit_test(test_next_link_same_host_spellings),
 	    cmocka_unit_test(test_find_vault_alone),
 	    cmocka_unit_test(test_vault_404_after_list),
 	    cmocka_unit_test(test_check_access),
