@@ -22,6 +22,7 @@
 #include <json-c/json.h>
 
 #include "databoxfs/auth.h"
+#include "databoxfs/jwt.h"
 #include "databoxfs/log.h"
 
 #define TOKEN_TIMEOUT_MS 60000
@@ -121,29 +122,16 @@ static void first_line(char *buf, size_t cap, const char *s)
 }
 
 /*
- * Overwrite every occurrence of secret in msg with '*' (belt and braces:
- * Entra does not echo secrets, but a proxy or a future message might).
- * Same length, so msg never grows.
+ * Redact the secret from msg as it is and as sent (URL-escaped), belt and
+ * braces: Entra does not echo secrets, but a proxy or a future message might.
  */
-static void redact(char *msg, const char *secret)
-{
-	size_t sl = strlen(secret);
-	char *p = sl ? strstr(msg, secret) : NULL;
-
-	while (p) {
-		memset(p, '*', sl);
-		p = strstr(p + sl, secret);
-	}
-}
-
-/* redact() the secret as sent (URL-escaped) and as it is. */
 static void redact_secret(char *msg, const char *secret)
 {
 	char *esc = dbx_url_escape(secret);
 
-	redact(msg, secret);
+	dbx_cred_redact(msg, secret);
 	if (esc) {
-		redact(msg, esc);
+		dbx_cred_redact(msg, esc);
 		wipe_free(esc);
 	}
 }

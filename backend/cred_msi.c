@@ -180,20 +180,6 @@ static enum dbx_err probe_imds(struct msi_cred *c, struct dbx_error *err)
 	return DBX_OK;
 }
 
-/* Overwrite every occurrence of secret in msg with "***" (never longer than the secret). */
-static void redact(char *msg, const char *secret)
-{
-	size_t sl = strlen(secret);
-	size_t r = sl < 3 ? sl : 3;
-	char *p = sl ? strstr(msg, secret) : NULL;
-
-	while (p) {
-		memmove(p + r, p + sl, strlen(p + sl) + 1);
-		memset(p, '*', r);
-		p = strstr(p + r, secret);
-	}
-}
-
 /* Turn a non-200 answer of the identity endpoint into err. */
 static enum dbx_err msi_refusal(const struct msi_cred *c, const struct dbx_http_response *resp,
 				struct dbx_error *err)
@@ -203,7 +189,7 @@ static enum dbx_err msi_refusal(const struct msi_cred *c, const struct dbx_http_
 
 	answer_reason(resp, reason, sizeof(reason));
 	if (c->endpoint) /* the endpoint's text might echo the header: never quote it */
-		redact(reason, c->header_line + strlen(APP_SERVICE_HEADER));
+		dbx_cred_redact(reason, c->header_line + strlen(APP_SERVICE_HEADER));
 	if (resp->status == 400) {
 		/* No such identity here: "unavailable", so no http_status (the chain moves on). */
 		if (c->client_id)

@@ -2,9 +2,10 @@
  * jwt.c: what the credential sources of cred_cert.c, cred_workload.c,
  * cred_msi.c and cred_cli.c share (jwt.h): base64url for JWT assembly, the
  * Entra v2.0 token endpoint and its jwt-bearer client-credentials grant,
- * and the parsing of token answers. Token answers are parsed so that every
- * copy of the token json-c made (the tokener's buffer, the string values)
- * is wiped before it is freed; callers wipe the response body itself.
+ * the parsing of token answers, and the redaction of secrets from messages
+ * (cred_env.c uses that too). Token answers are parsed so that every copy
+ * of the token json-c made (the tokener's buffer, the string values) is
+ * wiped before it is freed; callers wipe the response body itself.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -34,6 +35,19 @@ void dbx_wipe_free(char *s)
 		return;
 	explicit_bzero(s, strlen(s));
 	free(s);
+}
+
+void dbx_cred_redact(char *msg, const char *secret)
+{
+	size_t sl = strlen(secret);
+	size_t r = sl < 3 ? sl : 3;
+	char *p = sl ? strstr(msg, secret) : NULL;
+
+	while (p) {
+		memmove(p + r, p + sl, strlen(p + sl) + 1);
+		memset(p, '*', r);
+		p = strstr(p + r, secret);
+	}
 }
 
 const char *dbx_cred_env_get(const struct dbx_env *env, const char *name)

@@ -35,6 +35,14 @@ char *dbx_base64url(const void *data, size_t len);
 /* Free s after overwriting it with zeros (NULL is fine). */
 void dbx_wipe_free(char *s);
 
+/*
+ * Overwrite every occurrence of secret in the NUL-terminated msg with "***"
+ * (with as many '*' as the secret has characters when it is shorter than
+ * three), in place: msg never grows, so it stays within its buffer. An empty
+ * secret changes nothing.
+ */
+void dbx_cred_redact(char *msg, const char *secret);
+
 /* Seconds since the epoch: time(NULL), or the test hook's clock. */
 time_t dbx_cred_now(void);
 

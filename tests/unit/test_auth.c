@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "databoxfs/auth.h"
+#include "databoxfs/jwt.h"
 #include "fake_transport.h"
 
 #define T0	  5000000u
@@ -632,6 +633,92 @@ static void test_env_error_body(void **state)
 	fake_transport_fini(&fake);
 }
 
+/* The shared redaction never grows a message: a full buffer and the bytes after it stay put. */
+static void test_redact_short_secrets(void **state)
+{
+	static const struct {
+		const char *msg, *secret, *want;
+	} cases[] = {
+	    {"a=x, b=x", "x", "a=*, b=*"},
+	    {"xx", "x", "**"},
+	    {"id: ab; ab", "ab", "id: **; **"},
+	    {"abab", "ab", "****"},
+	    {"key s3cret in s3cret", "s3cret", "key *** in ***"},
+	    {"abc", "abc", "***"},
+	    {"no secret here", "zz", "no secret here"},
+	    {"unchanged", "", "unchanged"},
+	};
+	char buf[DBX_ERR_MSG_MAX + 64];
+
+	(void)state;
+	for (size_t i = 0; i < N(cases); i++) {
+		snprintf(buf, sizeof(buf), "%s", cases[i].msg);
+		dbx_cred_redact(buf, cases[i].secret);
+		assert_string_equal(buf, cases[i].want);
+	}
+
+	/* A message filling its whole buffer, the secret everywhere (1 and 2 characters). */
+	for (size_t sl = 1; sl <= 2; sl++) {
+		const char *secret = sl == 1 ? "q" : "qr";
+
+		memset(buf, 'G', sizeof(buf));
+		for (size_t j = 0; j < DBX_ERR_MSG_MAX - 1; j++)
+			buf[j] = sl == 1 ? 'q' : "qr"[j % 2];
+		buf[DBX_ERR_MSG_MAX - 2] = '.'; /* 1022 characters of secrets, then one other */
+		buf[DBX_ERR_MSG_MAX - 1] = '\0';
+		dbx_cred_redact(buf, secret);
+		assert_int_equal(strlen(buf), DBX_ERR_MSG_MAX - 1);
+		assert_null(strchr(buf, 'q'));
+		for (size_t j = DBX_ERR_MSG_MAX; j < sizeof(buf); j++)
+			assert_int_equal(buf[j], 'G');
+	}
+}
+
+/* A one-character secret echoed all over a full message is redacted within err. */
+static void test_env_error_one_char_secret(void **state)
+{
+	static const struct kv short_env[] = {
+	    {"AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"},
+	    {"AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000001"},
+	    {"AZURE_CLIENT_SECRET", "Z"},
+	    {NULL, NULL},
+	};
+	char body[3 * DBX_ERR_MSG_MAX];
+	struct fake_reply script[] = {{.status = 400, .request_id = "rid-1", .body = body}};
+	const struct dbx_env env = {.get = table_get, .ctx = (void *)short_env};
+	struct fake_transport fake;
+	struct dbx_credential *cred;
+	struct dbx_token tok = {0};
+	struct {
+		struct dbx_error e;
+		char guard[4 * DBX_ERR_MSG_MAX];
+	} g;
+	char code[DBX_ERR_MSG_MAX];
+
+	(void)state;
+	memset(code, 'Z', sizeof(code) - 1);
+	code[sizeof(code) - 1] = '\0';
+	snprintf(body, sizeof(body), "{\"error\":\"%s\",\"error_description\":\"ZZ ZZ\"}", code);
+	memset(&g, 0, sizeof(g));
+	memset(g.guard, 'G', sizeof(g.guard));
+	fake_transport_init(&fake, script, N(script));
+	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, &g.e);
+	assert_non_null(cred);
+
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &g.e), DBX_EAUTH);
+	assert_null(tok.value);
+	assert_int_equal(strlen(g.e.message), DBX_ERR_MSG_MAX - 1);
+	assert_null(strchr(g.e.message, 'Z'));
+	assert_null(strchr(g.e.code, 'Z'));
+	assert_string_equal(g.e.request_id, "rid-1");
+	assert_int_equal(g.e.http_status, 400);
+	for (size_t j = 0; j < sizeof(g.guard); j++)
+		assert_int_equal(g.guard[j], 'G');
+
+	dbx_credential_destroy(cred);
+	fake_transport_fini(&fake);
+}
+
 static void test_env_transport_failure(void **state)
 {
 	static const struct fake_reply script[] = {{.transport_err = DBX_EUNREACHABLE}};
@@ -879,6 +966,8 @@ int main(void)
 	    cmocka_unit_test(test_env_expires_in_string_and_cloud),
 	    cmocka_unit_test(test_env_authority_host_forms),
 	    cmocka_unit_test(test_env_error_body),
+	    cmocka_unit_test(test_redact_short_secrets),
+	    cmocka_unit_test(test_env_error_one_char_secret),
 	    cmocka_unit_test(test_env_transport_failure),
 	    cmocka_unit_test(test_env_missing_variables),
 	    cmocka_unit_test(test_auto_chain),
