@@ -1,0 +1,110 @@
+"""The errno of a failed write, spot checks through a real mount (DESIGN.md
+3): 409 (an order in a Completed stage) is EBUSY, a 403 from ARM on the
+PATCH is EACCES, a PATCH throttled past the retry budget is EAGAIN, a 500
+on every PATCH is EIO; each refused write leaves the order as it was and
+says why in errors. A 403 on the Key Vault key GET (the admin may not read
+keys) skips that check: the write proceeds and the service decides."""
+
+import os
+import time
+import unittest
+
+import harness
+import writes
+
+JOBS = "/subscriptions/"
+
+
+class Errno(writes.WriteWorld):
+
+	def failing_write(self, d, errno_text, value=None):
+		sub, rg, name = d.split(os.sep)[-3:]
+		before = self.job(sub, rg, name)
+		self.reset_log()
+		t0 = time.monotonic()
+		p = writes.echo_to(os.path.join(d, "key_url"), value or self.key_url("dbx-key-3072"))
+		took = time.monotonic() - t0
+		self.assert_refused(p, errno_text)
+		self.assert_unchanged(before, sub, rg, name)
+		text = writes.read(os.path.join(d, "errors"))
+		blocks = [b for b in writes.parse_errors(text) if b.get("source") == "last-write"]
+		self.assertEqual(len(blocks), 1, text)
+		return blocks[0], took
+
+	def test_409_completed_order_is_EBUSY(self):
+		*_, d = self.new_order("cm-system", status="Completed")
+		b, _ = self.failing_write(d, writes.EBUSY_TEXT)
+		self.assertEqual(b["code"], "Conflict", b)
+		statuses = [r["status"] for r in writes.patches(self.emu.requests())]
+		self.assertEqual(statuses, [409])
+
+	def test_403_on_patch_is_EACCES(self):
+		*_, d = self.new_order("cm-system")
+		self.emu.fault(service="arm", method="PATCH", path_prefix=JOBS, status=403)
+		b, _ = self.failing_write(d, "Permission denied")
+		self.assertTrue(b.get("request_id"), b)
+
+	def test_500_on_every_patch_is_EIO(self):
+		*_, d = self.new_order("cm-system")
+		self.emu.fault(service="arm", method="PATCH", path_prefix=JOBS, status=500)
+		self.failing_write(d, writes.EIO_TEXT)
+		# Never resent blindly: the order is read before any second PATCH.
+		seq = [r["method"] for r in self.emu.requests()
+		       if r["service"] == "arm" and "/jobs/" in r["path"].lower()]
+		first = seq.index("PATCH")
+		for i in range(first + 1, len(seq)):
+			if seq[i] == "PATCH":
+				self.assertIn("GET", seq[first + 1:i], seq)
+				first = i
+
+	def test_429_past_the_retry_budget_is_EAGAIN(self):
+		"""A mount with -o timeout=4: throttled with Retry-After: 1 until the end."""
+		mnt = harness.Mount(self.emu, cache_ttl=0, timeout=4, extra=("lro_poll=0.05",)).start()
+		try:
+			sub, rg, name, _ = self.new_order("cm-system")
+			d = mnt.p(sub, rg, name)
+			self.emu.fault(service="arm", method="PATCH", path_prefix=JOBS, status=429,
+				       retry_after="1")
+			b, took = self.failing_write(d, writes.EAGAIN_TEXT)
+			self.assertLess(took, 4 + 3, "the write outlived its timeout")
+			self.assertGreaterEqual(len(writes.patches(self.emu.requests())), 2,
+						"the throttled PATCH was not retried")
+		finally:
+			mnt.stop()
+
+	def test_403_on_key_get_skips_the_check(self):
+		sub, rg, name, d = self.new_order("cm-system")
+		url = self.key_url("dbx-key-3072")
+		self.emu.fault(service="keyvault", method="GET", path_prefix="/keys/", status=403)
+		self.reset_log()
+		p = writes.echo_to(os.path.join(d, "key_url"), url)
+		self.assertEqual(p.returncode, 0, p.stderr)
+		self.assertEqual(self.kek(self.job(sub, rg, name))["kekUrl"], url)
+		reqs = self.emu.requests()
+		self.assertTrue([r for r in reqs if r["service"] == "keyvault" and r["status"] == 403])
+		self.assertEqual(len(writes.patches(reqs)), 1)
+		self.assertIn("%s/key_url: written; preflight notes: key not readable" % name,
+			      self.mnt.stderr())
+
+	@unittest.expectedFailure
+	def test_403_on_key_get_noted_in_errors(self):
+		"""DESIGN.md 5: a skipped check is "noted in errors". Today the note
+		goes to the mount's log only, and a successful write leaves errors
+		empty. Remove expectedFailure when errors shows it."""
+		*_, d = self.new_order("cm-system")
+		self.emu.fault(service="keyvault", method="GET", path_prefix="/keys/", status=403)
+		p = writes.echo_to(os.path.join(d, "key_url"), self.key_url("dbx-key-3072"))
+		self.assertEqual(p.returncode, 0, p.stderr)
+		self.assertIn("403", writes.read(os.path.join(d, "errors")))
+
+	def test_403_on_key_get_service_still_refuses(self):
+		"""The skipped check does not hide the service's answer: a disabled
+		key is still refused (by the PATCH) with its Ssem code."""
+		sub, rg, name, d = self.new_order("cm-system")
+		self.emu.fault(service="keyvault", method="GET", path_prefix="/keys/", status=403)
+		self.refused_write(d, "key_url", self.key_url("dbx-key-disabled"),
+				   "SsemUserErrorEncryptionKeyDisabled", sent_patch=True)
+
+
+if __name__ == "__main__":
+	writes.main()
