@@ -68,48 +68,6 @@ static void secret_free(char *p, size_t size)
 	munmap(p, size);
 }
 
-static void wipe_free(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
-static const char *env_get(const struct dbx_env *env, const char *name)
-{
-	const char *v = env->get(env->ctx, name);
-
-	return v && *v ? v : NULL;
-}
-
-/*
- * The authority host from AZURE_AUTHORITY_HOST ("https://host", "https://host/"
- * or "host"), or NULL with err filled when it is not an https host.
- */
-static char *parse_authority(const char *v, struct dbx_error *err)
-{
-	const char *h = v;
-	size_t len;
-
-	if (strncasecmp(h, "https://", 8) == 0) {
-		h += 8;
-	} else if (strstr(h, "://")) {
-		dbx_error_set(err, DBX_ECONFIG,
-			      "env: AZURE_AUTHORITY_HOST must be an https URL: %s", v);
-		return NULL;
-	}
-	len = strlen(h);
-	while (len && h[len - 1] == '/')
-		len--;
-	if (len == 0 || strcspn(h, "/?#@ \t\r\n") < len) {
-		dbx_error_set(err, DBX_ECONFIG,
-			      "env: AZURE_AUTHORITY_HOST must be https://HOST, got %s", v);
-		return NULL;
-	}
-	return strndup(h, len);
-}
-
 /* Copy the first line of s (at most cap - 1 bytes) into buf. */
 static void first_line(char *buf, size_t cap, const char *s)
 {
@@ -132,7 +90,7 @@ static void redact_secret(char *msg, const char *secret)
 	dbx_cred_redact(msg, secret);
 	if (esc) {
 		dbx_cred_redact(msg, esc);
-		wipe_free(esc);
+		dbx_wipe_free(esc);
 	}
 }
 
@@ -181,7 +139,7 @@ static char *token_body(const struct env_secret_cred *c, const char *scope)
 		     id, sec, sc) < 0)
 		body = NULL;
 	free(id);
-	wipe_free(sec);
+	dbx_wipe_free(sec);
 	free(sc);
 	return body;
 }
@@ -245,7 +203,7 @@ static enum dbx_err env_get_token(struct dbx_credential *self, const char *scope
 	req.body = body;
 	req.body_len = strlen(body);
 	rc = dbx_http_send(c->transport, &req, &resp, err);
-	wipe_free(body);
+	dbx_wipe_free(body);
 	if (rc != DBX_OK) {
 		char inner[DBX_ERR_MSG_MAX];
 
@@ -311,33 +269,13 @@ struct dbx_credential *dbx_cred_env_secret_new(struct dbx_transport *transport,
 					       "AZURE_CLIENT_SECRET"};
 	struct env_secret_cred *c = NULL;
 	const char *vals[3];
-	const char *missing[3];
-	size_t n_missing = 0;
-	const char *auth;
-	char *tenant_esc = NULL;
 
 	if (!cloud)
 		cloud = dbx_cloud_default();
 	if (!env)
 		env = dbx_env_process();
-	for (size_t i = 0; i < 3; i++) {
-		vals[i] = env_get(env, required[i]);
-		if (!vals[i])
-			missing[n_missing++] = required[i];
-	}
-	if (n_missing == 1) {
-		dbx_error_set(err, DBX_EAUTH, "env: %s is not set", missing[0]);
+	if (!dbx_cred_require("env", env, required, 3, vals, err))
 		return NULL;
-	}
-	if (n_missing == 2) {
-		dbx_error_set(err, DBX_EAUTH, "env: %s and %s are not set", missing[0], missing[1]);
-		return NULL;
-	}
-	if (n_missing == 3) {
-		dbx_error_set(err, DBX_EAUTH, "env: %s, %s and %s are not set", missing[0],
-			      missing[1], missing[2]);
-		return NULL;
-	}
 
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -346,33 +284,18 @@ struct dbx_credential *dbx_cred_env_secret_new(struct dbx_transport *transport,
 	c->base.get_token = env_get_token;
 	c->base.destroy = env_destroy;
 	c->transport = transport;
-	auth = env_get(env, "AZURE_AUTHORITY_HOST");
-	if (auth) {
-		c->authority = parse_authority(auth, err);
-		if (!c->authority)
-			goto fail;
-	} else {
-		c->authority = strdup(cloud->login_host);
-		if (!c->authority)
-			goto nomem;
-	}
+	if (dbx_cred_token_endpoint("env", cloud, env, vals[0], &c->token_url, &c->authority,
+				    err) != DBX_OK)
+		goto fail;
 	c->tenant = strdup(vals[0]);
 	c->client_id = strdup(vals[1]);
 	c->secret = secret_dup(vals[2], &c->secret_size);
-	tenant_esc = dbx_url_escape(vals[0]);
-	if (!c->tenant || !c->client_id || !c->secret || !tenant_esc)
+	if (!c->tenant || !c->client_id || !c->secret)
 		goto nomem;
-	if (asprintf(&c->token_url, "https://%s/%s/oauth2/v2.0/token", c->authority, tenant_esc) <
-	    0) {
-		c->token_url = NULL;
-		goto nomem;
-	}
-	free(tenant_esc);
 	return &c->base;
 nomem:
 	dbx_error_set(err, DBX_ENOMEM, "out of memory");
 fail:
-	free(tenant_esc);
 	if (c)
 		env_destroy(&c->base);
 	return NULL;

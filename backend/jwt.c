@@ -1,11 +1,12 @@
 /*
- * jwt.c: what the credential sources of cred_cert.c, cred_workload.c,
- * cred_msi.c and cred_cli.c share (jwt.h): base64url for JWT assembly, the
- * Entra v2.0 token endpoint and its jwt-bearer client-credentials grant,
- * the parsing of token answers, and the redaction of secrets from messages
- * (cred_env.c uses that too). Token answers are parsed so that every copy
- * of the token json-c made (the tokener's buffer, the string values) is
- * wiped before it is freed; callers wipe the response body itself.
+ * jwt.c: what the credential sources of cred_env.c, cred_cert.c,
+ * cred_workload.c, cred_msi.c and cred_cli.c share (jwt.h): environment
+ * lookups, base64url for JWT assembly, the Entra v2.0 token endpoint and
+ * its jwt-bearer client-credentials grant, the parsing of token answers,
+ * and the redaction of secrets from messages. Token answers are parsed so
+ * that every copy of the token json-c made (the tokener's buffer, the
+ * string values) is wiped before it is freed; callers wipe the response
+ * body itself.
  */
 #include <ctype.h>
 #include <stdio.h>
