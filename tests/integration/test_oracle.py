@@ -72,7 +72,7 @@ class Oracle(harness.MountedWorld):
 					self.assertEqual(self.ls(sub, rg, name), sorted(oracle.FILES))
 
 	def test_every_file(self):
-		n_files = n_errors = n_cmk = n_uai = 0
+		n_files = n_errors = n_cmk = n_uai = n_none = n_no_kek = 0
 		for job in self.world["jobs"]:
 			sub, rg, name = harness.split_job_id(job["id"])
 			want = oracle.expected_files(job)
@@ -88,11 +88,15 @@ class Oracle(harness.MountedWorld):
 				n_files += 1
 			n_cmk += want["encryption_type"] == b"CustomerManaged\n"
 			n_uai += want["identity"].startswith(b"/subscriptions/")
+			n_none += want["identity"] == b"None\n"
+			n_no_kek += not job["properties"]["details"].get("keyEncryptionKey")
 		harness.log("checked %d files of %d orders (%d with errors, %d CMK, %d UAI)" %
 			    (n_files, len(self.world["jobs"]), n_errors, n_cmk, n_uai))
 		# The world must exercise the interesting cases, or this test proves little.
-		self.assertGreater(n_errors, 0)
-		self.assertGreater(n_cmk, 0)
+		for n, what in ((n_errors, "errors"), (n_cmk, "customer-managed keys"),
+				(n_uai, "user-assigned identities"), (n_none, "identity None"),
+				(n_no_kek, "no keyEncryptionKey at all")):
+			self.assertGreater(n, 0, "the world has no order with %s" % what)
 
 
 if __name__ == "__main__":
