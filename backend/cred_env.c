@@ -126,24 +126,6 @@ static bool json_seconds(struct json_object *o, const char *key, int64_t *out)
 	return true;
 }
 
-/* The body of a token request; wipe and free it. */
-static char *token_body(const struct env_secret_cred *c, const char *scope)
-{
-	char *id = dbx_url_escape(c->client_id);
-	char *sec = dbx_url_escape(c->secret);
-	char *sc = dbx_url_escape(scope);
-	char *body = NULL;
-
-	if (id && sec && sc &&
-	    asprintf(&body, "grant_type=client_credentials&client_id=%s&client_secret=%s&scope=%s",
-		     id, sec, sc) < 0)
-		body = NULL;
-	free(id);
-	dbx_wipe_free(sec);
-	free(sc);
-	return body;
-}
-
 /* Turn a non-200 answer from the token endpoint into err. */
 static enum dbx_err token_error(const struct env_secret_cred *c,
 				const struct dbx_http_response *resp, struct json_object *j,
@@ -197,7 +179,7 @@ static enum dbx_err env_get_token(struct dbx_credential *self, const char *scope
 
 	out->value = NULL;
 	out->expires_on = 0;
-	body = token_body(c, scope);
+	body = dbx_cred_grant_body(c->client_id, "client_secret", c->secret, scope);
 	if (!body)
 		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
 	req.body = body;

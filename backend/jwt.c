@@ -18,6 +18,10 @@
 
 #include "databoxfs/jwt.h"
 
+/* The client_assertion_type of a client assertion (RFC 7523), as a form field. */
+#define JWT_BEARER                                                                                 \
+	"client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+
 static time_t (*wall_clock)(void);
 
 time_t dbx_cred_now(void)
@@ -338,6 +342,24 @@ static enum dbx_err entra_refusal(const char *source, const char *authority,
 	return kind;
 }
 
+char *dbx_cred_grant_body(const char *client_id, const char *credential, const char *value,
+			  const char *scope)
+{
+	char *id = dbx_url_escape(client_id);
+	char *val = dbx_url_escape(value);
+	char *sc = dbx_url_escape(scope);
+	char *body = NULL;
+
+	if (id && val && sc &&
+	    asprintf(&body, "grant_type=client_credentials&client_id=%s&%s=%s&scope=%s", id,
+		     credential, val, sc) < 0)
+		body = NULL;
+	free(id);
+	dbx_wipe_free(val);
+	free(sc);
+	return body;
+}
+
 enum dbx_err dbx_cred_assertion_grant(const char *source, struct dbx_transport *transport,
 				      const char *url, const char *authority, const char *client_id,
 				      const char *assertion, const char *scope,
@@ -347,20 +369,12 @@ enum dbx_err dbx_cred_assertion_grant(const char *source, struct dbx_transport *
 	struct dbx_http_request req = {0};
 	struct dbx_http_response resp = {0};
 	struct dbx_error terr = {0};
-	char *cid = dbx_url_escape(client_id);
-	char *sc = dbx_url_escape(scope);
-	char *as = dbx_url_escape(assertion);
 	char *body = NULL;
 	enum dbx_err rc = DBX_OK;
 
 	memset(out, 0, sizeof(*out));
-	if (!cid || !sc || !as ||
-	    asprintf(&body,
-		     "grant_type=client_credentials&client_id=%s&client_assertion_type="
-		     "urn%%3Aietf%%3Aparams%%3Aoauth%%3Aclient-assertion-type%%3Ajwt-bearer"
-		     "&client_assertion=%s&scope=%s",
-		     cid, as, sc) < 0) {
-		body = NULL;
+	body = dbx_cred_grant_body(client_id, JWT_BEARER "&client_assertion", assertion, scope);
+	if (!body) {
 		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -395,8 +409,5 @@ out:
 		explicit_bzero(resp.body, resp.body_len);
 	dbx_http_response_reset(&resp);
 	dbx_wipe_free(body);
-	dbx_wipe_free(as);
-	free(cid);
-	free(sc);
 	return rc;
 }

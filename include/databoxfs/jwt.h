@@ -64,6 +64,17 @@ DBX_MUST_CHECK enum dbx_err dbx_cred_token_endpoint(const char *source,
 						    struct dbx_error *err);
 
 /*
+ * The form body of a client-credentials grant:
+ * "grant_type=client_credentials&client_id=<id>&<credential>=<value>&scope=<scope>",
+ * client_id, value and scope URL-escaped, credential written as is (the
+ * field name, after any fixed fields: "client_secret", or
+ * "client_assertion_type=...&client_assertion"). It holds value: the caller
+ * frees it with dbx_wipe_free. NULL on ENOMEM.
+ */
+char *dbx_cred_grant_body(const char *client_id, const char *credential, const char *value,
+			  const char *scope);
+
+/*
  * POST the client-credentials grant with a jwt-bearer client_assertion to
  * url for scope, and fill *out from the answer (access_token, expires_in).
  * Errors, like cred_env.c's: a transport failure keeps its kind ("<source>:

@@ -325,6 +325,27 @@ static void test_base64url_vectors(void **state)
 	}
 }
 
+/* ---- the client-credentials form body (env secret and client assertions) ---- */
+
+static void test_grant_body(void **state)
+{
+	char *b;
+
+	(void)state;
+	b = dbx_cred_grant_body("id 1", "client_secret", "s&=+/ ~", "https://x/.default");
+	assert_non_null(b);
+	assert_string_equal(b, "grant_type=client_credentials&client_id=id%201"
+			       "&client_secret=s%26%3D%2B%2F%20~&scope=https%3A%2F%2Fx%2F.default");
+	dbx_wipe_free(b);
+
+	/* The field name goes as is, so fixed fields may come before it. */
+	b = dbx_cred_grant_body("cid", "a=1&client_assertion", "x.y.z", "s");
+	assert_non_null(b);
+	assert_string_equal(
+	    b, "grant_type=client_credentials&client_id=cid&a=1&client_assertion=x.y.z&scope=s");
+	dbx_wipe_free(b);
+}
+
 /* ---- certificate ---- */
 
 #define CERT_ENV(path, ...)                                                                        \
@@ -1308,6 +1329,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_base64url_vectors, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_grant_body, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_cert_signs_a_verifiable_assertion, test_setup,
 					    test_teardown),
 	    cmocka_unit_test_setup_teardown(test_cert_key_before_cert_and_authority_host,
