@@ -46,15 +46,16 @@ class HappyPaths(writes.WriteWorld):
 		self.assertEqual(body, want)
 
 	def assert_stored_kek(self, job, url, vault_id, uai=None):
-		kek = self.kek(job)
-		self.assertEqual(kek["kekType"], "CustomerManaged")
-		self.assertEqual(kek["kekUrl"], url)
-		self.assertEqual(kek["kekVaultResourceID"].lower(), vault_id.lower())
-		ip = kek.get("identityProperties") or {"type": "SystemAssigned"}
+		"""The stored keyEncryptionKey is exactly the key (and its identity)."""
+		kek = dict(self.kek(job))
+		want = {"kekType": "CustomerManaged", "kekUrl": url, "kekVaultResourceID": vault_id}
 		if uai:
-			self.assertEqual(ip, {"type": "UserAssigned", "userAssigned": {"resourceId": uai}})
-		else:
-			self.assertEqual(ip, {"type": "SystemAssigned"})
+			want["identityProperties"] = {"type": "UserAssigned",
+						      "userAssigned": {"resourceId": uai}}
+		elif "identityProperties" in kek:
+			self.assertEqual(kek["identityProperties"], {"type": "SystemAssigned"})
+			want["identityProperties"] = kek["identityProperties"]
+		self.assertEqual(kek, want)
 
 	def files(self, d):
 		return {f: writes.read(os.path.join(d, f)) for f in
@@ -115,18 +116,25 @@ class HappyPaths(writes.WriteWorld):
 						       "userAssigned": {"resourceId": uai}}}}}})
 		job = self.job(sub, rg, name)
 		self.assert_stored_kek(job, kek0["kekUrl"], kek0["kekVaultResourceID"], uai=uai)
-		self.assertEqual(job["identity"]["type"], "SystemAssigned,UserAssigned")
-		self.assertEqual(list(job["identity"]["userAssignedIdentities"]), [uai])
-		self.assertEqual(job["identity"]["principalId"], before["identity"]["principalId"])
+		self.assertEqual(job["identity"], {
+			"type": "SystemAssigned,UserAssigned",
+			"principalId": before["identity"]["principalId"],
+			"tenantId": before["identity"]["tenantId"],
+			"userAssignedIdentities": {uai: {"principalId": self.uai["principalId"],
+							 "clientId": self.uai["clientId"]}}})
 		self.assertEqual(writes.read(os.path.join(d, "identity")), uai + "\n")
 
+		# Back: the key alone, pointed at the system identity (the job keeps it).
 		body = self.write_ok(d, "identity", "SystemAssigned")
-		kek = body["properties"]["details"]["keyEncryptionKey"]
-		self.assertEqual(kek.get("identityProperties"), {"type": "SystemAssigned"}, body)
-		self.assertEqual(kek["kekUrl"], kek0["kekUrl"])
+		self.assertEqual(body, {"properties": {"details": {"keyEncryptionKey": {
+			"kekType": "CustomerManaged", "kekUrl": kek0["kekUrl"],
+			"kekVaultResourceID": kek0["kekVaultResourceID"],
+			"identityProperties": {"type": "SystemAssigned"}}}}})
 		job = self.job(sub, rg, name)
 		self.assert_stored_kek(job, kek0["kekUrl"], kek0["kekVaultResourceID"])
+		# The system identity is the same one; the user-assigned one stays declared.
 		self.assertEqual(job["identity"]["principalId"], before["identity"]["principalId"])
+		self.assertIn("SystemAssigned", job["identity"]["type"])
 		self.assertEqual(writes.read(os.path.join(d, "identity")), "SystemAssigned\n")
 
 	def test_switch_back_to_microsoft_managed(self):
