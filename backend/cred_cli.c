@@ -317,17 +317,12 @@ static time_t expires_on_local(const void *json_obj)
 static void stderr_reason(const struct child_output *o, char *buf, size_t cap)
 {
 	const char *s = o->err;
-	size_t n;
 
 	while (*s == '\n' || *s == '\r' || *s == ' ')
 		s++;
 	if (strncmp(s, "ERROR: ", 7) == 0)
 		s += 7;
-	n = strcspn(s, "\r\n");
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
+	dbx_cred_first_line(buf, cap, s);
 }
 
 /* Turn a finished (or killed) az run into the token or err. */

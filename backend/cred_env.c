@@ -68,17 +68,6 @@ static void secret_free(char *p, size_t size)
 	munmap(p, size);
 }
 
-/* Copy the first line of s (at most cap - 1 bytes) into buf. */
-static void first_line(char *buf, size_t cap, const char *s)
-{
-	size_t n = strcspn(s, "\r\n");
-
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-}
-
 /*
  * Redact the secret from msg as it is and as sent (URL-escaped), belt and
  * braces: Entra does not echo secrets, but a proxy or a future message might.
@@ -140,7 +129,7 @@ static enum dbx_err token_error(const struct env_secret_cred *c,
 		kind = DBX_ETHROTTLED;
 	else if (resp->status >= 500)
 		kind = DBX_EREMOTE;
-	first_line(line, sizeof(line), desc ? desc : "");
+	dbx_cred_first_line(line, sizeof(line), desc ? desc : "");
 	if (code)
 		dbx_error_set(err, kind, "env: %s: %s", code, line[0] ? line : "(no description)");
 	else

@@ -78,17 +78,6 @@ static bool is_loopback(const char *hostport)
 	return inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
 }
 
-/* Copy the first line of s (at most cap - 1 bytes) into buf. */
-static void first_line(char *buf, size_t cap, const char *s)
-{
-	size_t n = strcspn(s, "\r\n");
-
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-}
-
 /* error_description (or error, or message) of an endpoint's JSON error answer, first line. */
 static void answer_reason(const struct dbx_http_response *resp, char *buf, size_t cap)
 {
@@ -100,7 +89,7 @@ static void answer_reason(const struct dbx_http_response *resp, char *buf, size_
 	for (size_t i = 0; obj && i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (json_object_object_get_ex(obj, keys[i], &v) &&
 		    json_object_is_type(v, json_type_string)) {
-			first_line(buf, cap, json_object_get_string(v));
+			dbx_cred_first_line(buf, cap, json_object_get_string(v));
 			break;
 		}
 	}

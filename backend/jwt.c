@@ -289,8 +289,7 @@ out:
 	return rc;
 }
 
-/* Copy the first line of s (at most cap - 1 bytes) into buf. */
-static void first_line(char *buf, size_t cap, const char *s)
+void dbx_cred_first_line(char *buf, size_t cap, const char *s)
 {
 	size_t n = strcspn(s, "\r\n");
 
@@ -325,7 +324,7 @@ static enum dbx_err entra_refusal(const char *source, const char *authority,
 	if (obj && json_object_object_get_ex(obj, "error_description", &v) &&
 	    json_object_is_type(v, json_type_string))
 		desc = json_object_get_string(v);
-	first_line(line, sizeof(line), desc);
+	dbx_cred_first_line(line, sizeof(line), desc);
 	if (code)
 		dbx_error_set(err, kind, "%s: %s: %s", source, code,
 			      line[0] ? line : "(no description)");

@@ -35,6 +35,9 @@ char *dbx_base64url(const void *data, size_t len);
 /* Free s after overwriting it with zeros (NULL is fine). */
 void dbx_wipe_free(char *s);
 
+/* Copy the first line of s (up to the first CR or LF, at most cap - 1 bytes) into buf; cap > 0. */
+void dbx_cred_first_line(char *buf, size_t cap, const char *s);
+
 /*
  * Overwrite every occurrence of secret in the NUL-terminated msg with "***"
  * (with as many '*' as the secret has characters when it is shorter than

@@ -346,6 +346,22 @@ static void test_grant_body(void **state)
 	dbx_wipe_free(b);
 }
 
+/* What an error message quotes of a service's text: its first line, cut to fit. */
+static void test_first_line(void **state)
+{
+	char buf[8];
+
+	(void)state;
+	dbx_cred_first_line(buf, sizeof(buf), "AADSTS1\r\nTrace ID: 1");
+	assert_string_equal(buf, "AADSTS1");
+	dbx_cred_first_line(buf, sizeof(buf), "one\ntwo");
+	assert_string_equal(buf, "one");
+	dbx_cred_first_line(buf, sizeof(buf), "a long line");
+	assert_string_equal(buf, "a long ");
+	dbx_cred_first_line(buf, sizeof(buf), "\nsecond");
+	assert_string_equal(buf, "");
+}
+
 /* ---- certificate ---- */
 
 #define CERT_ENV(path, ...)                                                                        \
@@ -1330,6 +1346,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_base64url_vectors, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_grant_body, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_first_line, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_cert_signs_a_verifiable_assertion, test_setup,
 					    test_teardown),
 	    cmocka_unit_test_setup_teardown(test_cert_key_before_cert_and_authority_host,
