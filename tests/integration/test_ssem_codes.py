@@ -210,6 +210,23 @@ class SsemRows(writes.WriteWorld):
 		b = self.assert_block(d, "InternalServerError", generic=True)
 		self.assertIn("Could not fetch the passkey.", b["message"])
 
+	def test_row_Generic_error_unknown_code(self):
+		"""A 400 with a code the table does not know: its own code and
+		message, the Generic row's remedy."""
+		sub, rg, name, d = self.new_order("cm-system")
+		before = self.job(sub, rg, name)
+		self.reset_log()
+		self.emu.fault(service="arm", method="PATCH", path_prefix="/subscriptions/",
+			       status=400, count=1,
+			       body='{"error": {"code": "SsemUserErrorBrandNewThing", '
+				    '"message": "Something new went wrong."}}')
+		p = writes.echo_to(os.path.join(d, "key_url"), self.key_url("dbx-key-3072"))
+		self.assert_refused(p, EINVAL_TEXT)
+		self.assert_unchanged(before, sub, rg, name)
+		b = self.assert_block(d, "SsemUserErrorBrandNewThing", generic=True)
+		self.assertEqual(b["message"], "Something new went wrong.")
+		self.assertTrue(b.get("request_id"))
+
 
 if __name__ == "__main__":
 	writes.main()

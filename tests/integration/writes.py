@@ -282,6 +282,8 @@ class WriteWorld(harness.MountedWorld):
 				 [(r["method"], r["path"], r["status"]) for r in reqs])
 		self.assert_unchanged(before, sub, rg, name)
 		b = self.assert_block(d, code)
+		if sent_patch:
+			self.assertTrue(b.get("request_id"), "no request id for a support ticket: %r" % b)
 		return b, reqs
 
 
