@@ -32,6 +32,7 @@
 
 #include "databoxfs/arm.h"
 #include "databoxfs/log.h"
+#include "json_util.h"
 
 #define DBX_ARM_DEFAULT_API_VERSION	  "2025-07-01"
 #define DBX_ARM_SUBSCRIPTIONS_API_VERSION "2022-12-01"
@@ -121,16 +122,6 @@ static void copy_line(char *dst, size_t n, const char *s)
 	dst[len] = '\0';
 }
 
-static const char *json_str(struct json_object *o, const char *key)
-{
-	struct json_object *v = NULL;
-
-	if (!o || !json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, key, &v))
-		return NULL;
-	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-}
-
 enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp,
 					 struct dbx_error *err)
 {
@@ -149,14 +140,14 @@ enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp,
 			/* ARM: {"error": {"code", "message"}}; Key Vault adds innererror.code. */
 			struct json_object *ie = NULL;
 
-			code = json_str(error, "code");
-			message = json_str(error, "message");
+			code = dbx_json_str(error, "code");
+			message = dbx_json_str(error, "message");
 			if (json_object_object_get_ex(error, "innererror", &ie))
-				inner = json_str(ie, "code");
+				inner = dbx_json_str(ie, "code");
 		} else if (json_object_is_type(error, json_type_string)) {
 			/* Entra ID: {"error": "invalid_client", "error_description": "..."}. */
 			code = json_object_get_string(error);
-			message = json_str(body, "error_description");
+			message = dbx_json_str(body, "error_description");
 		}
 	}
 
@@ -444,7 +435,7 @@ static bool good_name(const char *s)
 static int sub_item(void *ctx, struct json_object *item)
 {
 	struct sub_ctx *sc = ctx;
-	const char *id = json_str(item, "subscriptionId");
+	const char *id = dbx_json_str(item, "subscriptionId");
 
 	if (!good_name(id)) {
 		dbx_log(DBX_LOG_WARN,
@@ -497,7 +488,8 @@ static int job_item(void *ctx, struct json_object *item)
 	if (rc != DBX_OK) {
 		char id[256];
 
-		copy_line(id, sizeof(id), json_str(item, "id") ? json_str(item, "id") : "no id");
+		copy_line(id, sizeof(id),
+			  dbx_json_str(item, "id") ? dbx_json_str(item, "id") : "no id");
 		dbx_log(DBX_LOG_WARN, "skipping a job in ARM's list (%s): %s", id, e.message);
 		return 0;
 	}
@@ -805,7 +797,7 @@ static enum dbx_err classify_final(const struct dbx_http_response *resp, const c
 	*order = NULL;
 	if (!resp->body || resp->body_len == 0 || parse_body(resp, &obj, &ignored) != DBX_OK)
 		goto out;
-	if (json_str(obj, "id")) {
+	if (dbx_json_str(obj, "id")) {
 		struct dbx_order *o = NULL;
 
 		rc = dbx_order_from_json(obj, &o, &ignored);
@@ -822,7 +814,7 @@ static enum dbx_err classify_final(const struct dbx_http_response *resp, const c
 		}
 		goto out;
 	}
-	status = json_str(obj, "status");
+	status = dbx_json_str(obj, "status");
 	if (!status)
 		goto out;
 	if (strcasecmp(status, "Succeeded") == 0)

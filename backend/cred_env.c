@@ -24,6 +24,7 @@
 #include "databoxfs/auth.h"
 #include "databoxfs/jwt.h"
 #include "databoxfs/log.h"
+#include "json_util.h"
 
 #define TOKEN_TIMEOUT_MS 60000
 
@@ -83,16 +84,6 @@ static void redact_secret(char *msg, const char *secret)
 	}
 }
 
-static const char *json_str(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (!o || !json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 /* expires_in as an integer or a decimal string; false when absent or bad. */
 static bool json_seconds(struct json_object *o, const char *key, int64_t *out)
 {
@@ -120,8 +111,8 @@ static enum dbx_err token_error(const struct env_secret_cred *c,
 				const struct dbx_http_response *resp, struct json_object *j,
 				struct dbx_error *err)
 {
-	const char *code = json_str(j, "error");
-	const char *desc = json_str(j, "error_description");
+	const char *code = dbx_json_str(j, "error");
+	const char *desc = dbx_json_str(j, "error_description");
 	char line[DBX_ERR_MSG_MAX / 2];
 	enum dbx_err kind = DBX_EAUTH;
 
@@ -187,7 +178,7 @@ static enum dbx_err env_get_token(struct dbx_credential *self, const char *scope
 		rc = token_error(c, &resp, j, err);
 		goto out;
 	}
-	access = json_str(j, "access_token");
+	access = dbx_json_str(j, "access_token");
 	if (!access || !*access || !json_seconds(j, "expires_in", &expires_in)) {
 		rc = dbx_error_set(err, DBX_EAUTH,
 				   "env: token response from %s lacks access_token or expires_in",
@@ -208,7 +199,7 @@ static enum dbx_err env_get_token(struct dbx_credential *self, const char *scope
 out:
 	if (j) {
 		/* The parsed response holds the token too: wipe it in place. */
-		const char *a = json_str(j, "access_token");
+		const char *a = dbx_json_str(j, "access_token");
 
 		if (a)
 			explicit_bzero((char *)a, strlen(a));

@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 
 #include "databoxfs/jwt.h"
+#include "json_util.h"
 
 /* The client_assertion_type of a client assertion (RFC 7523), as a form field. */
 #define JWT_BEARER                                                                                 \
@@ -308,9 +309,8 @@ static enum dbx_err entra_refusal(const char *source, const char *authority,
 				  const struct dbx_http_response *resp, struct dbx_error *err)
 {
 	json_object *obj = json_tokener_parse(resp->body ? resp->body : "");
-	json_object *v = NULL;
-	const char *code = NULL;
-	const char *desc = "";
+	const char *code = dbx_json_str(obj, "error");
+	const char *desc = dbx_json_str(obj, "error_description");
 	char line[DBX_ERR_MSG_MAX / 2];
 	enum dbx_err kind = DBX_EAUTH;
 
@@ -318,13 +318,7 @@ static enum dbx_err entra_refusal(const char *source, const char *authority,
 		kind = DBX_ETHROTTLED;
 	else if (resp->status >= 500)
 		kind = DBX_EREMOTE;
-	if (obj && json_object_object_get_ex(obj, "error", &v) &&
-	    json_object_is_type(v, json_type_string))
-		code = json_object_get_string(v);
-	if (obj && json_object_object_get_ex(obj, "error_description", &v) &&
-	    json_object_is_type(v, json_type_string))
-		desc = json_object_get_string(v);
-	dbx_cred_first_line(line, sizeof(line), desc);
+	dbx_cred_first_line(line, sizeof(line), desc ? desc : "");
 	if (code)
 		dbx_error_set(err, kind, "%s: %s: %s", source, code,
 			      line[0] ? line : "(no description)");

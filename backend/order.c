@@ -26,6 +26,7 @@
 #include <json-c/json.h>
 
 #include "databoxfs/order.h"
+#include "json_util.h"
 
 /* ---- small JSON accessors: wrong types read as absent ---- */
 
@@ -49,18 +50,6 @@ static struct json_object *get_array(struct json_object *o, const char *key)
 	if (!json_object_object_get_ex(o, key, &v))
 		return NULL;
 	return json_object_is_type(v, json_type_array) ? v : NULL;
-}
-
-/* The string value of key, or NULL when absent, null or not a string. Borrowed. */
-static const char *get_str(struct json_object *o, const char *key)
-{
-	struct json_object *v = NULL;
-
-	if (!o || !json_object_is_type(o, json_type_object))
-		return NULL;
-	if (!json_object_object_get_ex(o, key, &v))
-		return NULL;
-	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 }
 
 /* strdup that keeps NULL; *oom latches an allocation failure. */
@@ -379,18 +368,18 @@ static void read_problems(struct dbx_order *o, struct json_object *props,
 	struct json_object *stages = get_array(details, "jobStages");
 
 	if (error) {
-		const char *code = get_str(error, "code");
-		const char *message = get_str(error, "message");
+		const char *code = dbx_json_str(error, "code");
+		const char *message = dbx_json_str(error, "message");
 
 		if ((code && *code) || (message && *message))
 			add_problem(o, code && *code ? code : "UnknownError", message,
-				    get_str(error, "target"), NULL, oom);
+				    dbx_json_str(error, "target"), NULL, oom);
 	}
 	for (size_t i = 0; stages && i < json_object_array_length(stages); i++) {
 		struct json_object *st = json_object_array_get_idx(stages, i);
-		const char *status = get_str(st, "stageStatus");
-		const char *stage = get_str(st, "stageName");
-		const char *display = get_str(st, "displayName");
+		const char *status = dbx_json_str(st, "stageStatus");
+		const char *stage = dbx_json_str(st, "stageName");
+		const char *display = dbx_json_str(st, "displayName");
 		char *text = NULL;
 		int n;
 
@@ -406,7 +395,7 @@ static void read_problems(struct dbx_order *o, struct json_object *props,
 			*oom = true;
 			return;
 		}
-		add_problem(o, status, text, stage, get_str(st, "stageTime"), oom);
+		add_problem(o, status, text, stage, dbx_json_str(st, "stageTime"), oom);
 		free(text);
 	}
 }
@@ -415,26 +404,26 @@ static void read_kek(struct dbx_order *o, struct json_object *details, bool *oom
 {
 	struct json_object *kek = get_obj(details, "keyEncryptionKey");
 	struct json_object *idp = get_obj(kek, "identityProperties");
-	const char *type = get_str(kek, "kekType");
+	const char *type = dbx_json_str(kek, "kekType");
 
 	/* Absent key, absent kekType or an unknown value: the service default. */
 	o->kek_type =
 	    type && strcasecmp(type, "CustomerManaged") == 0 ? DBX_KEK_CUSTOMER : DBX_KEK_MICROSOFT;
-	o->kek_url = dup_str(get_str(kek, "kekUrl"), oom);
-	o->kek_vault_id = dup_str(get_str(kek, "kekVaultResourceID"), oom);
-	o->kek_identity_type = dup_str(get_str(idp, "type"), oom);
-	o->kek_uai_id = dup_str(get_str(get_obj(idp, "userAssigned"), "resourceId"), oom);
+	o->kek_url = dup_str(dbx_json_str(kek, "kekUrl"), oom);
+	o->kek_vault_id = dup_str(dbx_json_str(kek, "kekVaultResourceID"), oom);
+	o->kek_identity_type = dup_str(dbx_json_str(idp, "type"), oom);
+	o->kek_uai_id = dup_str(dbx_json_str(get_obj(idp, "userAssigned"), "resourceId"), oom);
 }
 
 static void read_identity(struct dbx_order *o, struct json_object *job, bool *oom)
 {
 	struct json_object *ident = get_obj(job, "identity");
 	struct json_object *uais = get_obj(ident, "userAssignedIdentities");
-	const char *type = get_str(ident, "type");
+	const char *type = dbx_json_str(ident, "type");
 
 	o->identity_type = dup_str(type && *type ? type : "None", oom);
-	o->principal_id = dup_str(get_str(ident, "principalId"), oom);
-	o->tenant_id = dup_str(get_str(ident, "tenantId"), oom);
+	o->principal_id = dup_str(dbx_json_str(ident, "principalId"), oom);
+	o->tenant_id = dup_str(dbx_json_str(ident, "tenantId"), oom);
 	if (!uais || json_object_object_length(uais) == 0)
 		return;
 	o->uai_ids = calloc((size_t)json_object_object_length(uais), sizeof(*o->uai_ids));
@@ -464,8 +453,8 @@ enum dbx_err dbx_order_from_json(struct json_object *job, struct dbx_order **out
 		rc = dbx_error_set(err, DBX_EREMOTE, "malformed job from ARM: not a JSON object");
 		goto out;
 	}
-	id = get_str(job, "id");
-	name = get_str(job, "name");
+	id = dbx_json_str(job, "id");
+	name = dbx_json_str(job, "name");
 	if (!id || !name) {
 		rc = dbx_error_set(err, DBX_EREMOTE, "malformed job from ARM: no %s",
 				   !id ? "\"id\"" : "\"name\"");
@@ -497,13 +486,13 @@ enum dbx_err dbx_order_from_json(struct json_object *job, struct dbx_order **out
 	details = get_obj(props, "details");
 	o->id = dup_str(id, &oom);
 	o->name = dup_str(name, &oom);
-	o->location = dup_str(get_str(job, "location"), &oom);
-	o->sku = dup_str(get_str(get_obj(job, "sku"), "name"), &oom);
-	o->status = dup_str(get_str(props, "status"), &oom);
+	o->location = dup_str(dbx_json_str(job, "location"), &oom);
+	o->sku = dup_str(dbx_json_str(get_obj(job, "sku"), "name"), &oom);
+	o->status = dup_str(dbx_json_str(props, "status"), &oom);
 	o->has_details = details != NULL;
 	read_kek(o, details, &oom);
 	read_identity(o, job, &oom);
-	modified = get_str(get_obj(job, "systemData"), "lastModifiedAt");
+	modified = dbx_json_str(get_obj(job, "systemData"), "lastModifiedAt");
 	if (modified) {
 		time_t t = dbx_parse_time(modified);
 
