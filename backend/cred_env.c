@@ -69,21 +69,6 @@ static void secret_free(char *p, size_t size)
 	munmap(p, size);
 }
 
-/*
- * Redact the secret from msg as it is and as sent (URL-escaped), belt and
- * braces: Entra does not echo secrets, but a proxy or a future message might.
- */
-static void redact_secret(char *msg, const char *secret)
-{
-	char *esc = dbx_url_escape(secret);
-
-	dbx_cred_redact(msg, secret);
-	if (esc) {
-		dbx_cred_redact(msg, esc);
-		dbx_wipe_free(esc);
-	}
-}
-
 /* expires_in as an integer or a decimal string; false when absent or bad. */
 static bool json_seconds(struct json_object *o, const char *key, int64_t *out)
 {
@@ -104,37 +89,6 @@ static bool json_seconds(struct json_object *o, const char *key, int64_t *out)
 		return false;
 	*out = n;
 	return true;
-}
-
-/* Turn a non-200 answer from the token endpoint into err. */
-static enum dbx_err token_error(const struct env_secret_cred *c,
-				const struct dbx_http_response *resp, struct json_object *j,
-				struct dbx_error *err)
-{
-	const char *code = dbx_json_str(j, "error");
-	const char *desc = dbx_json_str(j, "error_description");
-	char line[DBX_ERR_MSG_MAX / 2];
-	enum dbx_err kind = DBX_EAUTH;
-
-	if (resp->status == 429)
-		kind = DBX_ETHROTTLED;
-	else if (resp->status >= 500)
-		kind = DBX_EREMOTE;
-	dbx_cred_first_line(line, sizeof(line), desc ? desc : "");
-	if (code)
-		dbx_error_set(err, kind, "env: %s: %s", code, line[0] ? line : "(no description)");
-	else
-		dbx_error_set(err, kind, "env: token request to %s answered HTTP %ld", c->authority,
-			      resp->status);
-	if (err) {
-		redact_secret(err->message, c->secret);
-		err->http_status = resp->status;
-		snprintf(err->code, sizeof(err->code), "%s", code ? code : "");
-		redact_secret(err->code, c->secret);
-		snprintf(err->request_id, sizeof(err->request_id), "%s",
-			 resp->request_id ? resp->request_id : "");
-	}
-	return kind;
 }
 
 static enum dbx_err env_get_token(struct dbx_credential *self, const char *scope,
@@ -173,11 +127,12 @@ static enum dbx_err env_get_token(struct dbx_credential *self, const char *scope
 		dbx_error_set(err, rc, "env: token request to %s failed: %s", c->authority, inner);
 		goto out;
 	}
-	j = json_tokener_parse(resp.body ? resp.body : "");
 	if (resp.status != 200) {
-		rc = token_error(c, &resp, j, err);
+		/* Entra does not echo secrets, but a proxy or a future message might. */
+		rc = dbx_cred_entra_refusal("env", c->authority, &resp, c->secret, err);
 		goto out;
 	}
+	j = json_tokener_parse(resp.body ? resp.body : "");
 	access = dbx_json_str(j, "access_token");
 	if (!access || !*access || !json_seconds(j, "expires_in", &expires_in)) {
 		rc = dbx_error_set(err, DBX_EAUTH,

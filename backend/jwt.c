@@ -300,13 +300,21 @@ void dbx_cred_first_line(char *buf, size_t cap, const char *s)
 	buf[n] = '\0';
 }
 
-/*
- * Turn Entra's non-200 answer ({"error": "...", "error_description":
- * "AADSTS...: ...\r\nTrace ID: ..."}) into err, as cred_env.c does: the
- * code and the first line of the description; 429 and 5xx keep their kind.
- */
-static enum dbx_err entra_refusal(const char *source, const char *authority,
-				  const struct dbx_http_response *resp, struct dbx_error *err)
+/* dbx_cred_redact() the secret as it is and as sent in a form body (URL-escaped). */
+static void redact_secret(char *msg, const char *secret)
+{
+	char *esc = dbx_url_escape(secret);
+
+	dbx_cred_redact(msg, secret);
+	if (esc) {
+		dbx_cred_redact(msg, esc);
+		dbx_wipe_free(esc);
+	}
+}
+
+enum dbx_err dbx_cred_entra_refusal(const char *source, const char *authority,
+				    const struct dbx_http_response *resp, const char *secret,
+				    struct dbx_error *err)
 {
 	json_object *obj = json_tokener_parse(resp->body ? resp->body : "");
 	const char *code = dbx_json_str(obj, "error");
@@ -326,8 +334,12 @@ static enum dbx_err entra_refusal(const char *source, const char *authority,
 		dbx_error_set(err, kind, "%s: token request to %s answered HTTP %ld", source,
 			      authority, resp->status);
 	if (err) {
+		if (secret)
+			redact_secret(err->message, secret);
 		err->http_status = resp->status;
 		snprintf(err->code, sizeof(err->code), "%s", code ? code : "");
+		if (secret)
+			redact_secret(err->code, secret);
 		snprintf(err->request_id, sizeof(err->request_id), "%s",
 			 resp->request_id ? resp->request_id : "");
 	}
@@ -385,7 +397,7 @@ enum dbx_err dbx_cred_assertion_grant(const char *source, struct dbx_transport *
 		goto out;
 	}
 	if (resp.status != 200) {
-		rc = entra_refusal(source, authority, &resp, err);
+		rc = dbx_cred_entra_refusal(source, authority, &resp, NULL, err);
 		goto out;
 	}
 	rc = dbx_cred_parse_token(

@@ -78,6 +78,20 @@ char *dbx_cred_grant_body(const char *client_id, const char *credential, const c
 			  const char *scope);
 
 /*
+ * Turn Entra's non-200 answer in resp ({"error": "...", "error_description":
+ * "AADSTS...: ...\r\nTrace ID: ..."}) into err and return its kind:
+ * "<source>: <error>: <first line of error_description>", or without an
+ * error code "<source>: token request to <authority> answered HTTP <status>";
+ * DBX_ETHROTTLED for 429, DBX_EREMOTE for 5xx, else DBX_EAUTH; with
+ * err->http_status, code and request id set. secret, when not NULL, is
+ * redacted (dbx_cred_redact) from the message and the code, as it is and
+ * URL-escaped.
+ */
+enum dbx_err dbx_cred_entra_refusal(const char *source, const char *authority,
+				    const struct dbx_http_response *resp, const char *secret,
+				    struct dbx_error *err);
+
+/*
  * POST the client-credentials grant with a jwt-bearer client_assertion to
  * url for scope, and fill *out from the answer (access_token, expires_in).
  * Errors, like cred_env.c's: a transport failure keeps its kind ("<source>:
