@@ -577,9 +577,7 @@ out:
 	return rc;
 }
 
-/* True when the comma-separated identity type list holds token (e.g.
- * "SystemAssigned,UserAssigned"). */
-static bool type_has(const char *types, const char *token)
+bool dbx_order_type_has(const char *types, const char *token)
 {
 	size_t n = strlen(token);
 	const char *p = types;
@@ -606,7 +604,7 @@ const char *dbx_order_identity(const struct dbx_order *order)
 	if (order->kek_identity_type && strcasecmp(order->kek_identity_type, "UserAssigned") == 0 &&
 	    order->kek_uai_id && *order->kek_uai_id)
 		return order->kek_uai_id;
-	if (type_has(order->identity_type, "SystemAssigned"))
+	if (dbx_order_type_has(order->identity_type, "SystemAssigned"))
 		return "SystemAssigned";
 	return "None";
 }
@@ -721,7 +719,7 @@ static struct json_object *build_identity(const struct dbx_order *want, enum dbx
 		goto oom;
 	if (!put_str(ident, "type", type))
 		goto oom;
-	if (!type_has(type, "UserAssigned"))
+	if (!dbx_order_type_has(type, "UserAssigned"))
 		return ident;
 	if (want->n_uai == 0) {
 		*rc = dbx_error_set(err, DBX_EINVAL,

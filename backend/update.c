@@ -67,35 +67,14 @@ static bool same_id(const char *a, const char *b)
 	return strcasecmp(a, b) == 0;
 }
 
-/* Does the comma-separated identity type (e.g. "SystemAssigned,UserAssigned") hold token? */
-static bool type_has(const char *types, const char *token)
-{
-	size_t n = strlen(token);
-	const char *p = types;
-
-	while (p && *p) {
-		const char *comma = strchr(p, ',');
-		const char *e = comma ? comma : p + strlen(p);
-
-		while (p < e && (*p == ' ' || *p == '\t'))
-			p++;
-		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if ((size_t)(e - p) == n && strncasecmp(p, token, n) == 0)
-			return true;
-		p = comma ? comma + 1 : NULL;
-	}
-	return false;
-}
-
 static bool has_system(const struct dbx_order *o)
 {
-	return type_has(o->identity_type, SYSTEM_ASSIGNED);
+	return dbx_order_type_has(o->identity_type, SYSTEM_ASSIGNED);
 }
 
 static bool has_user(const struct dbx_order *o)
 {
-	return type_has(o->identity_type, USER_ASSIGNED);
+	return dbx_order_type_has(o->identity_type, USER_ASSIGNED);
 }
 
 static bool has_uai(const struct dbx_order *o, const char *id)

@@ -89,6 +89,14 @@ struct dbx_order *dbx_order_dup(const struct dbx_order *order);
 const char *dbx_order_identity(const struct dbx_order *order);
 
 /*
+ * Does the comma-separated identity type list types (an identity_type, e.g.
+ * "SystemAssigned,UserAssigned") hold token? Items compare
+ * case-insensitively, blanks around them ignored; NULL holds nothing.
+ * Added after the first cut of this header; additive.
+ */
+bool dbx_order_type_has(const char *types, const char *token);
+
+/*
  * Split an ARM resource ID "/subscriptions/S/resourceGroups/RG/providers/NS/TYPE/NAME"
  * (segment names case-insensitive). Each out pointer may be NULL; filled
  * strings are malloc'd. DBX_EINVAL when id does not have that shape.

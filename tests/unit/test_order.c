@@ -381,6 +381,22 @@ static void test_dup_is_deep_and_complete(void **state)
 	dbx_order_free(c);
 }
 
+/* One reading of identity types for what the files show and what a write sends. */
+static void test_type_has(void **state)
+{
+	(void)state;
+	assert_true(dbx_order_type_has("SystemAssigned", "SystemAssigned"));
+	assert_true(dbx_order_type_has("SystemAssigned,UserAssigned", "UserAssigned"));
+	assert_true(dbx_order_type_has("systemassigned, userassigned", "UserAssigned"));
+	assert_true(dbx_order_type_has("SystemAssigned,\n\tUserAssigned ", "UserAssigned"));
+	assert_false(dbx_order_type_has("SystemAssigned", "UserAssigned"));
+	assert_false(dbx_order_type_has("SystemAssignedX", "SystemAssigned"));
+	assert_false(dbx_order_type_has("NotSystemAssigned", "SystemAssigned"));
+	assert_false(dbx_order_type_has("None", "SystemAssigned"));
+	assert_false(dbx_order_type_has("", "SystemAssigned"));
+	assert_false(dbx_order_type_has(NULL, "SystemAssigned"));
+}
+
 static void test_last_modified_exact(void **state)
 {
 	struct dbx_order *o = parse_ok(get_cmk);
@@ -755,6 +771,7 @@ int main(void)
 	    cmocka_unit_test(test_user_assigned_identity),
 	    cmocka_unit_test(test_problems_error_then_stages),
 	    cmocka_unit_test(test_dup_is_deep_and_complete),
+	    cmocka_unit_test(test_type_has),
 	    cmocka_unit_test(test_last_modified_exact),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_wrong_types_read_as_absent),
