@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "databoxfs/auth.h"
+#include "databoxfs/jwt.h"
 #include "databoxfs/log.h"
 
 #define REFRESH_MARGIN_S 300
@@ -40,14 +41,6 @@ void dbx_token_wipe(struct dbx_token *tok)
 	}
 	tok->value = NULL;
 	tok->expires_on = 0;
-}
-
-static void wipe_string(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
 }
 
 void dbx_credential_destroy(struct dbx_credential *cred)
@@ -124,7 +117,7 @@ static void slot_store(struct token_slot *s, struct dbx_token *tok, uint64_t now
 	int64_t life_s = tok->expires_on > wall ? (int64_t)(tok->expires_on - wall) : 0;
 	int64_t margin_s = life_s / 2 < REFRESH_MARGIN_S ? life_s / 2 : REFRESH_MARGIN_S;
 
-	wipe_string(s->value);
+	dbx_wipe_free(s->value);
 	s->value = tok->value;
 	tok->value = NULL;
 	s->expires_ms = now_ms + (uint64_t)life_s * 1000u;
@@ -242,7 +235,7 @@ static void drop_token(struct auth_transport *at, const char *scope, unsigned lo
 	pthread_mutex_lock(&at->lock);
 	for (s = at->slots; s; s = s->next) {
 		if (strcmp(s->scope, scope) == 0 && s->generation == gen) {
-			wipe_string(s->value);
+			dbx_wipe_free(s->value);
 			s->value = NULL;
 			s->expires_ms = s->refresh_ms = 0;
 		}
@@ -274,7 +267,7 @@ static enum dbx_err auth_send(struct dbx_transport *self, const struct dbx_http_
 	dbx_log(DBX_LOG_DEBUG, "%s %.*s: 401, retrying once with a fresh token", req->method,
 		(int)strcspn(req->url, "?#"), req->url);
 	drop_token(at, req->scope, gen);
-	wipe_string(bearer);
+	dbx_wipe_free(bearer);
 	bearer = NULL;
 	dbx_http_response_reset(resp);
 	rc = get_bearer(at, req->scope, &bearer, &gen, err);
@@ -283,7 +276,7 @@ static enum dbx_err auth_send(struct dbx_transport *self, const struct dbx_http_
 	r.bearer = bearer;
 	rc = at->inner->send(at->inner, &r, resp, err);
 out:
-	wipe_string(bearer);
+	dbx_wipe_free(bearer);
 	return rc;
 }
 
@@ -295,7 +288,7 @@ static void auth_destroy(struct dbx_transport *self)
 	while (s) {
 		struct token_slot *next = s->next;
 
-		wipe_string(s->value);
+		dbx_wipe_free(s->value);
 		free(s->scope);
 		free(s);
 		s = next;
