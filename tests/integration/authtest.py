@@ -154,11 +154,13 @@ def stats_delta(before, after, key):
 
 # ---- credentials made by the tests ----
 
-def make_cert(directory, name):
-	"""A self-signed RSA-2048 certificate and its key: (cert_pem, key_pem) text."""
+def make_cert(directory, name, password=None):
+	"""A self-signed RSA-2048 certificate and its key (encrypted with
+	password when given): (cert_pem, key_pem) text."""
 	key = os.path.join(directory, name + ".key")
 	crt = os.path.join(directory, name + ".crt")
-	harness.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+	protect = ["-passout", "pass:" + password] if password else ["-nodes"]
+	harness.run(["openssl", "req", "-x509", "-newkey", "rsa:2048"] + protect + ["-keyout", key,
 		     "-out", crt, "-days", "2", "-subj", "/CN=databoxfs-test-%s" % name],
 		    timeout=60, check=True)
 	with open(crt) as f:
@@ -202,6 +204,17 @@ def done(code, out, err=""):
     sys.exit(code)
 if cfg.get("mode") == "logged_out":
     done(1, "", "ERROR: Please run 'az login' to setup account.\n")
+if cfg.get("mode") == "hang":
+    # Hang, with a grandchild holding stdout too: only killing the group ends it.
+    kid = os.fork()
+    if kid == 0:
+        time.sleep(120)
+        os._exit(0)
+    rec["grandchild"] = kid
+    with open(os.path.join(cfg["calls"], "%03d.json" % n), "w") as g:
+        json.dump(rec, g)
+    time.sleep(120)
+    sys.exit(0)
 args = sys.argv[1:]
 if args[:2] != ["account", "get-access-token"] or "--resource" not in args:
     done(2, "", "ERROR: the stand-in only knows account get-access-token --resource\n")

@@ -92,6 +92,38 @@ class Chain(unittest.TestCase):
 		self.assertEqual([r["user_agent"] for r in authtest.token_requests(self.emu)],
 				 ["fake-az/1.0"])
 
+	def test_refused_secret_ends_the_chain(self):
+		"""A configured source that Entra refuses is an error, not a reason to
+		fall through to another identity (DefaultAzureCredential does the
+		same): the read fails with Entra's reason, az never runs."""
+		env = {"AZURE_TENANT_ID": self.client["tenant_id"],
+		       "AZURE_CLIENT_ID": self.client["client_id"],
+		       "AZURE_CLIENT_SECRET": "wrong-" + os.urandom(8).hex(),
+		       "PATH": self.az.path()}
+		authtest.reset_log(self.emu)
+		m = authtest.auth_mount(self.emu, "auto", env, imds="emu")
+		self.cleanup.append(m)
+		m.start()
+		p = harness.run(["cat", authtest.order_path(m, self.job)], timeout=60)
+		self.assertNotEqual(p.returncode, 0, "read with a wrong secret succeeded")
+		self.assertEqual(self.az.calls(), [], "fell through to az")
+		self.assertEqual([r for r in self.emu.requests() if r["service"] == "imds"], [],
+				 "fell through to managed identity")
+		self.assertRegex(m.stderr(), r"env: invalid_client: AADSTS7000215")
+		self.assertNotIn(env["AZURE_CLIENT_SECRET"], m.stderr())
+
+	def test_client_id_not_a_managed_identity(self):
+		"""AZURE_CLIENT_ID names no identity on this machine (IMDS answers
+		400): managed identity is unavailable and the chain goes on to az."""
+		env = {"AZURE_TENANT_ID": self.client["tenant_id"],
+		       "AZURE_CLIENT_ID": self.client["client_id"], "PATH": self.az.path()}
+		kinds, az_runs, imds = self.session(env, "emu")
+		self.assertEqual(az_runs, 1)
+		self.assertEqual([r["status"] for r in imds], [400, 400], "probe, then no such identity")
+		self.assertIn("client_id=%s" % self.client["client_id"], imds[1]["query"])
+		self.assertEqual([r["user_agent"] for r in authtest.token_requests(self.emu)
+				  if r["service"] == "entra"], ["fake-az/1.0"])
+
 	def no_source_mount(self):
 		self.assertIsNone(shutil.which("az", path=authtest.BASE_PATH),
 				  "an az on %s spoils this test" % authtest.BASE_PATH)

@@ -88,6 +88,37 @@ class Expire(unittest.TestCase):
 		self.cleanup.append(m)
 		self.recovers(m, "expire", token_ua="fake-az/", az=az)
 
+	def test_concurrent_readers_share_one_token(self):
+		"""Many readers at once, at first use and after the token died:
+		one token request each time (one refresh per scope at a time)."""
+		m = self.env_mount()
+		paths = []
+		for job in self.world["jobs"]:
+			for f in ("status", "encryption_type", "key_url", "identity", "errors"):
+				paths.append(authtest.order_path(m, job, f))
+		authtest.reset_log(self.emu)
+		m.start()
+		for round_ in ("first use", "after expire"):
+			if round_ == "after expire":
+				authtest.reset_log(self.emu)
+				self.emu.admin("POST", "/admin/tokens/expire", {})
+			procs = [harness.subprocess.Popen(["cat", p], stdout=harness.subprocess.DEVNULL,
+							  stderr=harness.subprocess.PIPE,
+							  stdin=harness.subprocess.DEVNULL)
+				 for p in paths * 2]
+			errs = []
+			for p in procs:
+				_, e = p.communicate(timeout=60)
+				if p.returncode != 0:
+					errs.append(e.decode(errors="replace").strip())
+			log = self.emu.requests()
+			toks = [r for r in log if r["service"] == "entra"]
+			unauth = [r for r in log if r["status"] == 401]
+			harness.log("%s: %d readers, %d 401s, %d token requests" %
+				    (round_, len(procs), len(unauth), len(toks)))
+			self.assertEqual(errs, [], round_)
+			self.assertEqual(len(toks), 1, "%s: token requests %s" % (round_, toks))
+
 	def test_auto_revoked(self):
 		"""Through the chain (the default), the chosen source renews."""
 		c = self.emu.client()

@@ -101,6 +101,44 @@ class Sources(unittest.TestCase):
 		self.assertEqual(tok["scope"], "https://management.azure.com/.default")
 		self.assertEqual(tok["path"], "/%s/oauth2/v2.0/token" % self.tenant)
 
+	def test_env_certificate_encrypted_key(self):
+		password = "pw-" + os.urandom(8).hex()
+		cert, key = authtest.make_cert(self.tmp, "enc", password)
+		self.assertIn("ENCRYPTED", key)
+		app = authtest.register_client(self.emu, self.tenant, certificate_pem=cert)
+		pem = authtest.write_file(os.path.join(self.tmp, "enc.pem"), key + cert)
+		env = self.env_ids(app)
+		env["AZURE_CLIENT_CERTIFICATE_PATH"] = pem
+		env["AZURE_CLIENT_CERTIFICATE_PASSWORD"] = password
+		self.read_and_check(self.mount("cert", env), "client_credentials",
+				    "client_assertion_certificate")
+		self.assertNotIn(password, self.cleanup[-1].stderr())
+
+	def test_env_certificate_wrong_password(self):
+		password = "pw-" + os.urandom(8).hex()
+		cert, key = authtest.make_cert(self.tmp, "enc", password)
+		app = authtest.register_client(self.emu, self.tenant, certificate_pem=cert)
+		pem = authtest.write_file(os.path.join(self.tmp, "enc.pem"), cert + key)
+		env = self.env_ids(app)
+		env["AZURE_CLIENT_CERTIFICATE_PATH"] = pem
+		env["AZURE_CLIENT_CERTIFICATE_PASSWORD"] = "not-" + password
+		rc, err = authtest.start_refused(self, self.mount("cert", env))
+		harness.log("wrong password: exit %d: %s" % (rc, err.strip()))
+		self.assertEqual(rc, 1)
+		self.assertIn(pem, err)
+		self.assertRegex(err, r"(?i)password|decrypt|private key")
+		self.assertNotIn(password, err)
+		self.assertNotIn("BEGIN", err)
+
+	def test_env_secret_authority_host(self):
+		"""AZURE_AUTHORITY_HOST overrides the authority (here the US
+		Government login host, which the emulator also plays)."""
+		env = self.env_ids()
+		env["AZURE_CLIENT_SECRET"] = self.client["client_secret"]
+		env["AZURE_AUTHORITY_HOST"] = "https://login.microsoftonline.us/"
+		tok = self.read_and_check(self.mount("env", env), "client_credentials", "client_secret")
+		self.assertEqual(tok["host"], "login.microsoftonline.us")
+
 	def test_env_certificate_wrong_key(self):
 		app, cert, _ = self.cert_client()
 		_, other_key = authtest.make_cert(self.tmp, "other")
@@ -127,6 +165,57 @@ class Sources(unittest.TestCase):
 					  "client_assertion_federated")
 		self.assertEqual(tok["scope"], "https://management.azure.com/.default")
 		self.assertEqual(tok["path"], "/%s/oauth2/v2.0/token" % self.tenant)
+
+	def test_workload_token_file_rotation(self):
+		"""The kubelet swaps the token file: the next token request sends
+		the new content (the app now trusts only the new token)."""
+		old, new = "fed-A-" + os.urandom(16).hex(), "fed-B-" + os.urandom(16).hex()
+		app = authtest.register_client(self.emu, self.tenant, federated_token=old)
+		tf = os.path.join(self.tmp, "sa-token")
+		authtest.write_file(tf, old)
+		env = self.env_ids(app)
+		env["AZURE_FEDERATED_TOKEN_FILE"] = tf
+		m = self.mount("workload", env, cache_ttl=0)
+		m.start()
+		path = authtest.order_path(m, self.job)
+		want = (self.job["properties"]["status"] + "\n").encode()
+		self.assertEqual(harness.cat(self, path), want)
+		app["federated_token"] = new
+		self.emu.admin("POST", "/admin/clients", app)
+		authtest.write_file(tf + ".new", new)
+		os.rename(tf + ".new", tf)
+		self.emu.admin("POST", "/admin/tokens/expire", {})
+		authtest.reset_log(self.emu)
+		self.assertEqual(harness.cat(self, path), want, "the rotated token file was not re-read")
+		toks = authtest.token_requests(self.emu)
+		self.assertEqual([t["status"] for t in toks], [200], toks)
+		self.assertNotIn(old, m.stderr())
+		self.assertNotIn(new, m.stderr())
+
+	def test_azure_cli_hangs(self):
+		"""An az that never answers is killed (with its process group) after
+		10 s; the read fails promptly with a message saying so."""
+		az = authtest.FakeAz(self.emu, mode="hang")
+		self.cleanup.append(az)
+		m = self.mount("cli", {"PATH": az.path()}, timeout=30)
+		m.start()
+		t0 = harness.time.monotonic()
+		p = harness.run(["cat", authtest.order_path(m, self.job)], timeout=90)
+		took = harness.time.monotonic() - t0
+		harness.log("hanging az: cat rc %d after %.1fs: %s" % (p.returncode, took, p.stderr.strip()))
+		self.assertNotEqual(p.returncode, 0)
+		self.assertGreater(took, 9, "az was not given its 10 s")
+		self.assertLess(took, 25, "the read was not bounded by az's 10 s")
+		self.assertRegex(m.stderr(), r"cli: az did not answer within \d+ ms")
+		for c in az.calls():
+			for pid in (c["pid"], c["grandchild"]):
+				def gone():
+					try:
+						with open("/proc/%d/stat" % pid) as f:
+							return f.read().split(")")[1].split()[0] in ("Z", "X")
+					except OSError:
+						return True
+				harness.wait_for(gone, 5, "az process %d to be killed" % pid)
 
 	def imds_check(self, tok, client_id=None):
 		self.assertEqual(tok["service"], "imds")
@@ -159,6 +248,18 @@ class Sources(unittest.TestCase):
 		self.assertIn("resource=https%3A%2F%2Fmanagement.azure.com", tok["query"])
 		err = self.cleanup[-1].stderr()
 		self.assertNotIn(self.world["identity_header"], err)
+
+	def test_managed_identity_app_service_wrong_header(self):
+		wrong = "not-" + self.world["identity_header"]
+		env = {"IDENTITY_ENDPOINT": "http://127.0.0.1:%d/msi/token" % authtest.imds_port(self.emu),
+		       "IDENTITY_HEADER": wrong}
+		m = self.mount("msi", env, app_service=True)
+		m.start()
+		p = harness.run(["cat", authtest.order_path(m, self.job)], timeout=60)
+		self.assertNotEqual(p.returncode, 0, "read with a wrong identity header succeeded")
+		self.assertIn("refused IDENTITY_HEADER", m.stderr())
+		self.assertNotIn(wrong, m.stderr())
+		self.assertEqual(authtest.arm_requests(self.emu), [])
 
 	def test_azure_cli(self):
 		az = authtest.FakeAz(self.emu)
