@@ -92,6 +92,13 @@ class Tools(writes.WriteWorld):
 		self.assertIn(writes.EINVAL_TEXT, p.stderr)
 		self.assertEqual(self.patch_bodies(), [])
 
+	def test_cat_redirect(self):
+		sub, rg, name, d = self.new_order("cm-system")
+		url = self.key_url("dbx-key-3072")
+		self.run_ok("cat > %s <<'EOF'\n%s\nEOF" % (writes.q(os.path.join(d, "key_url")), url))
+		self.assertEqual(len(self.patch_bodies()), 1)
+		self.assertEqual(self.kek_url_of(sub, rg, name), url)
+
 	def test_cp(self):
 		sub, rg, name, d = self.new_order("cm-system")
 		url = self.key_url("dbx-key-3072")

@@ -274,9 +274,11 @@ class WriteWorld(harness.MountedWorld):
 		last-write block for code. Returns (block, requests)."""
 		sub, rg, name = d.split(os.sep)[-3:]
 		before = self.job(sub, rg, name)
+		shown = read(os.path.join(d, file))
 		self.reset_log()
 		p = echo_to(os.path.join(d, file), value)
 		self.assert_refused(p, errno_text)
+		self.assertEqual(read(os.path.join(d, file)), shown, "the file shows a refused value")
 		reqs = self.emu.requests()
 		self.assertEqual(len(patches(reqs)), 1 if sent_patch else 0,
 				 [(r["method"], r["path"], r["status"]) for r in reqs])
