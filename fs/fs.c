@@ -324,13 +324,21 @@ static enum dbx_err apply_value(struct dbx_fs *fs, const struct dbx_node *node, 
 				node->subscription, node->resource_group, node->order);
 		result = NULL;
 	}
-	if (rc == DBX_OK && report.notes[0])
+	if (rc == DBX_OK && report.notes[0]) {
+		/*
+		 * Applied, but some preflight checks could not be made with the
+		 * mount's credential (403): DESIGN.md 5 says they are noted in
+		 * errors. The note is a last-write block with err DBX_OK, so the
+		 * next write replaces it like any other.
+		 */
 		dbx_log(DBX_LOG_INFO, "%s/%s/%s/%s: written; preflight notes: %s",
 			node->subscription, node->resource_group, node->order, name, report.notes);
+		dbx_error_set(&e, DBX_OK, "%s", report.notes);
+	}
 	if (rc != DBX_OK)
 		e.err = rc;
 	dbx_cache_write_result(fs->cache, node->subscription, node->resource_group, node->order,
-			       name, rc == DBX_OK ? NULL : &e);
+			       name, rc != DBX_OK || report.notes[0] ? &e : NULL);
 	if (locked)
 		dbx_cache_write_unlock(fs->cache, node->subscription, node->resource_group,
 				       node->order);

@@ -72,6 +72,57 @@ class Errno(writes.WriteWorld):
 		finally:
 			mnt.stop()
 
+	def test_404_on_patch_is_ENOENT(self):
+		"""The order vanished between the fresh GET and the PATCH."""
+		*_, d = self.new_order("cm-system")
+		self.emu.fault(service="arm", method="PATCH", path_prefix=JOBS, status=404,
+			       body='{"error": {"code": "ResourceNotFound", "message": "gone"}}')
+		self.failing_write(d, "No such file or directory")
+
+	def short_mount(self, timeout):
+		return harness.Mount(self.emu, cache_ttl=0, timeout=timeout,
+				     extra=("lro_poll=0.05",)).start()
+
+	def test_operation_outliving_timeout_is_ETIMEDOUT(self):
+		"""-o timeout=3 and an operation whose polls take 5 s: ETIMEDOUT within
+		the bound, and errors says the change may still arrive."""
+		mnt = self.short_mount(3)
+		try:
+			sub, rg, name, _ = self.new_order("cm-system")
+			d = mnt.p(sub, rg, name)
+			self.emu.fault(service="arm", method="GET", path_prefix=JOBS + self.sub0 +
+				       "/providers/Microsoft.DataBox/locations/", latency_ms=5000)
+			self.reset_log()
+			t0 = time.monotonic()
+			p = writes.echo_to(os.path.join(d, "key_url"), self.key_url("dbx-key-3072"))
+			took = time.monotonic() - t0
+			self.assert_refused(p, "Connection timed out")
+			self.assertLess(took, 3 + 3, "the write outlived -o timeout")
+			self.assertEqual(len(writes.patches(self.emu.requests())), 1)
+			b = [x for x in writes.parse_errors(writes.read(os.path.join(d, "errors")))
+			     if x.get("source") == "last-write"][0]
+			self.assertEqual(b["code"], "Timeout", b)
+			self.assertIn("may still be applied", b["message"])
+		finally:
+			mnt.stop()
+
+	def test_key_vault_unreachable_is_EHOSTUNREACH(self):
+		"""Every Key Vault connection dropped: the write fails before any PATCH."""
+		mnt = self.short_mount(4)
+		try:
+			sub, rg, name, _ = self.new_order("cm-system")
+			d = mnt.p(sub, rg, name)
+			before = self.job(sub, rg, name)
+			self.emu.fault(service="keyvault", drop=True)
+			self.reset_log()
+			p = writes.echo_to(os.path.join(d, "key_url"), self.key_url("dbx-key-3072"))
+			harness.log("Key Vault dropped: rc %d, %s" % (p.returncode, p.stderr.strip()))
+			self.assert_refused(p, "No route to host")
+			self.assertEqual(writes.patches(self.emu.requests()), [])
+			self.assert_unchanged(before, sub, rg, name)
+		finally:
+			mnt.stop()
+
 	def test_403_on_key_get_skips_the_check(self):
 		sub, rg, name, d = self.new_order("cm-system")
 		url = self.key_url("dbx-key-3072")
@@ -86,16 +137,20 @@ class Errno(writes.WriteWorld):
 		self.assertIn("%s/key_url: written; preflight notes: key not readable" % name,
 			      self.mnt.stderr())
 
-	@unittest.expectedFailure
 	def test_403_on_key_get_noted_in_errors(self):
-		"""DESIGN.md 5: a skipped check is "noted in errors". Today the note
-		goes to the mount's log only, and a successful write leaves errors
-		empty. Remove expectedFailure when errors shows it."""
+		"""DESIGN.md 5: a skipped check is "noted in errors": a last-write
+		block that names what was not checked, replaced by the next write."""
 		*_, d = self.new_order("cm-system")
 		self.emu.fault(service="keyvault", method="GET", path_prefix="/keys/", status=403)
 		p = writes.echo_to(os.path.join(d, "key_url"), self.key_url("dbx-key-3072"))
 		self.assertEqual(p.returncode, 0, p.stderr)
-		self.assertIn("403", writes.read(os.path.join(d, "errors")))
+		text = writes.read(os.path.join(d, "errors"))
+		self.assertIn("code: PreflightSkipped\nsource: last-write\n", text)
+		self.assertIn("403", text)
+		self.emu.clear_faults()
+		p = writes.echo_to(os.path.join(d, "key_url"), self.key_url("dbx-key-2048"))
+		self.assertEqual(p.returncode, 0, p.stderr)
+		self.assertNotIn("PreflightSkipped", writes.read(os.path.join(d, "errors")))
 
 	def test_403_on_key_get_service_still_refuses(self):
 		"""The skipped check does not hide the service's answer: a disabled
