@@ -235,10 +235,13 @@ answer = json.loads(resp.read() or b"{}")
 if resp.status != 200:
     done(1, "", "ERROR: AADSTS: %s\n" % answer.get("error"))
 exp = int(time.time()) + int(answer["expires_in"])
-out = json.dumps({"accessToken": answer["access_token"], "expiresOn":
-                  datetime.datetime.fromtimestamp(exp).strftime("%Y-%m-%d %H:%M:%S.%f"),
-                  "expires_on": exp, "subscription": cfg.get("subscription", ""),
-                  "tenant": tenant, "tokenType": "Bearer"}, indent=2) + "\n"
+doc = {"accessToken": answer["access_token"], "expiresOn":
+       datetime.datetime.fromtimestamp(exp).strftime("%Y-%m-%d %H:%M:%S.%f"),
+       "expires_on": exp, "subscription": cfg.get("subscription", ""),
+       "tenant": tenant, "tokenType": "Bearer"}
+if cfg.get("mode") == "old":
+    del doc["expires_on"]  # CLIs before 2.54 print only the naive local expiresOn
+out = json.dumps(doc, indent=2) + "\n"
 done(0, out)
 '''
 

@@ -124,6 +124,26 @@ class Chain(unittest.TestCase):
 		self.assertEqual([r["user_agent"] for r in authtest.token_requests(self.emu)
 				  if r["service"] == "entra"], ["fake-az/1.0"])
 
+	def test_named_source_not_configured_refuses_to_start(self):
+		c = self.client
+		m = authtest.auth_mount(self.emu, "env", {"AZURE_TENANT_ID": c["tenant_id"],
+							  "AZURE_CLIENT_ID": c["client_id"]})
+		self.cleanup.append(m)
+		rc, err = authtest.start_refused(self, m)
+		self.assertEqual(rc, 1)
+		self.assertIn("env: AZURE_CLIENT_SECRET is not set", err)
+
+	def test_unknown_credential_name_refuses_to_start(self):
+		c = self.client
+		m = authtest.auth_mount(self.emu, "password", {"AZURE_TENANT_ID": c["tenant_id"],
+							       "AZURE_CLIENT_ID": c["client_id"],
+							       "AZURE_CLIENT_SECRET": c["client_secret"]})
+		self.cleanup.append(m)
+		rc, err = authtest.start_refused(self, m)
+		self.assertEqual(rc, 1)
+		self.assertIn("unknown credential 'password'", err)
+		self.assertNotIn(c["client_secret"], err)
+
 	def no_source_mount(self):
 		self.assertIsNone(shutil.which("az", path=authtest.BASE_PATH),
 				  "an az on %s spoils this test" % authtest.BASE_PATH)

@@ -71,7 +71,7 @@ class Refresh(unittest.TestCase):
 		harness.log("%d reads in %ds, %d ARM requests, %d ARM tokens at gaps %s s, audiences %s" %
 			    (reads, DURATION, len(arm), len(arm_tokens), gaps, aud))
 		self.assertEqual(failures, [], "reads failed")
-		self.assertGreater(reads, DURATION / PERIOD * 0.6, "too few reads to mean anything")
+		self.assertGreater(reads, 100, "too few reads to mean anything")
 		self.assertGreaterEqual(len(arm), reads, "cache_ttl=0 but reads did not all reach ARM")
 		self.assertEqual(unauth, [], "ARM saw an expired token")
 		self.assertEqual(list(aud), [authtest.ARM_AUD], aud)

@@ -290,6 +290,22 @@ class Sources(unittest.TestCase):
 		self.assertEqual([r for r in arm if r["status"] != 200], [])
 		self.assertTrue(all(r["user_agent"].startswith("databoxfs/") for r in arm))
 
+	def test_azure_cli_old_expires_on_local_time(self):
+		"""An older az prints only expiresOn, a naive local time: read in
+		the mount's time zone (here UTC-5:30), the token is fresh, so one
+		az run serves every read (parsed as UTC it would look 5.5 h stale
+		and az would run for every request)."""
+		az = authtest.FakeAz(self.emu, mode="old")
+		self.cleanup.append(az)
+		m = self.mount("cli", {"PATH": az.path(), "TZ": "XST+5:30"}, cache_ttl=0)
+		m.start()
+		for _ in range(5):
+			authtest.read_order(self, m, self.job)
+		calls = az.calls()
+		self.assertNotIn("expires_on", calls[0]["stdout"])
+		self.assertEqual(len(calls), 1, "az ran %d times: the token's expiry was misread" %
+				 len(calls))
+
 	def test_azure_cli_logged_out(self):
 		"""az that is not logged in: reads fail with EACCES/EIO-like errors
 		and the log says to run az login (the mount itself may be up)."""
