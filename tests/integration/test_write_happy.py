@@ -14,6 +14,7 @@ import writes
 
 
 class HappyPaths(writes.WriteWorld):
+	maxDiff = None
 
 	def write_ok(self, d, file, value):
 		"""echo value > d/file succeeds with one PATCH; returns its body."""
@@ -136,6 +137,34 @@ class HappyPaths(writes.WriteWorld):
 		self.assertEqual(job["identity"]["principalId"], before["identity"]["principalId"])
 		self.assertIn("SystemAssigned", job["identity"]["type"])
 		self.assertEqual(writes.read(os.path.join(d, "identity")), "SystemAssigned\n")
+
+	def test_change_to_a_different_user_identity(self):
+		sub, rg, name, d = self.new_order("cm-uai")
+		before = self.job(sub, rg, name)
+		kek0 = self.kek(before)
+		other = self.emu.admin("POST", "/admin/identities",
+				       {"subscriptionId": self.sub0, "resourceGroup": "rg-keys",
+					"name": "wt-uai-other"})
+		self.grant(other["principalId"])
+		body = self.write_ok(d, "identity", other["id"])
+		# The identities the job already has may be re-declared (ARM merges
+		# the map; update.c keeps them): only those, each with {}.
+		had = {k: {} for k in before["identity"]["userAssignedIdentities"]}
+		sent = body.get("identity", {}).get("userAssignedIdentities", {})
+		self.assertLessEqual(set(sent) - {other["id"]}, set(had), body)
+		self.assertEqual(body, {
+			"identity": {"type": "SystemAssigned,UserAssigned",
+				     "userAssignedIdentities": dict(
+					     {k: {} for k in sent if k in had}, **{other["id"]: {}})},
+			"properties": {"details": {"keyEncryptionKey": {
+				"kekType": "CustomerManaged", "kekUrl": kek0["kekUrl"],
+				"kekVaultResourceID": kek0["kekVaultResourceID"],
+				"identityProperties": {"type": "UserAssigned",
+						       "userAssigned": {"resourceId": other["id"]}}}}}})
+		job = self.job(sub, rg, name)
+		self.assert_stored_kek(job, kek0["kekUrl"], kek0["kekVaultResourceID"], uai=other["id"])
+		self.assertIn(other["id"], job["identity"]["userAssignedIdentities"])
+		self.assertEqual(writes.read(os.path.join(d, "identity")), other["id"] + "\n")
 
 	def test_switch_back_to_microsoft_managed(self):
 		sub, rg, name, d = self.new_order("cm-system")

@@ -133,6 +133,25 @@ class Tools(writes.WriteWorld):
 		self.assertEqual(self.job(sub, rg, name), before)
 		self.assert_block(d, "SsemUserErrorKeyVaultUrlWithInvalidScheme")
 
+	def test_writing_the_current_value_sends_nothing(self):
+		sub, rg, name, d = self.new_order("cm-system")
+		before = self.job(sub, rg, name)
+		for f in ("key_url", "identity", "encryption_type"):
+			cur = writes.read(os.path.join(d, f))
+			self.run_ok("echo %s > %s" % (writes.q(cur.strip()), writes.q(os.path.join(d, f))))
+			self.assertEqual(self.patch_bodies(), [], f)
+		self.assertEqual(self.job(sub, rg, name), before)
+
+	def test_customer_managed_without_a_key_refused(self):
+		sub, rg, name, d = self.new_order("mm-system")
+		before = self.job(sub, rg, name)
+		self.reset_log()
+		p = writes.echo_to(os.path.join(d, "encryption_type"), "CustomerManaged")
+		self.assert_refused(p)
+		self.assertEqual(self.patch_bodies(), [])
+		self.assertEqual(self.job(sub, rg, name), before)
+		self.assertEqual(writes.read(os.path.join(d, "encryption_type")), "MicrosoftManaged\n")
+
 	def test_success_clears_last_write_error(self):
 		sub, rg, name, d = self.new_order("cm-system")
 		p = writes.echo_to(os.path.join(d, "key_url"), self.key_url("dbx-key-ec"))
