@@ -316,6 +316,18 @@ struct dbx_transport *dbx_http_auth_new(struct dbx_transport *inner, struct dbx_
 	return &at->base;
 }
 
+enum dbx_err dbx_http_auth_prime(struct dbx_transport *auth, const char *scope, struct dbx_error *err)
+{
+	struct auth_transport *at = (struct auth_transport *)auth;
+	unsigned long gen = 0;
+	char *bearer = NULL;
+	enum dbx_err rc;
+
+	rc = get_bearer(at, scope, &bearer, &gen, err);
+	dbx_wipe_free(bearer);
+	return rc;
+}
+
 /* ---- the chain ("auto") ---- */
 
 typedef struct dbx_credential *(*source_ctor)(struct dbx_transport *transport,

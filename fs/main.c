@@ -343,6 +343,33 @@ static struct dbx_retry_policy token_policy(uint64_t timeout_ms)
 	return p;
 }
 
+/*
+ * Get the ARM token once before mounting, so that a mount no credential
+ * source can serve refuses to start with the chain's message, naming what
+ * each source lacked (DESIGN.md 6), instead of mounting a tree whose every
+ * read fails. Only "no source is available here" (DBX_EAUTH without an
+ * HTTP status) stops the mount: a configured source that Entra refuses, or
+ * an authority that cannot be reached now, lets the mount start, and reads
+ * then fail with the real errno and explain why in errors.
+ */
+static enum dbx_err probe_credential(struct dbx_transport *auth, const struct dbx_cloud *cloud,
+				     struct dbx_error *err)
+{
+	struct dbx_error e = {0};
+	enum dbx_err rc;
+
+	rc = dbx_http_auth_prime(auth, cloud->arm_scope, &e);
+	if (rc == DBX_OK)
+		return DBX_OK;
+	if ((rc == DBX_EAUTH && e.http_status == 0) || rc == DBX_ECONFIG) {
+		*err = e;
+		return rc;
+	}
+	dbx_log(DBX_LOG_WARN, "no ARM token yet (%s): %s; mounting anyway", dbx_err_str(rc),
+		e.message);
+	return DBX_OK;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -456,6 +483,8 @@ int main(int argc, char *argv[])
 		dbx_error_set(&err, DBX_ENOMEM, "out of memory");
 		goto fail;
 	}
+	if (probe_credential(auth, cloud, &err) != DBX_OK)
+		goto fail;
 	arm = dbx_arm_new(auth, cloud, o.api_version ? o.api_version : DEFAULT_API_VERSION,
 			  (uint64_t)timeout_ms, dbx_clock_system());
 	if (!arm) {

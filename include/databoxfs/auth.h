@@ -91,4 +91,13 @@ void dbx_credential_destroy(struct dbx_credential *cred);
 struct dbx_transport *dbx_http_auth_new(struct dbx_transport *inner, struct dbx_credential *cred,
 					const struct dbx_clock *clock);
 
+/*
+ * Get (and cache) the token for scope now, through the auth layer auth made
+ * by dbx_http_auth_new(): the mount asks once before mounting, so that a
+ * credential no source can satisfy stops it at start, and the token it got
+ * serves the first requests. err says what each source lacked.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_http_auth_prime(struct dbx_transport *auth, const char *scope,
+						struct dbx_error *err);
+
 #endif
