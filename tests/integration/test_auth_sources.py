@@ -306,6 +306,26 @@ class Sources(unittest.TestCase):
 		self.assertEqual(len(calls), 1, "az ran %d times: the token's expiry was misread" %
 				 len(calls))
 
+	def test_azure_cli_relative_path_entries_ignored(self):
+		"""az is looked up on absolute PATH entries only: an az reached
+		through a relative entry (from the daemon's working directory, "/")
+		never runs."""
+		az = authtest.FakeAz(self.emu)
+		self.cleanup.append(az)
+		m = self.mount("cli", {"PATH": ":.:%s:%s" % (az.bin.lstrip("/"), authtest.BASE_PATH)})
+		m.start()
+		self.assertEqual(os.readlink("/proc/%d/cwd" % m.proc.pid), "/")
+		p = harness.run(["cat", authtest.order_path(m, self.job)], timeout=60)
+		self.assertNotEqual(p.returncode, 0)
+		self.assertEqual(az.calls(), [], "databoxfs ran an az from a relative PATH entry")
+		self.assertIn("cli: Azure CLI (az) not found on PATH", m.stderr())
+
+	def test_azure_cli_option_like_tenant_refuses_to_start(self):
+		m = self.mount("cli", {"AZURE_TENANT_ID": "--query=accessToken"})
+		rc, err = authtest.start_refused(self, m)
+		self.assertEqual(rc, 1)
+		self.assertIn("cli: AZURE_TENANT_ID", err)
+
 	def test_azure_cli_logged_out(self):
 		"""az that is not logged in: reads fail with EACCES/EIO-like errors
 		and the log says to run az login (the mount itself may be up)."""
