@@ -124,6 +124,25 @@ class Chain(unittest.TestCase):
 		self.assertEqual([r["user_agent"] for r in authtest.token_requests(self.emu)
 				  if r["service"] == "entra"], ["fake-az/1.0"])
 
+	def test_silent_imds_probe_is_short(self):
+		"""An IMDS endpoint that accepts connections but does not answer
+		(the probe's 1 s bound) costs the chain about a second, then az."""
+		env = {"AZURE_TENANT_ID": self.client["tenant_id"], "PATH": self.az.path()}
+		self.emu.fault(service="imds", latency_ms=8000)
+		try:
+			authtest.reset_log(self.emu)
+			m = authtest.auth_mount(self.emu, "auto", env, imds="emu")
+			self.cleanup.append(m)
+			m.start()
+			t = harness.time.monotonic()
+			authtest.read_order(self, m, self.job)
+			took = harness.time.monotonic() - t
+		finally:
+			self.emu.clear_faults()
+		harness.log("silent IMDS: first read after %.1fs" % took)
+		self.assertEqual(len(self.az.calls()), 1, "az did not take over")
+		self.assertLess(took, 5, "the IMDS probe was not short")
+
 	def test_named_source_not_configured_refuses_to_start(self):
 		c = self.client
 		m = authtest.auth_mount(self.emu, "env", {"AZURE_TENANT_ID": c["tenant_id"],
