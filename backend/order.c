@@ -819,3 +819,15 @@ out:
 	json_object_put(root);
 	return rc;
 }
+
+bool dbx_order_kek_blocked(const struct dbx_order *order)
+{
+	for (size_t i = 0; order && i < order->n_problems; i++) {
+		const char *code = order->problems[i].code;
+
+		if (code && (strncmp(code, "SsemUser", 8) == 0 ||
+			     strcmp(code, "WaitingForCustomerActionForKek") == 0))
+			return true;
+	}
+	return false;
+}

@@ -333,7 +333,14 @@ enum dbx_err dbx_update_merge(const struct dbx_order *current,
 			goto oom;
 	}
 
-	if (key_changed)
+	/*
+	 * Writing the key the order already has is a no-op, except when the
+	 * service reports the key unusable: then writing it again (after the
+	 * admin fixed the vault, the key or the access) is the documented way
+	 * to have the service re-check it, so the key is sent again.
+	 */
+	if (key_changed || (change->has_key_url && !change->key_url_null &&
+			    want->kek_type == DBX_KEK_CUSTOMER && dbx_order_kek_blocked(current)))
 		what |= DBX_PATCH_KEK;
 	if (!same_identity(current, want))
 		what |= DBX_PATCH_IDENTITY;

@@ -247,6 +247,40 @@ static enum dbx_err append_read_block(char **buf, size_t *len, const struct dbx_
 	return dbx_error_block_append(buf, len, &b);
 }
 
+/*
+ * A stage that needs the customer is reported by its stage status, which
+ * the Ssem table does not know; its Generic row ("contact support") would
+ * be wrong advice. These are the mount's own words for those statuses.
+ */
+static const struct {
+	const char *status, *recoverable, *remedy;
+} stage_advice_table[] = {
+    {"WaitingForCustomerActionForKek", "yes",
+     "The order is paused at this stage until its customer-managed key can be used. Fix what "
+     "the service reports (the Ssem block in this file, if any: the key enabled and not "
+     "expired, the vault and key present, Get, WrapKey and UnwrapKey granted to the order's "
+     "identity), then write the key URL to key_url again so the service checks it again."},
+    {"WaitingForCustomerAction", "yes",
+     "The order waits for an action from you at this stage; the Azure portal shows the "
+     "choices (properties.details.actions)."},
+    {"WaitingForCustomerActionForCleanUp", "yes",
+     "The service waits for you to confirm the device clean-up; see the order in the Azure "
+     "portal."},
+    {"Failed", "depends",
+     "The stage failed. Contact Microsoft Support with the order name and the time above."},
+};
+
+static void stage_advice(const char *code, struct dbx_error_block *b)
+{
+	for (size_t i = 0; i < sizeof(stage_advice_table) / sizeof(stage_advice_table[0]); i++) {
+		if (strcmp(code, stage_advice_table[i].status) == 0) {
+			b->recoverable = stage_advice_table[i].recoverable;
+			b->remedy = stage_advice_table[i].remedy;
+			return;
+		}
+	}
+}
+
 static enum dbx_err append_order_blocks(char **buf, size_t *len, const struct dbx_order *o)
 {
 	struct problem_ref *refs = NULL;
@@ -289,6 +323,7 @@ static enum dbx_err append_order_blocks(char **buf, size_t *len, const struct db
 		}
 		b.message = refs[i].p->message;
 		b.target = refs[i].p->target;
+		stage_advice(b.code, &b);
 		rc = dbx_error_block_append(buf, len, &b);
 	}
 	free(refs);
@@ -471,6 +506,8 @@ static enum dbx_err store_key_url(const struct dbx_attr_ctx *ctx, const char *va
 	enum dbx_err rc;
 
 	rc = trim_and_compare(ctx, key_url_str(ctx->order), value, len, &v, &n, err);
+	if (rc == DBX_OK && w->noop && dbx_order_kek_blocked(ctx->order))
+		w->noop = false; /* the same key again: the service re-checks it (update.c) */
 	if (rc != DBX_OK || w->noop)
 		return rc;
 	if (n == 0) {

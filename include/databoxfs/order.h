@@ -97,6 +97,15 @@ const char *dbx_order_identity(const struct dbx_order *order);
 bool dbx_order_type_has(const char *types, const char *token);
 
 /*
+ * Does the service report that the order cannot use its customer-managed
+ * key: a properties.error with an Ssem code, or a stage waiting for the
+ * customer's key action (WaitingForCustomerActionForKek)? Writing the key
+ * again is then the documented way to have the service re-check it, so it
+ * is not a no-op.
+ */
+bool dbx_order_kek_blocked(const struct dbx_order *order);
+
+/*
  * Split an ARM resource ID "/subscriptions/S/resourceGroups/RG/providers/NS/TYPE/NAME"
  * (segment names case-insensitive). Each out pointer may be NULL; filled
  * strings are malloc'd. DBX_EINVAL when id does not have that shape.

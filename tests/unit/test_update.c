@@ -483,6 +483,35 @@ static struct dbx_encryption_change read_back(const struct dbx_order *o)
 	return c;
 }
 
+/*
+ * The tenant-move and disabled-key remedies end with "write the key again":
+ * while the service reports the key unusable, writing the key the order
+ * already has is sent again (the service re-checks it), not dropped as a
+ * no-op.
+ */
+static void test_merge_same_key_resent_while_blocked(void **state)
+{
+	const char *clean = job(IDENT_SYS, kek_cm(KEY, VAULT_ID, ""));
+	const char *marker = "\"isCancellable\":true,";
+	const char *at = strstr(clean, marker);
+	struct dbx_encryption_change c = change_key(KEY);
+	struct dbx_order *want;
+	char *blocked;
+
+	(void)state;
+	assert_non_null(at);
+	assert_true(asprintf(&blocked,
+			     "%.*s\"error\":{\"code\":\"SsemUserErrorEncryptionKeyDisabled\","
+			     "\"message\":\"disabled\",\"target\":\"KeyEncryptionKey\"},%s",
+			     (int)(at - clean), clean, at) > 0);
+	want = merge_ok(blocked, &c, VAULT_ID, DBX_PATCH_KEK, BODY_KEK(KEY, VAULT_ID));
+	dbx_order_free(want);
+	/* The same order without the error: a no-op, as before. */
+	want = merge_ok(clean, &c, VAULT_ID, 0, NULL);
+	dbx_order_free(want);
+	free(blocked);
+}
+
 static void test_merge_write_back_is_noop(void **state)
 {
 	const char *orders[] = {
@@ -1038,6 +1067,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_merge_user_assigned_switch, teardown),
 	    cmocka_unit_test_teardown(test_merge_user_assigned_back_to_system, teardown),
 	    cmocka_unit_test_teardown(test_merge_write_back_is_noop, teardown),
+	    cmocka_unit_test_teardown(test_merge_same_key_resent_while_blocked, teardown),
 	    cmocka_unit_test_teardown(test_merge_ids_compare_case_insensitively, teardown),
 	    cmocka_unit_test_teardown(test_apply_enable_cmk, teardown),
 	    cmocka_unit_test_teardown(test_apply_key_on_order_without_identity, teardown),
