@@ -86,7 +86,16 @@ struct auth_transport {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct token_slot *slots;
+	unsigned background; /* refreshes running in their own thread */
 };
+
+/*
+ * After a failed refresh while the cached token is still valid, wait this
+ * long before the next attempt (azure-identity's
+ * DEFAULT_TOKEN_REFRESH_RETRY_DELAY), so an Entra outage costs one token
+ * request per 30 s, not one per ARM request.
+ */
+#define REFRESH_RETRY_MS 30000u
 
 /* The slot for scope, created when absent. Called with the lock held. */
 static struct token_slot *slot_get(struct auth_transport *at, const char *scope)
@@ -160,6 +169,8 @@ static enum dbx_err refresh_locked(struct auth_transport *at, struct token_slot 
 	else
 		dbx_error_set(&s->last_err, rc, "%s: token request failed", at->cred->name);
 	if (s->value && now < s->expires_ms) {
+		s->refresh_ms =
+		    now + REFRESH_RETRY_MS < s->expires_ms ? now + REFRESH_RETRY_MS : s->expires_ms;
 		dbx_log(DBX_LOG_WARN,
 			"refreshing the token for %s failed (%s); using the cached one", s->scope,
 			s->last_err.message);
@@ -169,6 +180,57 @@ static enum dbx_err refresh_locked(struct auth_transport *at, struct token_slot 
 out:
 	dbx_token_wipe(&tok);
 	return rc;
+}
+
+struct background_refresh {
+	struct auth_transport *at;
+	struct token_slot *slot;
+};
+
+static void *background_refresh_main(void *arg)
+{
+	struct background_refresh b = *(struct background_refresh *)arg;
+	struct dbx_error e = {0};
+
+	free(arg);
+	pthread_mutex_lock(&b.at->lock);
+	(void)refresh_locked(b.at, b.slot, &e); /* a failure is logged and remembered there */
+	b.at->background--;
+	pthread_cond_broadcast(&b.at->cond);
+	pthread_mutex_unlock(&b.at->lock);
+	return NULL;
+}
+
+/*
+ * Renew slot s in a thread of its own (lock held), so that requests keep
+ * using the still-valid token instead of waiting for Entra: a slow or
+ * failing token endpoint then never delays a request that has a good token.
+ * 0 when the thread started; otherwise the caller refreshes inline.
+ */
+static int start_background_refresh(struct auth_transport *at, struct token_slot *s)
+{
+	struct background_refresh *b = malloc(sizeof(*b));
+	pthread_attr_t attr;
+	pthread_t th;
+	int rc;
+
+	if (!b)
+		return -1;
+	b->at = at;
+	b->slot = s;
+	s->refreshing = true;
+	at->background++;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&th, &attr, background_refresh_main, b);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		s->refreshing = false;
+		at->background--;
+		free(b);
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -197,6 +259,9 @@ static enum dbx_err get_bearer(struct auth_transport *at, const char *scope, cha
 	for (;;) {
 		now = at->clock->now_ms(at->clock->ctx);
 		have_old = s->value && now < s->expires_ms;
+		if (have_old && now >= s->refresh_ms && !s->refreshing &&
+		    start_background_refresh(at, s) == 0)
+			break; /* renewing behind the scenes; this request uses the valid token */
 		if (have_old && (now < s->refresh_ms || s->refreshing))
 			break; /* fresh enough, or someone else is renewing it */
 		if (!s->refreshing && waited && s->attempts != waited_for) {
@@ -280,10 +345,23 @@ out:
 	return rc;
 }
 
+void dbx_http_auth_wait_idle(struct dbx_transport *auth)
+{
+	struct auth_transport *at = (struct auth_transport *)auth;
+
+	pthread_mutex_lock(&at->lock);
+	while (at->background)
+		pthread_cond_wait(&at->cond, &at->lock);
+	pthread_mutex_unlock(&at->lock);
+}
+
 static void auth_destroy(struct dbx_transport *self)
 {
 	struct auth_transport *at = (struct auth_transport *)self;
-	struct token_slot *s = at->slots;
+	struct token_slot *s;
+
+	dbx_http_auth_wait_idle(self);
+	s = at->slots;
 
 	while (s) {
 		struct token_slot *next = s->next;
@@ -316,7 +394,8 @@ struct dbx_transport *dbx_http_auth_new(struct dbx_transport *inner, struct dbx_
 	return &at->base;
 }
 
-enum dbx_err dbx_http_auth_prime(struct dbx_transport *auth, const char *scope, struct dbx_error *err)
+enum dbx_err dbx_http_auth_prime(struct dbx_transport *auth, const char *scope,
+				 struct dbx_error *err)
 {
 	struct auth_transport *at = (struct auth_transport *)auth;
 	unsigned long gen = 0;

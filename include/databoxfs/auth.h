@@ -86,10 +86,21 @@ void dbx_credential_destroy(struct dbx_credential *cred);
  * The auth layer: a transport that adds "Authorization: Bearer" for
  * req->scope, from a per-scope cache refreshed 5 minutes (or half the
  * lifetime, for short tokens) before expiry, one refresh at a time per scope.
- * A 401 answer is retried once with a fresh token. Owns inner, not cred.
+ * While the cached token is still valid the renewal runs in the background
+ * and requests go on with the old token; a failed renewal is tried again
+ * after 30 s. A 401 answer is retried once with a fresh token. Owns inner,
+ * not cred.
  */
 struct dbx_transport *dbx_http_auth_new(struct dbx_transport *inner, struct dbx_credential *cred,
 					const struct dbx_clock *clock);
+
+/*
+ * Wait until no token refresh runs in the background. A token that is due
+ * for renewal but still valid is renewed in a thread of its own while
+ * requests go on with it; destroying the layer waits for that thread, and
+ * tests call this to observe the renewal.
+ */
+void dbx_http_auth_wait_idle(struct dbx_transport *auth);
 
 /*
  * Get (and cache) the token for scope now, through the auth layer auth made

@@ -189,8 +189,12 @@ static void test_refresh_five_minutes_ahead(void **state)
 	assert_int_equal(f->cred.calls, 1);
 	f->fc.now = T0 + (3600 - 290) * 1000u; /* 4 min 50 s left: renew */
 	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	/* This request went on with the valid token while it was renewed. */
+	assert_string_equal(f->fake.calls[2].bearer, "tok-1-" ARM_SCOPE);
+	dbx_http_auth_wait_idle(f->auth);
 	assert_int_equal(f->cred.calls, 2);
-	assert_string_equal(f->fake.calls[2].bearer, "tok-2-" ARM_SCOPE);
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	assert_string_equal(f->fake.calls[3].bearer, "tok-2-" ARM_SCOPE);
 	teardown_f(f);
 }
 
@@ -207,6 +211,7 @@ static void test_refresh_short_token_at_half_life(void **state)
 	assert_int_equal(f->cred.calls, 1);
 	f->fc.now = T0 + 60000; /* 40 s of 100 left: renew */
 	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	dbx_http_auth_wait_idle(f->auth);
 	assert_int_equal(f->cred.calls, 2);
 	teardown_f(f);
 }
@@ -223,13 +228,56 @@ static void test_failed_refresh_keeps_valid_token(void **state)
 	f->fc.now = T0 + 3400 * 1000u; /* due for refresh, still valid */
 	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
 	assert_int_equal(st, 599); /* the request went out (script exhausted answers 599) */
+	dbx_http_auth_wait_idle(f->auth);
 	assert_int_equal(f->cred.calls, 2);
 	assert_string_equal(f->fake.calls[1].bearer, "tok-1-" ARM_SCOPE);
+
+	/* The failed renewal is not tried again for 30 s... */
+	f->fc.now = T0 + 3420 * 1000u;
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	dbx_http_auth_wait_idle(f->auth);
+	assert_int_equal(f->cred.calls, 2);
+	/* ...then it is. */
+	f->fc.now = T0 + 3431 * 1000u;
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	dbx_http_auth_wait_idle(f->auth);
+	assert_int_equal(f->cred.calls, 3);
+	assert_int_equal(f->fake.n_calls, 4);
 
 	f->fc.now = T0 + 3601 * 1000u; /* expired, and the credential still fails */
 	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "stub: refused");
-	assert_int_equal(f->fake.n_calls, 2); /* nothing sent without a token */
+	assert_int_equal(f->fake.n_calls, 4); /* nothing sent without a token */
+	teardown_f(f);
+}
+
+/*
+ * Entra slow (or down) while the cached token is valid: a request never
+ * waits for the renewal; it goes on with the valid token at once.
+ */
+static void test_slow_renewal_does_not_delay_requests(void **state)
+{
+	struct fixture *f = setup_with(NULL, 0, 3600);
+	struct timespec t0, t1;
+	struct dbx_error err;
+	long st;
+	long ms;
+
+	(void)state;
+	assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	f->cred.sleep_ms = 400; /* real time each token request now takes */
+	f->cred.fail_from = 2;
+	f->fc.now = T0 + 3400 * 1000u;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(ms < 300);
+	for (size_t i = 1; i < f->fake.n_calls; i++)
+		assert_string_equal(f->fake.calls[i].bearer, "tok-1-" ARM_SCOPE);
+	dbx_http_auth_wait_idle(f->auth);
+	assert_int_equal(f->cred.calls, 2); /* one renewal for the five requests */
 	teardown_f(f);
 }
 
@@ -956,6 +1004,7 @@ int main(void)
 	    cmocka_unit_test(test_refresh_five_minutes_ahead),
 	    cmocka_unit_test(test_refresh_short_token_at_half_life),
 	    cmocka_unit_test(test_failed_refresh_keeps_valid_token),
+	    cmocka_unit_test(test_slow_renewal_does_not_delay_requests),
 	    cmocka_unit_test(test_401_one_fresh_retry),
 	    cmocka_unit_test(test_401_twice_returns_401),
 	    cmocka_unit_test(test_401_then_credential_fails),
