@@ -38,15 +38,17 @@ class Audiences(writes.WriteWorld):
 		m = authtest.auth_mount(self.emu, credential, env, imds=imds, cache_ttl=0, timeout=30,
 					extra=("lro_poll=0.05",))
 		self.cleanup.append(m)
+		self.reset_log()
+		self.stats0 = authtest.token_stats(self.emu)
 		self.mnt = m.start()
 		return m
 
 	def write_cmk(self):
-		"""Enable a customer-managed key on a fresh order; the token stats delta."""
+		"""Enable a customer-managed key on a fresh order; the token stats delta
+		since before the mount (which gets its ARM token as it starts)."""
 		_, _, _, d = self.new_order("mm-system")
 		url = self.key_url("dbx-key-2048")
-		self.reset_log()
-		before = authtest.token_stats(self.emu)
+		before = self.stats0
 		p = writes.echo_to(os.path.join(d, "key_url"), url)
 		self.assertEqual(p.returncode, 0, "%s; log: %s" % (p.stderr, self.mnt.stderr()[-1500:]))
 		self.assertEqual(writes.read(os.path.join(d, "key_url")), url + "\n")

@@ -183,9 +183,8 @@ class Chain(unittest.TestCase):
 		self.assertIn("az", lines[0].split("cli:")[1])
 
 	def test_none_available_refuses_to_start(self):
-		# Today fs/main.c builds the chain (msi and cli always construct)
-		# and mounts without asking it for a token, so this fails: the
-		# mount comes up and every access is EACCES.
+		# The mount asks the chain for its ARM token before mounting
+		# (fs/main.c probe_credential), so "no source" stops it at start.
 		rc, err = authtest.start_refused(self, self.no_source_mount())
 		harness.log("no source: exit %d: %s" % (rc, err.strip()))
 		self.assertEqual(rc, 1)

@@ -194,19 +194,19 @@ class Sources(unittest.TestCase):
 
 	def test_azure_cli_hangs(self):
 		"""An az that never answers is killed (with its process group) after
-		10 s; the read fails promptly with a message saying so."""
+		10 s; with no other source the mount refuses to start, promptly, with
+		a message saying so (the mount asks for its ARM token before mounting)."""
 		az = authtest.FakeAz(self.emu, mode="hang")
 		self.cleanup.append(az)
 		m = self.mount("cli", {"PATH": az.path()}, timeout=30)
-		m.start()
 		t0 = harness.time.monotonic()
-		p = harness.run(["cat", authtest.order_path(m, self.job)], timeout=90)
+		rc, err = authtest.start_refused(self, m, timeout=60)
 		took = harness.time.monotonic() - t0
-		harness.log("hanging az: cat rc %d after %.1fs: %s" % (p.returncode, took, p.stderr.strip()))
-		self.assertNotEqual(p.returncode, 0)
+		harness.log("hanging az: exit %d after %.1fs: %s" % (rc, took, err.strip()))
+		self.assertEqual(rc, 1)
 		self.assertGreater(took, 9, "az was not given its 10 s")
-		self.assertLess(took, 25, "the read was not bounded by az's 10 s")
-		self.assertRegex(m.stderr(), r"cli: az did not answer within \d+ ms")
+		self.assertLess(took, 25, "the start was not bounded by az's 10 s")
+		self.assertRegex(err, r"cli: az did not answer within \d+ ms")
 		for c in az.calls():
 			for pid in (c["pid"], c["grandchild"]):
 				def gone():
@@ -313,12 +313,10 @@ class Sources(unittest.TestCase):
 		az = authtest.FakeAz(self.emu)
 		self.cleanup.append(az)
 		m = self.mount("cli", {"PATH": ":.:%s:%s" % (az.bin.lstrip("/"), authtest.BASE_PATH)})
-		m.start()
-		self.assertEqual(os.readlink("/proc/%d/cwd" % m.proc.pid), "/")
-		p = harness.run(["cat", authtest.order_path(m, self.job)], timeout=60)
-		self.assertNotEqual(p.returncode, 0)
+		rc, err = authtest.start_refused(self, m)
+		self.assertEqual(rc, 1)
 		self.assertEqual(az.calls(), [], "databoxfs ran an az from a relative PATH entry")
-		self.assertIn("cli: Azure CLI (az) not found on PATH", m.stderr())
+		self.assertIn("cli: Azure CLI (az) not found on PATH", err)
 
 	def test_azure_cli_option_like_tenant_refuses_to_start(self):
 		m = self.mount("cli", {"AZURE_TENANT_ID": "--query=accessToken"})
@@ -327,15 +325,14 @@ class Sources(unittest.TestCase):
 		self.assertIn("cli: AZURE_TENANT_ID", err)
 
 	def test_azure_cli_logged_out(self):
-		"""az that is not logged in: reads fail with EACCES/EIO-like errors
-		and the log says to run az login (the mount itself may be up)."""
+		"""az that is not logged in: the mount refuses to start and says to
+		run az login."""
 		az = authtest.FakeAz(self.emu, mode="logged_out")
 		self.cleanup.append(az)
 		m = self.mount("cli", {"PATH": az.path()})
-		m.start()
-		p = harness.run(["cat", authtest.order_path(m, self.job)], timeout=60)
-		self.assertNotEqual(p.returncode, 0, "read succeeded without a token")
-		self.assertIn("az login", m.stderr(), "the log does not say to run az login")
+		rc, err = authtest.start_refused(self, m)
+		self.assertEqual(rc, 1)
+		self.assertIn("az login", err, "the message does not say to run az login")
 		self.assertGreaterEqual(len(az.calls()), 1)
 
 
