@@ -77,7 +77,7 @@ def main():
 
 	print("databoxfs bench: %d orders, 2 subscriptions, page size %d, emulator latency %d ms" %
 	      (ORDERS, PAGE, LATENCY_MS))
-	print("%-26s %9s %9s %9s %11s" % ("step", "wall (s)", "ARM req", "token req", "ARM/order"))
+	print("%-26s %9s %9s %9s %11s" % ("step", "wall (s)", "ARM req", "other req", "ARM/order"))
 	for label, wall, arm, other in rows:
 		per_order = "%11.4f" % (arm / ORDERS) if "tar" in label else "%11s" % "-"
 		print("%-26s %9.3f %9d %9d %s" % (label, wall, arm, other, per_order))
