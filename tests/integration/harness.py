@@ -41,6 +41,50 @@ UUID4_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-
 # Everything started here, torn down at exit if a test forgot or crashed.
 _LIVE = []
 
+# Emulator and mount directories of this process live under one directory
+# named after its pid, so a run killed with SIGKILL (a ctest timeout) leaves
+# one directory that the next run removes (below), not a trail of them.
+_ROOT_PREFIX = "dbx-it-"
+
+
+def _sweep_stale_roots():
+	"""Remove the directories of dead test processes (never a mounted one)."""
+	tmp = tempfile.gettempdir()
+	mounted = None
+	for name in os.listdir(tmp):
+		if not name.startswith(_ROOT_PREFIX):
+			continue
+		try:
+			pid = int(name[len(_ROOT_PREFIX):].split("-", 1)[0])
+			os.kill(pid, 0)
+			continue  # its owner still runs
+		except ProcessLookupError:
+			pass
+		except (ValueError, PermissionError):
+			continue
+		path = os.path.join(tmp, name)
+		if mounted is None:
+			mounted = mounted_points()
+		if any(m == path or m.startswith(path + "/") for m in mounted):
+			continue
+		shutil.rmtree(path, ignore_errors=True)
+
+
+_ROOT = None
+
+
+def _root():
+	global _ROOT
+	if _ROOT is None:
+		_sweep_stale_roots()
+		_ROOT = tempfile.mkdtemp(prefix="%s%d-" % (_ROOT_PREFIX, os.getpid()))
+	return _ROOT
+
+
+def private_tmp(prefix):
+	"""A fresh directory under this process's root (removed at exit)."""
+	return tempfile.mkdtemp(prefix=prefix, dir=_root())
+
 
 def _program(env, fallback):
 	path = os.environ.get(env) or os.path.join(REPO, fallback)
@@ -148,7 +192,7 @@ class Emulator:
 
 	def __init__(self, world, latency_ms=None, page_size=None, tmp=None):
 		self.world = world
-		self.tmp = tmp or tempfile.mkdtemp(prefix="dbx-emu-")
+		self.tmp = tmp or private_tmp("emu-")
 		self.own_tmp = tmp is None
 		self.state = os.path.join(self.tmp, "state")
 		os.makedirs(self.state, exist_ok=True)
@@ -264,7 +308,7 @@ class Mount:
 	def __init__(self, emu, cache_ttl=2, timeout=20, cafile=True, connect_to=None,
 		     debug=False, extra=(), env=None):
 		self.emu = emu
-		self.tmp = tempfile.mkdtemp(prefix="dbx-mnt-")
+		self.tmp = private_tmp("mnt-")
 		self.path = os.path.join(self.tmp, "m")
 		os.mkdir(self.path)
 		self.stderr_path = os.path.join(self.tmp, "databoxfs.stderr")
@@ -354,6 +398,7 @@ class Mount:
 
 
 def _cleanup_all():
+	global _ROOT
 	# Mounts first (they talk to emulators), then emulators.
 	for obj in [o for o in _LIVE if isinstance(o, Mount)]:
 		try:
@@ -365,6 +410,9 @@ def _cleanup_all():
 			obj.stop()
 		except Exception as e:  # noqa: BLE001
 			log("cleanup: %r" % e)
+	if _ROOT is not None and not any(p.startswith(_ROOT + "/") for p in mounted_points()):
+		shutil.rmtree(_ROOT, ignore_errors=True)
+		_ROOT = None
 
 
 atexit.register(_cleanup_all)
