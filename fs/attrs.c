@@ -333,10 +333,11 @@ static enum dbx_err append_order_blocks(char **buf, size_t *len, const struct db
 /* What the mount advises after a failed write without a service code to decode. */
 static const struct read_advice write_advice[] = {
     {DBX_OK, "PreflightSkipped", "yes",
-     "The change was applied, but the checks named in the message were skipped because the "
-     "mount's credential may not make them (403); the service decided without them. To have "
-     "them made before the next change, grant the mount's identity read access to the vault "
-     "(Reader) and to the key (get)."},
+     "The change was applied, but the checks the message names were not made before it (it "
+     "says why: the mount's credential may not read the vault or key, or the identity that "
+     "will use the key does not exist yet); the service decided without them. If the cause is "
+     "a 403, grant the mount's identity read access to the vault (Reader) and the key (get). "
+     "If the order later reports a key error, its block here says what to fix."},
     {DBX_EINVAL, "InvalidValue", "yes",
      "The value was refused before anything was sent. Correct the part the message names and "
      "write the value again."},
