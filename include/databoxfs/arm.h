@@ -23,7 +23,8 @@ struct dbx_arm;
  * bounding each call. NULL on ENOMEM.
  */
 struct dbx_arm *dbx_arm_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
-			    const char *api_version, uint64_t timeout_ms, const struct dbx_clock *clock);
+			    const char *api_version, uint64_t timeout_ms,
+			    const struct dbx_clock *clock);
 void dbx_arm_free(struct dbx_arm *arm);
 
 /*
@@ -43,18 +44,18 @@ typedef int (*dbx_arm_sub_cb)(void *ctx, const char *subscription_id);
 typedef int (*dbx_arm_job_cb)(void *ctx, struct dbx_order *order);
 
 /* GET /subscriptions, all pages. */
-DBX_MUST_CHECK enum dbx_err dbx_arm_list_subscriptions(struct dbx_arm *arm, dbx_arm_sub_cb cb, void *ctx,
-							struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err dbx_arm_list_subscriptions(struct dbx_arm *arm, dbx_arm_sub_cb cb,
+						       void *ctx, struct dbx_error *err);
 
 /* GET the jobs of a subscription (resource_group NULL) or of one resource group, all pages. */
 DBX_MUST_CHECK enum dbx_err dbx_arm_list_jobs(struct dbx_arm *arm, const char *subscription,
-					       const char *resource_group, dbx_arm_job_cb cb, void *ctx,
-					       struct dbx_error *err);
+					      const char *resource_group, dbx_arm_job_cb cb,
+					      void *ctx, struct dbx_error *err);
 
 /* GET one job with $expand=details. DBX_ENOTFOUND on 404. */
 DBX_MUST_CHECK enum dbx_err dbx_arm_get_job(struct dbx_arm *arm, const char *subscription,
-					     const char *resource_group, const char *name,
-					     struct dbx_order **out, struct dbx_error *err);
+					    const char *resource_group, const char *name,
+					    struct dbx_order **out, struct dbx_error *err);
 
 /*
  * The same GET, bounded by an absolute deadline (on the arm's clock)
@@ -62,9 +63,9 @@ DBX_MUST_CHECK enum dbx_err dbx_arm_get_job(struct dbx_arm *arm, const char *sub
  * between its steps.
  */
 DBX_MUST_CHECK enum dbx_err dbx_arm_get_job_until(struct dbx_arm *arm, const char *subscription,
-						   const char *resource_group, const char *name,
-						   uint64_t deadline_ms, struct dbx_order **out,
-						   struct dbx_error *err);
+						  const char *resource_group, const char *name,
+						  uint64_t deadline_ms, struct dbx_order **out,
+						  struct dbx_error *err);
 
 /*
  * PATCH the job with body (a JobResourceUpdateParameter from
@@ -86,9 +87,10 @@ DBX_MUST_CHECK enum dbx_err dbx_arm_get_job_until(struct dbx_arm *arm, const cha
  * deadline passes while polling.
  */
 DBX_MUST_CHECK enum dbx_err dbx_arm_patch_job(struct dbx_arm *arm, const char *subscription,
-					       const char *resource_group, const char *name, const char *body,
-					       uint64_t lro_poll_ms, uint64_t deadline_ms, bool *sent,
-					       struct dbx_order **out, struct dbx_error *err);
+					      const char *resource_group, const char *name,
+					      const char *body, uint64_t lro_poll_ms,
+					      uint64_t deadline_ms, bool *sent,
+					      struct dbx_order **out, struct dbx_error *err);
 
 /*
  * dbx_arm_patch_job, also telling whether ARM accepted the PATCH itself:
@@ -115,6 +117,7 @@ const struct dbx_clock *dbx_arm_clock(const struct dbx_arm *arm);
  * 5xx EREMOTE), error.code / error.message from the body, request id from
  * the headers. Shared by every backend module.
  */
-enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp, struct dbx_error *err);
+enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp,
+					 struct dbx_error *err);
 
 #endif

@@ -19,8 +19,8 @@
 #include "databoxfs/cloud.h"
 
 struct dbx_token {
-	char *value;        /* secret; free with dbx_token_wipe() */
-	time_t expires_on;  /* unix time */
+	char *value;	   /* secret; free with dbx_token_wipe() */
+	time_t expires_on; /* unix time */
 };
 
 void dbx_token_wipe(struct dbx_token *tok);
@@ -28,8 +28,8 @@ void dbx_token_wipe(struct dbx_token *tok);
 struct dbx_credential {
 	const char *name; /* "env", "cert", "workload", "msi", "cli", "auto" */
 	/* Get a fresh token for scope. On failure err->message says what this source lacked. */
-	enum dbx_err (*get_token)(struct dbx_credential *self, const char *scope, struct dbx_token *out,
-				  struct dbx_error *err);
+	enum dbx_err (*get_token)(struct dbx_credential *self, const char *scope,
+				  struct dbx_token *out, struct dbx_error *err);
 	void (*destroy)(struct dbx_credential *self);
 };
 
@@ -50,8 +50,10 @@ struct dbx_credential *dbx_credential_new(const char *name, struct dbx_transport
 					  const struct dbx_cloud *cloud, const struct dbx_env *env,
 					  struct dbx_error *err);
 
-/* Client secret from AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST. */
-struct dbx_credential *dbx_cred_env_secret_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
+/* Client secret from AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST.
+ */
+struct dbx_credential *dbx_cred_env_secret_new(struct dbx_transport *transport,
+					       const struct dbx_cloud *cloud,
 					       const struct dbx_env *env, struct dbx_error *err);
 
 /*
@@ -60,11 +62,14 @@ struct dbx_credential *dbx_cred_env_secret_new(struct dbx_transport *transport, 
  * optional AZURE_CLIENT_CERTIFICATE_PASSWORD; an RS256 JWT client assertion
  * with an x5t header, signed with OpenSSL.
  */
-struct dbx_credential *dbx_cred_env_cert_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
+struct dbx_credential *dbx_cred_env_cert_new(struct dbx_transport *transport,
+					     const struct dbx_cloud *cloud,
 					     const struct dbx_env *env, struct dbx_error *err);
 
-/* Workload identity: AZURE_FEDERATED_TOKEN_FILE (re-read when it changes), AZURE_CLIENT_ID, AZURE_TENANT_ID. */
-struct dbx_credential *dbx_cred_workload_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
+/* Workload identity: AZURE_FEDERATED_TOKEN_FILE (re-read when it changes), AZURE_CLIENT_ID,
+ * AZURE_TENANT_ID. */
+struct dbx_credential *dbx_cred_workload_new(struct dbx_transport *transport,
+					     const struct dbx_cloud *cloud,
 					     const struct dbx_env *env, struct dbx_error *err);
 
 /*
@@ -73,12 +78,15 @@ struct dbx_credential *dbx_cred_workload_new(struct dbx_transport *transport, co
  * true"; AZURE_CLIENT_ID selects a user-assigned identity. transport must
  * allow plain http to exactly those endpoints.
  */
-struct dbx_credential *dbx_cred_msi_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
-					const struct dbx_env *env, struct dbx_error *err);
+struct dbx_credential *dbx_cred_msi_new(struct dbx_transport *transport,
+					const struct dbx_cloud *cloud, const struct dbx_env *env,
+					struct dbx_error *err);
 
-/* Azure CLI: az account get-access-token --resource R --output json, run without a shell, bounded in time. */
-struct dbx_credential *dbx_cred_cli_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
-					const struct dbx_env *env, struct dbx_error *err);
+/* Azure CLI: az account get-access-token --resource R --output json, run without a shell, bounded
+ * in time. */
+struct dbx_credential *dbx_cred_cli_new(struct dbx_transport *transport,
+					const struct dbx_cloud *cloud, const struct dbx_env *env,
+					struct dbx_error *err);
 
 void dbx_credential_destroy(struct dbx_credential *cred);
 

@@ -9,13 +9,13 @@
 #define DATABOXFS_CLOUD_H
 
 struct dbx_cloud {
-	const char *name;          /* "AzureCloud" */
-	const char *arm_host;      /* "management.azure.com" */
-	const char *login_host;    /* "login.microsoftonline.com" */
-	const char *vault_suffix;  /* "vault.azure.net" (no leading dot) */
-	const char *mhsm_suffix;   /* "managedhsm.azure.net" */
-	const char *arm_scope;     /* "https://management.azure.com/.default" */
-	const char *vault_scope;   /* "https://vault.azure.net/.default" */
+	const char *name;	  /* "AzureCloud" */
+	const char *arm_host;	  /* "management.azure.com" */
+	const char *login_host;	  /* "login.microsoftonline.com" */
+	const char *vault_suffix; /* "vault.azure.net" (no leading dot) */
+	const char *mhsm_suffix;  /* "managedhsm.azure.net" */
+	const char *arm_scope;	  /* "https://management.azure.com/.default" */
+	const char *vault_scope;  /* "https://vault.azure.net/.default" */
 };
 
 /* The cloud called name (case-insensitive), or NULL. */

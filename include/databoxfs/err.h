@@ -15,38 +15,38 @@
 #define DBX_MUST_CHECK __attribute__((warn_unused_result))
 
 enum dbx_err {
-	DBX_OK = 0,       /* success */
-	DBX_EINVAL,       /* bad value from the user, or a 400 user error from the service */
-	DBX_EACCES,       /* 401/403: the caller's credential may not do this */
-	DBX_ENOTFOUND,    /* 404: the object does not exist (any more) */
-	DBX_EBUSY,        /* 409: the object is in a state that refuses the change */
-	DBX_ETHROTTLED,   /* 429 still, after the retry budget */
-	DBX_ETIMEDOUT,    /* the operation did not finish within the configured timeout */
+	DBX_OK = 0,	  /* success */
+	DBX_EINVAL,	  /* bad value from the user, or a 400 user error from the service */
+	DBX_EACCES,	  /* 401/403: the caller's credential may not do this */
+	DBX_ENOTFOUND,	  /* 404: the object does not exist (any more) */
+	DBX_EBUSY,	  /* 409: the object is in a state that refuses the change */
+	DBX_ETHROTTLED,	  /* 429 still, after the retry budget */
+	DBX_ETIMEDOUT,	  /* the operation did not finish within the configured timeout */
 	DBX_EUNREACHABLE, /* connect failure, DNS, TLS: the service could not be reached */
-	DBX_EREMOTE,      /* 5xx after retries, failed long-running operation, malformed response */
-	DBX_EINTR,        /* interrupted by the caller before anything was sent */
-	DBX_ENOMEM,       /* out of memory */
-	DBX_EAUTH,        /* no credential could produce a token */
-	DBX_ECONFIG,      /* bad option or environment */
-	DBX_EROFS,        /* the attribute cannot be written (read-only file, or writes not enabled) */
+	DBX_EREMOTE,	  /* 5xx after retries, failed long-running operation, malformed response */
+	DBX_EINTR,	  /* interrupted by the caller before anything was sent */
+	DBX_ENOMEM,	  /* out of memory */
+	DBX_EAUTH,	  /* no credential could produce a token */
+	DBX_ECONFIG,	  /* bad option or environment */
+	DBX_EROFS, /* the attribute cannot be written (read-only file, or writes not enabled) */
 };
 
 #define DBX_ERR_CODE_MAX 128
-#define DBX_ERR_MSG_MAX 1024
-#define DBX_ERR_ID_MAX 64
+#define DBX_ERR_MSG_MAX	 1024
+#define DBX_ERR_ID_MAX	 64
 
 /* What went wrong, for errors files and logs. Never holds a secret. */
 struct dbx_error {
 	enum dbx_err err;
-	long http_status;                   /* 0 when no HTTP response was involved */
-	char code[DBX_ERR_CODE_MAX];        /* service error code (e.g. SsemUserError...), or "" */
-	char message[DBX_ERR_MSG_MAX];      /* human readable, one line */
-	char request_id[DBX_ERR_ID_MAX];    /* x-ms-request-id of the failing response, or "" */
+	long http_status;		 /* 0 when no HTTP response was involved */
+	char code[DBX_ERR_CODE_MAX];	 /* service error code (e.g. SsemUserError...), or "" */
+	char message[DBX_ERR_MSG_MAX];	 /* human readable, one line */
+	char request_id[DBX_ERR_ID_MAX]; /* x-ms-request-id of the failing response, or "" */
 };
 
 /* Fill *e (when e is not NULL) and return err. message is printf-style. */
 enum dbx_err dbx_error_set(struct dbx_error *e, enum dbx_err err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Reset *e to "no error". */
 void dbx_error_clear(struct dbx_error *e);

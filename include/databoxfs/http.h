@@ -22,15 +22,15 @@
 #define DBX_HTTP_UUID_LEN 36
 
 struct dbx_http_request {
-	const char *method;       /* "GET", "PATCH", "POST" */
-	const char *url;          /* absolute https URL */
-	const char *scope;        /* token scope for the auth layer; NULL sends no token */
-	const char *bearer;       /* set by the auth layer only: the token for "Authorization: Bearer" */
+	const char *method; /* "GET", "PATCH", "POST" */
+	const char *url;    /* absolute https URL */
+	const char *scope;  /* token scope for the auth layer; NULL sends no token */
+	const char *bearer; /* set by the auth layer only: the token for "Authorization: Bearer" */
 	const char *content_type; /* NULL when there is no body */
-	const char *body;         /* not NUL-terminated necessarily */
+	const char *body;	  /* not NUL-terminated necessarily */
 	size_t body_len;
-	uint64_t deadline_ms;     /* absolute time on the clock of struct dbx_clock; 0: none */
-	bool idempotent;          /* false for PATCH/POST: the retry layer never resends them after 5xx */
+	uint64_t deadline_ms; /* absolute time on the clock of struct dbx_clock; 0: none */
+	bool idempotent; /* false for PATCH/POST: the retry layer never resends them after 5xx */
 	/*
 	 * NULL-terminated list of extra "Name: value" header lines, or NULL.
 	 * Used by managed identity ("Metadata: true", "X-IDENTITY-HEADER: ...");
@@ -42,13 +42,13 @@ struct dbx_http_request {
 /* Owned by the caller; free the strings with dbx_http_response_reset(). */
 struct dbx_http_response {
 	long status;
-	char *body;                /* NUL-terminated, body_len bytes before the NUL */
+	char *body; /* NUL-terminated, body_len bytes before the NUL */
 	size_t body_len;
-	char *location;            /* Location header, or NULL */
-	char *retry_after;         /* Retry-After header (seconds or HTTP date), or NULL */
-	char *retry_after_ms;      /* retry-after-ms or x-ms-retry-after-ms, or NULL */
-	char *request_id;          /* x-ms-request-id, or NULL */
-	char *www_authenticate;    /* WWW-Authenticate, or NULL */
+	char *location;		/* Location header, or NULL */
+	char *retry_after;	/* Retry-After header (seconds or HTTP date), or NULL */
+	char *retry_after_ms;	/* retry-after-ms or x-ms-retry-after-ms, or NULL */
+	char *request_id;	/* x-ms-request-id, or NULL */
+	char *www_authenticate; /* WWW-Authenticate, or NULL */
 	char client_request_id[DBX_HTTP_UUID_LEN + 1]; /* the x-ms-client-request-id we sent */
 };
 
@@ -67,8 +67,9 @@ struct dbx_transport {
 	void (*destroy)(struct dbx_transport *self);
 };
 
-DBX_MUST_CHECK enum dbx_err dbx_http_send(struct dbx_transport *t, const struct dbx_http_request *req,
-					   struct dbx_http_response *resp, struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err dbx_http_send(struct dbx_transport *t,
+					  const struct dbx_http_request *req,
+					  struct dbx_http_response *resp, struct dbx_error *err);
 void dbx_transport_destroy(struct dbx_transport *t);
 
 /* Time and sleep, injectable: production uses CLOCK_MONOTONIC and nanosleep. */
@@ -85,24 +86,27 @@ const struct dbx_clock *dbx_clock_system(void);
 
 /* libcurl transport. */
 struct dbx_curl_options {
-	const char *cafile;              /* extra trusted CA bundle, or NULL */
-	const char *const *connect_to;   /* NULL-terminated "HOST:PORT:TO_HOST:TO_PORT" list, or NULL */
-	const char *user_agent;          /* NULL: "databoxfs/VERSION" */
-	bool verbose;                    /* log request lines (never headers carrying tokens) */
+	const char *cafile; /* extra trusted CA bundle, or NULL */
+	const char *const
+	    *connect_to;	/* NULL-terminated "HOST:PORT:TO_HOST:TO_PORT" list, or NULL */
+	const char *user_agent; /* NULL: "databoxfs/VERSION" */
+	bool verbose;		/* log request lines (never headers carrying tokens) */
 };
 
-/* A new curl transport, or NULL with err filled. Thread-safe: one easy handle per call, shared connection cache. */
+/* A new curl transport, or NULL with err filled. Thread-safe: one easy handle per call, shared
+ * connection cache. */
 struct dbx_transport *dbx_http_curl_new(const struct dbx_curl_options *opt, struct dbx_error *err);
 
 /* Retry policy (the Azure SDKs'): 408, 429, 500, 502, 503, 504 and transport errors. */
 struct dbx_retry_policy {
-	unsigned max_retries;      /* default 4 */
-	uint64_t base_delay_ms;    /* default 800: delay n = base * 2^(n-1), jittered 80..120% */
-	uint64_t max_delay_ms;     /* default 60000 */
+	unsigned max_retries;	/* default 4 */
+	uint64_t base_delay_ms; /* default 800: delay n = base * 2^(n-1), jittered 80..120% */
+	uint64_t max_delay_ms;	/* default 60000 */
 };
 
 /* Wrap inner (owned by the result) in the retry layer. clock may be dbx_clock_system(). */
-struct dbx_transport *dbx_http_retry_new(struct dbx_transport *inner, const struct dbx_retry_policy *policy,
+struct dbx_transport *dbx_http_retry_new(struct dbx_transport *inner,
+					 const struct dbx_retry_policy *policy,
 					 const struct dbx_clock *clock);
 
 /*
@@ -111,8 +115,8 @@ struct dbx_transport *dbx_http_retry_new(struct dbx_transport *inner, const stru
  * unit tests.
  */
 uint64_t dbx_retry_delay_ms(const struct dbx_retry_policy *policy, const struct dbx_clock *clock,
-			    unsigned attempt, const struct dbx_http_response *resp, enum dbx_err transport_err,
-			    bool idempotent);
+			    unsigned attempt, const struct dbx_http_response *resp,
+			    enum dbx_err transport_err, bool idempotent);
 
 /* Fill out with a fresh random UUID (version 4), NUL-terminated. */
 void dbx_uuid4(char out[DBX_HTTP_UUID_LEN + 1]);

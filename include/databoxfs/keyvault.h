@@ -29,25 +29,26 @@ struct dbx_keyvault;
  * (resources 2021-04-01, vaults 2024-11-01, identities 2023-01-31, Key
  * Vault 7.4).
  */
-struct dbx_keyvault *dbx_keyvault_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
-				      uint64_t timeout_ms, const struct dbx_clock *clock);
+struct dbx_keyvault *dbx_keyvault_new(struct dbx_transport *transport,
+				      const struct dbx_cloud *cloud, uint64_t timeout_ms,
+				      const struct dbx_clock *clock);
 void dbx_keyvault_free(struct dbx_keyvault *kv);
 
 struct dbx_vault_info {
-	char id[512];            /* ARM resource ID: the kekVaultResourceID to send */
+	char id[512]; /* ARM resource ID: the kekVaultResourceID to send */
 	char tenant_id[64];
-	bool soft_delete;        /* enableSoftDelete (absent: true, the service default since 2020) */
-	bool purge_protection;   /* enablePurgeProtection (absent: false) */
-	bool rbac;               /* enableRbacAuthorization: access policies do not apply */
-	bool policies_known;     /* the vault's accessPolicies could be read */
+	bool soft_delete;      /* enableSoftDelete (absent: true, the service default since 2020) */
+	bool purge_protection; /* enablePurgeProtection (absent: false) */
+	bool rbac;	       /* enableRbacAuthorization: access policies do not apply */
+	bool policies_known;   /* the vault's accessPolicies could be read */
 };
 
 struct dbx_key_info {
 	char kid[DBX_KEY_URL_MAX];
 	char kty[16];
-	unsigned bits;           /* bit length of n, 0 when not RSA */
+	unsigned bits; /* bit length of n, 0 when not RSA */
 	bool enabled;
-	time_t nbf, exp;         /* 0 when absent */
+	time_t nbf, exp; /* 0 when absent */
 	char recovery_level[64];
 };
 
@@ -56,27 +57,31 @@ struct dbx_key_info {
  * every subscription the credential can list. DBX_EINVAL with code
  * SsemUserErrorKeyVaultDetailsNotFound when no subscription has it.
  */
-DBX_MUST_CHECK enum dbx_err dbx_keyvault_find_vault(struct dbx_keyvault *kv, const char *subscription,
-						     const char *name, struct dbx_vault_info *out,
-						     struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err dbx_keyvault_find_vault(struct dbx_keyvault *kv,
+						    const char *subscription, const char *name,
+						    struct dbx_vault_info *out,
+						    struct dbx_error *err);
 
 /* GET the key (latest version when key->version is ""). 404: SsemUserErrorKeyDetailsNotFound. */
-DBX_MUST_CHECK enum dbx_err dbx_keyvault_get_key(struct dbx_keyvault *kv, const struct dbx_key_url *key,
-						  struct dbx_key_info *out, struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err dbx_keyvault_get_key(struct dbx_keyvault *kv,
+						 const struct dbx_key_url *key,
+						 struct dbx_key_info *out, struct dbx_error *err);
 
 /* Does the vault's access policy give object_id get, wrapKey and unwrapKey on keys? */
-DBX_MUST_CHECK enum dbx_err dbx_keyvault_check_access(struct dbx_keyvault *kv, const struct dbx_vault_info *vault,
-						       const char *object_id, struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err dbx_keyvault_check_access(struct dbx_keyvault *kv,
+						      const struct dbx_vault_info *vault,
+						      const char *object_id, struct dbx_error *err);
 
 /* principalId of a user-assigned identity. 404: SsemUserErrorKekUserIdentityNotFound. */
-DBX_MUST_CHECK enum dbx_err dbx_keyvault_identity_principal(struct dbx_keyvault *kv, const char *uai_id,
-							     char *principal, size_t cap, struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err dbx_keyvault_identity_principal(struct dbx_keyvault *kv,
+							    const char *uai_id, char *principal,
+							    size_t cap, struct dbx_error *err);
 
 /* What a preflight found out, for the PATCH and for the errors file. */
 struct dbx_preflight {
 	struct dbx_vault_info vault;
 	struct dbx_key_info key;
-	char notes[1024];        /* checks skipped (403) and why, "" when none */
+	char notes[1024]; /* checks skipped (403) and why, "" when none */
 };
 
 /*
@@ -84,8 +89,9 @@ struct dbx_preflight {
  * principal, or the user-assigned identity's principal), in the order the
  * header comment lists. now is the wall clock (injectable for tests).
  */
-DBX_MUST_CHECK enum dbx_err dbx_keyvault_preflight(struct dbx_keyvault *kv, const char *subscription,
-						    const struct dbx_key_url *key, const char *principal_id,
-						    time_t now, struct dbx_preflight *out, struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err
+dbx_keyvault_preflight(struct dbx_keyvault *kv, const char *subscription,
+		       const struct dbx_key_url *key, const char *principal_id, time_t now,
+		       struct dbx_preflight *out, struct dbx_error *err);
 
 #endif

@@ -15,7 +15,8 @@ enum dbx_log_level {
 	DBX_LOG_DEBUG,
 };
 
-/* Choose the sink (stderr when to_stderr, else syslog "databoxfs") and whether debug lines print. */
+/* Choose the sink (stderr when to_stderr, else syslog "databoxfs") and whether debug lines print.
+ */
 void dbx_log_init(bool to_stderr, bool debug);
 
 void dbx_log(enum dbx_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

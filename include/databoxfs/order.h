@@ -19,42 +19,45 @@
 struct json_object;
 
 enum dbx_kek_type {
-	DBX_KEK_MICROSOFT = 0, /* "MicrosoftManaged", also when keyEncryptionKey or kekType is absent */
-	DBX_KEK_CUSTOMER,      /* "CustomerManaged" */
+	DBX_KEK_MICROSOFT =
+	    0,		  /* "MicrosoftManaged", also when keyEncryptionKey or kekType is absent */
+	DBX_KEK_CUSTOMER, /* "CustomerManaged" */
 };
 
-/* One problem the service reports on the order: properties.error, or a stage that needs attention. */
+/* One problem the service reports on the order: properties.error, or a stage that needs attention.
+ */
 struct dbx_order_problem {
-	char *code;     /* properties.error.code, or the stage status (e.g. "WaitingForCustomerActionForKek") */
-	char *message;  /* the service's text, or NULL */
-	char *target;   /* properties.error.target, or the stage name, or NULL */
-	char *time;     /* stageTime when known (as sent), or NULL */
+	char *code;    /* properties.error.code, or the stage status (e.g.
+			  "WaitingForCustomerActionForKek") */
+	char *message; /* the service's text, or NULL */
+	char *target;  /* properties.error.target, or the stage name, or NULL */
+	char *time;    /* stageTime when known (as sent), or NULL */
 };
 
 struct dbx_order {
-	char *id;               /* ARM ID as sent */
-	char *subscription;     /* parsed from id */
-	char *resource_group;   /* parsed from id, spelling as sent */
+	char *id;	      /* ARM ID as sent */
+	char *subscription;   /* parsed from id */
+	char *resource_group; /* parsed from id, spelling as sent */
 	char *name;
 	char *location;
-	char *sku;              /* sku.name: DataBox, DataBoxHeavy, DataBoxDisk, ... */
-	char *status;           /* properties.status, or NULL */
+	char *sku;    /* sku.name: DataBox, DataBoxHeavy, DataBoxDisk, ... */
+	char *status; /* properties.status, or NULL */
 
-	bool has_details;       /* properties.details was present: the key fields below are known */
+	bool has_details; /* properties.details was present: the key fields below are known */
 	enum dbx_kek_type kek_type;
-	char *kek_url;          /* keyEncryptionKey.kekUrl, or NULL */
-	char *kek_vault_id;     /* keyEncryptionKey.kekVaultResourceID, or NULL */
+	char *kek_url;		 /* keyEncryptionKey.kekUrl, or NULL */
+	char *kek_vault_id;	 /* keyEncryptionKey.kekVaultResourceID, or NULL */
 	char *kek_identity_type; /* keyEncryptionKey.identityProperties.type, or NULL */
-	char *kek_uai_id;       /* keyEncryptionKey.identityProperties.userAssigned.resourceId, or NULL */
+	char *kek_uai_id; /* keyEncryptionKey.identityProperties.userAssigned.resourceId, or NULL */
 
-	char *identity_type;    /* job identity.type; "None" when absent */
-	char *principal_id;     /* job identity.principalId, or NULL */
-	char *tenant_id;        /* job identity.tenantId, or NULL */
-	char **uai_ids;         /* keys of identity.userAssignedIdentities */
+	char *identity_type; /* job identity.type; "None" when absent */
+	char *principal_id;  /* job identity.principalId, or NULL */
+	char *tenant_id;     /* job identity.tenantId, or NULL */
+	char **uai_ids;	     /* keys of identity.userAssignedIdentities */
 	size_t n_uai;
 
-	char *last_modified;    /* systemData.lastModifiedAt as sent, or NULL */
-	time_t mtime;           /* last_modified parsed (UTC), 0 when absent */
+	char *last_modified; /* systemData.lastModifiedAt as sent, or NULL */
+	time_t mtime;	     /* last_modified parsed (UTC), 0 when absent */
 
 	struct dbx_order_problem *problems; /* properties.error first, then failing stages */
 	size_t n_problems;
@@ -66,11 +69,11 @@ struct dbx_order {
  * missing or malformed.
  */
 DBX_MUST_CHECK enum dbx_err dbx_order_from_json(struct json_object *job, struct dbx_order **out,
-						 struct dbx_error *err);
+						struct dbx_error *err);
 
 /* Parse a JSON text holding one JobResource. */
 DBX_MUST_CHECK enum dbx_err dbx_order_parse(const char *text, size_t len, struct dbx_order **out,
-					     struct dbx_error *err);
+					    struct dbx_error *err);
 
 void dbx_order_free(struct dbx_order *order);
 
@@ -110,10 +113,12 @@ bool dbx_order_kek_blocked(const struct dbx_order *order);
  * (segment names case-insensitive). Each out pointer may be NULL; filled
  * strings are malloc'd. DBX_EINVAL when id does not have that shape.
  */
-DBX_MUST_CHECK enum dbx_err dbx_arm_id_parse(const char *id, char **subscription, char **resource_group,
-					      char **provider_type, char **name);
+DBX_MUST_CHECK enum dbx_err dbx_arm_id_parse(const char *id, char **subscription,
+					     char **resource_group, char **provider_type,
+					     char **name);
 
-/* Parse an ISO 8601 timestamp ("2025-05-26T06:50:23.0185023+00:00", "...Z") to UTC. -1 when malformed. */
+/* Parse an ISO 8601 timestamp ("2025-05-26T06:50:23.0185023+00:00", "...Z") to UTC. -1 when
+ * malformed. */
 time_t dbx_parse_time(const char *s);
 
 /*
@@ -131,10 +136,10 @@ time_t dbx_parse_time(const char *s);
  * DBX_EINVAL when what is empty, or CustomerManaged lacks kek_url or
  * kek_vault_id, or a UserAssigned key identity lacks kek_uai_id.
  */
-#define DBX_PATCH_KEK 0x1u
+#define DBX_PATCH_KEK	   0x1u
 #define DBX_PATCH_IDENTITY 0x2u
 
-DBX_MUST_CHECK enum dbx_err dbx_order_patch_body(const struct dbx_order *want, unsigned what, char **body,
-						  struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err dbx_order_patch_body(const struct dbx_order *want, unsigned what,
+						 char **body, struct dbx_error *err);
 
 #endif

@@ -22,9 +22,10 @@ enum dbx_recoverable {
 };
 
 struct dbx_ssem_row {
-	const char *code;        /* "SsemUserErrorEncryptionKeyDisabled"; "Generic error" for the last row */
-	const char *details;     /* the table's "Error details", verbatim */
-	const char *resolution;  /* the table's "Recoverable?" cell, verbatim (markdown and HTML) */
+	const char
+	    *code; /* "SsemUserErrorEncryptionKeyDisabled"; "Generic error" for the last row */
+	const char *details;	/* the table's "Error details", verbatim */
+	const char *resolution; /* the table's "Recoverable?" cell, verbatim (markdown and HTML) */
 	enum dbx_recoverable recoverable;
 };
 
@@ -49,11 +50,11 @@ char *dbx_ssem_remedy(const struct dbx_ssem_row *row);
 
 /* One block of the errors file. NULL fields are left out. */
 struct dbx_error_block {
-	const char *code;        /* required */
-	const char *source;      /* "order", "last-write", "read" */
-	const char *time;        /* ISO 8601 UTC */
-	const char *message;     /* the service's text; NULL: the table's details */
-	const char *target;      /* where the service said the error is, or NULL */
+	const char *code;    /* required */
+	const char *source;  /* "order", "last-write", "read" */
+	const char *time;    /* ISO 8601 UTC */
+	const char *message; /* the service's text; NULL: the table's details */
+	const char *target;  /* where the service said the error is, or NULL */
 	const char *request_id;
 	/*
 	 * For blocks that are not service codes (e.g. a failed read: "source:
@@ -72,6 +73,7 @@ struct dbx_error_block {
  * recoverable, remedy, and request_id when known. Multi-line remedies
  * indent continuation lines by two spaces.
  */
-DBX_MUST_CHECK enum dbx_err dbx_error_block_append(char **buf, size_t *len, const struct dbx_error_block *block);
+DBX_MUST_CHECK enum dbx_err dbx_error_block_append(char **buf, size_t *len,
+						   const struct dbx_error_block *block);
 
 #endif

@@ -30,11 +30,11 @@
 #include "databoxfs/validate.h"
 
 struct dbx_update_config {
-	struct dbx_arm *arm;          /* not owned */
-	struct dbx_keyvault *kv;      /* not owned */
+	struct dbx_arm *arm;	 /* not owned */
+	struct dbx_keyvault *kv; /* not owned */
 	const struct dbx_cloud *cloud;
-	uint64_t timeout_ms;          /* bound on one whole write */
-	uint64_t lro_poll_ms;         /* poll interval when ARM sends no Retry-After */
+	uint64_t timeout_ms;  /* bound on one whole write */
+	uint64_t lro_poll_ms; /* poll interval when ARM sends no Retry-After */
 	/*
 	 * Asked before the PATCH is sent: non-zero means the writer was
 	 * interrupted (Ctrl-C), and the write stops with DBX_EINTR. After the
@@ -46,9 +46,9 @@ struct dbx_update_config {
 
 /* What a write did, for logs and the errors file. */
 struct dbx_update_report {
-	bool patched;        /* a PATCH reached ARM */
-	bool noop;           /* nothing to change: no PATCH sent */
-	char notes[1024];    /* preflight checks skipped and why ("" when none) */
+	bool patched;	  /* a PATCH reached ARM */
+	bool noop;	  /* nothing to change: no PATCH sent */
+	char notes[1024]; /* preflight checks skipped and why ("" when none) */
 };
 
 /*
@@ -57,10 +57,11 @@ struct dbx_update_report {
  * the Ssem code (preflight or service), message and request id, and the order
  * is as it was (nothing was PATCHed, or the PATCH failed).
  */
-DBX_MUST_CHECK enum dbx_err dbx_update_apply(const struct dbx_update_config *cfg, const char *subscription,
-					      const char *resource_group, const char *name,
-					      const struct dbx_encryption_change *change, struct dbx_order **result,
-					      struct dbx_update_report *report, struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err
+dbx_update_apply(const struct dbx_update_config *cfg, const char *subscription,
+		 const char *resource_group, const char *name,
+		 const struct dbx_encryption_change *change, struct dbx_order **result,
+		 struct dbx_update_report *report, struct dbx_error *err);
 
 /*
  * Step 2 alone, pure: merge change into current, giving the order as it
@@ -71,7 +72,8 @@ DBX_MUST_CHECK enum dbx_err dbx_update_apply(const struct dbx_update_config *cfg
  * a user-assigned identity on a key-less order, ...), with a message.
  */
 DBX_MUST_CHECK enum dbx_err dbx_update_merge(const struct dbx_order *current,
-					      const struct dbx_encryption_change *change, const char *vault_id,
-					      struct dbx_order **want, unsigned *what, struct dbx_error *err);
+					     const struct dbx_encryption_change *change,
+					     const char *vault_id, struct dbx_order **want,
+					     unsigned *what, struct dbx_error *err);
 
 #endif

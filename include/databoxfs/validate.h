@@ -16,18 +16,18 @@
 #include "databoxfs/err.h"
 #include "databoxfs/cloud.h"
 
-#define DBX_VAULT_NAME_MAX 24
-#define DBX_KEY_NAME_MAX 127
+#define DBX_VAULT_NAME_MAX  24
+#define DBX_KEY_NAME_MAX    127
 #define DBX_KEY_VERSION_LEN 32
-#define DBX_KEY_URL_MAX 512
+#define DBX_KEY_URL_MAX	    512
 
 /* A key URL that passed validation, in canonical form. */
 struct dbx_key_url {
-	char vault[DBX_VAULT_NAME_MAX + 1];     /* vault name, lower case */
-	char host[DBX_VAULT_NAME_MAX + 64];     /* "<vault>.<suffix>", lower case */
-	char name[DBX_KEY_NAME_MAX + 1];        /* key name as written */
-	char version[DBX_KEY_VERSION_LEN + 1];  /* lower-case hex, or "" for "latest" */
-	char url[DBX_KEY_URL_MAX];              /* https://<host>/keys/<name>[/<version>] */
+	char vault[DBX_VAULT_NAME_MAX + 1];    /* vault name, lower case */
+	char host[DBX_VAULT_NAME_MAX + 64];    /* "<vault>.<suffix>", lower case */
+	char name[DBX_KEY_NAME_MAX + 1];       /* key name as written */
+	char version[DBX_KEY_VERSION_LEN + 1]; /* lower-case hex, or "" for "latest" */
+	char url[DBX_KEY_URL_MAX];	       /* https://<host>/keys/<name>[/<version>] */
 };
 
 /*
@@ -36,8 +36,8 @@ struct dbx_key_url {
  * CR or LF left after stripping is DBX_EINVAL. On success *out points into
  * buf and *out_len is its length (no NUL is written).
  */
-DBX_MUST_CHECK enum dbx_err dbx_value_trim(const char *buf, size_t len, const char **out, size_t *out_len,
-					   struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err dbx_value_trim(const char *buf, size_t len, const char **out,
+					   size_t *out_len, struct dbx_error *err);
 
 /*
  * Validate a key URL for cloud: scheme https (case-insensitive; else
@@ -50,7 +50,8 @@ DBX_MUST_CHECK enum dbx_err dbx_value_trim(const char *buf, size_t len, const ch
  * digits; no user info, port, query, fragment, percent-encoding or control
  * characters (else SsemUserErrorInvalidKeyVaultUrl).
  */
-DBX_MUST_CHECK enum dbx_err dbx_validate_key_url(const char *value, size_t len, const struct dbx_cloud *cloud,
+DBX_MUST_CHECK enum dbx_err dbx_validate_key_url(const char *value, size_t len,
+						 const struct dbx_cloud *cloud,
 						 struct dbx_key_url *out, struct dbx_error *err);
 
 enum dbx_identity_kind {
@@ -62,13 +63,14 @@ enum dbx_identity_kind {
 struct dbx_identity {
 	enum dbx_identity_kind kind;
 	/* For DBX_IDENTITY_USER: the canonical ID
-	 * /subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name> */
+	 * /subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>
+	 */
 	char id[512];
 };
 
 /* "SystemAssigned", "None" (case-insensitive) or a user-assigned identity resource ID. */
-DBX_MUST_CHECK enum dbx_err dbx_validate_identity(const char *value, size_t len, struct dbx_identity *out,
-						  struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err dbx_validate_identity(const char *value, size_t len,
+						  struct dbx_identity *out, struct dbx_error *err);
 
 enum dbx_kek_choice {
 	DBX_KEK_CHOICE_MICROSOFT,
@@ -76,14 +78,14 @@ enum dbx_kek_choice {
 };
 
 /* "MicrosoftManaged" or "CustomerManaged", case-insensitive. */
-DBX_MUST_CHECK enum dbx_err dbx_validate_kek_type(const char *value, size_t len, enum dbx_kek_choice *out,
-						  struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err dbx_validate_kek_type(const char *value, size_t len,
+						  enum dbx_kek_choice *out, struct dbx_error *err);
 
 /* The fields an encryption.json write sets; has_* says which were given. */
 struct dbx_encryption_change {
 	bool has_kek_type, has_key_url, has_identity;
 	enum dbx_kek_choice kek_type;
-	bool key_url_null;          /* "key_url": null or "" */
+	bool key_url_null; /* "key_url": null or "" */
 	struct dbx_key_url key_url;
 	struct dbx_identity identity;
 };
@@ -97,6 +99,7 @@ struct dbx_encryption_change {
  */
 DBX_MUST_CHECK enum dbx_err dbx_validate_encryption_json(const char *value, size_t len,
 							 const struct dbx_cloud *cloud,
-							 struct dbx_encryption_change *out, struct dbx_error *err);
+							 struct dbx_encryption_change *out,
+							 struct dbx_error *err);
 
 #endif

@@ -17,8 +17,8 @@
 #define FAKE_MAX_CALLS 256
 
 struct fake_reply {
-	long status;                /* HTTP status; ignored when transport_err is set */
-	const char *body;           /* NULL: empty */
+	long status;	  /* HTTP status; ignored when transport_err is set */
+	const char *body; /* NULL: empty */
 	const char *location;
 	const char *retry_after;
 	const char *retry_after_ms;
@@ -41,7 +41,7 @@ struct fake_transport {
 	pthread_mutex_t lock;
 	const struct fake_reply *script;
 	size_t n_script;
-	size_t next;              /* index of the next reply */
+	size_t next; /* index of the next reply */
 	struct fake_call calls[FAKE_MAX_CALLS];
 	size_t n_calls;
 };
@@ -51,12 +51,12 @@ void fake_transport_init(struct fake_transport *f, const struct fake_reply *scri
 void fake_transport_fini(struct fake_transport *f);
 
 struct fake_clock {
-	struct dbx_clock clock;   /* pass &fc->clock to the code under test */
-	uint64_t now;             /* ms */
-	uint64_t slept;           /* total ms slept */
+	struct dbx_clock clock; /* pass &fc->clock to the code under test */
+	uint64_t now;		/* ms */
+	uint64_t slept;		/* total ms slept */
 	uint64_t sleeps[FAKE_MAX_CALLS];
 	size_t n_sleeps;
-	uint32_t random_value;    /* random() returns min(random_value, bound - 1) */
+	uint32_t random_value; /* random() returns min(random_value, bound - 1) */
 };
 
 void fake_clock_init(struct fake_clock *fc, uint64_t start_ms);
