@@ -215,13 +215,21 @@ static const struct read_advice generic_advice = {
     "Azure Resource Manager failed or answered something unexpected. Try again later; quote the "
     "request_id in a support ticket if it persists."};
 
+/* The row of table (n rows) for err, else fallback. */
+static const struct read_advice *advice_lookup(const struct read_advice *table, size_t n,
+					       const struct read_advice *fallback, enum dbx_err err)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (table[i].err == err)
+			return &table[i];
+	}
+	return fallback;
+}
+
 static const struct read_advice *advice_for(enum dbx_err err)
 {
-	for (size_t i = 0; i < sizeof(read_advice) / sizeof(read_advice[0]); i++) {
-		if (read_advice[i].err == err)
-			return &read_advice[i];
-	}
-	return &generic_advice;
+	return advice_lookup(read_advice, sizeof(read_advice) / sizeof(read_advice[0]),
+			     &generic_advice, err);
 }
 
 const char *dbx_attr_read_code(enum dbx_err err)
@@ -373,11 +381,8 @@ static const struct read_advice write_generic_advice = {
 
 static const struct read_advice *write_advice_for(enum dbx_err err)
 {
-	for (size_t i = 0; i < sizeof(write_advice) / sizeof(write_advice[0]); i++) {
-		if (write_advice[i].err == err)
-			return &write_advice[i];
-	}
-	return &write_generic_advice;
+	return advice_lookup(write_advice, sizeof(write_advice) / sizeof(write_advice[0]),
+			     &write_generic_advice, err);
 }
 
 /*
