@@ -395,8 +395,11 @@ enum dbx_err dbx_fs_truncate(struct dbx_fs *fs, const char *path, off_t size, st
  *     applied at flush, i.e. close(2), which returns the result (cp and dd
  *     check close), or at fsync(2) (vim), whichever comes first.
  * After the apply, success or not, any further write on that open is EINVAL:
- * open the file again to write another value. A chunked value is therefore
- * applied once, complete, or refused; never a prefix of it. A close with
+ * open the file again to write another value. A write refused after some
+ * bytes were buffered (a hole, the cap) refuses the whole value: close
+ * applies nothing and later writes are EINVAL until truncation to 0. A
+ * chunked value is therefore applied once, complete, or refused; never a
+ * prefix of it. A close with
  * nothing written (the shell's extra descriptor, `: > f`) applies nothing,
  * and truncation to 0 (O_TRUNC, truncate -s 0) does nothing either.
  */
@@ -463,19 +466,23 @@ enum dbx_err dbx_fs_writer_write(struct dbx_fs *fs, struct dbx_fs_writer *w, con
 	char *grown;
 
 	w->too_big = false;
-	if (w->applied)
+	if (w->applied || w->refused)
 		return dbx_error_set(
 		    err, DBX_EINVAL,
 		    "%s: this open already applied (or had refused) its value; one "
 		    "value per open (open the file again to write another)",
 		    name);
-	if (!w->append && (off < 0 || (uint64_t)off != w->len))
+	if (!w->append && (off < 0 || (uint64_t)off != w->len)) {
+		/* What is buffered is only part of the value: never apply it. */
+		w->refused = w->len > 0;
 		return dbx_error_set(err, DBX_EINVAL,
 				     "%s: write at offset %lld after %zu bytes; a value must be "
 				     "written in one piece from offset 0",
 				     name, (long long)off, w->len);
+	}
 	if (size > DBX_FS_WRITE_MAX - w->len) {
 		w->too_big = true;
+		w->refused = w->len > 0;
 		return dbx_error_set(err, DBX_EINVAL, "%s: a value is at most %u bytes", name,
 				     DBX_FS_WRITE_MAX);
 	}
@@ -509,13 +516,14 @@ enum dbx_err dbx_fs_writer_truncate(struct dbx_fs_writer *w, off_t size, struct 
 		free(w->buf);
 		w->buf = NULL;
 		w->len = 0;
+		w->refused = false;
 	}
 	return DBX_OK;
 }
 
 bool dbx_fs_writer_pending(const struct dbx_fs_writer *w)
 {
-	return !w->applied && w->len > 0;
+	return !w->applied && !w->refused && w->len > 0;
 }
 
 void dbx_fs_writer_close(struct dbx_fs_writer *w)

@@ -94,6 +94,8 @@ struct dbx_fs_writer {
 	size_t len;
 	bool applied; /* the value was applied (or refused): later writes are DBX_EINVAL */
 	bool too_big; /* the last failure was the DBX_FS_WRITE_MAX cap (EFBIG at the boundary) */
+	bool
+	    refused; /* a write after some bytes was refused: nothing is applied until truncate 0 */
 };
 
 /* Start writing file path through a new open (checks as dbx_fs_open for_write). */

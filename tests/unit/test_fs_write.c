@@ -1088,6 +1088,111 @@ static void test_inflight_read_loses_to_write(void **state)
 	env_free(env);
 }
 
+/*
+ * A write that is refused (a hole, or past the 64 KiB cap) refuses the
+ * whole value of that open: the bytes buffered before it are never applied
+ * at close, even when they alone would be a valid value (a key URL without
+ * its version). Truncation to 0 starts over.
+ */
+static void test_refused_write_never_applies_prefix(void **state)
+{
+	struct env *env = env_new(KEY0);
+	const char *first = KEY1; /* valid alone; the version was meant to follow */
+	struct dbx_fs_writer w;
+	struct dbx_error err = {0};
+	char *big = malloc(DBX_FS_WRITE_MAX);
+
+	(void)state;
+	assert_non_null(big);
+	memset(big, 'a', DBX_FS_WRITE_MAX);
+	/* The rest of the value at the wrong offset. */
+	assert_int_equal(dbx_fs_writer_open(&env->fs, ORDER1 "/key_url", false, &w, &err), DBX_OK);
+	assert_int_equal(dbx_fs_writer_write(&env->fs, &w, first, strlen(first), 0, &err), DBX_OK);
+	assert_int_equal(
+	    dbx_fs_writer_write(&env->fs, &w, "/" VERSION "\n", 34, (off_t)strlen(first) + 1, &err),
+	    DBX_EINVAL);
+	assert_false(dbx_fs_writer_pending(&w));
+	assert_int_equal(dbx_fs_writer_flush(&env->fs, &w, &err), DBX_OK);
+	dbx_fs_writer_close(&w);
+	assert_int_equal(n_calls(env), 0);
+
+	/* The rest of the value past the cap (cp of a file too big: EFBIG, then close). */
+	assert_int_equal(dbx_fs_writer_open(&env->fs, ORDER1 "/key_url", false, &w, &err), DBX_OK);
+	assert_int_equal(dbx_fs_writer_write(&env->fs, &w, first, strlen(first), 0, &err), DBX_OK);
+	assert_int_equal(
+	    dbx_fs_writer_write(&env->fs, &w, big, DBX_FS_WRITE_MAX, (off_t)strlen(first), &err),
+	    DBX_EINVAL);
+	assert_true(w.too_big);
+	assert_int_equal(dbx_fs_writer_flush(&env->fs, &w, &err), DBX_OK);
+	assert_int_equal(n_calls(env), 0);
+	/* ftruncate(fd, 0) starts over: the open can write a whole value again. */
+	assert_int_equal(dbx_fs_writer_truncate(&w, 0, &err), DBX_OK);
+	assert_int_equal(dbx_fs_writer_write(&env->fs, &w, KEY2 "\n", strlen(KEY2) + 1, 0, &err),
+			 DBX_OK);
+	dbx_fs_writer_close(&w);
+	assert_int_equal(env->w.patches, 1);
+	assert_string_equal(env->w.jobs[0].kek_url, KEY2);
+	free(big);
+	env_free(env);
+}
+
+struct flush_arg {
+	struct env *env;
+	struct dbx_fs_writer *w;
+	enum dbx_err rc;
+};
+
+static void *flush_thread(void *p)
+{
+	struct flush_arg *a = p;
+	struct dbx_error err = {0};
+
+	a->rc = dbx_fs_writer_flush(&a->env->fs, a->w, &err);
+	return NULL;
+}
+
+/*
+ * Two closes of one open file (dup'd descriptors, or a forked child) reach
+ * flush at the same time: the value is applied once, by one of them, and
+ * the other neither applies it again nor waits on the order's write lock
+ * behind it (nor reads the buffer the first one frees).
+ */
+static void test_concurrent_flush_applies_once(void **state)
+{
+	struct env *env = env_new(KEY0);
+	struct dbx_fs_writer w;
+	struct dbx_error err = {0};
+	struct flush_arg a;
+	pthread_t ta;
+
+	(void)state;
+	/* Bounds the second flush's wait on the write lock when it wrongly applies again. */
+	env->uc.timeout_ms = 500;
+	assert_int_equal(dbx_fs_writer_open(&env->fs, ORDER1 "/key_url", false, &w, &err), DBX_OK);
+	assert_int_equal(dbx_fs_writer_write(&env->fs, &w, KEY1, strlen(KEY1), 0, &err), DBX_OK);
+	env->w.hold_until_release = true;
+	a = (struct flush_arg){env, &w, DBX_EINVAL};
+	assert_int_equal(pthread_create(&ta, NULL, flush_thread, &a), 0);
+	pthread_mutex_lock(&env->w.lock);
+	while (env->w.in_patch < 1)
+		pthread_cond_wait(&env->w.cond, &env->w.lock);
+	pthread_mutex_unlock(&env->w.lock);
+	/* The first close is inside its PATCH: the second close has nothing to apply. */
+	assert_int_equal(dbx_fs_writer_flush(&env->fs, &w, &err), DBX_OK);
+	assert_false(dbx_fs_writer_pending(&w));
+	pthread_mutex_lock(&env->w.lock);
+	env->w.release_patch = true;
+	pthread_cond_broadcast(&env->w.cond);
+	pthread_mutex_unlock(&env->w.lock);
+	pthread_join(ta, NULL);
+	assert_false(env->w.hold_timed_out);
+	assert_int_equal(a.rc, DBX_OK);
+	dbx_fs_writer_close(&w);
+	assert_int_equal(env->w.patches, 1);
+	assert_string_equal(env->w.jobs[0].kek_url, KEY1);
+	env_free(env);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1111,6 +1216,8 @@ int main(void)
 	    cmocka_unit_test(test_different_orders_overlap),
 	    cmocka_unit_test(test_reads_do_not_block),
 	    cmocka_unit_test(test_inflight_read_loses_to_write),
+	    cmocka_unit_test(test_refused_write_never_applies_prefix),
+	    cmocka_unit_test(test_concurrent_flush_applies_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
