@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "databoxfs/auth.h"
@@ -30,6 +31,12 @@
 #include "databoxfs/log.h"
 
 #define REFRESH_MARGIN_S 300
+/*
+ * A token is trusted for a day at most, whatever expiry its answer claims:
+ * Entra and managed identity tokens live 24 h at most, and a claim near
+ * the end of time_t would otherwise wrap the cache's millisecond clock.
+ */
+#define MAX_LIFETIME_S 86400
 
 void dbx_token_wipe(struct dbx_token *tok)
 {
@@ -124,7 +131,11 @@ static void slot_store(struct token_slot *s, struct dbx_token *tok, uint64_t now
 {
 	time_t wall = time(NULL);
 	int64_t life_s = tok->expires_on > wall ? (int64_t)(tok->expires_on - wall) : 0;
-	int64_t margin_s = life_s / 2 < REFRESH_MARGIN_S ? life_s / 2 : REFRESH_MARGIN_S;
+	int64_t margin_s;
+
+	if (life_s > MAX_LIFETIME_S)
+		life_s = MAX_LIFETIME_S;
+	margin_s = life_s / 2 < REFRESH_MARGIN_S ? life_s / 2 : REFRESH_MARGIN_S;
 
 	dbx_wipe_free(s->value);
 	s->value = tok->value;
@@ -308,6 +319,82 @@ static void drop_token(struct auth_transport *at, const char *scope, unsigned lo
 	pthread_mutex_unlock(&at->lock);
 }
 
+/* ---- which host a token may go to ---- */
+
+/* The clouds of cloud.c: a scope that is none of theirs gets no token. */
+static const char *const cloud_names[] = {"AzureCloud", "AzureUSGovernment", "AzureChinaCloud"};
+
+/*
+ * The host of url into host[cap] (not NUL-checked by the caller), when url
+ * is https with a plain authority: no user info, port absent or 443, host
+ * of [A-Za-z0-9.-] only, so that no URL parser can read another host out of
+ * it. False otherwise.
+ */
+static bool https_host(const char *url, char *host, size_t cap)
+{
+	const char *a;
+	size_t alen;
+	size_t hlen;
+
+	if (strncasecmp(url, "https://", 8) != 0)
+		return false;
+	a = url + 8;
+	alen = strcspn(a, "/?#");
+	hlen = strcspn(a, ":/?#");
+	if (hlen == 0 || hlen >= cap)
+		return false;
+	if (hlen < alen && !(alen - hlen == 4 && strncmp(a + hlen, ":443", 4) == 0))
+		return false;
+	for (size_t i = 0; i < hlen; i++) {
+		char ch = a[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '-'))
+			return false;
+	}
+	memcpy(host, a, hlen);
+	host[hlen] = '\0';
+	return true;
+}
+
+/* host is "<vault>.<suffix>" with a vault name of 3-24 [A-Za-z0-9-] (DESIGN.md 5). */
+static bool is_vault_host(const char *host, const char *suffix)
+{
+	size_t hlen = strlen(host);
+	size_t slen = strlen(suffix);
+	size_t label;
+
+	if (hlen < slen + 2 || strcasecmp(host + hlen - slen, suffix) != 0 ||
+	    host[hlen - slen - 1] != '.')
+		return false;
+	label = hlen - slen - 1;
+	return label >= 3 && label <= 24 && strcspn(host, ".") == label;
+}
+
+/*
+ * May a token for scope travel with a request to url? The ARM token only
+ * to the cloud's ARM host, a Key Vault token only to a vault of the
+ * cloud's vault suffix, both over https; any other scope never.
+ */
+static bool scope_allows_url(const char *scope, const char *url)
+{
+	char host[256];
+
+	if (!https_host(url, host, sizeof(host)))
+		return false;
+	for (size_t i = 0; i < sizeof(cloud_names) / sizeof(cloud_names[0]); i++) {
+		const struct dbx_cloud *c = dbx_cloud_find(cloud_names[i]);
+
+		if (!c)
+			continue;
+		if (strcmp(scope, c->arm_scope) == 0)
+			return strcasecmp(host, c->arm_host) == 0;
+		if (strcmp(scope, c->vault_scope) == 0)
+			return is_vault_host(host, c->vault_suffix);
+	}
+	return false;
+}
+
 static enum dbx_err auth_send(struct dbx_transport *self, const struct dbx_http_request *req,
 			      struct dbx_http_response *resp, struct dbx_error *err)
 {
@@ -319,6 +406,18 @@ static enum dbx_err auth_send(struct dbx_transport *self, const struct dbx_http_
 
 	if (!req->scope)
 		return at->inner->send(at->inner, req, resp, err);
+	if (!scope_allows_url(req->scope, req->url)) {
+		char host[256];
+
+		/* Named by its host only: a URL's user info or query may hold secrets. */
+		rc = dbx_error_set(err, DBX_ECONFIG,
+				   "refusing to send a token for %s to %s: not a host of that "
+				   "audience",
+				   req->scope,
+				   https_host(req->url, host, sizeof(host)) ? host
+									    : "a non-https URL");
+		goto out;
+	}
 	rc = get_bearer(at, req->scope, &bearer, &gen, err);
 	if (rc != DBX_OK)
 		goto out;

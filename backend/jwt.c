@@ -9,6 +9,7 @@
  * body itself.
  */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,6 +267,9 @@ enum dbx_err dbx_cred_parse_token(const char *source, const char *body, size_t l
 		expires = (time_t)secs;
 	} else if (fields->expires_in && json_object_object_get_ex(obj, fields->expires_in, &v) &&
 		   json_seconds(v, &secs)) {
+		/* Saturated: now + a huge expires_in would overflow into the past. */
+		if (secs > INT32_MAX)
+			secs = INT32_MAX;
 		expires = dbx_cred_now() + (time_t)secs;
 	} else if (fallback_expiry) {
 		expires = fallback_expiry(obj);

@@ -36,9 +36,10 @@ struct stub_cred {
 	struct dbx_credential base;
 	pthread_mutex_t lock;
 	int calls;
-	int fail_from; /* calls numbered >= fail_from fail (0: never) */
-	time_t life_s; /* lifetime of the tokens it hands out */
-	long sleep_ms; /* real time each call takes (single-flight test) */
+	int fail_from;	   /* calls numbered >= fail_from fail (0: never) */
+	time_t life_s;	   /* lifetime of the tokens it hands out */
+	time_t expires_on; /* when non-zero: the expiry it claims instead */
+	long sleep_ms;	   /* real time each call takes (single-flight test) */
 };
 
 static enum dbx_err stub_get_token(struct dbx_credential *self, const char *scope,
@@ -58,7 +59,7 @@ static enum dbx_err stub_get_token(struct dbx_credential *self, const char *scop
 	if (s->fail_from && n >= s->fail_from)
 		return dbx_error_set(err, DBX_EAUTH, "stub: refused");
 	assert_true(asprintf(&out->value, "tok-%d-%s", n, scope) > 0);
-	out->expires_on = time(NULL) + s->life_s;
+	out->expires_on = s->expires_on ? s->expires_on : time(NULL) + s->life_s;
 	return DBX_OK;
 }
 
@@ -117,6 +118,8 @@ static enum dbx_err get(struct fixture *f, const char *scope, long *status, stru
 	struct dbx_http_response resp = {0};
 	enum dbx_err rc;
 
+	if (scope && strcmp(scope, KV_SCOPE) == 0)
+		req.url = "https://contoso-vault.vault.azure.net/keys/k?api-version=7.4";
 	dbx_error_clear(err);
 	rc = dbx_http_send(f->auth, &req, &resp, err);
 	*status = resp.status;
@@ -174,6 +177,138 @@ static void test_two_scopes_two_tokens(void **state)
 	assert_string_equal(f->fake.calls[2].bearer, "tok-1-" ARM_SCOPE);
 	assert_string_equal(f->fake.calls[3].bearer, "tok-2-" KV_SCOPE);
 	teardown_f(f);
+}
+
+/*
+ * A token goes only to the host of its audience: the ARM token to the
+ * cloud's ARM host, a Key Vault token to a <vault>.<vault suffix> host, over
+ * https. A request whose URL and scope disagree (a nextLink, a Location or a
+ * key URL pointing elsewhere) is refused before anything is sent, so a
+ * token can never leak to a third-party host.
+ */
+static void test_token_only_to_its_audience_host(void **state)
+{
+	static const struct {
+		const char *scope;
+		const char *url;
+		bool ok;
+	} rows[] = {
+	    {ARM_SCOPE, "https://management.azure.com/subscriptions", true},
+	    {ARM_SCOPE, "HTTPS://Management.Azure.COM:443/subscriptions", true},
+	    {ARM_SCOPE, "https://management.azure.com?x=1", true},
+	    {KV_SCOPE, "https://contoso-vault.vault.azure.net/keys/k", true},
+	    {"https://management.usgovcloudapi.net/.default",
+	     "https://management.usgovcloudapi.net/subscriptions", true},
+	    {"https://vault.azure.cn/.default", "https://abc.vault.azure.cn/keys/k", true},
+	    {ARM_SCOPE, "https://evil.example/subscriptions", false},
+	    {ARM_SCOPE, "https://management.azure.com.evil.example/x", false},
+	    {ARM_SCOPE, "https://x.management.azure.com/x", false},
+	    {ARM_SCOPE, "https://management.azure.com:8443/x", false},
+	    {ARM_SCOPE, "https://user@management.azure.com/x", false},
+	    {ARM_SCOPE, "https://evil.example\\@management.azure.com/x", false},
+	    {ARM_SCOPE, "http://management.azure.com/x", false},
+	    {ARM_SCOPE, "https://contoso-vault.vault.azure.net/keys/k", false},
+	    {ARM_SCOPE, "https://management.usgovcloudapi.net/subscriptions", false},
+	    {KV_SCOPE, "https://management.azure.com/subscriptions", false},
+	    {KV_SCOPE, "https://vault.azure.net/keys/k", false},
+	    {KV_SCOPE, "https://a.b.vault.azure.net/keys/k", false},
+	    {KV_SCOPE, "https://contoso.vault.azure.cn/keys/k", false},
+	    {KV_SCOPE, "https://contoso.managedhsm.azure.net/keys/k", false},
+	    {KV_SCOPE, "https://contoso.vault.azure.net.evil.example/keys/k", false},
+	    {"https://evil.example/.default", "https://evil.example/x", false},
+	    {ARM_SCOPE, "not a url", false},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < N(rows); i++) {
+		struct fixture *f = setup_with(NULL, 0, 3600);
+		struct dbx_http_request req = {
+		    .method = "GET",
+		    .url = rows[i].url,
+		    .scope = rows[i].scope,
+		    .idempotent = true,
+		};
+		struct dbx_http_response resp = {0};
+		struct dbx_error err = {0};
+		enum dbx_err rc = dbx_http_send(f->auth, &req, &resp, &err);
+
+		dbx_http_response_reset(&resp);
+		if (rows[i].ok) {
+			assert_int_equal(rc, DBX_OK);
+			assert_int_equal(f->fake.n_calls, 1);
+			assert_non_null(f->fake.calls[0].bearer);
+		} else {
+			if (rc == DBX_OK)
+				fail_msg("a %s token was sent to %s", rows[i].scope, rows[i].url);
+			assert_int_equal(f->fake.n_calls, 0);
+			assert_int_equal(f->cred.calls, 0);
+		}
+		teardown_f(f);
+	}
+}
+
+/*
+ * A token answer claiming an absurd expiry (expires_on far past 2038, up to
+ * the largest time_t) must not wrap the cache's millisecond arithmetic:
+ * the token is cached and reused like any other, not fetched again for
+ * every request, and it is still renewed within a day.
+ */
+static void test_huge_expiry_does_not_overflow(void **state)
+{
+	/* The first: lifetime * 1000 is 2^64 + 1384, 1.4 s once wrapped. */
+	const time_t claims[] = {time(NULL) + (time_t)18446744073709553LL, (time_t)INT64_MAX,
+				 (time_t)INT64_MAX / 1000 + 12345};
+
+	(void)state;
+	for (size_t i = 0; i < N(claims); i++) {
+		struct fixture *f = setup_with(NULL, 0, 3600);
+		struct dbx_error err;
+		long st;
+
+		f->cred.expires_on = claims[i];
+		assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+		f->fc.now += 60000;
+		assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+		dbx_http_auth_wait_idle(f->auth);
+		assert_int_equal(f->cred.calls, 1);
+		assert_string_equal(f->fake.calls[1].bearer, "tok-1-" ARM_SCOPE);
+		f->fc.now += 2 * 86400 * 1000u;
+		assert_int_equal(get(f, ARM_SCOPE, &st, &err), DBX_OK);
+		dbx_http_auth_wait_idle(f->auth);
+		assert_int_equal(f->cred.calls, 2);
+		teardown_f(f);
+	}
+}
+
+/*
+ * A token answer whose expires_in is absurdly large (as a JSON number or a
+ * digit string, up to and past INT64_MAX) still yields the token with an
+ * expiry in the future: the addition to the current time saturates instead
+ * of wrapping into the past (signed overflow) and refusing a good token.
+ */
+static void test_parse_token_huge_expires_in(void **state)
+{
+	static const char *const bodies[] = {
+	    "{\"access_token\":\"AT\",\"expires_in\":9223372036854775807}",
+	    "{\"access_token\":\"AT\",\"expires_in\":\"9223372036854775807\"}",
+	    "{\"access_token\":\"AT\",\"expires_in\":\"99999999999999999999999\"}",
+	    "{\"access_token\":\"AT\",\"expires_in\":9223372036854775000}",
+	};
+	const struct dbx_token_fields fields = {.token = "access_token",
+						.expires_in = "expires_in"};
+
+	(void)state;
+	for (size_t i = 0; i < N(bodies); i++) {
+		struct dbx_token tok = {0};
+		struct dbx_error err = {0};
+
+		assert_int_equal(dbx_cred_parse_token("env", bodies[i], strlen(bodies[i]), &fields,
+						      NULL, &tok, &err),
+				 DBX_OK);
+		assert_string_equal(tok.value, "AT");
+		assert_true(tok.expires_on > time(NULL) + 3600);
+		dbx_token_wipe(&tok);
+	}
 }
 
 static void test_refresh_five_minutes_ahead(void **state)
@@ -1001,6 +1136,9 @@ int main(void)
 	    cmocka_unit_test(test_bearer_only_with_scope),
 	    cmocka_unit_test(test_token_cached),
 	    cmocka_unit_test(test_two_scopes_two_tokens),
+	    cmocka_unit_test(test_token_only_to_its_audience_host),
+	    cmocka_unit_test(test_huge_expiry_does_not_overflow),
+	    cmocka_unit_test(test_parse_token_huge_expires_in),
 	    cmocka_unit_test(test_refresh_five_minutes_ahead),
 	    cmocka_unit_test(test_refresh_short_token_at_half_life),
 	    cmocka_unit_test(test_failed_refresh_keeps_valid_token),
