@@ -7,10 +7,8 @@
  * null, no escaping of '/'), followed by "\n". errors is rendered through
  * dbx_error_block_append() so every producer writes the same block format
  * (DESIGN.md 4): a "read" block when the latest refresh of the order failed,
- * then one "order" block per problem the service reports, newest first.
- *
- * A "last-write" block (the latest failed write through this mount) comes
- * before or after the read block by time.
+ * a "last-write" block for the latest failed write through this mount, and
+ * one "order" block per problem the service reports, all newest first.
  *
  * The store functions turn a written value into a validated change without
  * any request: the value is trimmed sysfs-style (surrounding blanks, one
@@ -289,18 +287,21 @@ static void stage_advice(const char *code, struct dbx_error_block *b)
 	}
 }
 
-static enum dbx_err append_order_blocks(char **buf, size_t *len, const struct dbx_order *o)
+/*
+ * The order's problems, newest first: a stable insertion sort on time,
+ * unknown times keep their place at the end. *out is malloc'd (NULL when
+ * there are none).
+ */
+static enum dbx_err sort_problems(const struct dbx_order *o, struct problem_ref **out)
 {
-	struct problem_ref *refs = NULL;
-	enum dbx_err rc = DBX_OK;
+	struct problem_ref *refs;
 
+	*out = NULL;
 	if (!o || !o->n_problems)
 		return DBX_OK;
 	refs = calloc(o->n_problems, sizeof(*refs));
 	if (!refs)
 		return DBX_ENOMEM;
-	/* Newest first: stable insertion sort on time, unknown times keep their place at the end.
-	 */
 	for (size_t i = 0; i < o->n_problems; i++) {
 		struct problem_ref r = {&o->problems[i], o->problems[i].time, -1};
 		size_t j = i;
@@ -315,27 +316,30 @@ static enum dbx_err append_order_blocks(char **buf, size_t *len, const struct db
 		}
 		refs[j] = r;
 	}
-	for (size_t i = 0; i < o->n_problems && rc == DBX_OK; i++) {
-		struct dbx_error_block b = {0};
-		char when[32];
+	*out = refs;
+	return DBX_OK;
+}
 
-		if (!refs[i].p->code || !*refs[i].p->code)
-			continue;
-		b.code = refs[i].p->code;
-		b.source = "order";
-		if (refs[i].t >= 0) {
-			format_time(refs[i].t, when);
-			b.time = when;
-		} else {
-			b.time = refs[i].time_raw;
-		}
-		b.message = refs[i].p->message;
-		b.target = refs[i].p->target;
-		stage_advice(b.code, &b);
-		rc = dbx_error_block_append(buf, len, &b);
+/* One "order" block for problem r (nothing for a problem without a code). */
+static enum dbx_err append_order_block(char **buf, size_t *len, const struct problem_ref *r)
+{
+	struct dbx_error_block b = {0};
+	char when[32];
+
+	if (!r->p->code || !*r->p->code)
+		return DBX_OK;
+	b.code = r->p->code;
+	b.source = "order";
+	if (r->t >= 0) {
+		format_time(r->t, when);
+		b.time = when;
+	} else {
+		b.time = r->time_raw;
 	}
-	free(refs);
-	return rc;
+	b.message = r->p->message;
+	b.target = r->p->target;
+	stage_advice(b.code, &b);
+	return dbx_error_block_append(buf, len, &b);
 }
 
 /* What the mount advises after a failed write without a service code to decode. */
@@ -415,21 +419,33 @@ static enum dbx_err show_errors(const struct dbx_attr_ctx *ctx, char **buf, size
 {
 	bool has_read = ctx->read_err && ctx->read_err->err != DBX_OK;
 	bool has_write = ctx->write_err != NULL;
+	struct problem_ref *refs = NULL;
+	size_t n_refs = ctx->order ? ctx->order->n_problems : 0, next = 0;
 	char *text = NULL;
 	size_t n = 0;
-	enum dbx_err rc = DBX_OK;
+	enum dbx_err rc;
 
-	/* Newest first: the mount's own blocks (read, last-write), then the order's. */
-	if (has_write && (!has_read || ctx->write_time >= ctx->read_time)) {
-		rc = append_write_block(&text, &n, ctx);
-		has_write = false;
+	/*
+	 * Newest first across sources. A failed refresh is the latest news
+	 * about the order: its block precedes the problems of the older
+	 * snapshot. The last-write block goes before it when newer, and among
+	 * the order's problems by time (a write that failed long ago must not
+	 * hide what the order reported since); on a tie it comes first.
+	 */
+	rc = sort_problems(ctx->order, &refs);
+	while (rc == DBX_OK && (has_read || has_write || next < n_refs)) {
+		if (has_write && (!has_read || ctx->write_time >= ctx->read_time) &&
+		    (has_read || next >= n_refs || refs[next].t < 0 ||
+		     ctx->write_time >= refs[next].t)) {
+			rc = append_write_block(&text, &n, ctx);
+			has_write = false;
+		} else if (has_read) {
+			rc = append_read_block(&text, &n, ctx);
+			has_read = false;
+		} else {
+			rc = append_order_block(&text, &n, &refs[next++]);
+		}
 	}
-	if (rc == DBX_OK && has_read)
-		rc = append_read_block(&text, &n, ctx);
-	if (rc == DBX_OK && has_write)
-		rc = append_write_block(&text, &n, ctx);
-	if (rc == DBX_OK)
-		rc = append_order_blocks(&text, &n, ctx->order);
 	if (rc != DBX_OK)
 		goto out;
 	if (!text) {
@@ -443,6 +459,7 @@ static enum dbx_err show_errors(const struct dbx_attr_ctx *ctx, char **buf, size
 	*len = n;
 	text = NULL;
 out:
+	free(refs);
 	free(text);
 	return rc;
 }

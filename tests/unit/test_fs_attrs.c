@@ -557,6 +557,52 @@ static void test_errors_last_write(void **state)
 	free(text);
 }
 
+/*
+ * Newest first across sources: a write that failed long ago stays in errors
+ * until the next good write, and must not hide problems the order reported
+ * since (the disabled key at 12:00, the stage at 12:05).
+ */
+static void test_errors_last_write_by_time(void **state)
+{
+	struct dbx_order *o =
+	    job("\"identity\": {\"type\": \"SystemAssigned\", \"principalId\": \"" PRINCIPAL "\"}",
+		kek_details, kek_error);
+	struct dbx_attr_ctx ctx = {.order = o};
+	struct dbx_error we = {0};
+	const char *stage, *error, *write;
+	char *text;
+
+	(void)state;
+	dbx_error_set(&we, DBX_EBUSY, "The order is in a stage that refuses the change.");
+	ctx.write_err = &we;
+	ctx.write_target = "key_url";
+	ctx.write_time = 1795863600; /* 2026-11-28T11:00:00Z: before both order problems */
+	text = show("errors", &ctx);
+	stage = strstr(text, "code: WaitingForCustomerActionForKek\n");
+	error = strstr(text, "code: SsemUserErrorEncryptionKeyDisabled\n");
+	write = strstr(text, "source: last-write\n");
+	assert_non_null(stage);
+	assert_non_null(error);
+	assert_non_null(write);
+	assert_ptr_equal(stage, text);
+	assert_true(stage < error);
+	assert_true(error < write);
+	assert_null(strstr(text, "\n\n\n"));
+	free(text);
+
+	ctx.write_time = 1795867380; /* 12:03: between the error (12:00) and the stage (12:05) */
+	text = show("errors", &ctx);
+	stage = strstr(text, "code: WaitingForCustomerActionForKek\n");
+	error = strstr(text, "code: SsemUserErrorEncryptionKeyDisabled\n");
+	write = strstr(text, "source: last-write\n");
+	assert_ptr_equal(stage, text);
+	assert_true(stage < write);
+	assert_true(write < error);
+	free(text);
+	check_endings(&ctx);
+	dbx_order_free(o);
+}
+
 static void test_trim(void **state)
 {
 	size_t n;
@@ -591,6 +637,7 @@ int main(void)
 	    cmocka_unit_test(test_store_parse),
 	    cmocka_unit_test(test_store_current_value),
 	    cmocka_unit_test(test_errors_last_write),
+	    cmocka_unit_test(test_errors_last_write_by_time),
 	    cmocka_unit_test(test_trim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
