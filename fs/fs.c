@@ -296,23 +296,36 @@ static enum dbx_err apply_value(struct dbx_fs *fs, const struct dbx_node *node, 
 {
 	const char *name = dbx_attrs[node->attr].name;
 	const struct dbx_update_config *u = fs->update;
+	const struct dbx_clock *clock = u->arm ? dbx_arm_clock(u->arm) : NULL;
+	struct dbx_update_config rest = *u;
 	struct dbx_attr_write w = {.cloud = u->cloud};
 	struct dbx_update_report report = {0};
 	struct dbx_order *result = NULL;
 	struct dbx_error e = {0};
+	uint64_t started = clock ? clock->now_ms(clock->ctx) : 0, waited;
 	bool locked;
 	enum dbx_err rc;
 
 	rc = dbx_cache_write_lock(fs->cache, node->subscription, node->resource_group, node->order,
 				  u->timeout_ms, u->interrupted, u->interrupted_ctx, &e);
 	locked = rc == DBX_OK;
+	/* -o timeout bounds the whole write: the wait for the lock counts. */
+	if (rc == DBX_OK && clock && u->timeout_ms) {
+		waited = clock->now_ms(clock->ctx) - started;
+		if (waited >= u->timeout_ms)
+			rc = dbx_error_set(&e, DBX_ETIMEDOUT,
+					   "another write to this order did not finish within the "
+					   "timeout; nothing was sent");
+		else
+			rest.timeout_ms = u->timeout_ms - waited;
+	}
 	if (rc == DBX_OK)
 		rc = parse_value(fs, node, value, len, &w, &e);
 	if (rc == DBX_OK && w.noop) {
 		dbx_log(DBX_LOG_DEBUG, "%s/%s/%s/%s: the current value; nothing sent",
 			node->subscription, node->resource_group, node->order, name);
 	} else if (rc == DBX_OK) {
-		rc = dbx_update_apply(u, node->subscription, node->resource_group, node->order,
+		rc = dbx_update_apply(&rest, node->subscription, node->resource_group, node->order,
 				      &w.change, &result, &report, &e);
 	}
 	if (rc == DBX_OK && result) {

@@ -93,6 +93,7 @@ struct world {
 	bool hold_next_get;
 	bool get_held;
 	bool release_get;
+	uint64_t last_deadline; /* deadline_ms of the latest job request */
 };
 
 static struct job *find_job(struct world *w, const char *url)
@@ -237,6 +238,8 @@ static enum dbx_err world_send(struct dbx_transport *self, const struct dbx_http
 	dbx_uuid4(resp->client_request_id);
 	pthread_mutex_lock(&w->lock);
 	j = find_job(w, req->url);
+	if (j)
+		w->last_deadline = req->deadline_ms;
 	if (j && strcmp(req->method, "PATCH") == 0) {
 		note(w, "PATCH", j->name);
 		w->patches++;
@@ -992,6 +995,50 @@ static void test_queued_writer_interrupted(void **state)
 	env_free(env);
 }
 
+/*
+ * -o timeout bounds the whole write, the wait for another write to the
+ * same order included: a writer queued for 20 s of a 30 s timeout has 10 s
+ * left for its own requests, not another 30.
+ */
+static void test_queued_writer_keeps_its_deadline(void **state)
+{
+	struct env *env = env_new(KEY0);
+	struct writer_arg a = {env, ORDER1 "/key_url", KEY1 "\n", -1};
+	struct writer_arg b = {env, ORDER1 "/encryption_type", "MicrosoftManaged\n", -1};
+	struct timespec tick = {0, 1000000};
+	uint64_t b_started = env->fc.now;
+	pthread_t ta, tb;
+	int spins = 0;
+
+	(void)state;
+	env->w.hold_until_release = true;
+	assert_int_equal(pthread_create(&ta, NULL, writer_thread, &a), 0);
+	pthread_mutex_lock(&env->w.lock);
+	while (env->w.in_patch < 1)
+		pthread_cond_wait(&env->w.cond, &env->w.lock);
+	pthread_mutex_unlock(&env->w.lock);
+	assert_int_equal(pthread_create(&tb, NULL, writer_thread, &b), 0);
+	while (dbx_cache_write_waiters(env->cache) == 0 && spins++ < WAIT_BOUND_S * 1000)
+		nanosleep(&tick, NULL);
+	assert_int_equal(dbx_cache_write_waiters(env->cache), 1);
+	pthread_mutex_lock(&env->w.lock);
+	env->fc.now += 20000; /* a's PATCH takes 20 s while b waits */
+	env->w.release_patch = true;
+	pthread_cond_broadcast(&env->w.cond);
+	pthread_mutex_unlock(&env->w.lock);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	assert_false(env->w.hold_timed_out);
+	assert_int_equal(a.errnum, 0);
+	assert_int_equal(b.errnum, 0);
+	assert_int_equal(env->w.patches, 2);
+	assert_string_equal(env->w.jobs[0].kek_url, "");
+	/* b's own requests (its GET and PATCH) end where its 30 s began + 30 s. */
+	assert_true(env->w.last_deadline > 0);
+	assert_true(env->w.last_deadline <= b_started + env->uc.timeout_ms);
+	env_free(env);
+}
+
 /* Two writers on two orders overlap: both PATCHes are in flight at once. */
 static void test_different_orders_overlap(void **state)
 {
@@ -1213,6 +1260,7 @@ int main(void)
 	    cmocka_unit_test(test_read_only_files),
 	    cmocka_unit_test(test_same_order_serialized),
 	    cmocka_unit_test(test_queued_writer_interrupted),
+	    cmocka_unit_test(test_queued_writer_keeps_its_deadline),
 	    cmocka_unit_test(test_different_orders_overlap),
 	    cmocka_unit_test(test_reads_do_not_block),
 	    cmocka_unit_test(test_inflight_read_loses_to_write),
