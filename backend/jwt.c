@@ -323,6 +323,7 @@ enum dbx_err dbx_cred_entra_refusal(const char *source, const char *authority,
 	json_object *obj = json_tokener_parse(resp->body ? resp->body : "");
 	const char *code = dbx_json_str(obj, "error");
 	const char *desc = dbx_json_str(obj, "error_description");
+	char *clean = NULL;
 	char line[DBX_ERR_MSG_MAX / 2];
 	enum dbx_err kind = DBX_EAUTH;
 
@@ -330,6 +331,17 @@ enum dbx_err dbx_cred_entra_refusal(const char *source, const char *authority,
 		kind = DBX_ETHROTTLED;
 	else if (resp->status >= 500)
 		kind = DBX_EREMOTE;
+	/*
+	 * Redact the whole description before it is cut to a line of the
+	 * message: redacting only the cut text would leave the start of a
+	 * secret that straddles the cut.
+	 */
+	if (desc && secret) {
+		clean = strdup(desc);
+		if (clean)
+			redact_secret(clean, secret);
+		desc = clean ? clean : "(description withheld)";
+	}
 	dbx_cred_first_line(line, sizeof(line), desc ? desc : "");
 	if (code)
 		dbx_error_set(err, kind, "%s: %s: %s", source, code,
@@ -346,6 +358,10 @@ enum dbx_err dbx_cred_entra_refusal(const char *source, const char *authority,
 			redact_secret(err->code, secret);
 		snprintf(err->request_id, sizeof(err->request_id), "%s",
 			 resp->request_id ? resp->request_id : "");
+	}
+	if (clean) {
+		explicit_bzero(clean, strlen(clean));
+		free(clean);
 	}
 	json_object_put(obj);
 	return kind;
@@ -401,7 +417,8 @@ enum dbx_err dbx_cred_assertion_grant(const char *source, struct dbx_transport *
 		goto out;
 	}
 	if (resp.status != 200) {
-		rc = dbx_cred_entra_refusal(source, authority, &resp, NULL, err);
+		/* The assertion (a federated token, a signed JWT) is a secret Entra may quote. */
+		rc = dbx_cred_entra_refusal(source, authority, &resp, assertion, err);
 		goto out;
 	}
 	rc = dbx_cred_parse_token(

@@ -825,6 +825,53 @@ static void test_workload_file_errors(void **state)
 	rec_free(t);
 }
 
+/*
+ * Entra's refusal may quote the client assertion (here the federated token
+ * from the file, a secret): the message must not carry it, neither whole
+ * nor a piece of it cut off at the message's length limit.
+ */
+static void test_workload_refusal_never_quotes_the_token(void **state)
+{
+	char token[301];
+	char body[1024];
+	const struct fake_reply replies[] = {
+	    {.status = 400, .body = body},
+	    {.status = 400, .body = body},
+	};
+	const char *path = in_dir("sa-token-echo");
+	struct rec_transport *t = rec_new(replies, 2);
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
+	struct dbx_credential *c;
+	const char *prefixes[] = {
+	    "AADSTS700024: Client assertion ",
+	    "AADSTS70021: No matching federated identity record found for "
+	    "presented assertion. Assertion Issuer: 'https://issuer.example'. "
+	    "Assertion Subject: 'system:serviceaccount:default:wl'. Assertion: "};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(token) - 1; i++)
+		token[i] = "QRSTUVWXYZ"[i % 10];
+	token[sizeof(token) - 1] = '\0';
+	memcpy(token, "eyJFED", 6);
+	write_file(path, token);
+	c = dbx_cred_workload_new(&t->base, NULL, WORKLOAD_ENV(path), &err);
+	assert_non_null(c);
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(body, sizeof(body),
+			 "{\"error\":\"invalid_client\",\"error_description\":\"%s%s is not "
+			 "within its valid time range.\"}",
+			 prefixes[i], token);
+		memset(&err, 0, sizeof(err));
+		assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+		assert_non_null(strstr(err.message, "invalid_client"));
+		if (strstr(err.message, "eyJFED"))
+			fail_msg("the federated token is in the message: %s", err.message);
+	}
+	dbx_credential_destroy(c);
+	rec_free(t);
+}
+
 /* ---- managed identity ---- */
 
 #define IMDS "http://169.254.169.254/metadata/identity/oauth2/token"
@@ -1360,6 +1407,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_workload_sends_the_file_and_rereads_it, test_setup,
 					    test_teardown),
 	    cmocka_unit_test_setup_teardown(test_workload_file_errors, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_workload_refusal_never_quotes_the_token,
+					    test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_msi_imds, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_msi_imds_user_assigned_and_errors, test_setup,
 					    test_teardown),
