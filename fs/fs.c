@@ -13,6 +13,7 @@
  * the order's write lock and runs dbx_update_apply(), then publishes the
  * result in the cache or records the order's last-write error.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -460,20 +461,37 @@ enum dbx_err dbx_fs_writer_open(struct dbx_fs *fs, const char *path, bool append
 	return resolve_writable(fs, path, &w->node, err);
 }
 
-/* Apply the buffered value once, then forget the bytes. */
-static enum dbx_err writer_apply(struct dbx_fs *fs, struct dbx_fs_writer *w, struct dbx_error *err)
+/*
+ * Dup'd descriptors share one open: their write(2)s and closes can reach
+ * the writer from several FUSE threads at once. This lock guards every
+ * writer's fields; it is never held across an apply (which may take the
+ * whole timeout), since claim() hands the bytes over under it first.
+ */
+static pthread_mutex_t writer_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Mark w applied and take its bytes: only one caller ever gets them. writer_lock held. */
+static void claim(struct dbx_fs_writer *w, char **buf, size_t *len)
+{
+	w->applied = true;
+	*buf = w->buf;
+	*len = w->len;
+	w->buf = NULL;
+}
+
+/* Apply the claimed value, then forget the bytes. */
+static enum dbx_err writer_apply(struct dbx_fs *fs, struct dbx_fs_writer *w, char *buf, size_t len,
+				 struct dbx_error *err)
 {
 	enum dbx_err rc;
 
-	w->applied = true;
-	rc = apply_value(fs, &w->node, w->buf, w->len, err);
-	free(w->buf);
-	w->buf = NULL;
+	rc = apply_value(fs, &w->node, buf, len, err);
+	free(buf);
 	return rc;
 }
 
-enum dbx_err dbx_fs_writer_write(struct dbx_fs *fs, struct dbx_fs_writer *w, const char *data,
-				 size_t size, off_t off, struct dbx_error *err)
+/* Buffer one write(2); claim the value when it is complete. writer_lock held. */
+static enum dbx_err writer_add(struct dbx_fs_writer *w, const char *data, size_t size, off_t off,
+			       char **buf, size_t *len, struct dbx_error *err)
 {
 	const char *name = dbx_attrs[w->node.attr].name;
 	char *grown;
@@ -507,16 +525,38 @@ enum dbx_err dbx_fs_writer_write(struct dbx_fs *fs, struct dbx_fs_writer *w, con
 		memcpy(w->buf + w->len, data, size);
 		w->len += size;
 	}
-	if (!value_complete(w->node.attr, w->buf, w->len))
-		return DBX_OK;
-	return writer_apply(fs, w, err);
+	if (value_complete(w->node.attr, w->buf, w->len))
+		claim(w, buf, len);
+	return DBX_OK;
+}
+
+enum dbx_err dbx_fs_writer_write(struct dbx_fs *fs, struct dbx_fs_writer *w, const char *data,
+				 size_t size, off_t off, struct dbx_error *err)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	enum dbx_err rc;
+
+	pthread_mutex_lock(&writer_lock);
+	rc = writer_add(w, data, size, off, &buf, &len, err);
+	pthread_mutex_unlock(&writer_lock);
+	if (rc != DBX_OK || !buf)
+		return rc;
+	return writer_apply(fs, w, buf, len, err);
 }
 
 enum dbx_err dbx_fs_writer_flush(struct dbx_fs *fs, struct dbx_fs_writer *w, struct dbx_error *err)
 {
-	if (!dbx_fs_writer_pending(w))
+	char *buf = NULL;
+	size_t len = 0;
+
+	pthread_mutex_lock(&writer_lock);
+	if (!w->applied && !w->refused && w->len > 0)
+		claim(w, &buf, &len);
+	pthread_mutex_unlock(&writer_lock);
+	if (!buf)
 		return DBX_OK;
-	return writer_apply(fs, w, err);
+	return writer_apply(fs, w, buf, len, err);
 }
 
 enum dbx_err dbx_fs_writer_truncate(struct dbx_fs_writer *w, off_t size, struct dbx_error *err)
@@ -525,18 +565,25 @@ enum dbx_err dbx_fs_writer_truncate(struct dbx_fs_writer *w, off_t size, struct 
 		return dbx_error_set(err, DBX_EINVAL,
 				     "%s: only truncation to 0 is supported; write the whole value",
 				     dbx_attrs[w->node.attr].name);
+	pthread_mutex_lock(&writer_lock);
 	if (!w->applied) {
 		free(w->buf);
 		w->buf = NULL;
 		w->len = 0;
 		w->refused = false;
 	}
+	pthread_mutex_unlock(&writer_lock);
 	return DBX_OK;
 }
 
 bool dbx_fs_writer_pending(const struct dbx_fs_writer *w)
 {
-	return !w->applied && !w->refused && w->len > 0;
+	bool pending;
+
+	pthread_mutex_lock(&writer_lock);
+	pending = !w->applied && !w->refused && w->len > 0;
+	pthread_mutex_unlock(&writer_lock);
+	return pending;
 }
 
 void dbx_fs_writer_close(struct dbx_fs_writer *w)

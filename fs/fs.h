@@ -112,7 +112,9 @@ DBX_MUST_CHECK enum dbx_err dbx_fs_writer_write(struct dbx_fs *fs, struct dbx_fs
 
 /*
  * flush (every close(2)) and fsync: apply what is buffered and not yet
- * applied, and return that result; DBX_OK when nothing is pending.
+ * applied, and return that result; DBX_OK when nothing is pending. Safe to
+ * call from several threads on one writer (dup'd descriptors): one call
+ * applies the value and reports its result, the others return DBX_OK.
  */
 DBX_MUST_CHECK enum dbx_err dbx_fs_writer_flush(struct dbx_fs *fs, struct dbx_fs_writer *w,
 						struct dbx_error *err);
