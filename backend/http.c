@@ -5,7 +5,8 @@
  * Security is not optional here: peer and host verification are always on
  * and no option turns them off; `cafile` only ADDS trust (the system bundle
  * plus cafile, as one in-memory PEM); only https is spoken (plain http only
- * to the managed-identity endpoints, never with a token) and redirects are
+ * to the managed-identity endpoints, never with a token nor through a
+ * proxy) and redirects are
  * never followed. A bearer token travels only in the Authorization header,
  * whose buffers are wiped after the request, and nothing here logs headers
  * or query strings.
@@ -640,6 +641,13 @@ static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_
 	}
 	if (ok && ct->connect_to)
 		ok = curl_easy_setopt(h, CURLOPT_CONNECT_TO, ct->connect_to) == CURLE_OK;
+	/*
+	 * Plain http goes only to the managed-identity endpoints, and carries
+	 * IDENTITY_HEADER out and a token back in the clear: never through a
+	 * proxy from the environment (http_proxy, all_proxy), only direct.
+	 */
+	if (ok && strcmp(allowed_protocols(&up), "http") == 0)
+		ok = curl_easy_setopt(h, CURLOPT_PROXY, "") == CURLE_OK;
 	if (!ok) {
 		rc = dbx_error_set(err, DBX_ECONFIG, "libcurl refused an option for %s",
 				   or_unknown(up.host));

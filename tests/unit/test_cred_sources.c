@@ -1142,6 +1142,75 @@ static void test_msi_app_service_over_curl(void **state)
 	dbx_transport_destroy(curl);
 }
 
+/* Connect to a one-shot server that nobody called, so that its thread ends. */
+static void poke(struct one_shot_server *s)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				.sin_port = htons((uint16_t)s->port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	char buf[256];
+
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(write(fd, "\r\n\r\n", 4), 4);
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	close(fd);
+}
+
+/*
+ * The managed-identity endpoints speak plain http, so a proxy from the
+ * environment (http_proxy) would see IDENTITY_HEADER and the token in the
+ * clear: they are always reached directly, never through a proxy.
+ */
+static void test_msi_never_through_a_proxy(void **state)
+{
+	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+				    "Content-Length: 51\r\nConnection: close\r\n\r\n"
+				    "{\"access_token\":\"tok-loop\",\"expires_on\":1700001234}";
+	static const char proxy_reply[] =
+	    "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+	struct one_shot_server srv, proxy;
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
+	struct dbx_transport *curl;
+	struct dbx_credential *c;
+	char endpoint[128];
+	char proxy_url[64];
+	enum dbx_err rc;
+
+	(void)state;
+	server_start(&srv, reply);
+	server_start(&proxy, proxy_reply);
+	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d/msi/token", srv.port);
+	snprintf(proxy_url, sizeof(proxy_url), "http://127.0.0.1:%d", proxy.port);
+	assert_int_equal(setenv("http_proxy", proxy_url, 1), 0);
+	assert_int_equal(setenv("all_proxy", proxy_url, 1), 0);
+	unsetenv("no_proxy");
+	unsetenv("NO_PROXY");
+	curl = dbx_http_curl_new(&(struct dbx_curl_options){0}, &err);
+	assert_non_null(curl);
+	c = dbx_cred_msi_new(curl, NULL, APP_ENV(endpoint), &err);
+	assert_non_null(c);
+	rc = c->get_token(c, ARM_SCOPE, &tok, &err);
+	dbx_token_wipe(&tok);
+	unsetenv("http_proxy");
+	unsetenv("all_proxy");
+	if (!srv.request[0])
+		poke(&srv);
+	if (!proxy.request[0])
+		poke(&proxy);
+	server_stop(&srv);
+	server_stop(&proxy);
+	if (strcasestr(proxy.request, "X-IDENTITY-HEADER"))
+		fail_msg("IDENTITY_HEADER went to the proxy: %s", proxy.request);
+	assert_int_equal(rc, DBX_OK);
+	assert_non_null(strcasestr(srv.request, "\r\nX-IDENTITY-HEADER: " ID_HEADER "\r\n"));
+	dbx_credential_destroy(c);
+	dbx_transport_destroy(curl);
+}
+
 static void test_msi_refuses_unsafe_endpoints(void **state)
 {
 	struct dbx_error err = {0};
@@ -1416,6 +1485,8 @@ int main(void)
 					    test_teardown),
 	    cmocka_unit_test_setup_teardown(test_msi_app_service, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_msi_app_service_over_curl, test_setup,
+					    test_teardown),
+	    cmocka_unit_test_setup_teardown(test_msi_never_through_a_proxy, test_setup,
 					    test_teardown),
 	    cmocka_unit_test_setup_teardown(test_msi_refuses_unsafe_endpoints, test_setup,
 					    test_teardown),
