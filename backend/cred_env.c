@@ -69,28 +69,6 @@ static void secret_free(char *p, size_t size)
 	munmap(p, size);
 }
 
-/* expires_in as an integer or a decimal string; false when absent or bad. */
-static bool json_seconds(struct json_object *o, const char *key, int64_t *out)
-{
-	struct json_object *v;
-	char *end;
-	long long n;
-
-	if (!o || !json_object_object_get_ex(o, key, &v))
-		return false;
-	if (json_object_is_type(v, json_type_int)) {
-		*out = json_object_get_int64(v);
-		return *out >= 0;
-	}
-	if (!json_object_is_type(v, json_type_string))
-		return false;
-	n = strtoll(json_object_get_string(v), &end, 10);
-	if (end == json_object_get_string(v) || *end || n < 0)
-		return false;
-	*out = n;
-	return true;
-}
-
 static enum dbx_err env_get_token(struct dbx_credential *self, const char *scope,
 				  struct dbx_token *out, struct dbx_error *err)
 {
@@ -105,9 +83,6 @@ static enum dbx_err env_get_token(struct dbx_credential *self, const char *scope
 	    .deadline_ms = clock->now_ms(clock->ctx) + TOKEN_TIMEOUT_MS,
 	    .idempotent = true, /* a token request changes nothing: safe to resend */
 	};
-	struct json_object *j = NULL;
-	const char *access;
-	int64_t expires_in = 0;
 	char *body;
 	enum dbx_err rc;
 
@@ -132,9 +107,15 @@ static enum dbx_err env_get_token(struct dbx_credential *self, const char *scope
 		rc = dbx_cred_entra_refusal("env", c->authority, &resp, c->secret, err);
 		goto out;
 	}
-	j = json_tokener_parse(resp.body ? resp.body : "");
-	access = dbx_json_str(j, "access_token");
-	if (!access || !*access || !json_seconds(j, "expires_in", &expires_in)) {
+	/*
+	 * The shared parser wipes every copy json-c made of the token and
+	 * saturates a huge expires_in instead of wrapping into the past.
+	 */
+	rc = dbx_cred_parse_token(
+	    "env", resp.body, resp.body_len,
+	    &(struct dbx_token_fields){.token = "access_token", .expires_in = "expires_in"}, NULL,
+	    out, err);
+	if (rc != DBX_OK && rc != DBX_ENOMEM) {
 		rc = dbx_error_set(err, DBX_EAUTH,
 				   "env: token response from %s lacks access_token or expires_in",
 				   c->authority);
@@ -143,23 +124,8 @@ static enum dbx_err env_get_token(struct dbx_credential *self, const char *scope
 			snprintf(err->request_id, sizeof(err->request_id), "%s",
 				 resp.request_id ? resp.request_id : "");
 		}
-		goto out;
 	}
-	out->value = strdup(access);
-	if (!out->value) {
-		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
-		goto out;
-	}
-	out->expires_on = time(NULL) + (time_t)expires_in;
 out:
-	if (j) {
-		/* The parsed response holds the token too: wipe it in place. */
-		const char *a = dbx_json_str(j, "access_token");
-
-		if (a)
-			explicit_bzero((char *)a, strlen(a));
-		json_object_put(j);
-	}
 	if (resp.body)
 		explicit_bzero(resp.body, resp.body_len);
 	dbx_http_response_reset(&resp);

@@ -6,8 +6,7 @@
  * and no option turns them off; `cafile` only ADDS trust (the system bundle
  * plus cafile, as one in-memory PEM); only https is spoken (plain http only
  * to the managed-identity endpoints, never with a token nor through a
- * proxy) and redirects are
- * never followed. A bearer token travels only in the Authorization header,
+ * proxy) and redirects are never followed. A bearer token travels only in the Authorization header,
  * whose buffers are wiped after the request, and nothing here logs headers
  * or query strings.
  *

@@ -667,6 +667,45 @@ static void test_env_secret_request(void **state)
 	fake_transport_fini(&fake);
 }
 
+/*
+ * The environment credential's answer with an absurd expires_in (the
+ * largest JSON integer, or a longer digit string) gives a token that is
+ * valid, not one whose expiry wrapped into the past.
+ */
+static void test_env_huge_expires_in(void **state)
+{
+	static const struct fake_reply script[] = {
+	    {.status = 200, .body = "{\"access_token\":\"AT\",\"expires_in\":9223372036854775807}"},
+	    {.status = 200,
+	     .body = "{\"access_token\":\"AT\",\"expires_in\":\"9223372036854775000\"}"},
+	};
+	static const struct kv env_tab[] = {
+	    {"AZURE_TENANT_ID", "contoso"},
+	    {"AZURE_CLIENT_ID", "cid"},
+	    {"AZURE_CLIENT_SECRET", "sec"},
+	    {NULL, NULL},
+	};
+	const struct dbx_env env = {.get = table_get, .ctx = (void *)env_tab};
+	struct fake_transport fake;
+	struct dbx_credential *cred;
+	struct dbx_error err = {0};
+
+	(void)state;
+	fake_transport_init(&fake, script, N(script));
+	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, &err);
+	assert_non_null(cred);
+	for (size_t i = 0; i < N(script); i++) {
+		struct dbx_token tok = {0};
+
+		assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
+		assert_string_equal(tok.value, "AT");
+		assert_true(tok.expires_on > time(NULL) + 3600);
+		dbx_token_wipe(&tok);
+	}
+	dbx_credential_destroy(cred);
+	fake_transport_fini(&fake);
+}
+
 static void test_env_expires_in_string_and_cloud(void **state)
 {
 	static const struct fake_reply script[] = {
@@ -1151,6 +1190,7 @@ int main(void)
 	    cmocka_unit_test(test_single_flight_failure_shared),
 	    cmocka_unit_test(test_env_secret_request),
 	    cmocka_unit_test(test_env_expires_in_string_and_cloud),
+	    cmocka_unit_test(test_env_huge_expires_in),
 	    cmocka_unit_test(test_env_authority_host_forms),
 	    cmocka_unit_test(test_env_error_body),
 	    cmocka_unit_test(test_redact_short_secrets),
