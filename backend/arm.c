@@ -730,23 +730,28 @@ static uint64_t poll_wait_ms(const struct dbx_http_response *resp, uint64_t fall
 	return fallback; /* absent, or an HTTP date: ARM's LROs send seconds */
 }
 
+#define LRO_MAX_INTERRUPTS 100 /* signals that may cut one wait short before it is cut */
+
 /*
  * Sleep ms before the next request. DBX_ETIMEDOUT, without sleeping, when
  * that request would come at or after the deadline: never sleep past it.
+ * A signal (FUSE's interrupt for Ctrl-C) does not end the wait: the PATCH
+ * is in ARM's hands, so the write runs to its end (update.h); the rest of
+ * the wait is slept, still within the deadline.
  */
 static enum dbx_err lro_wait(struct dbx_arm *arm, uint64_t ms, uint64_t deadline,
 			     struct dbx_error *err)
 {
-	uint64_t now = arm->clock->now_ms(arm->clock->ctx);
+	uint64_t now = arm->clock->now_ms(arm->clock->ctx), until;
 
 	if (deadline && (now >= deadline || ms >= deadline - now))
 		return dbx_error_set(err, DBX_ETIMEDOUT, LRO_TIMEOUT_MSG);
-	if (ms == 0)
-		return DBX_OK;
-	if (arm->clock->sleep_ms(arm->clock->ctx, ms) != DBX_OK)
-		return dbx_error_set(err, DBX_ETIMEDOUT,
-				     "stopped waiting for the update: it was accepted by ARM and "
-				     "may still be applied");
+	until = now + ms;
+	for (unsigned cut = 0; now < until && cut < LRO_MAX_INTERRUPTS; cut++) {
+		if (arm->clock->sleep_ms(arm->clock->ctx, until - now) == DBX_OK)
+			break;
+		now = arm->clock->now_ms(arm->clock->ctx);
+	}
 	return DBX_OK;
 }
 

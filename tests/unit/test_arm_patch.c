@@ -275,6 +275,54 @@ static void test_patch_real_lro_flow(void **state)
 	env_fini(&e);
 }
 
+/* A sleep that a signal (FUSE's interrupt for Ctrl-C) ends halfway, once. */
+static int interrupt_next_sleep;
+
+static enum dbx_err interrupted_sleep(void *ctx, uint64_t ms)
+{
+	struct fake_clock *fc = ctx;
+
+	if (interrupt_next_sleep) {
+		interrupt_next_sleep = 0;
+		fc->now += ms / 2;
+		return DBX_EINTR;
+	}
+	fc->now += ms;
+	if (fc->n_sleeps < FAKE_MAX_CALLS)
+		fc->sleeps[fc->n_sleeps++] = ms;
+	return DBX_OK;
+}
+
+/*
+ * Ctrl-C while waiting between polls: the PATCH is in ARM's hands, so the
+ * write runs to its end (update.h) and returns the order; it is not
+ * reported as a timeout, and the poll still waits its full interval.
+ */
+static void test_patch_interrupt_during_poll_wait(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 202, .location = OP_URL("1"), .request_id = "rid-patch"},
+	    {.status = 202, .location = JOB_URL},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 3, false);
+	e.fc.clock.sleep_ms = interrupted_sleep;
+	interrupt_next_sleep = 1;
+	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 3);
+	assert_string_equal(e.ft.calls[1].url, OP_URL("1"));
+	assert_string_equal(e.ft.calls[2].url, JOB_GET_URL);
+	/* The interrupted wait was finished before the first poll: two full intervals. */
+	assert_int_equal(e.fc.now, START_MS + 2 * POLL_MS);
+	assert_true(e.sent);
+	assert_true(e.accepted);
+	assert_cmk_order(e.order);
+	env_fini(&e);
+}
+
 static void test_patch_job_location_read_with_stages(void **state)
 {
 	/* The job Location as the service spells it (another case, :443): still the job. */
@@ -721,6 +769,7 @@ int main(void)
 	    cmocka_unit_test(test_patch_deadline_before_sending),
 	    cmocka_unit_test(test_patch_malformed_final_job),
 	    cmocka_unit_test(test_get_job_until_uses_the_given_deadline),
+	    cmocka_unit_test(test_patch_interrupt_during_poll_wait),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
