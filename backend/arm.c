@@ -894,6 +894,7 @@ static enum dbx_err follow_operation(struct dbx_arm *arm, const struct dbx_http_
 	struct dbx_order *order = NULL;
 	char *url = NULL;
 	uint64_t wait = poll_wait_ms(first, lro_poll_ms);
+	unsigned interrupts = 0;
 	bool read_job = false;
 	enum dbx_err rc = DBX_OK;
 
@@ -924,6 +925,12 @@ static enum dbx_err follow_operation(struct dbx_arm *arm, const struct dbx_http_
 			goto out;
 		dbx_http_response_reset(&resp);
 		rc = poll_once(arm, url, deadline, &resp, err);
+		if (rc == DBX_EINTR && interrupts++ < LRO_MAX_INTERRUPTS) {
+			/* Ctrl-C cut the retry layer's backoff: the update runs to its end. */
+			dbx_error_clear(err);
+			wait = lro_poll_ms;
+			continue;
+		}
 		if (rc != DBX_OK)
 			goto out;
 		if (resp.status == 202) {
@@ -972,7 +979,11 @@ static enum dbx_err follow_operation(struct dbx_arm *arm, const struct dbx_http_
 		if (rc != DBX_OK)
 			goto out;
 	}
-	rc = dbx_arm_get_job_until(arm, subscription, resource_group, name, deadline, out, err);
+	do {
+		/* A Ctrl-C that cut a backoff short does not stop the read either. */
+		rc = dbx_arm_get_job_until(arm, subscription, resource_group, name, deadline, out,
+					   err);
+	} while (rc == DBX_EINTR && interrupts++ < LRO_MAX_INTERRUPTS);
 	if (rc == DBX_ETIMEDOUT)
 		dbx_error_set(err, DBX_ETIMEDOUT, LRO_TIMEOUT_MSG);
 out:

@@ -275,15 +275,14 @@ static void test_patch_real_lro_flow(void **state)
 	env_fini(&e);
 }
 
-/* A sleep that a signal (FUSE's interrupt for Ctrl-C) ends halfway, once. */
-static int interrupt_next_sleep;
+/* A sleep that a signal (FUSE's interrupt for Ctrl-C) ends halfway: the Nth sleep, once. */
+static int interrupt_sleep_at; /* 1: the next sleep; 0: none */
 
 static enum dbx_err interrupted_sleep(void *ctx, uint64_t ms)
 {
 	struct fake_clock *fc = ctx;
 
-	if (interrupt_next_sleep) {
-		interrupt_next_sleep = 0;
+	if (interrupt_sleep_at > 0 && --interrupt_sleep_at == 0) {
 		fc->now += ms / 2;
 		return DBX_EINTR;
 	}
@@ -310,13 +309,43 @@ static void test_patch_interrupt_during_poll_wait(void **state)
 	(void)state;
 	env_init(&e, script, 3, false);
 	e.fc.clock.sleep_ms = interrupted_sleep;
-	interrupt_next_sleep = 1;
+	interrupt_sleep_at = 1;
 	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
 	assert_int_equal(e.ft.n_calls, 3);
 	assert_string_equal(e.ft.calls[1].url, OP_URL("1"));
 	assert_string_equal(e.ft.calls[2].url, JOB_GET_URL);
 	/* The interrupted wait was finished before the first poll: two full intervals. */
 	assert_int_equal(e.fc.now, START_MS + 2 * POLL_MS);
+	assert_true(e.sent);
+	assert_true(e.accepted);
+	assert_cmk_order(e.order);
+	env_fini(&e);
+}
+
+/*
+ * Ctrl-C while the retry layer backs off after a poll answered 503: the
+ * update was accepted, so it is followed to its end (the poll is made
+ * again), not reported as interrupted.
+ */
+static void test_patch_interrupt_during_poll_retry(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 202, .location = OP_URL("1"), .request_id = "rid-patch"},
+	    {.status = 503, .body = "{\"error\": {\"code\": \"ServiceUnavailable\"}}"},
+	    {.status = 202, .location = JOB_URL},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 4, true);
+	e.fc.clock.sleep_ms = interrupted_sleep;
+	interrupt_sleep_at = 2; /* the first is the poll interval, the second the backoff */
+	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 4);
+	assert_string_equal(e.ft.calls[1].url, OP_URL("1"));
+	assert_string_equal(e.ft.calls[2].url, OP_URL("1"));
+	assert_string_equal(e.ft.calls[3].url, JOB_GET_URL);
 	assert_true(e.sent);
 	assert_true(e.accepted);
 	assert_cmk_order(e.order);
@@ -770,6 +799,7 @@ int main(void)
 	    cmocka_unit_test(test_patch_malformed_final_job),
 	    cmocka_unit_test(test_get_job_until_uses_the_given_deadline),
 	    cmocka_unit_test(test_patch_interrupt_during_poll_wait),
+	    cmocka_unit_test(test_patch_interrupt_during_poll_retry),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
