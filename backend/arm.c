@@ -1075,8 +1075,13 @@ enum dbx_err dbx_arm_patch_job_ex(struct dbx_arm *arm, const char *subscription,
 		order = NULL;
 		goto out;
 	}
-	/* 200 without the job's details, or 204: read the job as it now is. */
-	rc = dbx_arm_get_job_until(arm, subscription, resource_group, name, deadline_ms, out, err);
+	/* 200 without the job's details, or 204: read the job as it now is, to the end. */
+	for (unsigned interrupts = 0;; interrupts++) {
+		rc = dbx_arm_get_job_until(arm, subscription, resource_group, name, deadline_ms,
+					   out, err);
+		if (rc != DBX_EINTR || interrupts >= LRO_MAX_INTERRUPTS)
+			break;
+	}
 out:
 	note_response(err, rc, &resp);
 	if (err && rc != DBX_OK && err->request_id[0] == '\0' && patch_rid[0])

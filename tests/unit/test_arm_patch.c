@@ -352,6 +352,28 @@ static void test_patch_interrupt_during_poll_retry(void **state)
 	env_fini(&e);
 }
 
+/* The same after a PATCH answered 200 without details: the job is read to the end. */
+static void test_patch_interrupt_during_final_read(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = JOB_NO_DETAILS},
+	    {.status = 503, .body = "{\"error\": {\"code\": \"ServiceUnavailable\"}}"},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 3, true);
+	e.fc.clock.sleep_ms = interrupted_sleep;
+	interrupt_sleep_at = 1; /* the backoff after the 503 */
+	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 3);
+	assert_string_equal(e.ft.calls[2].url, JOB_GET_URL);
+	assert_true(e.accepted);
+	assert_cmk_order(e.order);
+	env_fini(&e);
+}
+
 static void test_patch_job_location_read_with_stages(void **state)
 {
 	/* The job Location as the service spells it (another case, :443): still the job. */
@@ -800,6 +822,7 @@ int main(void)
 	    cmocka_unit_test(test_get_job_until_uses_the_given_deadline),
 	    cmocka_unit_test(test_patch_interrupt_during_poll_wait),
 	    cmocka_unit_test(test_patch_interrupt_during_poll_retry),
+	    cmocka_unit_test(test_patch_interrupt_during_final_read),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
