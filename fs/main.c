@@ -56,6 +56,7 @@ struct options {
 	int foreground;
 	int debug;
 	int mountpoints;
+	char *nonopt[2]; /* [SOURCE] MOUNTPOINT: what mount -t fuse.databoxfs passes */
 	int oom;
 };
 
@@ -128,8 +129,21 @@ static int opt_key(void *data, const char *arg, int key, struct fuse_args *outar
 		o->connect_to[++o->n_connect_to] = NULL;
 		return 0;
 	case FUSE_OPT_KEY_NONOPT:
+		/*
+		 * "databoxfs MOUNTPOINT", or "databoxfs SOURCE MOUNTPOINT" as
+		 * mount(8) runs it for an fstab line of type fuse.databoxfs (the
+		 * source is a label, like "databoxfs"). Kept aside; the
+		 * mountpoint goes back to libfuse once all arguments are read.
+		 */
+		if (o->mountpoints < 2) {
+			o->nonopt[o->mountpoints] = strdup(arg);
+			if (!o->nonopt[o->mountpoints]) {
+				o->oom = 1;
+				return -1;
+			}
+		}
 		o->mountpoints++;
-		return 1;
+		return 0;
 	default:
 		return 1;
 	}
@@ -411,11 +425,15 @@ int main(int argc, char *argv[])
 		ret = fuse_main(args.argc, args.argv, dbx_fuse_operations(), NULL) ? 1 : 0;
 		goto out;
 	}
-	if (o.mountpoints != 1) {
+	if (o.mountpoints < 1 || o.mountpoints > 2) {
 		fprintf(stderr, "databoxfs: %s\n",
 			o.mountpoints ? "more than one mountpoint given" : "no mountpoint given");
 		fprintf(stderr, "usage: %s [-f] [-d] [-o OPT[,OPT...]] MOUNTPOINT (see --help)\n",
 			argv[0]);
+		goto out;
+	}
+	if (fuse_opt_add_arg(&args, o.nonopt[o.mountpoints - 1]) != 0) {
+		fprintf(stderr, "databoxfs: out of memory\n");
 		goto out;
 	}
 
@@ -547,6 +565,8 @@ out:
 	free(o.timeout);
 	free(o.lro_poll);
 	free(o.cafile);
+	free(o.nonopt[0]);
+	free(o.nonopt[1]);
 	fuse_opt_free_args(&args);
 	return ret;
 }
