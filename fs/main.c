@@ -420,6 +420,7 @@ int main(int argc, char *argv[])
 	}
 	if (o.show_version) {
 		printf("databoxfs version %s\n", DBX_VERSION);
+		fflush(stdout); /* before libfuse prints its own versions */
 		if (fuse_opt_add_arg(&args, "--version") != 0)
 			goto out;
 		ret = fuse_main(args.argc, args.argv, dbx_fuse_operations(), NULL) ? 1 : 0;
