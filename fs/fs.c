@@ -12,6 +12,9 @@
  * into one value; apply_value() parses it with the row's store(), takes
  * the order's write lock and runs dbx_update_apply(), then publishes the
  * result in the cache or records the order's last-write error.
+ *
+ * Temporary files (scratch.h) show in order directories while they exist;
+ * dbx_fs_rename() turns rename(temporary, attribute) into one such write.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -120,6 +123,67 @@ out:
 	return rc;
 }
 
+static pthread_mutex_t scratch_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct dbx_scratch *dbx_fs_scratch(struct dbx_fs *fs)
+{
+	struct dbx_scratch *s;
+
+	if (!fs->update)
+		return NULL;
+	pthread_mutex_lock(&scratch_lock);
+	if (!fs->scratch)
+		fs->scratch = dbx_scratch_new();
+	s = fs->scratch;
+	pthread_mutex_unlock(&scratch_lock);
+	return s;
+}
+
+static void fill_scratch(struct dbx_fs *fs, struct stat *st, const struct dbx_scratch_stat *ss)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ss->ino;
+	st->st_mode = S_IFREG | ss->mode;
+	st->st_nlink = 1;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_size = (off_t)ss->size;
+	st->st_blocks = (blkcnt_t)((ss->size + 511) / 512);
+	st->st_blksize = 4096;
+	st->st_atime = st->st_mtime = st->st_ctime = ss->mtime;
+}
+
+/* getattr of a path the tree does not know: a temporary file, or no such file. */
+static enum dbx_err scratch_getattr(struct dbx_fs *fs, const char *path, struct stat *st,
+				    struct dbx_error *err)
+{
+	struct dbx_scratch *s = dbx_fs_scratch(fs);
+	struct dbx_scratch_stat ss;
+	struct dbx_node dir;
+	char name[DBX_TREE_NAME_MAX];
+
+	if (!s || !dbx_scratch_name(path, &dir, name) ||
+	    dbx_scratch_stat(s, &dir, name, &ss) != DBX_OK)
+		return dbx_error_set(err, DBX_ENOTFOUND, "no such file");
+	fill_scratch(fs, st, &ss);
+	return DBX_OK;
+}
+
+struct scratch_fill {
+	struct dbx_fs *fs;
+	dbx_fs_fill_fn fill;
+	void *ctx;
+};
+
+static int scratch_entry(void *ctx, const char *name, const struct dbx_scratch_stat *ss)
+{
+	struct scratch_fill *sf = ctx;
+	struct stat st;
+
+	fill_scratch(sf->fs, &st, ss);
+	return sf->fill(sf->ctx, name, &st);
+}
+
 enum dbx_err dbx_fs_getattr(struct dbx_fs *fs, const char *path, struct stat *st,
 			    struct dbx_error *err)
 {
@@ -130,7 +194,7 @@ enum dbx_err dbx_fs_getattr(struct dbx_fs *fs, const char *path, struct stat *st
 
 	rc = dbx_tree_resolve(path, &node);
 	if (rc != DBX_OK)
-		return dbx_error_set(err, rc, "no such file");
+		return scratch_getattr(fs, path, st, err);
 	if (node.kind == DBX_NODE_ORDER_FILE)
 		return file_state(fs, &node, st, NULL, NULL, err);
 	rc = dbx_cache_lookup(fs->cache,
@@ -140,6 +204,8 @@ enum dbx_err dbx_fs_getattr(struct dbx_fs *fs, const char *path, struct stat *st
 	if (rc != DBX_OK)
 		return rc;
 	fill_dir(fs, st, ino, mtime);
+	if (node.kind == DBX_NODE_ORDER && fs->update)
+		st->st_mode = S_IFDIR | 0755;
 	return DBX_OK;
 }
 
@@ -163,7 +229,7 @@ static enum dbx_err readdir_order(struct dbx_fs *fs, const struct dbx_node *node
 		if (!showable(&view, i)) {
 			/* The name is there; its attributes come with the error from getattr. */
 			if (fill(ctx, dbx_attrs[i].name, NULL))
-				break;
+				goto out;
 			continue;
 		}
 		rc = render(&view, i, &text, &n, &mtime, err);
@@ -172,7 +238,12 @@ static enum dbx_err readdir_order(struct dbx_fs *fs, const struct dbx_node *node
 		free(text);
 		fill_file(fs, &st, dbx_ino_file(view.ino, i), i, n, mtime);
 		if (fill(ctx, dbx_attrs[i].name, &st))
-			break;
+			goto out;
+	}
+	if (rc == DBX_OK && dbx_fs_scratch(fs)) {
+		struct scratch_fill sf = {fs, fill, ctx};
+
+		dbx_scratch_list(dbx_fs_scratch(fs), node, scratch_entry, &sf);
 	}
 out:
 	dbx_order_view_release(&view);
@@ -591,4 +662,71 @@ void dbx_fs_writer_close(struct dbx_fs_writer *w)
 	free(w->buf);
 	w->buf = NULL;
 	w->len = 0;
+}
+
+/* A failure with no enum dbx_err of its own: DBX_EINVAL, *why says which errno. */
+static enum dbx_err fail_why(enum dbx_scratch_why *why, enum dbx_scratch_why w,
+			     struct dbx_error *err, const char *msg)
+{
+	*why = w;
+	return dbx_error_set(err, DBX_EINVAL, "%s", msg);
+}
+
+static bool same_order(const struct dbx_node *a, const struct dbx_node *b)
+{
+	return !strcmp(a->subscription, b->subscription) &&
+	       !strcmp(a->resource_group, b->resource_group) && !strcmp(a->order, b->order);
+}
+
+enum dbx_err dbx_fs_rename(struct dbx_fs *fs, const char *from, const char *to, bool no_replace,
+			   enum dbx_scratch_why *why, struct dbx_error *err)
+{
+	struct dbx_scratch *s = dbx_fs_scratch(fs);
+	struct dbx_node fdir, tdir, tnode;
+	char fname[DBX_TREE_NAME_MAX], tname[DBX_TREE_NAME_MAX];
+	struct dbx_scratch_stat ss;
+	char *buf = NULL;
+	size_t len = 0;
+	enum dbx_err rc;
+
+	*why = DBX_SCRATCH_WHY_NONE;
+	if (dbx_tree_resolve(from, &fdir) == DBX_OK) {
+		if (fdir.kind == DBX_NODE_ORDER_FILE && s)
+			return fail_why(why, DBX_SCRATCH_WHY_PERM, err,
+					"an attribute file cannot be renamed; write it in place");
+		return dbx_error_set(err, DBX_EROFS, "not supported through this mount");
+	}
+	if (!s)
+		return dbx_error_set(err, DBX_EROFS, "not supported through this mount");
+	if (!dbx_scratch_name(from, &fdir, fname) ||
+	    dbx_scratch_stat(s, &fdir, fname, &ss) != DBX_OK)
+		return dbx_error_set(err, DBX_ENOTFOUND, "no such file");
+	if (dbx_tree_resolve(to, &tnode) == DBX_OK) {
+		if (tnode.kind != DBX_NODE_ORDER_FILE || !same_order(&fdir, &tnode))
+			return fail_why(why, DBX_SCRATCH_WHY_XDEV, err,
+					"temporary files stay in their order directory");
+		if (no_replace)
+			return fail_why(why, DBX_SCRATCH_WHY_EXISTS, err, "the file exists");
+		if (!dbx_attrs[tnode.attr].store)
+			return dbx_error_set(err, DBX_EACCES, "%s is read-only",
+					     dbx_attrs[tnode.attr].name);
+		rc = dbx_scratch_take(s, &fdir, fname, &buf, &len);
+		if (rc != DBX_OK)
+			return dbx_error_set(err, rc, "cannot read the temporary file");
+		rc = dbx_fs_write(fs, to, buf, len, err);
+		free(buf);
+		if (rc != DBX_OK)
+			return rc;
+		/* Applied: the temporary file is gone, as after any rename. */
+		if (dbx_scratch_unlink(s, &fdir, fname) != DBX_OK)
+			dbx_log(DBX_LOG_DEBUG, "%s: already removed while it was applied", from);
+		return DBX_OK;
+	}
+	if (!dbx_scratch_name(to, &tdir, tname) || !same_order(&fdir, &tdir))
+		return fail_why(why, DBX_SCRATCH_WHY_XDEV, err,
+				"temporary files stay in their order directory");
+	rc = dbx_scratch_rename(s, &fdir, fname, tname, no_replace, why);
+	if (rc != DBX_OK)
+		return dbx_error_set(err, rc, "cannot rename the temporary file");
+	return DBX_OK;
 }

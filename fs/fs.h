@@ -19,6 +19,7 @@
 #include "databoxfs/err.h"
 #include "databoxfs/update.h"
 #include "cache.h"
+#include "scratch.h"
 #include "tree.h"
 
 struct dbx_fs {
@@ -32,12 +33,21 @@ struct dbx_fs {
 	 * the two above). NULL: the mount is read-only, writes fail DBX_EROFS.
 	 */
 	const struct dbx_update_config *update;
+	/*
+	 * Editors' temporary files in order directories (scratch.h): NULL
+	 * until the first one, then owned. See dbx_fs_scratch().
+	 */
+	struct dbx_scratch *scratch;
 };
 
 /* The largest value one open may write (EFBIG past it). */
 #define DBX_FS_WRITE_MAX (64u * 1024)
 
-/* Fill *st for path: dirs 0555, files per the attribute table, st_size exact. */
+/*
+ * Fill *st for path: dirs 0555 (order directories 0755 on a mount that
+ * writes: editors create their temporary files there), files per the
+ * attribute table, st_size exact; a temporary file as scratch.h keeps it.
+ */
 DBX_MUST_CHECK enum dbx_err dbx_fs_getattr(struct dbx_fs *fs, const char *path, struct stat *st,
 					   struct dbx_error *err);
 
@@ -128,5 +138,30 @@ bool dbx_fs_writer_pending(const struct dbx_fs_writer *w);
 
 /* Free the buffer (release). Does not apply anything. */
 void dbx_fs_writer_close(struct dbx_fs_writer *w);
+
+/*
+ * The mount's store of temporary files, created on first use; NULL on a
+ * mount that does not write (temporary files are then EROFS, like every
+ * change) or when out of memory.
+ */
+struct dbx_scratch *dbx_fs_scratch(struct dbx_fs *fs);
+
+/*
+ * rename(2) within the mount:
+ *   - temporary file -> rw attribute of the same order: the whole content
+ *     is applied as one write of the attribute (dbx_fs_write), and the
+ *     temporary file is removed only on success; on failure it stays and
+ *     the error is the write's (the order's last-write error too);
+ *   - temporary file -> read-only attribute: DBX_EACCES;
+ *   - temporary file -> temporary name of the same order: in-memory move;
+ *   - to another directory: DBX_EINVAL with *why XDEV;
+ *   - an attribute file as the source: DBX_EINVAL with *why PERM (vim then
+ *     writes in place);
+ *   - directories, or a mount that does not write: DBX_EROFS.
+ * no_replace (RENAME_NOREPLACE): DBX_EINVAL with *why EXISTS when to exists.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_fs_rename(struct dbx_fs *fs, const char *from, const char *to,
+					  bool no_replace, enum dbx_scratch_why *why,
+					  struct dbx_error *err);
 
 #endif

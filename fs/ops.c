@@ -10,21 +10,30 @@
  * the program issued it). Writes: an open for writing carries a struct
  * dbx_fs_writer; write, flush, fsync and ftruncate go to it (fs.c says when
  * a value is applied). Opening a read-only file for writing, or truncating
- * it, is EACCES even for root. Every call that would change the tree or
- * metadata (create, mknod, mkdir, unlink, rmdir, rename, symlink, link,
- * chmod, chown, utimens) fails with EROFS, one consistent answer for "not
- * through this mount" (so editors' temporary files are refused too).
+ * it, is EACCES even for root. Editors' temporary files (any name that is
+ * not an attribute, in an order directory; scratch.h) can be created,
+ * written, read, truncated, chmod'ed, renamed and unlinked, in memory;
+ * rename of one onto an attribute writes the attribute (dbx_fs_rename).
+ * Every other call that would change the tree or metadata (mknod, mkdir,
+ * rmdir, symlink, link, unlink of an attribute, chmod, chown, utimens)
+ * fails with EROFS, one consistent answer for "not through this mount".
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include "databoxfs/log.h"
 #include "fs.h"
 #include "ops.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0) /* linux/fs.h */
+#endif
 
 /* What open() rendered: every read of this open serves these bytes; and the write side. */
 struct handle {
@@ -32,6 +41,10 @@ struct handle {
 	size_t len;
 	bool writing; /* opened for writing: w is live */
 	struct dbx_fs_writer w;
+	bool temp;   /* a temporary file: reads and writes go to the scratch store */
+	bool append; /* temp opened O_APPEND */
+	struct dbx_node dir;
+	char name[DBX_TREE_NAME_MAX];
 };
 
 static int to_errno(enum dbx_err err)
@@ -79,6 +92,22 @@ static struct dbx_fs *get_fs(void)
 	return fuse_get_context()->private_data;
 }
 
+/* The mount, or NULL outside a FUSE request (unit tests call adapters directly). */
+static struct dbx_fs *ctx_fs(void)
+{
+	struct fuse_context *c = fuse_get_context();
+
+	return c ? c->private_data : NULL;
+}
+
+/* The mount's temporary files, or NULL when it has none (read-only mount). */
+static struct dbx_scratch *ctx_scratch(void)
+{
+	struct dbx_fs *fs = ctx_fs();
+
+	return fs ? dbx_fs_scratch(fs) : NULL;
+}
+
 /* -errno for rc, logging the failure once. A missing name is routine: debug only. */
 static int fail(const char *op, const char *path, enum dbx_err rc, const struct dbx_error *err)
 {
@@ -89,6 +118,68 @@ static int fail(const char *op, const char *path, enum dbx_err rc, const struct 
 		err->message[0] ? err->message : dbx_err_str(rc), strerror(e),
 		err->code[0] ? err->code : "-", err->request_id[0] ? err->request_id : "-");
 	return -e;
+}
+
+static int why_errno(enum dbx_scratch_why why)
+{
+	switch (why) {
+	case DBX_SCRATCH_WHY_EXISTS:
+		return EEXIST;
+	case DBX_SCRATCH_WHY_FULL:
+		return ENOSPC;
+	case DBX_SCRATCH_WHY_TOO_BIG:
+		return EFBIG;
+	case DBX_SCRATCH_WHY_XDEV:
+		return EXDEV;
+	case DBX_SCRATCH_WHY_PERM:
+		return EPERM;
+	case DBX_SCRATCH_WHY_NONE:
+		break;
+	}
+	return EINVAL;
+}
+
+/* fail() for a scratch call: a DBX_EINVAL with a why is that why's errno. */
+static int fail_scratch(const char *op, const char *path, enum dbx_err rc, enum dbx_scratch_why why,
+			const char *what)
+{
+	struct dbx_error err = {0};
+	int e;
+
+	if (rc != DBX_EINVAL || why == DBX_SCRATCH_WHY_NONE) {
+		dbx_error_set(&err, rc, "%s", what);
+		return fail(op, path, rc, &err);
+	}
+	e = why_errno(why);
+	dbx_log(DBX_LOG_WARN, "%s %s: %s (%s)", op, path, what, strerror(e));
+	return -e;
+}
+
+/* Whether path is an existing temporary file; fills dir and name. */
+static bool temp_file(const char *path, struct dbx_node *dir, char name[DBX_TREE_NAME_MAX])
+{
+	struct dbx_scratch *s = ctx_scratch();
+	struct dbx_scratch_stat st;
+
+	return s && dbx_scratch_name(path, dir, name) &&
+	       dbx_scratch_stat(s, dir, name, &st) == DBX_OK;
+}
+
+/* A handle on the temporary file dir/name. */
+static int open_temp(const struct dbx_node *dir, const char *name, struct fuse_file_info *fi)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return -ENOMEM;
+	h->temp = true;
+	h->append = (fi->flags & O_APPEND) != 0;
+	h->dir = *dir;
+	snprintf(h->name, sizeof(h->name), "%s", name);
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	return 0;
 }
 
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -152,8 +243,20 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 	struct dbx_error err = {0};
 	struct handle *h;
 	bool for_write = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+	struct dbx_node dir;
+	char name[DBX_TREE_NAME_MAX];
+	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
 	enum dbx_err rc;
 
+	if (temp_file(path, &dir, name)) {
+		if (fi->flags & O_TRUNC) {
+			rc = dbx_scratch_truncate(dbx_fs_scratch(get_fs()), &dir, name, 0,
+						  time(NULL), &why);
+			if (rc != DBX_OK)
+				return fail_scratch("open", path, rc, why, "cannot truncate");
+		}
+		return open_temp(&dir, name, fi);
+	}
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
@@ -181,10 +284,20 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	size_t n = 0;
+	enum dbx_err rc;
 
-	(void)path;
 	if (off < 0)
 		return -EINVAL;
+	if (h->temp) {
+		if (size > INT_MAX)
+			size = INT_MAX;
+		rc = dbx_scratch_read(dbx_fs_scratch(get_fs()), &h->dir, h->name, buf, size, off,
+				      &n);
+		return rc == DBX_OK ? (int)n
+				    : fail_scratch("read", path, rc, DBX_SCRATCH_WHY_NONE,
+						   "temporary file gone");
+	}
 	if ((size_t)off >= h->len)
 		return 0;
 	if (size > h->len - (size_t)off)
@@ -200,7 +313,7 @@ static int apply_pending(const char *op, const char *path, struct fuse_file_info
 	struct dbx_error err = {0};
 	enum dbx_err rc;
 
-	if (!h || !h->writing)
+	if (!h || !h->writing || h->temp)
 		return 0;
 	rc = dbx_fs_writer_flush(get_fs(), &h->w, &err);
 	return rc == DBX_OK ? 0 : fail(op, path, rc, &err);
@@ -238,8 +351,21 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off,
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct dbx_error err = {0};
+	struct dbx_scratch_stat st;
+	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
 	enum dbx_err rc;
 
+	if (h && h->temp) {
+		struct dbx_scratch *s = dbx_fs_scratch(get_fs());
+
+		if (size > INT_MAX)
+			size = INT_MAX;
+		if (h->append && dbx_scratch_stat(s, &h->dir, h->name, &st) == DBX_OK)
+			off = (off_t)st.size;
+		rc = dbx_scratch_write(s, &h->dir, h->name, buf, size, off, time(NULL), &why);
+		return rc == DBX_OK ? (int)size
+				    : fail_scratch("write", path, rc, why, "temporary file");
+	}
 	if (!h || !h->writing) {
 		dbx_error_set(&err, DBX_EINVAL, "not open for writing");
 		return fail("write", path, DBX_EINVAL, &err);
@@ -266,8 +392,16 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
 	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
 	struct dbx_error err = {0};
+	struct dbx_node dir;
+	char name[DBX_TREE_NAME_MAX];
+	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
 	enum dbx_err rc;
 
+	if ((h && h->temp) || (!h && temp_file(path, &dir, name))) {
+		rc = dbx_scratch_truncate(dbx_fs_scratch(get_fs()), h ? &h->dir : &dir,
+					  h ? h->name : name, size, time(NULL), &why);
+		return rc == DBX_OK ? 0 : fail_scratch("truncate", path, rc, why, "temporary file");
+	}
 	if (h && h->writing)
 		rc = dbx_fs_writer_truncate(&h->w, size, &err);
 	else
@@ -277,9 +411,22 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 
 static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	(void)mode;
-	(void)fi;
-	return read_only("create", path);
+	struct dbx_scratch *s = ctx_scratch();
+	struct dbx_node node;
+	char name[DBX_TREE_NAME_MAX];
+	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
+	enum dbx_err rc;
+
+	/* O_CREAT of an attribute is opening it. */
+	if (dbx_tree_resolve(path, &node) == DBX_OK && node.kind == DBX_NODE_ORDER_FILE)
+		return op_open(path, fi);
+	if (!s || !dbx_scratch_name(path, &node, name))
+		return read_only("create", path);
+	rc =
+	    dbx_scratch_create(s, &node, name, mode & ~fuse_get_context()->umask, time(NULL), &why);
+	if (rc != DBX_OK)
+		return fail_scratch("create", path, rc, why, "cannot create a temporary file");
+	return open_temp(&node, name, fi);
 }
 
 static int op_mknod(const char *path, mode_t mode, dev_t dev)
@@ -297,7 +444,16 @@ static int op_mkdir(const char *path, mode_t mode)
 
 static int op_unlink(const char *path)
 {
-	return read_only("unlink", path);
+	struct dbx_node dir;
+	char name[DBX_TREE_NAME_MAX];
+	enum dbx_err rc;
+
+	if (!temp_file(path, &dir, name))
+		return read_only("unlink", path);
+	rc = dbx_scratch_unlink(dbx_fs_scratch(get_fs()), &dir, name);
+	return rc == DBX_OK
+		   ? 0
+		   : fail_scratch("unlink", path, rc, DBX_SCRATCH_WHY_NONE, "no such file");
 }
 
 static int op_rmdir(const char *path)
@@ -307,9 +463,20 @@ static int op_rmdir(const char *path)
 
 static int op_rename(const char *from, const char *to, unsigned int flags)
 {
-	(void)to;
-	(void)flags;
-	return read_only("rename", from);
+	struct dbx_error err = {0};
+	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
+	enum dbx_err rc;
+
+	if (!ctx_scratch())
+		return read_only("rename", from);
+	if (flags & ~(unsigned int)RENAME_NOREPLACE)
+		return -EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT */
+	rc = dbx_fs_rename(get_fs(), from, to, (flags & RENAME_NOREPLACE) != 0, &why, &err);
+	if (rc == DBX_OK)
+		return 0;
+	if (rc == DBX_EINVAL && why != DBX_SCRATCH_WHY_NONE)
+		return fail_scratch("rename", from, rc, why, err.message);
+	return fail("rename", from, rc, &err);
 }
 
 static int op_symlink(const char *target, const char *path)
@@ -326,24 +493,45 @@ static int op_link(const char *from, const char *to)
 
 static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	(void)mode;
+	struct dbx_node dir;
+	char name[DBX_TREE_NAME_MAX];
+	enum dbx_err rc;
+
 	(void)fi;
-	return read_only("chmod", path);
+	if (!temp_file(path, &dir, name))
+		return read_only("chmod", path);
+	rc = dbx_scratch_chmod(dbx_fs_scratch(get_fs()), &dir, name, mode);
+	return rc == DBX_OK ? 0
+			    : fail_scratch("chmod", path, rc, DBX_SCRATCH_WHY_NONE, "no such file");
 }
 
+/* A temporary file belongs to the mounting user: chown to that user is a no-op, else EPERM. */
 static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
 {
-	(void)uid;
-	(void)gid;
+	struct dbx_fs *fs = ctx_fs();
+	struct dbx_node dir;
+	char name[DBX_TREE_NAME_MAX];
+
 	(void)fi;
-	return read_only("chown", path);
+	if (!temp_file(path, &dir, name))
+		return read_only("chown", path);
+	if ((uid != (uid_t)-1 && uid != fs->uid) || (gid != (gid_t)-1 && gid != fs->gid))
+		return fail_scratch("chown", path, DBX_EINVAL, DBX_SCRATCH_WHY_PERM,
+				    "a temporary file belongs to the mounting user");
+	return 0;
 }
 
+/* Temporary files keep the time of their last change; setting times is accepted. */
 static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
 {
+	struct dbx_node dir;
+	char name[DBX_TREE_NAME_MAX];
+
 	(void)tv;
 	(void)fi;
-	return read_only("utimens", path);
+	if (!temp_file(path, &dir, name))
+		return read_only("utimens", path);
+	return 0;
 }
 
 static int op_statfs(const char *path, struct statvfs *sv)

@@ -1,7 +1,9 @@
 """What cannot change through the mount: writing a read-only file (key_vault,
 principal_id, status, errors) is EACCES even for root (the mode says 0444,
-as in sysfs), changing the tree itself (create, mkdir, unlink, rename,
-chmod) is EROFS, and none of it sends anything to Azure."""
+as in sysfs), changing the tree itself (create outside order directories,
+mkdir, unlink or chmod of an attribute) is EROFS, renaming an attribute is
+EPERM, and none of it sends anything to Azure. (Order directories take
+editors' temporary files: test_editors.py.)"""
 
 import errno
 import os
@@ -37,12 +39,15 @@ class ReadOnly(harness.MountedWorld):
 		p = harness.run(["sh", "-c", 'echo Completed > "$1"', "sh", os.path.join(d, "status")])
 		self.assertNotEqual(p.returncode, 0)
 		self.assertIn("Permission denied", p.stderr)
-		self.expect_erofs(self.write, os.path.join(d, "new-file"), "x")
+		self.expect_erofs(self.write, self.mnt.p(sub, rg, "new-file"), "x")
+		self.expect_erofs(self.write, self.mnt.p(sub, "new-file"), "x")
+		self.expect_erofs(self.write, self.mnt.p("new-file"), "x")
 		self.expect_erofs(os.mkdir, os.path.join(d, "new-dir"))
 		self.expect_erofs(os.mkdir, self.mnt.p(sub, "new-rg"))
 		self.expect_erofs(os.unlink, os.path.join(d, "key_url"))
 		self.expect_erofs(os.rmdir, d)
-		self.expect_erofs(os.rename, os.path.join(d, "status"), os.path.join(d, "status2"))
+		self.expect_errno(errno.EPERM, os.rename, os.path.join(d, "status"),
+				  os.path.join(d, "status2"))
 		self.expect_erofs(os.chmod, os.path.join(d, "key_url"), 0o600)
 		writes = {k: n for k, n in self.emu.counters()["by_path"].items()
 			  if not k.startswith("GET ") and " login.microsoftonline.com/" not in k}
