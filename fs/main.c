@@ -37,6 +37,7 @@
 #include "cache.h"
 #include "fs.h"
 #include "ops.h"
+#include "scratch.h"
 
 #define DEFAULT_API_VERSION "2025-07-01"
 
@@ -550,6 +551,7 @@ fail:
 	fprintf(stderr, "databoxfs: %s\n", err.message[0] ? err.message : dbx_err_str(err.err));
 	ret = 1;
 out:
+	dbx_scratch_free(fs.scratch);
 	dbx_cache_free(cache);
 	dbx_keyvault_free(kv);
 	dbx_arm_free(arm);
