@@ -2,6 +2,7 @@
  * fake_transport.c: the scripted transport and fake clock of
  * fake_transport.h. Thread-safe, so concurrency tests can share one.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,4 +117,29 @@ void fake_clock_init(struct fake_clock *fc, uint64_t start_ms)
 	fc->clock.random = fake_random;
 	fc->clock.ctx = fc;
 	fc->now = start_ms;
+}
+
+static char *fmt_pool[64];
+static size_t n_fmt_pool;
+
+const char *fake_fmt(const char *f, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	if (n_fmt_pool >= sizeof(fmt_pool) / sizeof(fmt_pool[0]))
+		abort(); /* a test built more bodies than it frees */
+	va_start(ap, f);
+	if (vasprintf(&s, f, ap) < 0)
+		abort();
+	va_end(ap);
+	fmt_pool[n_fmt_pool++] = s;
+	return s;
+}
+
+void fake_fmt_free(void)
+{
+	for (size_t i = 0; i < n_fmt_pool; i++)
+		free(fmt_pool[i]);
+	n_fmt_pool = 0;
 }

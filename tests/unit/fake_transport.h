@@ -61,4 +61,11 @@ struct fake_clock {
 
 void fake_clock_init(struct fake_clock *fc, uint64_t start_ms);
 
+/*
+ * printf into a string the fakes keep until fake_fmt_free(): for request
+ * and response bodies built for one test (at most 64 between frees).
+ */
+const char *fake_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+void fake_fmt_free(void);
+
 #endif

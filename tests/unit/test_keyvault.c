@@ -91,36 +91,12 @@
 
 #define ALL_KEY_PERMS "[\"get\",\"wrapKey\",\"unwrapKey\"]"
 
-/* Bodies built for one test, freed after it. */
-static char *pool[64];
-static size_t n_pool;
-
-static const char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static const char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, f);
-	assert_true(vasprintf(&s, f, ap) >= 0);
-	va_end(ap);
-	assert_true(n_pool < sizeof(pool) / sizeof(pool[0]));
-	pool[n_pool++] = s;
-	return s;
-}
-
-static void pool_free(void)
-{
-	for (size_t i = 0; i < n_pool; i++)
-		free(pool[i]);
-	n_pool = 0;
-}
-
 static const char *resources(const char *id)
 {
-	return fmt("{\"value\":[{\"id\":\"%s\",\"name\":\"ContosoVault\","
-		   "\"type\":\"Microsoft.KeyVault/vaults\",\"location\":\"westus\",\"tags\":{}}]}",
-		   id);
+	return fake_fmt(
+	    "{\"value\":[{\"id\":\"%s\",\"name\":\"ContosoVault\","
+	    "\"type\":\"Microsoft.KeyVault/vaults\",\"location\":\"westus\",\"tags\":{}}]}",
+	    id);
 }
 
 static const char *no_resources(void)
@@ -131,7 +107,7 @@ static const char *no_resources(void)
 /* A vault whose properties are props_extra plus one access policy. */
 static const char *vault(const char *id, const char *props_extra, const char *oid, const char *keys)
 {
-	return fmt(
+	return fake_fmt(
 	    "{\"id\":\"%s\",\"name\":\"ContosoVault\",\"type\":\"Microsoft.KeyVault/vaults\","
 	    "\"location\":\"westus\",\"properties\":{\"sku\":{\"family\":\"A\",\"name\":"
 	    "\"standard\"},"
@@ -151,14 +127,14 @@ static const char *good_vault(void)
 static const char *key_bundle(const char *kid, const char *kty, const char *n, bool enabled,
 			      time_t nbf, time_t exp, const char *level)
 {
-	return fmt(
+	return fake_fmt(
 	    "{\"key\":{\"kid\":\"%s\",\"kty\":\"%s\",\"key_ops\":[\"wrapKey\",\"unwrapKey\"],"
 	    "\"n\":\"%s\",\"e\":\"AQAB\"},\"attributes\":{\"enabled\":%s%s%s,"
 	    "\"created\":1700000000,\"updated\":1700000000,\"recoverableDays\":90,"
 	    "\"recoveryLevel\":\"%s\"},\"tags\":{}}",
 	    kid, kty, n, enabled ? "true" : "false",
-	    nbf ? fmt(",\"nbf\":%lld", (long long)nbf) : "",
-	    exp ? fmt(",\"exp\":%lld", (long long)exp) : "", level);
+	    nbf ? fake_fmt(",\"nbf\":%lld", (long long)nbf) : "",
+	    exp ? fake_fmt(",\"exp\":%lld", (long long)exp) : "", level);
 }
 
 static const char *good_key(void)
@@ -168,17 +144,17 @@ static const char *good_key(void)
 
 static const char *ec_key(void)
 {
-	return fmt("{\"key\":{\"kid\":\"%s\",\"kty\":\"EC\",\"crv\":\"P-256\","
-		   "\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
-		   "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\","
-		   "\"key_ops\":[\"sign\",\"verify\"]},\"attributes\":{\"enabled\":true,"
-		   "\"recoveryLevel\":\"Recoverable\"}}",
-		   KID);
+	return fake_fmt("{\"key\":{\"kid\":\"%s\",\"kty\":\"EC\",\"crv\":\"P-256\","
+			"\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
+			"\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\","
+			"\"key_ops\":[\"sign\",\"verify\"]},\"attributes\":{\"enabled\":true,"
+			"\"recoveryLevel\":\"Recoverable\"}}",
+			KID);
 }
 
 static const char *arm_error(const char *code)
 {
-	return fmt("{\"error\":{\"code\":\"%s\",\"message\":\"%s happened.\"}}", code, code);
+	return fake_fmt("{\"error\":{\"code\":\"%s\",\"message\":\"%s happened.\"}}", code, code);
 }
 
 struct ctx {
@@ -209,7 +185,7 @@ static void end(void)
 {
 	dbx_keyvault_free(C.kv);
 	fake_transport_fini(&C.f);
-	pool_free();
+	fake_fmt_free();
 }
 
 static enum dbx_err preflight(const char *principal)
@@ -351,7 +327,7 @@ static void test_resources_next_page(void **state)
 	const char *next =
 	    ARM "/subscriptions/" SUB "/resources?api-version=2021-04-01&%24skiptoken=x";
 	const struct fake_reply script[] = {
-	    {.status = 200, .body = fmt("{\"value\":[],\"nextLink\":\"%s\"}", next)},
+	    {.status = 200, .body = fake_fmt("{\"value\":[],\"nextLink\":\"%s\"}", next)},
 	    {.status = 200, .body = resources(VAULT_ID)},
 	    {.status = 200, .body = good_vault()},
 	    {.status = 200, .body = good_key()},
@@ -604,11 +580,11 @@ static void test_access_compound_identity_ignored(void **state)
 	const struct fake_reply script[] = {
 	    {.status = 200, .body = resources(VAULT_ID)},
 	    {.status = 200,
-	     .body = fmt("{\"properties\":{\"enablePurgeProtection\":true,\"accessPolicies\":["
-			 "{\"objectId\":\"%s\",\"applicationId\":\"%s\",\"permissions\":"
-			 "{\"keys\":[\"all\"]}},{\"objectId\":\"%s\",\"permissions\":"
-			 "{\"keys\":[\"get\"]}}]}}",
-			 PRINCIPAL, OTHER, PRINCIPAL)},
+	     .body = fake_fmt("{\"properties\":{\"enablePurgeProtection\":true,\"accessPolicies\":["
+			      "{\"objectId\":\"%s\",\"applicationId\":\"%s\",\"permissions\":"
+			      "{\"keys\":[\"all\"]}},{\"objectId\":\"%s\",\"permissions\":"
+			      "{\"keys\":[\"get\"]}}]}}",
+			      PRINCIPAL, OTHER, PRINCIPAL)},
 	    {.status = 200, .body = good_key()},
 	};
 
@@ -624,11 +600,11 @@ static void test_access_policies_add_up(void **state)
 	const struct fake_reply script[] = {
 	    {.status = 200, .body = resources(VAULT_ID)},
 	    {.status = 200,
-	     .body = fmt("{\"properties\":{\"enablePurgeProtection\":true,\"accessPolicies\":["
-			 "{\"objectId\":\"%s\",\"permissions\":{\"keys\":[\"wrapKey\","
-			 "\"unwrapKey\"]}},{\"objectId\":\"%s\",\"permissions\":"
-			 "{\"keys\":[\"get\"]}}]}}",
-			 PRINCIPAL, PRINCIPAL)},
+	     .body = fake_fmt("{\"properties\":{\"enablePurgeProtection\":true,\"accessPolicies\":["
+			      "{\"objectId\":\"%s\",\"permissions\":{\"keys\":[\"wrapKey\","
+			      "\"unwrapKey\"]}},{\"objectId\":\"%s\",\"permissions\":"
+			      "{\"keys\":[\"get\"]}}]}}",
+			      PRINCIPAL, PRINCIPAL)},
 	    {.status = 200, .body = good_key()},
 	};
 
@@ -880,10 +856,10 @@ static void test_malformed_policies(void **state)
 	const struct fake_reply script[] = {
 	    {.status = 200, .body = resources(VAULT_ID)},
 	    {.status = 200,
-	     .body = fmt("{\"properties\":{\"enablePurgeProtection\":true,"
-			 "\"accessPolicies\":[{\"objectId\":\"%s\","
-			 "\"permissions\":{\"keys\":\"all\"}}]}}",
-			 PRINCIPAL)},
+	     .body = fake_fmt("{\"properties\":{\"enablePurgeProtection\":true,"
+			      "\"accessPolicies\":[{\"objectId\":\"%s\","
+			      "\"permissions\":{\"keys\":\"all\"}}]}}",
+			      PRINCIPAL)},
 	    {.status = 200, .body = good_key()},
 	};
 
@@ -918,7 +894,7 @@ static void test_huge_modulus(void **state)
 static void run_foreign_next_link(const char *link)
 {
 	const struct fake_reply script[] = {
-	    {.status = 200, .body = fmt("{\"value\":[],\"nextLink\":\"%s\"}", link)},
+	    {.status = 200, .body = fake_fmt("{\"value\":[],\"nextLink\":\"%s\"}", link)},
 	    {.status = 200, .body = resources(VAULT_ID)},
 	};
 
@@ -947,7 +923,7 @@ static void test_next_link_same_host_spellings(void **state)
 	const char *next = "HTTPS://Management.Azure.COM:443/subscriptions/" SUB
 			   "/resources?api-version=2021-04-01&%24skiptoken=x";
 	const struct fake_reply script[] = {
-	    {.status = 200, .body = fmt("{\"value\":[],\"nextLink\":\"%s\"}", next)},
+	    {.status = 200, .body = fake_fmt("{\"value\":[],\"nextLink\":\"%s\"}", next)},
 	    {.status = 200, .body = resources(VAULT_ID)},
 	    {.status = 200, .body = good_vault()},
 	    {.status = 200, .body = good_key()},

@@ -78,37 +78,11 @@
 #define TIMEOUT_MS 120000
 #define POLL_MS	   10000
 
-/* ---- bodies built for one test, freed after it ---- */
-
-static char *pool[64];
-static size_t n_pool;
-
-static const char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static const char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, f);
-	assert_true(vasprintf(&s, f, ap) >= 0);
-	va_end(ap);
-	assert_true(n_pool < sizeof(pool) / sizeof(pool[0]));
-	pool[n_pool++] = s;
-	return s;
-}
-
-static void pool_free(void)
-{
-	for (size_t i = 0; i < n_pool; i++)
-		free(pool[i]);
-	n_pool = 0;
-}
-
 /* After each test: its scripts may span several environments, so the pool goes last. */
 static int teardown(void **state)
 {
 	(void)state;
-	pool_free();
+	fake_fmt_free();
 	return 0;
 }
 
@@ -127,9 +101,9 @@ static int teardown(void **state)
 
 static const char *kek_cm(const char *url, const char *vault, const char *idp)
 {
-	return fmt("{\"kekType\":\"CustomerManaged\",\"kekUrl\":\"%s\",\"kekVaultResourceID\":"
-		   "\"%s\"%s}",
-		   url, vault, idp);
+	return fake_fmt("{\"kekType\":\"CustomerManaged\",\"kekUrl\":\"%s\",\"kekVaultResourceID\":"
+			"\"%s\"%s}",
+			url, vault, idp);
 }
 
 #define IDP_UAI                                                                                    \
@@ -139,15 +113,16 @@ static const char *kek_cm(const char *url, const char *vault, const char *idp)
 /* A job shaped like JobsGetCmk.json (trimmed), with the given identity and key. */
 static const char *job(const char *identity, const char *kek)
 {
-	return fmt("{\"name\":\"" NAME "\",\"type\":\"Microsoft.DataBox/jobs\",\"id\":\"" JOB_ID
-		   "\",%s\"location\":\"westus\",\"properties\":{\"isCancellable\":true,"
-		   "\"status\":\"DeviceOrdered\",\"transferType\":\"ImportToAzure\",\"details\":{"
-		   "\"jobDetailsType\":\"DataBox\",\"jobStages\":[{\"displayName\":\"Ordered\","
-		   "\"stageName\":\"DeviceOrdered\",\"stageStatus\":\"Succeeded\"}],"
-		   "\"keyEncryptionKey\":%s}},\"sku\":{\"name\":\"DataBox\",\"model\":\"DataBox\"},"
-		   "\"tags\":{},\"systemData\":{\"lastModifiedAt\":"
-		   "\"2025-05-26T06:50:23.0185023+00:00\"}}",
-		   identity, kek);
+	return fake_fmt(
+	    "{\"name\":\"" NAME "\",\"type\":\"Microsoft.DataBox/jobs\",\"id\":\"" JOB_ID
+	    "\",%s\"location\":\"westus\",\"properties\":{\"isCancellable\":true,"
+	    "\"status\":\"DeviceOrdered\",\"transferType\":\"ImportToAzure\",\"details\":{"
+	    "\"jobDetailsType\":\"DataBox\",\"jobStages\":[{\"displayName\":\"Ordered\","
+	    "\"stageName\":\"DeviceOrdered\",\"stageStatus\":\"Succeeded\"}],"
+	    "\"keyEncryptionKey\":%s}},\"sku\":{\"name\":\"DataBox\",\"model\":\"DataBox\"},"
+	    "\"tags\":{},\"systemData\":{\"lastModifiedAt\":"
+	    "\"2025-05-26T06:50:23.0185023+00:00\"}}",
+	    identity, kek);
 }
 
 static struct dbx_order *parse_job(const char *text)
@@ -168,23 +143,23 @@ static const char *resources(void)
 /* A vault with soft delete and purge protection, whose one policy gives oid the key perms. */
 static const char *vault(const char *oid)
 {
-	return fmt("{\"id\":\"" VAULT_ID "\",\"name\":\"ContosoVault\",\"type\":"
-		   "\"Microsoft.KeyVault/vaults\",\"location\":\"westus\",\"properties\":{"
-		   "\"tenantId\":\"" TENANT "\",\"enableSoftDelete\":true,"
-		   "\"enablePurgeProtection\":true,\"accessPolicies\":[{\"tenantId\":\"" TENANT
-		   "\","
-		   "\"objectId\":\"%s\",\"permissions\":{\"keys\":[\"get\",\"wrapKey\","
-		   "\"unwrapKey\"]}}],\"vaultUri\":\"https://contosovault.vault.azure.net/\"}}",
-		   oid);
+	return fake_fmt(
+	    "{\"id\":\"" VAULT_ID "\",\"name\":\"ContosoVault\",\"type\":"
+	    "\"Microsoft.KeyVault/vaults\",\"location\":\"westus\",\"properties\":{"
+	    "\"tenantId\":\"" TENANT "\",\"enableSoftDelete\":true,"
+	    "\"enablePurgeProtection\":true,\"accessPolicies\":[{\"tenantId\":\"" TENANT "\","
+	    "\"objectId\":\"%s\",\"permissions\":{\"keys\":[\"get\",\"wrapKey\","
+	    "\"unwrapKey\"]}}],\"vaultUri\":\"https://contosovault.vault.azure.net/\"}}",
+	    oid);
 }
 
 static const char *key_bundle(bool enabled)
 {
-	return fmt("{\"key\":{\"kid\":\"" KID "\",\"kty\":\"RSA\",\"key_ops\":[\"wrapKey\","
-		   "\"unwrapKey\"],\"n\":\"" N_RSA2048 "\",\"e\":\"AQAB\"},\"attributes\":{"
-		   "\"enabled\":%s,\"created\":1700000000,\"updated\":1700000000,"
-		   "\"recoverableDays\":90,\"recoveryLevel\":\"Recoverable\"},\"tags\":{}}",
-		   enabled ? "true" : "false");
+	return fake_fmt("{\"key\":{\"kid\":\"" KID "\",\"kty\":\"RSA\",\"key_ops\":[\"wrapKey\","
+			"\"unwrapKey\"],\"n\":\"" N_RSA2048 "\",\"e\":\"AQAB\"},\"attributes\":{"
+			"\"enabled\":%s,\"created\":1700000000,\"updated\":1700000000,"
+			"\"recoverableDays\":90,\"recoveryLevel\":\"Recoverable\"},\"tags\":{}}",
+			enabled ? "true" : "false");
 }
 
 /* ---- changes ---- */
