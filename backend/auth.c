@@ -321,9 +321,6 @@ static void drop_token(struct auth_transport *at, const char *scope, unsigned lo
 
 /* ---- which host a token may go to ---- */
 
-/* The clouds of cloud.c: a scope that is none of theirs gets no token. */
-static const char *const cloud_names[] = {"AzureCloud", "AzureUSGovernment", "AzureChinaCloud"};
-
 /*
  * The host of url into host[cap] (not NUL-checked by the caller), when url
  * is https with a plain authority: no user info, port absent or 443, host
@@ -382,11 +379,10 @@ static bool scope_allows_url(const char *scope, const char *url)
 
 	if (!https_host(url, host, sizeof(host)))
 		return false;
-	for (size_t i = 0; i < sizeof(cloud_names) / sizeof(cloud_names[0]); i++) {
-		const struct dbx_cloud *c = dbx_cloud_find(cloud_names[i]);
+	/* A scope that is none of the known clouds' gets no token. */
+	for (size_t i = 0; dbx_cloud_at(i); i++) {
+		const struct dbx_cloud *c = dbx_cloud_at(i);
 
-		if (!c)
-			continue;
 		if (strcmp(scope, c->arm_scope) == 0)
 			return strcasecmp(host, c->arm_host) == 0;
 		if (strcmp(scope, c->vault_scope) == 0)

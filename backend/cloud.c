@@ -40,6 +40,11 @@ static const struct dbx_cloud clouds[] = {
     },
 };
 
+const struct dbx_cloud *dbx_cloud_at(size_t i)
+{
+	return i < sizeof(clouds) / sizeof(clouds[0]) ? &clouds[i] : NULL;
+}
+
 const struct dbx_cloud *dbx_cloud_find(const char *name)
 {
 	if (!name)

@@ -8,6 +8,8 @@
 #ifndef DATABOXFS_CLOUD_H
 #define DATABOXFS_CLOUD_H
 
+#include <stddef.h>
+
 struct dbx_cloud {
 	const char *name;	  /* "AzureCloud" */
 	const char *arm_host;	  /* "management.azure.com" */
@@ -20,6 +22,9 @@ struct dbx_cloud {
 
 /* The cloud called name (case-insensitive), or NULL. */
 const struct dbx_cloud *dbx_cloud_find(const char *name);
+
+/* The i-th known cloud (0, 1, ...), NULL past the last: for code that must consider them all. */
+const struct dbx_cloud *dbx_cloud_at(size_t i);
 
 /* The public cloud, the default. */
 const struct dbx_cloud *dbx_cloud_default(void);

@@ -66,12 +66,24 @@ static void test_endpoints(void **state)
 	}
 }
 
+static void test_enumeration(void **state)
+{
+	size_t n = 0;
+
+	(void)state;
+	for (; dbx_cloud_at(n); n++)
+		assert_ptr_equal(dbx_cloud_find(dbx_cloud_at(n)->name), dbx_cloud_at(n));
+	assert_int_equal(n, 3);
+	assert_ptr_equal(dbx_cloud_at(0), dbx_cloud_default());
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lookup_case_insensitive),
 	    cmocka_unit_test(test_unknown),
 	    cmocka_unit_test(test_endpoints),
+	    cmocka_unit_test(test_enumeration),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
