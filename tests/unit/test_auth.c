@@ -22,7 +22,7 @@
 #include <cmocka.h>
 
 #include "databoxfs/auth.h"
-#include "databoxfs/jwt.h"
+#include "cred/common.h"
 #include "fake_transport.h"
 
 #define T0	  5000000u

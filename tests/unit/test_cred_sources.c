@@ -35,7 +35,7 @@
 #include <json-c/json.h>
 
 #include "databoxfs/auth.h"
-#include "databoxfs/jwt.h"
+#include "cred/common.h"
 #include "fake_transport.h"
 
 #define TENANT	      "72f988bf-86f1-41af-91ab-2d7cd011db47"

@@ -27,7 +27,7 @@
 #include <time.h>
 
 #include "databoxfs/auth.h"
-#include "databoxfs/jwt.h"
+#include "cred/common.h"
 #include "databoxfs/log.h"
 
 #define REFRESH_MARGIN_S 300

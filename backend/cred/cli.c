@@ -32,7 +32,7 @@
 
 #include <json-c/json.h>
 
-#include "databoxfs/jwt.h"
+#include "cred/common.h"
 
 #define CLI_TIMEOUT_MS 10000u
 #define STDOUT_MAX     (64 * 1024)

@@ -4,7 +4,7 @@
  */
 #include <json-c/json.h>
 
-#include "json_util.h"
+#include "core/json_util.h"
 
 const char *dbx_json_str(struct json_object *o, const char *key)
 {

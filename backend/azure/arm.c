@@ -32,7 +32,7 @@
 
 #include "databoxfs/arm.h"
 #include "databoxfs/log.h"
-#include "json_util.h"
+#include "core/json_util.h"
 
 #define DBX_ARM_DEFAULT_API_VERSION	  "2025-07-01"
 #define DBX_ARM_SUBSCRIPTIONS_API_VERSION "2022-12-01"

@@ -29,7 +29,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "databoxfs/jwt.h"
+#include "cred/common.h"
 
 #define CERT_FILE_MAX	     (1024 * 1024) /* a PEM with a chain is a few KiB */
 #define ASSERTION_LIFETIME_S 600

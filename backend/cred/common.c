@@ -17,8 +17,8 @@
 
 #include <json-c/json.h>
 
-#include "databoxfs/jwt.h"
-#include "json_util.h"
+#include "cred/common.h"
+#include "core/json_util.h"
 
 /* The client_assertion_type of a client assertion (RFC 7523), as a form field. */
 #define JWT_BEARER                                                                                 \

@@ -26,7 +26,7 @@
 #include <json-c/json.h>
 
 #include "databoxfs/order.h"
-#include "json_util.h"
+#include "core/json_util.h"
 
 /* ---- small JSON accessors: wrong types read as absent ---- */
 

@@ -22,9 +22,9 @@
 #include <json-c/json.h>
 
 #include "databoxfs/auth.h"
-#include "databoxfs/jwt.h"
+#include "cred/common.h"
 #include "databoxfs/log.h"
-#include "json_util.h"
+#include "core/json_util.h"
 
 #define TOKEN_TIMEOUT_MS 60000
 

@@ -28,7 +28,7 @@
 
 #include <json-c/json.h>
 
-#include "databoxfs/jwt.h"
+#include "cred/common.h"
 
 #define IMDS_HOST		"169.254.169.254"
 #define IMDS_TOKEN_URL		"http://" IMDS_HOST "/metadata/identity/oauth2/token"

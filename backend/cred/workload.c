@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "databoxfs/jwt.h"
+#include "cred/common.h"
 
 #define TOKEN_FILE_MAX (64 * 1024) /* a service-account token is 1-2 KiB */
 #define REREAD_AFTER_S 600
