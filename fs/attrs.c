@@ -6,7 +6,7 @@
  * JSON object (json-c, two-space indent, "key": value, absent values as
  * null, no escaping of '/'), followed by "\n". errors is rendered through
  * dbx_error_block_append() so every producer writes the same block format
- * (DESIGN.md 4): a "read" block when the latest refresh of the order failed,
+ * (docs/formats.md, "The errors file"): a "read" block when the latest refresh of the order failed,
  * a "last-write" block for the latest failed write through this mount, and
  * one "order" block per problem the service reports, all newest first.
  *
@@ -391,8 +391,8 @@ static const struct read_advice *write_advice_for(enum dbx_err err)
 
 /*
  * The last-write block. A code the Ssem table knows is decoded by the table;
- * a service code it does not know gets the table's Generic row (DESIGN.md
- * 4); a failure with no code, or a local one (no HTTP status, e.g.
+ * a service code it does not know gets the table's Generic row (docs/formats.md,
+ * "The errors file"); a failure with no code, or a local one (no HTTP status, e.g.
  * InvalidValue), gets the mount's own advice for writes.
  */
 static enum dbx_err append_write_block(char **buf, size_t *len, const struct dbx_attr_ctx *ctx)

@@ -412,7 +412,7 @@ static enum dbx_err apply_value(struct dbx_fs *fs, const struct dbx_node *node, 
 	if (rc == DBX_OK && report.notes[0]) {
 		/*
 		 * Applied, but some preflight checks could not be made with the
-		 * mount's credential (403): DESIGN.md 5 says they are noted in
+		 * mount's credential (403): docs/formats.md, "Validation" says they are noted in
 		 * errors. The note is a last-write block with err DBX_OK, so the
 		 * next write replaces it like any other.
 		 */

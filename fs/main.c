@@ -361,7 +361,7 @@ static struct dbx_retry_policy token_policy(uint64_t timeout_ms)
 /*
  * Get the ARM token once before mounting, so that a mount no credential
  * source can serve refuses to start with the chain's message, naming what
- * each source lacked (DESIGN.md 6), instead of mounting a tree whose every
+ * each source lacked (docs/architecture.md, "Credentials"), instead of mounting a tree whose every
  * read fails. Only "no source is available here" (DBX_EAUTH without an
  * HTTP status) stops the mount: a configured source that Entra refuses, or
  * an authority that cannot be reached now, lets the mount start, and reads

@@ -2,7 +2,7 @@
  * ops.c: struct fuse_operations as thin adapters over fs.c.
  *
  * Each adapter calls one plain function, maps enum dbx_err to -errno through
- * to_errno() (the one mapping of DESIGN.md 3), and logs a failure once, at
+ * to_errno() (the one mapping of docs/formats.md, "Writes"), and logs a failure once, at
  * warning level, with the path, errno, service code and request id (never
  * a token). Reads: open renders the file once into the file handle, so one
  * reader sees one version, and sets direct_io so the kernel never serves

@@ -1,7 +1,7 @@
 /*
  * tree.h: path -> node, with no network and no FUSE.
  *
- * The tree is fixed in shape (DESIGN.md 1):
+ * The tree is fixed in shape (docs/formats.md, "The tree"):
  *   /                                   ROOT
  *   /<sub>                              SUBSCRIPTION
  *   /<sub>/<rg>                         RESOURCE_GROUP

@@ -675,7 +675,7 @@ const struct dbx_clock *dbx_arm_clock(const struct dbx_arm *arm)
  * ---- PATCH and its long-running operation ----
  *
  * The service answers a PATCH with 200 and the job, or 202 with only a
- * Location (arm-api.md 1.5): .../operationResults/<id>, polled while it
+ * Location (docs/azure.md, "Long-running operations"): .../operationResults/<id>, polled while it
  * answers 202 (each answer may carry a new Location), until a 200/204,
  * typically after the last Location pointed at the job itself. A Location
  * naming the job is not fetched as given: the job is read with

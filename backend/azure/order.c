@@ -1,7 +1,7 @@
 /*
  * order.c: job JSON <-> struct dbx_order, the only place that reads job JSON.
  *
- * A Microsoft.DataBox/jobs resource (JobResource, arm-api.md 1.3) is mapped
+ * A Microsoft.DataBox/jobs resource (JobResource, docs/azure.md, "The job resource") is mapped
  * field by field, with exact wire names: properties.details.keyEncryptionKey
  * {kekType, kekUrl, kekVaultResourceID, identityProperties {type,
  * userAssigned.resourceId}}, the job identity {type, principalId, tenantId,
@@ -612,8 +612,8 @@ const char *dbx_order_identity(const struct dbx_order *order)
 /*
  * ---- PATCH bodies (writes) ----
  *
- * A write sends JobResourceUpdateParameter (arm-api.md 1.3/1.4) with only
- * the objects it changes:
+ * A write sends JobResourceUpdateParameter (docs/azure.md, "The job
+ * resource" and "PATCH") with only the objects it changes:
  *   {"properties": {"details": {"keyEncryptionKey": {"kekType", "kekUrl",
  *     "kekVaultResourceID", "identityProperties": {"type",
  *     "userAssigned": {"resourceId"}}}}},

@@ -1,10 +1,11 @@
 /*
- * update.c: one write to an order, end to end (update.h, DESIGN.md 3).
+ * update.c: one write to an order, end to end (update.h, docs/formats.md, "Writes").
  *
  * dbx_update_merge is the pure half: it turns a validated change
  * (validate.h) and the order as ARM has it now into the order as it should
  * be and the objects to send (the complete keyEncryptionKey, the job
- * identity, or both). The rules, from DESIGN.md 3 and arm-api.md 1.4 / 4:
+ * identity, or both). The rules, from docs/formats.md, "Writes" and
+ * docs/azure.md, "PATCH" and "Retries":
  *   - a key URL makes the order CustomerManaged with that URL and the vault
  *     the preflight found; the key keeps the identity it had; a key that
  *     will be reached with the system identity on a job without one gets
@@ -384,7 +385,7 @@ static enum dbx_err check_time(const struct dbx_clock *clock, uint64_t deadline,
 }
 
 /*
- * The preflight for what the PATCH will use (DESIGN.md 5). key_new: the
+ * The preflight for what the PATCH will use (docs/formats.md, "Validation"). key_new: the
  * change names a key the order does not have yet (its vault is then looked
  * up: *vault_id points into pre). Otherwise, when only the identity that
  * reaches the current key changes, that identity must exist and hold access

@@ -1,6 +1,6 @@
 /*
- * json_util.c: the JSON accessor shared by order.c, arm.c, cred_env.c and
- * jwt.c (json_util.h), which each had a copy of it.
+ * core/json_util.c: the JSON accessor shared by order.c, arm.c, cred/env.c and
+ * cred/common.c (json_util.h), which each had a copy of it.
  */
 #include <json-c/json.h>
 

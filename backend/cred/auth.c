@@ -13,7 +13,7 @@
  * time.
  *
  * dbx_credential_new() builds a credential by name; "auto" is the
- * DefaultAzureCredential chain of DESIGN.md 6, an ordered table of source
+ * DefaultAzureCredential chain of docs/architecture.md, "Credentials", an ordered table of source
  * constructors, so later sources drop in as one row each.
  *
  * Token values are copied only into heap buffers that are wiped before free,
@@ -354,7 +354,7 @@ static bool https_host(const char *url, char *host, size_t cap)
 	return true;
 }
 
-/* host is "<vault>.<suffix>" with a vault name of 3-24 [A-Za-z0-9-] (DESIGN.md 5). */
+/* host is "<vault>.<suffix>", a vault name of 3-24 [A-Za-z0-9-] (docs/formats.md, "Validation"). */
 static bool is_vault_host(const char *host, const char *suffix)
 {
 	size_t hlen = strlen(host);
@@ -509,7 +509,7 @@ typedef struct dbx_credential *(*source_ctor)(struct dbx_transport *transport,
 					      const struct dbx_env *env, struct dbx_error *err);
 
 /*
- * DefaultAzureCredential's order (DESIGN.md 6): the environment (secret,
+ * DefaultAzureCredential's order (docs/architecture.md, "Credentials"): the environment (secret,
  * then certificate), workload identity, managed identity, Azure CLI. Each
  * constructor fails with a message starting "<name>: " saying what its
  * source lacks. At get_token, DBX_EAUTH without an HTTP status means "this

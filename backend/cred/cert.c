@@ -1,6 +1,6 @@
 /*
- * cred_cert.c: the environment client-certificate credential (DESIGN.md 6,
- * first source, after the secret; arm-api.md 5.2).
+ * cred/cert.c: the environment client-certificate credential (docs/architecture.md, "Credentials",
+ * first source, after the secret; docs/azure.md, "Credential sources").
  *
  * AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_CERTIFICATE_PATH name
  * an app registration and a PEM file holding its certificate and private
@@ -12,7 +12,7 @@
  *   header  {"alg":"RS256","typ":"JWT","x5t":base64url(SHA-1 of the cert DER)}
  *   payload {"aud":<token URL>,"iss":<client id>,"sub":<client id>,
  *            "jti":<uuid4>,"nbf":now,"iat":now,"exp":now+600}
- * and posts it in the jwt-bearer grant of jwt.c.
+ * and posts it in the jwt-bearer grant of cred/common.c.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /*
- * cred_cli.c: the Azure CLI credential (DESIGN.md 6, last source;
- * arm-api.md 5.5), for a developer who ran `az login`.
+ * cred/cli.c: the Azure CLI credential (docs/architecture.md, "Credentials", last source;
+ * docs/azure.md, "Credential sources"), for a developer who ran `az login`.
  *
  * Each token request runs
  *   az account get-access-token --output json --resource R [--tenant T]

@@ -1,6 +1,6 @@
 /*
- * jwt.c: what the credential sources of cred_env.c, cred_cert.c,
- * cred_workload.c, cred_msi.c and cred_cli.c share (jwt.h): environment
+ * cred/common.c: what the credential sources of cred/env.c, cred/cert.c,
+ * cred/workload.c, cred/msi.c and cred/cli.c share (common.h): environment
  * lookups, base64url for JWT assembly, the Entra v2.0 token endpoint and
  * its jwt-bearer client-credentials grant, the parsing of token answers,
  * and the redaction of secrets from messages. Token answers are parsed so

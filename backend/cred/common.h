@@ -1,5 +1,5 @@
 /*
- * jwt.h: pieces shared by the credential sources that speak to Entra ID
+ * cred/common.h: pieces shared by the credential sources that speak to Entra ID
  * with a client assertion (certificate, workload identity) or parse a token
  * answer (managed identity, Azure CLI): base64url, the token endpoint URL,
  * the jwt-bearer grant, token JSON parsing with wiping, and the wall clock
@@ -14,7 +14,7 @@
 
 #include "databoxfs/auth.h"
 
-/* Deadlines, in ms: one Entra token request (as cred_env.c), one managed-identity request. */
+/* Deadlines, in ms: one Entra token request (as cred/env.c), one managed-identity request. */
 #define DBX_CRED_ENTRA_TIMEOUT_MS 60000u
 #define DBX_CRED_MSI_TIMEOUT_MS	  10000u
 
@@ -24,7 +24,7 @@ const char *dbx_cred_env_get(const struct dbx_env *env, const char *name);
 /*
  * Look the n variables names[] up in env into vals[] (empty counts as
  * unset). When any is missing: false, with err DBX_EAUTH "<source>: X is not
- * set" / "<source>: X, Y and Z are not set" (cred_env.c's wording).
+ * set" / "<source>: X, Y and Z are not set" (cred/env.c's wording).
  */
 bool dbx_cred_require(const char *source, const struct dbx_env *env, const char *const *names,
 		      size_t n, const char **vals, struct dbx_error *err);
@@ -53,7 +53,7 @@ time_t dbx_cred_now(void);
 void dbx_cred_set_wall_clock(time_t (*now)(void));
 
 /*
- * The Entra v2.0 token endpoint for tenant, as cred_env.c builds it:
+ * The Entra v2.0 token endpoint for tenant, as cred/env.c builds it:
  * *url = "https://<authority>/<url-escaped tenant>/oauth2/v2.0/token" and
  * *authority = "<host[:port]>" (for messages), both for the caller to free.
  * The authority is AZURE_AUTHORITY_HOST from env ("https://HOST[/]" or
@@ -94,7 +94,7 @@ enum dbx_err dbx_cred_entra_refusal(const char *source, const char *authority,
 /*
  * POST the client-credentials grant with a jwt-bearer client_assertion to
  * url for scope, and fill *out from the answer (access_token, expires_in).
- * Errors, like cred_env.c's: a transport failure keeps its kind ("<source>:
+ * Errors, like cred/env.c's: a transport failure keeps its kind ("<source>:
  * token request to <authority> failed: ..."); a non-200 answer is DBX_EAUTH
  * (DBX_ETHROTTLED for 429, DBX_EREMOTE for 5xx) "<source>: <error>: <first
  * line of error_description>" with err->http_status, code and request id

@@ -1,6 +1,6 @@
 /*
- * cred_env.c: the environment client-secret credential (DESIGN.md 6, first
- * source; arm-api.md 5.1).
+ * cred/env.c: the environment client-secret credential (docs/architecture.md, "Credentials", first
+ * source; docs/azure.md, "Credential sources").
  *
  * AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET give an app
  * registration's client-credentials grant against Entra ID v2.0:

@@ -1,6 +1,6 @@
 /*
- * cred_msi.c: the managed identity credential (DESIGN.md 6, third source;
- * arm-api.md 5.3).
+ * cred/msi.c: the managed identity credential (docs/architecture.md, "Credentials", third source;
+ * docs/azure.md, "Credential sources").
  *
  * Two endpoints, chosen at construction from the environment:
  *  - App Service / Container Apps / Functions: IDENTITY_ENDPOINT and
@@ -61,7 +61,7 @@ static char *url_host(const char *url)
 
 /*
  * http is allowed to loopback only: localhost, 127.0.0.0/8, [::1] (the
- * test http.c applies too, so what is accepted here is also sendable).
+ * test http/curl.c applies too, so what is accepted here is also sendable).
  */
 static bool is_loopback(const char *hostport)
 {

@@ -1,12 +1,12 @@
 /*
- * cred_workload.c: the workload identity credential (DESIGN.md 6, second
- * source; arm-api.md 5.4), for pods on AKS with the workload identity
+ * cred/workload.c: the workload identity credential (docs/architecture.md, "Credentials", second
+ * source; docs/azure.md, "Credential sources"), for pods on AKS with the workload identity
  * webhook.
  *
  * AZURE_FEDERATED_TOKEN_FILE holds a Kubernetes service-account token that
  * the kubelet rotates (by swapping a symlink, so the file's identity,
  * size or mtime changes). Its trimmed content is the client assertion of the
- * jwt-bearer grant (jwt.c) for AZURE_CLIENT_ID in AZURE_TENANT_ID at
+ * jwt-bearer grant (cred/common.c) for AZURE_CLIENT_ID in AZURE_TENANT_ID at
  * AZURE_AUTHORITY_HOST (else the cloud's login host). The file is read on
  * first use and again whenever it changed or the copy is 600 s old, as
  * azure-identity does; the old copy is wiped.

@@ -1,5 +1,5 @@
 /*
- * http.c: the libcurl transport, the bottom layer of the HTTP pipeline
+ * http/curl.c: the libcurl transport, the bottom layer of the HTTP pipeline
  * (http.h). The only file that includes curl.h.
  *
  * Security is not optional here: peer and host verification are always on
@@ -627,7 +627,7 @@ static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_
 	/*
 	 * libcurl silently sends a request again when a reused connection
 	 * turns out dead before any answer. That is fine for a GET and wrong
-	 * for a PATCH, which must never be resent blindly (DESIGN.md 5): a
+	 * for a PATCH, which must never be resent blindly (docs/formats.md, "Validation"): a
 	 * non-idempotent request always gets a connection of its own.
 	 */
 	if (ok && !req->idempotent)

@@ -1,5 +1,5 @@
 /*
- * util.c: small shared pieces of the HTTP pipeline (http.h) that are not
+ * http/http.c: small shared pieces of the HTTP pipeline (http.h) that are not
  * libcurl: random UUIDs for x-ms-client-request-id, URL escaping, the
  * production clock (CLOCK_MONOTONIC, nanosleep, getrandom jitter), and the
  * generic helpers every layer uses (dbx_http_send, response reset).

@@ -2,7 +2,7 @@
  * cloud.c: the Azure clouds databoxfs knows (cloud.h), as one const table.
  *
  * Hosts and suffixes come from the Azure CLI's cloud table
- * (shared/reference/arm-api.md 3.4). Scopes are the token audiences: ARM is
+ * (docs/azure.md, "Clouds"). Scopes are the token audiences: ARM is
  * the management host, Key Vault is the vault DNS suffix, both + "/.default".
  */
 #include <stddef.h>

@@ -1,9 +1,9 @@
 /*
  * ssem.c: the Data Box customer-managed-key error table, as data, and the
- * errors-file block format (DESIGN.md 4).
+ * errors-file block format (docs/formats.md, "The errors file").
  *
  * dbx_ssem_table is the "Troubleshoot errors" table of the source document
- * (shared/reference/data-box-customer-managed-keys.md), every row in
+ * (docs/ssem-table.md), every row in
  * document order, cell text verbatim (markdown links, backticks and HTML
  * included; surrounding cell padding trimmed). The only edits are noted
  * where they are made. dbx_ssem_remedy() turns a resolution cell into plain

@@ -1,6 +1,6 @@
 /*
  * validate.c: the local rules a written value must pass before any request
- * is sent (validate.h, DESIGN.md 5). Pure functions over (pointer, length)
+ * is sent (validate.h, docs/formats.md, "Validation"). Pure functions over (pointer, length)
  * byte strings: they never allocate (json-c aside, for encryption.json),
  * never touch the network and never trust a NUL terminator.
  *

@@ -2,7 +2,8 @@
  * auth.h: credentials and the token cache.
  *
  * A credential turns a scope ("https://management.azure.com/.default") into
- * a bearer token. Sources follow DefaultAzureCredential's order (DESIGN.md 6):
+ * a bearer token. Sources follow DefaultAzureCredential's order
+ * (docs/architecture.md, "Credentials"):
  * environment secret, environment certificate, workload identity, managed
  * identity, Azure CLI. Each source is a struct dbx_credential; the chain is
  * one too. The auth layer caches one token per scope, refreshes it ahead of

@@ -3,7 +3,7 @@
  *
  * A cloud fixes the ARM host, the Entra ID authority, the Key Vault DNS
  * suffix and the token scopes for both audiences. Values come from the
- * Azure CLI's cloud table (shared/reference/arm-api.md 3.4).
+ * Azure CLI's cloud table (docs/azure.md, "Clouds").
  */
 #ifndef DATABOXFS_CLOUD_H
 #define DATABOXFS_CLOUD_H

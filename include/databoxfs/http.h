@@ -7,7 +7,7 @@
  * exponential backoff with jitter, bounded by the request deadline), wrapped
  * by the auth layer (bearer token for the request's scope). Unit tests put the
  * same upper layers over a scripted fake transport and a fake clock, so no
- * test ever sleeps. Only backend/http.c includes curl.h.
+ * test ever sleeps. Only backend/http/curl.c includes curl.h.
  */
 #ifndef DATABOXFS_HTTP_H
 #define DATABOXFS_HTTP_H

@@ -1,5 +1,5 @@
 /*
- * keyvault.h: the preflight of a customer-managed-key write (DESIGN.md 5).
+ * keyvault.h: the preflight of a customer-managed-key write (docs/formats.md, "Validation").
  *
  * Before a PATCH, the mount checks what the Data Box service will check,
  * and fails with the same Ssem code: the vault exists (found by name

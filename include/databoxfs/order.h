@@ -2,7 +2,7 @@
  * order.h: one Data Box order (a Microsoft.DataBox/jobs resource), as the
  * filesystem sees it.
  *
- * backend/order.c is the only place that reads or builds job JSON: it maps
+ * backend/azure/order.c is the only place that reads or builds job JSON: it maps
  * a JobResource object to a struct dbx_order, parses ARM resource IDs (case
  * insensitively: list responses spell "resourcegroups"), and, for writes,
  * builds PATCH bodies. Everything else works on this struct.

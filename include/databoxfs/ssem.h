@@ -2,10 +2,10 @@
  * ssem.h: the Data Box customer-managed-key error table, as data.
  *
  * Every row of the "Troubleshoot errors" table of the source document
- * (shared/reference/data-box-customer-managed-keys.md) is one struct
+ * (docs/ssem-table.md) is one struct
  * dbx_ssem_row, its text kept verbatim; dbx_ssem_remedy() turns the
  * table's markdown/HTML into plain text for the errors file. The errors-file
- * block format (DESIGN.md 4) is rendered here too, so every producer of
+ * block format (docs/formats.md, "The errors file") is rendered here too, so every producer of
  * error blocks writes the same format.
  */
 #ifndef DATABOXFS_SSEM_H

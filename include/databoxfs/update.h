@@ -1,5 +1,5 @@
 /*
- * update.h: one write to an order, end to end (DESIGN.md 3).
+ * update.h: one write to an order, end to end (docs/formats.md, "Writes").
  *
  * The caller has validated the value locally (validate.h) and holds the
  * order's write lock (writes to one order are serialized by the caller;

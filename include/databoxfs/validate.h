@@ -1,6 +1,6 @@
 /*
  * validate.h: the local rules a written value must pass before any request
- * is sent (DESIGN.md 5). Pure functions: no network, no allocation beyond
+ * is sent (docs/formats.md, "Validation"). Pure functions: no network, no allocation beyond
  * the caller's buffers, safe on any byte string. A rejected value fills
  * struct dbx_error with err DBX_EINVAL, the Ssem code the service would
  * answer (e.g. SsemUserErrorKeyVaultUrlInvalidHost) and a message that

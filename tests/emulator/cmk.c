@@ -4,7 +4,7 @@
  * DataCopy (properties.error + WaitingForCustomerActionForKek).
  *
  * The codes and their texts are the troubleshooting table of
- * data-box-customer-managed-keys.md ("Error details" column, HTML removed).
+ * the source document (docs/ssem-table.md) ("Error details" column, HTML removed).
  * A job is checked in the order the service has to work through to reach
  * the key: the key URL (scheme, host of the ARM host's cloud, path), the
  * vault (kekVaultResourceID names an existing vault, the one of the URL),
@@ -122,7 +122,7 @@ struct kek_url {
 };
 
 /*
- * The URL rules of the table (and DESIGN.md 5): https only; host
+ * The URL rules of the table (and docs/formats.md, "Validation"): https only; host
  * <vault>.<suffix of this cloud>; no user info, port, query or fragment;
  * path /keys/<name>[/<version>] with the vault name 3-24 and the key name
  * 1-127 of [A-Za-z0-9-] and a 32-hex-digit version.

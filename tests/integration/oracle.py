@@ -1,7 +1,7 @@
 """An independent oracle: what each file of an order must read, computed in
-Python straight from the world's job JSON and DESIGN.md sections 1 and 4.
+Python straight from the world's job JSON and docs/formats.md ("The tree", "The errors file").
 
-It shares no code with databoxfs (which parses JSON in C, backend/order.c)
+It shares no code with databoxfs (which parses JSON in C, backend/azure/order.c)
 so a wrong mapping on either side shows up as a difference.
 """
 
@@ -72,7 +72,7 @@ def expects_errors(job):
 
 
 # Decoded rows of the troubleshooting table that the errors file must show,
-# written from the seed document independently of backend/ssem.c: the
+# written from the seed document independently of backend/rules/ssem.c: the
 # recoverable verdict where the table states one plainly, and a phrase of
 # the remedy that survives turning the HTML into plain text.
 SSEM = {

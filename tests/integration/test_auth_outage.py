@@ -59,7 +59,7 @@ class Outage(unittest.TestCase):
 		harness.log("outage: %d refused refreshes; slow or failed reads: %s" % (len(refused), slow))
 		self.assertTrue(refused, "no refresh was attempted before expiry")
 		self.assertIn("using the cached one", m.stderr())
-		# Today (backend/auth.c) each request past the refresh point retries the
+		# Today (backend/cred/auth.c) each request past the refresh point retries the
 		# refresh inline through the token stack's whole retry budget (~10 s at
 		# timeout=20), so reads block and then fail before the token expires.
 		self.assertEqual(slow, [], "reads with a valid cached token were slow or failed "

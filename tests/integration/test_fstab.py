@@ -2,7 +2,7 @@
 
 mount(8) hands a fuse.TYPE line to mount.fuse3, which runs the program
 named TYPE as `databoxfs SOURCE MOUNTPOINT -o OPTIONS` in the background
-(no -f: databoxfs daemonizes). DESIGN.md 7 promises this works; the test
+(no -f: databoxfs daemonizes). docs/formats.md, "Options" promises this works; the test
 drives the real mount(8) with databoxfs on PATH, reads a file through the
 mount, and unmounts with umount(8)."""
 

@@ -1,5 +1,5 @@
 """Every row of the Ssem table ("Troubleshoot errors" in
-data-box-customer-managed-keys.md), produced through a real mount and the
+the source document (docs/ssem-table.md)), produced through a real mount and the
 emulator: a refused write (local validation, preflight against Key Vault
 and ARM, or the service's 400), or the order's own error after a change in
 Key Vault and the emulator's DataCopy advance. A refused write fails with

@@ -1,5 +1,5 @@
-"""The errno of a failed write, spot checks through a real mount (DESIGN.md
-3): 409 (an order in a Completed stage) is EBUSY, a 403 from ARM on the
+"""The errno of a failed write, spot checks through a real mount
+(docs/formats.md, "Writes"): 409 (an order in a Completed stage) is EBUSY, a 403 from ARM on the
 PATCH is EACCES, a PATCH throttled past the retry budget is EAGAIN, a 500
 on every PATCH is EIO; each refused write leaves the order as it was and
 says why in errors. A 403 on the Key Vault key GET (the admin may not read
@@ -143,7 +143,7 @@ class Errno(writes.WriteWorld):
 			      self.mnt.stderr())
 
 	def test_403_on_key_get_noted_in_errors(self):
-		"""DESIGN.md 5: a skipped check is "noted in errors": a last-write
+		"""docs/formats.md, "Validation": a skipped check is "noted in errors": a last-write
 		block that names what was not checked, replaced by the next write."""
 		*_, d = self.new_order("cm-system")
 		self.emu.fault(service="keyvault", method="GET", path_prefix="/keys/", status=403)

@@ -1,4 +1,4 @@
-"""The happy paths of data-box-customer-managed-keys.md through a real
+"""The happy paths of the source document (docs/ssem-table.md) through a real
 mount, each with shell tools: enable a customer-managed key, change its
 version, change key and vault, switch to a user-assigned identity and back
 to the system one, switch back to a Microsoft managed key. After each, the

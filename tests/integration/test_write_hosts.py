@@ -1,4 +1,4 @@
-"""No request ever reaches a host that failed validation (DESIGN.md 5).
+"""No request ever reaches a host that failed validation (docs/formats.md, "Validation").
 
 Key URLs on foreign hosts, plain http, a look-alike suffix, user info that
 hides a host, and a Managed HSM host are refused with EINVAL; the emulator

@@ -13,7 +13,7 @@ principal (granted on the vault when the kind needs it), so tests share
 one emulator and one mount without sharing state.
 
 The remedy fragments below are sentences of the "Troubleshoot errors"
-table of data-box-customer-managed-keys.md, as plain text (markdown links
+table of the source document (docs/ssem-table.md), as plain text (markdown links
 reduced to their text), which the errors file must show.
 """
 

@@ -2,7 +2,7 @@
  * test_arm_patch.c: PATCH of a Data Box job and its long-running operation
  * (dbx_arm_patch_job), over the scripted fake transport and fake clock.
  *
- * The scripts replay the service's real LRO traffic (arm-api.md 1.5): 202
+ * The scripts replay the service's real LRO traffic (docs/azure.md, "Long-running operations"): 202
  * with only a Location, operationResults polled while it answers 202 with
  * a new Location, then a Location that is the job itself. The tests assert
  * the exact requests (method, URL, scope, body, idempotency, content type),

@@ -1,6 +1,6 @@
 /*
  * test_auth.c: the auth layer's token cache and the credentials
- * (backend/auth.c, backend/cred_env.c), over the scripted fake transport.
+ * (backend/cred/auth.c, backend/cred/env.c), over the scripted fake transport.
  *
  * What a user notices: every ARM/Key Vault request carries the right
  * token; a mount makes one token request per audience, not one per file;

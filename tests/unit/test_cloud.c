@@ -1,5 +1,5 @@
 /*
- * test_cloud.c: the cloud table (backend/cloud.c). `-o cloud=NAME` picks
+ * test_cloud.c: the cloud table (backend/rules/cloud.c). `-o cloud=NAME` picks
  * the hosts every request goes to and the Key Vault suffix key URLs are
  * validated against, so a typo here sends tokens to the wrong place.
  */

@@ -1,7 +1,7 @@
 /*
  * test_cred_sources.c: the certificate, workload identity, managed identity
- * and Azure CLI credential sources (cred_cert.c, cred_workload.c,
- * cred_msi.c, cred_cli.c, jwt.c).
+ * and Azure CLI credential sources (cred/cert.c, cred/workload.c,
+ * cred/msi.c, cred/cli.c, cred/common.c).
  *
  * Configuration comes from a static table behind struct dbx_env (never
  * setenv), token requests go to the scripted fake transport (wrapped here to
@@ -1129,7 +1129,7 @@ static void test_msi_app_service_over_curl(void **state)
 	assert_non_null(curl);
 	c = dbx_cred_msi_new(curl, NULL, APP_ENV(endpoint), &err);
 	assert_non_null(c);
-	/* http.c lets plain http reach a loopback endpoint and sends the extra header. */
+	/* http/curl.c lets plain http reach a loopback endpoint and sends the extra header. */
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-loop");
 	assert_int_equal(tok.expires_on, 1700001234);
@@ -1223,7 +1223,7 @@ static void test_msi_refuses_unsafe_endpoints(void **state)
 	assert_null(dbx_cred_msi_new(NULL, NULL, APP_ENV("http://127.0.0.1.evil.example/x"), &err));
 	assert_null(dbx_cred_msi_new(NULL, NULL, APP_ENV("http://user@127.0.0.1/x"), &err));
 	assert_null(dbx_cred_msi_new(NULL, NULL, APP_ENV("ftp://127.0.0.1/x"), &err));
-	/* Loopback as http.c sees it: IPv6 loopback and all of 127/8 are fine. */
+	/* Loopback as http/curl.c sees it: IPv6 loopback and all of 127/8 are fine. */
 	for (size_t i = 0; i < 2; i++) {
 		static const char *const ok[] = {"http://[::1]:8081/msi/token",
 						 "http://127.3.2.1:8081/msi/token"};

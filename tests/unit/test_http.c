@@ -1,5 +1,5 @@
 /*
- * test_http.c: the libcurl transport (backend/http.c) against a real TLS
+ * test_http.c: the libcurl transport (backend/http/curl.c) against a real TLS
  * server on loopback, run in-process with OpenSSL.
  *
  * The server's certificate is issued for management.azure.com by a

@@ -1,5 +1,5 @@
 /*
- * test_retry.c: the retry layer (backend/retry.c) over the scripted fake
+ * test_retry.c: the retry layer (backend/http/retry.c) over the scripted fake
  * transport and the fake clock.
  *
  * What a user notices: a throttled or flaky ARM is ridden out with the

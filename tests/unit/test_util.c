@@ -1,5 +1,5 @@
 /*
- * test_util.c: request ids and URL escaping (backend/util.c).
+ * test_util.c: request ids and URL escaping (backend/http/http.c).
  *
  * Every request carries a fresh x-ms-client-request-id that Azure support
  * can look up, so it must be a well-formed version-4 UUID and unique; URL

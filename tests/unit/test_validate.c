@@ -1,5 +1,5 @@
 /*
- * test_validate.c: the local rules of a write (validate.h, DESIGN.md 5).
+ * test_validate.c: the local rules of a write (validate.h, docs/formats.md, "Validation").
  *
  * Each test is one rule group, table-driven. A rejection is asserted with
  * the exact Ssem code a user would see in the errors file (and so could
