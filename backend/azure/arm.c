@@ -34,9 +34,18 @@
 #include "databoxfs/log.h"
 #include "core/json_util.h"
 
-#define DBX_ARM_DEFAULT_API_VERSION	  "2025-07-01"
-#define DBX_ARM_SUBSCRIPTIONS_API_VERSION "2022-12-01"
-#define DBX_ARM_MAX_PAGES		  10000
+/*
+ * The ARM API versions, one per resource type this file asks for, and the
+ * only place they are defined. Data Box jobs take the version given to
+ * dbx_arm_new (-o api_version); this one is its default.
+ */
+#define API_JOBS_DEFAULT  "2025-07-01"
+#define API_SUBSCRIPTIONS "2022-12-01"
+#define API_RESOURCES	  "2021-04-01" /* Resources - List, to find a vault by name */
+#define API_VAULTS	  "2024-11-01" /* Microsoft.KeyVault/vaults */
+#define API_IDENTITIES	  "2023-01-31" /* Microsoft.ManagedIdentity/userAssignedIdentities */
+
+#define DBX_ARM_MAX_PAGES 10000 /* per listing: a server that pages forever is malformed */
 
 struct dbx_arm {
 	struct dbx_transport *transport; /* not owned */
@@ -57,7 +66,7 @@ struct dbx_arm *dbx_arm_new(struct dbx_transport *transport, const struct dbx_cl
 	arm = calloc(1, sizeof(*arm));
 	if (!arm)
 		return NULL;
-	arm->api_version = strdup(api_version ? api_version : DBX_ARM_DEFAULT_API_VERSION);
+	arm->api_version = strdup(api_version ? api_version : API_JOBS_DEFAULT);
 	if (!arm->api_version) {
 		free(arm);
 		return NULL;
@@ -182,9 +191,9 @@ enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp,
 
 /* ---- one GET ---- */
 
-/* GET url with the ARM token; DBX_OK only for a 200 with a body. resp is reset by the caller. */
-static enum dbx_err arm_get(struct dbx_arm *arm, const char *url, uint64_t deadline,
-			    struct dbx_http_response *resp, struct dbx_error *err)
+/* Send one idempotent GET of url with the ARM token; DBX_OK when any HTTP answer arrived. */
+static enum dbx_err send_get(struct dbx_arm *arm, const char *url, uint64_t deadline,
+			     struct dbx_http_response *resp, struct dbx_error *err)
 {
 	struct dbx_http_request req = {
 	    .method = "GET",
@@ -193,11 +202,19 @@ static enum dbx_err arm_get(struct dbx_arm *arm, const char *url, uint64_t deadl
 	    .deadline_ms = deadline,
 	    .idempotent = true,
 	};
+
+	return dbx_http_send(arm->transport, &req, resp, err);
+}
+
+/* GET url with the ARM token; DBX_OK only for a 200 with a body. resp is reset by the caller. */
+static enum dbx_err arm_get(struct dbx_arm *arm, const char *url, uint64_t deadline,
+			    struct dbx_http_response *resp, struct dbx_error *err)
+{
 	enum dbx_err rc;
 
 	if (deadline && arm->clock->now_ms(arm->clock->ctx) >= deadline)
 		return dbx_error_set(err, DBX_ETIMEDOUT, "ARM did not answer within the timeout");
-	rc = dbx_http_send(arm->transport, &req, resp, err);
+	rc = send_get(arm, url, deadline, resp, err);
 	if (rc != DBX_OK)
 		return rc;
 	if (resp->status != 200)
@@ -293,23 +310,44 @@ bool dbx_arm_url_is_arm(const struct dbx_cloud *cloud, const char *url)
 	return strncasecmp(auth, host, hlen) == 0;
 }
 
-/* Handles one item of a page's value array; returns non-zero to stop the listing. */
-typedef int (*item_fn)(void *ctx, struct json_object *item);
+/*
+ * Handles one item of a page's value array: DBX_OK to go on, or with *stop
+ * set to end the listing there (DBX_OK); any error ends the listing with
+ * it (err filled).
+ */
+typedef enum dbx_err (*item_fn)(void *ctx, struct json_object *item, bool *stop,
+				struct dbx_error *err);
+
+/* Has url been requested already (seen[0..n-1])? */
+static bool seen_before(char *const *seen, size_t n, const char *url)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(seen[i], url) == 0)
+			return true;
+	}
+	return false;
+}
 
 /*
- * GET first_url and every nextLink after it; call fn for each item of each
- * page's "value". DBX_OK when the last page was read or fn asked to stop.
+ * The one paging loop of every ARM listing (jobs, subscriptions, resources):
+ * GET first_url and every nextLink after it, verbatim, all before deadline;
+ * call fn for each item of each page's "value". DBX_OK when the last page
+ * was read or fn asked to stop. A nextLink off the ARM host, one already
+ * requested, or a page past DBX_ARM_MAX_PAGES ends the listing with
+ * DBX_EREMOTE. *pages (may be NULL) is the number of pages requested, so a
+ * caller can tell a refusal of the first page from a later one.
  */
-static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, item_fn fn, void *ctx,
-			       struct dbx_error *err)
+static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, uint64_t deadline,
+			       item_fn fn, void *ctx, size_t *pages, struct dbx_error *err)
 {
 	struct dbx_http_response resp = {0};
 	struct json_object *page = NULL;
 	char **seen = NULL; /* every URL requested so far, seen[n_seen - 1] the current one */
 	size_t n_seen = 0;
-	uint64_t deadline = call_deadline(arm);
 	enum dbx_err rc = DBX_OK;
 
+	if (pages)
+		*pages = 0;
 	seen = calloc(1, sizeof(*seen));
 	if (!seen) {
 		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
@@ -324,10 +362,13 @@ static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, item_
 	for (;;) {
 		struct json_object *value = NULL, *next = NULL;
 		const char *next_url = NULL;
+		bool stop = false;
 		char **grown;
 		size_t len;
 
 		dbx_http_response_reset(&resp);
+		if (pages)
+			*pages = n_seen;
 		rc = arm_get(arm, seen[n_seen - 1], deadline, &resp, err);
 		if (rc != DBX_OK)
 			goto out;
@@ -351,10 +392,13 @@ static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, item_
 				goto out;
 			}
 		}
-		for (size_t i = 0; i < len; i++) {
-			if (fn(ctx, json_object_array_get_idx(value, i)) != 0)
-				goto out; /* the caller has what it wanted: DBX_OK */
+		for (size_t i = 0; i < len && !stop; i++) {
+			rc = fn(ctx, json_object_array_get_idx(value, i), &stop, err);
+			if (rc != DBX_OK)
+				goto out;
 		}
+		if (stop)
+			goto out; /* the caller has what it wanted: DBX_OK */
 
 		if (json_object_object_get_ex(page, "nextLink", &next)) {
 			if (json_object_is_type(next, json_type_string))
@@ -375,13 +419,11 @@ static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, item_
 					   arm->cloud->arm_host);
 			goto out;
 		}
-		for (size_t i = 0; i < n_seen; i++) {
-			if (strcmp(seen[i], next_url) == 0) {
-				rc = dbx_error_set(err, DBX_EREMOTE,
-						   "malformed response from ARM: nextLink repeats "
-						   "an earlier page");
-				goto out;
-			}
+		if (seen_before(seen, n_seen, next_url)) {
+			rc = dbx_error_set(err, DBX_EREMOTE,
+					   "malformed response from ARM: nextLink repeats "
+					   "an earlier page");
+			goto out;
 		}
 		if (n_seen >= DBX_ARM_MAX_PAGES) {
 			rc = dbx_error_set(err, DBX_EREMOTE, "ARM listing has more than %d pages",
@@ -432,34 +474,42 @@ static bool good_name(const char *s)
 	return true;
 }
 
-static int sub_item(void *ctx, struct json_object *item)
+static enum dbx_err sub_item(void *ctx, struct json_object *item, bool *stop, struct dbx_error *err)
 {
 	struct sub_ctx *sc = ctx;
 	const char *id = dbx_json_str(item, "subscriptionId");
 
+	(void)err;
 	if (!good_name(id)) {
 		dbx_log(DBX_LOG_WARN,
 			"skipping a subscription without a usable subscriptionId in ARM's list");
-		return 0;
+		return DBX_OK;
 	}
-	return sc->cb(sc->ctx, id);
+	*stop = sc->cb(sc->ctx, id) != 0;
+	return DBX_OK;
 }
 
-enum dbx_err dbx_arm_list_subscriptions(struct dbx_arm *arm, dbx_arm_sub_cb cb, void *ctx,
-					struct dbx_error *err)
+/* GET /subscriptions, all pages, before deadline. */
+static enum dbx_err list_subscriptions(struct dbx_arm *arm, uint64_t deadline, dbx_arm_sub_cb cb,
+				       void *ctx, struct dbx_error *err)
 {
 	struct sub_ctx sc = {.cb = cb, .ctx = ctx};
 	char *url = NULL;
 	enum dbx_err rc;
 
-	dbx_error_clear(err);
-
 	if (asprintf(&url, "https://%s/subscriptions?api-version=%s", arm->cloud->arm_host,
-		     DBX_ARM_SUBSCRIPTIONS_API_VERSION) < 0)
+		     API_SUBSCRIPTIONS) < 0)
 		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
-	rc = list_pages(arm, url, sub_item, &sc, err);
+	rc = list_pages(arm, url, deadline, sub_item, &sc, NULL, err);
 	free(url);
 	return rc;
+}
+
+enum dbx_err dbx_arm_list_subscriptions(struct dbx_arm *arm, dbx_arm_sub_cb cb, void *ctx,
+					struct dbx_error *err)
+{
+	dbx_error_clear(err);
+	return list_subscriptions(arm, call_deadline(arm), cb, ctx, err);
 }
 
 /* ---- jobs ---- */
@@ -469,11 +519,9 @@ struct job_ctx {
 	void *ctx;
 	const char *subscription;   /* the scope listed: jobs outside it are skipped */
 	const char *resource_group; /* NULL when listing a whole subscription */
-	enum dbx_err rc;	    /* DBX_ENOMEM stops the listing */
-	struct dbx_error *err;
 };
 
-static int job_item(void *ctx, struct json_object *item)
+static enum dbx_err job_item(void *ctx, struct json_object *item, bool *stop, struct dbx_error *err)
 {
 	struct job_ctx *jc = ctx;
 	struct dbx_order *order = NULL;
@@ -481,17 +529,15 @@ static int job_item(void *ctx, struct json_object *item)
 	enum dbx_err rc;
 
 	rc = dbx_order_from_json(item, &order, &e);
-	if (rc == DBX_ENOMEM) {
-		jc->rc = dbx_error_set(jc->err, DBX_ENOMEM, "out of memory");
-		return 1;
-	}
+	if (rc == DBX_ENOMEM)
+		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
 	if (rc != DBX_OK) {
 		char id[256];
 
 		copy_line(id, sizeof(id),
 			  dbx_json_str(item, "id") ? dbx_json_str(item, "id") : "no id");
 		dbx_log(DBX_LOG_WARN, "skipping a job in ARM's list (%s): %s", id, e.message);
-		return 0;
+		return DBX_OK;
 	}
 	/* The tree files a job under its own IDs: one from outside the listed scope would be
 	 * misfiled. */
@@ -503,9 +549,10 @@ static int job_item(void *ctx, struct json_object *item)
 		dbx_log(DBX_LOG_WARN, "skipping a job outside the listed scope in ARM's list (%s)",
 			id);
 		dbx_order_free(order);
-		return 0;
+		return DBX_OK;
 	}
-	return jc->cb(jc->ctx, order);
+	*stop = jc->cb(jc->ctx, order) != 0;
+	return DBX_OK;
 }
 
 /* Path segment s escaped, or NULL (ENOMEM or s NULL/empty). */
@@ -520,12 +567,8 @@ enum dbx_err dbx_arm_list_jobs(struct dbx_arm *arm, const char *subscription,
 			       const char *resource_group, dbx_arm_job_cb cb, void *ctx,
 			       struct dbx_error *err)
 {
-	struct job_ctx jc = {.cb = cb,
-			     .ctx = ctx,
-			     .subscription = subscription,
-			     .resource_group = resource_group,
-			     .rc = DBX_OK,
-			     .err = err};
+	struct job_ctx jc = {
+	    .cb = cb, .ctx = ctx, .subscription = subscription, .resource_group = resource_group};
 	char *sub = NULL, *rg = NULL, *ver = NULL, *url = NULL;
 	enum dbx_err rc;
 	int n;
@@ -558,9 +601,7 @@ enum dbx_err dbx_arm_list_jobs(struct dbx_arm *arm, const char *subscription,
 		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = list_pages(arm, url, job_item, &jc, err);
-	if (rc == DBX_OK)
-		rc = jc.rc;
+	rc = list_pages(arm, url, call_deadline(arm), job_item, &jc, NULL, err);
 out:
 	free(sub);
 	free(rg);
@@ -838,14 +879,6 @@ out:
 static enum dbx_err poll_once(struct dbx_arm *arm, const char *url, uint64_t deadline,
 			      struct dbx_http_response *resp, struct dbx_error *err)
 {
-	struct dbx_http_request req = {
-	    .method = "GET",
-	    .url = url,
-	    .scope = arm->cloud->arm_scope,
-	    .deadline_ms = deadline,
-	    .idempotent = true,
-	};
-
 	if (!dbx_arm_url_is_arm(arm->cloud, url))
 		return dbx_error_set(
 		    err, DBX_EREMOTE,
@@ -854,7 +887,7 @@ static enum dbx_err poll_once(struct dbx_arm *arm, const char *url, uint64_t dea
 		    arm->cloud->arm_host);
 	if (deadline && arm->clock->now_ms(arm->clock->ctx) >= deadline)
 		return dbx_error_set(err, DBX_ETIMEDOUT, LRO_TIMEOUT_MSG);
-	return dbx_http_send(arm->transport, &req, resp, err);
+	return send_get(arm, url, deadline, resp, err);
 }
 
 /* The path of an absolute URL: from the first '/' after the authority to '?', '#' or the end. */
