@@ -30,6 +30,7 @@
 
 #include "databoxfs/keyvault.h"
 #include "databoxfs/arm.h"
+#include "core/json_util.h"
 
 #define API_RESOURCES	  "2021-04-01"
 #define API_VAULTS	  "2024-11-01"
@@ -230,41 +231,11 @@ fail:
 	return NULL;
 }
 
-/*
- * Member key of o with type t: 1 when present with that type (*out set),
- * 0 when absent or null, -1 when present with another type.
- */
-static int member(struct json_object *o, const char *key, enum json_type t,
-		  struct json_object **out)
-{
-	struct json_object *v = NULL;
-
-	*out = NULL;
-	if (!o || !json_object_is_type(o, json_type_object))
-		return -1;
-	if (!json_object_object_get_ex(o, key, &v) || !v)
-		return 0;
-	if (!json_object_is_type(v, t))
-		return -1;
-	*out = v;
-	return 1;
-}
-
-/* Member key as a string: 1 present, 0 absent/null, -1 wrong type. */
-static int member_str(struct json_object *o, const char *key, const char **out)
-{
-	struct json_object *v;
-	int r = member(o, key, json_type_string, &v);
-
-	*out = r == 1 ? json_object_get_string(v) : NULL;
-	return r;
-}
-
 /* Optional boolean member: absent keeps *out (the default); -1 on a wrong type. */
 static int member_bool(struct json_object *o, const char *key, bool *out)
 {
 	struct json_object *v;
-	int r = member(o, key, json_type_boolean, &v);
+	int r = dbx_json_member(o, key, json_type_boolean, &v);
 
 	if (r == 1)
 		*out = json_object_get_boolean(v);
@@ -319,7 +290,7 @@ static enum dbx_err next_link(struct dbx_keyvault *kv, struct json_object *root,
 			      struct dbx_error *err)
 {
 	const char *link;
-	int r = member_str(root, "nextLink", &link);
+	int r = dbx_json_member_str(root, "nextLink", &link);
 
 	*next = NULL;
 	if (r < 0)
@@ -418,7 +389,7 @@ static enum dbx_err search_subscription(struct dbx_keyvault *kv, const char *sub
 		}
 		json_object_put(root);
 		root = parse_body(&resp);
-		if (member(root, "value", json_type_array, &value) != 1) {
+		if (dbx_json_member(root, "value", json_type_array, &value) != 1) {
 			rc = malformed(err, &resp, what);
 			goto out;
 		}
@@ -427,9 +398,9 @@ static enum dbx_err search_subscription(struct dbx_keyvault *kv, const char *sub
 			const char *rid, *rname, *rtype;
 
 			if (!json_object_is_type(item, json_type_object) ||
-			    member_str(item, "id", &rid) != 1 ||
-			    member_str(item, "name", &rname) < 0 ||
-			    member_str(item, "type", &rtype) < 0) {
+			    dbx_json_member_str(item, "id", &rid) != 1 ||
+			    dbx_json_member_str(item, "name", &rname) < 0 ||
+			    dbx_json_member_str(item, "type", &rtype) < 0) {
 				rc = malformed(err, &resp, what);
 				goto out;
 			}
@@ -524,7 +495,7 @@ static enum dbx_err list_subscriptions(struct dbx_keyvault *kv, uint64_t deadlin
 		}
 		json_object_put(root);
 		root = parse_body(&resp);
-		if (member(root, "value", json_type_array, &value) != 1) {
+		if (dbx_json_member(root, "value", json_type_array, &value) != 1) {
 			rc = malformed(err, &resp, what);
 			goto out;
 		}
@@ -532,7 +503,8 @@ static enum dbx_err list_subscriptions(struct dbx_keyvault *kv, uint64_t deadlin
 			struct json_object *item = json_object_array_get_idx(value, i);
 			const char *sid;
 
-			if (member_str(item, "subscriptionId", &sid) != 1 || sid[0] == '\0') {
+			if (dbx_json_member_str(item, "subscriptionId", &sid) != 1 ||
+			    sid[0] == '\0') {
 				rc = malformed(err, &resp, what);
 				goto out;
 			}
@@ -562,7 +534,7 @@ static bool parse_vault(struct json_object *root, struct dbx_vault_info *out)
 	struct json_object *props, *pols;
 	const char *tenant;
 
-	if (member(root, "properties", json_type_object, &props) != 1)
+	if (dbx_json_member(root, "properties", json_type_object, &props) != 1)
 		return false;
 	out->soft_delete = true;
 	out->purge_protection = false;
@@ -570,8 +542,8 @@ static bool parse_vault(struct json_object *root, struct dbx_vault_info *out)
 	if (member_bool(props, "enableSoftDelete", &out->soft_delete) < 0 ||
 	    member_bool(props, "enablePurgeProtection", &out->purge_protection) < 0 ||
 	    member_bool(props, "enableRbacAuthorization", &out->rbac) < 0 ||
-	    member_str(props, "tenantId", &tenant) < 0 ||
-	    member(props, "accessPolicies", json_type_array, &pols) < 0)
+	    dbx_json_member_str(props, "tenantId", &tenant) < 0 ||
+	    dbx_json_member(props, "accessPolicies", json_type_array, &pols) < 0)
 		return false;
 	if (tenant && !copy_str(out->tenant_id, sizeof(out->tenant_id), tenant))
 		return false;
@@ -745,19 +717,19 @@ static int granted_perms(struct json_object *root, const char *object_id)
 	struct json_object *props, *pols;
 	unsigned perms = 0;
 
-	if (member(root, "properties", json_type_object, &props) != 1 ||
-	    member(props, "accessPolicies", json_type_array, &pols) < 0)
+	if (dbx_json_member(root, "properties", json_type_object, &props) != 1 ||
+	    dbx_json_member(props, "accessPolicies", json_type_array, &pols) < 0)
 		return -1;
 	for (size_t i = 0; pols && i < json_object_array_length(pols); i++) {
 		struct json_object *pol = json_object_array_get_idx(pols, i), *perm, *keys;
 		const char *oid, *app;
 
 		if (!json_object_is_type(pol, json_type_object) ||
-		    member_str(pol, "objectId", &oid) < 0 ||
-		    member_str(pol, "applicationId", &app) < 0 ||
-		    member(pol, "permissions", json_type_object, &perm) < 0)
+		    dbx_json_member_str(pol, "objectId", &oid) < 0 ||
+		    dbx_json_member_str(pol, "applicationId", &app) < 0 ||
+		    dbx_json_member(pol, "permissions", json_type_object, &perm) < 0)
 			return -1;
-		if (perm && member(perm, "keys", json_type_array, &keys) < 0)
+		if (perm && dbx_json_member(perm, "keys", json_type_array, &keys) < 0)
 			return -1;
 		if (!oid || strcasecmp(oid, object_id) != 0 || (app && app[0]) || !perm || !keys)
 			continue;
@@ -925,7 +897,7 @@ static bool kid_matches(const char *kid, const struct dbx_key_url *key)
 static bool member_time(struct json_object *o, const char *key, time_t *out)
 {
 	struct json_object *v;
-	int r = member(o, key, json_type_int, &v);
+	int r = dbx_json_member(o, key, json_type_int, &v);
 
 	*out = 0;
 	if (r < 0)
@@ -942,13 +914,13 @@ static bool parse_key(struct json_object *root, const struct dbx_key_url *key,
 	struct json_object *jwk, *attrs, *enabled;
 	const char *kid, *kty, *n, *level;
 
-	if (member(root, "key", json_type_object, &jwk) != 1 ||
-	    member(root, "attributes", json_type_object, &attrs) != 1 ||
-	    member_str(jwk, "kid", &kid) != 1 || member_str(jwk, "kty", &kty) != 1 ||
-	    member_str(jwk, "n", &n) < 0 ||
-	    member(attrs, "enabled", json_type_boolean, &enabled) != 1 ||
+	if (dbx_json_member(root, "key", json_type_object, &jwk) != 1 ||
+	    dbx_json_member(root, "attributes", json_type_object, &attrs) != 1 ||
+	    dbx_json_member_str(jwk, "kid", &kid) != 1 ||
+	    dbx_json_member_str(jwk, "kty", &kty) != 1 || dbx_json_member_str(jwk, "n", &n) < 0 ||
+	    dbx_json_member(attrs, "enabled", json_type_boolean, &enabled) != 1 ||
 	    !member_time(attrs, "nbf", &out->nbf) || !member_time(attrs, "exp", &out->exp) ||
-	    member_str(attrs, "recoveryLevel", &level) < 0)
+	    dbx_json_member_str(attrs, "recoveryLevel", &level) < 0)
 		return false;
 	if (!kid_matches(kid, key) || !copy_str(out->kid, sizeof(out->kid), kid))
 		return false;
@@ -1095,8 +1067,8 @@ enum dbx_err dbx_keyvault_identity_principal(struct dbx_keyvault *kv, const char
 		goto out;
 	}
 	root = parse_body(&resp);
-	if (member(root, "properties", json_type_object, &props) != 1 ||
-	    member_str(props, "principalId", &pid) != 1 || pid[0] == '\0' ||
+	if (dbx_json_member(root, "properties", json_type_object, &props) != 1 ||
+	    dbx_json_member_str(props, "principalId", &pid) != 1 || pid[0] == '\0' ||
 	    !copy_str(principal, cap, pid)) {
 		principal[0] = '\0';
 		rc = malformed(err, &resp, what);
