@@ -160,6 +160,7 @@ static const char *arm_error(const char *code)
 struct ctx {
 	struct fake_transport f;
 	struct fake_clock fc;
+	struct dbx_arm *arm;
 	struct dbx_keyvault *kv;
 	struct dbx_key_url key;
 	struct dbx_preflight out;
@@ -173,7 +174,9 @@ static void begin(const struct fake_reply *script, size_t n)
 	memset(&C, 0, sizeof(C));
 	fake_transport_init(&C.f, script, n);
 	fake_clock_init(&C.fc, START_MS);
-	C.kv = dbx_keyvault_new(&C.f.base, dbx_cloud_default(), TIMEOUT_MS, &C.fc.clock);
+	C.arm = dbx_arm_new(&C.f.base, dbx_cloud_default(), NULL, TIMEOUT_MS, &C.fc.clock);
+	assert_non_null(C.arm);
+	C.kv = dbx_keyvault_new(C.arm, &C.f.base, TIMEOUT_MS);
 	assert_non_null(C.kv);
 	snprintf(C.key.vault, sizeof(C.key.vault), "%s", VAULT);
 	snprintf(C.key.host, sizeof(C.key.host), "%s.vault.azure.net", VAULT);
@@ -184,6 +187,7 @@ static void begin(const struct fake_reply *script, size_t n)
 static void end(void)
 {
 	dbx_keyvault_free(C.kv);
+	dbx_arm_free(C.arm);
 	fake_transport_fini(&C.f);
 	fake_fmt_free();
 }

@@ -570,7 +570,7 @@ static void env_init(struct env *e, const struct fake_reply *script, size_t n)
 	fake_transport_init(&e->ft, script, n);
 	fake_clock_init(&e->fc, START_MS);
 	e->arm = dbx_arm_new(&e->ft.base, dbx_cloud_default(), NULL, TIMEOUT_MS, &e->fc.clock);
-	e->kv = dbx_keyvault_new(&e->ft.base, dbx_cloud_default(), TIMEOUT_MS, &e->fc.clock);
+	e->kv = dbx_keyvault_new(e->arm, &e->ft.base, TIMEOUT_MS);
 	assert_non_null(e->arm);
 	assert_non_null(e->kv);
 	e->cfg.arm = e->arm;
