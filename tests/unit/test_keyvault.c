@@ -941,6 +941,81 @@ static void test_next_link_same_host_spellings(void **state)
 	end();
 }
 
+/* ---- the vault search pages on arm.c's one loop ---- */
+
+/* A nextLink seen twice: the search ends as malformed, not as "vault not found". */
+static void test_resources_next_link_seen_twice(void **state)
+{
+	const char *p2 =
+	    ARM "/subscriptions/" SUB "/resources?api-version=2021-04-01&%24skiptoken=2";
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = fake_fmt("{\"value\":[],\"nextLink\":\"%s\"}", p2)},
+	    {.status = 200,
+	     .body = fake_fmt("{\"value\":[],\"nextLink\":\"%s\"}", FILTER_URL(SUB)),
+	     .request_id = "rid-loop"},
+	    {.status = 200, .body = resources(VAULT_ID)},
+	};
+
+	(void)state;
+	begin(script, 3);
+	assert_int_equal(preflight(PRINCIPAL), DBX_EREMOTE);
+	assert_int_equal(C.err.err, DBX_EREMOTE);
+	assert_non_null(strstr(C.err.message, "malformed"));
+	assert_non_null(strstr(C.err.message, "nextLink repeats an earlier page"));
+	assert_string_equal(C.err.code, "");
+	assert_string_equal(C.err.request_id, "rid-loop");
+	assert_int_equal(C.f.n_calls, 2);
+	assert_call(1, p2, ARM_SCOPE);
+	end();
+}
+
+/* The same rule on the subscription listing of the search. */
+static void test_subscriptions_next_link_seen_twice(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = no_resources()},
+	    {.status = 200,
+	     .body =
+		 "{\"value\":[{\"subscriptionId\":\"" SUB2 "\"}],\"nextLink\":\"" SUBS_URL "\"}"},
+	    {.status = 200, .body = resources(SUB_ID(SUB2))},
+	};
+
+	(void)state;
+	begin(script, 3);
+	assert_int_equal(preflight(PRINCIPAL), DBX_EREMOTE);
+	assert_non_null(strstr(C.err.message, "nextLink repeats an earlier page"));
+	assert_null(strstr(C.err.code, "Ssem"));
+	assert_int_equal(C.f.n_calls, 2);
+	assert_call(1, SUBS_URL, ARM_SCOPE);
+	end();
+}
+
+/*
+ * A subscription without a usable subscriptionId is passed over with a
+ * warning, as in the mount's own listing; the search goes on.
+ */
+static void test_subscription_without_id_skipped(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = no_resources()},
+	    {.status = 200,
+	     .body = "{\"value\":[{\"displayName\":\"no id\"},{\"subscriptionId\":\"" SUB2 "\"}]}"},
+	    {.status = 200, .body = resources(SUB_ID(SUB2))},
+	    {.status = 200,
+	     .body =
+		 vault(SUB_ID(SUB2), "\"enablePurgeProtection\":true", PRINCIPAL, ALL_KEY_PERMS)},
+	    {.status = 200, .body = good_key()},
+	};
+
+	(void)state;
+	begin(script, 5);
+	assert_int_equal(preflight(PRINCIPAL), DBX_OK);
+	assert_int_equal(C.f.n_calls, 5);
+	assert_call(2, FILTER_URL(SUB2), ARM_SCOPE);
+	assert_string_equal(C.out.vault.id, SUB_ID(SUB2));
+	end();
+}
+
 /* ---- the other entry points ---- */
 
 static void test_find_vault_alone(void **state)
@@ -1077,6 +1152,9 @@ int main(void)
 	    cmocka_unit_test(test_huge_modulus),
 	    cmocka_unit_test(test_next_link_foreign_host_refused),
 	    cmocka_unit_test(test_next_link_same_host_spellings),
+	    cmocka_unit_test(test_resources_next_link_seen_twice),
+	    cmocka_unit_test(test_subscriptions_next_link_seen_twice),
+	    cmocka_unit_test(test_subscription_without_id_skipped),
 	    cmocka_unit_test(test_find_vault_alone),
 	    cmocka_unit_test(test_vault_404_after_list),
 	    cmocka_unit_test(test_check_access),
