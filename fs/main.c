@@ -511,7 +511,7 @@ int main(int argc, char *argv[])
 		dbx_error_set(&err, DBX_ENOMEM, "out of memory");
 		goto fail;
 	}
-	kv = dbx_keyvault_new(auth, cloud, (uint64_t)timeout_ms, dbx_clock_system());
+	kv = dbx_keyvault_new(arm, auth, (uint64_t)timeout_ms);
 	if (!kv) {
 		dbx_error_set(&err, DBX_ENOMEM, "out of memory");
 		goto fail;

@@ -1,22 +1,27 @@
 /*
- * arm.c: Azure Resource Manager calls for Data Box jobs.
+ * arm.c: Azure Resource Manager calls: Data Box jobs, and the vault,
+ * identity and subscription lookups of the Key Vault preflight. All ARM
+ * traffic of the mount goes through this file.
  *
- * Lists (subscriptions, jobs of a subscription or of a resource group) are
- * paged: the first URL is built here, every later one is the response's
- * nextLink, followed verbatim. The bearer token goes with every request, so
- * a nextLink that leaves the cloud's ARM host over https is refused before
+ * Lists (subscriptions, jobs of a subscription or of a resource group,
+ * Resources - List for a vault) are paged through one loop, list_pages():
+ * the first URL is built here, every later one is the response's nextLink,
+ * followed verbatim. The bearer token goes with every request, so a
+ * nextLink that leaves the cloud's ARM host over https is refused before
  * anything is sent to it; a nextLink that repeats a page already read, or
  * a listing past DBX_ARM_MAX_PAGES, stops with an error instead of looping.
- * One deadline (now + timeout) bounds a whole call, pages and retries
- * included. A single GET always asks for $expand=details.
+ * One deadline (now + timeout) bounds a whole job call, pages and retries
+ * included; the preflight's lookups take their caller's deadline. A single
+ * job GET always asks for $expand=details.
  *
  * This file reads only the list envelope ({value, nextLink}), subscription
- * IDs, error envelopes and long-running operation status bodies ({status,
- * error}); jobs are handed to order.c. A job item that order.c rejects, or
- * whose ID lies outside the subscription / resource group listed, is
- * skipped with a warning, so one odd order does not hide all the others; a
- * page that is not a list fails the whole call (items of earlier pages have
- * been delivered by then: callers treat any error as "listing incomplete").
+ * IDs, resource IDs, a vault's and an identity's properties, error
+ * envelopes and long-running operation status bodies ({status, error});
+ * jobs are handed to order.c. A job item that order.c rejects, or whose ID
+ * lies outside the subscription / resource group listed, is skipped with a
+ * warning, so one odd order does not hide all the others; a page that is
+ * not a list fails the whole call (items of earlier pages have been
+ * delivered by then: callers treat any error as "listing incomplete").
  *
  * Writes: a PATCH of a job and its long-running operation, described in
  * the section "PATCH and its long-running operation" below.
@@ -34,9 +39,18 @@
 #include "databoxfs/log.h"
 #include "core/json_util.h"
 
-#define DBX_ARM_DEFAULT_API_VERSION	  "2025-07-01"
-#define DBX_ARM_SUBSCRIPTIONS_API_VERSION "2022-12-01"
-#define DBX_ARM_MAX_PAGES		  10000
+/*
+ * The ARM API versions, one per resource type this file asks for, and the
+ * only place they are defined. Data Box jobs take the version given to
+ * dbx_arm_new (-o api_version); this one is its default.
+ */
+#define API_JOBS_DEFAULT  "2025-07-01"
+#define API_SUBSCRIPTIONS "2022-12-01"
+#define API_RESOURCES	  "2021-04-01" /* Resources - List, to find a vault by name */
+#define API_VAULTS	  "2024-11-01" /* Microsoft.KeyVault/vaults */
+#define API_IDENTITIES	  "2023-01-31" /* Microsoft.ManagedIdentity/userAssignedIdentities */
+
+#define DBX_ARM_MAX_PAGES 10000 /* per listing: a server that pages forever is malformed */
 
 struct dbx_arm {
 	struct dbx_transport *transport; /* not owned */
@@ -57,7 +71,7 @@ struct dbx_arm *dbx_arm_new(struct dbx_transport *transport, const struct dbx_cl
 	arm = calloc(1, sizeof(*arm));
 	if (!arm)
 		return NULL;
-	arm->api_version = strdup(api_version ? api_version : DBX_ARM_DEFAULT_API_VERSION);
+	arm->api_version = strdup(api_version ? api_version : API_JOBS_DEFAULT);
 	if (!arm->api_version) {
 		free(arm);
 		return NULL;
@@ -182,9 +196,9 @@ enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp,
 
 /* ---- one GET ---- */
 
-/* GET url with the ARM token; DBX_OK only for a 200 with a body. resp is reset by the caller. */
-static enum dbx_err arm_get(struct dbx_arm *arm, const char *url, uint64_t deadline,
-			    struct dbx_http_response *resp, struct dbx_error *err)
+/* Send one idempotent GET of url with the ARM token; DBX_OK when any HTTP answer arrived. */
+static enum dbx_err send_get(struct dbx_arm *arm, const char *url, uint64_t deadline,
+			     struct dbx_http_response *resp, struct dbx_error *err)
 {
 	struct dbx_http_request req = {
 	    .method = "GET",
@@ -193,11 +207,19 @@ static enum dbx_err arm_get(struct dbx_arm *arm, const char *url, uint64_t deadl
 	    .deadline_ms = deadline,
 	    .idempotent = true,
 	};
+
+	return dbx_http_send(arm->transport, &req, resp, err);
+}
+
+/* GET url with the ARM token; DBX_OK only for a 200 with a body. resp is reset by the caller. */
+static enum dbx_err arm_get(struct dbx_arm *arm, const char *url, uint64_t deadline,
+			    struct dbx_http_response *resp, struct dbx_error *err)
+{
 	enum dbx_err rc;
 
 	if (deadline && arm->clock->now_ms(arm->clock->ctx) >= deadline)
 		return dbx_error_set(err, DBX_ETIMEDOUT, "ARM did not answer within the timeout");
-	rc = dbx_http_send(arm->transport, &req, resp, err);
+	rc = send_get(arm, url, deadline, resp, err);
 	if (rc != DBX_OK)
 		return rc;
 	if (resp->status != 200)
@@ -268,7 +290,7 @@ out:
 
 /* ---- paged lists ---- */
 
-/* Also keyvault.c's check for its ARM nextLinks (arm.h). */
+/* The check of every URL ARM hands back: nextLink, Location (arm.h). */
 bool dbx_arm_url_is_arm(const struct dbx_cloud *cloud, const char *url)
 {
 	const char *host = cloud->arm_host;
@@ -293,23 +315,44 @@ bool dbx_arm_url_is_arm(const struct dbx_cloud *cloud, const char *url)
 	return strncasecmp(auth, host, hlen) == 0;
 }
 
-/* Handles one item of a page's value array; returns non-zero to stop the listing. */
-typedef int (*item_fn)(void *ctx, struct json_object *item);
+/*
+ * Handles one item of a page's value array: DBX_OK to go on, or with *stop
+ * set to end the listing there (DBX_OK); any error ends the listing with
+ * it (err filled).
+ */
+typedef enum dbx_err (*item_fn)(void *ctx, struct json_object *item, bool *stop,
+				struct dbx_error *err);
+
+/* Has url been requested already (seen[0..n-1])? */
+static bool seen_before(char *const *seen, size_t n, const char *url)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(seen[i], url) == 0)
+			return true;
+	}
+	return false;
+}
 
 /*
- * GET first_url and every nextLink after it; call fn for each item of each
- * page's "value". DBX_OK when the last page was read or fn asked to stop.
+ * The one paging loop of every ARM listing (jobs, subscriptions, resources):
+ * GET first_url and every nextLink after it, verbatim, all before deadline;
+ * call fn for each item of each page's "value". DBX_OK when the last page
+ * was read or fn asked to stop. A nextLink off the ARM host, one already
+ * requested, or a page past DBX_ARM_MAX_PAGES ends the listing with
+ * DBX_EREMOTE. *pages (may be NULL) is the number of pages requested, so a
+ * caller can tell a refusal of the first page from a later one.
  */
-static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, item_fn fn, void *ctx,
-			       struct dbx_error *err)
+static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, uint64_t deadline,
+			       item_fn fn, void *ctx, size_t *pages, struct dbx_error *err)
 {
 	struct dbx_http_response resp = {0};
 	struct json_object *page = NULL;
 	char **seen = NULL; /* every URL requested so far, seen[n_seen - 1] the current one */
 	size_t n_seen = 0;
-	uint64_t deadline = call_deadline(arm);
 	enum dbx_err rc = DBX_OK;
 
+	if (pages)
+		*pages = 0;
 	seen = calloc(1, sizeof(*seen));
 	if (!seen) {
 		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
@@ -324,10 +367,13 @@ static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, item_
 	for (;;) {
 		struct json_object *value = NULL, *next = NULL;
 		const char *next_url = NULL;
+		bool stop = false;
 		char **grown;
 		size_t len;
 
 		dbx_http_response_reset(&resp);
+		if (pages)
+			*pages = n_seen;
 		rc = arm_get(arm, seen[n_seen - 1], deadline, &resp, err);
 		if (rc != DBX_OK)
 			goto out;
@@ -351,10 +397,13 @@ static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, item_
 				goto out;
 			}
 		}
-		for (size_t i = 0; i < len; i++) {
-			if (fn(ctx, json_object_array_get_idx(value, i)) != 0)
-				goto out; /* the caller has what it wanted: DBX_OK */
+		for (size_t i = 0; i < len && !stop; i++) {
+			rc = fn(ctx, json_object_array_get_idx(value, i), &stop, err);
+			if (rc != DBX_OK)
+				goto out;
 		}
+		if (stop)
+			goto out; /* the caller has what it wanted: DBX_OK */
 
 		if (json_object_object_get_ex(page, "nextLink", &next)) {
 			if (json_object_is_type(next, json_type_string))
@@ -375,13 +424,11 @@ static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, item_
 					   arm->cloud->arm_host);
 			goto out;
 		}
-		for (size_t i = 0; i < n_seen; i++) {
-			if (strcmp(seen[i], next_url) == 0) {
-				rc = dbx_error_set(err, DBX_EREMOTE,
-						   "malformed response from ARM: nextLink repeats "
-						   "an earlier page");
-				goto out;
-			}
+		if (seen_before(seen, n_seen, next_url)) {
+			rc = dbx_error_set(err, DBX_EREMOTE,
+					   "malformed response from ARM: nextLink repeats "
+					   "an earlier page");
+			goto out;
 		}
 		if (n_seen >= DBX_ARM_MAX_PAGES) {
 			rc = dbx_error_set(err, DBX_EREMOTE, "ARM listing has more than %d pages",
@@ -415,8 +462,12 @@ out:
 
 /* ---- subscriptions ---- */
 
+/* Handles one subscription ID of a listing, as item_fn does an item. */
+typedef enum dbx_err (*sub_fn)(void *ctx, const char *subscription_id, bool *stop,
+			       struct dbx_error *err);
+
 struct sub_ctx {
-	dbx_arm_sub_cb cb;
+	sub_fn fn;
 	void *ctx;
 };
 
@@ -432,7 +483,7 @@ static bool good_name(const char *s)
 	return true;
 }
 
-static int sub_item(void *ctx, struct json_object *item)
+static enum dbx_err sub_item(void *ctx, struct json_object *item, bool *stop, struct dbx_error *err)
 {
 	struct sub_ctx *sc = ctx;
 	const char *id = dbx_json_str(item, "subscriptionId");
@@ -440,26 +491,49 @@ static int sub_item(void *ctx, struct json_object *item)
 	if (!good_name(id)) {
 		dbx_log(DBX_LOG_WARN,
 			"skipping a subscription without a usable subscriptionId in ARM's list");
-		return 0;
+		return DBX_OK;
 	}
-	return sc->cb(sc->ctx, id);
+	return sc->fn(sc->ctx, id, stop, err);
+}
+
+/* GET /subscriptions, all pages, before deadline; fn for each usable subscription ID. */
+static enum dbx_err list_subscriptions(struct dbx_arm *arm, uint64_t deadline, sub_fn fn, void *ctx,
+				       struct dbx_error *err)
+{
+	struct sub_ctx sc = {.fn = fn, .ctx = ctx};
+	char *url = NULL;
+	enum dbx_err rc;
+
+	if (asprintf(&url, "https://%s/subscriptions?api-version=%s", arm->cloud->arm_host,
+		     API_SUBSCRIPTIONS) < 0)
+		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	rc = list_pages(arm, url, deadline, sub_item, &sc, NULL, err);
+	free(url);
+	return rc;
+}
+
+struct public_sub_ctx {
+	dbx_arm_sub_cb cb;
+	void *ctx;
+};
+
+static enum dbx_err public_sub(void *ctx, const char *subscription_id, bool *stop,
+			       struct dbx_error *err)
+{
+	struct public_sub_ctx *pc = ctx;
+
+	(void)err;
+	*stop = pc->cb(pc->ctx, subscription_id) != 0;
+	return DBX_OK;
 }
 
 enum dbx_err dbx_arm_list_subscriptions(struct dbx_arm *arm, dbx_arm_sub_cb cb, void *ctx,
 					struct dbx_error *err)
 {
-	struct sub_ctx sc = {.cb = cb, .ctx = ctx};
-	char *url = NULL;
-	enum dbx_err rc;
+	struct public_sub_ctx pc = {.cb = cb, .ctx = ctx};
 
 	dbx_error_clear(err);
-
-	if (asprintf(&url, "https://%s/subscriptions?api-version=%s", arm->cloud->arm_host,
-		     DBX_ARM_SUBSCRIPTIONS_API_VERSION) < 0)
-		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
-	rc = list_pages(arm, url, sub_item, &sc, err);
-	free(url);
-	return rc;
+	return list_subscriptions(arm, call_deadline(arm), public_sub, &pc, err);
 }
 
 /* ---- jobs ---- */
@@ -469,11 +543,9 @@ struct job_ctx {
 	void *ctx;
 	const char *subscription;   /* the scope listed: jobs outside it are skipped */
 	const char *resource_group; /* NULL when listing a whole subscription */
-	enum dbx_err rc;	    /* DBX_ENOMEM stops the listing */
-	struct dbx_error *err;
 };
 
-static int job_item(void *ctx, struct json_object *item)
+static enum dbx_err job_item(void *ctx, struct json_object *item, bool *stop, struct dbx_error *err)
 {
 	struct job_ctx *jc = ctx;
 	struct dbx_order *order = NULL;
@@ -481,17 +553,15 @@ static int job_item(void *ctx, struct json_object *item)
 	enum dbx_err rc;
 
 	rc = dbx_order_from_json(item, &order, &e);
-	if (rc == DBX_ENOMEM) {
-		jc->rc = dbx_error_set(jc->err, DBX_ENOMEM, "out of memory");
-		return 1;
-	}
+	if (rc == DBX_ENOMEM)
+		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
 	if (rc != DBX_OK) {
 		char id[256];
 
 		copy_line(id, sizeof(id),
 			  dbx_json_str(item, "id") ? dbx_json_str(item, "id") : "no id");
 		dbx_log(DBX_LOG_WARN, "skipping a job in ARM's list (%s): %s", id, e.message);
-		return 0;
+		return DBX_OK;
 	}
 	/* The tree files a job under its own IDs: one from outside the listed scope would be
 	 * misfiled. */
@@ -503,9 +573,10 @@ static int job_item(void *ctx, struct json_object *item)
 		dbx_log(DBX_LOG_WARN, "skipping a job outside the listed scope in ARM's list (%s)",
 			id);
 		dbx_order_free(order);
-		return 0;
+		return DBX_OK;
 	}
-	return jc->cb(jc->ctx, order);
+	*stop = jc->cb(jc->ctx, order) != 0;
+	return DBX_OK;
 }
 
 /* Path segment s escaped, or NULL (ENOMEM or s NULL/empty). */
@@ -520,12 +591,8 @@ enum dbx_err dbx_arm_list_jobs(struct dbx_arm *arm, const char *subscription,
 			       const char *resource_group, dbx_arm_job_cb cb, void *ctx,
 			       struct dbx_error *err)
 {
-	struct job_ctx jc = {.cb = cb,
-			     .ctx = ctx,
-			     .subscription = subscription,
-			     .resource_group = resource_group,
-			     .rc = DBX_OK,
-			     .err = err};
+	struct job_ctx jc = {
+	    .cb = cb, .ctx = ctx, .subscription = subscription, .resource_group = resource_group};
 	char *sub = NULL, *rg = NULL, *ver = NULL, *url = NULL;
 	enum dbx_err rc;
 	int n;
@@ -558,9 +625,7 @@ enum dbx_err dbx_arm_list_jobs(struct dbx_arm *arm, const char *subscription,
 		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = list_pages(arm, url, job_item, &jc, err);
-	if (rc == DBX_OK)
-		rc = jc.rc;
+	rc = list_pages(arm, url, call_deadline(arm), job_item, &jc, NULL, err);
 out:
 	free(sub);
 	free(rg);
@@ -669,6 +734,409 @@ out:
 const struct dbx_clock *dbx_arm_clock(const struct dbx_arm *arm)
 {
 	return arm->clock;
+}
+
+const struct dbx_cloud *dbx_arm_cloud(const struct dbx_arm *arm)
+{
+	return arm->cloud;
+}
+
+/*
+ * ---- Lookups for the Key Vault preflight ----
+ *
+ * keyvault.c decides whether a customer-managed key may be written; what it
+ * needs from ARM is read here, with the same GET and the same paging loop as
+ * the jobs: the vault found by name through Resources - List (the order's
+ * subscription first, then every listed one), the vault's properties, and a
+ * user-assigned identity's principalId. Failures come back as ARM answered
+ * them; which Ssem code one means is keyvault.c's decision.
+ */
+
+#define MAX_SUBSCRIPTIONS 10000 /* subscriptions searched for a vault */
+
+/*
+ * Is id a plausible ARM resource ID to append to the ARM host: starts with
+ * "/subscriptions/", printable ASCII without query, fragment, percent,
+ * backslash, empty, "." or ".." segments.
+ */
+static bool arm_id_ok(const char *id)
+{
+	const char *seg;
+
+	if (strncasecmp(id, "/subscriptions/", 15) != 0 || strlen(id) >= DBX_ARM_ID_MAX)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
+		if (*p <= 0x20 || *p >= 0x7f || strchr("?#%\\", *p))
+			return false;
+	}
+	seg = id;
+	while (*seg == '/') {
+		size_t n = strcspn(seg + 1, "/");
+
+		if (n == 0 || (n == 1 && seg[1] == '.') ||
+		    (n == 2 && seg[1] == '.' && seg[2] == '.'))
+			return false;
+		seg += 1 + n;
+	}
+	return *seg == '\0';
+}
+
+/* "name" with OData quotes doubled, URL-escaped inside the Resources - List filter. */
+static char *resources_url(const struct dbx_arm *arm, const char *subscription, const char *name)
+{
+	char *quoted = NULL, *filter = NULL, *efilter = NULL, *esub = NULL, *url = NULL;
+	size_t n = strlen(name), j = 0;
+
+	quoted = malloc(2 * n + 1);
+	if (!quoted)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		quoted[j++] = name[i];
+		if (name[i] == '\'')
+			quoted[j++] = '\'';
+	}
+	quoted[j] = '\0';
+	if (asprintf(&filter, "resourceType eq 'Microsoft.KeyVault/vaults' and name eq '%s'",
+		     quoted) < 0) {
+		filter = NULL;
+		goto out;
+	}
+	efilter = dbx_url_escape(filter);
+	esub = dbx_url_escape(subscription);
+	if (!efilter || !esub)
+		goto out;
+	if (asprintf(&url, "https://%s/subscriptions/%s/resources?$filter=%s&api-version=%s",
+		     arm->cloud->arm_host, esub, efilter, API_RESOURCES) < 0)
+		url = NULL;
+out:
+	free(quoted);
+	free(filter);
+	free(efilter);
+	free(esub);
+	return url;
+}
+
+struct vault_search {
+	const char *name;
+	char *id; /* cap bytes */
+	size_t cap;
+	bool found;
+};
+
+/* One item of Resources - List: the vault when its name and type match. */
+static enum dbx_err vault_item(void *ctx, struct json_object *item, bool *stop,
+			       struct dbx_error *err)
+{
+	struct vault_search *vs = ctx;
+	const char *rid, *rname, *rtype;
+
+	if (dbx_json_member_str(item, "id", &rid) != 1 ||
+	    dbx_json_member_str(item, "name", &rname) < 0 ||
+	    dbx_json_member_str(item, "type", &rtype) < 0)
+		return dbx_error_set(err, DBX_EREMOTE,
+				     "malformed response from ARM: a resource without a string id, "
+				     "name or type");
+	if (!rname || !rtype || strcasecmp(rname, vs->name) != 0 ||
+	    strcasecmp(rtype, "Microsoft.KeyVault/vaults") != 0)
+		return DBX_OK;
+	if (!arm_id_ok(rid) || strlen(rid) >= vs->cap)
+		return dbx_error_set(err, DBX_EREMOTE,
+				     "malformed response from ARM: the key vault's ID is not a "
+				     "plain resource ID");
+	memcpy(vs->id, rid, strlen(rid) + 1);
+	vs->found = true;
+	*stop = true;
+	return DBX_OK;
+}
+
+/* Look for the vault in one subscription; a refusal (403, 404) of its first page is "not here". */
+static enum dbx_err search_subscription(struct dbx_arm *arm, const char *subscription,
+					struct vault_search *vs, uint64_t deadline, bool *denied,
+					struct dbx_error *err)
+{
+	struct dbx_error e = {0};
+	char *url = resources_url(arm, subscription, vs->name);
+	size_t pages = 0;
+	enum dbx_err rc;
+
+	if (!url)
+		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	rc = list_pages(arm, url, deadline, vault_item, vs, &pages, &e);
+	free(url);
+	if (rc != DBX_OK && pages == 1 && (e.http_status == 403 || e.http_status == 404)) {
+		if (e.http_status == 403)
+			*denied = true;
+		return DBX_OK;
+	}
+	if (rc != DBX_OK && err)
+		*err = e;
+	return rc;
+}
+
+struct sub_list {
+	char **ids;
+	size_t n, cap;
+};
+
+static void sub_list_free(struct sub_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->ids[i]);
+	free(l->ids);
+	memset(l, 0, sizeof(*l));
+}
+
+static enum dbx_err collect_sub(void *ctx, const char *id, bool *stop, struct dbx_error *err)
+{
+	struct sub_list *l = ctx;
+
+	(void)stop;
+	if (l->n >= MAX_SUBSCRIPTIONS)
+		return dbx_error_set(err, DBX_EREMOTE, "ARM lists more than %d subscriptions",
+				     MAX_SUBSCRIPTIONS);
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		char **ids = realloc(l->ids, cap * sizeof(*ids));
+
+		if (!ids)
+			return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		l->ids = ids;
+		l->cap = cap;
+	}
+	l->ids[l->n] = strdup(id);
+	if (!l->ids[l->n])
+		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	l->n++;
+	return DBX_OK;
+}
+
+enum dbx_err dbx_arm_find_vault(struct dbx_arm *arm, const char *subscription, const char *name,
+				uint64_t deadline_ms, char *id, size_t cap, bool *found,
+				bool *denied, struct dbx_error *err)
+{
+	struct vault_search vs = {.name = name, .id = id, .cap = cap};
+	struct sub_list subs = {0};
+	enum dbx_err rc = DBX_OK;
+
+	dbx_error_clear(err);
+	*found = false;
+	*denied = false;
+	if (!name || !*name || !id || cap == 0) {
+		rc = dbx_error_set(err, DBX_EINVAL, "no key vault name to look for");
+		goto out;
+	}
+	id[0] = '\0';
+	if (subscription && *subscription) {
+		rc = search_subscription(arm, subscription, &vs, deadline_ms, denied, err);
+		if (rc != DBX_OK || vs.found)
+			goto out;
+	}
+	rc = list_subscriptions(arm, deadline_ms, collect_sub, &subs, err);
+	if (rc != DBX_OK)
+		goto out;
+	for (size_t i = 0; i < subs.n && !vs.found; i++) {
+		if (subscription && strcasecmp(subs.ids[i], subscription) == 0)
+			continue; /* searched first */
+		rc = search_subscription(arm, subs.ids[i], &vs, deadline_ms, denied, err);
+		if (rc != DBX_OK)
+			goto out;
+	}
+out:
+	*found = vs.found;
+	sub_list_free(&subs);
+	return rc;
+}
+
+void dbx_arm_vault_clear(struct dbx_arm_vault *v)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < v->n_policies; i++)
+		free(v->policies[i].object_id);
+	free(v->policies);
+	memset(v, 0, sizeof(*v));
+}
+
+/* Optional boolean member: absent keeps *out (the default); -1 on a wrong type. */
+static int member_bool(struct json_object *o, const char *key, bool *out)
+{
+	struct json_object *v;
+	int r = dbx_json_member(o, key, json_type_boolean, &v);
+
+	if (r == 1)
+		*out = json_object_get_boolean(v);
+	return r;
+}
+
+static unsigned key_perm_bit(const char *p)
+{
+	if (strcasecmp(p, "all") == 0)
+		return DBX_ARM_KEY_GET | DBX_ARM_KEY_WRAP | DBX_ARM_KEY_UNWRAP;
+	if (strcasecmp(p, "get") == 0)
+		return DBX_ARM_KEY_GET;
+	if (strcasecmp(p, "wrapKey") == 0)
+		return DBX_ARM_KEY_WRAP;
+	if (strcasecmp(p, "unwrapKey") == 0)
+		return DBX_ARM_KEY_UNWRAP;
+	return 0;
+}
+
+/* One access policy into *p: 1, 0 when it is not of the documented shape, -1 on ENOMEM. */
+static int parse_policy(struct json_object *pol, struct dbx_arm_access_policy *p)
+{
+	struct json_object *perm, *keys = NULL;
+	const char *oid, *app;
+
+	if (dbx_json_member_str(pol, "objectId", &oid) < 0 ||
+	    dbx_json_member_str(pol, "applicationId", &app) < 0 ||
+	    dbx_json_member(pol, "permissions", json_type_object, &perm) < 0 ||
+	    (perm && dbx_json_member(perm, "keys", json_type_array, &keys) < 0))
+		return 0;
+	for (size_t j = 0; keys && j < json_object_array_length(keys); j++) {
+		struct json_object *k = json_object_array_get_idx(keys, j);
+
+		if (!json_object_is_type(k, json_type_string))
+			return 0;
+		p->key_perms |= key_perm_bit(json_object_get_string(k));
+	}
+	p->application = app && app[0];
+	if (oid) {
+		p->object_id = strdup(oid);
+		if (!p->object_id)
+			return -1;
+	}
+	return 1;
+}
+
+/*
+ * The accessPolicies array pols (NULL: none) into out. A policy not of the
+ * documented shape leaves none kept and out->policies_ok false, so the
+ * preflight calls them malformed if, and only if, it needs them. Only
+ * ENOMEM fails.
+ */
+static enum dbx_err parse_policies(struct json_object *pols, struct dbx_arm_vault *out,
+				   struct dbx_error *err)
+{
+	size_t n = pols ? json_object_array_length(pols) : 0;
+	int r = 1;
+
+	if (n > 0) {
+		out->policies = calloc(n, sizeof(*out->policies));
+		if (!out->policies)
+			return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n && r > 0; i++) {
+		r = parse_policy(json_object_array_get_idx(pols, i), &out->policies[i]);
+		out->n_policies = i + 1;
+	}
+	if (r <= 0) {
+		for (size_t i = 0; i < out->n_policies; i++)
+			free(out->policies[i].object_id);
+		free(out->policies);
+		out->policies = NULL;
+		out->n_policies = 0;
+		if (r < 0)
+			return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		return DBX_OK;
+	}
+	out->policies_ok = true;
+	return DBX_OK;
+}
+
+/* GET https://<arm><id>?api-version=version into *root (a JSON object). */
+static enum dbx_err get_resource(struct dbx_arm *arm, const char *id, const char *version,
+				 uint64_t deadline, struct json_object **root,
+				 struct dbx_error *err)
+{
+	struct dbx_http_response resp = {0};
+	char *url = NULL;
+	enum dbx_err rc;
+
+	*root = NULL;
+	if (asprintf(&url, "https://%s%s?api-version=%s", arm->cloud->arm_host, id, version) < 0) {
+		url = NULL;
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = arm_get(arm, url, deadline, &resp, err);
+	if (rc != DBX_OK)
+		goto out;
+	rc = parse_body(&resp, root, err);
+out:
+	note_response(err, rc, &resp);
+	dbx_http_response_reset(&resp);
+	free(url);
+	return rc;
+}
+
+enum dbx_err dbx_arm_get_vault(struct dbx_arm *arm, const char *id, uint64_t deadline_ms,
+			       struct dbx_arm_vault *out, struct dbx_error *err)
+{
+	struct json_object *root = NULL, *props, *pols;
+	const char *tenant;
+	enum dbx_err rc;
+
+	dbx_error_clear(err);
+	memset(out, 0, sizeof(*out));
+	out->soft_delete = true;
+	if (!id || !arm_id_ok(id)) {
+		rc = dbx_error_set(err, DBX_EREMOTE,
+				   "malformed response from ARM: the key vault's ID is not a plain "
+				   "resource ID");
+		goto out;
+	}
+	rc = get_resource(arm, id, API_VAULTS, deadline_ms, &root, err);
+	if (rc != DBX_OK)
+		goto out;
+	if (dbx_json_member(root, "properties", json_type_object, &props) != 1 ||
+	    member_bool(props, "enableSoftDelete", &out->soft_delete) < 0 ||
+	    member_bool(props, "enablePurgeProtection", &out->purge_protection) < 0 ||
+	    member_bool(props, "enableRbacAuthorization", &out->rbac) < 0 ||
+	    dbx_json_member_str(props, "tenantId", &tenant) < 0 ||
+	    (tenant && strlen(tenant) >= sizeof(out->tenant_id)) ||
+	    dbx_json_member(props, "accessPolicies", json_type_array, &pols) < 0) {
+		rc = dbx_error_set(err, DBX_EREMOTE,
+				   "malformed response from ARM: not a key vault's properties");
+		goto out;
+	}
+	if (tenant)
+		memcpy(out->tenant_id, tenant, strlen(tenant) + 1);
+	rc = parse_policies(pols, out, err);
+out:
+	json_object_put(root);
+	return rc;
+}
+
+enum dbx_err dbx_arm_identity_principal(struct dbx_arm *arm, const char *uai_id,
+					uint64_t deadline_ms, char *principal, size_t cap,
+					struct dbx_error *err)
+{
+	struct json_object *root = NULL, *props;
+	const char *pid;
+	enum dbx_err rc;
+
+	dbx_error_clear(err);
+	if (principal && cap)
+		principal[0] = '\0';
+	if (!uai_id || !arm_id_ok(uai_id) || !principal || cap == 0) {
+		rc = dbx_error_set(err, DBX_EINVAL, "invalid user-assigned identity ID");
+		goto out;
+	}
+	rc = get_resource(arm, uai_id, API_IDENTITIES, deadline_ms, &root, err);
+	if (rc != DBX_OK)
+		goto out;
+	if (dbx_json_member(root, "properties", json_type_object, &props) != 1 ||
+	    dbx_json_member_str(props, "principalId", &pid) != 1 || pid[0] == '\0' ||
+	    strlen(pid) >= cap) {
+		rc = dbx_error_set(err, DBX_EREMOTE,
+				   "malformed response from ARM: the user-assigned identity has no "
+				   "usable principalId");
+		goto out;
+	}
+	memcpy(principal, pid, strlen(pid) + 1);
+out:
+	json_object_put(root);
+	return rc;
 }
 
 /*
@@ -838,14 +1306,6 @@ out:
 static enum dbx_err poll_once(struct dbx_arm *arm, const char *url, uint64_t deadline,
 			      struct dbx_http_response *resp, struct dbx_error *err)
 {
-	struct dbx_http_request req = {
-	    .method = "GET",
-	    .url = url,
-	    .scope = arm->cloud->arm_scope,
-	    .deadline_ms = deadline,
-	    .idempotent = true,
-	};
-
 	if (!dbx_arm_url_is_arm(arm->cloud, url))
 		return dbx_error_set(
 		    err, DBX_EREMOTE,
@@ -854,7 +1314,7 @@ static enum dbx_err poll_once(struct dbx_arm *arm, const char *url, uint64_t dea
 		    arm->cloud->arm_host);
 	if (deadline && arm->clock->now_ms(arm->clock->ctx) >= deadline)
 		return dbx_error_set(err, DBX_ETIMEDOUT, LRO_TIMEOUT_MSG);
-	return dbx_http_send(arm->transport, &req, resp, err);
+	return send_get(arm, url, deadline, resp, err);
 }
 
 /* The path of an absolute URL: from the first '/' after the authority to '?', '#' or the end. */

@@ -3,21 +3,22 @@
  *
  * Before the mount PATCHes a key into an order it asks ARM and Key Vault
  * what the Data Box service will ask them, and fails with the service's own
- * Ssem code: the vault is found by name through Resources - List (first in
- * the order's subscription, then in every subscription the credential can
- * list), its ARM properties give soft delete, purge protection, the
- * permission model and the access policies; the key's KeyBundle gives
- * enabled, nbf, exp, kty and the modulus n, whose bit length is counted
- * straight from the base64url text.
+ * Ssem code. What ARM knows (the vault found by name, its soft delete,
+ * purge protection, permission model and access policies, a user-assigned
+ * identity's principal) is looked up by arm.c (arm.h), on its one GET and
+ * paging loop; this file holds the Key Vault data plane (the key's
+ * KeyBundle: enabled, nbf, exp, kty and the modulus n, whose bit length is
+ * counted straight from the base64url text) and every decision: which
+ * answer is which Ssem code, which 403 skips a check, what the access
+ * policies must grant.
  *
- * Every request is an idempotent GET bounded by one deadline per public
- * call. ARM requests carry the cloud's ARM scope, Key Vault requests the
- * vault scope. nextLink is followed only to the cloud's ARM host, so a
- * token is never sent anywhere else. A 403 on the vault or on the key
- * skips the checks it would have fed and says so in the preflight notes;
- * every other failure (401, 5xx, throttling, transport) propagates with
- * its own enum dbx_err. Responses are parsed defensively: a wrong type or
- * a missing field is DBX_EREMOTE "malformed ... response", never a crash.
+ * One deadline bounds each public call, ARM lookups included (on the
+ * arm's clock). Key Vault requests are idempotent GETs with the vault
+ * scope. A 403 on the vault or on the key skips the checks it would have
+ * fed and says so in the preflight notes; every other failure (401, 5xx,
+ * throttling, transport) propagates with its own enum dbx_err. Responses
+ * are parsed defensively: a wrong type or a missing field is DBX_EREMOTE
+ * "malformed ... response", never a crash.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,16 +31,10 @@
 
 #include "databoxfs/keyvault.h"
 #include "databoxfs/arm.h"
+#include "core/json_util.h"
 
-#define API_RESOURCES	  "2021-04-01"
-#define API_VAULTS	  "2024-11-01"
-#define API_IDENTITIES	  "2023-01-31"
-#define API_SUBSCRIPTIONS "2022-12-01"
-#define API_KEYVAULT	  "7.4"
-
-#define MAX_PAGES	  1000	/* per list: a server that pages forever is malformed */
-#define MAX_SUBSCRIPTIONS 10000 /* subscriptions searched for a vault */
-#define MIN_RSA_BITS	  2048
+#define API_KEYVAULT "7.4" /* the Key Vault data plane; ARM's versions live in arm.c */
+#define MIN_RSA_BITS 2048
 
 #define SSEM_VAULT_NOT_FOUND "SsemUserErrorKeyVaultDetailsNotFound"
 #define SSEM_SOFT_DELETE     "SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled"
@@ -57,35 +52,31 @@
 	"protection not checked."
 
 struct dbx_keyvault {
-	struct dbx_transport *transport; /* not owned */
-	const struct dbx_cloud *cloud;
+	struct dbx_arm *arm;		 /* not owned: the ARM lookups, its cloud and clock */
+	struct dbx_transport *transport; /* not owned: the Key Vault data plane */
+	const struct dbx_cloud *cloud;	 /* the arm's */
+	const struct dbx_clock *clock;	 /* the arm's: one clock for shared deadlines */
 	uint64_t timeout_ms;
-	const struct dbx_clock *clock;
 };
 
-/* The key permissions Data Box needs, as bits. */
-enum {
-	PERM_GET = 1,
-	PERM_WRAP = 2,
-	PERM_UNWRAP = 4,
-	PERM_NEEDED = PERM_GET | PERM_WRAP | PERM_UNWRAP,
-};
+/* The key permissions Data Box needs. */
+#define PERM_NEEDED (DBX_ARM_KEY_GET | DBX_ARM_KEY_WRAP | DBX_ARM_KEY_UNWRAP)
 
-struct dbx_keyvault *dbx_keyvault_new(struct dbx_transport *transport,
-				      const struct dbx_cloud *cloud, uint64_t timeout_ms,
-				      const struct dbx_clock *clock)
+struct dbx_keyvault *dbx_keyvault_new(struct dbx_arm *arm, struct dbx_transport *transport,
+				      uint64_t timeout_ms)
 {
 	struct dbx_keyvault *kv;
 
-	if (!transport || !cloud)
+	if (!arm || !transport)
 		return NULL;
 	kv = calloc(1, sizeof(*kv));
 	if (!kv)
 		return NULL;
+	kv->arm = arm;
 	kv->transport = transport;
-	kv->cloud = cloud;
+	kv->cloud = dbx_arm_cloud(arm);
+	kv->clock = dbx_arm_clock(arm);
 	kv->timeout_ms = timeout_ms;
-	kv->clock = clock ? clock : dbx_clock_system();
 	return kv;
 }
 
@@ -96,12 +87,16 @@ void dbx_keyvault_free(struct dbx_keyvault *kv)
 
 /* ---- errors ---- */
 
-/* Fill err with a user error the service would answer with code (err->err DBX_EINVAL). */
+/*
+ * Fill err with a user error the service would answer with code (err->err
+ * DBX_EINVAL), for the answer with status and request_id (0 and NULL when
+ * the check needed none; request_id may point into err).
+ */
 static enum dbx_err __attribute__((format(printf, 5, 6)))
-ssem_error(struct dbx_error *err, const char *code, long status,
-	   const struct dbx_http_response *resp, const char *fmt, ...)
+ssem_error(struct dbx_error *err, const char *code, long status, const char *request_id,
+	   const char *fmt, ...)
 {
-	char msg[DBX_ERR_MSG_MAX];
+	char msg[DBX_ERR_MSG_MAX], rid[DBX_ERR_ID_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -109,12 +104,12 @@ ssem_error(struct dbx_error *err, const char *code, long status,
 	va_end(ap);
 	if (!err)
 		return DBX_EINVAL;
+	snprintf(rid, sizeof(rid), "%s", request_id ? request_id : "");
 	dbx_error_clear(err);
 	dbx_error_set(err, DBX_EINVAL, "%s", msg);
 	snprintf(err->code, sizeof(err->code), "%s", code);
 	err->http_status = status;
-	if (resp && resp->request_id)
-		snprintf(err->request_id, sizeof(err->request_id), "%s", resp->request_id);
+	snprintf(err->request_id, sizeof(err->request_id), "%s", rid);
 	return DBX_EINVAL;
 }
 
@@ -169,15 +164,14 @@ static uint64_t deadline_of(const struct dbx_keyvault *kv)
 	return kv->clock->now_ms(kv->clock->ctx) + kv->timeout_ms;
 }
 
-/* GET url with a token for scope. DBX_OK when any HTTP response arrived (resp filled). */
-static enum dbx_err http_get(struct dbx_keyvault *kv, const char *url, const char *scope,
-			     uint64_t deadline, struct dbx_http_response *resp,
-			     struct dbx_error *err)
+/* GET url from Key Vault. DBX_OK when any HTTP response arrived (resp filled). */
+static enum dbx_err vault_get(struct dbx_keyvault *kv, const char *url, uint64_t deadline,
+			      struct dbx_http_response *resp, struct dbx_error *err)
 {
 	struct dbx_http_request req = {
 	    .method = "GET",
 	    .url = url,
-	    .scope = scope,
+	    .scope = kv->cloud->vault_scope,
 	    .deadline_ms = deadline,
 	    .idempotent = true,
 	};
@@ -230,47 +224,6 @@ fail:
 	return NULL;
 }
 
-/*
- * Member key of o with type t: 1 when present with that type (*out set),
- * 0 when absent or null, -1 when present with another type.
- */
-static int member(struct json_object *o, const char *key, enum json_type t,
-		  struct json_object **out)
-{
-	struct json_object *v = NULL;
-
-	*out = NULL;
-	if (!o || !json_object_is_type(o, json_type_object))
-		return -1;
-	if (!json_object_object_get_ex(o, key, &v) || !v)
-		return 0;
-	if (!json_object_is_type(v, t))
-		return -1;
-	*out = v;
-	return 1;
-}
-
-/* Member key as a string: 1 present, 0 absent/null, -1 wrong type. */
-static int member_str(struct json_object *o, const char *key, const char **out)
-{
-	struct json_object *v;
-	int r = member(o, key, json_type_string, &v);
-
-	*out = r == 1 ? json_object_get_string(v) : NULL;
-	return r;
-}
-
-/* Optional boolean member: absent keeps *out (the default); -1 on a wrong type. */
-static int member_bool(struct json_object *o, const char *key, bool *out)
-{
-	struct json_object *v;
-	int r = member(o, key, json_type_boolean, &v);
-
-	if (r == 1)
-		*out = json_object_get_boolean(v);
-	return r;
-}
-
 static bool copy_str(char *dst, size_t cap, const char *src)
 {
 	size_t n = strlen(src);
@@ -281,399 +234,7 @@ static bool copy_str(char *dst, size_t cap, const char *src)
 	return true;
 }
 
-/*
- * Is id a plausible ARM resource ID to append to the ARM host: starts with
- * "/subscriptions/", printable ASCII without query, fragment, percent,
- * backslash, empty, "." or ".." segments.
- */
-static bool arm_id_ok(const char *id)
-{
-	const char *seg;
-
-	if (strncasecmp(id, "/subscriptions/", 15) != 0 || strlen(id) >= 512)
-		return false;
-	for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
-		if (*p <= 0x20 || *p >= 0x7f || strchr("?#%\\", *p))
-			return false;
-	}
-	seg = id;
-	while (*seg == '/') {
-		size_t n = strcspn(seg + 1, "/");
-
-		if (n == 0 || (n == 1 && seg[1] == '.') ||
-		    (n == 2 && seg[1] == '.' && seg[2] == '.'))
-			return false;
-		seg += 1 + n;
-	}
-	return *seg == '\0';
-}
-
-/* ---- vault lookup ---- */
-
-/*
- * The nextLink of a list page: DBX_OK with *next set (NULL at the end), or
- * DBX_EREMOTE when it is not a string or points away from the ARM host.
- */
-static enum dbx_err next_link(struct dbx_keyvault *kv, struct json_object *root,
-			      const struct dbx_http_response *resp, const char *what, char **next,
-			      struct dbx_error *err)
-{
-	const char *link;
-	int r = member_str(root, "nextLink", &link);
-
-	*next = NULL;
-	if (r < 0)
-		return malformed(err, resp, what);
-	if (r == 0 || link[0] == '\0')
-		return DBX_OK;
-	if (!dbx_arm_url_is_arm(kv->cloud, link)) {
-		dbx_error_clear(err);
-		return dbx_error_set(err, DBX_EREMOTE,
-				     "%s: nextLink points away from %s; not followed", what,
-				     kv->cloud->arm_host);
-	}
-	*next = strdup(link);
-	if (!*next)
-		return no_memory(err);
-	return DBX_OK;
-}
-
-/* "name" with OData quotes doubled, URL-escaped inside the Resources - List filter. */
-static char *resources_url(struct dbx_keyvault *kv, const char *subscription, const char *name)
-{
-	char *quoted = NULL, *filter = NULL, *efilter = NULL, *esub = NULL, *url = NULL;
-	size_t n = strlen(name), j = 0;
-	int len;
-
-	quoted = malloc(2 * n + 1);
-	if (!quoted)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		quoted[j++] = name[i];
-		if (name[i] == '\'')
-			quoted[j++] = '\'';
-	}
-	quoted[j] = '\0';
-	len = asprintf(&filter, "resourceType eq 'Microsoft.KeyVault/vaults' and name eq '%s'",
-		       quoted);
-	if (len < 0) {
-		filter = NULL;
-		goto out;
-	}
-	efilter = dbx_url_escape(filter);
-	esub = dbx_url_escape(subscription);
-	if (!efilter || !esub)
-		goto out;
-	len = asprintf(&url, "https://%s/subscriptions/%s/resources?$filter=%s&api-version=%s",
-		       kv->cloud->arm_host, esub, efilter, API_RESOURCES);
-	if (len < 0)
-		url = NULL;
-out:
-	free(quoted);
-	free(filter);
-	free(efilter);
-	free(esub);
-	return url;
-}
-
-/*
- * Look for the vault called name in one subscription. *found tells
- * whether it was; id receives its resource ID as ARM spells it. A 403 or
- * 404 on the subscription is "not here" and sets *denied on 403.
- */
-static enum dbx_err search_subscription(struct dbx_keyvault *kv, const char *subscription,
-					const char *name, uint64_t deadline, char *id, size_t cap,
-					bool *found, bool *denied, struct dbx_error *err)
-{
-	static const char what[] = "ARM resources list";
-	struct dbx_http_response resp = {0};
-	struct json_object *root = NULL;
-	char *url = resources_url(kv, subscription, name);
-	enum dbx_err rc = DBX_OK;
-
-	*found = false;
-	if (!url) {
-		rc = no_memory(err);
-		goto out;
-	}
-	for (unsigned page = 0; !*found; page++) {
-		struct json_object *value;
-		char *next = NULL;
-
-		if (page >= MAX_PAGES) {
-			rc = malformed(err, NULL, what);
-			goto out;
-		}
-		rc = http_get(kv, url, kv->cloud->arm_scope, deadline, &resp, err);
-		if (rc != DBX_OK)
-			goto out;
-		if (page == 0 && (resp.status == 403 || resp.status == 404)) {
-			if (resp.status == 403)
-				*denied = true;
-			goto out;
-		}
-		if (!is_2xx(&resp)) {
-			rc = response_error(&resp, what, err);
-			goto out;
-		}
-		json_object_put(root);
-		root = parse_body(&resp);
-		if (member(root, "value", json_type_array, &value) != 1) {
-			rc = malformed(err, &resp, what);
-			goto out;
-		}
-		for (size_t i = 0; i < json_object_array_length(value); i++) {
-			struct json_object *item = json_object_array_get_idx(value, i);
-			const char *rid, *rname, *rtype;
-
-			if (!json_object_is_type(item, json_type_object) ||
-			    member_str(item, "id", &rid) != 1 ||
-			    member_str(item, "name", &rname) < 0 ||
-			    member_str(item, "type", &rtype) < 0) {
-				rc = malformed(err, &resp, what);
-				goto out;
-			}
-			if (!rname || !rtype || strcasecmp(rname, name) != 0 ||
-			    strcasecmp(rtype, "Microsoft.KeyVault/vaults") != 0)
-				continue;
-			if (!arm_id_ok(rid) || !copy_str(id, cap, rid)) {
-				rc = malformed(err, &resp, what);
-				goto out;
-			}
-			*found = true;
-			break;
-		}
-		if (*found)
-			break;
-		rc = next_link(kv, root, &resp, what, &next, err);
-		if (rc != DBX_OK)
-			goto out;
-		if (!next)
-			break;
-		free(url);
-		url = next;
-	}
-out:
-	json_object_put(root);
-	dbx_http_response_reset(&resp);
-	free(url);
-	return rc;
-}
-
-struct sub_list {
-	char **ids;
-	size_t n, cap;
-};
-
-static void sub_list_free(struct sub_list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->ids[i]);
-	free(l->ids);
-	memset(l, 0, sizeof(*l));
-}
-
-static bool sub_list_add(struct sub_list *l, const char *id)
-{
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 16;
-		char **ids = realloc(l->ids, cap * sizeof(*ids));
-
-		if (!ids)
-			return false;
-		l->ids = ids;
-		l->cap = cap;
-	}
-	l->ids[l->n] = strdup(id);
-	if (!l->ids[l->n])
-		return false;
-	l->n++;
-	return true;
-}
-
-/* Every subscription the credential can list (GET /subscriptions, all pages). */
-static enum dbx_err list_subscriptions(struct dbx_keyvault *kv, uint64_t deadline,
-				       struct sub_list *out, struct dbx_error *err)
-{
-	static const char what[] = "ARM subscriptions list";
-	struct dbx_http_response resp = {0};
-	struct json_object *root = NULL;
-	char *url = NULL;
-	enum dbx_err rc = DBX_OK;
-
-	if (asprintf(&url, "https://%s/subscriptions?api-version=%s", kv->cloud->arm_host,
-		     API_SUBSCRIPTIONS) < 0) {
-		url = NULL;
-		rc = no_memory(err);
-		goto out;
-	}
-	for (unsigned page = 0;; page++) {
-		struct json_object *value;
-		char *next = NULL;
-
-		if (page >= MAX_PAGES || out->n > MAX_SUBSCRIPTIONS) {
-			rc = malformed(err, NULL, what);
-			goto out;
-		}
-		rc = http_get(kv, url, kv->cloud->arm_scope, deadline, &resp, err);
-		if (rc != DBX_OK)
-			goto out;
-		if (!is_2xx(&resp)) {
-			rc = response_error(&resp, what, err);
-			goto out;
-		}
-		json_object_put(root);
-		root = parse_body(&resp);
-		if (member(root, "value", json_type_array, &value) != 1) {
-			rc = malformed(err, &resp, what);
-			goto out;
-		}
-		for (size_t i = 0; i < json_object_array_length(value); i++) {
-			struct json_object *item = json_object_array_get_idx(value, i);
-			const char *sid;
-
-			if (member_str(item, "subscriptionId", &sid) != 1 || sid[0] == '\0') {
-				rc = malformed(err, &resp, what);
-				goto out;
-			}
-			if (!sub_list_add(out, sid)) {
-				rc = no_memory(err);
-				goto out;
-			}
-		}
-		rc = next_link(kv, root, &resp, what, &next, err);
-		if (rc != DBX_OK)
-			goto out;
-		if (!next)
-			break;
-		free(url);
-		url = next;
-	}
-out:
-	json_object_put(root);
-	dbx_http_response_reset(&resp);
-	free(url);
-	return rc;
-}
-
-/* Fill out's properties from a vault's ARM body; false when it is malformed. */
-static bool parse_vault(struct json_object *root, struct dbx_vault_info *out)
-{
-	struct json_object *props, *pols;
-	const char *tenant;
-
-	if (member(root, "properties", json_type_object, &props) != 1)
-		return false;
-	out->soft_delete = true;
-	out->purge_protection = false;
-	out->rbac = false;
-	if (member_bool(props, "enableSoftDelete", &out->soft_delete) < 0 ||
-	    member_bool(props, "enablePurgeProtection", &out->purge_protection) < 0 ||
-	    member_bool(props, "enableRbacAuthorization", &out->rbac) < 0 ||
-	    member_str(props, "tenantId", &tenant) < 0 ||
-	    member(props, "accessPolicies", json_type_array, &pols) < 0)
-		return false;
-	if (tenant && !copy_str(out->tenant_id, sizeof(out->tenant_id), tenant))
-		return false;
-	out->policies_known = true;
-	return true;
-}
-
-/*
- * GET the vault's ARM properties into out. *readable is false after a 403
- * (out keeps its defaults and policies_known stays false). On success
- * *props_root, when not NULL, receives the parsed body (caller puts it).
- */
-static enum dbx_err read_vault(struct dbx_keyvault *kv, uint64_t deadline, const char *name,
-			       struct dbx_vault_info *out, bool *readable,
-			       struct json_object **props_root, struct dbx_error *err)
-{
-	static const char what[] = "ARM key vault";
-	struct dbx_http_response resp = {0};
-	struct json_object *root = NULL;
-	char *url = NULL;
-	enum dbx_err rc = DBX_OK;
-
-	*readable = false;
-	if (props_root)
-		*props_root = NULL;
-	if (!arm_id_ok(out->id)) {
-		rc = malformed(err, NULL, what);
-		goto out;
-	}
-	if (asprintf(&url, "https://%s%s?api-version=%s", kv->cloud->arm_host, out->id,
-		     API_VAULTS) < 0) {
-		url = NULL;
-		rc = no_memory(err);
-		goto out;
-	}
-	rc = http_get(kv, url, kv->cloud->arm_scope, deadline, &resp, err);
-	if (rc != DBX_OK)
-		goto out;
-	if (resp.status == 403)
-		goto out;
-	if (resp.status == 404) {
-		rc = ssem_error(err, SSEM_VAULT_NOT_FOUND, resp.status, &resp,
-				"key vault '%s' (%s) no longer exists", name, out->id);
-		goto out;
-	}
-	if (!is_2xx(&resp)) {
-		rc = response_error(&resp, what, err);
-		goto out;
-	}
-	root = parse_body(&resp);
-	if (!root || !parse_vault(root, out)) {
-		rc = malformed(err, &resp, what);
-		goto out;
-	}
-	*readable = true;
-	if (props_root) {
-		*props_root = root;
-		root = NULL;
-	}
-out:
-	json_object_put(root);
-	dbx_http_response_reset(&resp);
-	free(url);
-	return rc;
-}
-
-/* Find the vault's resource ID: the order's subscription first, then all listed ones. */
-static enum dbx_err locate_vault(struct dbx_keyvault *kv, const char *subscription,
-				 const char *name, uint64_t deadline, struct dbx_vault_info *out,
-				 struct dbx_error *err)
-{
-	struct sub_list subs = {0};
-	bool found = false, denied = false;
-	enum dbx_err rc = DBX_OK;
-
-	if (subscription && subscription[0]) {
-		rc = search_subscription(kv, subscription, name, deadline, out->id, sizeof(out->id),
-					 &found, &denied, err);
-		if (rc != DBX_OK || found)
-			goto out;
-	}
-	rc = list_subscriptions(kv, deadline, &subs, err);
-	if (rc != DBX_OK)
-		goto out;
-	for (size_t i = 0; i < subs.n && !found; i++) {
-		if (subscription && strcasecmp(subs.ids[i], subscription) == 0)
-			continue;
-		rc = search_subscription(kv, subs.ids[i], name, deadline, out->id, sizeof(out->id),
-					 &found, &denied, err);
-		if (rc != DBX_OK)
-			goto out;
-	}
-	if (!found)
-		rc =
-		    ssem_error(err, SSEM_VAULT_NOT_FOUND, 0, NULL,
-			       "key vault '%s' was not found in any subscription the mount's "
-			       "credential can read%s",
-			       name, denied ? " (some subscriptions refused the search: 403)" : "");
-out:
-	sub_list_free(&subs);
-	return rc;
-}
+/* ---- the vault ---- */
 
 static bool vault_name_ok(const char *name)
 {
@@ -684,25 +245,63 @@ static bool vault_name_ok(const char *name)
 	return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") == n;
 }
 
-/* find_vault without its own deadline; *readable as read_vault. */
+/*
+ * Read the vault out->id names (called name in messages) through ARM into
+ * out and *props. *readable is false after a 403 (out keeps its defaults,
+ * policies_known stays false); a 404 is SsemUserErrorKeyVaultDetailsNotFound.
+ * *props is the caller's to clear, whatever the outcome.
+ */
+static enum dbx_err read_vault(struct dbx_keyvault *kv, uint64_t deadline, const char *name,
+			       struct dbx_vault_info *out, bool *readable,
+			       struct dbx_arm_vault *props, struct dbx_error *err)
+{
+	enum dbx_err rc;
+
+	*readable = false;
+	rc = dbx_arm_get_vault(kv->arm, out->id, deadline, props, err);
+	if (rc == DBX_EACCES && err && err->http_status == 403) {
+		dbx_error_clear(err);
+		return DBX_OK;
+	}
+	if (rc == DBX_ENOTFOUND)
+		return ssem_error(err, SSEM_VAULT_NOT_FOUND, 404, err ? err->request_id : NULL,
+				  "key vault '%s' (%s) no longer exists", name, out->id);
+	if (rc != DBX_OK)
+		return rc;
+	out->soft_delete = props->soft_delete;
+	out->purge_protection = props->purge_protection;
+	out->rbac = props->rbac;
+	snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", props->tenant_id);
+	out->policies_known = true;
+	*readable = true;
+	return DBX_OK;
+}
+
+/* dbx_keyvault_find_vault under the caller's deadline; *readable and *props as read_vault. */
 static enum dbx_err find_vault(struct dbx_keyvault *kv, const char *subscription, const char *name,
 			       uint64_t deadline, struct dbx_vault_info *out, bool *readable,
-			       struct json_object **props_root, struct dbx_error *err)
+			       struct dbx_arm_vault *props, struct dbx_error *err)
 {
+	bool found = false, denied = false;
 	enum dbx_err rc;
 
 	memset(out, 0, sizeof(*out));
 	*readable = false;
-	if (props_root)
-		*props_root = NULL;
 	if (!vault_name_ok(name))
 		return ssem_error(err, SSEM_BAD_URL, 0, NULL, "invalid key vault name '%s'",
 				  name ? name : "");
-	rc = locate_vault(kv, subscription, name, deadline, out, err);
+	rc = dbx_arm_find_vault(kv->arm, subscription, name, deadline, out->id, sizeof(out->id),
+				&found, &denied, err);
 	if (rc != DBX_OK)
 		return rc;
+	if (!found)
+		return ssem_error(err, SSEM_VAULT_NOT_FOUND, 0, NULL,
+				  "key vault '%s' was not found in any subscription the mount's "
+				  "credential can read%s",
+				  name,
+				  denied ? " (some subscriptions refused the search: 403)" : "");
 	out->soft_delete = true; /* the service defaults, kept when the vault is not readable */
-	return read_vault(kv, deadline, name, out, readable, props_root, err);
+	return read_vault(kv, deadline, name, out, readable, props, err);
 }
 
 /*
@@ -714,82 +313,47 @@ enum dbx_err dbx_keyvault_find_vault(struct dbx_keyvault *kv, const char *subscr
 				     const char *name, struct dbx_vault_info *out,
 				     struct dbx_error *err)
 {
+	struct dbx_arm_vault props = {0};
 	bool readable;
+	enum dbx_err rc;
 
 	dbx_error_clear(err);
-	return find_vault(kv, subscription, name, deadline_of(kv), out, &readable, NULL, err);
+	rc = find_vault(kv, subscription, name, deadline_of(kv), out, &readable, &props, err);
+	dbx_arm_vault_clear(&props);
+	return rc;
 }
 
 /* ---- access policies ---- */
 
-static unsigned perm_bit(const char *p)
-{
-	if (strcasecmp(p, "all") == 0)
-		return PERM_NEEDED;
-	if (strcasecmp(p, "get") == 0)
-		return PERM_GET;
-	if (strcasecmp(p, "wrapKey") == 0)
-		return PERM_WRAP;
-	if (strcasecmp(p, "unwrapKey") == 0)
-		return PERM_UNWRAP;
-	return 0;
-}
-
 /*
- * The key permissions the access policies of a vault body grant object_id
- * on its own (policies with an applicationId are compound identities and
- * do not apply to a managed identity). -1 when the policies are malformed.
+ * Check object_id's key permissions in the vault's access policies. Only
+ * a policy for object_id on its own counts (one with an applicationId is a
+ * compound identity and does not apply to a managed identity).
  */
-static int granted_perms(struct json_object *root, const char *object_id)
+static enum dbx_err check_policies(const struct dbx_arm_vault *props,
+				   const struct dbx_vault_info *vault, const char *object_id,
+				   struct dbx_error *err)
 {
-	struct json_object *props, *pols;
-	unsigned perms = 0;
-
-	if (member(root, "properties", json_type_object, &props) != 1 ||
-	    member(props, "accessPolicies", json_type_array, &pols) < 0)
-		return -1;
-	for (size_t i = 0; pols && i < json_object_array_length(pols); i++) {
-		struct json_object *pol = json_object_array_get_idx(pols, i), *perm, *keys;
-		const char *oid, *app;
-
-		if (!json_object_is_type(pol, json_type_object) ||
-		    member_str(pol, "objectId", &oid) < 0 ||
-		    member_str(pol, "applicationId", &app) < 0 ||
-		    member(pol, "permissions", json_type_object, &perm) < 0)
-			return -1;
-		if (perm && member(perm, "keys", json_type_array, &keys) < 0)
-			return -1;
-		if (!oid || strcasecmp(oid, object_id) != 0 || (app && app[0]) || !perm || !keys)
-			continue;
-		for (size_t j = 0; j < json_object_array_length(keys); j++) {
-			struct json_object *k = json_object_array_get_idx(keys, j);
-
-			if (!json_object_is_type(k, json_type_string))
-				return -1;
-			perms |= perm_bit(json_object_get_string(k));
-		}
-	}
-	return (int)perms;
-}
-
-/* Check object_id's key permissions in a parsed vault body. */
-static enum dbx_err check_policies(struct json_object *root, const struct dbx_vault_info *vault,
-				   const char *object_id, struct dbx_error *err)
-{
-	int perms = granted_perms(root, object_id);
-	unsigned missing;
+	unsigned perms = 0, missing;
 	char list[64] = "";
 
-	if (perms < 0)
+	if (!props->policies_ok)
 		return malformed(err, NULL, "ARM key vault");
-	missing = PERM_NEEDED & ~(unsigned)perms;
+	for (size_t i = 0; i < props->n_policies; i++) {
+		const struct dbx_arm_access_policy *pol = &props->policies[i];
+
+		if (pol->object_id && strcasecmp(pol->object_id, object_id) == 0 &&
+		    !pol->application)
+			perms |= pol->key_perms;
+	}
+	missing = PERM_NEEDED & ~perms;
 	if (missing == 0)
 		return DBX_OK;
-	if (missing & PERM_GET)
+	if (missing & DBX_ARM_KEY_GET)
 		strcat(list, "get");
-	if (missing & PERM_WRAP)
+	if (missing & DBX_ARM_KEY_WRAP)
 		strcat(list, list[0] ? ", wrapKey" : "wrapKey");
-	if (missing & PERM_UNWRAP)
+	if (missing & DBX_ARM_KEY_UNWRAP)
 		strcat(list, list[0] ? ", unwrapKey" : "unwrapKey");
 	return ssem_error(err, SSEM_ACCESS, 0, NULL,
 			  "the access policies of key vault %s do not give identity %s the key "
@@ -806,7 +370,7 @@ enum dbx_err dbx_keyvault_check_access(struct dbx_keyvault *kv, const struct dbx
 				       const char *object_id, struct dbx_error *err)
 {
 	struct dbx_vault_info fresh;
-	struct json_object *root = NULL;
+	struct dbx_arm_vault props = {0};
 	const char *name;
 	bool readable = false;
 	enum dbx_err rc = DBX_OK;
@@ -820,13 +384,13 @@ enum dbx_err dbx_keyvault_check_access(struct dbx_keyvault *kv, const struct dbx
 		goto out;
 	fresh = *vault;
 	name = strrchr(vault->id, '/');
-	rc = read_vault(kv, deadline_of(kv), name ? name + 1 : vault->id, &fresh, &readable, &root,
+	rc = read_vault(kv, deadline_of(kv), name ? name + 1 : vault->id, &fresh, &readable, &props,
 			err);
 	if (rc != DBX_OK || !readable || fresh.rbac)
 		goto out;
-	rc = check_policies(root, vault, object_id, err);
+	rc = check_policies(&props, vault, object_id, err);
 out:
-	json_object_put(root);
+	dbx_arm_vault_clear(&props);
 	return rc;
 }
 
@@ -925,7 +489,7 @@ static bool kid_matches(const char *kid, const struct dbx_key_url *key)
 static bool member_time(struct json_object *o, const char *key, time_t *out)
 {
 	struct json_object *v;
-	int r = member(o, key, json_type_int, &v);
+	int r = dbx_json_member(o, key, json_type_int, &v);
 
 	*out = 0;
 	if (r < 0)
@@ -942,13 +506,13 @@ static bool parse_key(struct json_object *root, const struct dbx_key_url *key,
 	struct json_object *jwk, *attrs, *enabled;
 	const char *kid, *kty, *n, *level;
 
-	if (member(root, "key", json_type_object, &jwk) != 1 ||
-	    member(root, "attributes", json_type_object, &attrs) != 1 ||
-	    member_str(jwk, "kid", &kid) != 1 || member_str(jwk, "kty", &kty) != 1 ||
-	    member_str(jwk, "n", &n) < 0 ||
-	    member(attrs, "enabled", json_type_boolean, &enabled) != 1 ||
+	if (dbx_json_member(root, "key", json_type_object, &jwk) != 1 ||
+	    dbx_json_member(root, "attributes", json_type_object, &attrs) != 1 ||
+	    dbx_json_member_str(jwk, "kid", &kid) != 1 ||
+	    dbx_json_member_str(jwk, "kty", &kty) != 1 || dbx_json_member_str(jwk, "n", &n) < 0 ||
+	    dbx_json_member(attrs, "enabled", json_type_boolean, &enabled) != 1 ||
 	    !member_time(attrs, "nbf", &out->nbf) || !member_time(attrs, "exp", &out->exp) ||
-	    member_str(attrs, "recoveryLevel", &level) < 0)
+	    dbx_json_member_str(attrs, "recoveryLevel", &level) < 0)
 		return false;
 	if (!kid_matches(kid, key) || !copy_str(out->kid, sizeof(out->kid), kid))
 		return false;
@@ -1007,13 +571,13 @@ static enum dbx_err fetch_key(struct dbx_keyvault *kv, const struct dbx_key_url 
 		rc = no_memory(err);
 		goto out;
 	}
-	rc = http_get(kv, url, kv->cloud->vault_scope, deadline, &resp, err);
+	rc = vault_get(kv, url, deadline, &resp, err);
 	if (rc != DBX_OK)
 		goto out;
 	if (resp.status == 403)
 		goto out;
 	if (resp.status == 404) {
-		rc = ssem_error(err, SSEM_KEY_NOT_FOUND, resp.status, &resp,
+		rc = ssem_error(err, SSEM_KEY_NOT_FOUND, resp.status, resp.request_id,
 				"key '%s'%s%s not found in key vault '%s'", key->name,
 				key->version[0] ? " version " : "", key->version, key->vault);
 		goto out;
@@ -1058,54 +622,19 @@ enum dbx_err dbx_keyvault_get_key(struct dbx_keyvault *kv, const struct dbx_key_
 
 /* ---- identities ---- */
 
-/* Public: GET the identity; anything but a non-empty principalId that fits is malformed. */
+/*
+ * Public: the identity's principalId through ARM; anything but a non-empty
+ * principalId that fits is malformed.
+ */
 enum dbx_err dbx_keyvault_identity_principal(struct dbx_keyvault *kv, const char *uai_id,
 					     char *principal, size_t cap, struct dbx_error *err)
 {
-	static const char what[] = "ARM user-assigned identity";
-	struct dbx_http_response resp = {0};
-	struct json_object *root = NULL, *props;
-	const char *pid;
-	char *url = NULL;
-	enum dbx_err rc = DBX_OK;
+	enum dbx_err rc;
 
-	dbx_error_clear(err);
-	if (principal && cap)
-		principal[0] = '\0';
-	if (!uai_id || !arm_id_ok(uai_id) || !principal || cap == 0) {
-		rc = dbx_error_set(err, DBX_EINVAL, "invalid user-assigned identity ID");
-		goto out;
-	}
-	if (asprintf(&url, "https://%s%s?api-version=%s", kv->cloud->arm_host, uai_id,
-		     API_IDENTITIES) < 0) {
-		url = NULL;
-		rc = no_memory(err);
-		goto out;
-	}
-	rc = http_get(kv, url, kv->cloud->arm_scope, deadline_of(kv), &resp, err);
-	if (rc != DBX_OK)
-		goto out;
-	if (resp.status == 404) {
-		rc = ssem_error(err, SSEM_UAI_NOT_FOUND, resp.status, &resp,
-				"user-assigned identity %s not found", uai_id);
-		goto out;
-	}
-	if (!is_2xx(&resp)) {
-		rc = response_error(&resp, what, err);
-		goto out;
-	}
-	root = parse_body(&resp);
-	if (member(root, "properties", json_type_object, &props) != 1 ||
-	    member_str(props, "principalId", &pid) != 1 || pid[0] == '\0' ||
-	    !copy_str(principal, cap, pid)) {
-		principal[0] = '\0';
-		rc = malformed(err, &resp, what);
-		goto out;
-	}
-out:
-	json_object_put(root);
-	dbx_http_response_reset(&resp);
-	free(url);
+	rc = dbx_arm_identity_principal(kv->arm, uai_id, deadline_of(kv), principal, cap, err);
+	if (rc == DBX_ENOTFOUND)
+		return ssem_error(err, SSEM_UAI_NOT_FOUND, 404, err ? err->request_id : NULL,
+				  "user-assigned identity %s not found", uai_id);
 	return rc;
 }
 
@@ -1174,7 +703,7 @@ enum dbx_err dbx_keyvault_preflight(struct dbx_keyvault *kv, const char *subscri
 				    time_t now, struct dbx_preflight *out, struct dbx_error *err)
 {
 	uint64_t deadline = deadline_of(kv);
-	struct json_object *vault_root = NULL;
+	struct dbx_arm_vault vault_props = {0};
 	bool vault_readable = false, key_readable = false;
 	enum dbx_err rc;
 
@@ -1185,7 +714,7 @@ enum dbx_err dbx_keyvault_preflight(struct dbx_keyvault *kv, const char *subscri
 		goto out;
 	}
 	rc = find_vault(kv, subscription, key->vault, deadline, &out->vault, &vault_readable,
-			&vault_root, err);
+			&vault_props, err);
 	if (rc != DBX_OK)
 		goto out;
 	if (!vault_readable) {
@@ -1231,8 +760,8 @@ enum dbx_err dbx_keyvault_preflight(struct dbx_keyvault *kv, const char *subscri
 			      "checked.");
 		goto out;
 	}
-	rc = check_policies(vault_root, &out->vault, principal_id, err);
+	rc = check_policies(&vault_props, &out->vault, principal_id, err);
 out:
-	json_object_put(vault_root);
+	dbx_arm_vault_clear(&vault_props);
 	return rc;
 }

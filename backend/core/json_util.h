@@ -2,20 +2,32 @@
  * json_util.h: the JSON accessor that several backend files share, internal
  * to backend/ (not an interface of include/databoxfs).
  *
- * Input comes from the network, so a value of the wrong type reads as
- * absent. Only accessors live here: what a document means stays with the
- * file that reads it (job JSON in order.c, list and error envelopes in
- * arm.c, token answers in the cred_*.c sources).
+ * Input comes from the network. dbx_json_str reads a value of the wrong
+ * type as absent; dbx_json_member tells it apart, for documents where a
+ * wrong type is malformed rather than missing. Only accessors live here: what a document means
+ * stays with the file that reads it (job JSON in order.c, list and error envelopes in arm.c, token
+ * answers in the cred_*.c sources).
  */
 #ifndef DATABOXFS_BACKEND_JSON_UTIL_H
 #define DATABOXFS_BACKEND_JSON_UTIL_H
 
-struct json_object;
+#include <json-c/json.h>
 
 /*
  * The string value of member key of o: NULL when o is NULL or not an
  * object, or the member is absent, null or not a string. Borrowed from o.
  */
 const char *dbx_json_str(struct json_object *o, const char *key);
+
+/*
+ * Member key of o with type t: 1 when present with that type (*out set,
+ * borrowed from o), 0 when absent or null (*out NULL), -1 when o is not
+ * an object or the member has another type (*out NULL).
+ */
+int dbx_json_member(struct json_object *o, const char *key, enum json_type t,
+		    struct json_object **out);
+
+/* dbx_json_member for a string: *out the string (borrowed) when it returns 1, else NULL. */
+int dbx_json_member_str(struct json_object *o, const char *key, const char **out);
 
 #endif

@@ -1,9 +1,14 @@
 /*
- * arm.h: Azure Resource Manager calls for Data Box jobs.
+ * arm.h: Azure Resource Manager calls: Data Box jobs, and the lookups the
+ * Key Vault preflight makes through ARM (vaults, user-assigned identities).
  *
- * Lists follow nextLink verbatim (paged, never rebuilt), single GETs always
- * send $expand=details. Every call is bounded by the timeout given at
- * creation: one deadline for the whole call, pages and retries included.
+ * Every listing (jobs, subscriptions, resources) goes through one paging
+ * loop: nextLink followed verbatim (never rebuilt) and only to the cloud's
+ * ARM host, at most 10,000 pages, and a nextLink naming a page already
+ * requested ends the listing as malformed (DBX_EREMOTE). Single job GETs
+ * always send $expand=details. Every job call is bounded by the timeout
+ * given at creation: one deadline for the whole call, pages and retries
+ * included; the lookups take their caller's deadline instead.
  */
 #ifndef DATABOXFS_ARM_H
 #define DATABOXFS_ARM_H
@@ -19,8 +24,9 @@ struct dbx_arm;
 
 /*
  * A new ARM client over transport (the full stack: curl, retry, auth; not
- * owned), for cloud, with api_version (NULL: "2025-07-01") and timeout_ms
- * bounding each call. NULL on ENOMEM.
+ * owned), for cloud, with the Data Box jobs' api_version (NULL:
+ * "2025-07-01"; every other ARM API version is fixed in arm.c) and
+ * timeout_ms bounding each call. NULL on ENOMEM.
  */
 struct dbx_arm *dbx_arm_new(struct dbx_transport *transport, const struct dbx_cloud *cloud,
 			    const char *api_version, uint64_t timeout_ms,
@@ -110,6 +116,81 @@ DBX_MUST_CHECK enum dbx_err dbx_arm_patch_job_ex(struct dbx_arm *arm, const char
 
 /* The arm's clock (for deadlines of callers sharing it). */
 const struct dbx_clock *dbx_arm_clock(const struct dbx_arm *arm);
+
+/* The arm's cloud. */
+const struct dbx_cloud *dbx_arm_cloud(const struct dbx_arm *arm);
+
+/*
+ * ---- Lookups for the Key Vault preflight (keyvault.h) ----
+ *
+ * They report what ARM answered as enum dbx_err (404 DBX_ENOTFOUND, 403
+ * DBX_EACCES with err->http_status 403, ...); which Ssem code that means
+ * for a write is the preflight's decision. deadline_ms is absolute, on the
+ * arm's clock (0: none), so one deadline can bound several lookups.
+ */
+
+#define DBX_ARM_ID_MAX 512 /* longest ARM resource ID accepted, with its NUL */
+
+/* Key permissions an access policy grants ("all" grants all three). */
+enum {
+	DBX_ARM_KEY_GET = 1,
+	DBX_ARM_KEY_WRAP = 2,
+	DBX_ARM_KEY_UNWRAP = 4,
+};
+
+struct dbx_arm_access_policy {
+	char *object_id;    /* NULL when absent */
+	bool application;   /* a non-empty applicationId: a compound identity */
+	unsigned key_perms; /* DBX_ARM_KEY_* granted on keys */
+};
+
+/* A key vault's ARM properties (Microsoft.KeyVault/vaults). */
+struct dbx_arm_vault {
+	char tenant_id[64];    /* "" when absent */
+	bool soft_delete;      /* enableSoftDelete (absent: true, the service default since 2020) */
+	bool purge_protection; /* enablePurgeProtection (absent: false) */
+	bool rbac;	       /* enableRbacAuthorization (absent: false) */
+	bool policies_ok;      /* accessPolicies absent or all of the documented shape */
+	struct dbx_arm_access_policy *policies; /* none when !policies_ok */
+	size_t n_policies;
+};
+
+/* Free what dbx_arm_get_vault put into v and zero it. NULL is fine. */
+void dbx_arm_vault_clear(struct dbx_arm_vault *v);
+
+/*
+ * Find the key vault called name with Resources - List: in subscription
+ * first (when not NULL or ""), then in every other subscription
+ * dbx_arm_list_subscriptions lists. DBX_OK with *found true and id (cap
+ * bytes) its resource ID as ARM spells it, or with *found false when no
+ * subscription has it. A subscription that refuses the search (403 or 404
+ * on its first page) is passed over; *denied tells whether one answered
+ * 403. Any other failure ends the search with its error.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_arm_find_vault(struct dbx_arm *arm, const char *subscription,
+					       const char *name, uint64_t deadline_ms, char *id,
+					       size_t cap, bool *found, bool *denied,
+					       struct dbx_error *err);
+
+/*
+ * GET the vault with resource ID id into *out (zeroed first; release it
+ * with dbx_arm_vault_clear, also after a failure). DBX_EREMOTE "malformed"
+ * for an id that is not a plain ARM resource ID (nothing is sent) or a body
+ * that is not a vault's.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_arm_get_vault(struct dbx_arm *arm, const char *id,
+					      uint64_t deadline_ms, struct dbx_arm_vault *out,
+					      struct dbx_error *err);
+
+/*
+ * The principalId of the user-assigned identity uai_id into principal (cap
+ * bytes; "" after any failure). DBX_EINVAL for an ID that is not a plain
+ * ARM resource ID (nothing is sent); DBX_EREMOTE "malformed" when the
+ * answer has no non-empty principalId that fits.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_arm_identity_principal(struct dbx_arm *arm, const char *uai_id,
+						       uint64_t deadline_ms, char *principal,
+						       size_t cap, struct dbx_error *err);
 
 /*
  * Map a non-2xx ARM response to an error: the status to enum dbx_err

@@ -3,12 +3,13 @@
  *
  * Before a PATCH, the mount checks what the Data Box service will check,
  * and fails with the same Ssem code: the vault exists (found by name
- * through ARM, which also gives kekVaultResourceID), soft delete and purge
- * protection are on, the key exists, is enabled, inside its nbf/exp window,
- * RSA or RSA-HSM of at least 2048 bits (computed from the modulus n), and,
- * where the vault uses access policies, the identity that will use the key
- * holds get, wrapKey and unwrapKey. A check the admin's own credential may
- * not perform (403) is skipped and noted; the service then decides.
+ * through ARM with arm.h's lookups, which also give kekVaultResourceID),
+ * soft delete and purge protection are on, the key exists, is enabled,
+ * inside its nbf/exp window, RSA or RSA-HSM of at least 2048 bits
+ * (computed from the modulus n), and, where the vault uses access
+ * policies, the identity that will use the key holds get, wrapKey and
+ * unwrapKey. A check the admin's own credential may not perform (403) is
+ * skipped and noted; the service then decides.
  */
 #ifndef DATABOXFS_KEYVAULT_H
 #define DATABOXFS_KEYVAULT_H
@@ -18,20 +19,21 @@
 
 #include "databoxfs/err.h"
 #include "databoxfs/http.h"
+#include "databoxfs/arm.h"
 #include "databoxfs/cloud.h"
 #include "databoxfs/validate.h"
 
 struct dbx_keyvault;
 
 /*
- * A new preflight client over transport (full stack with auth; not owned).
- * Each call is bounded by timeout_ms. arm_api_versions: NULL for defaults
- * (resources 2021-04-01, vaults 2024-11-01, identities 2023-01-31, Key
- * Vault 7.4).
+ * A new preflight client. ARM lookups (vault, identity) go through arm
+ * (not owned; it must outlive kv), whose cloud and clock kv uses too;
+ * Key Vault requests go through transport (full stack with auth; not
+ * owned). Each public call is bounded by timeout_ms, ARM lookups included.
+ * NULL on ENOMEM or when arm or transport is NULL.
  */
-struct dbx_keyvault *dbx_keyvault_new(struct dbx_transport *transport,
-				      const struct dbx_cloud *cloud, uint64_t timeout_ms,
-				      const struct dbx_clock *clock);
+struct dbx_keyvault *dbx_keyvault_new(struct dbx_arm *arm, struct dbx_transport *transport,
+				      uint64_t timeout_ms);
 void dbx_keyvault_free(struct dbx_keyvault *kv);
 
 struct dbx_vault_info {

@@ -263,7 +263,7 @@ struct env *env_new(const char *key1_url)
 	fake_clock_init(&env->fc, 1000000);
 	env->arm =
 	    dbx_arm_new(&env->w.base, dbx_cloud_default(), "2025-07-01", 30000, &env->fc.clock);
-	env->kv = dbx_keyvault_new(&env->w.base, dbx_cloud_default(), 30000, &env->fc.clock);
+	env->kv = dbx_keyvault_new(env->arm, &env->w.base, 30000);
 	assert_non_null(env->arm);
 	assert_non_null(env->kv);
 	env->uc.arm = env->arm;

@@ -259,7 +259,7 @@ static void test_list_refuses_foreign_next_link(void **state)
 	}
 }
 
-/* The one check every URL the service hands back passes (also keyvault.c's nextLinks). */
+/* The one check every URL the service hands back passes (nextLinks of every listing). */
 static void test_url_is_arm(void **state)
 {
 	static const char *const good[] = {

@@ -21,41 +21,8 @@
 
 #include "databoxfs/keyvault.h"
 #include "fake_transport.h"
+#include "rsa_moduli.h"
 
-/*
- * Real RSA moduli n, base64url without padding, made once with
- *   openssl genrsa BITS | openssl rsa -noout -modulus
- * (BITS = 2048, 3072, 1024, 2047) and the hex modulus re-encoded with
- * python3 base64.urlsafe_b64encode(bytes.fromhex(hex)).rstrip(b"=").
- * The private halves were discarded.
- */
-#define N_RSA2048                                                                                  \
-	"pyBk43HVpBsdiVvwEBuXp6rs0V0-Lqm5An7r5VpaNeSuGkhyLtL7qF1_SdoVjmGgiSFxfxmTMtRLAbuu"         \
-	"QR70h8X35ZgtU_MN0lhZ-rTMf8SKpulR_BzRtmx2pi-PouhZ2Wiy7WSYnMb8f5xg12Riip--i4UUGm26"         \
-	"8cBAkJPmtAQcspOgDFGB5CpjtECbmuUxoft6L3EKnycdejwpPekeNqpF4ooyNeyvf7EpFrPn50bxNAqJ"         \
-	"-gBjo4FFA_4sShAJIuRUGl3ekbQcpXIhU4pEpSUJvqt4Vd9mh22VIU3NsTYTIgYnTrtT2Fo94w3mPtvN"         \
-	"4MDBAfF-6fUPKGvqSiDF0Q"
-
-#define N_RSA3072                                                                                  \
-	"vBn9-FV4pHkKy1hpKMsfVsLODr-7XtDIxwqEyA_W381KrgS3WAUfqthyDeVHFUxF0KH8rrudLA3IkuYL"         \
-	"yQFi7D96WSRbjAzuKJYegfy6QxuPExKAdoys3seeIkcnR6I1H9Ud2zvjBQ5ZAkkSOgj8a8mXpyGjmtQy"         \
-	"k2LERTtDa6QY9oac59Pa7_z-pBvHIKuAr2PkTJm4TUz7nUyQzWITlMCxZ0acfBsTX8rIG7Mdn-jT5kOR"         \
-	"a0IqhWHY8Y5H1gmXRWckQ4qKpRcfyQONDfXP9MuDoVYyF3UdiYoGV-Ovn0PSRgzqKX6pxB0zYrl2sOx5"         \
-	"FTkmaKugW1A9nRd9X4gDNa46ee8ETXSLUxjxllazXYJJoupNcZAmj-E7Zl87uvE3fRO7zIQUN8YHokSE"         \
-	"thNenrQHWC5ne5WOtUodVINT0XoQ7sD207aApItFrOP5TmpsDwSdhfZzHeiY7lUquipAqyTP8J_GKRTp"         \
-	"erItl0jkW8swfvMheiSPmCNtjVdjpyRZ"
-
-#define N_RSA1024                                                                                  \
-	"xZghVI_BpCNYbP7FpXf0lnmB-kbAitEF4OBwawMyfjg8WA01oX8W3hDX7TzTUUbZpYEha98HnNbUEN-l"         \
-	"vuk6VM90ja07YjwCUDcdSlibtDYNCbqmCRqmBS18BevJo8wSKd3NXfvanmvZIZCwuJVH42SQAGdt5mCg"         \
-	"yWzl7vFKlEU"
-
-#define N_RSA2047                                                                                  \
-	"U8ePP7S16Le8jcMW-efvDUwS2EGAmYXvCoqDliy8CAOhUHYJB__rvFwJyhpabQcvVzRBrK97BhdM8jQs"         \
-	"oxwto-bfbN9OyPp55zzXoicgOQMNLbaQr-GfpGQrnWm4WUFKeL76OzqHKJoqlrNvxQAChUJyU_w3aU-x"         \
-	"nJDgB5lce5Kl738Xd-qJhdEPw4ACX7y0jP0ivE1gs22835dWdCibpoZjcDpojYY6LSj1d87sbV2e9ygP"         \
-	"64Z-n6rabMf5vyfYR2MYl42l0YmNVkDxQinx5CWKxQ9jV2XHozojsm7dxbGtXZdFWKsIv_6ayAFHY2u-"         \
-	"QAkju7C1hEJs7F6kzU05aw"
 #define ARM	  "https://management.azure.com"
 #define ARM_SCOPE "https://management.azure.com/.default"
 #define KV_SCOPE  "https://vault.azure.net/.default"
@@ -160,6 +127,7 @@ static const char *arm_error(const char *code)
 struct ctx {
 	struct fake_transport f;
 	struct fake_clock fc;
+	struct dbx_arm *arm;
 	struct dbx_keyvault *kv;
 	struct dbx_key_url key;
 	struct dbx_preflight out;
@@ -173,7 +141,9 @@ static void begin(const struct fake_reply *script, size_t n)
 	memset(&C, 0, sizeof(C));
 	fake_transport_init(&C.f, script, n);
 	fake_clock_init(&C.fc, START_MS);
-	C.kv = dbx_keyvault_new(&C.f.base, dbx_cloud_default(), TIMEOUT_MS, &C.fc.clock);
+	C.arm = dbx_arm_new(&C.f.base, dbx_cloud_default(), NULL, TIMEOUT_MS, &C.fc.clock);
+	assert_non_null(C.arm);
+	C.kv = dbx_keyvault_new(C.arm, &C.f.base, TIMEOUT_MS);
 	assert_non_null(C.kv);
 	snprintf(C.key.vault, sizeof(C.key.vault), "%s", VAULT);
 	snprintf(C.key.host, sizeof(C.key.host), "%s.vault.azure.net", VAULT);
@@ -184,6 +154,7 @@ static void begin(const struct fake_reply *script, size_t n)
 static void end(void)
 {
 	dbx_keyvault_free(C.kv);
+	dbx_arm_free(C.arm);
 	fake_transport_fini(&C.f);
 	fake_fmt_free();
 }
@@ -937,6 +908,81 @@ static void test_next_link_same_host_spellings(void **state)
 	end();
 }
 
+/* ---- the vault search pages on arm.c's one loop ---- */
+
+/* A nextLink seen twice: the search ends as malformed, not as "vault not found". */
+static void test_resources_next_link_seen_twice(void **state)
+{
+	const char *p2 =
+	    ARM "/subscriptions/" SUB "/resources?api-version=2021-04-01&%24skiptoken=2";
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = fake_fmt("{\"value\":[],\"nextLink\":\"%s\"}", p2)},
+	    {.status = 200,
+	     .body = fake_fmt("{\"value\":[],\"nextLink\":\"%s\"}", FILTER_URL(SUB)),
+	     .request_id = "rid-loop"},
+	    {.status = 200, .body = resources(VAULT_ID)},
+	};
+
+	(void)state;
+	begin(script, 3);
+	assert_int_equal(preflight(PRINCIPAL), DBX_EREMOTE);
+	assert_int_equal(C.err.err, DBX_EREMOTE);
+	assert_non_null(strstr(C.err.message, "malformed"));
+	assert_non_null(strstr(C.err.message, "nextLink repeats an earlier page"));
+	assert_string_equal(C.err.code, "");
+	assert_string_equal(C.err.request_id, "rid-loop");
+	assert_int_equal(C.f.n_calls, 2);
+	assert_call(1, p2, ARM_SCOPE);
+	end();
+}
+
+/* The same rule on the subscription listing of the search. */
+static void test_subscriptions_next_link_seen_twice(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = no_resources()},
+	    {.status = 200,
+	     .body =
+		 "{\"value\":[{\"subscriptionId\":\"" SUB2 "\"}],\"nextLink\":\"" SUBS_URL "\"}"},
+	    {.status = 200, .body = resources(SUB_ID(SUB2))},
+	};
+
+	(void)state;
+	begin(script, 3);
+	assert_int_equal(preflight(PRINCIPAL), DBX_EREMOTE);
+	assert_non_null(strstr(C.err.message, "nextLink repeats an earlier page"));
+	assert_null(strstr(C.err.code, "Ssem"));
+	assert_int_equal(C.f.n_calls, 2);
+	assert_call(1, SUBS_URL, ARM_SCOPE);
+	end();
+}
+
+/*
+ * A subscription without a usable subscriptionId is passed over with a
+ * warning, as in the mount's own listing; the search goes on.
+ */
+static void test_subscription_without_id_skipped(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = no_resources()},
+	    {.status = 200,
+	     .body = "{\"value\":[{\"displayName\":\"no id\"},{\"subscriptionId\":\"" SUB2 "\"}]}"},
+	    {.status = 200, .body = resources(SUB_ID(SUB2))},
+	    {.status = 200,
+	     .body =
+		 vault(SUB_ID(SUB2), "\"enablePurgeProtection\":true", PRINCIPAL, ALL_KEY_PERMS)},
+	    {.status = 200, .body = good_key()},
+	};
+
+	(void)state;
+	begin(script, 5);
+	assert_int_equal(preflight(PRINCIPAL), DBX_OK);
+	assert_int_equal(C.f.n_calls, 5);
+	assert_call(2, FILTER_URL(SUB2), ARM_SCOPE);
+	assert_string_equal(C.out.vault.id, SUB_ID(SUB2));
+	end();
+}
+
 /* ---- the other entry points ---- */
 
 static void test_find_vault_alone(void **state)
@@ -1073,6 +1119,9 @@ int main(void)
 	    cmocka_unit_test(test_huge_modulus),
 	    cmocka_unit_test(test_next_link_foreign_host_refused),
 	    cmocka_unit_test(test_next_link_same_host_spellings),
+	    cmocka_unit_test(test_resources_next_link_seen_twice),
+	    cmocka_unit_test(test_subscriptions_next_link_seen_twice),
+	    cmocka_unit_test(test_subscription_without_id_skipped),
 	    cmocka_unit_test(test_find_vault_alone),
 	    cmocka_unit_test(test_vault_404_after_list),
 	    cmocka_unit_test(test_check_access),

@@ -25,14 +25,7 @@
 
 #include "databoxfs/update.h"
 #include "fake_transport.h"
-
-/* A real 2048-bit RSA modulus (test_keyvault.c tells how it was made). */
-#define N_RSA2048                                                                                  \
-	"pyBk43HVpBsdiVvwEBuXp6rs0V0-Lqm5An7r5VpaNeSuGkhyLtL7qF1_SdoVjmGgiSFxfxmTMtRLAbuu"         \
-	"QR70h8X35ZgtU_MN0lhZ-rTMf8SKpulR_BzRtmx2pi-PouhZ2Wiy7WSYnMb8f5xg12Riip--i4UUGm26"         \
-	"8cBAkJPmtAQcspOgDFGB5CpjtECbmuUxoft6L3EKnycdejwpPekeNqpF4ooyNeyvf7EpFrPn50bxNAqJ"         \
-	"-gBjo4FFA_4sShAJIuRUGl3ekbQcpXIhU4pEpSUJvqt4Vd9mh22VIU3NsTYTIgYnTrtT2Fo94w3mPtvN"         \
-	"4MDBAfF-6fUPKGvqSiDF0Q"
+#include "rsa_moduli.h"
 
 #define ARM	      "https://management.azure.com"
 #define ARM_SCOPE     "https://management.azure.com/.default"
@@ -570,7 +563,7 @@ static void env_init(struct env *e, const struct fake_reply *script, size_t n)
 	fake_transport_init(&e->ft, script, n);
 	fake_clock_init(&e->fc, START_MS);
 	e->arm = dbx_arm_new(&e->ft.base, dbx_cloud_default(), NULL, TIMEOUT_MS, &e->fc.clock);
-	e->kv = dbx_keyvault_new(&e->ft.base, dbx_cloud_default(), TIMEOUT_MS, &e->fc.clock);
+	e->kv = dbx_keyvault_new(e->arm, &e->ft.base, TIMEOUT_MS);
 	assert_non_null(e->arm);
 	assert_non_null(e->kv);
 	e->cfg.arm = e->arm;
