@@ -2,7 +2,7 @@
  * ops.c: struct fuse_operations as thin adapters over fs.c.
  *
  * Each adapter calls one plain function, maps enum dbx_err to -errno through
- * to_errno() (the one mapping of docs/formats.md, "Writes"), and logs a failure once, at
+ * dbx_errno() (the one mapping of docs/formats.md, "Writes"), and logs a failure once, at
  * warning level, with the path, errno, service code and request id (never
  * a token). Reads: open renders the file once into the file handle, so one
  * reader sees one version, and sets direct_io so the kernel never serves
@@ -47,7 +47,8 @@ struct handle {
 	char name[DBX_TREE_NAME_MAX];
 };
 
-static int to_errno(enum dbx_err err)
+/* The one mapping of enum dbx_err to errno (docs/formats.md, "Writes"). */
+int dbx_errno(enum dbx_err err)
 {
 	switch (err) {
 	case DBX_OK:
@@ -78,13 +79,18 @@ static int to_errno(enum dbx_err err)
 		return EINVAL;
 	case DBX_EROFS:
 		return EROFS;
+	case DBX_EEXIST:
+		return EEXIST;
+	case DBX_ENOSPC:
+		return ENOSPC;
+	case DBX_EFBIG:
+		return EFBIG;
+	case DBX_EXDEV:
+		return EXDEV;
+	case DBX_EPERM:
+		return EPERM;
 	}
 	return EIO;
-}
-
-int dbx_errno(enum dbx_err err)
-{
-	return to_errno(err);
 }
 
 static struct dbx_fs *get_fs(void)
@@ -111,7 +117,7 @@ static struct dbx_scratch *ctx_scratch(void)
 /* -errno for rc, logging the failure once. A missing name is routine: debug only. */
 static int fail(const char *op, const char *path, enum dbx_err rc, const struct dbx_error *err)
 {
-	int e = to_errno(rc);
+	int e = dbx_errno(rc);
 
 	dbx_log(rc == DBX_ENOTFOUND ? DBX_LOG_DEBUG : DBX_LOG_WARN,
 		"%s %s: %s (%s); code=%s request_id=%s", op, path,

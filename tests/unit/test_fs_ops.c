@@ -33,13 +33,20 @@ static void test_errno_mapping(void **state)
 	    {DBX_ENOMEM, ENOMEM},
 	    {DBX_ECONFIG, EINVAL},
 	    {DBX_EROFS, EROFS},
+	    {DBX_EEXIST, EEXIST},
+	    {DBX_ENOSPC, ENOSPC},
+	    {DBX_EFBIG, EFBIG},
+	    {DBX_EXDEV, EXDEV},
+	    {DBX_EPERM, EPERM},
 	};
 
 	(void)state;
+	/* One row per value: a new enum dbx_err comes with its errno. */
+	assert_int_equal(sizeof(rows) / sizeof(rows[0]), DBX_EPERM + 1);
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		assert_int_equal(dbx_errno(rows[i].err), rows[i].errnum);
 	/* Never ENOTCONN: admins read it as "the daemon crashed". */
-	for (int e = DBX_OK; e <= DBX_EROFS; e++)
+	for (int e = DBX_OK; e <= DBX_EPERM; e++)
 		assert_int_not_equal(dbx_errno((enum dbx_err)e), ENOTCONN);
 }
 
