@@ -567,7 +567,6 @@ static enum dbx_err writer_add(struct dbx_fs_writer *w, const char *data, size_t
 	const char *name = dbx_attrs[w->node.attr].name;
 	char *grown;
 
-	w->too_big = false;
 	if (w->applied || w->refused)
 		return dbx_error_set(
 		    err, DBX_EINVAL,
@@ -583,9 +582,8 @@ static enum dbx_err writer_add(struct dbx_fs_writer *w, const char *data, size_t
 				     name, (long long)off, w->len);
 	}
 	if (size > DBX_FS_WRITE_MAX - w->len) {
-		w->too_big = true;
 		w->refused = w->len > 0;
-		return dbx_error_set(err, DBX_EINVAL, "%s: a value is at most %u bytes", name,
+		return dbx_error_set(err, DBX_EFBIG, "%s: a value is at most %u bytes", name,
 				     DBX_FS_WRITE_MAX);
 	}
 	if (size) {
@@ -664,14 +662,6 @@ void dbx_fs_writer_close(struct dbx_fs_writer *w)
 	w->len = 0;
 }
 
-/* A failure with no enum dbx_err of its own: DBX_EINVAL, *why says which errno. */
-static enum dbx_err fail_why(enum dbx_scratch_why *why, enum dbx_scratch_why w,
-			     struct dbx_error *err, const char *msg)
-{
-	*why = w;
-	return dbx_error_set(err, DBX_EINVAL, "%s", msg);
-}
-
 static bool same_order(const struct dbx_node *a, const struct dbx_node *b)
 {
 	return !strcmp(a->subscription, b->subscription) &&
@@ -679,7 +669,7 @@ static bool same_order(const struct dbx_node *a, const struct dbx_node *b)
 }
 
 enum dbx_err dbx_fs_rename(struct dbx_fs *fs, const char *from, const char *to, bool no_replace,
-			   enum dbx_scratch_why *why, struct dbx_error *err)
+			   struct dbx_error *err)
 {
 	struct dbx_scratch *s = dbx_fs_scratch(fs);
 	struct dbx_node fdir, tdir, tnode;
@@ -689,11 +679,11 @@ enum dbx_err dbx_fs_rename(struct dbx_fs *fs, const char *from, const char *to, 
 	size_t len = 0;
 	enum dbx_err rc;
 
-	*why = DBX_SCRATCH_WHY_NONE;
 	if (dbx_tree_resolve(from, &fdir) == DBX_OK) {
 		if (fdir.kind == DBX_NODE_ORDER_FILE && s)
-			return fail_why(why, DBX_SCRATCH_WHY_PERM, err,
-					"an attribute file cannot be renamed; write it in place");
+			return dbx_error_set(
+			    err, DBX_EPERM,
+			    "an attribute file cannot be renamed; write it in place");
 		return dbx_error_set(err, DBX_EROFS, "not supported through this mount");
 	}
 	if (!s)
@@ -703,10 +693,10 @@ enum dbx_err dbx_fs_rename(struct dbx_fs *fs, const char *from, const char *to, 
 		return dbx_error_set(err, DBX_ENOTFOUND, "no such file");
 	if (dbx_tree_resolve(to, &tnode) == DBX_OK) {
 		if (tnode.kind != DBX_NODE_ORDER_FILE || !same_order(&fdir, &tnode))
-			return fail_why(why, DBX_SCRATCH_WHY_XDEV, err,
-					"temporary files stay in their order directory");
+			return dbx_error_set(err, DBX_EXDEV,
+					     "temporary files stay in their order directory");
 		if (no_replace)
-			return fail_why(why, DBX_SCRATCH_WHY_EXISTS, err, "the file exists");
+			return dbx_error_set(err, DBX_EEXIST, "the file exists");
 		if (!dbx_attrs[tnode.attr].store)
 			return dbx_error_set(err, DBX_EACCES, "%s is read-only",
 					     dbx_attrs[tnode.attr].name);
@@ -723,9 +713,9 @@ enum dbx_err dbx_fs_rename(struct dbx_fs *fs, const char *from, const char *to, 
 		return DBX_OK;
 	}
 	if (!dbx_scratch_name(to, &tdir, tname) || !same_order(&fdir, &tdir))
-		return fail_why(why, DBX_SCRATCH_WHY_XDEV, err,
-				"temporary files stay in their order directory");
-	rc = dbx_scratch_rename(s, &fdir, fname, tname, no_replace, why);
+		return dbx_error_set(err, DBX_EXDEV,
+				     "temporary files stay in their order directory");
+	rc = dbx_scratch_rename(s, &fdir, fname, tname, no_replace);
 	if (rc != DBX_OK)
 		return dbx_error_set(err, rc, "cannot rename the temporary file");
 	return DBX_OK;

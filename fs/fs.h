@@ -40,7 +40,7 @@ struct dbx_fs {
 	struct dbx_scratch *scratch;
 };
 
-/* The largest value one open may write (EFBIG past it). */
+/* The largest value one open may write (DBX_EFBIG past it). */
 #define DBX_FS_WRITE_MAX (64u * 1024)
 
 /*
@@ -103,7 +103,6 @@ struct dbx_fs_writer {
 	char *buf;   /* the value so far (malloc'd), len bytes */
 	size_t len;
 	bool applied; /* the value was applied (or refused): later writes are DBX_EINVAL */
-	bool too_big; /* the last failure was the DBX_FS_WRITE_MAX cap (EFBIG at the boundary) */
 	bool
 	    refused; /* a write after some bytes was refused: nothing is applied until truncate 0 */
 };
@@ -154,14 +153,12 @@ struct dbx_scratch *dbx_fs_scratch(struct dbx_fs *fs);
  *     the error is the write's (the order's last-write error too);
  *   - temporary file -> read-only attribute: DBX_EACCES;
  *   - temporary file -> temporary name of the same order: in-memory move;
- *   - to another directory: DBX_EINVAL with *why XDEV;
- *   - an attribute file as the source: DBX_EINVAL with *why PERM (vim then
- *     writes in place);
+ *   - to another directory: DBX_EXDEV;
+ *   - an attribute file as the source: DBX_EPERM (vim then writes in place);
  *   - directories, or a mount that does not write: DBX_EROFS.
- * no_replace (RENAME_NOREPLACE): DBX_EINVAL with *why EXISTS when to exists.
+ * no_replace (RENAME_NOREPLACE): DBX_EEXIST when to exists.
  */
 DBX_MUST_CHECK enum dbx_err dbx_fs_rename(struct dbx_fs *fs, const char *from, const char *to,
-					  bool no_replace, enum dbx_scratch_why *why,
-					  struct dbx_error *err);
+					  bool no_replace, struct dbx_error *err);
 
 #endif

@@ -126,39 +126,13 @@ static int fail(const char *op, const char *path, enum dbx_err rc, const struct 
 	return -e;
 }
 
-static int why_errno(enum dbx_scratch_why why)
-{
-	switch (why) {
-	case DBX_SCRATCH_WHY_EXISTS:
-		return EEXIST;
-	case DBX_SCRATCH_WHY_FULL:
-		return ENOSPC;
-	case DBX_SCRATCH_WHY_TOO_BIG:
-		return EFBIG;
-	case DBX_SCRATCH_WHY_XDEV:
-		return EXDEV;
-	case DBX_SCRATCH_WHY_PERM:
-		return EPERM;
-	case DBX_SCRATCH_WHY_NONE:
-		break;
-	}
-	return EINVAL;
-}
-
-/* fail() for a scratch call: a DBX_EINVAL with a why is that why's errno. */
-static int fail_scratch(const char *op, const char *path, enum dbx_err rc, enum dbx_scratch_why why,
-			const char *what)
+/* fail() for a call that reports only an enum dbx_err: what says what failed. */
+static int fail_what(const char *op, const char *path, enum dbx_err rc, const char *what)
 {
 	struct dbx_error err = {0};
-	int e;
 
-	if (rc != DBX_EINVAL || why == DBX_SCRATCH_WHY_NONE) {
-		dbx_error_set(&err, rc, "%s", what);
-		return fail(op, path, rc, &err);
-	}
-	e = why_errno(why);
-	dbx_log(DBX_LOG_WARN, "%s %s: %s (%s)", op, path, what, strerror(e));
-	return -e;
+	dbx_error_set(&err, rc, "%s", what);
+	return fail(op, path, rc, &err);
 }
 
 /* Whether path is an existing temporary file; fills dir and name. */
@@ -251,15 +225,14 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 	bool for_write = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
 	struct dbx_node dir;
 	char name[DBX_TREE_NAME_MAX];
-	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
 	enum dbx_err rc;
 
 	if (temp_file(path, &dir, name)) {
 		if (fi->flags & O_TRUNC) {
 			rc = dbx_scratch_truncate(dbx_fs_scratch(get_fs()), &dir, name, 0,
-						  time(NULL), &why);
+						  time(NULL));
 			if (rc != DBX_OK)
-				return fail_scratch("open", path, rc, why, "cannot truncate");
+				return fail_what("open", path, rc, "cannot truncate");
 		}
 		return open_temp(&dir, name, fi);
 	}
@@ -300,9 +273,7 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
 			size = INT_MAX;
 		rc = dbx_scratch_read(dbx_fs_scratch(get_fs()), &h->dir, h->name, buf, size, off,
 				      &n);
-		return rc == DBX_OK ? (int)n
-				    : fail_scratch("read", path, rc, DBX_SCRATCH_WHY_NONE,
-						   "temporary file gone");
+		return rc == DBX_OK ? (int)n : fail_what("read", path, rc, "temporary file gone");
 	}
 	if ((size_t)off >= h->len)
 		return 0;
@@ -358,7 +329,6 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off,
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct dbx_error err = {0};
 	struct dbx_scratch_stat st;
-	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
 	enum dbx_err rc;
 
 	if (h && h->temp) {
@@ -368,9 +338,8 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off,
 			size = INT_MAX;
 		if (h->append && dbx_scratch_stat(s, &h->dir, h->name, &st) == DBX_OK)
 			off = (off_t)st.size;
-		rc = dbx_scratch_write(s, &h->dir, h->name, buf, size, off, time(NULL), &why);
-		return rc == DBX_OK ? (int)size
-				    : fail_scratch("write", path, rc, why, "temporary file");
+		rc = dbx_scratch_write(s, &h->dir, h->name, buf, size, off, time(NULL));
+		return rc == DBX_OK ? (int)size : fail_what("write", path, rc, "temporary file");
 	}
 	if (!h || !h->writing) {
 		dbx_error_set(&err, DBX_EINVAL, "not open for writing");
@@ -379,10 +348,6 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off,
 	if (size > INT_MAX)
 		size = INT_MAX;
 	rc = dbx_fs_writer_write(get_fs(), &h->w, buf, size, off, &err);
-	if (rc == DBX_EINVAL && h->w.too_big) {
-		fail("write", path, rc, &err);
-		return -EFBIG;
-	}
 	return rc == DBX_OK ? (int)size : fail("write", path, rc, &err);
 }
 
@@ -400,13 +365,12 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	struct dbx_error err = {0};
 	struct dbx_node dir;
 	char name[DBX_TREE_NAME_MAX];
-	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
 	enum dbx_err rc;
 
 	if ((h && h->temp) || (!h && temp_file(path, &dir, name))) {
 		rc = dbx_scratch_truncate(dbx_fs_scratch(get_fs()), h ? &h->dir : &dir,
-					  h ? h->name : name, size, time(NULL), &why);
-		return rc == DBX_OK ? 0 : fail_scratch("truncate", path, rc, why, "temporary file");
+					  h ? h->name : name, size, time(NULL));
+		return rc == DBX_OK ? 0 : fail_what("truncate", path, rc, "temporary file");
 	}
 	if (h && h->writing)
 		rc = dbx_fs_writer_truncate(&h->w, size, &err);
@@ -420,7 +384,6 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	struct dbx_scratch *s = ctx_scratch();
 	struct dbx_node node;
 	char name[DBX_TREE_NAME_MAX];
-	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
 	enum dbx_err rc;
 
 	/* O_CREAT of an attribute is opening it. */
@@ -428,10 +391,9 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		return op_open(path, fi);
 	if (!s || !dbx_scratch_name(path, &node, name))
 		return read_only("create", path);
-	rc =
-	    dbx_scratch_create(s, &node, name, mode & ~fuse_get_context()->umask, time(NULL), &why);
+	rc = dbx_scratch_create(s, &node, name, mode & ~fuse_get_context()->umask, time(NULL));
 	if (rc != DBX_OK)
-		return fail_scratch("create", path, rc, why, "cannot create a temporary file");
+		return fail_what("create", path, rc, "cannot create a temporary file");
 	return open_temp(&node, name, fi);
 }
 
@@ -457,9 +419,7 @@ static int op_unlink(const char *path)
 	if (!temp_file(path, &dir, name))
 		return read_only("unlink", path);
 	rc = dbx_scratch_unlink(dbx_fs_scratch(get_fs()), &dir, name);
-	return rc == DBX_OK
-		   ? 0
-		   : fail_scratch("unlink", path, rc, DBX_SCRATCH_WHY_NONE, "no such file");
+	return rc == DBX_OK ? 0 : fail_what("unlink", path, rc, "no such file");
 }
 
 static int op_rmdir(const char *path)
@@ -470,19 +430,14 @@ static int op_rmdir(const char *path)
 static int op_rename(const char *from, const char *to, unsigned int flags)
 {
 	struct dbx_error err = {0};
-	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
 	enum dbx_err rc;
 
 	if (!ctx_scratch())
 		return read_only("rename", from);
 	if (flags & ~(unsigned int)RENAME_NOREPLACE)
 		return -EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT */
-	rc = dbx_fs_rename(get_fs(), from, to, (flags & RENAME_NOREPLACE) != 0, &why, &err);
-	if (rc == DBX_OK)
-		return 0;
-	if (rc == DBX_EINVAL && why != DBX_SCRATCH_WHY_NONE)
-		return fail_scratch("rename", from, rc, why, err.message);
-	return fail("rename", from, rc, &err);
+	rc = dbx_fs_rename(get_fs(), from, to, (flags & RENAME_NOREPLACE) != 0, &err);
+	return rc == DBX_OK ? 0 : fail("rename", from, rc, &err);
 }
 
 static int op_symlink(const char *target, const char *path)
@@ -507,8 +462,7 @@ static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 	if (!temp_file(path, &dir, name))
 		return read_only("chmod", path);
 	rc = dbx_scratch_chmod(dbx_fs_scratch(get_fs()), &dir, name, mode);
-	return rc == DBX_OK ? 0
-			    : fail_scratch("chmod", path, rc, DBX_SCRATCH_WHY_NONE, "no such file");
+	return rc == DBX_OK ? 0 : fail_what("chmod", path, rc, "no such file");
 }
 
 /* A temporary file belongs to the mounting user: chown to that user is a no-op, else EPERM. */
@@ -522,8 +476,8 @@ static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_inf
 	if (!temp_file(path, &dir, name))
 		return read_only("chown", path);
 	if ((uid != (uid_t)-1 && uid != fs->uid) || (gid != (gid_t)-1 && gid != fs->gid))
-		return fail_scratch("chown", path, DBX_EINVAL, DBX_SCRATCH_WHY_PERM,
-				    "a temporary file belongs to the mounting user");
+		return fail_what("chown", path, DBX_EPERM,
+				 "a temporary file belongs to the mounting user");
 	return 0;
 }
 
