@@ -308,16 +308,14 @@ static enum dbx_err resolve_writable(struct dbx_fs *fs, const char *path, struct
 	return DBX_OK;
 }
 
-enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, bool for_write, char **buf,
-			 size_t *len, struct dbx_error *err)
+enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, char **buf, size_t *len,
+			 struct dbx_error *err)
 {
 	struct dbx_node node;
 	enum dbx_err rc;
 
 	*buf = NULL;
 	*len = 0;
-	if (for_write)
-		return resolve_writable(fs, path, &node, err);
 	rc = dbx_tree_resolve(path, &node);
 	if (rc != DBX_OK)
 		return dbx_error_set(err, rc, "no such file");

@@ -63,15 +63,12 @@ DBX_MUST_CHECK enum dbx_err dbx_fs_readdir(struct dbx_fs *fs, const char *path, 
 					   void *ctx, struct dbx_error *err);
 
 /*
- * Open file path. for_write (O_WRONLY, O_RDWR or O_TRUNC): only checks
- * that the file may be written (DBX_EACCES for a read-only file, even for
- * root; DBX_EROFS when the mount has no write config) and leaves *buf NULL;
- * the writing goes through struct dbx_fs_writer. For reading: refresh when
- * older than the TTL and render the file once into *buf (malloc'd) / *len:
- * what every read through this open returns.
+ * Open file path for reading: refresh when older than the TTL and render
+ * the file once into *buf (malloc'd) / *len: what every read through this
+ * open returns. Opens for writing go through struct dbx_fs_writer.
  */
-DBX_MUST_CHECK enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, bool for_write,
-					char **buf, size_t *len, struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, char **buf,
+					size_t *len, struct dbx_error *err);
 
 /*
  * Apply the whole value of file path now, as one write (sysfs store): the
@@ -107,7 +104,10 @@ struct dbx_fs_writer {
 	    refused; /* a write after some bytes was refused: nothing is applied until truncate 0 */
 };
 
-/* Start writing file path through a new open (checks as dbx_fs_open for_write). */
+/*
+ * Start writing file path through a new open: DBX_EACCES for a read-only
+ * file (even for root), DBX_EROFS when the mount has no write config.
+ */
 DBX_MUST_CHECK enum dbx_err dbx_fs_writer_open(struct dbx_fs *fs, const char *path, bool append,
 					       struct dbx_fs_writer *w, struct dbx_error *err);
 

@@ -244,9 +244,9 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 		h->writing = rc == DBX_OK;
 		/* O_RDWR reads what the file shows at open, like any reader. */
 		if (rc == DBX_OK && (fi->flags & O_ACCMODE) == O_RDWR && !(fi->flags & O_TRUNC))
-			rc = dbx_fs_open(get_fs(), path, false, &h->buf, &h->len, &err);
+			rc = dbx_fs_open(get_fs(), path, &h->buf, &h->len, &err);
 	} else {
-		rc = dbx_fs_open(get_fs(), path, false, &h->buf, &h->len, &err);
+		rc = dbx_fs_open(get_fs(), path, &h->buf, &h->len, &err);
 	}
 	if (rc != DBX_OK) {
 		dbx_fs_writer_close(&h->w);

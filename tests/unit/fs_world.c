@@ -327,7 +327,7 @@ char *cat(struct env *env, const char *path)
 	char *buf = NULL;
 	size_t len = 0;
 
-	assert_int_equal(dbx_fs_open(&env->fs, path, false, &buf, &len, &err), DBX_OK);
+	assert_int_equal(dbx_fs_open(&env->fs, path, &buf, &len, &err), DBX_OK);
 	assert_non_null(buf);
 	return buf;
 }
