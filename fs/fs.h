@@ -26,11 +26,9 @@ struct dbx_fs {
 	struct dbx_cache *cache; /* not owned */
 	uid_t uid;		 /* owner of every node: the mounting user */
 	gid_t gid;
-	uint64_t timeout_ms;  /* -o timeout: bound on one operation (writes use it) */
-	uint64_t lro_poll_ms; /* -o lro_poll: long-running operation poll interval (writes) */
 	/*
-	 * How writes reach ARM (not owned; its timeout and poll interval are
-	 * the two above). NULL: the mount is read-only, writes fail DBX_EROFS.
+	 * How writes reach ARM (not owned), with -o timeout and -o lro_poll.
+	 * NULL: the mount is read-only, writes fail DBX_EROFS.
 	 */
 	const struct dbx_update_config *update;
 	/*

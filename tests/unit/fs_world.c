@@ -285,8 +285,6 @@ struct env *env_new(const char *key1_url)
 	env->fs.cache = env->cache;
 	env->fs.uid = 1000;
 	env->fs.gid = 1000;
-	env->fs.timeout_ms = 30000;
-	env->fs.lro_poll_ms = 1000;
 	env->fs.update = &env->uc;
 	return env;
 }
