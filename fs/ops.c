@@ -230,7 +230,7 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 	if (temp_file(path, &dir, name)) {
 		if (fi->flags & O_TRUNC) {
 			rc = dbx_scratch_truncate(dbx_fs_scratch(get_fs()), &dir, name, 0,
-						  time(NULL));
+						  dbx_fs_now(get_fs()));
 			if (rc != DBX_OK)
 				return fail_what("open", path, rc, "cannot truncate");
 		}
@@ -338,7 +338,7 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off,
 			size = INT_MAX;
 		if (h->append && dbx_scratch_stat(s, &h->dir, h->name, &st) == DBX_OK)
 			off = (off_t)st.size;
-		rc = dbx_scratch_write(s, &h->dir, h->name, buf, size, off, time(NULL));
+		rc = dbx_scratch_write(s, &h->dir, h->name, buf, size, off, dbx_fs_now(get_fs()));
 		return rc == DBX_OK ? (int)size : fail_what("write", path, rc, "temporary file");
 	}
 	if (!h || !h->writing) {
@@ -369,7 +369,7 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 
 	if ((h && h->temp) || (!h && temp_file(path, &dir, name))) {
 		rc = dbx_scratch_truncate(dbx_fs_scratch(get_fs()), h ? &h->dir : &dir,
-					  h ? h->name : name, size, time(NULL));
+					  h ? h->name : name, size, dbx_fs_now(get_fs()));
 		return rc == DBX_OK ? 0 : fail_what("truncate", path, rc, "temporary file");
 	}
 	if (h && h->writing)
@@ -391,7 +391,8 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		return op_open(path, fi);
 	if (!s || !dbx_scratch_name(path, &node, name))
 		return read_only("create", path);
-	rc = dbx_scratch_create(s, &node, name, mode & ~fuse_get_context()->umask, time(NULL));
+	rc = dbx_scratch_create(s, &node, name, mode & ~fuse_get_context()->umask,
+				dbx_fs_now(get_fs()));
 	if (rc != DBX_OK)
 		return fail_what("create", path, rc, "cannot create a temporary file");
 	return open_temp(&node, name, fi);
