@@ -17,6 +17,7 @@
  * dbx_fs_rename() turns rename(temporary, attribute) into one such write.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -136,7 +137,7 @@ struct dbx_scratch *dbx_fs_scratch(struct dbx_fs *fs)
 {
 	struct dbx_scratch *s;
 
-	if (!fs->update)
+	if (!fs || !fs->update)
 		return NULL;
 	pthread_mutex_lock(&scratch_lock);
 	if (!fs->scratch)
@@ -667,16 +668,21 @@ void dbx_fs_writer_close(struct dbx_fs_writer *w)
 	w->len = 0;
 }
 
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0) /* linux/fs.h */
+#endif
+
 static bool same_order(const struct dbx_node *a, const struct dbx_node *b)
 {
 	return !strcmp(a->subscription, b->subscription) &&
 	       !strcmp(a->resource_group, b->resource_group) && !strcmp(a->order, b->order);
 }
 
-enum dbx_err dbx_fs_rename(struct dbx_fs *fs, const char *from, const char *to, bool no_replace,
+enum dbx_err dbx_fs_rename(struct dbx_fs *fs, const char *from, const char *to, unsigned int flags,
 			   struct dbx_error *err)
 {
 	struct dbx_scratch *s = dbx_fs_scratch(fs);
+	bool no_replace = (flags & RENAME_NOREPLACE) != 0;
 	struct dbx_node fdir, tdir, tnode;
 	char fname[DBX_TREE_NAME_MAX], tname[DBX_TREE_NAME_MAX];
 	struct dbx_scratch_stat ss;
@@ -684,15 +690,17 @@ enum dbx_err dbx_fs_rename(struct dbx_fs *fs, const char *from, const char *to, 
 	size_t len = 0;
 	enum dbx_err rc;
 
+	if (!s)
+		return dbx_error_set(err, DBX_EROFS, "not supported through this mount");
+	if (flags & ~(unsigned int)RENAME_NOREPLACE)
+		return dbx_error_set(err, DBX_EINVAL, "only RENAME_NOREPLACE is supported");
 	if (dbx_tree_resolve(from, &fdir) == DBX_OK) {
-		if (fdir.kind == DBX_NODE_ORDER_FILE && s)
+		if (fdir.kind == DBX_NODE_ORDER_FILE)
 			return dbx_error_set(
 			    err, DBX_EPERM,
 			    "an attribute file cannot be renamed; write it in place");
 		return dbx_error_set(err, DBX_EROFS, "not supported through this mount");
 	}
-	if (!s)
-		return dbx_error_set(err, DBX_EROFS, "not supported through this mount");
 	if (!dbx_scratch_name(from, &fdir, fname) ||
 	    dbx_scratch_stat(s, &fdir, fname, &ss) != DBX_OK)
 		return dbx_error_set(err, DBX_ENOTFOUND, "no such file");

@@ -1,8 +1,9 @@
 /*
  * fs.h: the filesystem operations as plain functions, with no FUSE types.
  *
- * ops.c adapts these to struct fuse_operations; unit tests call them
- * directly over a cache on a fake transport. Each works on a path as FUSE
+ * ops.c adapts these to struct fuse_operations (open files and editors'
+ * temporary files through handle.h); unit tests call them directly over a
+ * cache on a fake transport. Each works on a path as FUSE
  * passes it, resolves it with tree.c, asks cache.c for the state and
  * renders files with attrs.c. Errors are enum dbx_err with the detail in a
  * struct dbx_error; errno appears only in ops.c.
@@ -142,7 +143,8 @@ time_t dbx_fs_now(const struct dbx_fs *fs);
 /*
  * The mount's store of temporary files, created on first use; NULL on a
  * mount that does not write (temporary files are then EROFS, like every
- * change) or when out of memory.
+ * change), when out of memory, or when fs is NULL (no mount: ops.c's
+ * adapters called outside a FUSE request, as unit tests do).
  */
 struct dbx_scratch *dbx_fs_scratch(struct dbx_fs *fs);
 
@@ -157,9 +159,11 @@ struct dbx_scratch *dbx_fs_scratch(struct dbx_fs *fs);
  *   - to another directory: DBX_EXDEV;
  *   - an attribute file as the source: DBX_EPERM (vim then writes in place);
  *   - directories, or a mount that does not write: DBX_EROFS.
- * no_replace (RENAME_NOREPLACE): DBX_EEXIST when to exists.
+ * flags are rename(2)'s as FUSE passes them: RENAME_NOREPLACE makes an
+ * existing to DBX_EEXIST; any other flag (RENAME_EXCHANGE, ...) is
+ * DBX_EINVAL.
  */
 DBX_MUST_CHECK enum dbx_err dbx_fs_rename(struct dbx_fs *fs, const char *from, const char *to,
-					  bool no_replace, struct dbx_error *err);
+					  unsigned int flags, struct dbx_error *err);
 
 #endif

@@ -189,7 +189,7 @@ static void test_rename_onto_attribute(void **state)
 
 	(void)state;
 	make_temp(env, SED_TMP, KEY1 "\n");
-	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, ORDER1 "/key_url", false, &err), DBX_OK);
+	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, ORDER1 "/key_url", 0, &err), DBX_OK);
 	assert_int_equal(env->w.patches, 1);
 	assert_int_equal(n_logged(env, "PATCH order1"), 1);
 	assert_string_equal(env->w.jobs[0].kek_url, KEY1);
@@ -210,8 +210,7 @@ static void test_rename_refused_keeps_temp(void **state)
 
 	(void)state;
 	make_temp(env, SED_TMP, "http://contosovault.vault.azure.net/keys/k1\n");
-	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, ORDER1 "/key_url", false, &err),
-			 DBX_EINVAL);
+	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, ORDER1 "/key_url", 0, &err), DBX_EINVAL);
 	assert_int_equal(n_calls(env), 0);
 	assert_true(exists(env, SED_TMP));
 	errors = cat(env, ORDER1 "/errors");
@@ -237,8 +236,8 @@ static void test_rename_rules(void **state)
 	(void)state;
 	make_temp(env, SED_TMP, "abc");
 	make_temp(env, SWP, "old");
-	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, SWP, true, &err), DBX_EEXIST);
-	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, SWP, false, &err), DBX_OK);
+	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, SWP, RENAME_NOREPLACE, &err), DBX_EEXIST);
+	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, SWP, 0, &err), DBX_OK);
 	assert_false(exists(env, SED_TMP));
 	assert_int_equal(
 	    dbx_scratch_read(dbx_fs_scratch(&env->fs), &dir, name, buf, sizeof(buf), 0, &n),
@@ -246,13 +245,13 @@ static void test_rename_rules(void **state)
 	assert_int_equal(n, 3);
 	assert_memory_equal(buf, "abc", 3);
 
-	assert_int_equal(dbx_fs_rename(&env->fs, SWP, ORDER2 "/x", false, &err), DBX_EXDEV);
-	assert_int_equal(dbx_fs_rename(&env->fs, SWP, ORDER2 "/key_url", false, &err), DBX_EXDEV);
-	assert_int_equal(dbx_fs_rename(&env->fs, SWP, ORDER1 "/status", false, &err), DBX_EACCES);
-	assert_int_equal(
-	    dbx_fs_rename(&env->fs, ORDER1 "/key_url", ORDER1 "/key_url~", false, &err), DBX_EPERM);
-	assert_int_equal(dbx_fs_rename(&env->fs, ORDER1, ORDER1 "x", false, &err), DBX_EROFS);
-	assert_int_equal(dbx_fs_rename(&env->fs, ORDER1 "/nothing", ORDER1 "/key_url", false, &err),
+	assert_int_equal(dbx_fs_rename(&env->fs, SWP, ORDER2 "/x", 0, &err), DBX_EXDEV);
+	assert_int_equal(dbx_fs_rename(&env->fs, SWP, ORDER2 "/key_url", 0, &err), DBX_EXDEV);
+	assert_int_equal(dbx_fs_rename(&env->fs, SWP, ORDER1 "/status", 0, &err), DBX_EACCES);
+	assert_int_equal(dbx_fs_rename(&env->fs, ORDER1 "/key_url", ORDER1 "/key_url~", 0, &err),
+			 DBX_EPERM);
+	assert_int_equal(dbx_fs_rename(&env->fs, ORDER1, ORDER1 "x", 0, &err), DBX_EROFS);
+	assert_int_equal(dbx_fs_rename(&env->fs, ORDER1 "/nothing", ORDER1 "/key_url", 0, &err),
 			 DBX_ENOTFOUND);
 	assert_true(exists(env, SWP));
 	assert_int_equal(n_calls(env), 0);
@@ -270,9 +269,8 @@ static void test_read_only_mount(void **state)
 	(void)state;
 	env->fs.update = NULL;
 	assert_null(dbx_fs_scratch(&env->fs));
-	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, ORDER1 "/key_url", false, &err),
-			 DBX_EROFS);
-	assert_int_equal(dbx_fs_rename(&env->fs, ORDER1 "/key_url", ORDER1 "/x", false, &err),
+	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, ORDER1 "/key_url", 0, &err), DBX_EROFS);
+	assert_int_equal(dbx_fs_rename(&env->fs, ORDER1 "/key_url", ORDER1 "/x", 0, &err),
 			 DBX_EROFS);
 	env_free(env);
 }
