@@ -17,8 +17,10 @@
  * dbx_fs_rename() turns rename(temporary, attribute) into one such write.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "databoxfs/log.h"
 #include "attrs.h"
@@ -123,13 +125,19 @@ out:
 	return rc;
 }
 
+time_t dbx_fs_now(const struct dbx_fs *fs)
+{
+	(void)fs;
+	return time(NULL); /* becomes the mount's clock (one injectable wall + monotonic) */
+}
+
 static pthread_mutex_t scratch_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct dbx_scratch *dbx_fs_scratch(struct dbx_fs *fs)
 {
 	struct dbx_scratch *s;
 
-	if (!fs->update)
+	if (!fs || !fs->update)
 		return NULL;
 	pthread_mutex_lock(&scratch_lock);
 	if (!fs->scratch)
@@ -308,16 +316,14 @@ static enum dbx_err resolve_writable(struct dbx_fs *fs, const char *path, struct
 	return DBX_OK;
 }
 
-enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, bool for_write, char **buf,
-			 size_t *len, struct dbx_error *err)
+enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, char **buf, size_t *len,
+			 struct dbx_error *err)
 {
 	struct dbx_node node;
 	enum dbx_err rc;
 
 	*buf = NULL;
 	*len = 0;
-	if (for_write)
-		return resolve_writable(fs, path, &node, err);
 	rc = dbx_tree_resolve(path, &node);
 	if (rc != DBX_OK)
 		return dbx_error_set(err, rc, "no such file");
@@ -567,7 +573,6 @@ static enum dbx_err writer_add(struct dbx_fs_writer *w, const char *data, size_t
 	const char *name = dbx_attrs[w->node.attr].name;
 	char *grown;
 
-	w->too_big = false;
 	if (w->applied || w->refused)
 		return dbx_error_set(
 		    err, DBX_EINVAL,
@@ -583,9 +588,8 @@ static enum dbx_err writer_add(struct dbx_fs_writer *w, const char *data, size_t
 				     name, (long long)off, w->len);
 	}
 	if (size > DBX_FS_WRITE_MAX - w->len) {
-		w->too_big = true;
 		w->refused = w->len > 0;
-		return dbx_error_set(err, DBX_EINVAL, "%s: a value is at most %u bytes", name,
+		return dbx_error_set(err, DBX_EFBIG, "%s: a value is at most %u bytes", name,
 				     DBX_FS_WRITE_MAX);
 	}
 	if (size) {
@@ -664,13 +668,9 @@ void dbx_fs_writer_close(struct dbx_fs_writer *w)
 	w->len = 0;
 }
 
-/* A failure with no enum dbx_err of its own: DBX_EINVAL, *why says which errno. */
-static enum dbx_err fail_why(enum dbx_scratch_why *why, enum dbx_scratch_why w,
-			     struct dbx_error *err, const char *msg)
-{
-	*why = w;
-	return dbx_error_set(err, DBX_EINVAL, "%s", msg);
-}
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0) /* linux/fs.h */
+#endif
 
 static bool same_order(const struct dbx_node *a, const struct dbx_node *b)
 {
@@ -678,10 +678,11 @@ static bool same_order(const struct dbx_node *a, const struct dbx_node *b)
 	       !strcmp(a->resource_group, b->resource_group) && !strcmp(a->order, b->order);
 }
 
-enum dbx_err dbx_fs_rename(struct dbx_fs *fs, const char *from, const char *to, bool no_replace,
-			   enum dbx_scratch_why *why, struct dbx_error *err)
+enum dbx_err dbx_fs_rename(struct dbx_fs *fs, const char *from, const char *to, unsigned int flags,
+			   struct dbx_error *err)
 {
 	struct dbx_scratch *s = dbx_fs_scratch(fs);
+	bool no_replace = (flags & RENAME_NOREPLACE) != 0;
 	struct dbx_node fdir, tdir, tnode;
 	char fname[DBX_TREE_NAME_MAX], tname[DBX_TREE_NAME_MAX];
 	struct dbx_scratch_stat ss;
@@ -689,24 +690,26 @@ enum dbx_err dbx_fs_rename(struct dbx_fs *fs, const char *from, const char *to, 
 	size_t len = 0;
 	enum dbx_err rc;
 
-	*why = DBX_SCRATCH_WHY_NONE;
-	if (dbx_tree_resolve(from, &fdir) == DBX_OK) {
-		if (fdir.kind == DBX_NODE_ORDER_FILE && s)
-			return fail_why(why, DBX_SCRATCH_WHY_PERM, err,
-					"an attribute file cannot be renamed; write it in place");
-		return dbx_error_set(err, DBX_EROFS, "not supported through this mount");
-	}
 	if (!s)
 		return dbx_error_set(err, DBX_EROFS, "not supported through this mount");
+	if (flags & ~(unsigned int)RENAME_NOREPLACE)
+		return dbx_error_set(err, DBX_EINVAL, "only RENAME_NOREPLACE is supported");
+	if (dbx_tree_resolve(from, &fdir) == DBX_OK) {
+		if (fdir.kind == DBX_NODE_ORDER_FILE)
+			return dbx_error_set(
+			    err, DBX_EPERM,
+			    "an attribute file cannot be renamed; write it in place");
+		return dbx_error_set(err, DBX_EROFS, "not supported through this mount");
+	}
 	if (!dbx_scratch_name(from, &fdir, fname) ||
 	    dbx_scratch_stat(s, &fdir, fname, &ss) != DBX_OK)
 		return dbx_error_set(err, DBX_ENOTFOUND, "no such file");
 	if (dbx_tree_resolve(to, &tnode) == DBX_OK) {
 		if (tnode.kind != DBX_NODE_ORDER_FILE || !same_order(&fdir, &tnode))
-			return fail_why(why, DBX_SCRATCH_WHY_XDEV, err,
-					"temporary files stay in their order directory");
+			return dbx_error_set(err, DBX_EXDEV,
+					     "temporary files stay in their order directory");
 		if (no_replace)
-			return fail_why(why, DBX_SCRATCH_WHY_EXISTS, err, "the file exists");
+			return dbx_error_set(err, DBX_EEXIST, "the file exists");
 		if (!dbx_attrs[tnode.attr].store)
 			return dbx_error_set(err, DBX_EACCES, "%s is read-only",
 					     dbx_attrs[tnode.attr].name);
@@ -723,9 +726,9 @@ enum dbx_err dbx_fs_rename(struct dbx_fs *fs, const char *from, const char *to, 
 		return DBX_OK;
 	}
 	if (!dbx_scratch_name(to, &tdir, tname) || !same_order(&fdir, &tdir))
-		return fail_why(why, DBX_SCRATCH_WHY_XDEV, err,
-				"temporary files stay in their order directory");
-	rc = dbx_scratch_rename(s, &fdir, fname, tname, no_replace, why);
+		return dbx_error_set(err, DBX_EXDEV,
+				     "temporary files stay in their order directory");
+	rc = dbx_scratch_rename(s, &fdir, fname, tname, no_replace);
 	if (rc != DBX_OK)
 		return dbx_error_set(err, rc, "cannot rename the temporary file");
 	return DBX_OK;

@@ -1,8 +1,9 @@
 /*
  * fs.h: the filesystem operations as plain functions, with no FUSE types.
  *
- * ops.c adapts these to struct fuse_operations; unit tests call them
- * directly over a cache on a fake transport. Each works on a path as FUSE
+ * ops.c adapts these to struct fuse_operations (open files and editors'
+ * temporary files through handle.h); unit tests call them directly over a
+ * cache on a fake transport. Each works on a path as FUSE
  * passes it, resolves it with tree.c, asks cache.c for the state and
  * renders files with attrs.c. Errors are enum dbx_err with the detail in a
  * struct dbx_error; errno appears only in ops.c.
@@ -26,11 +27,9 @@ struct dbx_fs {
 	struct dbx_cache *cache; /* not owned */
 	uid_t uid;		 /* owner of every node: the mounting user */
 	gid_t gid;
-	uint64_t timeout_ms;  /* -o timeout: bound on one operation (writes use it) */
-	uint64_t lro_poll_ms; /* -o lro_poll: long-running operation poll interval (writes) */
 	/*
-	 * How writes reach ARM (not owned; its timeout and poll interval are
-	 * the two above). NULL: the mount is read-only, writes fail DBX_EROFS.
+	 * How writes reach ARM (not owned), with -o timeout and -o lro_poll.
+	 * NULL: the mount is read-only, writes fail DBX_EROFS.
 	 */
 	const struct dbx_update_config *update;
 	/*
@@ -40,7 +39,7 @@ struct dbx_fs {
 	struct dbx_scratch *scratch;
 };
 
-/* The largest value one open may write (EFBIG past it). */
+/* The largest value one open may write (DBX_EFBIG past it). */
 #define DBX_FS_WRITE_MAX (64u * 1024)
 
 /*
@@ -63,15 +62,12 @@ DBX_MUST_CHECK enum dbx_err dbx_fs_readdir(struct dbx_fs *fs, const char *path, 
 					   void *ctx, struct dbx_error *err);
 
 /*
- * Open file path. for_write (O_WRONLY, O_RDWR or O_TRUNC): only checks
- * that the file may be written (DBX_EACCES for a read-only file, even for
- * root; DBX_EROFS when the mount has no write config) and leaves *buf NULL;
- * the writing goes through struct dbx_fs_writer. For reading: refresh when
- * older than the TTL and render the file once into *buf (malloc'd) / *len:
- * what every read through this open returns.
+ * Open file path for reading: refresh when older than the TTL and render
+ * the file once into *buf (malloc'd) / *len: what every read through this
+ * open returns. Opens for writing go through struct dbx_fs_writer.
  */
-DBX_MUST_CHECK enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, bool for_write,
-					char **buf, size_t *len, struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, char **buf,
+					size_t *len, struct dbx_error *err);
 
 /*
  * Apply the whole value of file path now, as one write (sysfs store): the
@@ -103,12 +99,14 @@ struct dbx_fs_writer {
 	char *buf;   /* the value so far (malloc'd), len bytes */
 	size_t len;
 	bool applied; /* the value was applied (or refused): later writes are DBX_EINVAL */
-	bool too_big; /* the last failure was the DBX_FS_WRITE_MAX cap (EFBIG at the boundary) */
 	bool
 	    refused; /* a write after some bytes was refused: nothing is applied until truncate 0 */
 };
 
-/* Start writing file path through a new open (checks as dbx_fs_open for_write). */
+/*
+ * Start writing file path through a new open: DBX_EACCES for a read-only
+ * file (even for root), DBX_EROFS when the mount has no write config.
+ */
 DBX_MUST_CHECK enum dbx_err dbx_fs_writer_open(struct dbx_fs *fs, const char *path, bool append,
 					       struct dbx_fs_writer *w, struct dbx_error *err);
 
@@ -139,10 +137,14 @@ bool dbx_fs_writer_pending(const struct dbx_fs_writer *w);
 /* Free the buffer (release). Does not apply anything. */
 void dbx_fs_writer_close(struct dbx_fs_writer *w);
 
+/* The wall-clock time of the mount: what temporary files' mtimes are set to. */
+time_t dbx_fs_now(const struct dbx_fs *fs);
+
 /*
  * The mount's store of temporary files, created on first use; NULL on a
  * mount that does not write (temporary files are then EROFS, like every
- * change) or when out of memory.
+ * change), when out of memory, or when fs is NULL (no mount: ops.c's
+ * adapters called outside a FUSE request, as unit tests do).
  */
 struct dbx_scratch *dbx_fs_scratch(struct dbx_fs *fs);
 
@@ -154,14 +156,14 @@ struct dbx_scratch *dbx_fs_scratch(struct dbx_fs *fs);
  *     the error is the write's (the order's last-write error too);
  *   - temporary file -> read-only attribute: DBX_EACCES;
  *   - temporary file -> temporary name of the same order: in-memory move;
- *   - to another directory: DBX_EINVAL with *why XDEV;
- *   - an attribute file as the source: DBX_EINVAL with *why PERM (vim then
- *     writes in place);
+ *   - to another directory: DBX_EXDEV;
+ *   - an attribute file as the source: DBX_EPERM (vim then writes in place);
  *   - directories, or a mount that does not write: DBX_EROFS.
- * no_replace (RENAME_NOREPLACE): DBX_EINVAL with *why EXISTS when to exists.
+ * flags are rename(2)'s as FUSE passes them: RENAME_NOREPLACE makes an
+ * existing to DBX_EEXIST; any other flag (RENAME_EXCHANGE, ...) is
+ * DBX_EINVAL.
  */
 DBX_MUST_CHECK enum dbx_err dbx_fs_rename(struct dbx_fs *fs, const char *from, const char *to,
-					  bool no_replace, enum dbx_scratch_why *why,
-					  struct dbx_error *err);
+					  unsigned int flags, struct dbx_error *err);
 
 #endif

@@ -528,8 +528,6 @@ int main(int argc, char *argv[])
 	fs.cache = cache;
 	fs.uid = getuid();
 	fs.gid = getgid();
-	fs.timeout_ms = (uint64_t)timeout_ms;
-	fs.lro_poll_ms = (uint64_t)lro_ms;
 	uc.arm = arm;
 	uc.kv = kv;
 	uc.cloud = cloud;

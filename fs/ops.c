@@ -1,53 +1,31 @@
 /*
- * ops.c: struct fuse_operations as thin adapters over fs.c.
+ * ops.c: struct fuse_operations as thin adapters over fs.c and handle.c.
  *
- * Each adapter calls one plain function, maps enum dbx_err to -errno through
- * to_errno() (the one mapping of docs/formats.md, "Writes"), and logs a failure once, at
- * warning level, with the path, errno, service code and request id (never
- * a token). Reads: open renders the file once into the file handle, so one
- * reader sees one version, and sets direct_io so the kernel never serves
- * pages cached from an older version (and passes every write through as
- * the program issued it). Writes: an open for writing carries a struct
- * dbx_fs_writer; write, flush, fsync and ftruncate go to it (fs.c says when
- * a value is applied). Opening a read-only file for writing, or truncating
- * it, is EACCES even for root. Editors' temporary files (any name that is
- * not an attribute, in an order directory; scratch.h) can be created,
- * written, read, truncated, chmod'ed, renamed and unlinked, in memory;
- * rename of one onto an attribute writes the attribute (dbx_fs_rename).
- * Every other call that would change the tree or metadata (mknod, mkdir,
- * rmdir, symlink, link, unlink of an attribute, chmod, chown, utimens)
- * fails with EROFS, one consistent answer for "not through this mount".
+ * Each adapter takes the mount from the FUSE context, calls one plain
+ * function, maps its enum dbx_err to -errno through dbx_errno() (the one
+ * mapping of docs/formats.md, "Writes") and logs a failure once, at warning
+ * level, with the path, errno, service code and request id (never a token).
+ * What the calls do is said where they are done: fs.h (getattr, readdir,
+ * rename, the writer) and handle.h (open files, editors' temporary files,
+ * unlink, chmod, chown, utimens). Every open gets direct_io, so the kernel
+ * never serves pages cached from an older version of a file and passes
+ * every write through as the program issued it. The calls that would
+ * change the tree itself (mknod, mkdir, rmdir, symlink, link) fail with
+ * EROFS, one consistent answer for "not through this mount".
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
-#include <stdio.h>
 #include <sys/statvfs.h>
-#include <time.h>
 
 #include "databoxfs/log.h"
 #include "fs.h"
+#include "handle.h"
 #include "ops.h"
 
-#ifndef RENAME_NOREPLACE
-#define RENAME_NOREPLACE (1 << 0) /* linux/fs.h */
-#endif
-
-/* What open() rendered: every read of this open serves these bytes; and the write side. */
-struct handle {
-	char *buf;
-	size_t len;
-	bool writing; /* opened for writing: w is live */
-	struct dbx_fs_writer w;
-	bool temp;   /* a temporary file: reads and writes go to the scratch store */
-	bool append; /* temp opened O_APPEND */
-	struct dbx_node dir;
-	char name[DBX_TREE_NAME_MAX];
-};
-
-static int to_errno(enum dbx_err err)
+/* The one mapping of enum dbx_err to errno (docs/formats.md, "Writes"). */
+int dbx_errno(enum dbx_err err)
 {
 	switch (err) {
 	case DBX_OK:
@@ -78,40 +56,35 @@ static int to_errno(enum dbx_err err)
 		return EINVAL;
 	case DBX_EROFS:
 		return EROFS;
+	case DBX_EEXIST:
+		return EEXIST;
+	case DBX_ENOSPC:
+		return ENOSPC;
+	case DBX_EFBIG:
+		return EFBIG;
+	case DBX_EXDEV:
+		return EXDEV;
+	case DBX_EPERM:
+		return EPERM;
 	}
 	return EIO;
 }
 
-int dbx_errno(enum dbx_err err)
-{
-	return to_errno(err);
-}
-
+/*
+ * The mount, or NULL outside a FUSE request (unit tests call the adapters
+ * directly): the plain functions then see a mount that does not write.
+ */
 static struct dbx_fs *get_fs(void)
-{
-	return fuse_get_context()->private_data;
-}
-
-/* The mount, or NULL outside a FUSE request (unit tests call adapters directly). */
-static struct dbx_fs *ctx_fs(void)
 {
 	struct fuse_context *c = fuse_get_context();
 
 	return c ? c->private_data : NULL;
 }
 
-/* The mount's temporary files, or NULL when it has none (read-only mount). */
-static struct dbx_scratch *ctx_scratch(void)
-{
-	struct dbx_fs *fs = ctx_fs();
-
-	return fs ? dbx_fs_scratch(fs) : NULL;
-}
-
 /* -errno for rc, logging the failure once. A missing name is routine: debug only. */
 static int fail(const char *op, const char *path, enum dbx_err rc, const struct dbx_error *err)
 {
-	int e = to_errno(rc);
+	int e = dbx_errno(rc);
 
 	dbx_log(rc == DBX_ENOTFOUND ? DBX_LOG_DEBUG : DBX_LOG_WARN,
 		"%s %s: %s (%s); code=%s request_id=%s", op, path,
@@ -120,62 +93,17 @@ static int fail(const char *op, const char *path, enum dbx_err rc, const struct 
 	return -e;
 }
 
-static int why_errno(enum dbx_scratch_why why)
+static struct dbx_handle *handle_of(const struct fuse_file_info *fi)
 {
-	switch (why) {
-	case DBX_SCRATCH_WHY_EXISTS:
-		return EEXIST;
-	case DBX_SCRATCH_WHY_FULL:
-		return ENOSPC;
-	case DBX_SCRATCH_WHY_TOO_BIG:
-		return EFBIG;
-	case DBX_SCRATCH_WHY_XDEV:
-		return EXDEV;
-	case DBX_SCRATCH_WHY_PERM:
-		return EPERM;
-	case DBX_SCRATCH_WHY_NONE:
-		break;
-	}
-	return EINVAL;
+	return fi ? (struct dbx_handle *)(uintptr_t)fi->fh : NULL;
 }
 
-/* fail() for a scratch call: a DBX_EINVAL with a why is that why's errno. */
-static int fail_scratch(const char *op, const char *path, enum dbx_err rc, enum dbx_scratch_why why,
-			const char *what)
+/* 0 with h in fi, reads served from it and never from the page cache; or fail(). */
+static int opened(const char *op, const char *path, struct fuse_file_info *fi, struct dbx_handle *h,
+		  enum dbx_err rc, const struct dbx_error *err)
 {
-	struct dbx_error err = {0};
-	int e;
-
-	if (rc != DBX_EINVAL || why == DBX_SCRATCH_WHY_NONE) {
-		dbx_error_set(&err, rc, "%s", what);
-		return fail(op, path, rc, &err);
-	}
-	e = why_errno(why);
-	dbx_log(DBX_LOG_WARN, "%s %s: %s (%s)", op, path, what, strerror(e));
-	return -e;
-}
-
-/* Whether path is an existing temporary file; fills dir and name. */
-static bool temp_file(const char *path, struct dbx_node *dir, char name[DBX_TREE_NAME_MAX])
-{
-	struct dbx_scratch *s = ctx_scratch();
-	struct dbx_scratch_stat st;
-
-	return s && dbx_scratch_name(path, dir, name) &&
-	       dbx_scratch_stat(s, dir, name, &st) == DBX_OK;
-}
-
-/* A handle on the temporary file dir/name. */
-static int open_temp(const struct dbx_node *dir, const char *name, struct fuse_file_info *fi)
-{
-	struct handle *h = calloc(1, sizeof(*h));
-
-	if (!h)
-		return -ENOMEM;
-	h->temp = true;
-	h->append = (fi->flags & O_APPEND) != 0;
-	h->dir = *dir;
-	snprintf(h->name, sizeof(h->name), "%s", name);
+	if (rc != DBX_OK)
+		return fail(op, path, rc, err);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
@@ -241,192 +169,144 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 static int op_open(const char *path, struct fuse_file_info *fi)
 {
 	struct dbx_error err = {0};
-	struct handle *h;
-	bool for_write = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
-	struct dbx_node dir;
-	char name[DBX_TREE_NAME_MAX];
-	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
+	struct dbx_handle *h;
 	enum dbx_err rc;
 
-	if (temp_file(path, &dir, name)) {
-		if (fi->flags & O_TRUNC) {
-			rc = dbx_scratch_truncate(dbx_fs_scratch(get_fs()), &dir, name, 0,
-						  time(NULL), &why);
-			if (rc != DBX_OK)
-				return fail_scratch("open", path, rc, why, "cannot truncate");
-		}
-		return open_temp(&dir, name, fi);
-	}
-	h = calloc(1, sizeof(*h));
-	if (!h)
-		return -ENOMEM;
-	if (for_write) {
-		rc = dbx_fs_writer_open(get_fs(), path, (fi->flags & O_APPEND) != 0, &h->w, &err);
-		h->writing = rc == DBX_OK;
-		/* O_RDWR reads what the file shows at open, like any reader. */
-		if (rc == DBX_OK && (fi->flags & O_ACCMODE) == O_RDWR && !(fi->flags & O_TRUNC))
-			rc = dbx_fs_open(get_fs(), path, false, &h->buf, &h->len, &err);
-	} else {
-		rc = dbx_fs_open(get_fs(), path, false, &h->buf, &h->len, &err);
-	}
-	if (rc != DBX_OK) {
-		dbx_fs_writer_close(&h->w);
-		free(h->buf);
-		free(h);
-		return fail("open", path, rc, &err);
-	}
-	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->direct_io = 1;
-	fi->keep_cache = 0;
-	return 0;
+	rc = dbx_handle_open(get_fs(), path, fi->flags, &h, &err);
+	return opened("open", path, fi, h, rc, &err);
+}
+
+static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct fuse_context *c = fuse_get_context();
+	struct dbx_error err = {0};
+	struct dbx_handle *h;
+	enum dbx_err rc;
+
+	rc = dbx_handle_create(get_fs(), path, mode & ~(c ? c->umask : 0), fi->flags, &h, &err);
+	return opened("create", path, fi, h, rc, &err);
 }
 
 static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct dbx_error err = {0};
 	size_t n = 0;
 	enum dbx_err rc;
 
-	if (off < 0)
-		return -EINVAL;
-	if (h->temp) {
-		if (size > INT_MAX)
-			size = INT_MAX;
-		rc = dbx_scratch_read(dbx_fs_scratch(get_fs()), &h->dir, h->name, buf, size, off,
-				      &n);
-		return rc == DBX_OK ? (int)n
-				    : fail_scratch("read", path, rc, DBX_SCRATCH_WHY_NONE,
-						   "temporary file gone");
-	}
-	if ((size_t)off >= h->len)
-		return 0;
-	if (size > h->len - (size_t)off)
-		size = h->len - (size_t)off;
-	memcpy(buf, h->buf + off, size);
-	return (int)size;
-}
-
-/* Apply what the open still holds (flush and fsync), as -errno. */
-static int apply_pending(const char *op, const char *path, struct fuse_file_info *fi)
-{
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	struct dbx_error err = {0};
-	enum dbx_err rc;
-
-	if (!h || !h->writing || h->temp)
-		return 0;
-	rc = dbx_fs_writer_flush(get_fs(), &h->w, &err);
-	return rc == DBX_OK ? 0 : fail(op, path, rc, &err);
-}
-
-static int op_flush(const char *path, struct fuse_file_info *fi)
-{
-	return apply_pending("flush", path, fi);
-}
-
-static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
-{
-	(void)datasync;
-	return apply_pending("fsync", path, fi);
-}
-
-static int op_release(const char *path, struct fuse_file_info *fi)
-{
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-
-	if (h) {
-		/* Normally flush applied it already; release cannot report, so log. */
-		if (h->writing && dbx_fs_writer_pending(&h->w))
-			(void)apply_pending("release", path ? path : "-", fi);
-		dbx_fs_writer_close(&h->w);
-		free(h->buf);
-		free(h);
-	}
-	fi->fh = 0;
-	return 0;
+	rc = dbx_handle_read(get_fs(), handle_of(fi), buf, size > INT_MAX ? INT_MAX : size, off, &n,
+			     &err);
+	return rc == DBX_OK ? (int)n : fail("read", path, rc, &err);
 }
 
 static int op_write(const char *path, const char *buf, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct dbx_error err = {0};
-	struct dbx_scratch_stat st;
-	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
 	enum dbx_err rc;
 
-	if (h && h->temp) {
-		struct dbx_scratch *s = dbx_fs_scratch(get_fs());
-
-		if (size > INT_MAX)
-			size = INT_MAX;
-		if (h->append && dbx_scratch_stat(s, &h->dir, h->name, &st) == DBX_OK)
-			off = (off_t)st.size;
-		rc = dbx_scratch_write(s, &h->dir, h->name, buf, size, off, time(NULL), &why);
-		return rc == DBX_OK ? (int)size
-				    : fail_scratch("write", path, rc, why, "temporary file");
-	}
-	if (!h || !h->writing) {
-		dbx_error_set(&err, DBX_EINVAL, "not open for writing");
-		return fail("write", path, DBX_EINVAL, &err);
-	}
 	if (size > INT_MAX)
 		size = INT_MAX;
-	rc = dbx_fs_writer_write(get_fs(), &h->w, buf, size, off, &err);
-	if (rc == DBX_EINVAL && h->w.too_big) {
-		fail("write", path, rc, &err);
-		return -EFBIG;
-	}
+	rc = dbx_handle_write(get_fs(), handle_of(fi), buf, size, off, &err);
 	return rc == DBX_OK ? (int)size : fail("write", path, rc, &err);
 }
 
+static int op_flush(const char *path, struct fuse_file_info *fi)
+{
+	struct dbx_error err = {0};
+	enum dbx_err rc;
+
+	rc = dbx_handle_flush(get_fs(), handle_of(fi), &err);
+	return rc == DBX_OK ? 0 : fail("flush", path, rc, &err);
+}
+
+static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	struct dbx_error err = {0};
+	enum dbx_err rc;
+
+	(void)datasync;
+	rc = dbx_handle_flush(get_fs(), handle_of(fi), &err);
+	return rc == DBX_OK ? 0 : fail("fsync", path, rc, &err);
+}
+
+/* release(2) reports to nobody: a value applied here and refused is only logged. */
+static int op_release(const char *path, struct fuse_file_info *fi)
+{
+	struct dbx_error err = {0};
+	enum dbx_err rc;
+
+	rc = dbx_handle_release(get_fs(), handle_of(fi), &err);
+	fi->fh = 0;
+	if (rc != DBX_OK)
+		(void)fail("release", path ? path : "-", rc, &err);
+	return 0;
+}
+
+static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	struct dbx_error err = {0};
+	enum dbx_err rc;
+
+	rc = dbx_handle_truncate(get_fs(), handle_of(fi), path, size, &err);
+	return rc == DBX_OK ? 0 : fail("truncate", path, rc, &err);
+}
+
+static int op_unlink(const char *path)
+{
+	struct dbx_error err = {0};
+	enum dbx_err rc;
+
+	rc = dbx_fs_unlink(get_fs(), path, &err);
+	return rc == DBX_OK ? 0 : fail("unlink", path, rc, &err);
+}
+
+static int op_rename(const char *from, const char *to, unsigned int flags)
+{
+	struct dbx_error err = {0};
+	enum dbx_err rc;
+
+	rc = dbx_fs_rename(get_fs(), from, to, flags, &err);
+	return rc == DBX_OK ? 0 : fail("rename", from, rc, &err);
+}
+
+static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct dbx_error err = {0};
+	enum dbx_err rc;
+
+	(void)fi;
+	rc = dbx_fs_chmod(get_fs(), path, mode, &err);
+	return rc == DBX_OK ? 0 : fail("chmod", path, rc, &err);
+}
+
+static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+	struct dbx_error err = {0};
+	enum dbx_err rc;
+
+	(void)fi;
+	rc = dbx_fs_chown(get_fs(), path, uid, gid, &err);
+	return rc == DBX_OK ? 0 : fail("chown", path, rc, &err);
+}
+
+static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+	struct dbx_error err = {0};
+	enum dbx_err rc;
+
+	(void)tv;
+	(void)fi;
+	rc = dbx_fs_utimens(get_fs(), path, &err);
+	return rc == DBX_OK ? 0 : fail("utimens", path, rc, &err);
+}
+
+/* The calls that would change the tree itself. */
 static int read_only(const char *op, const char *path)
 {
 	struct dbx_error err = {0};
 
 	dbx_error_set(&err, DBX_EROFS, "not supported through this mount");
 	return fail(op, path, DBX_EROFS, &err);
-}
-
-static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
-{
-	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
-	struct dbx_error err = {0};
-	struct dbx_node dir;
-	char name[DBX_TREE_NAME_MAX];
-	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
-	enum dbx_err rc;
-
-	if ((h && h->temp) || (!h && temp_file(path, &dir, name))) {
-		rc = dbx_scratch_truncate(dbx_fs_scratch(get_fs()), h ? &h->dir : &dir,
-					  h ? h->name : name, size, time(NULL), &why);
-		return rc == DBX_OK ? 0 : fail_scratch("truncate", path, rc, why, "temporary file");
-	}
-	if (h && h->writing)
-		rc = dbx_fs_writer_truncate(&h->w, size, &err);
-	else
-		rc = dbx_fs_truncate(get_fs(), path, size, &err);
-	return rc == DBX_OK ? 0 : fail("truncate", path, rc, &err);
-}
-
-static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
-{
-	struct dbx_scratch *s = ctx_scratch();
-	struct dbx_node node;
-	char name[DBX_TREE_NAME_MAX];
-	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
-	enum dbx_err rc;
-
-	/* O_CREAT of an attribute is opening it. */
-	if (dbx_tree_resolve(path, &node) == DBX_OK && node.kind == DBX_NODE_ORDER_FILE)
-		return op_open(path, fi);
-	if (!s || !dbx_scratch_name(path, &node, name))
-		return read_only("create", path);
-	rc =
-	    dbx_scratch_create(s, &node, name, mode & ~fuse_get_context()->umask, time(NULL), &why);
-	if (rc != DBX_OK)
-		return fail_scratch("create", path, rc, why, "cannot create a temporary file");
-	return open_temp(&node, name, fi);
 }
 
 static int op_mknod(const char *path, mode_t mode, dev_t dev)
@@ -442,41 +322,9 @@ static int op_mkdir(const char *path, mode_t mode)
 	return read_only("mkdir", path);
 }
 
-static int op_unlink(const char *path)
-{
-	struct dbx_node dir;
-	char name[DBX_TREE_NAME_MAX];
-	enum dbx_err rc;
-
-	if (!temp_file(path, &dir, name))
-		return read_only("unlink", path);
-	rc = dbx_scratch_unlink(dbx_fs_scratch(get_fs()), &dir, name);
-	return rc == DBX_OK
-		   ? 0
-		   : fail_scratch("unlink", path, rc, DBX_SCRATCH_WHY_NONE, "no such file");
-}
-
 static int op_rmdir(const char *path)
 {
 	return read_only("rmdir", path);
-}
-
-static int op_rename(const char *from, const char *to, unsigned int flags)
-{
-	struct dbx_error err = {0};
-	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
-	enum dbx_err rc;
-
-	if (!ctx_scratch())
-		return read_only("rename", from);
-	if (flags & ~(unsigned int)RENAME_NOREPLACE)
-		return -EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT */
-	rc = dbx_fs_rename(get_fs(), from, to, (flags & RENAME_NOREPLACE) != 0, &why, &err);
-	if (rc == DBX_OK)
-		return 0;
-	if (rc == DBX_EINVAL && why != DBX_SCRATCH_WHY_NONE)
-		return fail_scratch("rename", from, rc, why, err.message);
-	return fail("rename", from, rc, &err);
 }
 
 static int op_symlink(const char *target, const char *path)
@@ -489,49 +337,6 @@ static int op_link(const char *from, const char *to)
 {
 	(void)from;
 	return read_only("link", to);
-}
-
-static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
-{
-	struct dbx_node dir;
-	char name[DBX_TREE_NAME_MAX];
-	enum dbx_err rc;
-
-	(void)fi;
-	if (!temp_file(path, &dir, name))
-		return read_only("chmod", path);
-	rc = dbx_scratch_chmod(dbx_fs_scratch(get_fs()), &dir, name, mode);
-	return rc == DBX_OK ? 0
-			    : fail_scratch("chmod", path, rc, DBX_SCRATCH_WHY_NONE, "no such file");
-}
-
-/* A temporary file belongs to the mounting user: chown to that user is a no-op, else EPERM. */
-static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
-{
-	struct dbx_fs *fs = ctx_fs();
-	struct dbx_node dir;
-	char name[DBX_TREE_NAME_MAX];
-
-	(void)fi;
-	if (!temp_file(path, &dir, name))
-		return read_only("chown", path);
-	if ((uid != (uid_t)-1 && uid != fs->uid) || (gid != (gid_t)-1 && gid != fs->gid))
-		return fail_scratch("chown", path, DBX_EINVAL, DBX_SCRATCH_WHY_PERM,
-				    "a temporary file belongs to the mounting user");
-	return 0;
-}
-
-/* Temporary files keep the time of their last change; setting times is accepted. */
-static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
-{
-	struct dbx_node dir;
-	char name[DBX_TREE_NAME_MAX];
-
-	(void)tv;
-	(void)fi;
-	if (!temp_file(path, &dir, name))
-		return read_only("utimens", path);
-	return 0;
 }
 
 static int op_statfs(const char *path, struct statvfs *sv)

@@ -119,15 +119,8 @@ static mode_t clamp_mode(mode_t mode)
 	return (mode & 044) ? 0644 : 0600;
 }
 
-static enum dbx_err why_fail(enum dbx_scratch_why *why, enum dbx_scratch_why w)
-{
-	if (why)
-		*why = w;
-	return DBX_EINVAL;
-}
-
 enum dbx_err dbx_scratch_create(struct dbx_scratch *s, const struct dbx_node *dir, const char *name,
-				mode_t mode, time_t now, enum dbx_scratch_why *why)
+				mode_t mode, time_t now)
 {
 	struct file *f, **tail;
 	size_t n = 0;
@@ -135,13 +128,13 @@ enum dbx_err dbx_scratch_create(struct dbx_scratch *s, const struct dbx_node *di
 
 	pthread_mutex_lock(&s->lock);
 	if (find(s, dir, name)) {
-		rc = why_fail(why, DBX_SCRATCH_WHY_EXISTS);
+		rc = DBX_EEXIST;
 		goto out;
 	}
 	for (f = s->head; f; f = f->next)
 		n += in_dir(f, dir);
 	if (n >= DBX_SCRATCH_DIR_MAX) {
-		rc = why_fail(why, DBX_SCRATCH_WHY_FULL);
+		rc = DBX_ENOSPC;
 		goto out;
 	}
 	f = calloc(1, sizeof(*f));
@@ -224,8 +217,7 @@ static enum dbx_err resize(struct file *f, size_t len)
 }
 
 enum dbx_err dbx_scratch_write(struct dbx_scratch *s, const struct dbx_node *dir, const char *name,
-			       const char *data, size_t size, off_t off, time_t now,
-			       enum dbx_scratch_why *why)
+			       const char *data, size_t size, off_t off, time_t now)
 {
 	struct file *f;
 	enum dbx_err rc = DBX_OK;
@@ -233,7 +225,7 @@ enum dbx_err dbx_scratch_write(struct dbx_scratch *s, const struct dbx_node *dir
 	if (off < 0)
 		return DBX_EINVAL;
 	if ((uint64_t)off > DBX_SCRATCH_FILE_MAX || size > DBX_SCRATCH_FILE_MAX - (size_t)off)
-		return why_fail(why, DBX_SCRATCH_WHY_TOO_BIG);
+		return DBX_EFBIG;
 	pthread_mutex_lock(&s->lock);
 	f = find(s, dir, name);
 	if (!f) {
@@ -253,8 +245,7 @@ out:
 }
 
 enum dbx_err dbx_scratch_truncate(struct dbx_scratch *s, const struct dbx_node *dir,
-				  const char *name, off_t size, time_t now,
-				  enum dbx_scratch_why *why)
+				  const char *name, off_t size, time_t now)
 {
 	struct file *f;
 	enum dbx_err rc;
@@ -262,7 +253,7 @@ enum dbx_err dbx_scratch_truncate(struct dbx_scratch *s, const struct dbx_node *
 	if (size < 0)
 		return DBX_EINVAL;
 	if ((uint64_t)size > DBX_SCRATCH_FILE_MAX)
-		return why_fail(why, DBX_SCRATCH_WHY_TOO_BIG);
+		return DBX_EFBIG;
 	pthread_mutex_lock(&s->lock);
 	f = find(s, dir, name);
 	rc = f ? resize(f, (size_t)size) : DBX_ENOTFOUND;
@@ -329,7 +320,7 @@ enum dbx_err dbx_scratch_unlink(struct dbx_scratch *s, const struct dbx_node *di
 }
 
 enum dbx_err dbx_scratch_rename(struct dbx_scratch *s, const struct dbx_node *dir, const char *from,
-				const char *to, bool no_replace, enum dbx_scratch_why *why)
+				const char *to, bool no_replace)
 {
 	struct file *f, *old = NULL;
 	enum dbx_err rc = DBX_OK;
@@ -345,7 +336,7 @@ enum dbx_err dbx_scratch_rename(struct dbx_scratch *s, const struct dbx_node *di
 	old = find(s, dir, to);
 	if (old && no_replace) {
 		old = NULL;
-		rc = why_fail(why, DBX_SCRATCH_WHY_EXISTS);
+		rc = DBX_EEXIST;
 		goto out;
 	}
 	if (old)

@@ -20,21 +20,8 @@
 #include "databoxfs/err.h"
 #include "tree.h"
 
-#define DBX_SCRATCH_FILE_MAX (64u * 1024) /* bytes in one temporary file (EFBIG) */
-#define DBX_SCRATCH_DIR_MAX  16		  /* temporary files in one order directory (ENOSPC) */
-
-/*
- * Why a scratch call failed when enum dbx_err has no word for it: the
- * call returns DBX_EINVAL and sets *why; ops.c maps it to errno.
- */
-enum dbx_scratch_why {
-	DBX_SCRATCH_WHY_NONE,
-	DBX_SCRATCH_WHY_EXISTS,	 /* EEXIST */
-	DBX_SCRATCH_WHY_FULL,	 /* ENOSPC: DBX_SCRATCH_DIR_MAX reached */
-	DBX_SCRATCH_WHY_TOO_BIG, /* EFBIG: past DBX_SCRATCH_FILE_MAX */
-	DBX_SCRATCH_WHY_XDEV,	 /* EXDEV: rename across directories */
-	DBX_SCRATCH_WHY_PERM,	 /* EPERM: renaming an attribute file, chown to another user */
-};
+#define DBX_SCRATCH_FILE_MAX (64u * 1024) /* bytes in one temporary file (DBX_EFBIG) */
+#define DBX_SCRATCH_DIR_MAX  16		  /* temporary files in one order directory (DBX_ENOSPC) */
 
 struct dbx_scratch;
 
@@ -61,11 +48,11 @@ bool dbx_scratch_name(const char *path, struct dbx_node *dir, char name[DBX_TREE
 
 /*
  * Create an empty file name in dir with permission bits mode (kept to
- * 0600 or 0644), mtime now. DBX_EINVAL with *why EXISTS or FULL.
+ * 0600 or 0644), mtime now. DBX_EEXIST when it exists, DBX_ENOSPC when dir
+ * holds DBX_SCRATCH_DIR_MAX files already.
  */
 DBX_MUST_CHECK enum dbx_err dbx_scratch_create(struct dbx_scratch *s, const struct dbx_node *dir,
-					       const char *name, mode_t mode, time_t now,
-					       enum dbx_scratch_why *why);
+					       const char *name, mode_t mode, time_t now);
 
 /* Fill *st for the file; DBX_ENOTFOUND when there is none. */
 DBX_MUST_CHECK enum dbx_err dbx_scratch_stat(struct dbx_scratch *s, const struct dbx_node *dir,
@@ -77,17 +64,16 @@ DBX_MUST_CHECK enum dbx_err dbx_scratch_read(struct dbx_scratch *s, const struct
 					     size_t *n);
 
 /*
- * Write size bytes at off (a hole reads as zeros), mtime now. DBX_EINVAL
- * with *why TOO_BIG past DBX_SCRATCH_FILE_MAX (nothing is written).
+ * Write size bytes at off (a hole reads as zeros), mtime now. DBX_EFBIG
+ * past DBX_SCRATCH_FILE_MAX (nothing is written).
  */
 DBX_MUST_CHECK enum dbx_err dbx_scratch_write(struct dbx_scratch *s, const struct dbx_node *dir,
 					      const char *name, const char *data, size_t size,
-					      off_t off, time_t now, enum dbx_scratch_why *why);
+					      off_t off, time_t now);
 
-/* Set the size (zeros when growing), mtime now. TOO_BIG past the cap. */
+/* Set the size (zeros when growing), mtime now. DBX_EFBIG past the cap. */
 DBX_MUST_CHECK enum dbx_err dbx_scratch_truncate(struct dbx_scratch *s, const struct dbx_node *dir,
-						 const char *name, off_t size, time_t now,
-						 enum dbx_scratch_why *why);
+						 const char *name, off_t size, time_t now);
 
 /* chmod: the permission bits, kept to 0600 or 0644. */
 DBX_MUST_CHECK enum dbx_err dbx_scratch_chmod(struct dbx_scratch *s, const struct dbx_node *dir,
@@ -103,12 +89,11 @@ DBX_MUST_CHECK enum dbx_err dbx_scratch_unlink(struct dbx_scratch *s, const stru
 
 /*
  * Rename from to to in the same directory dir, replacing a file to (the
- * in-memory move of rename(2)); no_replace: DBX_EINVAL with *why EXISTS
- * when to exists. DBX_ENOTFOUND when from does not exist.
+ * in-memory move of rename(2)); no_replace: DBX_EEXIST when to exists.
+ * DBX_ENOTFOUND when from does not exist.
  */
 DBX_MUST_CHECK enum dbx_err dbx_scratch_rename(struct dbx_scratch *s, const struct dbx_node *dir,
-					       const char *from, const char *to, bool no_replace,
-					       enum dbx_scratch_why *why);
+					       const char *from, const char *to, bool no_replace);
 
 /* Called for each file of dir, in creation order; return non-zero to stop. */
 typedef int (*dbx_scratch_each_fn)(void *ctx, const char *name, const struct dbx_scratch_stat *st);

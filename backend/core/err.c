@@ -71,6 +71,16 @@ const char *dbx_err_str(enum dbx_err err)
 		return "configuration error";
 	case DBX_EROFS:
 		return "read-only";
+	case DBX_EEXIST:
+		return "already exists";
+	case DBX_ENOSPC:
+		return "no room left";
+	case DBX_EFBIG:
+		return "too large";
+	case DBX_EXDEV:
+		return "cannot move across directories";
+	case DBX_EPERM:
+		return "not permitted";
 	}
 	return "unknown error";
 }

@@ -28,7 +28,12 @@ enum dbx_err {
 	DBX_ENOMEM,	  /* out of memory */
 	DBX_EAUTH,	  /* no credential could produce a token */
 	DBX_ECONFIG,	  /* bad option or environment */
-	DBX_EROFS, /* the attribute cannot be written (read-only file, or writes not enabled) */
+	DBX_EROFS,  /* the attribute cannot be written (read-only file, or writes not enabled) */
+	DBX_EEXIST, /* the name exists (create of a temporary file, rename with no-replace) */
+	DBX_ENOSPC, /* no room: an order directory holds its most temporary files */
+	DBX_EFBIG,  /* past a size cap: a value, or a temporary file, over 64 KiB */
+	DBX_EXDEV,  /* a rename that would move a temporary file out of its order directory */
+	DBX_EPERM,  /* refused to everyone: renaming an attribute file, chown to another user */
 };
 
 #define DBX_ERR_CODE_MAX 128

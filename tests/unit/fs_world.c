@@ -285,8 +285,6 @@ struct env *env_new(const char *key1_url)
 	env->fs.cache = env->cache;
 	env->fs.uid = 1000;
 	env->fs.gid = 1000;
-	env->fs.timeout_ms = 30000;
-	env->fs.lro_poll_ms = 1000;
 	env->fs.update = &env->uc;
 	return env;
 }
@@ -327,7 +325,7 @@ char *cat(struct env *env, const char *path)
 	char *buf = NULL;
 	size_t len = 0;
 
-	assert_int_equal(dbx_fs_open(&env->fs, path, false, &buf, &len, &err), DBX_OK);
+	assert_int_equal(dbx_fs_open(&env->fs, path, &buf, &len, &err), DBX_OK);
 	assert_non_null(buf);
 	return buf;
 }

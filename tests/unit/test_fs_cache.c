@@ -175,7 +175,7 @@ static char *read_file(struct env *env, const char *path, size_t *len)
 
 	lookup_parents(env, path);
 
-	assert_int_equal(dbx_fs_open(&env->fs, path, false, &buf, len, &err), DBX_OK);
+	assert_int_equal(dbx_fs_open(&env->fs, path, &buf, len, &err), DBX_OK);
 	return buf;
 }
 
@@ -396,7 +396,7 @@ static void *reader_main(void *arg)
 	struct reader *r = arg;
 	struct dbx_error err = {0};
 
-	r->rc = dbx_fs_open(r->fs, "/" SUB "/rg1/order1/status", false, &r->buf, &r->len, &err);
+	r->rc = dbx_fs_open(r->fs, "/" SUB "/rg1/order1/status", &r->buf, &r->len, &err);
 	return NULL;
 }
 
@@ -494,9 +494,8 @@ static void test_failed_refresh(void **state)
 	free(buf);
 	env->fc.now += 5000;
 
-	assert_int_equal(
-	    dbx_fs_open(&env->fs, "/" SUB "/rg1/order2/status", false, &buf, &len, &err),
-	    DBX_EUNREACHABLE);
+	assert_int_equal(dbx_fs_open(&env->fs, "/" SUB "/rg1/order2/status", &buf, &len, &err),
+			 DBX_EUNREACHABLE);
 	assert_null(buf);
 	assert_int_equal(err.err, DBX_EUNREACHABLE);
 	/* Within the TTL the failure stands (no new request); stat fails the same way. */
@@ -549,9 +548,8 @@ static void test_not_found_removes(void **state)
 	(void)state;
 	assert_int_equal(dbx_fs_getattr(&env->fs, "/" SUB "/rg1/order1", &st, &err), DBX_OK);
 	env->fc.now += 2500;
-	assert_int_equal(
-	    dbx_fs_open(&env->fs, "/" SUB "/rg1/order1/errors", false, &buf, &len, &err),
-	    DBX_ENOTFOUND);
+	assert_int_equal(dbx_fs_open(&env->fs, "/" SUB "/rg1/order1/errors", &buf, &len, &err),
+			 DBX_ENOTFOUND);
 	assert_int_equal(dbx_fs_getattr(&env->fs, "/" SUB "/rg1/order1/status", &st, &err),
 			 DBX_ENOTFOUND);
 	assert_int_equal(N_GETS(env), 1);
@@ -674,13 +672,13 @@ static void test_read_only(void **state)
 {
 	struct env *env = env_new(tree_script, 3, 2000, NULL);
 	struct dbx_error err = {0};
-	char *buf = NULL;
-	size_t len = 0;
+	struct dbx_fs_writer w;
 
 	(void)state;
 	assert_int_equal(
-	    dbx_fs_open(&env->fs, "/" SUB "/rg1/order1/key_url", true, &buf, &len, &err),
+	    dbx_fs_writer_open(&env->fs, "/" SUB "/rg1/order1/key_url", false, &w, &err),
 	    DBX_EROFS);
+	dbx_fs_writer_close(&w);
 	assert_int_equal(dbx_fs_write(&env->fs, "/" SUB "/rg1/order1/identity", "None\n", 5, &err),
 			 DBX_EROFS);
 	assert_int_equal(dbx_fs_write(&env->fs, "/" SUB "/rg1/order1/status", "x\n", 2, &err),

@@ -4,6 +4,7 @@
  * `ls` and `echo` print when something fails.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,13 +34,20 @@ static void test_errno_mapping(void **state)
 	    {DBX_ENOMEM, ENOMEM},
 	    {DBX_ECONFIG, EINVAL},
 	    {DBX_EROFS, EROFS},
+	    {DBX_EEXIST, EEXIST},
+	    {DBX_ENOSPC, ENOSPC},
+	    {DBX_EFBIG, EFBIG},
+	    {DBX_EXDEV, EXDEV},
+	    {DBX_EPERM, EPERM},
 	};
 
 	(void)state;
+	/* One row per value: a new enum dbx_err comes with its errno. */
+	assert_int_equal(sizeof(rows) / sizeof(rows[0]), DBX_EPERM + 1);
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		assert_int_equal(dbx_errno(rows[i].err), rows[i].errnum);
 	/* Never ENOTCONN: admins read it as "the daemon crashed". */
-	for (int e = DBX_OK; e <= DBX_EROFS; e++)
+	for (int e = DBX_OK; e <= DBX_EPERM; e++)
 		assert_int_not_equal(dbx_errno((enum dbx_err)e), ENOTCONN);
 }
 
@@ -51,6 +59,7 @@ static void test_errno_mapping(void **state)
 static void test_operations_table(void **state)
 {
 	const struct fuse_operations *ops = dbx_fuse_operations();
+	struct fuse_file_info fi = {.flags = O_CREAT | O_WRONLY};
 
 	(void)state;
 	assert_non_null(ops->init);
@@ -64,7 +73,7 @@ static void test_operations_table(void **state)
 	assert_non_null(ops->flush);
 	assert_non_null(ops->fsync);
 	assert_non_null(ops->truncate);
-	assert_int_equal(ops->create("/x", 0644, NULL), -EROFS);
+	assert_int_equal(ops->create("/x", 0644, &fi), -EROFS);
 	assert_int_equal(ops->mknod("/x", 0644, 0), -EROFS);
 	assert_int_equal(ops->mkdir("/x", 0755), -EROFS);
 	assert_int_equal(ops->unlink("/x"), -EROFS);

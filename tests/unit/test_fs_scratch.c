@@ -47,13 +47,12 @@ static struct dbx_node order_node(struct env *env, const char *path, char name[D
 static void make_temp(struct env *env, const char *path, const char *value)
 {
 	struct dbx_scratch *s = dbx_fs_scratch(&env->fs);
-	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
 	char name[DBX_TREE_NAME_MAX];
 	struct dbx_node dir = order_node(env, path, name);
 
 	assert_non_null(s);
-	assert_int_equal(dbx_scratch_create(s, &dir, name, 0644, wall_now, &why), DBX_OK);
-	assert_int_equal(dbx_scratch_write(s, &dir, name, value, strlen(value), 0, wall_now, &why),
+	assert_int_equal(dbx_scratch_create(s, &dir, name, 0644, wall_now), DBX_OK);
+	assert_int_equal(dbx_scratch_write(s, &dir, name, value, strlen(value), 0, wall_now),
 			 DBX_OK);
 }
 
@@ -119,7 +118,6 @@ static void test_file_life_and_caps(void **state)
 {
 	struct env *env = env_new(KEY0);
 	struct dbx_scratch *s = dbx_fs_scratch(&env->fs);
-	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
 	struct dbx_scratch_stat st;
 	struct dbx_error err = {0};
 	struct stat fst;
@@ -128,11 +126,9 @@ static void test_file_life_and_caps(void **state)
 	size_t n = 0;
 
 	(void)state;
-	assert_int_equal(dbx_scratch_create(s, &dir, name, 0777, wall_now, &why), DBX_OK);
-	assert_int_equal(dbx_scratch_create(s, &dir, name, 0600, wall_now, &why), DBX_EINVAL);
-	assert_int_equal(why, DBX_SCRATCH_WHY_EXISTS);
-	assert_int_equal(dbx_scratch_write(s, &dir, name, "hello", 5, 2, wall_now + 5, &why),
-			 DBX_OK);
+	assert_int_equal(dbx_scratch_create(s, &dir, name, 0777, wall_now), DBX_OK);
+	assert_int_equal(dbx_scratch_create(s, &dir, name, 0600, wall_now), DBX_EEXIST);
+	assert_int_equal(dbx_scratch_write(s, &dir, name, "hello", 5, 2, wall_now + 5), DBX_OK);
 	assert_int_equal(dbx_scratch_read(s, &dir, name, buf, sizeof(buf), 0, &n), DBX_OK);
 	assert_int_equal(n, 7);
 	assert_memory_equal(buf, "\0\0hello", 7);
@@ -152,19 +148,16 @@ static void test_file_life_and_caps(void **state)
 	assert_int_equal(dbx_fs_getattr(&env->fs, SWP, &fst, &err), DBX_OK);
 	assert_int_equal(fst.st_mode, S_IFREG | 0600);
 
-	assert_int_equal(dbx_scratch_truncate(s, &dir, name, 3, wall_now, &why), DBX_OK);
+	assert_int_equal(dbx_scratch_truncate(s, &dir, name, 3, wall_now), DBX_OK);
 	assert_int_equal(dbx_scratch_stat(s, &dir, name, &st), DBX_OK);
 	assert_int_equal(st.size, 3);
-	assert_int_equal(dbx_scratch_truncate(s, &dir, name, DBX_SCRATCH_FILE_MAX, wall_now, &why),
+	assert_int_equal(dbx_scratch_truncate(s, &dir, name, DBX_SCRATCH_FILE_MAX, wall_now),
 			 DBX_OK);
 	/* One byte past 64 KiB: EFBIG, and nothing written. */
-	assert_int_equal(
-	    dbx_scratch_write(s, &dir, name, "x", 1, DBX_SCRATCH_FILE_MAX, wall_now, &why),
-	    DBX_EINVAL);
-	assert_int_equal(why, DBX_SCRATCH_WHY_TOO_BIG);
-	assert_int_equal(
-	    dbx_scratch_truncate(s, &dir, name, DBX_SCRATCH_FILE_MAX + 1, wall_now, &why),
-	    DBX_EINVAL);
+	assert_int_equal(dbx_scratch_write(s, &dir, name, "x", 1, DBX_SCRATCH_FILE_MAX, wall_now),
+			 DBX_EFBIG);
+	assert_int_equal(dbx_scratch_truncate(s, &dir, name, DBX_SCRATCH_FILE_MAX + 1, wall_now),
+			 DBX_EFBIG);
 	assert_int_equal(dbx_scratch_stat(s, &dir, name, &st), DBX_OK);
 	assert_int_equal(st.size, DBX_SCRATCH_FILE_MAX);
 
@@ -173,17 +166,16 @@ static void test_file_life_and_caps(void **state)
 		char p[64];
 
 		snprintf(p, sizeof(p), "t%d", i);
-		assert_int_equal(dbx_scratch_create(s, &dir, p, 0600, wall_now, &why), DBX_OK);
+		assert_int_equal(dbx_scratch_create(s, &dir, p, 0600, wall_now), DBX_OK);
 	}
-	assert_int_equal(dbx_scratch_create(s, &dir, "one-more", 0600, wall_now, &why), DBX_EINVAL);
-	assert_int_equal(why, DBX_SCRATCH_WHY_FULL);
+	assert_int_equal(dbx_scratch_create(s, &dir, "one-more", 0600, wall_now), DBX_ENOSPC);
 	make_temp(env, ORDER2 "/one-more", "x");
 
 	assert_int_equal(dbx_scratch_unlink(s, &dir, name), DBX_OK);
 	assert_int_equal(dbx_scratch_unlink(s, &dir, name), DBX_ENOTFOUND);
 	assert_false(exists(env, SWP));
 	assert_false(listed(env, ORDER1, ".key_url.swp"));
-	assert_int_equal(dbx_scratch_create(s, &dir, "one-more", 0600, wall_now, &why), DBX_OK);
+	assert_int_equal(dbx_scratch_create(s, &dir, "one-more", 0600, wall_now), DBX_OK);
 	assert_int_equal(n_calls(env), 0);
 	dbx_scratch_free(env->fs.scratch);
 	env_free(env);
@@ -193,13 +185,11 @@ static void test_file_life_and_caps(void **state)
 static void test_rename_onto_attribute(void **state)
 {
 	struct env *env = env_new(KEY0);
-	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
 	struct dbx_error err = {0};
 
 	(void)state;
 	make_temp(env, SED_TMP, KEY1 "\n");
-	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, ORDER1 "/key_url", false, &why, &err),
-			 DBX_OK);
+	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, ORDER1 "/key_url", 0, &err), DBX_OK);
 	assert_int_equal(env->w.patches, 1);
 	assert_int_equal(n_logged(env, "PATCH order1"), 1);
 	assert_string_equal(env->w.jobs[0].kek_url, KEY1);
@@ -215,15 +205,12 @@ static void test_rename_onto_attribute(void **state)
 static void test_rename_refused_keeps_temp(void **state)
 {
 	struct env *env = env_new(KEY0);
-	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
 	struct dbx_error err = {0};
 	char *errors;
 
 	(void)state;
 	make_temp(env, SED_TMP, "http://contosovault.vault.azure.net/keys/k1\n");
-	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, ORDER1 "/key_url", false, &why, &err),
-			 DBX_EINVAL);
-	assert_int_equal(why, DBX_SCRATCH_WHY_NONE); /* the write's EINVAL, not another errno */
+	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, ORDER1 "/key_url", 0, &err), DBX_EINVAL);
 	assert_int_equal(n_calls(env), 0);
 	assert_true(exists(env, SED_TMP));
 	errors = cat(env, ORDER1 "/errors");
@@ -240,7 +227,6 @@ static void test_rename_refused_keeps_temp(void **state)
 static void test_rename_rules(void **state)
 {
 	struct env *env = env_new(KEY0);
-	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
 	struct dbx_error err = {0};
 	char buf[8];
 	char name[DBX_TREE_NAME_MAX];
@@ -250,9 +236,8 @@ static void test_rename_rules(void **state)
 	(void)state;
 	make_temp(env, SED_TMP, "abc");
 	make_temp(env, SWP, "old");
-	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, SWP, true, &why, &err), DBX_EINVAL);
-	assert_int_equal(why, DBX_SCRATCH_WHY_EXISTS);
-	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, SWP, false, &why, &err), DBX_OK);
+	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, SWP, RENAME_NOREPLACE, &err), DBX_EEXIST);
+	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, SWP, 0, &err), DBX_OK);
 	assert_false(exists(env, SED_TMP));
 	assert_int_equal(
 	    dbx_scratch_read(dbx_fs_scratch(&env->fs), &dir, name, buf, sizeof(buf), 0, &n),
@@ -260,21 +245,14 @@ static void test_rename_rules(void **state)
 	assert_int_equal(n, 3);
 	assert_memory_equal(buf, "abc", 3);
 
-	assert_int_equal(dbx_fs_rename(&env->fs, SWP, ORDER2 "/x", false, &why, &err), DBX_EINVAL);
-	assert_int_equal(why, DBX_SCRATCH_WHY_XDEV);
-	assert_int_equal(dbx_fs_rename(&env->fs, SWP, ORDER2 "/key_url", false, &why, &err),
-			 DBX_EINVAL);
-	assert_int_equal(why, DBX_SCRATCH_WHY_XDEV);
-	assert_int_equal(dbx_fs_rename(&env->fs, SWP, ORDER1 "/status", false, &why, &err),
-			 DBX_EACCES);
-	assert_int_equal(
-	    dbx_fs_rename(&env->fs, ORDER1 "/key_url", ORDER1 "/key_url~", false, &why, &err),
-	    DBX_EINVAL);
-	assert_int_equal(why, DBX_SCRATCH_WHY_PERM);
-	assert_int_equal(dbx_fs_rename(&env->fs, ORDER1, ORDER1 "x", false, &why, &err), DBX_EROFS);
-	assert_int_equal(
-	    dbx_fs_rename(&env->fs, ORDER1 "/nothing", ORDER1 "/key_url", false, &why, &err),
-	    DBX_ENOTFOUND);
+	assert_int_equal(dbx_fs_rename(&env->fs, SWP, ORDER2 "/x", 0, &err), DBX_EXDEV);
+	assert_int_equal(dbx_fs_rename(&env->fs, SWP, ORDER2 "/key_url", 0, &err), DBX_EXDEV);
+	assert_int_equal(dbx_fs_rename(&env->fs, SWP, ORDER1 "/status", 0, &err), DBX_EACCES);
+	assert_int_equal(dbx_fs_rename(&env->fs, ORDER1 "/key_url", ORDER1 "/key_url~", 0, &err),
+			 DBX_EPERM);
+	assert_int_equal(dbx_fs_rename(&env->fs, ORDER1, ORDER1 "x", 0, &err), DBX_EROFS);
+	assert_int_equal(dbx_fs_rename(&env->fs, ORDER1 "/nothing", ORDER1 "/key_url", 0, &err),
+			 DBX_ENOTFOUND);
 	assert_true(exists(env, SWP));
 	assert_int_equal(n_calls(env), 0);
 	assert_int_equal(env->w.patches, 0);
@@ -286,15 +264,13 @@ static void test_rename_rules(void **state)
 static void test_read_only_mount(void **state)
 {
 	struct env *env = env_new(KEY0);
-	enum dbx_scratch_why why = DBX_SCRATCH_WHY_NONE;
 	struct dbx_error err = {0};
 
 	(void)state;
 	env->fs.update = NULL;
 	assert_null(dbx_fs_scratch(&env->fs));
-	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, ORDER1 "/key_url", false, &why, &err),
-			 DBX_EROFS);
-	assert_int_equal(dbx_fs_rename(&env->fs, ORDER1 "/key_url", ORDER1 "/x", false, &why, &err),
+	assert_int_equal(dbx_fs_rename(&env->fs, SED_TMP, ORDER1 "/key_url", 0, &err), DBX_EROFS);
+	assert_int_equal(dbx_fs_rename(&env->fs, ORDER1 "/key_url", ORDER1 "/x", 0, &err),
 			 DBX_EROFS);
 	env_free(env);
 }
