@@ -26,6 +26,7 @@
 #include <json-c/json.h>
 
 #include "databoxfs/ssem.h"
+#include "databoxfs/timestamp.h"
 #include "attrs.h"
 
 /* One value followed by "\n", or an empty file when value is NULL or "". */

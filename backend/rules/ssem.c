@@ -18,8 +18,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "databoxfs/order.h"
 #include "databoxfs/ssem.h"
+#include "databoxfs/timestamp.h"
 
 /* The resolution cell shared by the two "...DetailsNotFound" rows (identical in the document). */
 #define DELETED_OR_MIGRATED_VAULT                                                                  \

@@ -117,10 +117,6 @@ DBX_MUST_CHECK enum dbx_err dbx_arm_id_parse(const char *id, char **subscription
 					     char **resource_group, char **provider_type,
 					     char **name);
 
-/* Parse an ISO 8601 timestamp ("2025-05-26T06:50:23.0185023+00:00", "...Z") to UTC. -1 when
- * malformed. */
-time_t dbx_parse_time(const char *s);
-
 /*
  * PATCH bodies (JobResourceUpdateParameter). Added after the first cut of
  * this header; additive.
