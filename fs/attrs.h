@@ -83,11 +83,4 @@ DBX_MUST_CHECK enum dbx_err dbx_attr_show(size_t i, const struct dbx_attr_ctx *c
  */
 const char *dbx_attr_trim(const char *value, size_t len, size_t *out_len);
 
-/*
- * The name a failed read is shown under in the errors file when the error
- * has no service code: "HostUnreachable", "Timeout", "Throttled",
- * "AuthenticationFailed", "AccessDenied", "NotFound", "ServiceError", ...
- */
-const char *dbx_attr_read_code(enum dbx_err err);
-
 #endif
