@@ -495,9 +495,9 @@ static const struct dbx_attr order_attrs[] = {
 	{ .name = "key_vault",       .mode = 0444, .show = show_key_vault },
 	{ .name = "identity",        .mode = 0644, .show = show_identity,        .store = store_identity },
 	{ .name = "principal_id",    .mode = 0444, .show = show_principal_id },
-	{ .name = "encryption.json", .mode = 0644, .show = show_encryption_json, .store = store_encryption_json },
+	{ .name = "encryption.json", .mode = 0644, .show = show_encryption_json, .store = store_encryption_json, .json_object = true },
 	{ .name = "status",          .mode = 0444, .show = show_status },
-	{ .name = "errors",          .mode = 0444, .show = show_errors },
+	{ .name = "errors",          .mode = 0444, .show = show_errors,          .reports_errors = true },
 };
 /* clang-format on */
 

@@ -48,6 +48,17 @@ struct dbx_attr {
 	const char *name;
 	mode_t mode; /* 0644 when store is set, else 0444 */
 	/*
+	 * The value is one JSON object that may span lines: a write is
+	 * complete once the object closes, not at the first "\n" (fs.c).
+	 */
+	bool json_object;
+	/*
+	 * The file explains the order's failures: it is shown even when the
+	 * order cannot be read (it says why), and the last write's outcome
+	 * moves its mtime.
+	 */
+	bool reports_errors;
+	/*
 	 * Render the value into *buf (malloc'd, NUL-terminated for
 	 * convenience) and its exact length into *len; an absent value is
 	 * *len == 0. DBX_ENOMEM only.

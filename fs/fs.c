@@ -25,11 +25,6 @@
 #include "fs.h"
 #include "tree.h"
 
-static int errors_attr(void)
-{
-	return dbx_attr_find("errors");
-}
-
 static void fill_dir(struct dbx_fs *fs, struct stat *st, uint64_t ino, time_t mtime)
 {
 	memset(st, 0, sizeof(*st));
@@ -61,7 +56,7 @@ static void fill_file(struct dbx_fs *fs, struct stat *st, uint64_t ino, size_t a
 /* Whether file attr may be shown from view: always errors, the others only when live. */
 static bool showable(const struct dbx_order_view *view, size_t attr)
 {
-	return view->rc == DBX_OK || (view->rc != DBX_ENOTFOUND && (int)attr == errors_attr());
+	return view->rc == DBX_OK || (view->rc != DBX_ENOTFOUND && dbx_attrs[attr].reports_errors);
 }
 
 /* Render file attr from view into *buf and *len; *mtime is the mtime of the file. */
@@ -84,7 +79,7 @@ static enum dbx_err render(const struct dbx_order_view *view, size_t attr, char 
 		ctx.write_target = view->write_target;
 	}
 	/* Only errors shows the last-write block, so only errors moves when it comes or goes. */
-	if ((int)attr == errors_attr() && view->write_changed > *mtime)
+	if (dbx_attrs[attr].reports_errors && view->write_changed > *mtime)
 		*mtime = view->write_changed;
 	rc = dbx_attr_show(attr, &ctx, buf, len);
 	if (rc != DBX_OK)
@@ -497,7 +492,7 @@ static bool value_complete(int attr, const char *buf, size_t len)
 
 	if (!len || buf[len - 1] != '\n')
 		return false;
-	if (strcmp(dbx_attrs[attr].name, "encryption.json") != 0)
+	if (!dbx_attrs[attr].json_object)
 		return true;
 	/* A JSON object spans lines: complete once its braces balance (outside strings). */
 	for (size_t i = 0; i < len; i++) {

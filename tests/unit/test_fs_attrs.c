@@ -109,6 +109,9 @@ static void test_table_invariants(void **state)
 		assert_int_equal((a->mode & 0200) != 0, a->store != NULL);
 		assert_int_equal(a->mode, a->store ? 0644 : 0444);
 		assert_int_equal(dbx_attr_find(a->name), (int)i);
+		/* What fs.c asks the row instead of comparing names. */
+		assert_int_equal(a->json_object, strcmp(a->name, "encryption.json") == 0);
+		assert_int_equal(a->reports_errors, strcmp(a->name, "errors") == 0);
 		for (size_t k = 0; k < i; k++)
 			assert_string_not_equal(dbx_attrs[k].name, a->name);
 	}
