@@ -25,6 +25,7 @@
 #include <json-c/json.h>
 
 #include "databoxfs/errors.h"
+#include "databoxfs/json_scan.h"
 #include "attrs.h"
 
 /* One value followed by "\n", or an empty file when value is NULL or "". */
@@ -306,34 +307,6 @@ static bool json_member_current(const struct dbx_order *o, const char *k, struct
 	return is_current(cur, json_object_get_string(v), (size_t)json_object_get_string_len(v));
 }
 
-/* Member names at depth 1 of the JSON text t[0..n): json-c keeps one of duplicates. */
-static size_t count_members(const char *t, size_t n)
-{
-	size_t members = 0;
-	int depth = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		size_t j;
-
-		if (t[i] == '{' || t[i] == '[') {
-			depth++;
-		} else if (t[i] == '}' || t[i] == ']') {
-			depth--;
-		} else if (t[i] == '"') {
-			for (j = i + 1; j < n && t[j] != '"'; j++) {
-				if (t[j] == '\\')
-					j++;
-			}
-			i = j;
-			for (j = i + 1; j < n && isspace((unsigned char)t[j]); j++)
-				;
-			if (depth == 1 && j < n && t[j] == ':')
-				members++;
-		}
-	}
-	return members;
-}
-
 /*
  * value parsed by json-c and written out again, without the members equal
  * to what the file shows for o when drop_current. *out malloc'd; DBX_EINVAL
@@ -354,7 +327,8 @@ static enum dbx_err json_rewrite(const struct dbx_order *o, const char *value, s
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
 	in = json_tokener_parse_ex(tok, value, (int)len);
 	if (!in || !json_object_is_type(in, json_type_object) ||
-	    (size_t)json_object_object_length(in) != count_members(value, len)) {
+	    /* json-c keeps one of duplicate names: the text must have no more. */
+	    (size_t)json_object_object_length(in) != dbx_json_count_members(value, len)) {
 		rc = DBX_EINVAL;
 		goto out;
 	}

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "databoxfs/json_scan.h"
 #include "databoxfs/log.h"
 #include "attrs.h"
 #include "fs.h"
@@ -487,36 +488,18 @@ enum dbx_err dbx_fs_truncate(struct dbx_fs *fs, const char *path, off_t size, st
 /* Whether buf[0..len) is a complete value for file attr (see above). */
 static bool value_complete(int attr, const char *buf, size_t len)
 {
-	int depth = 0;
-	bool in_string = false, started = false;
+	struct dbx_json_scan scan;
 
 	if (!len || buf[len - 1] != '\n')
 		return false;
 	if (!dbx_attrs[attr].json_object)
 		return true;
 	/* A JSON object spans lines: complete once its braces balance (outside strings). */
-	for (size_t i = 0; i < len; i++) {
-		char c = buf[i];
-
-		if (in_string) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = false;
-			continue;
-		}
-		if (!started && c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '{')
-			return true; /* not an object: refused as soon as the line ends */
-		if (c == '"') {
-			in_string = true;
-		} else if (c == '{' || c == '[') {
-			depth++;
-			started = true;
-		} else if (c == '}' || c == ']') {
-			depth--;
-		}
-	}
-	return started && depth <= 0;
+	dbx_json_scan_init(&scan, buf, len);
+	dbx_json_scan_to_end(&scan);
+	if (scan.first < len && buf[scan.first] != '{')
+		return true; /* not an object: refused as soon as the line ends */
+	return scan.first < len && scan.depth <= 0;
 }
 
 enum dbx_err dbx_fs_writer_open(struct dbx_fs *fs, const char *path, bool append,

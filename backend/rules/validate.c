@@ -28,6 +28,7 @@
 
 #include <json-c/json.h>
 
+#include "databoxfs/json_scan.h"
 #include "databoxfs/validate.h"
 
 #define CODE_INVALID_URL    "SsemUserErrorInvalidKeyVaultUrl"
@@ -829,49 +830,31 @@ out:
 /*
  * json-c keeps the last of duplicate keys, truncates keys at an escaped NUL
  * and accepts single-quoted strings even in strict mode. So walk the raw
- * text t[0..n) (already accepted by json-c as one object) ourselves: every
- * string followed by ':' at depth 1 is a member name; decode it with json-c
- * and check it is known and not seen before.
+ * text t[0..n) (already accepted by json-c as one object) with json_scan.h:
+ * a single quote outside a string is refused, and every member name at
+ * depth 1 is decoded with json-c and checked to be known and not seen
+ * before, in the order they are written.
  */
 static enum dbx_err check_member_names(const char *t, size_t n, struct dbx_error *err)
 {
+	struct dbx_json_scan scan;
 	unsigned seen = 0;
-	int depth = 0;
 	enum dbx_err rc = DBX_OK;
 
-	for (size_t i = 0; i < n && rc == DBX_OK; i++) {
-		char c = t[i];
-		size_t s, j;
+	dbx_json_scan_init(&scan, t, n);
+	while (rc == DBX_OK) {
+		const char *name;
+		size_t name_len;
+		bool more = dbx_json_scan_member(&scan, &name, &name_len);
 
-		if (c == '{' || c == '[') {
-			depth++;
-			continue;
-		}
-		if (c == '}' || c == ']') {
-			depth--;
-			continue;
-		}
-		if (c == '\'')
+		if (scan.squote < n)
 			return reject(err, CODE_INVALID_VALUE,
 				      "encryption.json is not valid JSON: single-quoted string at "
 				      "offset %zu",
-				      i);
-		if (c != '"')
-			continue;
-		s = i;
-		for (j = i + 1; j < n && t[j] != '"'; j++) {
-			if (t[j] == '\\')
-				j++;
-		}
-		i = j; /* the closing quote */
-		if (depth != 1)
-			continue;
-		j = i + 1;
-		while (j < n && (t[j] == ' ' || t[j] == '\t' || t[j] == '\n' || t[j] == '\r'))
-			j++;
-		if (j >= n || t[j] != ':')
-			continue;
-		rc = check_one_name(t + s, i + 1 - s, &seen, err);
+				      scan.squote);
+		if (!more)
+			break;
+		rc = check_one_name(name, name_len, &seen, err);
 	}
 	return rc;
 }
