@@ -495,22 +495,3 @@ enum dbx_err dbx_attr_show(size_t i, const struct dbx_attr_ctx *ctx, char **buf,
 		return DBX_EINVAL;
 	return dbx_attrs[i].show(ctx, buf, len);
 }
-
-static bool is_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-const char *dbx_attr_trim(const char *value, size_t len, size_t *out_len)
-{
-	if (len && value[len - 1] == '\n')
-		len--;
-	while (len && is_blank(value[len - 1]))
-		len--;
-	while (len && is_blank(*value)) {
-		value++;
-		len--;
-	}
-	*out_len = len;
-	return value;
-}

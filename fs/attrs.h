@@ -87,11 +87,4 @@ int dbx_attr_find(const char *name);
 DBX_MUST_CHECK enum dbx_err dbx_attr_show(size_t i, const struct dbx_attr_ctx *ctx, char **buf,
 					  size_t *len);
 
-/*
- * sysfs rule for a written value: drop one trailing newline, then blanks
- * (space, tab) on both sides. Returns the start of the value inside value
- * and its length in *out_len.
- */
-const char *dbx_attr_trim(const char *value, size_t len, size_t *out_len);
-
 #endif

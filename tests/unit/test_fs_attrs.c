@@ -500,24 +500,6 @@ static void test_store_current_value(void **state)
 	dbx_order_free(odd);
 }
 
-static void test_trim(void **state)
-{
-	size_t n;
-	const char *v;
-
-	(void)state;
-	v = dbx_attr_trim("  CustomerManaged \n", 19, &n);
-	assert_int_equal(n, strlen("CustomerManaged"));
-	assert_memory_equal(v, "CustomerManaged", n);
-	v = dbx_attr_trim("None", 4, &n);
-	assert_int_equal(n, 4);
-	v = dbx_attr_trim("a\n\n", 3, &n); /* only one trailing newline is ignored */
-	assert_int_equal(n, 2);
-	v = dbx_attr_trim("\n", 1, &n);
-	assert_int_equal(n, 0);
-	(void)v;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -532,7 +514,6 @@ int main(void)
 	    cmocka_unit_test(test_errors_gathers_state),
 	    cmocka_unit_test(test_store_parse),
 	    cmocka_unit_test(test_store_current_value),
-	    cmocka_unit_test(test_trim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
