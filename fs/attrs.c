@@ -194,117 +194,109 @@ static const struct dbx_cloud *write_cloud(const struct dbx_attr_ctx *ctx)
 	return ctx->write->cloud ? ctx->write->cloud : dbx_cloud_default();
 }
 
+/* The settings a user writes, each as its own one-line file and as an encryption.json key. */
+enum setting { SETTING_KEK_TYPE, SETTING_KEY_URL, SETTING_IDENTITY };
+
+static const struct {
+	const char *key; /* the file's name and the encryption.json key */
+	const char *(*current)(const struct dbx_order *o);
+} settings[] = {
+    [SETTING_KEK_TYPE] = {"encryption_type", kek_type_str},
+    [SETTING_KEY_URL] = {"key_url", key_url_str},
+    [SETTING_IDENTITY] = {"identity", identity_str},
+};
+
 /*
- * The sysfs part shared by the one-line files: trim, then decide whether
- * the value is the one the file shows now. *noop set: nothing more to do.
+ * The one-line files, sysfs style: trim, decide whether the value is the
+ * one the file shows now (a no-op, decided before validating), else
+ * validate it into ctx->write->change.
  */
-static enum dbx_err trim_and_compare(const struct dbx_attr_ctx *ctx, const char *cur,
-				     const char *value, size_t len, const char **v, size_t *n,
-				     struct dbx_error *err)
+static enum dbx_err store_setting(const struct dbx_attr_ctx *ctx, enum setting s, const char *value,
+				  size_t len, struct dbx_error *err)
 {
 	struct dbx_attr_write *w = ctx->write;
+	struct dbx_encryption_change *ch = &w->change;
+	const char *v;
+	size_t n;
 	enum dbx_err rc;
 
-	memset(&w->change, 0, sizeof(w->change));
+	memset(ch, 0, sizeof(*ch));
 	w->noop = false;
 	w->used_current = false;
-	rc = dbx_value_trim(value, len, v, n, err);
+	rc = dbx_value_trim(value, len, &v, &n, err);
 	if (rc != DBX_OK)
 		return rc;
-	if (ctx->order && is_current(cur, *v, *n)) {
-		w->noop = true;
+	if (ctx->order && is_current(settings[s].current(ctx->order), v, n)) {
 		w->used_current = true;
+		/* The same key again on a blocked order: the service re-checks it (update.c). */
+		w->noop = s != SETTING_KEY_URL || !dbx_order_kek_blocked(ctx->order);
+		if (w->noop)
+			return DBX_OK;
 	}
-	return DBX_OK;
+	switch (s) {
+	case SETTING_KEK_TYPE:
+		rc = dbx_validate_kek_type(v, n, &ch->kek_type, err);
+		ch->has_kek_type = rc == DBX_OK;
+		break;
+	case SETTING_KEY_URL:
+		if (n == 0) {
+			/* One meaning per file: the way back to Microsoft managed keys is its own
+			 * file. */
+			rc = dbx_error_set(
+			    err, DBX_EINVAL,
+			    "key_url: an empty value is not a key; to use Microsoft "
+			    "managed keys run: echo MicrosoftManaged > encryption_type");
+			if (err)
+				snprintf(err->code, sizeof(err->code), "%s",
+					 "SsemUserErrorInvalidKeyVaultUrl");
+			break;
+		}
+		rc = dbx_validate_key_url(v, n, write_cloud(ctx), &ch->key_url, err);
+		ch->has_key_url = rc == DBX_OK;
+		break;
+	case SETTING_IDENTITY:
+		rc = dbx_validate_identity(v, n, &ch->identity, err);
+		ch->has_identity = rc == DBX_OK;
+		break;
+	}
+	return rc;
 }
 
 static enum dbx_err store_kek_type(const struct dbx_attr_ctx *ctx, const char *value, size_t len,
 				   struct dbx_error *err)
 {
-	struct dbx_attr_write *w = ctx->write;
-	const char *v;
-	size_t n;
-	enum dbx_err rc;
-
-	rc = trim_and_compare(ctx, ctx->order ? kek_type_str(ctx->order) : NULL, value, len, &v, &n,
-			      err);
-	if (rc != DBX_OK || w->noop)
-		return rc;
-	rc = dbx_validate_kek_type(v, n, &w->change.kek_type, err);
-	w->change.has_kek_type = rc == DBX_OK;
-	return rc;
+	return store_setting(ctx, SETTING_KEK_TYPE, value, len, err);
 }
 
 static enum dbx_err store_key_url(const struct dbx_attr_ctx *ctx, const char *value, size_t len,
 				  struct dbx_error *err)
 {
-	struct dbx_attr_write *w = ctx->write;
-	const char *v;
-	size_t n;
-	enum dbx_err rc;
-
-	rc = trim_and_compare(ctx, key_url_str(ctx->order), value, len, &v, &n, err);
-	if (rc == DBX_OK && w->noop && dbx_order_kek_blocked(ctx->order))
-		w->noop = false; /* the same key again: the service re-checks it (update.c) */
-	if (rc != DBX_OK || w->noop)
-		return rc;
-	if (n == 0) {
-		/* One meaning per file: the way back to Microsoft managed keys is its own file. */
-		rc = dbx_error_set(err, DBX_EINVAL,
-				   "key_url: an empty value is not a key; to use Microsoft managed "
-				   "keys run: echo MicrosoftManaged > encryption_type");
-		if (err)
-			snprintf(err->code, sizeof(err->code), "%s",
-				 "SsemUserErrorInvalidKeyVaultUrl");
-		return rc;
-	}
-	rc = dbx_validate_key_url(v, n, write_cloud(ctx), &w->change.key_url, err);
-	w->change.has_key_url = rc == DBX_OK;
-	return rc;
+	return store_setting(ctx, SETTING_KEY_URL, value, len, err);
 }
 
 static enum dbx_err store_identity(const struct dbx_attr_ctx *ctx, const char *value, size_t len,
 				   struct dbx_error *err)
 {
-	struct dbx_attr_write *w = ctx->write;
-	const char *v;
-	size_t n;
-	enum dbx_err rc;
-
-	rc = trim_and_compare(ctx, identity_str(ctx->order), value, len, &v, &n, err);
-	if (rc != DBX_OK || w->noop)
-		return rc;
-	rc = dbx_validate_identity(v, n, &w->change.identity, err);
-	w->change.has_identity = rc == DBX_OK;
-	return rc;
-}
-
-/* The current value of encryption.json key k ("encryption_type", ...), NULL when absent. */
-static const char *json_current(const struct dbx_order *o, const char *k)
-{
-	if (strcmp(k, "encryption_type") == 0)
-		return kek_type_str(o);
-	if (strcmp(k, "key_url") == 0)
-		return key_url_str(o);
-	if (strcmp(k, "identity") == 0)
-		return identity_str(o);
-	return NULL;
+	return store_setting(ctx, SETTING_IDENTITY, value, len, err);
 }
 
 /* Is JSON member k: v (v NULL for null) the value the file shows for o? Derived keys never are. */
 static bool json_member_current(const struct dbx_order *o, const char *k, struct json_object *v)
 {
-	const char *cur;
+	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+		const char *cur;
 
-	if (strcmp(k, "encryption_type") != 0 && strcmp(k, "key_url") != 0 &&
-	    strcmp(k, "identity") != 0)
-		return false;
-	cur = json_current(o, k);
-	if (!v)
-		return !cur || !*cur;
-	if (!json_object_is_type(v, json_type_string))
-		return false;
-	return is_current(cur, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+		if (strcmp(k, settings[i].key) != 0)
+			continue;
+		cur = settings[i].current(o);
+		if (!v)
+			return !cur || !*cur;
+		if (!json_object_is_type(v, json_type_string))
+			return false;
+		return is_current(cur, json_object_get_string(v),
+				  (size_t)json_object_get_string_len(v));
+	}
+	return false;
 }
 
 /*
