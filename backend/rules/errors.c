@@ -427,15 +427,29 @@ struct problem_ref {
 	time_t t;	      /* parsed, -1 when unknown */
 };
 
-/* What the mount advises when a read fails without a service code to decode. */
-struct read_advice {
+/* What the mount advises for a failure without a service code to decode. */
+struct advice {
 	enum dbx_err err;
 	const char *code;
 	const char *recoverable;
 	const char *remedy;
 };
 
-static const struct read_advice read_advice[] = {
+/* The rows that read the same after a failed read and a failed write. */
+#define ADVICE_AUTH                                                                                \
+	{                                                                                          \
+		DBX_EAUTH, "AuthenticationFailed", "yes",                                          \
+		    "No credential could produce a token. Check the AZURE_* environment "          \
+		    "variables, the managed identity or 'az login', and the -o credential= "       \
+		    "option."                                                                      \
+	}
+#define ADVICE_NOT_FOUND                                                                           \
+	{                                                                                          \
+		DBX_ENOTFOUND, "NotFound", "no", "The order no longer exists."                     \
+	}
+
+/* The mount's advice after a failed read. */
+static const struct advice read_advice[] = {
     {DBX_EUNREACHABLE, "HostUnreachable", "yes",
      "Azure Resource Manager could not be reached (DNS, connection or TLS failure). Check the "
      "network, proxy and firewall; the next read tries again."},
@@ -445,13 +459,11 @@ static const struct read_advice read_advice[] = {
     {DBX_ETHROTTLED, "Throttled", "yes",
      "Azure Resource Manager throttled the requests (429) beyond the retry budget. Wait a minute "
      "and read again; a larger -o cache_ttl= makes fewer requests."},
-    {DBX_EAUTH, "AuthenticationFailed", "yes",
-     "No credential could produce a token. Check the AZURE_* environment variables, the managed "
-     "identity or 'az login', and the -o credential= option."},
+    ADVICE_AUTH,
     {DBX_EACCES, "AccessDenied", "yes",
      "The mount's credential may not read this order. Grant it a role with "
      "Microsoft.DataBox/jobs/read (for example Reader) on the subscription or resource group."},
-    {DBX_ENOTFOUND, "NotFound", "no", "The order no longer exists."},
+    ADVICE_NOT_FOUND,
     {DBX_EBUSY, "Conflict", "depends",
      "The service refused the request in the order's current state."},
     {DBX_EINVAL, "BadRequest", "no",
@@ -461,14 +473,14 @@ static const struct read_advice read_advice[] = {
     {DBX_ECONFIG, "ConfigurationError", "no", "Check the mount options and environment."},
 };
 
-static const struct read_advice generic_advice = {
+static const struct advice generic_advice = {
     DBX_EREMOTE, "ServiceError", "depends",
     "Azure Resource Manager failed or answered something unexpected. Try again later; quote the "
     "request_id in a support ticket if it persists."};
 
 /* The row of table (n rows) for err, else fallback. */
-static const struct read_advice *advice_lookup(const struct read_advice *table, size_t n,
-					       const struct read_advice *fallback, enum dbx_err err)
+static const struct advice *advice_lookup(const struct advice *table, size_t n,
+					  const struct advice *fallback, enum dbx_err err)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (table[i].err == err)
@@ -477,28 +489,44 @@ static const struct read_advice *advice_lookup(const struct read_advice *table, 
 	return fallback;
 }
 
-static const struct read_advice *advice_for(enum dbx_err err)
+static const struct advice *advice_for(enum dbx_err err)
 {
 	return advice_lookup(read_advice, sizeof(read_advice) / sizeof(read_advice[0]),
 			     &generic_advice, err);
 }
 
-static enum dbx_err append_read_block(char **buf, size_t *len, const struct dbx_errors_input *in)
+/*
+ * A block for a failure the mount itself saw (source "read" or
+ * "last-write"), at time t: the service's code, message and request id when
+ * it sent them, else the mount's name and the error's own words. With
+ * decode the Ssem table gives recoverable and remedy, else advice a.
+ */
+static enum dbx_err append_failure_block(char **buf, size_t *len, const char *source,
+					 const struct dbx_error *e, time_t t, const char *target,
+					 const struct advice *a, bool decode)
 {
-	const struct dbx_error *e = in->read_err;
-	const struct read_advice *a = advice_for(e->err);
 	struct dbx_error_block b = {0};
 	char when[DBX_TIME_STR_MAX];
 
-	dbx_format_time(in->read_time, when);
+	dbx_format_time(t, when);
 	b.code = e->code[0] ? e->code : a->code;
-	b.source = "read";
+	b.source = source;
 	b.time = when;
 	b.message = e->message[0] ? e->message : dbx_err_str(e->err);
+	b.target = target && *target ? target : NULL;
 	b.request_id = e->request_id[0] ? e->request_id : NULL;
-	b.recoverable = a->recoverable;
-	b.remedy = a->remedy;
+	b.recoverable = decode ? NULL : a->recoverable;
+	b.remedy = decode ? NULL : a->remedy;
 	return dbx_error_block_append(buf, len, &b);
+}
+
+/* The read block: always the mount's advice, which knows what a failed read means. */
+static enum dbx_err append_read_block(char **buf, size_t *len, const struct dbx_errors_input *in)
+{
+	const struct dbx_error *e = in->read_err;
+
+	return append_failure_block(buf, len, "read", e, in->read_time, NULL, advice_for(e->err),
+				    false);
 }
 
 /*
@@ -590,8 +618,8 @@ static enum dbx_err append_order_block(char **buf, size_t *len, const struct pro
 	return dbx_error_block_append(buf, len, &b);
 }
 
-/* What the mount advises after a failed write without a service code to decode. */
-static const struct read_advice write_advice[] = {
+/* The mount's advice after a failed write. */
+static const struct advice write_advice[] = {
     {DBX_OK, "PreflightSkipped", "yes",
      "The change was applied, but the checks the message names were not made before it (it "
      "says why: the mount's credential may not read the vault or key, or the identity that "
@@ -611,14 +639,12 @@ static const struct read_advice write_advice[] = {
     {DBX_ETHROTTLED, "Throttled", "yes",
      "Azure Resource Manager throttled the requests (429) beyond the retry budget. Wait a minute "
      "and write again."},
-    {DBX_EAUTH, "AuthenticationFailed", "yes",
-     "No credential could produce a token. Check the AZURE_* environment variables, the managed "
-     "identity or 'az login', and the -o credential= option."},
+    ADVICE_AUTH,
     {DBX_EACCES, "AccessDenied", "yes",
      "The mount's credential may not change this order or read the key vault. Grant it "
      "Microsoft.DataBox/jobs/write (for example Contributor) on the order, and read access to "
      "the vault and key."},
-    {DBX_ENOTFOUND, "NotFound", "no", "The order no longer exists."},
+    ADVICE_NOT_FOUND,
     {DBX_EBUSY, "Conflict", "depends",
      "The service refused the change in the order's current stage (see status)."},
     {DBX_EINTR, "Interrupted", "yes",
@@ -626,12 +652,12 @@ static const struct read_advice write_advice[] = {
     {DBX_ENOMEM, "OutOfMemory", "yes", "The mount ran out of memory; write again."},
 };
 
-static const struct read_advice write_generic_advice = {
+static const struct advice write_generic_advice = {
     DBX_EREMOTE, "ServiceError", "depends",
     "Azure Resource Manager failed or answered something unexpected. Read the file to see "
     "whether the change arrived; quote the request_id in a support ticket if it persists."};
 
-static const struct read_advice *write_advice_for(enum dbx_err err)
+static const struct advice *write_advice_for(enum dbx_err err)
 {
 	return advice_lookup(write_advice, sizeof(write_advice) / sizeof(write_advice[0]),
 			     &write_generic_advice, err);
@@ -646,21 +672,10 @@ static const struct read_advice *write_advice_for(enum dbx_err err)
 static enum dbx_err append_write_block(char **buf, size_t *len, const struct dbx_errors_input *in)
 {
 	const struct dbx_error *e = in->write_err;
-	const struct read_advice *a = write_advice_for(e->err);
-	struct dbx_error_block b = {0};
 	bool decode = e->code[0] && (dbx_ssem_lookup(e->code) || e->http_status != 0);
-	char when[DBX_TIME_STR_MAX];
 
-	dbx_format_time(in->write_time, when);
-	b.code = e->code[0] ? e->code : a->code;
-	b.source = "last-write";
-	b.time = when;
-	b.message = e->message[0] ? e->message : dbx_err_str(e->err);
-	b.target = in->write_target && *in->write_target ? in->write_target : NULL;
-	b.request_id = e->request_id[0] ? e->request_id : NULL;
-	b.recoverable = decode ? NULL : a->recoverable;
-	b.remedy = decode ? NULL : a->remedy;
-	return dbx_error_block_append(buf, len, &b);
+	return append_failure_block(buf, len, "last-write", e, in->write_time, in->write_target,
+				    write_advice_for(e->err), decode);
 }
 
 enum dbx_err dbx_errors_render(const struct dbx_errors_input *in, char **buf, size_t *len)

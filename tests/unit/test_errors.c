@@ -797,6 +797,39 @@ static void test_file_preflight_note(void **state)
 	free(text);
 }
 
+/* Advice that is the same for reads and writes reads the same in both blocks. */
+static void test_file_shared_advice(void **state)
+{
+	static const char *const auth =
+	    "recoverable: yes\n"
+	    "remedy: No credential could produce a token. Check the AZURE_* environment "
+	    "variables, the managed identity or 'az login', and the -o credential= option.\n";
+	struct dbx_error re = {.err = DBX_EAUTH}, we = {.err = DBX_EAUTH};
+	struct dbx_errors_input in = {.read_err = &re, .read_time = 1795867200};
+	char *text;
+
+	(void)state;
+	text = render(&in);
+	assert_non_null(strstr(text, "code: AuthenticationFailed\nsource: read\n"));
+	assert_non_null(strstr(text, auth));
+	free(text);
+	in.read_err = NULL;
+	in.write_err = &we;
+	text = render(&in);
+	assert_non_null(strstr(text, "code: AuthenticationFailed\nsource: last-write\n"));
+	assert_non_null(strstr(text, auth));
+	free(text);
+	re.err = we.err = DBX_ENOTFOUND;
+	text = render(&in);
+	assert_non_null(strstr(text, "recoverable: no\nremedy: The order no longer exists.\n"));
+	free(text);
+	in.read_err = &re;
+	in.write_err = NULL;
+	text = render(&in);
+	assert_non_null(strstr(text, "recoverable: no\nremedy: The order no longer exists.\n"));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -823,6 +856,7 @@ int main(void)
 	    cmocka_unit_test(test_file_last_write),
 	    cmocka_unit_test(test_file_last_write_by_time),
 	    cmocka_unit_test(test_file_preflight_note),
+	    cmocka_unit_test(test_file_shared_advice),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
