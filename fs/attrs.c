@@ -194,16 +194,14 @@ static const struct dbx_cloud *write_cloud(const struct dbx_attr_ctx *ctx)
 	return ctx->write->cloud ? ctx->write->cloud : dbx_cloud_default();
 }
 
-/* The settings a user writes, each as its own one-line file and as an encryption.json key. */
-enum setting { SETTING_KEK_TYPE, SETTING_KEY_URL, SETTING_IDENTITY };
-
+/* The settings (validate.h), each its own one-line file and an encryption.json key. */
 static const struct {
 	const char *key; /* the file's name and the encryption.json key */
 	const char *(*current)(const struct dbx_order *o);
 } settings[] = {
-    [SETTING_KEK_TYPE] = {"encryption_type", kek_type_str},
-    [SETTING_KEY_URL] = {"key_url", key_url_str},
-    [SETTING_IDENTITY] = {"identity", identity_str},
+    [DBX_SETTING_KEK_TYPE] = {"encryption_type", kek_type_str},
+    [DBX_SETTING_KEY_URL] = {"key_url", key_url_str},
+    [DBX_SETTING_IDENTITY] = {"identity", identity_str},
 };
 
 /*
@@ -211,16 +209,15 @@ static const struct {
  * one the file shows now (a no-op, decided before validating), else
  * validate it into ctx->write->change.
  */
-static enum dbx_err store_setting(const struct dbx_attr_ctx *ctx, enum setting s, const char *value,
-				  size_t len, struct dbx_error *err)
+static enum dbx_err store_setting(const struct dbx_attr_ctx *ctx, enum dbx_setting s,
+				  const char *value, size_t len, struct dbx_error *err)
 {
 	struct dbx_attr_write *w = ctx->write;
-	struct dbx_encryption_change *ch = &w->change;
 	const char *v;
 	size_t n;
 	enum dbx_err rc;
 
-	memset(ch, 0, sizeof(*ch));
+	memset(&w->change, 0, sizeof(w->change));
 	w->noop = false;
 	w->used_current = false;
 	rc = dbx_value_trim(value, len, &v, &n, err);
@@ -229,55 +226,39 @@ static enum dbx_err store_setting(const struct dbx_attr_ctx *ctx, enum setting s
 	if (ctx->order && is_current(settings[s].current(ctx->order), v, n)) {
 		w->used_current = true;
 		/* The same key again on a blocked order: the service re-checks it (update.c). */
-		w->noop = s != SETTING_KEY_URL || !dbx_order_kek_blocked(ctx->order);
+		w->noop = s != DBX_SETTING_KEY_URL || !dbx_order_kek_blocked(ctx->order);
 		if (w->noop)
 			return DBX_OK;
 	}
-	switch (s) {
-	case SETTING_KEK_TYPE:
-		rc = dbx_validate_kek_type(v, n, &ch->kek_type, err);
-		ch->has_kek_type = rc == DBX_OK;
-		break;
-	case SETTING_KEY_URL:
-		if (n == 0) {
-			/* One meaning per file: the way back to Microsoft managed keys is its own
-			 * file. */
-			rc = dbx_error_set(
-			    err, DBX_EINVAL,
-			    "key_url: an empty value is not a key; to use Microsoft "
-			    "managed keys run: echo MicrosoftManaged > encryption_type");
-			if (err)
-				snprintf(err->code, sizeof(err->code), "%s",
-					 "SsemUserErrorInvalidKeyVaultUrl");
-			break;
-		}
-		rc = dbx_validate_key_url(v, n, write_cloud(ctx), &ch->key_url, err);
-		ch->has_key_url = rc == DBX_OK;
-		break;
-	case SETTING_IDENTITY:
-		rc = dbx_validate_identity(v, n, &ch->identity, err);
-		ch->has_identity = rc == DBX_OK;
-		break;
+	if (s == DBX_SETTING_KEY_URL && n == 0) {
+		/* One meaning per file: the way back to Microsoft managed keys is its own file. */
+		rc = dbx_error_set(err, DBX_EINVAL,
+				   "key_url: an empty value is not a key; to use Microsoft managed "
+				   "keys run: echo MicrosoftManaged > encryption_type");
+		if (err)
+			snprintf(err->code, sizeof(err->code), "%s",
+				 "SsemUserErrorInvalidKeyVaultUrl");
+		return rc;
 	}
-	return rc;
+	return dbx_validate_setting(s, v, n, write_cloud(ctx), &w->change, err);
 }
 
 static enum dbx_err store_kek_type(const struct dbx_attr_ctx *ctx, const char *value, size_t len,
 				   struct dbx_error *err)
 {
-	return store_setting(ctx, SETTING_KEK_TYPE, value, len, err);
+	return store_setting(ctx, DBX_SETTING_KEK_TYPE, value, len, err);
 }
 
 static enum dbx_err store_key_url(const struct dbx_attr_ctx *ctx, const char *value, size_t len,
 				  struct dbx_error *err)
 {
-	return store_setting(ctx, SETTING_KEY_URL, value, len, err);
+	return store_setting(ctx, DBX_SETTING_KEY_URL, value, len, err);
 }
 
 static enum dbx_err store_identity(const struct dbx_attr_ctx *ctx, const char *value, size_t len,
 				   struct dbx_error *err)
 {
-	return store_setting(ctx, SETTING_IDENTITY, value, len, err);
+	return store_setting(ctx, DBX_SETTING_IDENTITY, value, len, err);
 }
 
 /* Is JSON member k: v (v NULL for null) the value the file shows for o? Derived keys never are. */

@@ -768,8 +768,37 @@ enum dbx_err dbx_validate_kek_type(const char *value, size_t len, enum dbx_kek_c
 	return DBX_OK;
 }
 
-/* The keys encryption.json may hold; the last two are derived and ignored. */
-enum json_key { KEY_ENCRYPTION_TYPE, KEY_KEY_URL, KEY_IDENTITY, KEY_KEY_VAULT, KEY_PRINCIPAL_ID };
+enum dbx_err dbx_validate_setting(enum dbx_setting setting, const char *value, size_t len,
+				  const struct dbx_cloud *cloud, struct dbx_encryption_change *ch,
+				  struct dbx_error *err)
+{
+	enum dbx_err rc = DBX_EINVAL;
+
+	switch (setting) {
+	case DBX_SETTING_KEK_TYPE:
+		rc = dbx_validate_kek_type(value, len, &ch->kek_type, err);
+		ch->has_kek_type = rc == DBX_OK;
+		break;
+	case DBX_SETTING_KEY_URL:
+		rc = dbx_validate_key_url(value, len, cloud, &ch->key_url, err);
+		ch->has_key_url = rc == DBX_OK;
+		break;
+	case DBX_SETTING_IDENTITY:
+		rc = dbx_validate_identity(value, len, &ch->identity, err);
+		ch->has_identity = rc == DBX_OK;
+		break;
+	}
+	return rc;
+}
+
+/* The keys encryption.json may hold, the settings first; the last two are derived and ignored. */
+enum json_key {
+	KEY_ENCRYPTION_TYPE = DBX_SETTING_KEK_TYPE,
+	KEY_KEY_URL = DBX_SETTING_KEY_URL,
+	KEY_IDENTITY = DBX_SETTING_IDENTITY,
+	KEY_KEY_VAULT,
+	KEY_PRINCIPAL_ID
+};
 static const char *const json_keys[] = {"encryption_type", "key_url", "identity", "key_vault",
 					"principal_id"};
 #define N_JSON_KEYS (sizeof(json_keys) / sizeof(json_keys[0]))
@@ -907,22 +936,7 @@ static enum dbx_err apply_member(int idx, struct json_object *v, const struct db
 	if (!is_string)
 		return reject(err, CODE_INVALID_VALUE, "encryption.json \"%s\" must be a string%s",
 			      json_keys[idx], idx == KEY_KEY_URL ? " or null" : "");
-	switch (idx) {
-	case KEY_ENCRYPTION_TYPE:
-		rc = dbx_validate_kek_type(s, n, &ch->kek_type, err);
-		ch->has_kek_type = rc == DBX_OK;
-		break;
-	case KEY_KEY_URL:
-		rc = dbx_validate_key_url(s, n, cloud, &ch->key_url, err);
-		ch->has_key_url = rc == DBX_OK;
-		break;
-	case KEY_IDENTITY:
-		rc = dbx_validate_identity(s, n, &ch->identity, err);
-		ch->has_identity = rc == DBX_OK;
-		break;
-	default:
-		break;
-	}
+	rc = dbx_validate_setting((enum dbx_setting)idx, s, n, cloud, ch, err);
 	if (rc != DBX_OK)
 		prefix_message(err, json_keys[idx]);
 	return rc;
