@@ -418,14 +418,7 @@ out:
 	free(details);
 	return rc;
 }
-
 /* ---- the errors file: blocks from the order, the last write and the last read ---- */
-
-struct problem_ref {
-	const struct dbx_order_problem *p;
-	const char *time_raw; /* the stage time, or the order's lastModifiedAt */
-	time_t t;	      /* parsed, -1 when unknown */
-};
 
 /* What the mount advises for a failure without a service code to decode. */
 struct advice {
@@ -478,56 +471,44 @@ static const struct advice generic_advice = {
     "Azure Resource Manager failed or answered something unexpected. Try again later; quote the "
     "request_id in a support ticket if it persists."};
 
-/* The row of table (n rows) for err, else fallback. */
-static const struct advice *advice_lookup(const struct advice *table, size_t n,
-					  const struct advice *fallback, enum dbx_err err)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (table[i].err == err)
-			return &table[i];
-	}
-	return fallback;
-}
+/* The mount's advice after a failed write. */
+static const struct advice write_advice[] = {
+    {DBX_OK, "PreflightSkipped", "yes",
+     "The change was applied, but the checks the message names were not made before it (it "
+     "says why: the mount's credential may not read the vault or key, or the identity that "
+     "will use the key does not exist yet); the service decided without them. If the cause is "
+     "a 403, grant the mount's identity read access to the vault (Reader) and the key (get). "
+     "If the order later reports a key error, its block here says what to fix."},
+    {DBX_EINVAL, "InvalidValue", "yes",
+     "The value was refused before anything was sent. Correct the part the message names and "
+     "write the value again."},
+    {DBX_EUNREACHABLE, "HostUnreachable", "yes",
+     "Azure Resource Manager or Key Vault could not be reached (DNS, connection or TLS "
+     "failure). Check the network, proxy and firewall, read the file to see whether the change "
+     "arrived, and write again."},
+    {DBX_ETIMEDOUT, "Timeout", "depends",
+     "The write did not finish within the timeout. Read the file to see whether the change "
+     "arrived; write again, or mount with a larger -o timeout=SECONDS."},
+    {DBX_ETHROTTLED, "Throttled", "yes",
+     "Azure Resource Manager throttled the requests (429) beyond the retry budget. Wait a minute "
+     "and write again."},
+    ADVICE_AUTH,
+    {DBX_EACCES, "AccessDenied", "yes",
+     "The mount's credential may not change this order or read the key vault. Grant it "
+     "Microsoft.DataBox/jobs/write (for example Contributor) on the order, and read access to "
+     "the vault and key."},
+    ADVICE_NOT_FOUND,
+    {DBX_EBUSY, "Conflict", "depends",
+     "The service refused the change in the order's current stage (see status)."},
+    {DBX_EINTR, "Interrupted", "yes",
+     "The write was interrupted before the update was sent; nothing changed. Write again."},
+    {DBX_ENOMEM, "OutOfMemory", "yes", "The mount ran out of memory; write again."},
+};
 
-static const struct advice *advice_for(enum dbx_err err)
-{
-	return advice_lookup(read_advice, sizeof(read_advice) / sizeof(read_advice[0]),
-			     &generic_advice, err);
-}
-
-/*
- * A block for a failure the mount itself saw (source "read" or
- * "last-write"), at time t: the service's code, message and request id when
- * it sent them, else the mount's name and the error's own words. With
- * decode the Ssem table gives recoverable and remedy, else advice a.
- */
-static enum dbx_err append_failure_block(char **buf, size_t *len, const char *source,
-					 const struct dbx_error *e, time_t t, const char *target,
-					 const struct advice *a, bool decode)
-{
-	struct dbx_error_block b = {0};
-	char when[DBX_TIME_STR_MAX];
-
-	dbx_format_time(t, when);
-	b.code = e->code[0] ? e->code : a->code;
-	b.source = source;
-	b.time = when;
-	b.message = e->message[0] ? e->message : dbx_err_str(e->err);
-	b.target = target && *target ? target : NULL;
-	b.request_id = e->request_id[0] ? e->request_id : NULL;
-	b.recoverable = decode ? NULL : a->recoverable;
-	b.remedy = decode ? NULL : a->remedy;
-	return dbx_error_block_append(buf, len, &b);
-}
-
-/* The read block: always the mount's advice, which knows what a failed read means. */
-static enum dbx_err append_read_block(char **buf, size_t *len, const struct dbx_errors_input *in)
-{
-	const struct dbx_error *e = in->read_err;
-
-	return append_failure_block(buf, len, "read", e, in->read_time, NULL, advice_for(e->err),
-				    false);
-}
+static const struct advice write_generic_advice = {
+    DBX_EREMOTE, "ServiceError", "depends",
+    "Azure Resource Manager failed or answered something unexpected. Read the file to see "
+    "whether the change arrived; quote the request_id in a support ticket if it persists."};
 
 /*
  * A stage that needs the customer is reported by its stage status, which
@@ -562,6 +543,84 @@ static void stage_advice(const char *code, struct dbx_error_block *b)
 		}
 	}
 }
+
+/* The row of table (n rows) for err, else fallback. */
+static const struct advice *advice_lookup(const struct advice *table, size_t n,
+					  const struct advice *fallback, enum dbx_err err)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (table[i].err == err)
+			return &table[i];
+	}
+	return fallback;
+}
+
+static const struct advice *read_advice_for(enum dbx_err err)
+{
+	return advice_lookup(read_advice, sizeof(read_advice) / sizeof(read_advice[0]),
+			     &generic_advice, err);
+}
+
+static const struct advice *write_advice_for(enum dbx_err err)
+{
+	return advice_lookup(write_advice, sizeof(write_advice) / sizeof(write_advice[0]),
+			     &write_generic_advice, err);
+}
+
+/*
+ * A block for a failure the mount itself saw (source "read" or
+ * "last-write"), at time t: the service's code, message and request id when
+ * it sent them, else the mount's name and the error's own words. With
+ * decode the Ssem table gives recoverable and remedy, else advice a.
+ */
+static enum dbx_err append_failure_block(char **buf, size_t *len, const char *source,
+					 const struct dbx_error *e, time_t t, const char *target,
+					 const struct advice *a, bool decode)
+{
+	struct dbx_error_block b = {0};
+	char when[DBX_TIME_STR_MAX];
+
+	dbx_format_time(t, when);
+	b.code = e->code[0] ? e->code : a->code;
+	b.source = source;
+	b.time = when;
+	b.message = e->message[0] ? e->message : dbx_err_str(e->err);
+	b.target = target && *target ? target : NULL;
+	b.request_id = e->request_id[0] ? e->request_id : NULL;
+	b.recoverable = decode ? NULL : a->recoverable;
+	b.remedy = decode ? NULL : a->remedy;
+	return dbx_error_block_append(buf, len, &b);
+}
+
+/* The read block: always the mount's advice, which knows what a failed read means. */
+static enum dbx_err append_read_block(char **buf, size_t *len, const struct dbx_errors_input *in)
+{
+	const struct dbx_error *e = in->read_err;
+
+	return append_failure_block(buf, len, "read", e, in->read_time, NULL,
+				    read_advice_for(e->err), false);
+}
+
+/*
+ * The last-write block. A code the Ssem table knows is decoded by the table;
+ * a service code it does not know gets the table's Generic row (docs/formats.md,
+ * "The errors file"); a failure with no code, or a local one (no HTTP status, e.g.
+ * InvalidValue), gets the mount's own advice for writes.
+ */
+static enum dbx_err append_write_block(char **buf, size_t *len, const struct dbx_errors_input *in)
+{
+	const struct dbx_error *e = in->write_err;
+	bool decode = e->code[0] && (dbx_ssem_lookup(e->code) || e->http_status != 0);
+
+	return append_failure_block(buf, len, "last-write", e, in->write_time, in->write_target,
+				    write_advice_for(e->err), decode);
+}
+
+struct problem_ref {
+	const struct dbx_order_problem *p;
+	const char *time_raw; /* the stage time, or the order's lastModifiedAt */
+	time_t t;	      /* parsed, -1 when unknown */
+};
 
 /*
  * The order's problems, newest first: a stable insertion sort on time,
@@ -616,66 +675,6 @@ static enum dbx_err append_order_block(char **buf, size_t *len, const struct pro
 	b.target = r->p->target;
 	stage_advice(b.code, &b);
 	return dbx_error_block_append(buf, len, &b);
-}
-
-/* The mount's advice after a failed write. */
-static const struct advice write_advice[] = {
-    {DBX_OK, "PreflightSkipped", "yes",
-     "The change was applied, but the checks the message names were not made before it (it "
-     "says why: the mount's credential may not read the vault or key, or the identity that "
-     "will use the key does not exist yet); the service decided without them. If the cause is "
-     "a 403, grant the mount's identity read access to the vault (Reader) and the key (get). "
-     "If the order later reports a key error, its block here says what to fix."},
-    {DBX_EINVAL, "InvalidValue", "yes",
-     "The value was refused before anything was sent. Correct the part the message names and "
-     "write the value again."},
-    {DBX_EUNREACHABLE, "HostUnreachable", "yes",
-     "Azure Resource Manager or Key Vault could not be reached (DNS, connection or TLS "
-     "failure). Check the network, proxy and firewall, read the file to see whether the change "
-     "arrived, and write again."},
-    {DBX_ETIMEDOUT, "Timeout", "depends",
-     "The write did not finish within the timeout. Read the file to see whether the change "
-     "arrived; write again, or mount with a larger -o timeout=SECONDS."},
-    {DBX_ETHROTTLED, "Throttled", "yes",
-     "Azure Resource Manager throttled the requests (429) beyond the retry budget. Wait a minute "
-     "and write again."},
-    ADVICE_AUTH,
-    {DBX_EACCES, "AccessDenied", "yes",
-     "The mount's credential may not change this order or read the key vault. Grant it "
-     "Microsoft.DataBox/jobs/write (for example Contributor) on the order, and read access to "
-     "the vault and key."},
-    ADVICE_NOT_FOUND,
-    {DBX_EBUSY, "Conflict", "depends",
-     "The service refused the change in the order's current stage (see status)."},
-    {DBX_EINTR, "Interrupted", "yes",
-     "The write was interrupted before the update was sent; nothing changed. Write again."},
-    {DBX_ENOMEM, "OutOfMemory", "yes", "The mount ran out of memory; write again."},
-};
-
-static const struct advice write_generic_advice = {
-    DBX_EREMOTE, "ServiceError", "depends",
-    "Azure Resource Manager failed or answered something unexpected. Read the file to see "
-    "whether the change arrived; quote the request_id in a support ticket if it persists."};
-
-static const struct advice *write_advice_for(enum dbx_err err)
-{
-	return advice_lookup(write_advice, sizeof(write_advice) / sizeof(write_advice[0]),
-			     &write_generic_advice, err);
-}
-
-/*
- * The last-write block. A code the Ssem table knows is decoded by the table;
- * a service code it does not know gets the table's Generic row (docs/formats.md,
- * "The errors file"); a failure with no code, or a local one (no HTTP status, e.g.
- * InvalidValue), gets the mount's own advice for writes.
- */
-static enum dbx_err append_write_block(char **buf, size_t *len, const struct dbx_errors_input *in)
-{
-	const struct dbx_error *e = in->write_err;
-	bool decode = e->code[0] && (dbx_ssem_lookup(e->code) || e->http_status != 0);
-
-	return append_failure_block(buf, len, "last-write", e, in->write_time, in->write_target,
-				    write_advice_for(e->err), decode);
 }
 
 enum dbx_err dbx_errors_render(const struct dbx_errors_input *in, char **buf, size_t *len)
