@@ -4,11 +4,10 @@
  * Every file holds one value followed by "\n"; an absent value is an empty
  * file (0 bytes). encryption.json is the five key values as one indented
  * JSON object (json-c, two-space indent, "key": value, absent values as
- * null, no escaping of '/'), followed by "\n". errors is rendered through
- * dbx_error_block_append() so every producer writes the same block format
- * (docs/formats.md, "The errors file"): a "read" block when the latest refresh of the order failed,
- * a "last-write" block for the latest failed write through this mount, and
- * one "order" block per problem the service reports, all newest first.
+ * null, no escaping of '/'), followed by "\n". errors hands
+ * what the cached state knows (the order's problems, the failed refresh,
+ * the last failed write) to errors.h, which owns that file's format
+ * (docs/formats.md, "The errors file").
  *
  * The store functions turn a written value into a validated change without
  * any request: the value is trimmed sysfs-style (surrounding blanks, one
@@ -25,7 +24,8 @@
 
 #include <json-c/json.h>
 
-#include "databoxfs/ssem.h"
+#include "databoxfs/errors.h"
+#include "databoxfs/json_scan.h"
 #include "attrs.h"
 
 /* One value followed by "\n", or an empty file when value is NULL or "". */
@@ -159,309 +159,24 @@ out:
 	return rc;
 }
 
-/* ISO 8601 UTC ("2026-11-28T12:00:00Z") of t into out. */
-static void format_time(time_t t, char out[32])
-{
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
-		snprintf(out, 32, "%lld", (long long)t);
-}
-
-struct problem_ref {
-	const struct dbx_order_problem *p;
-	const char *time_raw; /* the stage time, or the order's lastModifiedAt */
-	time_t t;	      /* parsed, -1 when unknown */
-};
-
-/* What the mount advises when a read fails without a service code to decode. */
-struct read_advice {
-	enum dbx_err err;
-	const char *code;
-	const char *recoverable;
-	const char *remedy;
-};
-
-static const struct read_advice read_advice[] = {
-    {DBX_EUNREACHABLE, "HostUnreachable", "yes",
-     "Azure Resource Manager could not be reached (DNS, connection or TLS failure). Check the "
-     "network, proxy and firewall; the next read tries again."},
-    {DBX_ETIMEDOUT, "Timeout", "yes",
-     "Azure Resource Manager did not answer within the timeout. Try again later, or mount with a "
-     "larger -o timeout=SECONDS."},
-    {DBX_ETHROTTLED, "Throttled", "yes",
-     "Azure Resource Manager throttled the requests (429) beyond the retry budget. Wait a minute "
-     "and read again; a larger -o cache_ttl= makes fewer requests."},
-    {DBX_EAUTH, "AuthenticationFailed", "yes",
-     "No credential could produce a token. Check the AZURE_* environment variables, the managed "
-     "identity or 'az login', and the -o credential= option."},
-    {DBX_EACCES, "AccessDenied", "yes",
-     "The mount's credential may not read this order. Grant it a role with "
-     "Microsoft.DataBox/jobs/read (for example Reader) on the subscription or resource group."},
-    {DBX_ENOTFOUND, "NotFound", "no", "The order no longer exists."},
-    {DBX_EBUSY, "Conflict", "depends",
-     "The service refused the request in the order's current state."},
-    {DBX_EINVAL, "BadRequest", "no",
-     "The service refused the request. Check -o api_version= and the subscription ID."},
-    {DBX_EINTR, "Interrupted", "yes", "The read was interrupted; read again."},
-    {DBX_ENOMEM, "OutOfMemory", "yes", "The mount ran out of memory; read again."},
-    {DBX_ECONFIG, "ConfigurationError", "no", "Check the mount options and environment."},
-};
-
-static const struct read_advice generic_advice = {
-    DBX_EREMOTE, "ServiceError", "depends",
-    "Azure Resource Manager failed or answered something unexpected. Try again later; quote the "
-    "request_id in a support ticket if it persists."};
-
-/* The row of table (n rows) for err, else fallback. */
-static const struct read_advice *advice_lookup(const struct read_advice *table, size_t n,
-					       const struct read_advice *fallback, enum dbx_err err)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (table[i].err == err)
-			return &table[i];
-	}
-	return fallback;
-}
-
-static const struct read_advice *advice_for(enum dbx_err err)
-{
-	return advice_lookup(read_advice, sizeof(read_advice) / sizeof(read_advice[0]),
-			     &generic_advice, err);
-}
-
-const char *dbx_attr_read_code(enum dbx_err err)
-{
-	return advice_for(err)->code;
-}
-
-static enum dbx_err append_read_block(char **buf, size_t *len, const struct dbx_attr_ctx *ctx)
-{
-	const struct dbx_error *e = ctx->read_err;
-	const struct read_advice *a = advice_for(e->err);
-	struct dbx_error_block b = {0};
-	char when[32];
-
-	format_time(ctx->read_time, when);
-	b.code = e->code[0] ? e->code : a->code;
-	b.source = "read";
-	b.time = when;
-	b.message = e->message[0] ? e->message : dbx_err_str(e->err);
-	b.request_id = e->request_id[0] ? e->request_id : NULL;
-	b.recoverable = a->recoverable;
-	b.remedy = a->remedy;
-	return dbx_error_block_append(buf, len, &b);
-}
-
 /*
- * A stage that needs the customer is reported by its stage status, which
- * the Ssem table does not know; its Generic row ("contact support") would
- * be wrong advice. These are the mount's own words for those statuses.
+ * errors: what the cached state knows, handed to errors.h, which owns the
+ * format (docs/formats.md, "The errors file").
  */
-static const struct {
-	const char *status, *recoverable, *remedy;
-} stage_advice_table[] = {
-    {"WaitingForCustomerActionForKek", "yes",
-     "The order is paused at this stage until its customer-managed key can be used. Fix what "
-     "the service reports (the Ssem block in this file, if any: the key enabled and not "
-     "expired, the vault and key present, Get, WrapKey and UnwrapKey granted to the order's "
-     "identity), then write the key URL to key_url again so the service checks it again."},
-    {"WaitingForCustomerAction", "yes",
-     "The order waits for an action from you at this stage; the Azure portal shows the "
-     "choices (properties.details.actions)."},
-    {"WaitingForCustomerActionForCleanUp", "yes",
-     "The service waits for you to confirm the device clean-up; see the order in the Azure "
-     "portal."},
-    {"Failed", "depends",
-     "The stage failed. Contact Microsoft Support with the order name and the time above."},
-};
-
-static void stage_advice(const char *code, struct dbx_error_block *b)
-{
-	for (size_t i = 0; i < sizeof(stage_advice_table) / sizeof(stage_advice_table[0]); i++) {
-		if (strcmp(code, stage_advice_table[i].status) == 0) {
-			b->recoverable = stage_advice_table[i].recoverable;
-			b->remedy = stage_advice_table[i].remedy;
-			return;
-		}
-	}
-}
-
-/*
- * The order's problems, newest first: a stable insertion sort on time,
- * unknown times keep their place at the end. *out is malloc'd (NULL when
- * there are none).
- */
-static enum dbx_err sort_problems(const struct dbx_order *o, struct problem_ref **out)
-{
-	struct problem_ref *refs;
-
-	*out = NULL;
-	if (!o || !o->n_problems)
-		return DBX_OK;
-	refs = calloc(o->n_problems, sizeof(*refs));
-	if (!refs)
-		return DBX_ENOMEM;
-	for (size_t i = 0; i < o->n_problems; i++) {
-		struct problem_ref r = {&o->problems[i], o->problems[i].time, -1};
-		size_t j = i;
-
-		if (!r.time_raw)
-			r.time_raw = o->last_modified;
-		if (r.time_raw)
-			r.t = dbx_parse_time(r.time_raw);
-		while (j > 0 && refs[j - 1].t < r.t) {
-			refs[j] = refs[j - 1];
-			j--;
-		}
-		refs[j] = r;
-	}
-	*out = refs;
-	return DBX_OK;
-}
-
-/* One "order" block for problem r (nothing for a problem without a code). */
-static enum dbx_err append_order_block(char **buf, size_t *len, const struct problem_ref *r)
-{
-	struct dbx_error_block b = {0};
-	char when[32];
-
-	if (!r->p->code || !*r->p->code)
-		return DBX_OK;
-	b.code = r->p->code;
-	b.source = "order";
-	if (r->t >= 0) {
-		format_time(r->t, when);
-		b.time = when;
-	} else {
-		b.time = r->time_raw;
-	}
-	b.message = r->p->message;
-	b.target = r->p->target;
-	stage_advice(b.code, &b);
-	return dbx_error_block_append(buf, len, &b);
-}
-
-/* What the mount advises after a failed write without a service code to decode. */
-static const struct read_advice write_advice[] = {
-    {DBX_OK, "PreflightSkipped", "yes",
-     "The change was applied, but the checks the message names were not made before it (it "
-     "says why: the mount's credential may not read the vault or key, or the identity that "
-     "will use the key does not exist yet); the service decided without them. If the cause is "
-     "a 403, grant the mount's identity read access to the vault (Reader) and the key (get). "
-     "If the order later reports a key error, its block here says what to fix."},
-    {DBX_EINVAL, "InvalidValue", "yes",
-     "The value was refused before anything was sent. Correct the part the message names and "
-     "write the value again."},
-    {DBX_EUNREACHABLE, "HostUnreachable", "yes",
-     "Azure Resource Manager or Key Vault could not be reached (DNS, connection or TLS "
-     "failure). Check the network, proxy and firewall, read the file to see whether the change "
-     "arrived, and write again."},
-    {DBX_ETIMEDOUT, "Timeout", "depends",
-     "The write did not finish within the timeout. Read the file to see whether the change "
-     "arrived; write again, or mount with a larger -o timeout=SECONDS."},
-    {DBX_ETHROTTLED, "Throttled", "yes",
-     "Azure Resource Manager throttled the requests (429) beyond the retry budget. Wait a minute "
-     "and write again."},
-    {DBX_EAUTH, "AuthenticationFailed", "yes",
-     "No credential could produce a token. Check the AZURE_* environment variables, the managed "
-     "identity or 'az login', and the -o credential= option."},
-    {DBX_EACCES, "AccessDenied", "yes",
-     "The mount's credential may not change this order or read the key vault. Grant it "
-     "Microsoft.DataBox/jobs/write (for example Contributor) on the order, and read access to "
-     "the vault and key."},
-    {DBX_ENOTFOUND, "NotFound", "no", "The order no longer exists."},
-    {DBX_EBUSY, "Conflict", "depends",
-     "The service refused the change in the order's current stage (see status)."},
-    {DBX_EINTR, "Interrupted", "yes",
-     "The write was interrupted before the update was sent; nothing changed. Write again."},
-    {DBX_ENOMEM, "OutOfMemory", "yes", "The mount ran out of memory; write again."},
-};
-
-static const struct read_advice write_generic_advice = {
-    DBX_EREMOTE, "ServiceError", "depends",
-    "Azure Resource Manager failed or answered something unexpected. Read the file to see "
-    "whether the change arrived; quote the request_id in a support ticket if it persists."};
-
-static const struct read_advice *write_advice_for(enum dbx_err err)
-{
-	return advice_lookup(write_advice, sizeof(write_advice) / sizeof(write_advice[0]),
-			     &write_generic_advice, err);
-}
-
-/*
- * The last-write block. A code the Ssem table knows is decoded by the table;
- * a service code it does not know gets the table's Generic row (docs/formats.md,
- * "The errors file"); a failure with no code, or a local one (no HTTP status, e.g.
- * InvalidValue), gets the mount's own advice for writes.
- */
-static enum dbx_err append_write_block(char **buf, size_t *len, const struct dbx_attr_ctx *ctx)
-{
-	const struct dbx_error *e = ctx->write_err;
-	const struct read_advice *a = write_advice_for(e->err);
-	struct dbx_error_block b = {0};
-	bool decode = e->code[0] && (dbx_ssem_lookup(e->code) || e->http_status != 0);
-	char when[32];
-
-	format_time(ctx->write_time, when);
-	b.code = e->code[0] ? e->code : a->code;
-	b.source = "last-write";
-	b.time = when;
-	b.message = e->message[0] ? e->message : dbx_err_str(e->err);
-	b.target = ctx->write_target && *ctx->write_target ? ctx->write_target : NULL;
-	b.request_id = e->request_id[0] ? e->request_id : NULL;
-	b.recoverable = decode ? NULL : a->recoverable;
-	b.remedy = decode ? NULL : a->remedy;
-	return dbx_error_block_append(buf, len, &b);
-}
-
 static enum dbx_err show_errors(const struct dbx_attr_ctx *ctx, char **buf, size_t *len)
 {
-	bool has_read = ctx->read_err && ctx->read_err->err != DBX_OK;
-	bool has_write = ctx->write_err != NULL;
-	struct problem_ref *refs = NULL;
-	size_t n_refs = ctx->order ? ctx->order->n_problems : 0, next = 0;
-	char *text = NULL;
-	size_t n = 0;
-	enum dbx_err rc;
+	const struct dbx_errors_input in = {
+	    .problems = ctx->order ? ctx->order->problems : NULL,
+	    .n_problems = ctx->order ? ctx->order->n_problems : 0,
+	    .order_time = ctx->order ? ctx->order->last_modified : NULL,
+	    .read_err = ctx->read_err,
+	    .read_time = ctx->read_time,
+	    .write_err = ctx->write_err,
+	    .write_time = ctx->write_time,
+	    .write_target = ctx->write_target,
+	};
 
-	/*
-	 * Newest first across sources. A failed refresh is the latest news
-	 * about the order: its block precedes the problems of the older
-	 * snapshot. The last-write block goes before it when newer, and among
-	 * the order's problems by time (a write that failed long ago must not
-	 * hide what the order reported since); on a tie it comes first.
-	 */
-	rc = sort_problems(ctx->order, &refs);
-	while (rc == DBX_OK && (has_read || has_write || next < n_refs)) {
-		if (has_write && (!has_read || ctx->write_time >= ctx->read_time) &&
-		    (has_read || next >= n_refs || refs[next].t < 0 ||
-		     ctx->write_time >= refs[next].t)) {
-			rc = append_write_block(&text, &n, ctx);
-			has_write = false;
-		} else if (has_read) {
-			rc = append_read_block(&text, &n, ctx);
-			has_read = false;
-		} else {
-			rc = append_order_block(&text, &n, &refs[next++]);
-		}
-	}
-	if (rc != DBX_OK)
-		goto out;
-	if (!text) {
-		text = calloc(1, 1);
-		if (!text) {
-			rc = DBX_ENOMEM;
-			goto out;
-		}
-	}
-	*buf = text;
-	*len = n;
-	text = NULL;
-out:
-	free(refs);
-	free(text);
-	return rc;
+	return dbx_errors_render(&in, buf, len);
 }
 
 /* ---- store: a written value -> a validated change (no network) ---- */
@@ -479,61 +194,43 @@ static const struct dbx_cloud *write_cloud(const struct dbx_attr_ctx *ctx)
 	return ctx->write->cloud ? ctx->write->cloud : dbx_cloud_default();
 }
 
+/* The settings (validate.h), each its own one-line file and an encryption.json key. */
+static const struct {
+	const char *key; /* the file's name and the encryption.json key */
+	const char *(*current)(const struct dbx_order *o);
+} settings[] = {
+    [DBX_SETTING_KEK_TYPE] = {"encryption_type", kek_type_str},
+    [DBX_SETTING_KEY_URL] = {"key_url", key_url_str},
+    [DBX_SETTING_IDENTITY] = {"identity", identity_str},
+};
+
 /*
- * The sysfs part shared by the one-line files: trim, then decide whether
- * the value is the one the file shows now. *noop set: nothing more to do.
+ * The one-line files, sysfs style: trim, decide whether the value is the
+ * one the file shows now (a no-op, decided before validating), else
+ * validate it into ctx->write->change.
  */
-static enum dbx_err trim_and_compare(const struct dbx_attr_ctx *ctx, const char *cur,
-				     const char *value, size_t len, const char **v, size_t *n,
-				     struct dbx_error *err)
+static enum dbx_err store_setting(const struct dbx_attr_ctx *ctx, enum dbx_setting s,
+				  const char *value, size_t len, struct dbx_error *err)
 {
 	struct dbx_attr_write *w = ctx->write;
+	const char *v;
+	size_t n;
 	enum dbx_err rc;
 
 	memset(&w->change, 0, sizeof(w->change));
 	w->noop = false;
 	w->used_current = false;
-	rc = dbx_value_trim(value, len, v, n, err);
+	rc = dbx_value_trim(value, len, &v, &n, err);
 	if (rc != DBX_OK)
 		return rc;
-	if (ctx->order && is_current(cur, *v, *n)) {
-		w->noop = true;
+	if (ctx->order && is_current(settings[s].current(ctx->order), v, n)) {
 		w->used_current = true;
+		/* The same key again on a blocked order: the service re-checks it (update.c). */
+		w->noop = s != DBX_SETTING_KEY_URL || !dbx_order_kek_blocked(ctx->order);
+		if (w->noop)
+			return DBX_OK;
 	}
-	return DBX_OK;
-}
-
-static enum dbx_err store_kek_type(const struct dbx_attr_ctx *ctx, const char *value, size_t len,
-				   struct dbx_error *err)
-{
-	struct dbx_attr_write *w = ctx->write;
-	const char *v;
-	size_t n;
-	enum dbx_err rc;
-
-	rc = trim_and_compare(ctx, ctx->order ? kek_type_str(ctx->order) : NULL, value, len, &v, &n,
-			      err);
-	if (rc != DBX_OK || w->noop)
-		return rc;
-	rc = dbx_validate_kek_type(v, n, &w->change.kek_type, err);
-	w->change.has_kek_type = rc == DBX_OK;
-	return rc;
-}
-
-static enum dbx_err store_key_url(const struct dbx_attr_ctx *ctx, const char *value, size_t len,
-				  struct dbx_error *err)
-{
-	struct dbx_attr_write *w = ctx->write;
-	const char *v;
-	size_t n;
-	enum dbx_err rc;
-
-	rc = trim_and_compare(ctx, key_url_str(ctx->order), value, len, &v, &n, err);
-	if (rc == DBX_OK && w->noop && dbx_order_kek_blocked(ctx->order))
-		w->noop = false; /* the same key again: the service re-checks it (update.c) */
-	if (rc != DBX_OK || w->noop)
-		return rc;
-	if (n == 0) {
+	if (s == DBX_SETTING_KEY_URL && n == 0) {
 		/* One meaning per file: the way back to Microsoft managed keys is its own file. */
 		rc = dbx_error_set(err, DBX_EINVAL,
 				   "key_url: an empty value is not a key; to use Microsoft managed "
@@ -543,81 +240,44 @@ static enum dbx_err store_key_url(const struct dbx_attr_ctx *ctx, const char *va
 				 "SsemUserErrorInvalidKeyVaultUrl");
 		return rc;
 	}
-	rc = dbx_validate_key_url(v, n, write_cloud(ctx), &w->change.key_url, err);
-	w->change.has_key_url = rc == DBX_OK;
-	return rc;
+	return dbx_validate_setting(s, v, n, write_cloud(ctx), &w->change, err);
+}
+
+static enum dbx_err store_kek_type(const struct dbx_attr_ctx *ctx, const char *value, size_t len,
+				   struct dbx_error *err)
+{
+	return store_setting(ctx, DBX_SETTING_KEK_TYPE, value, len, err);
+}
+
+static enum dbx_err store_key_url(const struct dbx_attr_ctx *ctx, const char *value, size_t len,
+				  struct dbx_error *err)
+{
+	return store_setting(ctx, DBX_SETTING_KEY_URL, value, len, err);
 }
 
 static enum dbx_err store_identity(const struct dbx_attr_ctx *ctx, const char *value, size_t len,
 				   struct dbx_error *err)
 {
-	struct dbx_attr_write *w = ctx->write;
-	const char *v;
-	size_t n;
-	enum dbx_err rc;
-
-	rc = trim_and_compare(ctx, identity_str(ctx->order), value, len, &v, &n, err);
-	if (rc != DBX_OK || w->noop)
-		return rc;
-	rc = dbx_validate_identity(v, n, &w->change.identity, err);
-	w->change.has_identity = rc == DBX_OK;
-	return rc;
-}
-
-/* The current value of encryption.json key k ("encryption_type", ...), NULL when absent. */
-static const char *json_current(const struct dbx_order *o, const char *k)
-{
-	if (strcmp(k, "encryption_type") == 0)
-		return kek_type_str(o);
-	if (strcmp(k, "key_url") == 0)
-		return key_url_str(o);
-	if (strcmp(k, "identity") == 0)
-		return identity_str(o);
-	return NULL;
+	return store_setting(ctx, DBX_SETTING_IDENTITY, value, len, err);
 }
 
 /* Is JSON member k: v (v NULL for null) the value the file shows for o? Derived keys never are. */
 static bool json_member_current(const struct dbx_order *o, const char *k, struct json_object *v)
 {
-	const char *cur;
+	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+		const char *cur;
 
-	if (strcmp(k, "encryption_type") != 0 && strcmp(k, "key_url") != 0 &&
-	    strcmp(k, "identity") != 0)
-		return false;
-	cur = json_current(o, k);
-	if (!v)
-		return !cur || !*cur;
-	if (!json_object_is_type(v, json_type_string))
-		return false;
-	return is_current(cur, json_object_get_string(v), (size_t)json_object_get_string_len(v));
-}
-
-/* Member names at depth 1 of the JSON text t[0..n): json-c keeps one of duplicates. */
-static size_t count_members(const char *t, size_t n)
-{
-	size_t members = 0;
-	int depth = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		size_t j;
-
-		if (t[i] == '{' || t[i] == '[') {
-			depth++;
-		} else if (t[i] == '}' || t[i] == ']') {
-			depth--;
-		} else if (t[i] == '"') {
-			for (j = i + 1; j < n && t[j] != '"'; j++) {
-				if (t[j] == '\\')
-					j++;
-			}
-			i = j;
-			for (j = i + 1; j < n && isspace((unsigned char)t[j]); j++)
-				;
-			if (depth == 1 && j < n && t[j] == ':')
-				members++;
-		}
+		if (strcmp(k, settings[i].key) != 0)
+			continue;
+		cur = settings[i].current(o);
+		if (!v)
+			return !cur || !*cur;
+		if (!json_object_is_type(v, json_type_string))
+			return false;
+		return is_current(cur, json_object_get_string(v),
+				  (size_t)json_object_get_string_len(v));
 	}
-	return members;
+	return false;
 }
 
 /*
@@ -640,7 +300,8 @@ static enum dbx_err json_rewrite(const struct dbx_order *o, const char *value, s
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
 	in = json_tokener_parse_ex(tok, value, (int)len);
 	if (!in || !json_object_is_type(in, json_type_object) ||
-	    (size_t)json_object_object_length(in) != count_members(value, len)) {
+	    /* json-c keeps one of duplicate names: the text must have no more. */
+	    (size_t)json_object_object_length(in) != dbx_json_count_members(value, len)) {
 		rc = DBX_EINVAL;
 		goto out;
 	}
@@ -781,9 +442,9 @@ static const struct dbx_attr order_attrs[] = {
 	{ .name = "key_vault",       .mode = 0444, .show = show_key_vault },
 	{ .name = "identity",        .mode = 0644, .show = show_identity,        .store = store_identity },
 	{ .name = "principal_id",    .mode = 0444, .show = show_principal_id },
-	{ .name = "encryption.json", .mode = 0644, .show = show_encryption_json, .store = store_encryption_json },
+	{ .name = "encryption.json", .mode = 0644, .show = show_encryption_json, .store = store_encryption_json, .json_object = true },
 	{ .name = "status",          .mode = 0444, .show = show_status },
-	{ .name = "errors",          .mode = 0444, .show = show_errors },
+	{ .name = "errors",          .mode = 0444, .show = show_errors,          .reports_errors = true },
 };
 /* clang-format on */
 
@@ -806,23 +467,4 @@ enum dbx_err dbx_attr_show(size_t i, const struct dbx_attr_ctx *ctx, char **buf,
 	if (i >= dbx_attrs_len)
 		return DBX_EINVAL;
 	return dbx_attrs[i].show(ctx, buf, len);
-}
-
-static bool is_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-const char *dbx_attr_trim(const char *value, size_t len, size_t *out_len)
-{
-	if (len && value[len - 1] == '\n')
-		len--;
-	while (len && is_blank(value[len - 1]))
-		len--;
-	while (len && is_blank(*value)) {
-		value++;
-		len--;
-	}
-	*out_len = len;
-	return value;
 }

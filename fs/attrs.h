@@ -48,6 +48,17 @@ struct dbx_attr {
 	const char *name;
 	mode_t mode; /* 0644 when store is set, else 0444 */
 	/*
+	 * The value is one JSON object that may span lines: a write is
+	 * complete once the object closes, not at the first "\n" (fs.c).
+	 */
+	bool json_object;
+	/*
+	 * The file explains the order's failures: it is shown even when the
+	 * order cannot be read (it says why), and the last write's outcome
+	 * moves its mtime.
+	 */
+	bool reports_errors;
+	/*
 	 * Render the value into *buf (malloc'd, NUL-terminated for
 	 * convenience) and its exact length into *len; an absent value is
 	 * *len == 0. DBX_ENOMEM only.
@@ -75,19 +86,5 @@ int dbx_attr_find(const char *name);
 /* Render attribute index i for ctx. Same contract as show(). */
 DBX_MUST_CHECK enum dbx_err dbx_attr_show(size_t i, const struct dbx_attr_ctx *ctx, char **buf,
 					  size_t *len);
-
-/*
- * sysfs rule for a written value: drop one trailing newline, then blanks
- * (space, tab) on both sides. Returns the start of the value inside value
- * and its length in *out_len.
- */
-const char *dbx_attr_trim(const char *value, size_t len, size_t *out_len);
-
-/*
- * The name a failed read is shown under in the errors file when the error
- * has no service code: "HostUnreachable", "Timeout", "Throttled",
- * "AuthenticationFailed", "AccessDenied", "NotFound", "ServiceError", ...
- */
-const char *dbx_attr_read_code(enum dbx_err err);
 
 #endif

@@ -22,15 +22,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "databoxfs/json_scan.h"
 #include "databoxfs/log.h"
 #include "attrs.h"
 #include "fs.h"
 #include "tree.h"
-
-static int errors_attr(void)
-{
-	return dbx_attr_find("errors");
-}
 
 static void fill_dir(struct dbx_fs *fs, struct stat *st, uint64_t ino, time_t mtime)
 {
@@ -63,7 +59,7 @@ static void fill_file(struct dbx_fs *fs, struct stat *st, uint64_t ino, size_t a
 /* Whether file attr may be shown from view: always errors, the others only when live. */
 static bool showable(const struct dbx_order_view *view, size_t attr)
 {
-	return view->rc == DBX_OK || (view->rc != DBX_ENOTFOUND && (int)attr == errors_attr());
+	return view->rc == DBX_OK || (view->rc != DBX_ENOTFOUND && dbx_attrs[attr].reports_errors);
 }
 
 /* Render file attr from view into *buf and *len; *mtime is the mtime of the file. */
@@ -86,7 +82,7 @@ static enum dbx_err render(const struct dbx_order_view *view, size_t attr, char 
 		ctx.write_target = view->write_target;
 	}
 	/* Only errors shows the last-write block, so only errors moves when it comes or goes. */
-	if ((int)attr == errors_attr() && view->write_changed > *mtime)
+	if (dbx_attrs[attr].reports_errors && view->write_changed > *mtime)
 		*mtime = view->write_changed;
 	rc = dbx_attr_show(attr, &ctx, buf, len);
 	if (rc != DBX_OK)
@@ -498,36 +494,18 @@ enum dbx_err dbx_fs_truncate(struct dbx_fs *fs, const char *path, off_t size, st
 /* Whether buf[0..len) is a complete value for file attr (see above). */
 static bool value_complete(int attr, const char *buf, size_t len)
 {
-	int depth = 0;
-	bool in_string = false, started = false;
+	struct dbx_json_scan scan;
 
 	if (!len || buf[len - 1] != '\n')
 		return false;
-	if (strcmp(dbx_attrs[attr].name, "encryption.json") != 0)
+	if (!dbx_attrs[attr].json_object)
 		return true;
 	/* A JSON object spans lines: complete once its braces balance (outside strings). */
-	for (size_t i = 0; i < len; i++) {
-		char c = buf[i];
-
-		if (in_string) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = false;
-			continue;
-		}
-		if (!started && c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '{')
-			return true; /* not an object: refused as soon as the line ends */
-		if (c == '"') {
-			in_string = true;
-		} else if (c == '{' || c == '[') {
-			depth++;
-			started = true;
-		} else if (c == '}' || c == ']') {
-			depth--;
-		}
-	}
-	return started && depth <= 0;
+	dbx_json_scan_init(&scan, buf, len);
+	dbx_json_scan_to_end(&scan);
+	if (scan.first < len && buf[scan.first] != '{')
+		return true; /* not an object: refused as soon as the line ends */
+	return scan.first < len && scan.depth <= 0;
 }
 
 enum dbx_err dbx_fs_writer_open(struct dbx_fs *fs, const char *path, bool append,

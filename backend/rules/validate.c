@@ -28,6 +28,7 @@
 
 #include <json-c/json.h>
 
+#include "databoxfs/json_scan.h"
 #include "databoxfs/validate.h"
 
 #define CODE_INVALID_URL    "SsemUserErrorInvalidKeyVaultUrl"
@@ -767,8 +768,37 @@ enum dbx_err dbx_validate_kek_type(const char *value, size_t len, enum dbx_kek_c
 	return DBX_OK;
 }
 
-/* The keys encryption.json may hold; the last two are derived and ignored. */
-enum json_key { KEY_ENCRYPTION_TYPE, KEY_KEY_URL, KEY_IDENTITY, KEY_KEY_VAULT, KEY_PRINCIPAL_ID };
+enum dbx_err dbx_validate_setting(enum dbx_setting setting, const char *value, size_t len,
+				  const struct dbx_cloud *cloud, struct dbx_encryption_change *ch,
+				  struct dbx_error *err)
+{
+	enum dbx_err rc = DBX_EINVAL;
+
+	switch (setting) {
+	case DBX_SETTING_KEK_TYPE:
+		rc = dbx_validate_kek_type(value, len, &ch->kek_type, err);
+		ch->has_kek_type = rc == DBX_OK;
+		break;
+	case DBX_SETTING_KEY_URL:
+		rc = dbx_validate_key_url(value, len, cloud, &ch->key_url, err);
+		ch->has_key_url = rc == DBX_OK;
+		break;
+	case DBX_SETTING_IDENTITY:
+		rc = dbx_validate_identity(value, len, &ch->identity, err);
+		ch->has_identity = rc == DBX_OK;
+		break;
+	}
+	return rc;
+}
+
+/* The keys encryption.json may hold, the settings first; the last two are derived and ignored. */
+enum json_key {
+	KEY_ENCRYPTION_TYPE = DBX_SETTING_KEK_TYPE,
+	KEY_KEY_URL = DBX_SETTING_KEY_URL,
+	KEY_IDENTITY = DBX_SETTING_IDENTITY,
+	KEY_KEY_VAULT,
+	KEY_PRINCIPAL_ID
+};
 static const char *const json_keys[] = {"encryption_type", "key_url", "identity", "key_vault",
 					"principal_id"};
 #define N_JSON_KEYS (sizeof(json_keys) / sizeof(json_keys[0]))
@@ -829,49 +859,31 @@ out:
 /*
  * json-c keeps the last of duplicate keys, truncates keys at an escaped NUL
  * and accepts single-quoted strings even in strict mode. So walk the raw
- * text t[0..n) (already accepted by json-c as one object) ourselves: every
- * string followed by ':' at depth 1 is a member name; decode it with json-c
- * and check it is known and not seen before.
+ * text t[0..n) (already accepted by json-c as one object) with json_scan.h:
+ * a single quote outside a string is refused, and every member name at
+ * depth 1 is decoded with json-c and checked to be known and not seen
+ * before, in the order they are written.
  */
 static enum dbx_err check_member_names(const char *t, size_t n, struct dbx_error *err)
 {
+	struct dbx_json_scan scan;
 	unsigned seen = 0;
-	int depth = 0;
 	enum dbx_err rc = DBX_OK;
 
-	for (size_t i = 0; i < n && rc == DBX_OK; i++) {
-		char c = t[i];
-		size_t s, j;
+	dbx_json_scan_init(&scan, t, n);
+	while (rc == DBX_OK) {
+		const char *name;
+		size_t name_len;
+		bool more = dbx_json_scan_member(&scan, &name, &name_len);
 
-		if (c == '{' || c == '[') {
-			depth++;
-			continue;
-		}
-		if (c == '}' || c == ']') {
-			depth--;
-			continue;
-		}
-		if (c == '\'')
+		if (scan.squote < n)
 			return reject(err, CODE_INVALID_VALUE,
 				      "encryption.json is not valid JSON: single-quoted string at "
 				      "offset %zu",
-				      i);
-		if (c != '"')
-			continue;
-		s = i;
-		for (j = i + 1; j < n && t[j] != '"'; j++) {
-			if (t[j] == '\\')
-				j++;
-		}
-		i = j; /* the closing quote */
-		if (depth != 1)
-			continue;
-		j = i + 1;
-		while (j < n && (t[j] == ' ' || t[j] == '\t' || t[j] == '\n' || t[j] == '\r'))
-			j++;
-		if (j >= n || t[j] != ':')
-			continue;
-		rc = check_one_name(t + s, i + 1 - s, &seen, err);
+				      scan.squote);
+		if (!more)
+			break;
+		rc = check_one_name(name, name_len, &seen, err);
 	}
 	return rc;
 }
@@ -924,22 +936,7 @@ static enum dbx_err apply_member(int idx, struct json_object *v, const struct db
 	if (!is_string)
 		return reject(err, CODE_INVALID_VALUE, "encryption.json \"%s\" must be a string%s",
 			      json_keys[idx], idx == KEY_KEY_URL ? " or null" : "");
-	switch (idx) {
-	case KEY_ENCRYPTION_TYPE:
-		rc = dbx_validate_kek_type(s, n, &ch->kek_type, err);
-		ch->has_kek_type = rc == DBX_OK;
-		break;
-	case KEY_KEY_URL:
-		rc = dbx_validate_key_url(s, n, cloud, &ch->key_url, err);
-		ch->has_key_url = rc == DBX_OK;
-		break;
-	case KEY_IDENTITY:
-		rc = dbx_validate_identity(s, n, &ch->identity, err);
-		ch->has_identity = rc == DBX_OK;
-		break;
-	default:
-		break;
-	}
+	rc = dbx_validate_setting((enum dbx_setting)idx, s, n, cloud, ch, err);
 	if (rc != DBX_OK)
 		prefix_message(err, json_keys[idx]);
 	return rc;

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "databoxfs/err.h"
+#include "databoxfs/errors.h" /* struct dbx_order_problem */
 
 struct json_object;
 
@@ -22,16 +23,6 @@ enum dbx_kek_type {
 	DBX_KEK_MICROSOFT =
 	    0,		  /* "MicrosoftManaged", also when keyEncryptionKey or kekType is absent */
 	DBX_KEK_CUSTOMER, /* "CustomerManaged" */
-};
-
-/* One problem the service reports on the order: properties.error, or a stage that needs attention.
- */
-struct dbx_order_problem {
-	char *code;    /* properties.error.code, or the stage status (e.g.
-			  "WaitingForCustomerActionForKek") */
-	char *message; /* the service's text, or NULL */
-	char *target;  /* properties.error.target, or the stage name, or NULL */
-	char *time;    /* stageTime when known (as sent), or NULL */
 };
 
 struct dbx_order {
@@ -116,10 +107,6 @@ bool dbx_order_kek_blocked(const struct dbx_order *order);
 DBX_MUST_CHECK enum dbx_err dbx_arm_id_parse(const char *id, char **subscription,
 					     char **resource_group, char **provider_type,
 					     char **name);
-
-/* Parse an ISO 8601 timestamp ("2025-05-26T06:50:23.0185023+00:00", "...Z") to UTC. -1 when
- * malformed. */
-time_t dbx_parse_time(const char *s);
 
 /*
  * PATCH bodies (JobResourceUpdateParameter). Added after the first cut of

@@ -90,6 +90,23 @@ struct dbx_encryption_change {
 	struct dbx_identity identity;
 };
 
+/* The settings a write changes: each is its own file and an encryption.json key. */
+enum dbx_setting {
+	DBX_SETTING_KEK_TYPE, /* encryption_type */
+	DBX_SETTING_KEY_URL,  /* key_url */
+	DBX_SETTING_IDENTITY, /* identity */
+};
+
+/*
+ * Validate value as setting (dbx_validate_kek_type, _key_url with cloud,
+ * _identity) into its field of *ch, setting its has_* flag on success and
+ * clearing it on refusal; other fields of *ch are left alone.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_validate_setting(enum dbx_setting setting, const char *value,
+						 size_t len, const struct dbx_cloud *cloud,
+						 struct dbx_encryption_change *ch,
+						 struct dbx_error *err);
+
 /*
  * Parse an encryption.json write: one JSON object with any of
  * encryption_type, key_url, identity (strings, key_url may be null);

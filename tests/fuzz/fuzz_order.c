@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "databoxfs/order.h"
+#include "databoxfs/timestamp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -109,6 +109,9 @@ static void test_table_invariants(void **state)
 		assert_int_equal((a->mode & 0200) != 0, a->store != NULL);
 		assert_int_equal(a->mode, a->store ? 0644 : 0444);
 		assert_int_equal(dbx_attr_find(a->name), (int)i);
+		/* What fs.c asks the row instead of comparing names. */
+		assert_int_equal(a->json_object, strcmp(a->name, "encryption.json") == 0);
+		assert_int_equal(a->reports_errors, strcmp(a->name, "errors") == 0);
 		for (size_t k = 0; k < i; k++)
 			assert_string_not_equal(dbx_attrs[k].name, a->name);
 	}
@@ -286,45 +289,6 @@ static void test_errors_kek_disabled(void **state)
 	dbx_order_free(o);
 }
 
-/* A failed refresh: a "read" block first, then the last known problems. */
-static void test_errors_read_block(void **state)
-{
-	struct dbx_order *o = job("", kek_details, kek_error);
-	struct dbx_error e = {0};
-	struct dbx_attr_ctx ctx = {.order = o, .read_err = &e, .read_time = 1795867200};
-	char *text;
-
-	(void)state;
-	dbx_error_set(&e, DBX_EUNREACHABLE, "could not connect to management.azure.com");
-	text = show("errors", &ctx);
-	print_message("%s", text);
-	assert_memory_equal(
-	    text,
-	    "code: HostUnreachable\n"
-	    "source: read\n"
-	    "time: 2026-11-28T12:00:00Z\n"
-	    "message: could not connect to management.azure.com\n"
-	    "recoverable: yes\n",
-	    strlen("code: HostUnreachable\nsource: read\ntime: 2026-11-28T12:00:00Z\n"
-		   "message: could not connect to management.azure.com\nrecoverable: yes\n"));
-	assert_non_null(strstr(text, "\n\ncode: WaitingForCustomerActionForKek\n"));
-	assert_non_null(strstr(text, "\n\ncode: SsemUserErrorEncryptionKeyDisabled\n"));
-	free(text);
-
-	/* The service's code and request id win over the mount's name. */
-	e.err = DBX_EACCES;
-	snprintf(e.code, sizeof(e.code), "AuthorizationFailed");
-	snprintf(e.request_id, sizeof(e.request_id), "5f0c2a9e-0000-4000-8000-000000000001");
-	ctx.order = NULL;
-	text = show("errors", &ctx);
-	assert_non_null(strstr(text, "code: AuthorizationFailed\nsource: read\n"));
-	assert_non_null(strstr(text, "request_id: 5f0c2a9e-0000-4000-8000-000000000001\n"));
-	assert_null(strstr(text, "\n\n"));
-	free(text);
-	check_endings(&ctx);
-	dbx_order_free(o);
-}
-
 static void test_errors_clean(void **state)
 {
 	struct dbx_order *o = job(
@@ -340,14 +304,46 @@ static void test_errors_clean(void **state)
 	dbx_order_free(o);
 }
 
-static void test_read_codes(void **state)
+/*
+ * The errors file shows what the cached state knows: the order's problems
+ * (timed by their stage, else by the order's lastModifiedAt), the failed
+ * refresh and the last failed write to the named file. The format itself is
+ * test_errors.c's.
+ */
+static void test_errors_gathers_state(void **state)
 {
+	struct dbx_order *o = job("", kek_details, kek_error);
+	struct dbx_error re = {0}, we = {0};
+	struct dbx_attr_ctx ctx = {.order = o,
+				   .read_err = &re,
+				   .read_time = 1795867500, /* 12:05:00 */
+				   .write_err = &we,
+				   .write_time = 1795867380, /* 12:03 */
+				   .write_target = "identity"};
+	const char *read, *stage, *write, *error;
+	char *text;
+
 	(void)state;
-	assert_string_equal(dbx_attr_read_code(DBX_EUNREACHABLE), "HostUnreachable");
-	assert_string_equal(dbx_attr_read_code(DBX_ETIMEDOUT), "Timeout");
-	assert_string_equal(dbx_attr_read_code(DBX_ETHROTTLED), "Throttled");
-	assert_string_equal(dbx_attr_read_code(DBX_EAUTH), "AuthenticationFailed");
-	assert_string_equal(dbx_attr_read_code(DBX_EREMOTE), "ServiceError");
+	dbx_error_set(&re, DBX_EUNREACHABLE, "could not connect to management.azure.com");
+	dbx_error_set(&we, DBX_EBUSY, "The order is in a stage that refuses the change.");
+	text = show("errors", &ctx);
+	print_message("%s", text);
+	read = strstr(text, "code: HostUnreachable\nsource: read\ntime: 2026-11-28T12:05:00Z\n");
+	stage = strstr(text, "code: WaitingForCustomerActionForKek\nsource: order\n"
+			     "time: 2026-11-28T12:05:00Z\n");
+	write = strstr(text, "code: Conflict\nsource: last-write\ntime: 2026-11-28T12:03:00Z\n"
+			     "message: The order is in a stage that refuses the change.\n"
+			     "target: identity\n");
+	error = strstr(text, "code: SsemUserErrorEncryptionKeyDisabled\nsource: order\n"
+			     "time: 2026-11-28T12:00:00Z\n");
+	assert_ptr_equal(read, text);
+	assert_non_null(stage);
+	assert_non_null(write);
+	assert_non_null(error);
+	assert_true(read < stage && stage < write && write < error);
+	free(text);
+	check_endings(&ctx);
+	dbx_order_free(o);
 }
 
 /* A customer-managed order with a system identity and kekUrl url. */
@@ -504,123 +500,6 @@ static void test_store_current_value(void **state)
 	dbx_order_free(odd);
 }
 
-/* The last-write block: newest first next to a read failure, target and request id shown. */
-static void test_errors_last_write(void **state)
-{
-	struct dbx_error we = {0}, re = {0};
-	struct dbx_attr_ctx ctx = {0};
-	char *text;
-
-	(void)state;
-	dbx_error_set(&we, DBX_EINVAL, "The identity has no access to the key.");
-	snprintf(we.code, sizeof(we.code), "SsemUserErrorKeyVaultBadRequestException");
-	snprintf(we.request_id, sizeof(we.request_id), "req-42");
-	we.http_status = 400;
-	ctx.write_err = &we;
-	ctx.write_time = 1800000100;
-	ctx.write_target = "key_url";
-	text = show("errors", &ctx);
-	assert_memory_equal(text,
-			    "code: SsemUserErrorKeyVaultBadRequestException\n"
-			    "source: last-write\n"
-			    "time: 2027-01-15T08:01:40Z\n"
-			    "message: The identity has no access to the key.\n"
-			    "target: key_url\n",
-			    strlen("code: SsemUserErrorKeyVaultBadRequestException\n"
-				   "source: last-write\n"
-				   "time: 2027-01-15T08:01:40Z\n"
-				   "message: The identity has no access to the key.\n"
-				   "target: key_url\n"));
-	assert_non_null(strstr(text, "request_id: req-42\n"));
-	free(text);
-
-	/* A later failed read comes first; an earlier one after. */
-	dbx_error_set(&re, DBX_EUNREACHABLE, "connect failed");
-	ctx.read_err = &re;
-	ctx.read_time = 1800000200;
-	text = show("errors", &ctx);
-	assert_true(strstr(text, "source: read") < strstr(text, "source: last-write"));
-	free(text);
-	ctx.read_time = 1800000000;
-	text = show("errors", &ctx);
-	assert_true(strstr(text, "source: last-write") < strstr(text, "source: read"));
-	free(text);
-
-	/* A local refusal without a table code gets the mount's own advice for writes. */
-	ctx.read_err = NULL;
-	dbx_error_clear(&we);
-	dbx_error_set(&we, DBX_EINTR, "interrupted before the update was sent");
-	text = show("errors", &ctx);
-	assert_non_null(strstr(text, "code: Interrupted\n"));
-	assert_non_null(strstr(text, "recoverable: yes\n"));
-	assert_non_null(strstr(text, "Write again."));
-	free(text);
-}
-
-/*
- * Newest first across sources: a write that failed long ago stays in errors
- * until the next good write, and must not hide problems the order reported
- * since (the disabled key at 12:00, the stage at 12:05).
- */
-static void test_errors_last_write_by_time(void **state)
-{
-	struct dbx_order *o =
-	    job("\"identity\": {\"type\": \"SystemAssigned\", \"principalId\": \"" PRINCIPAL "\"}",
-		kek_details, kek_error);
-	struct dbx_attr_ctx ctx = {.order = o};
-	struct dbx_error we = {0};
-	const char *stage, *error, *write;
-	char *text;
-
-	(void)state;
-	dbx_error_set(&we, DBX_EBUSY, "The order is in a stage that refuses the change.");
-	ctx.write_err = &we;
-	ctx.write_target = "key_url";
-	ctx.write_time = 1795863600; /* 2026-11-28T11:00:00Z: before both order problems */
-	text = show("errors", &ctx);
-	stage = strstr(text, "code: WaitingForCustomerActionForKek\n");
-	error = strstr(text, "code: SsemUserErrorEncryptionKeyDisabled\n");
-	write = strstr(text, "source: last-write\n");
-	assert_non_null(stage);
-	assert_non_null(error);
-	assert_non_null(write);
-	assert_ptr_equal(stage, text);
-	assert_true(stage < error);
-	assert_true(error < write);
-	assert_null(strstr(text, "\n\n\n"));
-	free(text);
-
-	ctx.write_time = 1795867380; /* 12:03: between the error (12:00) and the stage (12:05) */
-	text = show("errors", &ctx);
-	stage = strstr(text, "code: WaitingForCustomerActionForKek\n");
-	error = strstr(text, "code: SsemUserErrorEncryptionKeyDisabled\n");
-	write = strstr(text, "source: last-write\n");
-	assert_ptr_equal(stage, text);
-	assert_true(stage < write);
-	assert_true(write < error);
-	free(text);
-	check_endings(&ctx);
-	dbx_order_free(o);
-}
-
-static void test_trim(void **state)
-{
-	size_t n;
-	const char *v;
-
-	(void)state;
-	v = dbx_attr_trim("  CustomerManaged \n", 19, &n);
-	assert_int_equal(n, strlen("CustomerManaged"));
-	assert_memory_equal(v, "CustomerManaged", n);
-	v = dbx_attr_trim("None", 4, &n);
-	assert_int_equal(n, 4);
-	v = dbx_attr_trim("a\n\n", 3, &n); /* only one trailing newline is ignored */
-	assert_int_equal(n, 2);
-	v = dbx_attr_trim("\n", 1, &n);
-	assert_int_equal(n, 0);
-	(void)v;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -631,14 +510,10 @@ int main(void)
 	    cmocka_unit_test(test_user_assigned),
 	    cmocka_unit_test(test_identity_none),
 	    cmocka_unit_test(test_errors_kek_disabled),
-	    cmocka_unit_test(test_errors_read_block),
 	    cmocka_unit_test(test_errors_clean),
-	    cmocka_unit_test(test_read_codes),
+	    cmocka_unit_test(test_errors_gathers_state),
 	    cmocka_unit_test(test_store_parse),
 	    cmocka_unit_test(test_store_current_value),
-	    cmocka_unit_test(test_errors_last_write),
-	    cmocka_unit_test(test_errors_last_write_by_time),
-	    cmocka_unit_test(test_trim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -993,6 +993,45 @@ static void test_encryption_json_sizes(void **state)
 }
 
 /* A NULL err is allowed (the verdict alone); a NULL value is the empty value. */
+/* dbx_validate_setting: the one rule per setting, shared by the files and encryption.json. */
+static void test_setting(void **state)
+{
+	struct dbx_encryption_change ch;
+	struct dbx_error e;
+	enum dbx_err rc;
+
+	(void)state;
+	memset(&ch, 0, sizeof(ch));
+	rc = dbx_validate_setting(DBX_SETTING_KEK_TYPE, "customermanaged", 15, NULL, &ch, &e);
+	assert_int_equal(rc, DBX_OK);
+	assert_true(ch.has_kek_type && !ch.has_key_url && !ch.has_identity);
+	assert_int_equal(ch.kek_type, DBX_KEK_CHOICE_CUSTOMER);
+
+	rc = dbx_validate_setting(DBX_SETTING_KEY_URL, KV "/keys/k", strlen(KV "/keys/k"),
+				  dbx_cloud_default(), &ch, &e);
+	assert_int_equal(rc, DBX_OK);
+	assert_true(ch.has_kek_type && ch.has_key_url); /* other fields are left alone */
+	assert_string_equal(ch.key_url.url, KV "/keys/k");
+
+	rc = dbx_validate_setting(DBX_SETTING_IDENTITY, "None", 4, NULL, &ch, &e);
+	assert_int_equal(rc, DBX_OK);
+	assert_true(ch.has_identity);
+	assert_int_equal(ch.identity.kind, DBX_IDENTITY_NONE);
+
+	/* A refusal clears that setting's flag and carries the service's code. */
+	dirty(&e);
+	rc = dbx_validate_setting(DBX_SETTING_KEY_URL, "http://myvault.vault.azure.net/keys/k",
+				  strlen("http://myvault.vault.azure.net/keys/k"),
+				  dbx_cloud_default(), &ch, &e);
+	assert_rejected(rc, &e, SCHEME_BAD, "https", "setting key_url");
+	assert_false(ch.has_key_url);
+	assert_true(ch.has_kek_type && ch.has_identity);
+	dirty(&e);
+	rc = dbx_validate_setting(DBX_SETTING_IDENTITY, "Nobody", 6, NULL, &ch, &e);
+	assert_int_equal(rc, DBX_EINVAL);
+	assert_false(ch.has_identity);
+}
+
 static void test_null_err(void **state)
 {
 	const char *out;
@@ -1036,6 +1075,7 @@ int main(void)
 	    cmocka_unit_test(test_kek_type),
 	    cmocka_unit_test(test_encryption_json),
 	    cmocka_unit_test(test_encryption_json_sizes),
+	    cmocka_unit_test(test_setting),
 	    cmocka_unit_test(test_null_err),
 	};
 
