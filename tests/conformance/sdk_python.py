@@ -29,16 +29,12 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "emulator"))
+import emutest  # noqa: E402
+from emutest import Emulator  # noqa: E402
+
 IMDS_ADDR = "169.254.169.254"
-checks = 0
-
-
-def check(cond, what, detail=""):
-	global checks
-	if not cond:
-		raise AssertionError("FAILED: %s %s" % (what, detail))
-	checks += 1
-	print("ok   %s" % what, flush=True)
+check = emutest.Checks()
 
 
 def outer(a):
@@ -113,23 +109,16 @@ def compare_job(sdk_job, world_job, expanded):
 
 
 def inside(a):
-	sys.path.insert(0, os.path.join(os.path.dirname(HERE), "emulator"))
-	from emutest import Emulator
-
 	signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
 	signal.alarm(50)
 	gen = ["--demo", "--orders", "30", "--page-size", "5", "--seed", "11"]
-	world = json.loads(subprocess.run(["/usr/bin/python3", a.gen_world] + gen, check=True,
-					  stdout=subprocess.PIPE).stdout)
+	world = emutest.gen_world(a.gen_world, gen)
 	vault_hosts = [v["properties"]["vaultUri"].split("/")[2] for v in world["vaults"]]
 	hosts = setup_namespace(["management.azure.com", "login.microsoftonline.com"] + vault_hosts)
 	certdir = tempfile.mkdtemp(prefix="dbxemu-sdkcert-")
 	try:
 		# the first client also has a certificate (made here with openssl)
-		key, crt = os.path.join(certdir, "key.pem"), os.path.join(certdir, "cert.pem")
-		subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-				"-out", crt, "-days", "2", "-subj", "/CN=databoxfs-conformance"],
-			       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+		crt, key = emutest.make_cert(certdir, "cert", cn="databoxfs-conformance")
 		with open(crt) as f:
 			world["clients"][0]["certificate_pem"] = f.read()
 		both = os.path.join(certdir, "both.pem")
@@ -141,20 +130,20 @@ def inside(a):
 			      "emulator listens on 127.0.0.1:443 and IMDS on %s:80 in the namespace" % IMDS_ADDR)
 			run_sdk(emu, world)
 			credentials(emu, world, both)
-			st, log = emu.admin("GET", "/admin/requests")
+			st, log = emu.admin_status("GET", "/admin/requests")
 			print("\nrequests the SDKs made (method host path?query -> status):")
 			for e in log:
 				print("  %s %s%s%s -> %s  [%s]" % (e["method"], e["host"], e["path"],
 								  "?" + e["query"] if e["query"] else "",
 								  e["status"], (e["user_agent"] or "")[:60]))
-			st, c = emu.admin("GET", "/admin/counters")
+			st, c = emu.admin_status("GET", "/admin/counters")
 			check(c["by_service"]["entra"] >= 1 and c["by_service"]["arm"] >= 1
 			      and c["by_service"]["keyvault"] >= 1, "the SDKs went through the emulator")
 	finally:
 		shutil.rmtree(certdir, ignore_errors=True)
 		subprocess.run(["umount", "/etc/hosts"])
 		os.unlink(hosts)
-	print("conformance_python_sdk: %d checks passed" % checks)
+	print("conformance_python_sdk: %d checks passed" % check.count)
 	return 0
 
 
@@ -188,7 +177,7 @@ def patch_cmk(emu, client, world, wjobs):
 	principal = job.identity.principal_id
 	check(job.identity.type == "SystemAssigned" and principal and job.identity.tenant_id == sub_tenant(world, sub),
 	      "%s: begin_update(identity=SystemAssigned) gives a principal" % name)
-	st, _ = emu.admin("POST", "/admin/vaults/%s/policies" % vault["name"],
+	st, _ = emu.admin_status("POST", "/admin/vaults/%s/policies" % vault["name"],
 			  {"objectId": principal, "permissions": {"keys": ["get", "wrapKey", "unwrapKey"]}})
 	check(st == 200, "admin: the vault grants the new principal get/wrapKey/unwrapKey")
 	params = models.JobResourceUpdateParameter(details=models.UpdateJobDetails(
@@ -201,7 +190,7 @@ def patch_cmk(emu, client, world, wjobs):
 	check(job.name == name and kek is not None and kek.kek_type == "CustomerManaged" and kek.kek_url == url
 	      and kek.kek_vault_resource_id == vault["id"],
 	      "%s: poller result carries the new customer-managed key" % name)
-	st, stored = emu.admin("GET", apath)
+	st, stored = emu.admin_status("GET", apath)
 	check(stored["properties"]["details"]["keyEncryptionKey"] == {
 		"kekType": "CustomerManaged", "kekUrl": url, "kekVaultResourceID": vault["id"]}
 	    and stored["identity"]["principalId"] == principal,
@@ -227,7 +216,7 @@ def patch_cmk(emu, client, world, wjobs):
 	      and job.identity.user_assigned_identities[uai["id"]].principal_id == uai["principalId"]
 	      and job.identity.user_assigned_identities[uai["id"]].client_id == uai["clientId"],
 	      "%s: identity keeps the system principal and shows the UAI's ids" % name)
-	st, stored = emu.admin("GET", apath)
+	st, stored = emu.admin_status("GET", apath)
 	skek = stored["properties"]["details"]["keyEncryptionKey"]
 	check(skek["identityProperties"] == {"type": "UserAssigned", "userAssigned": {"resourceId": uai["id"]}}
 	      and list(stored["identity"]["userAssignedIdentities"]) == [uai["id"]],
@@ -319,14 +308,14 @@ def credentials(emu, world, cert_path):
 	c = world["clients"][0]
 	sub = world["subscriptions"][0]["subscriptionId"]
 	want = sorted(j["name"] for j in world["jobs"] if j["id"].split("/")[2] == sub)
-	emu.admin("POST", "/admin/requests/reset")
+	emu.admin_status("POST", "/admin/requests/reset")
 
 	def lists_jobs(cred, what, kind):
-		before = emu.admin("GET", "/admin/tokens/stats")[1]["by_credential"].get(kind, 0)
+		before = emu.admin_status("GET", "/admin/tokens/stats")[1]["by_credential"].get(kind, 0)
 		client = DataBoxManagementClient(cred, sub)
 		got = sorted(j.name for j in client.jobs.list())
 		client.close()
-		after = emu.admin("GET", "/admin/tokens/stats")[1]["by_credential"].get(kind, 0)
+		after = emu.admin_status("GET", "/admin/tokens/stats")[1]["by_credential"].get(kind, 0)
 		check(got == want and after > before, "%s obtains a token (%s) and lists %d jobs" % (what, kind, len(got)))
 		cred.close()
 
@@ -341,7 +330,7 @@ def credentials(emu, world, cert_path):
 		lists_jobs(ManagedIdentityCredential(), "ManagedIdentityCredential (App Service)", "app_service")
 	finally:
 		del os.environ["IDENTITY_ENDPOINT"], os.environ["IDENTITY_HEADER"]
-	st, log = emu.admin("GET", "/admin/requests")
+	st, log = emu.admin_status("GET", "/admin/requests")
 	imds = [e for e in log if e["service"] == "imds" and e["status"] == 200]
 	check(imds and all(e.get("scope") == "https://management.azure.com" for e in imds),
 	      "IMDS requests asked for the ARM resource", json.dumps(imds[:1]))

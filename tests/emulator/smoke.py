@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -32,18 +33,11 @@ import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import emutest  # noqa: E402
 from emutest import Emulator  # noqa: E402
 
 ARM = "management.azure.com"
-checks = 0
-
-
-def check(cond, what, detail=""):
-	global checks
-	if not cond:
-		raise AssertionError("FAILED: %s %s" % (what, detail))
-	checks += 1
-	print("ok   %s" % what)
+check = emutest.Checks()
 
 
 def b64url_len_bits(s):
@@ -178,7 +172,7 @@ def run(emu):
 
 	# ---- faults ----
 	lpath = "/subscriptions/%s/providers/Microsoft.DataBox/jobs" % sub
-	st, fid = emu.admin("POST", "/admin/faults", {"service": "arm", "method": "GET", "path_prefix": lpath.upper(),
+	st, fid = emu.admin_status("POST", "/admin/faults", {"service": "arm", "method": "GET", "path_prefix": lpath.upper(),
 						      "status": 429, "retry_after": "1", "count": 1})
 	check(st == 200 and isinstance(fid["id"], int), "add 429 fault")
 	r = emu.https(ARM, "GET", lpath + "?api-version=" + V, auth)
@@ -186,27 +180,27 @@ def run(emu):
 	      "fault -> 429 + Retry-After", repr(r))
 	r = emu.https(ARM, "GET", lpath + "?api-version=" + V, auth)
 	check(r.status == 200, "then success", repr(r))
-	emu.admin("POST", "/admin/faults", {"service": "arm", "path_prefix": lpath, "drop": True, "count": 1})
+	emu.admin_status("POST", "/admin/faults", {"service": "arm", "path_prefix": lpath, "drop": True, "count": 1})
 	try:
 		r = emu.https(ARM, "GET", lpath + "?api-version=" + V, auth)
 		dropped = False
 	except (http.client.RemoteDisconnected, ConnectionError, OSError):
 		dropped = True
 	check(dropped, "drop fault closes the connection")
-	st, _ = emu.admin("DELETE", "/admin/faults")
-	check(st == 200 and emu.admin("GET", "/admin/faults")[1] == [], "clear faults")
+	st, _ = emu.admin_status("DELETE", "/admin/faults")
+	check(st == 200 and emu.admin_status("GET", "/admin/faults")[1] == [], "clear faults")
 
 	# ---- counters and request log ----
-	st, c = emu.admin("GET", "/admin/counters")
+	st, c = emu.admin_status("GET", "/admin/counters")
 	key = "GET management.azure.com" + lpath
 	check(st == 200 and c["by_path"].get(key, 0) >= 3 and c["total"] > 10
 	      and c["by_service"]["entra"] >= 6, "counters", json.dumps(c)[:300])
-	st, log = emu.admin("GET", "/admin/requests")
+	st, log = emu.admin_status("GET", "/admin/requests")
 	check(any(e["client_request_id"] == "smoke-1" for e in log), "request log keeps client request id")
 	check(all("body" not in e for e in log if e["service"] == "entra"), "token bodies are not logged")
-	emu.admin("POST", "/admin/counters/reset")
-	emu.admin("POST", "/admin/requests/reset")
-	check(emu.admin("GET", "/admin/counters")[1]["total"] == 0 and emu.admin("GET", "/admin/requests")[1] == [],
+	emu.admin_status("POST", "/admin/counters/reset")
+	emu.admin_status("POST", "/admin/requests/reset")
+	check(emu.admin_status("GET", "/admin/counters")[1]["total"] == 0 and emu.admin_status("GET", "/admin/requests")[1] == [],
 	      "counters and log reset")
 
 	# ---- Key Vault ----
@@ -295,7 +289,7 @@ def run(emu):
 	check(r.status == 202 and (r.header("Location") or "").split("?")[0].endswith(ppath), "poll 2 -> 202 Location job", repr(r))
 	r = emu.url(r.header("Location") + "&$expand=details", headers=auth)
 	check(r.status == 200 and r.json()["properties"]["details"]["keyEncryptionKey"] == kek, "job shows the new key", repr(r))
-	st, stored = emu.admin("GET", "/admin/jobs/%s/%s/%s" % (sub, prg, pjob["name"]))
+	st, stored = emu.admin_status("GET", "/admin/jobs/%s/%s/%s" % (sub, prg, pjob["name"]))
 	check(st == 200 and stored["properties"]["details"]["keyEncryptionKey"] == kek, "admin job view")
 	uai0 = [i for i in w["identities"] if i["id"].split("/")[2] == sub][0]
 	r = emu.https(ARM, "PATCH", ppath + "?api-version=" + V, auth, {
@@ -303,20 +297,20 @@ def run(emu):
 		"properties": {"details": {"keyEncryptionKey": dict(kek, identityProperties={
 			"type": "UserAssigned", "userAssigned": {"resourceId": uai0["id"]}})}}})
 	check(r.status == 202, "PATCH identity -> 202", repr(r))
-	st, stored = emu.admin("GET", "/admin/jobs/%s/%s/%s" % (sub, prg, pjob["name"]))
+	st, stored = emu.admin_status("GET", "/admin/jobs/%s/%s/%s" % (sub, prg, pjob["name"]))
 	ident = stored["identity"]
 	check(ident["type"] == "SystemAssigned,UserAssigned" and ident.get("principalId")
 	      and ident["userAssignedIdentities"][uai0["id"]] == {"principalId": uai0["principalId"],
 								  "clientId": uai0["clientId"]},
 	      "PATCH identity fills principal ids like the service", json.dumps(ident))
-	st, log = emu.admin("GET", "/admin/requests")
+	st, log = emu.admin_status("GET", "/admin/requests")
 	check(any(e["method"] == "PATCH" and "userAssignedIdentities" in e.get("body", "") for e in log),
 	      "request log keeps PATCH bodies")
 
 	# ---- expired tokens, world replacement ----
-	st, world = emu.admin("GET", "/admin/world")
+	st, world = emu.admin_status("GET", "/admin/world")
 	world["token_lifetime_s"] = 1
-	st, _ = emu.admin("PUT", "/admin/world", world)
+	st, _ = emu.admin_status("PUT", "/admin/world", world)
 	check(st == 200, "PUT /admin/world")
 	short = emu.token()
 	time.sleep(1.2)
@@ -330,39 +324,39 @@ def run(emu):
 			for ver in k["versions"]:
 				ver.pop("n", None)
 				ver.pop("e", None)
-	check(emu.admin("PUT", "/admin/world", world2)[0] == 200, "PUT a world without key material")
+	check(emu.admin_status("PUT", "/admin/world", world2)[0] == 200, "PUT a world without key material")
 	r = emu.https(host, "GET", "/keys/dbx-key-3072?api-version=7.4", kva)
 	check(r.status == 200 and r.json()["key"]["n"] == moduli["dbx-key-3072"], "same key material from the cache")
 	world["token_lifetime_s"] = 3599
-	check(emu.admin("PUT", "/admin/world", world)[0] == 200, "restore token lifetime")
+	check(emu.admin_status("PUT", "/admin/world", world)[0] == 200, "restore token lifetime")
 
 	# ---- admin: job replacement, token expiry and revocation ----
 	tok = emu.token()
 	auth = {"Authorization": "Bearer " + tok}
-	st, stored = emu.admin("GET", "/admin/jobs/%s/%s/%s" % (sub, rg, job["name"]))
+	st, stored = emu.admin_status("GET", "/admin/jobs/%s/%s/%s" % (sub, rg, job["name"]))
 	stored["properties"]["status"] = "Completed"
-	st, _ = emu.admin("PUT", "/admin/jobs/%s/%s/%s" % (sub, rg, job["name"]), stored)
+	st, _ = emu.admin_status("PUT", "/admin/jobs/%s/%s/%s" % (sub, rg, job["name"]), stored)
 	r = emu.https(ARM, "GET", jpath + "?api-version=" + V, auth)
 	check(st == 200 and r.json()["properties"]["status"] == "Completed", "PUT /admin/jobs changes the job")
-	st, _ = emu.admin("PUT", "/admin/jobs/%s/%s/other" % (sub, rg), stored)
+	st, _ = emu.admin_status("PUT", "/admin/jobs/%s/%s/other" % (sub, rg), stored)
 	check(st == 400, "PUT /admin/jobs refuses a job whose id names another path")
-	emu.admin("POST", "/admin/tokens/expire")
+	emu.admin_status("POST", "/admin/tokens/expire")
 	r = emu.https(ARM, "GET", jpath + "?api-version=" + V, auth)
 	check(r.status == 401 and r.json()["error"]["code"] == "ExpiredAuthenticationToken", "tokens/expire", repr(r))
 	tok = emu.token()
 	auth = {"Authorization": "Bearer " + tok}
-	emu.admin("POST", "/admin/tokens/revoke")
+	emu.admin_status("POST", "/admin/tokens/revoke")
 	r = emu.https(ARM, "GET", jpath + "?api-version=" + V, auth)
 	check(r.status == 401 and r.json()["error"]["code"] == "InvalidAuthenticationToken", "tokens/revoke", repr(r))
 	tok = emu.token()
 	auth = {"Authorization": "Bearer " + tok}
 
 	# ---- latency ----
-	emu.admin("POST", "/admin/latency", {"ms": 300})
+	emu.admin_status("POST", "/admin/latency", {"ms": 300})
 	t0 = time.time()
 	r = emu.https(ARM, "GET", "/subscriptions?api-version=2022-12-01", auth)
 	dt = time.time() - t0
-	emu.admin("POST", "/admin/latency", {"ms": 0})
+	emu.admin_status("POST", "/admin/latency", {"ms": 0})
 	check(r.status == 200 and dt >= 0.3, "latency 300 ms applied (%.2fs)" % dt)
 
 	# ---- sub 2 for completeness ----
@@ -376,15 +370,11 @@ def b64u(raw, pad=False):
 
 
 def make_cert(d, name):
-	"""A self-signed RSA certificate made with the openssl command -> (pem, key path, DER)."""
-	key, crt = os.path.join(d, name + ".key"), os.path.join(d, name + ".pem")
-	subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-			"-out", crt, "-days", "2", "-subj", "/CN=" + name], check=True,
-		       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
-	der = subprocess.run(["openssl", "x509", "-in", crt, "-outform", "DER"], check=True,
-			     stdout=subprocess.PIPE, timeout=10).stdout
+	"""emutest.make_cert() -> (certificate PEM, key path, certificate DER)."""
+	crt, key = emutest.make_cert(d, name)
 	with open(crt) as f:
-		return f.read(), key, der
+		pem = f.read()
+	return pem, key, ssl.PEM_cert_to_DER_cert(pem)
 
 
 def jwt_rs256(key, header, payload):
@@ -426,8 +416,8 @@ def entra_and_imds_in(emu, d):
 	x5t = b64u(hashlib.sha1(der).digest(), pad=True)
 	app = {"tenant_id": tenant, "client_id": "0c0ffee0-0000-4000-8000-00000000c0de",
 	       "object_id": "0c0ffee0-0000-4000-8000-0000000000b1", "certificate_pem": pem}
-	check(emu.admin("POST", "/admin/clients", app)[0] == 200, "admin: register an app with a certificate")
-	emu.admin("POST", "/admin/requests/reset")
+	check(emu.admin_status("POST", "/admin/clients", app)[0] == 200, "admin: register an app with a certificate")
+	emu.admin_status("POST", "/admin/requests/reset")
 
 	def claims(**over):
 		now = int(time.time())
@@ -478,7 +468,7 @@ def entra_and_imds_in(emu, d):
 	r = assertion_token(wl["federated_token"] + "x", client_id=wl["client_id"])
 	check(r.status == 400 and 70021 in r.json()["error_codes"], "unknown federated token -> 400 AADSTS70021", repr(r))
 
-	st, log = emu.admin("GET", "/admin/requests")
+	st, log = emu.admin_status("GET", "/admin/requests")
 	toks = [e for e in log if e["service"] == "entra"]
 	dump = json.dumps(log)
 	check(toks and all(e.get("grant_type") == "client_credentials" and e.get("scope") for e in toks[:3]),
@@ -487,11 +477,11 @@ def entra_and_imds_in(emu, d):
 	      and c["client_secret"] not in dump, "request log: no assertion or secret")
 
 	# ---- token lifetime and statistics ----
-	check(emu.admin("POST", "/admin/tokens/lifetime", {"seconds": 7})[0] == 200, "admin: token lifetime 7 s")
+	check(emu.admin_status("POST", "/admin/tokens/lifetime", {"seconds": 7})[0] == 200, "admin: token lifetime 7 s")
 	r = assertion_token(jwt_rs256(key, {"alg": "RS256", "x5t": x5t}, claims()))
 	check(r.status == 200 and r.json()["expires_in"] == 7, "tokens now live 7 s", repr(r))
-	emu.admin("POST", "/admin/tokens/lifetime", {"seconds": 0})
-	check(emu.admin("POST", "/admin/tokens/lifetime", {"seconds": -1})[0] == 400, "admin: negative lifetime -> 400")
+	emu.admin_status("POST", "/admin/tokens/lifetime", {"seconds": 0})
+	check(emu.admin_status("POST", "/admin/tokens/lifetime", {"seconds": -1})[0] == 400, "admin: negative lifetime -> 400")
 
 	# ---- IMDS ----
 	mi_sys = [m for m in w["managed_identities"] if m["system"]][0]
@@ -538,7 +528,7 @@ def entra_and_imds_in(emu, d):
 	r2 = emu.https(ARM, "GET", "/subscriptions?api-version=2022-12-01", {"Authorization": "Bearer " + d["access_token"]})
 	check(r2.status == 200, "App Service token works on ARM", repr(r2))
 
-	st, stats = emu.admin("GET", "/admin/tokens/stats")
+	st, stats = emu.admin_status("GET", "/admin/tokens/stats")
 	check(st == 200 and stats["by_credential"].get("client_assertion_certificate", 0) >= 3
 	      and stats["by_credential"].get("client_assertion_federated") == 1
 	      and stats["by_credential"].get("imds", 0) >= 4 and stats["by_credential"].get("app_service") == 1
@@ -546,7 +536,7 @@ def entra_and_imds_in(emu, d):
 	      and stats["by_audience"].get("https://vault.azure.net", 0) >= 2
 	      and stats["total"] == sum(stats["by_credential"].values()),
 	      "tokens/stats counts per grant type, credential and audience", json.dumps(stats))
-	st, cnt = emu.admin("GET", "/admin/counters")
+	st, cnt = emu.admin_status("GET", "/admin/counters")
 	check(cnt["by_service"]["imds"] >= 9, "counters count IMDS requests", json.dumps(cnt["by_service"]))
 
 
@@ -571,7 +561,7 @@ SSEM = {
 
 def cmk_rules(emu):
 	"""The service's rules on PATCH (one check per Ssem code), DataCopy, admin mutations."""
-	w = emu.admin("GET", "/admin/world")[1]
+	w = emu.admin_status("GET", "/admin/world")[1]
 	sub = w["subscriptions"][0]["subscriptionId"]
 	tenant = w["subscriptions"][0]["tenantId"]
 	V = "2025-07-01"
@@ -590,7 +580,7 @@ def cmk_rules(emu):
 	apath = "/admin/jobs/%s/%s/%s" % (sub, rg, name)
 
 	def stored(p=apath):
-		return emu.admin("GET", p)[1]
+		return emu.admin_status("GET", p)[1]
 
 	def patch(body, path=jpath):
 		return emu.https(ARM, "PATCH", path + "?api-version=" + V, auth, body)
@@ -627,7 +617,7 @@ def cmk_rules(emu):
 	r = finish(patch({"identity": {"type": "SystemAssigned"}}))
 	principal = stored()["identity"].get("principalId")
 	check(r.status == 200 and stored()["identity"]["tenantId"] == tenant, "PATCH identity SystemAssigned", repr(r))
-	st, _ = emu.admin("POST", "/admin/vaults/%s/policies" % vault["name"],
+	st, _ = emu.admin_status("POST", "/admin/vaults/%s/policies" % vault["name"],
 			  {"objectId": principal, "permissions": {"keys": ["get", "wrapKey", "unwrapKey"]}})
 	check(st == 200, "admin: grant the job's principal get/wrapKey/unwrapKey")
 
@@ -645,36 +635,36 @@ def cmk_rules(emu):
 	refused(kek(url_of("dbx-key-none")), "SsemUserErrorKeyDetailsNotFound", "unknown key")
 	refused(kek(url_of("dbx-key-2048", "0" * 32)), "SsemUserErrorKeyDetailsNotFound", "unknown key version")
 	refused(kek(url_of("dbx-key-disabled")), "SsemUserErrorEncryptionKeyDisabled", "disabled key")
-	st, added = emu.admin("POST", "/admin/vaults/%s/keys" % vault["name"],
+	st, added = emu.admin_status("POST", "/admin/vaults/%s/keys" % vault["name"],
 			      {"name": "dbx-key-old", "kty": "RSA", "key_size": 2048, "exp": int(time.time()) - 60})
 	check(st == 200 and len(added["version"]) == 32 and added["kid"].endswith(added["version"]),
 	      "admin: add a key version -> its version", repr(added))
 	refused(kek(url_of("dbx-key-old", added["version"])), "SsemUserErrorEncryptionKeyExpired", "expired key")
 	refused(kek(url_of("dbx-key-ec")), "SsemUserErrorEncryptionKeyTypeNotSupported", "EC key")
-	emu.admin("POST", "/admin/vaults/%s/keys" % vault["name"], {"name": "dbx-key-1024", "key_size": 1024})
+	emu.admin_status("POST", "/admin/vaults/%s/keys" % vault["name"], {"name": "dbx-key-1024", "key_size": 1024})
 	refused(kek(url_of("dbx-key-1024")), "SsemUserErrorEncryptionKeyTypeNotSupported", "RSA 1024 key")
 	ua = {"type": "UserAssigned", "userAssigned": {"resourceId": uai["id"]}}
 	refused(kek(good, identityProperties=ua), "SsemUserErrorUserAssignedIdentityAbsent",
 		"UserAssigned key identity not on the job")
-	st, extra = emu.admin("POST", "/admin/identities", {"subscriptionId": sub, "resourceGroup": "rg-keys", "name": "dbx-uai-temp"})
+	st, extra = emu.admin_status("POST", "/admin/identities", {"subscriptionId": sub, "resourceGroup": "rg-keys", "name": "dbx-uai-temp"})
 	check(st == 200 and extra["tenantId"] == tenant and extra["principalId"], "admin: add a user-assigned identity", repr(extra))
-	check(emu.admin("DELETE", "/admin/identities/dbx-uai-temp")[0] == 200, "admin: delete it")
-	check(emu.admin("DELETE", "/admin/identities/dbx-uai-temp")[0] == 404, "admin: delete again -> 404")
+	check(emu.admin_status("DELETE", "/admin/identities/dbx-uai-temp")[0] == 200, "admin: delete it")
+	check(emu.admin_status("DELETE", "/admin/identities/dbx-uai-temp")[0] == 404, "admin: delete again -> 404")
 	both = {"type": "SystemAssigned,UserAssigned", "userAssignedIdentities": {extra["id"]: {}}}
 	refused(dict(kek(good, identityProperties={"type": "UserAssigned", "userAssigned": {"resourceId": extra["id"]}}),
 		     identity=both), "SsemUserErrorKekUserIdentityNotFound", "deleted user-assigned identity")
-	check(emu.admin("POST", "/admin/limits", {"user_assigned_identities": 1})[0] == 200, "admin: limit 1")
+	check(emu.admin_status("POST", "/admin/limits", {"user_assigned_identities": 1})[0] == 200, "admin: limit 1")
 	two = {"type": "SystemAssigned,UserAssigned", "userAssignedIdentities": {uai["id"]: {}, extra["id"]: {}}}
 	refused({"identity": two}, "SsemUserErrorUserAssignedLimitReached", "two user-assigned identities over a limit of 1")
-	emu.admin("POST", "/admin/limits", {"user_assigned_identities": 10})
+	emu.admin_status("POST", "/admin/limits", {"user_assigned_identities": 10})
 	refused(dict(kek(good), identity={"type": "None"}), "SsemUserErrorSystemAssignedIdentityAbsent",
 		"key with identity None")
-	emu.admin("DELETE", "/admin/vaults/%s/policies/%s" % (vault["name"], principal))
+	emu.admin_status("DELETE", "/admin/vaults/%s/policies/%s" % (vault["name"], principal))
 	refused(kek(good), "SsemUserErrorKeyVaultBadRequestException", "access policy revoked")
-	emu.admin("POST", "/admin/vaults/%s/policies" % vault["name"],
+	emu.admin_status("POST", "/admin/vaults/%s/policies" % vault["name"],
 		  {"objectId": principal, "permissions": {"keys": ["Get", "WrapKey"]}})
 	refused(kek(good), "SsemUserErrorKeyVaultBadRequestException", "policy without unwrapKey")
-	emu.admin("POST", "/admin/vaults/%s/policies" % vault["name"],
+	emu.admin_status("POST", "/admin/vaults/%s/policies" % vault["name"],
 		  {"objectId": principal, "permissions": {"keys": ["get", "wrapKey", "unwrapKey"]}})
 
 	# ---- accepted changes ----
@@ -694,7 +684,7 @@ def cmk_rules(emu):
 	      "switch to the user-assigned identity keeps the system principal", json.dumps(j["identity"]))
 
 	# ---- generic failure ----
-	emu.admin("POST", "/admin/fail-next-patch", {"count": 1})
+	emu.admin_status("POST", "/admin/fail-next-patch", {"count": 1})
 	before = stored()
 	r = patch(kek(url_of("dbx-key-3072")))
 	check(r.status == 202, "armed failure: PATCH still 202", repr(r))
@@ -719,7 +709,7 @@ def cmk_rules(emu):
 	dprincipal = demo["identity"]["principalId"]
 
 	def datacopy(what, code):
-		st, res = emu.admin("POST", dpath + "/advance", {"status": "DataCopy"})
+		st, res = emu.admin_status("POST", dpath + "/advance", {"status": "DataCopy"})
 		j = stored(dpath)
 		stage = [s for s in j["properties"]["details"]["jobStages"] if s["stageName"] == "DataCopy"][0]
 		if code is None:
@@ -733,23 +723,23 @@ def cmk_rules(emu):
 			      and stage["stageStatus"] == "WaitingForCustomerActionForKek",
 			      "DataCopy with %s -> %s, WaitingForCustomerActionForKek" % (what, code), json.dumps(err))
 
-	check(emu.admin("POST", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey), {"version": dver, "enabled": True})[0] == 200,
+	check(emu.admin_status("POST", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey), {"version": dver, "enabled": True})[0] == 200,
 	      "admin: enable the demo order's key version")
 	datacopy("the key enabled", None)
-	emu.admin("POST", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey), {"enabled": False})
+	emu.admin_status("POST", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey), {"enabled": False})
 	datacopy("the key disabled", "SsemUserErrorEncryptionKeyDisabled")
-	emu.admin("POST", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey), {"enabled": True, "exp": int(time.time()) - 1})
+	emu.admin_status("POST", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey), {"enabled": True, "exp": int(time.time()) - 1})
 	datacopy("the key expired", "SsemUserErrorEncryptionKeyExpired")
-	emu.admin("POST", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey), {"exp": None})
+	emu.admin_status("POST", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey), {"exp": None})
 	datacopy("the key renewed", None)
-	emu.admin("DELETE", "/admin/vaults/%s/policies/%s" % (vault["name"], dprincipal))
+	emu.admin_status("DELETE", "/admin/vaults/%s/policies/%s" % (vault["name"], dprincipal))
 	datacopy("the access policy revoked", "SsemUserErrorKeyVaultBadRequestException")
-	emu.admin("POST", "/admin/vaults/%s/policies" % vault["name"],
+	emu.admin_status("POST", "/admin/vaults/%s/policies" % vault["name"],
 		  {"objectId": dprincipal, "permissions": {"keys": ["all"]}})
 	datacopy("access granted again ('all')", None)
-	emu.admin("POST", "/admin/vaults/%s" % vault["name"], {"enablePurgeProtection": False})
+	emu.admin_status("POST", "/admin/vaults/%s" % vault["name"], {"enablePurgeProtection": False})
 	datacopy("purge protection off", "SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled")
-	emu.admin("POST", "/admin/vaults/%s" % vault["name"], {"enablePurgeProtection": True})
+	emu.admin_status("POST", "/admin/vaults/%s" % vault["name"], {"enablePurgeProtection": True})
 	# a PATCH that makes the key usable clears the order's error
 	check(stored(dpath)["properties"].get("error") is not None, "the order shows the key error")
 	r = finish(patch(dict(kek(dkek["kekUrl"]), identity={"type": "SystemAssigned"}), demo["id"]))
@@ -757,17 +747,17 @@ def cmk_rules(emu):
 	check(r.status == 200 and "error" not in j["properties"]
 	      and all(s["stageStatus"] != "WaitingForCustomerActionForKek" for s in j["properties"]["details"]["jobStages"]),
 	      "a fixing PATCH clears properties.error and the stage's KEK wait", json.dumps(j["properties"].get("error")))
-	st, k = emu.admin("DELETE", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey))
+	st, k = emu.admin_status("DELETE", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey))
 	datacopy("the key deleted", "SsemUserErrorKeyDetailsNotFound")
-	check(emu.admin("DELETE", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey))[0] == 404, "admin: delete a missing key -> 404")
+	check(emu.admin_status("DELETE", "/admin/vaults/%s/keys/%s" % (vault["name"], dkey))[0] == 404, "admin: delete a missing key -> 404")
 	# user-assigned identity: deleted, then absent from the job
 	uai_job = dict(kek(good, identityProperties=ua),
 		       identity={"type": "SystemAssigned,UserAssigned", "userAssignedIdentities": {uai["id"]: {}}})
 	check(finish(patch(uai_job, demo["id"])).status == 200, "demo order switches to the user-assigned identity")
 	datacopy("the user-assigned identity", None)
-	st, _ = emu.admin("DELETE", "/admin/identities/" + uai["name"])
+	st, _ = emu.admin_status("DELETE", "/admin/identities/" + uai["name"])
 	datacopy("the user-assigned identity deleted", "SsemUserErrorKekUserIdentityNotFound")
-	st, back = emu.admin("POST", "/admin/identities", {k: uai[k] for k in ("id", "principalId", "clientId", "tenantId", "location")})
+	st, back = emu.admin_status("POST", "/admin/identities", {k: uai[k] for k in ("id", "principalId", "clientId", "tenantId", "location")})
 	check(st == 200 and back["principalId"] == uai["principalId"], "admin: re-create the identity")
 	r = finish(patch({"identity": {"type": "SystemAssigned"}}, demo["id"]))
 	check(r.status == 200 and "userAssignedIdentities" not in stored(dpath)["identity"],
@@ -788,9 +778,9 @@ def cmk_rules(emu):
 	      "a new system identity and the key in one PATCH: the new principal has no access yet", repr(r))
 	check(finish(patch({"identity": {"type": "SystemAssigned"}}, demo["id"])).status == 200, "identity SystemAssigned alone")
 	p1 = stored(dpath)["identity"]["principalId"]
-	emu.admin("POST", "/admin/vaults/%s/policies" % vault["name"], {"objectId": p1, "permissions": {"keys": ["get", "wrapKey", "unwrapKey"]}})
+	emu.admin_status("POST", "/admin/vaults/%s/policies" % vault["name"], {"objectId": p1, "permissions": {"keys": ["get", "wrapKey", "unwrapKey"]}})
 	datacopy("a fresh system identity with access", None)
-	check(emu.admin("POST", "/admin/subscriptions/%s/tenant" % sub, {"tenantId": t2})[0] == 200, "admin: move the subscription to another tenant")
+	check(emu.admin_status("POST", "/admin/subscriptions/%s/tenant" % sub, {"tenantId": t2})[0] == 200, "admin: move the subscription to another tenant")
 	r = emu.https(ARM, "GET", "/subscriptions/%s?api-version=2022-12-01" % sub, auth)
 	check(r.status == 200 and r.json()["tenantId"] == t2, "the moved subscription reports its new tenant; the admin's token still works", repr(r))
 	datacopy("the subscription moved", "SsemUserErrorCrossTenantIdentityAccessForbidden")
@@ -801,16 +791,16 @@ def cmk_rules(emu):
 	check(ident["principalId"] not in (p1, dprincipal) and ident["tenantId"] == t2,
 	      "recovery: a new principal in the subscription's current tenant", json.dumps(ident))
 	datacopy("the new identity without access", "SsemUserErrorKeyVaultBadRequestException")
-	emu.admin("POST", "/admin/vaults/%s/policies" % vault["name"], {"objectId": ident["principalId"], "permissions": {"keys": ["get", "wrapKey", "unwrapKey"]}})
+	emu.admin_status("POST", "/admin/vaults/%s/policies" % vault["name"], {"objectId": ident["principalId"], "permissions": {"keys": ["get", "wrapKey", "unwrapKey"]}})
 	datacopy("the new identity granted", None)
 
 	# ---- vault deletion, admin 404s ----
-	check(emu.admin("DELETE", "/admin/vaults/" + vault["name"])[0] == 200, "admin: delete the vault")
+	check(emu.admin_status("DELETE", "/admin/vaults/" + vault["name"])[0] == 200, "admin: delete the vault")
 	datacopy("the vault deleted", "SsemUserErrorKeyVaultDetailsNotFound")
-	check(emu.admin("POST", "/admin/vaults/" + vault["name"], {"enableSoftDelete": True})[0] == 404, "admin: unknown vault -> 404")
-	check(emu.admin("POST", "/admin/vaults/%s/keys/nope" % weak["name"], {"enabled": False})[0] == 404, "admin: unknown key -> 404")
-	check(emu.admin("POST", dpath + "/advance", {"status": "Nowhere"})[0] == 400, "admin: advance to an unknown stage -> 400")
-	check(emu.admin("POST", "/admin/jobs/%s/%s/nope/advance" % (d_sub, d_rg), {"status": "DataCopy"})[0] == 404, "admin: advance an unknown job -> 404")
+	check(emu.admin_status("POST", "/admin/vaults/" + vault["name"], {"enableSoftDelete": True})[0] == 404, "admin: unknown vault -> 404")
+	check(emu.admin_status("POST", "/admin/vaults/%s/keys/nope" % weak["name"], {"enabled": False})[0] == 404, "admin: unknown key -> 404")
+	check(emu.admin_status("POST", dpath + "/advance", {"status": "Nowhere"})[0] == 400, "admin: advance to an unknown stage -> 400")
+	check(emu.admin_status("POST", "/admin/jobs/%s/%s/nope/advance" % (d_sub, d_rg), {"status": "DataCopy"})[0] == 404, "admin: advance an unknown job -> 404")
 
 
 def main():
@@ -828,7 +818,7 @@ def main():
 		code = emu.proc
 	code.wait(5)
 	check(code.returncode == 0, "emulator exits 0 on SIGTERM")
-	print("emulator_smoke: %d checks passed" % checks)
+	print("emulator_smoke: %d checks passed" % check.count)
 
 
 if __name__ == "__main__":

@@ -40,10 +40,6 @@ def small_world(seed, orders=3):
 	return harness.gen_world(orders=orders, subscriptions=1, resource_groups=1, seed=seed)
 
 
-def imds_port(emu):
-	return emu.info["imds_port"]
-
-
 def base_env(tmp, path=BASE_PATH):
 	"""An environment with no credential in it at all."""
 	return {"PATH": path, "HOME": tmp, "LANG": "C"}
@@ -58,13 +54,13 @@ def auth_mount(emu, credential="auto", env=None, imds="closed", cache_ttl=2, tim
 	IDENTITY_ENDPOINT) out of the catch-all that sends every other
 	host:port to the emulator's HTTPS port."""
 	if imds == "emu":
-		imds_to = "127.0.0.1:%d" % imds_port(emu)
+		imds_to = "127.0.0.1:%d" % emu.imds_port
 	else:
 		imds_to = "127.0.0.1:%d" % harness.closed_port()
 	# curl takes the first matching connect_to: IMDS before the catch-all.
 	connect_to = ["%s:%s" % (IMDS, imds_to)]
 	if app_service:
-		connect_to.append("127.0.0.1:%d:127.0.0.1:%d" % (imds_port(emu), imds_port(emu)))
+		connect_to.append("127.0.0.1:%d:127.0.0.1:%d" % (emu.imds_port, emu.imds_port))
 	connect_to.append("::127.0.0.1:%d" % emu.https_port)
 	m = harness.Mount(emu, cache_ttl=cache_ttl, timeout=timeout, connect_to=connect_to,
 			  debug=debug, extra=extra)
@@ -80,7 +76,7 @@ def start_refused(tc, mnt, timeout=30):
 	Fails tc (after unmounting) when it mounted instead or did not exit."""
 	with open(mnt.stderr_path, "w") as errf:
 		mnt.proc = subprocess.Popen(mnt.argv, stdin=subprocess.DEVNULL, stdout=errf, stderr=errf,
-					    env=mnt.env, preexec_fn=harness._die_with_parent)
+					    env=mnt.env, preexec_fn=harness.die_with_parent)
 	deadline = time.monotonic() + timeout
 	mounted = False
 	while time.monotonic() < deadline:
@@ -155,14 +151,9 @@ def stats_delta(before, after, key):
 # ---- credentials made by the tests ----
 
 def make_cert(directory, name, password=None):
-	"""A self-signed RSA-2048 certificate and its key (encrypted with
-	password when given): (cert_pem, key_pem) text."""
-	key = os.path.join(directory, name + ".key")
-	crt = os.path.join(directory, name + ".crt")
-	protect = ["-passout", "pass:" + password] if password else ["-nodes"]
-	harness.run(["openssl", "req", "-x509", "-newkey", "rsa:2048"] + protect + ["-keyout", key,
-		     "-out", crt, "-days", "2", "-subj", "/CN=databoxfs-test-%s" % name],
-		    timeout=60, check=True)
+	"""emutest.make_cert(): a self-signed RSA-2048 certificate and its key
+	(encrypted with password when given), as (cert_pem, key_pem) text."""
+	crt, key = harness.emutest.make_cert(directory, name, password, cn="databoxfs-test-" + name)
 	with open(crt) as f:
 		cert_pem = f.read()
 	with open(key) as f:

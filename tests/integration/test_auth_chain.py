@@ -199,7 +199,7 @@ class Chain(unittest.TestCase):
 		with open(m.stderr_path, "w") as errf:
 			m.proc = harness.subprocess.Popen(m.argv, stdin=harness.subprocess.DEVNULL,
 							  stdout=errf, stderr=errf, env=m.env,
-							  preexec_fn=harness._die_with_parent)
+							  preexec_fn=harness.die_with_parent)
 		harness.wait_for(lambda: m.proc.poll() is not None or harness.is_mounted(m.path), 20,
 				 "databoxfs to mount or exit")
 		if harness.is_mounted(m.path):

@@ -10,6 +10,7 @@ to start the mount, with a clear message and exit status 1."""
 import os
 import re
 import unittest
+import urllib.parse
 
 import authtest
 import harness
@@ -222,7 +223,7 @@ class Sources(unittest.TestCase):
 		self.assertEqual(tok["path"], "/metadata/identity/oauth2/token")
 		q = dict(p.split("=", 1) for p in tok["query"].split("&"))
 		self.assertEqual(q.get("api-version"), "2018-02-01")
-		self.assertEqual(harness.urllib.parse.unquote(q.get("resource", "")),
+		self.assertEqual(urllib.parse.unquote(q.get("resource", "")),
 				 "https://management.azure.com")
 		self.assertEqual(q.get("client_id"), client_id)
 
@@ -239,7 +240,7 @@ class Sources(unittest.TestCase):
 		self.imds_check(tok, uai["client_id"])
 
 	def test_managed_identity_app_service(self):
-		env = {"IDENTITY_ENDPOINT": "http://127.0.0.1:%d/msi/token" % authtest.imds_port(self.emu),
+		env = {"IDENTITY_ENDPOINT": "http://127.0.0.1:%d/msi/token" % self.emu.imds_port,
 		       "IDENTITY_HEADER": self.world["identity_header"]}
 		tok = self.read_and_check(self.mount("msi", env, app_service=True),
 					  "managed_identity", "app_service")
@@ -251,7 +252,7 @@ class Sources(unittest.TestCase):
 
 	def test_managed_identity_app_service_wrong_header(self):
 		wrong = "not-" + self.world["identity_header"]
-		env = {"IDENTITY_ENDPOINT": "http://127.0.0.1:%d/msi/token" % authtest.imds_port(self.emu),
+		env = {"IDENTITY_ENDPOINT": "http://127.0.0.1:%d/msi/token" % self.emu.imds_port,
 		       "IDENTITY_HEADER": wrong}
 		m = self.mount("msi", env, app_service=True)
 		m.start()
