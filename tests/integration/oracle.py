@@ -104,24 +104,39 @@ TABLE_DETAILS = {
 GENERIC_REMEDY = "Contact Microsoft Support"
 
 
-def parse_blocks(text):
-	"""errors file text -> list of {field: value} (blank-line separated)."""
+_FIELD_RE = re.compile(r"([a-z_]+):(?: (.*))?$")
+
+
+def parse_errors(text):
+	"""The errors file as a list of {field: value} blocks, newest first.
+
+	The one parser of the tests, with the format's rules (README.md
+	"Errors", docs/formats.md "The errors file"), strictly, so that a
+	malformed file fails the test instead of parsing into something: the
+	text is empty or ends with a newline; blocks are separated by exactly
+	one blank line; every line of a block is "key: value", "key:" (an empty
+	value), or a continuation of the field above indented by two spaces
+	(a remedy's numbered steps), which joins its value after a newline; a
+	field appears once in a block. Anything else raises ValueError."""
+	if text == "":
+		return []
+	if not text.endswith("\n"):
+		raise ValueError("errors file does not end with a newline: %r" % text[-200:])
 	blocks = []
-	for chunk in re.split(r"\n\s*\n", text.strip("\n")):
-		if not chunk.strip():
-			continue
+	for chunk in text[:-1].split("\n\n"):
 		b = {}
 		last = None
 		for line in chunk.split("\n"):
-			if line.startswith(" ") and last:
-				b[last] += "\n" + line.strip()  # continuation (numbered steps)
+			if line.startswith("  ") and line.strip() and last is not None:
+				b[last] += "\n" + line[2:]
 				continue
-			k, sep, val = line.partition(": ")
-			if not sep and line.endswith(":"):
-				k, sep, val = line[:-1], ":", ""
-			if sep and k and k not in b:
-				b[k] = val
-				last = k
+			m = _FIELD_RE.match(line)
+			if not m:
+				raise ValueError("errors file: not a \"key: value\" line: %r in\n%s" % (line, text))
+			if m.group(1) in b:
+				raise ValueError("errors file: %s twice in a block:\n%s" % (m.group(1), text))
+			last = m.group(1)
+			b[last] = m.group(2) or ""
 		blocks.append(b)
 	return blocks
 
@@ -133,7 +148,7 @@ def check_errors(tc, job, data, where):
 		tc.assertEqual(data, b"", "%s: errors must be empty" % where)
 		return
 	tc.assertTrue(text.endswith("\n"), "%s: errors must end with a newline" % where)
-	blocks = parse_blocks(text)
+	blocks = parse_errors(text)
 	tc.assertTrue(blocks, "%s: errors must not be empty" % where)
 	for b in blocks:
 		for field in ("code", "source", "time", "message", "recoverable", "remedy"):

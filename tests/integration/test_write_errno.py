@@ -10,6 +10,7 @@ import time
 import unittest
 
 import harness
+import oracle
 import writes
 
 JOBS = "/subscriptions/"
@@ -27,7 +28,7 @@ class Errno(writes.WriteWorld):
 		self.assert_refused(p, errno_text)
 		self.assert_unchanged(before, sub, rg, name)
 		text = writes.read(os.path.join(d, "errors"))
-		blocks = [b for b in writes.parse_errors(text) if b.get("source") == "last-write"]
+		blocks = [b for b in oracle.parse_errors(text) if b.get("source") == "last-write"]
 		self.assertEqual(len(blocks), 1, text)
 		return blocks[0], took
 
@@ -99,7 +100,7 @@ class Errno(writes.WriteWorld):
 			self.assert_refused(p, "Connection timed out")
 			self.assertLess(took, 3 + 3, "the write outlived -o timeout")
 			self.assertEqual(len(writes.patches(self.emu.requests())), 1)
-			b = [x for x in writes.parse_errors(writes.read(os.path.join(d, "errors")))
+			b = [x for x in oracle.parse_errors(writes.read(os.path.join(d, "errors")))
 			     if x.get("source") == "last-write"][0]
 			self.assertEqual(b["code"], "Timeout", b)
 			# The PATCH was accepted: the admin must learn the change may still land.
@@ -123,7 +124,7 @@ class Errno(writes.WriteWorld):
 			self.assert_refused(p, "No route to host")
 			self.assertEqual(writes.patches(self.emu.requests()), [])
 			self.assert_unchanged(before, sub, rg, name)
-			self.assertTrue([b for b in writes.parse_errors(writes.read(os.path.join(d, "errors")))
+			self.assertTrue([b for b in oracle.parse_errors(writes.read(os.path.join(d, "errors")))
 					 if b.get("source") == "last-write"])
 		finally:
 			mnt.stop()

@@ -25,6 +25,7 @@ import time
 import uuid
 
 import harness
+import oracle
 
 API = "2025-07-01"
 
@@ -94,27 +95,6 @@ def echo_to(path, value, timeout=60):
 def read(path):
 	with open(path) as f:
 		return f.read()
-
-
-def parse_errors(text):
-	"""The errors file as a list of {field: value} blocks, newest first;
-	indented continuation lines (a remedy's numbered steps) join their field."""
-	blocks = []
-	for chunk in text.split("\n\n"):
-		if not chunk.strip():
-			continue
-		b = {}
-		last = None
-		for line in chunk.split("\n"):
-			if line.startswith("  ") and last:
-				b[last] += "\n" + line.strip()  # continuation (numbered steps)
-				continue
-			k, sep, v = line.partition(": ")
-			if sep:
-				b[k] = v
-				last = k
-		blocks.append(b)
-	return blocks
 
 
 def patches(requests):
@@ -245,7 +225,7 @@ class WriteWorld(harness.MountedWorld):
 		"""The errors file of order dir d has a block for code from source,
 		with the table's recoverable and remedy; returns the block."""
 		text = read(os.path.join(d, "errors"))
-		blocks = [b for b in parse_errors(text) if b.get("source") == source]
+		blocks = [b for b in oracle.parse_errors(text) if b.get("source") == source]
 		found = [b for b in blocks if b.get("code") == code]
 		self.assertTrue(found, "no %s block for %s in errors:\n%s" % (source, code, text))
 		b = found[0]
@@ -263,7 +243,7 @@ class WriteWorld(harness.MountedWorld):
 
 	def assert_no_last_write(self, d):
 		text = read(os.path.join(d, "errors"))
-		self.assertFalse([b for b in parse_errors(text) if b.get("source") == "last-write"], text)
+		self.assertFalse([b for b in oracle.parse_errors(text) if b.get("source") == "last-write"], text)
 
 	def assert_unchanged(self, before, sub, rg, name):
 		self.assertEqual(self.job(sub, rg, name), before, "a refused write changed the order")
