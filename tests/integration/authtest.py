@@ -123,11 +123,6 @@ def token_stats(emu):
 	return emu.admin("GET", "/admin/tokens/stats")
 
 
-def reset_log(emu):
-	emu.admin("POST", "/admin/requests/reset", {})
-	emu.reset_counters()
-
-
 def token_requests(emu):
 	"""Token requests in the request log: Entra (grant_type set) and managed identity."""
 	return [r for r in emu.requests()

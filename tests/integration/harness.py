@@ -354,6 +354,12 @@ class MountedWorld(unittest.TestCase):
 		finally:
 			cls.emu.stop()
 
+	def expect_errno(self, code, fn, *args):
+		"""fn(*args) must raise OSError with errno code."""
+		with self.assertRaises(OSError) as cm:
+			fn(*args)
+		self.assertEqual(cm.exception.errno, code, "%s%r: %s" % (fn.__name__, args, cm.exception))
+
 	def tearDown(self):
 		if hasattr(self, "mnt") and self.mnt.proc.poll() is not None:
 			log("databoxfs exited %s; its log:\n%s" % (self.mnt.proc.returncode,
@@ -372,8 +378,13 @@ def main():
 
 
 def cat(tc, path, timeout=60):
-	"""cat PATH as bytes; fails the test tc when cat fails."""
+	"""cat PATH as bytes, bounded; when cat fails, fails the test tc (or,
+	with tc None, raises AssertionError)."""
 	p = subprocess.run(["cat", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
 			   timeout=timeout, stdin=subprocess.DEVNULL)
-	tc.assertEqual(p.returncode, 0, "cat %s: %s" % (path, p.stderr.decode(errors="replace")))
+	if p.returncode != 0:
+		msg = "cat %s: exit %d: %s" % (path, p.returncode, p.stderr.decode(errors="replace"))
+		if tc is None:
+			raise AssertionError(msg)
+		tc.fail(msg)
 	return p.stdout

@@ -38,7 +38,7 @@ class Audiences(writes.WriteWorld):
 		m = authtest.auth_mount(self.emu, credential, env, imds=imds, cache_ttl=0, timeout=30,
 					extra=("lro_poll=0.05",))
 		self.cleanup.append(m)
-		self.reset_log()
+		self.emu.reset_log()
 		self.stats0 = authtest.token_stats(self.emu)
 		self.mnt = m.start()
 		return m

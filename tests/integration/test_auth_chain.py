@@ -44,7 +44,7 @@ class Chain(unittest.TestCase):
 		"""Mount with credential=auto (the option as the default spells it),
 		read the order, unmount; the credential kinds the emulator issued and
 		the number of az runs."""
-		authtest.reset_log(self.emu)
+		self.emu.reset_log()
 		before = authtest.token_stats(self.emu)
 		runs = len(self.az.calls())
 		m = authtest.auth_mount(self.emu, "auto", env, imds=imds)
@@ -100,7 +100,7 @@ class Chain(unittest.TestCase):
 		       "AZURE_CLIENT_ID": self.client["client_id"],
 		       "AZURE_CLIENT_SECRET": "wrong-" + os.urandom(8).hex(),
 		       "PATH": self.az.path()}
-		authtest.reset_log(self.emu)
+		self.emu.reset_log()
 		m = authtest.auth_mount(self.emu, "auto", env, imds="emu")
 		self.cleanup.append(m)
 		m.start()
@@ -130,7 +130,7 @@ class Chain(unittest.TestCase):
 		env = {"AZURE_TENANT_ID": self.client["tenant_id"], "PATH": self.az.path()}
 		self.emu.fault(service="imds", latency_ms=8000)
 		try:
-			authtest.reset_log(self.emu)
+			self.emu.reset_log()
 			m = authtest.auth_mount(self.emu, "auto", env, imds="emu")
 			self.cleanup.append(m)
 			m.start()
@@ -166,7 +166,7 @@ class Chain(unittest.TestCase):
 	def no_source_mount(self):
 		self.assertIsNone(shutil.which("az", path=authtest.BASE_PATH),
 				  "an az on %s spoils this test" % authtest.BASE_PATH)
-		authtest.reset_log(self.emu)
+		self.emu.reset_log()
 		m = authtest.auth_mount(self.emu, "auto", {}, imds="closed")
 		self.cleanup.append(m)
 		return m

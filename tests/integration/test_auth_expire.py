@@ -33,7 +33,7 @@ class Expire(unittest.TestCase):
 		path = authtest.order_path(m, self.job, "status")
 		want = (self.job["properties"]["status"] + "\n").encode()
 		self.assertEqual(harness.cat(self, path), want)
-		authtest.reset_log(self.emu)
+		self.emu.reset_log()
 		before = authtest.token_stats(self.emu)
 		az_before = len(az.calls()) if az else 0
 		self.emu.admin("POST", "/admin/tokens/" + how, {})
@@ -96,11 +96,11 @@ class Expire(unittest.TestCase):
 		for job in self.world["jobs"]:
 			for f in ("status", "encryption_type", "key_url", "identity", "errors"):
 				paths.append(authtest.order_path(m, job, f))
-		authtest.reset_log(self.emu)
+		self.emu.reset_log()
 		m.start()
 		for round_ in ("first use", "after expire"):
 			if round_ == "after expire":
-				authtest.reset_log(self.emu)
+				self.emu.reset_log()
 				self.emu.admin("POST", "/admin/tokens/expire", {})
 			procs = [harness.subprocess.Popen(["cat", p], stdout=harness.subprocess.DEVNULL,
 							  stderr=harness.subprocess.PIPE,

@@ -116,7 +116,7 @@ class Hygiene(unittest.TestCase):
 	def test_env_secret_session(self):
 		env = {"AZURE_TENANT_ID": self.client["tenant_id"], "AZURE_CLIENT_ID": self.client["client_id"],
 		       "AZURE_CLIENT_SECRET": self.secret}
-		authtest.reset_log(self.emu)
+		self.emu.reset_log()
 		m, contents, names, cmdline, home = self.session("env", env)
 		# The session did fetch, use and renew tokens.
 		toks = [r for r in authtest.token_requests(self.emu) if r["user_agent"].startswith("databoxfs/")]

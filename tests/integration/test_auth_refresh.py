@@ -34,7 +34,7 @@ class Refresh(unittest.TestCase):
 						     "AZURE_CLIENT_SECRET": c["client_secret"]},
 					cache_ttl=0, timeout=10)
 		self.cleanup.append(m)
-		authtest.reset_log(emu)
+		emu.reset_log()
 		before = authtest.token_stats(emu)
 		m.start()
 		path = authtest.order_path(m, job, "status")

@@ -32,7 +32,7 @@ class Sources(unittest.TestCase):
 	def setUp(self):
 		self.cleanup = []
 		self.tmp = harness.tempfile.mkdtemp(prefix="dbx-auth-")
-		authtest.reset_log(self.emu)
+		self.emu.reset_log()
 		self.before = authtest.token_stats(self.emu)
 
 	def tearDown(self):
@@ -186,7 +186,7 @@ class Sources(unittest.TestCase):
 		authtest.write_file(tf + ".new", new)
 		os.rename(tf + ".new", tf)
 		self.emu.admin("POST", "/admin/tokens/expire", {})
-		authtest.reset_log(self.emu)
+		self.emu.reset_log()
 		self.assertEqual(harness.cat(self, path), want, "the rotated token file was not re-read")
 		toks = authtest.token_requests(self.emu)
 		self.assertEqual([t["status"] for t in toks], [200], toks)

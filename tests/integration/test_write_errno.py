@@ -21,7 +21,7 @@ class Errno(writes.WriteWorld):
 	def failing_write(self, d, errno_text, value=None):
 		sub, rg, name = d.split(os.sep)[-3:]
 		before = self.job(sub, rg, name)
-		self.reset_log()
+		self.emu.reset_log()
 		t0 = time.monotonic()
 		p = writes.echo_to(os.path.join(d, "key_url"), value or self.key_url("dbx-key-3072"))
 		took = time.monotonic() - t0
@@ -93,7 +93,7 @@ class Errno(writes.WriteWorld):
 			d = mnt.p(sub, rg, name)
 			self.emu.fault(service="arm", method="GET", path_prefix=JOBS + self.sub0 +
 				       "/providers/Microsoft.DataBox/locations/", latency_ms=5000)
-			self.reset_log()
+			self.emu.reset_log()
 			t0 = time.monotonic()
 			p = writes.echo_to(os.path.join(d, "key_url"), self.key_url("dbx-key-3072"))
 			took = time.monotonic() - t0
@@ -119,7 +119,7 @@ class Errno(writes.WriteWorld):
 			sub, rg, name, _ = self.new_order("cm-system")
 			d = mnt.p(sub, rg, name)
 			before = self.job(sub, rg, name)
-			self.reset_log()
+			self.emu.reset_log()
 			p = writes.echo_to(os.path.join(d, "key_url"), self.key_url("dbx-key-3072"))
 			self.assert_refused(p, "No route to host")
 			self.assertEqual(writes.patches(self.emu.requests()), [])
@@ -133,7 +133,7 @@ class Errno(writes.WriteWorld):
 		sub, rg, name, d = self.new_order("cm-system")
 		url = self.key_url("dbx-key-3072")
 		self.emu.fault(service="keyvault", method="GET", path_prefix="/keys/", status=403)
-		self.reset_log()
+		self.emu.reset_log()
 		p = writes.echo_to(os.path.join(d, "key_url"), url)
 		self.assertEqual(p.returncode, 0, p.stderr)
 		self.assertEqual(self.kek(self.job(sub, rg, name))["kekUrl"], url)

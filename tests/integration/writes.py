@@ -213,9 +213,9 @@ class WriteWorld(harness.MountedWorld):
 	def kek(self, job):
 		return job["properties"]["details"].get("keyEncryptionKey")
 
-	def reset_log(self):
-		self.emu.admin("POST", "/admin/requests/reset", {})
-		self.emu.reset_counters()
+	def kek_url_of(self, sub, rg, name):
+		"""The stored order's kekUrl (None without one)."""
+		return self.kek(self.job(sub, rg, name)).get("kekUrl")
 
 	def assert_refused(self, p, errno_text=EINVAL_TEXT):
 		self.assertNotEqual(p.returncode, 0, "the write succeeded: %r" % (p,))
@@ -255,7 +255,7 @@ class WriteWorld(harness.MountedWorld):
 		sub, rg, name = d.split(os.sep)[-3:]
 		before = self.job(sub, rg, name)
 		shown = read(os.path.join(d, file))
-		self.reset_log()
+		self.emu.reset_log()
 		p = echo_to(os.path.join(d, file), value)
 		self.assert_refused(p, errno_text)
 		self.assertEqual(read(os.path.join(d, file)), shown, "the file shows a refused value")
