@@ -387,14 +387,6 @@ def jwt_rs256(key, header, payload):
 
 def entra_and_imds(emu):
 	"""Client assertions (certificate, federated), IMDS and App Service, token lifetime and stats."""
-	w = emu.world
-	c = w["clients"][0]
-	tenant = c["tenant_id"]
-	sub = w["subscriptions"][0]["subscriptionId"]
-	login = "login.microsoftonline.com"
-	tpath = "/%s/oauth2/v2.0/token" % tenant
-	endpoint = "https://%s%s" % (login, tpath)
-	hdr = {"Content-Type": "application/x-www-form-urlencoded"}
 	d = tempfile.mkdtemp(prefix="dbxemu-cert-")
 	try:
 		entra_and_imds_in(emu, d)
