@@ -15,7 +15,9 @@ credential tests need:
     a real token from the emulator, prints what `az account get-access-token
     --output json` prints, and records its argv, its environment's names,
     and raw copies of its /proc/self/cmdline and /proc/self/environ;
-  - token_requests()/stats helpers over the emulator's request log.
+  - token_requests()/stats helpers over the emulator's request log;
+  - AuthTest: the base class of the credential tests (a class emulator,
+    and mounts, stand-in az and emulators per test, all stopped after it).
 """
 
 import json
@@ -25,6 +27,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import unittest
 import uuid
 
 import harness
@@ -43,6 +46,12 @@ def small_world(seed, orders=3):
 def base_env(tmp, path=BASE_PATH):
 	"""An environment with no credential in it at all."""
 	return {"PATH": path, "HOME": tmp, "LANG": "C"}
+
+
+def secret_env(client):
+	"""The environment source's variables for client's secret."""
+	return {"AZURE_TENANT_ID": client["tenant_id"], "AZURE_CLIENT_ID": client["client_id"],
+		"AZURE_CLIENT_SECRET": client["client_secret"]}
 
 
 def auth_mount(emu, credential="auto", env=None, imds="closed", cache_ttl=2, timeout=20,
@@ -288,9 +297,55 @@ def register_client(emu, tenant_id, **fields):
 	return c
 
 
-def stop_all(objs):
-	for o in reversed(objs):
+class AuthTest(harness.Cleanup, unittest.TestCase):
+	"""Base of the credential tests. With SEED set, one emulator for the
+	class on class_world() (small_world(SEED, ORDERS)): cls.world, cls.emu,
+	cls.client (the world's first app), cls.job (its order number JOB). Per test (harness.Cleanup, so all
+	of it is stopped in tearDown): mount() an auth_mount, not started;
+	fake_az() a FakeAz; emulator() an emulator of the test's own."""
+
+	SEED = None
+	ORDERS = 3
+	JOB = 0
+
+	@classmethod
+	def class_world(cls):
+		return small_world(cls.SEED, cls.ORDERS)
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		if cls.SEED is not None:
+			cls.world = cls.class_world()
+			cls.emu = harness.Emulator(cls.world).start()
+			cls.client = cls.world["clients"][0]
+			cls.job = cls.world["jobs"][cls.JOB]
+
+	@classmethod
+	def tearDownClass(cls):
 		try:
-			o.stop()
-		except Exception as e:  # noqa: BLE001 - report and go on cleaning
-			harness.log("cleanup: %r" % e)
+			if cls.SEED is not None:
+				cls.emu.stop()
+		finally:
+			super().tearDownClass()
+
+	def mount(self, credential, env=None, emu=None, **kw):
+		"""auth_mount(emu or self.emu, credential, env, **kw), stopped in tearDown."""
+		return self.track(auth_mount(emu or self.emu, credential, env, **kw))
+
+	def fake_az(self, emu=None, **kw):
+		return self.track(FakeAz(emu or self.emu, **kw))
+
+	def emulator(self, world):
+		"""A started emulator of this test's own on world."""
+		return self.track(harness.Emulator(world).start())
+
+	def lifetime_mount(self, seed, lifetime, timeout):
+		"""An emulator of the test's own that issues tokens living lifetime
+		seconds, and an environment-secret mount on it with cache_ttl=0 (not
+		started): (emulator, its world's first order, mount)."""
+		world = small_world(seed=seed)
+		emu = self.emulator(world)
+		emu.admin("POST", "/admin/tokens/lifetime", {"seconds": lifetime})
+		m = self.mount("env", secret_env(emu.client()), emu=emu, cache_ttl=0, timeout=timeout)
+		return emu, world["jobs"][0], m

@@ -295,6 +295,37 @@ class Mount:
 				_LIVE.remove(self)
 
 
+def stop_all(objs):
+	"""stop() each of objs, last first; report a failure and go on."""
+	for o in reversed(objs):
+		try:
+			o.stop()
+		except Exception as e:  # noqa: BLE001 - report and go on cleaning
+			log("cleanup: %r" % e)
+
+
+class Cleanup:
+	"""Mixin of test cases that start things per test: track(obj) puts obj
+	(anything with stop(): a Mount, an Emulator, a stand-in az) on
+	self.cleanup; after tearDown, and even when setUp or the test failed,
+	they are all stopped, last first. self.tmp is a fresh private
+	directory, removed then too."""
+
+	def setUp(self):
+		super().setUp()
+		self.cleanup = []
+		self.tmp = private_tmp("case-")
+		self.addCleanup(self._stop_tracked)
+
+	def _stop_tracked(self):
+		stop_all(self.cleanup)
+		shutil.rmtree(self.tmp, ignore_errors=True)
+
+	def track(self, obj):
+		self.cleanup.append(obj)
+		return obj
+
+
 def _cleanup_all():
 	global _ROOT
 	# Mounts first (they talk to emulators), then emulators.
