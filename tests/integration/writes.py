@@ -12,9 +12,8 @@ clones of the world's orders under fresh names with their own system
 principal (granted on the vault when the kind needs it), so tests share
 one emulator and one mount without sharing state.
 
-The remedy fragments below are sentences of the "Troubleshoot errors"
-table of the source document (docs/ssem-table.md), as plain text (markdown links
-reduced to their text), which the errors file must show.
+The table rows the errors file must show (recoverable, remedy fragments)
+are oracle.SSEM and oracle.GENERIC_REMEDY.
 """
 
 import copy
@@ -28,48 +27,6 @@ import harness
 import oracle
 
 API = "2025-07-01"
-
-# code -> (recoverable as the errors file says it, fragments of the table's remedy)
-SSEM = {
-	"SsemUserErrorEncryptionKeyDisabled": ("yes", ["Yes, by enabling the key version."]),
-	"SsemUserErrorEncryptionKeyExpired": ("yes", ["Yes, by enabling the key version."]),
-	"SsemUserErrorKeyDetailsNotFound": ("depends", [
-		"If you deleted the key vault, you can't recover the customer-managed key.",
-		"Revert the key vault back to the old tenant.",
-		"Set Identity = None and then set the value back to Identity = SystemAssigned."]),
-	"SsemUserErrorKeyVaultBadRequestException": ("yes", [
-		"Add the identity selected to your key vault to enable access to the "
-		"customer-managed key."]),
-	"SsemUserErrorKeyVaultDetailsNotFound": ("depends", [
-		"If you deleted the key vault, you can't recover the customer-managed key.",
-		"Revert the key vault back to the old tenant."]),
-	"SsemUserErrorSystemAssignedIdentityAbsent": ("yes", [
-		"Key vault still has the MSI in the access policy.",
-		"Identity is of type System assigned."]),
-	"SsemUserErrorUserAssignedLimitReached": ("yes", [
-		"Retry the operation with fewer user identities, or remove some user-assigned "
-		"identities from the resource before retrying."]),
-	"SsemUserErrorCrossTenantIdentityAccessForbidden": ("yes", [
-		"Or move the identity to the new tenant under which the subscription is present."]),
-	"SsemUserErrorKekUserIdentityNotFound": ("yes", [
-		"Try adding a different user-assigned identity to your key vault to enable access "
-		"to the customer-managed key."]),
-	"SsemUserErrorUserAssignedIdentityAbsent": ("yes", [
-		"Either the User Assigned Identity (UAI) associated with the key is deleted or the "
-		"UAI type has changed."]),
-	"SsemUserErrorEncryptionKeyTypeNotSupported": ("yes", [
-		"Enable a supported encryption type on the key - for example, RSA or RSA-HSM."]),
-	"SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled": ("yes", [
-		"Ensure that both soft delete and purge protection are enabled on the key vault."]),
-	"SsemUserErrorInvalidKeyVaultUrl": ("yes", [
-		"Get the correct key vault URI. To get the key vault URI, use Get-AzKeyVault in "
-		"PowerShell."]),
-	"SsemUserErrorKeyVaultUrlWithInvalidScheme": ("yes", ["Pass the key vault URI over HTTPS."]),
-	"SsemUserErrorKeyVaultUrlInvalidHost": ("yes", [
-		"In the public cloud, the key vault URI should end with vault.azure.net."]),
-}
-GENERIC_REMEDY = ("This error is a generic error. Contact Microsoft Support to troubleshoot the "
-		  "error and determine the next steps.")
 
 EINVAL_TEXT = "Invalid argument"
 EIO_TEXT = "Input/output error"
@@ -230,10 +187,10 @@ class WriteWorld(harness.MountedWorld):
 		self.assertTrue(found, "no %s block for %s in errors:\n%s" % (source, code, text))
 		b = found[0]
 		if generic:
-			self.assertEqual(b.get("remedy"), GENERIC_REMEDY, text)
+			self.assertEqual(b.get("remedy"), oracle.GENERIC_REMEDY, text)
 			self.assertEqual(b.get("recoverable"), "depends", text)
 		else:
-			recoverable, fragments = SSEM[code]
+			recoverable, fragments = oracle.SSEM[code]
 			self.assertEqual(b.get("recoverable"), recoverable, text)
 			for frag in fragments:
 				self.assertIn(frag, b.get("remedy", ""), text)
