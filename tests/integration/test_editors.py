@@ -9,7 +9,6 @@ import errno
 import os
 import shutil
 
-import harness
 import oracle
 import writes
 

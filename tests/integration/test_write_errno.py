@@ -7,7 +7,6 @@ keys) skips that check: the write proceeds and the service decides."""
 
 import os
 import time
-import unittest
 
 import harness
 import oracle
