@@ -6,8 +6,12 @@ use too) on a world made by gen-world.py in a private temporary directory,
 mounts databoxfs in the foreground (-f) in the background of the test, and
 tears both down in every case (tearDown/tearDownClass, plus an atexit hook
 as the last resort), so a failing test leaves no mount, process or
-directory behind. Every wait
-and every subprocess has a bound.
+directory behind. Every wait and every subprocess has a bound.
+
+What it holds: Emulator (emutest.Emulator on the build's binary), Mount,
+MountedWorld (one emulator and mount per module; expect_errno), Cleanup
+(per-test objects stopped after the test; stop_all), gen_world, run,
+cat, wait_for, the mount table readers, and main().
 
 Paths of the programs come from the environment, set by CMake:
   DBX_DATABOXFS  $<TARGET_FILE:databoxfs>

@@ -2,7 +2,9 @@
 Python straight from the world's job JSON and docs/formats.md ("The tree", "The errors file").
 
 It shares no code with databoxfs (which parses JSON in C, backend/azure/order.c)
-so a wrong mapping on either side shows up as a difference.
+so a wrong mapping on either side shows up as a difference. It also holds
+the tests' one errors-file parser (parse_errors) and the troubleshooting
+rows the errors file must show (SSEM, GENERIC_REMEDY, TABLE_DETAILS).
 """
 
 import calendar
