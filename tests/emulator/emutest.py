@@ -1,13 +1,24 @@
-"""emutest.py: start/stop databox-emulator and talk to it, for the tests.
+"""emutest.py: start/stop databox-emulator and talk to it, for every test.
 
-Standard library only. Emulator() generates a world (or takes one), starts
-the emulator with its own state directory, waits for emulator.json and
-kills the process (and removes the directory) on close. imds() talks to
-the managed identity listener. https() sends a
-request to a real Azure host name through 127.0.0.1:port: the TLS SNI and
-the Host header carry the real name, the emulator's CA is the only trust
-anchor.
+The one launcher of the emulator and the helpers that the emulator smoke
+test, the conformance test and the integration tests (through
+tests/integration/harness.py) share. Standard library only.
+
+  - Emulator: a world (generated or given) in its own directory, the
+    emulator started with its own state directory, ready once
+    emulator.json appears (bounded), stopped with SIGTERM (then SIGKILL)
+    and its directory removed on stop. https() sends a request to a real
+    Azure host name through 127.0.0.1:port: the TLS SNI and the Host
+    header carry the real name, the emulator's CA is the only trust
+    anchor. imds() talks to the managed identity listener; admin() and
+    admin_status() to the admin API (counters, request log, faults).
+  - gen_world(): run gen-world.py, bounded, and return the world.
+  - die_with_parent(): preexec_fn that makes a child die with the test.
+  - make_cert(): a self-signed RSA certificate and key made with openssl.
+  - Checks: the check counter of the script-style tests (smoke.py,
+    sdk_python.py).
 """
+import ctypes
 import http.client
 import json
 import os
@@ -22,151 +33,290 @@ import urllib.parse
 
 PY = "/usr/bin/python3"
 PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
-def _die_with_parent():
-    """Child side of Popen: take SIGTERM when the test process dies."""
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
+def die_with_parent():
+	"""preexec_fn: SIGTERM the child when the test process dies, even by
+	SIGKILL (a ctest timeout), so no emulator or mount outlives its test."""
+	_LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def gen_world(script, args=(), timeout=120):
+	"""The world gen-world.py prints for args, as a dict."""
+	p = subprocess.run([PY, script] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+			   stdin=subprocess.DEVNULL, timeout=timeout)
+	if p.returncode != 0:
+		raise RuntimeError("gen-world.py %s exited %d: %s" % (
+			" ".join(args), p.returncode, p.stderr.decode(errors="replace").strip()))
+	return json.loads(p.stdout)
+
+
+_gen_world = gen_world  # Emulator's gen_world argument hides the name
+
+
+def make_cert(directory, name, password=None, cn=None):
+	"""A self-signed RSA-2048 certificate and its key (encrypted with password
+	when given) made with the openssl command: (certificate path, key path)."""
+	key = os.path.join(directory, name + ".key")
+	crt = os.path.join(directory, name + ".pem")
+	protect = ["-passout", "pass:" + password] if password else ["-nodes"]
+	subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048"] + protect +
+		       ["-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=" + (cn or name)],
+		       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+		       stdin=subprocess.DEVNULL, timeout=60)
+	return crt, key
+
+
+class Checks:
+	"""check(cond, what, detail): print "ok   what", or raise AssertionError;
+	count says how many passed."""
+
+	def __init__(self):
+		self.count = 0
+
+	def __call__(self, cond, what, detail=""):
+		if not cond:
+			raise AssertionError("FAILED: %s %s" % (what, detail))
+		self.count += 1
+		print("ok   %s" % what, flush=True)
 
 
 class Response:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
+	def __init__(self, status, headers, body):
+		self.status = status
+		self.headers = headers
+		self.body = body
 
-    def header(self, name):
-        for k, v in self.headers:
-            if k.lower() == name.lower():
-                return v
-        return None
+	def header(self, name):
+		for k, v in self.headers:
+			if k.lower() == name.lower():
+				return v
+		return None
 
-    def json(self):
-        return json.loads(self.body.decode()) if self.body else None
+	def json(self):
+		return json.loads(self.body.decode()) if self.body else None
 
-    def __repr__(self):
-        return "<%d %s>" % (self.status, self.body[:300])
+	def __repr__(self):
+		return "<%d %s>" % (self.status, self.body[:300])
 
 
 class _Conn(http.client.HTTPSConnection):
-    def __init__(self, host, port, context, timeout):
-        super().__init__(host, 443, context=context, timeout=timeout)
-        self._real_port = port
+	def __init__(self, host, port, context, timeout):
+		super().__init__(host, 443, context=context, timeout=timeout)
+		self._real_port = port
 
-    def connect(self):
-        sock = socket.create_connection(("127.0.0.1", self._real_port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+	def connect(self):
+		sock = socket.create_connection(("127.0.0.1", self._real_port), self.timeout)
+		self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
 class Emulator:
-    def __init__(self, binary, world=None, gen_world=None, gen_args=(), extra_args=(),
-                 port=0, timeout=20):
-        self.dir = tempfile.mkdtemp(prefix="dbxemu-")
-        self.proc = None
-        try:
-            self.world_path = os.path.join(self.dir, "world.json")
-            if world is None:
-                out = subprocess.run([PY, gen_world] + list(gen_args), check=True,
-                                     stdout=subprocess.PIPE, timeout=30).stdout
-                with open(self.world_path, "wb") as f:
-                    f.write(out)
-            else:
-                with open(self.world_path, "w") as f:
-                    json.dump(world, f)
-            with open(self.world_path) as f:
-                self.world = json.load(f)
-            state = os.path.join(self.dir, "state")
-            self.proc = subprocess.Popen(
-                [binary, "--world", self.world_path, "--state-dir", state,
-                 "--port", str(port)] + list(extra_args), preexec_fn=_die_with_parent)
-            info = os.path.join(state, "emulator.json")
-            deadline = time.time() + timeout
-            while not os.path.exists(info):
-                if self.proc.poll() is not None:
-                    raise RuntimeError("emulator exited with %d" % self.proc.returncode)
-                if time.time() > deadline:
-                    raise RuntimeError("emulator did not start in %ds" % timeout)
-                time.sleep(0.05)
-            with open(info) as f:
-                self.info = json.load(f)
-            self.port = self.info["https_port"]
-            self.admin_port = self.info["admin_port"]
-            self.imds_port = self.info.get("imds_port")
-            self.cafile = self.info["cafile"]
-            self.ctx = ssl.create_default_context(cafile=self.cafile)
-        except BaseException:
-            self.close()
-            raise
+	"""databox-emulator on a world in its own directory.
 
-    def close(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+	world: a dict, or None to run gen_world(gen_world, gen_args). directory:
+	where world.json, state/ and emulator.log go; by default a fresh one,
+	removed on stop. log_file: the emulator's output goes to emulator.log
+	(log_tail() reads it) instead of this process's stdout. Nothing runs
+	until start() (or with); stop() (or the end of with) ends it."""
 
-    def __enter__(self):
-        return self
+	def __init__(self, binary, world=None, gen_world=None, gen_args=(), extra_args=(),
+		     port=0, timeout=30, directory=None, log_file=False):
+		self.binary = binary
+		self.own_dir = directory is None
+		self.dir = directory or tempfile.mkdtemp(prefix="dbxemu-")
+		self.state = os.path.join(self.dir, "state")
+		self.world_path = os.path.join(self.dir, "world.json")
+		self.log_path = os.path.join(self.dir, "emulator.log") if log_file else None
+		self.extra_args = list(extra_args)
+		self.listen_port = port
+		self.timeout = timeout
+		self.proc = None
+		self.info = None
+		try:
+			self.world = world if world is not None else _gen_world(gen_world, gen_args)
+			os.makedirs(self.state, exist_ok=True)
+			with open(self.world_path, "w") as f:
+				json.dump(self.world, f)
+		except BaseException:
+			self.stop()
+			raise
 
-    def __exit__(self, *exc):
-        self.close()
+	def start(self):
+		"""Start the emulator and wait (bounded) until it listens."""
+		argv = [self.binary, "--world", self.world_path, "--state-dir", self.state,
+			"--port", str(self.listen_port)] + self.extra_args
+		try:
+			out = open(self.log_path, "w") if self.log_path else None
+			try:
+				self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+							     stderr=subprocess.STDOUT if out else None,
+							     preexec_fn=die_with_parent)
+			finally:
+				if out:
+					out.close()
+			info = os.path.join(self.state, "emulator.json")
+			deadline = time.monotonic() + self.timeout
+			while True:
+				if self.proc.poll() is not None:
+					raise RuntimeError("emulator exited with %d: %s" % (self.proc.returncode,
+											  self.log_tail()))
+				try:
+					with open(info) as f:
+						self.info = json.load(f)
+					break
+				except (OSError, ValueError):
+					pass
+				if time.monotonic() > deadline:
+					raise RuntimeError("emulator did not start in %ds: %s" % (self.timeout,
+												self.log_tail()))
+				time.sleep(0.05)
+			self.port = self.https_port = self.info["https_port"]
+			self.admin_port = self.info["admin_port"]
+			self.imds_port = self.info.get("imds_port")
+			self.cafile = self.info.get("cafile") or os.path.join(self.state, "ca.pem")
+			self.ctx = ssl.create_default_context(cafile=self.cafile)
+		except BaseException:
+			self.stop()
+			raise
+		return self
 
-    # ---- Azure side ----
-    def https(self, host, method, path, headers=None, body=None, timeout=10):
-        conn = _Conn(host, self.port, self.ctx, timeout)
-        try:
-            hdrs = dict(headers or {})
-            if isinstance(body, (dict, list)):
-                body = json.dumps(body)
-                hdrs.setdefault("Content-Type", "application/json")
-            conn.request(method, path, body=body, headers=hdrs)
-            r = conn.getresponse()
-            return Response(r.status, r.getheaders(), r.read())
-        finally:
-            conn.close()
+	def log_tail(self, n=2000):
+		"""The end of emulator.log (empty without log_file)."""
+		if not self.log_path:
+			return ""
+		try:
+			with open(self.log_path, errors="replace") as f:
+				return f.read()[-n:]
+		except OSError:
+			return ""
 
-    def url(self, url, method="GET", headers=None, body=None):
-        u = urllib.parse.urlsplit(url)
-        path = u.path + ("?" + u.query if u.query else "")
-        return self.https(u.hostname, method, path, headers, body)
+	def stop(self):
+		"""SIGTERM, then SIGKILL after 10 s; remove the directory if it is ours."""
+		if self.proc is not None and self.proc.poll() is None:
+			self.proc.send_signal(signal.SIGTERM)
+			try:
+				self.proc.wait(10)
+			except subprocess.TimeoutExpired:
+				self.proc.kill()
+				self.proc.wait(10)
+		if self.own_dir:
+			shutil.rmtree(self.dir, ignore_errors=True)
 
-    def token(self, resource="https://management.azure.com/.default", client=None):
-        c = client or self.world["clients"][0]
-        form = urllib.parse.urlencode({
-            "grant_type": "client_credentials", "client_id": c["client_id"],
-            "client_secret": c["client_secret"], "scope": resource})
-        r = self.https("login.microsoftonline.com", "POST",
-                       "/%s/oauth2/v2.0/token" % c["tenant_id"],
-                       {"Content-Type": "application/x-www-form-urlencoded"}, form)
-        if r.status != 200:
-            raise RuntimeError("token: %r" % r)
-        return r.json()["access_token"]
+	close = stop
 
-    # ---- IMDS listener (plain HTTP) ----
-    def imds(self, path, headers=None, host="127.0.0.1"):
-        conn = http.client.HTTPConnection(host, self.imds_port, timeout=10)
-        try:
-            conn.request("GET", path, headers=dict(headers or {}))
-            r = conn.getresponse()
-            return Response(r.status, r.getheaders(), r.read())
-        finally:
-            conn.close()
+	def kill(self):
+		"""Kill abruptly (SIGKILL), as a crash or a network cut would look."""
+		if self.proc is not None and self.proc.poll() is None:
+			self.proc.kill()
+			self.proc.wait(10)
 
-    # ---- admin side ----
-    def admin(self, method, path, body=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=30)
-        try:
-            data = body if body is None or isinstance(body, (str, bytes)) else json.dumps(body)
-            conn.request(method, path, body=data)
-            r = conn.getresponse()
-            raw = r.read()
-            return r.status, (json.loads(raw) if raw else None)
-        finally:
-            conn.close()
+	def __enter__(self):
+		if self.proc is None:
+			self.start()
+		return self
+
+	def __exit__(self, *exc):
+		self.stop()
+
+	# ---- the world ----
+	def client(self):
+		return self.world["clients"][0]
+
+	def jobs(self):
+		return self.world["jobs"]
+
+	# ---- Azure side ----
+	def https(self, host, method, path, headers=None, body=None, timeout=10):
+		conn = _Conn(host, self.port, self.ctx, timeout)
+		try:
+			hdrs = dict(headers or {})
+			if isinstance(body, (dict, list)):
+				body = json.dumps(body)
+				hdrs.setdefault("Content-Type", "application/json")
+			conn.request(method, path, body=body, headers=hdrs)
+			r = conn.getresponse()
+			return Response(r.status, r.getheaders(), r.read())
+		finally:
+			conn.close()
+
+	def url(self, url, method="GET", headers=None, body=None):
+		u = urllib.parse.urlsplit(url)
+		path = u.path + ("?" + u.query if u.query else "")
+		return self.https(u.hostname, method, path, headers, body)
+
+	def token(self, resource="https://management.azure.com/.default", client=None):
+		c = client or self.world["clients"][0]
+		form = urllib.parse.urlencode({
+			"grant_type": "client_credentials", "client_id": c["client_id"],
+			"client_secret": c["client_secret"], "scope": resource})
+		r = self.https("login.microsoftonline.com", "POST",
+			       "/%s/oauth2/v2.0/token" % c["tenant_id"],
+			       {"Content-Type": "application/x-www-form-urlencoded"}, form)
+		if r.status != 200:
+			raise RuntimeError("token: %r" % r)
+		return r.json()["access_token"]
+
+	# ---- IMDS listener (plain HTTP) ----
+	def imds(self, path, headers=None, host="127.0.0.1"):
+		conn = http.client.HTTPConnection(host, self.imds_port, timeout=10)
+		try:
+			conn.request("GET", path, headers=dict(headers or {}))
+			r = conn.getresponse()
+			return Response(r.status, r.getheaders(), r.read())
+		finally:
+			conn.close()
+
+	# ---- admin side (plain HTTP on loopback) ----
+	def admin_status(self, method, path, body=None, timeout=30):
+		"""(HTTP status, decoded JSON or None). body: a dict or list is sent
+		as JSON, a str or bytes as it is."""
+		conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
+		try:
+			hdrs = {}
+			if body is not None and not isinstance(body, (str, bytes)):
+				body = json.dumps(body)
+				hdrs["Content-Type"] = "application/json"
+			conn.request(method, path, body=body, headers=hdrs)
+			r = conn.getresponse()
+			raw = r.read()
+			return r.status, (json.loads(raw) if raw.strip() else None)
+		finally:
+			conn.close()
+
+	def admin(self, method, path, body=None, timeout=30):
+		"""The decoded JSON answer (or None); an HTTP error status raises."""
+		status, data = self.admin_status(method, path, body, timeout)
+		if status >= 400:
+			raise RuntimeError("admin %s %s: %d %r" % (method, path, status, data))
+		return data
+
+	def counters(self):
+		return self.admin("GET", "/admin/counters")
+
+	def arm_count(self):
+		return self.counters()["by_service"].get("arm", 0)
+
+	def path_count(self, method, path, host="management.azure.com"):
+		"""Requests counted for one path (without query)."""
+		return self.counters()["by_path"].get("%s %s%s" % (method, host, path), 0)
+
+	def reset_counters(self):
+		self.admin("POST", "/admin/counters/reset", {})
+
+	def requests(self):
+		r = self.admin("GET", "/admin/requests")
+		if isinstance(r, dict):
+			r = r.get("requests", r.get("value", []))
+		return r
+
+	def reset_log(self):
+		"""Empty the request log and zero the counters."""
+		self.admin("POST", "/admin/requests/reset", {})
+		self.reset_counters()
+
+	def fault(self, **rule):
+		return self.admin("POST", "/admin/faults", rule)
+
+	def clear_faults(self):
+		self.admin("DELETE", "/admin/faults")

@@ -15,7 +15,9 @@ credential tests need:
     a real token from the emulator, prints what `az account get-access-token
     --output json` prints, and records its argv, its environment's names,
     and raw copies of its /proc/self/cmdline and /proc/self/environ;
-  - token_requests()/stats helpers over the emulator's request log.
+  - token_requests()/stats helpers over the emulator's request log;
+  - AuthTest: the base class of the credential tests (a class emulator,
+    and mounts, stand-in az and emulators per test, all stopped after it).
 """
 
 import json
@@ -25,6 +27,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import unittest
 import uuid
 
 import harness
@@ -40,13 +43,15 @@ def small_world(seed, orders=3):
 	return harness.gen_world(orders=orders, subscriptions=1, resource_groups=1, seed=seed)
 
 
-def imds_port(emu):
-	return emu.info["imds_port"]
-
-
 def base_env(tmp, path=BASE_PATH):
 	"""An environment with no credential in it at all."""
 	return {"PATH": path, "HOME": tmp, "LANG": "C"}
+
+
+def secret_env(client):
+	"""The environment source's variables for client's secret."""
+	return {"AZURE_TENANT_ID": client["tenant_id"], "AZURE_CLIENT_ID": client["client_id"],
+		"AZURE_CLIENT_SECRET": client["client_secret"]}
 
 
 def auth_mount(emu, credential="auto", env=None, imds="closed", cache_ttl=2, timeout=20,
@@ -58,13 +63,13 @@ def auth_mount(emu, credential="auto", env=None, imds="closed", cache_ttl=2, tim
 	IDENTITY_ENDPOINT) out of the catch-all that sends every other
 	host:port to the emulator's HTTPS port."""
 	if imds == "emu":
-		imds_to = "127.0.0.1:%d" % imds_port(emu)
+		imds_to = "127.0.0.1:%d" % emu.imds_port
 	else:
 		imds_to = "127.0.0.1:%d" % harness.closed_port()
 	# curl takes the first matching connect_to: IMDS before the catch-all.
 	connect_to = ["%s:%s" % (IMDS, imds_to)]
 	if app_service:
-		connect_to.append("127.0.0.1:%d:127.0.0.1:%d" % (imds_port(emu), imds_port(emu)))
+		connect_to.append("127.0.0.1:%d:127.0.0.1:%d" % (emu.imds_port, emu.imds_port))
 	connect_to.append("::127.0.0.1:%d" % emu.https_port)
 	m = harness.Mount(emu, cache_ttl=cache_ttl, timeout=timeout, connect_to=connect_to,
 			  debug=debug, extra=extra)
@@ -80,7 +85,7 @@ def start_refused(tc, mnt, timeout=30):
 	Fails tc (after unmounting) when it mounted instead or did not exit."""
 	with open(mnt.stderr_path, "w") as errf:
 		mnt.proc = subprocess.Popen(mnt.argv, stdin=subprocess.DEVNULL, stdout=errf, stderr=errf,
-					    env=mnt.env, preexec_fn=harness._die_with_parent)
+					    env=mnt.env, preexec_fn=harness.die_with_parent)
 	deadline = time.monotonic() + timeout
 	mounted = False
 	while time.monotonic() < deadline:
@@ -127,11 +132,6 @@ def token_stats(emu):
 	return emu.admin("GET", "/admin/tokens/stats")
 
 
-def reset_log(emu):
-	emu.admin("POST", "/admin/requests/reset", {})
-	emu.reset_counters()
-
-
 def token_requests(emu):
 	"""Token requests in the request log: Entra (grant_type set) and managed identity."""
 	return [r for r in emu.requests()
@@ -155,14 +155,9 @@ def stats_delta(before, after, key):
 # ---- credentials made by the tests ----
 
 def make_cert(directory, name, password=None):
-	"""A self-signed RSA-2048 certificate and its key (encrypted with
-	password when given): (cert_pem, key_pem) text."""
-	key = os.path.join(directory, name + ".key")
-	crt = os.path.join(directory, name + ".crt")
-	protect = ["-passout", "pass:" + password] if password else ["-nodes"]
-	harness.run(["openssl", "req", "-x509", "-newkey", "rsa:2048"] + protect + ["-keyout", key,
-		     "-out", crt, "-days", "2", "-subj", "/CN=databoxfs-test-%s" % name],
-		    timeout=60, check=True)
+	"""emutest.make_cert(): a self-signed RSA-2048 certificate and its key
+	(encrypted with password when given), as (cert_pem, key_pem) text."""
+	crt, key = harness.emutest.make_cert(directory, name, password, cn="databoxfs-test-" + name)
 	with open(crt) as f:
 		cert_pem = f.read()
 	with open(key) as f:
@@ -302,9 +297,55 @@ def register_client(emu, tenant_id, **fields):
 	return c
 
 
-def stop_all(objs):
-	for o in reversed(objs):
+class AuthTest(harness.Cleanup, unittest.TestCase):
+	"""Base of the credential tests. With SEED set, one emulator for the
+	class on class_world() (small_world(SEED, ORDERS)): cls.world, cls.emu,
+	cls.client (the world's first app), cls.job (its order number JOB). Per test (harness.Cleanup, so all
+	of it is stopped in tearDown): mount() an auth_mount, not started;
+	fake_az() a FakeAz; emulator() an emulator of the test's own."""
+
+	SEED = None
+	ORDERS = 3
+	JOB = 0
+
+	@classmethod
+	def class_world(cls):
+		return small_world(cls.SEED, cls.ORDERS)
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		if cls.SEED is not None:
+			cls.world = cls.class_world()
+			cls.emu = harness.Emulator(cls.world).start()
+			cls.client = cls.world["clients"][0]
+			cls.job = cls.world["jobs"][cls.JOB]
+
+	@classmethod
+	def tearDownClass(cls):
 		try:
-			o.stop()
-		except Exception as e:  # noqa: BLE001 - report and go on cleaning
-			harness.log("cleanup: %r" % e)
+			if cls.SEED is not None:
+				cls.emu.stop()
+		finally:
+			super().tearDownClass()
+
+	def mount(self, credential, env=None, emu=None, **kw):
+		"""auth_mount(emu or self.emu, credential, env, **kw), stopped in tearDown."""
+		return self.track(auth_mount(emu or self.emu, credential, env, **kw))
+
+	def fake_az(self, emu=None, **kw):
+		return self.track(FakeAz(emu or self.emu, **kw))
+
+	def emulator(self, world):
+		"""A started emulator of this test's own on world."""
+		return self.track(harness.Emulator(world).start())
+
+	def lifetime_mount(self, seed, lifetime, timeout):
+		"""An emulator of the test's own that issues tokens living lifetime
+		seconds, and an environment-secret mount on it with cache_ttl=0 (not
+		started): (emulator, its world's first order, mount)."""
+		world = small_world(seed=seed)
+		emu = self.emulator(world)
+		emu.admin("POST", "/admin/tokens/lifetime", {"seconds": lifetime})
+		m = self.mount("env", secret_env(emu.client()), emu=emu, cache_ttl=0, timeout=timeout)
+		return emu, world["jobs"][0], m

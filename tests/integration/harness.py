@@ -1,11 +1,17 @@
 """Shared harness for the integration tests: real mounts against the emulator.
 
-Every test module imports this file. It starts databox-emulator on a world
-made by gen-world.py in a private temporary directory, mounts databoxfs in
-the foreground (-f) in the background of the test, and tears both down in
-every case (tearDown/tearDownClass, plus an atexit hook as the last resort),
-so a failing test leaves no mount, process or directory behind. Every wait
-and every subprocess has a bound.
+Every test module imports this file. It starts databox-emulator (with
+tests/emulator/emutest.py, the launcher the smoke and conformance tests
+use too) on a world made by gen-world.py in a private temporary directory,
+mounts databoxfs in the foreground (-f) in the background of the test, and
+tears both down in every case (tearDown/tearDownClass, plus an atexit hook
+as the last resort), so a failing test leaves no mount, process or
+directory behind. Every wait and every subprocess has a bound.
+
+What it holds: Emulator (emutest.Emulator on the build's binary), Mount,
+MountedWorld (one emulator and mount per module; expect_errno), Cleanup
+(per-test objects stopped after the test; stop_all), gen_world, run,
+cat, wait_for, the mount table readers, and main().
 
 Paths of the programs come from the environment, set by CMake:
   DBX_DATABOXFS  $<TARGET_FILE:databoxfs>
@@ -17,8 +23,6 @@ Always run with /usr/bin/python3 (Debian's Python).
 """
 
 import atexit
-import ctypes
-import json
 import os
 import re
 import shutil
@@ -29,12 +33,16 @@ import sys
 import tempfile
 import time
 import unittest
-import urllib.error
-import urllib.request
 
 SKIP = 77
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+
+# The emulator launcher is shared with the emulator's smoke test and the
+# conformance test: tests/emulator/emutest.py.
+sys.path.insert(0, os.path.join(REPO, "tests", "emulator"))
+import emutest  # noqa: E402
+from emutest import die_with_parent  # noqa: E402,F401 - for the test modules
 
 UUID4_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.I)
 
@@ -105,16 +113,6 @@ def gen_world_path():
 	return _program("DBX_GEN_WORLD", "tests/emulator/gen-world.py")
 
 
-_LIBC = ctypes.CDLL(None, use_errno=True)
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent():
-	"""preexec_fn: SIGTERM the child when this test process dies, even by
-	SIGKILL (a ctest timeout), so no emulator or mount outlives its test."""
-	_LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
 def log(msg):
 	print(msg, file=sys.stderr, flush=True)
 
@@ -178,128 +176,32 @@ def split_job_id(job_id):
 
 
 def gen_world(orders, subscriptions=2, resource_groups=3, seed=1, page_size=20, demo=False):
-	argv = ["/usr/bin/python3", gen_world_path(), "--orders", str(orders),
-		"--subscriptions", str(subscriptions), "--resource-groups", str(resource_groups),
-		"--seed", str(seed), "--page-size", str(page_size)]
-	if demo:
-		argv.append("--demo")
-	p = run(argv, timeout=120, check=True)
-	return json.loads(p.stdout)
+	args = ["--orders", str(orders), "--subscriptions", str(subscriptions),
+		"--resource-groups", str(resource_groups), "--seed", str(seed),
+		"--page-size", str(page_size)]
+	return emutest.gen_world(gen_world_path(), args + (["--demo"] if demo else []))
 
 
-class Emulator:
-	"""databox-emulator in a private state directory, with admin helpers."""
+class Emulator(emutest.Emulator):
+	"""emutest.Emulator on databoxfs's build, in this process's private
+	directory, its output in emulator.log, stopped at exit at the latest."""
 
 	def __init__(self, world, latency_ms=None, page_size=None, tmp=None):
-		self.world = world
-		self.tmp = tmp or private_tmp("emu-")
-		self.own_tmp = tmp is None
-		self.state = os.path.join(self.tmp, "state")
-		os.makedirs(self.state, exist_ok=True)
-		self.world_file = os.path.join(self.tmp, "world.json")
-		with open(self.world_file, "w") as f:
-			json.dump(world, f)
-		self.latency_ms = latency_ms
-		self.page_size = page_size
-		self.proc = None
-		self.info = None
+		args = ["--admin-port", "0"]
+		if latency_ms is not None:
+			args += ["--latency-ms", str(latency_ms)]
+		if page_size is not None:
+			args += ["--page-size", str(page_size)]
+		super().__init__(emulator_path(), world=world, extra_args=args,
+				 directory=tmp or private_tmp("emu-"), log_file=True)
+		self.own_dir = tmp is None
+		self.tmp = self.dir
 		_LIVE.append(self)
 
-	def start(self):
-		argv = [emulator_path(), "--world", self.world_file, "--state-dir", self.state,
-			"--port", "0", "--admin-port", "0"]
-		if self.latency_ms is not None:
-			argv += ["--latency-ms", str(self.latency_ms)]
-		if self.page_size is not None:
-			argv += ["--page-size", str(self.page_size)]
-		self.log_path = os.path.join(self.tmp, "emulator.log")
-		with open(self.log_path, "w") as logf:
-			self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
-						     stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-		state_file = os.path.join(self.state, "emulator.json")
-
-		def ready():
-			if self.proc.poll() is not None:
-				raise AssertionError("emulator exited %d: %s" % (self.proc.returncode, self.log_tail()))
-			try:
-				with open(state_file) as f:
-					return json.load(f)
-			except (OSError, ValueError):
-				return None
-
-		self.info = wait_for(ready, 30, "emulator.json")
-		self.https_port = self.info["https_port"]
-		self.admin_port = self.info["admin_port"]
-		self.cafile = self.info.get("cafile") or os.path.join(self.state, "ca.pem")
-		return self
-
-	def log_tail(self, n=2000):
-		try:
-			with open(self.log_path) as f:
-				return f.read()[-n:]
-		except OSError:
-			return ""
-
-	def client(self):
-		return self.world["clients"][0]
-
-	def jobs(self):
-		return self.world["jobs"]
-
-	# ---- admin API (plain HTTP on loopback) ----
-	def admin(self, method, path, body=None, timeout=10):
-		data = None if body is None else json.dumps(body).encode()
-		req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.admin_port, path),
-					     data=data, method=method)
-		if data is not None:
-			req.add_header("Content-Type", "application/json")
-		with urllib.request.urlopen(req, timeout=timeout) as r:
-			raw = r.read()
-		return json.loads(raw) if raw.strip() else None
-
-	def counters(self):
-		return self.admin("GET", "/admin/counters")
-
-	def arm_count(self):
-		return self.counters()["by_service"].get("arm", 0)
-
-	def path_count(self, method, path, host="management.azure.com"):
-		"""Requests counted for one path (without query)."""
-		return self.counters()["by_path"].get("%s %s%s" % (method, host, path), 0)
-
-	def reset_counters(self):
-		self.admin("POST", "/admin/counters/reset", {})
-
-	def requests(self):
-		r = self.admin("GET", "/admin/requests")
-		if isinstance(r, dict):
-			r = r.get("requests", r.get("value", []))
-		return r
-
-	def fault(self, **rule):
-		return self.admin("POST", "/admin/faults", rule)
-
-	def clear_faults(self):
-		self.admin("DELETE", "/admin/faults")
-
 	def stop(self):
-		if self.proc is not None and self.proc.poll() is None:
-			self.proc.send_signal(signal.SIGTERM)
-			try:
-				self.proc.wait(timeout=5)
-			except subprocess.TimeoutExpired:
-				self.proc.kill()
-				self.proc.wait(timeout=5)
-		if self.own_tmp:
-			shutil.rmtree(self.tmp, ignore_errors=True)
+		super().stop()
 		if self in _LIVE:
 			_LIVE.remove(self)
-
-	def kill(self):
-		"""Kill abruptly (SIGKILL), as a crash or a network cut would look."""
-		if self.proc is not None and self.proc.poll() is None:
-			self.proc.kill()
-			self.proc.wait(timeout=5)
 
 
 class Mount:
@@ -343,7 +245,7 @@ class Mount:
 	def start(self):
 		with open(self.stderr_path, "w") as errf:
 			self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=errf,
-						     stderr=errf, env=self.env, preexec_fn=_die_with_parent)
+						     stderr=errf, env=self.env, preexec_fn=die_with_parent)
 
 		def ready():
 			if self.proc.poll() is not None:
@@ -395,6 +297,37 @@ class Mount:
 			shutil.rmtree(self.tmp, ignore_errors=True)
 			if self in _LIVE:
 				_LIVE.remove(self)
+
+
+def stop_all(objs):
+	"""stop() each of objs, last first; report a failure and go on."""
+	for o in reversed(objs):
+		try:
+			o.stop()
+		except Exception as e:  # noqa: BLE001 - report and go on cleaning
+			log("cleanup: %r" % e)
+
+
+class Cleanup:
+	"""Mixin of test cases that start things per test: track(obj) puts obj
+	(anything with stop(): a Mount, an Emulator, a stand-in az) on
+	self.cleanup; after tearDown, and even when setUp or the test failed,
+	they are all stopped, last first. self.tmp is a fresh private
+	directory, removed then too."""
+
+	def setUp(self):
+		super().setUp()
+		self.cleanup = []
+		self.tmp = private_tmp("case-")
+		self.addCleanup(self._stop_tracked)
+
+	def _stop_tracked(self):
+		stop_all(self.cleanup)
+		shutil.rmtree(self.tmp, ignore_errors=True)
+
+	def track(self, obj):
+		self.cleanup.append(obj)
+		return obj
 
 
 def _cleanup_all():
@@ -456,6 +389,12 @@ class MountedWorld(unittest.TestCase):
 		finally:
 			cls.emu.stop()
 
+	def expect_errno(self, code, fn, *args):
+		"""fn(*args) must raise OSError with errno code."""
+		with self.assertRaises(OSError) as cm:
+			fn(*args)
+		self.assertEqual(cm.exception.errno, code, "%s%r: %s" % (fn.__name__, args, cm.exception))
+
 	def tearDown(self):
 		if hasattr(self, "mnt") and self.mnt.proc.poll() is not None:
 			log("databoxfs exited %s; its log:\n%s" % (self.mnt.proc.returncode,
@@ -474,8 +413,13 @@ def main():
 
 
 def cat(tc, path, timeout=60):
-	"""cat PATH as bytes; fails the test tc when cat fails."""
+	"""cat PATH as bytes, bounded; when cat fails, fails the test tc (or,
+	with tc None, raises AssertionError)."""
 	p = subprocess.run(["cat", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
 			   timeout=timeout, stdin=subprocess.DEVNULL)
-	tc.assertEqual(p.returncode, 0, "cat %s: %s" % (path, p.stderr.decode(errors="replace")))
+	if p.returncode != 0:
+		msg = "cat %s: exit %d: %s" % (path, p.returncode, p.stderr.decode(errors="replace"))
+		if tc is None:
+			raise AssertionError(msg)
+		tc.fail(msg)
 	return p.stdout

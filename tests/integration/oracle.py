@@ -2,7 +2,9 @@
 Python straight from the world's job JSON and docs/formats.md ("The tree", "The errors file").
 
 It shares no code with databoxfs (which parses JSON in C, backend/azure/order.c)
-so a wrong mapping on either side shows up as a difference.
+so a wrong mapping on either side shows up as a difference. It also holds
+the tests' one errors-file parser (parse_errors) and the troubleshooting
+rows the errors file must show (SSEM, GENERIC_REMEDY, TABLE_DETAILS).
 """
 
 import calendar
@@ -71,27 +73,55 @@ def expects_errors(job):
 	return bool((job.get("properties") or {}).get("error")) or bool(failing_stages(job))
 
 
-# Decoded rows of the troubleshooting table that the errors file must show,
-# written from the seed document independently of backend/rules/ssem.c: the
-# recoverable verdict where the table states one plainly, and a phrase of
-# the remedy that survives turning the HTML into plain text.
+# The rows of the "Troubleshoot errors" table (docs/ssem-table.md) that the
+# errors file must decode, written from the document independently of
+# backend/rules/ssem.c: code -> (recoverable as the errors file says it,
+# sentences of the remedy as plain text, markdown links reduced to their
+# text, each of which the remedy must contain).
 SSEM = {
-	"SsemUserErrorEncryptionKeyDisabled": ("yes", "key version"),
-	"SsemUserErrorEncryptionKeyExpired": ("yes", "key version"),
-	"SsemUserErrorKeyDetailsNotFound": ("depends", "purge-protection duration"),
-	"SsemUserErrorKeyVaultDetailsNotFound": ("depends", "purge-protection duration"),
-	"SsemUserErrorSystemAssignedIdentityAbsent": ("yes", "WrapKey"),
-	"SsemUserErrorKeyVaultBadRequestException": (None, "Add the identity selected to your key vault"),
-	"SsemUserErrorUserAssignedLimitReached": (None, "fewer user identities"),
-	"SsemUserErrorCrossTenantIdentityAccessForbidden": (None, "move the identity to the new tenant"),
-	"SsemUserErrorKekUserIdentityNotFound": (None, "different user-assigned identity"),
-	"SsemUserErrorUserAssignedIdentityAbsent": (None, "User Assigned Identity"),
-	"SsemUserErrorEncryptionKeyTypeNotSupported": (None, "RSA or RSA-HSM"),
-	"SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled": (None, "soft delete and purge protection"),
-	"SsemUserErrorInvalidKeyVaultUrl": (None, "correct key vault URI"),
-	"SsemUserErrorKeyVaultUrlWithInvalidScheme": (None, "over HTTPS"),
-	"SsemUserErrorKeyVaultUrlInvalidHost": (None, "vault.azure.net"),
+	"SsemUserErrorEncryptionKeyDisabled": ("yes", ["Yes, by enabling the key version."]),
+	"SsemUserErrorEncryptionKeyExpired": ("yes", ["Yes, by enabling the key version."]),
+	"SsemUserErrorKeyDetailsNotFound": ("depends", [
+		"If you deleted the key vault, you can't recover the customer-managed key.",
+		"Revert the key vault back to the old tenant.",
+		"Set Identity = None and then set the value back to Identity = SystemAssigned.",
+		"purge-protection duration"]),
+	"SsemUserErrorKeyVaultBadRequestException": ("yes", [
+		"Add the identity selected to your key vault to enable access to the "
+		"customer-managed key."]),
+	"SsemUserErrorKeyVaultDetailsNotFound": ("depends", [
+		"If you deleted the key vault, you can't recover the customer-managed key.",
+		"Revert the key vault back to the old tenant.",
+		"purge-protection duration"]),
+	"SsemUserErrorSystemAssignedIdentityAbsent": ("yes", [
+		"Key vault still has the MSI in the access policy.",
+		"Identity is of type System assigned.",
+		"WrapKey"]),
+	"SsemUserErrorUserAssignedLimitReached": ("yes", [
+		"Retry the operation with fewer user identities, or remove some user-assigned "
+		"identities from the resource before retrying."]),
+	"SsemUserErrorCrossTenantIdentityAccessForbidden": ("yes", [
+		"Or move the identity to the new tenant under which the subscription is present."]),
+	"SsemUserErrorKekUserIdentityNotFound": ("yes", [
+		"Try adding a different user-assigned identity to your key vault to enable access "
+		"to the customer-managed key."]),
+	"SsemUserErrorUserAssignedIdentityAbsent": ("yes", [
+		"Either the User Assigned Identity (UAI) associated with the key is deleted or the "
+		"UAI type has changed."]),
+	"SsemUserErrorEncryptionKeyTypeNotSupported": ("yes", [
+		"Enable a supported encryption type on the key - for example, RSA or RSA-HSM."]),
+	"SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled": ("yes", [
+		"Ensure that both soft delete and purge protection are enabled on the key vault."]),
+	"SsemUserErrorInvalidKeyVaultUrl": ("yes", [
+		"Get the correct key vault URI. To get the key vault URI, use Get-AzKeyVault in "
+		"PowerShell."]),
+	"SsemUserErrorKeyVaultUrlWithInvalidScheme": ("yes", ["Pass the key vault URI over HTTPS."]),
+	"SsemUserErrorKeyVaultUrlInvalidHost": ("yes", [
+		"In the public cloud, the key vault URI should end with vault.azure.net."]),
 }
+GENERIC_REMEDY = ("This error is a generic error. Contact Microsoft Support to troubleshoot the "
+		  "error and determine the next steps.")
+
 # "Error details" of a few rows, shown when the service sent no message.
 TABLE_DETAILS = {
 	"SsemUserErrorEncryptionKeyDisabled":
@@ -101,27 +131,41 @@ TABLE_DETAILS = {
 	"SsemUserErrorEncryptionKeyTypeNotSupported":
 		"The encryption key type isn't supported for the operation.",
 }
-GENERIC_REMEDY = "Contact Microsoft Support"
 
 
-def parse_blocks(text):
-	"""errors file text -> list of {field: value} (blank-line separated)."""
+_FIELD_RE = re.compile(r"([a-z_]+):(?: (.*))?$")
+
+
+def parse_errors(text):
+	"""The errors file as a list of {field: value} blocks, newest first.
+
+	The one parser of the tests, with the format's rules (README.md
+	"Errors", docs/formats.md "The errors file"), strictly, so that a
+	malformed file fails the test instead of parsing into something: the
+	text is empty or ends with a newline; blocks are separated by exactly
+	one blank line; every line of a block is "key: value", "key:" (an empty
+	value), or a continuation of the field above indented by two spaces
+	(a remedy's numbered steps), which joins its value after a newline; a
+	field appears once in a block. Anything else raises ValueError."""
+	if text == "":
+		return []
+	if not text.endswith("\n"):
+		raise ValueError("errors file does not end with a newline: %r" % text[-200:])
 	blocks = []
-	for chunk in re.split(r"\n\s*\n", text.strip("\n")):
-		if not chunk.strip():
-			continue
+	for chunk in text[:-1].split("\n\n"):
 		b = {}
 		last = None
 		for line in chunk.split("\n"):
-			if line.startswith(" ") and last:
-				b[last] += "\n" + line.strip()  # continuation (numbered steps)
+			if line.startswith("  ") and line.strip() and last is not None:
+				b[last] += "\n" + line[2:]
 				continue
-			k, sep, val = line.partition(": ")
-			if not sep and line.endswith(":"):
-				k, sep, val = line[:-1], ":", ""
-			if sep and k and k not in b:
-				b[k] = val
-				last = k
+			m = _FIELD_RE.match(line)
+			if not m:
+				raise ValueError("errors file: not a \"key: value\" line: %r in\n%s" % (line, text))
+			if m.group(1) in b:
+				raise ValueError("errors file: %s twice in a block:\n%s" % (m.group(1), text))
+			last = m.group(1)
+			b[last] = m.group(2) or ""
 		blocks.append(b)
 	return blocks
 
@@ -133,7 +177,7 @@ def check_errors(tc, job, data, where):
 		tc.assertEqual(data, b"", "%s: errors must be empty" % where)
 		return
 	tc.assertTrue(text.endswith("\n"), "%s: errors must end with a newline" % where)
-	blocks = parse_blocks(text)
+	blocks = parse_errors(text)
 	tc.assertTrue(blocks, "%s: errors must not be empty" % where)
 	for b in blocks:
 		for field in ("code", "source", "time", "message", "recoverable", "remedy"):
@@ -156,15 +200,15 @@ def check_errors(tc, job, data, where):
 	else:
 		tc.assertTrue(b["message"], "%s: empty message" % where)
 	if code in SSEM:
-		rec, phrase = SSEM[code]
-		if rec:
-			tc.assertEqual(b["recoverable"], rec, "%s: %s" % (where, code))
-		tc.assertIn(phrase.lower(), b["remedy"].lower(), "%s: %s remedy" % (where, code))
+		rec, fragments = SSEM[code]
+		tc.assertEqual(b["recoverable"], rec, "%s: %s" % (where, code))
+		for frag in fragments:
+			tc.assertIn(frag, b["remedy"], "%s: %s remedy" % (where, code))
 		tc.assertNotIn("<", b["remedy"], "%s: HTML left in remedy" % where)
 	elif code and code.startswith("Ssem"):
 		tc.fail("%s: oracle does not know %s" % (where, code))
 	else:
-		tc.assertIn(GENERIC_REMEDY.lower(), b["remedy"].lower(), "%s: generic row" % where)
+		tc.assertEqual(b["remedy"], GENERIC_REMEDY, "%s: generic row" % where)
 
 
 def parse_time(s):

@@ -12,7 +12,7 @@ import harness
 import writes
 
 
-class Audiences(writes.WriteWorld):
+class Audiences(authtest.AuthTest, writes.WriteWorld):
 	"""The write helpers of writes.py, but a mount per test and per source."""
 
 	@classmethod
@@ -25,20 +25,10 @@ class Audiences(writes.WriteWorld):
 	def tearDownClass(cls):
 		cls.emu.stop()
 
-	def setUp(self):
-		self.cleanup = []
-
-	def tearDown(self):
-		try:
-			super().tearDown()
-		finally:
-			authtest.stop_all(self.cleanup)
-
-	def mount(self, credential, env, imds="closed"):
-		m = authtest.auth_mount(self.emu, credential, env, imds=imds, cache_ttl=0, timeout=30,
-					extra=("lro_poll=0.05",))
-		self.cleanup.append(m)
-		self.reset_log()
+	def start_mount(self, credential, env, imds="closed"):
+		"""A mount with the write tests' options, started after the log was reset."""
+		m = self.mount(credential, env, imds=imds, cache_ttl=0, timeout=30, extra=("lro_poll=0.05",))
+		self.emu.reset_log()
 		self.stats0 = authtest.token_stats(self.emu)
 		self.mnt = m.start()
 		return m
@@ -66,9 +56,7 @@ class Audiences(writes.WriteWorld):
 		self.assertEqual(delta["by_credential"], {credential_kind: 2})
 
 	def test_env_secret(self):
-		c = self.world["clients"][0]
-		self.mount("env", {"AZURE_TENANT_ID": c["tenant_id"], "AZURE_CLIENT_ID": c["client_id"],
-				   "AZURE_CLIENT_SECRET": c["client_secret"]})
+		self.start_mount("env", authtest.secret_env(self.world["clients"][0]))
 		self.assert_two_audiences(self.write_cmk(), "client_secret")
 		scopes = sorted(r["scope"] for r in authtest.token_requests(self.emu))
 		self.assertEqual(scopes, ["https://management.azure.com/.default",
@@ -78,16 +66,15 @@ class Audiences(writes.WriteWorld):
 		mi = [i for i in self.world["managed_identities"] if i["system"]][0]
 		# The identity may read the vault's keys (as an access policy would allow).
 		self.grant(mi["principal_id"], perms=("get", "list"))
-		self.mount("msi", {}, imds="emu")
+		self.start_mount("msi", {}, imds="emu")
 		self.assert_two_audiences(self.write_cmk(), "imds")
 		resources = sorted(r["scope"] for r in authtest.token_requests(self.emu)
 				   if r.get("grant_type"))
 		self.assertEqual(resources, ["https://management.azure.com", "https://vault.azure.net"])
 
 	def test_azure_cli(self):
-		az = authtest.FakeAz(self.emu)
-		self.cleanup.append(az)
-		self.mount("cli", {"PATH": az.path()})
+		az = self.fake_az()
+		self.start_mount("cli", {"PATH": az.path()})
 		delta = self.write_cmk()
 		# The stand-in's own logins are the only token requests.
 		self.assert_two_audiences(delta, "client_secret")

@@ -8,47 +8,37 @@ no mount left behind."""
 
 import os
 import shutil
-import unittest
+import subprocess
+import time
 
 import authtest
 import harness
 
 
-class Chain(unittest.TestCase):
+class Chain(authtest.AuthTest):
+	SEED = 43
+
 	@classmethod
 	def setUpClass(cls):
-		cls.world = authtest.small_world(seed=43)
-		cls.job = cls.world["jobs"][0]
-		cls.emu = harness.Emulator(cls.world).start()
-		cls.client = dict(cls.world["clients"][0])
+		super().setUpClass()
+		cls.client = dict(cls.client)
 		# The same app registration also trusts a federated token, so the
 		# environment and workload identity sources can share AZURE_CLIENT_ID.
 		cls.client["federated_token"] = cls.world["clients"][2]["federated_token"]
 		cls.emu.admin("POST", "/admin/clients", cls.client)
 
-	@classmethod
-	def tearDownClass(cls):
-		cls.emu.stop()
-
 	def setUp(self):
-		self.cleanup = []
-		self.tmp = harness.tempfile.mkdtemp(prefix="dbx-auth-")
-		self.az = authtest.FakeAz(self.emu)
-		self.cleanup.append(self.az)
-
-	def tearDown(self):
-		authtest.stop_all(self.cleanup)
-		shutil.rmtree(self.tmp, ignore_errors=True)
+		super().setUp()
+		self.az = self.fake_az()
 
 	def session(self, env, imds):
 		"""Mount with credential=auto (the option as the default spells it),
 		read the order, unmount; the credential kinds the emulator issued and
 		the number of az runs."""
-		authtest.reset_log(self.emu)
+		self.emu.reset_log()
 		before = authtest.token_stats(self.emu)
 		runs = len(self.az.calls())
-		m = authtest.auth_mount(self.emu, "auto", env, imds=imds)
-		self.cleanup.append(m)
+		m = self.mount("auto", env, imds=imds)
 		m.start()
 		authtest.read_order(self, m, self.job)
 		m.stop()
@@ -59,11 +49,8 @@ class Chain(unittest.TestCase):
 	def test_first_available_source_wins(self):
 		tf = authtest.write_file(os.path.join(self.tmp, "sa-token"),
 					 self.client["federated_token"])
-		env = {"AZURE_TENANT_ID": self.client["tenant_id"],
-		       "AZURE_CLIENT_ID": self.client["client_id"],
-		       "AZURE_CLIENT_SECRET": self.client["client_secret"],
-		       "AZURE_FEDERATED_TOKEN_FILE": tf,
-		       "PATH": self.az.path()}
+		env = dict(authtest.secret_env(self.client), AZURE_FEDERATED_TOKEN_FILE=tf,
+			   PATH=self.az.path())
 
 		# Everything available: the environment's secret, nothing else touched.
 		kinds, az_runs, imds = self.session(env, "emu")
@@ -100,9 +87,8 @@ class Chain(unittest.TestCase):
 		       "AZURE_CLIENT_ID": self.client["client_id"],
 		       "AZURE_CLIENT_SECRET": "wrong-" + os.urandom(8).hex(),
 		       "PATH": self.az.path()}
-		authtest.reset_log(self.emu)
-		m = authtest.auth_mount(self.emu, "auto", env, imds="emu")
-		self.cleanup.append(m)
+		self.emu.reset_log()
+		m = self.mount("auto", env, imds="emu")
 		m.start()
 		p = harness.run(["cat", authtest.order_path(m, self.job)], timeout=60)
 		self.assertNotEqual(p.returncode, 0, "read with a wrong secret succeeded")
@@ -130,13 +116,12 @@ class Chain(unittest.TestCase):
 		env = {"AZURE_TENANT_ID": self.client["tenant_id"], "PATH": self.az.path()}
 		self.emu.fault(service="imds", latency_ms=8000)
 		try:
-			authtest.reset_log(self.emu)
-			m = authtest.auth_mount(self.emu, "auto", env, imds="emu")
-			self.cleanup.append(m)
+			self.emu.reset_log()
+			m = self.mount("auto", env, imds="emu")
 			m.start()
-			t = harness.time.monotonic()
+			t = time.monotonic()
 			authtest.read_order(self, m, self.job)
-			took = harness.time.monotonic() - t
+			took = time.monotonic() - t
 		finally:
 			self.emu.clear_faults()
 		harness.log("silent IMDS: first read after %.1fs" % took)
@@ -145,19 +130,14 @@ class Chain(unittest.TestCase):
 
 	def test_named_source_not_configured_refuses_to_start(self):
 		c = self.client
-		m = authtest.auth_mount(self.emu, "env", {"AZURE_TENANT_ID": c["tenant_id"],
-							  "AZURE_CLIENT_ID": c["client_id"]})
-		self.cleanup.append(m)
+		m = self.mount("env", {"AZURE_TENANT_ID": c["tenant_id"], "AZURE_CLIENT_ID": c["client_id"]})
 		rc, err = authtest.start_refused(self, m)
 		self.assertEqual(rc, 1)
 		self.assertIn("env: AZURE_CLIENT_SECRET is not set", err)
 
 	def test_unknown_credential_name_refuses_to_start(self):
 		c = self.client
-		m = authtest.auth_mount(self.emu, "password", {"AZURE_TENANT_ID": c["tenant_id"],
-							       "AZURE_CLIENT_ID": c["client_id"],
-							       "AZURE_CLIENT_SECRET": c["client_secret"]})
-		self.cleanup.append(m)
+		m = self.mount("password", authtest.secret_env(c))
 		rc, err = authtest.start_refused(self, m)
 		self.assertEqual(rc, 1)
 		self.assertIn("unknown credential 'password'", err)
@@ -166,9 +146,8 @@ class Chain(unittest.TestCase):
 	def no_source_mount(self):
 		self.assertIsNone(shutil.which("az", path=authtest.BASE_PATH),
 				  "an az on %s spoils this test" % authtest.BASE_PATH)
-		authtest.reset_log(self.emu)
-		m = authtest.auth_mount(self.emu, "auto", {}, imds="closed")
-		self.cleanup.append(m)
+		self.emu.reset_log()
+		m = self.mount("auto", {}, imds="closed")
 		return m
 
 	def check_combined(self, err):
@@ -197,9 +176,8 @@ class Chain(unittest.TestCase):
 		and the access fails with EACCES."""
 		m = self.no_source_mount()
 		with open(m.stderr_path, "w") as errf:
-			m.proc = harness.subprocess.Popen(m.argv, stdin=harness.subprocess.DEVNULL,
-							  stdout=errf, stderr=errf, env=m.env,
-							  preexec_fn=harness._die_with_parent)
+			m.proc = subprocess.Popen(m.argv, stdin=subprocess.DEVNULL, stdout=errf, stderr=errf,
+						  env=m.env, preexec_fn=harness.die_with_parent)
 		harness.wait_for(lambda: m.proc.poll() is not None or harness.is_mounted(m.path), 20,
 				 "databoxfs to mount or exit")
 		if harness.is_mounted(m.path):

@@ -4,28 +4,15 @@ for a source that posts to Entra (env secret), the managed identity (IMDS)
 and the Azure CLI: the read succeeds, and the emulator's log shows the 401,
 then one new token, then success."""
 
-import unittest
+import subprocess
 
 import authtest
 import harness
 
 
-class Expire(unittest.TestCase):
-	@classmethod
-	def setUpClass(cls):
-		cls.world = authtest.small_world(seed=53)
-		cls.job = cls.world["jobs"][2]
-		cls.emu = harness.Emulator(cls.world).start()
-
-	@classmethod
-	def tearDownClass(cls):
-		cls.emu.stop()
-
-	def setUp(self):
-		self.cleanup = []
-
-	def tearDown(self):
-		authtest.stop_all(self.cleanup)
+class Expire(authtest.AuthTest):
+	SEED = 53
+	JOB = 2
 
 	def recovers(self, m, how, token_ua="databoxfs/", az=None):
 		"""Mount m (cache_ttl=0), read, kill the token with admin `how`, read again."""
@@ -33,7 +20,7 @@ class Expire(unittest.TestCase):
 		path = authtest.order_path(m, self.job, "status")
 		want = (self.job["properties"]["status"] + "\n").encode()
 		self.assertEqual(harness.cat(self, path), want)
-		authtest.reset_log(self.emu)
+		self.emu.reset_log()
 		before = authtest.token_stats(self.emu)
 		az_before = len(az.calls()) if az else 0
 		self.emu.admin("POST", "/admin/tokens/" + how, {})
@@ -61,14 +48,8 @@ class Expire(unittest.TestCase):
 		# Key Vault is untouched by a read.
 		self.assertEqual([r for r in self.emu.requests() if r["service"] == "keyvault"], [])
 
-	def env_mount(self):
-		c = self.emu.client()
-		m = authtest.auth_mount(self.emu, "env", {"AZURE_TENANT_ID": c["tenant_id"],
-							  "AZURE_CLIENT_ID": c["client_id"],
-							  "AZURE_CLIENT_SECRET": c["client_secret"]},
-					cache_ttl=0)
-		self.cleanup.append(m)
-		return m
+	def env_mount(self, credential="env"):
+		return self.mount(credential, authtest.secret_env(self.client), cache_ttl=0)
 
 	def test_env_expired(self):
 		self.recovers(self.env_mount(), "expire")
@@ -77,15 +58,11 @@ class Expire(unittest.TestCase):
 		self.recovers(self.env_mount(), "revoke")
 
 	def test_msi_expired(self):
-		m = authtest.auth_mount(self.emu, "msi", {}, imds="emu", cache_ttl=0)
-		self.cleanup.append(m)
-		self.recovers(m, "expire")
+		self.recovers(self.mount("msi", {}, imds="emu", cache_ttl=0), "expire")
 
 	def test_cli_expired(self):
-		az = authtest.FakeAz(self.emu)
-		self.cleanup.append(az)
-		m = authtest.auth_mount(self.emu, "cli", {"PATH": az.path()}, cache_ttl=0)
-		self.cleanup.append(m)
+		az = self.fake_az()
+		m = self.mount("cli", {"PATH": az.path()}, cache_ttl=0)
 		self.recovers(m, "expire", token_ua="fake-az/", az=az)
 
 	def test_concurrent_readers_share_one_token(self):
@@ -96,15 +73,14 @@ class Expire(unittest.TestCase):
 		for job in self.world["jobs"]:
 			for f in ("status", "encryption_type", "key_url", "identity", "errors"):
 				paths.append(authtest.order_path(m, job, f))
-		authtest.reset_log(self.emu)
+		self.emu.reset_log()
 		m.start()
 		for round_ in ("first use", "after expire"):
 			if round_ == "after expire":
-				authtest.reset_log(self.emu)
+				self.emu.reset_log()
 				self.emu.admin("POST", "/admin/tokens/expire", {})
-			procs = [harness.subprocess.Popen(["cat", p], stdout=harness.subprocess.DEVNULL,
-							  stderr=harness.subprocess.PIPE,
-							  stdin=harness.subprocess.DEVNULL)
+			procs = [subprocess.Popen(["cat", p], stdout=subprocess.DEVNULL,
+						  stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
 				 for p in paths * 2]
 			errs = []
 			for p in procs:
@@ -121,13 +97,7 @@ class Expire(unittest.TestCase):
 
 	def test_auto_revoked(self):
 		"""Through the chain (the default), the chosen source renews."""
-		c = self.emu.client()
-		m = authtest.auth_mount(self.emu, "auto", {"AZURE_TENANT_ID": c["tenant_id"],
-							   "AZURE_CLIENT_ID": c["client_id"],
-							   "AZURE_CLIENT_SECRET": c["client_secret"]},
-					cache_ttl=0)
-		self.cleanup.append(m)
-		self.recovers(m, "revoke")
+		self.recovers(self.env_mount("auto"), "revoke")
 
 
 if __name__ == "__main__":

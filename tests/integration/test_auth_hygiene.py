@@ -10,7 +10,6 @@ child, in databoxfs's own command line, or in a file under its HOME."""
 import json
 import os
 import re
-import unittest
 
 import authtest
 import harness
@@ -19,31 +18,29 @@ SECRET_VARS = ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "IDEN
 	       "MSI_SECRET")
 
 
-class Hygiene(unittest.TestCase):
+class Hygiene(authtest.AuthTest):
+	SEED = 59
+	ORDERS = 4
+
 	@classmethod
-	def setUpClass(cls):
-		cls.world = authtest.small_world(seed=59, orders=4)
+	def class_world(cls):
+		world = super().class_world()
 		# One order with a failure, so an errors file has content to check.
-		props = cls.world["jobs"][1]["properties"]
+		props = world["jobs"][1]["properties"]
 		props["error"] = {"code": "SsemUserErrorEncryptionKeyDisabled", "target": "KeyEncryptionKey",
 				  "message": "The key is disabled.", "details": [], "additionalInfo": []}
-		cls.emu = harness.Emulator(cls.world).start()
-		cls.client = cls.world["clients"][0]
+		return world
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
 		cls.secret = cls.client["client_secret"]
 		cls.idh = cls.world["identity_header"]
 
-	@classmethod
-	def tearDownClass(cls):
-		cls.emu.stop()
-
 	def setUp(self):
-		self.cleanup = []
+		super().setUp()
 		# A token of our own, for the emulator's fixed JWT header segment.
-		self.az = authtest.FakeAz(self.emu)
-		self.cleanup.append(self.az)
-
-	def tearDown(self):
-		authtest.stop_all(self.cleanup)
+		self.az = self.fake_az()
 
 	def needles(self, tokens):
 		"""(name, bytes) pairs that must appear nowhere."""
@@ -77,8 +74,7 @@ class Hygiene(unittest.TestCase):
 	def session(self, credential, env):
 		"""A -d -f mount that reads everything, has its token killed, reads
 		everything again; returns (mount, tree contents, names, cmdline)."""
-		m = authtest.auth_mount(self.emu, credential, env, debug=True, cache_ttl=0)
-		self.cleanup.append(m)
+		m = self.mount(credential, env, debug=True, cache_ttl=0)
 		m.start()
 		with open("/proc/%d/cmdline" % m.proc.pid, "rb") as f:
 			cmdline = f.read()
@@ -114,9 +110,8 @@ class Hygiene(unittest.TestCase):
 		return err
 
 	def test_env_secret_session(self):
-		env = {"AZURE_TENANT_ID": self.client["tenant_id"], "AZURE_CLIENT_ID": self.client["client_id"],
-		       "AZURE_CLIENT_SECRET": self.secret}
-		authtest.reset_log(self.emu)
+		env = authtest.secret_env(self.client)
+		self.emu.reset_log()
 		m, contents, names, cmdline, home = self.session("env", env)
 		# The session did fetch, use and renew tokens.
 		toks = [r for r in authtest.token_requests(self.emu) if r["user_agent"].startswith("databoxfs/")]

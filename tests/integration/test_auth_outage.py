@@ -5,7 +5,6 @@ Once the token has expired, reads fail with Entra's reason; when Entra is
 back, the next read gets a new token and succeeds."""
 
 import time
-import unittest
 
 import authtest
 import harness
@@ -14,30 +13,14 @@ LIFETIME = 40      # refresh from LIFETIME / 2 on
 PROMPT = 3.0       # seconds a read with a valid cached token may take
 
 
-class Outage(unittest.TestCase):
-	def setUp(self):
-		self.cleanup = []
-
-	def tearDown(self):
-		authtest.stop_all(self.cleanup)
-
+class Outage(authtest.AuthTest):
 	def timed_cat(self, path):
 		t = time.monotonic()
 		p = harness.run(["cat", path], timeout=120)
 		return p, time.monotonic() - t
 
 	def test_entra_outage_near_expiry(self):
-		world = authtest.small_world(seed=61)
-		job = world["jobs"][0]
-		emu = harness.Emulator(world).start()
-		self.cleanup.append(emu)
-		emu.admin("POST", "/admin/tokens/lifetime", {"seconds": LIFETIME})
-		c = emu.client()
-		m = authtest.auth_mount(emu, "env", {"AZURE_TENANT_ID": c["tenant_id"],
-						     "AZURE_CLIENT_ID": c["client_id"],
-						     "AZURE_CLIENT_SECRET": c["client_secret"]},
-					cache_ttl=0, timeout=20)
-		self.cleanup.append(m)
+		emu, job, m = self.lifetime_mount(seed=61, lifetime=LIFETIME, timeout=20)
 		m.start()
 		path = authtest.order_path(m, job, "status")
 		want = job["properties"]["status"] + "\n"

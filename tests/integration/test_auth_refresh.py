@@ -4,8 +4,8 @@ each one reaches ARM) never see an error or a 401, and the mount asks for
 an ARM token a handful of times (refresh at half the lifetime for short
 tokens: about every 30 s), never per request and never after one expired."""
 
+import subprocess
 import time
-import unittest
 
 import authtest
 import harness
@@ -15,26 +15,10 @@ DURATION = 180
 PERIOD = 0.5
 
 
-class Refresh(unittest.TestCase):
-	def setUp(self):
-		self.cleanup = []
-
-	def tearDown(self):
-		authtest.stop_all(self.cleanup)
-
+class Refresh(authtest.AuthTest):
 	def test_short_tokens_are_refreshed_ahead(self):
-		world = authtest.small_world(seed=47)
-		job = world["jobs"][0]
-		emu = harness.Emulator(world).start()
-		self.cleanup.append(emu)
-		emu.admin("POST", "/admin/tokens/lifetime", {"seconds": LIFETIME})
-		c = emu.client()
-		m = authtest.auth_mount(emu, "env", {"AZURE_TENANT_ID": c["tenant_id"],
-						     "AZURE_CLIENT_ID": c["client_id"],
-						     "AZURE_CLIENT_SECRET": c["client_secret"]},
-					cache_ttl=0, timeout=10)
-		self.cleanup.append(m)
-		authtest.reset_log(emu)
+		emu, job, m = self.lifetime_mount(seed=47, lifetime=LIFETIME, timeout=10)
+		emu.reset_log()
 		before = authtest.token_stats(emu)
 		m.start()
 		path = authtest.order_path(m, job, "status")
@@ -46,9 +30,8 @@ class Refresh(unittest.TestCase):
 		next_drain = t0 + 20
 		while time.monotonic() - t0 < DURATION:
 			started = time.monotonic()
-			p = harness.subprocess.run(["cat", path], stdout=harness.subprocess.PIPE,
-						   stderr=harness.subprocess.PIPE, timeout=30,
-						   stdin=harness.subprocess.DEVNULL)
+			p = subprocess.run(["cat", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+					   timeout=30, stdin=subprocess.DEVNULL)
 			reads += 1
 			if p.returncode != 0 or p.stdout != want:
 				failures.append("t=%.1fs: rc %d %r %s" % (started - t0, p.returncode, p.stdout,

@@ -9,39 +9,26 @@ to start the mount, with a clear message and exit status 1."""
 
 import os
 import re
-import unittest
+import time
+import urllib.parse
 
 import authtest
 import harness
 
 
-class Sources(unittest.TestCase):
+class Sources(authtest.AuthTest):
+	SEED = 41
+	JOB = 1
+
 	@classmethod
 	def setUpClass(cls):
-		cls.world = authtest.small_world(seed=41)
-		cls.job = cls.world["jobs"][1]
-		cls.emu = harness.Emulator(cls.world).start()
-		cls.client = cls.world["clients"][0]
+		super().setUpClass()
 		cls.tenant = cls.client["tenant_id"]
 
-	@classmethod
-	def tearDownClass(cls):
-		cls.emu.stop()
-
 	def setUp(self):
-		self.cleanup = []
-		self.tmp = harness.tempfile.mkdtemp(prefix="dbx-auth-")
-		authtest.reset_log(self.emu)
+		super().setUp()
+		self.emu.reset_log()
 		self.before = authtest.token_stats(self.emu)
-
-	def tearDown(self):
-		authtest.stop_all(self.cleanup)
-		harness.shutil.rmtree(self.tmp, ignore_errors=True)
-
-	def mount(self, credential, env, **kw):
-		m = authtest.auth_mount(self.emu, credential, env, **kw)
-		self.cleanup.append(m)
-		return m
 
 	def read_and_check(self, m, grant, credential_kind):
 		"""Mount m, read the order, then check what the emulator issued."""
@@ -74,17 +61,20 @@ class Sources(unittest.TestCase):
 		self.assertTrue(toks[0]["user_agent"].startswith("databoxfs/"), toks[0])
 		return toks[0]
 
+	def assert_arm_token_request(self, tok):
+		"""tok asked the tenant's v2.0 token endpoint for the ARM scope."""
+		self.assertEqual(tok["scope"], "https://management.azure.com/.default")
+		self.assertEqual(tok["path"], "/%s/oauth2/v2.0/token" % self.tenant)
+
 	def env_ids(self, client=None):
 		c = client or self.client
 		return {"AZURE_TENANT_ID": c["tenant_id"], "AZURE_CLIENT_ID": c["client_id"]}
 
 	def test_env_secret(self):
-		env = self.env_ids()
-		env["AZURE_CLIENT_SECRET"] = self.client["client_secret"]
+		env = authtest.secret_env(self.client)
 		tok = self.read_and_check(self.mount("env", env), "client_credentials", "client_secret")
 		self.assertEqual(tok["grant_type"], "client_credentials")
-		self.assertEqual(tok["scope"], "https://management.azure.com/.default")
-		self.assertEqual(tok["path"], "/%s/oauth2/v2.0/token" % self.tenant)
+		self.assert_arm_token_request(tok)
 
 	def cert_client(self):
 		cert, key = authtest.make_cert(self.tmp, "app")
@@ -98,8 +88,7 @@ class Sources(unittest.TestCase):
 		env["AZURE_CLIENT_CERTIFICATE_PATH"] = pem
 		tok = self.read_and_check(self.mount("cert", env), "client_credentials",
 					  "client_assertion_certificate")
-		self.assertEqual(tok["scope"], "https://management.azure.com/.default")
-		self.assertEqual(tok["path"], "/%s/oauth2/v2.0/token" % self.tenant)
+		self.assert_arm_token_request(tok)
 
 	def test_env_certificate_encrypted_key(self):
 		password = "pw-" + os.urandom(8).hex()
@@ -133,8 +122,7 @@ class Sources(unittest.TestCase):
 	def test_env_secret_authority_host(self):
 		"""AZURE_AUTHORITY_HOST overrides the authority (here the US
 		Government login host, which the emulator also plays)."""
-		env = self.env_ids()
-		env["AZURE_CLIENT_SECRET"] = self.client["client_secret"]
+		env = authtest.secret_env(self.client)
 		env["AZURE_AUTHORITY_HOST"] = "https://login.microsoftonline.us/"
 		tok = self.read_and_check(self.mount("env", env), "client_credentials", "client_secret")
 		self.assertEqual(tok["host"], "login.microsoftonline.us")
@@ -163,8 +151,7 @@ class Sources(unittest.TestCase):
 		env["AZURE_FEDERATED_TOKEN_FILE"] = tf
 		tok = self.read_and_check(self.mount("workload", env), "client_credentials",
 					  "client_assertion_federated")
-		self.assertEqual(tok["scope"], "https://management.azure.com/.default")
-		self.assertEqual(tok["path"], "/%s/oauth2/v2.0/token" % self.tenant)
+		self.assert_arm_token_request(tok)
 
 	def test_workload_token_file_rotation(self):
 		"""The kubelet swaps the token file: the next token request sends
@@ -185,7 +172,7 @@ class Sources(unittest.TestCase):
 		authtest.write_file(tf + ".new", new)
 		os.rename(tf + ".new", tf)
 		self.emu.admin("POST", "/admin/tokens/expire", {})
-		authtest.reset_log(self.emu)
+		self.emu.reset_log()
 		self.assertEqual(harness.cat(self, path), want, "the rotated token file was not re-read")
 		toks = authtest.token_requests(self.emu)
 		self.assertEqual([t["status"] for t in toks], [200], toks)
@@ -196,12 +183,11 @@ class Sources(unittest.TestCase):
 		"""An az that never answers is killed (with its process group) after
 		10 s; with no other source the mount refuses to start, promptly, with
 		a message saying so (the mount asks for its ARM token before mounting)."""
-		az = authtest.FakeAz(self.emu, mode="hang")
-		self.cleanup.append(az)
+		az = self.fake_az(mode="hang")
 		m = self.mount("cli", {"PATH": az.path()}, timeout=30)
-		t0 = harness.time.monotonic()
+		t0 = time.monotonic()
 		rc, err = authtest.start_refused(self, m, timeout=60)
-		took = harness.time.monotonic() - t0
+		took = time.monotonic() - t0
 		harness.log("hanging az: exit %d after %.1fs: %s" % (rc, took, err.strip()))
 		self.assertEqual(rc, 1)
 		self.assertGreater(took, 9, "az was not given its 10 s")
@@ -222,7 +208,7 @@ class Sources(unittest.TestCase):
 		self.assertEqual(tok["path"], "/metadata/identity/oauth2/token")
 		q = dict(p.split("=", 1) for p in tok["query"].split("&"))
 		self.assertEqual(q.get("api-version"), "2018-02-01")
-		self.assertEqual(harness.urllib.parse.unquote(q.get("resource", "")),
+		self.assertEqual(urllib.parse.unquote(q.get("resource", "")),
 				 "https://management.azure.com")
 		self.assertEqual(q.get("client_id"), client_id)
 
@@ -239,7 +225,7 @@ class Sources(unittest.TestCase):
 		self.imds_check(tok, uai["client_id"])
 
 	def test_managed_identity_app_service(self):
-		env = {"IDENTITY_ENDPOINT": "http://127.0.0.1:%d/msi/token" % authtest.imds_port(self.emu),
+		env = {"IDENTITY_ENDPOINT": "http://127.0.0.1:%d/msi/token" % self.emu.imds_port,
 		       "IDENTITY_HEADER": self.world["identity_header"]}
 		tok = self.read_and_check(self.mount("msi", env, app_service=True),
 					  "managed_identity", "app_service")
@@ -251,7 +237,7 @@ class Sources(unittest.TestCase):
 
 	def test_managed_identity_app_service_wrong_header(self):
 		wrong = "not-" + self.world["identity_header"]
-		env = {"IDENTITY_ENDPOINT": "http://127.0.0.1:%d/msi/token" % authtest.imds_port(self.emu),
+		env = {"IDENTITY_ENDPOINT": "http://127.0.0.1:%d/msi/token" % self.emu.imds_port,
 		       "IDENTITY_HEADER": wrong}
 		m = self.mount("msi", env, app_service=True)
 		m.start()
@@ -262,8 +248,7 @@ class Sources(unittest.TestCase):
 		self.assertEqual(authtest.arm_requests(self.emu), [])
 
 	def test_azure_cli(self):
-		az = authtest.FakeAz(self.emu)
-		self.cleanup.append(az)
+		az = self.fake_az()
 		env = {"PATH": az.path(), "AZURE_TENANT_ID": self.tenant}
 		m = self.mount("cli", env)
 		m.start()
@@ -295,8 +280,7 @@ class Sources(unittest.TestCase):
 		the mount's time zone (here UTC-5:30), the token is fresh, so one
 		az run serves every read (parsed as UTC it would look 5.5 h stale
 		and az would run for every request)."""
-		az = authtest.FakeAz(self.emu, mode="old")
-		self.cleanup.append(az)
+		az = self.fake_az(mode="old")
 		m = self.mount("cli", {"PATH": az.path(), "TZ": "XST+5:30"}, cache_ttl=0)
 		m.start()
 		for _ in range(5):
@@ -310,8 +294,7 @@ class Sources(unittest.TestCase):
 		"""az is looked up on absolute PATH entries only: an az reached
 		through a relative entry (from the daemon's working directory, "/")
 		never runs."""
-		az = authtest.FakeAz(self.emu)
-		self.cleanup.append(az)
+		az = self.fake_az()
 		m = self.mount("cli", {"PATH": ":.:%s:%s" % (az.bin.lstrip("/"), authtest.BASE_PATH)})
 		rc, err = authtest.start_refused(self, m)
 		self.assertEqual(rc, 1)
@@ -327,8 +310,7 @@ class Sources(unittest.TestCase):
 	def test_azure_cli_logged_out(self):
 		"""az that is not logged in: the mount refuses to start and says to
 		run az login."""
-		az = authtest.FakeAz(self.emu, mode="logged_out")
-		self.cleanup.append(az)
+		az = self.fake_az(mode="logged_out")
 		m = self.mount("cli", {"PATH": az.path()})
 		rc, err = authtest.start_refused(self, m)
 		self.assertEqual(rc, 1)

@@ -9,7 +9,6 @@ import errno
 import os
 import shutil
 
-import harness
 import oracle
 import writes
 
@@ -22,9 +21,6 @@ class Editors(writes.WriteWorld):
 	def assert_clean(self, d):
 		self.assertEqual(self.listing(d), sorted(oracle.FILES), "temporary files left behind")
 
-	def kek_url_of(self, sub, rg, name):
-		return self.kek(self.job(sub, rg, name)).get("kekUrl")
-
 	def versioned_order(self):
 		sub, rg, name, d = self.new_order("cm-system")
 		old, new = self.versions("dbx-key-2048")[:2]
@@ -34,7 +30,7 @@ class Editors(writes.WriteWorld):
 
 	def test_sed_in_place_applies_the_new_version(self):
 		sub, rg, name, d, old, new = self.versioned_order()
-		self.reset_log()
+		self.emu.reset_log()
 		p = writes.sh("sed -i 's/%s/%s/' %s" % (old, new, writes.q(os.path.join(d, "key_url"))))
 		self.assertEqual(p.returncode, 0, p.stderr)
 		url = self.key_url("dbx-key-2048", new)
@@ -48,7 +44,7 @@ class Editors(writes.WriteWorld):
 		sub, rg, name, d, old, new = self.versioned_order()
 		before = self.job(sub, rg, name)
 		shown = writes.read(os.path.join(d, "key_url"))
-		self.reset_log()
+		self.emu.reset_log()
 		p = writes.sh("sed -i 's#https://#http://#' %s" % writes.q(os.path.join(d, "key_url")))
 		self.assertNotEqual(p.returncode, 0, p)
 		self.assertEqual(writes.patches(self.emu.requests()), [])
@@ -70,7 +66,7 @@ class Editors(writes.WriteWorld):
 		if not ex:
 			self.skipTest("no vim or ex installed")
 		sub, rg, name, d, old, new = self.versioned_order()
-		self.reset_log()
+		self.emu.reset_log()
 		# -u NONE: no user vimrc; the defaults (writebackup, swap file in the directory) stay.
 		p = writes.sh("HOME=%s %s -u NONE -i NONE -es -c %s -c wq %s < /dev/null" % (
 			writes.q(self.mnt.tmp), writes.q(ex), writes.q("%%s/%s/%s/" % (old, new)),
@@ -82,16 +78,11 @@ class Editors(writes.WriteWorld):
 		self.assertEqual(writes.read(os.path.join(d, "key_url")), url + "\n")
 		self.assert_clean(d)
 
-	def expect_errno(self, code, fn, *args):
-		with self.assertRaises(OSError) as cm:
-			fn(*args)
-		self.assertEqual(cm.exception.errno, code, "%s%r: %s" % (fn.__name__, args, cm.exception))
-
 	def test_temporary_files_stay_local(self):
 		sub, rg, name, d = self.new_order("cm-system")
 		other = self.new_order("cm-system")[3]
 		before = self.job(sub, rg, name)
-		self.reset_log()
+		self.emu.reset_log()
 		t = os.path.join(d, ".key_url.swp")
 		fd = os.open(t, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
 		try:

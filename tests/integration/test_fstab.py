@@ -13,12 +13,11 @@ import unittest
 import harness
 
 
-class Fstab(unittest.TestCase):
+class Fstab(harness.Cleanup, unittest.TestCase):
 	def setUp(self):
+		super().setUp()
 		self.world = harness.gen_world(orders=3)
-		self.emu = harness.Emulator(self.world).start()
-		self.addCleanup(self.emu.stop)
-		self.tmp = harness.private_tmp("fstab-")
+		self.emu = self.track(harness.Emulator(self.world).start())
 		self.mnt = os.path.join(self.tmp, "m")
 		os.mkdir(self.mnt)
 		c = self.emu.client()
@@ -30,10 +29,6 @@ class Fstab(unittest.TestCase):
 			"AZURE_CLIENT_ID": c["client_id"],
 			"AZURE_CLIENT_SECRET": c["client_secret"],
 		}
-		self.addCleanup(self.cleanup)
-
-	def cleanup(self):
-		shutil.rmtree(self.tmp, ignore_errors=True)
 
 	def test_mount_t_fuse_databoxfs(self):
 		"""mount(8) runs its helpers without PATH, so the program must be

@@ -1,9 +1,10 @@
 """Every file of every order, read with cat, equals the independent oracle;
 ls of every level lists exactly the world's subscriptions, resource groups
-and orders."""
+and orders. The oracle's errors-file parser reads the format and refuses
+what the format does not allow (so a malformed file cannot pass)."""
 
 import collections
-import os
+import unittest
 
 import harness
 import oracle
@@ -97,6 +98,56 @@ class Oracle(harness.MountedWorld):
 				(n_uai, "user-assigned identities"), (n_none, "identity None"),
 				(n_no_kek, "no keyEncryptionKey at all")):
 			self.assertGreater(n, 0, "the world has no order with %s" % what)
+
+
+class ParseErrors(unittest.TestCase):
+	"""oracle.parse_errors, the tests' one errors-file parser, on its own."""
+
+	# README.md "Errors", plus a second block with an empty field and a
+	# remedy in numbered steps (continuation lines indented by two spaces).
+	TEXT = ("code: SsemUserErrorEncryptionKeyDisabled\n"
+		"source: order\n"
+		"time: 2025-03-05T17:54:03Z\n"
+		"message: Could not fetch the passkey as the customer-managed key is disabled.\n"
+		"target: KeyEncryptionKey\n"
+		"recoverable: yes\n"
+		"remedy: Yes, by enabling the key version.\n"
+		"\n"
+		"code: SsemUserErrorSystemAssignedIdentityAbsent\n"
+		"source: last-write\n"
+		"target:\n"
+		"remedy: Yes, check if:\n"
+		"  1. Key vault still has the MSI in the access policy.\n"
+		"  2. Identity is of type System assigned.\n")
+
+	def test_reads_the_format(self):
+		blocks = oracle.parse_errors(self.TEXT)
+		self.assertEqual(len(blocks), 2)
+		self.assertEqual(blocks[0]["code"], "SsemUserErrorEncryptionKeyDisabled")
+		self.assertEqual(blocks[0]["message"],
+				 "Could not fetch the passkey as the customer-managed key is disabled.")
+		self.assertEqual(blocks[0]["remedy"], "Yes, by enabling the key version.")
+		self.assertEqual(blocks[1]["target"], "")
+		self.assertEqual(blocks[1]["remedy"], "Yes, check if:\n"
+				 "1. Key vault still has the MSI in the access policy.\n"
+				 "2. Identity is of type System assigned.")
+		self.assertEqual(oracle.parse_errors(""), [])
+
+	def test_refuses_what_the_format_does_not_allow(self):
+		bad = {
+			"no final newline": self.TEXT[:-1],
+			"two blank lines": self.TEXT.replace("\n\n", "\n\n\n"),
+			"a blank line first": "\n" + self.TEXT,
+			"a blank line last": self.TEXT + "\n",
+			"a line without a key": self.TEXT.replace("source: order", "source order"),
+			"a field twice": self.TEXT.replace("source: order\n", "source: order\nsource: read\n"),
+			"a continuation without a field": "  1. step\ncode: X\n",
+			"a one-space continuation": self.TEXT.replace("  1.", " 1."),
+		}
+		for what, text in bad.items():
+			with self.subTest(what):
+				with self.assertRaises(ValueError):
+					oracle.parse_errors(text)
 
 
 if __name__ == "__main__":

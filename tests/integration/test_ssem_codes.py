@@ -201,7 +201,7 @@ class SsemRows(writes.WriteWorld):
 		EIO, and errors shows the service's code with the Generic row."""
 		sub, rg, name, d = self.new_order("cm-system")
 		before = self.job(sub, rg, name)
-		self.reset_log()
+		self.emu.reset_log()
 		self.emu.admin("POST", "/admin/fail-next-patch", {"count": 1})
 		p = writes.echo_to(os.path.join(d, "key_url"), self.key_url("dbx-key-3072"))
 		self.assert_refused(p, writes.EIO_TEXT)
@@ -215,7 +215,7 @@ class SsemRows(writes.WriteWorld):
 		message, the Generic row's remedy."""
 		sub, rg, name, d = self.new_order("cm-system")
 		before = self.job(sub, rg, name)
-		self.reset_log()
+		self.emu.reset_log()
 		self.emu.fault(service="arm", method="PATCH", path_prefix="/subscriptions/",
 			       status=400, count=1,
 			       body='{"error": {"code": "SsemUserErrorBrandNewThing", '

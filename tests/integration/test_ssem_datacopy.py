@@ -64,7 +64,7 @@ class DataCopyErrors(writes.WriteWorld):
 					 "SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled")
 			self.assert_waiting(d, "SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled")
 			# Writing a key of that vault now is refused before any PATCH.
-			self.reset_log()
+			self.emu.reset_log()
 			p = writes.echo_to(os.path.join(d, "key_url"), self.key_url("dbx-key-3072"))
 			self.assert_refused(p)
 			self.assertEqual(writes.patches(self.emu.requests()), [])

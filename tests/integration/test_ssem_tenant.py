@@ -51,7 +51,7 @@ class TenantMove(writes.WriteWorld):
 
 		for value, body in (("None", {"identity": {"type": "None"}}),
 				    ("SystemAssigned", {"identity": {"type": "SystemAssigned"}})):
-			self.reset_log()
+			self.emu.reset_log()
 			p = writes.echo_to(os.path.join(d, "identity"), value)
 			self.assertEqual(p.returncode, 0, "%s: %s" % (value, p.stderr))
 			ps = writes.patches(self.emu.requests())
@@ -73,7 +73,7 @@ class TenantMove(writes.WriteWorld):
 		# not dropped as a write of the current value.
 		url = kek0["kekUrl"]
 		self.assertEqual(writes.read(os.path.join(d, "key_url")), url + "\n")
-		self.reset_log()
+		self.emu.reset_log()
 		p = writes.echo_to(os.path.join(d, "key_url"), url)
 		self.assertEqual(p.returncode, 0, p.stderr)
 		self.assertEqual(len(writes.patches(self.emu.requests())), 1)

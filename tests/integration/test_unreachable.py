@@ -29,25 +29,16 @@ print(0)
 """
 
 
-class Unreachable(unittest.TestCase):
+class Unreachable(harness.Cleanup, unittest.TestCase):
 	@classmethod
 	def setUpClass(cls):
 		cls.world = harness.gen_world(orders=4, subscriptions=1, resource_groups=1, seed=17)
 		cls.job = cls.world["jobs"][0]
 		cls.sub, cls.rg, cls.name = harness.split_job_id(cls.job["id"])
 
-	def setUp(self):
-		self.cleanup = []
-
-	def tearDown(self):
-		for obj in reversed(self.cleanup):
-			obj.stop()
-
 	def start(self, **kw):
-		emu = harness.Emulator(self.world).start()
-		self.cleanup.append(emu)
-		mnt = harness.Mount(emu, **kw).start()
-		self.cleanup.append(mnt)
+		emu = self.track(harness.Emulator(self.world).start())
+		mnt = self.track(harness.Mount(emu, **kw).start())
 		return emu, mnt
 
 	def fails_promptly(self, op, path):

@@ -74,7 +74,7 @@ class Concurrency(writes.WriteWorld):
 			urls.append(self.key_url("wt-conc", r["version"]))
 		self.assertEqual(len(set(urls)), N)
 		self.emu.admin("POST", "/admin/latency", {"ms": 20})
-		self.reset_log()
+		self.emu.reset_log()
 		path = os.path.join(d, "key_url")
 		results = finish([popen_echo(u, path) for u in urls])
 		self.assertEqual([rc for rc, _ in results], [0] * N, results)
@@ -99,7 +99,7 @@ class Concurrency(writes.WriteWorld):
 		# One write alone, for the yardstick.
 		single_path = os.path.join(orders[0][3], "key_url")
 		_, single = writes.wall(lambda: finish([popen_echo(url, single_path)]))
-		self.reset_log()
+		self.emu.reset_log()
 		t0 = time.monotonic()
 		results = finish([popen_echo(url, os.path.join(o[3], "key_url")) for o in orders[1:]])
 		took = time.monotonic() - t0

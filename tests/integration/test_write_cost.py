@@ -21,7 +21,7 @@ class Cost(writes.WriteWorld):
 	def measure(self, d, url):
 		# As an admin would: look at the order, then write within cache_ttl.
 		harness.cat(self, os.path.join(d, "key_url"))
-		self.reset_log()
+		self.emu.reset_log()
 		t0 = time.monotonic()
 		p = writes.echo_to(os.path.join(d, "key_url"), url)
 		took = time.monotonic() - t0

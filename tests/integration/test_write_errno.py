@@ -7,9 +7,9 @@ keys) skips that check: the write proceeds and the service decides."""
 
 import os
 import time
-import unittest
 
 import harness
+import oracle
 import writes
 
 JOBS = "/subscriptions/"
@@ -20,14 +20,14 @@ class Errno(writes.WriteWorld):
 	def failing_write(self, d, errno_text, value=None):
 		sub, rg, name = d.split(os.sep)[-3:]
 		before = self.job(sub, rg, name)
-		self.reset_log()
+		self.emu.reset_log()
 		t0 = time.monotonic()
 		p = writes.echo_to(os.path.join(d, "key_url"), value or self.key_url("dbx-key-3072"))
 		took = time.monotonic() - t0
 		self.assert_refused(p, errno_text)
 		self.assert_unchanged(before, sub, rg, name)
 		text = writes.read(os.path.join(d, "errors"))
-		blocks = [b for b in writes.parse_errors(text) if b.get("source") == "last-write"]
+		blocks = [b for b in oracle.parse_errors(text) if b.get("source") == "last-write"]
 		self.assertEqual(len(blocks), 1, text)
 		return blocks[0], took
 
@@ -92,14 +92,14 @@ class Errno(writes.WriteWorld):
 			d = mnt.p(sub, rg, name)
 			self.emu.fault(service="arm", method="GET", path_prefix=JOBS + self.sub0 +
 				       "/providers/Microsoft.DataBox/locations/", latency_ms=5000)
-			self.reset_log()
+			self.emu.reset_log()
 			t0 = time.monotonic()
 			p = writes.echo_to(os.path.join(d, "key_url"), self.key_url("dbx-key-3072"))
 			took = time.monotonic() - t0
 			self.assert_refused(p, "Connection timed out")
 			self.assertLess(took, 3 + 3, "the write outlived -o timeout")
 			self.assertEqual(len(writes.patches(self.emu.requests())), 1)
-			b = [x for x in writes.parse_errors(writes.read(os.path.join(d, "errors")))
+			b = [x for x in oracle.parse_errors(writes.read(os.path.join(d, "errors")))
 			     if x.get("source") == "last-write"][0]
 			self.assertEqual(b["code"], "Timeout", b)
 			# The PATCH was accepted: the admin must learn the change may still land.
@@ -118,12 +118,12 @@ class Errno(writes.WriteWorld):
 			sub, rg, name, _ = self.new_order("cm-system")
 			d = mnt.p(sub, rg, name)
 			before = self.job(sub, rg, name)
-			self.reset_log()
+			self.emu.reset_log()
 			p = writes.echo_to(os.path.join(d, "key_url"), self.key_url("dbx-key-3072"))
 			self.assert_refused(p, "No route to host")
 			self.assertEqual(writes.patches(self.emu.requests()), [])
 			self.assert_unchanged(before, sub, rg, name)
-			self.assertTrue([b for b in writes.parse_errors(writes.read(os.path.join(d, "errors")))
+			self.assertTrue([b for b in oracle.parse_errors(writes.read(os.path.join(d, "errors")))
 					 if b.get("source") == "last-write"])
 		finally:
 			mnt.stop()
@@ -132,7 +132,7 @@ class Errno(writes.WriteWorld):
 		sub, rg, name, d = self.new_order("cm-system")
 		url = self.key_url("dbx-key-3072")
 		self.emu.fault(service="keyvault", method="GET", path_prefix="/keys/", status=403)
-		self.reset_log()
+		self.emu.reset_log()
 		p = writes.echo_to(os.path.join(d, "key_url"), url)
 		self.assertEqual(p.returncode, 0, p.stderr)
 		self.assertEqual(self.kek(self.job(sub, rg, name))["kekUrl"], url)

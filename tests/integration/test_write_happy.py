@@ -18,7 +18,7 @@ class HappyPaths(writes.WriteWorld):
 
 	def write_ok(self, d, file, value):
 		"""echo value > d/file succeeds with one PATCH; returns its body."""
-		self.reset_log()
+		self.emu.reset_log()
 		p = writes.echo_to(os.path.join(d, file), value)
 		self.assertEqual(p.returncode, 0, p.stderr)
 		self.assertEqual(p.stderr, "")

@@ -106,7 +106,7 @@ class ForeignHosts(writes.WriteWorld):
 
 	def test_encryption_json_foreign_host(self):
 		*_, d = self.new_order("cm-system")
-		self.reset_log()
+		self.emu.reset_log()
 		p = writes.echo_to(os.path.join(d, "encryption.json"),
 				   '{"key_url": "https://evil.example.com/keys/k"}')
 		self.assert_refused(p)

@@ -16,7 +16,7 @@ class Tools(writes.WriteWorld):
 		return [writes.body_of(r) for r in writes.patches(self.emu.requests())]
 
 	def run_ok(self, cmd):
-		self.reset_log()
+		self.emu.reset_log()
 		p = writes.sh(cmd)
 		self.assertEqual(p.returncode, 0, p.stderr)
 		return p
@@ -58,15 +58,12 @@ class Tools(writes.WriteWorld):
 	def test_encryption_json_unknown_key_refused(self):
 		sub, rg, name, d = self.new_order("cm-system")
 		before = self.job(sub, rg, name)
-		self.reset_log()
+		self.emu.reset_log()
 		p = writes.echo_to(os.path.join(d, "encryption.json"),
 				   '{"encryption_type": "MicrosoftManaged", "colour": "blue"}')
 		self.assert_refused(p)
 		self.assertEqual(self.patch_bodies(), [])
 		self.assertEqual(self.job(sub, rg, name), before)
-
-	def kek_url_of(self, sub, rg, name):
-		return self.kek(self.job(sub, rg, name)).get("kekUrl")
 
 	def test_printf_without_newline_applies_at_close(self):
 		sub, rg, name, d = self.new_order("cm-system")
@@ -85,7 +82,7 @@ class Tools(writes.WriteWorld):
 
 	def test_tee_refused_value_fails(self):
 		*_, d = self.new_order("cm-system")
-		self.reset_log()
+		self.emu.reset_log()
 		p = writes.sh("echo https://evil.example.com/keys/k | tee %s" %
 			      writes.q(os.path.join(d, "key_url")))
 		self.assertNotEqual(p.returncode, 0)
@@ -123,7 +120,7 @@ class Tools(writes.WriteWorld):
 	def test_dd_chunks_of_invalid_value_refused(self):
 		sub, rg, name, d = self.new_order("cm-system")
 		before = self.job(sub, rg, name)
-		self.reset_log()
+		self.emu.reset_log()
 		p = writes.sh("printf %%s %s | dd of=%s bs=8 status=none" %
 			      (writes.q("http://%s.vault.azure.net/keys/dbx-key-2048" % self.vname),
 			       writes.q(os.path.join(d, "key_url"))))
@@ -145,7 +142,7 @@ class Tools(writes.WriteWorld):
 	def test_customer_managed_without_a_key_refused(self):
 		sub, rg, name, d = self.new_order("mm-system")
 		before = self.job(sub, rg, name)
-		self.reset_log()
+		self.emu.reset_log()
 		p = writes.echo_to(os.path.join(d, "encryption_type"), "CustomerManaged")
 		self.assert_refused(p)
 		self.assertEqual(self.patch_bodies(), [])

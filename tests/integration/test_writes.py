@@ -54,7 +54,7 @@ class Writes(harness.MountedWorld):
 
 	def last_write_blocks(self, job):
 		text = harness.cat(self, self.d(job, "errors")).decode()
-		return [b for b in oracle.parse_blocks(text) if b.get("source") == "last-write"]
+		return [b for b in oracle.parse_errors(text) if b.get("source") == "last-write"]
 
 	@staticmethod
 	def cmk_system(job):

@@ -12,9 +12,8 @@ clones of the world's orders under fresh names with their own system
 principal (granted on the vault when the kind needs it), so tests share
 one emulator and one mount without sharing state.
 
-The remedy fragments below are sentences of the "Troubleshoot errors"
-table of the source document (docs/ssem-table.md), as plain text (markdown links
-reduced to their text), which the errors file must show.
+The table rows the errors file must show (recoverable, remedy fragments)
+are oracle.SSEM and oracle.GENERIC_REMEDY.
 """
 
 import copy
@@ -25,50 +24,9 @@ import time
 import uuid
 
 import harness
+import oracle
 
 API = "2025-07-01"
-
-# code -> (recoverable as the errors file says it, fragments of the table's remedy)
-SSEM = {
-	"SsemUserErrorEncryptionKeyDisabled": ("yes", ["Yes, by enabling the key version."]),
-	"SsemUserErrorEncryptionKeyExpired": ("yes", ["Yes, by enabling the key version."]),
-	"SsemUserErrorKeyDetailsNotFound": ("depends", [
-		"If you deleted the key vault, you can't recover the customer-managed key.",
-		"Revert the key vault back to the old tenant.",
-		"Set Identity = None and then set the value back to Identity = SystemAssigned."]),
-	"SsemUserErrorKeyVaultBadRequestException": ("yes", [
-		"Add the identity selected to your key vault to enable access to the "
-		"customer-managed key."]),
-	"SsemUserErrorKeyVaultDetailsNotFound": ("depends", [
-		"If you deleted the key vault, you can't recover the customer-managed key.",
-		"Revert the key vault back to the old tenant."]),
-	"SsemUserErrorSystemAssignedIdentityAbsent": ("yes", [
-		"Key vault still has the MSI in the access policy.",
-		"Identity is of type System assigned."]),
-	"SsemUserErrorUserAssignedLimitReached": ("yes", [
-		"Retry the operation with fewer user identities, or remove some user-assigned "
-		"identities from the resource before retrying."]),
-	"SsemUserErrorCrossTenantIdentityAccessForbidden": ("yes", [
-		"Or move the identity to the new tenant under which the subscription is present."]),
-	"SsemUserErrorKekUserIdentityNotFound": ("yes", [
-		"Try adding a different user-assigned identity to your key vault to enable access "
-		"to the customer-managed key."]),
-	"SsemUserErrorUserAssignedIdentityAbsent": ("yes", [
-		"Either the User Assigned Identity (UAI) associated with the key is deleted or the "
-		"UAI type has changed."]),
-	"SsemUserErrorEncryptionKeyTypeNotSupported": ("yes", [
-		"Enable a supported encryption type on the key - for example, RSA or RSA-HSM."]),
-	"SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled": ("yes", [
-		"Ensure that both soft delete and purge protection are enabled on the key vault."]),
-	"SsemUserErrorInvalidKeyVaultUrl": ("yes", [
-		"Get the correct key vault URI. To get the key vault URI, use Get-AzKeyVault in "
-		"PowerShell."]),
-	"SsemUserErrorKeyVaultUrlWithInvalidScheme": ("yes", ["Pass the key vault URI over HTTPS."]),
-	"SsemUserErrorKeyVaultUrlInvalidHost": ("yes", [
-		"In the public cloud, the key vault URI should end with vault.azure.net."]),
-}
-GENERIC_REMEDY = ("This error is a generic error. Contact Microsoft Support to troubleshoot the "
-		  "error and determine the next steps.")
 
 EINVAL_TEXT = "Invalid argument"
 EIO_TEXT = "Input/output error"
@@ -94,27 +52,6 @@ def echo_to(path, value, timeout=60):
 def read(path):
 	with open(path) as f:
 		return f.read()
-
-
-def parse_errors(text):
-	"""The errors file as a list of {field: value} blocks, newest first;
-	indented continuation lines (a remedy's numbered steps) join their field."""
-	blocks = []
-	for chunk in text.split("\n\n"):
-		if not chunk.strip():
-			continue
-		b = {}
-		last = None
-		for line in chunk.split("\n"):
-			if line.startswith("  ") and last:
-				b[last] += "\n" + line.strip()  # continuation (numbered steps)
-				continue
-			k, sep, v = line.partition(": ")
-			if sep:
-				b[k] = v
-				last = k
-		blocks.append(b)
-	return blocks
 
 
 def patches(requests):
@@ -233,9 +170,9 @@ class WriteWorld(harness.MountedWorld):
 	def kek(self, job):
 		return job["properties"]["details"].get("keyEncryptionKey")
 
-	def reset_log(self):
-		self.emu.admin("POST", "/admin/requests/reset", {})
-		self.emu.reset_counters()
+	def kek_url_of(self, sub, rg, name):
+		"""The stored order's kekUrl (None without one)."""
+		return self.kek(self.job(sub, rg, name)).get("kekUrl")
 
 	def assert_refused(self, p, errno_text=EINVAL_TEXT):
 		self.assertNotEqual(p.returncode, 0, "the write succeeded: %r" % (p,))
@@ -245,15 +182,15 @@ class WriteWorld(harness.MountedWorld):
 		"""The errors file of order dir d has a block for code from source,
 		with the table's recoverable and remedy; returns the block."""
 		text = read(os.path.join(d, "errors"))
-		blocks = [b for b in parse_errors(text) if b.get("source") == source]
+		blocks = [b for b in oracle.parse_errors(text) if b.get("source") == source]
 		found = [b for b in blocks if b.get("code") == code]
 		self.assertTrue(found, "no %s block for %s in errors:\n%s" % (source, code, text))
 		b = found[0]
 		if generic:
-			self.assertEqual(b.get("remedy"), GENERIC_REMEDY, text)
+			self.assertEqual(b.get("remedy"), oracle.GENERIC_REMEDY, text)
 			self.assertEqual(b.get("recoverable"), "depends", text)
 		else:
-			recoverable, fragments = SSEM[code]
+			recoverable, fragments = oracle.SSEM[code]
 			self.assertEqual(b.get("recoverable"), recoverable, text)
 			for frag in fragments:
 				self.assertIn(frag, b.get("remedy", ""), text)
@@ -263,7 +200,7 @@ class WriteWorld(harness.MountedWorld):
 
 	def assert_no_last_write(self, d):
 		text = read(os.path.join(d, "errors"))
-		self.assertFalse([b for b in parse_errors(text) if b.get("source") == "last-write"], text)
+		self.assertFalse([b for b in oracle.parse_errors(text) if b.get("source") == "last-write"], text)
 
 	def assert_unchanged(self, before, sub, rg, name):
 		self.assertEqual(self.job(sub, rg, name), before, "a refused write changed the order")
@@ -275,7 +212,7 @@ class WriteWorld(harness.MountedWorld):
 		sub, rg, name = d.split(os.sep)[-3:]
 		before = self.job(sub, rg, name)
 		shown = read(os.path.join(d, file))
-		self.reset_log()
+		self.emu.reset_log()
 		p = echo_to(os.path.join(d, file), value)
 		self.assert_refused(p, errno_text)
 		self.assertEqual(read(os.path.join(d, file)), shown, "the file shows a refused value")
