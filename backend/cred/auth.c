@@ -9,8 +9,9 @@
  * a condition variable for the refresh already running, or keep using the
  * old token while it is still valid). A failed refresh keeps the old token
  * while it is valid. A 401 drops the token it used, fetches a fresh one and
- * resends once. Expiry is tracked on the injected clock, so tests can move
- * time.
+ * resends once. Expiry is tracked on the injected clock (its wall time turns
+ * a token's expiry claim into a lifetime, its monotonic time runs the
+ * lifetime down), so tests can move time.
  *
  * dbx_credential_new() builds a credential by name; "auto" is the
  * DefaultAzureCredential chain of docs/architecture.md, "Credentials", an ordered table of source
@@ -126,10 +127,13 @@ static struct token_slot *slot_get(struct auth_transport *at, const char *scope)
 	return s;
 }
 
-/* Store a fresh token in the slot (lock held); takes tok->value. */
-static void slot_store(struct token_slot *s, struct dbx_token *tok, uint64_t now_ms)
+/*
+ * Store a fresh token in the slot (lock held); takes tok->value. Its
+ * lifetime is its expiry claim (wall time) less wall, the clock's wall time
+ * now; it is kept on the monotonic time line from now_ms on.
+ */
+static void slot_store(struct token_slot *s, struct dbx_token *tok, uint64_t now_ms, time_t wall)
 {
-	time_t wall = time(NULL);
 	int64_t life_s = tok->expires_on > wall ? (int64_t)(tok->expires_on - wall) : 0;
 	int64_t margin_s;
 
@@ -169,7 +173,7 @@ static enum dbx_err refresh_locked(struct auth_transport *at, struct token_slot 
 	if (rc == DBX_OK && !tok.value)
 		rc = dbx_error_set(err, DBX_EAUTH, "%s: empty token", at->cred->name);
 	if (rc == DBX_OK) {
-		slot_store(s, &tok, now);
+		slot_store(s, &tok, now, dbx_clock_wall(at->clock));
 		/* What waiters report if this token has expired already on arrival. */
 		dbx_error_set(&s->last_err, DBX_EAUTH, "%s: the token it returned has expired",
 			      at->cred->name);

@@ -36,10 +36,11 @@ struct stub_cred {
 	struct dbx_credential base;
 	pthread_mutex_t lock;
 	int calls;
-	int fail_from;	   /* calls numbered >= fail_from fail (0: never) */
-	time_t life_s;	   /* lifetime of the tokens it hands out */
-	time_t expires_on; /* when non-zero: the expiry it claims instead */
-	long sleep_ms;	   /* real time each call takes (single-flight test) */
+	int fail_from;		       /* calls numbered >= fail_from fail (0: never) */
+	time_t life_s;		       /* lifetime of the tokens it hands out */
+	time_t expires_on;	       /* when non-zero: the expiry it claims instead */
+	long sleep_ms;		       /* real time each call takes (single-flight test) */
+	const struct dbx_clock *clock; /* the auth layer's: life_s counts from its wall time */
 };
 
 static enum dbx_err stub_get_token(struct dbx_credential *self, const char *scope,
@@ -59,7 +60,7 @@ static enum dbx_err stub_get_token(struct dbx_credential *self, const char *scop
 	if (s->fail_from && n >= s->fail_from)
 		return dbx_error_set(err, DBX_EAUTH, "stub: refused");
 	assert_true(asprintf(&out->value, "tok-%d-%s", n, scope) > 0);
-	out->expires_on = s->expires_on ? s->expires_on : time(NULL) + s->life_s;
+	out->expires_on = s->expires_on ? s->expires_on : dbx_clock_wall(s->clock) + s->life_s;
 	return DBX_OK;
 }
 
@@ -93,6 +94,7 @@ static struct fixture *setup_with(const struct fake_reply *script, size_t n, tim
 	fake_transport_init(&f->fake, script, n);
 	fake_clock_init(&f->fc, T0);
 	stub_init(&f->cred, life_s);
+	f->cred.clock = &f->fc.clock;
 	f->auth = dbx_http_auth_new(&f->fake.base, &f->cred.base, &f->fc.clock);
 	assert_non_null(f->auth);
 	return f;
@@ -256,7 +258,7 @@ static void test_token_only_to_its_audience_host(void **state)
 static void test_huge_expiry_does_not_overflow(void **state)
 {
 	/* The first: lifetime * 1000 is 2^64 + 1384, 1.4 s once wrapped. */
-	const time_t claims[] = {time(NULL) + (time_t)18446744073709553LL, (time_t)INT64_MAX,
+	const time_t claims[] = {FAKE_WALL0 + (time_t)18446744073709553LL, (time_t)INT64_MAX,
 				 (time_t)INT64_MAX / 1000 + 12345};
 
 	(void)state;
