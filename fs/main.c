@@ -491,7 +491,7 @@ int main(int argc, char *argv[])
 	if (!token_stack)
 		goto fail;
 	cred = dbx_credential_new(o.credential ? o.credential : "auto", token_stack, cloud,
-				  dbx_env_process(), &err);
+				  dbx_env_process(), dbx_clock_system(), &err);
 	if (!cred)
 		goto fail;
 	arm_stack = new_stack(&co, NULL, &err);

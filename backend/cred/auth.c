@@ -510,7 +510,8 @@ enum dbx_err dbx_http_auth_prime(struct dbx_transport *auth, const char *scope,
 
 typedef struct dbx_credential *(*source_ctor)(struct dbx_transport *transport,
 					      const struct dbx_cloud *cloud,
-					      const struct dbx_env *env, struct dbx_error *err);
+					      const struct dbx_env *env,
+					      const struct dbx_clock *clock, struct dbx_error *err);
 
 /*
  * DefaultAzureCredential's order (docs/architecture.md, "Credentials"): the environment (secret,
@@ -608,7 +609,7 @@ static void chain_destroy(struct dbx_credential *self)
 
 static struct dbx_credential *chain_new(struct dbx_transport *transport,
 					const struct dbx_cloud *cloud, const struct dbx_env *env,
-					struct dbx_error *err)
+					const struct dbx_clock *clock, struct dbx_error *err)
 {
 	struct chain_cred *cc = calloc(1, sizeof(*cc));
 	char reasons[DBX_ERR_MSG_MAX] = "";
@@ -625,7 +626,7 @@ static struct dbx_credential *chain_new(struct dbx_transport *transport,
 	pthread_mutex_init(&cc->lock, NULL);
 	for (size_t i = 0; i < N_SOURCES; i++) {
 		dbx_error_clear(&e);
-		cc->members[i] = sources[i].make(transport, cloud, env, &e);
+		cc->members[i] = sources[i].make(transport, cloud, env, clock, &e);
 		if (cc->members[i]) {
 			n++;
 			continue;
@@ -654,17 +655,17 @@ fail:
 
 struct dbx_credential *dbx_credential_new(const char *name, struct dbx_transport *transport,
 					  const struct dbx_cloud *cloud, const struct dbx_env *env,
-					  struct dbx_error *err)
+					  const struct dbx_clock *clock, struct dbx_error *err)
 {
 	if (!cloud)
 		cloud = dbx_cloud_default();
 	if (!env)
 		env = dbx_env_process();
 	if (!name || strcmp(name, "auto") == 0)
-		return chain_new(transport, cloud, env, err);
+		return chain_new(transport, cloud, env, clock, err);
 	for (size_t i = 0; i < N_SOURCES; i++) {
 		if (strcmp(name, sources[i].name) == 0)
-			return sources[i].make(transport, cloud, env, err);
+			return sources[i].make(transport, cloud, env, clock, err);
 	}
 	dbx_error_set(err, DBX_ECONFIG,
 		      "unknown credential '%s' (expected auto, env, cert, workload, msi or cli)",

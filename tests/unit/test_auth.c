@@ -305,10 +305,10 @@ static void test_parse_token_huge_expires_in(void **state)
 		struct dbx_error err = {0};
 
 		assert_int_equal(dbx_cred_parse_token("env", bodies[i], strlen(bodies[i]), &fields,
-						      NULL, &tok, &err),
+						      NULL, FAKE_WALL0, &tok, &err),
 				 DBX_OK);
 		assert_string_equal(tok.value, "AT");
-		assert_true(tok.expires_on > time(NULL) + 3600);
+		assert_true(tok.expires_on > FAKE_WALL0 + 3600);
 		dbx_token_wipe(&tok);
 	}
 }
@@ -639,7 +639,7 @@ static void test_env_secret_request(void **state)
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
 	capture_init(&cap, &fake);
-	cred = dbx_credential_new("env", &cap.base, dbx_cloud_default(), &env, &err);
+	cred = dbx_credential_new("env", &cap.base, dbx_cloud_default(), &env, NULL, &err);
 	assert_non_null(cred);
 	assert_string_equal(cred->name, "env");
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
@@ -694,7 +694,7 @@ static void test_env_huge_expires_in(void **state)
 
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
-	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, &err);
+	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, NULL, &err);
 	assert_non_null(cred);
 	for (size_t i = 0; i < N(script); i++) {
 		struct dbx_token tok = {0};
@@ -730,7 +730,8 @@ static void test_env_expires_in_string_and_cloud(void **state)
 
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
-	cred = dbx_cred_env_secret_new(&fake.base, dbx_cloud_find("AzureUSGovernment"), &env, &err);
+	cred = dbx_cred_env_secret_new(&fake.base, dbx_cloud_find("AzureUSGovernment"), &env, NULL,
+				       &err);
 	assert_non_null(cred);
 	assert_int_equal(
 	    cred->get_token(cred, "https://management.usgovcloudapi.net/.default", &tok, &err),
@@ -784,7 +785,7 @@ static void test_env_authority_host_forms(void **state)
 		struct dbx_error err = {0};
 
 		fake_transport_init(&fake, ok, N(ok));
-		cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, &err);
+		cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, NULL, &err);
 		if (!rows[i].url) {
 			if (cred)
 				fail_msg("AZURE_AUTHORITY_HOST=%s accepted", rows[i].value);
@@ -825,7 +826,7 @@ static void test_env_error_body(void **state)
 
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
-	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, &err);
+	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, NULL, &err);
 	assert_non_null(cred);
 
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
@@ -926,7 +927,7 @@ static void test_env_error_one_char_secret(void **state)
 	memset(&g, 0, sizeof(g));
 	memset(g.guard, 'G', sizeof(g.guard));
 	fake_transport_init(&fake, script, N(script));
-	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, &g.e);
+	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, NULL, &g.e);
 	assert_non_null(cred);
 
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &g.e), DBX_EAUTH);
@@ -954,7 +955,7 @@ static void test_env_transport_failure(void **state)
 
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
-	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, &err);
+	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, NULL, &err);
 	assert_non_null(cred);
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EUNREACHABLE);
 	assert_string_equal(err.message, "env: token request to login.microsoftonline.com failed: "
@@ -981,14 +982,14 @@ static void test_env_missing_variables(void **state)
 
 	(void)state;
 	fake_transport_init(&fake, NULL, 0);
-	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_none, &err));
+	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_none, NULL, &err));
 	assert_int_equal(err.err, DBX_EAUTH);
 	assert_string_equal(
 	    err.message,
 	    "env: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are not set");
-	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_nosec, &err));
+	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_nosec, NULL, &err));
 	assert_string_equal(err.message, "env: AZURE_CLIENT_SECRET is not set");
-	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_onlysec, &err));
+	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_onlysec, NULL, &err));
 	assert_string_equal(err.message, "env: AZURE_TENANT_ID and AZURE_CLIENT_ID are not set");
 	assert_int_equal(fake.n_calls, 0);
 	fake_transport_fini(&fake);
@@ -1017,7 +1018,7 @@ static void test_auto_chain(void **state)
 	(void)state;
 	/* Nothing configured: one message naming what each source lacked, in chain order. */
 	fake_transport_init(&fake, no_imds, N(no_imds));
-	cred = dbx_credential_new("auto", &fake.base, NULL, &e_bare, &err);
+	cred = dbx_credential_new("auto", &fake.base, NULL, &e_bare, NULL, &err);
 	if (cred) {
 		assert_string_equal(cred->name, "auto");
 		assert_int_not_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
@@ -1040,7 +1041,7 @@ static void test_auto_chain(void **state)
 
 	/* The environment configured: the chain uses it, and sticks to it. */
 	fake_transport_init(&fake, script, N(script));
-	cred = dbx_credential_new("auto", &fake.base, NULL, &e_full, &err);
+	cred = dbx_credential_new("auto", &fake.base, NULL, &e_full, NULL, &err);
 	assert_non_null(cred);
 	assert_string_equal(cred->name, "auto");
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
@@ -1071,7 +1072,7 @@ static void test_auto_chain_stops_on_refusal(void **state)
 
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
-	cred = dbx_credential_new(NULL, &fake.base, NULL, &env, &err); /* NULL means auto */
+	cred = dbx_credential_new(NULL, &fake.base, NULL, &env, NULL, &err); /* NULL means auto */
 	assert_non_null(cred);
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message,
@@ -1100,7 +1101,7 @@ static void test_auto_chain_stops_when_unreachable(void **state)
 
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
-	cred = dbx_credential_new("auto", &fake.base, NULL, &env, &err);
+	cred = dbx_credential_new("auto", &fake.base, NULL, &env, NULL, &err);
 	assert_non_null(cred);
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EUNREACHABLE);
 	assert_ptr_equal(
@@ -1119,10 +1120,10 @@ static void test_unknown_credential_name(void **state)
 
 	(void)state;
 	fake_transport_init(&fake, NULL, 0);
-	assert_null(dbx_credential_new("kerberos", &fake.base, NULL, &env, &err));
+	assert_null(dbx_credential_new("kerberos", &fake.base, NULL, &env, NULL, &err));
 	assert_int_equal(err.err, DBX_ECONFIG);
 	assert_non_null(strstr(err.message, "kerberos"));
-	assert_null(dbx_credential_new("ENV ", &fake.base, NULL, &env, &err));
+	assert_null(dbx_credential_new("ENV ", &fake.base, NULL, &env, NULL, &err));
 	assert_int_equal(err.err, DBX_ECONFIG);
 	fake_transport_fini(&fake);
 }
@@ -1154,7 +1155,7 @@ static void test_stack_env_to_arm(void **state)
 	fake_transport_init(&token_fake, script, 1);
 	fake_transport_init(&fake, script + 1, 2);
 	fake_clock_init(&fc, T0);
-	cred = dbx_credential_new("env", &token_fake.base, NULL, &env, &err);
+	cred = dbx_credential_new("env", &token_fake.base, NULL, &env, &fc.clock, &err);
 	assert_non_null(cred);
 	auth = dbx_http_auth_new(&fake.base, cred, &fc.clock);
 	for (int i = 0; i < 2; i++) {
