@@ -32,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "databoxfs/update.h"
 #include "databoxfs/log.h"
@@ -368,16 +367,11 @@ static void note(struct dbx_update_report *report, const char *text)
 	snprintf(report->notes + used, sizeof(report->notes) - used, "%s", text);
 }
 
-static uint64_t now_ms(const struct dbx_clock *clock)
-{
-	return clock->now_ms(clock->ctx);
-}
-
 /* DBX_ETIMEDOUT when the deadline has passed before anything was sent. */
 static enum dbx_err check_time(const struct dbx_clock *clock, uint64_t deadline,
 			       struct dbx_error *err)
 {
-	if (deadline && now_ms(clock) >= deadline)
+	if (deadline && dbx_clock_now_ms(clock) >= deadline)
 		return dbx_error_set(err, DBX_ETIMEDOUT,
 				     "the checks before the update used up the timeout; nothing "
 				     "was sent");
@@ -391,10 +385,11 @@ static enum dbx_err check_time(const struct dbx_clock *clock, uint64_t deadline,
  * reaches the current key changes, that identity must exist and hold access
  * on the current vault.
  */
-static enum dbx_err preflight(const struct dbx_update_config *cfg, const char *subscription,
-			      const struct dbx_order *current, const struct dbx_order *want,
-			      unsigned what, const struct dbx_encryption_change *change,
-			      bool key_new, struct dbx_preflight *pre, const char **vault_id,
+static enum dbx_err preflight(const struct dbx_update_config *cfg, const struct dbx_clock *clock,
+			      const char *subscription, const struct dbx_order *current,
+			      const struct dbx_order *want, unsigned what,
+			      const struct dbx_encryption_change *change, bool key_new,
+			      struct dbx_preflight *pre, const char **vault_id,
 			      struct dbx_update_report *report, struct dbx_error *err)
 {
 	char principal[128] = "";
@@ -422,7 +417,7 @@ static enum dbx_err preflight(const struct dbx_update_config *cfg, const char *s
 		/* pid NULL or "": the system identity is created by this write; the preflight notes
 		 * it. */
 		rc = dbx_keyvault_preflight(cfg->kv, subscription, &change->key_url, pid,
-					    time(NULL), pre, err);
+					    dbx_clock_wall(clock), pre, err);
 		if (pre->notes[0])
 			note(report, pre->notes);
 		if (rc != DBX_OK)
@@ -502,8 +497,8 @@ enum dbx_err dbx_update_apply(const struct dbx_update_config *cfg, const char *s
 		rc = dbx_error_set(err, DBX_EINVAL, "no ARM client, change or result");
 		goto out;
 	}
-	clock = dbx_arm_clock(cfg->arm);
-	deadline = cfg->timeout_ms ? now_ms(clock) + cfg->timeout_ms : 0;
+	clock = cfg->clock ? cfg->clock : dbx_arm_clock(cfg->arm);
+	deadline = cfg->timeout_ms ? dbx_clock_now_ms(clock) + cfg->timeout_ms : 0;
 
 	/* 1. The order as ARM has it now. */
 	rc = dbx_arm_get_job_until(cfg->arm, subscription, resource_group, name, deadline, &current,
@@ -539,7 +534,7 @@ enum dbx_err dbx_update_apply(const struct dbx_update_config *cfg, const char *s
 			rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
 			goto out;
 		}
-		rc = preflight(cfg, subscription, current, want, what, change, key_new, pre,
+		rc = preflight(cfg, clock, subscription, current, want, what, change, key_new, pre,
 			       &vault_id, report, err);
 		if (rc != DBX_OK)
 			goto out;
