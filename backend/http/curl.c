@@ -51,6 +51,7 @@ struct curl_transport {
 	struct curl_slist *connect_to;
 	char *user_agent_header; /* "User-Agent: ..." */
 	bool verbose;
+	const struct dbx_clock *clock; /* deadlines (the clock of req->deadline_ms), durations */
 };
 
 /* State of one request, shared with the callbacks. */
@@ -541,7 +542,7 @@ static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_
 			      struct dbx_http_response *resp, struct dbx_error *err)
 {
 	struct curl_transport *ct = (struct curl_transport *)self;
-	const struct dbx_clock *clock = dbx_clock_system();
+	const struct dbx_clock *clock = ct->clock;
 	struct xfer x = {.resp = resp};
 	struct curl_slist *headers = NULL;
 	struct url_parts up;
@@ -763,6 +764,7 @@ struct dbx_transport *dbx_http_curl_new(const struct dbx_curl_options *opt, stru
 		goto fail;
 	}
 	ct->verbose = opt && opt->verbose;
+	ct->clock = opt && opt->clock ? opt->clock : dbx_clock_system();
 	ua = opt && opt->user_agent ? opt->user_agent : "databoxfs/" DBX_VERSION;
 	if (asprintf(&ct->user_agent_header, "User-Agent: %s", ua) < 0) {
 		ct->user_agent_header = NULL;

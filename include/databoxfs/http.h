@@ -81,6 +81,8 @@ struct dbx_curl_options {
 	    *connect_to;	/* NULL-terminated "HOST:PORT:TO_HOST:TO_PORT" list, or NULL */
 	const char *user_agent; /* NULL: "databoxfs/VERSION" */
 	bool verbose;		/* log request lines (never headers carrying tokens) */
+	/* The clock of the requests' deadline_ms, in real time; NULL: dbx_clock_system(). */
+	const struct dbx_clock *clock;
 };
 
 /* A new curl transport, or NULL with err filled. Thread-safe: one easy handle per call, shared
