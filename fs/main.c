@@ -323,17 +323,19 @@ static int writer_interrupted(void *ctx)
 }
 
 /*
- * curl + retry, or NULL with err filled. policy NULL: the SDK default.
+ * curl + retry on clock (co->clock too), or NULL with err filled. policy
+ * NULL: the SDK default.
  */
 static struct dbx_transport *new_stack(const struct dbx_curl_options *co,
-				       const struct dbx_retry_policy *policy, struct dbx_error *err)
+				       const struct dbx_retry_policy *policy,
+				       const struct dbx_clock *clock, struct dbx_error *err)
 {
 	struct dbx_transport *curl = dbx_http_curl_new(co, err);
 	struct dbx_transport *retry;
 
 	if (!curl)
 		return NULL;
-	retry = dbx_http_retry_new(curl, policy, dbx_clock_system());
+	retry = dbx_http_retry_new(curl, policy, clock);
 	if (!retry) {
 		dbx_transport_destroy(curl);
 		dbx_error_set(err, DBX_ENOMEM, "out of memory");
@@ -391,6 +393,7 @@ int main(int argc, char *argv[])
 	struct options o = {0};
 	struct dbx_error err = {0};
 	struct dbx_curl_options co = {0};
+	const struct dbx_clock *clock = dbx_clock_system(); /* the one clock of the mount */
 	struct dbx_retry_policy tpolicy;
 	const struct dbx_cloud *cloud = dbx_cloud_default();
 	struct dbx_transport *token_stack = NULL, *arm_stack = NULL, *auth = NULL;
@@ -486,18 +489,19 @@ int main(int argc, char *argv[])
 	co.cafile = o.cafile;
 	co.connect_to = (const char *const *)o.connect_to;
 	co.verbose = o.debug;
+	co.clock = clock;
 	tpolicy = token_policy((uint64_t)timeout_ms);
-	token_stack = new_stack(&co, &tpolicy, &err);
+	token_stack = new_stack(&co, &tpolicy, clock, &err);
 	if (!token_stack)
 		goto fail;
 	cred = dbx_credential_new(o.credential ? o.credential : "auto", token_stack, cloud,
-				  dbx_env_process(), dbx_clock_system(), &err);
+				  dbx_env_process(), clock, &err);
 	if (!cred)
 		goto fail;
-	arm_stack = new_stack(&co, NULL, &err);
+	arm_stack = new_stack(&co, NULL, clock, &err);
 	if (!arm_stack)
 		goto fail;
-	auth = dbx_http_auth_new(arm_stack, cred, dbx_clock_system());
+	auth = dbx_http_auth_new(arm_stack, cred, clock);
 	if (!auth) {
 		dbx_transport_destroy(arm_stack);
 		dbx_error_set(&err, DBX_ENOMEM, "out of memory");
@@ -506,18 +510,18 @@ int main(int argc, char *argv[])
 	if (probe_credential(auth, cloud, &err) != DBX_OK)
 		goto fail;
 	arm = dbx_arm_new(auth, cloud, o.api_version ? o.api_version : DEFAULT_API_VERSION,
-			  (uint64_t)timeout_ms, dbx_clock_system());
+			  (uint64_t)timeout_ms, clock);
 	if (!arm) {
 		dbx_error_set(&err, DBX_ENOMEM, "out of memory");
 		goto fail;
 	}
-	kv = dbx_keyvault_new(auth, cloud, (uint64_t)timeout_ms, dbx_clock_system());
+	kv = dbx_keyvault_new(auth, cloud, (uint64_t)timeout_ms, clock);
 	if (!kv) {
 		dbx_error_set(&err, DBX_ENOMEM, "out of memory");
 		goto fail;
 	}
 	cc.arm = arm;
-	cc.clock = dbx_clock_system();
+	cc.clock = clock;
 	cc.ttl_ms = (uint64_t)ttl_ms;
 	cc.subscriptions = (const char *const *)subs;
 	cache = dbx_cache_new(&cc);
@@ -533,6 +537,7 @@ int main(int argc, char *argv[])
 	uc.arm = arm;
 	uc.kv = kv;
 	uc.cloud = cloud;
+	uc.clock = clock;
 	uc.timeout_ms = (uint64_t)timeout_ms;
 	uc.lro_poll_ms = (uint64_t)lro_ms;
 	uc.interrupted = writer_interrupted;
