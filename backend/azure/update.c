@@ -196,14 +196,171 @@ static bool add_system(struct dbx_order *o)
 
 /* ---- step 2: the merge ---- */
 
+/*
+ * Step 1 of the merge: the key of want (a copy of current) as change sets
+ * it: a key URL with the vault vault_id (the order's own for the key it
+ * already has), MicrosoftManaged or a null key_url dropping it,
+ * CustomerManaged alone needing a key already set. DBX_EINVAL for a
+ * contradiction or an unknown vault, DBX_ENOMEM; err says which.
+ */
+static enum dbx_err merge_key(const struct dbx_order *current,
+			      const struct dbx_encryption_change *change, const char *vault_id,
+			      struct dbx_order *want, struct dbx_error *err)
+{
+	bool key_set = change->has_key_url && !change->key_url_null;
+	bool key_drop = (change->has_key_url && change->key_url_null) ||
+			(change->has_kek_type && change->kek_type == DBX_KEK_CHOICE_MICROSOFT);
+
+	if (key_set) {
+		if (change->has_kek_type && change->kek_type == DBX_KEK_CHOICE_MICROSOFT)
+			return dbx_error_set(err, DBX_EINVAL,
+					     "encryption_type MicrosoftManaged contradicts a "
+					     "key_url; give key_url null (or leave it out) to drop "
+					     "the key");
+		/* The key the order already has keeps its vault (update.h: vault_id NULL then). */
+		if ((!vault_id || !*vault_id) && current->kek_type == DBX_KEK_CUSTOMER &&
+		    same_id(current->kek_url, change->key_url.url))
+			vault_id = current->kek_vault_id;
+		if (!vault_id || !*vault_id)
+			return dbx_error_set(err, DBX_EINVAL, "the vault of key %s is not known",
+					     change->key_url.url);
+		want->kek_type = DBX_KEK_CUSTOMER;
+		if (!set_field(&want->kek_url, change->key_url.url) ||
+		    !set_field(&want->kek_vault_id, vault_id))
+			return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		/* The key keeps the identity it had (kek_identity_type, kek_uai_id). */
+	} else if (key_drop) {
+		if (change->has_kek_type && change->kek_type == DBX_KEK_CHOICE_CUSTOMER)
+			return dbx_error_set(err, DBX_EINVAL,
+					     "encryption_type CustomerManaged needs a key: key_url "
+					     "cannot be empty");
+		drop_key(want);
+	} else if (change->has_kek_type && change->kek_type == DBX_KEK_CHOICE_CUSTOMER) {
+		if (current->kek_type != DBX_KEK_CUSTOMER || !current->kek_url ||
+		    !*current->kek_url)
+			return dbx_error_set(err, DBX_EINVAL,
+					     "no key: write key_url first (that also makes the "
+					     "order CustomerManaged)");
+	}
+	return DBX_OK;
+}
+
+/*
+ * Step 2 of the merge: the job identity of want, and the identity its key
+ * uses, as change->identity sets them (None, SystemAssigned, a
+ * user-assigned ID). DBX_EINVAL for a user-assigned identity without a
+ * customer-managed key, DBX_ENOMEM; err says which.
+ */
+static enum dbx_err merge_identity(const struct dbx_encryption_change *change,
+				   struct dbx_order *want, struct dbx_error *err)
+{
+	if (!change->has_identity)
+		return DBX_OK;
+	switch (change->identity.kind) {
+	case DBX_IDENTITY_NONE:
+		/*
+		 * The job identity only. A customer-managed key that uses the
+		 * system identity is left as it is: None then SystemAssigned is
+		 * the documented recovery (a new principal), and the service
+		 * reports the key problem meanwhile.
+		 */
+		if (!set_field(&want->identity_type, "None") ||
+		    !set_field(&want->principal_id, NULL) || !set_field(&want->tenant_id, NULL))
+			goto oom;
+		drop_uais(want);
+		break;
+	case DBX_IDENTITY_SYSTEM:
+		if (!has_system(want)) {
+			/* Re-created: the old principal is gone, the new one is ARM's. */
+			if (!add_system(want) || !set_field(&want->principal_id, NULL) ||
+			    !set_field(&want->tenant_id, NULL))
+				goto oom;
+		}
+		/* Back from a user-assigned identity: the system one is (now) there. */
+		if (want->kek_type == DBX_KEK_CUSTOMER && key_uses_uai(want) &&
+		    (!set_field(&want->kek_identity_type, SYSTEM_ASSIGNED) ||
+		     !set_field(&want->kek_uai_id, NULL)))
+			goto oom;
+		break;
+	case DBX_IDENTITY_USER:
+		if (want->kek_type != DBX_KEK_CUSTOMER)
+			return dbx_error_set(
+			    err, DBX_EINVAL,
+			    "a user-assigned identity is used only to reach a customer-managed "
+			    "key; set key_url first, or write both in encryption.json");
+		/*
+		 * Job identity: the spec's JobsPatchSystemAssignedToUserAssigned
+		 * shape, "SystemAssigned,UserAssigned", with the identities the job
+		 * already has kept (removing one the admin added is not this
+		 * write's business; the service counts them toward its limit and
+		 * says SsemUserErrorUserAssignedLimitReached). A job that already
+		 * names this identity is left as it is, so writing back what was
+		 * read changes nothing.
+		 */
+		if (!(has_user(want) && has_uai(want, change->identity.id))) {
+			if (!set_field(&want->identity_type, BOTH_ASSIGNED) ||
+			    !add_uai(want, change->identity.id))
+				goto oom;
+		}
+		if (!set_field(&want->kek_identity_type, USER_ASSIGNED) ||
+		    !set_field(&want->kek_uai_id, change->identity.id))
+			goto oom;
+		break;
+	}
+	return DBX_OK;
+oom:
+	return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+}
+
+/*
+ * Step 3 of the merge: a customer-managed key that changed needs an
+ * identity to reach it: the system identity is added when the key uses no
+ * user-assigned one. DBX_EINVAL when change drops the identity the key
+ * would need, DBX_ENOMEM.
+ */
+static enum dbx_err merge_key_identity(const struct dbx_encryption_change *change, bool key_changed,
+				       struct dbx_order *want, struct dbx_error *err)
+{
+	if (!key_changed || want->kek_type != DBX_KEK_CUSTOMER)
+		return DBX_OK;
+	if (change->has_identity && change->identity.kind == DBX_IDENTITY_NONE)
+		return dbx_error_set(err, DBX_EINVAL,
+				     "identity None leaves the customer-managed key without an "
+				     "identity to reach it");
+	if (!key_uses_uai(want) && !has_system(want) && !add_system(want))
+		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	return DBX_OK;
+}
+
+/*
+ * Step 4 of the merge: the DBX_PATCH_* objects in which want differs from
+ * current, or that must be sent again. Writing the key the order already
+ * has is a no-op, except when the service reports the key unusable: then
+ * writing it again (after the admin fixed the vault, the key or the
+ * access) is the documented way to have the service re-check it, so the
+ * key is sent again.
+ */
+static unsigned patch_objects(const struct dbx_order *current,
+			      const struct dbx_encryption_change *change, bool key_changed,
+			      const struct dbx_order *want)
+{
+	unsigned what = 0;
+
+	if (key_changed || (change->has_key_url && !change->key_url_null &&
+			    want->kek_type == DBX_KEK_CUSTOMER && dbx_order_kek_blocked(current)))
+		what |= DBX_PATCH_KEK;
+	if (!same_identity(current, want))
+		what |= DBX_PATCH_IDENTITY;
+	return what;
+}
+
 enum dbx_err dbx_update_merge(const struct dbx_order *current,
 			      const struct dbx_encryption_change *change, const char *vault_id,
 			      struct dbx_order **want_out, unsigned *what_out,
 			      struct dbx_error *err)
 {
 	struct dbx_order *want = NULL;
-	bool key_set, key_drop, key_changed;
-	unsigned what = 0;
+	bool key_changed;
 	enum dbx_err rc = DBX_OK;
 
 	*want_out = NULL;
@@ -212,144 +369,24 @@ enum dbx_err dbx_update_merge(const struct dbx_order *current,
 		rc = dbx_error_set(err, DBX_EINVAL, "no order or no change");
 		goto out;
 	}
-	key_set = change->has_key_url && !change->key_url_null;
-	key_drop = (change->has_key_url && change->key_url_null) ||
-		   (change->has_kek_type && change->kek_type == DBX_KEK_CHOICE_MICROSOFT);
 	want = dbx_order_dup(current);
-	if (!want)
-		goto oom;
-
-	/* 1. The key. */
-	if (key_set) {
-		if (change->has_kek_type && change->kek_type == DBX_KEK_CHOICE_MICROSOFT) {
-			rc =
-			    dbx_error_set(err, DBX_EINVAL,
-					  "encryption_type MicrosoftManaged contradicts a key_url; "
-					  "give key_url null (or leave it out) to drop the key");
-			goto out;
-		}
-		/* The key the order already has keeps its vault (update.h: vault_id NULL then). */
-		if ((!vault_id || !*vault_id) && current->kek_type == DBX_KEK_CUSTOMER &&
-		    same_id(current->kek_url, change->key_url.url))
-			vault_id = current->kek_vault_id;
-		if (!vault_id || !*vault_id) {
-			rc = dbx_error_set(err, DBX_EINVAL, "the vault of key %s is not known",
-					   change->key_url.url);
-			goto out;
-		}
-		want->kek_type = DBX_KEK_CUSTOMER;
-		if (!set_field(&want->kek_url, change->key_url.url) ||
-		    !set_field(&want->kek_vault_id, vault_id))
-			goto oom;
-		/* The key keeps the identity it had (kek_identity_type, kek_uai_id). */
-	} else if (key_drop) {
-		if (change->has_kek_type && change->kek_type == DBX_KEK_CHOICE_CUSTOMER) {
-			rc = dbx_error_set(err, DBX_EINVAL,
-					   "encryption_type CustomerManaged needs a key: key_url "
-					   "cannot be empty");
-			goto out;
-		}
-		drop_key(want);
-	} else if (change->has_kek_type && change->kek_type == DBX_KEK_CHOICE_CUSTOMER) {
-		if (current->kek_type != DBX_KEK_CUSTOMER || !current->kek_url ||
-		    !*current->kek_url) {
-			rc = dbx_error_set(err, DBX_EINVAL,
-					   "no key: write key_url first (that also makes the order "
-					   "CustomerManaged)");
-			goto out;
-		}
+	if (!want) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
 	}
-
-	/* 2. The identity. */
-	if (change->has_identity) {
-		switch (change->identity.kind) {
-		case DBX_IDENTITY_NONE:
-			/*
-			 * The job identity only. A customer-managed key that uses the
-			 * system identity is left as it is: None then SystemAssigned is
-			 * the documented recovery (a new principal), and the service
-			 * reports the key problem meanwhile.
-			 */
-			if (!set_field(&want->identity_type, "None") ||
-			    !set_field(&want->principal_id, NULL) ||
-			    !set_field(&want->tenant_id, NULL))
-				goto oom;
-			drop_uais(want);
-			break;
-		case DBX_IDENTITY_SYSTEM:
-			if (!has_system(want)) {
-				/* Re-created: the old principal is gone, the new one is ARM's. */
-				if (!add_system(want) || !set_field(&want->principal_id, NULL) ||
-				    !set_field(&want->tenant_id, NULL))
-					goto oom;
-			}
-			/* Back from a user-assigned identity: the system one is (now) there. */
-			if (want->kek_type == DBX_KEK_CUSTOMER && key_uses_uai(want) &&
-			    (!set_field(&want->kek_identity_type, SYSTEM_ASSIGNED) ||
-			     !set_field(&want->kek_uai_id, NULL)))
-				goto oom;
-			break;
-		case DBX_IDENTITY_USER:
-			if (want->kek_type != DBX_KEK_CUSTOMER) {
-				rc = dbx_error_set(
-				    err, DBX_EINVAL,
-				    "a user-assigned identity is used only to reach a "
-				    "customer-managed key; set key_url first, or write both in "
-				    "encryption.json");
-				goto out;
-			}
-			/*
-			 * Job identity: the spec's JobsPatchSystemAssignedToUserAssigned
-			 * shape, "SystemAssigned,UserAssigned", with the identities the job
-			 * already has kept (removing one the admin added is not this
-			 * write's business; the service counts them toward its limit and
-			 * says SsemUserErrorUserAssignedLimitReached). A job that already
-			 * names this identity is left as it is, so writing back what was
-			 * read changes nothing.
-			 */
-			if (!(has_user(want) && has_uai(want, change->identity.id))) {
-				if (!set_field(&want->identity_type, BOTH_ASSIGNED) ||
-				    !add_uai(want, change->identity.id))
-					goto oom;
-			}
-			if (!set_field(&want->kek_identity_type, USER_ASSIGNED) ||
-			    !set_field(&want->kek_uai_id, change->identity.id))
-				goto oom;
-			break;
-		}
-	}
-
-	/* 3. A new key needs an identity to reach it. */
+	rc = merge_key(current, change, vault_id, want, err);
+	if (rc != DBX_OK)
+		goto out;
+	rc = merge_identity(change, want, err);
+	if (rc != DBX_OK)
+		goto out;
 	key_changed = !same_kek(current, want);
-	if (key_changed && want->kek_type == DBX_KEK_CUSTOMER) {
-		if (change->has_identity && change->identity.kind == DBX_IDENTITY_NONE) {
-			rc = dbx_error_set(
-			    err, DBX_EINVAL,
-			    "identity None leaves the customer-managed key without an "
-			    "identity to reach it");
-			goto out;
-		}
-		if (!key_uses_uai(want) && !has_system(want) && !add_system(want))
-			goto oom;
-	}
-
-	/*
-	 * Writing the key the order already has is a no-op, except when the
-	 * service reports the key unusable: then writing it again (after the
-	 * admin fixed the vault, the key or the access) is the documented way
-	 * to have the service re-check it, so the key is sent again.
-	 */
-	if (key_changed || (change->has_key_url && !change->key_url_null &&
-			    want->kek_type == DBX_KEK_CUSTOMER && dbx_order_kek_blocked(current)))
-		what |= DBX_PATCH_KEK;
-	if (!same_identity(current, want))
-		what |= DBX_PATCH_IDENTITY;
+	rc = merge_key_identity(change, key_changed, want, err);
+	if (rc != DBX_OK)
+		goto out;
+	*what_out = patch_objects(current, change, key_changed, want);
 	*want_out = want;
-	*what_out = what;
 	want = NULL;
-	goto out;
-oom:
-	rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
 out:
 	dbx_order_free(want);
 	return rc;
