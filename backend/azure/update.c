@@ -509,19 +509,131 @@ out:
 	return rc;
 }
 
+/*
+ * Steps 2 and 3 of a write, on current (the order read fresh): merge
+ * change with the vault still unknown, so contradictions fail before any
+ * Key Vault request and a write of what is already there needs none; when
+ * there is something to send, run the preflight for it (*pre, allocated
+ * here, holds what it found: the caller frees it) and, for a key new to
+ * the order, merge again with the vault it found (*vault_id). *want and
+ * *what as dbx_update_merge gives them (what 0: nothing to send); *key_new
+ * whether the key is new to the order.
+ */
+static enum dbx_err merge_and_preflight(const struct dbx_update_config *cfg,
+					const struct dbx_clock *clock, const char *subscription,
+					const struct dbx_order *current,
+					const struct dbx_encryption_change *change,
+					struct dbx_order **want, unsigned *what,
+					const char **vault_id, struct dbx_preflight **pre,
+					struct dbx_update_report *report, struct dbx_error *err)
+{
+	/* A key URL the order already has keeps its vault. */
+	bool key_new = change->has_key_url && !change->key_url_null &&
+		       !(current->kek_type == DBX_KEK_CUSTOMER &&
+			 same_id(current->kek_url, change->key_url.url) && current->kek_vault_id &&
+			 *current->kek_vault_id);
+	enum dbx_err rc;
+
+	if (change->has_key_url && !change->key_url_null)
+		*vault_id = key_new ? VAULT_PENDING : current->kek_vault_id;
+	rc = dbx_update_merge(current, change, *vault_id, want, what, err);
+	if (rc != DBX_OK || *what == 0)
+		return rc;
+	*pre = calloc(1, sizeof(**pre));
+	if (!*pre)
+		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	rc = preflight(cfg, clock, subscription, current, *want, *what, change, key_new, *pre,
+		       vault_id, report, err);
+	if (rc != DBX_OK || !key_new)
+		return rc;
+	dbx_order_free(*want);
+	*want = NULL;
+	return dbx_update_merge(current, change, *vault_id, want, what, err);
+}
+
+/*
+ * Step 5 of a write, after a PATCH that was sent but got a 5xx or no
+ * answer (first_rc, described by err): it may or may not have landed.
+ * Read the order; when it shows the change, that is *final and the write
+ * succeeded. Otherwise merge change into it again (*want and *what anew)
+ * and resend once, unless the merge finds nothing left to send. When the
+ * order cannot be read back: first_rc, err saying the update may or may
+ * not have been applied.
+ */
+static enum dbx_err resend_unless_landed(const struct dbx_update_config *cfg,
+					 const char *subscription, const char *resource_group,
+					 const char *name,
+					 const struct dbx_encryption_change *change,
+					 const char *vault_id, uint64_t deadline,
+					 enum dbx_err first_rc, struct dbx_order **want,
+					 unsigned *what, bool *accepted, struct dbx_order **final,
+					 struct dbx_update_report *report, struct dbx_error *err)
+{
+	struct dbx_error first = err ? *err : (struct dbx_error){0};
+	struct dbx_error ignored = {0};
+	struct dbx_order *fresh = NULL;
+	enum dbx_err rc;
+	bool sent2 = false;
+
+	if (dbx_arm_get_job_until(cfg->arm, subscription, resource_group, name, deadline, &fresh,
+				  &ignored) != DBX_OK) {
+		rc = first_rc;
+		if (err) {
+			*err = first;
+			dbx_error_set(err, rc,
+				      "%s (ARM did not confirm the update and the order could "
+				      "not be read back: it may or may not have been applied)",
+				      first.message);
+		}
+		goto out;
+	}
+	if (shows_change(fresh, *want, *what)) {
+		dbx_log(DBX_LOG_INFO,
+			"update of %s: no answer to the PATCH (%s), but the "
+			"order shows the change",
+			name, first.message);
+		dbx_error_clear(err);
+		rc = DBX_OK;
+		*final = fresh;
+		fresh = NULL;
+		goto out;
+	}
+	dbx_log(DBX_LOG_INFO,
+		"update of %s: no answer to the PATCH (%s), the "
+		"order does not show the change: sending it once more",
+		name, first.message);
+	dbx_order_free(*want);
+	*want = NULL;
+	dbx_error_clear(err);
+	rc = dbx_update_merge(fresh, change, vault_id, want, what, err);
+	if (rc != DBX_OK)
+		goto out;
+	if (*what == 0) {
+		*final = fresh;
+		fresh = NULL;
+		goto out;
+	}
+	rc = send_patch(cfg, subscription, resource_group, name, *want, *what, deadline, &sent2,
+			accepted, final, err);
+	report->patched = report->patched || sent2;
+out:
+	dbx_order_free(fresh);
+	return rc;
+}
+
 enum dbx_err dbx_update_apply(const struct dbx_update_config *cfg, const char *subscription,
 			      const char *resource_group, const char *name,
 			      const struct dbx_encryption_change *change, struct dbx_order **result,
 			      struct dbx_update_report *report, struct dbx_error *err)
 {
 	struct dbx_update_report scratch;
-	struct dbx_order *current = NULL, *want = NULL, *final = NULL, *fresh = NULL;
+	struct dbx_order *current = NULL, *want = NULL, *final = NULL;
 	struct dbx_preflight *pre = NULL;
 	const struct dbx_clock *clock;
 	const char *vault_id = NULL;
 	uint64_t deadline;
 	unsigned what = 0;
-	bool key_new, sent = false, accepted = false;
+	bool sent = false, accepted = false;
 	enum dbx_err rc;
 
 	if (!report)
@@ -550,39 +662,11 @@ enum dbx_err dbx_update_apply(const struct dbx_update_config *cfg, const char *s
 		goto out;
 	}
 
-	/*
-	 * 2. Merge first with the vault still unknown: contradictions fail
-	 * before any Key Vault request, and a write of what is already there
-	 * needs none. A key URL the order already has keeps its vault.
-	 */
-	key_new = change->has_key_url && !change->key_url_null &&
-		  !(current->kek_type == DBX_KEK_CUSTOMER &&
-		    same_id(current->kek_url, change->key_url.url) && current->kek_vault_id &&
-		    *current->kek_vault_id);
-	if (change->has_key_url && !change->key_url_null)
-		vault_id = key_new ? VAULT_PENDING : current->kek_vault_id;
-	rc = dbx_update_merge(current, change, vault_id, &want, &what, err);
+	/* 2 and 3. The merge, and the preflight of what it will send. */
+	rc = merge_and_preflight(cfg, clock, subscription, current, change, &want, &what, &vault_id,
+				 &pre, report, err);
 	if (rc != DBX_OK)
 		goto out;
-	if (what != 0) {
-		/* 3. The preflight, then the merge again with the vault it found. */
-		pre = calloc(1, sizeof(*pre));
-		if (!pre) {
-			rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
-			goto out;
-		}
-		rc = preflight(cfg, clock, subscription, current, want, what, change, key_new, pre,
-			       &vault_id, report, err);
-		if (rc != DBX_OK)
-			goto out;
-		if (key_new) {
-			dbx_order_free(want);
-			want = NULL;
-			rc = dbx_update_merge(current, change, vault_id, &want, &what, err);
-			if (rc != DBX_OK)
-				goto out;
-		}
-	}
 	if (what == 0) {
 		report->noop = true;
 		*result = current;
@@ -602,61 +686,11 @@ enum dbx_err dbx_update_apply(const struct dbx_update_config *cfg, const char *s
 			&accepted, &final, err);
 	report->patched = sent;
 
-	/*
-	 * 5. The PATCH itself got a 5xx or lost its connection: it may or may not
-	 * have landed. Read the order; resend once, merged into that state, only
-	 * if the change is not there.
-	 */
-	if ((rc == DBX_EREMOTE || rc == DBX_ETIMEDOUT) && sent && !accepted) {
-		struct dbx_error first = err ? *err : (struct dbx_error){0};
-		struct dbx_error ignored = {0};
-		enum dbx_err first_rc = rc;
-
-		if (dbx_arm_get_job_until(cfg->arm, subscription, resource_group, name, deadline,
-					  &fresh, &ignored) != DBX_OK) {
-			rc = first_rc;
-			if (err) {
-				*err = first;
-				dbx_error_set(
-				    err, rc,
-				    "%s (ARM did not confirm the update and the order could "
-				    "not be read back: it may or may not have been applied)",
-				    first.message);
-			}
-			goto out;
-		}
-		if (shows_change(fresh, want, what)) {
-			dbx_log(DBX_LOG_INFO,
-				"update of %s: no answer to the PATCH (%s), but the "
-				"order shows the change",
-				name, first.message);
-			dbx_error_clear(err);
-			rc = DBX_OK;
-			final = fresh;
-			fresh = NULL;
-		} else {
-			dbx_log(DBX_LOG_INFO,
-				"update of %s: no answer to the PATCH (%s), the "
-				"order does not show the change: sending it once more",
-				name, first.message);
-			dbx_order_free(want);
-			want = NULL;
-			dbx_error_clear(err);
-			rc = dbx_update_merge(fresh, change, vault_id, &want, &what, err);
-			if (rc != DBX_OK)
-				goto out;
-			if (what == 0) {
-				final = fresh;
-				fresh = NULL;
-			} else {
-				bool sent2 = false;
-
-				rc = send_patch(cfg, subscription, resource_group, name, want, what,
-						deadline, &sent2, &accepted, &final, err);
-				report->patched = report->patched || sent2;
-			}
-		}
-	}
+	/* 5. The PATCH itself got a 5xx or lost its connection: read before resending. */
+	if ((rc == DBX_EREMOTE || rc == DBX_ETIMEDOUT) && sent && !accepted)
+		rc = resend_unless_landed(cfg, subscription, resource_group, name, change, vault_id,
+					  deadline, rc, &want, &what, &accepted, &final, report,
+					  err);
 	if (rc != DBX_OK)
 		goto out;
 
@@ -675,6 +709,5 @@ out:
 	dbx_order_free(current);
 	dbx_order_free(want);
 	dbx_order_free(final);
-	dbx_order_free(fresh);
 	return rc;
 }
