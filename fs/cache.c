@@ -82,7 +82,6 @@ struct dbx_cache {
 	struct dbx_arm *arm;
 	const struct dbx_clock *clock;
 	uint64_t ttl_ms;
-	time_t (*wall)(void);
 	time_t started;
 	bool static_root;
 	struct entry root;
@@ -90,18 +89,19 @@ struct dbx_cache {
 	uint64_t next_num;
 	unsigned waiters;	/* threads in wait_refresh() */
 	unsigned write_waiters; /* threads waiting in dbx_cache_write_lock() */
-	pthread_cond_t wcond;	/* write locks released (CLOCK_MONOTONIC for timed waits) */
+	pthread_cond_t wcond;	/* write locks released (dbx_clock_cond_init: timed waits) */
 	uint64_t put_seq;	/* bumped by every dbx_cache_put_order() */
 };
 
-static time_t system_wall(void)
-{
-	return time(NULL);
-}
-
 static uint64_t now_ms(const struct dbx_cache *c)
 {
-	return c->clock->now_ms(c->clock->ctx);
+	return dbx_clock_now_ms(c->clock);
+}
+
+/* UTC now on the cache's clock: mtimes of changed orders, times of errors. */
+static time_t wall(const struct dbx_cache *c)
+{
+	return dbx_clock_wall(c->clock);
 }
 
 static bool within_ttl(const struct dbx_cache *c, uint64_t at_ms)
@@ -283,7 +283,7 @@ static enum dbx_err publish_order(struct dbx_cache *c, struct entry *e, struct d
 		s->mtime = order->mtime;
 	} else {
 		s->fingerprint = fingerprint(order);
-		s->mtime = same_fingerprint(e->snap, s->fingerprint) ? e->snap->mtime : c->wall();
+		s->mtime = same_fingerprint(e->snap, s->fingerprint) ? e->snap->mtime : wall(c);
 	}
 	snap_put(e->snap);
 	e->snap = s;
@@ -292,16 +292,6 @@ static enum dbx_err publish_order(struct dbx_cache *c, struct entry *e, struct d
 	e->rc = DBX_OK;
 	dbx_error_clear(&e->err);
 	return DBX_OK;
-}
-
-static void init_wcond(pthread_cond_t *cond)
-{
-	pthread_condattr_t attr;
-
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(cond, &attr);
-	pthread_condattr_destroy(&attr);
 }
 
 static void free_items(struct item *items, size_t n)
@@ -322,12 +312,16 @@ struct dbx_cache *dbx_cache_new(const struct dbx_cache_config *cfg)
 		return NULL;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
-	init_wcond(&c->wcond);
+	if (dbx_clock_cond_init(&c->wcond) != 0) {
+		pthread_cond_destroy(&c->cond);
+		pthread_mutex_destroy(&c->lock);
+		free(c);
+		return NULL;
+	}
 	c->arm = cfg->arm;
 	c->clock = cfg->clock ? cfg->clock : dbx_clock_system();
 	c->ttl_ms = cfg->ttl_ms;
-	c->wall = cfg->wall_clock ? cfg->wall_clock : system_wall;
-	c->started = c->wall();
+	c->started = wall(c);
 	c->next_num = 1; /* inode numbers start at 16: 1 is the root */
 	if (!cfg->subscriptions)
 		return c;
@@ -384,6 +378,11 @@ void dbx_cache_free(struct dbx_cache *c)
 time_t dbx_cache_started(const struct dbx_cache *c)
 {
 	return c->started;
+}
+
+time_t dbx_cache_wall(const struct dbx_cache *c)
+{
+	return wall(c);
 }
 
 /* Growing arrays filled by the ARM callbacks (no lock held there). */
@@ -850,7 +849,7 @@ enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
 		e->rc = rc;
 		e->err = fetch_err;
 		e->err.err = rc;
-		e->err_time = c->wall();
+		e->err_time = wall(c);
 		e->fetched = true;
 		e->fetched_ms = now_ms(c);
 		if (rc == DBX_ENOTFOUND)
@@ -894,36 +893,13 @@ out:
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* Monotonic now + ms, as a timespec for pthread_cond_timedwait on wcond. */
-static struct timespec mono_after(uint64_t ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
-static bool mono_passed(const struct timespec *t)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
-}
-
 #define WRITE_LOCK_POLL_MS 100 /* how often a waiting writer asks whether it was interrupted */
 
 enum dbx_err dbx_cache_write_lock(struct dbx_cache *c, const char *subscription,
 				  const char *resource_group, const char *name, uint64_t timeout_ms,
 				  int (*interrupted)(void *ctx), void *ictx, struct dbx_error *err)
 {
-	struct timespec deadline = mono_after(timeout_ms);
+	uint64_t deadline = timeout_ms ? now_ms(c) + timeout_ms : 0;
 	enum dbx_err rc = DBX_OK;
 	struct entry *e;
 
@@ -934,7 +910,8 @@ enum dbx_err dbx_cache_write_lock(struct dbx_cache *c, const char *subscription,
 		goto out;
 	}
 	while (e->writing) {
-		struct timespec wake = mono_after(WRITE_LOCK_POLL_MS);
+		uint64_t now = now_ms(c);
+		uint64_t wake = now + WRITE_LOCK_POLL_MS;
 
 		if (interrupted && interrupted(ictx)) {
 			rc = dbx_error_set(err, DBX_EINTR,
@@ -942,14 +919,16 @@ enum dbx_err dbx_cache_write_lock(struct dbx_cache *c, const char *subscription,
 					   "order; nothing was sent");
 			goto out;
 		}
-		if (timeout_ms && mono_passed(&deadline)) {
+		if (deadline && now >= deadline) {
 			rc = dbx_error_set(err, DBX_ETIMEDOUT,
 					   "another write to this order did not finish within the "
 					   "timeout; nothing was sent");
 			goto out;
 		}
+		if (deadline && wake > deadline)
+			wake = deadline;
 		c->write_waiters++;
-		pthread_cond_timedwait(&c->wcond, &c->lock, &wake);
+		(void)dbx_clock_wait_until(c->clock, &c->wcond, &c->lock, wake); /* checked above */
 		c->write_waiters--;
 	}
 	e->writing = true;
@@ -1018,14 +997,14 @@ void dbx_cache_write_result(struct dbx_cache *c, const char *subscription,
 		goto out;
 	if (!err) {
 		if (e->has_write_err)
-			e->write_changed = c->wall();
+			e->write_changed = wall(c);
 		e->has_write_err = false;
 		dbx_error_clear(&e->write_err);
 		goto out;
 	}
 	e->has_write_err = true;
 	e->write_err = *err;
-	e->write_err_time = c->wall();
+	e->write_err_time = wall(c);
 	e->write_changed = e->write_err_time;
 	snprintf(e->write_target, sizeof(e->write_target), "%s", target ? target : "");
 out:

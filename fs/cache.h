@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "databoxfs/arm.h"
+#include "databoxfs/clock.h"
 #include "databoxfs/err.h"
 #include "databoxfs/http.h"
 #include "databoxfs/order.h"
@@ -43,10 +44,9 @@ struct dbx_cache;
 
 struct dbx_cache_config {
 	struct dbx_arm *arm;		  /* not owned */
-	const struct dbx_clock *clock;	  /* for the TTL */
+	const struct dbx_clock *clock;	  /* TTL, write-lock waits, mtimes and error times */
 	uint64_t ttl_ms;		  /* 0: every open/stat asks again */
 	const char *const *subscriptions; /* NULL-terminated list to show, or NULL: list them */
-	time_t (*wall_clock)(void);	  /* UTC now for mtimes and error times; NULL: time() */
 };
 
 /* A new cache (copies the subscription list), or NULL on ENOMEM. */
@@ -55,6 +55,9 @@ void dbx_cache_free(struct dbx_cache *c);
 
 /* The wall-clock time the cache was created: the mtime of directories without one. */
 time_t dbx_cache_started(const struct dbx_cache *c);
+
+/* UTC now on the cache's clock (the mount's: struct dbx_cache_config's). */
+time_t dbx_cache_wall(const struct dbx_cache *c);
 
 /* One entry of a directory listing. */
 struct dbx_dirent {
@@ -141,8 +144,8 @@ void dbx_cache_peek(struct dbx_cache *c, const char *subscription, const char *r
 /*
  * Take the order's write lock, waiting while another write holds it. The
  * wait ends with DBX_EINTR as soon as interrupted(ictx) says so (polled;
- * interrupted may be NULL) and with DBX_ETIMEDOUT after timeout_ms of real
- * time (0: no bound). DBX_ENOMEM when the order cannot be interned.
+ * interrupted may be NULL) and with DBX_ETIMEDOUT after timeout_ms on the
+ * cache's clock (0: no bound). DBX_ENOMEM when the order cannot be interned.
  */
 DBX_MUST_CHECK enum dbx_err dbx_cache_write_lock(struct dbx_cache *c, const char *subscription,
 						 const char *resource_group, const char *name,

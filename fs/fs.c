@@ -123,8 +123,7 @@ out:
 
 time_t dbx_fs_now(const struct dbx_fs *fs)
 {
-	(void)fs;
-	return time(NULL); /* becomes the mount's clock (one injectable wall + monotonic) */
+	return dbx_cache_wall(fs->cache);
 }
 
 static pthread_mutex_t scratch_lock = PTHREAD_MUTEX_INITIALIZER;

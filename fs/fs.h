@@ -137,7 +137,7 @@ bool dbx_fs_writer_pending(const struct dbx_fs_writer *w);
 /* Free the buffer (release). Does not apply anything. */
 void dbx_fs_writer_close(struct dbx_fs_writer *w);
 
-/* The wall-clock time of the mount: what temporary files' mtimes are set to. */
+/* UTC now on the mount's clock (the cache's): what temporary files' mtimes are set to. */
 time_t dbx_fs_now(const struct dbx_fs *fs);
 
 /*

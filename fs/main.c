@@ -323,17 +323,19 @@ static int writer_interrupted(void *ctx)
 }
 
 /*
- * curl + retry, or NULL with err filled. policy NULL: the SDK default.
+ * curl + retry on clock (co->clock too), or NULL with err filled. policy
+ * NULL: the SDK default.
  */
 static struct dbx_transport *new_stack(const struct dbx_curl_options *co,
-				       const struct dbx_retry_policy *policy, struct dbx_error *err)
+				       const struct dbx_retry_policy *policy,
+				       const struct dbx_clock *clock, struct dbx_error *err)
 {
 	struct dbx_transport *curl = dbx_http_curl_new(co, err);
 	struct dbx_transport *retry;
 
 	if (!curl)
 		return NULL;
-	retry = dbx_http_retry_new(curl, policy, dbx_clock_system());
+	retry = dbx_http_retry_new(curl, policy, clock);
 	if (!retry) {
 		dbx_transport_destroy(curl);
 		dbx_error_set(err, DBX_ENOMEM, "out of memory");
@@ -385,24 +387,215 @@ static enum dbx_err probe_credential(struct dbx_transport *auth, const struct db
 	return DBX_OK;
 }
 
+/* --help or --version: our text, then libfuse's own; the exit status. */
+static int print_info(struct fuse_args *args, const struct options *o, const char *prog)
+{
+	if (o->show_help) {
+		usage(prog);
+		/* libfuse prints its own options; an empty argv[0] skips its usage line. */
+		if (fuse_opt_add_arg(args, "--help") != 0)
+			return 1;
+		args->argv[0][0] = '\0';
+		return fuse_main(args->argc, args->argv, dbx_fuse_operations(), NULL) ? 1 : 0;
+	}
+	printf("databoxfs version %s\n", DBX_VERSION);
+	fflush(stdout); /* before libfuse prints its own versions */
+	if (fuse_opt_add_arg(args, "--version") != 0)
+		return 1;
+	return fuse_main(args->argc, args->argv, dbx_fuse_operations(), NULL) ? 1 : 0;
+}
+
+/* The options' values, checked: what check_options() gives build_mount(). */
+struct settings {
+	const struct dbx_cloud *cloud;
+	char **subs; /* -o subscription= as a NULL-terminated list (free_strv), or NULL */
+	uint64_t ttl_ms;
+	uint64_t timeout_ms;
+	uint64_t lro_ms;
+};
+
+/*
+ * Check every value before anything is created or mounted: false after
+ * printing what is wrong (exit status 1). On success *s holds the values
+ * (s->subs for the caller to free, also on failure) and args has the
+ * mountpoint and the options we always pass to libfuse.
+ */
+static bool check_options(const struct options *o, struct fuse_args *args, const char *prog,
+			  struct settings *s)
+{
+	long long ttl_ms, timeout_ms, lro_ms;
+
+	if (o->mountpoints < 1 || o->mountpoints > 2) {
+		fprintf(stderr, "databoxfs: %s\n",
+			o->mountpoints ? "more than one mountpoint given" : "no mountpoint given");
+		fprintf(stderr, "usage: %s [-f] [-d] [-o OPT[,OPT...]] MOUNTPOINT (see --help)\n",
+			prog);
+		return false;
+	}
+	if (fuse_opt_add_arg(args, o->nonopt[o->mountpoints - 1]) != 0) {
+		fprintf(stderr, "databoxfs: out of memory\n");
+		return false;
+	}
+	ttl_ms = parse_seconds("cache_ttl", o->cache_ttl, 2, true);
+	timeout_ms = parse_seconds("timeout", o->timeout, 120, false);
+	lro_ms = parse_seconds("lro_poll", o->lro_poll, 10, false);
+	if (ttl_ms < 0 || timeout_ms < 0 || lro_ms < 0)
+		return false;
+	s->ttl_ms = (uint64_t)ttl_ms;
+	s->timeout_ms = (uint64_t)timeout_ms;
+	s->lro_ms = (uint64_t)lro_ms;
+	s->cloud = dbx_cloud_default();
+	if (o->cloud) {
+		s->cloud = dbx_cloud_find(o->cloud);
+		if (!s->cloud) {
+			fprintf(stderr,
+				"databoxfs: cloud=%s: unknown cloud (expected AzureCloud, "
+				"AzureUSGovernment or AzureChinaCloud)\n",
+				o->cloud);
+			return false;
+		}
+	}
+	if (o->api_version && !valid_api_version(o->api_version)) {
+		fprintf(stderr, "databoxfs: api_version=%s: expected a version like %s\n",
+			o->api_version, DEFAULT_API_VERSION);
+		return false;
+	}
+	if (o->cafile && access(o->cafile, R_OK) != 0) {
+		fprintf(stderr, "databoxfs: cafile=%s: %s\n", o->cafile, strerror(errno));
+		return false;
+	}
+	for (size_t i = 0; i < o->n_connect_to; i++) {
+		if (!valid_connect_to(o->connect_to[i])) {
+			fprintf(stderr,
+				"databoxfs: connect_to=%s: expected HOST:PORT:TO_HOST:TO_PORT\n",
+				o->connect_to[i]);
+			return false;
+		}
+	}
+	if (o->subscription) {
+		s->subs = split_subscriptions(o->subscription);
+		if (!s->subs)
+			return false;
+	}
+	return fuse_opt_add_arg(args, "-odefault_permissions,fsname=databoxfs,subtype=databoxfs") ==
+	       0;
+}
+
+/* What the mount is made of; mount_free() tears it down. */
+struct mount {
+	struct dbx_transport *token_stack;
+	struct dbx_credential *cred;
+	struct dbx_transport *auth; /* owns the ARM stack under it */
+	struct dbx_arm *arm;
+	struct dbx_keyvault *kv;
+	struct dbx_cache *cache;
+	struct dbx_update_config uc;
+	struct dbx_fs fs; /* private_data of the mount; fs.update is &uc */
+};
+
+/*
+ * Build the HTTP stacks and everything on them, on clock (this file's
+ * header comment draws them): the token stack and the credential, the
+ * auth stack (its token fetched once, see probe_credential), ARM, Key
+ * Vault, the cache, the write config and the fs state. True, or false
+ * with err saying what failed; m holds what was built either way.
+ */
+static bool build_mount(const struct options *o, const struct settings *s,
+			const struct dbx_clock *clock, struct mount *m, struct dbx_error *err)
+{
+	struct dbx_curl_options co = {0};
+	struct dbx_retry_policy tpolicy = token_policy(s->timeout_ms);
+	struct dbx_cache_config cc = {0};
+	struct dbx_transport *arm_stack;
+
+	co.cafile = o->cafile;
+	co.connect_to = (const char *const *)o->connect_to;
+	co.verbose = o->debug;
+	co.clock = clock;
+	m->token_stack = new_stack(&co, &tpolicy, clock, err);
+	if (!m->token_stack)
+		return false;
+	m->cred = dbx_credential_new(o->credential ? o->credential : "auto", m->token_stack,
+				     s->cloud, dbx_env_process(), clock, err);
+	if (!m->cred)
+		return false;
+	arm_stack = new_stack(&co, NULL, clock, err);
+	if (!arm_stack)
+		return false;
+	m->auth = dbx_http_auth_new(arm_stack, m->cred, clock);
+	if (!m->auth) {
+		dbx_transport_destroy(arm_stack);
+		goto nomem;
+	}
+	if (probe_credential(m->auth, s->cloud, err) != DBX_OK)
+		return false;
+	m->arm =
+	    dbx_arm_new(m->auth, s->cloud, o->api_version ? o->api_version : DEFAULT_API_VERSION,
+			s->timeout_ms, clock);
+	if (!m->arm)
+		goto nomem;
+	m->kv = dbx_keyvault_new(m->arm, m->auth, s->timeout_ms);
+	if (!m->kv)
+		goto nomem;
+	cc.arm = m->arm;
+	cc.clock = clock;
+	cc.ttl_ms = s->ttl_ms;
+	cc.subscriptions = (const char *const *)s->subs;
+	m->cache = dbx_cache_new(&cc);
+	if (!m->cache)
+		goto nomem;
+	m->fs.cache = m->cache;
+	m->fs.uid = getuid();
+	m->fs.gid = getgid();
+	m->uc.arm = m->arm;
+	m->uc.kv = m->kv;
+	m->uc.cloud = s->cloud;
+	m->uc.clock = clock;
+	m->uc.timeout_ms = s->timeout_ms;
+	m->uc.lro_poll_ms = s->lro_ms;
+	m->uc.interrupted = writer_interrupted;
+	m->fs.update = &m->uc;
+	return true;
+nomem:
+	dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	return false;
+}
+
+/* Tear down what build_mount() built (any part of it), the last built first. */
+static void mount_free(struct mount *m)
+{
+	dbx_scratch_free(m->fs.scratch);
+	dbx_cache_free(m->cache);
+	dbx_keyvault_free(m->kv);
+	dbx_arm_free(m->arm);
+	dbx_transport_destroy(m->auth);
+	dbx_credential_destroy(m->cred);
+	dbx_transport_destroy(m->token_stack);
+}
+
+static void options_free(struct options *o)
+{
+	free_strv(o->connect_to);
+	free(o->subscription);
+	free(o->cloud);
+	free(o->credential);
+	free(o->api_version);
+	free(o->cache_ttl);
+	free(o->timeout);
+	free(o->lro_poll);
+	free(o->cafile);
+	free(o->nonopt[0]);
+	free(o->nonopt[1]);
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	const struct dbx_clock *clock = dbx_clock_system(); /* the one clock of the mount */
 	struct options o = {0};
+	struct settings s = {0};
+	struct mount m = {0};
 	struct dbx_error err = {0};
-	struct dbx_curl_options co = {0};
-	struct dbx_retry_policy tpolicy;
-	const struct dbx_cloud *cloud = dbx_cloud_default();
-	struct dbx_transport *token_stack = NULL, *arm_stack = NULL, *auth = NULL;
-	struct dbx_credential *cred = NULL;
-	struct dbx_arm *arm = NULL;
-	struct dbx_keyvault *kv = NULL;
-	struct dbx_update_config uc = {0};
-	struct dbx_cache *cache = NULL;
-	struct dbx_cache_config cc = {0};
-	struct dbx_fs fs = {0};
-	char **subs = NULL;
-	long long ttl_ms, timeout_ms, lro_ms;
 	int ret = 1;
 
 	if (fuse_opt_parse(&args, &o, option_spec, opt_key) == -1) {
@@ -410,138 +603,21 @@ int main(int argc, char *argv[])
 			fprintf(stderr, "databoxfs: out of memory\n");
 		goto out;
 	}
-	if (o.show_help) {
-		usage(argv[0]);
-		/* libfuse prints its own options; an empty argv[0] skips its usage line. */
-		if (fuse_opt_add_arg(&args, "--help") != 0)
-			goto out;
-		args.argv[0][0] = '\0';
-		ret = fuse_main(args.argc, args.argv, dbx_fuse_operations(), NULL) ? 1 : 0;
+	if (o.show_help || o.show_version) {
+		ret = print_info(&args, &o, argv[0]);
 		goto out;
 	}
-	if (o.show_version) {
-		printf("databoxfs version %s\n", DBX_VERSION);
-		fflush(stdout); /* before libfuse prints its own versions */
-		if (fuse_opt_add_arg(&args, "--version") != 0)
-			goto out;
-		ret = fuse_main(args.argc, args.argv, dbx_fuse_operations(), NULL) ? 1 : 0;
+	if (!check_options(&o, &args, argv[0], &s))
 		goto out;
-	}
-	if (o.mountpoints < 1 || o.mountpoints > 2) {
-		fprintf(stderr, "databoxfs: %s\n",
-			o.mountpoints ? "more than one mountpoint given" : "no mountpoint given");
-		fprintf(stderr, "usage: %s [-f] [-d] [-o OPT[,OPT...]] MOUNTPOINT (see --help)\n",
-			argv[0]);
-		goto out;
-	}
-	if (fuse_opt_add_arg(&args, o.nonopt[o.mountpoints - 1]) != 0) {
-		fprintf(stderr, "databoxfs: out of memory\n");
-		goto out;
-	}
-
-	/* Every value is checked before anything is created or mounted. */
-	ttl_ms = parse_seconds("cache_ttl", o.cache_ttl, 2, true);
-	timeout_ms = parse_seconds("timeout", o.timeout, 120, false);
-	lro_ms = parse_seconds("lro_poll", o.lro_poll, 10, false);
-	if (ttl_ms < 0 || timeout_ms < 0 || lro_ms < 0)
-		goto out;
-	if (o.cloud) {
-		cloud = dbx_cloud_find(o.cloud);
-		if (!cloud) {
-			fprintf(stderr,
-				"databoxfs: cloud=%s: unknown cloud (expected AzureCloud, "
-				"AzureUSGovernment or AzureChinaCloud)\n",
-				o.cloud);
-			goto out;
-		}
-	}
-	if (o.api_version && !valid_api_version(o.api_version)) {
-		fprintf(stderr, "databoxfs: api_version=%s: expected a version like %s\n",
-			o.api_version, DEFAULT_API_VERSION);
-		goto out;
-	}
-	if (o.cafile && access(o.cafile, R_OK) != 0) {
-		fprintf(stderr, "databoxfs: cafile=%s: %s\n", o.cafile, strerror(errno));
-		goto out;
-	}
-	for (size_t i = 0; i < o.n_connect_to; i++) {
-		if (!valid_connect_to(o.connect_to[i])) {
-			fprintf(stderr,
-				"databoxfs: connect_to=%s: expected HOST:PORT:TO_HOST:TO_PORT\n",
-				o.connect_to[i]);
-			goto out;
-		}
-	}
-	if (o.subscription) {
-		subs = split_subscriptions(o.subscription);
-		if (!subs)
-			goto out;
-	}
-	if (fuse_opt_add_arg(&args, "-odefault_permissions,fsname=databoxfs,subtype=databoxfs") !=
-	    0)
-		goto out;
-
 	dbx_log_init(o.foreground || o.debug, o.debug);
-
-	co.cafile = o.cafile;
-	co.connect_to = (const char *const *)o.connect_to;
-	co.verbose = o.debug;
-	tpolicy = token_policy((uint64_t)timeout_ms);
-	token_stack = new_stack(&co, &tpolicy, &err);
-	if (!token_stack)
+	if (!build_mount(&o, &s, clock, &m, &err))
 		goto fail;
-	cred = dbx_credential_new(o.credential ? o.credential : "auto", token_stack, cloud,
-				  dbx_env_process(), &err);
-	if (!cred)
-		goto fail;
-	arm_stack = new_stack(&co, NULL, &err);
-	if (!arm_stack)
-		goto fail;
-	auth = dbx_http_auth_new(arm_stack, cred, dbx_clock_system());
-	if (!auth) {
-		dbx_transport_destroy(arm_stack);
-		dbx_error_set(&err, DBX_ENOMEM, "out of memory");
-		goto fail;
-	}
-	if (probe_credential(auth, cloud, &err) != DBX_OK)
-		goto fail;
-	arm = dbx_arm_new(auth, cloud, o.api_version ? o.api_version : DEFAULT_API_VERSION,
-			  (uint64_t)timeout_ms, dbx_clock_system());
-	if (!arm) {
-		dbx_error_set(&err, DBX_ENOMEM, "out of memory");
-		goto fail;
-	}
-	kv = dbx_keyvault_new(arm, auth, (uint64_t)timeout_ms);
-	if (!kv) {
-		dbx_error_set(&err, DBX_ENOMEM, "out of memory");
-		goto fail;
-	}
-	cc.arm = arm;
-	cc.clock = dbx_clock_system();
-	cc.ttl_ms = (uint64_t)ttl_ms;
-	cc.subscriptions = (const char *const *)subs;
-	cache = dbx_cache_new(&cc);
-	if (!cache) {
-		dbx_error_set(&err, DBX_ENOMEM, "out of memory");
-		goto fail;
-	}
-	fs.cache = cache;
-	fs.uid = getuid();
-	fs.gid = getgid();
-	uc.arm = arm;
-	uc.kv = kv;
-	uc.cloud = cloud;
-	uc.timeout_ms = (uint64_t)timeout_ms;
-	uc.lro_poll_ms = (uint64_t)lro_ms;
-	uc.interrupted = writer_interrupted;
-	fs.update = &uc;
-
 	if (install_intr_handler() != 0) {
 		dbx_error_set(&err, DBX_ECONFIG, "cannot install the interrupt signal handler: %s",
 			      strerror(errno));
 		goto fail;
 	}
-	ret = fuse_main(args.argc, args.argv, dbx_fuse_operations(), &fs);
+	ret = fuse_main(args.argc, args.argv, dbx_fuse_operations(), &m.fs);
 	if (ret != 0)
 		ret = 1;
 	goto out;
@@ -549,25 +625,9 @@ fail:
 	fprintf(stderr, "databoxfs: %s\n", err.message[0] ? err.message : dbx_err_str(err.err));
 	ret = 1;
 out:
-	dbx_scratch_free(fs.scratch);
-	dbx_cache_free(cache);
-	dbx_keyvault_free(kv);
-	dbx_arm_free(arm);
-	dbx_transport_destroy(auth);
-	dbx_credential_destroy(cred);
-	dbx_transport_destroy(token_stack);
-	free_strv(subs);
-	free_strv(o.connect_to);
-	free(o.subscription);
-	free(o.cloud);
-	free(o.credential);
-	free(o.api_version);
-	free(o.cache_ttl);
-	free(o.timeout);
-	free(o.lro_poll);
-	free(o.cafile);
-	free(o.nonopt[0]);
-	free(o.nonopt[1]);
+	mount_free(&m);
+	free_strv(s.subs);
+	options_free(&o);
 	fuse_opt_free_args(&args);
 	return ret;
 }

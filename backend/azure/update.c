@@ -32,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "databoxfs/update.h"
 #include "databoxfs/log.h"
@@ -197,14 +196,171 @@ static bool add_system(struct dbx_order *o)
 
 /* ---- step 2: the merge ---- */
 
+/*
+ * Step 1 of the merge: the key of want (a copy of current) as change sets
+ * it: a key URL with the vault vault_id (the order's own for the key it
+ * already has), MicrosoftManaged or a null key_url dropping it,
+ * CustomerManaged alone needing a key already set. DBX_EINVAL for a
+ * contradiction or an unknown vault, DBX_ENOMEM; err says which.
+ */
+static enum dbx_err merge_key(const struct dbx_order *current,
+			      const struct dbx_encryption_change *change, const char *vault_id,
+			      struct dbx_order *want, struct dbx_error *err)
+{
+	bool key_set = change->has_key_url && !change->key_url_null;
+	bool key_drop = (change->has_key_url && change->key_url_null) ||
+			(change->has_kek_type && change->kek_type == DBX_KEK_CHOICE_MICROSOFT);
+
+	if (key_set) {
+		if (change->has_kek_type && change->kek_type == DBX_KEK_CHOICE_MICROSOFT)
+			return dbx_error_set(err, DBX_EINVAL,
+					     "encryption_type MicrosoftManaged contradicts a "
+					     "key_url; give key_url null (or leave it out) to drop "
+					     "the key");
+		/* The key the order already has keeps its vault (update.h: vault_id NULL then). */
+		if ((!vault_id || !*vault_id) && current->kek_type == DBX_KEK_CUSTOMER &&
+		    same_id(current->kek_url, change->key_url.url))
+			vault_id = current->kek_vault_id;
+		if (!vault_id || !*vault_id)
+			return dbx_error_set(err, DBX_EINVAL, "the vault of key %s is not known",
+					     change->key_url.url);
+		want->kek_type = DBX_KEK_CUSTOMER;
+		if (!set_field(&want->kek_url, change->key_url.url) ||
+		    !set_field(&want->kek_vault_id, vault_id))
+			return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		/* The key keeps the identity it had (kek_identity_type, kek_uai_id). */
+	} else if (key_drop) {
+		if (change->has_kek_type && change->kek_type == DBX_KEK_CHOICE_CUSTOMER)
+			return dbx_error_set(err, DBX_EINVAL,
+					     "encryption_type CustomerManaged needs a key: key_url "
+					     "cannot be empty");
+		drop_key(want);
+	} else if (change->has_kek_type && change->kek_type == DBX_KEK_CHOICE_CUSTOMER) {
+		if (current->kek_type != DBX_KEK_CUSTOMER || !current->kek_url ||
+		    !*current->kek_url)
+			return dbx_error_set(err, DBX_EINVAL,
+					     "no key: write key_url first (that also makes the "
+					     "order CustomerManaged)");
+	}
+	return DBX_OK;
+}
+
+/*
+ * Step 2 of the merge: the job identity of want, and the identity its key
+ * uses, as change->identity sets them (None, SystemAssigned, a
+ * user-assigned ID). DBX_EINVAL for a user-assigned identity without a
+ * customer-managed key, DBX_ENOMEM; err says which.
+ */
+static enum dbx_err merge_identity(const struct dbx_encryption_change *change,
+				   struct dbx_order *want, struct dbx_error *err)
+{
+	if (!change->has_identity)
+		return DBX_OK;
+	switch (change->identity.kind) {
+	case DBX_IDENTITY_NONE:
+		/*
+		 * The job identity only. A customer-managed key that uses the
+		 * system identity is left as it is: None then SystemAssigned is
+		 * the documented recovery (a new principal), and the service
+		 * reports the key problem meanwhile.
+		 */
+		if (!set_field(&want->identity_type, "None") ||
+		    !set_field(&want->principal_id, NULL) || !set_field(&want->tenant_id, NULL))
+			goto oom;
+		drop_uais(want);
+		break;
+	case DBX_IDENTITY_SYSTEM:
+		if (!has_system(want)) {
+			/* Re-created: the old principal is gone, the new one is ARM's. */
+			if (!add_system(want) || !set_field(&want->principal_id, NULL) ||
+			    !set_field(&want->tenant_id, NULL))
+				goto oom;
+		}
+		/* Back from a user-assigned identity: the system one is (now) there. */
+		if (want->kek_type == DBX_KEK_CUSTOMER && key_uses_uai(want) &&
+		    (!set_field(&want->kek_identity_type, SYSTEM_ASSIGNED) ||
+		     !set_field(&want->kek_uai_id, NULL)))
+			goto oom;
+		break;
+	case DBX_IDENTITY_USER:
+		if (want->kek_type != DBX_KEK_CUSTOMER)
+			return dbx_error_set(
+			    err, DBX_EINVAL,
+			    "a user-assigned identity is used only to reach a customer-managed "
+			    "key; set key_url first, or write both in encryption.json");
+		/*
+		 * Job identity: the spec's JobsPatchSystemAssignedToUserAssigned
+		 * shape, "SystemAssigned,UserAssigned", with the identities the job
+		 * already has kept (removing one the admin added is not this
+		 * write's business; the service counts them toward its limit and
+		 * says SsemUserErrorUserAssignedLimitReached). A job that already
+		 * names this identity is left as it is, so writing back what was
+		 * read changes nothing.
+		 */
+		if (!(has_user(want) && has_uai(want, change->identity.id))) {
+			if (!set_field(&want->identity_type, BOTH_ASSIGNED) ||
+			    !add_uai(want, change->identity.id))
+				goto oom;
+		}
+		if (!set_field(&want->kek_identity_type, USER_ASSIGNED) ||
+		    !set_field(&want->kek_uai_id, change->identity.id))
+			goto oom;
+		break;
+	}
+	return DBX_OK;
+oom:
+	return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+}
+
+/*
+ * Step 3 of the merge: a customer-managed key that changed needs an
+ * identity to reach it: the system identity is added when the key uses no
+ * user-assigned one. DBX_EINVAL when change drops the identity the key
+ * would need, DBX_ENOMEM.
+ */
+static enum dbx_err merge_key_identity(const struct dbx_encryption_change *change, bool key_changed,
+				       struct dbx_order *want, struct dbx_error *err)
+{
+	if (!key_changed || want->kek_type != DBX_KEK_CUSTOMER)
+		return DBX_OK;
+	if (change->has_identity && change->identity.kind == DBX_IDENTITY_NONE)
+		return dbx_error_set(err, DBX_EINVAL,
+				     "identity None leaves the customer-managed key without an "
+				     "identity to reach it");
+	if (!key_uses_uai(want) && !has_system(want) && !add_system(want))
+		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	return DBX_OK;
+}
+
+/*
+ * Step 4 of the merge: the DBX_PATCH_* objects in which want differs from
+ * current, or that must be sent again. Writing the key the order already
+ * has is a no-op, except when the service reports the key unusable: then
+ * writing it again (after the admin fixed the vault, the key or the
+ * access) is the documented way to have the service re-check it, so the
+ * key is sent again.
+ */
+static unsigned patch_objects(const struct dbx_order *current,
+			      const struct dbx_encryption_change *change, bool key_changed,
+			      const struct dbx_order *want)
+{
+	unsigned what = 0;
+
+	if (key_changed || (change->has_key_url && !change->key_url_null &&
+			    want->kek_type == DBX_KEK_CUSTOMER && dbx_order_kek_blocked(current)))
+		what |= DBX_PATCH_KEK;
+	if (!same_identity(current, want))
+		what |= DBX_PATCH_IDENTITY;
+	return what;
+}
+
 enum dbx_err dbx_update_merge(const struct dbx_order *current,
 			      const struct dbx_encryption_change *change, const char *vault_id,
 			      struct dbx_order **want_out, unsigned *what_out,
 			      struct dbx_error *err)
 {
 	struct dbx_order *want = NULL;
-	bool key_set, key_drop, key_changed;
-	unsigned what = 0;
+	bool key_changed;
 	enum dbx_err rc = DBX_OK;
 
 	*want_out = NULL;
@@ -213,144 +369,24 @@ enum dbx_err dbx_update_merge(const struct dbx_order *current,
 		rc = dbx_error_set(err, DBX_EINVAL, "no order or no change");
 		goto out;
 	}
-	key_set = change->has_key_url && !change->key_url_null;
-	key_drop = (change->has_key_url && change->key_url_null) ||
-		   (change->has_kek_type && change->kek_type == DBX_KEK_CHOICE_MICROSOFT);
 	want = dbx_order_dup(current);
-	if (!want)
-		goto oom;
-
-	/* 1. The key. */
-	if (key_set) {
-		if (change->has_kek_type && change->kek_type == DBX_KEK_CHOICE_MICROSOFT) {
-			rc =
-			    dbx_error_set(err, DBX_EINVAL,
-					  "encryption_type MicrosoftManaged contradicts a key_url; "
-					  "give key_url null (or leave it out) to drop the key");
-			goto out;
-		}
-		/* The key the order already has keeps its vault (update.h: vault_id NULL then). */
-		if ((!vault_id || !*vault_id) && current->kek_type == DBX_KEK_CUSTOMER &&
-		    same_id(current->kek_url, change->key_url.url))
-			vault_id = current->kek_vault_id;
-		if (!vault_id || !*vault_id) {
-			rc = dbx_error_set(err, DBX_EINVAL, "the vault of key %s is not known",
-					   change->key_url.url);
-			goto out;
-		}
-		want->kek_type = DBX_KEK_CUSTOMER;
-		if (!set_field(&want->kek_url, change->key_url.url) ||
-		    !set_field(&want->kek_vault_id, vault_id))
-			goto oom;
-		/* The key keeps the identity it had (kek_identity_type, kek_uai_id). */
-	} else if (key_drop) {
-		if (change->has_kek_type && change->kek_type == DBX_KEK_CHOICE_CUSTOMER) {
-			rc = dbx_error_set(err, DBX_EINVAL,
-					   "encryption_type CustomerManaged needs a key: key_url "
-					   "cannot be empty");
-			goto out;
-		}
-		drop_key(want);
-	} else if (change->has_kek_type && change->kek_type == DBX_KEK_CHOICE_CUSTOMER) {
-		if (current->kek_type != DBX_KEK_CUSTOMER || !current->kek_url ||
-		    !*current->kek_url) {
-			rc = dbx_error_set(err, DBX_EINVAL,
-					   "no key: write key_url first (that also makes the order "
-					   "CustomerManaged)");
-			goto out;
-		}
+	if (!want) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
 	}
-
-	/* 2. The identity. */
-	if (change->has_identity) {
-		switch (change->identity.kind) {
-		case DBX_IDENTITY_NONE:
-			/*
-			 * The job identity only. A customer-managed key that uses the
-			 * system identity is left as it is: None then SystemAssigned is
-			 * the documented recovery (a new principal), and the service
-			 * reports the key problem meanwhile.
-			 */
-			if (!set_field(&want->identity_type, "None") ||
-			    !set_field(&want->principal_id, NULL) ||
-			    !set_field(&want->tenant_id, NULL))
-				goto oom;
-			drop_uais(want);
-			break;
-		case DBX_IDENTITY_SYSTEM:
-			if (!has_system(want)) {
-				/* Re-created: the old principal is gone, the new one is ARM's. */
-				if (!add_system(want) || !set_field(&want->principal_id, NULL) ||
-				    !set_field(&want->tenant_id, NULL))
-					goto oom;
-			}
-			/* Back from a user-assigned identity: the system one is (now) there. */
-			if (want->kek_type == DBX_KEK_CUSTOMER && key_uses_uai(want) &&
-			    (!set_field(&want->kek_identity_type, SYSTEM_ASSIGNED) ||
-			     !set_field(&want->kek_uai_id, NULL)))
-				goto oom;
-			break;
-		case DBX_IDENTITY_USER:
-			if (want->kek_type != DBX_KEK_CUSTOMER) {
-				rc = dbx_error_set(
-				    err, DBX_EINVAL,
-				    "a user-assigned identity is used only to reach a "
-				    "customer-managed key; set key_url first, or write both in "
-				    "encryption.json");
-				goto out;
-			}
-			/*
-			 * Job identity: the spec's JobsPatchSystemAssignedToUserAssigned
-			 * shape, "SystemAssigned,UserAssigned", with the identities the job
-			 * already has kept (removing one the admin added is not this
-			 * write's business; the service counts them toward its limit and
-			 * says SsemUserErrorUserAssignedLimitReached). A job that already
-			 * names this identity is left as it is, so writing back what was
-			 * read changes nothing.
-			 */
-			if (!(has_user(want) && has_uai(want, change->identity.id))) {
-				if (!set_field(&want->identity_type, BOTH_ASSIGNED) ||
-				    !add_uai(want, change->identity.id))
-					goto oom;
-			}
-			if (!set_field(&want->kek_identity_type, USER_ASSIGNED) ||
-			    !set_field(&want->kek_uai_id, change->identity.id))
-				goto oom;
-			break;
-		}
-	}
-
-	/* 3. A new key needs an identity to reach it. */
+	rc = merge_key(current, change, vault_id, want, err);
+	if (rc != DBX_OK)
+		goto out;
+	rc = merge_identity(change, want, err);
+	if (rc != DBX_OK)
+		goto out;
 	key_changed = !same_kek(current, want);
-	if (key_changed && want->kek_type == DBX_KEK_CUSTOMER) {
-		if (change->has_identity && change->identity.kind == DBX_IDENTITY_NONE) {
-			rc = dbx_error_set(
-			    err, DBX_EINVAL,
-			    "identity None leaves the customer-managed key without an "
-			    "identity to reach it");
-			goto out;
-		}
-		if (!key_uses_uai(want) && !has_system(want) && !add_system(want))
-			goto oom;
-	}
-
-	/*
-	 * Writing the key the order already has is a no-op, except when the
-	 * service reports the key unusable: then writing it again (after the
-	 * admin fixed the vault, the key or the access) is the documented way
-	 * to have the service re-check it, so the key is sent again.
-	 */
-	if (key_changed || (change->has_key_url && !change->key_url_null &&
-			    want->kek_type == DBX_KEK_CUSTOMER && dbx_order_kek_blocked(current)))
-		what |= DBX_PATCH_KEK;
-	if (!same_identity(current, want))
-		what |= DBX_PATCH_IDENTITY;
+	rc = merge_key_identity(change, key_changed, want, err);
+	if (rc != DBX_OK)
+		goto out;
+	*what_out = patch_objects(current, change, key_changed, want);
 	*want_out = want;
-	*what_out = what;
 	want = NULL;
-	goto out;
-oom:
-	rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
 out:
 	dbx_order_free(want);
 	return rc;
@@ -368,16 +404,11 @@ static void note(struct dbx_update_report *report, const char *text)
 	snprintf(report->notes + used, sizeof(report->notes) - used, "%s", text);
 }
 
-static uint64_t now_ms(const struct dbx_clock *clock)
-{
-	return clock->now_ms(clock->ctx);
-}
-
 /* DBX_ETIMEDOUT when the deadline has passed before anything was sent. */
 static enum dbx_err check_time(const struct dbx_clock *clock, uint64_t deadline,
 			       struct dbx_error *err)
 {
-	if (deadline && now_ms(clock) >= deadline)
+	if (deadline && dbx_clock_now_ms(clock) >= deadline)
 		return dbx_error_set(err, DBX_ETIMEDOUT,
 				     "the checks before the update used up the timeout; nothing "
 				     "was sent");
@@ -391,10 +422,11 @@ static enum dbx_err check_time(const struct dbx_clock *clock, uint64_t deadline,
  * reaches the current key changes, that identity must exist and hold access
  * on the current vault.
  */
-static enum dbx_err preflight(const struct dbx_update_config *cfg, const char *subscription,
-			      const struct dbx_order *current, const struct dbx_order *want,
-			      unsigned what, const struct dbx_encryption_change *change,
-			      bool key_new, struct dbx_preflight *pre, const char **vault_id,
+static enum dbx_err preflight(const struct dbx_update_config *cfg, const struct dbx_clock *clock,
+			      const char *subscription, const struct dbx_order *current,
+			      const struct dbx_order *want, unsigned what,
+			      const struct dbx_encryption_change *change, bool key_new,
+			      struct dbx_preflight *pre, const char **vault_id,
 			      struct dbx_update_report *report, struct dbx_error *err)
 {
 	char principal[128] = "";
@@ -422,7 +454,7 @@ static enum dbx_err preflight(const struct dbx_update_config *cfg, const char *s
 		/* pid NULL or "": the system identity is created by this write; the preflight notes
 		 * it. */
 		rc = dbx_keyvault_preflight(cfg->kv, subscription, &change->key_url, pid,
-					    time(NULL), pre, err);
+					    dbx_clock_wall(clock), pre, err);
 		if (pre->notes[0])
 			note(report, pre->notes);
 		if (rc != DBX_OK)
@@ -477,19 +509,131 @@ out:
 	return rc;
 }
 
+/*
+ * Steps 2 and 3 of a write, on current (the order read fresh): merge
+ * change with the vault still unknown, so contradictions fail before any
+ * Key Vault request and a write of what is already there needs none; when
+ * there is something to send, run the preflight for it (*pre, allocated
+ * here, holds what it found: the caller frees it) and, for a key new to
+ * the order, merge again with the vault it found (*vault_id). *want and
+ * *what as dbx_update_merge gives them (what 0: nothing to send); *key_new
+ * whether the key is new to the order.
+ */
+static enum dbx_err merge_and_preflight(const struct dbx_update_config *cfg,
+					const struct dbx_clock *clock, const char *subscription,
+					const struct dbx_order *current,
+					const struct dbx_encryption_change *change,
+					struct dbx_order **want, unsigned *what,
+					const char **vault_id, struct dbx_preflight **pre,
+					struct dbx_update_report *report, struct dbx_error *err)
+{
+	/* A key URL the order already has keeps its vault. */
+	bool key_new = change->has_key_url && !change->key_url_null &&
+		       !(current->kek_type == DBX_KEK_CUSTOMER &&
+			 same_id(current->kek_url, change->key_url.url) && current->kek_vault_id &&
+			 *current->kek_vault_id);
+	enum dbx_err rc;
+
+	if (change->has_key_url && !change->key_url_null)
+		*vault_id = key_new ? VAULT_PENDING : current->kek_vault_id;
+	rc = dbx_update_merge(current, change, *vault_id, want, what, err);
+	if (rc != DBX_OK || *what == 0)
+		return rc;
+	*pre = calloc(1, sizeof(**pre));
+	if (!*pre)
+		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	rc = preflight(cfg, clock, subscription, current, *want, *what, change, key_new, *pre,
+		       vault_id, report, err);
+	if (rc != DBX_OK || !key_new)
+		return rc;
+	dbx_order_free(*want);
+	*want = NULL;
+	return dbx_update_merge(current, change, *vault_id, want, what, err);
+}
+
+/*
+ * Step 5 of a write, after a PATCH that was sent but got a 5xx or no
+ * answer (first_rc, described by err): it may or may not have landed.
+ * Read the order; when it shows the change, that is *final and the write
+ * succeeded. Otherwise merge change into it again (*want and *what anew)
+ * and resend once, unless the merge finds nothing left to send. When the
+ * order cannot be read back: first_rc, err saying the update may or may
+ * not have been applied.
+ */
+static enum dbx_err resend_unless_landed(const struct dbx_update_config *cfg,
+					 const char *subscription, const char *resource_group,
+					 const char *name,
+					 const struct dbx_encryption_change *change,
+					 const char *vault_id, uint64_t deadline,
+					 enum dbx_err first_rc, struct dbx_order **want,
+					 unsigned *what, bool *accepted, struct dbx_order **final,
+					 struct dbx_update_report *report, struct dbx_error *err)
+{
+	struct dbx_error first = err ? *err : (struct dbx_error){0};
+	struct dbx_error ignored = {0};
+	struct dbx_order *fresh = NULL;
+	enum dbx_err rc;
+	bool sent2 = false;
+
+	if (dbx_arm_get_job_until(cfg->arm, subscription, resource_group, name, deadline, &fresh,
+				  &ignored) != DBX_OK) {
+		rc = first_rc;
+		if (err) {
+			*err = first;
+			dbx_error_set(err, rc,
+				      "%s (ARM did not confirm the update and the order could "
+				      "not be read back: it may or may not have been applied)",
+				      first.message);
+		}
+		goto out;
+	}
+	if (shows_change(fresh, *want, *what)) {
+		dbx_log(DBX_LOG_INFO,
+			"update of %s: no answer to the PATCH (%s), but the "
+			"order shows the change",
+			name, first.message);
+		dbx_error_clear(err);
+		rc = DBX_OK;
+		*final = fresh;
+		fresh = NULL;
+		goto out;
+	}
+	dbx_log(DBX_LOG_INFO,
+		"update of %s: no answer to the PATCH (%s), the "
+		"order does not show the change: sending it once more",
+		name, first.message);
+	dbx_order_free(*want);
+	*want = NULL;
+	dbx_error_clear(err);
+	rc = dbx_update_merge(fresh, change, vault_id, want, what, err);
+	if (rc != DBX_OK)
+		goto out;
+	if (*what == 0) {
+		*final = fresh;
+		fresh = NULL;
+		goto out;
+	}
+	rc = send_patch(cfg, subscription, resource_group, name, *want, *what, deadline, &sent2,
+			accepted, final, err);
+	report->patched = report->patched || sent2;
+out:
+	dbx_order_free(fresh);
+	return rc;
+}
+
 enum dbx_err dbx_update_apply(const struct dbx_update_config *cfg, const char *subscription,
 			      const char *resource_group, const char *name,
 			      const struct dbx_encryption_change *change, struct dbx_order **result,
 			      struct dbx_update_report *report, struct dbx_error *err)
 {
 	struct dbx_update_report scratch;
-	struct dbx_order *current = NULL, *want = NULL, *final = NULL, *fresh = NULL;
+	struct dbx_order *current = NULL, *want = NULL, *final = NULL;
 	struct dbx_preflight *pre = NULL;
 	const struct dbx_clock *clock;
 	const char *vault_id = NULL;
 	uint64_t deadline;
 	unsigned what = 0;
-	bool key_new, sent = false, accepted = false;
+	bool sent = false, accepted = false;
 	enum dbx_err rc;
 
 	if (!report)
@@ -502,8 +646,8 @@ enum dbx_err dbx_update_apply(const struct dbx_update_config *cfg, const char *s
 		rc = dbx_error_set(err, DBX_EINVAL, "no ARM client, change or result");
 		goto out;
 	}
-	clock = dbx_arm_clock(cfg->arm);
-	deadline = cfg->timeout_ms ? now_ms(clock) + cfg->timeout_ms : 0;
+	clock = cfg->clock ? cfg->clock : dbx_arm_clock(cfg->arm);
+	deadline = cfg->timeout_ms ? dbx_clock_now_ms(clock) + cfg->timeout_ms : 0;
 
 	/* 1. The order as ARM has it now. */
 	rc = dbx_arm_get_job_until(cfg->arm, subscription, resource_group, name, deadline, &current,
@@ -518,39 +662,11 @@ enum dbx_err dbx_update_apply(const struct dbx_update_config *cfg, const char *s
 		goto out;
 	}
 
-	/*
-	 * 2. Merge first with the vault still unknown: contradictions fail
-	 * before any Key Vault request, and a write of what is already there
-	 * needs none. A key URL the order already has keeps its vault.
-	 */
-	key_new = change->has_key_url && !change->key_url_null &&
-		  !(current->kek_type == DBX_KEK_CUSTOMER &&
-		    same_id(current->kek_url, change->key_url.url) && current->kek_vault_id &&
-		    *current->kek_vault_id);
-	if (change->has_key_url && !change->key_url_null)
-		vault_id = key_new ? VAULT_PENDING : current->kek_vault_id;
-	rc = dbx_update_merge(current, change, vault_id, &want, &what, err);
+	/* 2 and 3. The merge, and the preflight of what it will send. */
+	rc = merge_and_preflight(cfg, clock, subscription, current, change, &want, &what, &vault_id,
+				 &pre, report, err);
 	if (rc != DBX_OK)
 		goto out;
-	if (what != 0) {
-		/* 3. The preflight, then the merge again with the vault it found. */
-		pre = calloc(1, sizeof(*pre));
-		if (!pre) {
-			rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
-			goto out;
-		}
-		rc = preflight(cfg, subscription, current, want, what, change, key_new, pre,
-			       &vault_id, report, err);
-		if (rc != DBX_OK)
-			goto out;
-		if (key_new) {
-			dbx_order_free(want);
-			want = NULL;
-			rc = dbx_update_merge(current, change, vault_id, &want, &what, err);
-			if (rc != DBX_OK)
-				goto out;
-		}
-	}
 	if (what == 0) {
 		report->noop = true;
 		*result = current;
@@ -570,61 +686,11 @@ enum dbx_err dbx_update_apply(const struct dbx_update_config *cfg, const char *s
 			&accepted, &final, err);
 	report->patched = sent;
 
-	/*
-	 * 5. The PATCH itself got a 5xx or lost its connection: it may or may not
-	 * have landed. Read the order; resend once, merged into that state, only
-	 * if the change is not there.
-	 */
-	if ((rc == DBX_EREMOTE || rc == DBX_ETIMEDOUT) && sent && !accepted) {
-		struct dbx_error first = err ? *err : (struct dbx_error){0};
-		struct dbx_error ignored = {0};
-		enum dbx_err first_rc = rc;
-
-		if (dbx_arm_get_job_until(cfg->arm, subscription, resource_group, name, deadline,
-					  &fresh, &ignored) != DBX_OK) {
-			rc = first_rc;
-			if (err) {
-				*err = first;
-				dbx_error_set(
-				    err, rc,
-				    "%s (ARM did not confirm the update and the order could "
-				    "not be read back: it may or may not have been applied)",
-				    first.message);
-			}
-			goto out;
-		}
-		if (shows_change(fresh, want, what)) {
-			dbx_log(DBX_LOG_INFO,
-				"update of %s: no answer to the PATCH (%s), but the "
-				"order shows the change",
-				name, first.message);
-			dbx_error_clear(err);
-			rc = DBX_OK;
-			final = fresh;
-			fresh = NULL;
-		} else {
-			dbx_log(DBX_LOG_INFO,
-				"update of %s: no answer to the PATCH (%s), the "
-				"order does not show the change: sending it once more",
-				name, first.message);
-			dbx_order_free(want);
-			want = NULL;
-			dbx_error_clear(err);
-			rc = dbx_update_merge(fresh, change, vault_id, &want, &what, err);
-			if (rc != DBX_OK)
-				goto out;
-			if (what == 0) {
-				final = fresh;
-				fresh = NULL;
-			} else {
-				bool sent2 = false;
-
-				rc = send_patch(cfg, subscription, resource_group, name, want, what,
-						deadline, &sent2, &accepted, &final, err);
-				report->patched = report->patched || sent2;
-			}
-		}
-	}
+	/* 5. The PATCH itself got a 5xx or lost its connection: read before resending. */
+	if ((rc == DBX_EREMOTE || rc == DBX_ETIMEDOUT) && sent && !accepted)
+		rc = resend_unless_landed(cfg, subscription, resource_group, name, change, vault_id,
+					  deadline, rc, &want, &what, &accepted, &final, report,
+					  err);
 	if (rc != DBX_OK)
 		goto out;
 
@@ -643,6 +709,5 @@ out:
 	dbx_order_free(current);
 	dbx_order_free(want);
 	dbx_order_free(final);
-	dbx_order_free(fresh);
 	return rc;
 }

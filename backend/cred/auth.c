@@ -9,8 +9,9 @@
  * a condition variable for the refresh already running, or keep using the
  * old token while it is still valid). A failed refresh keeps the old token
  * while it is valid. A 401 drops the token it used, fetches a fresh one and
- * resends once. Expiry is tracked on the injected clock, so tests can move
- * time.
+ * resends once. Expiry is tracked on the injected clock (its wall time turns
+ * a token's expiry claim into a lifetime, its monotonic time runs the
+ * lifetime down), so tests can move time.
  *
  * dbx_credential_new() builds a credential by name; "auto" is the
  * DefaultAzureCredential chain of docs/architecture.md, "Credentials", an ordered table of source
@@ -126,10 +127,13 @@ static struct token_slot *slot_get(struct auth_transport *at, const char *scope)
 	return s;
 }
 
-/* Store a fresh token in the slot (lock held); takes tok->value. */
-static void slot_store(struct token_slot *s, struct dbx_token *tok, uint64_t now_ms)
+/*
+ * Store a fresh token in the slot (lock held); takes tok->value. Its
+ * lifetime is its expiry claim (wall time) less wall, the clock's wall time
+ * now; it is kept on the monotonic time line from now_ms on.
+ */
+static void slot_store(struct token_slot *s, struct dbx_token *tok, uint64_t now_ms, time_t wall)
 {
-	time_t wall = time(NULL);
 	int64_t life_s = tok->expires_on > wall ? (int64_t)(tok->expires_on - wall) : 0;
 	int64_t margin_s;
 
@@ -169,7 +173,7 @@ static enum dbx_err refresh_locked(struct auth_transport *at, struct token_slot 
 	if (rc == DBX_OK && !tok.value)
 		rc = dbx_error_set(err, DBX_EAUTH, "%s: empty token", at->cred->name);
 	if (rc == DBX_OK) {
-		slot_store(s, &tok, now);
+		slot_store(s, &tok, now, dbx_clock_wall(at->clock));
 		/* What waiters report if this token has expired already on arrival. */
 		dbx_error_set(&s->last_err, DBX_EAUTH, "%s: the token it returned has expired",
 			      at->cred->name);
@@ -506,7 +510,8 @@ enum dbx_err dbx_http_auth_prime(struct dbx_transport *auth, const char *scope,
 
 typedef struct dbx_credential *(*source_ctor)(struct dbx_transport *transport,
 					      const struct dbx_cloud *cloud,
-					      const struct dbx_env *env, struct dbx_error *err);
+					      const struct dbx_env *env,
+					      const struct dbx_clock *clock, struct dbx_error *err);
 
 /*
  * DefaultAzureCredential's order (docs/architecture.md, "Credentials"): the environment (secret,
@@ -604,7 +609,7 @@ static void chain_destroy(struct dbx_credential *self)
 
 static struct dbx_credential *chain_new(struct dbx_transport *transport,
 					const struct dbx_cloud *cloud, const struct dbx_env *env,
-					struct dbx_error *err)
+					const struct dbx_clock *clock, struct dbx_error *err)
 {
 	struct chain_cred *cc = calloc(1, sizeof(*cc));
 	char reasons[DBX_ERR_MSG_MAX] = "";
@@ -621,7 +626,7 @@ static struct dbx_credential *chain_new(struct dbx_transport *transport,
 	pthread_mutex_init(&cc->lock, NULL);
 	for (size_t i = 0; i < N_SOURCES; i++) {
 		dbx_error_clear(&e);
-		cc->members[i] = sources[i].make(transport, cloud, env, &e);
+		cc->members[i] = sources[i].make(transport, cloud, env, clock, &e);
 		if (cc->members[i]) {
 			n++;
 			continue;
@@ -650,17 +655,17 @@ fail:
 
 struct dbx_credential *dbx_credential_new(const char *name, struct dbx_transport *transport,
 					  const struct dbx_cloud *cloud, const struct dbx_env *env,
-					  struct dbx_error *err)
+					  const struct dbx_clock *clock, struct dbx_error *err)
 {
 	if (!cloud)
 		cloud = dbx_cloud_default();
 	if (!env)
 		env = dbx_env_process();
 	if (!name || strcmp(name, "auto") == 0)
-		return chain_new(transport, cloud, env, err);
+		return chain_new(transport, cloud, env, clock, err);
 	for (size_t i = 0; i < N_SOURCES; i++) {
 		if (strcmp(name, sources[i].name) == 0)
-			return sources[i].make(transport, cloud, env, err);
+			return sources[i].make(transport, cloud, env, clock, err);
 	}
 	dbx_error_set(err, DBX_ECONFIG,
 		      "unknown credential '%s' (expected auto, env, cert, workload, msi or cli)",

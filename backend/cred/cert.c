@@ -37,7 +37,8 @@
 struct cert_cred {
 	struct dbx_credential base;
 	struct dbx_transport *transport; /* borrowed */
-	pthread_mutex_t lock;		 /* serialises signing with key */
+	const struct dbx_clock *clock;
+	pthread_mutex_t lock; /* serialises signing with key */
 	EVP_PKEY *key;
 	char *client_id;
 	char *token_url;
@@ -278,14 +279,14 @@ static enum dbx_err cert_get_token(struct dbx_credential *self, const char *scop
 				   struct dbx_token *out, struct dbx_error *err)
 {
 	struct cert_cred *c = (struct cert_cred *)self;
-	char *assertion = make_assertion(c, dbx_cred_now());
+	char *assertion = make_assertion(c, dbx_clock_wall(c->clock));
 	enum dbx_err rc;
 
 	out->value = NULL;
 	out->expires_on = 0;
 	if (!assertion)
 		return dbx_error_set(err, DBX_EAUTH, "cert: signing the client assertion failed");
-	rc = dbx_cred_assertion_grant("cert", c->transport, c->token_url, c->authority,
+	rc = dbx_cred_assertion_grant("cert", c->transport, c->clock, c->token_url, c->authority,
 				      c->client_id, assertion, scope, out, err);
 	dbx_wipe_free(assertion);
 	return rc;
@@ -306,7 +307,8 @@ static void cert_destroy(struct dbx_credential *self)
 
 struct dbx_credential *dbx_cred_env_cert_new(struct dbx_transport *transport,
 					     const struct dbx_cloud *cloud,
-					     const struct dbx_env *env, struct dbx_error *err)
+					     const struct dbx_env *env,
+					     const struct dbx_clock *clock, struct dbx_error *err)
 {
 	static const char *const required[] = {"AZURE_TENANT_ID", "AZURE_CLIENT_ID",
 					       "AZURE_CLIENT_CERTIFICATE_PATH"};
@@ -329,6 +331,7 @@ struct dbx_credential *dbx_cred_env_cert_new(struct dbx_transport *transport,
 	c->base.get_token = cert_get_token;
 	c->base.destroy = cert_destroy;
 	c->transport = transport;
+	c->clock = clock ? clock : dbx_clock_system();
 	pthread_mutex_init(&c->lock, NULL);
 	c->client_id = strdup(vals[1]);
 	if (!c->client_id) {

@@ -56,8 +56,9 @@ void dbx_cred_cli_set_base_environ(char *const *envp)
 
 struct cli_cred {
 	struct dbx_credential base;
-	char *path;   /* PATH to find az on */
-	char *tenant; /* AZURE_TENANT_ID, or NULL */
+	const struct dbx_clock *clock; /* runs in real time: it times a child process */
+	char *path;		       /* PATH to find az on */
+	char *tenant;		       /* AZURE_TENANT_ID, or NULL */
 };
 
 /* Variables the child must not inherit: they hold other sources' secrets. */
@@ -205,9 +206,9 @@ static bool reaped(pid_t pid, struct child_output *o)
  */
 #define EXIT_GRACE_MS 200u
 #define POLL_SLICE_MS 50u
-static void collect(pid_t pid, int out_fd, int err_fd, uint64_t deadline, struct child_output *o)
+static void collect(const struct dbx_clock *clock, pid_t pid, int out_fd, int err_fd,
+		    uint64_t deadline, struct child_output *o)
 {
-	const struct dbx_clock *clock = dbx_clock_system();
 	struct pollfd fds[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = err_fd, .events = POLLIN}};
 	uint64_t stop = deadline;
 	bool exited = false;
@@ -326,7 +327,7 @@ static void stderr_reason(const struct child_output *o, char *buf, size_t cap)
 }
 
 /* Turn a finished (or killed) az run into the token or err. */
-static enum dbx_err interpret(const struct child_output *o, unsigned timeout_ms,
+static enum dbx_err interpret(const struct child_output *o, unsigned timeout_ms, time_t now,
 			      struct dbx_token *out, struct dbx_error *err)
 {
 	char reason[256];
@@ -355,7 +356,7 @@ static enum dbx_err interpret(const struct child_output *o, unsigned timeout_ms,
 	return dbx_cred_parse_token(
 	    "cli", o->out, o->out_len,
 	    &(struct dbx_token_fields){.token = "accessToken", .expires_on = "expires_on"},
-	    expires_on_local, out, err);
+	    expires_on_local, now, out, err);
 }
 
 static enum dbx_err cli_get_token(struct dbx_credential *self, const char *scope,
@@ -363,7 +364,7 @@ static enum dbx_err cli_get_token(struct dbx_credential *self, const char *scope
 {
 	static const char suffix[] = "/.default";
 	struct cli_cred *c = (struct cli_cred *)self;
-	const struct dbx_clock *clock = dbx_clock_system();
+	const struct dbx_clock *clock = c->clock;
 	unsigned timeout_ms = timeout_hook_ms ? timeout_hook_ms : CLI_TIMEOUT_MS;
 	struct child_output *o = NULL;
 	char *const *base = base_environ_hook ? base_environ_hook : environ;
@@ -437,10 +438,10 @@ static enum dbx_err cli_get_token(struct dbx_credential *self, const char *scope
 		rc = dbx_error_set(err, DBX_EAUTH, "cli: cannot start %s: %s", az, strerror(sr));
 		goto out;
 	}
-	collect(pid, out_pipe[0], err_pipe[0], clock->now_ms(clock->ctx) + timeout_ms, o);
+	collect(clock, pid, out_pipe[0], err_pipe[0], dbx_clock_now_ms(clock) + timeout_ms, o);
 	o->out[o->out_len] = '\0';
 	o->err[o->err_len] = '\0';
-	rc = interpret(o, timeout_ms, out, err);
+	rc = interpret(o, timeout_ms, dbx_clock_wall(clock), out, err);
 out:
 	for (int i = 0; i < 2; i++) {
 		if (out_pipe[i] >= 0)
@@ -470,7 +471,7 @@ static void cli_destroy(struct dbx_credential *self)
 
 struct dbx_credential *dbx_cred_cli_new(struct dbx_transport *transport,
 					const struct dbx_cloud *cloud, const struct dbx_env *env,
-					struct dbx_error *err)
+					const struct dbx_clock *clock, struct dbx_error *err)
 {
 	struct cli_cred *c = NULL;
 	const char *path;
@@ -495,6 +496,7 @@ struct dbx_credential *dbx_cred_cli_new(struct dbx_transport *transport,
 	c->base.name = "cli";
 	c->base.get_token = cli_get_token;
 	c->base.destroy = cli_destroy;
+	c->clock = clock ? clock : dbx_clock_system();
 	c->path = strdup(path ? path : DEFAULT_PATH);
 	c->tenant = tenant ? strdup(tenant) : NULL;
 	if (!c->path || (tenant && !c->tenant)) {

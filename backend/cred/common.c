@@ -24,18 +24,6 @@
 #define JWT_BEARER                                                                                 \
 	"client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
 
-static time_t (*wall_clock)(void);
-
-time_t dbx_cred_now(void)
-{
-	return wall_clock ? wall_clock() : time(NULL);
-}
-
-void dbx_cred_set_wall_clock(time_t (*now)(void))
-{
-	wall_clock = now;
-}
-
 void dbx_wipe_free(char *s)
 {
 	if (!s)
@@ -241,7 +229,7 @@ static bool json_seconds(json_object *v, long long *out)
 
 enum dbx_err dbx_cred_parse_token(const char *source, const char *body, size_t len,
 				  const struct dbx_token_fields *fields,
-				  time_t (*fallback_expiry)(const void *json_obj),
+				  time_t (*fallback_expiry)(const void *json_obj), time_t now,
 				  struct dbx_token *out, struct dbx_error *err)
 {
 	json_object *obj = parse_secret_json(body, len);
@@ -270,7 +258,7 @@ enum dbx_err dbx_cred_parse_token(const char *source, const char *body, size_t l
 		/* Saturated: now + a huge expires_in would overflow into the past. */
 		if (secs > INT32_MAX)
 			secs = INT32_MAX;
-		expires = dbx_cred_now() + (time_t)secs;
+		expires = now + (time_t)secs;
 	} else if (fallback_expiry) {
 		expires = fallback_expiry(obj);
 	}
@@ -386,11 +374,11 @@ char *dbx_cred_grant_body(const char *client_id, const char *credential, const c
 }
 
 enum dbx_err dbx_cred_assertion_grant(const char *source, struct dbx_transport *transport,
-				      const char *url, const char *authority, const char *client_id,
+				      const struct dbx_clock *clock, const char *url,
+				      const char *authority, const char *client_id,
 				      const char *assertion, const char *scope,
 				      struct dbx_token *out, struct dbx_error *err)
 {
-	const struct dbx_clock *clock = dbx_clock_system();
 	struct dbx_http_request req = {0};
 	struct dbx_http_response resp = {0};
 	struct dbx_error terr = {0};
@@ -408,7 +396,7 @@ enum dbx_err dbx_cred_assertion_grant(const char *source, struct dbx_transport *
 	req.content_type = "application/x-www-form-urlencoded";
 	req.body = body;
 	req.body_len = strlen(body);
-	req.deadline_ms = clock->now_ms(clock->ctx) + DBX_CRED_ENTRA_TIMEOUT_MS;
+	req.deadline_ms = dbx_clock_now_ms(clock) + DBX_CRED_ENTRA_TIMEOUT_MS;
 	req.idempotent = true; /* a token request changes nothing: safe to resend */
 	rc = dbx_http_send(transport, &req, &resp, &terr);
 	if (rc != DBX_OK) {
@@ -424,7 +412,7 @@ enum dbx_err dbx_cred_assertion_grant(const char *source, struct dbx_transport *
 	rc = dbx_cred_parse_token(
 	    source, resp.body, resp.body_len,
 	    &(struct dbx_token_fields){.token = "access_token", .expires_in = "expires_in"}, NULL,
-	    out, err);
+	    dbx_clock_wall(clock), out, err);
 	if (rc != DBX_OK && err) {
 		err->http_status = resp.status;
 		snprintf(err->request_id, sizeof(err->request_id), "%s",

@@ -2,8 +2,9 @@
  * cred/common.h: pieces shared by the credential sources that speak to Entra ID
  * with a client assertion (certificate, workload identity) or parse a token
  * answer (managed identity, Azure CLI): base64url, the token endpoint URL,
- * the jwt-bearer grant, token JSON parsing with wiping, and the wall clock
- * (replaceable by tests). Internal to backend/ and the unit tests.
+ * the jwt-bearer grant, and token JSON parsing with wiping. Time comes from
+ * the clock each source was built with (auth.h). Internal to backend/ and
+ * the unit tests.
  */
 #ifndef DATABOXFS_JWT_H
 #define DATABOXFS_JWT_H
@@ -46,12 +47,6 @@ void dbx_cred_first_line(char *buf, size_t cap, const char *s);
  */
 void dbx_cred_redact(char *msg, const char *secret);
 
-/* Seconds since the epoch: time(NULL), or the test hook's clock. */
-time_t dbx_cred_now(void);
-
-/* Test hook: replace the wall clock of dbx_cred_now() (NULL restores time()). */
-void dbx_cred_set_wall_clock(time_t (*now)(void));
-
 /*
  * The Entra v2.0 token endpoint for tenant, as cred/env.c builds it:
  * *url = "https://<authority>/<url-escaped tenant>/oauth2/v2.0/token" and
@@ -93,17 +88,20 @@ enum dbx_err dbx_cred_entra_refusal(const char *source, const char *authority,
 
 /*
  * POST the client-credentials grant with a jwt-bearer client_assertion to
- * url for scope, and fill *out from the answer (access_token, expires_in).
+ * url for scope, and fill *out from the answer (access_token, expires_in),
+ * the request bounded and the expiry dated on clock (never NULL).
  * Errors, like cred/env.c's: a transport failure keeps its kind ("<source>:
  * token request to <authority> failed: ..."); a non-200 answer is DBX_EAUTH
  * (DBX_ETHROTTLED for 429, DBX_EREMOTE for 5xx) "<source>: <error>: <first
  * line of error_description>" with err->http_status, code and request id
  * set; a malformed 200 is DBX_EAUTH. No message holds the assertion or a token.
  */
-DBX_MUST_CHECK enum dbx_err
-dbx_cred_assertion_grant(const char *source, struct dbx_transport *transport, const char *url,
-			 const char *authority, const char *client_id, const char *assertion,
-			 const char *scope, struct dbx_token *out, struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err dbx_cred_assertion_grant(const char *source,
+						     struct dbx_transport *transport,
+						     const struct dbx_clock *clock, const char *url,
+						     const char *authority, const char *client_id,
+						     const char *assertion, const char *scope,
+						     struct dbx_token *out, struct dbx_error *err);
 
 /* The token answer fields a source asks dbx_cred_parse_token() for. */
 struct dbx_token_fields {
@@ -114,7 +112,8 @@ struct dbx_token_fields {
 
 /*
  * Parse a JSON token answer of len bytes: the token under fields->token,
- * the expiry from fields->expires_on (preferred) or fields->expires_in.
+ * the expiry from fields->expires_on (preferred) or fields->expires_in
+ * counted from now (the source's clock's wall time).
  * The parsed copies of the token are wiped before they are freed.
  * DBX_EAUTH "<source>: <what> ..." on a malformed answer; DBX_ENOMEM.
  * When the expiry is missing and fallback_expiry is not NULL, it is called
@@ -123,7 +122,8 @@ struct dbx_token_fields {
 DBX_MUST_CHECK enum dbx_err dbx_cred_parse_token(const char *source, const char *body, size_t len,
 						 const struct dbx_token_fields *fields,
 						 time_t (*fallback_expiry)(const void *json_obj),
-						 struct dbx_token *out, struct dbx_error *err);
+						 time_t now, struct dbx_token *out,
+						 struct dbx_error *err);
 
 /* Test hooks of the Azure CLI source. */
 /* The time az may run before it is killed, in ms (0 restores 10 s). */

@@ -31,6 +31,7 @@
 struct env_secret_cred {
 	struct dbx_credential base;
 	struct dbx_transport *transport; /* borrowed */
+	const struct dbx_clock *clock;
 	char *tenant;
 	char *client_id;
 	char *secret; /* in its own mmap'd region, secret_size bytes */
@@ -73,14 +74,13 @@ static enum dbx_err env_get_token(struct dbx_credential *self, const char *scope
 				  struct dbx_token *out, struct dbx_error *err)
 {
 	struct env_secret_cred *c = (struct env_secret_cred *)self;
-	const struct dbx_clock *clock = dbx_clock_system();
 	struct dbx_http_response resp = {0};
 	struct dbx_http_request req = {
 	    .method = "POST",
 	    .url = c->token_url,
 	    .scope = NULL,
 	    .content_type = "application/x-www-form-urlencoded",
-	    .deadline_ms = clock->now_ms(clock->ctx) + TOKEN_TIMEOUT_MS,
+	    .deadline_ms = dbx_clock_now_ms(c->clock) + TOKEN_TIMEOUT_MS,
 	    .idempotent = true, /* a token request changes nothing: safe to resend */
 	};
 	char *body;
@@ -114,7 +114,7 @@ static enum dbx_err env_get_token(struct dbx_credential *self, const char *scope
 	rc = dbx_cred_parse_token(
 	    "env", resp.body, resp.body_len,
 	    &(struct dbx_token_fields){.token = "access_token", .expires_in = "expires_in"}, NULL,
-	    out, err);
+	    dbx_clock_wall(c->clock), out, err);
 	if (rc != DBX_OK && rc != DBX_ENOMEM) {
 		rc = dbx_error_set(err, DBX_EAUTH,
 				   "env: token response from %s lacks access_token or expires_in",
@@ -146,7 +146,8 @@ static void env_destroy(struct dbx_credential *self)
 
 struct dbx_credential *dbx_cred_env_secret_new(struct dbx_transport *transport,
 					       const struct dbx_cloud *cloud,
-					       const struct dbx_env *env, struct dbx_error *err)
+					       const struct dbx_env *env,
+					       const struct dbx_clock *clock, struct dbx_error *err)
 {
 	static const char *const required[] = {"AZURE_TENANT_ID", "AZURE_CLIENT_ID",
 					       "AZURE_CLIENT_SECRET"};
@@ -167,6 +168,7 @@ struct dbx_credential *dbx_cred_env_secret_new(struct dbx_transport *transport,
 	c->base.get_token = env_get_token;
 	c->base.destroy = env_destroy;
 	c->transport = transport;
+	c->clock = clock ? clock : dbx_clock_system();
 	if (dbx_cred_token_endpoint("env", cloud, env, vals[0], &c->token_url, &c->authority,
 				    err) != DBX_OK)
 		goto fail;

@@ -40,10 +40,11 @@
 struct msi_cred {
 	struct dbx_credential base;
 	struct dbx_transport *transport; /* borrowed */
-	char *endpoint;			 /* IDENTITY_ENDPOINT, or NULL for IMDS */
-	char *host;			 /* the endpoint's host[:port], for messages */
-	char *header_line;		 /* "X-IDENTITY-HEADER: <secret>" or "Metadata: true" */
-	char *client_id; /* AZURE_CLIENT_ID, or NULL for the system-assigned identity */
+	const struct dbx_clock *clock;
+	char *endpoint;	   /* IDENTITY_ENDPOINT, or NULL for IMDS */
+	char *host;	   /* the endpoint's host[:port], for messages */
+	char *header_line; /* "X-IDENTITY-HEADER: <secret>" or "Metadata: true" */
+	char *client_id;   /* AZURE_CLIENT_ID, or NULL for the system-assigned identity */
 	pthread_mutex_t lock;
 	bool imds_found; /* the IMDS probe got an answer once */
 };
@@ -137,7 +138,6 @@ out:
  */
 static enum dbx_err probe_imds(struct msi_cred *c, struct dbx_error *err)
 {
-	const struct dbx_clock *clock = dbx_clock_system();
 	struct dbx_http_request req = {
 	    .method = "GET",
 	    .url = IMDS_TOKEN_URL,
@@ -153,7 +153,7 @@ static enum dbx_err probe_imds(struct msi_cred *c, struct dbx_error *err)
 	pthread_mutex_unlock(&c->lock);
 	if (found)
 		return DBX_OK;
-	req.deadline_ms = clock->now_ms(clock->ctx) + PROBE_TIMEOUT_MS;
+	req.deadline_ms = dbx_clock_now_ms(c->clock) + PROBE_TIMEOUT_MS;
 	rc = dbx_http_send(c->transport, &req, &resp, &terr);
 	dbx_http_response_reset(&resp);
 	if (rc == DBX_ENOMEM)
@@ -214,7 +214,6 @@ static enum dbx_err msi_get_token(struct dbx_credential *self, const char *scope
 				  struct dbx_token *out, struct dbx_error *err)
 {
 	struct msi_cred *c = (struct msi_cred *)self;
-	const struct dbx_clock *clock = dbx_clock_system();
 	const char *headers[] = {c->header_line, NULL};
 	struct dbx_http_request req = {
 	    .method = "GET",
@@ -239,7 +238,7 @@ static enum dbx_err msi_get_token(struct dbx_credential *self, const char *scope
 		goto out;
 	}
 	req.url = url;
-	req.deadline_ms = clock->now_ms(clock->ctx) + DBX_CRED_MSI_TIMEOUT_MS;
+	req.deadline_ms = dbx_clock_now_ms(c->clock) + DBX_CRED_MSI_TIMEOUT_MS;
 	rc = dbx_http_send(c->transport, &req, &resp, &terr);
 	if (rc != DBX_OK) {
 		dbx_error_set(err, rc, "msi: token request to %s failed: %s", c->host,
@@ -254,7 +253,7 @@ static enum dbx_err msi_get_token(struct dbx_credential *self, const char *scope
 				  &(struct dbx_token_fields){.token = "access_token",
 							     .expires_on = "expires_on",
 							     .expires_in = "expires_in"},
-				  NULL, out, err);
+				  NULL, dbx_clock_wall(c->clock), out, err);
 out:
 	if (resp.body)
 		explicit_bzero(resp.body, resp.body_len);
@@ -307,7 +306,7 @@ static enum dbx_err app_service_setup(struct msi_cred *c, const char *endpoint, 
 
 struct dbx_credential *dbx_cred_msi_new(struct dbx_transport *transport,
 					const struct dbx_cloud *cloud, const struct dbx_env *env,
-					struct dbx_error *err)
+					const struct dbx_clock *clock, struct dbx_error *err)
 {
 	struct msi_cred *c = NULL;
 	const char *endpoint;
@@ -341,6 +340,7 @@ struct dbx_credential *dbx_cred_msi_new(struct dbx_transport *transport,
 	c->base.get_token = msi_get_token;
 	c->base.destroy = msi_destroy;
 	c->transport = transport;
+	c->clock = clock ? clock : dbx_clock_system();
 	pthread_mutex_init(&c->lock, NULL);
 	if (client_id) {
 		c->client_id = strdup(client_id);

@@ -28,7 +28,8 @@
 struct workload_cred {
 	struct dbx_credential base;
 	struct dbx_transport *transport; /* borrowed */
-	pthread_mutex_t lock;		 /* guards the cached assertion */
+	const struct dbx_clock *clock;
+	pthread_mutex_t lock; /* guards the cached assertion */
 	char *client_id;
 	char *token_url;
 	char *authority; /* host[:port], for messages */
@@ -120,7 +121,7 @@ out:
 /* A copy of the current assertion (caller wipes it), re-reading the file when due. */
 static enum dbx_err current_assertion(struct workload_cred *c, char **out, struct dbx_error *err)
 {
-	time_t now = dbx_cred_now();
+	time_t now = dbx_clock_wall(c->clock);
 	struct stat st;
 	enum dbx_err rc = DBX_OK;
 
@@ -158,8 +159,8 @@ static enum dbx_err workload_get_token(struct dbx_credential *self, const char *
 	rc = current_assertion(c, &assertion, err);
 	if (rc != DBX_OK)
 		return rc;
-	rc = dbx_cred_assertion_grant("workload", c->transport, c->token_url, c->authority,
-				      c->client_id, assertion, scope, out, err);
+	rc = dbx_cred_assertion_grant("workload", c->transport, c->clock, c->token_url,
+				      c->authority, c->client_id, assertion, scope, out, err);
 	dbx_wipe_free(assertion);
 	return rc;
 }
@@ -179,7 +180,8 @@ static void workload_destroy(struct dbx_credential *self)
 
 struct dbx_credential *dbx_cred_workload_new(struct dbx_transport *transport,
 					     const struct dbx_cloud *cloud,
-					     const struct dbx_env *env, struct dbx_error *err)
+					     const struct dbx_env *env,
+					     const struct dbx_clock *clock, struct dbx_error *err)
 {
 	static const char *const required[] = {"AZURE_TENANT_ID", "AZURE_CLIENT_ID",
 					       "AZURE_FEDERATED_TOKEN_FILE"};
@@ -201,6 +203,7 @@ struct dbx_credential *dbx_cred_workload_new(struct dbx_transport *transport,
 	c->base.get_token = workload_get_token;
 	c->base.destroy = workload_destroy;
 	c->transport = transport;
+	c->clock = clock ? clock : dbx_clock_system();
 	pthread_mutex_init(&c->lock, NULL);
 	c->client_id = strdup(vals[1]);
 	c->path = strdup(vals[2]);

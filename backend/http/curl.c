@@ -51,6 +51,7 @@ struct curl_transport {
 	struct curl_slist *connect_to;
 	char *user_agent_header; /* "User-Agent: ..." */
 	bool verbose;
+	const struct dbx_clock *clock; /* deadlines (the clock of req->deadline_ms), durations */
 };
 
 /* State of one request, shared with the callbacks. */
@@ -537,86 +538,69 @@ static bool set_method(CURL *h, const struct dbx_http_request *req)
 	return ok;
 }
 
-static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_request *req,
-			      struct dbx_http_response *resp, struct dbx_error *err)
+/*
+ * The header list of one request into *headers: our request id, Accept,
+ * User-Agent, Content-Type, the bearer token (its line also in *auth, to be
+ * wiped) and req's extra headers. False on ENOMEM; the caller frees both.
+ */
+static bool build_headers(const struct curl_transport *ct, const struct dbx_http_request *req,
+			  const char *client_request_id, struct curl_slist **headers, char **auth)
 {
-	struct curl_transport *ct = (struct curl_transport *)self;
-	const struct dbx_clock *clock = dbx_clock_system();
-	struct xfer x = {.resp = resp};
-	struct curl_slist *headers = NULL;
-	struct url_parts up;
-	char errbuf[CURL_ERROR_SIZE] = "";
 	char line[256];
-	char *auth = NULL;
-	CURL *h = NULL;
-	uint64_t start = clock->now_ms(clock->ctx);
-	uint64_t remaining = 0;
-	long connect_ms = CONNECT_TIMEOUT_MS;
-	enum dbx_err rc = DBX_OK;
 	bool ok;
-	CURLcode c;
 
-	url_parts_get(req->url, &up);
-	dbx_uuid4(resp->client_request_id);
-	if (req->deadline_ms) {
-		if (start >= req->deadline_ms) {
-			rc = dbx_error_set(err, DBX_ETIMEDOUT,
-					   "deadline passed before %s %s was sent", req->method,
-					   or_unknown(up.host));
-			goto out;
-		}
-		remaining = req->deadline_ms - start;
-	}
-	if (remaining && remaining < CONNECT_TIMEOUT_MS)
-		connect_ms = (long)remaining;
-	if (req->bearer && (!up.scheme || strcasecmp(up.scheme, "https") != 0)) {
-		rc = dbx_error_set(err, DBX_ECONFIG, "refusing to send a token to %s without TLS",
-				   or_unknown(up.host));
-		goto out;
-	}
-	h = pool_take(ct);
-	if (!h) {
-		rc = dbx_error_set(err, DBX_ENOMEM, "cannot create a libcurl handle");
-		goto out;
-	}
-
-	snprintf(line, sizeof(line), "x-ms-client-request-id: %s", resp->client_request_id);
-	ok = add_header(&headers, line) &&
-	     add_header(&headers, "x-ms-return-client-request-id: true") &&
-	     add_header(&headers, "Accept: application/json") &&
-	     add_header(&headers, ct->user_agent_header) && add_header(&headers, "Expect:");
+	snprintf(line, sizeof(line), "x-ms-client-request-id: %s", client_request_id);
+	ok = add_header(headers, line) &&
+	     add_header(headers, "x-ms-return-client-request-id: true") &&
+	     add_header(headers, "Accept: application/json") &&
+	     add_header(headers, ct->user_agent_header) && add_header(headers, "Expect:");
 	if (ok && req->body && req->content_type) {
 		snprintf(line, sizeof(line), "Content-Type: %s", req->content_type);
-		ok = add_header(&headers, line);
+		ok = add_header(headers, line);
 	} else if (ok) {
-		ok = add_header(&headers, "Content-Type:"); /* no libcurl default for POST */
+		ok = add_header(headers, "Content-Type:"); /* no libcurl default for POST */
 	}
 	if (ok && req->bearer) {
-		if (asprintf(&auth, "Authorization: Bearer %s", req->bearer) < 0) {
-			auth = NULL;
+		if (asprintf(auth, "Authorization: Bearer %s", req->bearer) < 0) {
+			*auth = NULL;
 			ok = false;
 		} else {
-			ok = add_header(&headers, auth);
+			ok = add_header(headers, *auth);
 		}
 	}
 	for (size_t i = 0; ok && req->extra_headers && req->extra_headers[i]; i++)
-		ok = add_header(&headers, req->extra_headers[i]);
-	if (!ok) {
-		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory building a request");
-		goto out;
-	}
+		ok = add_header(headers, req->extra_headers[i]);
+	return ok;
+}
 
+/*
+ * Every libcurl option of one request on h: URL and protocols, TLS always
+ * verified, headers, callbacks into x, errbuf, timeouts from remaining (ms
+ * to the deadline, 0: none), a fresh connection for a non-idempotent
+ * request, the CA bundle, connect_to, no proxy for plain http. False when
+ * libcurl refuses one.
+ */
+static bool set_options(const struct curl_transport *ct, CURL *h,
+			const struct dbx_http_request *req, const struct url_parts *up,
+			struct xfer *x, struct curl_slist *headers, char *errbuf,
+			uint64_t remaining)
+{
+	long connect_ms = CONNECT_TIMEOUT_MS;
+	bool ok;
+
+	if (remaining && remaining < CONNECT_TIMEOUT_MS)
+		connect_ms = (long)remaining;
 	ok = curl_easy_setopt(h, CURLOPT_URL, req->url) == CURLE_OK &&
-	     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, allowed_protocols(&up)) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, allowed_protocols(up)) == CURLE_OK &&
 	     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
 	     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
 	     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK &&
 	     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK &&
 	     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) == CURLE_OK &&
 	     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK &&
-	     curl_easy_setopt(h, CURLOPT_WRITEDATA, &x) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_WRITEDATA, x) == CURLE_OK &&
 	     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK &&
-	     curl_easy_setopt(h, CURLOPT_HEADERDATA, &x) == CURLE_OK &&
+	     curl_easy_setopt(h, CURLOPT_HEADERDATA, x) == CURLE_OK &&
 	     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) == CURLE_OK &&
 	     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK &&
 	     curl_easy_setopt(h, CURLOPT_SHARE, ct->share) == CURLE_OK &&
@@ -645,9 +629,73 @@ static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_
 	 * IDENTITY_HEADER out and a token back in the clear: never through a
 	 * proxy from the environment (http_proxy, all_proxy), only direct.
 	 */
-	if (ok && strcmp(allowed_protocols(&up), "http") == 0)
+	if (ok && strcmp(allowed_protocols(up), "http") == 0)
 		ok = curl_easy_setopt(h, CURLOPT_PROXY, "") == CURLE_OK;
-	if (!ok) {
+	return ok;
+}
+
+/*
+ * The -d line of one request that took ms: method, scheme, host and path
+ * (no query), then the status and x-ms-request-id, or the error. Never a
+ * header: they carry tokens.
+ */
+static void log_request(const struct dbx_http_request *req, const struct url_parts *up,
+			const struct dbx_http_response *resp, enum dbx_err rc, uint64_t ms,
+			const struct dbx_error *err)
+{
+	if (rc == DBX_OK)
+		dbx_log(DBX_LOG_DEBUG, "%s %s://%s%s -> %ld (%llu ms) x-ms-request-id %s",
+			req->method, or_unknown(up->scheme), or_unknown(up->host),
+			up->path ? up->path : "", resp->status, (unsigned long long)ms,
+			resp->request_id ? resp->request_id : "-");
+	else
+		dbx_log(DBX_LOG_DEBUG, "%s %s://%s%s -> %s (%llu ms): %s", req->method,
+			or_unknown(up->scheme), or_unknown(up->host), up->path ? up->path : "",
+			dbx_err_str(rc), (unsigned long long)ms, err ? err->message : "");
+}
+
+static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_request *req,
+			      struct dbx_http_response *resp, struct dbx_error *err)
+{
+	struct curl_transport *ct = (struct curl_transport *)self;
+	const struct dbx_clock *clock = ct->clock;
+	struct xfer x = {.resp = resp};
+	struct curl_slist *headers = NULL;
+	struct url_parts up;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	char *auth = NULL;
+	CURL *h = NULL;
+	uint64_t start = clock->now_ms(clock->ctx);
+	uint64_t remaining = 0;
+	enum dbx_err rc = DBX_OK;
+	CURLcode c;
+
+	url_parts_get(req->url, &up);
+	dbx_uuid4(resp->client_request_id);
+	if (req->deadline_ms) {
+		if (start >= req->deadline_ms) {
+			rc = dbx_error_set(err, DBX_ETIMEDOUT,
+					   "deadline passed before %s %s was sent", req->method,
+					   or_unknown(up.host));
+			goto out;
+		}
+		remaining = req->deadline_ms - start;
+	}
+	if (req->bearer && (!up.scheme || strcasecmp(up.scheme, "https") != 0)) {
+		rc = dbx_error_set(err, DBX_ECONFIG, "refusing to send a token to %s without TLS",
+				   or_unknown(up.host));
+		goto out;
+	}
+	h = pool_take(ct);
+	if (!h) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "cannot create a libcurl handle");
+		goto out;
+	}
+	if (!build_headers(ct, req, resp->client_request_id, &headers, &auth)) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory building a request");
+		goto out;
+	}
+	if (!set_options(ct, h, req, &up, &x, headers, errbuf, remaining)) {
 		rc = dbx_error_set(err, DBX_ECONFIG, "libcurl refused an option for %s",
 				   or_unknown(up.host));
 		goto out;
@@ -672,19 +720,8 @@ static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_
 	resp->body_len = x.len;
 	x.body = NULL;
 out:
-	if (ct->verbose) {
-		uint64_t ms = clock->now_ms(clock->ctx) - start;
-
-		if (rc == DBX_OK)
-			dbx_log(DBX_LOG_DEBUG, "%s %s://%s%s -> %ld (%llu ms) x-ms-request-id %s",
-				req->method, or_unknown(up.scheme), or_unknown(up.host),
-				up.path ? up.path : "", resp->status, (unsigned long long)ms,
-				resp->request_id ? resp->request_id : "-");
-		else
-			dbx_log(DBX_LOG_DEBUG, "%s %s://%s%s -> %s (%llu ms): %s", req->method,
-				or_unknown(up.scheme), or_unknown(up.host), up.path ? up.path : "",
-				dbx_err_str(rc), (unsigned long long)ms, err ? err->message : "");
-	}
+	if (ct->verbose)
+		log_request(req, &up, resp, rc, clock->now_ms(clock->ctx) - start, err);
 	if (rc != DBX_OK) {
 		char id[DBX_HTTP_UUID_LEN + 1];
 
@@ -763,6 +800,7 @@ struct dbx_transport *dbx_http_curl_new(const struct dbx_curl_options *opt, stru
 		goto fail;
 	}
 	ct->verbose = opt && opt->verbose;
+	ct->clock = opt && opt->clock ? opt->clock : dbx_clock_system();
 	ua = opt && opt->user_agent ? opt->user_agent : "databoxfs/" DBX_VERSION;
 	if (asprintf(&ct->user_agent_header, "User-Agent: %s", ua) < 0) {
 		ct->user_agent_header = NULL;

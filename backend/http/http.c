@@ -1,22 +1,21 @@
 /*
  * http/http.c: small shared pieces of the HTTP pipeline (http.h) that are not
- * libcurl: random UUIDs for x-ms-client-request-id, URL escaping, the
- * production clock (CLOCK_MONOTONIC, nanosleep, getrandom jitter), and the
- * generic helpers every layer uses (dbx_http_send, response reset).
+ * libcurl: random bytes and the UUIDs for x-ms-client-request-id made from
+ * them, URL escaping, and the generic helpers every layer uses
+ * (dbx_http_send, response reset). The production clock is http/clock.c.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include <openssl/rand.h>
 
 #include "databoxfs/http.h"
+#include "http/random.h"
 
-/* Fill buf with len random bytes: getrandom(2), else OpenSSL's generator. */
-static void random_bytes(void *buf, size_t len)
+void dbx_random_bytes(void *buf, size_t len)
 {
 	unsigned char *p = buf;
 	size_t got = 0;
@@ -39,7 +38,7 @@ void dbx_uuid4(char out[DBX_HTTP_UUID_LEN + 1])
 {
 	unsigned char b[16];
 
-	random_bytes(b, sizeof(b));
+	dbx_random_bytes(b, sizeof(b));
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* variant 10xx (RFC 4122) */
 	snprintf(out, DBX_HTTP_UUID_LEN + 1,
@@ -74,55 +73,6 @@ char *dbx_url_escape(const char *s)
 	}
 	*o = '\0';
 	return out;
-}
-
-static uint64_t system_now_ms(void *ctx)
-{
-	struct timespec ts;
-
-	(void)ctx;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* A signal delivered to this thread (FUSE's interrupt) ends the sleep early. */
-static enum dbx_err system_sleep_ms(void *ctx, uint64_t ms)
-{
-	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
-			      .tv_nsec = (long)(ms % 1000) * 1000000L};
-
-	(void)ctx;
-	if (nanosleep(&ts, NULL) != 0 && errno == EINTR)
-		return DBX_EINTR;
-	return DBX_OK;
-}
-
-/* Uniform in [0, bound), without modulo bias. */
-static uint32_t system_random(void *ctx, uint32_t bound)
-{
-	uint32_t r;
-	uint32_t limit;
-
-	(void)ctx;
-	if (bound <= 1)
-		return 0;
-	limit = UINT32_MAX - (UINT32_MAX % bound);
-	do {
-		random_bytes(&r, sizeof(r));
-	} while (r >= limit);
-	return r % bound;
-}
-
-static const struct dbx_clock system_clock = {
-    .now_ms = system_now_ms,
-    .sleep_ms = system_sleep_ms,
-    .random = system_random,
-    .ctx = NULL,
-};
-
-const struct dbx_clock *dbx_clock_system(void)
-{
-	return &system_clock;
 }
 
 enum dbx_err dbx_http_send(struct dbx_transport *t, const struct dbx_http_request *req,

@@ -84,8 +84,11 @@ static bool parse_uint(const char *s, uint64_t *out)
 	return true;
 }
 
-/* Retry-After as an HTTP date (IMF-fixdate, RFC 9110 5.6.7) -> ms from now, clamped at 0. */
-static bool parse_http_date_ms(const char *s, uint64_t *out)
+/*
+ * Retry-After as an HTTP date (IMF-fixdate, RFC 9110 5.6.7) -> ms from the
+ * clock's wall time now, clamped at 0.
+ */
+static bool parse_http_date_ms(const struct dbx_clock *clock, const char *s, uint64_t *out)
 {
 	struct tm tm;
 	const char *end;
@@ -99,13 +102,14 @@ static bool parse_http_date_ms(const char *s, uint64_t *out)
 	when = timegm(&tm);
 	if (when == (time_t)-1)
 		return false;
-	now = time(NULL);
+	now = dbx_clock_wall(clock);
 	*out = when > now ? (uint64_t)(when - now) * 1000u : 0;
 	return true;
 }
 
 /* The server's requested wait, in ms, when it gave a usable one. */
-static bool server_delay_ms(const struct dbx_http_response *resp, uint64_t *out)
+static bool server_delay_ms(const struct dbx_clock *clock, const struct dbx_http_response *resp,
+			    uint64_t *out)
 {
 	uint64_t v;
 
@@ -118,7 +122,7 @@ static bool server_delay_ms(const struct dbx_http_response *resp, uint64_t *out)
 			*out = v > UINT64_MAX / 1000u ? UINT64_MAX - 1 : v * 1000u;
 			return true;
 		}
-		if (parse_http_date_ms(resp->retry_after, out))
+		if (parse_http_date_ms(clock, resp->retry_after, out))
 			return true;
 	}
 	return false;
@@ -157,7 +161,7 @@ uint64_t dbx_retry_delay_ms(const struct dbx_retry_policy *policy, const struct 
 	}
 	if (!resp || !status_retryable(resp->status, idempotent))
 		return UINT64_MAX;
-	if (server_delay_ms(resp, &d))
+	if (server_delay_ms(clock, resp, &d))
 		return d == UINT64_MAX ? UINT64_MAX - 1 : d;
 	return backoff_ms(p, clock, attempt);
 }

@@ -46,16 +46,24 @@ const struct dbx_env *dbx_env_process(void);
  * The credential named name ("env", "auto", ...), using transport (no auth
  * layer: curl + retry) for token requests. NULL with err filled when the
  * source cannot be configured (e.g. the environment lacks AZURE_CLIENT_ID).
+ *
+ * Every source constructor below takes the same transport, cloud (NULL: the
+ * default), env (NULL: the process environment) and clock (NULL:
+ * dbx_clock_system()): the clock bounds its requests (monotonic deadlines)
+ * and dates its assertions and token expiries (wall time). The Azure CLI
+ * source times a child process, so its clock must run in real time.
  */
 struct dbx_credential *dbx_credential_new(const char *name, struct dbx_transport *transport,
 					  const struct dbx_cloud *cloud, const struct dbx_env *env,
-					  struct dbx_error *err);
+					  const struct dbx_clock *clock, struct dbx_error *err);
 
 /* Client secret from AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST.
  */
 struct dbx_credential *dbx_cred_env_secret_new(struct dbx_transport *transport,
 					       const struct dbx_cloud *cloud,
-					       const struct dbx_env *env, struct dbx_error *err);
+					       const struct dbx_env *env,
+					       const struct dbx_clock *clock,
+					       struct dbx_error *err);
 
 /*
  * Client certificate: AZURE_TENANT_ID, AZURE_CLIENT_ID,
@@ -65,13 +73,15 @@ struct dbx_credential *dbx_cred_env_secret_new(struct dbx_transport *transport,
  */
 struct dbx_credential *dbx_cred_env_cert_new(struct dbx_transport *transport,
 					     const struct dbx_cloud *cloud,
-					     const struct dbx_env *env, struct dbx_error *err);
+					     const struct dbx_env *env,
+					     const struct dbx_clock *clock, struct dbx_error *err);
 
 /* Workload identity: AZURE_FEDERATED_TOKEN_FILE (re-read when it changes), AZURE_CLIENT_ID,
  * AZURE_TENANT_ID. */
 struct dbx_credential *dbx_cred_workload_new(struct dbx_transport *transport,
 					     const struct dbx_cloud *cloud,
-					     const struct dbx_env *env, struct dbx_error *err);
+					     const struct dbx_env *env,
+					     const struct dbx_clock *clock, struct dbx_error *err);
 
 /*
  * Managed identity: IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service,
@@ -81,13 +91,13 @@ struct dbx_credential *dbx_cred_workload_new(struct dbx_transport *transport,
  */
 struct dbx_credential *dbx_cred_msi_new(struct dbx_transport *transport,
 					const struct dbx_cloud *cloud, const struct dbx_env *env,
-					struct dbx_error *err);
+					const struct dbx_clock *clock, struct dbx_error *err);
 
 /* Azure CLI: az account get-access-token --resource R --output json, run without a shell, bounded
  * in time. */
 struct dbx_credential *dbx_cred_cli_new(struct dbx_transport *transport,
 					const struct dbx_cloud *cloud, const struct dbx_env *env,
-					struct dbx_error *err);
+					const struct dbx_clock *clock, struct dbx_error *err);
 
 void dbx_credential_destroy(struct dbx_credential *cred);
 

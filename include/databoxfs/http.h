@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+#include "databoxfs/clock.h"
 #include "databoxfs/err.h"
 
 #define DBX_HTTP_BODY_MAX (16u * 1024 * 1024) /* larger bodies are refused: DBX_EREMOTE */
@@ -29,7 +30,8 @@ struct dbx_http_request {
 	const char *content_type; /* NULL when there is no body */
 	const char *body;	  /* not NUL-terminated necessarily */
 	size_t body_len;
-	uint64_t deadline_ms; /* absolute time on the clock of struct dbx_clock; 0: none */
+	uint64_t deadline_ms; /* absolute, on the monotonic time line of struct dbx_clock (clock.h);
+				 0: none */
 	bool idempotent; /* false for PATCH/POST: the retry layer never resends them after 5xx */
 	/*
 	 * NULL-terminated list of extra "Name: value" header lines, or NULL.
@@ -72,18 +74,6 @@ DBX_MUST_CHECK enum dbx_err dbx_http_send(struct dbx_transport *t,
 					  struct dbx_http_response *resp, struct dbx_error *err);
 void dbx_transport_destroy(struct dbx_transport *t);
 
-/* Time and sleep, injectable: production uses CLOCK_MONOTONIC and nanosleep. */
-struct dbx_clock {
-	uint64_t (*now_ms)(void *ctx);
-	/* Sleep ms milliseconds; return DBX_EINTR when asked to stop early. */
-	enum dbx_err (*sleep_ms)(void *ctx, uint64_t ms);
-	/* Uniform random number in [0, bound) for jitter. */
-	uint32_t (*random)(void *ctx, uint32_t bound);
-	void *ctx;
-};
-
-const struct dbx_clock *dbx_clock_system(void);
-
 /* libcurl transport. */
 struct dbx_curl_options {
 	const char *cafile; /* extra trusted CA bundle, or NULL */
@@ -91,6 +81,8 @@ struct dbx_curl_options {
 	    *connect_to;	/* NULL-terminated "HOST:PORT:TO_HOST:TO_PORT" list, or NULL */
 	const char *user_agent; /* NULL: "databoxfs/VERSION" */
 	bool verbose;		/* log request lines (never headers carrying tokens) */
+	/* The clock of the requests' deadline_ms, in real time; NULL: dbx_clock_system(). */
+	const struct dbx_clock *clock;
 };
 
 /* A new curl transport, or NULL with err filled. Thread-safe: one easy handle per call, shared

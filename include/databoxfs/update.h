@@ -25,6 +25,7 @@
 
 #include "databoxfs/err.h"
 #include "databoxfs/arm.h"
+#include "databoxfs/clock.h"
 #include "databoxfs/keyvault.h"
 #include "databoxfs/order.h"
 #include "databoxfs/validate.h"
@@ -33,6 +34,12 @@ struct dbx_update_config {
 	struct dbx_arm *arm;	 /* not owned */
 	struct dbx_keyvault *kv; /* not owned */
 	const struct dbx_cloud *cloud;
+	/*
+	 * The deadline of the write (monotonic, so the arm's and kv's clock:
+	 * their requests are bounded by it) and the time a key's nbf and exp
+	 * are judged at (wall). NULL: the arm's clock, dbx_arm_clock().
+	 */
+	const struct dbx_clock *clock;
 	uint64_t timeout_ms;  /* bound on one whole write */
 	uint64_t lro_poll_ms; /* poll interval when ARM sends no Retry-After */
 	/*

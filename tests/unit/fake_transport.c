@@ -84,20 +84,69 @@ void fake_transport_fini(struct fake_transport *f)
 	pthread_mutex_destroy(&f->lock);
 }
 
+/* now is read and moved with atomics: threads of one test share the clock. */
 static uint64_t fake_now(void *ctx)
 {
-	return ((struct fake_clock *)ctx)->now;
+	return __atomic_load_n(&((struct fake_clock *)ctx)->now, __ATOMIC_SEQ_CST);
+}
+
+static time_t fake_wall(void *ctx)
+{
+	return __atomic_load_n(&((struct fake_clock *)ctx)->wall, __ATOMIC_SEQ_CST);
 }
 
 static enum dbx_err fake_sleep(void *ctx, uint64_t ms)
 {
 	struct fake_clock *fc = ctx;
 
-	fc->now += ms;
+	__atomic_add_fetch(&fc->now, ms, __ATOMIC_SEQ_CST);
 	fc->slept += ms;
 	if (fc->n_sleeps < FAKE_MAX_CALLS)
 		fc->sleeps[fc->n_sleeps++] = ms;
 	return DBX_OK;
+}
+
+/* Real CLOCK_MONOTONIC now + ms, for pthread_cond_timedwait on a dbx_clock_cond_init() cond. */
+static struct timespec real_after(uint64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+/* As fake_transport.h says: no real wait unless real_waits; time jumps to the deadline. */
+static enum dbx_err fake_wait_until(void *ctx, pthread_cond_t *c, pthread_mutex_t *m,
+				    uint64_t deadline_ms)
+{
+	struct fake_clock *fc = ctx;
+	uint64_t now = fake_now(fc);
+
+	__atomic_add_fetch(&fc->n_waits, 1, __ATOMIC_SEQ_CST);
+	if (deadline_ms == 0) {
+		pthread_cond_wait(c, m);
+		return DBX_OK;
+	}
+	if (now < deadline_ms && fc->real_waits) {
+		struct timespec at = real_after(deadline_ms - now);
+
+		if (pthread_cond_timedwait(c, m, &at) == 0)
+			return DBX_OK;
+	}
+	/* Nobody signalled before the deadline: time moves there (never back). */
+	now = fake_now(fc);
+	while (now < deadline_ms &&
+	       !__atomic_compare_exchange_n(&fc->now, &now, deadline_ms, false, __ATOMIC_SEQ_CST,
+					    __ATOMIC_SEQ_CST))
+		;
+	__atomic_add_fetch(&fc->n_timeouts, 1, __ATOMIC_SEQ_CST);
+	return DBX_ETIMEDOUT;
 }
 
 static uint32_t fake_random(void *ctx, uint32_t bound)
@@ -113,10 +162,13 @@ void fake_clock_init(struct fake_clock *fc, uint64_t start_ms)
 {
 	memset(fc, 0, sizeof(*fc));
 	fc->clock.now_ms = fake_now;
+	fc->clock.wall = fake_wall;
 	fc->clock.sleep_ms = fake_sleep;
+	fc->clock.wait_until = fake_wait_until;
 	fc->clock.random = fake_random;
 	fc->clock.ctx = fc;
 	fc->now = start_ms;
+	fc->wall = FAKE_WALL0;
 }
 
 static char *fmt_pool[64];

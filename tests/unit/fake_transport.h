@@ -4,13 +4,15 @@
  * The fake transport answers requests from a script of replies, in order,
  * and records every request it saw (method, URL, scope, bearer, body), so a
  * test can assert both what the code sent and how it handled each answer.
- * The fake clock advances only when code sleeps, so retry and refresh tests
- * run instantly and deterministically.
+ * The fake clock advances only when code sleeps or waits, so retry, refresh
+ * and lock-wait tests run instantly and deterministically.
  */
 #ifndef DBX_FAKE_TRANSPORT_H
 #define DBX_FAKE_TRANSPORT_H
 
 #include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
 
 #include "databoxfs/http.h"
 
@@ -50,14 +52,34 @@ struct fake_transport {
 void fake_transport_init(struct fake_transport *f, const struct fake_reply *script, size_t n);
 void fake_transport_fini(struct fake_transport *f);
 
+/*
+ * The fake clock. now (monotonic ms) moves only when the code sleeps or
+ * waits, or when the test moves it; wall (UTC seconds) only when the test
+ * moves it, so mtimes and error times stay predictable across sleeps.
+ *
+ * wait_until never blocks by default: past the deadline it answers
+ * DBX_ETIMEDOUT, otherwise time jumps to the deadline and it answers
+ * DBX_ETIMEDOUT at once, as if nobody signalled (a test with one thread has
+ * nobody who could). A test whose other threads do signal sets real_waits:
+ * then it first waits on the condition for real, as many ms as the fake
+ * deadline is away, and a signal within them answers DBX_OK with time
+ * unchanged; only when they pass does time jump to the deadline. Without a
+ * deadline it waits for real for the signal, whatever real_waits says.
+ */
 struct fake_clock {
 	struct dbx_clock clock; /* pass &fc->clock to the code under test */
 	uint64_t now;		/* ms */
+	time_t wall;		/* UTC seconds; FAKE_WALL0 from fake_clock_init() */
 	uint64_t slept;		/* total ms slept */
 	uint64_t sleeps[FAKE_MAX_CALLS];
 	size_t n_sleeps;
+	size_t n_waits;	       /* wait_until calls */
+	size_t n_timeouts;     /* those that answered DBX_ETIMEDOUT */
+	bool real_waits;       /* other threads signal: wait for them for real first */
 	uint32_t random_value; /* random() returns min(random_value, bound - 1) */
 };
+
+#define FAKE_WALL0 ((time_t)1700000000) /* 2023-11-14T22:13:20Z */
 
 void fake_clock_init(struct fake_clock *fc, uint64_t start_ms);
 

@@ -239,8 +239,10 @@ static int fake_interrupted(void *ctx)
 
 time_t wall_now;
 
-static time_t fake_wall(void)
+/* The fake clock's wall time is wall_now, which the tests set. */
+static time_t fake_wall(void *ctx)
 {
+	(void)ctx;
 	return wall_now;
 }
 
@@ -261,6 +263,8 @@ struct env *env_new(const char *key1_url)
 	env->w.jobs[1].name = "order2";
 	snprintf(env->w.jobs[1].kek_url, sizeof(env->w.jobs[1].kek_url), "%s", KEY0);
 	fake_clock_init(&env->fc, 1000000);
+	env->fc.clock.wall = fake_wall;
+	env->fc.real_waits = true; /* writers queue behind writers of other threads */
 	env->arm =
 	    dbx_arm_new(&env->w.base, dbx_cloud_default(), "2025-07-01", 30000, &env->fc.clock);
 	env->kv = dbx_keyvault_new(env->arm, &env->w.base, 30000);
@@ -277,7 +281,6 @@ struct env *env_new(const char *key1_url)
 	cc.clock = &env->fc.clock;
 	cc.ttl_ms = 2000;
 	cc.subscriptions = subs;
-	cc.wall_clock = fake_wall;
 	wall_now = 1800000000;
 	env->cache = dbx_cache_new(&cc);
 	assert_non_null(env->cache);

@@ -36,10 +36,11 @@ struct stub_cred {
 	struct dbx_credential base;
 	pthread_mutex_t lock;
 	int calls;
-	int fail_from;	   /* calls numbered >= fail_from fail (0: never) */
-	time_t life_s;	   /* lifetime of the tokens it hands out */
-	time_t expires_on; /* when non-zero: the expiry it claims instead */
-	long sleep_ms;	   /* real time each call takes (single-flight test) */
+	int fail_from;		       /* calls numbered >= fail_from fail (0: never) */
+	time_t life_s;		       /* lifetime of the tokens it hands out */
+	time_t expires_on;	       /* when non-zero: the expiry it claims instead */
+	long sleep_ms;		       /* real time each call takes (single-flight test) */
+	const struct dbx_clock *clock; /* the auth layer's: life_s counts from its wall time */
 };
 
 static enum dbx_err stub_get_token(struct dbx_credential *self, const char *scope,
@@ -59,7 +60,7 @@ static enum dbx_err stub_get_token(struct dbx_credential *self, const char *scop
 	if (s->fail_from && n >= s->fail_from)
 		return dbx_error_set(err, DBX_EAUTH, "stub: refused");
 	assert_true(asprintf(&out->value, "tok-%d-%s", n, scope) > 0);
-	out->expires_on = s->expires_on ? s->expires_on : time(NULL) + s->life_s;
+	out->expires_on = s->expires_on ? s->expires_on : dbx_clock_wall(s->clock) + s->life_s;
 	return DBX_OK;
 }
 
@@ -93,6 +94,7 @@ static struct fixture *setup_with(const struct fake_reply *script, size_t n, tim
 	fake_transport_init(&f->fake, script, n);
 	fake_clock_init(&f->fc, T0);
 	stub_init(&f->cred, life_s);
+	f->cred.clock = &f->fc.clock;
 	f->auth = dbx_http_auth_new(&f->fake.base, &f->cred.base, &f->fc.clock);
 	assert_non_null(f->auth);
 	return f;
@@ -256,7 +258,7 @@ static void test_token_only_to_its_audience_host(void **state)
 static void test_huge_expiry_does_not_overflow(void **state)
 {
 	/* The first: lifetime * 1000 is 2^64 + 1384, 1.4 s once wrapped. */
-	const time_t claims[] = {time(NULL) + (time_t)18446744073709553LL, (time_t)INT64_MAX,
+	const time_t claims[] = {FAKE_WALL0 + (time_t)18446744073709553LL, (time_t)INT64_MAX,
 				 (time_t)INT64_MAX / 1000 + 12345};
 
 	(void)state;
@@ -303,10 +305,10 @@ static void test_parse_token_huge_expires_in(void **state)
 		struct dbx_error err = {0};
 
 		assert_int_equal(dbx_cred_parse_token("env", bodies[i], strlen(bodies[i]), &fields,
-						      NULL, &tok, &err),
+						      NULL, FAKE_WALL0, &tok, &err),
 				 DBX_OK);
 		assert_string_equal(tok.value, "AT");
-		assert_true(tok.expires_on > time(NULL) + 3600);
+		assert_true(tok.expires_on > FAKE_WALL0 + 3600);
 		dbx_token_wipe(&tok);
 	}
 }
@@ -637,7 +639,7 @@ static void test_env_secret_request(void **state)
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
 	capture_init(&cap, &fake);
-	cred = dbx_credential_new("env", &cap.base, dbx_cloud_default(), &env, &err);
+	cred = dbx_credential_new("env", &cap.base, dbx_cloud_default(), &env, NULL, &err);
 	assert_non_null(cred);
 	assert_string_equal(cred->name, "env");
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
@@ -692,7 +694,7 @@ static void test_env_huge_expires_in(void **state)
 
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
-	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, &err);
+	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, NULL, &err);
 	assert_non_null(cred);
 	for (size_t i = 0; i < N(script); i++) {
 		struct dbx_token tok = {0};
@@ -728,7 +730,8 @@ static void test_env_expires_in_string_and_cloud(void **state)
 
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
-	cred = dbx_cred_env_secret_new(&fake.base, dbx_cloud_find("AzureUSGovernment"), &env, &err);
+	cred = dbx_cred_env_secret_new(&fake.base, dbx_cloud_find("AzureUSGovernment"), &env, NULL,
+				       &err);
 	assert_non_null(cred);
 	assert_int_equal(
 	    cred->get_token(cred, "https://management.usgovcloudapi.net/.default", &tok, &err),
@@ -782,7 +785,7 @@ static void test_env_authority_host_forms(void **state)
 		struct dbx_error err = {0};
 
 		fake_transport_init(&fake, ok, N(ok));
-		cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, &err);
+		cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, NULL, &err);
 		if (!rows[i].url) {
 			if (cred)
 				fail_msg("AZURE_AUTHORITY_HOST=%s accepted", rows[i].value);
@@ -823,7 +826,7 @@ static void test_env_error_body(void **state)
 
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
-	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, &err);
+	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, NULL, &err);
 	assert_non_null(cred);
 
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
@@ -924,7 +927,7 @@ static void test_env_error_one_char_secret(void **state)
 	memset(&g, 0, sizeof(g));
 	memset(g.guard, 'G', sizeof(g.guard));
 	fake_transport_init(&fake, script, N(script));
-	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, &g.e);
+	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, NULL, &g.e);
 	assert_non_null(cred);
 
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &g.e), DBX_EAUTH);
@@ -952,7 +955,7 @@ static void test_env_transport_failure(void **state)
 
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
-	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, &err);
+	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, NULL, &err);
 	assert_non_null(cred);
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EUNREACHABLE);
 	assert_string_equal(err.message, "env: token request to login.microsoftonline.com failed: "
@@ -979,14 +982,14 @@ static void test_env_missing_variables(void **state)
 
 	(void)state;
 	fake_transport_init(&fake, NULL, 0);
-	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_none, &err));
+	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_none, NULL, &err));
 	assert_int_equal(err.err, DBX_EAUTH);
 	assert_string_equal(
 	    err.message,
 	    "env: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are not set");
-	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_nosec, &err));
+	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_nosec, NULL, &err));
 	assert_string_equal(err.message, "env: AZURE_CLIENT_SECRET is not set");
-	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_onlysec, &err));
+	assert_null(dbx_cred_env_secret_new(&fake.base, NULL, &e_onlysec, NULL, &err));
 	assert_string_equal(err.message, "env: AZURE_TENANT_ID and AZURE_CLIENT_ID are not set");
 	assert_int_equal(fake.n_calls, 0);
 	fake_transport_fini(&fake);
@@ -1015,7 +1018,7 @@ static void test_auto_chain(void **state)
 	(void)state;
 	/* Nothing configured: one message naming what each source lacked, in chain order. */
 	fake_transport_init(&fake, no_imds, N(no_imds));
-	cred = dbx_credential_new("auto", &fake.base, NULL, &e_bare, &err);
+	cred = dbx_credential_new("auto", &fake.base, NULL, &e_bare, NULL, &err);
 	if (cred) {
 		assert_string_equal(cred->name, "auto");
 		assert_int_not_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
@@ -1038,7 +1041,7 @@ static void test_auto_chain(void **state)
 
 	/* The environment configured: the chain uses it, and sticks to it. */
 	fake_transport_init(&fake, script, N(script));
-	cred = dbx_credential_new("auto", &fake.base, NULL, &e_full, &err);
+	cred = dbx_credential_new("auto", &fake.base, NULL, &e_full, NULL, &err);
 	assert_non_null(cred);
 	assert_string_equal(cred->name, "auto");
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
@@ -1069,7 +1072,7 @@ static void test_auto_chain_stops_on_refusal(void **state)
 
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
-	cred = dbx_credential_new(NULL, &fake.base, NULL, &env, &err); /* NULL means auto */
+	cred = dbx_credential_new(NULL, &fake.base, NULL, &env, NULL, &err); /* NULL means auto */
 	assert_non_null(cred);
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message,
@@ -1098,7 +1101,7 @@ static void test_auto_chain_stops_when_unreachable(void **state)
 
 	(void)state;
 	fake_transport_init(&fake, script, N(script));
-	cred = dbx_credential_new("auto", &fake.base, NULL, &env, &err);
+	cred = dbx_credential_new("auto", &fake.base, NULL, &env, NULL, &err);
 	assert_non_null(cred);
 	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EUNREACHABLE);
 	assert_ptr_equal(
@@ -1117,10 +1120,10 @@ static void test_unknown_credential_name(void **state)
 
 	(void)state;
 	fake_transport_init(&fake, NULL, 0);
-	assert_null(dbx_credential_new("kerberos", &fake.base, NULL, &env, &err));
+	assert_null(dbx_credential_new("kerberos", &fake.base, NULL, &env, NULL, &err));
 	assert_int_equal(err.err, DBX_ECONFIG);
 	assert_non_null(strstr(err.message, "kerberos"));
-	assert_null(dbx_credential_new("ENV ", &fake.base, NULL, &env, &err));
+	assert_null(dbx_credential_new("ENV ", &fake.base, NULL, &env, NULL, &err));
 	assert_int_equal(err.err, DBX_ECONFIG);
 	fake_transport_fini(&fake);
 }
@@ -1152,7 +1155,7 @@ static void test_stack_env_to_arm(void **state)
 	fake_transport_init(&token_fake, script, 1);
 	fake_transport_init(&fake, script + 1, 2);
 	fake_clock_init(&fc, T0);
-	cred = dbx_credential_new("env", &token_fake.base, NULL, &env, &err);
+	cred = dbx_credential_new("env", &token_fake.base, NULL, &env, &fc.clock, &err);
 	assert_non_null(cred);
 	auth = dbx_http_auth_new(&fake.base, cred, &fc.clock);
 	for (int i = 0; i < 2; i++) {

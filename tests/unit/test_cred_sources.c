@@ -5,12 +5,11 @@
  *
  * Configuration comes from a static table behind struct dbx_env (never
  * setenv), token requests go to the scripted fake transport (wrapped here to
- * record extra headers too), and the wall clock is pinned through
- * dbx_cred_set_wall_clock(). Certificates are made with the openssl command
- * line in a temporary directory, and the JWT the source signs is checked
- * independently of the code under test: decoded here, its x5t compared with
- * `openssl x509 -fingerprint -sha1`, its signature verified with
- * `openssl dgst -sha256 -verify`. The CLI source runs tests/unit/data/az, a
+ * record extra headers too), and every source is built on pinned_clock: the
+ * production clock with its wall time pinned to wall_now. Certificates are made with the openssl
+ * command line in a temporary directory, and the JWT the source signs is checked independently of
+ * the code under test: decoded here, its x5t compared with `openssl x509 -fingerprint -sha1`, its
+ * signature verified with `openssl dgst -sha256 -verify`. The CLI source runs tests/unit/data/az, a
  * stand-in that logs its argv and environment names. Every error message is
  * checked to hold no secret, token or assertion.
  */
@@ -50,10 +49,14 @@
 static char dir[64]; /* the temporary directory of this run */
 static time_t wall_now = NOW;
 
-static time_t pinned_wall(void)
+static time_t pinned_wall(void *ctx)
 {
+	(void)ctx;
 	return wall_now;
 }
+
+/* Real monotonic time (deadlines, the CLI's child timeout), wall time pinned (test_setup). */
+static struct dbx_clock pinned_clock;
 
 /* ---- helpers ---- */
 
@@ -284,7 +287,8 @@ static int test_setup(void **state)
 {
 	(void)state;
 	wall_now = NOW;
-	dbx_cred_set_wall_clock(pinned_wall);
+	pinned_clock = *dbx_clock_system();
+	pinned_clock.wall = pinned_wall;
 	dbx_cred_cli_set_timeout_ms(0);
 	dbx_cred_cli_set_base_environ(NULL);
 	return 0;
@@ -293,7 +297,6 @@ static int test_setup(void **state)
 static int test_teardown(void **state)
 {
 	(void)state;
-	dbx_cred_set_wall_clock(NULL);
 	dbx_cred_cli_set_timeout_ms(0);
 	dbx_cred_cli_set_base_environ(NULL);
 	return 0;
@@ -494,7 +497,8 @@ static void test_cert_signs_a_verifiable_assertion(void **state)
 	char *tampered;
 
 	(void)state;
-	c = dbx_cred_env_cert_new(&t->base, NULL, CERT_ENV(in_dir("both.pem"), {"X", "y"}), &err);
+	c = dbx_cred_env_cert_new(&t->base, NULL, CERT_ENV(in_dir("both.pem"), {"X", "y"}),
+				  &pinned_clock, &err);
 	assert_non_null(c);
 	assert_string_equal(c->name, "cert");
 
@@ -565,7 +569,7 @@ static void test_cert_key_before_cert_and_authority_host(void **state)
 	    &t->base, NULL,
 	    CERT_ENV(in_dir("key_first.pem"),
 		     {"AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us/"}),
-	    &err);
+	    &pinned_clock, &err);
 	assert_non_null(c);
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
 	dbx_token_wipe(&tok);
@@ -584,8 +588,8 @@ static void test_cert_refuses_a_key_of_another_certificate(void **state)
 	char want[512];
 
 	(void)state;
-	assert_null(
-	    dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("wrong.pem"), {"X", "y"}), &err));
+	assert_null(dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("wrong.pem"), {"X", "y"}),
+					  &pinned_clock, &err));
 	snprintf(want, sizeof(want), "cert: the private key in %s does not match its certificate",
 		 in_dir("wrong.pem"));
 	assert_string_equal(err.message, want);
@@ -604,7 +608,8 @@ static void test_cert_encrypted_key(void **state)
 	/* The right password opens the key, and the assertion verifies. */
 	c = dbx_cred_env_cert_new(
 	    &t->base, NULL,
-	    CERT_ENV(in_dir("enc.pem"), {"AZURE_CLIENT_CERTIFICATE_PASSWORD", PASSWORD}), &err);
+	    CERT_ENV(in_dir("enc.pem"), {"AZURE_CLIENT_CERTIFICATE_PASSWORD", PASSWORD}),
+	    &pinned_clock, &err);
 	assert_non_null(c);
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-cert-1");
@@ -622,7 +627,7 @@ static void test_cert_encrypted_key(void **state)
 	assert_null(dbx_cred_env_cert_new(
 	    NULL, NULL,
 	    CERT_ENV(in_dir("enc.pem"), {"AZURE_CLIENT_CERTIFICATE_PASSWORD", PASSWORD "-wrong"}),
-	    &err));
+	    &pinned_clock, &err));
 	assert_int_equal(err.err, DBX_ECONFIG);
 	assert_non_null(strstr(err.message, "wrong AZURE_CLIENT_CERTIFICATE_PASSWORD"));
 	assert_true(strncmp(err.message, "cert: ", 6) == 0);
@@ -630,8 +635,8 @@ static void test_cert_encrypted_key(void **state)
 
 	/* No password for an encrypted key: says so instead of prompting on a terminal. */
 	memset(&err, 0, sizeof(err));
-	assert_null(
-	    dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("enc.pem"), {"X", "y"}), &err));
+	assert_null(dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("enc.pem"), {"X", "y"}),
+					  &pinned_clock, &err));
 	assert_non_null(strstr(err.message, "is encrypted; set AZURE_CLIENT_CERTIFICATE_PASSWORD"));
 }
 
@@ -640,32 +645,34 @@ static void test_cert_configuration_errors(void **state)
 	struct dbx_error err = {0};
 
 	(void)state;
-	assert_null(dbx_cred_env_cert_new(
-	    NULL, NULL, ENV({"AZURE_TENANT_ID", TENANT}, {"AZURE_CLIENT_ID", ""}), &err));
+	assert_null(dbx_cred_env_cert_new(NULL, NULL,
+					  ENV({"AZURE_TENANT_ID", TENANT}, {"AZURE_CLIENT_ID", ""}),
+					  &pinned_clock, &err));
 	assert_int_equal(err.err, DBX_EAUTH);
 	assert_string_equal(err.message,
 			    "cert: AZURE_CLIENT_ID and AZURE_CLIENT_CERTIFICATE_PATH are not set");
 
-	assert_null(
-	    dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("nope.pem"), {"X", "y"}), &err));
+	assert_null(dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("nope.pem"), {"X", "y"}),
+					  &pinned_clock, &err));
 	assert_non_null(strstr(err.message, "cert: cannot read AZURE_CLIENT_CERTIFICATE_PATH"));
 	assert_non_null(strstr(err.message, "No such file"));
 
 	/* A file without a certificate (just a key). */
-	assert_null(
-	    dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("key.pem"), {"X", "y"}), &err));
+	assert_null(dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("key.pem"), {"X", "y"}),
+					  &pinned_clock, &err));
 	assert_non_null(strstr(err.message, "cert: no PEM certificate in"));
 	assert_clean(err.message);
 
 	/* A certificate without its key. */
-	assert_null(
-	    dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("cert.pem"), {"X", "y"}), &err));
+	assert_null(dbx_cred_env_cert_new(NULL, NULL, CERT_ENV(in_dir("cert.pem"), {"X", "y"}),
+					  &pinned_clock, &err));
 	assert_non_null(strstr(err.message, "cert: no PEM private key in"));
 
 	/* An http authority is refused. */
 	assert_null(dbx_cred_env_cert_new(
 	    NULL, NULL,
-	    CERT_ENV(in_dir("both.pem"), {"AZURE_AUTHORITY_HOST", "http://login.example"}), &err));
+	    CERT_ENV(in_dir("both.pem"), {"AZURE_AUTHORITY_HOST", "http://login.example"}),
+	    &pinned_clock, &err));
 	assert_int_equal(err.err, DBX_ECONFIG);
 	assert_non_null(strstr(err.message, "cert: AZURE_AUTHORITY_HOST must be an https URL"));
 }
@@ -686,7 +693,8 @@ static void test_cert_entra_refusal(void **state)
 	struct dbx_credential *c;
 
 	(void)state;
-	c = dbx_cred_env_cert_new(&t->base, NULL, CERT_ENV(in_dir("both.pem"), {"X", "y"}), &err);
+	c = dbx_cred_env_cert_new(&t->base, NULL, CERT_ENV(in_dir("both.pem"), {"X", "y"}),
+				  &pinned_clock, &err);
 	assert_non_null(c);
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
 	assert_null(tok.value);
@@ -740,7 +748,7 @@ static void test_workload_sends_the_file_and_rereads_it(void **state)
 
 	(void)state;
 	write_file(path, "  aaaa.bbbb.cccc-1\n");
-	c = dbx_cred_workload_new(&t->base, NULL, WORKLOAD_ENV(path), &err);
+	c = dbx_cred_workload_new(&t->base, NULL, WORKLOAD_ENV(path), &pinned_clock, &err);
 	assert_non_null(c);
 	assert_string_equal(c->name, "workload");
 
@@ -809,10 +817,11 @@ static void test_workload_file_errors(void **state)
 
 	(void)state;
 	assert_null(dbx_cred_workload_new(
-	    &t->base, NULL, ENV({"AZURE_TENANT_ID", TENANT}, {"AZURE_CLIENT_ID", CLIENT}), &err));
+	    &t->base, NULL, ENV({"AZURE_TENANT_ID", TENANT}, {"AZURE_CLIENT_ID", CLIENT}),
+	    &pinned_clock, &err));
 	assert_string_equal(err.message, "workload: AZURE_FEDERATED_TOKEN_FILE is not set");
 
-	c = dbx_cred_workload_new(&t->base, NULL, WORKLOAD_ENV(path), &err);
+	c = dbx_cred_workload_new(&t->base, NULL, WORKLOAD_ENV(path), &pinned_clock, &err);
 	assert_non_null(c);
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
 	assert_non_null(strstr(err.message, "workload: cannot read AZURE_FEDERATED_TOKEN_FILE"));
@@ -855,7 +864,7 @@ static void test_workload_refusal_never_quotes_the_token(void **state)
 	token[sizeof(token) - 1] = '\0';
 	memcpy(token, "eyJFED", 6);
 	write_file(path, token);
-	c = dbx_cred_workload_new(&t->base, NULL, WORKLOAD_ENV(path), &err);
+	c = dbx_cred_workload_new(&t->base, NULL, WORKLOAD_ENV(path), &pinned_clock, &err);
 	assert_non_null(c);
 	for (size_t i = 0; i < 2; i++) {
 		snprintf(body, sizeof(body),
@@ -898,7 +907,7 @@ static void test_msi_imds(void **state)
 	uint64_t now = mono_now();
 
 	(void)state;
-	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &err);
+	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, &err);
 	assert_non_null(c);
 	assert_string_equal(c->name, "msi");
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
@@ -946,7 +955,7 @@ static void test_msi_imds_user_assigned_and_errors(void **state)
 	struct dbx_credential *c;
 
 	(void)state;
-	c = dbx_cred_msi_new(&t->base, NULL, ENV({"AZURE_CLIENT_ID", CLIENT}), &err);
+	c = dbx_cred_msi_new(&t->base, NULL, ENV({"AZURE_CLIENT_ID", CLIENT}), &pinned_clock, &err);
 	assert_non_null(c);
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "msi: the identity with client id " CLIENT
@@ -985,7 +994,7 @@ static void test_msi_no_identity_and_no_imds(void **state)
 	struct dbx_credential *c;
 
 	(void)state;
-	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &err);
+	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, &err);
 	assert_non_null(c);
 	/* Off Azure: the probe gets no answer, nothing else is sent. */
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
@@ -1021,7 +1030,8 @@ static void test_msi_app_service(void **state)
 
 	(void)state;
 	snprintf(header_line, sizeof(header_line), "X-IDENTITY-HEADER: %s", ID_HEADER);
-	c = dbx_cred_msi_new(&t->base, NULL, APP_ENV("http://127.0.0.1:41741/MSI/token/"), &err);
+	c = dbx_cred_msi_new(&t->base, NULL, APP_ENV("http://127.0.0.1:41741/MSI/token/"),
+			     &pinned_clock, &err);
 	assert_non_null(c);
 	assert_int_equal(c->get_token(c, VAULT_SCOPE, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-app-1");
@@ -1042,7 +1052,8 @@ static void test_msi_app_service(void **state)
 	dbx_credential_destroy(c);
 
 	/* An endpoint with a query of its own (Container Apps style host) gets '&'. */
-	c = dbx_cred_msi_new(&t->base, NULL, APP_ENV("http://localhost:42356/msi/token?x=1"), &err);
+	c = dbx_cred_msi_new(&t->base, NULL, APP_ENV("http://localhost:42356/msi/token?x=1"),
+			     &pinned_clock, &err);
 	assert_non_null(c);
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
 	dbx_token_wipe(&tok);
@@ -1127,7 +1138,7 @@ static void test_msi_app_service_over_curl(void **state)
 	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d/msi/token", srv.port);
 	curl = dbx_http_curl_new(&(struct dbx_curl_options){0}, &err);
 	assert_non_null(curl);
-	c = dbx_cred_msi_new(curl, NULL, APP_ENV(endpoint), &err);
+	c = dbx_cred_msi_new(curl, NULL, APP_ENV(endpoint), &pinned_clock, &err);
 	assert_non_null(c);
 	/* http/curl.c lets plain http reach a loopback endpoint and sends the extra header. */
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
@@ -1191,7 +1202,7 @@ static void test_msi_never_through_a_proxy(void **state)
 	unsetenv("NO_PROXY");
 	curl = dbx_http_curl_new(&(struct dbx_curl_options){0}, &err);
 	assert_non_null(curl);
-	c = dbx_cred_msi_new(curl, NULL, APP_ENV(endpoint), &err);
+	c = dbx_cred_msi_new(curl, NULL, APP_ENV(endpoint), &pinned_clock, &err);
 	assert_non_null(c);
 	rc = c->get_token(c, ARM_SCOPE, &tok, &err);
 	dbx_token_wipe(&tok);
@@ -1216,24 +1227,29 @@ static void test_msi_refuses_unsafe_endpoints(void **state)
 	struct dbx_error err = {0};
 
 	(void)state;
-	assert_null(dbx_cred_msi_new(NULL, NULL, APP_ENV("http://10.0.0.5:8081/msi/token"), &err));
+	assert_null(dbx_cred_msi_new(NULL, NULL, APP_ENV("http://10.0.0.5:8081/msi/token"),
+				     &pinned_clock, &err));
 	assert_int_equal(err.err, DBX_ECONFIG);
 	assert_non_null(
 	    strstr(err.message, "msi: IDENTITY_ENDPOINT must be https, or http on a loopback"));
-	assert_null(dbx_cred_msi_new(NULL, NULL, APP_ENV("http://127.0.0.1.evil.example/x"), &err));
-	assert_null(dbx_cred_msi_new(NULL, NULL, APP_ENV("http://user@127.0.0.1/x"), &err));
-	assert_null(dbx_cred_msi_new(NULL, NULL, APP_ENV("ftp://127.0.0.1/x"), &err));
+	assert_null(dbx_cred_msi_new(NULL, NULL, APP_ENV("http://127.0.0.1.evil.example/x"),
+				     &pinned_clock, &err));
+	assert_null(
+	    dbx_cred_msi_new(NULL, NULL, APP_ENV("http://user@127.0.0.1/x"), &pinned_clock, &err));
+	assert_null(
+	    dbx_cred_msi_new(NULL, NULL, APP_ENV("ftp://127.0.0.1/x"), &pinned_clock, &err));
 	/* Loopback as http/curl.c sees it: IPv6 loopback and all of 127/8 are fine. */
 	for (size_t i = 0; i < 2; i++) {
 		static const char *const ok[] = {"http://[::1]:8081/msi/token",
 						 "http://127.3.2.1:8081/msi/token"};
-		struct dbx_credential *c = dbx_cred_msi_new(NULL, NULL, APP_ENV(ok[i]), &err);
+		struct dbx_credential *c =
+		    dbx_cred_msi_new(NULL, NULL, APP_ENV(ok[i]), &pinned_clock, &err);
 
 		assert_non_null(c);
 		dbx_credential_destroy(c);
 	}
-	assert_null(
-	    dbx_cred_msi_new(NULL, NULL, ENV({"IDENTITY_ENDPOINT", "http://127.0.0.1/x"}), &err));
+	assert_null(dbx_cred_msi_new(NULL, NULL, ENV({"IDENTITY_ENDPOINT", "http://127.0.0.1/x"}),
+				     &pinned_clock, &err));
 	assert_non_null(strstr(err.message, "without IDENTITY_HEADER"));
 	assert_clean(err.message);
 }
@@ -1275,7 +1291,7 @@ static struct dbx_credential *cli_new(const struct dbx_env *env)
 	struct dbx_credential *c;
 
 	snprintf(cli_path, sizeof(cli_path), "relative:%s/empty::%s:/usr/bin:/bin", dir, dir);
-	c = dbx_cred_cli_new(NULL, NULL, env, &err);
+	c = dbx_cred_cli_new(NULL, NULL, env, &pinned_clock, &err);
 	assert_non_null(c);
 	assert_string_equal(c->name, "cli");
 	return c;
@@ -1360,7 +1376,7 @@ static void test_cli_not_installed_and_not_logged_in(void **state)
 	(void)state;
 	/* No az on PATH (relative entries never count). */
 	snprintf(path, sizeof(path), "%s/empty:relative/dir", dir);
-	c = dbx_cred_cli_new(NULL, NULL, ENV({"PATH", path}), &err);
+	c = dbx_cred_cli_new(NULL, NULL, ENV({"PATH", path}), &pinned_clock, &err);
 	assert_non_null(c);
 	cli_base_env("ok");
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
@@ -1395,7 +1411,8 @@ static void test_cli_not_installed_and_not_logged_in(void **state)
 	dbx_credential_destroy(c);
 
 	/* Neither is a tenant. */
-	assert_null(dbx_cred_cli_new(NULL, NULL, ENV({"AZURE_TENANT_ID", "--x"}), &err));
+	assert_null(
+	    dbx_cred_cli_new(NULL, NULL, ENV({"AZURE_TENANT_ID", "--x"}), &pinned_clock, &err));
 	assert_int_equal(err.err, DBX_ECONFIG);
 }
 

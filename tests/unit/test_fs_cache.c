@@ -58,14 +58,6 @@
 #define JOBS_PAGE2                                                                                 \
 	"{\"value\": [" JOB_AT("resourcegroups", "RG2", "order3", "Delivered", DETAILS) "]}"
 
-/* The wall clock the cache sees (UTC seconds), moved by the tests. */
-static time_t wall_now;
-
-static time_t fake_wall(void)
-{
-	return wall_now;
-}
-
 struct env {
 	struct fake_transport ft;
 	struct fake_clock fc;
@@ -90,8 +82,6 @@ static struct env *env_new(const struct fake_reply *script, size_t n, uint64_t t
 	cc.clock = &env->fc.clock;
 	cc.ttl_ms = ttl_ms;
 	cc.subscriptions = subs;
-	cc.wall_clock = fake_wall;
-	wall_now = 1700000000;
 	env->cache = dbx_cache_new(&cc);
 	assert_non_null(env->cache);
 	env->fs.cache = env->cache;
@@ -586,17 +576,17 @@ static void test_mtime_without_last_modified(void **state)
 
 	(void)state;
 	lookup_parents(env, status);
-	assert_int_equal(mtime_of(env, status), 1700000000);
+	assert_int_equal(mtime_of(env, status), FAKE_WALL0); /* the cache's clock's wall time */
 	/* Refreshed, same state: the mtime stays (no false change for tar or rsync). */
-	wall_now += 100;
+	env->fc.wall += 100;
 	env->fc.now += 3000;
 	assert_int_equal(mtime_of(env, status), 1700000000);
 	assert_int_equal(N_GETS(env), 1);
 	/* Changed state: the time it was first seen. */
-	wall_now += 100;
+	env->fc.wall += 100;
 	env->fc.now += 3000;
 	assert_int_equal(mtime_of(env, status), 1700000200);
-	wall_now += 100;
+	env->fc.wall += 100;
 	env->fc.now += 3000;
 	assert_int_equal(mtime_of(env, status), 1700000200);
 	assert_int_equal(N_GETS(env), 3);
@@ -687,6 +677,67 @@ static void test_read_only(void **state)
 	env_free(env);
 }
 
+static int interrupt_after; /* interrupted() says yes from its call number interrupt_after on */
+static int interrupt_calls;
+
+static int count_interrupted(void *ctx)
+{
+	(void)ctx;
+	return ++interrupt_calls >= interrupt_after;
+}
+
+/*
+ * A writer queued behind another write waits on the cache's clock: its
+ * timeout is fake time (the test does not sleep 30 s), spent in polls of
+ * 100 ms that each ask whether the writer was interrupted.
+ */
+static void test_write_lock_waits_on_the_clock(void **state)
+{
+	static const char *const subs[] = {SUB, NULL};
+	struct env *env = env_new(NULL, 0, 2000, subs);
+	struct dbx_error err = {0};
+
+	(void)state;
+	assert_int_equal(
+	    dbx_cache_write_lock(env->cache, SUB, "rg1", "order1", 30000, NULL, NULL, &err),
+	    DBX_OK);
+	/* Another order's lock is free. */
+	assert_int_equal(
+	    dbx_cache_write_lock(env->cache, SUB, "rg1", "order2", 30000, NULL, NULL, &err),
+	    DBX_OK);
+	assert_int_equal(env->fc.n_waits, 0);
+
+	/* Held: the second writer gives up when the cache's clock says 30 s passed. */
+	interrupt_after = 1000;
+	interrupt_calls = 0;
+	assert_int_equal(dbx_cache_write_lock(env->cache, SUB, "rg1", "order1", 30000,
+					      count_interrupted, NULL, &err),
+			 DBX_ETIMEDOUT);
+	assert_non_null(strstr(err.message, "nothing was sent"));
+	assert_int_equal(env->fc.now, 1000000 + 30000);
+	assert_int_equal(env->fc.n_waits, 300);
+	assert_int_equal(interrupt_calls, 301);
+	assert_int_equal(dbx_cache_write_waiters(env->cache), 0);
+
+	/* Ctrl-C at the fifth poll: EINTR after four waits. */
+	interrupt_after = 5;
+	interrupt_calls = 0;
+	assert_int_equal(dbx_cache_write_lock(env->cache, SUB, "rg1", "order1", 30000,
+					      count_interrupted, NULL, &err),
+			 DBX_EINTR);
+	assert_int_equal(env->fc.now, 1000000 + 30000 + 400);
+
+	/* Released: taken at once, no wait. */
+	dbx_cache_write_unlock(env->cache, SUB, "rg1", "order1");
+	assert_int_equal(
+	    dbx_cache_write_lock(env->cache, SUB, "rg1", "order1", 30000, NULL, NULL, &err),
+	    DBX_OK);
+	assert_int_equal(env->fc.n_waits, 304);
+	dbx_cache_write_unlock(env->cache, SUB, "rg1", "order1");
+	dbx_cache_write_unlock(env->cache, SUB, "rg1", "order2");
+	env_free(env);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -700,6 +751,7 @@ int main(void)
 	    cmocka_unit_test(test_inodes_stable),
 	    cmocka_unit_test(test_mtime_without_last_modified),
 	    cmocka_unit_test(test_read_only),
+	    cmocka_unit_test(test_write_lock_waits_on_the_clock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -155,6 +155,17 @@ static const char *key_bundle(bool enabled)
 			enabled ? "true" : "false");
 }
 
+/* An enabled key that expires at exp (unix time). */
+static const char *key_bundle_expiring(time_t exp)
+{
+	return fake_fmt("{\"key\":{\"kid\":\"" KID "\",\"kty\":\"RSA\",\"key_ops\":[\"wrapKey\","
+			"\"unwrapKey\"],\"n\":\"" N_RSA2048 "\",\"e\":\"AQAB\"},\"attributes\":{"
+			"\"enabled\":true,\"exp\":%lld,\"created\":1700000000,"
+			"\"updated\":1700000000,\"recoverableDays\":90,"
+			"\"recoveryLevel\":\"Recoverable\"},\"tags\":{}}",
+			(long long)exp);
+}
+
 /* ---- changes ---- */
 
 static struct dbx_encryption_change change_key(const char *url)
@@ -670,6 +681,43 @@ static void test_apply_key_on_order_without_identity(void **state)
 	env_fini(&e);
 }
 
+/*
+ * A key's expiry is judged at the wall time of the pipeline's clock (the
+ * arm's unless the config names one), not the machine's: a key valid for
+ * another minute of the fake clock's time passes; a minute and a second
+ * later it is expired and nothing is sent.
+ */
+static void test_apply_key_expiry_on_the_clock(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = job(IDENT_SYS, KEK_MM)},
+	    {.status = 200, .body = resources()},
+	    {.status = 200, .body = vault(PRINCIPAL)},
+	    {.status = 200, .body = key_bundle_expiring(FAKE_WALL0 + 60)},
+	    {.status = 202, .location = OP_URL},
+	    {.status = 202, .location = JOB_URL},
+	    {.status = 200, .body = job(IDENT_SYS, kek_cm(KEY, VAULT_ID, ""))},
+	};
+	struct dbx_encryption_change c = change_key(KEY);
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 7);
+	assert_null(e.cfg.clock); /* the arm's clock, at FAKE_WALL0 */
+	assert_int_equal(apply(&e, &c), DBX_OK);
+	assert_int_equal(count_patches(&e), 1);
+	env_fini(&e);
+
+	env_init(&e, script, 7);
+	e.cfg.clock = &e.fc.clock;
+	e.fc.wall = FAKE_WALL0 + 61;
+	assert_int_equal(apply(&e, &c), DBX_EINVAL);
+	assert_string_equal(e.err.code, "SsemUserErrorEncryptionKeyExpired");
+	assert_int_equal(e.ft.n_calls, 4);
+	assert_int_equal(count_patches(&e), 0);
+	env_fini(&e);
+}
+
 static void test_apply_preflight_failure_sends_no_patch(void **state)
 {
 	const struct fake_reply script[] = {
@@ -1039,6 +1087,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_merge_ids_compare_case_insensitively, teardown),
 	    cmocka_unit_test_teardown(test_apply_enable_cmk, teardown),
 	    cmocka_unit_test_teardown(test_apply_key_on_order_without_identity, teardown),
+	    cmocka_unit_test_teardown(test_apply_key_expiry_on_the_clock, teardown),
 	    cmocka_unit_test_teardown(test_apply_preflight_failure_sends_no_patch, teardown),
 	    cmocka_unit_test_teardown(test_apply_access_denied_sends_no_patch, teardown),
 	    cmocka_unit_test_teardown(test_apply_user_assigned_switch, teardown),
