@@ -3,7 +3,7 @@
  *
  * Each adapter takes the mount from the FUSE context, calls one plain
  * function, maps its enum dbx_err to -errno through dbx_errno() (the one
- * mapping of docs/formats.md, "Writes") and logs a failure once, at warning
+ * mapping of docs/formats.md, "errno") and logs a failure once, at warning
  * level, with the path, errno, service code and request id (never a token).
  * What the calls do is said where they are done: fs.h (getattr, readdir,
  * rename, the writer) and handle.h (open files, editors' temporary files,
@@ -24,7 +24,7 @@
 #include "handle.h"
 #include "ops.h"
 
-/* The one mapping of enum dbx_err to errno (docs/formats.md, "Writes"). */
+/* The one mapping of enum dbx_err to errno (docs/formats.md, "errno"). */
 int dbx_errno(enum dbx_err err)
 {
 	switch (err) {

@@ -139,8 +139,8 @@ _FIELD_RE = re.compile(r"([a-z_]+):(?: (.*))?$")
 def parse_errors(text):
 	"""The errors file as a list of {field: value} blocks, newest first.
 
-	The one parser of the tests, with the format's rules (README.md
-	"Errors", docs/formats.md "The errors file"), strictly, so that a
+	The one parser of the tests, with the format's rules (docs/formats.md,
+	"The errors file"), strictly, so that a
 	malformed file fails the test instead of parsing into something: the
 	text is empty or ends with a newline; blocks are separated by exactly
 	one blank line; every line of a block is "key: value", "key:" (an empty

@@ -103,8 +103,9 @@ class Oracle(harness.MountedWorld):
 class ParseErrors(unittest.TestCase):
 	"""oracle.parse_errors, the tests' one errors-file parser, on its own."""
 
-	# README.md "Errors", plus a second block with an empty field and a
-	# remedy in numbered steps (continuation lines indented by two spaces).
+	# The example of docs/formats.md, "The errors file", without its
+	# request_id, plus a second block with an empty field and a remedy in
+	# numbered steps (continuation lines indented by two spaces).
 	TEXT = ("code: SsemUserErrorEncryptionKeyDisabled\n"
 		"source: order\n"
 		"time: 2025-03-05T17:54:03Z\n"

@@ -1,6 +1,6 @@
 """The errno of a failed write, spot checks through a real mount
-(docs/formats.md, "Writes"): 409 (an order in a Completed stage) is EBUSY, a 403 from ARM on the
-PATCH is EACCES, a PATCH throttled past the retry budget is EAGAIN, a 500
+(docs/formats.md, "errno"): 409 (an order in a Completed stage) is EBUSY,
+a 403 from ARM on the PATCH is EACCES, a PATCH throttled past the retry budget is EAGAIN, a 500
 on every PATCH is EIO; each refused write leaves the order as it was and
 says why in errors. A 403 on the Key Vault key GET (the admin may not read
 keys) skips that check: the write proceeds and the service decides."""

@@ -1,6 +1,6 @@
 /*
  * test_fs_ops.c: the one errno mapping of the FUSE boundary (fs/ops.c),
- * row by row as docs/formats.md, "Writes" and the read path promise it: what `cat`,
+ * row by row as docs/formats.md, "errno", promises it: what `cat`,
  * `ls` and `echo` print when something fails.
  */
 #include <errno.h>

@@ -432,7 +432,7 @@ static void test_failed_then_ok(void **state)
 	env_free(env);
 }
 
-/* The service's errno per docs/formats.md, "Writes" reaches the writer. */
+/* The service's errno per docs/formats.md, "errno", reaches the writer. */
 static void test_service_errno(void **state)
 {
 	static const struct {
