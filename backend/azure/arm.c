@@ -243,49 +243,12 @@ static void note_response(struct dbx_error *err, enum dbx_err rc,
 		snprintf(err->request_id, sizeof(err->request_id), "%s", resp->request_id);
 }
 
-/* Parse a whole response body as one JSON object. */
+/* Parse a whole response body as one JSON object (DBX_EREMOTE when it is not). */
 static enum dbx_err parse_body(const struct dbx_http_response *resp, struct json_object **out,
 			       struct dbx_error *err)
 {
-	struct json_tokener *tok = NULL;
-	struct json_object *obj = NULL;
-	enum dbx_err rc = DBX_OK;
-	size_t end;
-
-	*out = NULL;
-	if (resp->body_len > INT_MAX) {
-		rc = dbx_error_set(err, DBX_EREMOTE, "malformed response from ARM: body too large");
-		goto out;
-	}
-	tok = json_tokener_new();
-	if (!tok) {
-		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
-		goto out;
-	}
-	obj = json_tokener_parse_ex(tok, resp->body, (int)resp->body_len);
-	if (!obj || json_tokener_get_error(tok) != json_tokener_success) {
-		rc = dbx_error_set(err, DBX_EREMOTE, "malformed response from ARM: not JSON");
-		goto out;
-	}
-	for (end = json_tokener_get_parse_end(tok); end < resp->body_len; end++) {
-		if (!isspace((unsigned char)resp->body[end])) {
-			rc = dbx_error_set(err, DBX_EREMOTE,
-					   "malformed response from ARM: data after the JSON");
-			goto out;
-		}
-	}
-	if (!json_object_is_type(obj, json_type_object)) {
-		rc = dbx_error_set(err, DBX_EREMOTE,
-				   "malformed response from ARM: not a JSON object");
-		goto out;
-	}
-	*out = obj;
-	obj = NULL;
-out:
-	json_object_put(obj);
-	if (tok)
-		json_tokener_free(tok);
-	return rc;
+	return dbx_json_parse_object(resp->body, resp->body_len, "malformed response from ARM", out,
+				     err);
 }
 
 /* ---- paged lists ---- */

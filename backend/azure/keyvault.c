@@ -194,36 +194,6 @@ static bool is_2xx(const struct dbx_http_response *resp)
 	return resp->status >= 200 && resp->status < 300;
 }
 
-/* The body as a JSON object, or NULL (not JSON, trailing garbage, not an object). */
-static struct json_object *parse_body(const struct dbx_http_response *resp)
-{
-	struct json_tokener *tok;
-	struct json_object *root = NULL;
-	size_t end;
-
-	if (!resp->body || resp->body_len == 0 || resp->body_len > INT_MAX)
-		return NULL;
-	tok = json_tokener_new();
-	if (!tok)
-		return NULL;
-	root = json_tokener_parse_ex(tok, resp->body, (int)resp->body_len);
-	if (!root || json_tokener_get_error(tok) != json_tokener_success ||
-	    !json_object_is_type(root, json_type_object))
-		goto fail;
-	for (end = json_tokener_get_parse_end(tok); end < resp->body_len; end++) {
-		char c = resp->body[end];
-
-		if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
-			goto fail;
-	}
-	json_tokener_free(tok);
-	return root;
-fail:
-	json_object_put(root);
-	json_tokener_free(tok);
-	return NULL;
-}
-
 static bool copy_str(char *dst, size_t cap, const char *src)
 {
 	size_t n = strlen(src);
@@ -586,8 +556,8 @@ static enum dbx_err fetch_key(struct dbx_keyvault *kv, const struct dbx_key_url 
 		rc = response_error(&resp, what, err);
 		goto out;
 	}
-	root = parse_body(&resp);
-	if (!root || !parse_key(root, key, out)) {
+	if (dbx_json_parse_object(resp.body, resp.body_len, what, &root, NULL) != DBX_OK ||
+	    !parse_key(root, key, out)) {
 		memset(out, 0, sizeof(*out));
 		rc = malformed(err, &resp, what);
 		goto out;

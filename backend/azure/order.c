@@ -429,54 +429,6 @@ out:
 	return rc;
 }
 
-/*
- * Parse len bytes of JSON text. Anything but whitespace after the value is
- * an error, so a truncated or concatenated body is never half-read.
- */
-static enum dbx_err parse_json(const char *text, size_t len, struct json_object **out,
-			       struct dbx_error *err)
-{
-	struct json_tokener *tok = NULL;
-	struct json_object *obj = NULL;
-	enum json_tokener_error jerr;
-	enum dbx_err rc = DBX_OK;
-	size_t end;
-
-	*out = NULL;
-	if (!text || len == 0 || len > INT_MAX) {
-		rc = dbx_error_set(err, DBX_EREMOTE,
-				   "malformed job from ARM: empty or oversized body");
-		goto out;
-	}
-	tok = json_tokener_new();
-	if (!tok) {
-		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
-		goto out;
-	}
-	obj = json_tokener_parse_ex(tok, text, (int)len);
-	jerr = json_tokener_get_error(tok);
-	if (!obj || jerr != json_tokener_success) {
-		rc = dbx_error_set(err, DBX_EREMOTE, "malformed job from ARM: %s",
-				   jerr == json_tokener_continue ? "truncated JSON"
-								 : json_tokener_error_desc(jerr));
-		goto out;
-	}
-	for (end = json_tokener_get_parse_end(tok); end < len; end++) {
-		if (!isspace((unsigned char)text[end])) {
-			rc = dbx_error_set(err, DBX_EREMOTE,
-					   "malformed job from ARM: data after the JSON value");
-			goto out;
-		}
-	}
-	*out = obj;
-	obj = NULL;
-out:
-	json_object_put(obj);
-	if (tok)
-		json_tokener_free(tok);
-	return rc;
-}
-
 enum dbx_err dbx_order_parse(const char *text, size_t len, struct dbx_order **out,
 			     struct dbx_error *err)
 {
@@ -484,7 +436,7 @@ enum dbx_err dbx_order_parse(const char *text, size_t len, struct dbx_order **ou
 	enum dbx_err rc;
 
 	*out = NULL;
-	rc = parse_json(text, len, &job, err);
+	rc = dbx_json_parse_object(text, len, "malformed job from ARM", &job, err);
 	if (rc != DBX_OK)
 		goto out;
 	rc = dbx_order_from_json(job, out, err);

@@ -2,16 +2,21 @@
  * json_util.h: the JSON accessor that several backend files share, internal
  * to backend/ (not an interface of include/databoxfs).
  *
- * Input comes from the network. dbx_json_str reads a value of the wrong
- * type as absent; dbx_json_member tells it apart, for documents where a
- * wrong type is malformed rather than missing. Only accessors live here: what a document means
+ * Input comes from the network. dbx_json_parse_object takes a whole body
+ * as one object, strictly; dbx_json_str reads a value of the wrong type as
+ * absent; dbx_json_member tells it apart, for documents where a wrong type
+ * is malformed rather than missing. Only accessors live here: what a document means
  * stays with the file that reads it (job JSON in order.c, list and error envelopes in arm.c, token
  * answers in the cred_*.c sources).
  */
 #ifndef DATABOXFS_BACKEND_JSON_UTIL_H
 #define DATABOXFS_BACKEND_JSON_UTIL_H
 
+#include <stddef.h>
+
 #include <json-c/json.h>
+
+#include "databoxfs/err.h"
 
 /*
  * The string value of member key of o: NULL when o is NULL or not an
@@ -29,5 +34,15 @@ int dbx_json_member(struct json_object *o, const char *key, enum json_type t,
 
 /* dbx_json_member for a string: *out the string (borrowed) when it returns 1, else NULL. */
 int dbx_json_member_str(struct json_object *o, const char *key, const char **out);
+
+/*
+ * Parse text[0..len) (not necessarily NUL-terminated) as exactly one JSON
+ * object with nothing after it but JSON white space. DBX_OK with *out for
+ * the caller to put; else *out NULL and DBX_EREMOTE with err's message
+ * "<what>: " and the reason (empty body, body too large, truncated JSON,
+ * not JSON, data after the JSON, not a JSON object), or DBX_ENOMEM.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_json_parse_object(const char *text, size_t len, const char *what,
+						  struct json_object **out, struct dbx_error *err);
 
 #endif

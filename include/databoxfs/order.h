@@ -62,7 +62,7 @@ struct dbx_order {
 DBX_MUST_CHECK enum dbx_err dbx_order_from_json(struct json_object *job, struct dbx_order **out,
 						struct dbx_error *err);
 
-/* Parse a JSON text holding one JobResource. */
+/* Parse a JSON text holding one JobResource, strictly: DBX_EREMOTE for anything after it. */
 DBX_MUST_CHECK enum dbx_err dbx_order_parse(const char *text, size_t len, struct dbx_order **out,
 					    struct dbx_error *err);
 
