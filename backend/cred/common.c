@@ -263,8 +263,11 @@ enum dbx_err dbx_cred_parse_token(const char *source, const char *body, size_t l
 		expires = fallback_expiry(obj);
 	}
 	if (expires <= 0) {
-		rc = dbx_error_set(err, DBX_EAUTH, "%s: the token answer has no valid expiry",
-				   source);
+		rc = dbx_error_set(err, DBX_EAUTH,
+				   "%s: the token answer has no valid expiry (%s%s%s)", source,
+				   fields->expires_on ? fields->expires_on : "",
+				   fields->expires_on && fields->expires_in ? " or " : "",
+				   fields->expires_in ? fields->expires_in : "");
 		goto out;
 	}
 	json_object_object_get_ex(obj, fields->token, &v);
@@ -373,11 +376,11 @@ char *dbx_cred_grant_body(const char *client_id, const char *credential, const c
 	return body;
 }
 
-enum dbx_err dbx_cred_assertion_grant(const char *source, struct dbx_transport *transport,
-				      const struct dbx_clock *clock, const char *url,
-				      const char *authority, const char *client_id,
-				      const char *assertion, const char *scope,
-				      struct dbx_token *out, struct dbx_error *err)
+enum dbx_err dbx_cred_entra_grant(const char *source, struct dbx_transport *transport,
+				  const struct dbx_clock *clock, const char *url,
+				  const char *authority, const char *client_id,
+				  const char *credential, const char *secret, const char *scope,
+				  struct dbx_token *out, struct dbx_error *err)
 {
 	struct dbx_http_request req = {0};
 	struct dbx_http_response resp = {0};
@@ -386,7 +389,7 @@ enum dbx_err dbx_cred_assertion_grant(const char *source, struct dbx_transport *
 	enum dbx_err rc = DBX_OK;
 
 	memset(out, 0, sizeof(*out));
-	body = dbx_cred_grant_body(client_id, JWT_BEARER "&client_assertion", assertion, scope);
+	body = dbx_cred_grant_body(client_id, credential, secret, scope);
 	if (!body) {
 		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
 		goto out;
@@ -405,8 +408,8 @@ enum dbx_err dbx_cred_assertion_grant(const char *source, struct dbx_transport *
 		goto out;
 	}
 	if (resp.status != 200) {
-		/* The assertion (a federated token, a signed JWT) is a secret Entra may quote. */
-		rc = dbx_cred_entra_refusal(source, authority, &resp, assertion, err);
+		/* The secret (a client secret, a federated token, a signed JWT) Entra may quote. */
+		rc = dbx_cred_entra_refusal(source, authority, &resp, secret, err);
 		goto out;
 	}
 	rc = dbx_cred_parse_token(
@@ -424,4 +427,14 @@ out:
 	dbx_http_response_reset(&resp);
 	dbx_wipe_free(body);
 	return rc;
+}
+
+enum dbx_err dbx_cred_assertion_grant(const char *source, struct dbx_transport *transport,
+				      const struct dbx_clock *clock, const char *url,
+				      const char *authority, const char *client_id,
+				      const char *assertion, const char *scope,
+				      struct dbx_token *out, struct dbx_error *err)
+{
+	return dbx_cred_entra_grant(source, transport, clock, url, authority, client_id,
+				    JWT_BEARER "&client_assertion", assertion, scope, out, err);
 }

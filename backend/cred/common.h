@@ -87,15 +87,24 @@ enum dbx_err dbx_cred_entra_refusal(const char *source, const char *authority,
 				    struct dbx_error *err);
 
 /*
- * POST the client-credentials grant with a jwt-bearer client_assertion to
- * url for scope, and fill *out from the answer (access_token, expires_in),
- * the request bounded and the expiry dated on clock (never NULL).
- * Errors, like cred/env.c's: a transport failure keeps its kind ("<source>:
- * token request to <authority> failed: ..."); a non-200 answer is DBX_EAUTH
+ * POST the client-credentials grant for client_id to url for scope, proving
+ * the client with the form field credential=secret (e.g. "client_secret"),
+ * and fill *out from the answer (access_token, expires_in), the request
+ * bounded (DBX_CRED_ENTRA_TIMEOUT_MS) and the expiry dated on clock (never
+ * NULL). Errors: a transport failure keeps its kind ("<source>: token
+ * request to <authority> failed: ..."); a non-200 answer is DBX_EAUTH
  * (DBX_ETHROTTLED for 429, DBX_EREMOTE for 5xx) "<source>: <error>: <first
  * line of error_description>" with err->http_status, code and request id
- * set; a malformed 200 is DBX_EAUTH. No message holds the assertion or a token.
+ * set; a malformed 200 is DBX_EAUTH. No message holds the secret or a
+ * token; the request body is wiped.
  */
+DBX_MUST_CHECK enum dbx_err
+dbx_cred_entra_grant(const char *source, struct dbx_transport *transport,
+		     const struct dbx_clock *clock, const char *url, const char *authority,
+		     const char *client_id, const char *credential, const char *secret,
+		     const char *scope, struct dbx_token *out, struct dbx_error *err);
+
+/* dbx_cred_entra_grant with a jwt-bearer client_assertion (RFC 7523) as the proof. */
 DBX_MUST_CHECK enum dbx_err dbx_cred_assertion_grant(const char *source,
 						     struct dbx_transport *transport,
 						     const struct dbx_clock *clock, const char *url,

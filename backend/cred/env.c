@@ -26,8 +26,6 @@
 #include "databoxfs/log.h"
 #include "core/json_util.h"
 
-#define TOKEN_TIMEOUT_MS 60000
-
 struct env_secret_cred {
 	struct dbx_credential base;
 	struct dbx_transport *transport; /* borrowed */
@@ -74,62 +72,10 @@ static enum dbx_err env_get_token(struct dbx_credential *self, const char *scope
 				  struct dbx_token *out, struct dbx_error *err)
 {
 	struct env_secret_cred *c = (struct env_secret_cred *)self;
-	struct dbx_http_response resp = {0};
-	struct dbx_http_request req = {
-	    .method = "POST",
-	    .url = c->token_url,
-	    .scope = NULL,
-	    .content_type = "application/x-www-form-urlencoded",
-	    .deadline_ms = dbx_clock_now_ms(c->clock) + TOKEN_TIMEOUT_MS,
-	    .idempotent = true, /* a token request changes nothing: safe to resend */
-	};
-	char *body;
-	enum dbx_err rc;
 
-	out->value = NULL;
-	out->expires_on = 0;
-	body = dbx_cred_grant_body(c->client_id, "client_secret", c->secret, scope);
-	if (!body)
-		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
-	req.body = body;
-	req.body_len = strlen(body);
-	rc = dbx_http_send(c->transport, &req, &resp, err);
-	dbx_wipe_free(body);
-	if (rc != DBX_OK) {
-		char inner[DBX_ERR_MSG_MAX];
-
-		snprintf(inner, sizeof(inner), "%s", err ? err->message : dbx_err_str(rc));
-		dbx_error_set(err, rc, "env: token request to %s failed: %s", c->authority, inner);
-		goto out;
-	}
-	if (resp.status != 200) {
-		/* Entra does not echo secrets, but a proxy or a future message might. */
-		rc = dbx_cred_entra_refusal("env", c->authority, &resp, c->secret, err);
-		goto out;
-	}
-	/*
-	 * The shared parser wipes every copy json-c made of the token and
-	 * saturates a huge expires_in instead of wrapping into the past.
-	 */
-	rc = dbx_cred_parse_token(
-	    "env", resp.body, resp.body_len,
-	    &(struct dbx_token_fields){.token = "access_token", .expires_in = "expires_in"}, NULL,
-	    dbx_clock_wall(c->clock), out, err);
-	if (rc != DBX_OK && rc != DBX_ENOMEM) {
-		rc = dbx_error_set(err, DBX_EAUTH,
-				   "env: token response from %s lacks access_token or expires_in",
-				   c->authority);
-		if (err) {
-			err->http_status = resp.status;
-			snprintf(err->request_id, sizeof(err->request_id), "%s",
-				 resp.request_id ? resp.request_id : "");
-		}
-	}
-out:
-	if (resp.body)
-		explicit_bzero(resp.body, resp.body_len);
-	dbx_http_response_reset(&resp);
-	return rc;
+	/* Entra does not echo secrets, but a proxy or a future message might: redacted. */
+	return dbx_cred_entra_grant("env", c->transport, c->clock, c->token_url, c->authority,
+				    c->client_id, "client_secret", c->secret, scope, out, err);
 }
 
 static void env_destroy(struct dbx_credential *self)

@@ -973,7 +973,8 @@ static void test_msi_imds_user_assigned_and_errors(void **state)
 
 	/* An answer without any expiry is refused, without quoting the token. */
 	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
-	assert_string_equal(err.message, "msi: the token answer has no valid expiry");
+	assert_string_equal(err.message,
+			    "msi: the token answer has no valid expiry (expires_on or expires_in)");
 	assert_null(tok.value);
 	dbx_credential_destroy(c);
 	rec_free(t);
