@@ -20,6 +20,7 @@
 #include "cache.h"
 #include "fake_transport.h"
 #include "fs.h"
+#include "rsa_moduli.h"
 
 #define SUB	  "0b1f6471-1bf0-4dda-aec3-111122223333"
 #define PRINCIPAL "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
@@ -27,21 +28,14 @@
 #define VAULT_ID                                                                                   \
 	"/subscriptions/" SUB "/resourceGroups/rg-keys/providers/Microsoft.KeyVault/vaults/"       \
 	"contosovault"
-#define KV_HOST	 "https://contosovault.vault.azure.net"
-#define KEY0	 KV_HOST "/keys/k0"
-#define KEY1	 KV_HOST "/keys/k1"
-#define KEY2	 KV_HOST "/keys/k2"
-#define VERSION	 "78deebed173b48e48f55abf87ed4cf71"
-#define SPEC_URL "https://xxx.xxx.xx" /* the API spec's example kekUrl: not a valid key URL */
-#define ORDER1	 "/" SUB "/rg1/order1"
-#define ORDER2	 "/" SUB "/rg1/order2"
-#define N_RSA2048                                                                                  \
-	"pyBk43HVpBsdiVvwEBuXp6rs0V0-Lqm5An7r5VpaNeSuGkhyLtL7qF1_SdoVjmGgiSFxfxmTMtRLAbuu"         \
-	"QR70h8X35ZgtU_MN0lhZ-rTMf8SKpulR_BzRtmx2pi-PouhZ2Wiy7WSYnMb8f5xg12Riip--i4UUGm26"         \
-	"8cBAkJPmtAQcspOgDFGB5CpjtECbmuUxoft6L3EKnycdejwpPekeNqpF4ooyNeyvf7EpFrPn50bxNAqJ"         \
-	"-gBjo4FFA_4sShAJIuRUGl3ekbQcpXIhU4pEpSUJvqt4Vd9mh22VIU3NsTYTIgYnTrtT2Fo94w3mPtvN"         \
-	"4MDBAfF-6fUPKGvqSiDF0Q"
-
+#define KV_HOST	     "https://contosovault.vault.azure.net"
+#define KEY0	     KV_HOST "/keys/k0"
+#define KEY1	     KV_HOST "/keys/k1"
+#define KEY2	     KV_HOST "/keys/k2"
+#define VERSION	     "78deebed173b48e48f55abf87ed4cf71"
+#define SPEC_URL     "https://xxx.xxx.xx" /* the API spec's example kekUrl: not a valid key URL */
+#define ORDER1	     "/" SUB "/rg1/order1"
+#define ORDER2	     "/" SUB "/rg1/order2"
 #define WAIT_BOUND_S 10 /* only reached when serialization or overlap is broken */
 
 struct job {

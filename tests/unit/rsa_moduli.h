@@ -1,7 +1,8 @@
 /*
  * rsa_moduli.h: real RSA moduli for the unit tests that parse KeyBundles
- * (test_keyvault.c, test_update.c), so a key's bit length is computed
- * from the same bytes Key Vault would send.
+ * (test_keyvault.c, test_update.c, and the fs tests through fs_world.h),
+ * so a key's bit length is computed from the same bytes Key Vault would
+ * send.
  */
 #ifndef DBX_TEST_RSA_MODULI_H
 #define DBX_TEST_RSA_MODULI_H
