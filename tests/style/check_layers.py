@@ -5,7 +5,8 @@ The rooms of backend/ stay in their order (core, http, rules, cred, azure:
 a room includes only its own headers and those of the rooms before it),
 curl.h stays in backend/http/curl.c, FUSE stays in fs/, only the production
 clock reads the system's clocks, errno is chosen in one function of
-fs/ops.c, and no comment cites a document the repository does not ship.
+fs/ops.c, and every document a comment names (a *.md path) is one the
+repository ships.
 Prints one line per breach and exits 1, or exits 0 silently.
 
 usage: check_layers.py [REPO]   (default: the repository this file is in)
@@ -95,13 +96,18 @@ def main():
 			breaches.append("%s: returns an errno (only dbx_errno in fs/ops.c chooses one)"
 					% path)
 
-	for path in tracked(repo):
+	# Every document a comment names (a *.md path) is a file of this repository.
+	files = tracked(repo)
+	for path in files:
 		if path.startswith("docs/") or not re.search(r"(\.(c|h|py|sh|txt)|^scripts/[^/]+)$", path):
 			continue
 		body = text(path)
-		for word in ("DESIGN.md", "shared/reference", "STYLE.md"):
-			if word in body and path != "tests/style/check_layers.py":
-				breaches.append("%s: cites %s, which the repository does not ship" % (path, word))
+		if path.endswith((".c", ".h")):
+			body = " ".join(re.findall(r"/\*.*?\*/|//[^\n]*", body, flags=re.S))
+		for cited in sorted(set(re.findall(r"[A-Za-z0-9_./-]+\.md\b", body))):
+			name = re.sub(r"^(\.+/)+", "", cited)
+			if not any(f == name or f.endswith("/" + name) for f in files):
+				breaches.append("%s: cites %s, which the repository does not ship" % (path, cited))
 
 	sys.stdout.write("".join(b + "\n" for b in breaches))
 	return 1 if breaches else 0
