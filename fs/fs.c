@@ -375,7 +375,7 @@ static enum dbx_err apply_value(struct dbx_fs *fs, const struct dbx_node *node, 
 	struct dbx_update_report report = {0};
 	struct dbx_order *result = NULL;
 	struct dbx_error e = {0};
-	uint64_t started = clock ? clock->now_ms(clock->ctx) : 0, waited;
+	uint64_t started = clock ? dbx_clock_now_ms(clock) : 0, waited;
 	bool locked;
 	enum dbx_err rc;
 
@@ -384,7 +384,7 @@ static enum dbx_err apply_value(struct dbx_fs *fs, const struct dbx_node *node, 
 	locked = rc == DBX_OK;
 	/* -o timeout bounds the whole write: the wait for the lock counts. */
 	if (rc == DBX_OK && clock && u->timeout_ms) {
-		waited = clock->now_ms(clock->ctx) - started;
+		waited = dbx_clock_now_ms(clock) - started;
 		if (waited >= u->timeout_ms)
 			rc = dbx_error_set(&e, DBX_ETIMEDOUT,
 					   "another write to this order did not finish within the "

@@ -96,7 +96,7 @@ static uint64_t call_deadline(const struct dbx_arm *arm)
 {
 	if (arm->timeout_ms == 0)
 		return 0;
-	return arm->clock->now_ms(arm->clock->ctx) + arm->timeout_ms;
+	return dbx_clock_now_ms(arm->clock) + arm->timeout_ms;
 }
 
 /* ---- errors ---- */
@@ -217,7 +217,7 @@ static enum dbx_err arm_get(struct dbx_arm *arm, const char *url, uint64_t deadl
 {
 	enum dbx_err rc;
 
-	if (deadline && arm->clock->now_ms(arm->clock->ctx) >= deadline)
+	if (deadline && dbx_clock_now_ms(arm->clock) >= deadline)
 		return dbx_error_set(err, DBX_ETIMEDOUT, "ARM did not answer within the timeout");
 	rc = send_get(arm, url, deadline, resp, err);
 	if (rc != DBX_OK)
@@ -1173,7 +1173,7 @@ static uint64_t poll_wait_ms(const struct dbx_http_response *resp, uint64_t fall
 static enum dbx_err lro_wait(struct dbx_arm *arm, uint64_t ms, uint64_t deadline,
 			     struct dbx_error *err)
 {
-	uint64_t now = arm->clock->now_ms(arm->clock->ctx), until;
+	uint64_t now = dbx_clock_now_ms(arm->clock), until;
 
 	if (deadline && (now >= deadline || ms >= deadline - now))
 		return dbx_error_set(err, DBX_ETIMEDOUT, LRO_TIMEOUT_MSG);
@@ -1181,7 +1181,7 @@ static enum dbx_err lro_wait(struct dbx_arm *arm, uint64_t ms, uint64_t deadline
 	for (unsigned cut = 0; now < until && cut < LRO_MAX_INTERRUPTS; cut++) {
 		if (arm->clock->sleep_ms(arm->clock->ctx, until - now) == DBX_OK)
 			break;
-		now = arm->clock->now_ms(arm->clock->ctx);
+		now = dbx_clock_now_ms(arm->clock);
 	}
 	return DBX_OK;
 }
@@ -1275,7 +1275,7 @@ static enum dbx_err poll_once(struct dbx_arm *arm, const char *url, uint64_t dea
 		    "unexpected Location from ARM for the update (not https://%s); "
 		    "not followed, the update may still be applied",
 		    arm->cloud->arm_host);
-	if (deadline && arm->clock->now_ms(arm->clock->ctx) >= deadline)
+	if (deadline && dbx_clock_now_ms(arm->clock) >= deadline)
 		return dbx_error_set(err, DBX_ETIMEDOUT, LRO_TIMEOUT_MSG);
 	return send_get(arm, url, deadline, resp, err);
 }
@@ -1457,7 +1457,7 @@ enum dbx_err dbx_arm_patch_job_ex(struct dbx_arm *arm, const char *subscription,
 	rc = job_url(arm, subscription, resource_group, name, false, &url, err);
 	if (rc != DBX_OK)
 		goto out;
-	if (deadline_ms && arm->clock->now_ms(arm->clock->ctx) >= deadline_ms) {
+	if (deadline_ms && dbx_clock_now_ms(arm->clock) >= deadline_ms) {
 		rc = dbx_error_set(err, DBX_ETIMEDOUT,
 				   "no time left to send the update (nothing was sent)");
 		goto out;

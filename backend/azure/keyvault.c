@@ -161,7 +161,7 @@ static uint64_t deadline_of(const struct dbx_keyvault *kv)
 {
 	if (kv->timeout_ms == 0)
 		return 0;
-	return kv->clock->now_ms(kv->clock->ctx) + kv->timeout_ms;
+	return dbx_clock_now_ms(kv->clock) + kv->timeout_ms;
 }
 
 /* GET url from Key Vault. DBX_OK when any HTTP response arrived (resp filled). */
@@ -178,7 +178,7 @@ static enum dbx_err vault_get(struct dbx_keyvault *kv, const char *url, uint64_t
 	enum dbx_err rc;
 
 	dbx_http_response_reset(resp);
-	if (deadline && kv->clock->now_ms(kv->clock->ctx) >= deadline) {
+	if (deadline && dbx_clock_now_ms(kv->clock) >= deadline) {
 		dbx_error_clear(err);
 		return dbx_error_set(err, DBX_ETIMEDOUT,
 				     "Key Vault preflight did not finish within the timeout");

@@ -169,7 +169,7 @@ static enum dbx_err refresh_locked(struct auth_transport *at, struct token_slot 
 	s->refreshing = false;
 	s->attempts++;
 	pthread_cond_broadcast(&at->cond);
-	now = at->clock->now_ms(at->clock->ctx);
+	now = dbx_clock_now_ms(at->clock);
 	if (rc == DBX_OK && !tok.value)
 		rc = dbx_error_set(err, DBX_EAUTH, "%s: empty token", at->cred->name);
 	if (rc == DBX_OK) {
@@ -272,7 +272,7 @@ static enum dbx_err get_bearer(struct auth_transport *at, const char *scope, cha
 		goto out;
 	}
 	for (;;) {
-		now = at->clock->now_ms(at->clock->ctx);
+		now = dbx_clock_now_ms(at->clock);
 		have_old = s->value && now < s->expires_ms;
 		if (have_old && now >= s->refresh_ms && !s->refreshing &&
 		    start_background_refresh(at, s) == 0)

@@ -214,7 +214,7 @@ static void collect(const struct dbx_clock *clock, pid_t pid, int out_fd, int er
 	bool exited = false;
 
 	for (;;) {
-		uint64_t now = clock->now_ms(clock->ctx);
+		uint64_t now = dbx_clock_now_ms(clock);
 		uint64_t wait;
 
 		if (!exited && reaped(pid, o)) {

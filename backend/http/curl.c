@@ -665,7 +665,7 @@ static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_
 	char errbuf[CURL_ERROR_SIZE] = "";
 	char *auth = NULL;
 	CURL *h = NULL;
-	uint64_t start = clock->now_ms(clock->ctx);
+	uint64_t start = dbx_clock_now_ms(clock);
 	uint64_t remaining = 0;
 	enum dbx_err rc = DBX_OK;
 	CURLcode c;
@@ -703,7 +703,7 @@ static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_
 
 	c = curl_easy_perform(h);
 	if (c != CURLE_OK) {
-		bool late = req->deadline_ms && clock->now_ms(clock->ctx) >= req->deadline_ms;
+		bool late = req->deadline_ms && dbx_clock_now_ms(clock) >= req->deadline_ms;
 
 		rc = map_curl_error(h, c, &x, or_unknown(up.host), errbuf, late, err);
 		goto out;
@@ -721,7 +721,7 @@ static enum dbx_err curl_send(struct dbx_transport *self, const struct dbx_http_
 	x.body = NULL;
 out:
 	if (ct->verbose)
-		log_request(req, &up, resp, rc, clock->now_ms(clock->ctx) - start, err);
+		log_request(req, &up, resp, rc, dbx_clock_now_ms(clock) - start, err);
 	if (rc != DBX_OK) {
 		char id[DBX_HTTP_UUID_LEN + 1];
 

@@ -185,7 +185,7 @@ static enum dbx_err retry_send(struct dbx_transport *self, const struct dbx_http
 
 		rc = rt->inner->send(rt->inner, req, resp, err);
 		if (rc == DBX_ETIMEDOUT && req->deadline_ms &&
-		    clock->now_ms(clock->ctx) >= req->deadline_ms)
+		    dbx_clock_now_ms(clock) >= req->deadline_ms)
 			return rc; /* the deadline itself was hit mid-request */
 		if (attempt > rt->policy.max_retries)
 			return rc;
@@ -193,7 +193,7 @@ static enum dbx_err retry_send(struct dbx_transport *self, const struct dbx_http
 					   rc, req->idempotent);
 		if (delay == UINT64_MAX)
 			return rc;
-		now = clock->now_ms(clock->ctx);
+		now = dbx_clock_now_ms(clock);
 		if (req->deadline_ms &&
 		    (now >= req->deadline_ms || delay >= req->deadline_ms - now)) {
 			dbx_log(DBX_LOG_DEBUG,
