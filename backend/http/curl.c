@@ -459,9 +459,12 @@ static enum dbx_err map_curl_error(CURL *h, CURLcode c, const struct xfer *x, co
 	const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(c);
 	long connect_ok = 0;
 
-	if (x->too_large)
+	if (x->too_large) {
+		if (err)
+			snprintf(err->code, sizeof(err->code), "%s", DBX_HTTP_CODE_TOO_LARGE);
 		return dbx_error_set(err, DBX_EREMOTE, "response body larger than 16 MiB from %s",
 				     host);
+	}
 	if (x->oom || c == CURLE_OUT_OF_MEMORY)
 		return dbx_error_set(err, DBX_ENOMEM, "out of memory talking to %s", host);
 	switch (c) {

@@ -8,7 +8,8 @@
  * exponential backoff base * 2^(n-1), jittered to 80..120 % and capped.
  * A request that is not idempotent (PATCH, POST) is resent only when the
  * service certainly did not act on it: after 408, 429, or a connection that
- * never carried the request (DBX_EUNREACHABLE). Everything is bounded by the
+ * never carried the request (DBX_EUNREACHABLE). A body over the size cap is
+ * never resent: the same request gets the same answer. Everything is bounded by the
  * request's deadline: when the next wait would pass it, the last outcome is
  * returned as it is. The clock is injected, so tests never sleep.
  */
@@ -177,8 +178,11 @@ static enum dbx_err retry_send(struct dbx_transport *self, const struct dbx_http
 {
 	struct retry_transport *rt = (struct retry_transport *)self;
 	const struct dbx_clock *clock = rt->clock;
+	struct dbx_error own = {0};
 	enum dbx_err rc;
 
+	if (!err)
+		err = &own; /* the inner layer's code says whether a resend can help */
 	for (unsigned attempt = 1;; attempt++) {
 		uint64_t delay;
 		uint64_t now;
@@ -187,6 +191,8 @@ static enum dbx_err retry_send(struct dbx_transport *self, const struct dbx_http
 		if (rc == DBX_ETIMEDOUT && req->deadline_ms &&
 		    dbx_clock_now_ms(clock) >= req->deadline_ms)
 			return rc; /* the deadline itself was hit mid-request */
+		if (rc != DBX_OK && strcmp(err->code, DBX_HTTP_CODE_TOO_LARGE) == 0)
+			return rc;
 		if (attempt > rt->policy.max_retries)
 			return rc;
 		delay = dbx_retry_delay_ms(&rt->policy, clock, attempt, rc == DBX_OK ? resp : NULL,
@@ -209,7 +215,7 @@ static enum dbx_err retry_send(struct dbx_transport *self, const struct dbx_http
 		else
 			dbx_log(DBX_LOG_DEBUG, "%s %.*s: %s (%s), retry %u of %u in %llu ms",
 				req->method, url_loggable_len(req->url), req->url, dbx_err_str(rc),
-				err ? err->message : "", attempt, rt->policy.max_retries,
+				err->message, attempt, rt->policy.max_retries,
 				(unsigned long long)delay);
 		dbx_http_response_reset(resp);
 		if (clock->sleep_ms(clock->ctx, delay) != DBX_OK)

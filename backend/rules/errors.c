@@ -511,6 +511,29 @@ static const struct advice write_generic_advice = {
     "whether the change arrived; quote the request_id in a support ticket if it persists."};
 
 /*
+ * A write whose failing request went to the key's vault (the preflight's key
+ * read): the same rows, naming Key Vault. Nothing was sent to ARM then.
+ */
+static const struct advice keyvault_write_advice[] = {
+    {DBX_EUNREACHABLE, "HostUnreachable", "yes",
+     "The key vault could not be reached (DNS, connection or TLS failure); nothing was "
+     "changed. Check the network, proxy and firewall (and the vault's network rules), then "
+     "write again."},
+    {DBX_ETIMEDOUT, "Timeout", "yes",
+     "The key vault did not answer within the timeout; nothing was changed. Write again, or "
+     "mount with a larger -o timeout=SECONDS."},
+    {DBX_ETHROTTLED, "Throttled", "yes",
+     "The key vault throttled the requests (429) beyond the retry budget; nothing was "
+     "changed. Wait a minute and write again."},
+    {DBX_EACCES, "AccessDenied", "yes",
+     "The mount's credential may not read the key. Grant it get on keys in the vault (an "
+     "access policy, or the Key Vault Crypto User role)."},
+    {DBX_EREMOTE, "ServiceError", "depends",
+     "The key vault failed or answered something unexpected; nothing was changed. Try again "
+     "later; quote the request_id in a support ticket if it persists."},
+};
+
+/*
  * A stage that needs the customer is reported by its stage status, which
  * the Ssem table does not know; its Generic row ("contact support") would
  * be wrong advice. These are the mount's own words for those statuses.
@@ -561,10 +584,18 @@ static const struct advice *read_advice_for(enum dbx_err err)
 			     &generic_advice, err);
 }
 
-static const struct advice *write_advice_for(enum dbx_err err)
+static const struct advice *write_advice_for(const struct dbx_error *e)
 {
+	const struct advice *a = NULL;
+
+	if (e->service == DBX_SERVICE_KEYVAULT)
+		a = advice_lookup(keyvault_write_advice,
+				  sizeof(keyvault_write_advice) / sizeof(keyvault_write_advice[0]),
+				  NULL, e->err);
+	if (a)
+		return a;
 	return advice_lookup(write_advice, sizeof(write_advice) / sizeof(write_advice[0]),
-			     &write_generic_advice, err);
+			     &write_generic_advice, e->err);
 }
 
 /*
@@ -613,7 +644,7 @@ static enum dbx_err append_write_block(char **buf, size_t *len, const struct dbx
 	bool decode = e->code[0] && (dbx_ssem_lookup(e->code) || e->http_status != 0);
 
 	return append_failure_block(buf, len, "last-write", e, in->write_time, in->write_target,
-				    write_advice_for(e->err), decode);
+				    write_advice_for(e), decode);
 }
 
 struct problem_ref {

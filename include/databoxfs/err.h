@@ -40,9 +40,16 @@ enum dbx_err {
 #define DBX_ERR_MSG_MAX	 1024
 #define DBX_ERR_ID_MAX	 64
 
+/* The service a failure came from, so advice names the right one. */
+enum dbx_service {
+	DBX_SERVICE_ARM = 0,  /* Azure Resource Manager (the default) */
+	DBX_SERVICE_KEYVAULT, /* a Key Vault data plane (the key a write names) */
+};
+
 /* What went wrong, for errors files and logs. Never holds a secret. */
 struct dbx_error {
 	enum dbx_err err;
+	enum dbx_service service;	 /* where it failed; set by the layer that knows */
 	long http_status;		 /* 0 when no HTTP response was involved */
 	char code[DBX_ERR_CODE_MAX];	 /* service error code (e.g. SsemUserError...), or "" */
 	char message[DBX_ERR_MSG_MAX];	 /* human readable, one line */

@@ -20,7 +20,12 @@
 #include "databoxfs/err.h"
 
 #define DBX_HTTP_BODY_MAX (16u * 1024 * 1024) /* larger bodies are refused: DBX_EREMOTE */
-#define DBX_HTTP_UUID_LEN 36
+/*
+ * The code a transport gives a body over DBX_HTTP_BODY_MAX. The same request
+ * would get the same answer, so the retry layer never resends it.
+ */
+#define DBX_HTTP_CODE_TOO_LARGE "ResponseTooLarge"
+#define DBX_HTTP_UUID_LEN	36
 
 struct dbx_http_request {
 	const char *method; /* "GET", "PATCH", "POST" */
@@ -60,7 +65,8 @@ void dbx_http_response_reset(struct dbx_http_response *resp);
  * One layer of the pipeline. send() returns DBX_OK when a complete HTTP
  * response arrived, whatever its status; a transport failure returns
  * DBX_EUNREACHABLE (connect, DNS, TLS), DBX_ETIMEDOUT (deadline passed) or
- * DBX_EREMOTE (reset mid-body, body over DBX_HTTP_BODY_MAX), with err filled.
+ * DBX_EREMOTE (reset mid-body; body over DBX_HTTP_BODY_MAX, with err->code
+ * DBX_HTTP_CODE_TOO_LARGE), with err filled.
  * resp must be zeroed or reset before the call.
  */
 struct dbx_transport {

@@ -123,10 +123,22 @@ class Errno(writes.WriteWorld):
 			self.assert_refused(p, "No route to host")
 			self.assertEqual(writes.patches(self.emu.requests()), [])
 			self.assert_unchanged(before, sub, rg, name)
-			self.assertTrue([b for b in oracle.parse_errors(writes.read(os.path.join(d, "errors")))
-					 if b.get("source") == "last-write"])
+			blocks = [b for b in oracle.parse_errors(writes.read(os.path.join(d, "errors")))
+				  if b.get("source") == "last-write"]
+			self.assertEqual(len(blocks), 1, blocks)
+			self.assertIn("key vault could not be reached", blocks[0]["remedy"], blocks[0])
 		finally:
 			mnt.stop()
+
+	def test_key_vault_dropping_connections_is_EIO_advised_as_the_vault(self):
+		"""The vault drops every connection: EIO, no PATCH, and the remedy
+		names the key vault, never ARM, which was not the one failing."""
+		self.emu.fault(service="keyvault", drop=True)
+		sub, rg, name, d = self.new_order("cm-system")
+		b, _ = self.failing_write(d, "Input/output error")
+		self.assertEqual(writes.patches(self.emu.requests()), [])
+		self.assertIn("key vault failed", b["remedy"], b)
+		self.assertNotIn("Resource Manager", b["remedy"], b)
 
 	def test_403_on_key_get_skips_the_check(self):
 		sub, rg, name, d = self.new_order("cm-system")

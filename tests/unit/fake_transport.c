@@ -45,6 +45,8 @@ static enum dbx_err fake_send(struct dbx_transport *self, const struct dbx_http_
 	}
 	if (r->transport_err) {
 		rc = dbx_error_set(err, r->transport_err, "fake transport failure");
+		if (err && r->transport_code)
+			snprintf(err->code, sizeof(err->code), "%s", r->transport_code);
 		return rc;
 	}
 	resp->status = r->status;

@@ -27,6 +27,7 @@ struct fake_reply {
 	const char *request_id;
 	const char *www_authenticate;
 	enum dbx_err transport_err; /* non-zero: fail the send like a dropped connection */
+	const char *transport_code; /* with transport_err: the err->code the transport sets */
 };
 
 struct fake_call {

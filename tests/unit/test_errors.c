@@ -830,6 +830,39 @@ static void test_file_shared_advice(void **state)
 	free(text);
 }
 
+/* A failure at the key's vault is advised as one: the remedy never blames ARM. */
+static void test_file_keyvault_advice(void **state)
+{
+	static const enum dbx_err kinds[] = {DBX_EREMOTE, DBX_EUNREACHABLE, DBX_ETIMEDOUT,
+					     DBX_ETHROTTLED, DBX_EACCES};
+	struct dbx_error we = {.service = DBX_SERVICE_KEYVAULT};
+	struct dbx_errors_input in = {
+	    .write_err = &we, .write_time = 1795867200, .write_target = "key_url"};
+	char *text;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		we.err = kinds[i];
+		snprintf(we.message, sizeof(we.message), "connection reset by kv.vault.azure.net");
+		text = render(&in);
+		assert_non_null(strstr(strstr(text, "remedy: "), "vault"));
+		assert_null(strstr(text, "Resource Manager"));
+		free(text);
+	}
+	/* The same failure at ARM keeps ARM's advice. */
+	we.service = DBX_SERVICE_ARM;
+	we.err = DBX_EREMOTE;
+	text = render(&in);
+	assert_non_null(strstr(text, "remedy: Azure Resource Manager failed"));
+	free(text);
+	/* A kind the vault table has no row for falls back to the write table. */
+	we.service = DBX_SERVICE_KEYVAULT;
+	we.err = DBX_ENOMEM;
+	text = render(&in);
+	assert_non_null(strstr(text, "remedy: The mount ran out of memory"));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -857,6 +890,7 @@ int main(void)
 	    cmocka_unit_test(test_file_last_write_by_time),
 	    cmocka_unit_test(test_file_preflight_note),
 	    cmocka_unit_test(test_file_shared_advice),
+	    cmocka_unit_test(test_file_keyvault_advice),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -272,6 +272,22 @@ static void test_get_resent_after_transport_errors(void **state)
 	teardown_f(f);
 }
 
+/* A body over the cap is not transient: the same GET would fetch it again. */
+static void test_oversized_body_not_resent(void **state)
+{
+	static const struct fake_reply script[] = {
+	    {.transport_err = DBX_EREMOTE, .transport_code = DBX_HTTP_CODE_TOO_LARGE},
+	    {.status = 200},
+	};
+	struct fixture *f = setup_with(script, N(script), NULL);
+
+	(void)state;
+	assert_int_equal(send_req(f, "GET", 0), DBX_EREMOTE);
+	assert_int_equal(f->fake.n_calls, 1);
+	assert_string_equal(f->err.code, DBX_HTTP_CODE_TOO_LARGE);
+	teardown_f(f);
+}
+
 static void test_max_retries(void **state)
 {
 	static const struct fake_reply all503[] = {
@@ -563,6 +579,7 @@ int main(void)
 	    cmocka_unit_test(test_patch_not_resent_after_eremote),
 	    cmocka_unit_test(test_patch_resent_after_429_and_unreachable),
 	    cmocka_unit_test(test_get_resent_after_transport_errors),
+	    cmocka_unit_test(test_oversized_body_not_resent),
 	    cmocka_unit_test(test_max_retries),
 	    cmocka_unit_test(test_max_delay_caps_backoff),
 	    cmocka_unit_test(test_deadline_stops_before_long_wait),
