@@ -1,0 +1,395 @@
+"""The numbers behind scripts/bench: databoxfs against its peers, in one run.
+
+Each scenario is measured on databoxfs and on a peer doing the same job in
+the same run, against the same emulator: the official Azure SDK for Python
+(tests/bench/sdk_peer.py, the script an admin writes) for the fleet jobs,
+and tmpfs for a cached read. The SDK talks to the real host names, so the
+whole bench runs in private network and mount namespaces (unshare) where
+those names resolve to the emulator on 127.0.0.1:443; the mount reaches the
+same emulator. Every Azure request is delayed LATENCY_MS. Each figure is
+the median of RUNS runs, with min and max beside it; the last columns give
+databoxfs / peer, the target from the issue tracker and whether it is met.
+Nothing here asserts: scripts/bench prints, scripts/test runs --quick so
+the bench cannot rot.
+
+  bench.py [--quick]
+"""
+
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+import harness  # noqa: E402
+import emutest  # noqa: E402 - harness put tests/emulator on the path
+
+LATENCY_MS = 20
+PEER = os.path.join(HERE, "sdk_peer.py")
+HOSTS = ["management.azure.com", "login.microsoftonline.com"]
+
+
+class Config:
+	def __init__(self, quick):
+		self.quick = quick
+		self.runs = 1 if quick else 3
+		self.orders = 100 if quick else 1000
+		self.page = 20
+		# The key change: the operation completes op_ms after the PATCH,
+		# however often it is polled; both sides poll at poll_s.
+		self.op_ms = 2000 if quick else 20000
+		self.poll_s = 1 if quick else 10
+		self.fanout_orders = 4 if quick else 10
+		self.fanout_threads = 8
+		self.reads = 300 if quick else 3000
+
+
+def outer(argv):
+	"""Re-run this script inside fresh network and mount namespaces."""
+	probe = subprocess.run(["unshare", "--net", "--mount", "true"], stderr=subprocess.PIPE)
+	if probe.returncode != 0:
+		print("bench: skipped, cannot create namespaces: %s" % probe.stderr.decode().strip())
+		return 77
+	cmd = ["unshare", "--net", "--mount", "--fork", "--kill-child", "--",
+	       "/usr/bin/python3", os.path.abspath(__file__), "--inside"] + argv
+	p = subprocess.Popen(cmd, start_new_session=True)
+	try:
+		return p.wait(timeout=3000)
+	except subprocess.TimeoutExpired:
+		os.killpg(p.pid, signal.SIGKILL)
+		p.wait()
+		print("bench: timed out")
+		return 1
+
+
+def setup_namespace(hosts):
+	subprocess.run(["/usr/sbin/ip", "link", "set", "lo", "up"], check=True)
+	fd, path = tempfile.mkstemp(prefix="dbxbench-hosts-")
+	with os.fdopen(fd, "w") as f:
+		f.write("127.0.0.1 localhost\n")
+		for h in hosts:
+			f.write("127.0.0.1 %s\n" % h)
+	subprocess.run(["mount", "--bind", path, "/etc/hosts"], check=True)
+
+
+class Bench:
+	def __init__(self, cfg):
+		self.cfg = cfg
+		self.rows = []
+		self.tmp = tempfile.mkdtemp(prefix="dbxbench-")
+		self.world = harness.gen_world(orders=cfg.orders, subscriptions=2, resource_groups=3,
+					       seed=1, page_size=cfg.page, demo=True)
+		hosts = HOSTS + [v["properties"]["vaultUri"].split("/")[2] for v in self.world["vaults"]]
+		setup_namespace(hosts)
+		self.emu = emutest.Emulator(harness.emulator_path(), world=self.world, port=443,
+					    extra_args=["--admin-port", "0", "--latency-ms", str(LATENCY_MS),
+							"--page-size", str(cfg.page)],
+					    directory=os.path.join(self.tmp, "emu"), log_file=True)
+		self.emu.start()
+		c = self.emu.client()
+		self.sdk_env = dict(os.environ, AZURE_TENANT_ID=c["tenant_id"], AZURE_CLIENT_ID=c["client_id"],
+				    AZURE_CLIENT_SECRET=c["client_secret"], REQUESTS_CA_BUNDLE=self.emu.cafile,
+				    PYTHONDONTWRITEBYTECODE="1")
+		for k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+			self.sdk_env.pop(k, None)
+		self.subs = [s["subscriptionId"] for s in self.world["subscriptions"]]
+
+	def close(self):
+		harness._cleanup_all()
+		self.emu.stop()
+		shutil.rmtree(self.tmp, ignore_errors=True)
+
+	# ---- measuring ----
+	def arm_requests(self):
+		return self.emu.counters()["by_service"].get("arm", 0)
+
+	def timed(self, fn):
+		"""(wall seconds, ARM requests) of fn()."""
+		self.emu.reset_counters()
+		t0 = time.monotonic()
+		fn()
+		return time.monotonic() - t0, self.arm_requests()
+
+	def sdk(self, *args):
+		p = subprocess.run(["/usr/bin/python3", PEER] + [str(a) for a in args], env=self.sdk_env,
+				   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
+		if p.returncode != 0:
+			raise SystemExit("sdk_peer %s failed: %s" % (args[0], p.stderr.decode()[-2000:]))
+
+	def row(self, job, ours, peer, unit, target, met, note=""):
+		self.rows.append((job, ours, peer, unit, target, met, note))
+
+	# ---- the scenarios ----
+	def pages(self):
+		"""The list pages of the world: per subscription, ceil(orders / page)."""
+		n = 0
+		for s in self.subs:
+			k = len([j for j in self.world["jobs"] if j["id"].split("/")[2] == s])
+			n += -(-k // self.cfg.page)
+		return n
+
+	def snapshot(self):
+		cold, repeat, paused, peer = [], [], [], []
+		for _ in range(self.cfg.runs):
+			mnt = None
+
+			def cold_tar():
+				nonlocal mnt
+				mnt = harness.Mount(self.emu, cache_ttl=2, timeout=120).start()
+				tar_all(mnt)
+			cold.append(self.timed(cold_tar))
+			repeat.append(self.timed(lambda: tar_all(mnt)))
+			time.sleep(2.5)  # past cache_ttl: every order is stale
+			paused.append(self.timed(lambda: tar_all(mnt)))
+			mnt.stop()
+			out = os.path.join(self.tmp, "sdk-snapshot")
+			peer.append(self.timed(lambda: self.sdk("snapshot", out, *self.subs)))
+			shutil.rmtree(out, ignore_errors=True)
+		budget = self.pages() + 1 + 2
+		c, p = med(cold, 0), med(peer, 0)
+		self.row("cold snapshot, %d orders: wall" % self.cfg.orders, spread(cold, 0), spread(peer, 0),
+			 "s", "<= 0.5x", c / p <= 0.5)
+		self.row("cold snapshot: ARM requests", spread(cold, 1), spread(peer, 1), "req",
+			 "<= %d" % budget, med(cold, 1) <= budget)
+		self.row("repeat snapshot at once: wall", spread(repeat, 0), spread(cold, 0), "s",
+			 "<= 1.2x cold", med(repeat, 0) <= 1.2 * c, "peer: the cold snapshot")
+		self.row("repeat snapshot: ARM requests", spread(repeat, 1), spread(cold, 1), "req",
+			 "<= cold", med(repeat, 1) <= med(cold, 1), "peer: the cold snapshot")
+		self.row("repeat snapshot after cache_ttl: wall", spread(paused, 0), spread(cold, 0), "s",
+			 "<= 1.2x cold", med(paused, 0) <= 1.2 * c, "peer: the cold snapshot")
+		self.row("repeat after cache_ttl: ARM requests", spread(paused, 1), spread(cold, 1), "req",
+			 "<= cold", med(paused, 1) <= med(cold, 1), "peer: the cold snapshot")
+
+	def cm_orders(self, n):
+		"""n orders of subscription 0 the key change can target: Microsoft managed,
+		with a system identity the vault grants, open for changes."""
+		sub = self.subs[0]
+		vault = [v for v in self.world["vaults"]
+			 if v["id"].split("/")[2] == sub and "nopurge" not in v["name"]][0]
+		tenant = self.world["subscriptions"][0]["tenantId"]
+		out = []
+		for i in range(n):
+			tpl = [j for j in self.world["jobs"] if j["id"].split("/")[2] == sub][0]
+			_, rg, _ = harness.split_job_id(tpl["id"])
+			name = "bench-%02d" % i
+			job = dict(tpl, name=name, id="/subscriptions/%s/resourceGroups/%s/providers/"
+				   "Microsoft.DataBox/jobs/%s" % (sub, rg, name))
+			pid = "00000000-0000-4000-8000-%012d" % (i + 1)
+			job["identity"] = {"type": "SystemAssigned", "principalId": pid, "tenantId": tenant}
+			props = dict(job["properties"])
+			props.pop("error", None)
+			details = dict(props["details"])
+			details["keyEncryptionKey"] = {"kekType": "MicrosoftManaged"}
+			props["details"] = details
+			job["properties"] = props
+			self.emu.admin("PUT", "/admin/jobs/%s/%s/%s" % (sub, rg, name), job)
+			self.emu.admin("POST", "/admin/jobs/%s/%s/%s/advance" % (sub, rg, name),
+				       {"status": "AtAzureDC"})
+			self.emu.admin("POST", "/admin/vaults/%s/policies" % vault["name"],
+				       {"objectId": pid, "tenantId": tenant,
+					"permissions": {"keys": ["get", "wrapKey", "unwrapKey"]}})
+			out.append((sub, rg, name))
+		host = vault["properties"]["vaultUri"].split("/")[2]
+		keys = ["https://%s/keys/%s" % (host, k) for k in ("dbx-key-3072", "dbx-key-2048")]
+		return out, vault["id"], keys
+
+	def operations(self, complete_after_ms):
+		st, _ = self.emu.admin_status("POST", "/admin/operations",
+					      {"complete_after_ms": complete_after_ms})
+		return st == 200
+
+	def keychange(self):
+		cfg = self.cfg
+		if not self.operations(cfg.op_ms):
+			self.row("key change", "-", "-", "s", "-", False,
+				 "skipped: the emulator has no POST /admin/operations")
+			return
+		orders, vault_id, keys = self.cm_orders(1)
+		sub, rg, name = orders[0]
+		mnt = harness.Mount(self.emu, cache_ttl=2, timeout=120,
+				    extra=("lro_poll=%s" % cfg.poll_s,)).start()
+		ours, peer, n = [], [], 0
+		try:
+			harness.cat(None, mnt.p(sub, rg, name, "key_url"))  # token and listing warm
+			for _ in range(cfg.runs):
+				n += 1
+				url = keys[n % 2]
+				ours.append(self.timed(lambda: echo(mnt.p(sub, rg, name, "key_url"), url)))
+				n += 1
+				url = keys[n % 2]
+				peer.append(self.timed(lambda: self.sdk("keychange", sub, rg, name, url, vault_id,
+									 cfg.poll_s)))
+		finally:
+			mnt.stop()
+			self.operations(None)
+		floor = cfg.op_ms / 1000 + LATENCY_MS / 1000
+		above = [(w - floor, r) for w, r in ours]
+		peer_above = [(w - floor, r) for w, r in peer]
+		self.row("key change (op %g s, poll %g s): wall" % (cfg.op_ms / 1000, cfg.poll_s),
+			 spread(ours, 0), spread(peer, 0), "s", "-", True)
+		self.row("key change: time above the floor", spread(above, 0), spread(peer_above, 0), "s",
+			 "<= 1/3x", med(above, 0) <= med(peer_above, 0) / 3)
+		self.row("key change: ARM requests", spread(ours, 1), spread(peer, 1), "req", "-", True)
+
+	def fanout(self):
+		cfg = self.cfg
+		if not self.operations(2000):
+			self.row("fan-out", "-", "-", "s", "-", False,
+				 "skipped: the emulator has no POST /admin/operations")
+			return
+		orders, vault_id, keys = self.cm_orders(cfg.fanout_orders)
+		mnt = harness.Mount(self.emu, cache_ttl=2, timeout=120, extra=("lro_poll=1",)).start()
+		ours, peer = [], []
+		try:
+			for i in range(cfg.runs):
+				url = keys[i % 2]
+				dirs = [mnt.p(*o) for o in orders]
+				ours.append(self.timed(lambda: xargs_echo(dirs, url, cfg.fanout_threads)))
+				url = keys[(i + 1) % 2]
+				paths = ["/".join(o) for o in orders]
+				peer.append(self.timed(lambda: self.sdk("fanout", cfg.fanout_threads, 1, url,
+									 vault_id, *paths)))
+		finally:
+			mnt.stop()
+			self.operations(None)
+		self.row("fan-out, %d orders, %d at a time: wall" % (cfg.fanout_orders, cfg.fanout_threads),
+			 spread(ours, 0), spread(peer, 0), "s", "<= 1x", med(ours, 0) <= med(peer, 0))
+
+	def cached_read(self):
+		sub, rg, name = harness.split_job_id(self.world["jobs"][0]["id"])
+		mnt = harness.Mount(self.emu, cache_ttl=30, timeout=120).start()
+		tmpfs = os.path.join(self.tmp, "tmpfs")
+		os.mkdir(tmpfs)
+		subprocess.run(["mount", "-t", "tmpfs", "tmpfs", tmpfs], check=True)
+		try:
+			ours_path = mnt.p(sub, rg, name, "key_url")
+			peer_path = os.path.join(tmpfs, "key_url")
+			with open(peer_path, "wb") as f:
+				f.write(read_once(ours_path))
+			ours = [read_p50_us(ours_path, self.cfg.reads) for _ in range(self.cfg.runs)]
+			peer = [read_p50_us(peer_path, self.cfg.reads) for _ in range(self.cfg.runs)]
+		finally:
+			mnt.stop()
+			subprocess.run(["umount", tmpfs])
+		o, p = statistics.median(ours), statistics.median(peer)
+		self.row("cached open+read+close: p50", spread1(ours), spread1(peer), "us", "<= 10x",
+			 o <= 10 * p, "peer: tmpfs")
+
+	def report(self):
+		print("databoxfs bench%s: %d orders (2 subscriptions, 3 resource groups, pages of %d), "
+		      "every Azure request delayed %d ms; median [min-max] of %d run(s)" %
+		      (" --quick" if self.cfg.quick else "", self.cfg.orders, self.cfg.page, LATENCY_MS,
+		       self.cfg.runs))
+		w = max(len(r[0]) for r in self.rows)
+		print("%-*s  %-24s %-24s %-5s %7s  %-13s %s" %
+		      (w, "job", "databoxfs", "peer", "unit", "ratio", "target", "met"))
+		for job, ours, peer, unit, target, met, note in self.rows:
+			ratio = "-"
+			if isinstance(ours, tuple) and isinstance(peer, tuple) and peer[0] > 0:
+				ratio = "%.2fx" % (ours[0] / peer[0])
+			print("%-*s  %-24s %-24s %-5s %7s  %-13s %s%s" %
+			      (w, job, fmt(ours), fmt(peer), unit, ratio, target,
+			       "yes" if met else "no", "  (%s)" % note if note else ""))
+
+
+# ---- helpers ----
+def tar_all(mnt):
+	# Through a pipe: GNU tar skips reading file data when the archive is
+	# /dev/null itself, and the point is to read every file.
+	p = harness.run(["bash", "-o", "pipefail", "-c", 'tar -cf - -C "$1" . | cat >/dev/null', "tar",
+			 mnt.path], timeout=600)
+	if p.returncode != 0:
+		raise SystemExit("tar failed: %s" % p.stderr)
+
+
+def echo(path, value):
+	p = harness.run(["sh", "-c", 'echo "$1" > "$2"', "echo", value, path], timeout=300)
+	if p.returncode != 0:
+		raise SystemExit("echo > %s failed: %s" % (path, p.stderr))
+
+
+def xargs_echo(dirs, value, threads):
+	p = subprocess.run(["xargs", "-0", "-P", str(threads), "-n", "1", "sh", "-c",
+			    'echo "$1" > "$0/key_url"', value],
+			   input="\0".join(dirs).encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+			   timeout=600)
+	if p.returncode != 0:
+		raise SystemExit("xargs echo failed: %s" % p.stderr.decode()[-2000:])
+
+
+def read_once(path):
+	fd = os.open(path, os.O_RDONLY)
+	try:
+		return os.read(fd, 65536)
+	finally:
+		os.close(fd)
+
+
+def read_p50_us(path, n):
+	times = []
+	for _ in range(n):
+		t0 = time.perf_counter_ns()
+		fd = os.open(path, os.O_RDONLY)
+		os.read(fd, 65536)
+		os.close(fd)
+		times.append((time.perf_counter_ns() - t0) / 1000)
+	return statistics.median(times)
+
+
+def med(samples, i):
+	return statistics.median(s[i] for s in samples)
+
+
+def spread(samples, i):
+	v = [s[i] for s in samples]
+	return (statistics.median(v), min(v), max(v))
+
+
+def spread1(values):
+	return (statistics.median(values), min(values), max(values))
+
+
+def fmt(x):
+	if not isinstance(x, tuple):
+		return str(x)
+	m, lo, hi = x
+	if all(float(v).is_integer() for v in x):
+		return "%d [%d-%d]" % (m, lo, hi)
+	return "%.2f [%.2f-%.2f]" % (m, lo, hi)
+
+
+def inside(argv):
+	cfg = Config("--quick" in argv)
+	b = Bench(cfg)
+	try:
+		b.snapshot()
+		b.keychange()
+		b.fanout()
+		b.cached_read()
+	finally:
+		b.close()
+	b.report()
+	return 0
+
+
+def main():
+	if not os.path.exists("/dev/fuse"):
+		print("bench: /dev/fuse is missing", file=sys.stderr)
+		return 77
+	argv = sys.argv[1:]
+	if argv and argv[0] == "--inside":
+		return inside(argv[1:])
+	bad = [a for a in argv if a != "--quick"]
+	if bad:
+		print(__doc__, file=sys.stderr)
+		return 2
+	return outer(argv)
+
+
+if __name__ == "__main__":
+	sys.exit(main())
