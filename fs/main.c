@@ -323,24 +323,34 @@ static int writer_interrupted(void *ctx)
 }
 
 /*
- * curl + retry on clock (co->clock too), or NULL with err filled. policy
- * NULL: the SDK default.
+ * curl + budget + retry on clock (co->clock too), or NULL with err filled.
+ * policy NULL: the SDK default. budget_scope: the ARM scope whose requests
+ * keep to ARM's request budget (docs/formats.md, "Reads"), or NULL for none.
  */
 static struct dbx_transport *new_stack(const struct dbx_curl_options *co,
 				       const struct dbx_retry_policy *policy,
-				       const struct dbx_clock *clock, struct dbx_error *err)
+				       const char *budget_scope, const struct dbx_clock *clock,
+				       struct dbx_error *err)
 {
-	struct dbx_transport *curl = dbx_http_curl_new(co, err);
-	struct dbx_transport *retry;
+	struct dbx_transport *t = dbx_http_curl_new(co, err);
+	struct dbx_transport *next;
 
-	if (!curl)
+	if (!t)
 		return NULL;
-	retry = dbx_http_retry_new(curl, policy, clock);
-	if (!retry) {
-		dbx_transport_destroy(curl);
-		dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	if (budget_scope) {
+		next = dbx_http_budget_new(t, budget_scope, NULL, clock);
+		if (!next)
+			goto nomem;
+		t = next;
 	}
-	return retry;
+	next = dbx_http_retry_new(t, policy, clock);
+	if (!next)
+		goto nomem;
+	return next;
+nomem:
+	dbx_transport_destroy(t);
+	dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	return NULL;
 }
 
 /*
@@ -512,14 +522,14 @@ static bool build_mount(const struct options *o, const struct settings *s,
 	co.connect_to = (const char *const *)o->connect_to;
 	co.verbose = o->debug;
 	co.clock = clock;
-	m->token_stack = new_stack(&co, &tpolicy, clock, err);
+	m->token_stack = new_stack(&co, &tpolicy, NULL, clock, err);
 	if (!m->token_stack)
 		return false;
 	m->cred = dbx_credential_new(o->credential ? o->credential : "auto", m->token_stack,
 				     s->cloud, dbx_env_process(), clock, err);
 	if (!m->cred)
 		return false;
-	arm_stack = new_stack(&co, NULL, clock, err);
+	arm_stack = new_stack(&co, NULL, s->cloud->arm_scope, clock, err);
 	if (!arm_stack)
 		return false;
 	m->auth = dbx_http_auth_new(arm_stack, m->cred, clock);

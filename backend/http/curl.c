@@ -241,6 +241,23 @@ static void clear_headers(struct dbx_http_response *r)
 	free(r->www_authenticate);
 	r->location = r->retry_after = r->retry_after_ms = r->request_id = r->www_authenticate =
 	    NULL;
+	r->ratelimit_known = false;
+	r->ratelimit_remaining = 0;
+}
+
+/* x-ms-ratelimit-remaining-*: keep the lowest value (blanks already trimmed). */
+static void note_ratelimit(struct dbx_http_response *r, const char *v, size_t vlen)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	for (i = 0; i < vlen && i < 12 && v[i] >= '0' && v[i] <= '9'; i++)
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	if (i == 0 || i != vlen)
+		return; /* not a plain count: ignored */
+	if (!r->ratelimit_known || n < r->ratelimit_remaining)
+		r->ratelimit_remaining = n;
+	r->ratelimit_known = true;
 }
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
@@ -281,6 +298,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
 		slot = &x->resp->request_id;
 	else if (IS("WWW-Authenticate"))
 		slot = &x->resp->www_authenticate;
+	else if (name_len > 25 && strncasecmp(data, "x-ms-ratelimit-remaining-", 25) == 0)
+		note_ratelimit(x->resp, v, vlen);
 #undef IS
 	if (slot && !set_header(slot, v, vlen)) {
 		x->oom = true;

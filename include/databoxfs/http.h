@@ -57,6 +57,9 @@ struct dbx_http_response {
 	char *request_id;	/* x-ms-request-id, or NULL */
 	char *www_authenticate; /* WWW-Authenticate, or NULL */
 	char client_request_id[DBX_HTTP_UUID_LEN + 1]; /* the x-ms-client-request-id we sent */
+	/* The lowest x-ms-ratelimit-remaining-* value of the answer, when it sent one. */
+	bool ratelimit_known;
+	uint64_t ratelimit_remaining;
 };
 
 void dbx_http_response_reset(struct dbx_http_response *resp);
@@ -101,6 +104,26 @@ struct dbx_retry_policy {
 	uint64_t base_delay_ms; /* default 800: delay n = base * 2^(n-1), jittered 80..120% */
 	uint64_t max_delay_ms;	/* default 60000 */
 };
+
+/*
+ * The request budget (backend/http/budget.c): ARM requests per subscription
+ * and kind, a token bucket kept under ARM's own throttling limits.
+ */
+struct dbx_budget_policy {
+	double read_burst, read_per_s;	 /* default 225, then 22.5 a second */
+	double write_burst, write_per_s; /* default 180, then 9 a second */
+	double reserve; /* default 25: left to other tools when ARM says the budget runs low */
+};
+
+/*
+ * Wrap inner (owned by the result) in the budget layer: requests whose scope
+ * is arm_scope wait for their subscription's budget; the rest pass through.
+ * A wait that would pass the request's deadline fails at once with
+ * DBX_ETHROTTLED. policy NULL: the defaults. NULL on ENOMEM.
+ */
+struct dbx_transport *dbx_http_budget_new(struct dbx_transport *inner, const char *arm_scope,
+					  const struct dbx_budget_policy *policy,
+					  const struct dbx_clock *clock);
 
 /* Wrap inner (owned by the result) in the retry layer. clock may be dbx_clock_system(). */
 struct dbx_transport *dbx_http_retry_new(struct dbx_transport *inner,

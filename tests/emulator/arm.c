@@ -1111,6 +1111,8 @@ void dbx_emu_arm_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu
 	rt = route_of(&c);
 	if (!arm_auth(e, q, r, &c))
 		goto out;
+	if (!dbx_emu_throttle(e, q, r, c.tok->client, c.sub))
+		goto out;
 	c.apiver = dbx_emu_arg(q, "api-version");
 	if (!c.apiver || !*c.apiver) {
 		dbx_emu_reply_error(

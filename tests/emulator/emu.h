@@ -96,6 +96,10 @@ struct dbx_emu {
 	atomic_bool stopping;
 
 	const char *state_dir;
+
+	/* ARM throttling (throttle.c): "principal|sub|r or w" -> [tokens, at] */
+	struct json_object *throttle_state;
+	long throttled; /* 429s answered for an empty bucket */
 };
 
 /* A request as the handlers see it. */
@@ -125,6 +129,7 @@ struct dbx_emu_reply {
 	char *hname[DBX_EMU_MAX_HEADERS];
 	char *hvalue[DBX_EMU_MAX_HEADERS];
 	bool drop;	     /* close the connection without a response */
+	bool ratelimit_set;  /* throttle.c sent the x-ms-ratelimit-remaining-* header */
 	bool secret_body;    /* the request body held secrets: do not log it */
 	char log_grant[64];  /* token requests: grant type, for the request log */
 	char log_scope[512]; /* token requests: scope / resource asked for */
@@ -238,6 +243,12 @@ DBX_EMU_MUST_CHECK int dbx_emu_job_advance(struct dbx_emu *e, struct json_object
 
 /* ---- service handlers (called with e->lock held) ---- */
 void dbx_emu_arm_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r);
+/*
+ * throttle.c: take a token of principal's bucket for sub (NULL: tenant
+ * level) when the world enforces throttling; false when empty (r is the 429).
+ */
+bool dbx_emu_throttle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		      const char *principal, const char *sub);
 void dbx_emu_kv_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r);
 void dbx_emu_entra_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r);
 void dbx_emu_imds_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r);

@@ -321,9 +321,12 @@ static void add_common_headers(struct dbx_emu_req *q, struct dbx_emu_reply *r)
 			dbx_emu_reply_header(r, "x-ms-correlation-request-id", "%s", g);
 		dbx_emu_reply_header(r, "x-ms-routing-request-id", "WESTUS:%ld:%s",
 				     (long)time(NULL), g);
-		dbx_emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-reads", "11999");
-		dbx_emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-global-reads",
-				     "16499");
+		if (!r->ratelimit_set) {
+			dbx_emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-reads",
+					     "11999");
+			dbx_emu_reply_header(
+			    r, "x-ms-ratelimit-remaining-subscription-global-reads", "16499");
+		}
 		dbx_emu_reply_header(r, "Cache-Control", "no-cache");
 		dbx_emu_reply_header(r, "Strict-Transport-Security",
 				     "max-age=31536000; includeSubDomains");

@@ -50,6 +50,10 @@ static enum dbx_err fake_send(struct dbx_transport *self, const struct dbx_http_
 		return rc;
 	}
 	resp->status = r->status;
+	if (r->ratelimit > 0) {
+		resp->ratelimit_known = true;
+		resp->ratelimit_remaining = (uint64_t)(r->ratelimit - 1);
+	}
 	resp->body = strdup(r->body ? r->body : "");
 	resp->body_len = strlen(resp->body);
 	resp->location = dup_or_null(r->location);

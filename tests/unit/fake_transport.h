@@ -28,6 +28,7 @@ struct fake_reply {
 	const char *www_authenticate;
 	enum dbx_err transport_err; /* non-zero: fail the send like a dropped connection */
 	const char *transport_code; /* with transport_err: the err->code the transport sets */
+	long ratelimit; /* > 0: x-ms-ratelimit-remaining-* says ratelimit - 1 are left */
 };
 
 struct fake_call {
