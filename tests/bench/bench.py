@@ -315,7 +315,7 @@ def echo(path, value):
 
 def xargs_echo(dirs, value, threads):
 	p = subprocess.run(["xargs", "-0", "-P", str(threads), "-n", "1", "sh", "-c",
-			    'echo "$1" > "$0/key_url"', value],
+			    'echo "$0" > "$1/key_url"', value],
 			   input="\0".join(dirs).encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
 			   timeout=600)
 	if p.returncode != 0:
