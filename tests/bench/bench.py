@@ -198,6 +198,16 @@ class Bench:
 		keys = ["https://%s/keys/%s" % (host, k) for k in ("dbx-key-3072", "dbx-key-2048")]
 		return out, vault["id"], keys
 
+	def check_keys(self, orders, url):
+		"""Every order holds url now, as the emulator stores it: a job that did
+		nothing would be no measurement."""
+		time.sleep(0.05)
+		for sub, rg, name in orders:
+			job = self.emu.admin("GET", "/admin/jobs/%s/%s/%s" % (sub, rg, name))
+			got = job["properties"]["details"].get("keyEncryptionKey", {}).get("kekUrl")
+			if got != url:
+				raise SystemExit("bench: %s holds key %s, not %s" % (name, got, url))
+
 	def operations(self, complete_after_ms):
 		st, _ = self.emu.admin_status("POST", "/admin/operations",
 					      {"complete_after_ms": complete_after_ms})
@@ -220,10 +230,12 @@ class Bench:
 				n += 1
 				url = keys[n % 2]
 				ours.append(self.timed(lambda: echo(mnt.p(sub, rg, name, "key_url"), url)))
+				self.check_keys(orders, url)
 				n += 1
 				url = keys[n % 2]
 				peer.append(self.timed(lambda: self.sdk("keychange", sub, rg, name, url, vault_id,
 									 cfg.poll_s)))
+				self.check_keys(orders, url)
 		finally:
 			mnt.stop()
 			self.operations(None)
@@ -246,14 +258,15 @@ class Bench:
 		mnt = harness.Mount(self.emu, cache_ttl=2, timeout=120, extra=("lro_poll=1",)).start()
 		ours, peer = [], []
 		try:
-			for i in range(cfg.runs):
-				url = keys[i % 2]
-				dirs = [mnt.p(*o) for o in orders]
-				ours.append(self.timed(lambda: xargs_echo(dirs, url, cfg.fanout_threads)))
-				url = keys[(i + 1) % 2]
-				paths = ["/".join(o) for o in orders]
-				peer.append(self.timed(lambda: self.sdk("fanout", cfg.fanout_threads, 1, url,
+			dirs = [mnt.p(*o) for o in orders]
+			paths = ["/".join(o) for o in orders]
+			for _ in range(cfg.runs):
+				# The mount sets one key, the peer the other: each run changes every order.
+				ours.append(self.timed(lambda: xargs_echo(dirs, keys[1], cfg.fanout_threads)))
+				self.check_keys(orders, keys[1])
+				peer.append(self.timed(lambda: self.sdk("fanout", cfg.fanout_threads, 1, keys[0],
 									 vault_id, *paths)))
+				self.check_keys(orders, keys[0])
 		finally:
 			mnt.stop()
 			self.operations(None)
