@@ -126,7 +126,8 @@ time_t dbx_fs_now(const struct dbx_fs *fs)
 	return dbx_cache_wall(fs->cache);
 }
 
-static pthread_mutex_t scratch_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Guards the parts of a mount made on first use: the scratch store, the writers' turns. */
+static pthread_mutex_t parts_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct dbx_scratch *dbx_fs_scratch(struct dbx_fs *fs)
 {
@@ -134,11 +135,11 @@ struct dbx_scratch *dbx_fs_scratch(struct dbx_fs *fs)
 
 	if (!fs || !fs->update)
 		return NULL;
-	pthread_mutex_lock(&scratch_lock);
+	pthread_mutex_lock(&parts_lock);
 	if (!fs->scratch)
 		fs->scratch = dbx_scratch_new();
 	s = fs->scratch;
-	pthread_mutex_unlock(&scratch_lock);
+	pthread_mutex_unlock(&parts_lock);
 	return s;
 }
 
@@ -636,6 +637,52 @@ bool dbx_fs_writer_pending(const struct dbx_fs_writer *w)
 	pending = !w->applied && !w->refused && w->len > 0;
 	pthread_mutex_unlock(&writer_lock);
 	return pending;
+}
+
+/* The writers' turns of the mount, created on first use (like the scratch store). */
+static struct dbx_admit *fs_admit(struct dbx_fs *fs)
+{
+	const struct dbx_update_config *u = fs->update;
+	const struct dbx_clock *clock = u->clock ? u->clock : u->arm ? dbx_arm_clock(u->arm) : NULL;
+	struct dbx_admit *a;
+
+	if (!clock)
+		return NULL;
+	pthread_mutex_lock(&parts_lock);
+	if (!fs->admit)
+		fs->admit = dbx_admit_new(clock);
+	a = fs->admit;
+	pthread_mutex_unlock(&parts_lock);
+	return a;
+}
+
+enum dbx_err dbx_fs_writer_admit(struct dbx_fs *fs, struct dbx_fs_writer *w, struct dbx_error *err)
+{
+	const struct dbx_update_config *u = fs->update;
+	struct dbx_admit *a = fs_admit(fs);
+	struct dbx_error e = {0};
+	enum dbx_err rc;
+
+	if (!a)
+		rc = dbx_error_set(&e, DBX_ENOMEM, "out of memory");
+	else
+		rc = dbx_admit_enter(a, &w->node, u->timeout_ms, u->interrupted, u->interrupted_ctx,
+				     &w->turn, &e);
+	if (rc == DBX_OK)
+		return DBX_OK;
+	e.err = rc;
+	dbx_cache_write_result(fs->cache, w->node.subscription, w->node.resource_group,
+			       w->node.order, dbx_attrs[w->node.attr].name, &e);
+	if (err)
+		*err = e;
+	return rc;
+}
+
+void dbx_fs_writer_leave(struct dbx_fs *fs, struct dbx_fs_writer *w)
+{
+	if (w->turn)
+		dbx_admit_leave(fs->admit, w->turn);
+	w->turn = NULL;
 }
 
 void dbx_fs_writer_close(struct dbx_fs_writer *w)
