@@ -81,7 +81,9 @@ DBX_MUST_CHECK enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, cha
  * lock, dbx_update_apply() sends it unless it is the current value. On
  * success the cache holds the order as ARM returned it and the order's
  * last-write error is cleared; on failure the cached order is untouched and
- * the error is kept as the order's last-write error (errors file).
+ * the error is kept as the order's last-write error (errors file). An
+ * ETIMEDOUT after the PATCH was sent ("may still land") is cleared by the
+ * first later read of the order that shows the change.
  * DBX_EACCES for a read-only file.
  */
 DBX_MUST_CHECK enum dbx_err dbx_fs_write(struct dbx_fs *fs, const char *path, const char *value,
