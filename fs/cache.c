@@ -13,7 +13,8 @@
  *
  * Writes: an order entry also carries a write lock (a flag and a condition
  * variable, so a waiting writer can notice Ctrl-C and the timeout), the
- * last-write error for the errors file, and put_seq, which lets a write's
+ * last-write error for the errors file (and, for a write that may still
+ * land, the check each refresh makes to clear it), and put_seq, which lets a write's
  * result win over a GET or a listing that was already in flight when the
  * write published it (the in-flight answer may predate the PATCH).
  */
@@ -74,6 +75,9 @@ struct entry {
 	time_t write_err_time;
 	char write_target[32];
 	time_t write_changed; /* the errors file gained or lost its last-write block */
+	/* The last-write error may still land: what asks a refresh whether it did. */
+	dbx_cache_landed_fn landed;
+	void *landed_ctx; /* malloc'd */
 };
 
 struct dbx_cache {
@@ -269,6 +273,28 @@ static bool same_fingerprint(const struct dbx_snap *old, const char *fp)
  * kept from the previous snapshot while every file renders the same, else
  * now. Lock held. DBX_ENOMEM frees order.
  */
+static void forget_landed(struct entry *e)
+{
+	free(e->landed_ctx);
+	e->landed_ctx = NULL;
+	e->landed = NULL;
+}
+
+/*
+ * e's order was just published: when its last-write error may still land
+ * and this state shows the change, the write did land and the error goes
+ * (dbx_cache_write_may_land). Lock held.
+ */
+static void settle_write(struct dbx_cache *c, struct entry *e)
+{
+	if (!e->landed || !e->has_write_err || !e->landed(e->snap->order, e->landed_ctx))
+		return;
+	e->has_write_err = false;
+	dbx_error_clear(&e->write_err);
+	e->write_changed = wall(c);
+	forget_landed(e);
+}
+
 static enum dbx_err publish_order(struct dbx_cache *c, struct entry *e, struct dbx_order *order)
 {
 	struct dbx_snap *s = calloc(1, sizeof(*s));
@@ -291,6 +317,7 @@ static enum dbx_err publish_order(struct dbx_cache *c, struct entry *e, struct d
 	e->fetched_ms = now_ms(c);
 	e->rc = DBX_OK;
 	dbx_error_clear(&e->err);
+	settle_write(c, e);
 	return DBX_OK;
 }
 
@@ -363,6 +390,7 @@ void dbx_cache_free(struct dbx_cache *c)
 
 			free_items(e->items, e->n_items);
 			snap_put(e->snap);
+			forget_landed(e);
 			free(e->key);
 			free(e);
 			e = next;
@@ -995,6 +1023,7 @@ void dbx_cache_write_result(struct dbx_cache *c, const char *subscription,
 	e = intern(c, subscription, resource_group, name);
 	if (!e)
 		goto out;
+	forget_landed(e);
 	if (!err) {
 		if (e->has_write_err)
 			e->write_changed = wall(c);
@@ -1009,4 +1038,26 @@ void dbx_cache_write_result(struct dbx_cache *c, const char *subscription,
 	snprintf(e->write_target, sizeof(e->write_target), "%s", target ? target : "");
 out:
 	pthread_mutex_unlock(&c->lock);
+}
+
+void dbx_cache_write_may_land(struct dbx_cache *c, const char *subscription,
+			      const char *resource_group, const char *name,
+			      dbx_cache_landed_fn landed, const void *ctx, size_t ctx_len)
+{
+	void *copy = malloc(ctx_len ? ctx_len : 1);
+	struct entry *e;
+
+	if (!copy)
+		return; /* the block stays until the next write: no worse than before */
+	memcpy(copy, ctx, ctx_len);
+	pthread_mutex_lock(&c->lock);
+	e = intern(c, subscription, resource_group, name);
+	if (e && e->has_write_err) {
+		forget_landed(e);
+		e->landed = landed;
+		e->landed_ctx = copy;
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(copy);
 }

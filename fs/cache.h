@@ -17,7 +17,8 @@
  *
  * Writes go through the cache too: a per-order write lock, the result of a
  * successful write published as the fresh state, and the order's last-write
- * error kept for the errors file until the next successful write.
+ * error kept for the errors file until the next successful write, or until
+ * a refresh shows that a write which timed out after its PATCH did land.
  *
  * Inode numbers: every subscription, resource group and order key (case
  * insensitive) is interned once to a number n for the life of the cache;
@@ -177,6 +178,23 @@ DBX_MUST_CHECK enum dbx_err dbx_cache_put_order(struct dbx_cache *c, const char 
 void dbx_cache_write_result(struct dbx_cache *c, const char *subscription,
 			    const char *resource_group, const char *name, const char *target,
 			    const struct dbx_error *err);
+
+/* Whether order shows the change of a write that may still land (ctx: that write's). */
+typedef bool (*dbx_cache_landed_fn)(const struct dbx_order *order, const void *ctx);
+
+/*
+ * The order's last-write error (just recorded) is a write that may still
+ * land: ETIMEDOUT after ARM took its PATCH. Every later refresh of the
+ * order (a GET, or a listing with details) asks landed(order, copy of
+ * ctx, ctx_len bytes) and clears that error when it answers true: the
+ * order shows the change, so the write did land. false keeps it. The
+ * check goes with the next dbx_cache_write_result() of the order. Called
+ * with the write lock held, after dbx_cache_write_result(); does nothing
+ * when there is no error to clear, or when out of memory.
+ */
+void dbx_cache_write_may_land(struct dbx_cache *c, const char *subscription,
+			      const char *resource_group, const char *name,
+			      dbx_cache_landed_fn landed, const void *ctx, size_t ctx_len);
 
 /* How many threads are waiting for a refresh another thread is making (for tests). */
 unsigned dbx_cache_waiters(struct dbx_cache *c);

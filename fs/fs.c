@@ -11,7 +11,10 @@
  * Writes: the writer (bottom of this file) turns the write(2)s of one open
  * into one value; apply_value() parses it with the row's store(), takes
  * the order's write lock and runs dbx_update_apply(), then publishes the
- * result in the cache or records the order's last-write error.
+ * result in the cache or records the order's last-write error; for a
+ * write that timed out after its PATCH was sent, with the check
+ * (shows_change) by which a later read clears that error once the order
+ * shows the change.
  *
  * Temporary files (scratch.h) show in order directories while they exist;
  * dbx_fs_rename() turns rename(temporary, attribute) into one such write.
@@ -20,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "databoxfs/json_scan.h"
@@ -126,7 +130,8 @@ time_t dbx_fs_now(const struct dbx_fs *fs)
 	return dbx_cache_wall(fs->cache);
 }
 
-static pthread_mutex_t scratch_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Guards the parts of a mount made on first use: the scratch store, the writers' turns. */
+static pthread_mutex_t parts_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct dbx_scratch *dbx_fs_scratch(struct dbx_fs *fs)
 {
@@ -134,11 +139,11 @@ struct dbx_scratch *dbx_fs_scratch(struct dbx_fs *fs)
 
 	if (!fs || !fs->update)
 		return NULL;
-	pthread_mutex_lock(&scratch_lock);
+	pthread_mutex_lock(&parts_lock);
 	if (!fs->scratch)
 		fs->scratch = dbx_scratch_new();
 	s = fs->scratch;
-	pthread_mutex_unlock(&scratch_lock);
+	pthread_mutex_unlock(&parts_lock);
 	return s;
 }
 
@@ -363,6 +368,35 @@ out:
 	return rc;
 }
 
+/*
+ * Whether order shows change (ctx): writing it now would send nothing, by
+ * the merge the write itself makes. A key the order does not have yet (its
+ * vault is then unknown) is not there.
+ */
+static bool shows_change(const struct dbx_order *order, const void *ctx)
+{
+	const struct dbx_encryption_change *change = ctx;
+	const char *vault_id = NULL;
+	struct dbx_order *want = NULL;
+	struct dbx_error ignored = {0};
+	unsigned what = 0;
+	bool shown;
+
+	if (!order || !order->has_details)
+		return false;
+	if (change->has_key_url && !change->key_url_null) {
+		if (order->kek_type != DBX_KEK_CUSTOMER || !order->kek_url ||
+		    strcasecmp(order->kek_url, change->key_url.url) != 0 || !order->kek_vault_id ||
+		    !*order->kek_vault_id)
+			return false;
+		vault_id = order->kek_vault_id;
+	}
+	shown = dbx_update_merge(order, change, vault_id, &want, &what, &ignored) == DBX_OK &&
+		what == 0;
+	dbx_order_free(want);
+	return shown;
+}
+
 /* Apply one whole value to node (an rw order file), as dbx_fs_write() says. */
 static enum dbx_err apply_value(struct dbx_fs *fs, const struct dbx_node *node, const char *value,
 				size_t len, struct dbx_error *err)
@@ -425,6 +459,10 @@ static enum dbx_err apply_value(struct dbx_fs *fs, const struct dbx_node *node, 
 		e.err = rc;
 	dbx_cache_write_result(fs->cache, node->subscription, node->resource_group, node->order,
 			       name, rc != DBX_OK || report.notes[0] ? &e : NULL);
+	/* Timed out after ARM took the PATCH: a later read that shows the change clears it. */
+	if (rc == DBX_ETIMEDOUT && report.patched)
+		dbx_cache_write_may_land(fs->cache, node->subscription, node->resource_group,
+					 node->order, shows_change, &w.change, sizeof(w.change));
 	if (locked)
 		dbx_cache_write_unlock(fs->cache, node->subscription, node->resource_group,
 				       node->order);
@@ -636,6 +674,52 @@ bool dbx_fs_writer_pending(const struct dbx_fs_writer *w)
 	pending = !w->applied && !w->refused && w->len > 0;
 	pthread_mutex_unlock(&writer_lock);
 	return pending;
+}
+
+/* The writers' turns of the mount, created on first use (like the scratch store). */
+static struct dbx_admit *fs_admit(struct dbx_fs *fs)
+{
+	const struct dbx_update_config *u = fs->update;
+	const struct dbx_clock *clock = u->clock ? u->clock : u->arm ? dbx_arm_clock(u->arm) : NULL;
+	struct dbx_admit *a;
+
+	if (!clock)
+		return NULL;
+	pthread_mutex_lock(&parts_lock);
+	if (!fs->admit)
+		fs->admit = dbx_admit_new(clock);
+	a = fs->admit;
+	pthread_mutex_unlock(&parts_lock);
+	return a;
+}
+
+enum dbx_err dbx_fs_writer_admit(struct dbx_fs *fs, struct dbx_fs_writer *w, struct dbx_error *err)
+{
+	const struct dbx_update_config *u = fs->update;
+	struct dbx_admit *a = fs_admit(fs);
+	struct dbx_error e = {0};
+	enum dbx_err rc;
+
+	if (!a)
+		rc = dbx_error_set(&e, DBX_ENOMEM, "out of memory");
+	else
+		rc = dbx_admit_enter(a, &w->node, u->timeout_ms, u->interrupted, u->interrupted_ctx,
+				     &w->turn, &e);
+	if (rc == DBX_OK)
+		return DBX_OK;
+	e.err = rc;
+	dbx_cache_write_result(fs->cache, w->node.subscription, w->node.resource_group,
+			       w->node.order, dbx_attrs[w->node.attr].name, &e);
+	if (err)
+		*err = e;
+	return rc;
+}
+
+void dbx_fs_writer_leave(struct dbx_fs *fs, struct dbx_fs_writer *w)
+{
+	if (w->turn)
+		dbx_admit_leave(fs->admit, w->turn);
+	w->turn = NULL;
 }
 
 void dbx_fs_writer_close(struct dbx_fs_writer *w)

@@ -19,6 +19,7 @@
 
 #include "databoxfs/err.h"
 #include "databoxfs/update.h"
+#include "admit.h"
 #include "cache.h"
 #include "scratch.h"
 #include "tree.h"
@@ -37,6 +38,11 @@ struct dbx_fs {
 	 * until the first one, then owned. See dbx_fs_scratch().
 	 */
 	struct dbx_scratch *scratch;
+	/*
+	 * Writers' turns per order (admit.h): NULL until the first writer
+	 * asks for one, then owned (dbx_admit_free).
+	 */
+	struct dbx_admit *admit;
 };
 
 /* The largest value one open may write (DBX_EFBIG past it). */
@@ -75,7 +81,9 @@ DBX_MUST_CHECK enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, cha
  * lock, dbx_update_apply() sends it unless it is the current value. On
  * success the cache holds the order as ARM returned it and the order's
  * last-write error is cleared; on failure the cached order is untouched and
- * the error is kept as the order's last-write error (errors file).
+ * the error is kept as the order's last-write error (errors file). An
+ * ETIMEDOUT after the PATCH was sent ("may still land") is cleared by the
+ * first later read of the order that shows the change.
  * DBX_EACCES for a read-only file.
  */
 DBX_MUST_CHECK enum dbx_err dbx_fs_write(struct dbx_fs *fs, const char *path, const char *value,
@@ -101,6 +109,7 @@ struct dbx_fs_writer {
 	bool applied; /* the value was applied (or refused): later writes are DBX_EINVAL */
 	bool
 	    refused; /* a write after some bytes was refused: nothing is applied until truncate 0 */
+	struct dbx_admit_turn *turn; /* the order's turn, from dbx_fs_writer_admit(), or NULL */
 };
 
 /*
@@ -134,7 +143,20 @@ DBX_MUST_CHECK enum dbx_err dbx_fs_writer_truncate(struct dbx_fs_writer *w, off_
 /* Whether a value is buffered and not applied yet. */
 bool dbx_fs_writer_pending(const struct dbx_fs_writer *w);
 
-/* Free the buffer (release). Does not apply anything. */
+/*
+ * Wait for the turn of w's order (admit.h): what an open for writing does
+ * before it returns, bounded by -o timeout and Ctrl-C. On failure
+ * (DBX_ETIMEDOUT: the order stayed busy with other writes; DBX_EINTR;
+ * DBX_ENOMEM) nothing was sent, and the error is also kept as the order's
+ * last-write error (errors file), as a write that could not start.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_fs_writer_admit(struct dbx_fs *fs, struct dbx_fs_writer *w,
+						struct dbx_error *err);
+
+/* Give up the order's turn, if w holds it (release), to the next writer waiting. */
+void dbx_fs_writer_leave(struct dbx_fs *fs, struct dbx_fs_writer *w);
+
+/* Free the buffer (release). Does not apply anything, nor give up the turn. */
 void dbx_fs_writer_close(struct dbx_fs_writer *w);
 
 /* UTC now on the mount's clock (the cache's): what temporary files' mtimes are set to. */

@@ -9,7 +9,9 @@
  * dbx_fs_writer collects and applies what an open writes, dbx_fs_truncate()
  * answers a truncate by path. Opening a read-only attribute for writing, or
  * truncating it, is DBX_EACCES even for root (docs/formats.md, "Writes").
- * Nothing here blocks but an apply, which fs.c bounds by -o timeout.
+ * An open for writing waits for its order's turn (admit.h), which it holds
+ * until release; readers never wait for one. Nothing else here blocks but
+ * an apply; fs.c bounds both by -o timeout.
  */
 #include <fcntl.h>
 #include <stdbool.h>
@@ -36,8 +38,9 @@ struct dbx_handle {
 	struct dbx_fs_writer w; /* the write side (fs.h) */
 };
 
-static void handle_free(struct dbx_handle *h)
+static void handle_free(struct dbx_fs *fs, struct dbx_handle *h)
 {
+	dbx_fs_writer_leave(fs, &h->w);
 	dbx_fs_writer_close(&h->w);
 	free(h->buf);
 	free(h);
@@ -92,6 +95,9 @@ static enum dbx_err open_attr(struct dbx_fs *fs, const char *path, int flags,
 		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
 	if (acc != O_RDONLY || (flags & O_TRUNC)) {
 		rc = dbx_fs_writer_open(fs, path, (flags & O_APPEND) != 0, &h->w, err);
+		/* Wait here for the order's turn, before the kernel queues this writer. */
+		if (rc == DBX_OK)
+			rc = dbx_fs_writer_admit(fs, &h->w, err);
 		h->writing = rc == DBX_OK;
 		/* O_RDWR reads what the file shows at open, like any reader. */
 		if (rc == DBX_OK && acc == O_RDWR && !(flags & O_TRUNC))
@@ -100,7 +106,7 @@ static enum dbx_err open_attr(struct dbx_fs *fs, const char *path, int flags,
 		rc = dbx_fs_open(fs, path, &h->buf, &h->len, err);
 	}
 	if (rc != DBX_OK) {
-		handle_free(h);
+		handle_free(fs, h);
 		return rc;
 	}
 	*out = h;
@@ -219,7 +225,7 @@ enum dbx_err dbx_handle_release(struct dbx_fs *fs, struct dbx_handle *h, struct 
 		return DBX_OK;
 	if (h->writing && dbx_fs_writer_pending(&h->w))
 		rc = dbx_fs_writer_flush(fs, &h->w, err);
-	handle_free(h);
+	handle_free(fs, h);
 	return rc;
 }
 

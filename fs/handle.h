@@ -34,8 +34,10 @@ struct dbx_handle;
  * every write append. An attribute: O_RDONLY renders it (dbx_fs_open);
  * O_WRONLY, O_RDWR or O_TRUNC start a writer (dbx_fs_writer_open: DBX_EACCES
  * for a read-only file even for root, DBX_EROFS on a mount that does not
- * write), and O_RDWR without O_TRUNC renders it too. On success *h is the
- * new handle (free it with dbx_handle_release), else NULL.
+ * write), then wait for the order's turn (dbx_fs_writer_admit: DBX_ETIMEDOUT
+ * when it does not come within -o timeout, nothing sent), held until
+ * release; O_RDWR without O_TRUNC renders it too. On success *h is the new
+ * handle (free it with dbx_handle_release), else NULL.
  */
 DBX_MUST_CHECK enum dbx_err dbx_handle_open(struct dbx_fs *fs, const char *path, int flags,
 					    struct dbx_handle **h, struct dbx_error *err);
@@ -94,7 +96,8 @@ DBX_MUST_CHECK enum dbx_err dbx_handle_truncate(struct dbx_fs *fs, struct dbx_ha
 /*
  * release: free h (NULL is fine). A value still pending is applied first
  * (flush normally applied it already); the result is returned, and since
- * release(2) reports to nobody, the caller can only log it.
+ * release(2) reports to nobody, the caller can only log it. A writer's
+ * turn then passes to the next writer waiting for the order.
  */
 DBX_MUST_CHECK enum dbx_err dbx_handle_release(struct dbx_fs *fs, struct dbx_handle *h,
 					       struct dbx_error *err);

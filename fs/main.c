@@ -41,6 +41,16 @@
 
 #define DEFAULT_API_VERSION "2025-07-01"
 
+/*
+ * libfuse's multithreaded loop starts worker threads as requests come, up
+ * to max_threads (libfuse 3.14 defaults to 10). Writers waiting at open
+ * for their order's turn each hold one (admit.h: at most
+ * DBX_ADMIT_WAIT_MAX of them); the rest serve readers, the writers whose
+ * turn it is and the releases that pass turns on, so none of those queues
+ * in the kernel behind the waiting writers.
+ */
+#define DBX_FUSE_MAX_THREADS (DBX_ADMIT_WAIT_MAX + 32)
+
 struct options {
 	char *subscription;
 	char *cloud;
@@ -434,6 +444,7 @@ static bool check_options(const struct options *o, struct fuse_args *args, const
 			  struct settings *s)
 {
 	long long ttl_ms, timeout_ms, lro_ms;
+	char threads[32];
 
 	if (o->mountpoints < 1 || o->mountpoints > 2) {
 		fprintf(stderr, "databoxfs: %s\n",
@@ -487,6 +498,10 @@ static bool check_options(const struct options *o, struct fuse_args *args, const
 		if (!s->subs)
 			return false;
 	}
+	/* First, so that a max_threads= of the user's own, which libfuse reads later, wins. */
+	snprintf(threads, sizeof(threads), "-omax_threads=%d", DBX_FUSE_MAX_THREADS);
+	if (fuse_opt_insert_arg(args, 1, threads) != 0)
+		return false;
 	return fuse_opt_add_arg(args, "-odefault_permissions,fsname=databoxfs,subtype=databoxfs") ==
 	       0;
 }
@@ -574,6 +589,7 @@ nomem:
 /* Tear down what build_mount() built (any part of it), the last built first. */
 static void mount_free(struct mount *m)
 {
+	dbx_admit_free(m->fs.admit);
 	dbx_scratch_free(m->fs.scratch);
 	dbx_cache_free(m->cache);
 	dbx_keyvault_free(m->kv);

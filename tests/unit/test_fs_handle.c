@@ -5,10 +5,13 @@
  * and Key Vault that records every request). Each test is what a program
  * on the mount sees: what read returns, which errno a call fails with
  * (through dbx_errno(), the one mapping ops.c uses) and how many PATCHes
- * reached ARM.
+ * reached ARM. Writers take turns per order at open (fs/admit.c): the
+ * tests of that wait run other writers in threads and wait on the turn's
+ * own counters, with a bound reached only when the code is wrong.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -20,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "admit.h"
 #include "fs.h"
 #include "handle.h"
 #include "ops.h"
@@ -32,6 +36,7 @@
 
 static void done(struct env *env)
 {
+	dbx_admit_free(env->fs.admit);
 	dbx_scratch_free(env->fs.scratch);
 	env_free(env);
 }
@@ -387,6 +392,225 @@ static void test_read_only_mount(void **state)
 	done(env);
 }
 
+/* ---- writers' turns (admit.h) ---- */
+
+/* Spin (1 ms naps, bounded) until n writers wait for a turn. */
+static void wait_waiting(struct env *env, unsigned n)
+{
+	struct timespec tick = {0, 1000000};
+	int spins = 0;
+
+	while ((!env->fs.admit || dbx_admit_waiting(env->fs.admit) < n) &&
+	       spins++ < WAIT_BOUND_S * 1000)
+		nanosleep(&tick, NULL);
+	assert_non_null(env->fs.admit);
+	assert_int_equal(dbx_admit_waiting(env->fs.admit), n);
+}
+
+/*
+ * A second writer of an order waits at open while the first holds the
+ * order's turn, here until -o timeout: ETIMEDOUT from open, nothing sent,
+ * errors saying the order was busy. Readers meanwhile open at once. The
+ * first writer's write goes on (and its success clears that block); once
+ * it is released the turn is free at once.
+ */
+static void test_writer_waits_for_turn_at_open(void **state)
+{
+	struct env *env = env_new(KEY0);
+	struct dbx_error err = {0};
+	struct dbx_handle *h1, *h2 = NULL;
+	uint64_t t0;
+	char *errors;
+
+	(void)state;
+	h1 = open_ok(env, KEY_URL, O_WRONLY | O_TRUNC);
+	/* One thread: nobody could hand the turn over, so let waits jump to their deadline. */
+	env->fc.real_waits = false;
+	t0 = env->fc.now;
+	assert_int_equal(
+	    dbx_handle_open(&env->fs, ORDER1 "/encryption_type", O_WRONLY | O_TRUNC, &h2, &err),
+	    DBX_ETIMEDOUT);
+	assert_null(h2);
+	assert_int_equal(dbx_errno(err.err), ETIMEDOUT);
+	assert_non_null(strstr(err.message, "busy with another write"));
+	assert_true(env->fc.now - t0 >= env->uc.timeout_ms);
+	assert_true(env->fc.now - t0 <= env->uc.timeout_ms + 100);
+	assert_int_equal(n_calls(env), 0);
+	errors = cat(env, ORDER1 "/errors");
+	assert_non_null(strstr(errors, "source: last-write"));
+	assert_non_null(strstr(errors, "busy with another write"));
+	assert_non_null(strstr(errors, "nothing was sent"));
+	free(errors);
+	/* Another order's writer has its own turn. */
+	h2 = open_ok(env, ORDER2 "/key_url", O_WRONLY);
+	release_ok(env, h2);
+	/* Readers never wait for a turn; the holder writes as usual. */
+	t0 = env->fc.now;
+	assert_reads(env, KEY_URL, KEY0 "\n");
+	assert_reads(env, ORDER1 "/encryption_type", "CustomerManaged\n");
+	assert_int_equal(env->fc.now, t0);
+	write_ok(env, h1, KEY1 "\n", 0);
+	assert_int_equal(env->w.patches, 1);
+	errors = cat(env, ORDER1 "/errors");
+	assert_null(strstr(errors, "busy"));
+	free(errors);
+	release_ok(env, h1);
+	/* Released: the next writer is admitted without waiting. */
+	t0 = env->fc.now;
+	h2 = open_ok(env, ORDER1 "/encryption_type", O_WRONLY | O_TRUNC);
+	assert_int_equal(env->fc.now, t0);
+	release_ok(env, h2);
+	assert_int_equal(dbx_admit_waiting(env->fs.admit), 0);
+	done(env);
+}
+
+struct opener {
+	struct env *env;
+	const char *path;
+	enum dbx_err rc;
+	int turn; /* the order in which the openers got the turn, from 1 */
+};
+
+static pthread_mutex_t turn_lock = PTHREAD_MUTEX_INITIALIZER;
+static int turns_taken;
+
+/* open for writing, note when the turn came, release at once. */
+static void *opener_thread(void *p)
+{
+	struct opener *o = p;
+	struct dbx_error err = {0};
+	struct dbx_handle *h = NULL;
+
+	o->rc = dbx_handle_open(&o->env->fs, o->path, O_WRONLY | O_TRUNC, &h, &err);
+	if (o->rc != DBX_OK)
+		return NULL;
+	pthread_mutex_lock(&turn_lock);
+	o->turn = ++turns_taken;
+	pthread_mutex_unlock(&turn_lock);
+	if (dbx_handle_release(&o->env->fs, h, &err) != DBX_OK)
+		o->rc = err.err;
+	return NULL;
+}
+
+/* Waiting writers get the turn in the order they asked for it, one at a time. */
+static void test_turns_first_come_first_served(void **state)
+{
+	struct env *env = env_new(KEY0);
+	struct opener b = {env, KEY_URL, DBX_EINVAL, 0};
+	struct opener c = {env, ORDER1 "/identity", DBX_EINVAL, 0};
+	struct dbx_handle *h1;
+	pthread_t tb, tc;
+
+	(void)state;
+	turns_taken = 0;
+	h1 = open_ok(env, ORDER1 "/encryption_type", O_WRONLY);
+	assert_int_equal(pthread_create(&tb, NULL, opener_thread, &b), 0);
+	wait_waiting(env, 1);
+	assert_int_equal(pthread_create(&tc, NULL, opener_thread, &c), 0);
+	wait_waiting(env, 2);
+	assert_int_equal(turns_taken, 0);
+	release_ok(env, h1);
+	pthread_join(tb, NULL);
+	pthread_join(tc, NULL);
+	assert_int_equal(b.rc, DBX_OK);
+	assert_int_equal(c.rc, DBX_OK);
+	assert_int_equal(b.turn, 1);
+	assert_int_equal(c.turn, 2);
+	assert_int_equal(dbx_admit_waiting(env->fs.admit), 0);
+	assert_int_equal(n_calls(env), 0);
+	done(env);
+}
+
+/* Ctrl-C on a writer waiting for its turn: EINTR from open, nothing sent. */
+static void test_waiting_writer_interrupted(void **state)
+{
+	struct env *env = env_new(KEY0);
+	struct opener b = {env, KEY_URL, DBX_OK, 0};
+	struct dbx_handle *h1;
+	pthread_t tb;
+
+	(void)state;
+	h1 = open_ok(env, ORDER1 "/encryption_type", O_WRONLY);
+	assert_int_equal(pthread_create(&tb, NULL, opener_thread, &b), 0);
+	wait_waiting(env, 1);
+	interrupt_flag = 1;
+	pthread_join(tb, NULL);
+	interrupt_flag = 0;
+	assert_int_equal(b.rc, DBX_EINTR);
+	assert_int_equal(dbx_admit_waiting(env->fs.admit), 0);
+	release_ok(env, h1);
+	assert_int_equal(n_calls(env), 0);
+	done(env);
+}
+
+struct raw_waiter {
+	struct dbx_admit *a;
+	struct dbx_node node;
+	enum dbx_err rc;
+};
+
+static void *raw_waiter_thread(void *p)
+{
+	struct raw_waiter *w = p;
+	struct dbx_admit_turn *turn = NULL;
+	struct dbx_error err = {0};
+
+	w->rc = dbx_admit_enter(w->a, &w->node, 60000, NULL, NULL, &turn, &err);
+	dbx_admit_leave(w->a, turn);
+	return NULL;
+}
+
+/*
+ * At most DBX_ADMIT_WAIT_MAX writers wait at once (each holds a FUSE
+ * thread): one more fails at once with ETIMEDOUT; a writer of a free order
+ * still gets its turn.
+ */
+static void test_waiting_writers_capped(void **state)
+{
+	struct fake_clock fc;
+	struct dbx_admit *a;
+	struct raw_waiter w[DBX_ADMIT_WAIT_MAX];
+	struct dbx_admit_turn *held = NULL, *other = NULL, *extra = NULL;
+	struct dbx_node x = {
+	    .kind = DBX_NODE_ORDER_FILE, .subscription = "S", .resource_group = "rg"};
+	struct dbx_node y = x;
+	struct dbx_error err = {0};
+	struct timespec tick = {0, 1000000};
+	pthread_t t[DBX_ADMIT_WAIT_MAX];
+	int spins = 0;
+
+	(void)state;
+	fake_clock_init(&fc, 1000);
+	fc.real_waits = true;
+	a = dbx_admit_new(&fc.clock);
+	assert_non_null(a);
+	snprintf(x.order, sizeof(x.order), "order1");
+	snprintf(y.order, sizeof(y.order), "order2");
+	assert_int_equal(dbx_admit_enter(a, &x, 60000, NULL, NULL, &held, &err), DBX_OK);
+	for (int i = 0; i < DBX_ADMIT_WAIT_MAX; i++) {
+		w[i] = (struct raw_waiter){a, x, DBX_EINVAL};
+		/* Names differ only in case: the same order, as ARM sees it. */
+		if (i % 2)
+			snprintf(w[i].node.order, sizeof(w[i].node.order), "ORDER1");
+		assert_int_equal(pthread_create(&t[i], NULL, raw_waiter_thread, &w[i]), 0);
+	}
+	while (dbx_admit_waiting(a) < DBX_ADMIT_WAIT_MAX && spins++ < WAIT_BOUND_S * 1000)
+		nanosleep(&tick, NULL);
+	assert_int_equal(dbx_admit_waiting(a), DBX_ADMIT_WAIT_MAX);
+	assert_int_equal(dbx_admit_enter(a, &x, 60000, NULL, NULL, &extra, &err), DBX_ETIMEDOUT);
+	assert_null(extra);
+	assert_non_null(strstr(err.message, "already wait"));
+	assert_int_equal(dbx_admit_enter(a, &y, 60000, NULL, NULL, &other, &err), DBX_OK);
+	dbx_admit_leave(a, other);
+	dbx_admit_leave(a, held);
+	for (int i = 0; i < DBX_ADMIT_WAIT_MAX; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(w[i].rc, DBX_OK);
+	}
+	assert_int_equal(dbx_admit_waiting(a), 0);
+	dbx_admit_free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -399,6 +623,10 @@ int main(void)
 	    cmocka_unit_test(test_rename_errnos),
 	    cmocka_unit_test(test_temp_metadata),
 	    cmocka_unit_test(test_read_only_mount),
+	    cmocka_unit_test(test_writer_waits_for_turn_at_open),
+	    cmocka_unit_test(test_turns_first_come_first_served),
+	    cmocka_unit_test(test_waiting_writer_interrupted),
+	    cmocka_unit_test(test_waiting_writers_capped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -848,6 +848,132 @@ static void test_concurrent_flush_applies_once(void **state)
 	env_free(env);
 }
 
+/* ---- a write that may still land (ETIMEDOUT after ARM took its PATCH) ---- */
+
+#define OP_URL                                                                                     \
+	"https://management.azure.com/subscriptions/" SUB                                          \
+	"/providers/Microsoft.DataBox/locations/westus/operationResults/"                          \
+	"1202b0df-bc5a-4975-b1fd-1401ce6acae9?api-version=2025-07-01"
+
+static enum dbx_err (*world_send)(struct dbx_transport *self, const struct dbx_http_request *req,
+				  struct dbx_http_response *resp, struct dbx_error *err);
+
+/*
+ * The world, except that ARM accepts a PATCH (202 + Location) without
+ * applying it and its operation answers 202 for ever: the write runs into
+ * -o timeout after the PATCH was taken. Whether it lands is up to the test.
+ */
+static enum dbx_err slow_operation_send(struct dbx_transport *self,
+					const struct dbx_http_request *req,
+					struct dbx_http_response *resp, struct dbx_error *err)
+{
+	struct world *w = (struct world *)self;
+	bool patch = strcmp(req->method, "PATCH") == 0;
+
+	if (!patch && !strstr(req->url, "/operationResults/"))
+		return world_send(self, req, resp, err);
+	dbx_uuid4(resp->client_request_id);
+	pthread_mutex_lock(&w->lock);
+	if (patch)
+		w->patches++;
+	pthread_mutex_unlock(&w->lock);
+	resp->status = 202;
+	resp->body = strdup("");
+	resp->body_len = 0;
+	resp->location = strdup(OP_URL);
+	resp->request_id = strdup("req-0202");
+	assert_non_null(resp->body);
+	assert_non_null(resp->location);
+	return DBX_OK;
+}
+
+/* The errors file of order1 has a last-write block that says it may still land. */
+static bool may_land_shown(struct env *env)
+{
+	char *errors = cat(env, ORDER1 "/errors");
+	bool shown = strstr(errors, "source: last-write") && strstr(errors, "may still be applied");
+
+	free(errors);
+	return shown;
+}
+
+/* Move past the cache TTL, so the next read asks ARM again. */
+static void age(struct env *env)
+{
+	env->fc.now += 3000;
+}
+
+/*
+ * echo KEY1 > key_url runs into the timeout after ARM took the PATCH:
+ * ETIMEDOUT, errors says it may still land. A later read that shows the
+ * order without the change keeps that block; the first read that shows
+ * the change (the order read fresh, as any reader does) clears it.
+ */
+static void test_may_land_cleared_by_read_showing_change(void **state)
+{
+	struct env *env = env_new(KEY0);
+	time_t before;
+
+	(void)state;
+	world_send = env->w.base.send;
+	env->w.base.send = slow_operation_send;
+	assert_int_equal(shell_write(env, ORDER1 "/key_url", KEY1 "\n"), ETIMEDOUT);
+	env->w.base.send = world_send;
+	assert_int_equal(env->w.patches, 1);
+	assert_true(may_land_shown(env));
+
+	/* Not there (yet): read fresh, the block stays. */
+	age(env);
+	assert_cat(env, ORDER1 "/key_url", KEY0 "\n");
+	assert_true(may_land_shown(env));
+
+	/* It lands; the next fresh read shows it and the block goes, moving errors' mtime. */
+	pthread_mutex_lock(&env->w.lock);
+	snprintf(env->w.jobs[0].kek_url, sizeof(env->w.jobs[0].kek_url), "%s", KEY1);
+	env->w.jobs[0].version++;
+	pthread_mutex_unlock(&env->w.lock);
+	before = mtime_of(env, ORDER1 "/errors");
+	wall_now += 10;
+	age(env);
+	assert_cat(env, ORDER1 "/key_url", KEY1 "\n");
+	assert_false(may_land_shown(env));
+	assert_cat(env, ORDER1 "/errors", "");
+	assert_true(mtime_of(env, ORDER1 "/errors") > before);
+	/* Nothing was sent to get there. */
+	assert_int_equal(env->w.patches, 1);
+	env_free(env);
+}
+
+/*
+ * The check belongs to that write only: a later write's error replaces it,
+ * and a read that then shows the first change does not clear the newer
+ * block. A write that failed without sending anything is never cleared.
+ */
+static void test_may_land_check_goes_with_next_write(void **state)
+{
+	struct env *env = env_new(KEY0);
+	char *errors;
+
+	(void)state;
+	world_send = env->w.base.send;
+	env->w.base.send = slow_operation_send;
+	assert_int_equal(shell_write(env, ORDER1 "/key_url", KEY1 "\n"), ETIMEDOUT);
+	env->w.base.send = world_send;
+	/* Refused locally: its own block replaces the one that may still land. */
+	assert_int_equal(shell_write(env, ORDER1 "/key_url", SPEC_URL "\n"), EINVAL);
+	pthread_mutex_lock(&env->w.lock);
+	snprintf(env->w.jobs[0].kek_url, sizeof(env->w.jobs[0].kek_url), "%s", KEY1);
+	env->w.jobs[0].version++;
+	pthread_mutex_unlock(&env->w.lock);
+	age(env);
+	assert_cat(env, ORDER1 "/key_url", KEY1 "\n");
+	errors = cat(env, ORDER1 "/errors");
+	assert_non_null(strstr(errors, "source: last-write"));
+	assert_null(strstr(errors, "may still be applied"));
+	free(errors);
+	env_free(env);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -874,6 +1000,8 @@ int main(void)
 	    cmocka_unit_test(test_inflight_read_loses_to_write),
 	    cmocka_unit_test(test_refused_write_never_applies_prefix),
 	    cmocka_unit_test(test_concurrent_flush_applies_once),
+	    cmocka_unit_test(test_may_land_cleared_by_read_showing_change),
+	    cmocka_unit_test(test_may_land_check_goes_with_next_write),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
