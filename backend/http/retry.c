@@ -12,9 +12,21 @@
  * never resent: the same request gets the same answer. Everything is bounded by the
  * request's deadline: when the next wait would pass it, the last outcome is
  * returned as it is. The clock is injected, so tests never sleep.
+ *
+ * A host whose retries all failed at the transport (refused, unreachable,
+ * dropped) is remembered as down for DBX_HTTP_DOWN_MS: requests to it fail
+ * at once with that failure instead of retrying again. One system call is
+ * often several FUSE requests (a lookup, an open, a read) and each used to
+ * spend the whole timeout on the same dead host; now the first does and
+ * the rest answer at once (docs/formats.md, "Reads"). A dropped PATCH does
+ * not count (one lost answer says little of the host, and the write reads
+ * the order right after it); the first answer from the host forgets it.
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "databoxfs/http.h"
@@ -24,11 +36,24 @@
 #define DEFAULT_BASE_DELAY_MS 800
 #define DEFAULT_MAX_DELAY_MS  60000
 
+#define HOST_MAX 256
+#define DOWN_MAX 8 /* hosts remembered as down at once: ARM, a few vaults, Entra */
+
+/* A host that just failed at the transport. */
+struct down_host {
+	char host[HOST_MAX]; /* "" : free */
+	uint64_t until_ms;   /* forgotten then */
+	uint64_t since_ms;   /* when the failure was seen */
+	struct dbx_error err;
+};
+
 struct retry_transport {
 	struct dbx_transport base;
 	struct dbx_transport *inner;
 	struct dbx_retry_policy policy;
 	const struct dbx_clock *clock;
+	pthread_mutex_t lock; /* guards down */
+	struct down_host down[DOWN_MAX];
 };
 
 static const struct dbx_retry_policy default_policy = {
@@ -173,16 +198,124 @@ static int url_loggable_len(const char *url)
 	return (int)strcspn(url, "?#");
 }
 
+/* The host[:port] of an absolute URL, lower-cased, into out ("" when there is none). */
+static void host_of(const char *url, char out[HOST_MAX])
+{
+	const char *p = strstr(url, "://");
+	size_t n;
+
+	p = p ? p + 3 : url;
+	n = strcspn(p, "/?#");
+	if (n >= HOST_MAX)
+		n = 0;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (char)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] - 'A' + 'a' : p[i]);
+	out[n] = '\0';
+}
+
+/* Is host down? Then *err is its failure, noted as not tried again. */
+static bool host_down(struct retry_transport *rt, const char *host, struct dbx_error *err,
+		      enum dbx_err *rc)
+{
+	uint64_t now = dbx_clock_now_ms(rt->clock);
+	bool down = false;
+
+	pthread_mutex_lock(&rt->lock);
+	for (size_t i = 0; i < DOWN_MAX; i++) {
+		struct down_host *d = &rt->down[i];
+
+		if (!d->host[0] || strcmp(d->host, host) != 0)
+			continue;
+		if (now >= d->until_ms) {
+			d->host[0] = '\0';
+			break;
+		}
+		*err = d->err;
+		*rc = d->err.err;
+		snprintf(err->message, sizeof(err->message),
+			 "%.900s (%llu ms ago; not tried again yet)", d->err.message,
+			 (unsigned long long)(now - d->since_ms));
+		down = true;
+		break;
+	}
+	pthread_mutex_unlock(&rt->lock);
+	return down;
+}
+
+/* Remember host as down after err (rc), or forget it after an answer (rc DBX_OK). */
+static void note_host(struct retry_transport *rt, const char *host, enum dbx_err rc,
+		      const struct dbx_error *err)
+{
+	uint64_t now = dbx_clock_now_ms(rt->clock);
+	struct down_host *slot = NULL;
+
+	pthread_mutex_lock(&rt->lock);
+	for (size_t i = 0; i < DOWN_MAX; i++) {
+		struct down_host *d = &rt->down[i];
+
+		if (d->host[0] && strcmp(d->host, host) == 0)
+			slot = d;
+		else if (!slot && (!d->host[0] || now >= d->until_ms))
+			slot = d;
+	}
+	if (rc == DBX_OK) {
+		if (slot && strcmp(slot->host, host) == 0)
+			slot->host[0] = '\0';
+	} else if (slot) {
+		snprintf(slot->host, sizeof(slot->host), "%s", host);
+		slot->since_ms = now;
+		slot->until_ms = now + DBX_HTTP_DOWN_MS;
+		slot->err = *err;
+		slot->err.err = rc;
+	}
+	pthread_mutex_unlock(&rt->lock);
+}
+
+/*
+ * A final failure that says the host cannot be reached now: refused, or
+ * dropped on every try. A timeout does not: a slow host is not a dead one,
+ * and a request often times out because its system call's deadline came.
+ */
+static bool says_host_down(const struct dbx_http_request *req, enum dbx_err rc,
+			   const struct dbx_error *err)
+{
+	if (rc != DBX_EUNREACHABLE && rc != DBX_EREMOTE)
+		return false;
+	if (strcmp(err->code, DBX_HTTP_CODE_TOO_LARGE) == 0)
+		return false; /* the host answered, too much */
+	return req->idempotent || rc == DBX_EUNREACHABLE;
+}
+
+static enum dbx_err retry_loop(struct retry_transport *rt, const struct dbx_http_request *req,
+			       struct dbx_http_response *resp, struct dbx_error *err);
+
 static enum dbx_err retry_send(struct dbx_transport *self, const struct dbx_http_request *req,
 			       struct dbx_http_response *resp, struct dbx_error *err)
 {
 	struct retry_transport *rt = (struct retry_transport *)self;
-	const struct dbx_clock *clock = rt->clock;
 	struct dbx_error own = {0};
+	char host[HOST_MAX];
 	enum dbx_err rc;
 
 	if (!err)
 		err = &own; /* the inner layer's code says whether a resend can help */
+	host_of(req->url, host);
+	if (host[0] && host_down(rt, host, err, &rc))
+		return rc;
+	rc = retry_loop(rt, req, resp, err);
+	if (host[0] && rc == DBX_OK)
+		note_host(rt, host, DBX_OK, err);
+	else if (host[0] && says_host_down(req, rc, err))
+		note_host(rt, host, rc, err);
+	return rc;
+}
+
+static enum dbx_err retry_loop(struct retry_transport *rt, const struct dbx_http_request *req,
+			       struct dbx_http_response *resp, struct dbx_error *err)
+{
+	const struct dbx_clock *clock = rt->clock;
+	enum dbx_err rc;
+
 	for (unsigned attempt = 1;; attempt++) {
 		uint64_t delay;
 		uint64_t now;
@@ -230,6 +363,7 @@ static void retry_destroy(struct dbx_transport *self)
 	struct retry_transport *rt = (struct retry_transport *)self;
 
 	dbx_transport_destroy(rt->inner);
+	pthread_mutex_destroy(&rt->lock);
 	free(rt);
 }
 
@@ -241,6 +375,7 @@ struct dbx_transport *dbx_http_retry_new(struct dbx_transport *inner,
 
 	if (!rt)
 		return NULL;
+	pthread_mutex_init(&rt->lock, NULL);
 	rt->base.send = retry_send;
 	rt->base.destroy = retry_destroy;
 	rt->inner = inner;

@@ -26,6 +26,11 @@
  */
 #define DBX_HTTP_CODE_TOO_LARGE "ResponseTooLarge"
 #define DBX_HTTP_UUID_LEN	36
+/*
+ * How long the retry layer remembers a host whose retries all failed at the
+ * transport: requests to it fail at once until then (backend/http/retry.c).
+ */
+#define DBX_HTTP_DOWN_MS 1500
 
 struct dbx_http_request {
 	const char *method; /* "GET", "PATCH", "POST" */

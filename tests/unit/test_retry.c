@@ -288,6 +288,86 @@ static void test_oversized_body_not_resent(void **state)
 	teardown_f(f);
 }
 
+static enum dbx_err send_url(struct fixture *f, const char *method, const char *url)
+{
+	struct dbx_http_request req = {
+	    .method = method, .url = url, .idempotent = strcmp(method, "GET") == 0};
+
+	dbx_http_response_reset(&f->resp);
+	dbx_error_clear(&f->err);
+	return dbx_http_send(f->rt, &req, &f->resp, &f->err);
+}
+
+/*
+ * A host whose retries all failed is down for a moment: the next requests
+ * to it (the other FUSE requests of the same system call) fail at once;
+ * other hosts are not affected; after DBX_HTTP_DOWN_MS it is tried again.
+ */
+static void test_down_host_fails_at_once(void **state)
+{
+	static const struct fake_reply script[] = {
+	    {.transport_err = DBX_EUNREACHABLE},
+	    {.transport_err = DBX_EUNREACHABLE},
+	    {.transport_err = DBX_EUNREACHABLE},
+	    {.transport_err = DBX_EUNREACHABLE},
+	    {.transport_err = DBX_EUNREACHABLE},
+	    {.status = 200},
+	    {.status = 200},
+	};
+	struct fixture *f = setup_with(script, N(script), NULL);
+	uint64_t t;
+
+	(void)state;
+	assert_int_equal(send_url(f, "GET", "https://management.azure.com/a"), DBX_EUNREACHABLE);
+	assert_int_equal(f->fake.n_calls, 5);
+	t = f->fc.now;
+	assert_int_equal(send_url(f, "GET", "https://MANAGEMENT.azure.com/b"), DBX_EUNREACHABLE);
+	assert_int_equal(f->fake.n_calls, 5);
+	assert_int_equal(f->fc.now, t);
+	assert_non_null(strstr(f->err.message, "not tried again"));
+	/* Another host is another matter. */
+	assert_int_equal(send_url(f, "GET", "https://kv.vault.azure.net/keys/k"), DBX_OK);
+	assert_int_equal(f->fake.n_calls, 6);
+	f->fc.now += DBX_HTTP_DOWN_MS;
+	assert_int_equal(send_url(f, "GET", "https://management.azure.com/c"), DBX_OK);
+	assert_int_equal(f->fake.n_calls, 7);
+	teardown_f(f);
+}
+
+/* A PATCH whose answer was lost says nothing of the host: the read after it goes out. */
+static void test_dropped_patch_does_not_mark_host_down(void **state)
+{
+	static const struct fake_reply script[] = {
+	    {.transport_err = DBX_EREMOTE},
+	    {.status = 200},
+	};
+	struct fixture *f = setup_with(script, N(script), NULL);
+
+	(void)state;
+	assert_int_equal(send_url(f, "PATCH", "https://management.azure.com/j"), DBX_EREMOTE);
+	assert_int_equal(send_url(f, "GET", "https://management.azure.com/j"), DBX_OK);
+	assert_int_equal(f->fake.n_calls, 2);
+	teardown_f(f);
+}
+
+/* A request that timed out (its system call's deadline came) is no evidence either. */
+static void test_timeout_does_not_mark_host_down(void **state)
+{
+	static const struct fake_reply script[] = {
+	    {.transport_err = DBX_ETIMEDOUT},
+	    {.status = 200},
+	};
+	struct fixture *f = setup_with(script, N(script), NULL);
+
+	(void)state;
+	f->spy.cost_ms = 5000;
+	assert_int_equal(send_req(f, "GET", f->fc.now + 5000), DBX_ETIMEDOUT);
+	f->spy.cost_ms = 0;
+	assert_int_equal(send_req(f, "GET", 0), DBX_OK);
+	assert_int_equal(f->fake.n_calls, 2);
+	teardown_f(f);
+}
+
 static void test_max_retries(void **state)
 {
 	static const struct fake_reply all503[] = {
@@ -580,6 +660,9 @@ int main(void)
 	    cmocka_unit_test(test_patch_resent_after_429_and_unreachable),
 	    cmocka_unit_test(test_get_resent_after_transport_errors),
 	    cmocka_unit_test(test_oversized_body_not_resent),
+	    cmocka_unit_test(test_down_host_fails_at_once),
+	    cmocka_unit_test(test_dropped_patch_does_not_mark_host_down),
+	    cmocka_unit_test(test_timeout_does_not_mark_host_down),
 	    cmocka_unit_test(test_max_retries),
 	    cmocka_unit_test(test_max_delay_caps_backoff),
 	    cmocka_unit_test(test_deadline_stops_before_long_wait),
