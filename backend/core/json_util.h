@@ -35,12 +35,19 @@ int dbx_json_member(struct json_object *o, const char *key, enum json_type t,
 /* dbx_json_member for a string: *out the string (borrowed) when it returns 1, else NULL. */
 int dbx_json_member_str(struct json_object *o, const char *key, const char **out);
 
+/* How deep a body may nest (json-c's default): real ARM and Key Vault answers need under 10. */
+#define DBX_JSON_MAX_DEPTH 32
+
 /*
  * Parse text[0..len) (not necessarily NUL-terminated) as exactly one JSON
- * object with nothing after it but JSON white space. DBX_OK with *out for
- * the caller to put; else *out NULL and DBX_EREMOTE with err's message
+ * object with nothing after it but JSON white space, strictly: json-c's
+ * strict mode, UTF-8 strings only, at most DBX_JSON_MAX_DEPTH levels, no
+ * escaped NUL, no key twice in one object. DBX_OK with *out for the
+ * caller to put; else *out NULL and DBX_EREMOTE with err's message
  * "<what>: " and the reason (empty body, body too large, truncated JSON,
- * not JSON, data after the JSON, not a JSON object), or DBX_ENOMEM.
+ * not JSON, nested deeper than N levels, a string is not valid UTF-8, a
+ * string holds a NUL, duplicate key "NAME", data after the JSON, not a
+ * JSON object), or DBX_ENOMEM.
  */
 DBX_MUST_CHECK enum dbx_err dbx_json_parse_object(const char *text, size_t len, const char *what,
 						  struct json_object **out, struct dbx_error *err);
