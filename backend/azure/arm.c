@@ -17,11 +17,14 @@
  * This file reads only the list envelope ({value, nextLink}), subscription
  * IDs, resource IDs, a vault's and an identity's properties, error
  * envelopes and long-running operation status bodies ({status, error});
- * jobs are handed to order.c. A job item that order.c rejects, or whose ID
- * lies outside the subscription / resource group listed, is skipped with a
- * warning, so one odd order does not hide all the others; a page that is
- * not a list fails the whole call (items of earlier pages have been
- * delivered by then: callers treat any error as "listing incomplete").
+ * jobs are handed to order.c. A job item that order.c rejects but that has
+ * a usable id and name is handed on as a stub (struct dbx_order's
+ * malformed), so that one order reads EIO and the others stay readable;
+ * one without a usable id and name, or whose ID lies outside the
+ * subscription / resource group listed, is skipped with a warning (and
+ * counted in one more at the end of the listing). A page that is not a
+ * list fails the whole call (items of earlier pages have been delivered by
+ * then: callers treat any error as "listing incomplete").
  *
  * Writes: a PATCH of a job and its long-running operation, described in
  * the section "PATCH and its long-running operation" below.
@@ -506,6 +509,7 @@ struct job_ctx {
 	void *ctx;
 	const char *subscription;   /* the scope listed: jobs outside it are skipped */
 	const char *resource_group; /* NULL when listing a whole subscription */
+	size_t skipped;		    /* items without a usable id and name, or out of scope */
 };
 
 static enum dbx_err job_item(void *ctx, struct json_object *item, bool *stop, struct dbx_error *err)
@@ -516,14 +520,28 @@ static enum dbx_err job_item(void *ctx, struct json_object *item, bool *stop, st
 	enum dbx_err rc;
 
 	rc = dbx_order_from_json(item, &order, &e);
+	if (rc == DBX_EREMOTE) {
+		/* Named but unreadable: hand on a stub, so that order reads EIO (cache.h). */
+		rc = dbx_order_malformed_stub(item, e.message, &order);
+		if (rc == DBX_OK) {
+			char id[256];
+
+			copy_line(id, sizeof(id), order->id);
+			dbx_log(DBX_LOG_WARN, "a job in ARM's list is malformed (%s): %s", id,
+				e.message);
+		}
+	}
 	if (rc == DBX_ENOMEM)
 		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
 	if (rc != DBX_OK) {
 		char id[256];
+		const char *sid = NULL;
 
-		copy_line(id, sizeof(id),
-			  dbx_json_str(item, "id") ? dbx_json_str(item, "id") : "no id");
+		if (dbx_json_member_str(item, "id", &sid) != 1)
+			sid = "no id";
+		copy_line(id, sizeof(id), sid);
 		dbx_log(DBX_LOG_WARN, "skipping a job in ARM's list (%s): %s", id, e.message);
+		jc->skipped++;
 		return DBX_OK;
 	}
 	/* The tree files a job under its own IDs: one from outside the listed scope would be
@@ -536,6 +554,7 @@ static enum dbx_err job_item(void *ctx, struct json_object *item, bool *stop, st
 		dbx_log(DBX_LOG_WARN, "skipping a job outside the listed scope in ARM's list (%s)",
 			id);
 		dbx_order_free(order);
+		jc->skipped++;
 		return DBX_OK;
 	}
 	*stop = jc->cb(jc->ctx, order) != 0;
@@ -589,6 +608,12 @@ enum dbx_err dbx_arm_list_jobs(struct dbx_arm *arm, const char *subscription,
 		goto out;
 	}
 	rc = list_pages(arm, url, call_deadline(arm), job_item, &jc, NULL, err);
+	if (jc.skipped)
+		dbx_log(DBX_LOG_WARN,
+			"ARM's list of %s%s%s had %zu job(s) not shown (no usable id and name, "
+			"or outside the listed scope)",
+			subscription, resource_group ? "/" : "",
+			resource_group ? resource_group : "", jc.skipped);
 out:
 	free(sub);
 	free(rg);
