@@ -816,14 +816,27 @@ static enum dbx_err vault_item(void *ctx, struct json_object *item, bool *stop,
 			       struct dbx_error *err)
 {
 	struct vault_search *vs = ctx;
-	const char *rid, *rname, *rtype;
+	struct json_object *v;
+	const char *rid = NULL, *rname = NULL, *rtype = NULL;
+	char why[256] = "";
+	int r;
 
-	if (dbx_json_member_str(item, "id", &rid) != 1 ||
-	    dbx_json_member_str(item, "name", &rname) < 0 ||
-	    dbx_json_member_str(item, "type", &rtype) < 0)
-		return dbx_error_set(err, DBX_EREMOTE,
-				     "malformed response from ARM: a resource without a string id, "
-				     "name or type");
+	r = dbx_json_field(item, "id", json_type_string, "value[].id", &v, why, sizeof(why));
+	if (r == 0)
+		snprintf(why, sizeof(why), "a resource without an id");
+	if (r == 1) {
+		rid = json_object_get_string(v);
+		r = dbx_json_field(item, "name", json_type_string, "value[].name", &v, why,
+				   sizeof(why));
+		rname = r == 1 ? json_object_get_string(v) : NULL;
+	}
+	if (r >= 0) {
+		r = dbx_json_field(item, "type", json_type_string, "value[].type", &v, why,
+				   sizeof(why));
+		rtype = r == 1 ? json_object_get_string(v) : NULL;
+	}
+	if (!rid || r < 0)
+		return dbx_error_set(err, DBX_EREMOTE, "malformed answer from ARM: %s", why);
 	if (!rname || !rtype || strcasecmp(rname, vs->name) != 0 ||
 	    strcasecmp(rtype, "Microsoft.KeyVault/vaults") != 0)
 		return DBX_OK;
@@ -945,11 +958,12 @@ void dbx_arm_vault_clear(struct dbx_arm_vault *v)
 	memset(v, 0, sizeof(*v));
 }
 
-/* Optional boolean member: absent keeps *out (the default); -1 on a wrong type. */
-static int member_bool(struct json_object *o, const char *key, bool *out)
+/* Optional boolean field: absent keeps *out (the default); -1 on a wrong type (why filled). */
+static int member_bool(struct json_object *o, const char *key, const char *path, bool *out,
+		       char *why, size_t cap)
 {
 	struct json_object *v;
-	int r = dbx_json_member(o, key, json_type_boolean, &v);
+	int r = dbx_json_field(o, key, json_type_boolean, path, &v, why, cap);
 
 	if (r == 1)
 		*out = json_object_get_boolean(v);
@@ -1060,9 +1074,11 @@ out:
 enum dbx_err dbx_arm_get_vault(struct dbx_arm *arm, const char *id, uint64_t deadline_ms,
 			       struct dbx_arm_vault *out, struct dbx_error *err)
 {
-	struct json_object *root = NULL, *props, *pols;
+	struct json_object *root = NULL, *props = NULL, *pols = NULL, *v = NULL;
 	const char *tenant;
+	char why[256] = "";
 	enum dbx_err rc;
+	int r;
 
 	dbx_error_clear(err);
 	memset(out, 0, sizeof(*out));
@@ -1076,15 +1092,29 @@ enum dbx_err dbx_arm_get_vault(struct dbx_arm *arm, const char *id, uint64_t dea
 	rc = get_resource(arm, id, API_VAULTS, deadline_ms, &root, err);
 	if (rc != DBX_OK)
 		goto out;
-	if (dbx_json_member(root, "properties", json_type_object, &props) != 1 ||
-	    member_bool(props, "enableSoftDelete", &out->soft_delete) < 0 ||
-	    member_bool(props, "enablePurgeProtection", &out->purge_protection) < 0 ||
-	    member_bool(props, "enableRbacAuthorization", &out->rbac) < 0 ||
-	    dbx_json_member_str(props, "tenantId", &tenant) < 0 ||
-	    (tenant && strlen(tenant) >= sizeof(out->tenant_id)) ||
-	    dbx_json_member(props, "accessPolicies", json_type_array, &pols) < 0) {
-		rc = dbx_error_set(err, DBX_EREMOTE,
-				   "malformed response from ARM: not a key vault's properties");
+	r = dbx_json_field(root, "properties", json_type_object, "properties", &props, why,
+			   sizeof(why));
+	if (r == 0)
+		snprintf(why, sizeof(why), "the key vault has no properties");
+	if (r == 1 &&
+	    (member_bool(props, "enableSoftDelete", "properties.enableSoftDelete",
+			 &out->soft_delete, why, sizeof(why)) < 0 ||
+	     member_bool(props, "enablePurgeProtection", "properties.enablePurgeProtection",
+			 &out->purge_protection, why, sizeof(why)) < 0 ||
+	     member_bool(props, "enableRbacAuthorization", "properties.enableRbacAuthorization",
+			 &out->rbac, why, sizeof(why)) < 0 ||
+	     dbx_json_field(props, "tenantId", json_type_string, "properties.tenantId", &v, why,
+			    sizeof(why)) < 0 ||
+	     dbx_json_field(props, "accessPolicies", json_type_array, "properties.accessPolicies",
+			    &pols, why, sizeof(why)) < 0))
+		r = -1;
+	tenant = r == 1 && v ? json_object_get_string(v) : NULL;
+	if (r == 1 && tenant && strlen(tenant) >= sizeof(out->tenant_id)) {
+		snprintf(why, sizeof(why), "properties.tenantId is too long");
+		r = -1;
+	}
+	if (r != 1) {
+		rc = dbx_error_set(err, DBX_EREMOTE, "malformed answer from ARM: %s", why);
 		goto out;
 	}
 	if (tenant)
@@ -1099,9 +1129,11 @@ enum dbx_err dbx_arm_identity_principal(struct dbx_arm *arm, const char *uai_id,
 					uint64_t deadline_ms, char *principal, size_t cap,
 					struct dbx_error *err)
 {
-	struct json_object *root = NULL, *props;
+	struct json_object *root = NULL, *props = NULL, *v = NULL;
 	const char *pid;
+	char why[256] = "";
 	enum dbx_err rc;
+	int r;
 
 	dbx_error_clear(err);
 	if (principal && cap)
@@ -1113,12 +1145,16 @@ enum dbx_err dbx_arm_identity_principal(struct dbx_arm *arm, const char *uai_id,
 	rc = get_resource(arm, uai_id, API_IDENTITIES, deadline_ms, &root, err);
 	if (rc != DBX_OK)
 		goto out;
-	if (dbx_json_member(root, "properties", json_type_object, &props) != 1 ||
-	    dbx_json_member_str(props, "principalId", &pid) != 1 || pid[0] == '\0' ||
-	    strlen(pid) >= cap) {
-		rc = dbx_error_set(err, DBX_EREMOTE,
-				   "malformed response from ARM: the user-assigned identity has no "
-				   "usable principalId");
+	r = dbx_json_field(root, "properties", json_type_object, "properties", &props, why,
+			   sizeof(why));
+	if (r == 1)
+		r = dbx_json_field(props, "principalId", json_type_string, "properties.principalId",
+				   &v, why, sizeof(why));
+	pid = r == 1 ? json_object_get_string(v) : NULL;
+	if (r == 0 || (pid && (pid[0] == '\0' || strlen(pid) >= cap)))
+		snprintf(why, sizeof(why), "the user-assigned identity has no usable principalId");
+	if (!pid || pid[0] == '\0' || strlen(pid) >= cap) {
+		rc = dbx_error_set(err, DBX_EREMOTE, "malformed answer from ARM: %s", why);
 		goto out;
 	}
 	memcpy(principal, pid, strlen(pid) + 1);

@@ -50,32 +50,13 @@ struct reader {
 	enum dbx_err rc; /* DBX_OK until the first malformed field */
 };
 
-static const char *type_name(enum json_type t)
-{
-	switch (t) {
-	case json_type_boolean:
-		return "a boolean";
-	case json_type_double:
-	case json_type_int:
-		return "a number";
-	case json_type_object:
-		return "an object";
-	case json_type_array:
-		return "an array";
-	case json_type_string:
-		return "a string";
-	default:
-		return "null";
-	}
-}
-
 /* Record that path has the wrong type (the first such field only). */
 static void wrong_type(struct reader *r, const char *path, struct json_object *v, enum json_type t)
 {
 	if (r->rc != DBX_OK)
 		return;
 	r->rc = dbx_error_set(r->err, DBX_EREMOTE, MALFORMED "%s is %s, expected %s", path,
-			      type_name(json_object_get_type(v)), type_name(t));
+			      dbx_json_type_name(json_object_get_type(v)), dbx_json_type_name(t));
 }
 
 /* Member key of o (path names it) when of type t; NULL when absent, null or wrong (recorded). */

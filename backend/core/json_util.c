@@ -16,6 +16,7 @@
  */
 #include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +58,45 @@ int dbx_json_member_str(struct json_object *o, const char *key, const char **out
 
 	*out = r == 1 ? json_object_get_string(v) : NULL;
 	return r;
+}
+
+const char *dbx_json_type_name(enum json_type t)
+{
+	switch (t) {
+	case json_type_boolean:
+		return "a boolean";
+	case json_type_double:
+	case json_type_int:
+		return "a number";
+	case json_type_object:
+		return "an object";
+	case json_type_array:
+		return "an array";
+	case json_type_string:
+		return "a string";
+	default:
+		return "null";
+	}
+}
+
+int dbx_json_field(struct json_object *o, const char *key, enum json_type t, const char *path,
+		   struct json_object **out, char *why, size_t cap)
+{
+	struct json_object *v = NULL;
+
+	*out = NULL;
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, key, &v) || !v)
+		return 0;
+	if (!json_object_is_type(v, t)) {
+		if (why && cap)
+			snprintf(why, cap, "%s is %s, expected %s", path,
+				 dbx_json_type_name(json_object_get_type(v)),
+				 t == json_type_int ? "an integer" : dbx_json_type_name(t));
+		return -1;
+	}
+	*out = v;
+	return 1;
 }
 
 static bool json_space(char c)

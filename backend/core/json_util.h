@@ -35,6 +35,23 @@ int dbx_json_member(struct json_object *o, const char *key, enum json_type t,
 /* dbx_json_member for a string: *out the string (borrowed) when it returns 1, else NULL. */
 int dbx_json_member_str(struct json_object *o, const char *key, const char **out);
 
+/*
+ * How a field of type t is named in a malformed-answer message: "a
+ * string", "an object", "an array", "a boolean", "a number" (int and
+ * double alike), "null". Static.
+ */
+const char *dbx_json_type_name(enum json_type t);
+
+/*
+ * Member key of o as a field of an answer, with its accepted type t:
+ * 1 when present with that type (*out set, borrowed), 0 when o is NULL or
+ * the member is absent or null (*out NULL), -1 when it has another type
+ * (*out NULL, and why, cap bytes, says "PATH is a number, expected a
+ * string"; an expected json_type_int reads "an integer").
+ */
+int dbx_json_field(struct json_object *o, const char *key, enum json_type t, const char *path,
+		   struct json_object **out, char *why, size_t cap);
+
 /* How deep a body may nest (json-c's default): real ARM and Key Vault answers need under 10. */
 #define DBX_JSON_MAX_DEPTH 32
 
