@@ -110,28 +110,52 @@ struct raw_facts {
 	bool nul;
 };
 
+/* Is the byte at t[i] escaped: preceded by an odd run of backslashes (from t[from])? */
+static bool escaped(const char *t, size_t from, size_t i)
+{
+	size_t run = 0;
+
+	while (i > from && t[i - 1] == '\\') {
+		run++;
+		i--;
+	}
+	return run % 2 == 1;
+}
+
+/*
+ * One pass: outside strings byte by byte (structure is short), inside them
+ * from quote to quote with memchr, since most bytes of an answer are
+ * string contents. Only valid JSON is scanned (the parser accepted it).
+ */
 static void raw_scan(const char *t, size_t n, struct raw_facts *f)
 {
-	bool in_str = false;
+	static const char nul[] = "\\u0000";
+	const char *hit = memmem(t, n, nul, sizeof(nul) - 1);
 
 	f->colons = 0;
 	f->nul = false;
+	/* In valid JSON backslashes only occur in strings: a run of them is counted in place. */
+	while (hit && !f->nul) {
+		f->nul = !escaped(t, 0, (size_t)(hit - t));
+		hit = memmem(hit + 1, n - (size_t)(hit + 1 - t), nul, sizeof(nul) - 1);
+	}
 	for (size_t i = 0; i < n; i++) {
-		char c = t[i];
-
-		if (in_str) {
-			if (c == '\\') {
-				if (i + 5 < n && t[i + 1] == 'u' &&
-				    memcmp(t + i + 2, "0000", 4) == 0)
-					f->nul = true;
-				i++;
-			} else if (c == '"') {
-				in_str = false;
-			}
-		} else if (c == '"') {
-			in_str = true;
-		} else if (c == ':') {
+		if (t[i] == ':') {
 			f->colons++;
+		} else if (t[i] == '"') {
+			size_t start = i + 1;
+			const char *q;
+
+			for (;;) {
+				q = memchr(t + i + 1, '"', n - i - 1);
+				if (!q) {
+					i = n;
+					break;
+				}
+				i = (size_t)(q - t);
+				if (!escaped(t, start, i))
+					break;
+			}
 		}
 	}
 }
