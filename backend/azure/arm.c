@@ -150,8 +150,14 @@ enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp,
 	if (!resp)
 		return dbx_error_set(err, DBX_EREMOTE, "no response");
 	e = status_to_err(resp->status);
-	if (resp->body && resp->body_len > 0 && resp->body_len <= INT_MAX)
-		body = json_tokener_parse(resp->body);
+	/*
+	 * The envelope only adds words to what the status says: one the strict
+	 * parse refuses (a proxy's HTML, a duplicate key), or wrong-typed
+	 * members, add none.
+	 */
+	if (resp->body && resp->body_len > 0 &&
+	    dbx_json_parse_object(resp->body, resp->body_len, "error body", &body, NULL) != DBX_OK)
+		body = NULL;
 	if (body && json_object_object_get_ex(body, "error", &error)) {
 		if (json_object_is_type(error, json_type_object)) {
 			/* ARM: {"error": {"code", "message"}}; Key Vault adds innererror.code. */

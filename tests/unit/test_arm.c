@@ -808,6 +808,24 @@ static void test_error_from_response_shapes(void **state)
 	assert_non_null(strstr(err.message, "502"));
 	assert_null(strstr(err.message, "html"));
 
+	/* A duplicate key, or a body cut by its length: nothing taken from it. */
+	r.status = 409;
+	r.body = "{\"error\": {\"code\": \"Conflict\", \"code\": "
+		 "\"SsemUserErrorKekUserIdentityNotFound\", "
+		 "\"message\": \"m\"}}";
+	r.body_len = strlen(r.body);
+	assert_int_equal(dbx_arm_error_from_response(&r, &err), DBX_EBUSY);
+	assert_string_equal(err.code, "");
+	assert_non_null(strstr(err.message, "409"));
+	r.body = "{\"error\": {\"code\": \"Conflict\", \"message\": \"m\"}} and more";
+	r.body_len = strlen(r.body) - strlen(" and more");
+	assert_int_equal(dbx_arm_error_from_response(&r, &err), DBX_EBUSY);
+	assert_string_equal(err.code, "Conflict");
+	assert_string_equal(err.message, "m");
+	r.body_len = 20;
+	assert_int_equal(dbx_arm_error_from_response(&r, &err), DBX_EBUSY);
+	assert_string_equal(err.code, "");
+
 	/* Wrong types, empty body, NULL body. */
 	r.status = 404;
 	r.body = "{\"error\": {\"code\": 5, \"message\": [\"x\"]}}";
