@@ -50,6 +50,16 @@ struct reader {
 	enum dbx_err rc; /* DBX_OK until the first malformed field */
 };
 
+/* s, at most 64 bytes of it, control characters as '?': a value quoted in a one-line message. */
+static void quote_value(char *dst, size_t cap, const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n] && n < 64 && n + 1 < cap; n++)
+		dst[n] = (unsigned char)s[n] < 0x20 || s[n] == 0x7f ? '?' : s[n];
+	dst[n] = '\0';
+}
+
 /* Record that path has the wrong type (the first such field only). */
 static void wrong_type(struct reader *r, const char *path, struct json_object *v, enum json_type t)
 {
@@ -391,12 +401,15 @@ static void read_kek(struct reader *r, struct dbx_order *o, struct json_object *
 		o->kek_type = DBX_KEK_CUSTOMER;
 	else if (!type || strcasecmp(type, "MicrosoftManaged") == 0)
 		o->kek_type = DBX_KEK_MICROSOFT;
-	else if (r->rc == DBX_OK)
-		r->rc =
-		    dbx_error_set(r->err, DBX_EREMOTE,
-				  MALFORMED KEK ".kekType is \"%.64s\", expected MicrosoftManaged "
-						"or CustomerManaged",
-				  type);
+	else if (r->rc == DBX_OK) {
+		char shown[80];
+
+		quote_value(shown, sizeof(shown), type);
+		r->rc = dbx_error_set(r->err, DBX_EREMOTE,
+				      MALFORMED KEK ".kekType is \"%s\", expected MicrosoftManaged "
+						    "or CustomerManaged",
+				      shown);
+	}
 	o->kek_url = dup_str(get_str(r, kek, "kekUrl", KEK ".kekUrl"), oom);
 	o->kek_vault_id =
 	    dup_str(get_str(r, kek, "kekVaultResourceID", KEK ".kekVaultResourceID"), oom);
@@ -513,10 +526,14 @@ enum dbx_err dbx_order_from_json(struct json_object *job, struct dbx_order **out
 		goto out;
 
 	type = get_str(&r, job, "type", "type");
-	if (type && strcasecmp(type, "Microsoft.DataBox/jobs") != 0 && r.rc == DBX_OK)
+	if (type && strcasecmp(type, "Microsoft.DataBox/jobs") != 0 && r.rc == DBX_OK) {
+		char shown[80];
+
+		quote_value(shown, sizeof(shown), type);
 		r.rc = dbx_error_set(err, DBX_EREMOTE,
-				     MALFORMED "type is \"%.64s\", expected Microsoft.DataBox/jobs",
-				     type);
+				     MALFORMED "type is \"%s\", expected Microsoft.DataBox/jobs",
+				     shown);
+	}
 	props = get_obj(&r, job, "properties", "properties");
 	details = get_obj(&r, props, "details", "properties.details");
 	o->location = dup_str(get_str(&r, job, "location", "location"), &oom);

@@ -652,6 +652,9 @@ static void test_issue_examples_are_malformed(void **state)
 	    {K ".kekType", "\"Managed\"",
 	     "malformed answer from ARM: " K
 	     ".kekType is \"Managed\", expected MicrosoftManaged or CustomerManaged"},
+	    {K ".kekType", "\"Customer\\nManaged\"",
+	     "malformed answer from ARM: " K
+	     ".kekType is \"Customer?Managed\", expected MicrosoftManaged or CustomerManaged"},
 	    {"type", "\"Microsoft.Storage/storageAccounts\"",
 	     "malformed answer from ARM: type is \"Microsoft.Storage/storageAccounts\", expected "
 	     "Microsoft.DataBox/jobs"},
