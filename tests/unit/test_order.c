@@ -736,6 +736,10 @@ static void test_hostile_bodies(void **state)
 	/* Keys that merely look alike, a ':' inside strings, an escaped backslash: no duplicate. */
 	dbx_order_free(parse_ok("{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"tags\": "
 				"{\"a:b\": \"c:d\", \"a\\\\\": \"\\\\\", \"A\": \"\\\"x:\\\"\"}}"));
+	/* Strict mode still takes white space around the object, and every JSON number form. */
+	dbx_order_free(
+	    parse_ok(" \r\n{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"tags\": "
+		     "{\"n\": [1E5, -0.5e-3, 0, 12]}, \"location\": \"\\/w\\u00e9\"}\r\n\t "));
 	/* UTF-8 that is valid passes. */
 	dbx_order_free(
 	    parse_ok("{\"id\": \"" JOB_ID
