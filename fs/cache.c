@@ -301,21 +301,19 @@ static enum dbx_err publish_order(struct dbx_cache *c, struct entry *e, struct d
 
 /*
  * Record that the latest answer about e (a list item) was malformed: why
- * is the message naming the field. Like a failed GET, it keeps the old
- * snapshot for the errors file only and counts as fetched now, so reads
- * fail with DBX_EREMOTE until the next good answer (a GET past the TTL, or
- * a listing with the order's details) publishes a snapshot again. The
- * failure time stays put while the same failure repeats. Lock held.
+ * names the field (and carries the page's status and request id). Like a failed GET, it keeps the
+ * old snapshot for the errors file only and counts as fetched now, so reads fail with DBX_EREMOTE
+ * until the next good answer (a GET past the TTL, or a listing with the order's details) publishes
+ * a snapshot again. The failure time stays put while the same failure repeats. Lock held.
  */
-static void mark_malformed(struct dbx_cache *c, struct entry *e, const char *why)
+static void mark_malformed(struct dbx_cache *c, struct entry *e, const struct dbx_error *why)
 {
-	bool same = e->fetched && e->rc == DBX_EREMOTE && strcmp(e->err.message, why) == 0;
+	bool same = e->fetched && e->rc == DBX_EREMOTE && strcmp(e->err.message, why->message) == 0;
 
-	if (!same) {
-		dbx_error_clear(&e->err);
-		dbx_error_set(&e->err, DBX_EREMOTE, "%s", why);
+	if (!same)
 		e->err_time = wall(c);
-	}
+	e->err = *why;
+	e->err.err = DBX_EREMOTE;
 	e->rc = DBX_EREMOTE;
 	e->fetched = true;
 	e->fetched_ms = now_ms(c);

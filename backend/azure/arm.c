@@ -292,7 +292,8 @@ bool dbx_arm_url_is_arm(const struct dbx_cloud *cloud, const char *url)
  * set to end the listing there (DBX_OK); any error ends the listing with
  * it (err filled).
  */
-typedef enum dbx_err (*item_fn)(void *ctx, struct json_object *item, bool *stop,
+typedef enum dbx_err (*item_fn)(void *ctx, struct json_object *item,
+				const struct dbx_http_response *page, bool *stop,
 				struct dbx_error *err);
 
 /* Has url been requested already (seen[0..n-1])? */
@@ -370,7 +371,7 @@ static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, uint6
 			}
 		}
 		for (size_t i = 0; i < len && !stop; i++) {
-			rc = fn(ctx, json_object_array_get_idx(value, i), &stop, err);
+			rc = fn(ctx, json_object_array_get_idx(value, i), &resp, &stop, err);
 			if (rc != DBX_OK)
 				goto out;
 		}
@@ -455,11 +456,14 @@ static bool good_name(const char *s)
 	return true;
 }
 
-static enum dbx_err sub_item(void *ctx, struct json_object *item, bool *stop, struct dbx_error *err)
+static enum dbx_err sub_item(void *ctx, struct json_object *item,
+			     const struct dbx_http_response *page, bool *stop,
+			     struct dbx_error *err)
 {
 	struct sub_ctx *sc = ctx;
 	const char *id = dbx_json_str(item, "subscriptionId");
 
+	(void)page;
 	if (!good_name(id)) {
 		dbx_log(DBX_LOG_WARN,
 			"skipping a subscription without a usable subscriptionId in ARM's list");
@@ -518,7 +522,9 @@ struct job_ctx {
 	size_t skipped;		    /* items without a usable id and name, or out of scope */
 };
 
-static enum dbx_err job_item(void *ctx, struct json_object *item, bool *stop, struct dbx_error *err)
+static enum dbx_err job_item(void *ctx, struct json_object *item,
+			     const struct dbx_http_response *page, bool *stop,
+			     struct dbx_error *err)
 {
 	struct job_ctx *jc = ctx;
 	struct dbx_order *order = NULL;
@@ -528,7 +534,10 @@ static enum dbx_err job_item(void *ctx, struct json_object *item, bool *stop, st
 	rc = dbx_order_from_json(item, &order, &e);
 	if (rc == DBX_EREMOTE) {
 		/* Named but unreadable: hand on a stub, so that order reads EIO (cache.h). */
-		rc = dbx_order_malformed_stub(item, e.message, &order);
+		e.http_status = page->status;
+		if (page->request_id)
+			snprintf(e.request_id, sizeof(e.request_id), "%s", page->request_id);
+		rc = dbx_order_malformed_stub(item, &e, &order);
 		if (rc == DBX_OK) {
 			char id[256];
 
@@ -818,7 +827,8 @@ struct vault_search {
 };
 
 /* One item of Resources - List: the vault when its name and type match. */
-static enum dbx_err vault_item(void *ctx, struct json_object *item, bool *stop,
+static enum dbx_err vault_item(void *ctx, struct json_object *item,
+			       const struct dbx_http_response *page, bool *stop,
 			       struct dbx_error *err)
 {
 	struct vault_search *vs = ctx;
@@ -827,6 +837,7 @@ static enum dbx_err vault_item(void *ctx, struct json_object *item, bool *stop,
 	char why[256] = "";
 	int r;
 
+	(void)page;
 	r = dbx_json_field(item, "id", json_type_string, "value[].id", &v, why, sizeof(why));
 	if (r == 0)
 		snprintf(why, sizeof(why), "a resource without an id");

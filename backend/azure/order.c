@@ -273,7 +273,13 @@ struct dbx_order *dbx_order_dup(const struct dbx_order *o)
 	c->tenant_id = dup_str(o->tenant_id, &oom);
 	c->last_modified = dup_str(o->last_modified, &oom);
 	c->mtime = o->mtime;
-	c->malformed = dup_str(o->malformed, &oom);
+	if (o->malformed) {
+		c->malformed = malloc(sizeof(*c->malformed));
+		if (c->malformed)
+			*c->malformed = *o->malformed;
+		else
+			oom = true;
+	}
 	if (o->n_uai) {
 		c->uai_ids = calloc(o->n_uai, sizeof(*c->uai_ids));
 		if (!c->uai_ids)
@@ -566,7 +572,7 @@ out:
 	return rc;
 }
 
-enum dbx_err dbx_order_malformed_stub(struct json_object *job, const char *why,
+enum dbx_err dbx_order_malformed_stub(struct json_object *job, const struct dbx_error *why,
 				      struct dbx_order **out)
 {
 	struct dbx_order *o = NULL;
@@ -583,11 +589,13 @@ enum dbx_err dbx_order_malformed_stub(struct json_object *job, const char *why,
 	if (rc != DBX_OK)
 		goto out;
 	o->identity_type = strdup("None");
-	o->malformed = strdup(why);
+	o->malformed = malloc(sizeof(*o->malformed));
 	if (!o->identity_type || !o->malformed) {
 		rc = DBX_ENOMEM;
 		goto out;
 	}
+	*o->malformed = *why;
+	o->malformed->err = DBX_EREMOTE;
 	*out = o;
 	o = NULL;
 out:

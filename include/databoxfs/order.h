@@ -55,11 +55,12 @@ struct dbx_order {
 
 	/*
 	 * NULL for an order read in full. Set only on a stub from
-	 * dbx_order_malformed_stub: why the job could not be read; the stub
-	 * holds only id, subscription, resource_group, name (and identity_type
-	 * "None") and must never be shown or merged into a PATCH. Additive.
+	 * dbx_order_malformed_stub: why the job could not be read (message,
+	 * and the answer's HTTP status and request id); the stub holds only
+	 * id, subscription, resource_group, name (and identity_type "None")
+	 * and must never be shown or merged into a PATCH. Additive.
 	 */
-	char *malformed;
+	struct dbx_error *malformed;
 };
 
 /*
@@ -80,11 +81,12 @@ DBX_MUST_CHECK enum dbx_err dbx_order_parse(const char *text, size_t len, struct
 /*
  * For a list item dbx_order_from_json refused with DBX_EREMOTE: a stub
  * order carrying only the item's id and name and why (copied into
- * ->malformed), so the listing can show that order as unreadable. DBX_OK
- * with *out; DBX_EREMOTE when the id or name themselves are not usable
- * (nothing to show), DBX_ENOMEM. Additive.
+ * ->malformed, err set to DBX_EREMOTE), so the listing can show that order
+ * as unreadable. DBX_OK with *out; DBX_EREMOTE when the id or name
+ * themselves are not usable (nothing to show), DBX_ENOMEM. Additive.
  */
-DBX_MUST_CHECK enum dbx_err dbx_order_malformed_stub(struct json_object *job, const char *why,
+DBX_MUST_CHECK enum dbx_err dbx_order_malformed_stub(struct json_object *job,
+						     const struct dbx_error *why,
 						     struct dbx_order **out);
 
 void dbx_order_free(struct dbx_order *order);

@@ -71,6 +71,7 @@ struct seen {
 	char *names[MAX_SEEN];
 	char *rgs[MAX_SEEN];
 	char *malformed[MAX_SEEN]; /* the order's malformed mark, or NULL */
+	char *malformed_rid;	   /* the request id of the last one */
 	size_t n;
 	size_t stop_after;	    /* 0: never stop */
 	struct fake_clock *advance; /* when set, the callback moves the clock past the deadline */
@@ -83,7 +84,9 @@ static int collect_job(void *ctx, struct dbx_order *order)
 	assert_true(s->n < MAX_SEEN);
 	s->names[s->n] = strdup(order->name);
 	s->rgs[s->n] = strdup(order->resource_group);
-	s->malformed[s->n] = order->malformed ? strdup(order->malformed) : NULL;
+	s->malformed[s->n] = order->malformed ? strdup(order->malformed->message) : NULL;
+	if (order->malformed)
+		s->malformed_rid = strdup(order->malformed->request_id);
 	s->n++;
 	dbx_order_free(order);
 	if (s->advance)
@@ -107,6 +110,7 @@ static void seen_free(struct seen *s)
 		free(s->rgs[i]);
 		free(s->malformed[i]);
 	}
+	free(s->malformed_rid);
 }
 
 /* ---- paged lists ---- */
@@ -451,7 +455,8 @@ static void test_list_malformed_job_is_named(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char body[2048];
-		struct fake_reply script[1] = {{.status = 200, .body = body}};
+		struct fake_reply script[1] = {
+		    {.status = 200, .body = body, .request_id = "rid-page"}};
 		struct env e;
 		struct seen s = {0};
 		struct dbx_error err = {0};
@@ -474,6 +479,7 @@ static void test_list_malformed_job_is_named(void **state)
 		assert_non_null(s.malformed[1]);
 		if (!strstr(s.malformed[1], field[i]))
 			fail_msg("%s: %s", bad[i], s.malformed[1]);
+		assert_string_equal(s.malformed_rid, "rid-page"); /* for a support ticket */
 		assert_string_equal(s.names[2], "good2");
 		assert_null(s.malformed[2]);
 		seen_free(&s);

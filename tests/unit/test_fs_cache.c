@@ -543,6 +543,7 @@ static void assert_bad_reads_malformed(struct env *env)
 	buf = read_file(env, "/" SUB "/rg1/bad/errors", &len);
 	assert_non_null(strstr(buf, "source: read\n"));
 	assert_non_null(strstr(buf, "identity is an array, expected an object"));
+	assert_non_null(strstr(buf, "\nrequest_id: rid-list\n")); /* the page's, for a ticket */
 	free(buf);
 }
 
@@ -556,9 +557,9 @@ static void test_malformed_list_item(void **state)
 {
 	static const struct fake_reply script[] = {
 	    {.status = 200, .body = SUBS_PAGE},
-	    {.status = 200, .body = PAGE_BAD},
+	    {.status = 200, .body = PAGE_BAD, .request_id = "rid-list"},
 	    {.status = 200, .body = PAGE_GOOD},
-	    {.status = 200, .body = PAGE_BAD},
+	    {.status = 200, .body = PAGE_BAD, .request_id = "rid-list"},
 	    {.status = 200, .body = JOB("rg1", "bad", "DataCopy", DETAILS)},
 	};
 	struct env *env = env_new(script, 5, 2000, NULL);

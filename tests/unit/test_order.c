@@ -792,17 +792,24 @@ static void test_malformed_stub(void **state)
 	(void)state;
 	assert_int_equal(dbx_order_from_json(job, &o, &e), DBX_EREMOTE);
 	assert_null(o);
-	assert_int_equal(dbx_order_malformed_stub(job, e.message, &o), DBX_OK);
+	e.http_status = 200;
+	snprintf(e.request_id, sizeof(e.request_id), "rid-page");
+	assert_int_equal(dbx_order_malformed_stub(job, &e, &o), DBX_OK);
 	assert_string_equal(o->name, "TestJobName1");
 	assert_string_equal(o->subscription, SUB);
 	assert_string_equal(o->resource_group, "YourResourceGroupName");
 	assert_string_equal(
-	    o->malformed, "malformed answer from ARM: properties is a number, expected an object");
+	    o->malformed->message,
+	    "malformed answer from ARM: properties is a number, expected an object");
+	assert_int_equal(o->malformed->err, DBX_EREMOTE);
+	assert_int_equal(o->malformed->http_status, 200);
+	assert_string_equal(o->malformed->request_id, "rid-page");
 	assert_null(o->status);
 	assert_false(o->has_details);
 	copy = dbx_order_dup(o);
 	assert_non_null(copy);
-	assert_string_equal(copy->malformed, o->malformed);
+	assert_string_equal(copy->malformed->message, o->malformed->message);
+	assert_string_equal(copy->malformed->request_id, "rid-page");
 	dbx_order_free(copy);
 	dbx_order_free(o);
 	json_object_put(job);
@@ -810,11 +817,11 @@ static void test_malformed_stub(void **state)
 	/* Without a usable id or name there is nothing to show. */
 	job = json_tokener_parse("{\"id\": 5, \"name\": \"TestJobName1\"}");
 	o = (struct dbx_order *)1;
-	assert_int_equal(dbx_order_malformed_stub(job, "why", &o), DBX_EREMOTE);
+	assert_int_equal(dbx_order_malformed_stub(job, &e, &o), DBX_EREMOTE);
 	assert_null(o);
 	json_object_put(job);
 	job = json_tokener_parse("{\"id\": \"" JOB_ID "\", \"name\": \"Other\"}");
-	assert_int_equal(dbx_order_malformed_stub(job, "why", &o), DBX_EREMOTE);
+	assert_int_equal(dbx_order_malformed_stub(job, &e, &o), DBX_EREMOTE);
 	assert_null(o);
 	json_object_put(job);
 	/* A good order has no malformed mark. */
