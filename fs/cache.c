@@ -11,6 +11,11 @@
  * their lower-cased key ("sub", "sub/rg", "sub/rg/order") and never freed
  * before the cache, which is what keeps inode numbers stable.
  *
+ * A listing item that ARM sent malformed but named (struct dbx_order's
+ * malformed) is listed like the others and marks only its own order entry
+ * failed, as a failed GET would (mark_malformed): one bad order never
+ * hides its resource group.
+ *
  * Writes: an order entry also carries a write lock (a flag and a condition
  * variable, so a waiting writer can notice Ctrl-C and the timeout), the
  * last-write error for the errors file (and, for a write that may still
@@ -321,6 +326,26 @@ static enum dbx_err publish_order(struct dbx_cache *c, struct entry *e, struct d
 	return DBX_OK;
 }
 
+/*
+ * Record that the latest answer about e (a list item) was malformed: why
+ * names the field (and carries the page's status and request id). Like a failed GET, it keeps the
+ * old snapshot for the errors file only and counts as fetched now, so reads fail with DBX_EREMOTE
+ * until the next good answer (a GET past the TTL, or a listing with the order's details) publishes
+ * a snapshot again. The failure time stays put while the same failure repeats. Lock held.
+ */
+static void mark_malformed(struct dbx_cache *c, struct entry *e, const struct dbx_error *why)
+{
+	bool same = e->fetched && e->rc == DBX_EREMOTE && strcmp(e->err.message, why->message) == 0;
+
+	if (!same)
+		e->err_time = wall(c);
+	e->err = *why;
+	e->err.err = DBX_EREMOTE;
+	e->rc = DBX_EREMOTE;
+	e->fetched = true;
+	e->fetched_ms = now_ms(c);
+}
+
 static void free_items(struct item *items, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -534,8 +559,17 @@ static enum dbx_err apply_jobs(struct dbx_cache *c, struct entry *e, const char 
 			goto oom;
 		}
 		items[n].num = oe->num;
-		items[n].mtime = o->mtime > 0 ? o->mtime : c->started;
+		items[n].mtime = o->mtime > 0 ? o->mtime : oe->snap ? oe->snap->mtime : c->started;
 		n++;
+		if (o->malformed) {
+			/* Listed but unreadable: that order reads EIO, the others are unaffected.
+			 */
+			if (!oe->fetching && oe->put_seq <= put_seq_before) {
+				mark_malformed(c, oe, o->malformed);
+				oe->gen++;
+			}
+			continue;
+		}
 		/* A write published after this listing was asked for is newer: keep it. */
 		if (o->has_details && !oe->fetching && oe->put_seq <= put_seq_before) {
 			col->orders[i] = NULL;

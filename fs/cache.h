@@ -13,7 +13,9 @@
  * A reader keeps the snapshot it took even when the cache moves on. When a
  * refresh fails the old snapshot is kept only so the errors file can show
  * it next to the failure; callers must not show it as live. A 404 removes
- * the order.
+ * the order. An order its listing sent malformed (wrong-typed fields, but
+ * a usable id and name) is listed and fails the same way, DBX_EREMOTE with
+ * the field named, until a good answer about it arrives.
  *
  * Writes go through the cache too: a per-order write lock, the result of a
  * successful write published as the fresh state, and the order's last-write

@@ -17,11 +17,14 @@
  * This file reads only the list envelope ({value, nextLink}), subscription
  * IDs, resource IDs, a vault's and an identity's properties, error
  * envelopes and long-running operation status bodies ({status, error});
- * jobs are handed to order.c. A job item that order.c rejects, or whose ID
- * lies outside the subscription / resource group listed, is skipped with a
- * warning, so one odd order does not hide all the others; a page that is
- * not a list fails the whole call (items of earlier pages have been
- * delivered by then: callers treat any error as "listing incomplete").
+ * jobs are handed to order.c. A job item that order.c rejects but that has
+ * a usable id and name is handed on as a stub (struct dbx_order's
+ * malformed), so that one order reads EIO and the others stay readable;
+ * one without a usable id and name, or whose ID lies outside the
+ * subscription / resource group listed, is skipped with a warning (and
+ * counted in one more at the end of the listing). A page that is not a
+ * list fails the whole call (items of earlier pages have been delivered by
+ * then: callers treat any error as "listing incomplete").
  *
  * Writes: a PATCH of a job and its long-running operation, described in
  * the section "PATCH and its long-running operation" below.
@@ -147,8 +150,14 @@ enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp,
 	if (!resp)
 		return dbx_error_set(err, DBX_EREMOTE, "no response");
 	e = status_to_err(resp->status);
-	if (resp->body && resp->body_len > 0 && resp->body_len <= INT_MAX)
-		body = json_tokener_parse(resp->body);
+	/*
+	 * The envelope only adds words to what the status says: one the strict
+	 * parse refuses (a proxy's HTML, a duplicate key), or wrong-typed
+	 * members, add none.
+	 */
+	if (resp->body && resp->body_len > 0 &&
+	    dbx_json_parse_object(resp->body, resp->body_len, "error body", &body, NULL) != DBX_OK)
+		body = NULL;
 	if (body && json_object_object_get_ex(body, "error", &error)) {
 		if (json_object_is_type(error, json_type_object)) {
 			/* ARM: {"error": {"code", "message"}}; Key Vault adds innererror.code. */
@@ -283,7 +292,8 @@ bool dbx_arm_url_is_arm(const struct dbx_cloud *cloud, const char *url)
  * set to end the listing there (DBX_OK); any error ends the listing with
  * it (err filled).
  */
-typedef enum dbx_err (*item_fn)(void *ctx, struct json_object *item, bool *stop,
+typedef enum dbx_err (*item_fn)(void *ctx, struct json_object *item,
+				const struct dbx_http_response *page, bool *stop,
 				struct dbx_error *err);
 
 /* Has url been requested already (seen[0..n-1])? */
@@ -361,7 +371,7 @@ static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, uint6
 			}
 		}
 		for (size_t i = 0; i < len && !stop; i++) {
-			rc = fn(ctx, json_object_array_get_idx(value, i), &stop, err);
+			rc = fn(ctx, json_object_array_get_idx(value, i), &resp, &stop, err);
 			if (rc != DBX_OK)
 				goto out;
 		}
@@ -446,11 +456,14 @@ static bool good_name(const char *s)
 	return true;
 }
 
-static enum dbx_err sub_item(void *ctx, struct json_object *item, bool *stop, struct dbx_error *err)
+static enum dbx_err sub_item(void *ctx, struct json_object *item,
+			     const struct dbx_http_response *page, bool *stop,
+			     struct dbx_error *err)
 {
 	struct sub_ctx *sc = ctx;
 	const char *id = dbx_json_str(item, "subscriptionId");
 
+	(void)page;
 	if (!good_name(id)) {
 		dbx_log(DBX_LOG_WARN,
 			"skipping a subscription without a usable subscriptionId in ARM's list");
@@ -506,9 +519,12 @@ struct job_ctx {
 	void *ctx;
 	const char *subscription;   /* the scope listed: jobs outside it are skipped */
 	const char *resource_group; /* NULL when listing a whole subscription */
+	size_t skipped;		    /* items without a usable id and name, or out of scope */
 };
 
-static enum dbx_err job_item(void *ctx, struct json_object *item, bool *stop, struct dbx_error *err)
+static enum dbx_err job_item(void *ctx, struct json_object *item,
+			     const struct dbx_http_response *page, bool *stop,
+			     struct dbx_error *err)
 {
 	struct job_ctx *jc = ctx;
 	struct dbx_order *order = NULL;
@@ -516,14 +532,31 @@ static enum dbx_err job_item(void *ctx, struct json_object *item, bool *stop, st
 	enum dbx_err rc;
 
 	rc = dbx_order_from_json(item, &order, &e);
+	if (rc == DBX_EREMOTE) {
+		/* Named but unreadable: hand on a stub, so that order reads EIO (cache.h). */
+		e.http_status = page->status;
+		if (page->request_id)
+			snprintf(e.request_id, sizeof(e.request_id), "%s", page->request_id);
+		rc = dbx_order_malformed_stub(item, &e, &order);
+		if (rc == DBX_OK) {
+			char id[256];
+
+			copy_line(id, sizeof(id), order->id);
+			dbx_log(DBX_LOG_WARN, "a job in ARM's list is malformed (%s): %s", id,
+				e.message);
+		}
+	}
 	if (rc == DBX_ENOMEM)
 		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
 	if (rc != DBX_OK) {
 		char id[256];
+		const char *sid = NULL;
 
-		copy_line(id, sizeof(id),
-			  dbx_json_str(item, "id") ? dbx_json_str(item, "id") : "no id");
+		if (dbx_json_member_str(item, "id", &sid) != 1)
+			sid = "no id";
+		copy_line(id, sizeof(id), sid);
 		dbx_log(DBX_LOG_WARN, "skipping a job in ARM's list (%s): %s", id, e.message);
+		jc->skipped++;
 		return DBX_OK;
 	}
 	/* The tree files a job under its own IDs: one from outside the listed scope would be
@@ -536,6 +569,7 @@ static enum dbx_err job_item(void *ctx, struct json_object *item, bool *stop, st
 		dbx_log(DBX_LOG_WARN, "skipping a job outside the listed scope in ARM's list (%s)",
 			id);
 		dbx_order_free(order);
+		jc->skipped++;
 		return DBX_OK;
 	}
 	*stop = jc->cb(jc->ctx, order) != 0;
@@ -589,6 +623,12 @@ enum dbx_err dbx_arm_list_jobs(struct dbx_arm *arm, const char *subscription,
 		goto out;
 	}
 	rc = list_pages(arm, url, call_deadline(arm), job_item, &jc, NULL, err);
+	if (jc.skipped)
+		dbx_log(DBX_LOG_WARN,
+			"ARM's list of %s%s%s had %zu job(s) not shown (no usable id and name, "
+			"or outside the listed scope)",
+			subscription, resource_group ? "/" : "",
+			resource_group ? resource_group : "", jc.skipped);
 out:
 	free(sub);
 	free(rg);
@@ -787,18 +827,33 @@ struct vault_search {
 };
 
 /* One item of Resources - List: the vault when its name and type match. */
-static enum dbx_err vault_item(void *ctx, struct json_object *item, bool *stop,
+static enum dbx_err vault_item(void *ctx, struct json_object *item,
+			       const struct dbx_http_response *page, bool *stop,
 			       struct dbx_error *err)
 {
 	struct vault_search *vs = ctx;
-	const char *rid, *rname, *rtype;
+	struct json_object *v;
+	const char *rid = NULL, *rname = NULL, *rtype = NULL;
+	char why[256] = "";
+	int r;
 
-	if (dbx_json_member_str(item, "id", &rid) != 1 ||
-	    dbx_json_member_str(item, "name", &rname) < 0 ||
-	    dbx_json_member_str(item, "type", &rtype) < 0)
-		return dbx_error_set(err, DBX_EREMOTE,
-				     "malformed response from ARM: a resource without a string id, "
-				     "name or type");
+	(void)page;
+	r = dbx_json_field(item, "id", json_type_string, "value[].id", &v, why, sizeof(why));
+	if (r == 0)
+		snprintf(why, sizeof(why), "a resource without an id");
+	if (r == 1) {
+		rid = json_object_get_string(v);
+		r = dbx_json_field(item, "name", json_type_string, "value[].name", &v, why,
+				   sizeof(why));
+		rname = r == 1 ? json_object_get_string(v) : NULL;
+	}
+	if (r >= 0) {
+		r = dbx_json_field(item, "type", json_type_string, "value[].type", &v, why,
+				   sizeof(why));
+		rtype = r == 1 ? json_object_get_string(v) : NULL;
+	}
+	if (!rid || r < 0)
+		return dbx_error_set(err, DBX_EREMOTE, "malformed answer from ARM: %s", why);
 	if (!rname || !rtype || strcasecmp(rname, vs->name) != 0 ||
 	    strcasecmp(rtype, "Microsoft.KeyVault/vaults") != 0)
 		return DBX_OK;
@@ -920,11 +975,12 @@ void dbx_arm_vault_clear(struct dbx_arm_vault *v)
 	memset(v, 0, sizeof(*v));
 }
 
-/* Optional boolean member: absent keeps *out (the default); -1 on a wrong type. */
-static int member_bool(struct json_object *o, const char *key, bool *out)
+/* Optional boolean field: absent keeps *out (the default); -1 on a wrong type (why filled). */
+static int member_bool(struct json_object *o, const char *key, const char *path, bool *out,
+		       char *why, size_t cap)
 {
 	struct json_object *v;
-	int r = dbx_json_member(o, key, json_type_boolean, &v);
+	int r = dbx_json_field(o, key, json_type_boolean, path, &v, why, cap);
 
 	if (r == 1)
 		*out = json_object_get_boolean(v);
@@ -1035,9 +1091,11 @@ out:
 enum dbx_err dbx_arm_get_vault(struct dbx_arm *arm, const char *id, uint64_t deadline_ms,
 			       struct dbx_arm_vault *out, struct dbx_error *err)
 {
-	struct json_object *root = NULL, *props, *pols;
+	struct json_object *root = NULL, *props = NULL, *pols = NULL, *v = NULL;
 	const char *tenant;
+	char why[256] = "";
 	enum dbx_err rc;
+	int r;
 
 	dbx_error_clear(err);
 	memset(out, 0, sizeof(*out));
@@ -1051,15 +1109,29 @@ enum dbx_err dbx_arm_get_vault(struct dbx_arm *arm, const char *id, uint64_t dea
 	rc = get_resource(arm, id, API_VAULTS, deadline_ms, &root, err);
 	if (rc != DBX_OK)
 		goto out;
-	if (dbx_json_member(root, "properties", json_type_object, &props) != 1 ||
-	    member_bool(props, "enableSoftDelete", &out->soft_delete) < 0 ||
-	    member_bool(props, "enablePurgeProtection", &out->purge_protection) < 0 ||
-	    member_bool(props, "enableRbacAuthorization", &out->rbac) < 0 ||
-	    dbx_json_member_str(props, "tenantId", &tenant) < 0 ||
-	    (tenant && strlen(tenant) >= sizeof(out->tenant_id)) ||
-	    dbx_json_member(props, "accessPolicies", json_type_array, &pols) < 0) {
-		rc = dbx_error_set(err, DBX_EREMOTE,
-				   "malformed response from ARM: not a key vault's properties");
+	r = dbx_json_field(root, "properties", json_type_object, "properties", &props, why,
+			   sizeof(why));
+	if (r == 0)
+		snprintf(why, sizeof(why), "the key vault has no properties");
+	if (r == 1 &&
+	    (member_bool(props, "enableSoftDelete", "properties.enableSoftDelete",
+			 &out->soft_delete, why, sizeof(why)) < 0 ||
+	     member_bool(props, "enablePurgeProtection", "properties.enablePurgeProtection",
+			 &out->purge_protection, why, sizeof(why)) < 0 ||
+	     member_bool(props, "enableRbacAuthorization", "properties.enableRbacAuthorization",
+			 &out->rbac, why, sizeof(why)) < 0 ||
+	     dbx_json_field(props, "tenantId", json_type_string, "properties.tenantId", &v, why,
+			    sizeof(why)) < 0 ||
+	     dbx_json_field(props, "accessPolicies", json_type_array, "properties.accessPolicies",
+			    &pols, why, sizeof(why)) < 0))
+		r = -1;
+	tenant = r == 1 && v ? json_object_get_string(v) : NULL;
+	if (r == 1 && tenant && strlen(tenant) >= sizeof(out->tenant_id)) {
+		snprintf(why, sizeof(why), "properties.tenantId is too long");
+		r = -1;
+	}
+	if (r != 1) {
+		rc = dbx_error_set(err, DBX_EREMOTE, "malformed answer from ARM: %s", why);
 		goto out;
 	}
 	if (tenant)
@@ -1074,9 +1146,11 @@ enum dbx_err dbx_arm_identity_principal(struct dbx_arm *arm, const char *uai_id,
 					uint64_t deadline_ms, char *principal, size_t cap,
 					struct dbx_error *err)
 {
-	struct json_object *root = NULL, *props;
+	struct json_object *root = NULL, *props = NULL, *v = NULL;
 	const char *pid;
+	char why[256] = "";
 	enum dbx_err rc;
+	int r;
 
 	dbx_error_clear(err);
 	if (principal && cap)
@@ -1088,12 +1162,16 @@ enum dbx_err dbx_arm_identity_principal(struct dbx_arm *arm, const char *uai_id,
 	rc = get_resource(arm, uai_id, API_IDENTITIES, deadline_ms, &root, err);
 	if (rc != DBX_OK)
 		goto out;
-	if (dbx_json_member(root, "properties", json_type_object, &props) != 1 ||
-	    dbx_json_member_str(props, "principalId", &pid) != 1 || pid[0] == '\0' ||
-	    strlen(pid) >= cap) {
-		rc = dbx_error_set(err, DBX_EREMOTE,
-				   "malformed response from ARM: the user-assigned identity has no "
-				   "usable principalId");
+	r = dbx_json_field(root, "properties", json_type_object, "properties", &props, why,
+			   sizeof(why));
+	if (r == 1)
+		r = dbx_json_field(props, "principalId", json_type_string, "properties.principalId",
+				   &v, why, sizeof(why));
+	pid = r == 1 ? json_object_get_string(v) : NULL;
+	if (r == 0 || (pid && (pid[0] == '\0' || strlen(pid) >= cap)))
+		snprintf(why, sizeof(why), "the user-assigned identity has no usable principalId");
+	if (!pid || pid[0] == '\0' || strlen(pid) >= cap) {
+		rc = dbx_error_set(err, DBX_EREMOTE, "malformed answer from ARM: %s", why);
 		goto out;
 	}
 	memcpy(principal, pid, strlen(pid) + 1);

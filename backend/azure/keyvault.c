@@ -17,8 +17,10 @@
  * scope. A 403 on the vault or on the key skips the checks it would have
  * fed and says so in the preflight notes; every other failure (401, 5xx,
  * throttling, transport) propagates with its own enum dbx_err. Responses
- * are parsed defensively: a wrong type or a missing field is DBX_EREMOTE
- * "malformed ... response", never a crash.
+ * are parsed strictly: every KeyBundle field read has one accepted type
+ * (docs/azure.md, "Key Vault"), and a wrong type, a missing required field
+ * or a body the strict parse refuses is DBX_EREMOTE "malformed Key Vault
+ * key response: " naming the field, never a crash or a default.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -113,12 +115,13 @@ ssem_error(struct dbx_error *err, const char *code, long status, const char *req
 	return DBX_EINVAL;
 }
 
-/* A response that is not the JSON we expect. */
+/* A response that is not the JSON we expect; why (may be NULL) names the field. */
 static enum dbx_err malformed(struct dbx_error *err, const struct dbx_http_response *resp,
-			      const char *what)
+			      const char *what, const char *why)
 {
 	dbx_error_clear(err);
-	dbx_error_set(err, DBX_EREMOTE, "malformed %s response", what);
+	dbx_error_set(err, DBX_EREMOTE, "malformed %s response%s%s", what, why && *why ? ": " : "",
+		      why ? why : "");
 	if (err && resp) {
 		err->http_status = resp->status;
 		if (resp->request_id)
@@ -308,7 +311,8 @@ static enum dbx_err check_policies(const struct dbx_arm_vault *props,
 	char list[64] = "";
 
 	if (!props->policies_ok)
-		return malformed(err, NULL, "ARM key vault");
+		return malformed(err, NULL, "ARM key vault",
+				 "an access policy is not of the documented shape");
 	for (size_t i = 0; i < props->n_policies; i++) {
 		const struct dbx_arm_access_policy *pol = &props->policies[i];
 
@@ -455,45 +459,108 @@ static bool kid_matches(const char *kid, const struct dbx_key_url *key)
 	return key->version[0] == '\0' || strcasecmp(p, key->version) == 0;
 }
 
-/* Optional unix time member: absent or null is 0; false on a wrong type. */
-static bool member_time(struct json_object *o, const char *key, time_t *out)
-{
-	struct json_object *v;
-	int r = dbx_json_member(o, key, json_type_int, &v);
+/*
+ * The KeyBundle's fields (docs/azure.md, "Key Vault"), each with its one
+ * accepted type: a required one absent, or any one of another type, is
+ * malformed, and why says which.
+ */
+struct key_reader {
+	char *why;
+	size_t cap;
+	bool bad;
+};
 
-	*out = 0;
-	if (r < 0)
-		return false;
-	if (r == 1)
-		*out = (time_t)json_object_get_int64(v);
-	return true;
+static struct json_object *key_field(struct key_reader *r, struct json_object *o, const char *key,
+				     const char *path, enum json_type t, bool required)
+{
+	struct json_object *v = NULL;
+	int got;
+
+	if (r->bad)
+		return NULL;
+	got = dbx_json_field(o, key, t, path, &v, r->why, r->cap);
+	if (got < 0 || (got == 0 && required && o)) {
+		if (got == 0)
+			snprintf(r->why, r->cap, "no %s", path);
+		r->bad = true;
+		return NULL;
+	}
+	return v;
 }
 
-/* Fill out from a KeyBundle; false when it is malformed. */
-static bool parse_key(struct json_object *root, const struct dbx_key_url *key,
-		      struct dbx_key_info *out)
+static const char *key_str(struct key_reader *r, struct json_object *o, const char *key,
+			   const char *path, bool required)
 {
-	struct json_object *jwk, *attrs, *enabled;
+	struct json_object *v = key_field(r, o, key, path, json_type_string, required);
+
+	return v ? json_object_get_string(v) : NULL;
+}
+
+/* Optional unix time: absent or null is 0. */
+static time_t key_time(struct key_reader *r, struct json_object *o, const char *key,
+		       const char *path)
+{
+	struct json_object *v = key_field(r, o, key, path, json_type_int, false);
+
+	return v ? (time_t)json_object_get_int64(v) : 0;
+}
+
+/* Fill out from a KeyBundle; false when it is malformed (why says how). */
+static bool parse_key(struct json_object *root, const struct dbx_key_url *key,
+		      struct dbx_key_info *out, char *why, size_t cap)
+{
+	struct key_reader r = {.why = why, .cap = cap};
+	struct json_object *jwk, *attrs, *enabled, *ops;
 	const char *kid, *kty, *n, *level;
 
-	if (dbx_json_member(root, "key", json_type_object, &jwk) != 1 ||
-	    dbx_json_member(root, "attributes", json_type_object, &attrs) != 1 ||
-	    dbx_json_member_str(jwk, "kid", &kid) != 1 ||
-	    dbx_json_member_str(jwk, "kty", &kty) != 1 || dbx_json_member_str(jwk, "n", &n) < 0 ||
-	    dbx_json_member(attrs, "enabled", json_type_boolean, &enabled) != 1 ||
-	    !member_time(attrs, "nbf", &out->nbf) || !member_time(attrs, "exp", &out->exp) ||
-	    dbx_json_member_str(attrs, "recoveryLevel", &level) < 0)
+	jwk = key_field(&r, root, "key", "key", json_type_object, true);
+	attrs = key_field(&r, root, "attributes", "attributes", json_type_object, true);
+	kid = key_str(&r, jwk, "kid", "key.kid", true);
+	kty = key_str(&r, jwk, "kty", "key.kty", true);
+	n = key_str(&r, jwk, "n", "key.n", false);
+	(void)key_str(&r, jwk, "e", "key.e", false);
+	ops = key_field(&r, jwk, "key_ops", "key.key_ops", json_type_array, false);
+	for (size_t i = 0; ops && !r.bad && i < json_object_array_length(ops); i++) {
+		struct json_object *op = json_object_array_get_idx(ops, i);
+
+		if (!json_object_is_type(op, json_type_string)) {
+			snprintf(why, cap, "key.key_ops[%zu] is %s, expected a string", i,
+				 dbx_json_type_name(json_object_get_type(op)));
+			r.bad = true;
+		}
+	}
+	enabled = key_field(&r, attrs, "enabled", "attributes.enabled", json_type_boolean, true);
+	out->nbf = key_time(&r, attrs, "nbf", "attributes.nbf");
+	out->exp = key_time(&r, attrs, "exp", "attributes.exp");
+	(void)key_time(&r, attrs, "created", "attributes.created");
+	(void)key_time(&r, attrs, "updated", "attributes.updated");
+	level = key_str(&r, attrs, "recoveryLevel", "attributes.recoveryLevel", false);
+	if (r.bad)
 		return false;
-	if (!kid_matches(kid, key) || !copy_str(out->kid, sizeof(out->kid), kid))
+	if (!kid_matches(kid, key) || !copy_str(out->kid, sizeof(out->kid), kid)) {
+		snprintf(why, cap, "key.kid is not a version of the key asked for");
 		return false;
+	}
 	snprintf(out->kty, sizeof(out->kty), "%s", kty);
 	out->enabled = json_object_get_boolean(enabled);
-	if (level && !copy_str(out->recovery_level, sizeof(out->recovery_level), level))
+	if (level && !copy_str(out->recovery_level, sizeof(out->recovery_level), level)) {
+		snprintf(why, cap, "attributes.recoveryLevel is too long");
 		return false;
+	}
 	out->bits = 0;
 	if (strcmp(kty, "RSA") == 0 || strcmp(kty, "RSA-HSM") == 0) {
-		if (!n || !modulus_bits(n, strlen(n), &out->bits) || out->bits == 0)
+		if (!n) {
+			snprintf(why, cap, "no key.n (the modulus of an %s key)", kty);
 			return false;
+		}
+		if (!modulus_bits(n, strlen(n), &out->bits)) {
+			snprintf(why, cap, "key.n is not base64url");
+			return false;
+		}
+		if (out->bits == 0) {
+			snprintf(why, cap, "key.n is a zero modulus");
+			return false;
+		}
 	}
 	return true;
 }
@@ -522,6 +589,8 @@ static enum dbx_err fetch_key(struct dbx_keyvault *kv, const struct dbx_key_url 
 {
 	static const char what[] = "Key Vault key";
 	struct dbx_http_response resp = {0};
+	struct dbx_error perr = {0};
+	char why[DBX_ERR_MSG_MAX / 2] = "";
 	struct json_object *root = NULL;
 	char *url = NULL;
 	enum dbx_err rc = DBX_OK;
@@ -556,10 +625,22 @@ static enum dbx_err fetch_key(struct dbx_keyvault *kv, const struct dbx_key_url 
 		rc = response_error(&resp, what, err);
 		goto out;
 	}
-	if (dbx_json_parse_object(resp.body, resp.body_len, what, &root, NULL) != DBX_OK ||
-	    !parse_key(root, key, out)) {
+	rc = dbx_json_parse_object(resp.body, resp.body_len, "malformed Key Vault key response",
+				   &root, &perr);
+	if (rc == DBX_ENOMEM) {
+		rc = no_memory(err);
+		goto out;
+	}
+	if (rc != DBX_OK || !parse_key(root, key, out, why, sizeof(why))) {
 		memset(out, 0, sizeof(*out));
-		rc = malformed(err, &resp, what);
+		if (rc != DBX_OK) {
+			rc = malformed(err, &resp, what, NULL);
+			if (err) /* the parse's own words: "malformed Key Vault key response: ..."
+				  */
+				snprintf(err->message, sizeof(err->message), "%s", perr.message);
+		} else {
+			rc = malformed(err, &resp, what, why);
+		}
 		goto out;
 	}
 	*readable = true;

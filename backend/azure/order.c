@@ -7,9 +7,12 @@
  * userAssigned.resourceId}}, the job identity {type, principalId, tenantId,
  * userAssignedIdentities}, systemData.lastModifiedAt, and the problems the
  * service reports (properties.error, then every stage that failed or waits
- * for the customer). Input comes from the network, so every field is
- * type-checked: a field of the wrong type reads as absent, and only a
- * missing or malformed id/name rejects the whole job. Also here: ARM
+ * for the customer). Input comes from the network, so every field read has
+ * one accepted JSON type (null and absence mean absent): any other type,
+ * or a kekType or type of another value, rejects the whole job, naming the
+ * field (docs/azure.md, "The job resource", lists them). A list item
+ * rejected that way still names its order: dbx_order_malformed_stub keeps
+ * its id and name, so one bad order reads EIO instead of vanishing. Also here: ARM
  * resource ID parsing (case-insensitive segment names, since list
  * responses spell "resourcegroups"); timestamps are read by
  * core/timestamp.c.
@@ -30,28 +33,75 @@
 #include "databoxfs/timestamp.h"
 #include "core/json_util.h"
 
-/* ---- small JSON accessors: wrong types read as absent ---- */
+/*
+ * ---- typed reads: every field has one accepted JSON type ----
+ *
+ * A struct reader carries the first failure. Each accessor takes the
+ * parent (NULL: the parent itself is absent, so is the member) and the
+ * member's path for the message; absent and null read as absent, any
+ * other type than the accepted one fails the whole job with
+ * "malformed answer from ARM: PATH is a TYPE, expected a TYPE".
+ */
 
-static struct json_object *get_obj(struct json_object *o, const char *key)
+#define MALFORMED "malformed answer from ARM: "
+
+struct reader {
+	struct dbx_error *err;
+	enum dbx_err rc; /* DBX_OK until the first malformed field */
+};
+
+/* s, at most 64 bytes of it, control characters as '?': a value quoted in a one-line message. */
+static void quote_value(char *dst, size_t cap, const char *s)
 {
-	struct json_object *v = NULL;
+	size_t n = 0;
 
-	if (!o || !json_object_is_type(o, json_type_object))
-		return NULL;
-	if (!json_object_object_get_ex(o, key, &v))
-		return NULL;
-	return json_object_is_type(v, json_type_object) ? v : NULL;
+	for (; s[n] && n < 64 && n + 1 < cap; n++)
+		dst[n] = (unsigned char)s[n] < 0x20 || s[n] == 0x7f ? '?' : s[n];
+	dst[n] = '\0';
 }
 
-static struct json_object *get_array(struct json_object *o, const char *key)
+/* Record that path has the wrong type (the first such field only). */
+static void wrong_type(struct reader *r, const char *path, struct json_object *v, enum json_type t)
+{
+	if (r->rc != DBX_OK)
+		return;
+	r->rc = dbx_error_set(r->err, DBX_EREMOTE, MALFORMED "%s is %s, expected %s", path,
+			      dbx_json_type_name(json_object_get_type(v)), dbx_json_type_name(t));
+}
+
+/* Member key of o (path names it) when of type t; NULL when absent, null or wrong (recorded). */
+static struct json_object *get_typed(struct reader *r, struct json_object *o, const char *key,
+				     const char *path, enum json_type t)
 {
 	struct json_object *v = NULL;
 
-	if (!o || !json_object_is_type(o, json_type_object))
+	if (!o || !json_object_object_get_ex(o, key, &v) || !v)
 		return NULL;
-	if (!json_object_object_get_ex(o, key, &v))
+	if (!json_object_is_type(v, t)) {
+		wrong_type(r, path, v, t);
 		return NULL;
-	return json_object_is_type(v, json_type_array) ? v : NULL;
+	}
+	return v;
+}
+
+static struct json_object *get_obj(struct reader *r, struct json_object *o, const char *key,
+				   const char *path)
+{
+	return get_typed(r, o, key, path, json_type_object);
+}
+
+static struct json_object *get_array(struct reader *r, struct json_object *o, const char *key,
+				     const char *path)
+{
+	return get_typed(r, o, key, path, json_type_array);
+}
+
+static const char *get_str(struct reader *r, struct json_object *o, const char *key,
+			   const char *path)
+{
+	struct json_object *v = get_typed(r, o, key, path, json_type_string);
+
+	return v ? json_object_get_string(v) : NULL;
 }
 
 /* strdup that keeps NULL; *oom latches an allocation failure. */
@@ -187,6 +237,7 @@ void dbx_order_free(struct dbx_order *order)
 		free(order->uai_ids[i]);
 	free(order->uai_ids);
 	free(order->last_modified);
+	free(order->malformed);
 	for (size_t i = 0; i < order->n_problems; i++) {
 		free(order->problems[i].code);
 		free(order->problems[i].message);
@@ -222,6 +273,13 @@ struct dbx_order *dbx_order_dup(const struct dbx_order *o)
 	c->tenant_id = dup_str(o->tenant_id, &oom);
 	c->last_modified = dup_str(o->last_modified, &oom);
 	c->mtime = o->mtime;
+	if (o->malformed) {
+		c->malformed = malloc(sizeof(*c->malformed));
+		if (c->malformed)
+			*c->malformed = *o->malformed;
+		else
+			oom = true;
+	}
 	if (o->n_uai) {
 		c->uai_ids = calloc(o->n_uai, sizeof(*c->uai_ids));
 		if (!c->uai_ids)
@@ -277,29 +335,46 @@ static bool stage_needs_attention(const char *status)
 							 strlen("WaitingForCustomerAction")) == 0);
 }
 
-static void read_problems(struct dbx_order *o, struct json_object *props,
+static void read_problems(struct reader *r, struct dbx_order *o, struct json_object *props,
 			  struct json_object *details, bool *oom)
 {
-	struct json_object *error = get_obj(props, "error");
-	struct json_object *stages = get_array(details, "jobStages");
+	struct json_object *error = get_obj(r, props, "error", "properties.error");
+	struct json_object *stages =
+	    get_array(r, details, "jobStages", "properties.details.jobStages");
 
 	if (error) {
-		const char *code = dbx_json_str(error, "code");
-		const char *message = dbx_json_str(error, "message");
+		const char *code = get_str(r, error, "code", "properties.error.code");
+		const char *message = get_str(r, error, "message", "properties.error.message");
+		const char *target = get_str(r, error, "target", "properties.error.target");
 
 		if ((code && *code) || (message && *message))
-			add_problem(o, code && *code ? code : "UnknownError", message,
-				    dbx_json_str(error, "target"), NULL, oom);
+			add_problem(o, code && *code ? code : "UnknownError", message, target, NULL,
+				    oom);
 	}
 	for (size_t i = 0; stages && i < json_object_array_length(stages); i++) {
 		struct json_object *st = json_object_array_get_idx(stages, i);
-		const char *status = dbx_json_str(st, "stageStatus");
-		const char *stage = dbx_json_str(st, "stageName");
-		const char *display = dbx_json_str(st, "displayName");
-		char *text = NULL;
+		const char *status, *stage, *display, *when;
+		char path[96], *text = NULL;
 		int n;
 
-		if (!json_object_is_type(st, json_type_object) || !stage_needs_attention(status))
+		if (!st)
+			continue; /* null: absent */
+		snprintf(path, sizeof(path), "properties.details.jobStages[%zu]", i);
+		if (!json_object_is_type(st, json_type_object)) {
+			wrong_type(r, path, st, json_type_object);
+			return;
+		}
+		snprintf(path, sizeof(path), "properties.details.jobStages[%zu].stageStatus", i);
+		status = get_str(r, st, "stageStatus", path);
+		snprintf(path, sizeof(path), "properties.details.jobStages[%zu].stageName", i);
+		stage = get_str(r, st, "stageName", path);
+		snprintf(path, sizeof(path), "properties.details.jobStages[%zu].displayName", i);
+		display = get_str(r, st, "displayName", path);
+		snprintf(path, sizeof(path), "properties.details.jobStages[%zu].stageTime", i);
+		when = get_str(r, st, "stageTime", path);
+		if (r->rc != DBX_OK)
+			return;
+		if (!stage_needs_attention(status))
 			continue;
 		if (stage && display)
 			n = asprintf(&text, "Stage '%s' (%s) is %s", display, stage, status);
@@ -311,35 +386,55 @@ static void read_problems(struct dbx_order *o, struct json_object *props,
 			*oom = true;
 			return;
 		}
-		add_problem(o, status, text, stage, dbx_json_str(st, "stageTime"), oom);
+		add_problem(o, status, text, stage, when, oom);
 		free(text);
 	}
 }
 
-static void read_kek(struct dbx_order *o, struct json_object *details, bool *oom)
-{
-	struct json_object *kek = get_obj(details, "keyEncryptionKey");
-	struct json_object *idp = get_obj(kek, "identityProperties");
-	const char *type = dbx_json_str(kek, "kekType");
+#define KEK "properties.details.keyEncryptionKey"
 
-	/* Absent key, absent kekType or an unknown value: the service default. */
-	o->kek_type =
-	    type && strcasecmp(type, "CustomerManaged") == 0 ? DBX_KEK_CUSTOMER : DBX_KEK_MICROSOFT;
-	o->kek_url = dup_str(dbx_json_str(kek, "kekUrl"), oom);
-	o->kek_vault_id = dup_str(dbx_json_str(kek, "kekVaultResourceID"), oom);
-	o->kek_identity_type = dup_str(dbx_json_str(idp, "type"), oom);
-	o->kek_uai_id = dup_str(dbx_json_str(get_obj(idp, "userAssigned"), "resourceId"), oom);
+static void read_kek(struct reader *r, struct dbx_order *o, struct json_object *details, bool *oom)
+{
+	struct json_object *kek = get_obj(r, details, "keyEncryptionKey", KEK);
+	struct json_object *idp = get_obj(r, kek, "identityProperties", KEK ".identityProperties");
+	struct json_object *ua =
+	    get_obj(r, idp, "userAssigned", KEK ".identityProperties.userAssigned");
+	const char *type = get_str(r, kek, "kekType", KEK ".kekType");
+
+	/* Absent key or absent kekType: the service default; any other value is not ours to guess.
+	 */
+	if (type && strcasecmp(type, "CustomerManaged") == 0)
+		o->kek_type = DBX_KEK_CUSTOMER;
+	else if (!type || strcasecmp(type, "MicrosoftManaged") == 0)
+		o->kek_type = DBX_KEK_MICROSOFT;
+	else if (r->rc == DBX_OK) {
+		char shown[80];
+
+		quote_value(shown, sizeof(shown), type);
+		r->rc = dbx_error_set(r->err, DBX_EREMOTE,
+				      MALFORMED KEK ".kekType is \"%s\", expected MicrosoftManaged "
+						    "or CustomerManaged",
+				      shown);
+	}
+	o->kek_url = dup_str(get_str(r, kek, "kekUrl", KEK ".kekUrl"), oom);
+	o->kek_vault_id =
+	    dup_str(get_str(r, kek, "kekVaultResourceID", KEK ".kekVaultResourceID"), oom);
+	o->kek_identity_type =
+	    dup_str(get_str(r, idp, "type", KEK ".identityProperties.type"), oom);
+	o->kek_uai_id = dup_str(
+	    get_str(r, ua, "resourceId", KEK ".identityProperties.userAssigned.resourceId"), oom);
 }
 
-static void read_identity(struct dbx_order *o, struct json_object *job, bool *oom)
+static void read_identity(struct reader *r, struct dbx_order *o, struct json_object *job, bool *oom)
 {
-	struct json_object *ident = get_obj(job, "identity");
-	struct json_object *uais = get_obj(ident, "userAssignedIdentities");
-	const char *type = dbx_json_str(ident, "type");
+	struct json_object *ident = get_obj(r, job, "identity", "identity");
+	struct json_object *uais =
+	    get_obj(r, ident, "userAssignedIdentities", "identity.userAssignedIdentities");
+	const char *type = get_str(r, ident, "type", "identity.type");
 
 	o->identity_type = dup_str(type && *type ? type : "None", oom);
-	o->principal_id = dup_str(dbx_json_str(ident, "principalId"), oom);
-	o->tenant_id = dup_str(dbx_json_str(ident, "tenantId"), oom);
+	o->principal_id = dup_str(get_str(r, ident, "principalId", "identity.principalId"), oom);
+	o->tenant_id = dup_str(get_str(r, ident, "tenantId", "identity.tenantId"), oom);
 	if (!uais || json_object_object_length(uais) == 0)
 		return;
 	o->uai_ids = calloc((size_t)json_object_object_length(uais), sizeof(*o->uai_ids));
@@ -349,36 +444,43 @@ static void read_identity(struct dbx_order *o, struct json_object *job, bool *oo
 	}
 	json_object_object_foreach(uais, key, val)
 	{
-		(void)val;
+		/* {"principalId", "clientId"} per identity; null reads as an empty one. */
+		if (val && !json_object_is_type(val, json_type_object)) {
+			char path[400];
+
+			snprintf(path, sizeof(path), "identity.userAssignedIdentities[\"%.340s\"]",
+				 key);
+			for (char *p = path; *p; p++) {
+				if ((unsigned char)*p < 0x20)
+					*p = '?';
+			}
+			wrong_type(r, path, val, json_type_object);
+			return;
+		}
 		o->uai_ids[o->n_uai++] = dup_str(key, oom);
 	}
 }
 
-enum dbx_err dbx_order_from_json(struct json_object *job, struct dbx_order **out,
-				 struct dbx_error *err)
+/*
+ * The part of a job that names it: id (a Data Box job ID) and name (its
+ * last segment), into o->id, subscription, resource_group and name.
+ * DBX_EREMOTE (err says which) when they are missing, mistyped or
+ * malformed.
+ */
+static enum dbx_err read_names(struct json_object *job, struct dbx_order *o, struct dbx_error *err)
 {
-	struct json_object *props, *details;
-	struct dbx_order *o = NULL;
-	const char *id, *name, *modified;
+	struct reader r = {.err = err};
+	const char *id = get_str(&r, job, "id", "id");
+	const char *name = get_str(&r, job, "name", "name");
 	char *id_name = NULL, *id_type = NULL;
 	bool oom = false;
-	enum dbx_err rc = DBX_OK;
+	enum dbx_err rc;
 
-	*out = NULL;
-	if (!job || !json_object_is_type(job, json_type_object)) {
-		rc = dbx_error_set(err, DBX_EREMOTE, "malformed job from ARM: not a JSON object");
-		goto out;
-	}
-	id = dbx_json_str(job, "id");
-	name = dbx_json_str(job, "name");
+	if (r.rc != DBX_OK)
+		return r.rc;
 	if (!id || !name) {
-		rc = dbx_error_set(err, DBX_EREMOTE, "malformed job from ARM: no %s",
+		rc = dbx_error_set(err, DBX_EREMOTE, MALFORMED "the job has no %s",
 				   !id ? "\"id\"" : "\"name\"");
-		goto out;
-	}
-	o = calloc(1, sizeof(*o));
-	if (!o) {
-		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
 		goto out;
 	}
 	rc = dbx_arm_id_parse(id, &o->subscription, &o->resource_group, &id_type, &id_name);
@@ -387,44 +489,116 @@ enum dbx_err dbx_order_from_json(struct json_object *job, struct dbx_order **out
 		goto out;
 	}
 	if (rc != DBX_OK || strcasecmp(id_type, "Microsoft.DataBox/jobs") != 0) {
-		rc = dbx_error_set(err, DBX_EREMOTE,
-				   "malformed job from ARM: id is not a Data Box job ID");
+		rc = dbx_error_set(err, DBX_EREMOTE, MALFORMED "id is not a Data Box job ID");
 		goto out;
 	}
 	/* The name becomes a directory entry: it must be the id's own last segment. */
 	if (strcasecmp(name, id_name) != 0) {
-		rc = dbx_error_set(err, DBX_EREMOTE,
-				   "malformed job from ARM: name does not match id");
+		rc = dbx_error_set(err, DBX_EREMOTE, MALFORMED "name does not match id");
 		goto out;
 	}
-
-	props = get_obj(job, "properties");
-	details = get_obj(props, "details");
 	o->id = dup_str(id, &oom);
 	o->name = dup_str(name, &oom);
-	o->location = dup_str(dbx_json_str(job, "location"), &oom);
-	o->sku = dup_str(dbx_json_str(get_obj(job, "sku"), "name"), &oom);
-	o->status = dup_str(dbx_json_str(props, "status"), &oom);
+	if (oom)
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+out:
+	free(id_name);
+	free(id_type);
+	return rc;
+}
+
+enum dbx_err dbx_order_from_json(struct json_object *job, struct dbx_order **out,
+				 struct dbx_error *err)
+{
+	struct json_object *props, *details, *sys;
+	struct dbx_order *o = NULL;
+	struct reader r = {.err = err};
+	const char *modified, *type;
+	bool oom = false;
+	enum dbx_err rc = DBX_OK;
+
+	*out = NULL;
+	if (!job || !json_object_is_type(job, json_type_object)) {
+		rc = dbx_error_set(err, DBX_EREMOTE, MALFORMED "the job is not a JSON object");
+		goto out;
+	}
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = read_names(job, o, err);
+	if (rc != DBX_OK)
+		goto out;
+
+	type = get_str(&r, job, "type", "type");
+	if (type && strcasecmp(type, "Microsoft.DataBox/jobs") != 0 && r.rc == DBX_OK) {
+		char shown[80];
+
+		quote_value(shown, sizeof(shown), type);
+		r.rc = dbx_error_set(err, DBX_EREMOTE,
+				     MALFORMED "type is \"%s\", expected Microsoft.DataBox/jobs",
+				     shown);
+	}
+	props = get_obj(&r, job, "properties", "properties");
+	details = get_obj(&r, props, "details", "properties.details");
+	o->location = dup_str(get_str(&r, job, "location", "location"), &oom);
+	o->sku = dup_str(get_str(&r, get_obj(&r, job, "sku", "sku"), "name", "sku.name"), &oom);
+	o->status = dup_str(get_str(&r, props, "status", "properties.status"), &oom);
 	o->has_details = details != NULL;
-	read_kek(o, details, &oom);
-	read_identity(o, job, &oom);
-	modified = dbx_json_str(get_obj(job, "systemData"), "lastModifiedAt");
+	read_kek(&r, o, details, &oom);
+	read_identity(&r, o, job, &oom);
+	sys = get_obj(&r, job, "systemData", "systemData");
+	modified = get_str(&r, sys, "lastModifiedAt", "systemData.lastModifiedAt");
 	if (modified) {
 		time_t t = dbx_parse_time(modified);
 
 		o->last_modified = dup_str(modified, &oom);
 		o->mtime = t == (time_t)-1 ? 0 : t;
 	}
-	read_problems(o, props, details, &oom);
+	read_problems(&r, o, props, details, &oom);
 	if (oom) {
 		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (r.rc != DBX_OK) {
+		rc = r.rc;
 		goto out;
 	}
 	*out = o;
 	o = NULL;
 out:
-	free(id_name);
-	free(id_type);
+	dbx_order_free(o);
+	return rc;
+}
+
+enum dbx_err dbx_order_malformed_stub(struct json_object *job, const struct dbx_error *why,
+				      struct dbx_order **out)
+{
+	struct dbx_order *o = NULL;
+	struct dbx_error e = {0};
+	enum dbx_err rc = DBX_EREMOTE;
+
+	*out = NULL;
+	if (!job || !json_object_is_type(job, json_type_object) || !why)
+		return DBX_EREMOTE;
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return DBX_ENOMEM;
+	rc = read_names(job, o, &e);
+	if (rc != DBX_OK)
+		goto out;
+	o->identity_type = strdup("None");
+	o->malformed = malloc(sizeof(*o->malformed));
+	if (!o->identity_type || !o->malformed) {
+		rc = DBX_ENOMEM;
+		goto out;
+	}
+	*o->malformed = *why;
+	o->malformed->err = DBX_EREMOTE;
+	*out = o;
+	o = NULL;
+out:
 	dbx_order_free(o);
 	return rc;
 }
@@ -436,7 +610,7 @@ enum dbx_err dbx_order_parse(const char *text, size_t len, struct dbx_order **ou
 	enum dbx_err rc;
 
 	*out = NULL;
-	rc = dbx_json_parse_object(text, len, "malformed job from ARM", &job, err);
+	rc = dbx_json_parse_object(text, len, "malformed answer from ARM", &job, err);
 	if (rc != DBX_OK)
 		goto out;
 	rc = dbx_order_from_json(job, out, err);

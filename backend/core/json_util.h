@@ -36,11 +36,35 @@ int dbx_json_member(struct json_object *o, const char *key, enum json_type t,
 int dbx_json_member_str(struct json_object *o, const char *key, const char **out);
 
 /*
+ * How a field of type t is named in a malformed-answer message: "a
+ * string", "an object", "an array", "a boolean", "a number" (int and
+ * double alike), "null". Static.
+ */
+const char *dbx_json_type_name(enum json_type t);
+
+/*
+ * Member key of o as a field of an answer, with its accepted type t:
+ * 1 when present with that type (*out set, borrowed), 0 when o is NULL or
+ * the member is absent or null (*out NULL), -1 when it has another type
+ * (*out NULL, and why, cap bytes, says "PATH is a number, expected a
+ * string"; an expected json_type_int reads "an integer").
+ */
+int dbx_json_field(struct json_object *o, const char *key, enum json_type t, const char *path,
+		   struct json_object **out, char *why, size_t cap);
+
+/* How deep a body may nest (json-c's default): real ARM and Key Vault answers need under 10. */
+#define DBX_JSON_MAX_DEPTH 32
+
+/*
  * Parse text[0..len) (not necessarily NUL-terminated) as exactly one JSON
- * object with nothing after it but JSON white space. DBX_OK with *out for
- * the caller to put; else *out NULL and DBX_EREMOTE with err's message
+ * object with nothing after it but JSON white space, strictly: json-c's
+ * strict mode, UTF-8 strings only, at most DBX_JSON_MAX_DEPTH levels, no
+ * escaped NUL, no key twice in one object. DBX_OK with *out for the
+ * caller to put; else *out NULL and DBX_EREMOTE with err's message
  * "<what>: " and the reason (empty body, body too large, truncated JSON,
- * not JSON, data after the JSON, not a JSON object), or DBX_ENOMEM.
+ * not JSON, nested deeper than N levels, a string is not valid UTF-8, a
+ * string holds a NUL, duplicate key "NAME", data after the JSON, not a
+ * JSON object), or DBX_ENOMEM.
  */
 DBX_MUST_CHECK enum dbx_err dbx_json_parse_object(const char *text, size_t len, const char *what,
 						  struct json_object **out, struct dbx_error *err);

@@ -46,7 +46,12 @@ bool dbx_arm_url_is_arm(const struct dbx_cloud *cloud, const char *url);
 /* Called once per subscription ID. Return non-zero to stop early. */
 typedef int (*dbx_arm_sub_cb)(void *ctx, const char *subscription_id);
 
-/* Called once per job; the callback takes ownership of order. Return non-zero to stop early. */
+/*
+ * Called once per job; the callback takes ownership of order. Return
+ * non-zero to stop early. A job of the list that is malformed but has a
+ * usable id and name comes as a stub with order->malformed set (order.h):
+ * the callback must show that order as unreadable, never as its state.
+ */
 typedef int (*dbx_arm_job_cb)(void *ctx, struct dbx_order *order);
 
 /* GET /subscriptions, all pages. */

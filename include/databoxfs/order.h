@@ -52,12 +52,24 @@ struct dbx_order {
 
 	struct dbx_order_problem *problems; /* properties.error first, then failing stages */
 	size_t n_problems;
+
+	/*
+	 * NULL for an order read in full. Set only on a stub from
+	 * dbx_order_malformed_stub: why the job could not be read (message,
+	 * and the answer's HTTP status and request id); the stub holds only
+	 * id, subscription, resource_group, name (and identity_type "None")
+	 * and must never be shown or merged into a PATCH. Additive.
+	 */
+	struct dbx_error *malformed;
 };
 
 /*
- * Map one JobResource JSON object to a new order. Tolerates absent details,
- * keyEncryptionKey, identity, systemData. DBX_EREMOTE when id or name are
- * missing or malformed.
+ * Map one JobResource JSON object to a new order. Tolerates absent (or
+ * null) details, keyEncryptionKey, identity, systemData and every other
+ * member. DBX_EREMOTE when id or name are missing or malformed, or any
+ * member read has another JSON type than the accepted one (docs/azure.md,
+ * "The job resource"): err's message names the field, e.g. "malformed
+ * answer from ARM: identity is an array, expected an object".
  */
 DBX_MUST_CHECK enum dbx_err dbx_order_from_json(struct json_object *job, struct dbx_order **out,
 						struct dbx_error *err);
@@ -65,6 +77,17 @@ DBX_MUST_CHECK enum dbx_err dbx_order_from_json(struct json_object *job, struct 
 /* Parse a JSON text holding one JobResource, strictly: DBX_EREMOTE for anything after it. */
 DBX_MUST_CHECK enum dbx_err dbx_order_parse(const char *text, size_t len, struct dbx_order **out,
 					    struct dbx_error *err);
+
+/*
+ * For a list item dbx_order_from_json refused with DBX_EREMOTE: a stub
+ * order carrying only the item's id and name and why (copied into
+ * ->malformed, err set to DBX_EREMOTE), so the listing can show that order
+ * as unreadable. DBX_OK with *out; DBX_EREMOTE when the id or name
+ * themselves are not usable (nothing to show), DBX_ENOMEM. Additive.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_order_malformed_stub(struct json_object *job,
+						     const struct dbx_error *why,
+						     struct dbx_order **out);
 
 void dbx_order_free(struct dbx_order *order);
 

@@ -70,6 +70,8 @@ static void assert_calls_sane(const struct env *e, uint64_t deadline)
 struct seen {
 	char *names[MAX_SEEN];
 	char *rgs[MAX_SEEN];
+	char *malformed[MAX_SEEN]; /* the order's malformed mark, or NULL */
+	char *malformed_rid;	   /* the request id of the last one */
 	size_t n;
 	size_t stop_after;	    /* 0: never stop */
 	struct fake_clock *advance; /* when set, the callback moves the clock past the deadline */
@@ -82,6 +84,9 @@ static int collect_job(void *ctx, struct dbx_order *order)
 	assert_true(s->n < MAX_SEEN);
 	s->names[s->n] = strdup(order->name);
 	s->rgs[s->n] = strdup(order->resource_group);
+	s->malformed[s->n] = order->malformed ? strdup(order->malformed->message) : NULL;
+	if (order->malformed)
+		s->malformed_rid = strdup(order->malformed->request_id);
 	s->n++;
 	dbx_order_free(order);
 	if (s->advance)
@@ -103,7 +108,9 @@ static void seen_free(struct seen *s)
 	for (size_t i = 0; i < s->n; i++) {
 		free(s->names[i]);
 		free(s->rgs[i]);
+		free(s->malformed[i]);
 	}
+	free(s->malformed_rid);
 }
 
 /* ---- paged lists ---- */
@@ -428,6 +435,91 @@ static void test_list_skips_a_bad_job(void **state)
 	env_fini(&e);
 }
 
+/*
+ * A job of the list with a wrong-typed field but a usable id and name is
+ * handed on as a stub marked malformed (that order reads EIO); the others
+ * come in full, and the listing succeeds.
+ */
+static void test_list_malformed_job_is_named(void **state)
+{
+	static const char *const bad[] = {
+	    "\"properties\": 5",
+	    "\"identity\": []",
+	    "\"identity\": 5",
+	    "\"properties\": {\"details\": {\"keyEncryptionKey\": {\"kekType\": 1}}}",
+	};
+	static const char *const field[] = {
+	    "properties is a number", "identity is an array", "identity is a number",
+	    "properties.details.keyEncryptionKey.kekType is a number, expected a string"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char body[2048];
+		struct fake_reply script[1] = {
+		    {.status = 200, .body = body, .request_id = "rid-page"}};
+		struct env e;
+		struct seen s = {0};
+		struct dbx_error err = {0};
+
+		snprintf(
+		    body, sizeof(body),
+		    "{\"value\": [" JOB("rg", "good1") ", {\"id\": \"/subscriptions/" SUB
+						       "/resourcegroups/rg/providers/"
+						       "Microsoft.DataBox/jobs/bad\", \"name\": "
+						       "\"bad\", %s}, " JOB("rg", "good2") "]}",
+		    bad[i]);
+		env_init(&e, script, 1);
+		assert_int_equal(dbx_arm_list_jobs(e.arm, SUB, NULL, collect_job, &s, &err),
+				 DBX_OK);
+		assert_int_equal(s.n, 3);
+		assert_string_equal(s.names[0], "good1");
+		assert_null(s.malformed[0]);
+		assert_string_equal(s.names[1], "bad");
+		assert_string_equal(s.rgs[1], "rg");
+		assert_non_null(s.malformed[1]);
+		if (!strstr(s.malformed[1], field[i]))
+			fail_msg("%s: %s", bad[i], s.malformed[1]);
+		assert_string_equal(s.malformed_rid, "rid-page"); /* for a support ticket */
+		assert_string_equal(s.names[2], "good2");
+		assert_null(s.malformed[2]);
+		seen_free(&s);
+		env_fini(&e);
+	}
+}
+
+/* A page the strict parse refuses (duplicate key, bad UTF-8, too deep) fails the listing. */
+static void test_list_hostile_pages(void **state)
+{
+	static const char *const bodies[] = {
+	    "{\"value\": [" JOB("rg", "a") "], \"value\": []}",
+	    "{\"value\": [{\"id\": \"/subscriptions/" SUB
+	    "/resourcegroups/rg/providers/Microsoft.DataBox/jobs/a\", \"name\": \"a\", \"name\": "
+	    "\"a\"}]}",
+	    "{\"value\": [], \"nextLink\": \"" ARM "/p\xff\"}",
+	    "{\"value\": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+	};
+	static const char *const why[] = {"duplicate key \"value\"", "duplicate key \"name\"",
+					  "not valid UTF-8", "deeper than 32"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		const struct fake_reply script[] = {{.status = 200, .body = bodies[i]}};
+		struct env e;
+		struct seen s = {0};
+		struct dbx_error err = {0};
+
+		env_init(&e, script, 1);
+		assert_int_equal(dbx_arm_list_jobs(e.arm, SUB, NULL, collect_job, &s, &err),
+				 DBX_EREMOTE);
+		if (!strstr(err.message, why[i]))
+			fail_msg("body %zu: %s", i, err.message);
+		assert_int_equal(s.n, 0);
+		assert_int_equal(e.ft.n_calls, 1);
+		seen_free(&s);
+		env_fini(&e);
+	}
+}
+
 static void test_list_skips_jobs_outside_scope(void **state)
 {
 	/* RG names compare case-insensitively; another subscription or RG is not filed here. */
@@ -639,6 +731,14 @@ static void test_get_job_malformed(void **state)
 	    "{\"name\": \"job1\"}",
 	    JOB("rg", "other"), /* a different job than asked for */
 	    JOB("rg2", "job1"), /* the same name in another resource group */
+	    /* Wrong types and duplicates: never read as absent. */
+	    "{\"id\": \"/subscriptions/" SUB "/resourceGroups/rg/providers/Microsoft.DataBox/jobs/"
+	    "job1\", \"name\": \"job1\", \"properties\": 5}",
+	    "{\"id\": \"/subscriptions/" SUB "/resourceGroups/rg/providers/Microsoft.DataBox/jobs/"
+	    "job1\", \"name\": \"job1\", \"identity\": []}",
+	    "{\"id\": \"/subscriptions/" SUB "/resourceGroups/rg/providers/Microsoft.DataBox/jobs/"
+	    "job1\", \"name\": \"job1\", \"identity\": {\"type\": \"None\"}, \"identity\": "
+	    "{\"type\": \"SystemAssigned\"}}",
 	};
 
 	(void)state;
@@ -714,6 +814,24 @@ static void test_error_from_response_shapes(void **state)
 	assert_non_null(strstr(err.message, "502"));
 	assert_null(strstr(err.message, "html"));
 
+	/* A duplicate key, or a body cut by its length: nothing taken from it. */
+	r.status = 409;
+	r.body = "{\"error\": {\"code\": \"Conflict\", \"code\": "
+		 "\"SsemUserErrorKekUserIdentityNotFound\", "
+		 "\"message\": \"m\"}}";
+	r.body_len = strlen(r.body);
+	assert_int_equal(dbx_arm_error_from_response(&r, &err), DBX_EBUSY);
+	assert_string_equal(err.code, "");
+	assert_non_null(strstr(err.message, "409"));
+	r.body = "{\"error\": {\"code\": \"Conflict\", \"message\": \"m\"}} and more";
+	r.body_len = strlen(r.body) - strlen(" and more");
+	assert_int_equal(dbx_arm_error_from_response(&r, &err), DBX_EBUSY);
+	assert_string_equal(err.code, "Conflict");
+	assert_string_equal(err.message, "m");
+	r.body_len = 20;
+	assert_int_equal(dbx_arm_error_from_response(&r, &err), DBX_EBUSY);
+	assert_string_equal(err.code, "");
+
 	/* Wrong types, empty body, NULL body. */
 	r.status = 404;
 	r.body = "{\"error\": {\"code\": 5, \"message\": [\"x\"]}}";
@@ -764,6 +882,8 @@ int main(void)
 	    cmocka_unit_test(test_list_one_deadline_for_all_pages),
 	    cmocka_unit_test(test_list_callback_stops_early),
 	    cmocka_unit_test(test_list_skips_a_bad_job),
+	    cmocka_unit_test(test_list_malformed_job_is_named),
+	    cmocka_unit_test(test_list_hostile_pages),
 	    cmocka_unit_test(test_list_skips_jobs_outside_scope),
 	    cmocka_unit_test(test_list_malformed_pages),
 	    cmocka_unit_test(test_list_error_status_and_transport_failure),

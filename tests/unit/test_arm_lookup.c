@@ -465,6 +465,75 @@ static void test_get_vault_malformed_policies(void **state)
 	env_fini(&e);
 }
 
+/*
+ * Every field the lookups read, with a wrong type: malformed, the field
+ * named (never "absent", which would skip a check or pass one).
+ */
+static void test_lookups_wrong_types_named(void **state)
+{
+	static const struct {
+		int kind; /* 0 vault, 1 identity, 2 vault search */
+		const char *body, *why;
+	} rows[] = {
+	    {0, "{\"properties\":5}", "properties is a number, expected an object"},
+	    {0, "{\"properties\":[]}", "properties is an array, expected an object"},
+	    {0, "{}", "the key vault has no properties"},
+	    {0, "{\"properties\":{\"enableSoftDelete\":\"true\"}}",
+	     "properties.enableSoftDelete is a string, expected a boolean"},
+	    {0, "{\"properties\":{\"enablePurgeProtection\":1}}",
+	     "properties.enablePurgeProtection is a number, expected a boolean"},
+	    {0, "{\"properties\":{\"enableRbacAuthorization\":{}}}",
+	     "properties.enableRbacAuthorization is an object, expected a boolean"},
+	    {0, "{\"properties\":{\"tenantId\":7}}",
+	     "properties.tenantId is a number, expected a string"},
+	    {0, "{\"properties\":{\"accessPolicies\":{}}}",
+	     "properties.accessPolicies is an object, expected an array"},
+	    {0, "{\"properties\":{\"enableSoftDelete\":true,\"enableSoftDelete\":false}}",
+	     "duplicate key \"enableSoftDelete\""},
+	    {1, "{\"properties\":\"x\"}", "properties is a string, expected an object"},
+	    {1, "{\"properties\":{\"principalId\":5}}",
+	     "properties.principalId is a number, expected a string"},
+	    {1, "{\"properties\":{\"principalId\":\"\"}}",
+	     "the user-assigned identity has no usable principalId"},
+	    {1, "{\"properties\":{}}", "the user-assigned identity has no usable principalId"},
+	    {1, "{\"properties\":{\"principalId\":\"a\",\"principalId\":\"b\"}}",
+	     "duplicate key \"principalId\""},
+	    {2, "{\"value\":[{\"id\":5}]}", "value[].id is a number, expected a string"},
+	    {2, "{\"value\":[{\"name\":\"x\"}]}", "a resource without an id"},
+	    {2, "{\"value\":[{\"id\":\"/subscriptions/x\",\"name\":[]}]}",
+	     "value[].name is an array, expected a string"},
+	    {2, "{\"value\":[{\"id\":\"/subscriptions/x\",\"name\":\"x\",\"type\":false}]}",
+	     "value[].type is a boolean, expected a string"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const struct fake_reply script[] = {{.status = 200, .body = rows[i].body}};
+		struct env e;
+		struct dbx_arm_vault v;
+		char principal[64];
+		enum dbx_err rc;
+
+		env_init(&e, script, 1);
+		if (rows[i].kind == 0) {
+			rc = dbx_arm_get_vault(e.arm, VAULT_ID(SUB), DEADLINE, &v, &e.err);
+			dbx_arm_vault_clear(&v);
+		} else if (rows[i].kind == 1) {
+			rc = dbx_arm_identity_principal(e.arm, UAI_ID, DEADLINE, principal,
+							sizeof(principal), &e.err);
+		} else {
+			rc = dbx_arm_find_vault(e.arm, SUB, VAULT, DEADLINE, e.id, sizeof(e.id),
+						&e.found, &e.denied, &e.err);
+			assert_false(e.found);
+		}
+		assert_int_equal(rc, DBX_EREMOTE);
+		if (!strstr(e.err.message, rows[i].why) || !strstr(e.err.message, "malformed"))
+			fail_msg("row %zu: \"%s\", wanted \"%s\"", i, e.err.message, rows[i].why);
+		assert_int_equal(e.ft.n_calls, 1);
+		env_fini(&e);
+	}
+}
+
 static void test_get_vault_failures(void **state)
 {
 	const struct fake_reply script[] = {
@@ -554,6 +623,7 @@ int main(void)
 	    cmocka_unit_test(test_find_vault_refused_later_page),
 	    cmocka_unit_test(test_get_vault),
 	    cmocka_unit_test(test_get_vault_malformed_policies),
+	    cmocka_unit_test(test_lookups_wrong_types_named),
 	    cmocka_unit_test(test_get_vault_failures),
 	    cmocka_unit_test(test_identity_principal),
 	};

@@ -519,6 +519,97 @@ static void test_failed_refresh(void **state)
 	env_free(env);
 }
 
+#define BAD_ITEM                                                                                   \
+	"{\"id\": \"/subscriptions/" SUB                                                           \
+	"/resourcegroups/rg1/providers/Microsoft.DataBox/jobs/bad\","                              \
+	" \"name\": \"bad\", \"identity\": [], \"properties\": {\"status\": \"DataCopy\"" DETAILS  \
+	"}}"
+#define PAGE_BAD "{\"value\": [" JOB("rg1", "order1", "DeviceOrdered", DETAILS) ", " BAD_ITEM "]}"
+#define PAGE_GOOD                                                                                  \
+	"{\"value\": [" JOB("rg1", "order1", "DeviceOrdered",                                      \
+			    DETAILS) ", " JOB("rg1", "bad", "DataCopy", DETAILS) "]}"
+
+/* The order's files fail with the malformed answer; errors names the field. */
+static void assert_bad_reads_malformed(struct env *env)
+{
+	struct dbx_error err = {0};
+	char *buf = NULL;
+	size_t len;
+
+	assert_int_equal(dbx_fs_open(&env->fs, "/" SUB "/rg1/bad/status", &buf, &len, &err),
+			 DBX_EREMOTE);
+	assert_null(buf);
+	assert_non_null(strstr(err.message, "identity is an array, expected an object"));
+	buf = read_file(env, "/" SUB "/rg1/bad/errors", &len);
+	assert_non_null(strstr(buf, "source: read\n"));
+	assert_non_null(strstr(buf, "identity is an array, expected an object"));
+	assert_non_null(strstr(buf, "\nrequest_id: rid-list\n")); /* the page's, for a ticket */
+	free(buf);
+}
+
+/*
+ * One malformed item of a listing (wrong-typed identity, usable id and
+ * name): that order is listed and reads EIO with the field in errors; the
+ * other order of its resource group reads fine. The next good answer, a
+ * listing with details or a GET past the TTL, makes it readable again.
+ */
+static void test_malformed_list_item(void **state)
+{
+	static const struct fake_reply script[] = {
+	    {.status = 200, .body = SUBS_PAGE},
+	    {.status = 200, .body = PAGE_BAD, .request_id = "rid-list"},
+	    {.status = 200, .body = PAGE_GOOD},
+	    {.status = 200, .body = PAGE_BAD, .request_id = "rid-list"},
+	    {.status = 200, .body = JOB("rg1", "bad", "DataCopy", DETAILS)},
+	};
+	struct env *env = env_new(script, 5, 2000, NULL);
+	struct dbx_error err = {0};
+	struct listing l;
+	struct stat st;
+	char *buf;
+	size_t len;
+
+	(void)state;
+	lookup_parents(env, "/" SUB "/rg1/x");
+	list(env, "/" SUB "/rg1", &l);
+	assert_int_equal(l.n, 4);
+	assert_string_equal(l.names[2], "order1");
+	assert_string_equal(l.names[3], "bad");
+	assert_int_equal(dbx_fs_getattr(&env->fs, "/" SUB "/rg1/bad", &st, &err), DBX_OK);
+	assert_true(S_ISDIR(st.st_mode));
+	buf = read_file(env, "/" SUB "/rg1/order1/status", &len);
+	assert_string_equal(buf, "DeviceOrdered\n");
+	free(buf);
+	assert_bad_reads_malformed(env);
+	assert_int_equal(dbx_fs_getattr(&env->fs, "/" SUB "/rg1/bad/identity", &st, &err),
+			 DBX_EREMOTE);
+	assert_int_equal(N_GETS(env), 0); /* within the TTL the listing's answer stands */
+
+	/* A listing with its details, good now: readable without a GET. */
+	env->fc.now += 2001;
+	list(env, "/" SUB "/rg1", &l);
+	buf = read_file(env, "/" SUB "/rg1/bad/status", &len);
+	assert_string_equal(buf, "DataCopy\n");
+	free(buf);
+	buf = read_file(env, "/" SUB "/rg1/bad/errors", &len);
+	assert_int_equal(len, 0);
+	free(buf);
+	assert_int_equal(N_GETS(env), 0);
+
+	/* Malformed again in the next listing, then good in a GET past the TTL. */
+	env->fc.now += 2001;
+	list(env, "/" SUB "/rg1", &l);
+	assert_int_equal(l.n, 4);
+	assert_bad_reads_malformed(env);
+	env->fc.now += 2001;
+	buf = read_file(env, "/" SUB "/rg1/bad/identity", &len);
+	assert_string_equal(buf, "SystemAssigned\n");
+	free(buf);
+	assert_int_equal(N_GETS(env), 1);
+	assert_int_equal(env->ft.n_calls, 5);
+	env_free(env);
+}
+
 /* An order deleted in Azure: 404 on refresh makes it vanish. */
 static void test_not_found_removes(void **state)
 {
@@ -747,6 +838,7 @@ int main(void)
 	    cmocka_unit_test(test_list_without_details),
 	    cmocka_unit_test(test_single_flight),
 	    cmocka_unit_test(test_failed_refresh),
+	    cmocka_unit_test(test_malformed_list_item),
 	    cmocka_unit_test(test_not_found_removes),
 	    cmocka_unit_test(test_inodes_stable),
 	    cmocka_unit_test(test_mtime_without_last_modified),

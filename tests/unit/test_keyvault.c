@@ -806,6 +806,95 @@ static void test_malformed_key(void **state)
 	}
 }
 
+/*
+ * Key GET answers field by field (kid, kty, n, e, key_ops, enabled, nbf,
+ * exp, created, updated, recoveryLevel): a wrong type is malformed and the
+ * message names the field; a good KeyBundle still reads.
+ */
+static void test_key_fields_named(void **state)
+{
+#define KEYB(key_extra, attrs)                                                                     \
+	"{\"key\":{\"kid\":\"" KID "\",\"kty\":\"RSA\",\"n\":\"" N_RSA2048 "\"" key_extra "},"     \
+	"\"attributes\":{\"enabled\":true" attrs "}}"
+	static const struct {
+		const char *body, *why;
+	} rows[] = {
+	    {"{\"key\":5,\"attributes\":{\"enabled\":true}}",
+	     "key is a number, expected an object"},
+	    {"{\"key\":{\"kid\":\"" KID "\",\"kty\":\"RSA\",\"n\":\"" N_RSA2048
+	     "\"},\"attributes\":[]}",
+	     "attributes is an array, expected an object"},
+	    {"{\"key\":{\"kid\":[],\"kty\":\"RSA\",\"n\":\"" N_RSA2048
+	     "\"},\"attributes\":{\"enabled\":true}}",
+	     "key.kid is an array, expected a string"},
+	    {"{\"key\":{\"kid\":\"" KID "\",\"kty\":7,\"n\":\"" N_RSA2048
+	     "\"},\"attributes\":{\"enabled\":true}}",
+	     "key.kty is a number, expected a string"},
+	    {"{\"key\":{\"kid\":\"" KID "\",\"n\":\"" N_RSA2048
+	     "\"},\"attributes\":{\"enabled\":true}}",
+	     "no key.kty"},
+	    {"{\"key\":{\"kid\":\"" KID
+	     "\",\"kty\":\"RSA\",\"n\":17},\"attributes\":{\"enabled\":true}}",
+	     "key.n is a number, expected a string"},
+	    {"{\"key\":{\"kid\":\"" KID "\",\"kty\":\"RSA\"},\"attributes\":{\"enabled\":true}}",
+	     "no key.n"},
+	    {"{\"key\":{\"kid\":\"" KID
+	     "\",\"kty\":\"RSA\",\"n\":\"ab+/cd==\"},\"attributes\":{\"enabled\":true}}",
+	     "key.n is not base64url"},
+	    {"{\"key\":{\"kid\":\"" KID
+	     "\",\"kty\":\"RSA\",\"n\":\"AAAA\"},\"attributes\":{\"enabled\":true}}",
+	     "key.n is a zero modulus"},
+	    {KEYB(",\"e\":65537", ""), "key.e is a number, expected a string"},
+	    {KEYB(",\"key_ops\":\"wrapKey\"", ""), "key.key_ops is a string, expected an array"},
+	    {KEYB(",\"key_ops\":[\"wrapKey\",1]", ""),
+	     "key.key_ops[1] is a number, expected a string"},
+	    {"{\"key\":{\"kid\":\"" KID "\",\"kty\":\"RSA\",\"n\":\"" N_RSA2048
+	     "\"},\"attributes\":{\"enabled\":\"yes\"}}",
+	     "attributes.enabled is a string, expected a boolean"},
+	    {"{\"key\":{\"kid\":\"" KID "\",\"kty\":\"RSA\",\"n\":\"" N_RSA2048
+	     "\"},\"attributes\":{}}",
+	     "no attributes.enabled"},
+	    {KEYB("", ",\"nbf\":\"now\""), "attributes.nbf is a string, expected an integer"},
+	    {KEYB("", ",\"exp\":1.9e9"), "attributes.exp is a number, expected an integer"},
+	    {KEYB("", ",\"created\":{}"), "attributes.created is an object, expected an integer"},
+	    {KEYB("", ",\"updated\":true"), "attributes.updated is a boolean, expected an integer"},
+	    {KEYB("", ",\"recoveryLevel\":1"),
+	     "attributes.recoveryLevel is a number, expected a string"},
+	    {KEYB("", ",\"enabled\":false"), "duplicate key \"enabled\""},
+	    {"{\"key\":{\"kid\":\"https://evil.example.com/keys/cmk/" VERSION
+	     "\",\"kty\":\"RSA\",\"n\":\"" N_RSA2048 "\"},\"attributes\":{\"enabled\":true}}",
+	     "key.kid is not a version of the key asked for"},
+	};
+	struct dbx_key_info info;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const struct fake_reply script[] = {{.status = 200, .body = rows[i].body}};
+
+		begin(script, 1);
+		assert_int_equal(dbx_keyvault_get_key(C.kv, &C.key, &info, &C.err), DBX_EREMOTE);
+		if (!strstr(C.err.message, "malformed Key Vault key response: ") ||
+		    !strstr(C.err.message, rows[i].why))
+			fail_msg("row %zu: \"%s\", wanted \"%s\"", i, C.err.message, rows[i].why);
+		assert_int_equal(C.err.http_status, 200);
+		end();
+	}
+	{
+		const struct fake_reply script[] = {
+		    {.status = 200,
+		     .body = KEYB(",\"e\":\"AQAB\",\"key_ops\":[\"wrapKey\"]",
+				  ",\"nbf\":null,\"exp\":1900000000,\"recoveryLevel\":null")}};
+
+		begin(script, 1);
+		assert_int_equal(dbx_keyvault_get_key(C.kv, &C.key, &info, &C.err), DBX_OK);
+		assert_int_equal(info.bits, 2048);
+		assert_int_equal(info.exp, 1900000000);
+		assert_int_equal(info.nbf, 0);
+		end();
+	}
+#undef KEYB
+}
+
 static void test_malformed_vault_and_list(void **state)
 {
 	run_malformed(0, "{\"value\":{}}");
@@ -1114,6 +1203,7 @@ int main(void)
 	    cmocka_unit_test(test_failures_propagate),
 	    cmocka_unit_test(test_one_deadline_for_the_preflight),
 	    cmocka_unit_test(test_malformed_key),
+	    cmocka_unit_test(test_key_fields_named),
 	    cmocka_unit_test(test_malformed_vault_and_list),
 	    cmocka_unit_test(test_malformed_policies),
 	    cmocka_unit_test(test_huge_modulus),

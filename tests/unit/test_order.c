@@ -10,6 +10,8 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -256,7 +258,7 @@ static void test_problems_error_then_stages(void **state)
 	    "    {\"stageName\": \"Completed\", \"stageStatus\": \"Failed\"},"
 	    "    {\"stageName\": \"X\", \"stageStatus\": \"WaitingForCustomerAction\"},"
 	    "    {\"stageName\": \"Y\", \"stageStatus\": \"SucceededWithErrors\"},"
-	    "    \"not an object\", 42, null],"
+	    "    null],"
 	    "   \"keyEncryptionKey\": {\"kekType\": \"CustomerManaged\"}}}}");
 
 	(void)state;
@@ -444,39 +446,387 @@ static void test_malformed(void **state)
 	parse_fails("");
 }
 
-static void test_wrong_types_read_as_absent(void **state)
+/*
+ * ---- strict types: one table row per field order.c reads ----
+ *
+ * full_job has every one of them; each row replaces one (found by a dotted
+ * path, numbers index arrays) with every JSON type but the accepted one
+ * and expects the job to be malformed with the field named in the
+ * message, and with null expects it to read as absent.
+ */
+static const char full_job[] =
+    "{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"type\": \"Microsoft.DataBox/jobs\","
+    " \"location\": \"westus\", \"sku\": {\"name\": \"DataBox\"},"
+    " \"identity\": {\"type\": \"SystemAssigned,UserAssigned\", \"principalId\": \"p\","
+    "  \"tenantId\": \"t\", \"userAssignedIdentities\": {\"" UAI_ID "\": {\"principalId\": \"x\","
+    "  \"clientId\": \"y\"}}},"
+    " \"properties\": {\"status\": \"DeviceOrdered\","
+    "  \"error\": {\"code\": \"SsemUserErrorEncryptionKeyDisabled\", \"message\": \"m\","
+    "   \"target\": \"KeyEncryptionKey\"},"
+    "  \"details\": {\"jobStages\": [{\"stageName\": \"DataCopy\", \"displayName\": \"Data copy\","
+    "    \"stageStatus\": \"Failed\", \"stageTime\": \"2026-11-28T12:00:00+00:00\"}],"
+    "   \"keyEncryptionKey\": {\"kekType\": \"CustomerManaged\", \"kekUrl\": "
+    "\"https://myvault.vault.azure.net/keys/mykey\", \"kekVaultResourceID\": \"" VAULT_ID "\","
+    "    \"identityProperties\": {\"type\": \"UserAssigned\", \"userAssigned\": {\"resourceId\": "
+    "\"" UAI_ID "\"}}}}},"
+    " \"systemData\": {\"lastModifiedAt\": \"2025-05-26T06:50:23.0185023+00:00\"}}";
+
+struct field_row {
+	const char *at;	  /* dotted path into full_job; a number indexes an array */
+	const char *name; /* the field as the message names it */
+	enum json_type type;
+	bool required; /* null is malformed too */
+};
+
+#define K  "properties.details.keyEncryptionKey"
+#define KI K ".identityProperties"
+static const struct field_row fields[] = {
+    {"id", "id", json_type_string, true},
+    {"name", "name", json_type_string, true},
+    {"type", "type", json_type_string, false},
+    {"location", "location", json_type_string, false},
+    {"sku", "sku", json_type_object, false},
+    {"sku.name", "sku.name", json_type_string, false},
+    {"properties", "properties", json_type_object, false},
+    {"properties.status", "properties.status", json_type_string, false},
+    {"properties.details", "properties.details", json_type_object, false},
+    {"properties.error", "properties.error", json_type_object, false},
+    {"properties.error.code", "properties.error.code", json_type_string, false},
+    {"properties.error.message", "properties.error.message", json_type_string, false},
+    {"properties.error.target", "properties.error.target", json_type_string, false},
+    {"properties.details.jobStages", "properties.details.jobStages", json_type_array, false},
+    {"properties.details.jobStages.0", "properties.details.jobStages[0]", json_type_object, false},
+    {"properties.details.jobStages.0.stageStatus", "properties.details.jobStages[0].stageStatus",
+     json_type_string, false},
+    {"properties.details.jobStages.0.stageName", "properties.details.jobStages[0].stageName",
+     json_type_string, false},
+    {"properties.details.jobStages.0.displayName", "properties.details.jobStages[0].displayName",
+     json_type_string, false},
+    {"properties.details.jobStages.0.stageTime", "properties.details.jobStages[0].stageTime",
+     json_type_string, false},
+    {K, K, json_type_object, false},
+    {K ".kekType", K ".kekType", json_type_string, false},
+    {K ".kekUrl", K ".kekUrl", json_type_string, false},
+    {K ".kekVaultResourceID", K ".kekVaultResourceID", json_type_string, false},
+    {KI, KI, json_type_object, false},
+    {KI ".type", KI ".type", json_type_string, false},
+    {KI ".userAssigned", KI ".userAssigned", json_type_object, false},
+    {KI ".userAssigned.resourceId", KI ".userAssigned.resourceId", json_type_string, false},
+    {"identity", "identity", json_type_object, false},
+    {"identity.type", "identity.type", json_type_string, false},
+    {"identity.principalId", "identity.principalId", json_type_string, false},
+    {"identity.tenantId", "identity.tenantId", json_type_string, false},
+    {"identity.userAssignedIdentities", "identity.userAssignedIdentities", json_type_object, false},
+    {"systemData", "systemData", json_type_object, false},
+    {"systemData.lastModifiedAt", "systemData.lastModifiedAt", json_type_string, false},
+};
+
+/* A value of type t (a new reference), or NULL for json_type_null. */
+static struct json_object *value_of(enum json_type t)
 {
-	struct dbx_order *o = parse_ok(
-	    "{\"id\": \"" JOB_ID
-	    "\", \"name\": \"TestJobName1\", \"location\": 7, \"sku\": \"DataBox\","
-	    " \"identity\": {\"type\": 1, \"principalId\": [], \"userAssignedIdentities\": []},"
-	    " \"systemData\": {\"lastModifiedAt\": 1700000000},"
-	    " \"properties\": {\"status\": {}, \"error\": \"boom\","
-	    "  \"details\": {\"jobStages\": {}, \"keyEncryptionKey\": {\"kekType\": 1, \"kekUrl\": "
-	    "false,"
-	    "   \"kekVaultResourceID\": {}, \"identityProperties\": \"UserAssigned\"}}}}");
+	switch (t) {
+	case json_type_boolean:
+		return json_object_new_boolean(1);
+	case json_type_int:
+		return json_object_new_int(1);
+	case json_type_double:
+		return json_object_new_double(2.5);
+	case json_type_string:
+		return json_object_new_string("s");
+	case json_type_array:
+		return json_object_new_array();
+	case json_type_object:
+		return json_object_new_object();
+	default:
+		return NULL;
+	}
+}
+
+/* full_job with the member at path replaced by v (taken), as text (malloc'd). */
+static char *job_with(const char *path, struct json_object *v)
+{
+	struct json_object *root = json_tokener_parse(full_job), *o = root;
+	char buf[256], *save = NULL, *seg, *next, *text;
+
+	assert_non_null(root);
+	snprintf(buf, sizeof(buf), "%s", path);
+	seg = strtok_r(buf, ".", &save);
+	while ((next = strtok_r(NULL, ".", &save)) != NULL) {
+		struct json_object *child = NULL;
+
+		if (json_object_is_type(o, json_type_array))
+			child = json_object_array_get_idx(o, (size_t)atoi(seg));
+		else
+			assert_true(json_object_object_get_ex(o, seg, &child));
+		assert_non_null(child);
+		o = child;
+		seg = next;
+	}
+	if (json_object_is_type(o, json_type_array))
+		assert_int_equal(json_object_array_put_idx(o, (size_t)atoi(seg), v), 0);
+	else
+		assert_int_equal(json_object_object_add(o, seg, v), 0);
+	text = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+	json_object_put(root);
+	return text;
+}
+
+static const enum json_type all_types[] = {json_type_boolean, json_type_int,   json_type_double,
+					   json_type_string,  json_type_array, json_type_object};
+
+static bool same_json_kind(enum json_type a, enum json_type b)
+{
+	bool num_a = a == json_type_int || a == json_type_double;
+	bool num_b = b == json_type_int || b == json_type_double;
+
+	return a == b || (num_a && num_b);
+}
+
+static void test_every_field_wrong_type_is_malformed(void **state)
+{
+	struct dbx_order *o = parse_ok(full_job);
+	size_t cases = 0;
 
 	(void)state;
-	assert_null(o->location);
-	assert_null(o->sku);
-	assert_null(o->status);
-	assert_true(o->has_details);
-	assert_int_equal(o->kek_type, DBX_KEK_MICROSOFT);
-	assert_null(o->kek_url);
-	assert_null(o->kek_vault_id);
-	assert_null(o->kek_identity_type);
-	assert_string_equal(o->identity_type, "None");
-	assert_null(o->principal_id);
-	assert_int_equal(o->n_uai, 0);
-	assert_null(o->last_modified);
-	assert_int_equal(o->mtime, 0);
-	assert_int_equal(o->n_problems, 0);
+	/* The base job reads in full: every row below changes something that is read. */
+	assert_int_equal(o->kek_type, DBX_KEK_CUSTOMER);
+	assert_string_equal(o->kek_uai_id, UAI_ID);
+	assert_int_equal(o->n_uai, 1);
+	assert_int_equal(o->n_problems, 2);
 	dbx_order_free(o);
 
-	/* details of the wrong type: not known. */
-	o = parse_ok("{\"id\": \"" JOB_ID
-		     "\", \"name\": \"TestJobName1\", \"properties\": {\"details\": []}}");
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const struct field_row *f = &fields[i];
+		char want[256];
+
+		snprintf(want, sizeof(want), "malformed answer from ARM: %s is ", f->name);
+		for (size_t k = 0; k < sizeof(all_types) / sizeof(all_types[0]); k++) {
+			struct dbx_error e = {0};
+			char *text;
+
+			if (same_json_kind(all_types[k], f->type))
+				continue;
+			text = job_with(f->at, value_of(all_types[k]));
+			o = (struct dbx_order *)1;
+			if (dbx_order_parse(text, strlen(text), &o, &e) != DBX_EREMOTE || o ||
+			    !strstr(e.message, want))
+				fail_msg("%s as %s: rc/message \"%s\" (wanted \"%s...\")", f->at,
+					 json_type_to_name(all_types[k]), e.message, want);
+			free(text);
+			cases++;
+		}
+		/* null: absent (the whole job refused only for id and name). */
+		{
+			struct dbx_error e = {0};
+			char *text = job_with(f->at, NULL);
+			enum dbx_err rc;
+
+			o = NULL;
+			rc = dbx_order_parse(text, strlen(text), &o, &e);
+			if (f->required)
+				assert_int_equal(rc, DBX_EREMOTE);
+			else if (rc != DBX_OK)
+				fail_msg("%s null: %s", f->at, e.message);
+			dbx_order_free(o);
+			free(text);
+		}
+	}
+	print_message("%zu wrong-typed fields refused\n", cases);
+	assert_true(cases >= 5 * 30);
+}
+
+/* The examples of the issue: each used to read as absent, with false values in the files. */
+static void test_issue_examples_are_malformed(void **state)
+{
+	static const struct {
+		const char *at, *value, *message;
+	} rows[] = {
+	    {"properties", "5",
+	     "malformed answer from ARM: properties is a number, expected an object"},
+	    {"identity", "[]",
+	     "malformed answer from ARM: identity is an array, expected an object"},
+	    {"identity", "5",
+	     "malformed answer from ARM: identity is a number, expected an object"},
+	    {K ".kekType", "1",
+	     "malformed answer from ARM: " K ".kekType is a number, expected a string"},
+	    {K ".kekType", "\"Managed\"",
+	     "malformed answer from ARM: " K
+	     ".kekType is \"Managed\", expected MicrosoftManaged or CustomerManaged"},
+	    {K ".kekType", "\"Customer\\nManaged\"",
+	     "malformed answer from ARM: " K
+	     ".kekType is \"Customer?Managed\", expected MicrosoftManaged or CustomerManaged"},
+	    {"type", "\"Microsoft.Storage/storageAccounts\"",
+	     "malformed answer from ARM: type is \"Microsoft.Storage/storageAccounts\", expected "
+	     "Microsoft.DataBox/jobs"},
+	    {"identity.userAssignedIdentities." UAI_ID, "\"x\"",
+	     "malformed answer from ARM: identity.userAssignedIdentities[\"" UAI_ID
+	     "\"] is a string, expected an object"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct dbx_order *o = (struct dbx_order *)1;
+		struct dbx_error e = {0};
+		char *text;
+
+		if (strncmp(rows[i].at, "identity.userAssignedIdentities.", 32) == 0) {
+			/* The key holds dots: replace the value in the text itself. */
+			const char *from = "{\"principalId\": \"x\",  \"clientId\": \"y\"}";
+			const char *at = strstr(full_job, from);
+			size_t pre;
+
+			assert_non_null(at);
+			pre = (size_t)(at - full_job);
+			text = malloc(strlen(full_job) + 8);
+			memcpy(text, full_job, pre);
+			strcpy(text + pre, rows[i].value);
+			strcat(text, at + strlen(from));
+		} else {
+			text = job_with(rows[i].at, json_tokener_parse(rows[i].value));
+		}
+		assert_int_equal(dbx_order_parse(text, strlen(text), &o, &e), DBX_EREMOTE);
+		assert_null(o);
+		assert_string_equal(e.message, rows[i].message);
+		free(text);
+	}
+}
+
+/* What json-c would let through silently: duplicate keys, deep nesting, bad UTF-8, NUL. */
+static void test_hostile_bodies(void **state)
+{
+	static const struct {
+		const char *text, *message;
+	} rows[] = {
+	    {"{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"name\": \"TestJobName1\"}",
+	     "malformed answer from ARM: duplicate key \"name\""},
+	    /* Same key in different objects is fine; twice inside a nested one is not. */
+	    {"{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"properties\": {\"details\": "
+	     "{\"keyEncryptionKey\": {\"kekType\": \"MicrosoftManaged\", \"kekType\": "
+	     "\"CustomerManaged\"}}}}",
+	     "malformed answer from ARM: duplicate key \"kekType\""},
+	    {"{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"identity\": {\"type\": "
+	     "\"None\"}, \"identity\": {\"type\": \"SystemAssigned\"}}",
+	     "malformed answer from ARM: duplicate key \"identity\""},
+	    /* An escaped spelling of the same key is the same key. */
+	    {"{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"n\\u0061me\": \"x\"}",
+	     "malformed answer from ARM: duplicate key \"name\""},
+	    {"{\"id\": \"" JOB_ID
+	     "\", \"name\": \"TestJobName1\", \"location\": \"west\\u0000us\"}",
+	     "malformed answer from ARM: a string holds a NUL character (\\u0000)"},
+	    {"{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"location\": \"west\xff\"}",
+	     "malformed answer from ARM: a string is not valid UTF-8"},
+	    {"{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"location\": \"\xc3\x28\"}",
+	     "malformed answer from ARM: a string is not valid UTF-8"},
+	    {"{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"location\": 'westus'}", NULL},
+	};
+	char *deep;
+	size_t n = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct dbx_order *o = (struct dbx_order *)1;
+		struct dbx_error e = {0};
+
+		assert_int_equal(dbx_order_parse(rows[i].text, strlen(rows[i].text), &o, &e),
+				 DBX_EREMOTE);
+		assert_null(o);
+		if (rows[i].message)
+			assert_string_equal(e.message, rows[i].message);
+	}
+	/* Keys that merely look alike, a ':' inside strings, an escaped backslash: no duplicate. */
+	dbx_order_free(parse_ok("{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"tags\": "
+				"{\"a:b\": \"c:d\", \"a\\\\\": \"\\\\\", \"A\": \"\\\"x:\\\"\"}}"));
+	/* Strict mode still takes white space around the object, and every JSON number form. */
+	dbx_order_free(
+	    parse_ok(" \r\n{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"tags\": "
+		     "{\"n\": [1E5, -0.5e-3, 0, 12]}, \"location\": \"\\/w\\u00e9\"}\r\n\t "));
+	/* UTF-8 that is valid passes. */
+	dbx_order_free(
+	    parse_ok("{\"id\": \"" JOB_ID
+		     "\", \"name\": \"TestJobName1\", \"location\": \"S\xc3\xa3o Paulo\"}"));
+
+	/* 32 levels are accepted, 33 are not (and a million are refused as fast). */
+	deep = malloc(2 * 1000000 + 200);
+	n = (size_t)sprintf(deep,
+			    "{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"tags\": ");
+	for (size_t i = 0; i < 30; i++)
+		deep[n++] = '[';
+	for (size_t i = 0; i < 30; i++)
+		deep[n++] = ']';
+	deep[n++] = '}';
+	deep[n] = '\0';
+	dbx_order_free(parse_ok(deep));
+	{
+		struct dbx_order *o = NULL;
+		struct dbx_error e = {0};
+
+		n = (size_t)sprintf(deep, "{\"id\": \"" JOB_ID "\", \"tags\": ");
+		for (size_t i = 0; i < 1000000; i++)
+			deep[n++] = '[';
+		deep[n++] = '}';
+		deep[n] = '\0';
+		assert_int_equal(dbx_order_parse(deep, n, &o, &e), DBX_EREMOTE);
+		assert_string_equal(e.message,
+				    "malformed answer from ARM: JSON nested deeper than 32 levels");
+		n = (size_t)sprintf(deep, "{\"id\": \"" JOB_ID "\", \"tags\": ");
+		for (size_t i = 0; i < 32; i++)
+			deep[n++] = '[';
+		for (size_t i = 0; i < 32; i++)
+			deep[n++] = ']';
+		deep[n++] = '}';
+		deep[n] = '\0';
+		assert_int_equal(dbx_order_parse(deep, n, &o, &e), DBX_EREMOTE);
+		assert_non_null(strstr(e.message, "deeper than 32"));
+	}
+	free(deep);
+}
+
+/* A list item refused for a field still names its order, for the listing to show it failed. */
+static void test_malformed_stub(void **state)
+{
+	struct json_object *job = json_tokener_parse(
+	    "{\"id\": \"" JOB_ID "\", \"name\": \"TestJobName1\", \"properties\": 5}");
+	struct dbx_order *o = NULL, *copy;
+	struct dbx_error e = {0};
+
+	(void)state;
+	assert_int_equal(dbx_order_from_json(job, &o, &e), DBX_EREMOTE);
+	assert_null(o);
+	e.http_status = 200;
+	snprintf(e.request_id, sizeof(e.request_id), "rid-page");
+	assert_int_equal(dbx_order_malformed_stub(job, &e, &o), DBX_OK);
+	assert_string_equal(o->name, "TestJobName1");
+	assert_string_equal(o->subscription, SUB);
+	assert_string_equal(o->resource_group, "YourResourceGroupName");
+	assert_string_equal(
+	    o->malformed->message,
+	    "malformed answer from ARM: properties is a number, expected an object");
+	assert_int_equal(o->malformed->err, DBX_EREMOTE);
+	assert_int_equal(o->malformed->http_status, 200);
+	assert_string_equal(o->malformed->request_id, "rid-page");
+	assert_null(o->status);
 	assert_false(o->has_details);
+	copy = dbx_order_dup(o);
+	assert_non_null(copy);
+	assert_string_equal(copy->malformed->message, o->malformed->message);
+	assert_string_equal(copy->malformed->request_id, "rid-page");
+	dbx_order_free(copy);
+	dbx_order_free(o);
+	json_object_put(job);
+
+	/* Without a usable id or name there is nothing to show. */
+	job = json_tokener_parse("{\"id\": 5, \"name\": \"TestJobName1\"}");
+	o = (struct dbx_order *)1;
+	assert_int_equal(dbx_order_malformed_stub(job, &e, &o), DBX_EREMOTE);
+	assert_null(o);
+	json_object_put(job);
+	job = json_tokener_parse("{\"id\": \"" JOB_ID "\", \"name\": \"Other\"}");
+	assert_int_equal(dbx_order_malformed_stub(job, &e, &o), DBX_EREMOTE);
+	assert_null(o);
+	json_object_put(job);
+	/* A good order has no malformed mark. */
+	o = parse_ok(get_cmk);
+	assert_null(o->malformed);
 	dbx_order_free(o);
 }
 
@@ -722,7 +1072,10 @@ int main(void)
 	    cmocka_unit_test(test_type_has),
 	    cmocka_unit_test(test_last_modified_exact),
 	    cmocka_unit_test(test_malformed),
-	    cmocka_unit_test(test_wrong_types_read_as_absent),
+	    cmocka_unit_test(test_every_field_wrong_type_is_malformed),
+	    cmocka_unit_test(test_issue_examples_are_malformed),
+	    cmocka_unit_test(test_hostile_bodies),
+	    cmocka_unit_test(test_malformed_stub),
 	    cmocka_unit_test(test_from_json_non_object),
 	    cmocka_unit_test(test_arm_id_parse),
 	    cmocka_unit_test(test_arm_id_parse_rejects),
