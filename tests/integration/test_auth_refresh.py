@@ -58,10 +58,14 @@ class Refresh(authtest.AuthTest):
 		self.assertGreaterEqual(len(arm), reads, "cache_ttl=0 but reads did not all reach ARM")
 		self.assertEqual(unauth, [], "ARM saw an expired token")
 		self.assertEqual(list(aud), [authtest.ARM_AUD], aud)
-		self.assertEqual(aud[authtest.ARM_AUD], len(arm_tokens))
+		# The emulator's token count is exact; the log can miss a request made
+		# between reading it and resetting it, so it gives the gaps only.
+		issued = aud[authtest.ARM_AUD]
+		self.assertIn(issued - len(arm_tokens), (0, 1), "tokens issued %d, logged %d" %
+			      (issued, len(arm_tokens)))
 		# First token, then one every ~LIFETIME/2 s: 6 or 7 in 180 s.
-		self.assertGreaterEqual(len(arm_tokens), 4, "too few tokens: one must have expired")
-		self.assertLessEqual(len(arm_tokens), 8, "refreshed far too often")
+		self.assertGreaterEqual(issued, 4, "too few tokens: one must have expired")
+		self.assertLessEqual(issued, 8, "refreshed far too often")
 		for g in gaps:
 			self.assertGreaterEqual(g, LIFETIME / 2 - 3, "refreshed early: gaps %s" % gaps)
 			self.assertLess(g, LIFETIME, "a token lived out its lifetime: gaps %s" % gaps)
