@@ -13,6 +13,7 @@
 #ifndef DATABOXFS_AUTH_H
 #define DATABOXFS_AUTH_H
 
+#include <stdint.h>
 #include <time.h>
 
 #include "databoxfs/err.h"
@@ -28,9 +29,16 @@ void dbx_token_wipe(struct dbx_token *tok);
 
 struct dbx_credential {
 	const char *name; /* "env", "cert", "workload", "msi", "cli", "auto" */
-	/* Get a fresh token for scope. On failure err->message says what this source lacked. */
+	/*
+	 * Get a fresh token for scope. deadline_ms (on the monotonic time line
+	 * of the source's clock; 0: none) is the caller's: the source gives up
+	 * at it or at its own cap, whichever comes first, with DBX_ETIMEDOUT
+	 * "<name>: token request to <host> did not finish within the timeout".
+	 * On failure err->message says what this source lacked.
+	 */
 	enum dbx_err (*get_token)(struct dbx_credential *self, const char *scope,
-				  struct dbx_token *out, struct dbx_error *err);
+				  uint64_t deadline_ms, struct dbx_token *out,
+				  struct dbx_error *err);
 	void (*destroy)(struct dbx_credential *self);
 };
 

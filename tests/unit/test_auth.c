@@ -32,25 +32,31 @@
 
 /* ---- a counting credential stub ---- */
 
+#define STUB_MAX_CALLS 64
+
 struct stub_cred {
 	struct dbx_credential base;
 	pthread_mutex_t lock;
 	int calls;
-	int fail_from;		       /* calls numbered >= fail_from fail (0: never) */
-	time_t life_s;		       /* lifetime of the tokens it hands out */
-	time_t expires_on;	       /* when non-zero: the expiry it claims instead */
-	long sleep_ms;		       /* real time each call takes (single-flight test) */
-	const struct dbx_clock *clock; /* the auth layer's: life_s counts from its wall time */
+	int fail_from;			    /* calls numbered >= fail_from fail (0: never) */
+	time_t life_s;			    /* lifetime of the tokens it hands out */
+	time_t expires_on;		    /* when non-zero: the expiry it claims instead */
+	long sleep_ms;			    /* real time each call takes (single-flight test) */
+	const struct dbx_clock *clock;	    /* the auth layer's: life_s counts from its wall time */
+	uint64_t deadlines[STUB_MAX_CALLS]; /* the deadline_ms each call was given */
 };
 
 static enum dbx_err stub_get_token(struct dbx_credential *self, const char *scope,
-				   struct dbx_token *out, struct dbx_error *err)
+				   uint64_t deadline_ms, struct dbx_token *out,
+				   struct dbx_error *err)
 {
 	struct stub_cred *s = (struct stub_cred *)self;
 	int n;
 
 	pthread_mutex_lock(&s->lock);
 	n = ++s->calls;
+	if (n <= STUB_MAX_CALLS)
+		s->deadlines[n - 1] = deadline_ms;
 	pthread_mutex_unlock(&s->lock);
 	if (s->sleep_ms) {
 		struct timespec ts = {.tv_sec = 0, .tv_nsec = s->sleep_ms * 1000000L};
@@ -283,10 +289,11 @@ static void test_huge_expiry_does_not_overflow(void **state)
 }
 
 /*
- * A token answer whose expires_in is absurdly large (as a JSON number or a
- * digit string, up to and past INT64_MAX) still yields the token with an
- * expiry in the future: the addition to the current time saturates instead
- * of wrapping into the past (signed overflow) and refusing a good token.
+ * A token answer whose expires_in is absurdly large (as a JSON number or,
+ * where the source sends them, a digit string, up to and past INT64_MAX)
+ * still yields the token with an expiry in the future: the addition to the
+ * current time saturates instead of wrapping into the past (signed
+ * overflow) and refusing a good token.
  */
 static void test_parse_token_huge_expires_in(void **state)
 {
@@ -295,9 +302,10 @@ static void test_parse_token_huge_expires_in(void **state)
 	    "{\"access_token\":\"AT\",\"expires_in\":\"9223372036854775807\"}",
 	    "{\"access_token\":\"AT\",\"expires_in\":\"99999999999999999999999\"}",
 	    "{\"access_token\":\"AT\",\"expires_in\":9223372036854775000}",
+	    "{\"access_token\":\"AT\",\"expires_in\":1e300}",
 	};
-	const struct dbx_token_fields fields = {.token = "access_token",
-						.expires_in = "expires_in"};
+	const struct dbx_token_fields fields = {
+	    .token = "access_token", .expires_in = "expires_in", .digit_strings = true};
 
 	(void)state;
 	for (size_t i = 0; i < N(bodies); i++) {
@@ -642,7 +650,7 @@ static void test_env_secret_request(void **state)
 	cred = dbx_credential_new("env", &cap.base, dbx_cloud_default(), &env, NULL, &err);
 	assert_non_null(cred);
 	assert_string_equal(cred->name, "env");
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "eyJ0eXAi.fake.token");
 	assert_true(tok.expires_on >= before + 3599 && tok.expires_on <= time(NULL) + 3599);
 
@@ -678,8 +686,7 @@ static void test_env_huge_expires_in(void **state)
 {
 	static const struct fake_reply script[] = {
 	    {.status = 200, .body = "{\"access_token\":\"AT\",\"expires_in\":9223372036854775807}"},
-	    {.status = 200,
-	     .body = "{\"access_token\":\"AT\",\"expires_in\":\"9223372036854775000\"}"},
+	    {.status = 200, .body = "{\"access_token\":\"AT\",\"expires_in\":9223372036854775000}"},
 	};
 	static const struct kv env_tab[] = {
 	    {"AZURE_TENANT_ID", "contoso"},
@@ -699,7 +706,7 @@ static void test_env_huge_expires_in(void **state)
 	for (size_t i = 0; i < N(script); i++) {
 		struct dbx_token tok = {0};
 
-		assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
+		assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 		assert_string_equal(tok.value, "AT");
 		assert_true(tok.expires_on > time(NULL) + 3600);
 		dbx_token_wipe(&tok);
@@ -708,11 +715,17 @@ static void test_env_huge_expires_in(void **state)
 	fake_transport_fini(&fake);
 }
 
-static void test_env_expires_in_string_and_cloud(void **state)
+/*
+ * Entra's v2.0 endpoint sends expires_in as a JSON number: that works in
+ * another cloud; no expiry, or expires_in as a string, is refused, naming
+ * the field.
+ */
+static void test_env_expires_in_number_and_cloud(void **state)
 {
 	static const struct fake_reply script[] = {
-	    {.status = 200, .body = "{\"access_token\":\"AT\",\"expires_in\":\"600\"}"},
+	    {.status = 200, .body = "{\"access_token\":\"AT\",\"expires_in\":600}"},
 	    {.status = 200, .body = "{\"access_token\":\"AT\"}"}, /* no expiry: refused */
+	    {.status = 200, .body = "{\"access_token\":\"AT\",\"expires_in\":\"600\"}"},
 	};
 	static const struct kv env_tab[] = {
 	    {"AZURE_TENANT_ID", "contoso.onmicrosoft.us"},
@@ -734,16 +747,20 @@ static void test_env_expires_in_string_and_cloud(void **state)
 				       &err);
 	assert_non_null(cred);
 	assert_int_equal(
-	    cred->get_token(cred, "https://management.usgovcloudapi.net/.default", &tok, &err),
+	    cred->get_token(cred, "https://management.usgovcloudapi.net/.default", 0, &tok, &err),
 	    DBX_OK);
 	assert_true(tok.expires_on >= before + 600 && tok.expires_on <= time(NULL) + 600);
 	assert_string_equal(
 	    fake.calls[0].url,
 	    "https://login.microsoftonline.us/contoso.onmicrosoft.us/oauth2/v2.0/token");
 	dbx_token_wipe(&tok);
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_null(tok.value);
 	assert_non_null(strstr(err.message, "expires_in"));
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
+	assert_null(tok.value);
+	assert_string_equal(err.message,
+			    "env: malformed token answer: expires_in is not a whole number");
 	dbx_credential_destroy(cred);
 	fake_transport_fini(&fake);
 }
@@ -795,7 +812,7 @@ static void test_env_authority_host_forms(void **state)
 			continue;
 		}
 		assert_non_null(cred);
-		assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
+		assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 		assert_string_equal(fake.calls[0].url, rows[i].url);
 		dbx_token_wipe(&tok);
 		dbx_credential_destroy(cred);
@@ -829,7 +846,7 @@ static void test_env_error_body(void **state)
 	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, NULL, &err);
 	assert_non_null(cred);
 
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_null(tok.value);
 	assert_string_equal(
 	    err.message,
@@ -842,14 +859,14 @@ static void test_env_error_body(void **state)
 	assert_null(strstr(err.message, SECRET));
 
 	dbx_error_clear(&err);
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_non_null(strstr(err.message, "AADSTS90002"));
 	assert_null(strstr(err.message, SECRET));
 	assert_null(strstr(err.message, "s3cr"));
 	assert_non_null(strstr(err.message, "client_secret=*"));
 
 	dbx_error_clear(&err);
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EREMOTE);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_EREMOTE);
 	assert_int_equal(err.http_status, 503);
 	assert_non_null(strstr(err.message, "login.microsoftonline.com"));
 	assert_non_null(strstr(err.message, "503"));
@@ -930,7 +947,7 @@ static void test_env_error_one_char_secret(void **state)
 	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, NULL, &g.e);
 	assert_non_null(cred);
 
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &g.e), DBX_EAUTH);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &g.e), DBX_EAUTH);
 	assert_null(tok.value);
 	assert_int_equal(strlen(g.e.message), DBX_ERR_MSG_MAX - 1);
 	assert_null(strchr(g.e.message, 'Z'));
@@ -957,7 +974,7 @@ static void test_env_transport_failure(void **state)
 	fake_transport_init(&fake, script, N(script));
 	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, NULL, &err);
 	assert_non_null(cred);
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EUNREACHABLE);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_EUNREACHABLE);
 	assert_string_equal(err.message, "env: token request to login.microsoftonline.com failed: "
 					 "fake transport failure");
 	dbx_credential_destroy(cred);
@@ -1021,7 +1038,7 @@ static void test_auto_chain(void **state)
 	cred = dbx_credential_new("auto", &fake.base, NULL, &e_bare, NULL, &err);
 	if (cred) {
 		assert_string_equal(cred->name, "auto");
-		assert_int_not_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
+		assert_int_not_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 		assert_null(tok.value);
 		dbx_credential_destroy(cred);
 	}
@@ -1044,10 +1061,10 @@ static void test_auto_chain(void **state)
 	cred = dbx_credential_new("auto", &fake.base, NULL, &e_full, NULL, &err);
 	assert_non_null(cred);
 	assert_string_equal(cred->name, "auto");
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "AT1");
 	dbx_token_wipe(&tok);
-	assert_int_equal(cred->get_token(cred, KV_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(cred->get_token(cred, KV_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "AT2");
 	assert_int_equal(fake.n_calls, 2);
 	assert_non_null(
@@ -1074,7 +1091,7 @@ static void test_auto_chain_stops_on_refusal(void **state)
 	fake_transport_init(&fake, script, N(script));
 	cred = dbx_credential_new(NULL, &fake.base, NULL, &env, NULL, &err); /* NULL means auto */
 	assert_non_null(cred);
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message,
 			    "env: unauthorized_client: AADSTS700016: Application not found");
 	assert_int_equal(err.http_status, 401);
@@ -1103,7 +1120,7 @@ static void test_auto_chain_stops_when_unreachable(void **state)
 	fake_transport_init(&fake, script, N(script));
 	cred = dbx_credential_new("auto", &fake.base, NULL, &env, NULL, &err);
 	assert_non_null(cred);
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EUNREACHABLE);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_EUNREACHABLE);
 	assert_ptr_equal(
 	    strstr(err.message, "env: token request to login.microsoftonline.com failed"),
 	    err.message);
@@ -1192,7 +1209,7 @@ int main(void)
 	    cmocka_unit_test(test_single_flight_cold_cache),
 	    cmocka_unit_test(test_single_flight_failure_shared),
 	    cmocka_unit_test(test_env_secret_request),
-	    cmocka_unit_test(test_env_expires_in_string_and_cloud),
+	    cmocka_unit_test(test_env_expires_in_number_and_cloud),
 	    cmocka_unit_test(test_env_huge_expires_in),
 	    cmocka_unit_test(test_env_authority_host_forms),
 	    cmocka_unit_test(test_env_error_body),

@@ -376,7 +376,7 @@ static const struct fake_reply entra_ok[] = {
      .body = "{\"token_type\":\"Bearer\",\"expires_in\":3599,\"ext_expires_in\":3599,"
 	     "\"access_token\":\"tok-cert-1\"}"},
     {.status = 200,
-     .body = "{\"token_type\":\"Bearer\",\"expires_in\":\"3000\",\"access_token\":\"tok-cert-2\"}"},
+     .body = "{\"token_type\":\"Bearer\",\"expires_in\":3000,\"access_token\":\"tok-cert-2\"}"},
 };
 
 /* Split a JWT into its three parts; decode header and payload as JSON. */
@@ -502,7 +502,7 @@ static void test_cert_signs_a_verifiable_assertion(void **state)
 	assert_non_null(c);
 	assert_string_equal(c->name, "cert");
 
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-cert-1");
 	assert_int_equal(tok.expires_on, NOW + 3599);
 	dbx_token_wipe(&tok);
@@ -537,9 +537,9 @@ static void test_cert_signs_a_verifiable_assertion(void **state)
 	assert_int_not_equal(openssl_verify(&j1, tampered), 0);
 	free(tampered);
 
-	/* A second request (string expires_in) signs a fresh assertion: new jti, new time. */
+	/* A second request signs a fresh assertion: new jti, new time. */
 	wall_now = NOW + 100;
-	assert_int_equal(c->get_token(c, VAULT_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, VAULT_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-cert-2");
 	assert_int_equal(tok.expires_on, NOW + 100 + 3000);
 	dbx_token_wipe(&tok);
@@ -571,7 +571,7 @@ static void test_cert_key_before_cert_and_authority_host(void **state)
 		     {"AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us/"}),
 	    &pinned_clock, &err);
 	assert_non_null(c);
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	dbx_token_wipe(&tok);
 	check_assertion_request(&t->fake.calls[0], url,
 				"https%3A%2F%2Fmanagement.azure.com%2F.default", &j);
@@ -611,7 +611,7 @@ static void test_cert_encrypted_key(void **state)
 	    CERT_ENV(in_dir("enc.pem"), {"AZURE_CLIENT_CERTIFICATE_PASSWORD", PASSWORD}),
 	    &pinned_clock, &err);
 	assert_non_null(c);
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-cert-1");
 	dbx_token_wipe(&tok);
 	check_assertion_request(&t->fake.calls[0],
@@ -696,7 +696,7 @@ static void test_cert_entra_refusal(void **state)
 	c = dbx_cred_env_cert_new(&t->base, NULL, CERT_ENV(in_dir("both.pem"), {"X", "y"}),
 				  &pinned_clock, &err);
 	assert_non_null(c);
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_null(tok.value);
 	assert_string_equal(err.message,
 			    "cert: invalid_client: AADSTS700027: Client assertion contains an "
@@ -707,7 +707,7 @@ static void test_cert_entra_refusal(void **state)
 	assert_clean(err.message);
 
 	memset(&err, 0, sizeof(err));
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EUNREACHABLE);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EUNREACHABLE);
 	assert_non_null(
 	    strstr(err.message, "cert: token request to login.microsoftonline.com failed"));
 	assert_int_equal(err.http_status, 0);
@@ -753,7 +753,7 @@ static void test_workload_sends_the_file_and_rereads_it(void **state)
 	assert_string_equal(c->name, "workload");
 
 	/* The trimmed file content is the assertion of the jwt-bearer grant. */
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-wl");
 	assert_int_equal(tok.expires_on, NOW + 3599);
 	dbx_token_wipe(&tok);
@@ -766,7 +766,7 @@ static void test_workload_sends_the_file_and_rereads_it(void **state)
 
 	/* Rotated (new size): the new token is read at once. */
 	write_file(path, "aaaa.bbbb.cccc-22\n");
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	dbx_token_wipe(&tok);
 	a = sent_assertion(t, 1);
 	assert_string_equal(a, "aaaa.bbbb.cccc-22");
@@ -779,7 +779,7 @@ static void test_workload_sends_the_file_and_rereads_it(void **state)
 	times[1] = st.st_mtim;
 	assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
 	wall_now = NOW + 599;
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	dbx_token_wipe(&tok);
 	a = sent_assertion(t, 2);
 	assert_string_equal(a, "aaaa.bbbb.cccc-22");
@@ -787,7 +787,7 @@ static void test_workload_sends_the_file_and_rereads_it(void **state)
 
 	/* ...until it is 600 s old. */
 	wall_now = NOW + 600;
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	dbx_token_wipe(&tok);
 	a = sent_assertion(t, 3);
 	assert_string_equal(a, "aaaa.bbbb.cccc-33");
@@ -797,7 +797,7 @@ static void test_workload_sends_the_file_and_rereads_it(void **state)
 	write_file(path, "aaaa.bbbb.cccc-44\n");
 	times[1].tv_sec += 5;
 	assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	dbx_token_wipe(&tok);
 	a = sent_assertion(t, 4);
 	assert_string_equal(a, "aaaa.bbbb.cccc-44");
@@ -823,11 +823,11 @@ static void test_workload_file_errors(void **state)
 
 	c = dbx_cred_workload_new(&t->base, NULL, WORKLOAD_ENV(path), &pinned_clock, &err);
 	assert_non_null(c);
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_non_null(strstr(err.message, "workload: cannot read AZURE_FEDERATED_TOKEN_FILE"));
 	assert_non_null(strstr(err.message, "No such file"));
 	write_file(path, " \n\n");
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_non_null(strstr(err.message, "is empty"));
 	assert_int_equal(t->fake.n_calls, 0); /* nothing was sent */
 	dbx_credential_destroy(c);
@@ -872,7 +872,7 @@ static void test_workload_refusal_never_quotes_the_token(void **state)
 			 "within its valid time range.\"}",
 			 prefixes[i], token);
 		memset(&err, 0, sizeof(err));
-		assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+		assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 		assert_non_null(strstr(err.message, "invalid_client"));
 		if (strstr(err.message, "eyJFED"))
 			fail_msg("the federated token is in the message: %s", err.message);
@@ -910,7 +910,7 @@ static void test_msi_imds(void **state)
 	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, &err);
 	assert_non_null(c);
 	assert_string_equal(c->name, "msi");
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-imds-1");
 	assert_int_equal(tok.expires_on, 1700086399); /* expires_on, a string, wins */
 	dbx_token_wipe(&tok);
@@ -928,7 +928,7 @@ static void test_msi_imds(void **state)
 		    t->fake.calls[1].deadline_ms <= mono_now() + 10000);
 
 	/* Known to be there: no second probe; an int expires_in counts from now. */
-	assert_int_equal(c->get_token(c, VAULT_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, VAULT_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-imds-2");
 	assert_int_equal(tok.expires_on, NOW + 3599);
 	dbx_token_wipe(&tok);
@@ -957,7 +957,7 @@ static void test_msi_imds_user_assigned_and_errors(void **state)
 	(void)state;
 	c = dbx_cred_msi_new(&t->base, NULL, ENV({"AZURE_CLIENT_ID", CLIENT}), &pinned_clock, &err);
 	assert_non_null(c);
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "msi: the identity with client id " CLIENT
 					 " is not assigned to this resource (169.254.169.254: "
 					 "Identity not found)");
@@ -966,13 +966,13 @@ static void test_msi_imds_user_assigned_and_errors(void **state)
 			    "?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com"
 			    "&client_id=" CLIENT);
 
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-imds-3");
 	assert_int_equal(tok.expires_on, 1700005000); /* expires_on as an int */
 	dbx_token_wipe(&tok);
 
 	/* An answer without any expiry is refused, without quoting the token. */
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message,
 			    "msi: the token answer has no valid expiry (expires_on or expires_in)");
 	assert_null(tok.value);
@@ -998,13 +998,13 @@ static void test_msi_no_identity_and_no_imds(void **state)
 	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, &err);
 	assert_non_null(c);
 	/* Off Azure: the probe gets no answer, nothing else is sent. */
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_non_null(
 	    strstr(err.message,
 		   "msi: no managed identity endpoint: IMDS (169.254.169.254) did not answer"));
 	assert_int_equal(t->fake.n_calls, 1);
 	/* IMDS there, but no identity assigned. */
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "msi: no managed identity is assigned to this resource "
 					 "(169.254.169.254: Identity not found)");
 	assert_int_equal(t->fake.n_calls, 3);
@@ -1034,7 +1034,7 @@ static void test_msi_app_service(void **state)
 	c = dbx_cred_msi_new(&t->base, NULL, APP_ENV("http://127.0.0.1:41741/MSI/token/"),
 			     &pinned_clock, &err);
 	assert_non_null(c);
-	assert_int_equal(c->get_token(c, VAULT_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, VAULT_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-app-1");
 	assert_int_equal(tok.expires_on, 1700007200);
 	dbx_token_wipe(&tok);
@@ -1045,7 +1045,7 @@ static void test_msi_app_service(void **state)
 	assert_string_equal(t->headers[0], header_line);
 
 	/* The endpoint refuses the header: a configured source failed; the header is not quoted. */
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(
 	    err.message, "msi: 127.0.0.1:41741 refused IDENTITY_HEADER (HTTP 401): bad header ***");
 	assert_int_equal(err.http_status, 401);
@@ -1056,7 +1056,7 @@ static void test_msi_app_service(void **state)
 	c = dbx_cred_msi_new(&t->base, NULL, APP_ENV("http://localhost:42356/msi/token?x=1"),
 			     &pinned_clock, &err);
 	assert_non_null(c);
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	dbx_token_wipe(&tok);
 	assert_string_equal(t->fake.calls[2].url,
 			    "http://localhost:42356/msi/token?x=1&api-version=2019-08-01"
@@ -1142,7 +1142,7 @@ static void test_msi_app_service_over_curl(void **state)
 	c = dbx_cred_msi_new(curl, NULL, APP_ENV(endpoint), &pinned_clock, &err);
 	assert_non_null(c);
 	/* http/curl.c lets plain http reach a loopback endpoint and sends the extra header. */
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-loop");
 	assert_int_equal(tok.expires_on, 1700001234);
 	dbx_token_wipe(&tok);
@@ -1205,7 +1205,7 @@ static void test_msi_never_through_a_proxy(void **state)
 	assert_non_null(curl);
 	c = dbx_cred_msi_new(curl, NULL, APP_ENV(endpoint), &pinned_clock, &err);
 	assert_non_null(c);
-	rc = c->get_token(c, ARM_SCOPE, &tok, &err);
+	rc = c->get_token(c, ARM_SCOPE, 0, &tok, &err);
 	dbx_token_wipe(&tok);
 	unsetenv("http_proxy");
 	unsetenv("all_proxy");
@@ -1322,7 +1322,7 @@ static void test_cli_argv_environment_and_token(void **state)
 	(void)state;
 	c = cli_new(CLI_ENV({"AZURE_TENANT_ID", TENANT}));
 	cli_base_env("ok");
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-cli-1");
 	assert_int_equal(tok.expires_on, 1700009999); /* expires_on preferred over expiresOn */
 	dbx_token_wipe(&tok);
@@ -1346,7 +1346,7 @@ static void test_cli_argv_environment_and_token(void **state)
 	/* Without AZURE_TENANT_ID there is no --tenant; expiresOn (local time) is the fallback. */
 	c = cli_new(CLI_ENV({"X", "y"}));
 	cli_base_env("expireson");
-	assert_int_equal(c->get_token(c, VAULT_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, VAULT_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-cli-2");
 	{
 		struct tm tm = {.tm_year = 130,
@@ -1380,34 +1380,34 @@ static void test_cli_not_installed_and_not_logged_in(void **state)
 	c = dbx_cred_cli_new(NULL, NULL, ENV({"PATH", path}), &pinned_clock, &err);
 	assert_non_null(c);
 	cli_base_env("ok");
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "cli: Azure CLI (az) not found on PATH");
 	assert_int_equal(access(in_dir("az.log"), F_OK), -1); /* nothing ran */
 	dbx_credential_destroy(c);
 
 	c = cli_new(CLI_ENV({"X", "y"}));
 	cli_base_env("missing"); /* exit 127: what a shell wrapper says when python is gone */
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "cli: Azure CLI (az) not found on PATH");
 
 	cli_base_env("notlogged");
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "cli: not logged in; run az login");
 
 	cli_base_env("fail");
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "cli: az failed (exit 1): AADSTS50173: The provided grant "
 					 "has expired due to it being revoked.");
 
 	cli_base_env("flood");
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "cli: az printed more than 64 KiB; killed it");
 	assert_null(tok.value);
 	assert_clean(err.message);
 
 	/* A scope that would read as an option is never passed. */
 	cli_base_env("ok");
-	assert_int_equal(c->get_token(c, "--debug", &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, "--debug", 0, &tok, &err), DBX_EAUTH);
 	assert_int_equal(access(in_dir("az.log"), F_OK), -1);
 	dbx_credential_destroy(c);
 
@@ -1454,7 +1454,7 @@ static void test_cli_timeout_kills_the_process_group(void **state)
 	cli_base_env("sleep");
 	dbx_cred_cli_set_timeout_ms(300);
 	start = mono_now();
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_true(mono_now() - start < 5000); /* not the stand-in's 30 s */
 	assert_string_equal(err.message, "cli: az did not answer within 300 ms; killed it");
 
