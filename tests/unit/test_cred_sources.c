@@ -45,6 +45,7 @@
 #define PASSWORD      "s3cret-pass-phrase"
 #define CLIENT_SECRET "shh-client-secret-42"
 #define ID_HEADER     "hdr-secret-777"
+#define N(a)	      (sizeof(a) / sizeof((a)[0]))
 
 static char dir[64]; /* the temporary directory of this run */
 static time_t wall_now = NOW;
@@ -1258,6 +1259,7 @@ static void test_msi_refuses_unsafe_endpoints(void **state)
 /* ---- Azure CLI ---- */
 
 static char stub_log_line[300];
+static char stub_body_line[300];
 static char stub_mode_line[64];
 static char *cli_environ[16];
 
@@ -1268,6 +1270,7 @@ static void cli_base_env(const char *mode)
 
 	snprintf(stub_log_line, sizeof(stub_log_line), "AZ_STUB_LOG=%s", in_dir("az.log"));
 	snprintf(stub_mode_line, sizeof(stub_mode_line), "AZ_STUB_MODE=%s", mode);
+	snprintf(stub_body_line, sizeof(stub_body_line), "AZ_STUB_BODY=%s", in_dir("az.body"));
 	cli_environ[n++] = (char *)"PATH=/should/be/replaced";
 	cli_environ[n++] = (char *)"HOME=/tmp";
 	cli_environ[n++] = (char *)"AZURE_CLIENT_SECRET=" CLIENT_SECRET;
@@ -1277,6 +1280,7 @@ static void cli_base_env(const char *mode)
 	cli_environ[n++] = (char *)"KEEP_ME=1";
 	cli_environ[n++] = stub_log_line;
 	cli_environ[n++] = stub_mode_line;
+	cli_environ[n++] = stub_body_line;
 	cli_environ[n] = NULL;
 	dbx_cred_cli_set_base_environ(cli_environ);
 	unlink(in_dir("az.log"));
@@ -1475,6 +1479,355 @@ static void test_cli_timeout_kills_the_process_group(void **state)
 	dbx_credential_destroy(c);
 }
 
+/* ---- deadlines and strict answers, every source ---- */
+
+/* The deadline of the request (t->fake.calls[i]) is the caller's when that comes first. */
+static void test_sources_end_at_the_callers_deadline(void **state)
+{
+	static const struct fake_reply imds_ok[] = {
+	    {.status = 400, .body = "{\"error\":\"bad_request_102\"}"},
+	    {.status = 200, .body = "{\"access_token\":\"tok-i\",\"expires_on\":\"1700003600\"}"},
+	};
+	static const struct fake_reply app_ok[] = {
+	    {.status = 200, .body = "{\"access_token\":\"tok-a\",\"expires_on\":\"1700003600\"}"},
+	};
+	static const struct fake_reply slow[] = {
+	    {.status = 400, .body = "{\"error\":\"bad_request_102\"}"},
+	    {.transport_err = DBX_ETIMEDOUT},
+	};
+	static const struct fake_reply slow_probe[] = {{.transport_err = DBX_ETIMEDOUT}};
+	struct rec_transport *t;
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
+	struct dbx_credential *c;
+	uint64_t now, d;
+
+	(void)state;
+	/* IMDS, a deadline before the probe's own 1 s: both requests end there. */
+	t = rec_new(imds_ok, N(imds_ok));
+	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, &err);
+	assert_non_null(c);
+	d = mono_now() + 500;
+	assert_int_equal(c->get_token(c, ARM_SCOPE, d, &tok, &err), DBX_OK);
+	dbx_token_wipe(&tok);
+	assert_int_equal(t->fake.n_calls, 2);
+	assert_int_equal(t->fake.calls[0].deadline_ms, d);
+	assert_int_equal(t->fake.calls[1].deadline_ms, d);
+	dbx_credential_destroy(c);
+	rec_free(t);
+
+	/* A later deadline: the probe keeps its 1 s, the token request gets the caller's. */
+	t = rec_new(imds_ok, N(imds_ok));
+	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, &err);
+	now = mono_now();
+	d = now + 5000;
+	assert_int_equal(c->get_token(c, ARM_SCOPE, d, &tok, &err), DBX_OK);
+	dbx_token_wipe(&tok);
+	assert_true(t->fake.calls[0].deadline_ms >= now + 1000 && t->fake.calls[0].deadline_ms < d);
+	assert_int_equal(t->fake.calls[1].deadline_ms, d);
+	dbx_credential_destroy(c);
+	rec_free(t);
+
+	/* No caller deadline: the source's own 10 s. */
+	t = rec_new(app_ok, N(app_ok));
+	c = dbx_cred_msi_new(&t->base, NULL, APP_ENV("http://127.0.0.1:41741/MSI/token/"),
+			     &pinned_clock, &err);
+	assert_non_null(c);
+	now = mono_now();
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
+	dbx_token_wipe(&tok);
+	assert_true(t->fake.calls[0].deadline_ms >= now + DBX_CRED_MSI_TIMEOUT_MS &&
+		    t->fake.calls[0].deadline_ms <= mono_now() + DBX_CRED_MSI_TIMEOUT_MS);
+	/* A deadline already past: nothing is sent. */
+	assert_int_equal(c->get_token(c, ARM_SCOPE, mono_now() - 1, &tok, &err), DBX_ETIMEDOUT);
+	assert_int_equal(t->fake.n_calls, 1);
+	assert_string_equal(err.message,
+			    "msi: token request to 127.0.0.1:41741 did not finish within the "
+			    "timeout (the token endpoint is slow or unreachable): no time left to "
+			    "ask");
+	dbx_credential_destroy(c);
+	rec_free(t);
+
+	/* The token request times out: DBX_ETIMEDOUT naming the identity endpoint. */
+	t = rec_new(slow, N(slow));
+	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, &err);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, mono_now() + 5000, &tok, &err), DBX_ETIMEDOUT);
+	assert_null(tok.value);
+	assert_non_null(strstr(err.message, "msi: token request to 169.254.169.254 did not "
+					    "finish within the timeout"));
+	dbx_credential_destroy(c);
+	rec_free(t);
+
+	/*
+	 * The probe cut short by the caller's deadline is the caller's timeout;
+	 * cut short by its own 1 s, IMDS is not there (the chain moves on).
+	 */
+	t = rec_new(slow_probe, N(slow_probe));
+	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, &err);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, mono_now() + 300, &tok, &err), DBX_ETIMEDOUT);
+	dbx_credential_destroy(c);
+	rec_free(t);
+	t = rec_new(slow_probe, N(slow_probe));
+	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, &err);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, mono_now() + 5000, &tok, &err), DBX_EAUTH);
+	assert_int_equal(err.http_status, 0);
+	assert_non_null(strstr(err.message, "IMDS (169.254.169.254) did not answer"));
+	dbx_credential_destroy(c);
+	rec_free(t);
+}
+
+/*
+ * az still running at the caller's deadline (before its own 10 s) is killed
+ * there and reaped (no zombie), and the caller gets DBX_ETIMEDOUT.
+ */
+static void test_cli_killed_at_the_callers_deadline(void **state)
+{
+	struct dbx_credential *c;
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
+	char proc[64];
+	uint64_t start;
+	long pid;
+	char *log;
+	char *p;
+
+	(void)state;
+	c = cli_new(CLI_ENV({"X", "y"}));
+	cli_base_env("sleep");
+	start = mono_now();
+	assert_int_equal(c->get_token(c, ARM_SCOPE, start + 300, &tok, &err), DBX_ETIMEDOUT);
+	assert_true(mono_now() - start >= 300);
+	assert_true(mono_now() - start < 3000);
+	assert_null(tok.value);
+	assert_string_equal(err.message, "cli: token request to az did not finish within the "
+					 "timeout (az is slow); killed it");
+	log = slurp(in_dir("az.log"));
+	p = strstr(log, "pid:");
+	assert_non_null(p);
+	pid = strtol(p + 4, NULL, 10);
+	free(log);
+	assert_true(pid > 0);
+	snprintf(proc, sizeof(proc), "/proc/%ld", pid);
+	assert_int_equal(access(proc, F_OK), -1); /* reaped, not a zombie */
+
+	/* A deadline already past: az is not even started. */
+	unlink(in_dir("az.log"));
+	assert_int_equal(c->get_token(c, ARM_SCOPE, mono_now() - 1, &tok, &err), DBX_ETIMEDOUT);
+	assert_int_equal(access(in_dir("az.log"), F_OK), -1);
+	dbx_credential_destroy(c);
+}
+
+enum answer_source { ENTRA, IMDS_SRC, APP_SERVICE, AZ_CLI };
+
+/* One token answer, as source src would get it, parsed by that source. */
+static enum dbx_err answer_from(enum answer_source src, const char *body, struct dbx_token *tok,
+				struct dbx_error *err)
+{
+	struct fake_reply script[2] = {{.status = 400, .body = "{\"error\":\"bad_request_102\"}"},
+				       {.status = 200, .body = body}};
+	struct rec_transport *t = NULL;
+	struct dbx_credential *c = NULL;
+	enum dbx_err rc;
+
+	dbx_error_clear(err);
+	switch (src) {
+	case ENTRA:
+		t = rec_new(script + 1, 1);
+		c = dbx_cred_env_secret_new(&t->base, NULL,
+					    ENV({"AZURE_TENANT_ID", TENANT},
+						{"AZURE_CLIENT_ID", CLIENT},
+						{"AZURE_CLIENT_SECRET", CLIENT_SECRET}),
+					    &pinned_clock, err);
+		break;
+	case IMDS_SRC:
+		t = rec_new(script, 2);
+		c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, err);
+		break;
+	case APP_SERVICE:
+		t = rec_new(script + 1, 1);
+		c = dbx_cred_msi_new(&t->base, NULL, APP_ENV("http://127.0.0.1:41741/MSI/token/"),
+				     &pinned_clock, err);
+		break;
+	case AZ_CLI:
+		c = cli_new(CLI_ENV({"X", "y"}));
+		cli_base_env("body");
+		write_file(in_dir("az.body"), body);
+		break;
+	}
+	assert_non_null(c);
+	rc = c->get_token(c, ARM_SCOPE, 0, tok, err);
+	dbx_credential_destroy(c);
+	if (t)
+		rec_free(t);
+	return rc;
+}
+
+#define BAD_TOKEN(src, f) src ": malformed token answer: " f " is not a non-empty string"
+#define BAD_NUM(src, f)	  src ": malformed token answer: " f " is not a whole number"
+#define BAD_DIGITS(src, f)                                                                         \
+	src ": malformed token answer: " f " is not a whole number or a string of digits"
+#define DUP(src) src ": malformed token answer: a key appears more than once"
+
+/*
+ * Each field a source reads, with the types it accepts and a table of
+ * wrong ones: a wrong type is a malformed answer naming the field (never
+ * read as absent, never a token), null is absent, a key twice is
+ * malformed. expires: the expiry a good answer gives (0: not checked here).
+ */
+static void test_token_answer_types_per_source(void **state)
+{
+	static const struct {
+		enum answer_source src;
+		const char *body;
+		const char *msg; /* NULL: accepted */
+		time_t expires;
+	} rows[] = {
+	    /* Entra v2.0 (client secret, certificate, workload identity): expires_in a number. */
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":3600}", NULL, NOW + 3600},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":3600.0}", NULL, NOW + 3600},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"note\":\"a\\\":b\",\"expires_in\":60}", NULL,
+	     NOW + 60},
+	    {ENTRA, "{\"access_token\":5,\"expires_in\":3600}", BAD_TOKEN("env", "access_token"),
+	     0},
+	    {ENTRA, "{\"access_token\":\"\",\"expires_in\":3600}", BAD_TOKEN("env", "access_token"),
+	     0},
+	    {ENTRA, "{\"access_token\":[\"x\"],\"expires_in\":3600}",
+	     BAD_TOKEN("env", "access_token"), 0},
+	    {ENTRA, "{\"access_token\":{},\"expires_in\":3600}", BAD_TOKEN("env", "access_token"),
+	     0},
+	    {ENTRA, "{\"access_token\":true,\"expires_in\":3600}", BAD_TOKEN("env", "access_token"),
+	     0},
+	    {ENTRA, "{\"access_token\":null,\"expires_in\":3600}",
+	     "env: the token answer has no access_token", 0},
+	    {ENTRA, "{\"expires_in\":3600}", "env: the token answer has no access_token", 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":\"3600\"}",
+	     BAD_NUM("env", "expires_in"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":true}",
+	     BAD_NUM("env", "expires_in"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":-1}", BAD_NUM("env", "expires_in"),
+	     0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":3599.5}",
+	     BAD_NUM("env", "expires_in"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":{}}", BAD_NUM("env", "expires_in"),
+	     0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":[3600]}",
+	     BAD_NUM("env", "expires_in"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":null}",
+	     "env: the token answer has no valid expiry (expires_in)", 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"access_token\":\"tok-f\",\"expires_in\":3600}",
+	     DUP("env"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":3600,\"expires_in\":3600}",
+	     DUP("env"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":3600,\"expires\\u005fin\":1}",
+	     DUP("env"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":3600,\"x\":{\"a\":1,\"a\":2}}",
+	     DUP("env"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":3600} {}",
+	     "env: the token answer is not a JSON object", 0},
+	    {ENTRA, "[{\"access_token\":\"tok-e\",\"expires_in\":3600}]",
+	     "env: the token answer is not a JSON object", 0},
+	    /* IMDS: numbers as strings of digits, or numbers; expires_on first. */
+	    {IMDS_SRC,
+	     "{\"access_token\":\"tok-i\",\"expires_on\":\"1700003600\",\"expires_in\":"
+	     "\"86399\"}",
+	     NULL, 1700003600},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":1700003600}", NULL, 1700003600},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":null,\"expires_in\":\"600\"}",
+	     NULL, NOW + 600},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":\"17e8\"}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":\"\"}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":\" 1700003600\"}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":\"-1\"}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":\"1700003600\\u0000\"}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":true}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":1.5}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    {IMDS_SRC,
+	     "{\"access_token\":\"tok-i\",\"expires_on\":\"1700003600\",\"expires_in\":[]}",
+	     BAD_DIGITS("msi", "expires_in"), 0},
+	    {IMDS_SRC, "{\"access_token\":7,\"expires_on\":\"1700003600\"}",
+	     BAD_TOKEN("msi", "access_token"), 0},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\"}",
+	     "msi: the token answer has no valid expiry (expires_on or expires_in)", 0},
+	    {IMDS_SRC,
+	     "{\"access_token\":\"tok-i\",\"expires_on\":\"1700003600\",\"access_token\":"
+	     "\"tok-j\"}",
+	     DUP("msi"), 0},
+	    /* App Service 2019-08-01: expires_on unix time (its 2017 dates are not asked for). */
+	    {APP_SERVICE, "{\"access_token\":\"tok-a\",\"expires_on\":\"1700007200\"}", NULL,
+	     1700007200},
+	    {APP_SERVICE,
+	     "{\"access_token\":\"tok-a\",\"expires_on\":\"06/20/2019 02:57:58 +00:00\"}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    {APP_SERVICE, "{\"access_token\":false,\"expires_on\":\"1700007200\"}",
+	     BAD_TOKEN("msi", "access_token"), 0},
+	    {APP_SERVICE, "{\"access_token\":\"tok-a\",\"expires_on\":{\"s\":1}}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    /* az: expires_on (a number) preferred, else expiresOn (naive local time). */
+	    {AZ_CLI,
+	     "{\"accessToken\":\"tok-c\",\"expires_on\":1700009999,\"expiresOn\":"
+	     "\"2023-11-15 01:06:39.000000\"}",
+	     NULL, 1700009999},
+	    {AZ_CLI, "{\"accessToken\":\"tok-c\",\"expires_on\":1700009999,\"expiresOn\":5}", NULL,
+	     1700009999},
+	    {AZ_CLI,
+	     "{\"accessToken\":\"tok-c\",\"expires_on\":null,\"expiresOn\":\"2030-01-02 "
+	     "03:04:05.123456\"}",
+	     NULL, 0},
+	    {AZ_CLI, "{\"accessToken\":\"tok-c\",\"expiresOn\":\"2030-01-02 03:04:05\"}", NULL, 0},
+	    {AZ_CLI, "{\"accessToken\":\"tok-c\",\"expires_on\":\"1700009999\"}",
+	     BAD_NUM("cli", "expires_on"), 0},
+	    {AZ_CLI, "{\"accessToken\":\"tok-c\",\"expires_on\":false}",
+	     BAD_NUM("cli", "expires_on"), 0},
+	    {AZ_CLI, "{\"accessToken\":\"tok-c\",\"expiresOn\":5}",
+	     "cli: malformed token answer: expiresOn is not a date and time", 0},
+	    {AZ_CLI, "{\"accessToken\":\"tok-c\",\"expiresOn\":\"soon\"}",
+	     "cli: malformed token answer: expiresOn is not a date and time", 0},
+	    {AZ_CLI, "{\"accessToken\":\"tok-c\",\"expiresOn\":\"2030-01-02 03:04:05.x\"}",
+	     "cli: malformed token answer: expiresOn is not a date and time", 0},
+	    {AZ_CLI, "{\"accessToken\":\"tok-c\",\"expiresOn\":null}",
+	     "cli: the token answer has no valid expiry (expires_on or expiresOn)", 0},
+	    {AZ_CLI, "{\"accessToken\":5,\"expires_on\":1700009999}",
+	     BAD_TOKEN("cli", "accessToken"), 0},
+	    {AZ_CLI, "{\"accessToken\":null,\"expires_on\":1700009999}",
+	     "cli: the token answer has no accessToken", 0},
+	    {AZ_CLI,
+	     "{\"accessToken\":\"tok-c\",\"expires_on\":1700009999,\"accessToken\":\"tok-d\"}",
+	     DUP("cli"), 0},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < N(rows); i++) {
+		struct dbx_token tok = {0};
+		struct dbx_error err = {0};
+		enum dbx_err rc = answer_from(rows[i].src, rows[i].body, &tok, &err);
+
+		if (!rows[i].msg) {
+			if (rc != DBX_OK)
+				fail_msg("row %zu (%s): refused: %s", i, rows[i].body, err.message);
+			assert_non_null(tok.value);
+			assert_true(strncmp(tok.value, "tok-", 4) == 0);
+			if (rows[i].expires)
+				assert_int_equal(tok.expires_on, rows[i].expires);
+			else
+				assert_true(tok.expires_on > NOW);
+			dbx_token_wipe(&tok);
+			continue;
+		}
+		if (rc != DBX_EAUTH || strcmp(err.message, rows[i].msg) != 0)
+			fail_msg("row %zu (%s): rc %d, message '%s', expected '%s'", i,
+				 rows[i].body, rc, err.message, rows[i].msg);
+		assert_null(tok.value);
+		assert_clean(err.message);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1511,6 +1864,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_cli_argv_environment_and_token, test_setup,
 					    test_teardown),
 	    cmocka_unit_test_setup_teardown(test_cli_not_installed_and_not_logged_in, test_setup,
+					    test_teardown),
+	    cmocka_unit_test_setup_teardown(test_sources_end_at_the_callers_deadline, test_setup,
+					    test_teardown),
+	    cmocka_unit_test_setup_teardown(test_cli_killed_at_the_callers_deadline, test_setup,
+					    test_teardown),
+	    cmocka_unit_test_setup_teardown(test_token_answer_types_per_source, test_setup,
 					    test_teardown),
 	    cmocka_unit_test_setup_teardown(test_cli_timeout_kills_the_process_group, test_setup,
 					    test_teardown),
