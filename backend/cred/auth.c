@@ -108,6 +108,13 @@ struct auth_transport {
  */
 #define REFRESH_RETRY_MS 30000u
 
+/*
+ * A waiter whose refresher ran out of time asks again itself only with at
+ * least this much of its own time left: callers that started together time
+ * out together instead of each sending a token request of its own.
+ */
+#define RETRY_MIN_MS 1000u
+
 /* The slot for scope, created when absent. Called with the lock held. */
 static struct token_slot *slot_get(struct auth_transport *at, const char *scope)
 {
@@ -260,7 +267,7 @@ static int start_background_refresh(struct auth_transport *at, struct token_slot
  * refresh this caller makes asks the credential to finish by then, and a
  * caller waiting for another's refresh gives up at it with DBX_ETIMEDOUT.
  * A refresh that ran out of its own caller's time does not fail a waiter
- * that has time left: that one tries again itself.
+ * that has time left (RETRY_MIN_MS or more): that one tries again itself.
  */
 static enum dbx_err get_bearer(struct auth_transport *at, const char *scope, uint64_t deadline_ms,
 			       char **out, unsigned long *gen, struct dbx_error *err)
@@ -289,7 +296,7 @@ static enum dbx_err get_bearer(struct auth_transport *at, const char *scope, uin
 			break; /* fresh enough, or someone else is renewing it */
 		if (!s->refreshing && waited && s->attempts != waited_for) {
 			if (s->last_err.err == DBX_ETIMEDOUT &&
-			    (!deadline_ms || now < deadline_ms)) {
+			    (!deadline_ms || now + RETRY_MIN_MS <= deadline_ms)) {
 				/* It ran out of its caller's time, not of ours: ask again. */
 				waited = false;
 				continue;
