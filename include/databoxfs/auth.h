@@ -115,8 +115,11 @@ void dbx_credential_destroy(struct dbx_credential *cred);
  * lifetime, for short tokens) before expiry, one refresh at a time per scope.
  * While the cached token is still valid the renewal runs in the background
  * and requests go on with the old token; a failed renewal is tried again
- * after 30 s. A 401 answer is retried once with a fresh token. Owns inner,
- * not cred.
+ * after 30 s. Otherwise a request gets its token within its own
+ * deadline_ms: a refresh it makes passes that deadline to the credential,
+ * and one that waits for another request's refresh gives up at it with
+ * DBX_ETIMEDOUT (the clock's wait_until). A 401 answer is retried once
+ * with a fresh token. Owns inner, not cred. NULL on ENOMEM.
  */
 struct dbx_transport *dbx_http_auth_new(struct dbx_transport *inner, struct dbx_credential *cred,
 					const struct dbx_clock *clock);
