@@ -10,11 +10,11 @@
  * request's deadline, or keep using the old token while it is still
  * valid). A refresh made for a request asks the credential to finish by
  * that request's deadline, so a slow token endpoint costs a syscall no more
- * than -o timeout (docs/architecture.md, "Credentials"). A failed refresh keeps the old token
- * while it is valid. A 401 drops the token it used, fetches a fresh one and
- * resends once. Expiry is tracked on the injected clock (its wall time turns
- * a token's expiry claim into a lifetime, its monotonic time runs the
- * lifetime down), so tests can move time.
+ * than -o timeout (docs/architecture.md, "Credentials"). A failed refresh
+ * keeps the old token while it is valid. A 401 drops the token it used,
+ * fetches a fresh one and resends once. Expiry is tracked on the injected
+ * clock (its wall time turns a token's expiry claim into a lifetime, its
+ * monotonic time runs the lifetime down), so tests can move time.
  *
  * dbx_credential_new() builds a credential by name; "auto" is the
  * DefaultAzureCredential chain of docs/architecture.md, "Credentials", an ordered table of source

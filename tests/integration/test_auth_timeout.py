@@ -17,6 +17,7 @@ import time
 
 import authtest
 import harness
+import oracle
 import writes
 
 TIMEOUT = 10
@@ -120,6 +121,34 @@ class AuthTimeout(writes.WriteWorld):
 
 		self.recover(os.path.join(d, "status"), want)
 		self.assert_no_token_in_log()
+
+	def test_errors_names_the_token_request(self):
+		"""errors, read while the token endpoint is slow, says the token
+		request was slow, not ARM. A mount of its own with cache_ttl=5, so
+		that reading errors reuses the failure the cat just met instead of
+		meeting it again in each of its operations (lookup, open, read)."""
+		_, _, _, d = self.new_order("cm-system")
+		ttl = 5
+		m = harness.Mount(self.emu, cache_ttl=ttl, timeout=TIMEOUT).start()
+		try:
+			rel = os.path.relpath(d, self.mnt.path)
+			status, errors = m.p(rel, "status"), m.p(rel, "errors")
+			harness.cat(self, status)
+			self.slow_entra()
+			time.sleep(ttl + 0.5)  # the order m holds is stale: the next read fetches it
+			p, took = self.timed(["cat", status])
+			self.assert_timed_out("cat status (cache_ttl=%d)" % ttl, p, took)
+			p, took = self.timed(["cat", errors])
+			harness.log("errors during the fault (%.1f s):\n%s" % (took, p.stdout))
+			self.assertEqual(p.returncode, 0, p.stderr)
+			self.assertLess(took, TIMEOUT + SLACK)
+			msgs = [b.get("message", "") for b in oracle.parse_errors(p.stdout)]
+			self.assertTrue([t for t in msgs if "token request" in t and
+					 "did not finish within the timeout" in t], p.stdout)
+			self.assertNotIn("ARM did not answer", p.stdout)
+		finally:
+			self.emu.clear_faults()
+			m.stop()
 
 
 if __name__ == "__main__":
