@@ -195,9 +195,9 @@ static bool only_space_after(const char *body, size_t len, struct json_tokener *
 }
 
 /*
- * Parse a body that holds secrets as one JSON value with nothing after it
- * but white space; the tokener's scratch buffer is wiped. NULL when
- * malformed.
+ * Parse a body that holds secrets as one strict JSON value with nothing
+ * after it but white space; the tokener's scratch buffer is wiped. NULL
+ * when malformed.
  */
 static json_object *parse_secret_json(const char *body, size_t len)
 {
@@ -206,6 +206,8 @@ static json_object *parse_secret_json(const char *body, size_t len)
 
 	if (!tok || len > (size_t)INT32_MAX)
 		goto out;
+	/* No comments, single quotes or trailing commas: count_keys_in_text() relies on it. */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	obj = json_tokener_parse_ex(tok, body, (int)len);
 	if (json_tokener_get_error(tok) != json_tokener_success ||
 	    !only_space_after(body, len, tok)) {
@@ -228,13 +230,17 @@ out:
  * The number of object keys in text[0..len), a JSON text json-c has
  * accepted already: every string followed (after white space) by ':' is a
  * key. json-c keeps only the last of duplicate keys, so fewer keys in the
- * parsed objects than in the text means a key was there twice.
+ * parsed objects than in the text means a key was there twice. SIZE_MAX
+ * when the text holds what JSON does not allow but json-c may accept even
+ * in strict mode (a single-quoted string, a comment).
  */
 static size_t count_keys_in_text(const char *text, size_t len)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '\'' || text[i] == '/')
+			return SIZE_MAX;
 		if (text[i] != '"')
 			continue;
 		for (i++; i < len && text[i] != '"'; i++) {
@@ -326,6 +332,7 @@ enum dbx_err dbx_cred_parse_token(const char *source, const char *body, size_t l
 	json_object *obj = parse_secret_json(body, len);
 	json_object *v = NULL;
 	long long on = 0, in = 0;
+	size_t keys;
 	enum seconds_read on_read = SECONDS_ABSENT, in_read = SECONDS_ABSENT;
 	time_t expires = 0;
 	enum dbx_err rc = DBX_OK;
@@ -336,7 +343,13 @@ enum dbx_err dbx_cred_parse_token(const char *source, const char *body, size_t l
 				   source);
 		goto out;
 	}
-	if (count_keys_in_text(body, len) != count_keys_parsed(obj)) {
+	keys = count_keys_in_text(body, len);
+	if (keys == SIZE_MAX) {
+		rc = dbx_error_set(err, DBX_EAUTH, "%s: the token answer is not a JSON object",
+				   source);
+		goto out;
+	}
+	if (keys != count_keys_parsed(obj)) {
 		rc = dbx_error_set(err, DBX_EAUTH,
 				   "%s: malformed token answer: a key appears more than once",
 				   source);

@@ -1724,6 +1724,12 @@ static void test_token_answer_types_per_source(void **state)
 	     DUP("env"), 0},
 	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":3600} {}",
 	     "env: the token answer is not a JSON object", 0},
+	    {ENTRA, "{'access_token':\"tok-e\",\"expires_in\":3600}",
+	     "env: the token answer is not a JSON object", 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":3600,}",
+	     "env: the token answer is not a JSON object", 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",/* x */\"expires_in\":3600}",
+	     "env: the token answer is not a JSON object", 0},
 	    {ENTRA, "[{\"access_token\":\"tok-e\",\"expires_in\":3600}]",
 	     "env: the token answer is not a JSON object", 0},
 	    /* IMDS: numbers as strings of digits, or numbers; expires_on first. */
