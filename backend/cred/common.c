@@ -275,6 +275,23 @@ static size_t count_keys_parsed(json_object *obj)
 	return n;
 }
 
+/*
+ * s (len bytes, possibly with NULs) is an RFC 6750 b64token: 1*(ALPHA /
+ * DIGIT / "-" / "." / "_" / "~" / "+" / "/") *"=". It goes into an
+ * Authorization header line: no space, CR, LF or NUL may ride along.
+ */
+static bool is_b64token(const char *s, size_t len)
+{
+	size_t n =
+	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/");
+
+	if (n == 0)
+		return false;
+	while (n < len && s[n] == '=')
+		n++;
+	return n == len;
+}
+
 /* What reading a seconds member found. */
 enum seconds_read { SECONDS_ABSENT, SECONDS_OK, SECONDS_BAD };
 
@@ -364,6 +381,15 @@ enum dbx_err dbx_cred_parse_token(const char *source, const char *body, size_t l
 		rc = dbx_error_set(err, DBX_EAUTH,
 				   "%s: malformed token answer: %s is not a non-empty string",
 				   source, fields->token);
+		goto out;
+	}
+	if (!is_b64token(json_object_get_string(v), (size_t)json_object_get_string_len(v))) {
+		/* Never quoted: it is (nearly) a token. */
+		rc =
+		    dbx_error_set(err, DBX_EAUTH,
+				  "%s: malformed token answer: %s holds characters no bearer token "
+				  "has (RFC 6750)",
+				  source, fields->token);
 		goto out;
 	}
 	if (fields->expires_on)

@@ -1667,6 +1667,8 @@ static enum dbx_err answer_from(enum answer_source src, const char *body, struct
 #define BAD_DIGITS(src, f)                                                                         \
 	src ": malformed token answer: " f " is not a whole number or a string of digits"
 #define DUP(src) src ": malformed token answer: a key appears more than once"
+#define BAD_CHARS(src, f)                                                                          \
+	src ": malformed token answer: " f " holds characters no bearer token has (RFC 6750)"
 
 /*
  * Each field a source reads, with the types it accepts and a table of
@@ -1697,6 +1699,16 @@ static void test_token_answer_types_per_source(void **state)
 	     0},
 	    {ENTRA, "{\"access_token\":true,\"expires_in\":3600}", BAD_TOKEN("env", "access_token"),
 	     0},
+	    {ENTRA, "{\"access_token\":\"tok-e\\r\\nX-Evil: 1\",\"expires_in\":3600}",
+	     BAD_CHARS("env", "access_token"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\\u0000x\",\"expires_in\":3600}",
+	     BAD_CHARS("env", "access_token"), 0},
+	    {ENTRA, "{\"access_token\":\"tok e\",\"expires_in\":3600}",
+	     BAD_CHARS("env", "access_token"), 0},
+	    {ENTRA, "{\"access_token\":\"==\",\"expires_in\":3600}",
+	     BAD_CHARS("env", "access_token"), 0},
+	    {ENTRA, "{\"access_token\":\"eyJ0.e-y_J~+/x==\",\"expires_in\":3600}", NULL,
+	     NOW + 3600},
 	    {ENTRA, "{\"access_token\":null,\"expires_in\":3600}",
 	     "env: the token answer has no access_token", 0},
 	    {ENTRA, "{\"expires_in\":3600}", "env: the token answer has no access_token", 0},
@@ -1818,7 +1830,8 @@ static void test_token_answer_types_per_source(void **state)
 			if (rc != DBX_OK)
 				fail_msg("row %zu (%s): refused: %s", i, rows[i].body, err.message);
 			assert_non_null(tok.value);
-			assert_true(strncmp(tok.value, "tok-", 4) == 0);
+			assert_true(strncmp(tok.value, "tok-", 4) == 0 ||
+				    strncmp(tok.value, "eyJ", 3) == 0);
 			if (rows[i].expires)
 				assert_int_equal(tok.expires_on, rows[i].expires);
 			else
