@@ -364,10 +364,12 @@ nomem:
 }
 
 /*
- * Token requests carry the credential's own deadline, not the caller's, so
- * their retry budget is scaled to -o timeout here: the four retries of the
- * default policy (0.8 + 1.6 + 3.2 + 6.4 s) shrink so that their sum stays
- * under half the timeout, leaving the rest for the ARM call itself.
+ * A token request made for a system call carries that call's deadline; one
+ * made in the background (or before mounting) only its credential's own
+ * cap. Either way its retry budget is scaled to -o timeout here: the four
+ * retries of the default policy (0.8 + 1.6 + 3.2 + 6.4 s) shrink so that
+ * their sum stays under half the timeout, leaving the rest for the ARM
+ * call itself.
  */
 static struct dbx_retry_policy token_policy(uint64_t timeout_ms)
 {

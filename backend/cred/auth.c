@@ -6,12 +6,15 @@
  * with it; requests without a scope pass through untouched. The cache
  * refreshes a token when less than min(300 s, half its lifetime) remains,
  * one refresh per scope at a time (single flight: concurrent callers wait on
- * a condition variable for the refresh already running, or keep using the
- * old token while it is still valid). A failed refresh keeps the old token
- * while it is valid. A 401 drops the token it used, fetches a fresh one and
- * resends once. Expiry is tracked on the injected clock (its wall time turns
- * a token's expiry claim into a lifetime, its monotonic time runs the
- * lifetime down), so tests can move time.
+ * a condition variable for the refresh already running, each until its own
+ * request's deadline, or keep using the old token while it is still
+ * valid). A refresh made for a request asks the credential to finish by
+ * that request's deadline, so a slow token endpoint costs a syscall no more
+ * than -o timeout (docs/architecture.md, "Credentials"). A failed refresh
+ * keeps the old token while it is valid. A 401 drops the token it used,
+ * fetches a fresh one and resends once. Expiry is tracked on the injected
+ * clock (its wall time turns a token's expiry claim into a lifetime, its
+ * monotonic time runs the lifetime down), so tests can move time.
  *
  * dbx_credential_new() builds a credential by name; "auto" is the
  * DefaultAzureCredential chain of docs/architecture.md, "Credentials", an ordered table of source
@@ -105,6 +108,13 @@ struct auth_transport {
  */
 #define REFRESH_RETRY_MS 30000u
 
+/*
+ * A waiter whose refresher ran out of time asks again itself only with at
+ * least this much of its own time left: callers that started together time
+ * out together instead of each sending a token request of its own.
+ */
+#define RETRY_MIN_MS 1000u
+
 /* The slot for scope, created when absent. Called with the lock held. */
 static struct token_slot *slot_get(struct auth_transport *at, const char *scope)
 {
@@ -156,7 +166,7 @@ static void slot_store(struct token_slot *s, struct dbx_token *tok, uint64_t now
  * the callers that waited on this refresh.
  */
 static enum dbx_err refresh_locked(struct auth_transport *at, struct token_slot *s,
-				   struct dbx_error *err)
+				   uint64_t deadline_ms, struct dbx_error *err)
 {
 	struct dbx_token tok = {0};
 	enum dbx_err rc;
@@ -164,7 +174,7 @@ static enum dbx_err refresh_locked(struct auth_transport *at, struct token_slot 
 
 	s->refreshing = true;
 	pthread_mutex_unlock(&at->lock);
-	rc = at->cred->get_token(at->cred, s->scope, &tok, err);
+	rc = at->cred->get_token(at->cred, s->scope, deadline_ms, &tok, err);
 	pthread_mutex_lock(&at->lock);
 	s->refreshing = false;
 	s->attempts++;
@@ -209,7 +219,8 @@ static void *background_refresh_main(void *arg)
 
 	free(arg);
 	pthread_mutex_lock(&b.at->lock);
-	(void)refresh_locked(b.at, b.slot, &e); /* a failure is logged and remembered there */
+	/* No caller waits for it: only the source's own cap bounds it. */
+	(void)refresh_locked(b.at, b.slot, 0, &e); /* a failure is logged and remembered there */
 	b.at->background--;
 	pthread_cond_broadcast(&b.at->cond);
 	pthread_mutex_unlock(&b.at->lock);
@@ -252,10 +263,14 @@ static int start_background_refresh(struct auth_transport *at, struct token_slot
  * A copy of a usable token for scope in *out (wipe and free it), and the
  * generation it came from. Refreshes when due, one refresh per scope at a
  * time: others keep using a still-valid token, or wait for the refresh and
- * share its outcome.
+ * share its outcome. Nobody waits past deadline_ms (0: no deadline): a
+ * refresh this caller makes asks the credential to finish by then, and a
+ * caller waiting for another's refresh gives up at it with DBX_ETIMEDOUT.
+ * A refresh that ran out of its own caller's time does not fail a waiter
+ * that has time left (RETRY_MIN_MS or more): that one tries again itself.
  */
-static enum dbx_err get_bearer(struct auth_transport *at, const char *scope, char **out,
-			       unsigned long *gen, struct dbx_error *err)
+static enum dbx_err get_bearer(struct auth_transport *at, const char *scope, uint64_t deadline_ms,
+			       char **out, unsigned long *gen, struct dbx_error *err)
 {
 	struct token_slot *s;
 	enum dbx_err rc = DBX_OK;
@@ -280,6 +295,12 @@ static enum dbx_err get_bearer(struct auth_transport *at, const char *scope, cha
 		if (have_old && (now < s->refresh_ms || s->refreshing))
 			break; /* fresh enough, or someone else is renewing it */
 		if (!s->refreshing && waited && s->attempts != waited_for) {
+			if (s->last_err.err == DBX_ETIMEDOUT &&
+			    (!deadline_ms || now + RETRY_MIN_MS <= deadline_ms)) {
+				/* It ran out of its caller's time, not of ours: ask again. */
+				waited = false;
+				continue;
+			}
 			/* The refresh we waited for failed: share its error. */
 			if (err)
 				*err = s->last_err;
@@ -287,7 +308,7 @@ static enum dbx_err get_bearer(struct auth_transport *at, const char *scope, cha
 			goto out;
 		}
 		if (!s->refreshing) {
-			rc = refresh_locked(at, s, err);
+			rc = refresh_locked(at, s, deadline_ms, err);
 			if (rc != DBX_OK)
 				goto out;
 			break;
@@ -296,7 +317,15 @@ static enum dbx_err get_bearer(struct auth_transport *at, const char *scope, cha
 			waited = true;
 			waited_for = s->attempts;
 		}
-		pthread_cond_wait(&at->cond, &at->lock);
+		if (dbx_clock_wait_until(at->clock, &at->cond, &at->lock, deadline_ms) ==
+			DBX_ETIMEDOUT &&
+		    !(s->value && dbx_clock_now_ms(at->clock) < s->expires_ms)) {
+			rc = dbx_error_set(err, DBX_ETIMEDOUT,
+					   "%s: the token request for %s did not finish within the "
+					   "timeout (the token endpoint is slow or unreachable)",
+					   at->cred->name, scope);
+			goto out;
+		}
 	}
 	*out = strdup(s->value);
 	*gen = s->generation;
@@ -418,7 +447,7 @@ static enum dbx_err auth_send(struct dbx_transport *self, const struct dbx_http_
 									    : "a non-https URL");
 		goto out;
 	}
-	rc = get_bearer(at, req->scope, &bearer, &gen, err);
+	rc = get_bearer(at, req->scope, req->deadline_ms, &bearer, &gen, err);
 	if (rc != DBX_OK)
 		goto out;
 	r = *req;
@@ -434,7 +463,7 @@ static enum dbx_err auth_send(struct dbx_transport *self, const struct dbx_http_
 	dbx_wipe_free(bearer);
 	bearer = NULL;
 	dbx_http_response_reset(resp);
-	rc = get_bearer(at, req->scope, &bearer, &gen, err);
+	rc = get_bearer(at, req->scope, req->deadline_ms, &bearer, &gen, err);
 	if (rc != DBX_OK)
 		goto out; /* the credential's reason says more than the 401 */
 	r.bearer = bearer;
@@ -489,7 +518,11 @@ struct dbx_transport *dbx_http_auth_new(struct dbx_transport *inner, struct dbx_
 	at->cred = cred;
 	at->clock = clock ? clock : dbx_clock_system();
 	pthread_mutex_init(&at->lock, NULL);
-	pthread_cond_init(&at->cond, NULL);
+	if (dbx_clock_cond_init(&at->cond) != 0) {
+		pthread_mutex_destroy(&at->lock);
+		free(at);
+		return NULL;
+	}
 	return &at->base;
 }
 
@@ -501,7 +534,7 @@ enum dbx_err dbx_http_auth_prime(struct dbx_transport *auth, const char *scope,
 	char *bearer = NULL;
 	enum dbx_err rc;
 
-	rc = get_bearer(at, scope, &bearer, &gen, err);
+	rc = get_bearer(at, scope, 0, &bearer, &gen, err);
 	dbx_wipe_free(bearer);
 	return rc;
 }
@@ -558,7 +591,8 @@ static void append_reason(char *buf, size_t cap, const char *text)
 }
 
 static enum dbx_err chain_get_token(struct dbx_credential *self, const char *scope,
-				    struct dbx_token *out, struct dbx_error *err)
+				    uint64_t deadline_ms, struct dbx_token *out,
+				    struct dbx_error *err)
 {
 	struct chain_cred *cc = (struct chain_cred *)self;
 	struct dbx_credential *chosen;
@@ -570,7 +604,7 @@ static enum dbx_err chain_get_token(struct dbx_credential *self, const char *sco
 	chosen = cc->chosen;
 	pthread_mutex_unlock(&cc->lock);
 	if (chosen)
-		return chosen->get_token(chosen, scope, out, err);
+		return chosen->get_token(chosen, scope, deadline_ms, out, err);
 
 	for (size_t i = 0; i < N_SOURCES; i++) {
 		if (!cc->members[i]) {
@@ -578,7 +612,7 @@ static enum dbx_err chain_get_token(struct dbx_credential *self, const char *sco
 			continue;
 		}
 		dbx_error_clear(&e);
-		rc = cc->members[i]->get_token(cc->members[i], scope, out, &e);
+		rc = cc->members[i]->get_token(cc->members[i], scope, deadline_ms, out, &e);
 		if (rc == DBX_OK) {
 			pthread_mutex_lock(&cc->lock);
 			cc->chosen = cc->members[i];

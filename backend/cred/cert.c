@@ -276,7 +276,8 @@ out:
 }
 
 static enum dbx_err cert_get_token(struct dbx_credential *self, const char *scope,
-				   struct dbx_token *out, struct dbx_error *err)
+				   uint64_t deadline_ms, struct dbx_token *out,
+				   struct dbx_error *err)
 {
 	struct cert_cred *c = (struct cert_cred *)self;
 	char *assertion = make_assertion(c, dbx_clock_wall(c->clock));
@@ -286,8 +287,8 @@ static enum dbx_err cert_get_token(struct dbx_credential *self, const char *scop
 	out->expires_on = 0;
 	if (!assertion)
 		return dbx_error_set(err, DBX_EAUTH, "cert: signing the client assertion failed");
-	rc = dbx_cred_assertion_grant("cert", c->transport, c->clock, c->token_url, c->authority,
-				      c->client_id, assertion, scope, out, err);
+	rc = dbx_cred_assertion_grant("cert", c->transport, c->clock, deadline_ms, c->token_url,
+				      c->authority, c->client_id, assertion, scope, out, err);
 	dbx_wipe_free(assertion);
 	return rc;
 }

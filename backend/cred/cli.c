@@ -13,9 +13,13 @@
  * the variables that hold secrets (AZURE_CLIENT_SECRET,
  * AZURE_CLIENT_CERTIFICATE_PASSWORD, IDENTITY_HEADER, MSI_SECRET), plus
  * AZURE_CORE_NO_COLOR=true. Its stdout (at most 64 KiB) and stderr are read
- * through pipes; after 10 s the whole group is killed. The answer's
- * accessToken and expires_on (unix time, newer CLIs) or expiresOn (naive
- * local time) make the token; stdout is wiped once parsed.
+ * through pipes; after 10 s, or at the caller's deadline when that comes
+ * first (then DBX_ETIMEDOUT), the whole group is killed and the child
+ * reaped. The answer's accessToken (a string) and expires_on (unix time as
+ * a number, newer CLIs; preferred) or expiresOn (naive local time
+ * "YYYY-MM-DD HH:MM:SS[.ffffff]") make the token; null is absent, any
+ * other type or a key twice is a malformed answer. stdout is wiped once
+ * parsed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -297,21 +301,36 @@ static int spawn_az(const char *az, char *const *argv, char *const *envp, int ou
 	return rc;
 }
 
-/* The expiry from expiresOn: naive local time "%Y-%m-%d %H:%M:%S.%f"; 0 when absent or bad. */
+/*
+ * The expiry from expiresOn: naive local time "%Y-%m-%d %H:%M:%S[.%f]"; 0
+ * when absent or null, -1 when it is anything else.
+ */
 static time_t expires_on_local(const void *json_obj)
 {
 	json_object *v = NULL;
 	struct tm tm = {0};
 	const char *end;
+	time_t t;
 
-	if (!json_object_object_get_ex((json_object *)json_obj, "expiresOn", &v) ||
-	    !json_object_is_type(v, json_type_string))
+	if (!json_object_object_get_ex((json_object *)json_obj, "expiresOn", &v) || !v)
 		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return -1;
 	end = strptime(json_object_get_string(v), "%Y-%m-%d %H:%M:%S", &tm);
-	if (!end || (*end && *end != '.'))
-		return 0;
+	if (!end)
+		return -1;
+	if (*end == '.') {
+		size_t n = strspn(end + 1, "0123456789");
+
+		if (n == 0)
+			return -1;
+		end += 1 + n;
+	}
+	if (*end)
+		return -1;
 	tm.tm_isdst = -1;
-	return mktime(&tm);
+	t = mktime(&tm);
+	return t > 0 ? t : -1;
 }
 
 /* The first line of az's stderr without its "ERROR: " prefix, into buf. */
@@ -327,12 +346,16 @@ static void stderr_reason(const struct child_output *o, char *buf, size_t cap)
 }
 
 /* Turn a finished (or killed) az run into the token or err. */
-static enum dbx_err interpret(const struct child_output *o, unsigned timeout_ms, time_t now,
-			      struct dbx_token *out, struct dbx_error *err)
+static enum dbx_err interpret(const struct child_output *o, unsigned timeout_ms, bool callers,
+			      time_t now, struct dbx_token *out, struct dbx_error *err)
 {
 	char reason[256];
 	int code = -1;
 
+	if (o->timed_out && callers)
+		return dbx_error_set(err, DBX_ETIMEDOUT,
+				     "cli: token request to az did not finish within the timeout "
+				     "(az is slow); killed it");
 	if (o->timed_out)
 		return dbx_error_set(err, DBX_EAUTH,
 				     "cli: az did not answer within %u ms; killed it", timeout_ms);
@@ -353,14 +376,16 @@ static enum dbx_err interpret(const struct child_output *o, unsigned timeout_ms,
 		return dbx_error_set(err, DBX_EAUTH, "cli: az failed (exit %d)%s%s", code,
 				     reason[0] ? ": " : "", reason);
 	}
-	return dbx_cred_parse_token(
-	    "cli", o->out, o->out_len,
-	    &(struct dbx_token_fields){.token = "accessToken", .expires_on = "expires_on"},
-	    expires_on_local, now, out, err);
+	return dbx_cred_parse_token("cli", o->out, o->out_len,
+				    &(struct dbx_token_fields){.token = "accessToken",
+							       .expires_on = "expires_on",
+							       .fallback = "expiresOn"},
+				    expires_on_local, now, out, err);
 }
 
 static enum dbx_err cli_get_token(struct dbx_credential *self, const char *scope,
-				  struct dbx_token *out, struct dbx_error *err)
+				  uint64_t deadline_ms, struct dbx_token *out,
+				  struct dbx_error *err)
 {
 	static const char suffix[] = "/.default";
 	struct cli_cred *c = (struct cli_cred *)self;
@@ -379,10 +404,16 @@ static enum dbx_err cli_get_token(struct dbx_credential *self, const char *scope
 	int err_pipe[2] = {-1, -1};
 	pid_t pid;
 	int sr;
+	uint64_t until = dbx_cred_deadline(clock, timeout_ms, deadline_ms);
 	enum dbx_err rc = DBX_OK;
 
 	out->value = NULL;
 	out->expires_on = 0;
+	if (dbx_clock_now_ms(clock) >= until) {
+		rc = dbx_error_set(err, DBX_ETIMEDOUT,
+				   "cli: no time left within the timeout to run az");
+		goto out;
+	}
 	if (len > sizeof(suffix) - 1 && strcmp(scope + len - (sizeof(suffix) - 1), suffix) == 0)
 		len -= sizeof(suffix) - 1;
 	resource = strndup(scope, len);
@@ -438,10 +469,10 @@ static enum dbx_err cli_get_token(struct dbx_credential *self, const char *scope
 		rc = dbx_error_set(err, DBX_EAUTH, "cli: cannot start %s: %s", az, strerror(sr));
 		goto out;
 	}
-	collect(clock, pid, out_pipe[0], err_pipe[0], dbx_clock_now_ms(clock) + timeout_ms, o);
+	collect(clock, pid, out_pipe[0], err_pipe[0], until, o);
 	o->out[o->out_len] = '\0';
 	o->err[o->err_len] = '\0';
-	rc = interpret(o, timeout_ms, dbx_clock_wall(clock), out, err);
+	rc = interpret(o, timeout_ms, until == deadline_ms, dbx_clock_wall(clock), out, err);
 out:
 	for (int i = 0; i < 2; i++) {
 		if (out_pipe[i] >= 0)

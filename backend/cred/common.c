@@ -8,7 +8,8 @@
  * string values) is wiped before it is freed; callers wipe the response
  * body itself.
  */
-#include <ctype.h>
+#include <float.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,7 +184,21 @@ static void wipe_json_strings(json_object *obj)
 	}
 }
 
-/* Parse a body that holds secrets; the tokener's scratch buffer is wiped. NULL when malformed. */
+/* Nothing but JSON white space after what tok parsed of body[0..len). */
+static bool only_space_after(const char *body, size_t len, struct json_tokener *tok)
+{
+	for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
+		if (!strchr(" \t\r\n", body[i]) || !body[i])
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Parse a body that holds secrets as one strict JSON value with nothing
+ * after it but white space; the tokener's scratch buffer is wiped. NULL
+ * when malformed.
+ */
 static json_object *parse_secret_json(const char *body, size_t len)
 {
 	struct json_tokener *tok = json_tokener_new();
@@ -191,8 +206,11 @@ static json_object *parse_secret_json(const char *body, size_t len)
 
 	if (!tok || len > (size_t)INT32_MAX)
 		goto out;
+	/* No comments, single quotes or trailing commas: count_keys_in_text() relies on it. */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	obj = json_tokener_parse_ex(tok, body, (int)len);
-	if (json_tokener_get_error(tok) != json_tokener_success) {
+	if (json_tokener_get_error(tok) != json_tokener_success ||
+	    !only_space_after(body, len, tok)) {
 		if (obj) {
 			wipe_json_strings(obj);
 			json_object_put(obj);
@@ -208,23 +226,119 @@ out:
 	return obj;
 }
 
-/* An int, or a string of digits, as seconds; false otherwise. */
-static bool json_seconds(json_object *v, long long *out)
+/*
+ * The number of object keys in text[0..len), a JSON text json-c has
+ * accepted already: every string followed (after white space) by ':' is a
+ * key. json-c keeps only the last of duplicate keys, so fewer keys in the
+ * parsed objects than in the text means a key was there twice. SIZE_MAX
+ * when the text holds what JSON does not allow but json-c may accept even
+ * in strict mode (a single-quoted string, a comment).
+ */
+static size_t count_keys_in_text(const char *text, size_t len)
 {
-	const char *s;
-	char *end = NULL;
+	size_t n = 0;
 
-	if (json_object_is_type(v, json_type_int)) {
-		*out = (long long)json_object_get_int64(v);
-		return *out >= 0;
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '\'' || text[i] == '/')
+			return SIZE_MAX;
+		if (text[i] != '"')
+			continue;
+		for (i++; i < len && text[i] != '"'; i++) {
+			if (text[i] == '\\')
+				i++;
+		}
+		for (i++; i < len && strchr(" \t\r\n", text[i]) && text[i]; i++)
+			;
+		if (i < len && text[i] == ':')
+			n++;
+		else
+			i--; /* look at this character again: it may open the next string */
 	}
-	if (!json_object_is_type(v, json_type_string))
+	return n;
+}
+
+/* The number of keys of every object in the parsed value obj, nested ones too. */
+static size_t count_keys_parsed(json_object *obj)
+{
+	size_t n = 0;
+
+	if (json_object_is_type(obj, json_type_object)) {
+		json_object_object_foreach(obj, key, val)
+		{
+			(void)key;
+			n += 1 + count_keys_parsed(val);
+		}
+	} else if (json_object_is_type(obj, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(obj); i++)
+			n += count_keys_parsed(json_object_array_get_idx(obj, i));
+	}
+	return n;
+}
+
+/*
+ * s (len bytes, possibly with NULs) is an RFC 6750 b64token: 1*(ALPHA /
+ * DIGIT / "-" / "." / "_" / "~" / "+" / "/") *"=". It goes into an
+ * Authorization header line: no space, CR, LF or NUL may ride along.
+ */
+static bool is_b64token(const char *s, size_t len)
+{
+	size_t n =
+	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/");
+
+	if (n == 0)
 		return false;
-	s = json_object_get_string(v);
-	if (!isdigit((unsigned char)s[0]))
-		return false;
-	*out = strtoll(s, &end, 10);
-	return *end == '\0';
+	while (n < len && s[n] == '=')
+		n++;
+	return n == len;
+}
+
+/* What reading a seconds member found. */
+enum seconds_read { SECONDS_ABSENT, SECONDS_OK, SECONDS_BAD };
+
+/*
+ * Member key of obj as whole seconds >= 0 into *out (saturated at
+ * LLONG_MAX): a JSON number without a fraction, or with digit_strings a
+ * non-empty string of digits too. Absent and null are SECONDS_ABSENT;
+ * anything else is SECONDS_BAD.
+ */
+static enum seconds_read json_seconds(json_object *obj, const char *key, bool digit_strings,
+				      long long *out)
+{
+	json_object *v = NULL;
+	const char *s;
+	double d;
+
+	if (!json_object_object_get_ex(obj, key, &v) || !v)
+		return SECONDS_ABSENT;
+	switch (json_object_get_type(v)) {
+	case json_type_int:
+		if (json_object_get_int64(v) < 0)
+			return SECONDS_BAD;
+		*out = (long long)json_object_get_int64(v);
+		return SECONDS_OK;
+	case json_type_double:
+		d = json_object_get_double(v);
+		/* Every double from 2^63 up is whole; below, the cast tells. */
+		if (!(d >= 0 && d <= DBL_MAX) || (d < 9e18 && d != (double)(long long)d))
+			return SECONDS_BAD;
+		*out = d < 9e18 ? (long long)d : LLONG_MAX;
+		return SECONDS_OK;
+	case json_type_string:
+		s = json_object_get_string(v);
+		if (!digit_strings || !s[0] || s[strspn(s, "0123456789")] != '\0' ||
+		    strlen(s) != (size_t)json_object_get_string_len(v))
+			return SECONDS_BAD;
+		*out = strtoll(s, NULL, 10); /* LLONG_MAX when longer */
+		return SECONDS_OK;
+	default:
+		return SECONDS_BAD;
+	}
+}
+
+/* "a number" or "a number or a string of digits", for messages. */
+static const char *seconds_kind(const struct dbx_token_fields *fields)
+{
+	return fields->digit_strings ? "a whole number or a string of digits" : "a whole number";
 }
 
 enum dbx_err dbx_cred_parse_token(const char *source, const char *body, size_t len,
@@ -234,7 +348,9 @@ enum dbx_err dbx_cred_parse_token(const char *source, const char *body, size_t l
 {
 	json_object *obj = parse_secret_json(body, len);
 	json_object *v = NULL;
-	long long secs = 0;
+	long long on = 0, in = 0;
+	size_t keys;
+	enum seconds_read on_read = SECONDS_ABSENT, in_read = SECONDS_ABSENT;
 	time_t expires = 0;
 	enum dbx_err rc = DBX_OK;
 
@@ -244,30 +360,76 @@ enum dbx_err dbx_cred_parse_token(const char *source, const char *body, size_t l
 				   source);
 		goto out;
 	}
-	if (!json_object_object_get_ex(obj, fields->token, &v) ||
-	    !json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0) {
+	keys = count_keys_in_text(body, len);
+	if (keys == SIZE_MAX) {
+		rc = dbx_error_set(err, DBX_EAUTH, "%s: the token answer is not a JSON object",
+				   source);
+		goto out;
+	}
+	if (keys != count_keys_parsed(obj)) {
+		rc = dbx_error_set(err, DBX_EAUTH,
+				   "%s: malformed token answer: a key appears more than once",
+				   source);
+		goto out;
+	}
+	if (!json_object_object_get_ex(obj, fields->token, &v) || !v) {
 		rc = dbx_error_set(err, DBX_EAUTH, "%s: the token answer has no %s", source,
 				   fields->token);
 		goto out;
 	}
-	if (fields->expires_on && json_object_object_get_ex(obj, fields->expires_on, &v) &&
-	    json_seconds(v, &secs)) {
-		expires = (time_t)secs;
-	} else if (fields->expires_in && json_object_object_get_ex(obj, fields->expires_in, &v) &&
-		   json_seconds(v, &secs)) {
+	if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0) {
+		rc = dbx_error_set(err, DBX_EAUTH,
+				   "%s: malformed token answer: %s is not a non-empty string",
+				   source, fields->token);
+		goto out;
+	}
+	if (!is_b64token(json_object_get_string(v), (size_t)json_object_get_string_len(v))) {
+		/* Never quoted: it is (nearly) a token. */
+		rc =
+		    dbx_error_set(err, DBX_EAUTH,
+				  "%s: malformed token answer: %s holds characters no bearer token "
+				  "has (RFC 6750)",
+				  source, fields->token);
+		goto out;
+	}
+	if (fields->expires_on)
+		on_read = json_seconds(obj, fields->expires_on, fields->digit_strings, &on);
+	if (on_read == SECONDS_BAD) {
+		rc = dbx_error_set(err, DBX_EAUTH, "%s: malformed token answer: %s is not %s",
+				   source, fields->expires_on, seconds_kind(fields));
+		goto out;
+	}
+	if (fields->expires_in)
+		in_read = json_seconds(obj, fields->expires_in, fields->digit_strings, &in);
+	if (in_read == SECONDS_BAD) {
+		rc = dbx_error_set(err, DBX_EAUTH, "%s: malformed token answer: %s is not %s",
+				   source, fields->expires_in, seconds_kind(fields));
+		goto out;
+	}
+	if (on_read == SECONDS_OK) {
+		expires = on > INT32_MAX ? INT32_MAX : (time_t)on;
+	} else if (in_read == SECONDS_OK) {
 		/* Saturated: now + a huge expires_in would overflow into the past. */
-		if (secs > INT32_MAX)
-			secs = INT32_MAX;
-		expires = now + (time_t)secs;
+		if (in > INT32_MAX)
+			in = INT32_MAX;
+		expires = now + (time_t)in;
 	} else if (fallback_expiry) {
 		expires = fallback_expiry(obj);
+		if (expires < 0) {
+			rc = dbx_error_set(
+			    err, DBX_EAUTH, "%s: malformed token answer: %s is not a date and time",
+			    source, fields->fallback ? fields->fallback : "the expiry");
+			goto out;
+		}
 	}
 	if (expires <= 0) {
-		rc = dbx_error_set(err, DBX_EAUTH,
-				   "%s: the token answer has no valid expiry (%s%s%s)", source,
-				   fields->expires_on ? fields->expires_on : "",
-				   fields->expires_on && fields->expires_in ? " or " : "",
-				   fields->expires_in ? fields->expires_in : "");
+		rc = dbx_error_set(
+		    err, DBX_EAUTH, "%s: the token answer has no valid expiry (%s%s%s%s%s)", source,
+		    fields->expires_on ? fields->expires_on : "",
+		    fields->expires_on && fields->expires_in ? " or " : "",
+		    fields->expires_in ? fields->expires_in : "",
+		    fields->fallback && (fields->expires_on || fields->expires_in) ? " or " : "",
+		    fields->fallback ? fields->fallback : "");
 		goto out;
 	}
 	json_object_object_get_ex(obj, fields->token, &v);
@@ -376,9 +538,27 @@ char *dbx_cred_grant_body(const char *client_id, const char *credential, const c
 	return body;
 }
 
+uint64_t dbx_cred_deadline(const struct dbx_clock *clock, uint64_t cap_ms, uint64_t deadline_ms)
+{
+	uint64_t own = dbx_clock_now_ms(clock) + cap_ms;
+
+	return deadline_ms && deadline_ms < own ? deadline_ms : own;
+}
+
+enum dbx_err dbx_cred_transport_failure(const char *source, const char *host, enum dbx_err rc,
+					const char *why, struct dbx_error *err)
+{
+	if (rc == DBX_ETIMEDOUT)
+		return dbx_error_set(err, rc,
+				     "%s: token request to %s did not finish within the timeout "
+				     "(the token endpoint is slow or unreachable): %s",
+				     source, host, why);
+	return dbx_error_set(err, rc, "%s: token request to %s failed: %s", source, host, why);
+}
+
 enum dbx_err dbx_cred_entra_grant(const char *source, struct dbx_transport *transport,
-				  const struct dbx_clock *clock, const char *url,
-				  const char *authority, const char *client_id,
+				  const struct dbx_clock *clock, uint64_t deadline_ms,
+				  const char *url, const char *authority, const char *client_id,
 				  const char *credential, const char *secret, const char *scope,
 				  struct dbx_token *out, struct dbx_error *err)
 {
@@ -389,6 +569,12 @@ enum dbx_err dbx_cred_entra_grant(const char *source, struct dbx_transport *tran
 	enum dbx_err rc = DBX_OK;
 
 	memset(out, 0, sizeof(*out));
+	req.deadline_ms = dbx_cred_deadline(clock, DBX_CRED_ENTRA_TIMEOUT_MS, deadline_ms);
+	if (dbx_clock_now_ms(clock) >= req.deadline_ms) {
+		rc = dbx_cred_transport_failure(source, authority, DBX_ETIMEDOUT,
+						"no time left to ask", err);
+		goto out;
+	}
 	body = dbx_cred_grant_body(client_id, credential, secret, scope);
 	if (!body) {
 		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
@@ -399,12 +585,10 @@ enum dbx_err dbx_cred_entra_grant(const char *source, struct dbx_transport *tran
 	req.content_type = "application/x-www-form-urlencoded";
 	req.body = body;
 	req.body_len = strlen(body);
-	req.deadline_ms = dbx_clock_now_ms(clock) + DBX_CRED_ENTRA_TIMEOUT_MS;
 	req.idempotent = true; /* a token request changes nothing: safe to resend */
 	rc = dbx_http_send(transport, &req, &resp, &terr);
 	if (rc != DBX_OK) {
-		dbx_error_set(err, rc, "%s: token request to %s failed: %s", source, authority,
-			      terr.message);
+		dbx_cred_transport_failure(source, authority, rc, terr.message, err);
 		goto out;
 	}
 	if (resp.status != 200) {
@@ -430,11 +614,12 @@ out:
 }
 
 enum dbx_err dbx_cred_assertion_grant(const char *source, struct dbx_transport *transport,
-				      const struct dbx_clock *clock, const char *url,
-				      const char *authority, const char *client_id,
+				      const struct dbx_clock *clock, uint64_t deadline_ms,
+				      const char *url, const char *authority, const char *client_id,
 				      const char *assertion, const char *scope,
 				      struct dbx_token *out, struct dbx_error *err)
 {
-	return dbx_cred_entra_grant(source, transport, clock, url, authority, client_id,
-				    JWT_BEARER "&client_assertion", assertion, scope, out, err);
+	return dbx_cred_entra_grant(source, transport, clock, deadline_ms, url, authority,
+				    client_id, JWT_BEARER "&client_assertion", assertion, scope,
+				    out, err);
 }

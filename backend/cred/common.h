@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "databoxfs/auth.h"
@@ -87,46 +88,83 @@ enum dbx_err dbx_cred_entra_refusal(const char *source, const char *authority,
 				    struct dbx_error *err);
 
 /*
+ * The deadline of one token request: cap_ms from now on clock, or the
+ * caller's deadline_ms when that is earlier (0: the caller has none).
+ */
+uint64_t dbx_cred_deadline(const struct dbx_clock *clock, uint64_t cap_ms, uint64_t deadline_ms);
+
+/*
  * POST the client-credentials grant for client_id to url for scope, proving
  * the client with the form field credential=secret (e.g. "client_secret"),
  * and fill *out from the answer (access_token, expires_in), the request
- * bounded (DBX_CRED_ENTRA_TIMEOUT_MS) and the expiry dated on clock (never
- * NULL). Errors: a transport failure keeps its kind ("<source>: token
- * request to <authority> failed: ..."); a non-200 answer is DBX_EAUTH
- * (DBX_ETHROTTLED for 429, DBX_EREMOTE for 5xx) "<source>: <error>: <first
- * line of error_description>" with err->http_status, code and request id
- * set; a malformed 200 is DBX_EAUTH. No message holds the secret or a
- * token; the request body is wiped.
+ * bounded by dbx_cred_deadline(clock, DBX_CRED_ENTRA_TIMEOUT_MS,
+ * deadline_ms) and the expiry dated on clock (never NULL). Errors: at or
+ * past that deadline DBX_ETIMEDOUT "<source>: token request to <authority>
+ * did not finish within the timeout"; any other transport failure keeps
+ * its kind ("<source>: token request to <authority> failed: ..."); a
+ * non-200 answer is DBX_EAUTH (DBX_ETHROTTLED for 429, DBX_EREMOTE for 5xx)
+ * "<source>: <error>: <first line of error_description>" with
+ * err->http_status, code and request id set; a malformed 200 is DBX_EAUTH
+ * naming what is wrong. No message holds the secret or a token; the
+ * request body is wiped.
  */
 DBX_MUST_CHECK enum dbx_err
 dbx_cred_entra_grant(const char *source, struct dbx_transport *transport,
-		     const struct dbx_clock *clock, const char *url, const char *authority,
-		     const char *client_id, const char *credential, const char *secret,
-		     const char *scope, struct dbx_token *out, struct dbx_error *err);
+		     const struct dbx_clock *clock, uint64_t deadline_ms, const char *url,
+		     const char *authority, const char *client_id, const char *credential,
+		     const char *secret, const char *scope, struct dbx_token *out,
+		     struct dbx_error *err);
 
 /* dbx_cred_entra_grant with a jwt-bearer client_assertion (RFC 7523) as the proof. */
-DBX_MUST_CHECK enum dbx_err dbx_cred_assertion_grant(const char *source,
-						     struct dbx_transport *transport,
-						     const struct dbx_clock *clock, const char *url,
-						     const char *authority, const char *client_id,
-						     const char *assertion, const char *scope,
-						     struct dbx_token *out, struct dbx_error *err);
+DBX_MUST_CHECK enum dbx_err
+dbx_cred_assertion_grant(const char *source, struct dbx_transport *transport,
+			 const struct dbx_clock *clock, uint64_t deadline_ms, const char *url,
+			 const char *authority, const char *client_id, const char *assertion,
+			 const char *scope, struct dbx_token *out, struct dbx_error *err);
 
-/* The token answer fields a source asks dbx_cred_parse_token() for. */
+/*
+ * The message of a token request that failed in transport: DBX_ETIMEDOUT
+ * "<source>: token request to <host> did not finish within the timeout (the
+ * token endpoint is slow or unreachable): <why>", any other kind "<source>:
+ * token request to <host> failed: <why>". Returns rc.
+ */
+enum dbx_err dbx_cred_transport_failure(const char *source, const char *host, enum dbx_err rc,
+					const char *why, struct dbx_error *err);
+
+/*
+ * The token answer fields a source asks dbx_cred_parse_token() for, and the
+ * types it accepts for each (docs/azure.md, "Credential sources"). A member
+ * that is absent or null is absent; one of another type makes the answer
+ * malformed, with the member named.
+ */
 struct dbx_token_fields {
-	const char *token;	/* "access_token" / "accessToken" */
-	const char *expires_on; /* absolute unix time, int or digit string; NULL: none */
-	const char *expires_in; /* seconds from now, int or digit string; NULL: none */
+	const char *token;	/* "access_token" / "accessToken": a non-empty string */
+	const char *expires_on; /* absolute unix time; NULL: not read */
+	const char *expires_in; /* seconds from now; NULL: not read */
+	/*
+	 * false: expires_on and expires_in are JSON numbers (whole, >= 0);
+	 * true: also strings of digits (IMDS and App Service send them so).
+	 */
+	bool digit_strings;
+	/*
+	 * The member fallback_expiry reads when neither expires_on nor
+	 * expires_in is there (Azure CLI's "expiresOn"), for messages; NULL
+	 * when there is no fallback.
+	 */
+	const char *fallback;
 };
 
 /*
- * Parse a JSON token answer of len bytes: the token under fields->token,
- * the expiry from fields->expires_on (preferred) or fields->expires_in
- * counted from now (the source's clock's wall time).
+ * Parse a JSON token answer of len bytes: exactly one JSON object, no key
+ * twice at any depth; the token under fields->token, the expiry from
+ * fields->expires_on (preferred) or fields->expires_in counted from now
+ * (the source's clock's wall time), each checked for its type when present.
+ * When both are absent and fallback_expiry is not NULL, it is called with
+ * the parsed object: it returns the expiry, 0 when fields->fallback is
+ * absent or null, or -1 when it is there but not what it should be.
  * The parsed copies of the token are wiped before they are freed.
- * DBX_EAUTH "<source>: <what> ..." on a malformed answer; DBX_ENOMEM.
- * When the expiry is missing and fallback_expiry is not NULL, it is called
- * with the parsed object to find one (Azure CLI's expiresOn).
+ * DBX_EAUTH "<source>: malformed token answer: <what>" or "<source>: the
+ * token answer has no <field>"; DBX_ENOMEM.
  */
 DBX_MUST_CHECK enum dbx_err dbx_cred_parse_token(const char *source, const char *body, size_t len,
 						 const struct dbx_token_fields *fields,

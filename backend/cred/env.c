@@ -69,13 +69,15 @@ static void secret_free(char *p, size_t size)
 }
 
 static enum dbx_err env_get_token(struct dbx_credential *self, const char *scope,
-				  struct dbx_token *out, struct dbx_error *err)
+				  uint64_t deadline_ms, struct dbx_token *out,
+				  struct dbx_error *err)
 {
 	struct env_secret_cred *c = (struct env_secret_cred *)self;
 
 	/* Entra does not echo secrets, but a proxy or a future message might: redacted. */
-	return dbx_cred_entra_grant("env", c->transport, c->clock, c->token_url, c->authority,
-				    c->client_id, "client_secret", c->secret, scope, out, err);
+	return dbx_cred_entra_grant("env", c->transport, c->clock, deadline_ms, c->token_url,
+				    c->authority, c->client_id, "client_secret", c->secret, scope,
+				    out, err);
 }
 
 static void env_destroy(struct dbx_credential *self)

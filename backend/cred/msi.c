@@ -13,8 +13,13 @@
  *    request without the header (any HTTP answer means it is there), so a
  *    machine off Azure moves on to the next source in about a second.
  * R is the scope without "/.default"; ID is AZURE_CLIENT_ID (a user-assigned
- * identity). The answer holds access_token and expires_on (unix time) or
- * expires_in, as numbers or digit strings. A 400 means no such identity is
+ * identity). The answer holds access_token (a string) and expires_on (unix
+ * time) or expires_in, each a number or a string of digits (both endpoints
+ * send strings; App Service's 2017-09-01 dates are not accepted: this asks
+ * for 2019-08-01, whose expires_on is unix time); any other type, or a key
+ * twice, is a malformed answer. Each request ends at the caller's deadline
+ * or the source's own cap (1 s for the probe, 10 s for a token), whichever
+ * is first. A 400 means no such identity is
  * assigned: that error carries no HTTP status, so the chain moves on.
  * The identity header is a secret: it lives only in the header line, which
  * is wiped on destroy.
@@ -136,7 +141,7 @@ out:
  * Is IMDS there? One short GET without the Metadata header: IMDS answers
  * it (400), a machine off Azure does not. Remembered once it answered.
  */
-static enum dbx_err probe_imds(struct msi_cred *c, struct dbx_error *err)
+static enum dbx_err probe_imds(struct msi_cred *c, uint64_t deadline_ms, struct dbx_error *err)
 {
 	struct dbx_http_request req = {
 	    .method = "GET",
@@ -153,11 +158,17 @@ static enum dbx_err probe_imds(struct msi_cred *c, struct dbx_error *err)
 	pthread_mutex_unlock(&c->lock);
 	if (found)
 		return DBX_OK;
-	req.deadline_ms = dbx_clock_now_ms(c->clock) + PROBE_TIMEOUT_MS;
+	req.deadline_ms = dbx_cred_deadline(c->clock, PROBE_TIMEOUT_MS, deadline_ms);
+	if (dbx_clock_now_ms(c->clock) >= req.deadline_ms)
+		return dbx_cred_transport_failure("msi", c->host, DBX_ETIMEDOUT,
+						  "no time left to ask", err);
 	rc = dbx_http_send(c->transport, &req, &resp, &terr);
 	dbx_http_response_reset(&resp);
 	if (rc == DBX_ENOMEM)
 		return dbx_error_set(err, rc, "out of memory");
+	/* Cut short by the caller's deadline, not its own: the caller ran out of time. */
+	if (rc == DBX_ETIMEDOUT && req.deadline_ms == deadline_ms)
+		return dbx_cred_transport_failure("msi", c->host, rc, terr.message, err);
 	if (rc != DBX_OK)
 		return dbx_error_set(err, DBX_EAUTH,
 				     "msi: no managed identity endpoint: IMDS (" IMDS_HOST
@@ -211,7 +222,8 @@ static enum dbx_err msi_refusal(const struct msi_cred *c, const struct dbx_http_
 }
 
 static enum dbx_err msi_get_token(struct dbx_credential *self, const char *scope,
-				  struct dbx_token *out, struct dbx_error *err)
+				  uint64_t deadline_ms, struct dbx_token *out,
+				  struct dbx_error *err)
 {
 	struct msi_cred *c = (struct msi_cred *)self;
 	const char *headers[] = {c->header_line, NULL};
@@ -228,7 +240,7 @@ static enum dbx_err msi_get_token(struct dbx_credential *self, const char *scope
 	out->value = NULL;
 	out->expires_on = 0;
 	if (!c->endpoint) {
-		rc = probe_imds(c, err);
+		rc = probe_imds(c, deadline_ms, err);
 		if (rc != DBX_OK)
 			goto out;
 	}
@@ -238,11 +250,15 @@ static enum dbx_err msi_get_token(struct dbx_credential *self, const char *scope
 		goto out;
 	}
 	req.url = url;
-	req.deadline_ms = dbx_clock_now_ms(c->clock) + DBX_CRED_MSI_TIMEOUT_MS;
+	req.deadline_ms = dbx_cred_deadline(c->clock, DBX_CRED_MSI_TIMEOUT_MS, deadline_ms);
+	if (dbx_clock_now_ms(c->clock) >= req.deadline_ms) {
+		rc = dbx_cred_transport_failure("msi", c->host, DBX_ETIMEDOUT,
+						"no time left to ask", err);
+		goto out;
+	}
 	rc = dbx_http_send(c->transport, &req, &resp, &terr);
 	if (rc != DBX_OK) {
-		dbx_error_set(err, rc, "msi: token request to %s failed: %s", c->host,
-			      terr.message);
+		dbx_cred_transport_failure("msi", c->host, rc, terr.message, err);
 		goto out;
 	}
 	if (resp.status != 200) {
@@ -252,7 +268,8 @@ static enum dbx_err msi_get_token(struct dbx_credential *self, const char *scope
 	rc = dbx_cred_parse_token("msi", resp.body, resp.body_len,
 				  &(struct dbx_token_fields){.token = "access_token",
 							     .expires_on = "expires_on",
-							     .expires_in = "expires_in"},
+							     .expires_in = "expires_in",
+							     .digit_strings = true},
 				  NULL, dbx_clock_wall(c->clock), out, err);
 out:
 	if (resp.body)

@@ -148,7 +148,8 @@ out:
 }
 
 static enum dbx_err workload_get_token(struct dbx_credential *self, const char *scope,
-				       struct dbx_token *out, struct dbx_error *err)
+				       uint64_t deadline_ms, struct dbx_token *out,
+				       struct dbx_error *err)
 {
 	struct workload_cred *c = (struct workload_cred *)self;
 	char *assertion = NULL;
@@ -159,7 +160,7 @@ static enum dbx_err workload_get_token(struct dbx_credential *self, const char *
 	rc = current_assertion(c, &assertion, err);
 	if (rc != DBX_OK)
 		return rc;
-	rc = dbx_cred_assertion_grant("workload", c->transport, c->clock, c->token_url,
+	rc = dbx_cred_assertion_grant("workload", c->transport, c->clock, deadline_ms, c->token_url,
 				      c->authority, c->client_id, assertion, scope, out, err);
 	dbx_wipe_free(assertion);
 	return rc;

@@ -13,6 +13,7 @@
 #ifndef DATABOXFS_AUTH_H
 #define DATABOXFS_AUTH_H
 
+#include <stdint.h>
 #include <time.h>
 
 #include "databoxfs/err.h"
@@ -28,9 +29,16 @@ void dbx_token_wipe(struct dbx_token *tok);
 
 struct dbx_credential {
 	const char *name; /* "env", "cert", "workload", "msi", "cli", "auto" */
-	/* Get a fresh token for scope. On failure err->message says what this source lacked. */
+	/*
+	 * Get a fresh token for scope. deadline_ms (on the monotonic time line
+	 * of the source's clock; 0: none) is the caller's: the source gives up
+	 * at it or at its own cap, whichever comes first, with DBX_ETIMEDOUT
+	 * "<name>: token request to <host> did not finish within the timeout".
+	 * On failure err->message says what this source lacked.
+	 */
 	enum dbx_err (*get_token)(struct dbx_credential *self, const char *scope,
-				  struct dbx_token *out, struct dbx_error *err);
+				  uint64_t deadline_ms, struct dbx_token *out,
+				  struct dbx_error *err);
 	void (*destroy)(struct dbx_credential *self);
 };
 
@@ -107,8 +115,11 @@ void dbx_credential_destroy(struct dbx_credential *cred);
  * lifetime, for short tokens) before expiry, one refresh at a time per scope.
  * While the cached token is still valid the renewal runs in the background
  * and requests go on with the old token; a failed renewal is tried again
- * after 30 s. A 401 answer is retried once with a fresh token. Owns inner,
- * not cred.
+ * after 30 s. Otherwise a request gets its token within its own
+ * deadline_ms: a refresh it makes passes that deadline to the credential,
+ * and one that waits for another request's refresh gives up at it with
+ * DBX_ETIMEDOUT (the clock's wait_until). A 401 answer is retried once
+ * with a fresh token. Owns inner, not cred. NULL on ENOMEM.
  */
 struct dbx_transport *dbx_http_auth_new(struct dbx_transport *inner, struct dbx_credential *cred,
 					const struct dbx_clock *clock);

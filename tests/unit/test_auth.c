@@ -10,6 +10,7 @@
  * says what is missing without ever echoing the secret.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,26 +33,54 @@
 
 /* ---- a counting credential stub ---- */
 
+#define STUB_MAX_CALLS 64
+
 struct stub_cred {
 	struct dbx_credential base;
 	pthread_mutex_t lock;
 	int calls;
-	int fail_from;		       /* calls numbered >= fail_from fail (0: never) */
-	time_t life_s;		       /* lifetime of the tokens it hands out */
-	time_t expires_on;	       /* when non-zero: the expiry it claims instead */
-	long sleep_ms;		       /* real time each call takes (single-flight test) */
-	const struct dbx_clock *clock; /* the auth layer's: life_s counts from its wall time */
+	int fail_from;			    /* calls numbered >= fail_from fail (0: never) */
+	time_t life_s;			    /* lifetime of the tokens it hands out */
+	time_t expires_on;		    /* when non-zero: the expiry it claims instead */
+	long sleep_ms;			    /* real time each call takes (single-flight test) */
+	const struct dbx_clock *clock;	    /* the auth layer's: life_s counts from its wall time */
+	uint64_t deadlines[STUB_MAX_CALLS]; /* the deadline_ms each call was given */
+	/*
+	 * gated: the first call blocks (a stuck token endpoint) until the test
+	 * opens the gate, then fails with gate_fail (DBX_OK: succeeds).
+	 */
+	bool gated;
+	bool gate_open;
+	bool in_gate;
+	enum dbx_err gate_fail;
+	pthread_cond_t gate_cv;
 };
 
 static enum dbx_err stub_get_token(struct dbx_credential *self, const char *scope,
-				   struct dbx_token *out, struct dbx_error *err)
+				   uint64_t deadline_ms, struct dbx_token *out,
+				   struct dbx_error *err)
 {
 	struct stub_cred *s = (struct stub_cred *)self;
 	int n;
 
 	pthread_mutex_lock(&s->lock);
 	n = ++s->calls;
+	if (n <= STUB_MAX_CALLS)
+		s->deadlines[n - 1] = deadline_ms;
 	pthread_mutex_unlock(&s->lock);
+	if (s->gated && n == 1) {
+		enum dbx_err fail;
+
+		pthread_mutex_lock(&s->lock);
+		s->in_gate = true;
+		pthread_cond_broadcast(&s->gate_cv);
+		while (!s->gate_open)
+			pthread_cond_wait(&s->gate_cv, &s->lock);
+		fail = s->gate_fail;
+		pthread_mutex_unlock(&s->lock);
+		if (fail != DBX_OK)
+			return dbx_error_set(err, fail, "stub: the token endpoint did not answer");
+	}
 	if (s->sleep_ms) {
 		struct timespec ts = {.tv_sec = 0, .tv_nsec = s->sleep_ms * 1000000L};
 
@@ -76,6 +105,7 @@ static void stub_init(struct stub_cred *s, time_t life_s)
 	s->base.get_token = stub_get_token;
 	s->base.destroy = stub_destroy;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->gate_cv, NULL);
 	s->life_s = life_s;
 }
 
@@ -105,16 +135,22 @@ static void teardown_f(struct fixture *f)
 	dbx_transport_destroy(f->auth);
 	fake_transport_fini(&f->fake);
 	pthread_mutex_destroy(&f->cred.lock);
+	pthread_cond_destroy(&f->cred.gate_cv);
 	free(f);
 }
 
-/* Send a GET for scope (NULL: none); returns the rc and the status in *status. */
-static enum dbx_err get(struct fixture *f, const char *scope, long *status, struct dbx_error *err)
+/*
+ * Send a GET for scope (NULL: none) that must be done by deadline_ms (on
+ * the fake clock; 0: none); returns the rc and the status in *status.
+ */
+static enum dbx_err get_by(struct fixture *f, const char *scope, uint64_t deadline_ms, long *status,
+			   struct dbx_error *err)
 {
 	struct dbx_http_request req = {
 	    .method = "GET",
 	    .url = "https://management.azure.com/subscriptions?api-version=2022-12-01",
 	    .scope = scope,
+	    .deadline_ms = deadline_ms,
 	    .idempotent = true,
 	};
 	struct dbx_http_response resp = {0};
@@ -127,6 +163,11 @@ static enum dbx_err get(struct fixture *f, const char *scope, long *status, stru
 	*status = resp.status;
 	dbx_http_response_reset(&resp);
 	return rc;
+}
+
+static enum dbx_err get(struct fixture *f, const char *scope, long *status, struct dbx_error *err)
+{
+	return get_by(f, scope, 0, status, err);
 }
 
 static void test_bearer_only_with_scope(void **state)
@@ -283,10 +324,11 @@ static void test_huge_expiry_does_not_overflow(void **state)
 }
 
 /*
- * A token answer whose expires_in is absurdly large (as a JSON number or a
- * digit string, up to and past INT64_MAX) still yields the token with an
- * expiry in the future: the addition to the current time saturates instead
- * of wrapping into the past (signed overflow) and refusing a good token.
+ * A token answer whose expires_in is absurdly large (as a JSON number or,
+ * where the source sends them, a digit string, up to and past INT64_MAX)
+ * still yields the token with an expiry in the future: the addition to the
+ * current time saturates instead of wrapping into the past (signed
+ * overflow) and refusing a good token.
  */
 static void test_parse_token_huge_expires_in(void **state)
 {
@@ -295,9 +337,10 @@ static void test_parse_token_huge_expires_in(void **state)
 	    "{\"access_token\":\"AT\",\"expires_in\":\"9223372036854775807\"}",
 	    "{\"access_token\":\"AT\",\"expires_in\":\"99999999999999999999999\"}",
 	    "{\"access_token\":\"AT\",\"expires_in\":9223372036854775000}",
+	    "{\"access_token\":\"AT\",\"expires_in\":1e300}",
 	};
-	const struct dbx_token_fields fields = {.token = "access_token",
-						.expires_in = "expires_in"};
+	const struct dbx_token_fields fields = {
+	    .token = "access_token", .expires_in = "expires_in", .digit_strings = true};
 
 	(void)state;
 	for (size_t i = 0; i < N(bodies); i++) {
@@ -566,6 +609,165 @@ static void test_single_flight_failure_shared(void **state)
 	teardown_f(f);
 }
 
+/* ---- deadlines: a token wait is bounded by the request's deadline ---- */
+
+struct deadline_worker {
+	struct fixture *f;
+	uint64_t deadline_ms;
+	enum dbx_err rc;
+	struct dbx_error err;
+};
+
+static void *deadline_worker_main(void *arg)
+{
+	struct deadline_worker *w = arg;
+	long st;
+
+	w->rc = get_by(w->f, ARM_SCOPE, w->deadline_ms, &st, &w->err);
+	return NULL;
+}
+
+/* Start a request in its own thread and return once its token refresh is stuck in the gate. */
+static void start_stuck_refresher(struct fixture *f, struct deadline_worker *w, pthread_t *th)
+{
+	f->cred.gated = true;
+	w->f = f;
+	assert_int_equal(pthread_create(th, NULL, deadline_worker_main, w), 0);
+	pthread_mutex_lock(&f->cred.lock);
+	while (!f->cred.in_gate)
+		pthread_cond_wait(&f->cred.gate_cv, &f->cred.lock);
+	pthread_mutex_unlock(&f->cred.lock);
+}
+
+static void open_gate(struct fixture *f, enum dbx_err fail)
+{
+	pthread_mutex_lock(&f->cred.lock);
+	f->cred.gate_fail = fail;
+	f->cred.gate_open = true;
+	pthread_cond_broadcast(&f->cred.gate_cv);
+	pthread_mutex_unlock(&f->cred.lock);
+}
+
+/*
+ * The refresh a request makes asks the credential to be done by that
+ * request's deadline; a renewal in the background (nobody waits) and the
+ * mount's first token (prime) have no caller deadline.
+ */
+static void test_refresh_gets_the_callers_deadline(void **state)
+{
+	struct fixture *f = setup_with(NULL, 0, 400);
+	struct dbx_error err;
+	long st;
+
+	(void)state;
+	assert_int_equal(get_by(f, ARM_SCOPE, T0 + 10000, &st, &err), DBX_OK);
+	assert_int_equal(f->cred.calls, 1);
+	assert_int_equal(f->cred.deadlines[0], T0 + 10000);
+	/* Past the refresh point (half of 400 s) with the token still valid: background. */
+	f->fc.now += 250000;
+	assert_int_equal(get_by(f, ARM_SCOPE, f->fc.now + 10000, &st, &err), DBX_OK);
+	dbx_http_auth_wait_idle(f->auth);
+	assert_int_equal(f->cred.calls, 2);
+	assert_int_equal(f->cred.deadlines[1], 0);
+	assert_int_equal(dbx_http_auth_prime(f->auth, KV_SCOPE, &err), DBX_OK);
+	assert_int_equal(f->cred.calls, 3);
+	assert_int_equal(f->cred.deadlines[2], 0);
+	teardown_f(f);
+}
+
+/*
+ * A request that finds another's refresh running, with no valid token to
+ * use, waits for it only until its own deadline: then DBX_ETIMEDOUT naming
+ * the token request, at exactly that time on the clock, without a second
+ * token request (single flight). The stuck refresh, once it ends, serves
+ * the next requests.
+ */
+static void test_waiter_times_out_at_its_deadline(void **state)
+{
+	struct fixture *f = setup_with(NULL, 0, 3600);
+	struct deadline_worker stuck = {.deadline_ms = 0};
+	struct dbx_error err = {0};
+	pthread_t th;
+	long st;
+
+	(void)state;
+	start_stuck_refresher(f, &stuck, &th);
+	assert_int_equal(get_by(f, ARM_SCOPE, T0 + 10000, &st, &err), DBX_ETIMEDOUT);
+	assert_int_equal(f->fc.now, T0 + 10000);
+	assert_int_equal(f->fc.n_timeouts, 1);
+	assert_string_equal(err.message, "stub: the token request for " ARM_SCOPE
+					 " did not finish within the timeout (the token endpoint "
+					 "is slow or unreachable)");
+	/* A request whose deadline has passed already gives up at once too. */
+	assert_int_equal(get_by(f, ARM_SCOPE, T0 + 5000, &st, &err), DBX_ETIMEDOUT);
+	assert_int_equal(f->fc.now, T0 + 10000);
+	assert_int_equal(f->cred.calls, 1);
+	assert_int_equal(f->fake.n_calls, 0);
+
+	open_gate(f, DBX_OK);
+	pthread_join(th, NULL);
+	assert_int_equal(stuck.rc, DBX_OK);
+	assert_int_equal(get_by(f, ARM_SCOPE, f->fc.now + 10000, &st, &err), DBX_OK);
+	assert_int_equal(f->cred.calls, 1);
+	assert_int_equal(f->fake.n_calls, 2);
+	assert_string_equal(f->fake.calls[1].bearer, "tok-1-" ARM_SCOPE);
+	teardown_f(f);
+}
+
+/*
+ * A refresh that timed out for its caller (whose deadline was near) does
+ * not fail a waiter that still has time: the waiter asks again itself, with
+ * its own deadline, and gets a token. Another error is shared as before.
+ */
+static void test_timed_out_refresh_does_not_poison_the_waiter(void **state)
+{
+	struct fixture *f = setup_with(NULL, 0, 3600);
+	struct deadline_worker stuck = {.deadline_ms = T0 + 1000};
+	struct deadline_worker waiter = {.deadline_ms = T0 + 60000};
+	pthread_t th_stuck, th_waiter;
+
+	(void)state;
+	f->fc.real_waits = true; /* the refresher signals the waiter */
+	start_stuck_refresher(f, &stuck, &th_stuck);
+	waiter.f = f;
+	assert_int_equal(pthread_create(&th_waiter, NULL, deadline_worker_main, &waiter), 0);
+	/* The waiter counts its wait with the auth layer's lock held, until it is waiting. */
+	while (__atomic_load_n(&f->fc.n_waits, __ATOMIC_SEQ_CST) == 0)
+		sched_yield();
+	open_gate(f, DBX_ETIMEDOUT);
+	pthread_join(th_stuck, NULL);
+	pthread_join(th_waiter, NULL);
+	assert_int_equal(stuck.rc, DBX_ETIMEDOUT);
+	assert_int_equal(waiter.rc, DBX_OK);
+	assert_int_equal(f->cred.calls, 2);
+	assert_int_equal(f->cred.deadlines[0], T0 + 1000);
+	assert_int_equal(f->cred.deadlines[1], T0 + 60000);
+	assert_int_equal(f->fake.n_calls, 1);
+	assert_string_equal(f->fake.calls[0].bearer, "tok-2-" ARM_SCOPE);
+	assert_int_equal(f->fc.n_timeouts, 0);
+	teardown_f(f);
+}
+
+/* A refresh that timed out leaves nothing behind: the next request asks again and succeeds. */
+static void test_timed_out_refresh_then_next_request_asks_again(void **state)
+{
+	struct fixture *f = setup_with(NULL, 0, 3600);
+	struct deadline_worker stuck = {.deadline_ms = T0 + 1000};
+	struct dbx_error err = {0};
+	pthread_t th;
+	long st;
+
+	(void)state;
+	start_stuck_refresher(f, &stuck, &th);
+	open_gate(f, DBX_ETIMEDOUT);
+	pthread_join(th, NULL);
+	assert_int_equal(stuck.rc, DBX_ETIMEDOUT);
+	assert_int_equal(get_by(f, ARM_SCOPE, T0 + 20000, &st, &err), DBX_OK);
+	assert_int_equal(f->cred.calls, 2);
+	assert_int_equal(f->cred.deadlines[1], T0 + 20000);
+	teardown_f(f);
+}
+
 /* ---- the environment secret credential ---- */
 
 struct kv {
@@ -642,7 +844,7 @@ static void test_env_secret_request(void **state)
 	cred = dbx_credential_new("env", &cap.base, dbx_cloud_default(), &env, NULL, &err);
 	assert_non_null(cred);
 	assert_string_equal(cred->name, "env");
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "eyJ0eXAi.fake.token");
 	assert_true(tok.expires_on >= before + 3599 && tok.expires_on <= time(NULL) + 3599);
 
@@ -678,8 +880,7 @@ static void test_env_huge_expires_in(void **state)
 {
 	static const struct fake_reply script[] = {
 	    {.status = 200, .body = "{\"access_token\":\"AT\",\"expires_in\":9223372036854775807}"},
-	    {.status = 200,
-	     .body = "{\"access_token\":\"AT\",\"expires_in\":\"9223372036854775000\"}"},
+	    {.status = 200, .body = "{\"access_token\":\"AT\",\"expires_in\":9223372036854775000}"},
 	};
 	static const struct kv env_tab[] = {
 	    {"AZURE_TENANT_ID", "contoso"},
@@ -699,7 +900,7 @@ static void test_env_huge_expires_in(void **state)
 	for (size_t i = 0; i < N(script); i++) {
 		struct dbx_token tok = {0};
 
-		assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
+		assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 		assert_string_equal(tok.value, "AT");
 		assert_true(tok.expires_on > time(NULL) + 3600);
 		dbx_token_wipe(&tok);
@@ -708,11 +909,17 @@ static void test_env_huge_expires_in(void **state)
 	fake_transport_fini(&fake);
 }
 
-static void test_env_expires_in_string_and_cloud(void **state)
+/*
+ * Entra's v2.0 endpoint sends expires_in as a JSON number: that works in
+ * another cloud; no expiry, or expires_in as a string, is refused, naming
+ * the field.
+ */
+static void test_env_expires_in_number_and_cloud(void **state)
 {
 	static const struct fake_reply script[] = {
-	    {.status = 200, .body = "{\"access_token\":\"AT\",\"expires_in\":\"600\"}"},
+	    {.status = 200, .body = "{\"access_token\":\"AT\",\"expires_in\":600}"},
 	    {.status = 200, .body = "{\"access_token\":\"AT\"}"}, /* no expiry: refused */
+	    {.status = 200, .body = "{\"access_token\":\"AT\",\"expires_in\":\"600\"}"},
 	};
 	static const struct kv env_tab[] = {
 	    {"AZURE_TENANT_ID", "contoso.onmicrosoft.us"},
@@ -734,16 +941,72 @@ static void test_env_expires_in_string_and_cloud(void **state)
 				       &err);
 	assert_non_null(cred);
 	assert_int_equal(
-	    cred->get_token(cred, "https://management.usgovcloudapi.net/.default", &tok, &err),
+	    cred->get_token(cred, "https://management.usgovcloudapi.net/.default", 0, &tok, &err),
 	    DBX_OK);
 	assert_true(tok.expires_on >= before + 600 && tok.expires_on <= time(NULL) + 600);
 	assert_string_equal(
 	    fake.calls[0].url,
 	    "https://login.microsoftonline.us/contoso.onmicrosoft.us/oauth2/v2.0/token");
 	dbx_token_wipe(&tok);
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_null(tok.value);
 	assert_non_null(strstr(err.message, "expires_in"));
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
+	assert_null(tok.value);
+	assert_string_equal(err.message,
+			    "env: malformed token answer: expires_in is not a whole number");
+	dbx_credential_destroy(cred);
+	fake_transport_fini(&fake);
+}
+
+/*
+ * The Entra grant ends at the caller's deadline when that is before its own
+ * 60 s cap; a deadline already past sends nothing; a request that timed out
+ * in transport says the token endpoint was slow, not ARM.
+ */
+static void test_env_token_request_deadline(void **state)
+{
+	static const char ok[] = "{\"access_token\":\"AT\",\"expires_in\":3600}";
+	static const struct fake_reply script[] = {
+	    {.status = 200, .body = ok},
+	    {.status = 200, .body = ok},
+	    {.status = 200, .body = ok},
+	    {.transport_err = DBX_ETIMEDOUT},
+	};
+	const struct dbx_env env = {.get = table_get, .ctx = (void *)full_env};
+	struct fake_transport fake;
+	struct fake_clock fc;
+	struct dbx_credential *cred;
+	struct dbx_token tok = {0};
+	struct dbx_error err = {0};
+
+	(void)state;
+	fake_transport_init(&fake, script, N(script));
+	fake_clock_init(&fc, T0);
+	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, &fc.clock, &err);
+	assert_non_null(cred);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, T0 + 5000, &tok, &err), DBX_OK);
+	dbx_token_wipe(&tok);
+	assert_int_equal(fake.calls[0].deadline_ms, T0 + 5000);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_OK);
+	dbx_token_wipe(&tok);
+	assert_int_equal(fake.calls[1].deadline_ms, T0 + DBX_CRED_ENTRA_TIMEOUT_MS);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, T0 + 120000, &tok, &err), DBX_OK);
+	dbx_token_wipe(&tok);
+	assert_int_equal(fake.calls[2].deadline_ms, T0 + DBX_CRED_ENTRA_TIMEOUT_MS);
+
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, T0 + 3000, &tok, &err), DBX_ETIMEDOUT);
+	assert_null(tok.value);
+	assert_string_equal(
+	    err.message, "env: token request to login.microsoftonline.com did not finish within "
+			 "the timeout (the token endpoint is slow or unreachable): fake transport "
+			 "failure");
+	assert_int_equal(fake.calls[3].deadline_ms, T0 + 3000);
+
+	fc.now = T0 + 3000;
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, T0 + 3000, &tok, &err), DBX_ETIMEDOUT);
+	assert_int_equal(fake.n_calls, 4); /* nothing sent */
+	assert_non_null(strstr(err.message, "did not finish within the timeout"));
 	dbx_credential_destroy(cred);
 	fake_transport_fini(&fake);
 }
@@ -795,7 +1058,7 @@ static void test_env_authority_host_forms(void **state)
 			continue;
 		}
 		assert_non_null(cred);
-		assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
+		assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 		assert_string_equal(fake.calls[0].url, rows[i].url);
 		dbx_token_wipe(&tok);
 		dbx_credential_destroy(cred);
@@ -829,7 +1092,7 @@ static void test_env_error_body(void **state)
 	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, NULL, &err);
 	assert_non_null(cred);
 
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_null(tok.value);
 	assert_string_equal(
 	    err.message,
@@ -842,14 +1105,14 @@ static void test_env_error_body(void **state)
 	assert_null(strstr(err.message, SECRET));
 
 	dbx_error_clear(&err);
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_non_null(strstr(err.message, "AADSTS90002"));
 	assert_null(strstr(err.message, SECRET));
 	assert_null(strstr(err.message, "s3cr"));
 	assert_non_null(strstr(err.message, "client_secret=*"));
 
 	dbx_error_clear(&err);
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EREMOTE);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_EREMOTE);
 	assert_int_equal(err.http_status, 503);
 	assert_non_null(strstr(err.message, "login.microsoftonline.com"));
 	assert_non_null(strstr(err.message, "503"));
@@ -930,7 +1193,7 @@ static void test_env_error_one_char_secret(void **state)
 	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, NULL, &g.e);
 	assert_non_null(cred);
 
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &g.e), DBX_EAUTH);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &g.e), DBX_EAUTH);
 	assert_null(tok.value);
 	assert_int_equal(strlen(g.e.message), DBX_ERR_MSG_MAX - 1);
 	assert_null(strchr(g.e.message, 'Z'));
@@ -957,7 +1220,7 @@ static void test_env_transport_failure(void **state)
 	fake_transport_init(&fake, script, N(script));
 	cred = dbx_cred_env_secret_new(&fake.base, NULL, &env, NULL, &err);
 	assert_non_null(cred);
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EUNREACHABLE);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_EUNREACHABLE);
 	assert_string_equal(err.message, "env: token request to login.microsoftonline.com failed: "
 					 "fake transport failure");
 	dbx_credential_destroy(cred);
@@ -1021,7 +1284,7 @@ static void test_auto_chain(void **state)
 	cred = dbx_credential_new("auto", &fake.base, NULL, &e_bare, NULL, &err);
 	if (cred) {
 		assert_string_equal(cred->name, "auto");
-		assert_int_not_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
+		assert_int_not_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 		assert_null(tok.value);
 		dbx_credential_destroy(cred);
 	}
@@ -1044,10 +1307,10 @@ static void test_auto_chain(void **state)
 	cred = dbx_credential_new("auto", &fake.base, NULL, &e_full, NULL, &err);
 	assert_non_null(cred);
 	assert_string_equal(cred->name, "auto");
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "AT1");
 	dbx_token_wipe(&tok);
-	assert_int_equal(cred->get_token(cred, KV_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(cred->get_token(cred, KV_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "AT2");
 	assert_int_equal(fake.n_calls, 2);
 	assert_non_null(
@@ -1074,7 +1337,7 @@ static void test_auto_chain_stops_on_refusal(void **state)
 	fake_transport_init(&fake, script, N(script));
 	cred = dbx_credential_new(NULL, &fake.base, NULL, &env, NULL, &err); /* NULL means auto */
 	assert_non_null(cred);
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message,
 			    "env: unauthorized_client: AADSTS700016: Application not found");
 	assert_int_equal(err.http_status, 401);
@@ -1103,7 +1366,7 @@ static void test_auto_chain_stops_when_unreachable(void **state)
 	fake_transport_init(&fake, script, N(script));
 	cred = dbx_credential_new("auto", &fake.base, NULL, &env, NULL, &err);
 	assert_non_null(cred);
-	assert_int_equal(cred->get_token(cred, ARM_SCOPE, &tok, &err), DBX_EUNREACHABLE);
+	assert_int_equal(cred->get_token(cred, ARM_SCOPE, 0, &tok, &err), DBX_EUNREACHABLE);
 	assert_ptr_equal(
 	    strstr(err.message, "env: token request to login.microsoftonline.com failed"),
 	    err.message);
@@ -1191,9 +1454,14 @@ int main(void)
 	    cmocka_unit_test(test_401_without_scope_passes_through),
 	    cmocka_unit_test(test_single_flight_cold_cache),
 	    cmocka_unit_test(test_single_flight_failure_shared),
+	    cmocka_unit_test(test_refresh_gets_the_callers_deadline),
+	    cmocka_unit_test(test_waiter_times_out_at_its_deadline),
+	    cmocka_unit_test(test_timed_out_refresh_does_not_poison_the_waiter),
+	    cmocka_unit_test(test_timed_out_refresh_then_next_request_asks_again),
 	    cmocka_unit_test(test_env_secret_request),
-	    cmocka_unit_test(test_env_expires_in_string_and_cloud),
+	    cmocka_unit_test(test_env_expires_in_number_and_cloud),
 	    cmocka_unit_test(test_env_huge_expires_in),
+	    cmocka_unit_test(test_env_token_request_deadline),
 	    cmocka_unit_test(test_env_authority_host_forms),
 	    cmocka_unit_test(test_env_error_body),
 	    cmocka_unit_test(test_redact_short_secrets),

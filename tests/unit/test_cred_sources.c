@@ -45,6 +45,7 @@
 #define PASSWORD      "s3cret-pass-phrase"
 #define CLIENT_SECRET "shh-client-secret-42"
 #define ID_HEADER     "hdr-secret-777"
+#define N(a)	      (sizeof(a) / sizeof((a)[0]))
 
 static char dir[64]; /* the temporary directory of this run */
 static time_t wall_now = NOW;
@@ -376,7 +377,7 @@ static const struct fake_reply entra_ok[] = {
      .body = "{\"token_type\":\"Bearer\",\"expires_in\":3599,\"ext_expires_in\":3599,"
 	     "\"access_token\":\"tok-cert-1\"}"},
     {.status = 200,
-     .body = "{\"token_type\":\"Bearer\",\"expires_in\":\"3000\",\"access_token\":\"tok-cert-2\"}"},
+     .body = "{\"token_type\":\"Bearer\",\"expires_in\":3000,\"access_token\":\"tok-cert-2\"}"},
 };
 
 /* Split a JWT into its three parts; decode header and payload as JSON. */
@@ -502,7 +503,7 @@ static void test_cert_signs_a_verifiable_assertion(void **state)
 	assert_non_null(c);
 	assert_string_equal(c->name, "cert");
 
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-cert-1");
 	assert_int_equal(tok.expires_on, NOW + 3599);
 	dbx_token_wipe(&tok);
@@ -537,9 +538,9 @@ static void test_cert_signs_a_verifiable_assertion(void **state)
 	assert_int_not_equal(openssl_verify(&j1, tampered), 0);
 	free(tampered);
 
-	/* A second request (string expires_in) signs a fresh assertion: new jti, new time. */
+	/* A second request signs a fresh assertion: new jti, new time. */
 	wall_now = NOW + 100;
-	assert_int_equal(c->get_token(c, VAULT_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, VAULT_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-cert-2");
 	assert_int_equal(tok.expires_on, NOW + 100 + 3000);
 	dbx_token_wipe(&tok);
@@ -571,7 +572,7 @@ static void test_cert_key_before_cert_and_authority_host(void **state)
 		     {"AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us/"}),
 	    &pinned_clock, &err);
 	assert_non_null(c);
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	dbx_token_wipe(&tok);
 	check_assertion_request(&t->fake.calls[0], url,
 				"https%3A%2F%2Fmanagement.azure.com%2F.default", &j);
@@ -611,7 +612,7 @@ static void test_cert_encrypted_key(void **state)
 	    CERT_ENV(in_dir("enc.pem"), {"AZURE_CLIENT_CERTIFICATE_PASSWORD", PASSWORD}),
 	    &pinned_clock, &err);
 	assert_non_null(c);
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-cert-1");
 	dbx_token_wipe(&tok);
 	check_assertion_request(&t->fake.calls[0],
@@ -696,7 +697,7 @@ static void test_cert_entra_refusal(void **state)
 	c = dbx_cred_env_cert_new(&t->base, NULL, CERT_ENV(in_dir("both.pem"), {"X", "y"}),
 				  &pinned_clock, &err);
 	assert_non_null(c);
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_null(tok.value);
 	assert_string_equal(err.message,
 			    "cert: invalid_client: AADSTS700027: Client assertion contains an "
@@ -707,7 +708,7 @@ static void test_cert_entra_refusal(void **state)
 	assert_clean(err.message);
 
 	memset(&err, 0, sizeof(err));
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EUNREACHABLE);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EUNREACHABLE);
 	assert_non_null(
 	    strstr(err.message, "cert: token request to login.microsoftonline.com failed"));
 	assert_int_equal(err.http_status, 0);
@@ -753,7 +754,7 @@ static void test_workload_sends_the_file_and_rereads_it(void **state)
 	assert_string_equal(c->name, "workload");
 
 	/* The trimmed file content is the assertion of the jwt-bearer grant. */
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-wl");
 	assert_int_equal(tok.expires_on, NOW + 3599);
 	dbx_token_wipe(&tok);
@@ -766,7 +767,7 @@ static void test_workload_sends_the_file_and_rereads_it(void **state)
 
 	/* Rotated (new size): the new token is read at once. */
 	write_file(path, "aaaa.bbbb.cccc-22\n");
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	dbx_token_wipe(&tok);
 	a = sent_assertion(t, 1);
 	assert_string_equal(a, "aaaa.bbbb.cccc-22");
@@ -779,7 +780,7 @@ static void test_workload_sends_the_file_and_rereads_it(void **state)
 	times[1] = st.st_mtim;
 	assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
 	wall_now = NOW + 599;
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	dbx_token_wipe(&tok);
 	a = sent_assertion(t, 2);
 	assert_string_equal(a, "aaaa.bbbb.cccc-22");
@@ -787,7 +788,7 @@ static void test_workload_sends_the_file_and_rereads_it(void **state)
 
 	/* ...until it is 600 s old. */
 	wall_now = NOW + 600;
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	dbx_token_wipe(&tok);
 	a = sent_assertion(t, 3);
 	assert_string_equal(a, "aaaa.bbbb.cccc-33");
@@ -797,7 +798,7 @@ static void test_workload_sends_the_file_and_rereads_it(void **state)
 	write_file(path, "aaaa.bbbb.cccc-44\n");
 	times[1].tv_sec += 5;
 	assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	dbx_token_wipe(&tok);
 	a = sent_assertion(t, 4);
 	assert_string_equal(a, "aaaa.bbbb.cccc-44");
@@ -823,11 +824,11 @@ static void test_workload_file_errors(void **state)
 
 	c = dbx_cred_workload_new(&t->base, NULL, WORKLOAD_ENV(path), &pinned_clock, &err);
 	assert_non_null(c);
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_non_null(strstr(err.message, "workload: cannot read AZURE_FEDERATED_TOKEN_FILE"));
 	assert_non_null(strstr(err.message, "No such file"));
 	write_file(path, " \n\n");
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_non_null(strstr(err.message, "is empty"));
 	assert_int_equal(t->fake.n_calls, 0); /* nothing was sent */
 	dbx_credential_destroy(c);
@@ -872,7 +873,7 @@ static void test_workload_refusal_never_quotes_the_token(void **state)
 			 "within its valid time range.\"}",
 			 prefixes[i], token);
 		memset(&err, 0, sizeof(err));
-		assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+		assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 		assert_non_null(strstr(err.message, "invalid_client"));
 		if (strstr(err.message, "eyJFED"))
 			fail_msg("the federated token is in the message: %s", err.message);
@@ -910,7 +911,7 @@ static void test_msi_imds(void **state)
 	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, &err);
 	assert_non_null(c);
 	assert_string_equal(c->name, "msi");
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-imds-1");
 	assert_int_equal(tok.expires_on, 1700086399); /* expires_on, a string, wins */
 	dbx_token_wipe(&tok);
@@ -928,7 +929,7 @@ static void test_msi_imds(void **state)
 		    t->fake.calls[1].deadline_ms <= mono_now() + 10000);
 
 	/* Known to be there: no second probe; an int expires_in counts from now. */
-	assert_int_equal(c->get_token(c, VAULT_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, VAULT_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-imds-2");
 	assert_int_equal(tok.expires_on, NOW + 3599);
 	dbx_token_wipe(&tok);
@@ -957,7 +958,7 @@ static void test_msi_imds_user_assigned_and_errors(void **state)
 	(void)state;
 	c = dbx_cred_msi_new(&t->base, NULL, ENV({"AZURE_CLIENT_ID", CLIENT}), &pinned_clock, &err);
 	assert_non_null(c);
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "msi: the identity with client id " CLIENT
 					 " is not assigned to this resource (169.254.169.254: "
 					 "Identity not found)");
@@ -966,13 +967,13 @@ static void test_msi_imds_user_assigned_and_errors(void **state)
 			    "?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com"
 			    "&client_id=" CLIENT);
 
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-imds-3");
 	assert_int_equal(tok.expires_on, 1700005000); /* expires_on as an int */
 	dbx_token_wipe(&tok);
 
 	/* An answer without any expiry is refused, without quoting the token. */
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message,
 			    "msi: the token answer has no valid expiry (expires_on or expires_in)");
 	assert_null(tok.value);
@@ -998,13 +999,13 @@ static void test_msi_no_identity_and_no_imds(void **state)
 	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, &err);
 	assert_non_null(c);
 	/* Off Azure: the probe gets no answer, nothing else is sent. */
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_non_null(
 	    strstr(err.message,
 		   "msi: no managed identity endpoint: IMDS (169.254.169.254) did not answer"));
 	assert_int_equal(t->fake.n_calls, 1);
 	/* IMDS there, but no identity assigned. */
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "msi: no managed identity is assigned to this resource "
 					 "(169.254.169.254: Identity not found)");
 	assert_int_equal(t->fake.n_calls, 3);
@@ -1034,7 +1035,7 @@ static void test_msi_app_service(void **state)
 	c = dbx_cred_msi_new(&t->base, NULL, APP_ENV("http://127.0.0.1:41741/MSI/token/"),
 			     &pinned_clock, &err);
 	assert_non_null(c);
-	assert_int_equal(c->get_token(c, VAULT_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, VAULT_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-app-1");
 	assert_int_equal(tok.expires_on, 1700007200);
 	dbx_token_wipe(&tok);
@@ -1045,7 +1046,7 @@ static void test_msi_app_service(void **state)
 	assert_string_equal(t->headers[0], header_line);
 
 	/* The endpoint refuses the header: a configured source failed; the header is not quoted. */
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(
 	    err.message, "msi: 127.0.0.1:41741 refused IDENTITY_HEADER (HTTP 401): bad header ***");
 	assert_int_equal(err.http_status, 401);
@@ -1056,7 +1057,7 @@ static void test_msi_app_service(void **state)
 	c = dbx_cred_msi_new(&t->base, NULL, APP_ENV("http://localhost:42356/msi/token?x=1"),
 			     &pinned_clock, &err);
 	assert_non_null(c);
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	dbx_token_wipe(&tok);
 	assert_string_equal(t->fake.calls[2].url,
 			    "http://localhost:42356/msi/token?x=1&api-version=2019-08-01"
@@ -1142,7 +1143,7 @@ static void test_msi_app_service_over_curl(void **state)
 	c = dbx_cred_msi_new(curl, NULL, APP_ENV(endpoint), &pinned_clock, &err);
 	assert_non_null(c);
 	/* http/curl.c lets plain http reach a loopback endpoint and sends the extra header. */
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-loop");
 	assert_int_equal(tok.expires_on, 1700001234);
 	dbx_token_wipe(&tok);
@@ -1205,7 +1206,7 @@ static void test_msi_never_through_a_proxy(void **state)
 	assert_non_null(curl);
 	c = dbx_cred_msi_new(curl, NULL, APP_ENV(endpoint), &pinned_clock, &err);
 	assert_non_null(c);
-	rc = c->get_token(c, ARM_SCOPE, &tok, &err);
+	rc = c->get_token(c, ARM_SCOPE, 0, &tok, &err);
 	dbx_token_wipe(&tok);
 	unsetenv("http_proxy");
 	unsetenv("all_proxy");
@@ -1258,6 +1259,7 @@ static void test_msi_refuses_unsafe_endpoints(void **state)
 /* ---- Azure CLI ---- */
 
 static char stub_log_line[300];
+static char stub_body_line[300];
 static char stub_mode_line[64];
 static char *cli_environ[16];
 
@@ -1268,6 +1270,7 @@ static void cli_base_env(const char *mode)
 
 	snprintf(stub_log_line, sizeof(stub_log_line), "AZ_STUB_LOG=%s", in_dir("az.log"));
 	snprintf(stub_mode_line, sizeof(stub_mode_line), "AZ_STUB_MODE=%s", mode);
+	snprintf(stub_body_line, sizeof(stub_body_line), "AZ_STUB_BODY=%s", in_dir("az.body"));
 	cli_environ[n++] = (char *)"PATH=/should/be/replaced";
 	cli_environ[n++] = (char *)"HOME=/tmp";
 	cli_environ[n++] = (char *)"AZURE_CLIENT_SECRET=" CLIENT_SECRET;
@@ -1277,6 +1280,7 @@ static void cli_base_env(const char *mode)
 	cli_environ[n++] = (char *)"KEEP_ME=1";
 	cli_environ[n++] = stub_log_line;
 	cli_environ[n++] = stub_mode_line;
+	cli_environ[n++] = stub_body_line;
 	cli_environ[n] = NULL;
 	dbx_cred_cli_set_base_environ(cli_environ);
 	unlink(in_dir("az.log"));
@@ -1322,7 +1326,7 @@ static void test_cli_argv_environment_and_token(void **state)
 	(void)state;
 	c = cli_new(CLI_ENV({"AZURE_TENANT_ID", TENANT}));
 	cli_base_env("ok");
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-cli-1");
 	assert_int_equal(tok.expires_on, 1700009999); /* expires_on preferred over expiresOn */
 	dbx_token_wipe(&tok);
@@ -1346,7 +1350,7 @@ static void test_cli_argv_environment_and_token(void **state)
 	/* Without AZURE_TENANT_ID there is no --tenant; expiresOn (local time) is the fallback. */
 	c = cli_new(CLI_ENV({"X", "y"}));
 	cli_base_env("expireson");
-	assert_int_equal(c->get_token(c, VAULT_SCOPE, &tok, &err), DBX_OK);
+	assert_int_equal(c->get_token(c, VAULT_SCOPE, 0, &tok, &err), DBX_OK);
 	assert_string_equal(tok.value, "tok-cli-2");
 	{
 		struct tm tm = {.tm_year = 130,
@@ -1380,34 +1384,34 @@ static void test_cli_not_installed_and_not_logged_in(void **state)
 	c = dbx_cred_cli_new(NULL, NULL, ENV({"PATH", path}), &pinned_clock, &err);
 	assert_non_null(c);
 	cli_base_env("ok");
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "cli: Azure CLI (az) not found on PATH");
 	assert_int_equal(access(in_dir("az.log"), F_OK), -1); /* nothing ran */
 	dbx_credential_destroy(c);
 
 	c = cli_new(CLI_ENV({"X", "y"}));
 	cli_base_env("missing"); /* exit 127: what a shell wrapper says when python is gone */
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "cli: Azure CLI (az) not found on PATH");
 
 	cli_base_env("notlogged");
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "cli: not logged in; run az login");
 
 	cli_base_env("fail");
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "cli: az failed (exit 1): AADSTS50173: The provided grant "
 					 "has expired due to it being revoked.");
 
 	cli_base_env("flood");
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_string_equal(err.message, "cli: az printed more than 64 KiB; killed it");
 	assert_null(tok.value);
 	assert_clean(err.message);
 
 	/* A scope that would read as an option is never passed. */
 	cli_base_env("ok");
-	assert_int_equal(c->get_token(c, "--debug", &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, "--debug", 0, &tok, &err), DBX_EAUTH);
 	assert_int_equal(access(in_dir("az.log"), F_OK), -1);
 	dbx_credential_destroy(c);
 
@@ -1454,7 +1458,7 @@ static void test_cli_timeout_kills_the_process_group(void **state)
 	cli_base_env("sleep");
 	dbx_cred_cli_set_timeout_ms(300);
 	start = mono_now();
-	assert_int_equal(c->get_token(c, ARM_SCOPE, &tok, &err), DBX_EAUTH);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_EAUTH);
 	assert_true(mono_now() - start < 5000); /* not the stand-in's 30 s */
 	assert_string_equal(err.message, "cli: az did not answer within 300 ms; killed it");
 
@@ -1473,6 +1477,374 @@ static void test_cli_timeout_kills_the_process_group(void **state)
 		usleep(10000);
 	assert_true(process_gone(helper));
 	dbx_credential_destroy(c);
+}
+
+/* ---- deadlines and strict answers, every source ---- */
+
+/* The deadline of the request (t->fake.calls[i]) is the caller's when that comes first. */
+static void test_sources_end_at_the_callers_deadline(void **state)
+{
+	static const struct fake_reply imds_ok[] = {
+	    {.status = 400, .body = "{\"error\":\"bad_request_102\"}"},
+	    {.status = 200, .body = "{\"access_token\":\"tok-i\",\"expires_on\":\"1700003600\"}"},
+	};
+	static const struct fake_reply app_ok[] = {
+	    {.status = 200, .body = "{\"access_token\":\"tok-a\",\"expires_on\":\"1700003600\"}"},
+	};
+	static const struct fake_reply slow[] = {
+	    {.status = 400, .body = "{\"error\":\"bad_request_102\"}"},
+	    {.transport_err = DBX_ETIMEDOUT},
+	};
+	static const struct fake_reply slow_probe[] = {{.transport_err = DBX_ETIMEDOUT}};
+	struct rec_transport *t;
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
+	struct dbx_credential *c;
+	uint64_t now, d;
+
+	(void)state;
+	/* IMDS, a deadline before the probe's own 1 s: both requests end there. */
+	t = rec_new(imds_ok, N(imds_ok));
+	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, &err);
+	assert_non_null(c);
+	d = mono_now() + 500;
+	assert_int_equal(c->get_token(c, ARM_SCOPE, d, &tok, &err), DBX_OK);
+	dbx_token_wipe(&tok);
+	assert_int_equal(t->fake.n_calls, 2);
+	assert_int_equal(t->fake.calls[0].deadline_ms, d);
+	assert_int_equal(t->fake.calls[1].deadline_ms, d);
+	dbx_credential_destroy(c);
+	rec_free(t);
+
+	/* A later deadline: the probe keeps its 1 s, the token request gets the caller's. */
+	t = rec_new(imds_ok, N(imds_ok));
+	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, &err);
+	now = mono_now();
+	d = now + 5000;
+	assert_int_equal(c->get_token(c, ARM_SCOPE, d, &tok, &err), DBX_OK);
+	dbx_token_wipe(&tok);
+	assert_true(t->fake.calls[0].deadline_ms >= now + 1000 && t->fake.calls[0].deadline_ms < d);
+	assert_int_equal(t->fake.calls[1].deadline_ms, d);
+	dbx_credential_destroy(c);
+	rec_free(t);
+
+	/* No caller deadline: the source's own 10 s. */
+	t = rec_new(app_ok, N(app_ok));
+	c = dbx_cred_msi_new(&t->base, NULL, APP_ENV("http://127.0.0.1:41741/MSI/token/"),
+			     &pinned_clock, &err);
+	assert_non_null(c);
+	now = mono_now();
+	assert_int_equal(c->get_token(c, ARM_SCOPE, 0, &tok, &err), DBX_OK);
+	dbx_token_wipe(&tok);
+	assert_true(t->fake.calls[0].deadline_ms >= now + DBX_CRED_MSI_TIMEOUT_MS &&
+		    t->fake.calls[0].deadline_ms <= mono_now() + DBX_CRED_MSI_TIMEOUT_MS);
+	/* A deadline already past: nothing is sent. */
+	assert_int_equal(c->get_token(c, ARM_SCOPE, mono_now() - 1, &tok, &err), DBX_ETIMEDOUT);
+	assert_int_equal(t->fake.n_calls, 1);
+	assert_string_equal(err.message,
+			    "msi: token request to 127.0.0.1:41741 did not finish within the "
+			    "timeout (the token endpoint is slow or unreachable): no time left to "
+			    "ask");
+	dbx_credential_destroy(c);
+	rec_free(t);
+
+	/* The token request times out: DBX_ETIMEDOUT naming the identity endpoint. */
+	t = rec_new(slow, N(slow));
+	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, &err);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, mono_now() + 5000, &tok, &err), DBX_ETIMEDOUT);
+	assert_null(tok.value);
+	assert_non_null(strstr(err.message, "msi: token request to 169.254.169.254 did not "
+					    "finish within the timeout"));
+	dbx_credential_destroy(c);
+	rec_free(t);
+
+	/*
+	 * The probe cut short by the caller's deadline is the caller's timeout;
+	 * cut short by its own 1 s, IMDS is not there (the chain moves on).
+	 */
+	t = rec_new(slow_probe, N(slow_probe));
+	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, &err);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, mono_now() + 300, &tok, &err), DBX_ETIMEDOUT);
+	dbx_credential_destroy(c);
+	rec_free(t);
+	t = rec_new(slow_probe, N(slow_probe));
+	c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, &err);
+	assert_int_equal(c->get_token(c, ARM_SCOPE, mono_now() + 5000, &tok, &err), DBX_EAUTH);
+	assert_int_equal(err.http_status, 0);
+	assert_non_null(strstr(err.message, "IMDS (169.254.169.254) did not answer"));
+	dbx_credential_destroy(c);
+	rec_free(t);
+}
+
+/*
+ * az still running at the caller's deadline (before its own 10 s) is killed
+ * there and reaped (no zombie), and the caller gets DBX_ETIMEDOUT.
+ */
+static void test_cli_killed_at_the_callers_deadline(void **state)
+{
+	struct dbx_credential *c;
+	struct dbx_error err = {0};
+	struct dbx_token tok = {0};
+	char proc[64];
+	uint64_t start;
+	long pid;
+	char *log;
+	char *p;
+
+	(void)state;
+	c = cli_new(CLI_ENV({"X", "y"}));
+	cli_base_env("sleep");
+	start = mono_now();
+	assert_int_equal(c->get_token(c, ARM_SCOPE, start + 300, &tok, &err), DBX_ETIMEDOUT);
+	assert_true(mono_now() - start >= 300);
+	assert_true(mono_now() - start < 3000);
+	assert_null(tok.value);
+	assert_string_equal(err.message, "cli: token request to az did not finish within the "
+					 "timeout (az is slow); killed it");
+	log = slurp(in_dir("az.log"));
+	p = strstr(log, "pid:");
+	assert_non_null(p);
+	pid = strtol(p + 4, NULL, 10);
+	free(log);
+	assert_true(pid > 0);
+	snprintf(proc, sizeof(proc), "/proc/%ld", pid);
+	assert_int_equal(access(proc, F_OK), -1); /* reaped, not a zombie */
+
+	/* A deadline already past: az is not even started. */
+	unlink(in_dir("az.log"));
+	assert_int_equal(c->get_token(c, ARM_SCOPE, mono_now() - 1, &tok, &err), DBX_ETIMEDOUT);
+	assert_int_equal(access(in_dir("az.log"), F_OK), -1);
+	dbx_credential_destroy(c);
+}
+
+enum answer_source { ENTRA, IMDS_SRC, APP_SERVICE, AZ_CLI };
+
+/* One token answer, as source src would get it, parsed by that source. */
+static enum dbx_err answer_from(enum answer_source src, const char *body, struct dbx_token *tok,
+				struct dbx_error *err)
+{
+	struct fake_reply script[2] = {{.status = 400, .body = "{\"error\":\"bad_request_102\"}"},
+				       {.status = 200, .body = body}};
+	struct rec_transport *t = NULL;
+	struct dbx_credential *c = NULL;
+	enum dbx_err rc;
+
+	dbx_error_clear(err);
+	switch (src) {
+	case ENTRA:
+		t = rec_new(script + 1, 1);
+		c = dbx_cred_env_secret_new(&t->base, NULL,
+					    ENV({"AZURE_TENANT_ID", TENANT},
+						{"AZURE_CLIENT_ID", CLIENT},
+						{"AZURE_CLIENT_SECRET", CLIENT_SECRET}),
+					    &pinned_clock, err);
+		break;
+	case IMDS_SRC:
+		t = rec_new(script, 2);
+		c = dbx_cred_msi_new(&t->base, NULL, ENV({"X", "y"}), &pinned_clock, err);
+		break;
+	case APP_SERVICE:
+		t = rec_new(script + 1, 1);
+		c = dbx_cred_msi_new(&t->base, NULL, APP_ENV("http://127.0.0.1:41741/MSI/token/"),
+				     &pinned_clock, err);
+		break;
+	case AZ_CLI:
+		c = cli_new(CLI_ENV({"X", "y"}));
+		cli_base_env("body");
+		write_file(in_dir("az.body"), body);
+		break;
+	}
+	assert_non_null(c);
+	rc = c->get_token(c, ARM_SCOPE, 0, tok, err);
+	dbx_credential_destroy(c);
+	if (t)
+		rec_free(t);
+	return rc;
+}
+
+#define BAD_TOKEN(src, f) src ": malformed token answer: " f " is not a non-empty string"
+#define BAD_NUM(src, f)	  src ": malformed token answer: " f " is not a whole number"
+#define BAD_DIGITS(src, f)                                                                         \
+	src ": malformed token answer: " f " is not a whole number or a string of digits"
+#define DUP(src) src ": malformed token answer: a key appears more than once"
+#define BAD_CHARS(src, f)                                                                          \
+	src ": malformed token answer: " f " holds characters no bearer token has (RFC 6750)"
+
+/*
+ * Each field a source reads, with the types it accepts and a table of
+ * wrong ones: a wrong type is a malformed answer naming the field (never
+ * read as absent, never a token), null is absent, a key twice is
+ * malformed. expires: the expiry a good answer gives (0: not checked here).
+ */
+static void test_token_answer_types_per_source(void **state)
+{
+	static const struct {
+		enum answer_source src;
+		const char *body;
+		const char *msg; /* NULL: accepted */
+		time_t expires;
+	} rows[] = {
+	    /* Entra v2.0 (client secret, certificate, workload identity): expires_in a number. */
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":3600}", NULL, NOW + 3600},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":3600.0}", NULL, NOW + 3600},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"note\":\"a\\\":b\",\"expires_in\":60}", NULL,
+	     NOW + 60},
+	    {ENTRA, "{\"access_token\":5,\"expires_in\":3600}", BAD_TOKEN("env", "access_token"),
+	     0},
+	    {ENTRA, "{\"access_token\":\"\",\"expires_in\":3600}", BAD_TOKEN("env", "access_token"),
+	     0},
+	    {ENTRA, "{\"access_token\":[\"x\"],\"expires_in\":3600}",
+	     BAD_TOKEN("env", "access_token"), 0},
+	    {ENTRA, "{\"access_token\":{},\"expires_in\":3600}", BAD_TOKEN("env", "access_token"),
+	     0},
+	    {ENTRA, "{\"access_token\":true,\"expires_in\":3600}", BAD_TOKEN("env", "access_token"),
+	     0},
+	    {ENTRA, "{\"access_token\":\"tok-e\\r\\nX-Evil: 1\",\"expires_in\":3600}",
+	     BAD_CHARS("env", "access_token"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\\u0000x\",\"expires_in\":3600}",
+	     BAD_CHARS("env", "access_token"), 0},
+	    {ENTRA, "{\"access_token\":\"tok e\",\"expires_in\":3600}",
+	     BAD_CHARS("env", "access_token"), 0},
+	    {ENTRA, "{\"access_token\":\"==\",\"expires_in\":3600}",
+	     BAD_CHARS("env", "access_token"), 0},
+	    {ENTRA, "{\"access_token\":\"eyJ0.e-y_J~+/x==\",\"expires_in\":3600}", NULL,
+	     NOW + 3600},
+	    {ENTRA, "{\"access_token\":null,\"expires_in\":3600}",
+	     "env: the token answer has no access_token", 0},
+	    {ENTRA, "{\"expires_in\":3600}", "env: the token answer has no access_token", 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":\"3600\"}",
+	     BAD_NUM("env", "expires_in"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":true}",
+	     BAD_NUM("env", "expires_in"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":-1}", BAD_NUM("env", "expires_in"),
+	     0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":3599.5}",
+	     BAD_NUM("env", "expires_in"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":{}}", BAD_NUM("env", "expires_in"),
+	     0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":[3600]}",
+	     BAD_NUM("env", "expires_in"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":null}",
+	     "env: the token answer has no valid expiry (expires_in)", 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"access_token\":\"tok-f\",\"expires_in\":3600}",
+	     DUP("env"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":3600,\"expires_in\":3600}",
+	     DUP("env"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":3600,\"expires\\u005fin\":1}",
+	     DUP("env"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":3600,\"x\":{\"a\":1,\"a\":2}}",
+	     DUP("env"), 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":3600} {}",
+	     "env: the token answer is not a JSON object", 0},
+	    {ENTRA, "{'access_token':\"tok-e\",\"expires_in\":3600}",
+	     "env: the token answer is not a JSON object", 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",\"expires_in\":3600,}",
+	     "env: the token answer is not a JSON object", 0},
+	    {ENTRA, "{\"access_token\":\"tok-e\",/* x */\"expires_in\":3600}",
+	     "env: the token answer is not a JSON object", 0},
+	    {ENTRA, "[{\"access_token\":\"tok-e\",\"expires_in\":3600}]",
+	     "env: the token answer is not a JSON object", 0},
+	    /* IMDS: numbers as strings of digits, or numbers; expires_on first. */
+	    {IMDS_SRC,
+	     "{\"access_token\":\"tok-i\",\"expires_on\":\"1700003600\",\"expires_in\":"
+	     "\"86399\"}",
+	     NULL, 1700003600},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":1700003600}", NULL, 1700003600},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":null,\"expires_in\":\"600\"}",
+	     NULL, NOW + 600},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":\"17e8\"}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":\"\"}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":\" 1700003600\"}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":\"-1\"}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":\"1700003600\\u0000\"}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":true}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\",\"expires_on\":1.5}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    {IMDS_SRC,
+	     "{\"access_token\":\"tok-i\",\"expires_on\":\"1700003600\",\"expires_in\":[]}",
+	     BAD_DIGITS("msi", "expires_in"), 0},
+	    {IMDS_SRC, "{\"access_token\":7,\"expires_on\":\"1700003600\"}",
+	     BAD_TOKEN("msi", "access_token"), 0},
+	    {IMDS_SRC, "{\"access_token\":\"tok-i\"}",
+	     "msi: the token answer has no valid expiry (expires_on or expires_in)", 0},
+	    {IMDS_SRC,
+	     "{\"access_token\":\"tok-i\",\"expires_on\":\"1700003600\",\"access_token\":"
+	     "\"tok-j\"}",
+	     DUP("msi"), 0},
+	    /* App Service 2019-08-01: expires_on unix time (its 2017 dates are not asked for). */
+	    {APP_SERVICE, "{\"access_token\":\"tok-a\",\"expires_on\":\"1700007200\"}", NULL,
+	     1700007200},
+	    {APP_SERVICE,
+	     "{\"access_token\":\"tok-a\",\"expires_on\":\"06/20/2019 02:57:58 +00:00\"}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    {APP_SERVICE, "{\"access_token\":false,\"expires_on\":\"1700007200\"}",
+	     BAD_TOKEN("msi", "access_token"), 0},
+	    {APP_SERVICE, "{\"access_token\":\"tok-a\",\"expires_on\":{\"s\":1}}",
+	     BAD_DIGITS("msi", "expires_on"), 0},
+	    /* az: expires_on (a number) preferred, else expiresOn (naive local time). */
+	    {AZ_CLI,
+	     "{\"accessToken\":\"tok-c\",\"expires_on\":1700009999,\"expiresOn\":"
+	     "\"2023-11-15 01:06:39.000000\"}",
+	     NULL, 1700009999},
+	    {AZ_CLI, "{\"accessToken\":\"tok-c\",\"expires_on\":1700009999,\"expiresOn\":5}", NULL,
+	     1700009999},
+	    {AZ_CLI,
+	     "{\"accessToken\":\"tok-c\",\"expires_on\":null,\"expiresOn\":\"2030-01-02 "
+	     "03:04:05.123456\"}",
+	     NULL, 0},
+	    {AZ_CLI, "{\"accessToken\":\"tok-c\",\"expiresOn\":\"2030-01-02 03:04:05\"}", NULL, 0},
+	    {AZ_CLI, "{\"accessToken\":\"tok-c\",\"expires_on\":\"1700009999\"}",
+	     BAD_NUM("cli", "expires_on"), 0},
+	    {AZ_CLI, "{\"accessToken\":\"tok-c\",\"expires_on\":false}",
+	     BAD_NUM("cli", "expires_on"), 0},
+	    {AZ_CLI, "{\"accessToken\":\"tok-c\",\"expiresOn\":5}",
+	     "cli: malformed token answer: expiresOn is not a date and time", 0},
+	    {AZ_CLI, "{\"accessToken\":\"tok-c\",\"expiresOn\":\"soon\"}",
+	     "cli: malformed token answer: expiresOn is not a date and time", 0},
+	    {AZ_CLI, "{\"accessToken\":\"tok-c\",\"expiresOn\":\"2030-01-02 03:04:05.x\"}",
+	     "cli: malformed token answer: expiresOn is not a date and time", 0},
+	    {AZ_CLI, "{\"accessToken\":\"tok-c\",\"expiresOn\":null}",
+	     "cli: the token answer has no valid expiry (expires_on or expiresOn)", 0},
+	    {AZ_CLI, "{\"accessToken\":5,\"expires_on\":1700009999}",
+	     BAD_TOKEN("cli", "accessToken"), 0},
+	    {AZ_CLI, "{\"accessToken\":null,\"expires_on\":1700009999}",
+	     "cli: the token answer has no accessToken", 0},
+	    {AZ_CLI,
+	     "{\"accessToken\":\"tok-c\",\"expires_on\":1700009999,\"accessToken\":\"tok-d\"}",
+	     DUP("cli"), 0},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < N(rows); i++) {
+		struct dbx_token tok = {0};
+		struct dbx_error err = {0};
+		enum dbx_err rc = answer_from(rows[i].src, rows[i].body, &tok, &err);
+
+		if (!rows[i].msg) {
+			if (rc != DBX_OK)
+				fail_msg("row %zu (%s): refused: %s", i, rows[i].body, err.message);
+			assert_non_null(tok.value);
+			assert_true(strncmp(tok.value, "tok-", 4) == 0 ||
+				    strncmp(tok.value, "eyJ", 3) == 0);
+			if (rows[i].expires)
+				assert_int_equal(tok.expires_on, rows[i].expires);
+			else
+				assert_true(tok.expires_on > NOW);
+			dbx_token_wipe(&tok);
+			continue;
+		}
+		if (rc != DBX_EAUTH || strcmp(err.message, rows[i].msg) != 0)
+			fail_msg("row %zu (%s): rc %d, message '%s', expected '%s'", i,
+				 rows[i].body, rc, err.message, rows[i].msg);
+		assert_null(tok.value);
+		assert_clean(err.message);
+	}
 }
 
 int main(void)
@@ -1511,6 +1883,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_cli_argv_environment_and_token, test_setup,
 					    test_teardown),
 	    cmocka_unit_test_setup_teardown(test_cli_not_installed_and_not_logged_in, test_setup,
+					    test_teardown),
+	    cmocka_unit_test_setup_teardown(test_sources_end_at_the_callers_deadline, test_setup,
+					    test_teardown),
+	    cmocka_unit_test_setup_teardown(test_cli_killed_at_the_callers_deadline, test_setup,
+					    test_teardown),
+	    cmocka_unit_test_setup_teardown(test_token_answer_types_per_source, test_setup,
 					    test_teardown),
 	    cmocka_unit_test_setup_teardown(test_cli_timeout_kills_the_process_group, test_setup,
 					    test_teardown),
