@@ -645,7 +645,7 @@ static enum dbx_err fetch_key(struct dbx_keyvault *kv, const struct dbx_key_url 
 	}
 	*readable = true;
 out:
-	if (rc != DBX_OK && err)
+	if (rc != DBX_OK && err && err->service == DBX_SERVICE_ARM)
 		err->service = DBX_SERVICE_KEYVAULT; /* its advice names Key Vault, not ARM */
 	json_object_put(root);
 	dbx_http_response_reset(&resp);

@@ -27,6 +27,7 @@ enum dbx_err dbx_error_set(struct dbx_error *e, enum dbx_err err, const char *fm
 	if (!e)
 		return err;
 	e->err = err;
+	e->service = DBX_SERVICE_ARM;
 	va_start(ap, fmt);
 	vsnprintf(e->message, sizeof(e->message), fmt, ap);
 	va_end(ap);

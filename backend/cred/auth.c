@@ -449,7 +449,7 @@ static enum dbx_err auth_send(struct dbx_transport *self, const struct dbx_http_
 	}
 	rc = get_bearer(at, req->scope, req->deadline_ms, &bearer, &gen, err);
 	if (rc != DBX_OK)
-		goto out;
+		goto no_token;
 	r = *req;
 	r.bearer = bearer;
 	rc = at->inner->send(at->inner, &r, resp, err);
@@ -465,9 +465,13 @@ static enum dbx_err auth_send(struct dbx_transport *self, const struct dbx_http_
 	dbx_http_response_reset(resp);
 	rc = get_bearer(at, req->scope, req->deadline_ms, &bearer, &gen, err);
 	if (rc != DBX_OK)
-		goto out; /* the credential's reason says more than the 401 */
+		goto no_token; /* the credential's reason says more than the 401 */
 	r.bearer = bearer;
 	rc = at->inner->send(at->inner, &r, resp, err);
+	goto out;
+no_token:
+	if (err)
+		err->service = DBX_SERVICE_TOKEN; /* nothing was sent: advice names the token */
 out:
 	dbx_wipe_free(bearer);
 	return rc;

@@ -511,6 +511,38 @@ static const struct advice write_generic_advice = {
     "whether the change arrived; quote the request_id in a support ticket if it persists."};
 
 /*
+ * A failure to get a token (the request needing it was never sent), after a
+ * read or a write: the token endpoint is to blame, not ARM.
+ */
+static const struct advice token_advice[] = {
+    {DBX_ETIMEDOUT, "TokenTimeout", "yes",
+     "The credential's token endpoint (Microsoft Entra ID, the managed identity endpoint or "
+     "the Azure CLI) did not answer within the timeout, so the request that needed the token "
+     "was not sent. Check the network path to it and try again, or mount with a larger -o "
+     "timeout=SECONDS."},
+    {DBX_EUNREACHABLE, "TokenEndpointUnreachable", "yes",
+     "The credential's token endpoint could not be reached (DNS, connection or TLS failure), "
+     "so the request that needed the token was not sent. Check the network, proxy and "
+     "firewall, then try again."},
+    {DBX_EREMOTE, "TokenEndpointError", "depends",
+     "The credential's token endpoint failed or answered something unexpected, so the request "
+     "that needed the token was not sent. Try again later; quote the message in a support "
+     "ticket if it persists."},
+};
+
+/* The token table's row for e, when e is a token failure it has one for; else NULL. */
+static const struct advice *token_advice_for(const struct dbx_error *e)
+{
+	if (e->service != DBX_SERVICE_TOKEN)
+		return NULL;
+	for (size_t i = 0; i < sizeof(token_advice) / sizeof(token_advice[0]); i++) {
+		if (token_advice[i].err == e->err)
+			return &token_advice[i];
+	}
+	return NULL;
+}
+
+/*
  * A write whose failing request went to the key's vault (the preflight's key
  * read): the same rows, naming Key Vault. Nothing was sent to ARM then.
  */
@@ -578,16 +610,22 @@ static const struct advice *advice_lookup(const struct advice *table, size_t n,
 	return fallback;
 }
 
-static const struct advice *read_advice_for(enum dbx_err err)
+static const struct advice *read_advice_for(const struct dbx_error *e)
 {
+	const struct advice *a = token_advice_for(e);
+
+	if (a)
+		return a;
 	return advice_lookup(read_advice, sizeof(read_advice) / sizeof(read_advice[0]),
-			     &generic_advice, err);
+			     &generic_advice, e->err);
 }
 
 static const struct advice *write_advice_for(const struct dbx_error *e)
 {
-	const struct advice *a = NULL;
+	const struct advice *a = token_advice_for(e);
 
+	if (a)
+		return a;
 	if (e->service == DBX_SERVICE_KEYVAULT)
 		a = advice_lookup(keyvault_write_advice,
 				  sizeof(keyvault_write_advice) / sizeof(keyvault_write_advice[0]),
@@ -628,8 +666,8 @@ static enum dbx_err append_read_block(char **buf, size_t *len, const struct dbx_
 {
 	const struct dbx_error *e = in->read_err;
 
-	return append_failure_block(buf, len, "read", e, in->read_time, NULL,
-				    read_advice_for(e->err), false);
+	return append_failure_block(buf, len, "read", e, in->read_time, NULL, read_advice_for(e),
+				    false);
 }
 
 /*

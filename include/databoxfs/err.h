@@ -44,6 +44,7 @@ enum dbx_err {
 enum dbx_service {
 	DBX_SERVICE_ARM = 0,  /* Azure Resource Manager (the default) */
 	DBX_SERVICE_KEYVAULT, /* a Key Vault data plane (the key a write names) */
+	DBX_SERVICE_TOKEN,    /* the credential's token endpoint: the request was never sent */
 };
 
 /* What went wrong, for errors files and logs. Never holds a secret. */
@@ -56,7 +57,11 @@ struct dbx_error {
 	char request_id[DBX_ERR_ID_MAX]; /* x-ms-request-id of the failing response, or "" */
 };
 
-/* Fill *e (when e is not NULL) and return err. message is printf-style. */
+/*
+ * Fill *e (when e is not NULL) and return err. message is printf-style. The
+ * error is a new one: its service is ARM again until the layer that knows
+ * better says otherwise.
+ */
 enum dbx_err dbx_error_set(struct dbx_error *e, enum dbx_err err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

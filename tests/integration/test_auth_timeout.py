@@ -142,9 +142,14 @@ class AuthTimeout(writes.WriteWorld):
 			harness.log("errors during the fault (%.1f s):\n%s" % (took, p.stdout))
 			self.assertEqual(p.returncode, 0, p.stderr)
 			self.assertLess(took, TIMEOUT + SLACK)
-			msgs = [b.get("message", "") for b in oracle.parse_errors(p.stdout)]
-			self.assertTrue([t for t in msgs if "token request" in t and
-					 "did not finish within the timeout" in t], p.stdout)
+			blocks = [b for b in oracle.parse_errors(p.stdout)
+				  if "token request" in b.get("message", "") and
+				  "did not finish within the timeout" in b.get("message", "")]
+			self.assertTrue(blocks, p.stdout)
+			# The advice blames the token endpoint, not ARM, which was never asked.
+			self.assertEqual(blocks[0]["code"], "TokenTimeout", blocks[0])
+			self.assertIn("token endpoint", blocks[0]["remedy"], blocks[0])
+			self.assertNotIn("Resource Manager", p.stdout)
 			self.assertNotIn("ARM did not answer", p.stdout)
 		finally:
 			self.emu.clear_faults()

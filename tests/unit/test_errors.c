@@ -855,6 +855,23 @@ static void test_file_keyvault_advice(void **state)
 	text = render(&in);
 	assert_non_null(strstr(text, "remedy: Azure Resource Manager failed"));
 	free(text);
+	/* A token that could not be had: the token endpoint is blamed, read or write. */
+	we.service = DBX_SERVICE_TOKEN;
+	we.err = DBX_ETIMEDOUT;
+	text = render(&in);
+	assert_non_null(strstr(text, "code: TokenTimeout\n"));
+	assert_non_null(strstr(text, "remedy: The credential's token endpoint"));
+	assert_null(strstr(text, "Resource Manager"));
+	free(text);
+	in.read_err = &we;
+	in.read_time = 1795867200;
+	in.write_err = NULL;
+	text = render(&in);
+	assert_non_null(strstr(text, "code: TokenTimeout\nsource: read\n"));
+	assert_null(strstr(text, "Resource Manager"));
+	free(text);
+	in.read_err = NULL;
+	in.write_err = &we;
 	/* A kind the vault table has no row for falls back to the write table. */
 	we.service = DBX_SERVICE_KEYVAULT;
 	we.err = DBX_ENOMEM;
