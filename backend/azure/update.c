@@ -487,13 +487,31 @@ out:
 	return rc;
 }
 
-/* Sends body; *sent and *accepted as dbx_arm_patch_job_ex. */
+/* What the order must show for a PATCH of want's objects what (dbx_arm_shows_fn's ctx). */
+struct expected {
+	const struct dbx_order *want;
+	unsigned what;
+};
+
+static bool shows_expected(const struct dbx_order *order, void *ctx)
+{
+	const struct expected *x = ctx;
+
+	return shows_change(order, x->want, x->what);
+}
+
+/*
+ * Sends body; *sent and *accepted as dbx_arm_patch_job_ex. Once ARM accepted
+ * it, the order itself decides when the operation cannot (arm.h,
+ * dbx_arm_patch_job_verify).
+ */
 static enum dbx_err send_patch(const struct dbx_update_config *cfg, const char *subscription,
 			       const char *resource_group, const char *name,
 			       const struct dbx_order *want, unsigned what, uint64_t deadline,
 			       bool *sent, bool *accepted, struct dbx_order **out,
 			       struct dbx_error *err)
 {
+	struct expected x = {.want = want, .what = what};
 	char *body = NULL;
 	enum dbx_err rc;
 
@@ -502,8 +520,9 @@ static enum dbx_err send_patch(const struct dbx_update_config *cfg, const char *
 	rc = dbx_order_patch_body(want, what, &body, err);
 	if (rc != DBX_OK)
 		goto out;
-	rc = dbx_arm_patch_job_ex(cfg->arm, subscription, resource_group, name, body,
-				  cfg->lro_poll_ms, deadline, sent, accepted, out, err);
+	rc = dbx_arm_patch_job_verify(cfg->arm, subscription, resource_group, name, body,
+				      cfg->lro_poll_ms, deadline, shows_expected, &x, sent,
+				      accepted, out, err);
 out:
 	free(body);
 	return rc;

@@ -1087,8 +1087,7 @@ static struct json_object *opconf_json(const struct dbx_emu_opconf *oc)
 	json_object_object_add(o, "complete_after_ms",
 			       oc->delayed ? json_object_new_int64(oc->complete_after_ms) : NULL);
 	json_object_object_add(o, "retry_after",
-			       oc->retry_after[0] ? json_object_new_string(oc->retry_after)
-						  : NULL);
+			       oc->retry_after[0] ? json_object_new_string(oc->retry_after) : NULL);
 	json_object_object_add(o, "location", json_object_new_string(locs[oc->location]));
 	json_object_object_add(o, "drop_polls", json_object_new_int64(oc->drop_polls));
 	return o;
@@ -1127,8 +1126,9 @@ static void operations_set(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_
 		(void)val;
 		if (strcmp(key, "complete_after_ms") && strcmp(key, "retry_after") &&
 		    strcmp(key, "location") && strcmp(key, "drop_polls")) {
-			admin_error(r, 400, "unknown key: use complete_after_ms, retry_after, "
-					    "location, drop_polls");
+			admin_error(r, 400,
+				    "unknown key: use complete_after_ms, retry_after, "
+				    "location, drop_polls");
 			goto out;
 		}
 	}

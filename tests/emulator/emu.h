@@ -69,11 +69,11 @@ enum dbx_emu_oploc {
 };
 
 struct dbx_emu_opconf {
-	bool delayed;		    /* complete_after_ms given */
-	long complete_after_ms;	    /* the change lands this long after the PATCH */
-	char retry_after[32];	    /* Retry-After on every 202, "" = none */
+	bool delayed;		     /* complete_after_ms given */
+	long complete_after_ms;	     /* the change lands this long after the PATCH */
+	char retry_after[32];	     /* Retry-After on every 202, "" = none */
 	enum dbx_emu_oploc location; /* the PATCH's Location */
-	long drop_polls;	    /* the first N polls of each operation are dropped */
+	long drop_polls;	     /* the first N polls of each operation are dropped */
 };
 
 #define DBX_EMU_REQLOG_MAX  1000
@@ -102,9 +102,9 @@ struct dbx_emu {
 
 	/* pending PATCH operations: opid -> {job id, polls, failed?} */
 	struct json_object *operations;
-	long fail_patches;	     /* next accepted PATCHes whose operation fails */
+	long fail_patches;	      /* next accepted PATCHes whose operation fails */
 	struct dbx_emu_opconf opconf; /* POST /admin/operations: how future PATCHes run */
-	int token_lifetime_override; /* admin tokens/lifetime, 0 = none */
+	int token_lifetime_override;  /* admin tokens/lifetime, 0 = none */
 	/* issued tokens: {"total", "by_grant_type", "by_credential", "by_audience"} */
 	struct json_object *token_stats;
 
