@@ -439,8 +439,12 @@ static enum dbx_err preflight(const struct dbx_update_config *cfg, const struct 
 	identity_changes = key_uses_uai(current) != key_uses_uai(want) ||
 			   (key_uses_uai(want) && !same_id(current->kek_uai_id, want->kek_uai_id));
 	if (key_uses_uai(want)) {
-		/* Must exist (SsemUserErrorKekUserIdentityNotFound); its principal needs access. */
-		if (key_new || identity_changes) {
+		/*
+		 * Must exist (SsemUserErrorKekUserIdentityNotFound); its principal
+		 * needs access. For a new key it is looked up with the vault and the
+		 * key, at the same time.
+		 */
+		if (!key_new && identity_changes) {
 			rc = dbx_keyvault_identity_principal(cfg->kv, want->kek_uai_id, principal,
 							     sizeof(principal), err);
 			if (rc != DBX_OK)
@@ -453,8 +457,10 @@ static enum dbx_err preflight(const struct dbx_update_config *cfg, const struct 
 	if (key_new) {
 		/* pid NULL or "": the system identity is created by this write; the preflight notes
 		 * it. */
-		rc = dbx_keyvault_preflight(cfg->kv, subscription, &change->key_url, pid,
-					    dbx_clock_wall(clock), pre, err);
+		rc = dbx_keyvault_preflight_uai(cfg->kv, subscription, &change->key_url,
+						key_uses_uai(want) ? want->kek_uai_id : NULL, pid,
+						dbx_clock_wall(clock), principal, sizeof(principal),
+						pre, err);
 		if (pre->notes[0])
 			note(report, pre->notes);
 		if (rc != DBX_OK)

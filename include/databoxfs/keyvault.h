@@ -96,4 +96,26 @@ dbx_keyvault_preflight(struct dbx_keyvault *kv, const char *subscription,
 		       const struct dbx_key_url *key, const char *principal_id, time_t now,
 		       struct dbx_preflight *out, struct dbx_error *err);
 
+/*
+ * The same preflight for a key reached with the user-assigned identity
+ * uai_id (NULL: principal_id's, as dbx_keyvault_preflight): its principal
+ * (dbx_keyvault_identity_principal, into principal/cap) is looked up at
+ * the same time as the vault and the key, and the access policies are
+ * checked for it. The identity's failure comes first, then the vault's,
+ * then the key's: the order of the checks, whatever answers first.
+ */
+DBX_MUST_CHECK enum dbx_err
+dbx_keyvault_preflight_uai(struct dbx_keyvault *kv, const char *subscription,
+			   const struct dbx_key_url *key, const char *uai_id,
+			   const char *principal_id, time_t now, char *principal, size_t cap,
+			   struct dbx_preflight *out, struct dbx_error *err);
+
+/*
+ * The preflight's independent lookups (vault, key, identity) run at once,
+ * on threads (the default, on); off runs them one after the other in the
+ * order of the checks (identity, vault, key), a lookup whose check is not
+ * reached not being sent: for a transport that answers in order.
+ */
+void dbx_keyvault_set_concurrent(struct dbx_keyvault *kv, bool on);
+
 #endif
