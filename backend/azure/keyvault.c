@@ -20,9 +20,11 @@
  * are parsed defensively: a wrong type or a missing field is DBX_EREMOTE
  * "malformed ... response", never a crash.
  *
- * The whole preflight runs its independent lookups at once: the key GET
- * (and a user-assigned identity's principal) on threads of their own
- * while the calling thread finds the vault; the findings are then judged
+ * The whole preflight runs its independent lookups at once: a
+ * user-assigned identity's principal on a thread of its own while the
+ * calling thread finds the vault, and, once ARM has named the vault (no
+ * request goes to a vault host ARM does not know), the key GET on another
+ * while the vault's properties are read; the findings are then judged
  * in the fixed order of the checks, so the outcome and the Ssem code are
  * those of the one-by-one order whatever finishes first (the transport is
  * thread-safe).
@@ -262,16 +264,18 @@ static enum dbx_err read_vault(struct dbx_keyvault *kv, uint64_t deadline, const
 	return DBX_OK;
 }
 
-/* dbx_keyvault_find_vault under the caller's deadline; *readable and *props as read_vault. */
-static enum dbx_err find_vault(struct dbx_keyvault *kv, const char *subscription, const char *name,
-			       uint64_t deadline, struct dbx_vault_info *out, bool *readable,
-			       struct dbx_arm_vault *props, struct dbx_error *err)
+/*
+ * The first half of find_vault: the vault's ARM ID into out->id (a search
+ * by name through ARM), out reset to the service defaults.
+ */
+static enum dbx_err locate_vault(struct dbx_keyvault *kv, const char *subscription,
+				 const char *name, uint64_t deadline, struct dbx_vault_info *out,
+				 struct dbx_error *err)
 {
 	bool found = false, denied = false;
 	enum dbx_err rc;
 
 	memset(out, 0, sizeof(*out));
-	*readable = false;
 	if (!vault_name_ok(name))
 		return ssem_error(err, SSEM_BAD_URL, 0, NULL, "invalid key vault name '%s'",
 				  name ? name : "");
@@ -286,6 +290,20 @@ static enum dbx_err find_vault(struct dbx_keyvault *kv, const char *subscription
 				  name,
 				  denied ? " (some subscriptions refused the search: 403)" : "");
 	out->soft_delete = true; /* the service defaults, kept when the vault is not readable */
+	return DBX_OK;
+}
+
+/* dbx_keyvault_find_vault under the caller's deadline; *readable and *props as read_vault. */
+static enum dbx_err find_vault(struct dbx_keyvault *kv, const char *subscription, const char *name,
+			       uint64_t deadline, struct dbx_vault_info *out, bool *readable,
+			       struct dbx_arm_vault *props, struct dbx_error *err)
+{
+	enum dbx_err rc;
+
+	*readable = false;
+	rc = locate_vault(kv, subscription, name, deadline, out, err);
+	if (rc != DBX_OK)
+		return rc;
 	return read_vault(kv, deadline, name, out, readable, props, err);
 }
 
@@ -814,9 +832,17 @@ enum dbx_err dbx_keyvault_preflight_uai(struct dbx_keyvault *kv, const char *sub
 			lookup_finish(&ul, true); /* one by one: nothing else is sent if it fails */
 	}
 	if (!uai_id || ul.running || ul.rc == DBX_OK) {
-		lookup_start(&kl);
-		rc = find_vault(kv, subscription, key->vault, deadline, &out->vault,
-				&vault_readable, &vault_props, err);
+		/*
+		 * The key's host is contacted only once ARM knows its vault (no
+		 * request goes to a vault ARM does not know); the key GET then runs
+		 * while the vault's properties are read.
+		 */
+		rc = locate_vault(kv, subscription, key->vault, deadline, &out->vault, err);
+		if (rc == DBX_OK) {
+			lookup_start(&kl);
+			rc = read_vault(kv, deadline, key->vault, &out->vault, &vault_readable,
+					&vault_props, err);
+		}
 	}
 	if (uai_id) {
 		lookup_finish(&ul, true);

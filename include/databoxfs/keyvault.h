@@ -100,7 +100,8 @@ dbx_keyvault_preflight(struct dbx_keyvault *kv, const char *subscription,
  * The same preflight for a key reached with the user-assigned identity
  * uai_id (NULL: principal_id's, as dbx_keyvault_preflight): its principal
  * (dbx_keyvault_identity_principal, into principal/cap) is looked up at
- * the same time as the vault and the key, and the access policies are
+ * the same time as the vault and the key (the key once ARM has named its
+ * vault, while the vault's properties are read), and the access policies are
  * checked for it. The identity's failure comes first, then the vault's,
  * then the key's: the order of the checks, whatever answers first.
  */
