@@ -1212,12 +1212,13 @@ static void next_wait(struct lro *l, const struct dbx_http_response *resp)
 	l->asked = poll_wait_ms(resp, &l->asked_ms);
 }
 
-/* Would a request after a wait of ms still come before the deadline? */
-static bool fits(const struct lro *l, uint64_t ms)
+/* Would a request after a wait of ms still come more than reserve ms before the deadline? */
+static bool fits(const struct lro *l, uint64_t ms, uint64_t reserve)
 {
 	uint64_t now = dbx_clock_now_ms(l->arm->clock);
 
-	return !l->deadline || (now < l->deadline && ms < l->deadline - now);
+	return !l->deadline ||
+	       (now < l->deadline && ms < l->deadline - now && l->deadline - now - ms > reserve);
 }
 
 #define LRO_MAX_INTERRUPTS 100 /* signals that may cut one wait short before it is cut */
@@ -1525,7 +1526,8 @@ static enum dbx_err follow_operation(struct lro *l, const struct dbx_http_respon
 			goto out;
 		}
 		wait = l->asked ? l->asked_ms : l->step;
-		if (polls >= DBX_ARM_MAX_POLLS || !fits(l, wait)) {
+		/* A poll must leave time to read the order should it be lost. */
+		if (polls >= DBX_ARM_MAX_POLLS || !fits(l, wait, LRO_RESERVE_MS)) {
 			snprintf(why, sizeof(why),
 				 "the next poll of the operation was due in %llu s, after the "
 				 "deadline",

@@ -786,6 +786,25 @@ static void test_patch_huge_retry_after_order_shows(void **state)
 	env_fini(&e);
 }
 
+/* A Retry-After too large for milliseconds: still past the deadline, the order is read. */
+static void test_patch_retry_after_overflow(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 202, .location = OP_URL("1"), .retry_after = "18446744073709551"},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 2, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 2);
+	assert_string_equal(e.ft.calls[1].url, JOB_GET_URL);
+	assert_int_equal(e.fc.n_sleeps, 0);
+	assert_cmk_order(e.order);
+	env_fini(&e);
+}
+
 /* The schedule without Retry-After: 1 s doubling, capped at lro_poll (or lro_poll below 1 s). */
 static void test_patch_backoff_schedule(void **state)
 {
@@ -1131,6 +1150,7 @@ int main(void)
 	    cmocka_unit_test(test_patch_huge_retry_after_on_final_poll),
 	    cmocka_unit_test(test_patch_huge_retry_after_order_shows),
 	    cmocka_unit_test(test_patch_backoff_schedule),
+	    cmocka_unit_test(test_patch_retry_after_overflow),
 	    cmocka_unit_test(test_patch_failed_operation_is_eio),
 	    cmocka_unit_test(test_patch_poll_failure_is_the_operations),
 	    cmocka_unit_test(test_patch_error_statuses),
