@@ -677,8 +677,9 @@ static void job_apply(struct dbx_emu *e, struct arm_ctx *c, struct json_object *
 void dbx_emu_ops_settle(struct dbx_emu *e)
 {
 	long long now = mono_ms();
+	long pending = 0;
 
-	if (!e->operations)
+	if (!e->operations || e->ops_pending <= 0)
 		return;
 	json_object_object_foreach(e->operations, opid, op)
 	{
@@ -688,9 +689,12 @@ void dbx_emu_ops_settle(struct dbx_emu *e)
 		char sub[256], rg[256], name[256];
 
 		(void)opid;
-		if (!json_object_object_get_ex(op, "pending", &body) ||
-		    json_object_get_int64(dbx_emu_jpath(op, "apply_at")) > now)
+		if (!json_object_object_get_ex(op, "pending", &body))
 			continue;
+		if (json_object_get_int64(dbx_emu_jpath(op, "apply_at")) > now) {
+			pending++;
+			continue;
+		}
 		if (dbx_emu_id_parse(dbx_emu_jstr(op, "job"), sub, rg, name, sizeof(sub))) {
 			job = dbx_emu_find_job(e, sub, rg, name);
 			snprintf(tok.tenant, sizeof(tok.tenant), "%s",
@@ -706,6 +710,7 @@ void dbx_emu_ops_settle(struct dbx_emu *e)
 		}
 		json_object_object_del(op, "pending");
 	}
+	e->ops_pending = pending;
 }
 
 /* The Location of an accepted PATCH, as POST /admin/operations has it point. */
@@ -807,6 +812,7 @@ static void job_patch(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_r
 		json_object_object_add(op, "host", json_object_new_string(q->host));
 		json_object_object_add(op, "tenant", json_object_new_string(c->tok->tenant));
 		json_object_object_add(op, "client", json_object_new_string(c->tok->client));
+		e->ops_pending++;
 	} else {
 		job_apply(e, c, job, body, q->host, c->tok->client);
 	}

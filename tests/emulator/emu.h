@@ -104,6 +104,7 @@ struct dbx_emu {
 	struct json_object *operations;
 	long fail_patches;	      /* next accepted PATCHes whose operation fails */
 	struct dbx_emu_opconf opconf; /* POST /admin/operations: how future PATCHes run */
+	long ops_pending;	      /* delayed changes not applied yet (0: nothing to settle) */
 	int token_lifetime_override;  /* admin tokens/lifetime, 0 = none */
 	/* issued tokens: {"total", "by_grant_type", "by_credential", "by_audience"} */
 	struct json_object *token_stats;
