@@ -629,16 +629,24 @@ enum dbx_err dbx_keyvault_get_key(struct dbx_keyvault *kv, const struct dbx_key_
  * Public: the identity's principalId through ARM; anything but a non-empty
  * principalId that fits is malformed.
  */
-enum dbx_err dbx_keyvault_identity_principal(struct dbx_keyvault *kv, const char *uai_id,
-					     char *principal, size_t cap, struct dbx_error *err)
+/* dbx_keyvault_identity_principal under the caller's deadline. */
+static enum dbx_err identity_principal(struct dbx_keyvault *kv, const char *uai_id,
+				       uint64_t deadline, char *principal, size_t cap,
+				       struct dbx_error *err)
 {
 	enum dbx_err rc;
 
-	rc = dbx_arm_identity_principal(kv->arm, uai_id, deadline_of(kv), principal, cap, err);
+	rc = dbx_arm_identity_principal(kv->arm, uai_id, deadline, principal, cap, err);
 	if (rc == DBX_ENOTFOUND)
 		return ssem_error(err, SSEM_UAI_NOT_FOUND, 404, err ? err->request_id : NULL,
 				  "user-assigned identity %s not found", uai_id);
 	return rc;
+}
+
+enum dbx_err dbx_keyvault_identity_principal(struct dbx_keyvault *kv, const char *uai_id,
+					     char *principal, size_t cap, struct dbx_error *err)
+{
+	return identity_principal(kv, uai_id, deadline_of(kv), principal, cap, err);
 }
 
 /* ---- the whole preflight ---- */
@@ -720,8 +728,8 @@ static void lookup_run(struct lookup *l)
 	if (l->key)
 		l->rc = fetch_key(l->kv, l->key, l->deadline, &l->info, &l->readable, &l->err);
 	else
-		l->rc = dbx_keyvault_identity_principal(l->kv, l->uai_id, l->principal,
-							sizeof(l->principal), &l->err);
+		l->rc = identity_principal(l->kv, l->uai_id, l->deadline, l->principal,
+					   sizeof(l->principal), &l->err);
 	l->done = true;
 }
 
@@ -803,13 +811,13 @@ static enum dbx_err judge_key_and_access(const struct dbx_key_url *key, struct l
  * written URL when the key was not readable); out->notes lists what was
  * skipped. On failure out holds what was learnt by the checks before it.
  */
-enum dbx_err dbx_keyvault_preflight_uai(struct dbx_keyvault *kv, const char *subscription,
-					const struct dbx_key_url *key, const char *uai_id,
-					const char *principal_id, time_t now, char *principal,
-					size_t cap, struct dbx_preflight *out,
+enum dbx_err dbx_keyvault_preflight_uai(struct dbx_keyvault *kv, uint64_t deadline_ms,
+					const char *subscription, const struct dbx_key_url *key,
+					const char *uai_id, const char *principal_id, time_t now,
+					char *principal, size_t cap, struct dbx_preflight *out,
 					struct dbx_error *err)
 {
-	uint64_t deadline = deadline_of(kv);
+	uint64_t deadline = deadline_ms ? deadline_ms : deadline_of(kv);
 	struct dbx_arm_vault vault_props = {0};
 	struct lookup kl = {.kv = kv, .deadline = deadline, .key = key};
 	struct lookup ul = {.kv = kv, .deadline = deadline, .uai_id = uai_id};
@@ -888,6 +896,6 @@ enum dbx_err dbx_keyvault_preflight(struct dbx_keyvault *kv, const char *subscri
 				    const struct dbx_key_url *key, const char *principal_id,
 				    time_t now, struct dbx_preflight *out, struct dbx_error *err)
 {
-	return dbx_keyvault_preflight_uai(kv, subscription, key, NULL, principal_id, now, NULL, 0,
-					  out, err);
+	return dbx_keyvault_preflight_uai(kv, 0, subscription, key, NULL, principal_id, now, NULL,
+					  0, out, err);
 }

@@ -420,13 +420,13 @@ static enum dbx_err check_time(const struct dbx_clock *clock, uint64_t deadline,
  * change names a key the order does not have yet (its vault is then looked
  * up: *vault_id points into pre). Otherwise, when only the identity that
  * reaches the current key changes, that identity must exist and hold access
- * on the current vault.
+ * on the current vault. The preflight of a new key shares the write's deadline.
  */
 static enum dbx_err preflight(const struct dbx_update_config *cfg, const struct dbx_clock *clock,
-			      const char *subscription, const struct dbx_order *current,
-			      const struct dbx_order *want, unsigned what,
-			      const struct dbx_encryption_change *change, bool key_new,
-			      struct dbx_preflight *pre, const char **vault_id,
+			      uint64_t deadline, const char *subscription,
+			      const struct dbx_order *current, const struct dbx_order *want,
+			      unsigned what, const struct dbx_encryption_change *change,
+			      bool key_new, struct dbx_preflight *pre, const char **vault_id,
 			      struct dbx_update_report *report, struct dbx_error *err)
 {
 	char principal[128] = "";
@@ -457,7 +457,7 @@ static enum dbx_err preflight(const struct dbx_update_config *cfg, const struct 
 	if (key_new) {
 		/* pid NULL or "": the system identity is created by this write; the preflight notes
 		 * it. */
-		rc = dbx_keyvault_preflight_uai(cfg->kv, subscription, &change->key_url,
+		rc = dbx_keyvault_preflight_uai(cfg->kv, deadline, subscription, &change->key_url,
 						key_uses_uai(want) ? want->kek_uai_id : NULL, pid,
 						dbx_clock_wall(clock), principal, sizeof(principal),
 						pre, err);
@@ -545,8 +545,8 @@ out:
  * whether the key is new to the order.
  */
 static enum dbx_err merge_and_preflight(const struct dbx_update_config *cfg,
-					const struct dbx_clock *clock, const char *subscription,
-					const struct dbx_order *current,
+					const struct dbx_clock *clock, uint64_t deadline,
+					const char *subscription, const struct dbx_order *current,
 					const struct dbx_encryption_change *change,
 					struct dbx_order **want, unsigned *what,
 					const char **vault_id, struct dbx_preflight **pre,
@@ -567,8 +567,8 @@ static enum dbx_err merge_and_preflight(const struct dbx_update_config *cfg,
 	*pre = calloc(1, sizeof(**pre));
 	if (!*pre)
 		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
-	rc = preflight(cfg, clock, subscription, current, *want, *what, change, key_new, *pre,
-		       vault_id, report, err);
+	rc = preflight(cfg, clock, deadline, subscription, current, *want, *what, change, key_new,
+		       *pre, vault_id, report, err);
 	if (rc != DBX_OK || !key_new)
 		return rc;
 	dbx_order_free(*want);
@@ -688,8 +688,8 @@ enum dbx_err dbx_update_apply(const struct dbx_update_config *cfg, const char *s
 	}
 
 	/* 2 and 3. The merge, and the preflight of what it will send. */
-	rc = merge_and_preflight(cfg, clock, subscription, current, change, &want, &what, &vault_id,
-				 &pre, report, err);
+	rc = merge_and_preflight(cfg, clock, deadline, subscription, current, change, &want, &what,
+				 &vault_id, &pre, report, err);
 	if (rc != DBX_OK)
 		goto out;
 	if (what == 0) {

@@ -104,9 +104,11 @@ dbx_keyvault_preflight(struct dbx_keyvault *kv, const char *subscription,
  * vault, while the vault's properties are read), and the access policies are
  * checked for it. The identity's failure comes first, then the vault's,
  * then the key's: the order of the checks, whatever answers first.
+ * deadline_ms (absolute, on the arm's clock) bounds it all, so a write
+ * shares its own deadline with it; 0: now + the kv's timeout.
  */
 DBX_MUST_CHECK enum dbx_err
-dbx_keyvault_preflight_uai(struct dbx_keyvault *kv, const char *subscription,
+dbx_keyvault_preflight_uai(struct dbx_keyvault *kv, uint64_t deadline_ms, const char *subscription,
 			   const struct dbx_key_url *key, const char *uai_id,
 			   const char *principal_id, time_t now, char *principal, size_t cap,
 			   struct dbx_preflight *out, struct dbx_error *err);

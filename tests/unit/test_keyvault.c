@@ -1198,8 +1198,8 @@ static struct outcome run_preflight(struct script arm, struct script kv, struct 
 
 	memset(&o, 0, sizeof(o));
 	rbegin(arm, kv, uai, concurrent);
-	o.rc = dbx_keyvault_preflight_uai(C.kv, SUB, &C.key, uai_id, uai_id ? NULL : PRINCIPAL, NOW,
-					  o.principal, sizeof(o.principal), &o.out, &o.err);
+	o.rc = dbx_keyvault_preflight_uai(C.kv, 0, SUB, &C.key, uai_id, uai_id ? NULL : PRINCIPAL,
+					  NOW, o.principal, sizeof(o.principal), &o.out, &o.err);
 	o.arm_calls = R.arm.n_calls;
 	o.kv_calls = R.kv.n_calls;
 	o.uai_calls = R.uai.n_calls;
@@ -1347,6 +1347,37 @@ static void test_preflight_lookups_overlap(void **state)
 	fake_fmt_free();
 }
 
+/* The caller's deadline (a write's own) bounds every lookup of the preflight. */
+static void test_preflight_takes_the_callers_deadline(void **state)
+{
+	const struct fake_reply arm[] = {{.status = 200, .body = resources(VAULT_ID)},
+					 {.status = 200, .body = good_vault()}};
+	const struct fake_reply kv[] = {{.status = 200, .body = good_key()}};
+	const uint64_t deadline = START_MS + 1234;
+	struct dbx_preflight out;
+
+	(void)state;
+	rbegin(S(arm), S(kv), NONE, true);
+	assert_int_equal(dbx_keyvault_preflight_uai(C.kv, deadline, SUB, &C.key, NULL, PRINCIPAL,
+						    NOW, NULL, 0, &out, &C.err),
+			 DBX_OK);
+	assert_int_equal(R.arm.n_calls, 2);
+	assert_int_equal(R.kv.n_calls, 1);
+	assert_int_equal(R.arm.calls[0].deadline_ms, deadline);
+	assert_int_equal(R.arm.calls[1].deadline_ms, deadline);
+	assert_int_equal(R.kv.calls[0].deadline_ms, deadline);
+	rend();
+
+	/* Past it: nothing is sent, ETIMEDOUT. */
+	rbegin(S(arm), S(kv), NONE, true);
+	assert_int_equal(dbx_keyvault_preflight_uai(C.kv, START_MS, SUB, &C.key, NULL, PRINCIPAL,
+						    NOW, NULL, 0, &out, &C.err),
+			 DBX_ETIMEDOUT);
+	assert_int_equal(R.arm.n_calls + R.kv.n_calls, 0);
+	rend();
+	fake_fmt_free();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1395,6 +1426,7 @@ int main(void)
 	    cmocka_unit_test(test_foreign_key_host_not_contacted),
 	    cmocka_unit_test(test_preflight_concurrent_same_outcome),
 	    cmocka_unit_test(test_preflight_lookups_overlap),
+	    cmocka_unit_test(test_preflight_takes_the_callers_deadline),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
