@@ -758,6 +758,72 @@ static void lookup_finish(struct lookup *l, bool needed)
 }
 
 /*
+ * Public: the user-assigned identity's principal and the vault's access
+ * policies for it, looked up at the same time; the identity's failure
+ * first, as one by one.
+ */
+enum dbx_err dbx_keyvault_check_access_uai(struct dbx_keyvault *kv, uint64_t deadline_ms,
+					   const struct dbx_vault_info *vault, const char *uai_id,
+					   char *principal, size_t cap, struct dbx_error *err)
+{
+	uint64_t deadline = deadline_ms ? deadline_ms : deadline_of(kv);
+	struct lookup ul = {.kv = kv, .deadline = deadline, .uai_id = uai_id};
+	struct dbx_arm_vault props = {0};
+	struct dbx_vault_info fresh;
+	struct dbx_error verr;
+	const char *name;
+	bool readable = false, need_vault;
+	enum dbx_err rc = DBX_OK, vrc = DBX_OK;
+
+	dbx_error_clear(err);
+	dbx_error_clear(&verr);
+	if (principal && cap)
+		principal[0] = '\0';
+	if (!vault || !uai_id || !principal || cap == 0) {
+		rc = dbx_error_set(err, DBX_EINVAL, "no vault or identity to check");
+		goto out;
+	}
+	need_vault = !vault->rbac && vault->policies_known;
+	lookup_start(&ul);
+	if (!ul.running)
+		lookup_finish(&ul, true); /* one by one: the identity first */
+	if (need_vault && (ul.running || ul.rc == DBX_OK)) {
+		fresh = *vault;
+		name = strrchr(vault->id, '/');
+		vrc = read_vault(kv, deadline, name ? name + 1 : vault->id, &fresh, &readable,
+				 &props, &verr);
+	}
+	lookup_finish(&ul, true);
+	if (ul.rc != DBX_OK) {
+		rc = ul.rc;
+		if (err)
+			*err = ul.err;
+		goto out;
+	}
+	if (strlen(ul.principal) >= cap) {
+		rc = dbx_error_set(err, DBX_EREMOTE,
+				   "malformed response from ARM: principalId too long");
+		goto out;
+	}
+	memcpy(principal, ul.principal, strlen(ul.principal) + 1);
+	if (!need_vault)
+		goto out;
+	if (vrc != DBX_OK) {
+		rc = vrc;
+		if (err)
+			*err = verr;
+		goto out;
+	}
+	if (!readable || fresh.rbac)
+		goto out;
+	rc = check_policies(&props, vault, principal, err);
+out:
+	lookup_finish(&ul, false);
+	dbx_arm_vault_clear(&props);
+	return rc;
+}
+
+/*
  * The checks of the key that was fetched (*k, as l found it), then the
  * vault's access policies for pid: the second half of the preflight.
  */

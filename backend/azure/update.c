@@ -441,10 +441,10 @@ static enum dbx_err preflight(const struct dbx_update_config *cfg, const struct 
 	if (key_uses_uai(want)) {
 		/*
 		 * Must exist (SsemUserErrorKekUserIdentityNotFound); its principal
-		 * needs access. For a new key it is looked up with the vault and the
-		 * key, at the same time.
+		 * needs access. It is looked up at the same time as the vault (and
+		 * the key, for a new key), below.
 		 */
-		if (!key_new && identity_changes) {
+		if (!key_new && identity_changes && !(what & DBX_PATCH_KEK)) {
 			rc = dbx_keyvault_identity_principal(cfg->kv, want->kek_uai_id, principal,
 							     sizeof(principal), err);
 			if (rc != DBX_OK)
@@ -469,20 +469,27 @@ static enum dbx_err preflight(const struct dbx_update_config *cfg, const struct 
 	} else if ((what & DBX_PATCH_KEK) && identity_changes) {
 		struct dbx_vault_info vault;
 
-		if (!pid || !*pid) {
-			note(report, "the system identity's principal is not known yet; access "
-				     "policies not checked.");
-			goto out;
-		}
 		/* The current key's vault, by its ID: read afresh by check_access. */
 		memset(&vault, 0, sizeof(vault));
 		snprintf(vault.id, sizeof(vault.id), "%s",
 			 current->kek_vault_id ? current->kek_vault_id : "");
 		vault.soft_delete = true;
 		vault.policies_known = true;
-		rc = dbx_keyvault_check_access(cfg->kv, &vault, pid, err);
-		if (rc != DBX_OK)
+		if (key_uses_uai(want)) {
+			rc = dbx_keyvault_check_access_uai(cfg->kv, deadline, &vault,
+							   want->kek_uai_id, principal,
+							   sizeof(principal), err);
+			if (rc != DBX_OK)
+				goto out;
+		} else if (!pid || !*pid) {
+			note(report, "the system identity's principal is not known yet; access "
+				     "policies not checked.");
 			goto out;
+		} else {
+			rc = dbx_keyvault_check_access(cfg->kv, &vault, pid, err);
+			if (rc != DBX_OK)
+				goto out;
+		}
 	}
 	if ((what & DBX_PATCH_IDENTITY) && !has_system(current) && has_system(want) &&
 	    !key_uses_uai(want))

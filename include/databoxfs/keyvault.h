@@ -114,6 +114,18 @@ dbx_keyvault_preflight_uai(struct dbx_keyvault *kv, uint64_t deadline_ms, const 
 			   struct dbx_preflight *out, struct dbx_error *err);
 
 /*
+ * dbx_keyvault_identity_principal (into principal/cap) and
+ * dbx_keyvault_check_access of vault for that principal, the two lookups
+ * at once; the identity's failure first. deadline_ms as
+ * dbx_keyvault_preflight_uai.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_keyvault_check_access_uai(struct dbx_keyvault *kv,
+							  uint64_t deadline_ms,
+							  const struct dbx_vault_info *vault,
+							  const char *uai_id, char *principal,
+							  size_t cap, struct dbx_error *err);
+
+/*
  * The preflight's independent lookups (vault, key, identity) run at once,
  * on threads (the default, on); off runs them one after the other in the
  * order of the checks (identity, vault, key), a lookup whose check is not

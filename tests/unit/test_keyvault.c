@@ -1347,6 +1347,74 @@ static void test_preflight_lookups_overlap(void **state)
 	fake_fmt_free();
 }
 
+/*
+ * A new user-assigned identity for the key the order has: its principal and
+ * the vault's policies for it, at once and one by one, the same outcome.
+ */
+static void test_check_access_uai_concurrent(void **state)
+{
+	const char *uai_body = fake_fmt(
+	    "{\"id\":\"" UAI_ID "\",\"name\":\"uai1\",\"properties\":{\"tenantId\":\"" TENANT
+	    "\",\"principalId\":\"" OTHER "\",\"clientId\":\"c\"}}");
+	const struct fake_reply for_other[] = {
+	    {.status = 200,
+	     .body = vault(VAULT_ID, "\"enableSoftDelete\":true,\"enablePurgeProtection\":true",
+			   OTHER, ALL_KEY_PERMS)}};
+	const struct fake_reply for_principal[] = {{.status = 200, .body = good_vault()}};
+	const struct fake_reply vault_403[] = {
+	    {.status = 403, .body = arm_error("AuthorizationFailed")}};
+	const struct fake_reply vault_404[] = {
+	    {.status = 404, .body = arm_error("ResourceNotFound")}};
+	const struct fake_reply uai_ok[] = {{.status = 200, .body = uai_body}};
+	const struct fake_reply uai_404[] = {
+	    {.status = 404, .body = arm_error("ResourceNotFound")}};
+	const struct {
+		struct script arm, uai;
+		enum dbx_err rc;
+		const char *code;
+	} cases[] = {
+	    {S(for_other), S(uai_ok), DBX_OK, ""},
+	    {S(for_principal), S(uai_ok), DBX_EINVAL, "SsemUserErrorKeyVaultBadRequestException"},
+	    {S(vault_403), S(uai_ok), DBX_OK, ""},
+	    {S(vault_404), S(uai_ok), DBX_EINVAL, "SsemUserErrorKeyVaultDetailsNotFound"},
+	    {S(vault_404), S(uai_404), DBX_EINVAL, "SsemUserErrorKekUserIdentityNotFound"},
+	    {S(for_other), S(uai_404), DBX_EINVAL, "SsemUserErrorKekUserIdentityNotFound"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct dbx_error e[2];
+		char principal[2][64];
+		enum dbx_err rc[2];
+		size_t arm_calls[2], uai_calls[2];
+
+		for (int seq = 0; seq < 2; seq++) {
+			struct dbx_vault_info v = {.soft_delete = true, .policies_known = true};
+
+			snprintf(v.id, sizeof(v.id), "%s", VAULT_ID);
+			rbegin(cases[i].arm, NONE, cases[i].uai, seq == 0);
+			rc[seq] = dbx_keyvault_check_access_uai(C.kv, 0, &v, UAI_ID, principal[seq],
+								sizeof(principal[seq]), &e[seq]);
+			arm_calls[seq] = R.arm.n_calls;
+			uai_calls[seq] = R.uai.n_calls;
+			rend();
+		}
+		print_message("case %zu\n", i);
+		assert_int_equal(rc[0], cases[i].rc);
+		assert_string_equal(e[0].code, cases[i].code);
+		assert_int_equal(rc[1], rc[0]);
+		assert_string_equal(e[1].code, e[0].code);
+		assert_string_equal(e[1].message, e[0].message);
+		assert_string_equal(principal[1], principal[0]);
+		assert_int_equal(arm_calls[0], 1); /* at once: both went out */
+		assert_int_equal(uai_calls[0], 1);
+		assert_int_equal(uai_calls[1], 1);
+		if (cases[i].rc == DBX_OK)
+			assert_string_equal(principal[0], OTHER);
+	}
+	fake_fmt_free();
+}
+
 /* The caller's deadline (a write's own) bounds every lookup of the preflight. */
 static void test_preflight_takes_the_callers_deadline(void **state)
 {
@@ -1427,6 +1495,7 @@ int main(void)
 	    cmocka_unit_test(test_preflight_concurrent_same_outcome),
 	    cmocka_unit_test(test_preflight_lookups_overlap),
 	    cmocka_unit_test(test_preflight_takes_the_callers_deadline),
+	    cmocka_unit_test(test_check_access_uai_concurrent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
