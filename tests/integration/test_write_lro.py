@@ -17,6 +17,7 @@ import threading
 import time
 
 import harness
+import oracle
 import writes
 
 TIMEOUT = 20  # -o timeout: a lost poll alone costs the retry layer about 12 s
@@ -128,6 +129,7 @@ class AcceptedWrites(writes.WriteWorld):
 
 	def accepted_write(self, expect_ok, **conf):
 		sub, rg, name, d = self.new_order("cm-system")
+		self.last_dir = d
 		self.operations(**conf)
 		p, secs, url = self.write_key(d)
 		harness.log("%r: exit %d in %.1f s %s" % (conf, p.returncode, secs, p.stderr.strip()))
@@ -164,6 +166,11 @@ class AcceptedWrites(writes.WriteWorld):
 		p, secs, _ = self.accepted_write(False, location="foreign", complete_after_ms=60000)
 		self.assertGreaterEqual(secs, TIMEOUT - 3, "gave up long before the timeout")
 		self.assertIn(ETIMEDOUT_TEXT, p.stderr)
+		d = self.last_dir
+		text = writes.read(os.path.join(d, "errors"))
+		blocks = [b for b in oracle.parse_errors(text) if b.get("source") == "last-write"]
+		self.assertTrue(blocks, text)
+		self.assertIn("may still be applied", blocks[0].get("message", ""), text)
 
 	def test_polls_see_the_change_land(self):
 		"""Normal polling of an operation that ends 2 s after the PATCH: polls at 1 s
