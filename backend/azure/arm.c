@@ -1136,6 +1136,7 @@ out:
 
 #define DBX_ARM_MAX_POLLS 10000 /* a server answering 202 forever without a deadline */
 #define LRO_FIRST_MS	  1000	/* the schedule's first interval, doubled up to lro_poll */
+#define LRO_MIN_MS	  10	/* the shortest interval, whatever lro_poll says */
 #define LRO_RESERVE_MS	  1000 /* the last read of the order starts this long before the deadline */
 #define LRO_TIMEOUT_MSG                                                                            \
 	"the update was accepted by ARM but did not finish within the timeout (it may still be "   \
@@ -1653,8 +1654,11 @@ enum dbx_err dbx_arm_patch_job_verify(struct dbx_arm *arm, const char *subscript
 	    .name = name,
 	    .shows = shows,
 	    .shows_ctx = shows_ctx,
-	    .lro_poll_ms = lro_poll_ms,
-	    .step = lro_poll_ms < LRO_FIRST_MS ? lro_poll_ms : LRO_FIRST_MS,
+	    /* At least LRO_MIN_MS: lro_poll=0.0001 must not become a storm of requests. */
+	    .lro_poll_ms = lro_poll_ms < LRO_MIN_MS ? LRO_MIN_MS : lro_poll_ms,
+	    .step = lro_poll_ms < LRO_MIN_MS	 ? LRO_MIN_MS
+		    : lro_poll_ms < LRO_FIRST_MS ? lro_poll_ms
+						 : LRO_FIRST_MS,
 	    .deadline = deadline_ms,
 	};
 
