@@ -1187,20 +1187,35 @@ out:
  * Location (docs/azure.md, "Long-running operations"): .../operationResults/<id>, polled while it
  * answers 202 (each answer may carry a new Location), until a 200/204,
  * typically after the last Location pointed at the job itself. A Location
- * naming the job is not fetched as given: the job is read with
- * $expand=details instead (the plain GET drops details.jobStages, and the
- * result goes to the cache the errors file is made from). Otherwise the job
- * is read the same way at the end, unless the last answer was this job with
+ * naming the job ends the waiting: the job is read at once, with
+ * $expand=details (the plain GET drops details.jobStages, and the result
+ * goes to the cache the errors file is made from). Otherwise the job is
+ * read the same way at the end, unless the last answer was this job with
  * its details. A poll answer of 200 with an operation status body
  * ({"status": "InProgress" | "Succeeded" | "Failed", "error": {...}}, the
  * Azure-AsyncOperation shape) is understood too, should the service ever
  * send one; the Azure-AsyncOperation header itself is not followed, since
  * struct dbx_http_response does not carry it (Data Box never sends it).
- * Every poll URL carries the bearer token, so it must be https on exactly
- * the cloud's ARM host, like a nextLink.
+ *
+ * The wait before each poll is the answer's retry-after-ms or Retry-After
+ * (seconds), else the schedule of docs/azure.md, "Long-running
+ * operations": 1 s, doubling, capped at lro_poll.
+ *
+ * Once ARM accepted the PATCH the change may land whatever happens to the
+ * polling, so the write reports what the order shows (docs/formats.md,
+ * "Writes"): when the operation cannot tell any more (a Location that is
+ * not https on the cloud's ARM host, refused before anything is sent since
+ * the bearer token goes with every poll; a poll lost at the transport;
+ * a next poll due past the deadline), watch_order() reads the order
+ * itself at the schedule's intervals until it shows the change (the
+ * caller's test) or the deadline comes: DBX_ETIMEDOUT, "may still be
+ * applied". A failed operation is still checked against the order first.
  */
 
 #define DBX_ARM_MAX_POLLS 10000 /* a server answering 202 forever without a deadline */
+#define LRO_FIRST_MS	  1000	/* the schedule's first interval, doubled up to lro_poll */
+#define LRO_MIN_MS	  10	/* the shortest interval, whatever lro_poll says */
+#define LRO_RESERVE_MS	  1000 /* the last read of the order starts this long before the deadline */
 #define LRO_TIMEOUT_MSG                                                                            \
 	"the update was accepted by ARM but did not finish within the timeout (it may still be "   \
 	"applied)"
@@ -1227,16 +1242,62 @@ static bool parse_decimal(const char *s, uint64_t *out)
 	return true;
 }
 
-/* The wait before the next poll: retry-after-ms, else Retry-After in seconds, else fallback. */
-static uint64_t poll_wait_ms(const struct dbx_http_response *resp, uint64_t fallback)
+/* The wait the answer asks for: retry-after-ms, else Retry-After in seconds; false without one. */
+static bool poll_wait_ms(const struct dbx_http_response *resp, uint64_t *ms)
 {
 	uint64_t v;
 
-	if (resp->retry_after_ms && parse_decimal(resp->retry_after_ms, &v))
-		return v;
-	if (resp->retry_after && parse_decimal(resp->retry_after, &v))
-		return v > UINT64_MAX / 1000 ? UINT64_MAX : v * 1000;
-	return fallback; /* absent, or an HTTP date: ARM's LROs send seconds */
+	if (resp->retry_after_ms && parse_decimal(resp->retry_after_ms, &v)) {
+		*ms = v;
+		return true;
+	}
+	if (resp->retry_after && parse_decimal(resp->retry_after, &v)) {
+		*ms = v > UINT64_MAX / 1000 ? UINT64_MAX : v * 1000;
+		return true;
+	}
+	return false; /* absent, or an HTTP date: ARM's LROs send seconds */
+}
+
+/* One accepted PATCH being followed: what every step of it needs. */
+struct lro {
+	struct dbx_arm *arm;
+	const char *subscription, *resource_group, *name;
+	const char *job_url_plain; /* the job's URL, without $expand */
+	dbx_arm_shows_fn shows;	   /* NULL: any order read counts */
+	void *shows_ctx;
+	uint64_t lro_poll_ms; /* the schedule's cap */
+	uint64_t step;	      /* the schedule's next interval */
+	uint64_t deadline;    /* 0: none */
+	bool asked;	      /* the last answer asked for a wait: asked_ms */
+	uint64_t asked_ms;
+	unsigned interrupts;
+};
+
+/* The schedule's next interval: 1 s, 2 s, 4 s ... capped at lro_poll (below 1 s: lro_poll). */
+static uint64_t backoff_next(struct lro *l)
+{
+	uint64_t w = l->step;
+
+	l->step = l->step > l->lro_poll_ms / 2 ? l->lro_poll_ms : l->step * 2;
+	return w;
+}
+
+/*
+ * The wait before the next poll after resp: what it asks for, else the
+ * schedule's next (taken from the schedule only when the poll is made).
+ */
+static void next_wait(struct lro *l, const struct dbx_http_response *resp)
+{
+	l->asked = poll_wait_ms(resp, &l->asked_ms);
+}
+
+/* Would a request after a wait of ms still come more than reserve ms before the deadline? */
+static bool fits(const struct lro *l, uint64_t ms, uint64_t reserve)
+{
+	uint64_t now = dbx_clock_now_ms(l->arm->clock);
+
+	return !l->deadline ||
+	       (now < l->deadline && ms < l->deadline - now && l->deadline - now - ms > reserve);
 }
 
 #define LRO_MAX_INTERRUPTS 100 /* signals that may cut one wait short before it is cut */
@@ -1343,21 +1404,6 @@ out:
 	return rc;
 }
 
-/* GET one poll URL (checked first: https on the ARM host, else nothing is sent). */
-static enum dbx_err poll_once(struct dbx_arm *arm, const char *url, uint64_t deadline,
-			      struct dbx_http_response *resp, struct dbx_error *err)
-{
-	if (!dbx_arm_url_is_arm(arm->cloud, url))
-		return dbx_error_set(
-		    err, DBX_EREMOTE,
-		    "unexpected Location from ARM for the update (not https://%s); "
-		    "not followed, the update may still be applied",
-		    arm->cloud->arm_host);
-	if (deadline && dbx_clock_now_ms(arm->clock) >= deadline)
-		return dbx_error_set(err, DBX_ETIMEDOUT, LRO_TIMEOUT_MSG);
-	return send_get(arm, url, deadline, resp, err);
-}
-
 /* The path of an absolute URL: from the first '/' after the authority to '?', '#' or the end. */
 static const char *url_path(const char *url, size_t *len)
 {
@@ -1378,76 +1424,236 @@ static bool same_resource(const char *a, const char *b)
 	return alen > 0 && alen == blen && strncasecmp(pa, pb, alen) == 0;
 }
 
-/*
- * Follow the operation ARM accepted with first (a 202): poll while it runs,
- * then the final job into *out. job_url_plain is the job's URL: a Location
- * naming the job itself (the service's last step) is read as the job, with
- * $expand=details, since the plain GET drops the job stages the errors file
- * shows.
+/* GET the job ($expand=details) before the deadline; a Ctrl-C cutting a backoff does not stop it.
  */
-static enum dbx_err follow_operation(struct dbx_arm *arm, const struct dbx_http_response *first,
-				     const char *subscription, const char *resource_group,
-				     const char *name, const char *job_url_plain,
-				     uint64_t lro_poll_ms, uint64_t deadline,
+static enum dbx_err read_job(struct lro *l, struct dbx_order **out, struct dbx_error *err)
+{
+	enum dbx_err rc;
+
+	do {
+		dbx_error_clear(err);
+		rc = dbx_arm_get_job_until(l->arm, l->subscription, l->resource_group, l->name,
+					   l->deadline, out, err);
+	} while (rc == DBX_EINTR && l->interrupts++ < LRO_MAX_INTERRUPTS);
+	return rc;
+}
+
+/*
+ * A failure of a request that says nothing about the change: the
+ * transport (no answer), throttling, a 5xx after retries, the deadline.
+ * A malformed 200, 401/403 or 404 does say something: it is the answer.
+ */
+static bool transient(enum dbx_err rc, const struct dbx_error *e)
+{
+	switch (rc) {
+	case DBX_EUNREACHABLE:
+	case DBX_ETHROTTLED:
+	case DBX_ETIMEDOUT:
+	case DBX_EINTR:
+		return true;
+	case DBX_EREMOTE:
+		return e->http_status == 0 || e->http_status >= 500 || e->http_status == 408;
+	default:
+		return false;
+	}
+}
+
+/* Does order show the change (always, without a test)? */
+static bool order_shows(const struct lro *l, const struct dbx_order *order)
+{
+	return !l->shows || l->shows(order, l->shows_ctx);
+}
+
+/*
+ * The operation can tell no more (why says how): read the order itself
+ * until it shows the change, at the schedule's intervals, the last read
+ * starting no later than LRO_RESERVE_MS before the deadline (so it has
+ * time to be answered); then DBX_ETIMEDOUT, the change may still land. An answer
+ * that is not transient (404, 403, a malformed order) ends it with its
+ * own error.
+ */
+static enum dbx_err watch_order(struct lro *l, const char *why, struct dbx_order **out,
+				struct dbx_error *err)
+{
+	struct dbx_error e;
+	enum dbx_err rc = DBX_OK;
+
+	dbx_log(DBX_LOG_INFO, "update of %s: %s; reading the order to see whether it landed",
+		l->name, why);
+	for (unsigned reads = 0; reads < DBX_ARM_MAX_POLLS; reads++) {
+		struct dbx_order *o = NULL;
+		uint64_t now, left, wait;
+
+		rc = read_job(l, &o, &e);
+		if (rc == DBX_OK && order_shows(l, o)) {
+			dbx_error_clear(err);
+			*out = o;
+			return DBX_OK;
+		}
+		dbx_order_free(o);
+		if (rc != DBX_OK && !transient(rc, &e)) {
+			if (err)
+				*err = e;
+			return rc;
+		}
+		wait = backoff_next(l);
+		now = dbx_clock_now_ms(l->arm->clock);
+		if (l->deadline) {
+			/* The last read starts no later than LRO_RESERVE_MS before the deadline. */
+			left = now < l->deadline ? l->deadline - now : 0;
+			if (left <= LRO_RESERVE_MS)
+				break;
+			if (wait > left - LRO_RESERVE_MS)
+				wait = left - LRO_RESERVE_MS;
+		}
+		if (lro_wait(l->arm, wait, l->deadline, err) != DBX_OK)
+			break;
+	}
+	dbx_error_clear(err);
+	return dbx_error_set(err, DBX_ETIMEDOUT,
+			     "the update was accepted by ARM but did not finish within the "
+			     "timeout; it may still be applied (%s)",
+			     why);
+}
+
+/* The operation ended: read the job at once; a read that is lost goes on as watch_order. */
+static enum dbx_err final_read(struct lro *l, struct dbx_order **out, struct dbx_error *err)
+{
+	struct dbx_error e;
+	char why[DBX_ERR_MSG_MAX + 64];
+	enum dbx_err rc = read_job(l, out, &e);
+
+	if (rc == DBX_OK) {
+		dbx_error_clear(err);
+		return DBX_OK;
+	}
+	if (!transient(rc, &e)) {
+		if (err)
+			*err = e;
+		return rc;
+	}
+	snprintf(why, sizeof(why), "the read of the order after the operation failed: %.900s",
+		 e.message);
+	return watch_order(l, why, out, err);
+}
+
+/*
+ * The operation failed (rc, err filled): that stays the answer unless
+ * the order already shows the change, which is then the truth.
+ */
+static enum dbx_err operation_failed(struct lro *l, enum dbx_err rc, struct dbx_order **out,
+				     struct dbx_error *err)
+{
+	struct dbx_order *o = NULL;
+	struct dbx_error e;
+
+	if (!l->shows)
+		return rc;
+	if (read_job(l, &o, &e) == DBX_OK && order_shows(l, o)) {
+		dbx_log(DBX_LOG_INFO,
+			"update of %s: the operation failed (%s), but the order shows the change",
+			l->name, err ? err->message : "");
+		dbx_error_clear(err);
+		*out = o;
+		return DBX_OK;
+	}
+	dbx_order_free(o);
+	return rc;
+}
+
+/*
+ * Follow the operation ARM accepted with first (a 202): poll while it
+ * runs, then the final job into *out.
+ */
+static enum dbx_err follow_operation(struct lro *l, const struct dbx_http_response *first,
 				     struct dbx_order **out, struct dbx_error *err)
 {
 	struct dbx_http_response resp = {0};
 	struct dbx_order *order = NULL;
-	char *url = NULL;
-	uint64_t wait = poll_wait_ms(first, lro_poll_ms);
-	unsigned interrupts = 0;
-	bool read_job = false;
+	char *url = NULL, why[DBX_ERR_MSG_MAX + 128];
 	enum dbx_err rc = DBX_OK;
+
+	next_wait(l, first);
 
 	if (first->location && *first->location && !set_url(&url, first->location)) {
 		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (!url)
-		read_job = true; /* 202 without Location: wait once, then read the job */
-	for (unsigned polls = 0; !read_job; polls++) {
+	for (unsigned polls = 0;; polls++) {
 		enum final_kind kind;
+		uint64_t wait;
 
-		if (polls >= DBX_ARM_MAX_POLLS) {
-			rc = dbx_error_set(err, DBX_ETIMEDOUT, LRO_TIMEOUT_MSG);
+		if (!url) {
+			rc = watch_order(l, "ARM gave no Location to poll", out, err);
 			goto out;
 		}
-		if (!dbx_arm_url_is_arm(arm->cloud, url)) {
-			/* Refused before waiting: the token never goes elsewhere. */
-			rc = poll_once(arm, url, deadline, &resp, err);
+		if (!dbx_arm_url_is_arm(l->arm->cloud, url)) {
+			/* The token would go with the poll: nothing is sent to it. */
+			dbx_log(DBX_LOG_WARN,
+				"update of %s: the operation's Location is not https://%s; not "
+				"followed",
+				l->name, l->arm->cloud->arm_host);
+			snprintf(why, sizeof(why),
+				 "the operation's Location from ARM is not https://%s and was not "
+				 "followed",
+				 l->arm->cloud->arm_host);
+			rc = watch_order(l, why, out, err);
 			goto out;
 		}
-		if (same_resource(url, job_url_plain)) {
-			read_job = true; /* after the wait the operation asked for */
-			break;
+		if (same_resource(url, l->job_url_plain)) {
+			rc = final_read(l, out, err); /* the last step: no further wait */
+			goto out;
 		}
-		rc = lro_wait(arm, wait, deadline, err);
+		wait = l->asked ? l->asked_ms : l->step;
+		/* A poll must leave time to read the order should it be lost. */
+		if (polls >= DBX_ARM_MAX_POLLS || !fits(l, wait, LRO_RESERVE_MS)) {
+			snprintf(why, sizeof(why),
+				 "the next poll of the operation was due in %llu s, after the "
+				 "deadline",
+				 (unsigned long long)(wait / 1000));
+			rc = watch_order(l, why, out, err);
+			goto out;
+		}
+		if (!l->asked)
+			backoff_next(l);
+		rc = lro_wait(l->arm, wait, l->deadline, err);
 		if (rc != DBX_OK)
 			goto out;
 		dbx_http_response_reset(&resp);
-		rc = poll_once(arm, url, deadline, &resp, err);
-		if (rc == DBX_EINTR && interrupts++ < LRO_MAX_INTERRUPTS) {
+		dbx_error_clear(err);
+		rc = send_get(l->arm, url, l->deadline, &resp, err);
+		if (rc == DBX_EINTR && l->interrupts++ < LRO_MAX_INTERRUPTS) {
 			/* Ctrl-C cut the retry layer's backoff: the update runs to its end. */
 			dbx_error_clear(err);
-			wait = lro_poll_ms;
+			l->asked = false;
 			continue;
 		}
-		if (rc != DBX_OK)
+		if (rc == DBX_OK && (resp.status == 429 || resp.status == 408)) {
+			rc = dbx_arm_error_from_response(&resp, err);
+			dbx_http_response_reset(&resp);
+		}
+		if (rc != DBX_OK) {
+			/* Lost, not answered: the order tells. */
+			snprintf(why, sizeof(why), "a poll of the operation failed: %.900s",
+				 err ? err->message : dbx_err_str(rc));
+			rc = watch_order(l, why, out, err);
 			goto out;
+		}
 		if (resp.status == 202) {
 			if (resp.location && *resp.location && !set_url(&url, resp.location)) {
 				rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
 				goto out;
 			}
-			wait = poll_wait_ms(&resp, lro_poll_ms);
+			next_wait(l, &resp);
 			continue;
 		}
 		if (resp.status < 200 || resp.status >= 300) {
 			/* The operation's own failure (the retry layer already retried 5xx). */
-			rc = operation_error(&resp, err);
+			rc = operation_failed(l, operation_error(&resp, err), out, err);
 			goto out;
 		}
-		rc = classify_final(&resp, subscription, resource_group, name, &kind, &order, err);
+		rc = classify_final(&resp, l->subscription, l->resource_group, l->name, &kind,
+				    &order, err);
 		if (rc != DBX_OK)
 			goto out;
 		switch (kind) {
@@ -1460,33 +1666,21 @@ static enum dbx_err follow_operation(struct dbx_arm *arm, const struct dbx_http_
 				rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
 				goto out;
 			}
-			wait = poll_wait_ms(&resp, lro_poll_ms);
+			next_wait(l, &resp);
 			continue;
 		case FINAL_FAILED:
 			/* status_to_err(200) is DBX_EREMOTE; a Data Box user error is EINVAL. */
 			rc = operation_error(&resp, err);
 			if (err && err->code[0] == '\0')
 				dbx_error_set(err, rc, "the update failed in ARM (no error given)");
+			rc = operation_failed(l, rc, out, err);
 			goto out;
 		case FINAL_SUCCEEDED:
 		case FINAL_OTHER:
-			read_job = true;
-			wait = 0;
-			break;
+			rc = final_read(l, out, err);
+			goto out;
 		}
 	}
-	if (wait) {
-		rc = lro_wait(arm, wait, deadline, err);
-		if (rc != DBX_OK)
-			goto out;
-	}
-	do {
-		/* A Ctrl-C that cut a backoff short does not stop the read either. */
-		rc = dbx_arm_get_job_until(arm, subscription, resource_group, name, deadline, out,
-					   err);
-	} while (rc == DBX_EINTR && interrupts++ < LRO_MAX_INTERRUPTS);
-	if (rc == DBX_ETIMEDOUT)
-		dbx_error_set(err, DBX_ETIMEDOUT, LRO_TIMEOUT_MSG);
 out:
 	note_response(err, rc, &resp);
 	dbx_order_free(order);
@@ -1509,6 +1703,16 @@ enum dbx_err dbx_arm_patch_job_ex(struct dbx_arm *arm, const char *subscription,
 				  uint64_t lro_poll_ms, uint64_t deadline_ms, bool *sent,
 				  bool *accepted, struct dbx_order **out, struct dbx_error *err)
 {
+	return dbx_arm_patch_job_verify(arm, subscription, resource_group, name, body, lro_poll_ms,
+					deadline_ms, NULL, NULL, sent, accepted, out, err);
+}
+
+enum dbx_err dbx_arm_patch_job_verify(struct dbx_arm *arm, const char *subscription,
+				      const char *resource_group, const char *name,
+				      const char *body, uint64_t lro_poll_ms, uint64_t deadline_ms,
+				      dbx_arm_shows_fn shows, void *shows_ctx, bool *sent,
+				      bool *accepted, struct dbx_order **out, struct dbx_error *err)
+{
 	struct dbx_http_response resp = {0};
 	struct dbx_order *order = NULL;
 	char *url = NULL, patch_rid[DBX_ERR_ID_MAX] = "";
@@ -1520,6 +1724,20 @@ enum dbx_err dbx_arm_patch_job_ex(struct dbx_arm *arm, const char *subscription,
 	    .content_type = "application/json",
 	    .deadline_ms = deadline_ms,
 	    .idempotent = false, /* never resent after a 5xx or a dropped connection */
+	};
+	struct lro l = {
+	    .arm = arm,
+	    .subscription = subscription,
+	    .resource_group = resource_group,
+	    .name = name,
+	    .shows = shows,
+	    .shows_ctx = shows_ctx,
+	    /* At least LRO_MIN_MS: lro_poll=0.0001 must not become a storm of requests. */
+	    .lro_poll_ms = lro_poll_ms < LRO_MIN_MS ? LRO_MIN_MS : lro_poll_ms,
+	    .step = lro_poll_ms < LRO_MIN_MS	 ? LRO_MIN_MS
+		    : lro_poll_ms < LRO_FIRST_MS ? lro_poll_ms
+						 : LRO_FIRST_MS,
+	    .deadline = deadline_ms,
 	};
 
 	*out = NULL;
@@ -1535,6 +1753,7 @@ enum dbx_err dbx_arm_patch_job_ex(struct dbx_arm *arm, const char *subscription,
 	rc = job_url(arm, subscription, resource_group, name, false, &url, err);
 	if (rc != DBX_OK)
 		goto out;
+	l.job_url_plain = url;
 	if (deadline_ms && dbx_clock_now_ms(arm->clock) >= deadline_ms) {
 		rc = dbx_error_set(err, DBX_ETIMEDOUT,
 				   "no time left to send the update (nothing was sent)");
@@ -1564,8 +1783,7 @@ enum dbx_err dbx_arm_patch_job_ex(struct dbx_arm *arm, const char *subscription,
 	if (accepted)
 		*accepted = true;
 	if (resp.status == 202) {
-		rc = follow_operation(arm, &resp, subscription, resource_group, name, url,
-				      lro_poll_ms, deadline_ms, out, err);
+		rc = follow_operation(&l, &resp, out, err);
 		goto out;
 	}
 	rc = classify_final(&resp, subscription, resource_group, name, &kind, &order, err);
@@ -1577,12 +1795,7 @@ enum dbx_err dbx_arm_patch_job_ex(struct dbx_arm *arm, const char *subscription,
 		goto out;
 	}
 	/* 200 without the job's details, or 204: read the job as it now is, to the end. */
-	for (unsigned interrupts = 0;; interrupts++) {
-		rc = dbx_arm_get_job_until(arm, subscription, resource_group, name, deadline_ms,
-					   out, err);
-		if (rc != DBX_EINTR || interrupts >= LRO_MAX_INTERRUPTS)
-			break;
-	}
+	rc = final_read(&l, out, err);
 out:
 	note_response(err, rc, &resp);
 	if (err && rc != DBX_OK && err->request_id[0] == '\0' && patch_rid[0])

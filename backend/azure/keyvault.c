@@ -21,7 +21,17 @@
  * (docs/azure.md, "Key Vault"), and a wrong type, a missing required field
  * or a body the strict parse refuses is DBX_EREMOTE "malformed Key Vault
  * key response: " naming the field, never a crash or a default.
+ *
+ * The whole preflight runs its independent lookups at once: a
+ * user-assigned identity's principal on a thread of its own while the
+ * calling thread finds the vault, and, once ARM has named the vault (no
+ * request goes to a vault host ARM does not know), the key GET on another
+ * while the vault's properties are read; the findings are then judged
+ * in the fixed order of the checks, so the outcome and the Ssem code are
+ * those of the one-by-one order whatever finishes first (the transport is
+ * thread-safe).
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +69,7 @@ struct dbx_keyvault {
 	const struct dbx_cloud *cloud;	 /* the arm's */
 	const struct dbx_clock *clock;	 /* the arm's: one clock for shared deadlines */
 	uint64_t timeout_ms;
+	bool sequential; /* dbx_keyvault_set_concurrent(kv, false): lookups one by one */
 };
 
 /* The key permissions Data Box needs. */
@@ -85,6 +96,12 @@ struct dbx_keyvault *dbx_keyvault_new(struct dbx_arm *arm, struct dbx_transport 
 void dbx_keyvault_free(struct dbx_keyvault *kv)
 {
 	free(kv);
+}
+
+void dbx_keyvault_set_concurrent(struct dbx_keyvault *kv, bool on)
+{
+	if (kv)
+		kv->sequential = !on;
 }
 
 /* ---- errors ---- */
@@ -250,16 +267,18 @@ static enum dbx_err read_vault(struct dbx_keyvault *kv, uint64_t deadline, const
 	return DBX_OK;
 }
 
-/* dbx_keyvault_find_vault under the caller's deadline; *readable and *props as read_vault. */
-static enum dbx_err find_vault(struct dbx_keyvault *kv, const char *subscription, const char *name,
-			       uint64_t deadline, struct dbx_vault_info *out, bool *readable,
-			       struct dbx_arm_vault *props, struct dbx_error *err)
+/*
+ * The first half of find_vault: the vault's ARM ID into out->id (a search
+ * by name through ARM), out reset to the service defaults.
+ */
+static enum dbx_err locate_vault(struct dbx_keyvault *kv, const char *subscription,
+				 const char *name, uint64_t deadline, struct dbx_vault_info *out,
+				 struct dbx_error *err)
 {
 	bool found = false, denied = false;
 	enum dbx_err rc;
 
 	memset(out, 0, sizeof(*out));
-	*readable = false;
 	if (!vault_name_ok(name))
 		return ssem_error(err, SSEM_BAD_URL, 0, NULL, "invalid key vault name '%s'",
 				  name ? name : "");
@@ -274,6 +293,20 @@ static enum dbx_err find_vault(struct dbx_keyvault *kv, const char *subscription
 				  name,
 				  denied ? " (some subscriptions refused the search: 403)" : "");
 	out->soft_delete = true; /* the service defaults, kept when the vault is not readable */
+	return DBX_OK;
+}
+
+/* dbx_keyvault_find_vault under the caller's deadline; *readable and *props as read_vault. */
+static enum dbx_err find_vault(struct dbx_keyvault *kv, const char *subscription, const char *name,
+			       uint64_t deadline, struct dbx_vault_info *out, bool *readable,
+			       struct dbx_arm_vault *props, struct dbx_error *err)
+{
+	enum dbx_err rc;
+
+	*readable = false;
+	rc = locate_vault(kv, subscription, name, deadline, out, err);
+	if (rc != DBX_OK)
+		return rc;
 	return read_vault(kv, deadline, name, out, readable, props, err);
 }
 
@@ -679,16 +712,24 @@ enum dbx_err dbx_keyvault_get_key(struct dbx_keyvault *kv, const struct dbx_key_
  * Public: the identity's principalId through ARM; anything but a non-empty
  * principalId that fits is malformed.
  */
-enum dbx_err dbx_keyvault_identity_principal(struct dbx_keyvault *kv, const char *uai_id,
-					     char *principal, size_t cap, struct dbx_error *err)
+/* dbx_keyvault_identity_principal under the caller's deadline. */
+static enum dbx_err identity_principal(struct dbx_keyvault *kv, const char *uai_id,
+				       uint64_t deadline, char *principal, size_t cap,
+				       struct dbx_error *err)
 {
 	enum dbx_err rc;
 
-	rc = dbx_arm_identity_principal(kv->arm, uai_id, deadline_of(kv), principal, cap, err);
+	rc = dbx_arm_identity_principal(kv->arm, uai_id, deadline, principal, cap, err);
 	if (rc == DBX_ENOTFOUND)
 		return ssem_error(err, SSEM_UAI_NOT_FOUND, 404, err ? err->request_id : NULL,
 				  "user-assigned identity %s not found", uai_id);
 	return rc;
+}
+
+enum dbx_err dbx_keyvault_identity_principal(struct dbx_keyvault *kv, const char *uai_id,
+					     char *principal, size_t cap, struct dbx_error *err)
+{
+	return identity_principal(kv, uai_id, deadline_of(kv), principal, cap, err);
 }
 
 /* ---- the whole preflight ---- */
@@ -745,29 +786,238 @@ static enum dbx_err check_key(const struct dbx_key_url *key, const struct dbx_ke
 }
 
 /*
- * Public: the checks in the order of keyvault.h, one deadline for all of
- * them. On success out->vault.id is the kekVaultResourceID and
- * out->key.kid the versioned key URL to PATCH (the written URL when the
- * key was not readable); out->notes lists what was skipped. On failure
- * out holds what was learnt before it.
+ * One lookup of the preflight that needs nothing from the others: the key
+ * GET, or a user-assigned identity's principal. It runs on a thread of its
+ * own (concurrent), or on the caller's when it is judged (one by one).
  */
-enum dbx_err dbx_keyvault_preflight(struct dbx_keyvault *kv, const char *subscription,
-				    const struct dbx_key_url *key, const char *principal_id,
-				    time_t now, struct dbx_preflight *out, struct dbx_error *err)
-{
-	uint64_t deadline = deadline_of(kv);
-	struct dbx_arm_vault vault_props = {0};
-	bool vault_readable = false, key_readable = false;
+struct lookup {
+	struct dbx_keyvault *kv;
+	uint64_t deadline;
+	const struct dbx_key_url *key; /* the key GET, or */
+	const char *uai_id;	       /* the identity's principal */
+	pthread_t thread;
+	bool running, done;
+	/* what it found */
 	enum dbx_err rc;
+	struct dbx_error err;
+	struct dbx_key_info info;
+	bool readable;
+	char principal[128];
+};
+
+static void lookup_run(struct lookup *l)
+{
+	dbx_error_clear(&l->err);
+	if (l->key)
+		l->rc = fetch_key(l->kv, l->key, l->deadline, &l->info, &l->readable, &l->err);
+	else
+		l->rc = identity_principal(l->kv, l->uai_id, l->deadline, l->principal,
+					   sizeof(l->principal), &l->err);
+	l->done = true;
+}
+
+static void *lookup_thread(void *arg)
+{
+	lookup_run(arg);
+	return NULL;
+}
+
+/* Start l on its own thread (concurrent); when that is off or fails, it runs when needed. */
+static void lookup_start(struct lookup *l)
+{
+	if (!l->kv->sequential && pthread_create(&l->thread, NULL, lookup_thread, l) == 0)
+		l->running = true;
+}
+
+/* Wait for l; when it did not run yet, run it now if needed (it is then never sent otherwise). */
+static void lookup_finish(struct lookup *l, bool needed)
+{
+	if (l->running) {
+		pthread_join(l->thread, NULL);
+		l->running = false;
+	} else if (needed && !l->done) {
+		lookup_run(l);
+	}
+}
+
+/*
+ * Public: the user-assigned identity's principal and the vault's access
+ * policies for it, looked up at the same time; the identity's failure
+ * first, as one by one.
+ */
+enum dbx_err dbx_keyvault_check_access_uai(struct dbx_keyvault *kv, uint64_t deadline_ms,
+					   const struct dbx_vault_info *vault, const char *uai_id,
+					   char *principal, size_t cap, struct dbx_error *err)
+{
+	uint64_t deadline = deadline_ms ? deadline_ms : deadline_of(kv);
+	struct lookup ul = {.kv = kv, .deadline = deadline, .uai_id = uai_id};
+	struct dbx_arm_vault props = {0};
+	struct dbx_vault_info fresh;
+	struct dbx_error verr;
+	const char *name;
+	bool readable = false, need_vault;
+	enum dbx_err rc = DBX_OK, vrc = DBX_OK;
+
+	dbx_error_clear(err);
+	dbx_error_clear(&verr);
+	if (principal && cap)
+		principal[0] = '\0';
+	if (!vault || !uai_id || !principal || cap == 0) {
+		rc = dbx_error_set(err, DBX_EINVAL, "no vault or identity to check");
+		goto out;
+	}
+	need_vault = !vault->rbac && vault->policies_known;
+	lookup_start(&ul);
+	if (!ul.running)
+		lookup_finish(&ul, true); /* one by one: the identity first */
+	if (need_vault && (ul.running || ul.rc == DBX_OK)) {
+		fresh = *vault;
+		name = strrchr(vault->id, '/');
+		vrc = read_vault(kv, deadline, name ? name + 1 : vault->id, &fresh, &readable,
+				 &props, &verr);
+	}
+	lookup_finish(&ul, true);
+	if (ul.rc != DBX_OK) {
+		rc = ul.rc;
+		if (err)
+			*err = ul.err;
+		goto out;
+	}
+	if (strlen(ul.principal) >= cap) {
+		rc = dbx_error_set(err, DBX_EREMOTE,
+				   "malformed response from ARM: principalId too long");
+		goto out;
+	}
+	memcpy(principal, ul.principal, strlen(ul.principal) + 1);
+	if (!need_vault)
+		goto out;
+	if (vrc != DBX_OK) {
+		rc = vrc;
+		if (err)
+			*err = verr;
+		goto out;
+	}
+	if (!readable || fresh.rbac)
+		goto out;
+	rc = check_policies(&props, vault, principal, err);
+out:
+	lookup_finish(&ul, false);
+	dbx_arm_vault_clear(&props);
+	return rc;
+}
+
+/*
+ * The checks of the key that was fetched (*k, as l found it), then the
+ * vault's access policies for pid: the second half of the preflight.
+ */
+static enum dbx_err judge_key_and_access(const struct dbx_key_url *key, struct lookup *kl,
+					 bool vault_readable, const struct dbx_arm_vault *props,
+					 const char *pid, time_t now, struct dbx_preflight *out,
+					 struct dbx_error *err)
+{
+	enum dbx_err rc = kl->rc;
+
+	out->key = kl->info;
+	if (rc != DBX_OK) {
+		if (err)
+			*err = kl->err;
+		return rc;
+	}
+	if (!kl->readable) {
+		note_add(out, "key not readable with the mount's credential (403); key state, type "
+			      "and size not checked.");
+	} else {
+		/* Without the vault's properties, the key's recoveryLevel still tells. */
+		if (!vault_readable && out->key.recovery_level[0] &&
+		    !level_protected(out->key.recovery_level))
+			return ssem_error(err, SSEM_SOFT_DELETE, 0, NULL,
+					  "key vault '%s' needs soft delete and purge protection "
+					  "enabled (the key's recoveryLevel is %s)",
+					  key->vault, out->key.recovery_level);
+		rc = check_key(key, &out->key, now, err);
+		if (rc != DBX_OK)
+			return rc;
+	}
+
+	if (!vault_readable) {
+		note_add(out, "access policies not checked.");
+		return DBX_OK;
+	}
+	if (out->vault.rbac)
+		return DBX_OK;
+	if (!pid || !pid[0]) {
+		note_add(out, "the identity's principal is not known yet; access policies not "
+			      "checked.");
+		return DBX_OK;
+	}
+	return check_policies(props, &out->vault, pid, err);
+}
+
+/*
+ * Public: the checks in the order of keyvault.h, one deadline for all of
+ * them, the lookups concurrent. On success out->vault.id is the
+ * kekVaultResourceID and out->key.kid the versioned key URL to PATCH (the
+ * written URL when the key was not readable); out->notes lists what was
+ * skipped. On failure out holds what was learnt by the checks before it.
+ */
+enum dbx_err dbx_keyvault_preflight_uai(struct dbx_keyvault *kv, uint64_t deadline_ms,
+					const char *subscription, const struct dbx_key_url *key,
+					const char *uai_id, const char *principal_id, time_t now,
+					char *principal, size_t cap, struct dbx_preflight *out,
+					struct dbx_error *err)
+{
+	uint64_t deadline = deadline_ms ? deadline_ms : deadline_of(kv);
+	struct dbx_arm_vault vault_props = {0};
+	struct lookup kl = {.kv = kv, .deadline = deadline, .key = key};
+	struct lookup ul = {.kv = kv, .deadline = deadline, .uai_id = uai_id};
+	const char *pid = principal_id;
+	bool vault_readable = false;
+	enum dbx_err rc = DBX_OK;
 
 	dbx_error_clear(err);
 	memset(out, 0, sizeof(*out));
-	if (!key) {
+	if (principal && cap)
+		principal[0] = '\0';
+	if (!key || (uai_id && (!principal || cap == 0))) {
 		rc = dbx_error_set(err, DBX_EINVAL, "no key to check");
 		goto out;
 	}
-	rc = find_vault(kv, subscription, key->vault, deadline, &out->vault, &vault_readable,
-			&vault_props, err);
+	if (uai_id) {
+		/* The identity's check comes first (SsemUserErrorKekUserIdentityNotFound). */
+		lookup_start(&ul);
+		if (!ul.running)
+			lookup_finish(&ul, true); /* one by one: nothing else is sent if it fails */
+	}
+	if (!uai_id || ul.running || ul.rc == DBX_OK) {
+		/*
+		 * The key's host is contacted only once ARM knows its vault (no
+		 * request goes to a vault ARM does not know); the key GET then runs
+		 * while the vault's properties are read.
+		 */
+		rc = locate_vault(kv, subscription, key->vault, deadline, &out->vault, err);
+		if (rc == DBX_OK) {
+			lookup_start(&kl);
+			rc = read_vault(kv, deadline, key->vault, &out->vault, &vault_readable,
+					&vault_props, err);
+		}
+	}
+	if (uai_id) {
+		lookup_finish(&ul, true);
+		if (ul.rc != DBX_OK) {
+			memset(out, 0, sizeof(*out));
+			rc = ul.rc;
+			if (err)
+				*err = ul.err;
+			goto out;
+		}
+		if (strlen(ul.principal) >= cap) {
+			rc = dbx_error_set(err, DBX_EREMOTE,
+					   "malformed response from ARM: principalId too long");
+			goto out;
+		}
+		memcpy(principal, ul.principal, strlen(ul.principal) + 1);
+		pid = principal;
+	}
 	if (rc != DBX_OK)
 		goto out;
 	if (!vault_readable) {
@@ -781,40 +1031,20 @@ enum dbx_err dbx_keyvault_preflight(struct dbx_keyvault *kv, const char *subscri
 		goto out;
 	}
 
-	rc = fetch_key(kv, key, deadline, &out->key, &key_readable, err);
-	if (rc != DBX_OK)
-		goto out;
-	if (!key_readable) {
-		note_add(out, "key not readable with the mount's credential (403); key state, type "
-			      "and size not checked.");
-	} else {
-		/* Without the vault's properties, the key's recoveryLevel still tells. */
-		if (!vault_readable && out->key.recovery_level[0] &&
-		    !level_protected(out->key.recovery_level)) {
-			rc = ssem_error(err, SSEM_SOFT_DELETE, 0, NULL,
-					"key vault '%s' needs soft delete and purge protection "
-					"enabled (the key's recoveryLevel is %s)",
-					key->vault, out->key.recovery_level);
-			goto out;
-		}
-		rc = check_key(key, &out->key, now, err);
-		if (rc != DBX_OK)
-			goto out;
-	}
-
-	if (!vault_readable) {
-		note_add(out, "access policies not checked.");
-		goto out;
-	}
-	if (out->vault.rbac)
-		goto out;
-	if (!principal_id || !principal_id[0]) {
-		note_add(out, "the identity's principal is not known yet; access policies not "
-			      "checked.");
-		goto out;
-	}
-	rc = check_policies(&vault_props, &out->vault, principal_id, err);
+	lookup_finish(&kl, true);
+	rc = judge_key_and_access(key, &kl, vault_readable, &vault_props, pid, now, out, err);
 out:
+	/* Nothing is left running; a lookup not needed any more is not sent (one by one). */
+	lookup_finish(&kl, false);
+	lookup_finish(&ul, false);
 	dbx_arm_vault_clear(&vault_props);
 	return rc;
+}
+
+enum dbx_err dbx_keyvault_preflight(struct dbx_keyvault *kv, const char *subscription,
+				    const struct dbx_key_url *key, const char *principal_id,
+				    time_t now, struct dbx_preflight *out, struct dbx_error *err)
+{
+	return dbx_keyvault_preflight_uai(kv, 0, subscription, key, NULL, principal_id, now, NULL,
+					  0, out, err);
 }

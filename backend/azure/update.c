@@ -420,13 +420,13 @@ static enum dbx_err check_time(const struct dbx_clock *clock, uint64_t deadline,
  * change names a key the order does not have yet (its vault is then looked
  * up: *vault_id points into pre). Otherwise, when only the identity that
  * reaches the current key changes, that identity must exist and hold access
- * on the current vault.
+ * on the current vault. The preflight of a new key shares the write's deadline.
  */
 static enum dbx_err preflight(const struct dbx_update_config *cfg, const struct dbx_clock *clock,
-			      const char *subscription, const struct dbx_order *current,
-			      const struct dbx_order *want, unsigned what,
-			      const struct dbx_encryption_change *change, bool key_new,
-			      struct dbx_preflight *pre, const char **vault_id,
+			      uint64_t deadline, const char *subscription,
+			      const struct dbx_order *current, const struct dbx_order *want,
+			      unsigned what, const struct dbx_encryption_change *change,
+			      bool key_new, struct dbx_preflight *pre, const char **vault_id,
 			      struct dbx_update_report *report, struct dbx_error *err)
 {
 	char principal[128] = "";
@@ -439,8 +439,12 @@ static enum dbx_err preflight(const struct dbx_update_config *cfg, const struct 
 	identity_changes = key_uses_uai(current) != key_uses_uai(want) ||
 			   (key_uses_uai(want) && !same_id(current->kek_uai_id, want->kek_uai_id));
 	if (key_uses_uai(want)) {
-		/* Must exist (SsemUserErrorKekUserIdentityNotFound); its principal needs access. */
-		if (key_new || identity_changes) {
+		/*
+		 * Must exist (SsemUserErrorKekUserIdentityNotFound); its principal
+		 * needs access. It is looked up at the same time as the vault (and
+		 * the key, for a new key), below.
+		 */
+		if (!key_new && identity_changes && !(what & DBX_PATCH_KEK)) {
 			rc = dbx_keyvault_identity_principal(cfg->kv, want->kek_uai_id, principal,
 							     sizeof(principal), err);
 			if (rc != DBX_OK)
@@ -453,8 +457,10 @@ static enum dbx_err preflight(const struct dbx_update_config *cfg, const struct 
 	if (key_new) {
 		/* pid NULL or "": the system identity is created by this write; the preflight notes
 		 * it. */
-		rc = dbx_keyvault_preflight(cfg->kv, subscription, &change->key_url, pid,
-					    dbx_clock_wall(clock), pre, err);
+		rc = dbx_keyvault_preflight_uai(cfg->kv, deadline, subscription, &change->key_url,
+						key_uses_uai(want) ? want->kek_uai_id : NULL, pid,
+						dbx_clock_wall(clock), principal, sizeof(principal),
+						pre, err);
 		if (pre->notes[0])
 			note(report, pre->notes);
 		if (rc != DBX_OK)
@@ -463,20 +469,27 @@ static enum dbx_err preflight(const struct dbx_update_config *cfg, const struct 
 	} else if ((what & DBX_PATCH_KEK) && identity_changes) {
 		struct dbx_vault_info vault;
 
-		if (!pid || !*pid) {
-			note(report, "the system identity's principal is not known yet; access "
-				     "policies not checked.");
-			goto out;
-		}
 		/* The current key's vault, by its ID: read afresh by check_access. */
 		memset(&vault, 0, sizeof(vault));
 		snprintf(vault.id, sizeof(vault.id), "%s",
 			 current->kek_vault_id ? current->kek_vault_id : "");
 		vault.soft_delete = true;
 		vault.policies_known = true;
-		rc = dbx_keyvault_check_access(cfg->kv, &vault, pid, err);
-		if (rc != DBX_OK)
+		if (key_uses_uai(want)) {
+			rc = dbx_keyvault_check_access_uai(cfg->kv, deadline, &vault,
+							   want->kek_uai_id, principal,
+							   sizeof(principal), err);
+			if (rc != DBX_OK)
+				goto out;
+		} else if (!pid || !*pid) {
+			note(report, "the system identity's principal is not known yet; access "
+				     "policies not checked.");
 			goto out;
+		} else {
+			rc = dbx_keyvault_check_access(cfg->kv, &vault, pid, err);
+			if (rc != DBX_OK)
+				goto out;
+		}
 	}
 	if ((what & DBX_PATCH_IDENTITY) && !has_system(current) && has_system(want) &&
 	    !key_uses_uai(want))
@@ -487,13 +500,31 @@ out:
 	return rc;
 }
 
-/* Sends body; *sent and *accepted as dbx_arm_patch_job_ex. */
+/* What the order must show for a PATCH of want's objects what (dbx_arm_shows_fn's ctx). */
+struct expected {
+	const struct dbx_order *want;
+	unsigned what;
+};
+
+static bool shows_expected(const struct dbx_order *order, void *ctx)
+{
+	const struct expected *x = ctx;
+
+	return shows_change(order, x->want, x->what);
+}
+
+/*
+ * Sends body; *sent and *accepted as dbx_arm_patch_job_ex. Once ARM accepted
+ * it, the order itself decides when the operation cannot (arm.h,
+ * dbx_arm_patch_job_verify).
+ */
 static enum dbx_err send_patch(const struct dbx_update_config *cfg, const char *subscription,
 			       const char *resource_group, const char *name,
 			       const struct dbx_order *want, unsigned what, uint64_t deadline,
 			       bool *sent, bool *accepted, struct dbx_order **out,
 			       struct dbx_error *err)
 {
+	struct expected x = {.want = want, .what = what};
 	char *body = NULL;
 	enum dbx_err rc;
 
@@ -502,8 +533,9 @@ static enum dbx_err send_patch(const struct dbx_update_config *cfg, const char *
 	rc = dbx_order_patch_body(want, what, &body, err);
 	if (rc != DBX_OK)
 		goto out;
-	rc = dbx_arm_patch_job_ex(cfg->arm, subscription, resource_group, name, body,
-				  cfg->lro_poll_ms, deadline, sent, accepted, out, err);
+	rc = dbx_arm_patch_job_verify(cfg->arm, subscription, resource_group, name, body,
+				      cfg->lro_poll_ms, deadline, shows_expected, &x, sent,
+				      accepted, out, err);
 out:
 	free(body);
 	return rc;
@@ -520,8 +552,8 @@ out:
  * whether the key is new to the order.
  */
 static enum dbx_err merge_and_preflight(const struct dbx_update_config *cfg,
-					const struct dbx_clock *clock, const char *subscription,
-					const struct dbx_order *current,
+					const struct dbx_clock *clock, uint64_t deadline,
+					const char *subscription, const struct dbx_order *current,
 					const struct dbx_encryption_change *change,
 					struct dbx_order **want, unsigned *what,
 					const char **vault_id, struct dbx_preflight **pre,
@@ -542,8 +574,8 @@ static enum dbx_err merge_and_preflight(const struct dbx_update_config *cfg,
 	*pre = calloc(1, sizeof(**pre));
 	if (!*pre)
 		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
-	rc = preflight(cfg, clock, subscription, current, *want, *what, change, key_new, *pre,
-		       vault_id, report, err);
+	rc = preflight(cfg, clock, deadline, subscription, current, *want, *what, change, key_new,
+		       *pre, vault_id, report, err);
 	if (rc != DBX_OK || !key_new)
 		return rc;
 	dbx_order_free(*want);
@@ -663,8 +695,8 @@ enum dbx_err dbx_update_apply(const struct dbx_update_config *cfg, const char *s
 	}
 
 	/* 2 and 3. The merge, and the preflight of what it will send. */
-	rc = merge_and_preflight(cfg, clock, subscription, current, change, &want, &what, &vault_id,
-				 &pre, report, err);
+	rc = merge_and_preflight(cfg, clock, deadline, subscription, current, change, &want, &what,
+				 &vault_id, &pre, report, err);
 	if (rc != DBX_OK)
 		goto out;
 	if (what == 0) {

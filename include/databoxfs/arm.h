@@ -82,10 +82,14 @@ DBX_MUST_CHECK enum dbx_err dbx_arm_get_job_until(struct dbx_arm *arm, const cha
  * PATCH the job with body (a JobResourceUpdateParameter from
  * dbx_order_patch_body) and follow the long-running operation the way the
  * service runs it: 200 with the job, or 202 + Location (operationResults),
- * polled (Retry-After when sent, else lro_poll_ms) while it answers 202, each
- * Location checked to be https on the cloud's ARM host, until a 200/204; the
- * final state is then read with a GET ($expand=details) unless the last
- * answer carried the job. *out is that final order.
+ * polled (Retry-After when sent, else 1 s doubling up to lro_poll_ms)
+ * while it answers 202, each Location checked to be https on the cloud's
+ * ARM host, until a 200/204 or a Location naming the job; the final state
+ * is then read at once with a GET ($expand=details) unless the last answer
+ * carried the job. *out is that final order. A Location that fails the
+ * check is not followed (nothing is sent to it): as when a poll is lost or
+ * would come after the deadline, the job is read instead
+ * (dbx_arm_patch_job_verify says how; here the first read is the answer).
  *
  * The PATCH itself is never resent by the retry layer after a 5xx or a
  * dropped connection (non-idempotent): such failures come back as
@@ -95,7 +99,7 @@ DBX_MUST_CHECK enum dbx_err dbx_arm_get_job_until(struct dbx_arm *arm, const cha
  * before sending). A failed operation (the poll answers 4xx/5xx with an
  * error body) is DBX_EREMOTE, or DBX_EINVAL when the error is a user error
  * (400, Ssem codes), with code and message filled. DBX_ETIMEDOUT when the
- * deadline passes while polling.
+ * deadline passes before the operation or the job could tell.
  */
 DBX_MUST_CHECK enum dbx_err dbx_arm_patch_job(struct dbx_arm *arm, const char *subscription,
 					      const char *resource_group, const char *name,
@@ -118,6 +122,28 @@ DBX_MUST_CHECK enum dbx_err dbx_arm_patch_job_ex(struct dbx_arm *arm, const char
 						 const char *body, uint64_t lro_poll_ms,
 						 uint64_t deadline_ms, bool *sent, bool *accepted,
 						 struct dbx_order **out, struct dbx_error *err);
+
+/* Does order (as ARM now shows it) hold the change a PATCH asked for? */
+typedef bool (*dbx_arm_shows_fn)(const struct dbx_order *order, void *ctx);
+
+/*
+ * dbx_arm_patch_job_ex, reporting what the order shows once ARM accepted
+ * the PATCH (docs/formats.md, "Writes"): when the operation cannot tell
+ * (its Location is refused, a poll is lost at the transport, the next poll
+ * would come after the deadline, the final read is lost), the order is
+ * read until shows(order, shows_ctx) holds: DBX_OK with that order, or
+ * DBX_ETIMEDOUT at the deadline (the change may still land). A failed
+ * operation stays a failure unless the order already shows the change.
+ * shows NULL: the first order read is the answer. The waits between
+ * polls: Retry-After / retry-after-ms when sent, else 1 s doubling up to
+ * lro_poll_ms; after a Location naming the job, the job is read at once.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_arm_patch_job_verify(struct dbx_arm *arm, const char *subscription,
+						     const char *resource_group, const char *name,
+						     const char *body, uint64_t lro_poll_ms,
+						     uint64_t deadline_ms, dbx_arm_shows_fn shows,
+						     void *shows_ctx, bool *sent, bool *accepted,
+						     struct dbx_order **out, struct dbx_error *err);
 
 /* The arm's clock (for deadlines of callers sharing it). */
 const struct dbx_clock *dbx_arm_clock(const struct dbx_arm *arm);

@@ -96,4 +96,41 @@ dbx_keyvault_preflight(struct dbx_keyvault *kv, const char *subscription,
 		       const struct dbx_key_url *key, const char *principal_id, time_t now,
 		       struct dbx_preflight *out, struct dbx_error *err);
 
+/*
+ * The same preflight for a key reached with the user-assigned identity
+ * uai_id (NULL: principal_id's, as dbx_keyvault_preflight): its principal
+ * (dbx_keyvault_identity_principal, into principal/cap) is looked up at
+ * the same time as the vault and the key (the key once ARM has named its
+ * vault, while the vault's properties are read), and the access policies are
+ * checked for it. The identity's failure comes first, then the vault's,
+ * then the key's: the order of the checks, whatever answers first.
+ * deadline_ms (absolute, on the arm's clock) bounds it all, so a write
+ * shares its own deadline with it; 0: now + the kv's timeout.
+ */
+DBX_MUST_CHECK enum dbx_err
+dbx_keyvault_preflight_uai(struct dbx_keyvault *kv, uint64_t deadline_ms, const char *subscription,
+			   const struct dbx_key_url *key, const char *uai_id,
+			   const char *principal_id, time_t now, char *principal, size_t cap,
+			   struct dbx_preflight *out, struct dbx_error *err);
+
+/*
+ * dbx_keyvault_identity_principal (into principal/cap) and
+ * dbx_keyvault_check_access of vault for that principal, the two lookups
+ * at once; the identity's failure first. deadline_ms as
+ * dbx_keyvault_preflight_uai.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_keyvault_check_access_uai(struct dbx_keyvault *kv,
+							  uint64_t deadline_ms,
+							  const struct dbx_vault_info *vault,
+							  const char *uai_id, char *principal,
+							  size_t cap, struct dbx_error *err);
+
+/*
+ * The preflight's independent lookups (vault, key, identity) run at once,
+ * on threads (the default, on); off runs them one after the other in the
+ * order of the checks (identity, vault, key), a lookup whose check is not
+ * reached not being sent: for a transport that answers in order.
+ */
+void dbx_keyvault_set_concurrent(struct dbx_keyvault *kv, bool on);
+
 #endif

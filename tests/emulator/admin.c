@@ -22,6 +22,7 @@
  *   DELETE /admin/faults              clear all rules
  *   DELETE /admin/faults/ID           remove one rule
  *   POST   /admin/latency {"ms": N}   global latency for Azure responses
+ *   GET|POST|DELETE /admin/operations how accepted PATCHes run (README.md)
  * New admin operations are one row in admin_routes[].
  */
 #include <stdio.h>
@@ -1077,6 +1078,120 @@ static void fail_next_patch(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx
 	json_object_put(body);
 }
 
+/* The settings of POST /admin/operations as JSON (null where unset). */
+static struct json_object *opconf_json(const struct dbx_emu_opconf *oc)
+{
+	static const char *const locs[] = {"normal", "foreign", "http"};
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "complete_after_ms",
+			       oc->delayed ? json_object_new_int64(oc->complete_after_ms) : NULL);
+	json_object_object_add(o, "retry_after",
+			       oc->retry_after[0] ? json_object_new_string(oc->retry_after) : NULL);
+	json_object_object_add(o, "location", json_object_new_string(locs[oc->location]));
+	json_object_object_add(o, "drop_polls", json_object_new_int64(oc->drop_polls));
+	return o;
+}
+
+/* A non-negative integer member, or null/absent (*set false); false when it is neither. */
+static bool opconf_count(struct json_object *v, bool *set, long *out)
+{
+	*set = false;
+	if (!v || json_object_is_type(v, json_type_null))
+		return true;
+	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+		return false;
+	*set = true;
+	*out = (long)json_object_get_int64(v);
+	return true;
+}
+
+/*
+ * POST /admin/operations {"complete_after_ms", "retry_after", "location",
+ * "drop_polls"}: how PATCHes accepted from now on run. Keys left out take
+ * their defaults, so {} is today's behaviour again (as DELETE).
+ */
+static void operations_set(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			   const char *rest)
+{
+	struct json_object *body = parse_body(q, r), *v;
+	struct dbx_emu_opconf oc = {0};
+	bool set;
+
+	(void)rest;
+	if (!body)
+		return;
+	json_object_object_foreach(body, key, val)
+	{
+		(void)val;
+		if (strcmp(key, "complete_after_ms") && strcmp(key, "retry_after") &&
+		    strcmp(key, "location") && strcmp(key, "drop_polls")) {
+			admin_error(r, 400,
+				    "unknown key: use complete_after_ms, retry_after, "
+				    "location, drop_polls");
+			goto out;
+		}
+	}
+	v = dbx_emu_jpath(body, "complete_after_ms");
+	if (!opconf_count(v, &oc.delayed, &oc.complete_after_ms)) {
+		admin_error(r, 400, "complete_after_ms must be a number >= 0 or null");
+		goto out;
+	}
+	v = dbx_emu_jpath(body, "retry_after");
+	if (v && !json_object_is_type(v, json_type_null)) {
+		const char *ra = json_object_get_string(v);
+
+		if (!json_object_is_type(v, json_type_string) || !*ra ||
+		    strlen(ra) >= sizeof(oc.retry_after) || strpbrk(ra, "\r\n")) {
+			admin_error(r, 400, "retry_after must be a short string or null");
+			goto out;
+		}
+		snprintf(oc.retry_after, sizeof(oc.retry_after), "%s", ra);
+	}
+	v = dbx_emu_jpath(body, "location");
+	if (v && !json_object_is_type(v, json_type_null)) {
+		const char *l = json_object_get_string(v);
+
+		if (!json_object_is_type(v, json_type_string))
+			l = "";
+		if (!strcmp(l, "normal")) {
+			oc.location = DBX_EMU_OPLOC_NORMAL;
+		} else if (!strcmp(l, "foreign")) {
+			oc.location = DBX_EMU_OPLOC_FOREIGN;
+		} else if (!strcmp(l, "http")) {
+			oc.location = DBX_EMU_OPLOC_HTTP;
+		} else {
+			admin_error(r, 400, "location must be normal, foreign or http");
+			goto out;
+		}
+	}
+	if (!opconf_count(dbx_emu_jpath(body, "drop_polls"), &set, &oc.drop_polls)) {
+		admin_error(r, 400, "drop_polls must be a number >= 0");
+		goto out;
+	}
+	e->opconf = oc;
+	dbx_emu_reply_json(r, 200, opconf_json(&e->opconf));
+out:
+	json_object_put(body);
+}
+
+static void operations_get(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			   const char *rest)
+{
+	(void)q;
+	(void)rest;
+	dbx_emu_reply_json(r, 200, opconf_json(&e->opconf));
+}
+
+static void operations_reset(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			     const char *rest)
+{
+	(void)q;
+	(void)rest;
+	memset(&e->opconf, 0, sizeof(e->opconf));
+	dbx_emu_reply_json(r, 200, opconf_json(&e->opconf));
+}
+
 /*
  * One row per admin operation. prefix rows match path == route or a path
  * continuing with '/', and get the remainder; unlocked rows take e->lock
@@ -1107,6 +1222,9 @@ static const struct admin_route {
     {"POST", "/admin/clients", false, false, client_add},
     {"POST", "/admin/subscriptions", true, false, sub_tenant},
     {"POST", "/admin/fail-next-patch", false, false, fail_next_patch},
+    {"GET", "/admin/operations", false, false, operations_get},
+    {"POST", "/admin/operations", false, false, operations_set},
+    {"DELETE", "/admin/operations", false, false, operations_reset},
     {"POST", "/admin/tokens/expire", false, false, tokens_expire},
     {"POST", "/admin/tokens/revoke", false, false, tokens_revoke},
     {"POST", "/admin/tokens/lifetime", false, false, tokens_lifetime},
@@ -1139,6 +1257,7 @@ void dbx_emu_admin_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_e
 			rt->fn(e, q, r, rest);
 		} else {
 			pthread_mutex_lock(&e->lock);
+			dbx_emu_ops_settle(e); /* what the admin reads includes changes now due */
 			rt->fn(e, q, r, rest);
 			pthread_mutex_unlock(&e->lock);
 		}

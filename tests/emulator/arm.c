@@ -635,26 +635,131 @@ static void job_merge(struct dbx_emu *e, struct arm_ctx *c, struct json_object *
 		json_object_object_add(copy, "tags", json_object_get(tags));
 }
 
+/* The emulator's monotonic clock in ms, for operations that land later. */
+static long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Apply an accepted PATCH body to job as it is stored now: the body merged
+ * into a copy, the key error cleared when the key is usable afterwards,
+ * systemData stamped with client; the copy replaces job.
+ */
+static void job_apply(struct dbx_emu *e, struct arm_ctx *c, struct json_object *job,
+		      struct json_object *body, const char *host, const char *client)
+{
+	struct json_object *copy = NULL, *sys;
+	bool key_or_identity = dbx_emu_jpath(body, "properties.details.keyEncryptionKey") ||
+			       dbx_emu_jpath(body, "identity");
+	char now[64];
+
+	if (json_object_deep_copy(job, &copy, NULL))
+		return; /* out of memory: the job stays as it was */
+	job_merge(e, c, copy, body);
+	if (key_or_identity && dbx_emu_cmk_check(e, copy, host) == DBX_EMU_SSEM_OK)
+		dbx_emu_kek_error_clear(copy);
+	dbx_emu_iso_now(now, sizeof(now));
+	sys = dbx_emu_jpath(copy, "systemData");
+	if (!sys) {
+		sys = json_object_new_object();
+		json_object_object_add(copy, "systemData", sys);
+	}
+	json_object_object_add(sys, "lastModifiedAt", json_object_new_string(now));
+	json_object_object_add(sys, "lastModifiedBy", json_object_new_string(client));
+	json_object_object_add(sys, "lastModifiedByType", json_object_new_string("Application"));
+	job_replace(e, job, copy);
+}
+
+void dbx_emu_ops_settle(struct dbx_emu *e)
+{
+	long long now = mono_ms();
+	long pending = 0;
+
+	if (!e->operations || e->ops_pending <= 0)
+		return;
+	json_object_object_foreach(e->operations, opid, op)
+	{
+		struct json_object *body, *job;
+		struct dbx_emu_token tok = {0};
+		struct arm_ctx c = {0};
+		char sub[256], rg[256], name[256];
+
+		(void)opid;
+		if (!json_object_object_get_ex(op, "pending", &body))
+			continue;
+		if (json_object_get_int64(dbx_emu_jpath(op, "apply_at")) > now) {
+			pending++;
+			continue;
+		}
+		if (dbx_emu_id_parse(dbx_emu_jstr(op, "job"), sub, rg, name, sizeof(sub))) {
+			job = dbx_emu_find_job(e, sub, rg, name);
+			snprintf(tok.tenant, sizeof(tok.tenant), "%s",
+				 dbx_emu_jstr(op, "tenant") ? dbx_emu_jstr(op, "tenant") : "");
+			snprintf(tok.client, sizeof(tok.client), "%s",
+				 dbx_emu_jstr(op, "client") ? dbx_emu_jstr(op, "client") : "");
+			c.sub = sub;
+			c.rg = rg;
+			c.name = name;
+			c.tok = &tok;
+			if (job)
+				job_apply(e, &c, job, body, dbx_emu_jstr(op, "host"), tok.client);
+		}
+		json_object_object_del(op, "pending");
+	}
+	e->ops_pending = pending;
+}
+
+/* The Location of an accepted PATCH, as POST /admin/operations has it point. */
+static void patch_location(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			   struct arm_ctx *c, const char *loc, const char *opid)
+{
+	char base[300];
+
+	switch (e->opconf.location) {
+	case DBX_EMU_OPLOC_FOREIGN:
+		snprintf(base, sizeof(base), "https://evil.example.net");
+		break;
+	case DBX_EMU_OPLOC_HTTP:
+		snprintf(base, sizeof(base), "http://%s", q->host_raw);
+		break;
+	default:
+		snprintf(base, sizeof(base), "https://%s", q->host_raw);
+		break;
+	}
+	dbx_emu_reply_header(r, "Location",
+			     "%s/subscriptions/%s/providers/Microsoft.DataBox/locations/%s/"
+			     "operationResults/%s?api-version=%s",
+			     base, c->sub, loc, opid, c->apiver);
+}
+
 /*
  * PATCH of a job: refused with 409 once the job is closed; the merged job
  * must pass the identity rules and, when the body carries a
  * keyEncryptionKey, the key rules (cmk.c), else 400 with the Ssem code and
  * nothing changes. An identity-only PATCH is accepted even while the key is
  * unusable (None then SystemAssigned is the documented recovery); a change
- * after which the key is usable clears the job's key error. Accepted changes answer 202 with a
- * Location to poll; an admin-armed failure (fail-next-patch) accepts the
- * PATCH but its operation fails and the job stays as it was.
+ * after which the key is usable clears the job's key error. Accepted changes
+ * answer 202 with a Location to poll; an admin-armed failure
+ * (fail-next-patch) accepts the PATCH but its operation fails and the job
+ * stays as it was. POST /admin/operations sets how the accepted ones run:
+ * applied complete_after_ms after the PATCH instead of at once (stored as
+ * "pending" until dbx_emu_ops_settle applies it), a Retry-After, a foreign
+ * or plain-http Location, polls to drop.
  */
 static void job_patch(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
 		      struct arm_ctx *c, struct json_object *job)
 {
 	enum json_tokener_error jerr = json_tokener_success;
-	struct json_object *body = NULL, *copy = NULL, *sys, *op;
+	struct json_object *body = NULL, *copy = NULL, *op;
 	char loc[64];
 	const char *status = dbx_emu_jstr(dbx_emu_jpath(job, "properties"), "status");
-	bool key_or_identity, has_kek;
+	bool has_kek;
 	enum dbx_emu_ssem rc;
-	char opid[37], now[64];
+	char opid[37];
 
 	/* job is released when the merged copy replaces it: keep what is needed */
 	snprintf(loc, sizeof(loc), "%s",
@@ -678,9 +783,9 @@ static void job_patch(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_r
 		dbx_emu_reply_error(r, 500, "InternalServerError", "Out of memory.");
 		goto out;
 	}
+	/* The rules are checked on the job as it would be; the copy is only for that. */
 	job_merge(e, c, copy, body);
 	has_kek = dbx_emu_jpath(body, "properties.details.keyEncryptionKey") != NULL;
-	key_or_identity = has_kek || dbx_emu_jpath(body, "identity");
 	rc = dbx_emu_identity_check(e, dbx_emu_jpath(copy, "identity"));
 	if (rc == DBX_EMU_SSEM_OK && has_kek)
 		rc = dbx_emu_cmk_check(e, copy, q->host);
@@ -692,43 +797,52 @@ static void job_patch(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_r
 	op = json_object_new_object();
 	json_object_object_add(op, "job", json_object_new_string(dbx_emu_jstr(job, "id")));
 	json_object_object_add(op, "polls", json_object_new_int(0));
+	json_object_object_add(op, "drop", json_object_new_int64(e->opconf.drop_polls));
+	if (e->opconf.retry_after[0])
+		json_object_object_add(op, "retry_after",
+				       json_object_new_string(e->opconf.retry_after));
 	if (e->fail_patches > 0) {
 		e->fail_patches--;
 		json_object_object_add(op, "failed", json_object_new_boolean(1));
+	} else if (e->opconf.delayed) {
+		json_object_object_add(op, "delayed", json_object_new_boolean(1));
+		json_object_object_add(op, "pending", json_object_get(body));
+		json_object_object_add(
+		    op, "apply_at", json_object_new_int64(mono_ms() + e->opconf.complete_after_ms));
+		json_object_object_add(op, "host", json_object_new_string(q->host));
+		json_object_object_add(op, "tenant", json_object_new_string(c->tok->tenant));
+		json_object_object_add(op, "client", json_object_new_string(c->tok->client));
+		e->ops_pending++;
 	} else {
-		if (key_or_identity && dbx_emu_cmk_check(e, copy, q->host) == DBX_EMU_SSEM_OK)
-			dbx_emu_kek_error_clear(copy);
-		dbx_emu_iso_now(now, sizeof(now));
-		sys = dbx_emu_jpath(copy, "systemData");
-		if (!sys) {
-			sys = json_object_new_object();
-			json_object_object_add(copy, "systemData", sys);
-		}
-		json_object_object_add(sys, "lastModifiedAt", json_object_new_string(now));
-		json_object_object_add(sys, "lastModifiedBy",
-				       json_object_new_string(c->tok->client));
-		json_object_object_add(sys, "lastModifiedByType",
-				       json_object_new_string("Application"));
-		job_replace(e, job, copy);
-		copy = NULL;
+		job_apply(e, c, job, body, q->host, c->tok->client);
 	}
 	json_object_object_add(e->operations, opid, op);
 	r->status = 202;
-	dbx_emu_reply_header(r, "Location",
-			     "https://%s/subscriptions/%s/providers/Microsoft.DataBox/locations/%s/"
-			     "operationResults/%s?api-version=%s",
-			     q->host_raw, c->sub, loc, opid, c->apiver);
+	patch_location(e, q, r, c, loc, opid);
+	if (e->opconf.retry_after[0])
+		dbx_emu_reply_header(r, "Retry-After", "%s", e->opconf.retry_after);
 	dbx_emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-writes", "799");
+	/* A delayed change that is due at once lands now, as if polled. */
+	dbx_emu_ops_settle(e);
 out:
 	json_object_put(copy);
 	json_object_put(body);
 }
 
+/*
+ * GET of an operation: 202 with Location to itself while it runs (once by
+ * default, until the change has landed for a delayed one), then 202 with
+ * Location to the job; 500 for a failed one. Dropped polls close the
+ * connection without an answer and do not count.
+ */
 static void op_results(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
 		       struct arm_ctx *c, const char *loc, const char *opid)
 {
-	struct json_object *op, *polls, *failed;
+	struct json_object *op, *failed, *pending;
+	const char *retry_after;
 	char sub[256], rg[256], name[256];
+	long long drop;
+	bool running;
 	int n;
 
 	if (!json_object_object_get_ex(e->operations, opid, &op)) {
@@ -736,15 +850,27 @@ static void op_results(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_
 				    opid);
 		return;
 	}
-	json_object_object_get_ex(op, "polls", &polls);
-	n = json_object_get_int(polls);
+	drop = json_object_get_int64(dbx_emu_jpath(op, "drop"));
+	if (drop > 0) {
+		json_object_object_add(op, "drop", json_object_new_int64(drop - 1));
+		r->drop = true;
+		return;
+	}
+	n = json_object_get_int(dbx_emu_jpath(op, "polls"));
 	if (json_object_object_get_ex(op, "failed", &failed) && json_object_get_boolean(failed)) {
 		dbx_emu_reply_error(r, 500, "InternalServerError", "Could not fetch the passkey.");
 		return;
 	}
 	json_object_object_add(op, "polls", json_object_new_int(n + 1));
 	r->status = 202;
-	if (n == 0) {
+	retry_after = dbx_emu_jstr(op, "retry_after");
+	if (retry_after)
+		dbx_emu_reply_header(r, "Retry-After", "%s", retry_after);
+	if (dbx_emu_jpath(op, "delayed"))
+		running = json_object_object_get_ex(op, "pending", &pending);
+	else
+		running = n == 0;
+	if (running) {
 		dbx_emu_reply_header(
 		    r, "Location",
 		    "https://%s/subscriptions/%s/providers/Microsoft.DataBox/locations/"
@@ -1107,6 +1233,7 @@ void dbx_emu_arm_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu
 		dbx_emu_reply_error(r, 500, "InternalServerError", "Out of memory.");
 		return;
 	}
+	dbx_emu_ops_settle(e); /* delayed changes land whether or not anyone polls */
 	c.nseg = dbx_emu_split_path(buf, c.seg, MAXSEG);
 	rt = route_of(&c);
 	if (!arm_auth(e, q, r, &c))

@@ -58,6 +58,24 @@ struct dbx_emu_fault {
 	long count; /* -1 = forever */
 };
 
+/*
+ * How accepted PATCHes run (POST /admin/operations); all zero is the
+ * default: applied at once, no Retry-After, Location on the ARM host.
+ */
+enum dbx_emu_oploc {
+	DBX_EMU_OPLOC_NORMAL = 0,
+	DBX_EMU_OPLOC_FOREIGN, /* https://evil.example.net/... */
+	DBX_EMU_OPLOC_HTTP,    /* http://<arm host>/... */
+};
+
+struct dbx_emu_opconf {
+	bool delayed;		     /* complete_after_ms given */
+	long complete_after_ms;	     /* the change lands this long after the PATCH */
+	char retry_after[32];	     /* Retry-After on every 202, "" = none */
+	enum dbx_emu_oploc location; /* the PATCH's Location */
+	long drop_polls;	     /* the first N polls of each operation are dropped */
+};
+
 #define DBX_EMU_REQLOG_MAX  1000
 #define DBX_EMU_MAX_HEADERS 24
 
@@ -84,8 +102,10 @@ struct dbx_emu {
 
 	/* pending PATCH operations: opid -> {job id, polls, failed?} */
 	struct json_object *operations;
-	long fail_patches;	     /* next accepted PATCHes whose operation fails */
-	int token_lifetime_override; /* admin tokens/lifetime, 0 = none */
+	long fail_patches;	      /* next accepted PATCHes whose operation fails */
+	struct dbx_emu_opconf opconf; /* POST /admin/operations: how future PATCHes run */
+	long ops_pending;	      /* delayed changes not applied yet (0: nothing to settle) */
+	int token_lifetime_override;  /* admin tokens/lifetime, 0 = none */
 	/* issued tokens: {"total", "by_grant_type", "by_credential", "by_audience"} */
 	struct json_object *token_stats;
 
@@ -134,6 +154,10 @@ struct dbx_emu_reply {
 	char log_grant[64];  /* token requests: grant type, for the request log */
 	char log_scope[512]; /* token requests: scope / resource asked for */
 };
+
+/* ---- arm.c: operations ---- */
+/* Apply every delayed PATCH whose time has come (e->lock held). */
+void dbx_emu_ops_settle(struct dbx_emu *e);
 
 /* ---- main.c: request/reply helpers ---- */
 const char *dbx_emu_arg(const struct dbx_emu_req *q, const char *key);

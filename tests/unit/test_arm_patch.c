@@ -7,9 +7,13 @@
  * a new Location, then a Location that is the job itself. The tests assert
  * the exact requests (method, URL, scope, body, idempotency, content type),
  * the waits between polls on the fake clock (Retry-After when sent, else
- * lro_poll_ms, never past the deadline), that a Location off the ARM host is
- * never contacted, and what a user gets: the order, or the error kind, Ssem
- * code and request id, and whether the PATCH may have reached ARM.
+ * 1 s doubling up to lro_poll_ms, never past the deadline, none after a
+ * Location naming the job), that a Location off the ARM host is never
+ * contacted, and what a user gets: the order, or the error kind, Ssem code
+ * and request id, and whether the PATCH may have reached ARM. Once ARM
+ * accepted the PATCH and the operation cannot tell (Location refused, poll
+ * lost, next poll past the deadline), the answer is what the order shows:
+ * the change (DBX_OK) or, at the deadline, DBX_ETIMEDOUT.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -58,6 +62,15 @@
 	"\"CustomerManaged\", \"kekUrl\": \"" KEK_URL "\", \"kekVaultResourceID\": \"" VAULT_ID    \
 	"\"}}}, \"sku\": {\"name\": \"DataBox\", \"model\": \"DataBox\"}, \"tags\": {},"           \
 	" \"systemData\": {\"lastModifiedAt\": \"2025-05-26T06:50:23.0185023+00:00\"}}"
+
+/* The same job before the update: Microsoft managed (what the order shows until it lands). */
+#define JOB_MM                                                                                     \
+	"{\"name\": \"" NAME "\", \"type\": \"Microsoft.DataBox/jobs\", \"id\": \"" JOB_ID "\","   \
+	" \"identity\": {\"type\": \"SystemAssigned\", \"principalId\": "                          \
+	"\"aaaaaaaa-0000-4000-8000-000000000001\", \"tenantId\": "                                 \
+	"\"72f988bf-86f1-41af-91ab-2d7cd011db47\"}, \"location\": \"westus\","                     \
+	" \"properties\": {\"status\": \"DeviceOrdered\", \"details\": {\"jobDetailsType\": "      \
+	"\"DataBox\", \"keyEncryptionKey\": {\"kekType\": \"MicrosoftManaged\"}}}}"
 
 /* JobsPatchCmk.json's 200 body: the job without details. */
 #define JOB_NO_DETAILS                                                                             \
@@ -140,13 +153,46 @@ static void env_fini(struct env *e)
 	fake_transport_fini(&e->ft);
 }
 
-static enum dbx_err patch(struct env *e, uint64_t deadline)
+/* The change BODY asks for, as update.c's shows_change tests it: the key is KEK_URL. */
+static bool shows_kek(const struct dbx_order *o, void *ctx)
+{
+	size_t *calls = ctx;
+
+	(*calls)++;
+	return o->has_details && o->kek_type == DBX_KEK_CUSTOMER && o->kek_url &&
+	       strcmp(o->kek_url, KEK_URL) == 0;
+}
+
+static size_t shows_calls; /* how often shows_kek was asked */
+
+static enum dbx_err patch_poll(struct env *e, uint64_t lro_poll_ms, uint64_t deadline)
 {
 	/* true going in: the function clears them first, so a false out is its own. */
 	e->sent = true;
 	e->accepted = true;
-	return dbx_arm_patch_job_ex(e->arm, SUB, RG, NAME, BODY, POLL_MS, deadline, &e->sent,
-				    &e->accepted, &e->order, &e->err);
+	shows_calls = 0;
+	return dbx_arm_patch_job_verify(e->arm, SUB, RG, NAME, BODY, lro_poll_ms, deadline,
+					shows_kek, &shows_calls, &e->sent, &e->accepted, &e->order,
+					&e->err);
+}
+
+static enum dbx_err patch(struct env *e, uint64_t deadline)
+{
+	return patch_poll(e, POLL_MS, deadline);
+}
+
+/* Calls from..n_calls-1 were all reads of the job (with details), nothing else. */
+static void assert_only_job_reads(const struct env *e, size_t from)
+{
+	for (size_t i = from; i < e->ft.n_calls; i++)
+		assert_string_equal(e->ft.calls[i].url, JOB_GET_URL);
+}
+
+/* No request went anywhere but the ARM host over https. */
+static void assert_all_on_arm(const struct env *e)
+{
+	for (size_t i = 0; i < e->ft.n_calls; i++)
+		assert_int_equal(strncmp(e->ft.calls[i].url, ARM "/", strlen(ARM) + 1), 0);
 }
 
 /* The first request was the PATCH, exactly as the service expects it. */
@@ -263,11 +309,14 @@ static void test_patch_real_lro_flow(void **state)
 	/* The Location named the job: read with its details (a plain GET drops jobStages). */
 	assert_string_equal(e.ft.calls[3].url, JOB_GET_URL);
 	assert_gets_after_patch(&e, DEADLINE);
-	/* No Retry-After anywhere: each poll waited lro_poll_ms, and nothing else was slept. */
-	assert_int_equal(e.fc.n_sleeps, 3);
-	for (size_t i = 0; i < 3; i++)
-		assert_int_equal(e.fc.sleeps[i], POLL_MS);
-	assert_int_equal(e.fc.now, START_MS + 3 * POLL_MS);
+	/*
+	 * No Retry-After anywhere: the polls waited 1 s, then 2 s (the schedule);
+	 * the Location naming the job was read at once, with no third wait.
+	 */
+	assert_int_equal(e.fc.n_sleeps, 2);
+	assert_int_equal(e.fc.sleeps[0], 1000);
+	assert_int_equal(e.fc.sleeps[1], 2000);
+	assert_int_equal(e.fc.now, START_MS + 3000);
 	assert_true(e.sent);
 	assert_true(e.accepted);
 	assert_cmk_order(e.order);
@@ -314,8 +363,8 @@ static void test_patch_interrupt_during_poll_wait(void **state)
 	assert_int_equal(e.ft.n_calls, 3);
 	assert_string_equal(e.ft.calls[1].url, OP_URL("1"));
 	assert_string_equal(e.ft.calls[2].url, JOB_GET_URL);
-	/* The interrupted wait was finished before the first poll: two full intervals. */
-	assert_int_equal(e.fc.now, START_MS + 2 * POLL_MS);
+	/* The interrupted wait was finished before the first poll; the job was read at once. */
+	assert_int_equal(e.fc.now, START_MS + 1000);
 	assert_true(e.sent);
 	assert_true(e.accepted);
 	assert_cmk_order(e.order);
@@ -394,7 +443,7 @@ static void test_patch_job_location_read_with_stages(void **state)
 	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
 	assert_int_equal(e.ft.n_calls, 2);
 	assert_string_equal(e.ft.calls[1].url, JOB_GET_URL);
-	assert_int_equal(e.fc.n_sleeps, 1);
+	assert_int_equal(e.fc.n_sleeps, 0); /* the job itself: read at once */
 	/* The stage problem reaches the result, so the errors file shows it at once. */
 	assert_int_equal(e.order->n_problems, 1);
 	assert_string_equal(e.order->problems[0].code, "WaitingForCustomerActionForKek");
@@ -428,7 +477,7 @@ static void test_patch_lro_retry_after_honoured(void **state)
 	const struct fake_reply script[] = {
 	    {.status = 202, .location = OP_URL("1"), .retry_after = "3"},
 	    {.status = 202, .location = OP_URL("2"), .retry_after = "7"},
-	    {.status = 202, .location = OP_URL("3")}, /* none: back to lro_poll_ms */
+	    {.status = 202, .location = OP_URL("3")}, /* none: the schedule's first, 1 s */
 	    {.status = 204},
 	    {.status = 200, .body = JOB_CMK},
 	};
@@ -445,7 +494,7 @@ static void test_patch_lro_retry_after_honoured(void **state)
 	assert_int_equal(e.fc.n_sleeps, 3);
 	assert_int_equal(e.fc.sleeps[0], 3000);
 	assert_int_equal(e.fc.sleeps[1], 7000);
-	assert_int_equal(e.fc.sleeps[2], POLL_MS);
+	assert_int_equal(e.fc.sleeps[2], 1000);
 	assert_cmk_order(e.order);
 	env_fini(&e);
 }
@@ -463,8 +512,8 @@ static void test_patch_202_without_location_reads_job(void **state)
 	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
 	assert_int_equal(e.ft.n_calls, 2);
 	assert_string_equal(e.ft.calls[1].url, JOB_GET_URL);
-	assert_int_equal(e.fc.n_sleeps, 1);
-	assert_int_equal(e.fc.sleeps[0], POLL_MS);
+	assert_int_equal(e.fc.n_sleeps, 0); /* nothing to poll: the order tells, at once */
+	assert_int_equal(shows_calls, 1);
 	assert_cmk_order(e.order);
 	env_fini(&e);
 }
@@ -485,6 +534,7 @@ static void test_patch_operation_status_bodies(void **state)
 	     .body = "{\"status\": \"Failed\", \"error\": {\"code\": "
 		     "\"SsemUserErrorEncryptionKeyDisabled\", \"message\": \"Could not fetch the "
 		     "passkey as the customer-managed key is disabled.\"}}"},
+	    {.status = 200, .body = JOB_MM},
 	};
 	struct env e;
 
@@ -497,9 +547,10 @@ static void test_patch_operation_status_bodies(void **state)
 	assert_cmk_order(e.order);
 	env_fini(&e);
 
-	env_init(&e, failed, 2, false);
+	env_init(&e, failed, 3, false);
 	assert_int_equal(patch(&e, DEADLINE), DBX_EINVAL);
-	assert_int_equal(e.ft.n_calls, 2);
+	assert_int_equal(e.ft.n_calls, 3); /* the order was read: it does not show the change */
+	assert_string_equal(e.ft.calls[2].url, JOB_GET_URL);
 	assert_string_equal(e.err.code, "SsemUserErrorEncryptionKeyDisabled");
 	assert_non_null(strstr(e.err.message, "disabled"));
 	assert_string_equal(e.err.request_id, "rid-op");
@@ -509,18 +560,23 @@ static void test_patch_operation_status_bodies(void **state)
 
 /* ---- the bearer token stays on the ARM host ---- */
 
+static const char *const foreign[] = {
+    "https://evil.example.com/operationResults/1",
+    "http://management.azure.com/operationResults/1",
+    "https://management.azure.com.evil.example.com/operationResults/1",
+    "https://management.azure.com@evil.example.com/operationResults/1",
+    "https://management.azure.com:8443/operationResults/1",
+    "https://management.usgovcloudapi.net/operationResults/1",
+    "/subscriptions/x/operationResults/1",
+};
+
+/*
+ * A Location off the ARM host (or plain http) is never contacted, the token
+ * never leaves; the change was accepted, so the order itself is read: it
+ * shows the change, and that is the answer, at once.
+ */
 static void test_patch_refuses_foreign_location(void **state)
 {
-	static const char *const foreign[] = {
-	    "https://evil.example.com/operationResults/1",
-	    "http://management.azure.com/operationResults/1",
-	    "https://management.azure.com.evil.example.com/operationResults/1",
-	    "https://management.azure.com@evil.example.com/operationResults/1",
-	    "https://management.azure.com:8443/operationResults/1",
-	    "https://management.usgovcloudapi.net/operationResults/1",
-	    "/subscriptions/x/operationResults/1",
-	};
-
 	(void)state;
 	for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++) {
 		/* Foreign right away, and foreign on the second hop. */
@@ -537,21 +593,289 @@ static void test_patch_refuses_foreign_location(void **state)
 
 		print_message("Location %s\n", foreign[i]);
 		env_init(&e, first, 2, false);
-		assert_int_equal(patch(&e, DEADLINE), DBX_EREMOTE);
-		assert_int_equal(e.ft.n_calls, 1); /* nothing was sent to it */
+		assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+		assert_int_equal(e.ft.n_calls, 2); /* nothing was sent to it */
+		assert_only_job_reads(&e, 1);
+		assert_all_on_arm(&e);
 		assert_int_equal(e.fc.n_sleeps, 0);
-		assert_non_null(strstr(e.err.message, "Location"));
 		assert_true(e.sent);
 		assert_true(e.accepted);
-		assert_null(e.order);
+		assert_cmk_order(e.order);
 		env_fini(&e);
 
 		env_init(&e, second, 3, false);
-		assert_int_equal(patch(&e, DEADLINE), DBX_EREMOTE);
-		assert_int_equal(e.ft.n_calls, 2);
+		assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+		assert_int_equal(e.ft.n_calls, 3);
 		assert_string_equal(e.ft.calls[1].url, OP_URL("1"));
+		assert_only_job_reads(&e, 2);
+		assert_all_on_arm(&e);
+		assert_cmk_order(e.order);
 		env_fini(&e);
 	}
+}
+
+/* A script of n answers: the first, then rest repeated (n <= FAKE_MAX_CALLS). */
+static void fill(struct fake_reply *script, size_t n, struct fake_reply first,
+		 struct fake_reply rest)
+{
+	script[0] = first;
+	for (size_t i = 1; i < n; i++)
+		script[i] = rest;
+}
+
+/* The waits on the fake clock all fit before deadline, and the last read came before it. */
+static void assert_within(const struct env *e, uint64_t deadline)
+{
+	uint64_t total = 0;
+
+	for (size_t i = 0; i < e->fc.n_sleeps; i++)
+		total += e->fc.sleeps[i];
+	assert_true(START_MS + total <= deadline);
+	assert_true(e->fc.now <= deadline);
+}
+
+/*
+ * A refused Location and an order that never shows the change: the order
+ * is read again at the schedule's intervals, never past the deadline, and
+ * the write ends with DBX_ETIMEDOUT: it may still land.
+ */
+static void test_patch_foreign_location_order_never_shows(void **state)
+{
+	const uint64_t deadline = START_MS + 30000;
+	struct fake_reply script[64];
+	struct env e;
+
+	(void)state;
+	fill(script, 64, (struct fake_reply){.status = 202, .location = foreign[0]},
+	     (struct fake_reply){.status = 200, .body = JOB_MM});
+	env_init(&e, script, 64, false);
+	assert_int_equal(patch(&e, deadline), DBX_ETIMEDOUT);
+	assert_only_job_reads(&e, 1);
+	assert_all_on_arm(&e);
+	assert_true(e.ft.n_calls >= 5); /* 1 s, 2 s, 4 s, 8 s, 10 s ...: read several times */
+	assert_int_equal(shows_calls, e.ft.n_calls - 1);
+	assert_int_equal(e.fc.sleeps[0], 1000);
+	assert_int_equal(e.fc.sleeps[1], 2000);
+	assert_int_equal(e.fc.sleeps[2], 4000);
+	assert_within(&e, deadline);
+	/* The last read came within the last few seconds before the deadline. */
+	assert_true(e.fc.now + 2000 >= deadline);
+	assert_non_null(strstr(e.err.message, "may still be applied"));
+	assert_non_null(strstr(e.err.message, "not followed"));
+	assert_int_equal(e.err.err, DBX_ETIMEDOUT);
+	assert_true(e.accepted);
+	assert_null(e.order);
+	env_fini(&e);
+}
+
+/* The order shows the change only on the third read: success then, not before. */
+static void test_patch_foreign_location_lands_later(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 202, .location = foreign[1]}, {.status = 200, .body = JOB_MM},
+	    {.status = 200, .body = JOB_MM},	     {.status = 200, .body = JOB_CMK},
+	    {.status = 200, .body = JOB_MM}, /* not reached */
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 5, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 4);
+	assert_only_job_reads(&e, 1);
+	assert_int_equal(e.fc.n_sleeps, 2);
+	assert_int_equal(e.fc.sleeps[0], 1000);
+	assert_int_equal(e.fc.sleeps[1], 2000);
+	assert_int_equal(e.err.err, DBX_OK);
+	assert_cmk_order(e.order);
+	env_fini(&e);
+}
+
+/* A poll lost at the transport (after the retry layer's budget): the order tells. */
+static void test_patch_dropped_poll_order_shows(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 202, .location = OP_URL("1")},
+	    {.transport_err = DBX_EREMOTE},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 3, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 3);
+	assert_string_equal(e.ft.calls[1].url, OP_URL("1"));
+	assert_string_equal(e.ft.calls[2].url, JOB_GET_URL);
+	assert_int_equal(e.fc.n_sleeps, 1); /* the wait before the poll; the read came at once */
+	assert_cmk_order(e.order);
+	assert_int_equal(e.err.err, DBX_OK);
+	env_fini(&e);
+}
+
+/* Lost polls through the real retry layer, then an order that never shows: ETIMEDOUT in time. */
+static void test_patch_dropped_poll_order_never_shows(void **state)
+{
+	const uint64_t deadline = START_MS + 20000;
+	struct fake_reply script[80];
+	struct env e;
+
+	(void)state;
+	fill(script, 80, (struct fake_reply){.status = 202, .location = OP_URL("1")},
+	     (struct fake_reply){.transport_err = DBX_EREMOTE});
+	for (size_t i = 6; i < 80; i++) /* the poll and its 4 retries are lost; reads answer */
+		script[i] = (struct fake_reply){.status = 200, .body = JOB_MM};
+	env_init(&e, script, 80, true);
+	assert_int_equal(patch(&e, deadline), DBX_ETIMEDOUT);
+	for (size_t i = 1; i < 6; i++)
+		assert_string_equal(e.ft.calls[i].url, OP_URL("1"));
+	assert_only_job_reads(&e, 6);
+	assert_true(e.ft.n_calls > 7);
+	assert_within(&e, deadline);
+	assert_non_null(strstr(e.err.message, "may still be applied"));
+	assert_non_null(strstr(e.err.message, "poll"));
+	assert_true(e.accepted);
+	assert_null(e.order);
+	env_fini(&e);
+}
+
+/*
+ * Retry-After: 99999 on the poll whose Location is the job: the job is read
+ * at once (the Location ends the waiting), one GET shows the change.
+ */
+static void test_patch_huge_retry_after_on_final_poll(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 202, .location = OP_URL("1")},
+	    {.status = 202, .location = JOB_URL, .retry_after = "99999"},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 3, false);
+	assert_int_equal(patch(&e, START_MS + 30000), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 3);
+	assert_string_equal(e.ft.calls[2].url, JOB_GET_URL);
+	assert_int_equal(e.fc.n_sleeps, 1);
+	assert_int_equal(e.fc.now, START_MS + 1000);
+	assert_cmk_order(e.order);
+	env_fini(&e);
+}
+
+/*
+ * Retry-After: 99999 on a poll that is not the last: the next poll would
+ * come after the deadline, so the order is read now; it shows the change.
+ */
+static void test_patch_huge_retry_after_order_shows(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 202, .location = OP_URL("1")},
+	    {.status = 202, .location = OP_URL("2"), .retry_after = "99999"},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 3, false);
+	assert_int_equal(patch(&e, START_MS + 30000), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 3);
+	assert_string_equal(e.ft.calls[2].url, JOB_GET_URL);
+	assert_int_equal(e.fc.n_sleeps, 1); /* no wait for the poll that cannot happen */
+	assert_cmk_order(e.order);
+	env_fini(&e);
+}
+
+/* A Retry-After too large for milliseconds: still past the deadline, the order is read. */
+static void test_patch_retry_after_overflow(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 202, .location = OP_URL("1"), .retry_after = "18446744073709551"},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 2, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 2);
+	assert_string_equal(e.ft.calls[1].url, JOB_GET_URL);
+	assert_int_equal(e.fc.n_sleeps, 0);
+	assert_cmk_order(e.order);
+	env_fini(&e);
+}
+
+/* The schedule without Retry-After: 1 s doubling, capped at lro_poll (or lro_poll below 1 s). */
+static void test_patch_backoff_schedule(void **state)
+{
+	static const struct {
+		uint64_t lro_poll_ms;
+		uint64_t want[7];
+	} cases[] = {
+	    {10000, {1000, 2000, 4000, 8000, 10000, 10000, 10000}},
+	    {3000, {1000, 2000, 3000, 3000, 3000, 3000, 3000}},
+	    {1500, {1000, 1500, 1500, 1500, 1500, 1500, 1500}},
+	    {50, {50, 50, 50, 50, 50, 50, 50}},
+	    {0, {10, 10, 10, 10, 10, 10, 10}}, /* never a storm: at least 10 ms */
+	};
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct fake_reply script[9];
+		struct env e;
+
+		fill(script, 9, (struct fake_reply){.status = 202, .location = OP_URL("1")},
+		     (struct fake_reply){.status = 202, .location = OP_URL("1")});
+		script[7] = (struct fake_reply){.status = 202, .location = JOB_URL};
+		script[8] = (struct fake_reply){.status = 200, .body = JOB_CMK};
+		env_init(&e, script, 9, false);
+		assert_int_equal(patch_poll(&e, cases[c].lro_poll_ms, DEADLINE), DBX_OK);
+		assert_int_equal(e.ft.n_calls, 9);
+		assert_int_equal(e.fc.n_sleeps, 7); /* one per poll, none before the final read */
+		for (size_t i = 0; i < 7; i++)
+			assert_int_equal(e.fc.sleeps[i], cases[c].want[i]);
+		assert_cmk_order(e.order);
+		env_fini(&e);
+	}
+}
+
+/* The operation fails (500 after retries): EIO, after the order was read and does not show it. */
+static void test_patch_failed_operation_is_eio(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 202, .location = OP_URL("1")},
+	    {.status = 500,
+	     .request_id = "rid-op",
+	     .body = "{\"error\": {\"code\": \"InternalServerError\", \"message\": \"Could not "
+		     "fetch the passkey.\"}}"},
+	    {.status = 200, .body = JOB_MM},
+	};
+	const struct fake_reply landed[] = {
+	    {.status = 202, .location = OP_URL("1")},
+	    {.status = 200, .body = "{\"status\": \"Canceled\"}"},
+	    {.status = 200, .body = JOB_CMK},
+	};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 3, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_EREMOTE);
+	assert_int_equal(e.ft.n_calls, 3);
+	assert_string_equal(e.ft.calls[2].url, JOB_GET_URL);
+	assert_int_equal(e.err.http_status, 500);
+	assert_string_equal(e.err.code, "InternalServerError");
+	assert_string_equal(e.err.request_id, "rid-op");
+	assert_non_null(strstr(e.err.message, "passkey"));
+	assert_null(e.order);
+	env_fini(&e);
+
+	/* A canceled operation whose change the order shows all the same: that is the truth. */
+	env_init(&e, landed, 3, false);
+	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 3);
+	assert_int_equal(e.err.err, DBX_OK);
+	assert_cmk_order(e.order);
+	env_fini(&e);
 }
 
 /* ---- failures ---- */
@@ -564,13 +888,14 @@ static void test_patch_poll_failure_is_the_operations(void **state)
 	     .request_id = "rid-poll",
 	     .body = "{\"error\": {\"code\": \"SsemUserErrorKeyVaultBadRequestException\", "
 		     "\"message\": \"Applied a CMK but key access has not been granted.\"}}"},
+	    {.status = 200, .body = JOB_MM},
 	};
 	struct env e;
 
 	(void)state;
-	env_init(&e, script, 2, false);
+	env_init(&e, script, 3, false);
 	assert_int_equal(patch(&e, DEADLINE), DBX_EINVAL);
-	assert_int_equal(e.ft.n_calls, 2);
+	assert_int_equal(e.ft.n_calls, 3); /* the order was read: the change is not there */
 	assert_int_equal(e.err.err, DBX_EINVAL);
 	assert_int_equal(e.err.http_status, 400);
 	assert_string_equal(e.err.code, "SsemUserErrorKeyVaultBadRequestException");
@@ -621,23 +946,30 @@ static void test_patch_error_statuses(void **state)
 
 static void test_patch_deadline_while_polling(void **state)
 {
-	/* 25 s of budget, 10 s polls: two polls fit, the third would land past the deadline. */
+	/*
+	 * 25 s of budget, polls at 1, 2, 4, 8 s (15 s): the next, 10 s later,
+	 * would land past the deadline, so the order is read instead, and again
+	 * while time is left: it never shows the change, ETIMEDOUT.
+	 */
 	const uint64_t deadline = START_MS + 25000;
-	const struct fake_reply script[] = {
-	    {.status = 202, .location = OP_URL("1"), .request_id = "rid-patch"},
-	    {.status = 202, .location = OP_URL("2")},
-	    {.status = 202, .location = OP_URL("3")},
-	    {.status = 200, .body = JOB_CMK},
-	};
+	struct fake_reply script[40];
 	struct env e;
 
 	(void)state;
-	env_init(&e, script, 4, false);
+	fill(script, 40, (struct fake_reply){.status = 202, .location = OP_URL("1")},
+	     (struct fake_reply){.status = 200, .body = JOB_MM});
+	for (size_t i = 1; i <= 4; i++)
+		script[i] = (struct fake_reply){
+		    .status = 202, .location = OP_URL("2"), .request_id = "rid-poll"};
+	env_init(&e, script, 40, false);
 	assert_int_equal(patch(&e, deadline), DBX_ETIMEDOUT);
-	assert_int_equal(e.ft.n_calls, 3);
-	assert_true(e.fc.now <= deadline); /* never slept past it */
-	assert_int_equal(e.fc.n_sleeps, 2);
+	for (size_t i = 1; i <= 4; i++)
+		assert_string_equal(e.ft.calls[i].url, i == 1 ? OP_URL("1") : OP_URL("2"));
+	assert_only_job_reads(&e, 5);
+	assert_true(e.ft.n_calls >= 6);
+	assert_within(&e, deadline); /* never slept past it */
 	assert_non_null(strstr(e.err.message, "did not finish within the timeout"));
+	assert_non_null(strstr(e.err.message, "after the deadline"));
 	assert_true(e.err.request_id[0] != '\0');
 	assert_true(e.sent);
 	assert_true(e.accepted);
@@ -647,6 +979,7 @@ static void test_patch_deadline_while_polling(void **state)
 
 static void test_patch_retry_after_past_deadline(void **state)
 {
+	/* Retry-After past the deadline: no wait for that poll; the order, read now, tells. */
 	const struct fake_reply script[] = {
 	    {.status = 202, .location = OP_URL("1"), .retry_after = "3600"},
 	    {.status = 200, .body = JOB_CMK},
@@ -655,10 +988,12 @@ static void test_patch_retry_after_past_deadline(void **state)
 
 	(void)state;
 	env_init(&e, script, 2, false);
-	assert_int_equal(patch(&e, DEADLINE), DBX_ETIMEDOUT);
-	assert_int_equal(e.ft.n_calls, 1);
-	assert_int_equal(e.fc.n_sleeps, 0); /* no point waiting for a poll that cannot happen */
+	assert_int_equal(patch(&e, DEADLINE), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 2);
+	assert_string_equal(e.ft.calls[1].url, JOB_GET_URL);
+	assert_int_equal(e.fc.n_sleeps, 0);
 	assert_int_equal(e.fc.now, START_MS);
+	assert_cmk_order(e.order);
 	env_fini(&e);
 }
 
@@ -809,6 +1144,15 @@ int main(void)
 	    cmocka_unit_test(test_patch_202_without_location_reads_job),
 	    cmocka_unit_test(test_patch_operation_status_bodies),
 	    cmocka_unit_test(test_patch_refuses_foreign_location),
+	    cmocka_unit_test(test_patch_foreign_location_order_never_shows),
+	    cmocka_unit_test(test_patch_foreign_location_lands_later),
+	    cmocka_unit_test(test_patch_dropped_poll_order_shows),
+	    cmocka_unit_test(test_patch_dropped_poll_order_never_shows),
+	    cmocka_unit_test(test_patch_huge_retry_after_on_final_poll),
+	    cmocka_unit_test(test_patch_huge_retry_after_order_shows),
+	    cmocka_unit_test(test_patch_backoff_schedule),
+	    cmocka_unit_test(test_patch_retry_after_overflow),
+	    cmocka_unit_test(test_patch_failed_operation_is_eio),
 	    cmocka_unit_test(test_patch_poll_failure_is_the_operations),
 	    cmocka_unit_test(test_patch_error_statuses),
 	    cmocka_unit_test(test_patch_deadline_while_polling),

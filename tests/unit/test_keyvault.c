@@ -9,6 +9,7 @@
  * a check that was skipped. Key bodies carry real RSA moduli, so the bit
  * length is computed from the same bytes Key Vault would send.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -145,6 +147,8 @@ static void begin(const struct fake_reply *script, size_t n)
 	assert_non_null(C.arm);
 	C.kv = dbx_keyvault_new(C.arm, &C.f.base, TIMEOUT_MS);
 	assert_non_null(C.kv);
+	/* The script answers in order: lookups one by one (the concurrent cases have their own). */
+	dbx_keyvault_set_concurrent(C.kv, false);
 	snprintf(C.key.vault, sizeof(C.key.vault), "%s", VAULT);
 	snprintf(C.key.host, sizeof(C.key.host), "%s.vault.azure.net", VAULT);
 	snprintf(C.key.name, sizeof(C.key.name), "cmk");
@@ -1170,6 +1174,367 @@ static void test_foreign_key_host_not_contacted(void **state)
 	end();
 }
 
+/* ---- the preflight's lookups at once ---- */
+
+/*
+ * One scripted transport per lookup (ARM's vault lookup, Key Vault, ARM's
+ * identity lookup), picked by URL, so each answers its own requests in
+ * order whatever thread comes first. With gate set, the GET of the vault's
+ * properties waits (really, at most 5 s) for the key GET to arrive: it
+ * arrives only when the key is fetched at the same time; overlapped says
+ * whether it did.
+ */
+struct routed {
+	struct dbx_transport base;
+	struct fake_transport arm, kv, uai;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool gate, gate_passed, kv_arrived, overlapped;
+};
+
+static struct routed R;
+
+static enum dbx_err routed_send(struct dbx_transport *self, const struct dbx_http_request *req,
+				struct dbx_http_response *resp, struct dbx_error *err)
+{
+	struct routed *r = (struct routed *)self;
+	struct fake_transport *to = &r->arm;
+
+	if (strstr(req->url, ".vault.azure.net/")) {
+		pthread_mutex_lock(&r->lock);
+		r->kv_arrived = true;
+		pthread_cond_broadcast(&r->cond);
+		pthread_mutex_unlock(&r->lock);
+		to = &r->kv;
+	} else if (strstr(req->url, "userAssignedIdentities")) {
+		to = &r->uai;
+	} else if (strstr(req->url, "/providers/Microsoft.KeyVault/vaults/")) {
+		pthread_mutex_lock(&r->lock);
+		if (r->gate && !r->gate_passed) {
+			struct timespec at;
+
+			clock_gettime(CLOCK_REALTIME, &at);
+			at.tv_sec += 5;
+			while (!r->kv_arrived &&
+			       pthread_cond_timedwait(&r->cond, &r->lock, &at) == 0)
+				;
+			r->overlapped = r->kv_arrived;
+			r->gate_passed = true;
+		}
+		pthread_mutex_unlock(&r->lock);
+	}
+	return to->base.send(&to->base, req, resp, err);
+}
+
+static void routed_destroy(struct dbx_transport *self)
+{
+	(void)self;
+}
+
+struct script {
+	const struct fake_reply *r;
+	size_t n;
+};
+
+/* C's arm and kv over R, concurrent or one by one. */
+static void rbegin(struct script arm, struct script kv, struct script uai, bool concurrent)
+{
+	memset(&C, 0, sizeof(C));
+	memset(&R, 0, sizeof(R));
+	fake_transport_init(&R.arm, arm.r, arm.n);
+	fake_transport_init(&R.kv, kv.r, kv.n);
+	fake_transport_init(&R.uai, uai.r, uai.n);
+	pthread_mutex_init(&R.lock, NULL);
+	pthread_cond_init(&R.cond, NULL);
+	R.base.send = routed_send;
+	R.base.destroy = routed_destroy;
+	fake_clock_init(&C.fc, START_MS);
+	C.arm = dbx_arm_new(&R.base, dbx_cloud_default(), NULL, TIMEOUT_MS, &C.fc.clock);
+	assert_non_null(C.arm);
+	C.kv = dbx_keyvault_new(C.arm, &R.base, TIMEOUT_MS);
+	assert_non_null(C.kv);
+	dbx_keyvault_set_concurrent(C.kv, concurrent);
+	snprintf(C.key.vault, sizeof(C.key.vault), "%s", VAULT);
+	snprintf(C.key.host, sizeof(C.key.host), "%s.vault.azure.net", VAULT);
+	snprintf(C.key.name, sizeof(C.key.name), "cmk");
+	snprintf(C.key.url, sizeof(C.key.url), "https://%s/keys/cmk", C.key.host);
+}
+
+static void rend(void)
+{
+	dbx_keyvault_free(C.kv);
+	dbx_arm_free(C.arm);
+	fake_transport_fini(&R.arm);
+	fake_transport_fini(&R.kv);
+	fake_transport_fini(&R.uai);
+	pthread_mutex_destroy(&R.lock);
+	pthread_cond_destroy(&R.cond);
+}
+
+/* What one preflight run gave. */
+struct outcome {
+	enum dbx_err rc;
+	struct dbx_error err;
+	struct dbx_preflight out;
+	char principal[128];
+	size_t arm_calls, kv_calls, uai_calls;
+};
+
+static struct outcome run_preflight(struct script arm, struct script kv, struct script uai,
+				    const char *uai_id, bool concurrent)
+{
+	struct outcome o;
+
+	memset(&o, 0, sizeof(o));
+	rbegin(arm, kv, uai, concurrent);
+	o.rc = dbx_keyvault_preflight_uai(C.kv, 0, SUB, &C.key, uai_id, uai_id ? NULL : PRINCIPAL,
+					  NOW, o.principal, sizeof(o.principal), &o.out, &o.err);
+	o.arm_calls = R.arm.n_calls;
+	o.kv_calls = R.kv.n_calls;
+	o.uai_calls = R.uai.n_calls;
+	rend();
+	return o;
+}
+
+#define S(a) ((struct script){(a), sizeof(a) / sizeof((a)[0])})
+#define NONE ((struct script){NULL, 0})
+
+/*
+ * Every finding, concurrent and one by one: the same result, Ssem code,
+ * message, notes and findings (out), whatever answers first; the identity's
+ * failure before the vault's, the vault's before the key's.
+ */
+static void test_preflight_concurrent_same_outcome(void **state)
+{
+	const char *uai_body = fake_fmt(
+	    "{\"id\":\"" UAI_ID "\",\"name\":\"uai1\",\"properties\":{\"tenantId\":\"" TENANT
+	    "\",\"principalId\":\"" OTHER "\",\"clientId\":\"c\"}}");
+	const struct fake_reply vault_ok[] = {{.status = 200, .body = resources(VAULT_ID)},
+					      {.status = 200, .body = good_vault()}};
+	const struct fake_reply vault_for_other[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200,
+	     .body = vault(VAULT_ID, "\"enableSoftDelete\":true,\"enablePurgeProtection\":true",
+			   OTHER, ALL_KEY_PERMS)}};
+	const struct fake_reply vault_missing[] = {
+	    {.status = 200, .body = no_resources()},
+	    {.status = 200, .body = "{\"value\":[{\"subscriptionId\":\"" SUB "\"}]}"}};
+	const struct fake_reply vault_weak[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200,
+	     .body = vault(VAULT_ID, "\"enableSoftDelete\":true", PRINCIPAL, ALL_KEY_PERMS)}};
+	const struct fake_reply vault_403[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 403, .body = arm_error("AuthorizationFailed")}};
+	const struct fake_reply arm_500[] = {
+	    {.status = 500, .body = arm_error("InternalServerError"), .request_id = "rid-500"}};
+	const struct fake_reply key_ok[] = {{.status = 200, .body = good_key()}};
+	const struct fake_reply key_404[] = {{.status = 404, .body = arm_error("KeyNotFound")}};
+	const struct fake_reply key_403[] = {{.status = 403, .body = arm_error("Forbidden")}};
+	const struct fake_reply key_disabled[] = {
+	    {.status = 200, .body = key_bundle(KID, "RSA", N_RSA2048, false, 0, 0, "Recoverable")}};
+	const struct fake_reply uai_ok[] = {{.status = 200, .body = uai_body}};
+	const struct fake_reply uai_404[] = {
+	    {.status = 404, .body = arm_error("ResourceNotFound")}};
+	const struct {
+		const char *what;
+		struct script arm, kv, uai;
+		const char *uai_id;
+		enum dbx_err rc;
+		const char *code;
+		bool vault_known; /* ARM named the vault: only then is its host contacted */
+	} cases[] = {
+	    {"all good", S(vault_ok), S(key_ok), NONE, NULL, DBX_OK, "", true},
+	    {"vault missing, key missing", S(vault_missing), S(key_404), NONE, NULL, DBX_EINVAL,
+	     "SsemUserErrorKeyVaultDetailsNotFound", false},
+	    {"no purge protection, key disabled", S(vault_weak), S(key_disabled), NONE, NULL,
+	     DBX_EINVAL, "SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled", true},
+	    {"key missing", S(vault_ok), S(key_404), NONE, NULL, DBX_EINVAL,
+	     "SsemUserErrorKeyDetailsNotFound", true},
+	    {"key disabled", S(vault_ok), S(key_disabled), NONE, NULL, DBX_EINVAL,
+	     "SsemUserErrorEncryptionKeyDisabled", true},
+	    {"no access for the principal", S(vault_for_other), S(key_ok), NONE, NULL, DBX_EINVAL,
+	     "SsemUserErrorKeyVaultBadRequestException", true},
+	    {"vault and key not readable", S(vault_403), S(key_403), NONE, NULL, DBX_OK, "", true},
+	    {"ARM fails, key disabled", S(arm_500), S(key_disabled), NONE, NULL, DBX_EREMOTE,
+	     "InternalServerError", false},
+	    {"identity missing, vault missing", S(vault_missing), S(key_ok), S(uai_404), UAI_ID,
+	     DBX_EINVAL, "SsemUserErrorKekUserIdentityNotFound", false},
+	    {"identity found, access for it", S(vault_for_other), S(key_ok), S(uai_ok), UAI_ID,
+	     DBX_OK, "", true},
+	    {"identity found, no access for it", S(vault_ok), S(key_ok), S(uai_ok), UAI_ID,
+	     DBX_EINVAL, "SsemUserErrorKeyVaultBadRequestException", true},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct outcome at_once, one_by_one;
+
+		print_message("%s\n", cases[i].what);
+		at_once =
+		    run_preflight(cases[i].arm, cases[i].kv, cases[i].uai, cases[i].uai_id, true);
+		one_by_one =
+		    run_preflight(cases[i].arm, cases[i].kv, cases[i].uai, cases[i].uai_id, false);
+		assert_int_equal(at_once.rc, cases[i].rc);
+		assert_string_equal(at_once.err.code, cases[i].code);
+		assert_int_equal(one_by_one.rc, at_once.rc);
+		assert_int_equal(one_by_one.err.err, at_once.err.err);
+		assert_string_equal(one_by_one.err.code, at_once.err.code);
+		assert_string_equal(one_by_one.err.message, at_once.err.message);
+		assert_int_equal(one_by_one.err.http_status, at_once.err.http_status);
+		assert_string_equal(one_by_one.err.request_id, at_once.err.request_id);
+		assert_string_equal(one_by_one.out.notes, at_once.out.notes);
+		assert_memory_equal(&one_by_one.out.vault, &at_once.out.vault,
+				    sizeof(at_once.out.vault));
+		assert_memory_equal(&one_by_one.out.key, &at_once.out.key, sizeof(at_once.out.key));
+		assert_string_equal(one_by_one.principal, at_once.principal);
+		/*
+		 * Concurrent: every lookup went out, but the key's host only once ARM
+		 * knew the vault; one by one: only those whose check came.
+		 */
+		assert_int_equal(at_once.kv_calls, cases[i].vault_known ? 1 : 0);
+		assert_true(one_by_one.kv_calls <= at_once.kv_calls);
+		if (cases[i].uai_id)
+			assert_int_equal(at_once.uai_calls, 1);
+		if (cases[i].rc == DBX_OK)
+			assert_int_equal(one_by_one.kv_calls, 1);
+	}
+	/* What a success found: the vault's ID, the versioned key, the identity's principal. */
+	{
+		struct outcome o =
+		    run_preflight(S(vault_for_other), S(key_ok), S(uai_ok), UAI_ID, true);
+
+		assert_int_equal(o.rc, DBX_OK);
+		assert_string_equal(o.out.vault.id, VAULT_ID);
+		assert_string_equal(o.out.key.kid, KID);
+		assert_string_equal(o.principal, OTHER);
+		assert_string_equal(o.out.notes, "");
+	}
+	fake_fmt_free();
+}
+
+/* The key GET (and the identity lookup) are in flight while the vault is looked up. */
+static void test_preflight_lookups_overlap(void **state)
+{
+	const struct fake_reply arm[] = {{.status = 200, .body = resources(VAULT_ID)},
+					 {.status = 200, .body = good_vault()}};
+	const struct fake_reply kv[] = {{.status = 200, .body = good_key()}};
+	struct dbx_preflight out;
+
+	(void)state;
+	rbegin(S(arm), S(kv), NONE, true);
+	R.gate = true;
+	assert_int_equal(dbx_keyvault_preflight(C.kv, SUB, &C.key, PRINCIPAL, NOW, &out, &C.err),
+			 DBX_OK);
+	assert_true(R.gate_passed);
+	assert_true(R.overlapped); /* the key GET arrived while the vault lookup waited */
+	assert_string_equal(R.arm.calls[0].url, FILTER_URL(SUB));
+	assert_string_equal(R.arm.calls[1].url, VAULT_URL(VAULT_ID));
+	assert_string_equal(R.kv.calls[0].url, KEY_URL);
+	assert_string_equal(R.kv.calls[0].scope, KV_SCOPE);
+	rend();
+	fake_fmt_free();
+}
+
+/*
+ * A new user-assigned identity for the key the order has: its principal and
+ * the vault's policies for it, at once and one by one, the same outcome.
+ */
+static void test_check_access_uai_concurrent(void **state)
+{
+	const char *uai_body = fake_fmt(
+	    "{\"id\":\"" UAI_ID "\",\"name\":\"uai1\",\"properties\":{\"tenantId\":\"" TENANT
+	    "\",\"principalId\":\"" OTHER "\",\"clientId\":\"c\"}}");
+	const struct fake_reply for_other[] = {
+	    {.status = 200,
+	     .body = vault(VAULT_ID, "\"enableSoftDelete\":true,\"enablePurgeProtection\":true",
+			   OTHER, ALL_KEY_PERMS)}};
+	const struct fake_reply for_principal[] = {{.status = 200, .body = good_vault()}};
+	const struct fake_reply vault_403[] = {
+	    {.status = 403, .body = arm_error("AuthorizationFailed")}};
+	const struct fake_reply vault_404[] = {
+	    {.status = 404, .body = arm_error("ResourceNotFound")}};
+	const struct fake_reply uai_ok[] = {{.status = 200, .body = uai_body}};
+	const struct fake_reply uai_404[] = {
+	    {.status = 404, .body = arm_error("ResourceNotFound")}};
+	const struct {
+		struct script arm, uai;
+		enum dbx_err rc;
+		const char *code;
+	} cases[] = {
+	    {S(for_other), S(uai_ok), DBX_OK, ""},
+	    {S(for_principal), S(uai_ok), DBX_EINVAL, "SsemUserErrorKeyVaultBadRequestException"},
+	    {S(vault_403), S(uai_ok), DBX_OK, ""},
+	    {S(vault_404), S(uai_ok), DBX_EINVAL, "SsemUserErrorKeyVaultDetailsNotFound"},
+	    {S(vault_404), S(uai_404), DBX_EINVAL, "SsemUserErrorKekUserIdentityNotFound"},
+	    {S(for_other), S(uai_404), DBX_EINVAL, "SsemUserErrorKekUserIdentityNotFound"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct dbx_error e[2];
+		char principal[2][64];
+		enum dbx_err rc[2];
+		size_t arm_calls[2], uai_calls[2];
+
+		for (int seq = 0; seq < 2; seq++) {
+			struct dbx_vault_info v = {.soft_delete = true, .policies_known = true};
+
+			snprintf(v.id, sizeof(v.id), "%s", VAULT_ID);
+			rbegin(cases[i].arm, NONE, cases[i].uai, seq == 0);
+			rc[seq] = dbx_keyvault_check_access_uai(C.kv, 0, &v, UAI_ID, principal[seq],
+								sizeof(principal[seq]), &e[seq]);
+			arm_calls[seq] = R.arm.n_calls;
+			uai_calls[seq] = R.uai.n_calls;
+			rend();
+		}
+		print_message("case %zu\n", i);
+		assert_int_equal(rc[0], cases[i].rc);
+		assert_string_equal(e[0].code, cases[i].code);
+		assert_int_equal(rc[1], rc[0]);
+		assert_string_equal(e[1].code, e[0].code);
+		assert_string_equal(e[1].message, e[0].message);
+		assert_string_equal(principal[1], principal[0]);
+		assert_int_equal(arm_calls[0], 1); /* at once: both went out */
+		assert_int_equal(uai_calls[0], 1);
+		assert_int_equal(uai_calls[1], 1);
+		if (cases[i].rc == DBX_OK)
+			assert_string_equal(principal[0], OTHER);
+	}
+	fake_fmt_free();
+}
+
+/* The caller's deadline (a write's own) bounds every lookup of the preflight. */
+static void test_preflight_takes_the_callers_deadline(void **state)
+{
+	const struct fake_reply arm[] = {{.status = 200, .body = resources(VAULT_ID)},
+					 {.status = 200, .body = good_vault()}};
+	const struct fake_reply kv[] = {{.status = 200, .body = good_key()}};
+	const uint64_t deadline = START_MS + 1234;
+	struct dbx_preflight out;
+
+	(void)state;
+	rbegin(S(arm), S(kv), NONE, true);
+	assert_int_equal(dbx_keyvault_preflight_uai(C.kv, deadline, SUB, &C.key, NULL, PRINCIPAL,
+						    NOW, NULL, 0, &out, &C.err),
+			 DBX_OK);
+	assert_int_equal(R.arm.n_calls, 2);
+	assert_int_equal(R.kv.n_calls, 1);
+	assert_int_equal(R.arm.calls[0].deadline_ms, deadline);
+	assert_int_equal(R.arm.calls[1].deadline_ms, deadline);
+	assert_int_equal(R.kv.calls[0].deadline_ms, deadline);
+	rend();
+
+	/* Past it: nothing is sent, ETIMEDOUT. */
+	rbegin(S(arm), S(kv), NONE, true);
+	assert_int_equal(dbx_keyvault_preflight_uai(C.kv, START_MS, SUB, &C.key, NULL, PRINCIPAL,
+						    NOW, NULL, 0, &out, &C.err),
+			 DBX_ETIMEDOUT);
+	assert_int_equal(R.arm.n_calls + R.kv.n_calls, 0);
+	rend();
+	fake_fmt_free();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1217,6 +1582,10 @@ int main(void)
 	    cmocka_unit_test(test_check_access),
 	    cmocka_unit_test(test_identity_principal),
 	    cmocka_unit_test(test_foreign_key_host_not_contacted),
+	    cmocka_unit_test(test_preflight_concurrent_same_outcome),
+	    cmocka_unit_test(test_preflight_lookups_overlap),
+	    cmocka_unit_test(test_preflight_takes_the_callers_deadline),
+	    cmocka_unit_test(test_check_access_uai_concurrent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

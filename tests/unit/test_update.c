@@ -577,6 +577,12 @@ static void env_init(struct env *e, const struct fake_reply *script, size_t n)
 	e->kv = dbx_keyvault_new(e->arm, &e->ft.base, TIMEOUT_MS);
 	assert_non_null(e->arm);
 	assert_non_null(e->kv);
+	/*
+	 * The scripts answer in order, so the preflight's lookups go one by one
+	 * (identity, vault, key); test_keyvault.c runs them at once, against a
+	 * transport of their own per lookup, and checks the outcome is the same.
+	 */
+	dbx_keyvault_set_concurrent(e->kv, false);
 	e->cfg.arm = e->arm;
 	e->cfg.kv = e->kv;
 	e->cfg.cloud = dbx_cloud_default();
@@ -935,7 +941,9 @@ static void test_apply_failed_operation_not_resent(void **state)
 	(void)state;
 	env_init(&e, script, 8);
 	assert_int_equal(apply(&e, &c), DBX_EREMOTE);
-	assert_int_equal(e.ft.n_calls, 6);
+	/* The order was read once after the failure: it does not show the key, so EIO. */
+	assert_int_equal(e.ft.n_calls, 7);
+	assert_call(&e, 6, "GET", JOB_GET_URL, ARM_SCOPE);
 	assert_int_equal(count_patches(&e), 1);
 	assert_string_equal(e.err.code, "InternalServerError");
 	env_fini(&e);
@@ -961,35 +969,70 @@ static void test_apply_dropped_connection_then_change_is_there(void **state)
 	env_fini(&e);
 }
 
-static void test_apply_operation_past_timeout_not_resent(void **state)
+/*
+ * ARM accepted the PATCH but its Location is off the ARM host: not followed
+ * (no request to it); the order is read, and the write is judged by what it
+ * shows with the same test as a normal end (shows_change): first the old
+ * key (not yet), then MicrosoftManaged (done).
+ */
+static void test_apply_foreign_location_judged_by_the_order(void **state)
 {
 	const struct fake_reply script[] = {
 	    {.status = 200, .body = job(IDENT_SYS, kek_cm(KEY, VAULT_ID, ""))},
-	    {.status = 202, .location = OP_URL, .request_id = "rid-patch"},
-	    {.status = 202, .location = OP_URL},
-	    {.status = 202, .location = OP_URL},
-	    {.status = 202, .location = OP_URL},
-	    {.status = 202, .location = OP_URL},
-	    {.status = 202, .location = OP_URL},
-	    {.status = 202, .location = OP_URL},
-	    {.status = 202, .location = OP_URL},
-	    {.status = 202, .location = OP_URL},
-	    {.status = 202, .location = OP_URL},
-	    {.status = 202, .location = OP_URL},
-	    {.status = 202, .location = OP_URL},
-	    {.status = 202, .location = OP_URL},
+	    {.status = 202, .location = "https://evil.example.net/operationResults/1"},
+	    {.status = 200, .body = job(IDENT_SYS, kek_cm(KEY, VAULT_ID, ""))},
+	    {.status = 200, .body = job(IDENT_SYS, KEK_MM)},
 	};
 	struct dbx_encryption_change c = change_type(DBX_KEK_CHOICE_MICROSOFT);
 	struct env e;
 
 	(void)state;
+	env_init(&e, script, 4);
+	assert_int_equal(apply(&e, &c), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 4);
+	assert_call(&e, 2, "GET", JOB_GET_URL, ARM_SCOPE);
+	assert_call(&e, 3, "GET", JOB_GET_URL, ARM_SCOPE);
+	for (size_t i = 0; i < e.ft.n_calls; i++)
+		assert_null(strstr(e.ft.calls[i].url, "evil"));
+	assert_int_equal(count_patches(&e), 1);
+	assert_int_equal(e.result->kek_type, DBX_KEK_MICROSOFT);
+	assert_int_equal(e.err.err, DBX_OK);
+	env_fini(&e);
+}
+
+static void test_apply_operation_past_timeout_not_resent(void **state)
+{
+	/*
+	 * 120 s of budget, polls 1, 2, 4, 8 s apart, then 10 s (lro_poll): 14
+	 * polls; the next would come after the deadline, so the order is read
+	 * (at 115 s and, 1 s before the deadline, at 120 s): it never shows the
+	 * change. ETIMEDOUT, nothing resent, no sleep past the deadline.
+	 */
+	struct fake_reply script[18];
+	struct dbx_encryption_change c = change_type(DBX_KEK_CHOICE_MICROSOFT);
+	struct env e;
+
+	(void)state;
+	script[0] =
+	    (struct fake_reply){.status = 200, .body = job(IDENT_SYS, kek_cm(KEY, VAULT_ID, ""))};
+	script[1] =
+	    (struct fake_reply){.status = 202, .location = OP_URL, .request_id = "rid-patch"};
+	for (size_t i = 2; i < 16; i++)
+		script[i] = (struct fake_reply){.status = 202, .location = OP_URL};
+	for (size_t i = 16; i < 18; i++)
+		script[i] = script[0];
 	env_init(&e, script, sizeof(script) / sizeof(script[0]));
 	assert_int_equal(apply(&e, &c), DBX_ETIMEDOUT);
-	/* 120 s of budget, 10 s polls: 11 polls, none past the deadline, nothing resent. */
-	assert_int_equal(e.ft.n_calls, 2 + 11);
+	assert_int_equal(e.ft.n_calls, 18);
+	for (size_t i = 2; i < 16; i++)
+		assert_call(&e, i, "GET", OP_URL, ARM_SCOPE);
+	assert_call(&e, 16, "GET", JOB_GET_URL, ARM_SCOPE);
+	assert_call(&e, 17, "GET", JOB_GET_URL, ARM_SCOPE);
 	assert_int_equal(count_patches(&e), 1);
 	assert_true(e.fc.now <= START_MS + TIMEOUT_MS);
+	assert_int_equal(e.fc.now, START_MS + TIMEOUT_MS - 1000);
 	assert_non_null(strstr(e.err.message, "did not finish within the timeout"));
+	assert_non_null(strstr(e.err.message, "may still be applied"));
 	assert_true(e.report.patched);
 	assert_null(e.result);
 	env_fini(&e);
@@ -1098,6 +1141,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_apply_failed_operation_not_resent, teardown),
 	    cmocka_unit_test_teardown(test_apply_dropped_connection_then_change_is_there, teardown),
 	    cmocka_unit_test_teardown(test_apply_operation_past_timeout_not_resent, teardown),
+	    cmocka_unit_test_teardown(test_apply_foreign_location_judged_by_the_order, teardown),
 	    cmocka_unit_test_teardown(test_apply_interrupted_before_patch, teardown),
 	    cmocka_unit_test_teardown(test_apply_accepted_but_not_shown, teardown),
 	    cmocka_unit_test_teardown(test_apply_contradiction_sends_nothing, teardown),
