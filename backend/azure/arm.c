@@ -206,8 +206,9 @@ enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp,
 /* ---- one GET ---- */
 
 /* Send one idempotent GET of url with the ARM token; DBX_OK when any HTTP answer arrived. */
-static enum dbx_err send_get(struct dbx_arm *arm, const char *url, uint64_t deadline,
-			     struct dbx_http_response *resp, struct dbx_error *err)
+static enum dbx_err send_get_retries(struct dbx_arm *arm, const char *url, uint64_t deadline,
+				     unsigned max_retries, struct dbx_http_response *resp,
+				     struct dbx_error *err)
 {
 	struct dbx_http_request req = {
 	    .method = "GET",
@@ -215,9 +216,16 @@ static enum dbx_err send_get(struct dbx_arm *arm, const char *url, uint64_t dead
 	    .scope = arm->cloud->arm_scope,
 	    .deadline_ms = deadline,
 	    .idempotent = true,
+	    .max_retries = max_retries,
 	};
 
 	return dbx_http_send(arm->transport, &req, resp, err);
+}
+
+static enum dbx_err send_get(struct dbx_arm *arm, const char *url, uint64_t deadline,
+			     struct dbx_http_response *resp, struct dbx_error *err)
+{
+	return send_get_retries(arm, url, deadline, 0, resp, err);
 }
 
 /* GET url with the ARM token; DBX_OK only for a 200 with a body. resp is reset by the caller. */
@@ -1621,7 +1629,8 @@ static enum dbx_err follow_operation(struct lro *l, const struct dbx_http_respon
 			goto out;
 		dbx_http_response_reset(&resp);
 		dbx_error_clear(err);
-		rc = send_get(l->arm, url, l->deadline, &resp, err);
+		/* One resend: a poll lost twice is the order's to answer (watch_order). */
+		rc = send_get_retries(l->arm, url, l->deadline, 1, &resp, err);
 		if (rc == DBX_EINTR && l->interrupts++ < LRO_MAX_INTERRUPTS) {
 			/* Ctrl-C cut the retry layer's backoff: the update runs to its end. */
 			dbx_error_clear(err);
@@ -1763,8 +1772,9 @@ enum dbx_err dbx_arm_patch_job_verify(struct dbx_arm *arm, const char *subscript
 	req.body = body;
 	req.body_len = strlen(body);
 	rc = dbx_http_send(arm->transport, &req, &resp, err);
+	/* Any other failure may have carried the request; one without a token never left. */
 	if (sent)
-		*sent = rc != DBX_EUNREACHABLE; /* any other failure may have carried the request */
+		*sent = rc != DBX_EUNREACHABLE && !(err && err->service == DBX_SERVICE_TOKEN);
 	if (rc != DBX_OK)
 		goto out;
 	if (resp.request_id)

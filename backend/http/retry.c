@@ -283,6 +283,8 @@ static bool says_host_down(const struct dbx_http_request *req, enum dbx_err rc,
 		return false;
 	if (strcmp(err->code, DBX_HTTP_CODE_TOO_LARGE) == 0)
 		return false; /* the host answered, too much */
+	if (req->max_retries)
+		return false; /* its caller has its own way out, and tried less */
 	return req->idempotent || rc == DBX_EUNREACHABLE;
 }
 
@@ -314,8 +316,11 @@ static enum dbx_err retry_loop(struct retry_transport *rt, const struct dbx_http
 			       struct dbx_http_response *resp, struct dbx_error *err)
 {
 	const struct dbx_clock *clock = rt->clock;
+	unsigned max_retries = rt->policy.max_retries;
 	enum dbx_err rc;
 
+	if (req->max_retries && req->max_retries < max_retries)
+		max_retries = req->max_retries;
 	for (unsigned attempt = 1;; attempt++) {
 		uint64_t delay;
 		uint64_t now;
@@ -326,7 +331,7 @@ static enum dbx_err retry_loop(struct retry_transport *rt, const struct dbx_http
 			return rc; /* the deadline itself was hit mid-request */
 		if (rc != DBX_OK && strcmp(err->code, DBX_HTTP_CODE_TOO_LARGE) == 0)
 			return rc;
-		if (attempt > rt->policy.max_retries)
+		if (attempt > max_retries)
 			return rc;
 		delay = dbx_retry_delay_ms(&rt->policy, clock, attempt, rc == DBX_OK ? resp : NULL,
 					   rc, req->idempotent);
@@ -344,7 +349,7 @@ static enum dbx_err retry_loop(struct retry_transport *rt, const struct dbx_http
 		if (rc == DBX_OK)
 			dbx_log(DBX_LOG_DEBUG, "%s %.*s: HTTP %ld, retry %u of %u in %llu ms",
 				req->method, url_loggable_len(req->url), req->url, resp->status,
-				attempt, rt->policy.max_retries, (unsigned long long)delay);
+				attempt, max_retries, (unsigned long long)delay);
 		else
 			dbx_log(DBX_LOG_DEBUG, "%s %.*s: %s (%s), retry %u of %u in %llu ms",
 				req->method, url_loggable_len(req->url), req->url, dbx_err_str(rc),

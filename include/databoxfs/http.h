@@ -43,6 +43,8 @@ struct dbx_http_request {
 	uint64_t deadline_ms; /* absolute, on the monotonic time line of struct dbx_clock (clock.h);
 				 0: none */
 	bool idempotent; /* false for PATCH/POST: the retry layer never resends them after 5xx */
+	unsigned max_retries; /* 0: the retry policy's; else at most this many resends, when the
+				 caller has its own way out (a lost poll: read the order) */
 	/*
 	 * NULL-terminated list of extra "Name: value" header lines, or NULL.
 	 * Used by managed identity ("Metadata: true", "X-IDENTITY-HEADER: ...");

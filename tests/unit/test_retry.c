@@ -368,6 +368,29 @@ static void test_timeout_does_not_mark_host_down(void **state)
 	teardown_f(f);
 }
 
+/* A caller with its own way out asks for fewer resends; its failure marks no host down. */
+static void test_request_retry_budget(void **state)
+{
+	static const struct fake_reply script[] = {
+	    {.transport_err = DBX_EREMOTE},
+	    {.transport_err = DBX_EREMOTE},
+	    {.status = 200},
+	    {.status = 200},
+	};
+	struct fixture *f = setup_with(script, N(script), NULL);
+	struct dbx_http_request req = {.method = "GET",
+				       .url = "https://management.azure.com/op",
+				       .idempotent = true,
+				       .max_retries = 1};
+
+	(void)state;
+	assert_int_equal(dbx_http_send(f->rt, &req, &f->resp, &f->err), DBX_EREMOTE);
+	assert_int_equal(f->fake.n_calls, 2);
+	assert_int_equal(send_url(f, "GET", "https://management.azure.com/job"), DBX_OK);
+	assert_int_equal(f->fake.n_calls, 3);
+	teardown_f(f);
+}
+
 static void test_max_retries(void **state)
 {
 	static const struct fake_reply all503[] = {
@@ -661,6 +684,7 @@ int main(void)
 	    cmocka_unit_test(test_get_resent_after_transport_errors),
 	    cmocka_unit_test(test_oversized_body_not_resent),
 	    cmocka_unit_test(test_down_host_fails_at_once),
+	    cmocka_unit_test(test_request_retry_budget),
 	    cmocka_unit_test(test_dropped_patch_does_not_mark_host_down),
 	    cmocka_unit_test(test_timeout_does_not_mark_host_down),
 	    cmocka_unit_test(test_max_retries),
