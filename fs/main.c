@@ -179,7 +179,7 @@ static void usage(const char *prog)
 	    "                                fractions and 0 allowed)\n"
 	    "    -o timeout=SECONDS          bound on any one operation (default 120)\n"
 	    "    -o lro_poll=SECONDS         longest interval between polls of a long-running\n"
-	    "                                operation (default 10; from 1 s, doubling)\n"
+	    "                                operation (default 10; from 1 s, growing)\n"
 	    "    -o cafile=PATH              extra trusted CA bundle (TLS is always verified)\n"
 	    "    -o connect_to=HOST:PORT:TO_HOST:TO_PORT\n"
 	    "                                connect to another address for HOST:PORT, as curl's\n"

@@ -1207,7 +1207,7 @@ out:
  *
  * The wait before each poll is the answer's retry-after-ms or Retry-After
  * (seconds), else the schedule of docs/azure.md, "Long-running
- * operations": 1 s, doubling, capped at lro_poll.
+ * operations": an eighth of the time since the PATCH, 1 s to lro_poll.
  *
  * Once ARM accepted the PATCH the change may land whatever happens to the
  * polling, so the write reports what the order shows (docs/formats.md,
@@ -1221,7 +1221,8 @@ out:
  */
 
 #define DBX_ARM_MAX_POLLS 10000 /* a server answering 202 forever without a deadline */
-#define LRO_FIRST_MS	  1000	/* the schedule's first interval, doubled up to lro_poll */
+#define LRO_FIRST_MS	  1000	/* the schedule's shortest interval, unless lro_poll is shorter */
+#define LRO_GROWTH	  8	/* an interval is 1/LRO_GROWTH of the time since the PATCH */
 #define LRO_MIN_MS	  10	/* the shortest interval, whatever lro_poll says */
 #define LRO_RESERVE_MS	  1000 /* the last read of the order starts this long before the deadline */
 #define LRO_TIMEOUT_MSG                                                                            \
@@ -1274,19 +1275,28 @@ struct lro {
 	dbx_arm_shows_fn shows;	   /* NULL: any order read counts */
 	void *shows_ctx;
 	uint64_t lro_poll_ms; /* the schedule's cap */
-	uint64_t step;	      /* the schedule's next interval */
+	uint64_t first;	      /* the schedule's shortest interval */
+	uint64_t start_ms;    /* when ARM accepted the PATCH */
 	uint64_t deadline;    /* 0: none */
 	bool asked;	      /* the last answer asked for a wait: asked_ms */
 	uint64_t asked_ms;
 	unsigned interrupts;
 };
 
-/* The schedule's next interval: 1 s, 2 s, 4 s ... capped at lro_poll (below 1 s: lro_poll). */
-static uint64_t backoff_next(struct lro *l)
+/*
+ * The schedule's interval now: an eighth of the time since the PATCH, at
+ * least 1 s (lro_poll when that is shorter), at most lro_poll. A change
+ * that lands T seconds after the PATCH is seen by about 1.125 T.
+ */
+static uint64_t backoff_next(const struct lro *l)
 {
-	uint64_t w = l->step;
+	uint64_t now = dbx_clock_now_ms(l->arm->clock);
+	uint64_t w = now > l->start_ms ? (now - l->start_ms) / LRO_GROWTH : 0;
 
-	l->step = l->step > l->lro_poll_ms / 2 ? l->lro_poll_ms : l->step * 2;
+	if (w < l->first)
+		w = l->first;
+	if (w > l->lro_poll_ms)
+		w = l->lro_poll_ms;
 	return w;
 }
 
@@ -1612,7 +1622,7 @@ static enum dbx_err follow_operation(struct lro *l, const struct dbx_http_respon
 			rc = final_read(l, out, err); /* the last step: no further wait */
 			goto out;
 		}
-		wait = l->asked ? l->asked_ms : l->step;
+		wait = l->asked ? l->asked_ms : backoff_next(l);
 		/* A poll must leave time to read the order should it be lost. */
 		if (polls >= DBX_ARM_MAX_POLLS || !fits(l, wait, LRO_RESERVE_MS)) {
 			snprintf(why, sizeof(why),
@@ -1622,8 +1632,6 @@ static enum dbx_err follow_operation(struct lro *l, const struct dbx_http_respon
 			rc = watch_order(l, why, out, err);
 			goto out;
 		}
-		if (!l->asked)
-			backoff_next(l);
 		rc = lro_wait(l->arm, wait, l->deadline, err);
 		if (rc != DBX_OK)
 			goto out;
@@ -1743,9 +1751,10 @@ enum dbx_err dbx_arm_patch_job_verify(struct dbx_arm *arm, const char *subscript
 	    .shows_ctx = shows_ctx,
 	    /* At least LRO_MIN_MS: lro_poll=0.0001 must not become a storm of requests. */
 	    .lro_poll_ms = lro_poll_ms < LRO_MIN_MS ? LRO_MIN_MS : lro_poll_ms,
-	    .step = lro_poll_ms < LRO_MIN_MS	 ? LRO_MIN_MS
-		    : lro_poll_ms < LRO_FIRST_MS ? lro_poll_ms
-						 : LRO_FIRST_MS,
+	    .first = lro_poll_ms < LRO_MIN_MS	  ? LRO_MIN_MS
+		     : lro_poll_ms < LRO_FIRST_MS ? lro_poll_ms
+						  : LRO_FIRST_MS,
+	    .start_ms = dbx_clock_now_ms(arm->clock),
 	    .deadline = deadline_ms,
 	};
 

@@ -82,7 +82,7 @@ DBX_MUST_CHECK enum dbx_err dbx_arm_get_job_until(struct dbx_arm *arm, const cha
  * PATCH the job with body (a JobResourceUpdateParameter from
  * dbx_order_patch_body) and follow the long-running operation the way the
  * service runs it: 200 with the job, or 202 + Location (operationResults),
- * polled (Retry-After when sent, else 1 s doubling up to lro_poll_ms)
+ * polled (Retry-After when sent, else 1/8 of the time since, 1 s to lro_poll_ms)
  * while it answers 202, each Location checked to be https on the cloud's
  * ARM host, until a 200/204 or a Location naming the job; the final state
  * is then read at once with a GET ($expand=details) unless the last answer
@@ -135,8 +135,8 @@ typedef bool (*dbx_arm_shows_fn)(const struct dbx_order *order, void *ctx);
  * DBX_ETIMEDOUT at the deadline (the change may still land). A failed
  * operation stays a failure unless the order already shows the change.
  * shows NULL: the first order read is the answer. The waits between
- * polls: Retry-After / retry-after-ms when sent, else 1 s doubling up to
- * lro_poll_ms; after a Location naming the job, the job is read at once.
+ * polls: Retry-After / retry-after-ms when sent, else an eighth of the time
+ * since the PATCH, 1 s to lro_poll_ms; after a Location naming the job, the job is read at once.
  */
 DBX_MUST_CHECK enum dbx_err dbx_arm_patch_job_verify(struct dbx_arm *arm, const char *subscription,
 						     const char *resource_group, const char *name,

@@ -310,13 +310,14 @@ static void test_patch_real_lro_flow(void **state)
 	assert_string_equal(e.ft.calls[3].url, JOB_GET_URL);
 	assert_gets_after_patch(&e, DEADLINE);
 	/*
-	 * No Retry-After anywhere: the polls waited 1 s, then 2 s (the schedule);
-	 * the Location naming the job was read at once, with no third wait.
+	 * No Retry-After anywhere: the polls waited 1 s each (the schedule's
+	 * shortest); the Location naming the job was read at once, with no
+	 * third wait.
 	 */
 	assert_int_equal(e.fc.n_sleeps, 2);
 	assert_int_equal(e.fc.sleeps[0], 1000);
-	assert_int_equal(e.fc.sleeps[1], 2000);
-	assert_int_equal(e.fc.now, START_MS + 3000);
+	assert_int_equal(e.fc.sleeps[1], 1000);
+	assert_int_equal(e.fc.now, START_MS + 2000);
 	assert_true(e.sent);
 	assert_true(e.accepted);
 	assert_cmk_order(e.order);
@@ -477,7 +478,7 @@ static void test_patch_lro_retry_after_honoured(void **state)
 	const struct fake_reply script[] = {
 	    {.status = 202, .location = OP_URL("1"), .retry_after = "3"},
 	    {.status = 202, .location = OP_URL("2"), .retry_after = "7"},
-	    {.status = 202, .location = OP_URL("3")}, /* none: the schedule's first, 1 s */
+	    {.status = 202, .location = OP_URL("3")}, /* none: 10 s since the PATCH, / 8 */
 	    {.status = 204},
 	    {.status = 200, .body = JOB_CMK},
 	};
@@ -494,7 +495,7 @@ static void test_patch_lro_retry_after_honoured(void **state)
 	assert_int_equal(e.fc.n_sleeps, 3);
 	assert_int_equal(e.fc.sleeps[0], 3000);
 	assert_int_equal(e.fc.sleeps[1], 7000);
-	assert_int_equal(e.fc.sleeps[2], 1000);
+	assert_int_equal(e.fc.sleeps[2], 1250);
 	assert_cmk_order(e.order);
 	env_fini(&e);
 }
@@ -652,11 +653,11 @@ static void test_patch_foreign_location_order_never_shows(void **state)
 	assert_int_equal(patch(&e, deadline), DBX_ETIMEDOUT);
 	assert_only_job_reads(&e, 1);
 	assert_all_on_arm(&e);
-	assert_true(e.ft.n_calls >= 5); /* 1 s, 2 s, 4 s, 8 s, 10 s ...: read several times */
+	assert_true(e.ft.n_calls >= 5); /* 1 s, 1 s ..., then 1/8 of the time: read often */
 	assert_int_equal(shows_calls, e.ft.n_calls - 1);
 	assert_int_equal(e.fc.sleeps[0], 1000);
-	assert_int_equal(e.fc.sleeps[1], 2000);
-	assert_int_equal(e.fc.sleeps[2], 4000);
+	assert_int_equal(e.fc.sleeps[1], 1000);
+	assert_int_equal(e.fc.sleeps[2], 1000);
 	assert_within(&e, deadline);
 	/* The last read came within the last few seconds before the deadline. */
 	assert_true(e.fc.now + 2000 >= deadline);
@@ -685,7 +686,7 @@ static void test_patch_foreign_location_lands_later(void **state)
 	assert_only_job_reads(&e, 1);
 	assert_int_equal(e.fc.n_sleeps, 2);
 	assert_int_equal(e.fc.sleeps[0], 1000);
-	assert_int_equal(e.fc.sleeps[1], 2000);
+	assert_int_equal(e.fc.sleeps[1], 1000);
 	assert_int_equal(e.err.err, DBX_OK);
 	assert_cmk_order(e.order);
 	env_fini(&e);
@@ -805,34 +806,41 @@ static void test_patch_retry_after_overflow(void **state)
 	env_fini(&e);
 }
 
-/* The schedule without Retry-After: 1 s doubling, capped at lro_poll (or lro_poll below 1 s). */
+/*
+ * The schedule without Retry-After: an eighth of the time since the PATCH,
+ * at least 1 s (lro_poll below that), at most lro_poll.
+ */
 static void test_patch_backoff_schedule(void **state)
 {
+	enum { POLLS = 14 };
 	static const struct {
 		uint64_t lro_poll_ms;
-		uint64_t want[7];
+		uint64_t want[POLLS];
 	} cases[] = {
-	    {10000, {1000, 2000, 4000, 8000, 10000, 10000, 10000}},
-	    {3000, {1000, 2000, 3000, 3000, 3000, 3000, 3000}},
-	    {1500, {1000, 1500, 1500, 1500, 1500, 1500, 1500}},
-	    {50, {50, 50, 50, 50, 50, 50, 50}},
-	    {0, {10, 10, 10, 10, 10, 10, 10}}, /* never a storm: at least 10 ms */
+	    /* 1 s until 8 s have passed, then 9000 / 8, 10125 / 8, ... */
+	    {10000,
+	     {1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1125, 1265, 1423, 1601, 1801}},
+	    {1500,
+	     {1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1125, 1265, 1423, 1500, 1500}},
+	    {50, {50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50}},
+	    {0, {10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10}}, /* never a storm */
 	};
 
 	(void)state;
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-		struct fake_reply script[9];
+		struct fake_reply script[POLLS + 2];
 		struct env e;
 
-		fill(script, 9, (struct fake_reply){.status = 202, .location = OP_URL("1")},
+		fill(script, POLLS + 2, (struct fake_reply){.status = 202, .location = OP_URL("1")},
 		     (struct fake_reply){.status = 202, .location = OP_URL("1")});
-		script[7] = (struct fake_reply){.status = 202, .location = JOB_URL};
-		script[8] = (struct fake_reply){.status = 200, .body = JOB_CMK};
-		env_init(&e, script, 9, false);
+		script[POLLS] = (struct fake_reply){.status = 202, .location = JOB_URL};
+		script[POLLS + 1] = (struct fake_reply){.status = 200, .body = JOB_CMK};
+		env_init(&e, script, POLLS + 2, false);
 		assert_int_equal(patch_poll(&e, cases[c].lro_poll_ms, DEADLINE), DBX_OK);
-		assert_int_equal(e.ft.n_calls, 9);
-		assert_int_equal(e.fc.n_sleeps, 7); /* one per poll, none before the final read */
-		for (size_t i = 0; i < 7; i++)
+		assert_int_equal(e.ft.n_calls, POLLS + 2);
+		assert_int_equal(e.fc.n_sleeps,
+				 POLLS); /* one per poll, none before the final read */
+		for (size_t i = 0; i < POLLS; i++)
 			assert_int_equal(e.fc.sleeps[i], cases[c].want[i]);
 		assert_cmk_order(e.order);
 		env_fini(&e);
@@ -947,9 +955,9 @@ static void test_patch_error_statuses(void **state)
 static void test_patch_deadline_while_polling(void **state)
 {
 	/*
-	 * 25 s of budget, polls at 1, 2, 4, 8 s (15 s): the next, 10 s later,
-	 * would land past the deadline, so the order is read instead, and again
-	 * while time is left: it never shows the change, ETIMEDOUT.
+	 * 25 s of budget, four polls a second apart; the fourth asks for 30 s,
+	 * which would land past the deadline, so the order is read instead, and
+	 * again while time is left: it never shows the change, ETIMEDOUT.
 	 */
 	const uint64_t deadline = START_MS + 25000;
 	struct fake_reply script[40];
@@ -961,6 +969,7 @@ static void test_patch_deadline_while_polling(void **state)
 	for (size_t i = 1; i <= 4; i++)
 		script[i] = (struct fake_reply){
 		    .status = 202, .location = OP_URL("2"), .request_id = "rid-poll"};
+	script[4].retry_after = "30";
 	env_init(&e, script, 40, false);
 	assert_int_equal(patch(&e, deadline), DBX_ETIMEDOUT);
 	for (size_t i = 1; i <= 4; i++)

@@ -1003,12 +1003,14 @@ static void test_apply_foreign_location_judged_by_the_order(void **state)
 static void test_apply_operation_past_timeout_not_resent(void **state)
 {
 	/*
-	 * 120 s of budget, polls 1, 2, 4, 8 s apart, then 10 s (lro_poll): 14
-	 * polls; the next would come after the deadline, so the order is read
-	 * (at 115 s and, 1 s before the deadline, at 120 s): it never shows the
-	 * change. ETIMEDOUT, nothing resent, no sleep past the deadline.
+	 * 120 s of budget, polls 1 s apart for 8 s, then an eighth of the time
+	 * since the PATCH, up to 10 s (lro_poll): 31 polls, the last at 114.3 s;
+	 * the next would come after the deadline, so the order is read (then,
+	 * and 1 s before the deadline): it never shows the change. ETIMEDOUT,
+	 * nothing resent, no sleep past the deadline.
 	 */
-	struct fake_reply script[18];
+	enum { POLLS = 31 };
+	struct fake_reply script[POLLS + 4];
 	struct dbx_encryption_change c = change_type(DBX_KEK_CHOICE_MICROSOFT);
 	struct env e;
 
@@ -1017,17 +1019,17 @@ static void test_apply_operation_past_timeout_not_resent(void **state)
 	    (struct fake_reply){.status = 200, .body = job(IDENT_SYS, kek_cm(KEY, VAULT_ID, ""))};
 	script[1] =
 	    (struct fake_reply){.status = 202, .location = OP_URL, .request_id = "rid-patch"};
-	for (size_t i = 2; i < 16; i++)
+	for (size_t i = 2; i < POLLS + 2; i++)
 		script[i] = (struct fake_reply){.status = 202, .location = OP_URL};
-	for (size_t i = 16; i < 18; i++)
+	for (size_t i = POLLS + 2; i < POLLS + 4; i++)
 		script[i] = script[0];
 	env_init(&e, script, sizeof(script) / sizeof(script[0]));
 	assert_int_equal(apply(&e, &c), DBX_ETIMEDOUT);
-	assert_int_equal(e.ft.n_calls, 18);
-	for (size_t i = 2; i < 16; i++)
+	assert_int_equal(e.ft.n_calls, POLLS + 4);
+	for (size_t i = 2; i < POLLS + 2; i++)
 		assert_call(&e, i, "GET", OP_URL, ARM_SCOPE);
-	assert_call(&e, 16, "GET", JOB_GET_URL, ARM_SCOPE);
-	assert_call(&e, 17, "GET", JOB_GET_URL, ARM_SCOPE);
+	assert_call(&e, POLLS + 2, "GET", JOB_GET_URL, ARM_SCOPE);
+	assert_call(&e, POLLS + 3, "GET", JOB_GET_URL, ARM_SCOPE);
 	assert_int_equal(count_patches(&e), 1);
 	assert_true(e.fc.now <= START_MS + TIMEOUT_MS);
 	assert_int_equal(e.fc.now, START_MS + TIMEOUT_MS - 1000);
