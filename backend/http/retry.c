@@ -14,13 +14,16 @@
  * returned as it is. The clock is injected, so tests never sleep.
  *
  * A host whose retries all failed at the transport (refused, unreachable,
- * dropped) is remembered as down for DBX_HTTP_DOWN_MS: requests to it fail
- * at once with that failure instead of retrying again. One system call is
- * often several FUSE requests (a lookup, an open, a read) and each used to
- * spend the whole timeout on the same dead host; now the first does and
- * the rest answer at once (docs/formats.md, "Reads"). A dropped PATCH does
- * not count (one lost answer says little of the host, and the write reads
- * the order right after it); the first answer from the host forgets it.
+ * dropped) is remembered as down: for DBX_HTTP_DOWN_QUIET_MS requests to
+ * it fail at once with that failure, and until DBX_HTTP_DOWN_FORGET_MS has
+ * passed without another failure each request gets one try and no resends
+ * (a probe). One system call is often several FUSE requests (a lookup, an
+ * open, a read) and each used to spend the whole retry budget on the same
+ * dead host; now the first does, the rest answer at once, and while the
+ * host stays down each later call spends one try (docs/formats.md,
+ * "Reads"). A dropped PATCH does not count (one lost answer says little of
+ * the host, and the write reads the order right after it), nor does a
+ * timeout; the first answer from the host forgets it.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -213,33 +216,43 @@ static void host_of(const char *url, char out[HOST_MAX])
 	out[n] = '\0';
 }
 
-/* Is host down? Then *err is its failure, noted as not tried again. */
-static bool host_down(struct retry_transport *rt, const char *host, struct dbx_error *err,
-		      enum dbx_err *rc)
+enum host_state {
+	HOST_UP,    /* send as usual */
+	HOST_QUIET, /* failed a moment ago: fail at once */
+	HOST_PROBE, /* failed not long ago: one try, no resends */
+};
+
+/* How host stands; when HOST_QUIET, *err and *rc are its failure, noted as not tried again. */
+static enum host_state host_state(struct retry_transport *rt, const char *host,
+				  struct dbx_error *err, enum dbx_err *rc)
 {
 	uint64_t now = dbx_clock_now_ms(rt->clock);
-	bool down = false;
+	enum host_state st = HOST_UP;
 
 	pthread_mutex_lock(&rt->lock);
 	for (size_t i = 0; i < DOWN_MAX; i++) {
 		struct down_host *d = &rt->down[i];
+		uint64_t ago;
 
 		if (!d->host[0] || strcmp(d->host, host) != 0)
 			continue;
-		if (now >= d->until_ms) {
+		ago = now - d->since_ms;
+		if (ago >= DBX_HTTP_DOWN_FORGET_MS) {
 			d->host[0] = '\0';
-			break;
+		} else if (ago >= DBX_HTTP_DOWN_QUIET_MS) {
+			st = HOST_PROBE;
+		} else {
+			st = HOST_QUIET;
+			*err = d->err;
+			*rc = d->err.err;
+			snprintf(err->message, sizeof(err->message),
+				 "%.900s (%llu ms ago; not tried again yet)", d->err.message,
+				 (unsigned long long)ago);
 		}
-		*err = d->err;
-		*rc = d->err.err;
-		snprintf(err->message, sizeof(err->message),
-			 "%.900s (%llu ms ago; not tried again yet)", d->err.message,
-			 (unsigned long long)(now - d->since_ms));
-		down = true;
 		break;
 	}
 	pthread_mutex_unlock(&rt->lock);
-	return down;
+	return st;
 }
 
 /* Remember host as down after err (rc), or forget it after an answer (rc DBX_OK). */
@@ -255,7 +268,7 @@ static void note_host(struct retry_transport *rt, const char *host, enum dbx_err
 
 		if (d->host[0] && strcmp(d->host, host) == 0)
 			slot = d;
-		else if (!slot && (!d->host[0] || now >= d->until_ms))
+		else if (!slot && (!d->host[0] || now - d->since_ms >= DBX_HTTP_DOWN_FORGET_MS))
 			slot = d;
 	}
 	if (rc == DBX_OK) {
@@ -264,7 +277,6 @@ static void note_host(struct retry_transport *rt, const char *host, enum dbx_err
 	} else if (slot) {
 		snprintf(slot->host, sizeof(slot->host), "%s", host);
 		slot->since_ms = now;
-		slot->until_ms = now + DBX_HTTP_DOWN_MS;
 		slot->err = *err;
 		slot->err.err = rc;
 	}
@@ -289,31 +301,36 @@ static bool says_host_down(const struct dbx_http_request *req, enum dbx_err rc,
 }
 
 static enum dbx_err retry_loop(struct retry_transport *rt, const struct dbx_http_request *req,
-			       struct dbx_http_response *resp, struct dbx_error *err);
+			       bool probe, struct dbx_http_response *resp, struct dbx_error *err);
 
 static enum dbx_err retry_send(struct dbx_transport *self, const struct dbx_http_request *req,
 			       struct dbx_http_response *resp, struct dbx_error *err)
 {
 	struct retry_transport *rt = (struct retry_transport *)self;
 	struct dbx_error own = {0};
+	enum host_state st = HOST_UP;
 	char host[HOST_MAX];
 	enum dbx_err rc;
 
 	if (!err)
 		err = &own; /* the inner layer's code says whether a resend can help */
 	host_of(req->url, host);
-	if (host[0] && host_down(rt, host, err, &rc))
+	if (host[0])
+		st = host_state(rt, host, err, &rc);
+	if (st == HOST_QUIET)
 		return rc;
-	rc = retry_loop(rt, req, resp, err);
+	rc = retry_loop(rt, req, st == HOST_PROBE, resp, err);
 	if (host[0] && rc == DBX_OK)
 		note_host(rt, host, DBX_OK, err);
-	else if (host[0] && says_host_down(req, rc, err))
+	else if (host[0] && (says_host_down(req, rc, err) ||
+			     (st == HOST_PROBE && rc != DBX_ETIMEDOUT && rc != DBX_EINTR)))
 		note_host(rt, host, rc, err);
 	return rc;
 }
 
+/* Send req with resends as the policy says; a probe of a host that was down gets none. */
 static enum dbx_err retry_loop(struct retry_transport *rt, const struct dbx_http_request *req,
-			       struct dbx_http_response *resp, struct dbx_error *err)
+			       bool probe, struct dbx_http_response *resp, struct dbx_error *err)
 {
 	const struct dbx_clock *clock = rt->clock;
 	unsigned max_retries = rt->policy.max_retries;
@@ -321,6 +338,8 @@ static enum dbx_err retry_loop(struct retry_transport *rt, const struct dbx_http
 
 	if (req->max_retries && req->max_retries < max_retries)
 		max_retries = req->max_retries;
+	if (probe)
+		max_retries = 0;
 	for (unsigned attempt = 1;; attempt++) {
 		uint64_t delay;
 		uint64_t now;

@@ -27,10 +27,12 @@
 #define DBX_HTTP_CODE_TOO_LARGE "ResponseTooLarge"
 #define DBX_HTTP_UUID_LEN	36
 /*
- * How long the retry layer remembers a host whose retries all failed at the
- * transport: requests to it fail at once until then (backend/http/retry.c).
+ * A host whose retries all failed at the transport (backend/http/retry.c):
+ * requests to it fail at once for DBX_HTTP_DOWN_QUIET_MS, then get one try
+ * each, without resends, until DBX_HTTP_DOWN_FORGET_MS pass without a failure.
  */
-#define DBX_HTTP_DOWN_MS 1500
+#define DBX_HTTP_DOWN_QUIET_MS	500
+#define DBX_HTTP_DOWN_FORGET_MS 10000
 
 struct dbx_http_request {
 	const char *method; /* "GET", "PATCH", "POST" */

@@ -301,18 +301,17 @@ static enum dbx_err send_url(struct fixture *f, const char *method, const char *
 /*
  * A host whose retries all failed is down for a moment: the next requests
  * to it (the other FUSE requests of the same system call) fail at once;
- * other hosts are not affected; after DBX_HTTP_DOWN_MS it is tried again.
+ * other hosts are not affected; after the quiet time each request gets one
+ * try (a probe, no resends) until the host answers again.
  */
 static void test_down_host_fails_at_once(void **state)
 {
 	static const struct fake_reply script[] = {
-	    {.transport_err = DBX_EUNREACHABLE},
-	    {.transport_err = DBX_EUNREACHABLE},
-	    {.transport_err = DBX_EUNREACHABLE},
-	    {.transport_err = DBX_EUNREACHABLE},
-	    {.transport_err = DBX_EUNREACHABLE},
-	    {.status = 200},
-	    {.status = 200},
+	    {.transport_err = DBX_EUNREACHABLE}, {.transport_err = DBX_EUNREACHABLE},
+	    {.transport_err = DBX_EUNREACHABLE}, {.transport_err = DBX_EUNREACHABLE},
+	    {.transport_err = DBX_EUNREACHABLE}, {.status = 200},
+	    {.transport_err = DBX_EUNREACHABLE}, {.status = 200},
+	    {.transport_err = DBX_EUNREACHABLE}, {.status = 200},
 	};
 	struct fixture *f = setup_with(script, N(script), NULL);
 	uint64_t t;
@@ -328,9 +327,20 @@ static void test_down_host_fails_at_once(void **state)
 	/* Another host is another matter. */
 	assert_int_equal(send_url(f, "GET", "https://kv.vault.azure.net/keys/k"), DBX_OK);
 	assert_int_equal(f->fake.n_calls, 6);
-	f->fc.now += DBX_HTTP_DOWN_MS;
-	assert_int_equal(send_url(f, "GET", "https://management.azure.com/c"), DBX_OK);
+	/* After the quiet time: one try, no resend, and still down. */
+	f->fc.now += DBX_HTTP_DOWN_QUIET_MS;
+	t = f->fc.now;
+	assert_int_equal(send_url(f, "GET", "https://management.azure.com/c"), DBX_EUNREACHABLE);
 	assert_int_equal(f->fake.n_calls, 7);
+	assert_int_equal(f->fc.now, t);
+	assert_int_equal(send_url(f, "GET", "https://management.azure.com/c"), DBX_EUNREACHABLE);
+	assert_int_equal(f->fake.n_calls, 7);
+	/* The probe that gets an answer ends it: resends as usual again. */
+	f->fc.now += DBX_HTTP_DOWN_QUIET_MS;
+	assert_int_equal(send_url(f, "GET", "https://management.azure.com/d"), DBX_OK);
+	assert_int_equal(f->fake.n_calls, 8);
+	assert_int_equal(send_url(f, "GET", "https://management.azure.com/e"), DBX_OK);
+	assert_int_equal(f->fake.n_calls, 10); /* a refusal resent, then the answer */
 	teardown_f(f);
 }
 
