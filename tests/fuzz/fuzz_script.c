@@ -54,11 +54,16 @@ static char *dup_n(const char *s, size_t n)
 	return d;
 }
 
-/* Header value: after the colon, blanks skipped, CR dropped. */
+/*
+ * Header value as the curl transport hands it over (http.h): after the
+ * colon, blanks skipped, trailing CR dropped, every other control byte a
+ * space.
+ */
 static char *header_value(const char *line, size_t len, size_t name_len)
 {
 	const char *v = line + name_len + 1;
 	size_t n = len - name_len - 1;
+	char *d;
 
 	while (n && (*v == ' ' || *v == '\t')) {
 		v++;
@@ -66,7 +71,12 @@ static char *header_value(const char *line, size_t len, size_t name_len)
 	}
 	while (n && v[n - 1] == '\r')
 		n--;
-	return dup_n(v, n);
+	d = dup_n(v, n);
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned char)d[i] < 0x20 || d[i] == 0x7f)
+			d[i] = ' ';
+	}
+	return d;
 }
 
 static void set_header(char **slot, const char *line, size_t len, size_t name_len)
@@ -105,7 +115,7 @@ static void parse_answer(struct fuzz_answer *a, const char *p, size_t len)
 			p = lend ? lend + 1 : end;
 			break;
 		}
-		if (colon && memchr(p, '\0', ll) == NULL) {
+		if (colon) {
 			nl_len = (size_t)(colon - p);
 			if (nl_len == 8 && strncasecmp(p, "Location", 8) == 0)
 				set_header(&a->location, p, ll, nl_len);

@@ -8,9 +8,9 @@
  * "!unreachable", "!timeout" or "!remote" for a transport failure; header
  * lines "Name: value" (Location, Retry-After, retry-after-ms,
  * x-ms-request-id, WWW-Authenticate) up to an empty line; then the body.
- * Requests past the last answer fail as unreachable. Header values never
- * hold CR or LF (libcurl never hands such a value over); bodies may hold
- * any byte.
+ * Requests past the last answer fail as unreachable. Header values hold
+ * no control byte (as the curl transport delivers them, http.h); bodies
+ * may hold any byte.
  *
  * The transport checks every request before answering it, and aborts (a
  * finding) when one breaks what docs/architecture.md promises: a request
