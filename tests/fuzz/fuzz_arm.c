@@ -17,6 +17,11 @@
  * followed); no request is sent past its deadline and no call returns
  * after it; a failure carries a one-line message; a job handed over or
  * returned is one of the order asked for; an accepted PATCH was sent.
+ * And what a user reads: the errors file of each order read (its
+ * problems) and of each failure (as "read" or "last-write" block) has the
+ * shape of docs/formats.md, "The errors file": blocks of known keys in
+ * order, the required ones present, continuation lines only in a remedy,
+ * one blank line between blocks, no CR: no answer can forge a line.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +29,7 @@
 #include <string.h>
 
 #include "databoxfs/arm.h"
+#include "databoxfs/errors.h"
 #include "fuzz_script.h"
 
 #define TARGET "fuzz_arm"
@@ -38,6 +44,75 @@ static const char *const ops[] = {"subs", "jobs", "rg", "get", "until", "patch",
 static bool arm_url_ok(void *ctx, const char *url)
 {
 	return dbx_arm_url_is_arm(ctx, url);
+}
+
+static const char *const block_keys[] = {"code",   "source",	  "time",   "message",
+					 "target", "recoverable", "remedy", "request_id"};
+
+/* The shape of one block, lines [p, end). */
+static void check_block(const char *p, const char *end)
+{
+	int last = -1;
+	unsigned seen = 0;
+
+	fuzz_must(p < end, TARGET, "errors: no empty block");
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		int key = -1;
+
+		if (n >= 2 && p[0] == ' ' && p[1] == ' ') {
+			fuzz_must(last == 6, TARGET, "errors: continuation lines only in a remedy");
+		} else {
+			for (int k = 0; k < 8; k++) {
+				size_t kl = strlen(block_keys[k]);
+
+				if (n >= kl + 2 && strncmp(p, block_keys[k], kl) == 0 &&
+				    p[kl] == ':' && p[kl + 1] == ' ')
+					key = k;
+			}
+			fuzz_must(key > last, TARGET, "errors: known keys, in order, once");
+			last = key;
+			seen |= 1u << key;
+		}
+		p += n + 1;
+	}
+	fuzz_must((seen & 0x69) == 0x69, TARGET,
+		  "errors: code, message, recoverable and remedy in every block");
+}
+
+/* Render the errors file of in and check its shape. */
+static void check_errors_file(const struct dbx_errors_input *in)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	const char *p, *end;
+
+	if (dbx_errors_render(in, &buf, &len) != DBX_OK)
+		abort();
+	fuzz_must(strlen(buf) == len, TARGET, "errors: the length is the text's");
+	fuzz_must(memchr(buf, '\r', len) == NULL, TARGET, "errors: no CR");
+	fuzz_must(len == 0 || (buf[len - 1] == '\n' && buf[0] != '\n'), TARGET,
+		  "errors: lines end with LF, no blank line first");
+	for (p = buf, end = buf + len; p < end;) {
+		const char *sep = memmem(p, (size_t)(end - p), "\n\n", 2);
+		const char *stop = sep ? sep + 1 : end;
+
+		check_block(p, stop);
+		p = sep ? sep + 2 : end;
+		fuzz_must(p >= end || *p != '\n', TARGET, "errors: one blank line between blocks");
+	}
+	free(buf);
+}
+
+static void check_order_errors(const struct dbx_order *o)
+{
+	struct dbx_errors_input in = {0};
+
+	in.problems = o->problems;
+	in.n_problems = o->n_problems;
+	in.order_time = o->last_modified;
+	check_errors_file(&in);
 }
 
 static int on_sub(void *ctx, const char *id)
@@ -62,6 +137,7 @@ static int on_job(void *ctx, struct dbx_order *o)
 		fuzz_must(strcasecmp(o->resource_group, c->rg) == 0, TARGET,
 			  "a listed order is in the resource group listed");
 	(void)strlen(dbx_order_identity(o));
+	check_order_errors(o);
 	dbx_order_free(o);
 	return ++c->n > 1000;
 }
@@ -167,12 +243,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_must(dbx_clock_now_ms(&fc.clock) <= deadline, TARGET,
 		  "no call returns past its deadline");
 	if (rc == DBX_OK) {
-		if (op >= 3)
+		if (op >= 3) {
 			check_job(o);
+			check_order_errors(o);
+		}
 	} else {
+		struct dbx_errors_input in = {0};
+
 		fuzz_must(o == NULL, TARGET, "a failed call returns no job");
 		fuzz_must(e.err == rc, TARGET, "err->err is the result");
 		fuzz_check_error(&e, TARGET);
+		if (op == 5) {
+			in.write_err = &e;
+			in.write_time = FAKE_WALL0;
+			in.write_target = "key_url";
+		} else {
+			in.read_err = &e;
+			in.read_time = FAKE_WALL0;
+		}
+		check_errors_file(&in);
 	}
 	dbx_order_free(o);
 	dbx_arm_free(arm);
