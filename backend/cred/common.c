@@ -316,7 +316,7 @@ enum dbx_err dbx_cred_entra_refusal(const char *source, const char *authority,
 	const char *desc = dbx_json_str(obj, "error_description");
 	char *clean = NULL;
 	char line[DBX_ERR_MSG_MAX / 2];
-	char code_line[DBX_ERR_CODE_MAX];
+	char code_line[DBX_ERR_MSG_MAX];
 	enum dbx_err kind = DBX_EAUTH;
 
 	if (resp->status == 429)
@@ -348,7 +348,7 @@ enum dbx_err dbx_cred_entra_refusal(const char *source, const char *authority,
 		if (secret)
 			redact_secret(err->message, secret);
 		err->http_status = resp->status;
-		snprintf(err->code, sizeof(err->code), "%s", code ? code_line : "");
+		dbx_cred_first_line(err->code, sizeof(err->code), code ? code : "");
 		if (secret)
 			redact_secret(err->code, secret);
 		snprintf(err->request_id, sizeof(err->request_id), "%s",
