@@ -174,10 +174,12 @@ enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp,
 		}
 	}
 
-	if (message && *message) {
+	line[0] = '\0';
+	if (message)
+		copy_line(line, sizeof(line), message);
+	if (*line) {
 		char inner_line[DBX_ERR_CODE_MAX];
 
-		copy_line(line, sizeof(line), message);
 		copy_line(inner_line, sizeof(inner_line), inner ? inner : "");
 		if (*inner_line && strlen(line) + strlen(inner_line) + 12 < sizeof(line)) {
 			size_t n = strlen(line);

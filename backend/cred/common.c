@@ -478,6 +478,7 @@ enum dbx_err dbx_cred_entra_refusal(const char *source, const char *authority,
 	const char *desc = dbx_json_str(obj, "error_description");
 	char *clean = NULL;
 	char line[DBX_ERR_MSG_MAX / 2];
+	char code_line[DBX_ERR_MSG_MAX];
 	enum dbx_err kind = DBX_EAUTH;
 
 	if (resp->status == 429)
@@ -496,8 +497,11 @@ enum dbx_err dbx_cred_entra_refusal(const char *source, const char *authority,
 		desc = clean ? clean : "(description withheld)";
 	}
 	dbx_cred_first_line(line, sizeof(line), desc ? desc : "");
+	/* The code is the server's text too: one line of it, or it could forge lines. */
 	if (code)
-		dbx_error_set(err, kind, "%s: %s: %s", source, code,
+		dbx_cred_first_line(code_line, sizeof(code_line), code);
+	if (code && code_line[0])
+		dbx_error_set(err, kind, "%s: %s: %s", source, code_line,
 			      line[0] ? line : "(no description)");
 	else
 		dbx_error_set(err, kind, "%s: token request to %s answered HTTP %ld", source,
@@ -506,7 +510,7 @@ enum dbx_err dbx_cred_entra_refusal(const char *source, const char *authority,
 		if (secret)
 			redact_secret(err->message, secret);
 		err->http_status = resp->status;
-		snprintf(err->code, sizeof(err->code), "%s", code ? code : "");
+		dbx_cred_first_line(err->code, sizeof(err->code), code ? code : "");
 		if (secret)
 			redact_secret(err->code, secret);
 		snprintf(err->request_id, sizeof(err->request_id), "%s",

@@ -221,12 +221,21 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 }
 
 /* Replace *slot by a copy of value[0..len). */
+/*
+ * Keep one header value. A control byte inside it (a bare CR, a NUL, an
+ * escape; libcurl passes them through) becomes a space: a value never
+ * holds a line break that could split a line of the errors file or the
+ * log, and a URL or a number with one in it is refused where it is read.
+ */
 static bool set_header(char **slot, const char *value, size_t len)
 {
-	char *v = strndup(value, len);
+	char *v = malloc(len + 1);
 
 	if (!v)
 		return false;
+	for (size_t i = 0; i < len; i++)
+		v[i] = ((unsigned char)value[i] < 0x20 || value[i] == 0x7f) ? ' ' : value[i];
+	v[len] = '\0';
 	free(*slot);
 	*slot = v;
 	return true;

@@ -55,7 +55,11 @@ struct dbx_http_request {
 	const char *const *extra_headers;
 };
 
-/* Owned by the caller; free the strings with dbx_http_response_reset(). */
+/*
+ * Owned by the caller; free the strings with dbx_http_response_reset().
+ * Header values hold no control byte (the curl transport turns each one
+ * into a space), so none can carry a line break into a message.
+ */
 struct dbx_http_response {
 	long status;
 	char *body; /* NUL-terminated, body_len bytes before the NUL */

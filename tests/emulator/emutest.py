@@ -17,6 +17,12 @@ tests/integration/harness.py) share. Standard library only.
   - make_cert(): a self-signed RSA certificate and key made with openssl.
   - Checks: the check counter of the script-style tests (smoke.py,
     sdk_python.py).
+  - Sanitizers (scripts/test --asan builds the emulator and the mount with
+    ASan and UBSan): sanitizer_env() is what a child needs to report the
+    way scripts/test asks, sanitizer_report() tells from an exit status
+    and an output whether a sanitizer reported, and every report found is
+    kept in SANITIZER_REPORTS. Emulator.stop() checks the emulator's and
+    raises AssertionError on a report, so a test cannot pass over one.
 """
 import ctypes
 import http.client
@@ -34,6 +40,42 @@ import urllib.parse
 PY = "/usr/bin/python3"
 PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+# The variables that tell ASan, LSan and UBSan how to report (scripts/test).
+SANITIZER_VARS = ("ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS")
+# The exit statuses scripts/test --asan gives a sanitizer report (ASan and
+# LSan 86, UBSan 87), and LSan's own default.
+SANITIZER_EXITS = (86, 87, 23)
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+		     "SUMMARY: UndefinedBehaviorSanitizer", "SUMMARY: AddressSanitizer")
+# Every sanitizer report seen by this process: (what, excerpt).
+SANITIZER_REPORTS = []
+
+
+def sanitizer_env():
+	"""The sanitizer variables of this process's environment, for a child
+	started with an environment of its own."""
+	return {k: os.environ[k] for k in SANITIZER_VARS if k in os.environ}
+
+
+def sanitizer_report(what, returncode, text):
+	"""Did the process what, which exited with returncode (None: still
+	running or unknown) and printed text, make a sanitizer report? The
+	report (what, excerpt) is recorded in SANITIZER_REPORTS and returned,
+	else None."""
+	text = text or ""
+	hit = None
+	for m in SANITIZER_MARKERS:
+		i = text.find(m)
+		if i >= 0 and (hit is None or i < hit):
+			hit = i
+	if hit is None and returncode not in SANITIZER_EXITS:
+		return None
+	start = max(0, text.rfind("\n", 0, hit) if hit is not None else len(text) - 3000)
+	excerpt = "%s exited %s; sanitizer report:\n%s" % (what, returncode, text[start:start + 6000])
+	SANITIZER_REPORTS.append((what, excerpt))
+	return excerpt
 
 
 def die_with_parent():
@@ -133,6 +175,7 @@ class Emulator:
 		self.timeout = timeout
 		self.proc = None
 		self.info = None
+		self.sanitizer_checked = False
 		try:
 			self.world = world if world is not None else _gen_world(gen_world, gen_args)
 			os.makedirs(self.state, exist_ok=True)
@@ -143,12 +186,17 @@ class Emulator:
 			raise
 
 	def start(self):
-		"""Start the emulator and wait (bounded) until it listens."""
+		"""Start the emulator and wait (bounded) until it listens. A restart
+		first checks the run before it for a sanitizer report."""
+		report = self.check_sanitizer()
+		if report:
+			raise AssertionError(report)
 		argv = [self.binary, "--world", self.world_path, "--state-dir", self.state,
 			"--port", str(self.listen_port)] + self.extra_args
 		try:
 			out = open(self.log_path, "w") if self.log_path else None
 			try:
+				self.sanitizer_checked = False
 				self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
 							     stderr=subprocess.STDOUT if out else None,
 							     preexec_fn=die_with_parent)
@@ -192,16 +240,38 @@ class Emulator:
 			return ""
 
 	def stop(self):
-		"""SIGTERM, then SIGKILL after 10 s; remove the directory if it is ours."""
+		"""SIGTERM, then SIGKILL after 10 s (30 s under a sanitizer, whose
+		leak check runs at exit); remove the directory if it is ours. Raises
+		AssertionError, once everything is cleaned up, when the emulator
+		made a sanitizer report (its exit status or its log)."""
+		grace = 30 if sanitizer_env() else 10
 		if self.proc is not None and self.proc.poll() is None:
 			self.proc.send_signal(signal.SIGTERM)
 			try:
-				self.proc.wait(10)
+				self.proc.wait(grace)
 			except subprocess.TimeoutExpired:
 				self.proc.kill()
 				self.proc.wait(10)
+		report = self.check_sanitizer()
 		if self.own_dir:
 			shutil.rmtree(self.dir, ignore_errors=True)
+		if report:
+			raise AssertionError(report)
+
+	def check_sanitizer(self):
+		"""The emulator's sanitizer report once it has exited (see
+		sanitizer_report), checked once; None when there is none."""
+		if self.proc is None or self.proc.poll() is None or self.sanitizer_checked:
+			return None
+		self.sanitizer_checked = True
+		text = ""
+		if self.log_path:
+			try:
+				with open(self.log_path, errors="replace") as f:
+					text = f.read()
+			except OSError:
+				pass
+		return sanitizer_report("databox-emulator", self.proc.returncode, text)
 
 	close = stop
 

@@ -19,6 +19,14 @@ Paths of the programs come from the environment, set by CMake:
   DBX_GEN_WORLD  tests/emulator/gen-world.py
 A module exits 77 (ctest SKIP_RETURN_CODE) only when /dev/fuse is missing.
 
+Sanitizers (scripts/test --asan): the mount and the emulator get the
+sanitizer variables of the test's environment whatever environment a test
+gives them (Mount.env), and when either one ends, its exit status and
+output are checked for a sanitizer report (emutest.sanitizer_report; LSan
+checks the mount when it exits after the unmount). A report fails the
+stop() that found it and, since cleanups only log what they raise, main()
+fails the module too whenever any report was seen.
+
 Always run with /usr/bin/python3 (Debian's Python).
 """
 
@@ -199,9 +207,11 @@ class Emulator(emutest.Emulator):
 		_LIVE.append(self)
 
 	def stop(self):
-		super().stop()
-		if self in _LIVE:
-			_LIVE.remove(self)
+		try:
+			super().stop()
+		finally:
+			if self in _LIVE:
+				_LIVE.remove(self)
 
 
 class Mount:
@@ -240,7 +250,21 @@ class Mount:
 			self.env.update(env)
 		self.proc = None
 		self.returncode = None
+		self.sanitizer_checked = False
 		_LIVE.append(self)
+
+	@property
+	def env(self):
+		"""The mount's environment (the dict itself: a test may change it):
+		what the test set, plus the sanitizer variables of this process
+		(scripts/test --asan sets them) that the test did not set itself."""
+		for k, v in emutest.sanitizer_env().items():
+			self._env.setdefault(k, v)
+		return self._env
+
+	@env.setter
+	def env(self, value):
+		self._env = value
 
 	def start(self):
 		with open(self.stderr_path, "w") as errf:
@@ -282,21 +306,38 @@ class Mount:
 			return None
 		return self.returncode
 
+	def check_sanitizer(self):
+		"""The mount's sanitizer report once it has exited (exit status
+		86/87 or a report in its stderr), checked once; None when none."""
+		if self.proc is None or self.proc.poll() is None or self.sanitizer_checked:
+			return None
+		self.sanitizer_checked = True
+		return emutest.sanitizer_report("databoxfs", self.proc.returncode, self.stderr())
+
 	def stop(self):
+		"""Unmount, wait for the process to exit (SIGTERM, then SIGKILL, when
+		it does not), remove its directory; AssertionError afterwards when it
+		made a sanitizer report."""
+		# Under a sanitizer the exit runs the leak check: give it time.
+		grace = 20 if emutest.sanitizer_env() else 5
+		report = None
 		try:
 			self.unmount()
 		finally:
 			if self.proc is not None and self.proc.poll() is None:
-				if self.wait_exit(5) is None:
+				if self.wait_exit(grace) is None:
 					self.proc.send_signal(signal.SIGTERM)
-					if self.wait_exit(5) is None:
+					if self.wait_exit(grace) is None:
 						self.proc.kill()
 						self.proc.wait(timeout=5)
 			if is_mounted(self.path):
 				run(["fusermount3", "-uz", self.path], timeout=15)
+			report = self.check_sanitizer()
 			shutil.rmtree(self.tmp, ignore_errors=True)
 			if self in _LIVE:
 				_LIVE.remove(self)
+		if report:
+			raise AssertionError(report)
 
 
 def stop_all(objs):
@@ -409,7 +450,9 @@ def main():
 	signal.signal(signal.SIGTERM, _on_term)
 	prog = unittest.main(module="__main__", exit=False, verbosity=2)
 	_cleanup_all()
-	sys.exit(0 if prog.result.wasSuccessful() else 1)
+	for what, excerpt in emutest.SANITIZER_REPORTS:
+		log("FAIL: %s made a sanitizer report:\n%s" % (what, excerpt))
+	sys.exit(0 if prog.result.wasSuccessful() and not emutest.SANITIZER_REPORTS else 1)
 
 
 def cat(tc, path, timeout=60):

@@ -210,6 +210,12 @@ static void *conn_main(void *arg)
 				 LONG_LOCATION, 0);
 			srv_reply(ssl, "202 Accepted", hdrs, "", 0);
 			free(hdrs);
+		} else if (strcmp(path, "/ctl") == 0) {
+			/* Control bytes inside values: a bare CR, an escape, a DEL. */
+			srv_reply(ssl, "202 Accepted",
+				  "Location: https://management.azure.com/a\rb\r\n"
+				  "X-Ms-Request-Id: rid\rforged\x1b[2J\x7f\r\n",
+				  "", 0);
 		} else if (strcmp(path, "/redirect") == 0) {
 			srv_reply(ssl, "302 Found",
 				  "Location: https://management.azure.com/echo\r\n", "", 0);
@@ -558,6 +564,7 @@ static void test_response_headers(void **state)
 	const struct call lro = {.method = "GET", .url = "https://management.azure.com/lro"};
 	const struct call redirect = {.method = "GET",
 				      .url = "https://management.azure.com/redirect"};
+	const struct call ctl = {.method = "GET", .url = "https://management.azure.com/ctl"};
 
 	assert_int_equal(do_call(t, &lro, &resp, &err), DBX_OK);
 	assert_int_equal(resp.status, 202);
@@ -571,6 +578,12 @@ static void test_response_headers(void **state)
 	assert_string_equal(resp.request_id, "rid-lro");
 	assert_non_null(resp.body);
 	assert_int_equal(resp.body_len, 0);
+
+	/* A control byte in a value becomes a space: no value carries a line break. */
+	assert_int_equal(do_call(t, &ctl, &resp, &err), DBX_OK);
+	assert_int_equal(resp.status, 202);
+	assert_string_equal(resp.location, "https://management.azure.com/a b");
+	assert_string_equal(resp.request_id, "rid forged [2J ");
 
 	/* Redirects are answers, never followed. */
 	assert_int_equal(do_call(t, &redirect, &resp, &err), DBX_OK);
