@@ -141,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "%s: %s\n", TARGET, e.message);
 		abort();
 	}
-	rc = cred->get_token(cred, SCOPE, &tok, &e);
+	rc = cred->get_token(cred, SCOPE, 0, &tok, &e);
 check:
 	if (rc == DBX_OK) {
 		fuzz_must(tok.value && tok.value[0], TARGET, "a token is not empty");
