@@ -60,6 +60,7 @@ struct entry {
 	enum dbx_err rc; /* the result of the latest refresh */
 	struct dbx_error err;
 	time_t err_time;
+	uint64_t failed_ms; /* when the latest refresh failed, when rc says it did */
 
 	/* listings (root, subscription) */
 	bool has_listing;
@@ -116,6 +117,19 @@ static time_t wall(const struct dbx_cache *c)
 static bool within_ttl(const struct dbx_cache *c, uint64_t at_ms)
 {
 	return c->ttl_ms > 0 && now_ms(c) - at_ms < c->ttl_ms;
+}
+
+/*
+ * Did e's latest refresh fail less than DBX_CACHE_FAIL_HOLD_MS ago? Then
+ * that failure is the answer, whatever cache_ttl says: the other FUSE
+ * requests of the system call that met it (a getattr, an open, a read)
+ * must not each wait the timeout again (docs/formats.md, "Reads"). A
+ * missing object and an interrupted refresh are not held.
+ */
+static bool failure_held(const struct dbx_cache *c, const struct entry *e)
+{
+	return e->rc != DBX_OK && e->rc != DBX_ENOTFOUND && e->rc != DBX_EINTR &&
+	       now_ms(c) - e->failed_ms < DBX_CACHE_FAIL_HOLD_MS;
 }
 
 /* "a/b/c" lower-cased from up to three parts; NULL parts end the key. */
@@ -607,7 +621,7 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 	}
 	if (e->has_listing && (!want_fresh || within_ttl(c, e->listed_ms)))
 		return DBX_OK;
-	if (waited && e->gen != gen) {
+	if ((waited && e->gen != gen) || failure_held(c, e)) {
 		/* Someone refreshed while we waited: share their result. */
 		if (e->rc != DBX_OK && err)
 			*err = e->err;
@@ -635,6 +649,7 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 	} else {
 		e->err = fetch_err;
 		e->err.err = rc;
+		e->failed_ms = now_ms(c);
 		if (err)
 			*err = fetch_err;
 	}
@@ -889,7 +904,8 @@ enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
 		wait_refresh(c);
 		waited = true;
 	}
-	if ((e->fetched && within_ttl(c, e->fetched_ms)) || (waited && e->gen != gen))
+	if ((e->fetched && within_ttl(c, e->fetched_ms)) || (waited && e->gen != gen) ||
+	    failure_held(c, e))
 		goto done;
 
 	e->fetching = true;
@@ -914,6 +930,7 @@ enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
 		e->err_time = wall(c);
 		e->fetched = true;
 		e->fetched_ms = now_ms(c);
+		e->failed_ms = e->fetched_ms;
 		if (rc == DBX_ENOTFOUND)
 			forget_order(c, e, subscription);
 	}

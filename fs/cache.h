@@ -40,6 +40,12 @@
 #include "databoxfs/http.h"
 #include "databoxfs/order.h"
 
+/*
+ * A failed refresh is the answer for this long, even past cache_ttl (and
+ * with cache_ttl=0): the rest of one system call fails at once.
+ */
+#define DBX_CACHE_FAIL_HOLD_MS 500
+
 #define DBX_INO_ROOT  1
 #define DBX_INO_SHIFT 4 /* room for 15 files per order */
 

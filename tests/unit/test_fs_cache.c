@@ -519,6 +519,44 @@ static void test_failed_refresh(void **state)
 	env_free(env);
 }
 
+/*
+ * cache_ttl=0 and a refresh that failed: the rest of the system call (a
+ * getattr, an open) gets that failure at once instead of asking again and
+ * waiting the timeout once more; half a second later the order is asked
+ * for again.
+ */
+static void test_failure_held_with_ttl_zero(void **state)
+{
+	static const struct fake_reply script[] = {
+	    {.transport_err = DBX_ETIMEDOUT},
+	    {.status = 200, .body = JOB("rg1", "order2", "DataCopy", DETAILS)},
+	};
+	struct env *env = env_new(script, 2, 0, NULL);
+	struct dbx_error err = {0};
+	struct stat st;
+	char *buf = NULL;
+	size_t len, gets;
+
+	(void)state;
+	assert_int_equal(dbx_fs_open(&env->fs, "/" SUB "/rg1/order2/status", &buf, &len, &err),
+			 DBX_ETIMEDOUT);
+	gets = N_GETS(env);
+	assert_int_equal(gets, 1);
+	env->fc.now += DBX_CACHE_FAIL_HOLD_MS - 1;
+	assert_int_equal(dbx_fs_getattr(&env->fs, "/" SUB "/rg1/order2/key_url", &st, &err),
+			 DBX_ETIMEDOUT);
+	assert_int_equal(dbx_fs_open(&env->fs, "/" SUB "/rg1/order2/status", &buf, &len, &err),
+			 DBX_ETIMEDOUT);
+	assert_int_equal(N_GETS(env), gets);
+	env->fc.now += 1;
+	assert_int_equal(dbx_fs_open(&env->fs, "/" SUB "/rg1/order2/status", &buf, &len, &err),
+			 DBX_OK);
+	assert_memory_equal(buf, "DataCopy\n", len);
+	free(buf);
+	assert_int_equal(N_GETS(env), gets + 1);
+	env_free(env);
+}
+
 #define BAD_ITEM                                                                                   \
 	"{\"id\": \"/subscriptions/" SUB                                                           \
 	"/resourcegroups/rg1/providers/Microsoft.DataBox/jobs/bad\","                              \
@@ -835,6 +873,7 @@ int main(void)
 	    cmocka_unit_test(test_walk_costs_pages_only),
 	    cmocka_unit_test(test_contents_and_mtime),
 	    cmocka_unit_test(test_ttl_expiry_one_get),
+	    cmocka_unit_test(test_failure_held_with_ttl_zero),
 	    cmocka_unit_test(test_list_without_details),
 	    cmocka_unit_test(test_single_flight),
 	    cmocka_unit_test(test_failed_refresh),
