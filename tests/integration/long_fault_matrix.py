@@ -8,7 +8,10 @@ ran and after it ran (a PATCH applied, its answer lost); an answer whose
 body stalls past timeout; the token endpoint failing or slow with every
 token expired; a failing and a never-ending long-running operation; one
 lost answer to an applied PATCH; the emulator killed in the middle of the
-operation and restarted (same ports, CA and state, emutest --persist).
+operation and restarted (same ports, CA and state, emutest --persist);
+and the hostile answers (HOSTILE): bodies oversized (17 MiB), nested
+10,000 deep, not UTF-8, with a key twice, with a wrong type; nextLinks that
+loop, leave the cloud or drop to http; a 202 Location off-host or http.
 Operations (OPS): readdir of the root, a subscription, a resource group and
 an order; a read of each order file; each kind of write (key_url,
 encryption_type, identity, encryption.json); a full tar.
@@ -231,7 +234,81 @@ class RestartFault(Fault):
 		return t
 
 
+class HostileBody(Fault):
+	"""Every ARM GET answered 200 with a hostile body (made from the read
+	cells' order by make(job) -> bytes): a malformed answer is EIO, never
+	read as absent, never the base of a PATCH."""
+
+	def __init__(self, name, make, what):
+		super().__init__(name, {EIO}, {EIO}, False, what=what)
+		self.make = make
+		self.body = None
+
+	def arm(self, m, kind):
+		if self.body is None:
+			self.body = base64.b64encode(self.make(m.read_job)).decode()
+		m.emu.fault(service="arm", method="GET", status=200, body_b64=self.body)
+
+
+class OffCloud(Fault):
+	"""A rule that points the client off the cloud's hosts (nextLink,
+	Location): it must refuse, and no request may reach another host."""
+
+	def arm(self, m, kind):
+		self.unknown = m.emu.counters()["by_service"].get("unknown", 0)
+		Fault.arm(self, m, kind)
+
+	def disarm(self, m):
+		left = m.emu.counters()["by_service"].get("unknown", 0) - self.unknown
+		Fault.disarm(self, m)
+		if left:
+			m.off_cloud = left
+
+
+def _job_text(job, **over):
+	j = dict(job)
+	j.update(over)
+	return json.dumps(j).encode()
+
+
+def _dup_keys(job):
+	text = json.dumps(job)
+	assert text.endswith("}")
+	return (text[:-1] + ', "properties": {"status": "Cancelled"}}').encode()
+
+
+def _non_utf8(job):
+	return _job_text(job, name="NAME").replace(b'"NAME"', b'"order-\xff\xfe"')
+
+
 OK = {0}
+HOSTILE = [
+	HostileBody("body-17MiB", lambda j: b'{"value": [], "pad": "' + b"x" * (17 << 20) + b'"}',
+		    "every ARM GET answers a 17 MiB body (the cap is 16 MiB)"),
+	HostileBody("body-nested", lambda j: b'{"value": ' + b"[" * 10000 + b"]" * 10000 + b"}",
+		    "every ARM GET answers JSON nested 10,000 deep"),
+	HostileBody("body-non-utf8", _non_utf8, "every ARM GET answers an order whose name is not UTF-8"),
+	HostileBody("body-dup-keys", _dup_keys,
+		    "every ARM GET answers an order with properties twice, different values"),
+	HostileBody("body-wrong-type", lambda j: _job_text(j, properties=5),
+		    "every ARM GET answers an order whose properties is 5"),
+	OffCloud("nextlink-loop", {0, EIO}, {0, EIO}, None, [dict(ARM, method="GET", next_link="loop")],
+		 "every list answer's nextLink is the page itself"),
+	OffCloud("nextlink-foreign", {0, EIO}, {0, EIO}, None,
+		 [dict(ARM, method="GET", next_link="foreign")],
+		 "every list answer's nextLink is on attacker.example.net"),
+	OffCloud("nextlink-http", {0, EIO}, {0, EIO}, None, [dict(ARM, method="GET", next_link="http")],
+		 "every list answer's nextLink is http://"),
+	OffCloud("location-foreign", OK, {0, ETIMEDOUT}, True,
+		 [dict(ARM, method="PATCH", headers={"Location": "https://attacker.example.net/op"})],
+		 "a PATCH applied, its 202 Location on attacker.example.net"),
+	OffCloud("location-http", OK, {0, ETIMEDOUT}, True,
+		 [dict(ARM, method="PATCH", headers={"Location": "http://management.azure.com/op"})],
+		 "a PATCH applied, its 202 Location http://"),
+]
+# listings cannot succeed through a broken nextLink
+LIST_BROKEN = {"nextlink-loop", "nextlink-foreign", "nextlink-http"}
+
 FAULTS = [
 	Fault("429-s", {EAGAIN}, {EAGAIN}, False,
 	      [dict(ARM, status=429, retry_after="1")], "429 storm, Retry-After: 1"),
@@ -266,7 +343,7 @@ FAULTS = [
 		   what="the answer to one applied PATCH lost"),
 	RestartFault("restart", {0, EHOSTUNREACH}, {0, ETIMEDOUT}, True,
 		     what="the emulator killed mid-request, restarted 1 s later"),
-]
+] + HOSTILE
 
 
 # ---- operations ----
@@ -313,6 +390,8 @@ def expected(fault, op):
 		return {0}
 	if op.how == "ls" and op.target == "order":
 		return fault.read | {0}
+	if fault.name in LIST_BROKEN and (op.how == "tar" or op.how == "ls"):
+		return {EIO}
 	return fault.read if op.kind == "read" else fault.write
 
 
@@ -360,7 +439,8 @@ class Matrix(writes.WriteWorld):
 		if not cells:
 			return
 		ops = [o.name for o in cls.OPS]
-		faults = [f.name for f in cls.FAULTS]
+		ran = {c.fault.name for c in cells}
+		faults = [f.name for f in cls.FAULTS if f.name in ran]
 		width = max(len(f) for f in faults) + 2
 		col = max(5, max(len(o) for o in ops))
 		lines = ["", "%s: fault x operation (. = pass, X = fail, - = not run)" % cls.TITLE]
@@ -437,6 +517,7 @@ class Matrix(writes.WriteWorld):
 		if not group:
 			return
 		kind = group[0].op.kind
+		self.off_cloud = 0
 		fault.arm(self, kind)
 		helper = fault.during(self, kind)
 		try:
@@ -445,6 +526,9 @@ class Matrix(writes.WriteWorld):
 			if helper is not None:
 				helper.join(TIMEOUT + 20)
 			fault.disarm(self)
+		for c in group:
+			if self.off_cloud:
+				c.fail("%d requests went to a host outside the cloud" % self.off_cloud)
 
 	def run_parallel(self, group):
 		pending = list(group)

@@ -2,7 +2,8 @@
 the cells' assertions and the report): a representative fault of each
 family (throttling with Retry-After as a date, connection refused,
 a stalled body, a slow token endpoint, a lost answer to an applied PATCH,
-the emulator killed and restarted mid-request) against a representative
+the emulator killed and restarted mid-request, an order with a field of the
+wrong type) against a representative
 operation of each kind (readdir, a file read, errors, a write), through
 real mounts with -o timeout=8. The whole table runs with scripts/test
 --long (integration.long_fault_matrix)."""
@@ -10,7 +11,8 @@ real mounts with -o timeout=8. The whole table runs with scripts/test
 import harness
 import long_fault_matrix as fm
 
-SUBSET_FAULTS = ("429-date", "refused", "stall", "token-slow", "lost-answer", "restart")
+SUBSET_FAULTS = ("429-date", "refused", "stall", "token-slow", "lost-answer", "restart",
+		 "body-wrong-type")
 SUBSET_OPS = ("ls-rg", "cat-encryption.json", "cat-errors", "w-key_url")
 
 
