@@ -31,6 +31,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "emu.h"
 
 const char *dbx_emu_svc_name(enum dbx_emu_service s)
@@ -179,9 +181,17 @@ void dbx_emu_fault_reply(const struct dbx_emu_fault *f, const struct dbx_emu_req
 		return;
 	if (f->body) {
 		r->status = f->status;
-		r->body = strdup(f->body);
-		r->body_len = r->body ? strlen(r->body) : 0;
+		r->body = malloc(f->body_len + 1);
+		if (r->body) {
+			memcpy(r->body, f->body, f->body_len + 1);
+			r->body_len = f->body_len;
+		}
 		r->content_type = "application/json; charset=utf-8";
+	} else if (f->status >= 200 && f->status < 300) {
+		/* a bodiless success; 202 points at itself: an operation that never ends */
+		r->status = f->status;
+		if (f->status == 202)
+			dbx_emu_reply_header(r, "Location", "https://%s%s", q->host_raw, q->uri);
 	} else if (q->svc == DBX_EMU_SVC_ENTRA) {
 		struct json_object *o = json_object_new_object();
 
@@ -203,8 +213,80 @@ void dbx_emu_fault_reply(const struct dbx_emu_fault *f, const struct dbx_emu_req
 		dbx_emu_reply_error(r, f->status, code_for_status(f->status),
 				    "Injected fault: the service answered %u.", f->status);
 	}
+}
+
+/*
+ * nextLink of a list answer rewritten: "loop" = this very page again,
+ * "foreign" = the same link on a host outside every cloud, "http" = the
+ * same link over plain http. A list without a next page gets one.
+ */
+static void next_link_rewrite(const char *how, const struct dbx_emu_req *q, struct dbx_emu_reply *r)
+{
+	struct json_object *o, *nl;
+	const char *base, *rest;
+	char self[4096], *link = NULL;
+
+	if (r->status != 200 || !r->body)
+		return;
+	o = json_tokener_parse(r->body);
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, "value", NULL)) {
+		json_object_put(o);
+		return;
+	}
+	snprintf(self, sizeof(self), "https://%s%s", q->host_raw, q->uri);
+	base = json_object_object_get_ex(o, "nextLink", &nl) &&
+		       json_object_is_type(nl, json_type_string)
+		   ? json_object_get_string(nl)
+		   : self;
+	rest = strncmp(base, "https://", 8) ? base : base + 8;
+	rest += strcspn(rest, "/");
+	if (!strcmp(how, "loop"))
+		link = strdup(self);
+	else if (!strcmp(how, "foreign") &&
+		 asprintf(&link, "https://attacker.example.net%s", rest) < 0)
+		link = NULL;
+	else if (!strcmp(how, "http") && asprintf(&link, "http://%s%s", q->host_raw, rest) < 0)
+		link = NULL;
+	if (link)
+		json_object_object_add(o, "nextLink", json_object_new_string(link));
+	free(link);
+	dbx_emu_reply_json(r, 200, o);
+}
+
+void dbx_emu_fault_after(const struct dbx_emu_fault *f, const struct dbx_emu_req *q,
+			 struct dbx_emu_reply *r)
+{
+	char date[64];
+	time_t t;
+	struct tm tm;
+
+	if (r->drop)
+		return;
 	if (f->retry_after[0])
 		dbx_emu_reply_header(r, "Retry-After", "%s", f->retry_after);
+	if (f->retry_after_ms >= 0) {
+		dbx_emu_reply_header(r, "retry-after-ms", "%d", f->retry_after_ms);
+		dbx_emu_reply_header(r, "x-ms-retry-after-ms", "%d", f->retry_after_ms);
+	}
+	if (f->has_retry_date) {
+		t = time(NULL) + f->retry_after_date_s;
+		gmtime_r(&t, &tm);
+		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		dbx_emu_reply_header(r, "Retry-After", "%s", date);
+	}
+	if (f->headers) {
+		json_object_object_foreach(f->headers, name, value)
+		{
+			dbx_emu_reply_header(r, name, "%s", json_object_get_string(value));
+		}
+	}
+	if (f->next_link[0])
+		next_link_rewrite(f->next_link, q, r);
+	if (f->stall_ms > 0)
+		r->stall_ms = f->stall_ms;
+	if (f->drop_after)
+		r->drop = true;
 }
 
 /* ---- admin handlers ---- */
@@ -456,9 +538,25 @@ static struct json_object *fault_json(const struct dbx_emu_fault *f)
 	json_object_object_add(o, "status", json_object_new_int((int)f->status));
 	json_object_object_add(o, "retry_after",
 			       f->retry_after[0] ? json_object_new_string(f->retry_after) : NULL);
-	json_object_object_add(o, "body", f->body ? json_object_new_string(f->body) : NULL);
+	json_object_object_add(o, "body",
+			       f->body
+				   ? json_object_new_string_len(
+					 f->body, (int)(f->body_len > 4096 ? 4096 : f->body_len))
+				   : NULL);
+	json_object_object_add(o, "body_len", json_object_new_int64((int64_t)f->body_len));
 	json_object_object_add(o, "drop", json_object_new_boolean(f->drop));
 	json_object_object_add(o, "count", json_object_new_int64(f->count));
+	json_object_object_add(o, "retry_after_ms",
+			       f->retry_after_ms >= 0 ? json_object_new_int(f->retry_after_ms)
+						      : NULL);
+	json_object_object_add(o, "retry_after_date_s",
+			       f->has_retry_date ? json_object_new_int(f->retry_after_date_s)
+						 : NULL);
+	json_object_object_add(o, "stall_ms", json_object_new_int(f->stall_ms));
+	json_object_object_add(o, "drop_after", json_object_new_boolean(f->drop_after));
+	json_object_object_add(o, "next_link",
+			       f->next_link[0] ? json_object_new_string(f->next_link) : NULL);
+	json_object_object_add(o, "headers", json_object_get(f->headers));
 	return o;
 }
 
@@ -471,6 +569,32 @@ static void faults_get(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_
 	for (i = 0; i < e->nfaults; i++)
 		json_object_array_add(a, fault_json(&e->faults[i]));
 	dbx_emu_reply_json(r, 200, a);
+}
+
+/* Standard base64 (padded) to bytes, NUL-terminated; NULL when malformed. */
+static char *b64_decode(const char *in, size_t *len)
+{
+	size_t n = strlen(in), pad = 0;
+	unsigned char *out;
+	int got;
+
+	if (n % 4)
+		return NULL;
+	out = malloc(n / 4 * 3 + 1);
+	if (!out)
+		return NULL;
+	got = n ? EVP_DecodeBlock(out, (const unsigned char *)in, (int)n) : 0;
+	if (got < 0) {
+		free(out);
+		return NULL;
+	}
+	if (n && in[n - 1] == '=')
+		pad++;
+	if (n > 1 && in[n - 2] == '=')
+		pad++;
+	*len = (size_t)got - pad;
+	out[*len] = '\0';
+	return (char *)out;
 }
 
 static void fault_add(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
@@ -502,16 +626,58 @@ static void fault_add(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_r
 		f.status = (unsigned int)json_object_get_int(v);
 	if (json_object_object_get_ex(o, "retry_after", &v) && v)
 		snprintf(f.retry_after, sizeof(f.retry_after), "%s", json_object_get_string(v));
-	if (json_object_object_get_ex(o, "body", &v) && v)
-		f.body = strdup(json_object_is_type(v, json_type_string)
-				    ? json_object_get_string(v)
-				    : json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+	if (json_object_object_get_ex(o, "body", &v) && v) {
+		s = json_object_is_type(v, json_type_string)
+			? json_object_get_string(v)
+			: json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+		f.body = strdup(s);
+		f.body_len = strlen(s);
+	}
+	s = dbx_emu_jstr(o, "body_b64");
+	if (s) {
+		free(f.body);
+		f.body = b64_decode(s, &f.body_len);
+		if (!f.body) {
+			admin_error(r, 400, "body_b64 must be base64");
+			goto out;
+		}
+	}
 	if (json_object_object_get_ex(o, "drop", &v) && v)
 		f.drop = json_object_get_boolean(v);
 	if (json_object_object_get_ex(o, "count", &v) && v)
 		f.count = json_object_get_int64(v);
+	f.retry_after_ms = -1;
+	if (json_object_object_get_ex(o, "retry_after_ms", &v) && v)
+		f.retry_after_ms = json_object_get_int(v);
+	if (json_object_object_get_ex(o, "retry_after_date_s", &v) && v) {
+		f.has_retry_date = true;
+		f.retry_after_date_s = json_object_get_int(v);
+	}
+	if (json_object_object_get_ex(o, "stall_ms", &v) && v)
+		f.stall_ms = json_object_get_int(v);
+	if (json_object_object_get_ex(o, "drop_after", &v) && v)
+		f.drop_after = json_object_get_boolean(v);
+	s = dbx_emu_jstr(o, "next_link");
+	if (s) {
+		if (strcmp(s, "loop") && strcmp(s, "foreign") && strcmp(s, "http")) {
+			admin_error(r, 400, "next_link must be loop, foreign or http");
+			goto out;
+		}
+		snprintf(f.next_link, sizeof(f.next_link), "%s", s);
+	}
+	if (json_object_object_get_ex(o, "headers", &v) && v) {
+		if (!json_object_is_type(v, json_type_object)) {
+			admin_error(r, 400, "headers must be an object of strings");
+			goto out;
+		}
+		f.headers = json_object_get(v);
+	}
 	if (f.status && (f.status < 100 || f.status > 599)) {
 		admin_error(r, 400, "status must be an HTTP status code");
+		goto out;
+	}
+	if (f.stall_ms < 0 || f.stall_ms > 600000) {
+		admin_error(r, 400, "stall_ms must be 0 .. 600000");
 		goto out;
 	}
 	if (e->nfaults == e->cap_faults) {
@@ -528,12 +694,14 @@ static void fault_add(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_r
 	f.id = e->next_fault_id++;
 	e->faults[e->nfaults++] = f;
 	f.path_prefix = f.body = NULL;
+	f.headers = NULL;
 	out = json_object_new_object();
 	json_object_object_add(out, "id", json_object_new_int(e->faults[e->nfaults - 1].id));
 	dbx_emu_reply_json(r, 200, out);
 out:
 	free(f.path_prefix);
 	free(f.body);
+	json_object_put(f.headers);
 	json_object_put(o);
 }
 
@@ -550,6 +718,7 @@ static void faults_clear(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_em
 		}
 		free(e->faults[i].path_prefix);
 		free(e->faults[i].body);
+		json_object_put(e->faults[i].headers);
 	}
 	e->nfaults = keep;
 	admin_ok(r);

@@ -53,9 +53,18 @@ struct dbx_emu_fault {
 	int latency_ms;
 	unsigned int status; /* 0 = pass through after latency */
 	char retry_after[32];
-	char *body;
+	char *body; /* replaces the answer (with status); may hold any bytes */
+	size_t body_len;
 	bool drop;
 	long count; /* -1 = forever */
+	/* applied to whatever the request is answered with (rule or service) */
+	int retry_after_ms;	/* >= 0: retry-after-ms and x-ms-retry-after-ms headers */
+	int retry_after_date_s; /* >= 0: Retry-After as an HTTP date this far ahead */
+	bool has_retry_date;
+	int stall_ms;		     /* send headers and half the body, then stall this long */
+	bool drop_after;	     /* run the request, then close without an answer */
+	char next_link[16];	     /* "loop", "foreign" or "http": rewrite a list's nextLink */
+	struct json_object *headers; /* extra answer headers, {"Name": "value"} */
 };
 
 /*
@@ -120,6 +129,10 @@ struct dbx_emu {
 	/* ARM throttling (throttle.c): "principal|sub|r or w" -> [tokens, at] */
 	struct json_object *throttle_state;
 	long throttled; /* 429s answered for an empty bucket */
+	/* --persist: the saved state (world, operations, tokens) in state_dir */
+	bool persist;
+	pthread_mutex_t save_lock;
+	unsigned long save_seq, saved_seq; /* last serialized (e->lock), last written */
 };
 
 /* A request as the handlers see it. */
@@ -150,6 +163,7 @@ struct dbx_emu_reply {
 	char *hvalue[DBX_EMU_MAX_HEADERS];
 	bool drop;	     /* close the connection without a response */
 	bool ratelimit_set;  /* throttle.c sent the x-ms-ratelimit-remaining-* header */
+	int stall_ms;	     /* fault rule: stall in the middle of the body */
 	bool secret_body;    /* the request body held secrets: do not log it */
 	char log_grant[64];  /* token requests: grant type, for the request log */
 	char log_scope[512]; /* token requests: scope / resource asked for */
@@ -221,6 +235,15 @@ const char *dbx_emu_jstr(struct json_object *o, const char *key);
 struct json_object *dbx_emu_jpath(struct json_object *o, const char *dotted);
 struct json_object *dbx_emu_jarray(struct json_object *o, const char *key);
 
+/*
+ * --persist: the mutable state (world, pending operations, issued tokens,
+ * fail-next-patch, token lifetime override) as one JSON text (malloc'd;
+ * e->lock held), and its load at start-up (0, or -1 with err).
+ */
+char *dbx_emu_state_dump(struct dbx_emu *e);
+DBX_EMU_MUST_CHECK int dbx_emu_state_load(struct dbx_emu *e, const char *text, char *err,
+					  size_t errlen);
+
 /* tokens */
 DBX_EMU_MUST_CHECK const char *dbx_emu_token_issue(struct dbx_emu *e, const char *tenant,
 						   const char *client, const char *oid,
@@ -284,6 +307,9 @@ void dbx_emu_record(struct dbx_emu *e, const struct dbx_emu_req *q, const struct
 /* Returns the matching fault (count already consumed) or NULL. */
 const struct dbx_emu_fault *dbx_emu_fault_match(struct dbx_emu *e, const struct dbx_emu_req *q);
 void dbx_emu_fault_reply(const struct dbx_emu_fault *f, const struct dbx_emu_req *q,
+			 struct dbx_emu_reply *r);
+/* What a rule does to any answer: headers, nextLink, stall, drop after running. */
+void dbx_emu_fault_after(const struct dbx_emu_fault *f, const struct dbx_emu_req *q,
 			 struct dbx_emu_reply *r);
 
 #endif

@@ -7,7 +7,10 @@ tests/integration/harness.py) share. Standard library only.
   - Emulator: a world (generated or given) in its own directory, the
     emulator started with its own state directory, ready once
     emulator.json appears (bounded), stopped with SIGTERM (then SIGKILL)
-    and its directory removed on stop. https() sends a request to a real
+    and its directory removed on stop. With persist=True it can be
+    stopped (halt(), or kill() as a crash) and started again (start(),
+    restart()) on the same ports with the same CA, orders, operations and
+    tokens. https() sends a request to a real
     Azure host name through 127.0.0.1:port: the TLS SNI and the Host
     header carry the real name, the emulator's CA is the only trust
     anchor. imds() talks to the managed identity listener; admin() and
@@ -110,6 +113,16 @@ def make_cert(directory, name, password=None, cn=None):
 	return crt, key
 
 
+def _set_arg(argv, name, value):
+	"""argv with option name set to value (replaced, or appended)."""
+	argv = list(argv)
+	if name in argv:
+		argv[argv.index(name) + 1] = str(value)
+	else:
+		argv += [name, str(value)]
+	return argv
+
+
 class Checks:
 	"""check(cond, what, detail): print "ok   what", or raise AssertionError;
 	count says how many passed."""
@@ -163,14 +176,14 @@ class Emulator:
 	until start() (or with); stop() (or the end of with) ends it."""
 
 	def __init__(self, binary, world=None, gen_world=None, gen_args=(), extra_args=(),
-		     port=0, timeout=30, directory=None, log_file=False):
+		     port=0, timeout=30, directory=None, log_file=False, persist=False):
 		self.binary = binary
 		self.own_dir = directory is None
 		self.dir = directory or tempfile.mkdtemp(prefix="dbxemu-")
 		self.state = os.path.join(self.dir, "state")
 		self.world_path = os.path.join(self.dir, "world.json")
 		self.log_path = os.path.join(self.dir, "emulator.log") if log_file else None
-		self.extra_args = list(extra_args)
+		self.extra_args = list(extra_args) + (["--persist"] if persist else [])
 		self.listen_port = port
 		self.timeout = timeout
 		self.proc = None
@@ -186,15 +199,26 @@ class Emulator:
 			raise
 
 	def start(self):
-		"""Start the emulator and wait (bounded) until it listens. A restart
+		"""Start the emulator and wait (bounded) until it listens. After a
+		halt() or kill() it comes back on the same three ports; with
+		--persist (persist=True) also with the same CA and state. A restart
 		first checks the run before it for a sanitizer report."""
 		report = self.check_sanitizer()
 		if report:
 			raise AssertionError(report)
 		argv = [self.binary, "--world", self.world_path, "--state-dir", self.state,
 			"--port", str(self.listen_port)] + self.extra_args
+		if self.info is not None:
+			argv[argv.index("--port") + 1] = str(self.info["https_port"])
+			argv = _set_arg(argv, "--admin-port", self.info["admin_port"])
+			if self.info.get("imds_port"):
+				argv = _set_arg(argv, "--imds-port", self.info["imds_port"])
 		try:
-			out = open(self.log_path, "w") if self.log_path else None
+			os.unlink(os.path.join(self.state, "emulator.json"))  # a killed run's
+		except FileNotFoundError:
+			pass
+		try:
+			out = open(self.log_path, "a") if self.log_path else None
 			try:
 				self.sanitizer_checked = False
 				self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
@@ -280,6 +304,31 @@ class Emulator:
 		if self.proc is not None and self.proc.poll() is None:
 			self.proc.kill()
 			self.proc.wait(10)
+
+	def halt(self):
+		"""Stop the process (SIGTERM, then SIGKILL after 10 s) and keep the
+		directory, for a later start() on the same ports."""
+		if self.proc is not None and self.proc.poll() is None:
+			self.proc.send_signal(signal.SIGTERM)
+			try:
+				self.proc.wait(10)
+			except subprocess.TimeoutExpired:
+				self.proc.kill()
+				self.proc.wait(10)
+
+	def restart(self, kill=False, down_s=0.0):
+		"""halt() (or kill() when kill), stay down down_s seconds, start()
+		again on the same ports; returns self."""
+		if kill:
+			self.kill()
+		else:
+			self.halt()
+		if down_s > 0:
+			time.sleep(down_s)
+		return self.start()
+
+	def running(self):
+		return self.proc is not None and self.proc.poll() is None
 
 	def __enter__(self):
 		if self.proc is None:

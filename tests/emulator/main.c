@@ -4,17 +4,25 @@
  *
  *   databox-emulator --world FILE --state-dir DIR [--port N] [--admin-port N]
  *                    [--bind ADDR] [--latency-ms N] [--page-size N]
- *                    [--imds-port N] [--imds-bind ADDR]
+ *                    [--imds-port N] [--imds-bind ADDR] [--persist]
  *
  * Pipeline for an Azure request: collect the body -> pick the service from
  * the Host header -> (lock) fault rules -> service handler -> counters and
  * request log (unlock) -> injected latency -> common headers -> queue.
  * When all daemons listen, DIR/emulator.json is written atomically; tests
  * wait for it. SIGTERM/SIGINT stop the daemons and exit 0.
+ *
+ * --persist (restarts): every answer that may have changed state (anything
+ * but a GET, Key Vault and IMDS requests, operationResults polls, admin
+ * mutations) first saves DIR/saved-state.json, and the server certificate
+ * and key are kept in DIR; a run started with --persist on a DIR that holds
+ * them resumes from them, so a client sees the same CA (ports: pass them
+ * again) and the same orders, operations and tokens, even after SIGKILL.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -362,6 +370,110 @@ static enum MHD_Result queue_reply(struct MHD_Connection *conn, struct dbx_emu_r
 	return ret;
 }
 
+/* A body that stops half-way for stall_ms (fault rules), then ends. */
+struct stall {
+	char *body;
+	size_t len, half;
+	int stall_ms;
+	bool stalled;
+	atomic_bool *stopping;
+};
+
+static ssize_t stall_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stall *st = cls;
+	size_t end = pos < st->half ? st->half : st->len, n;
+	int waited;
+
+	if (pos >= st->half && !st->stalled) {
+		st->stalled = true;
+		for (waited = 0; waited < st->stall_ms && !atomic_load(st->stopping); waited += 50)
+			sleep_ms(50);
+	}
+	if (pos >= st->len)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	n = end - (size_t)pos;
+	if (n > max)
+		n = max;
+	memcpy(buf, st->body + pos, n);
+	return (ssize_t)n;
+}
+
+static void stall_free(void *cls)
+{
+	struct stall *st = cls;
+
+	free(st->body);
+	free(st);
+}
+
+static enum MHD_Result queue_stalled(struct dbx_emu *e, struct MHD_Connection *conn,
+				     struct dbx_emu_reply *r)
+{
+	struct stall *st = calloc(1, sizeof(*st));
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	int i;
+
+	if (!st)
+		return MHD_NO;
+	st->body = r->body;
+	st->len = r->body_len;
+	st->half = r->body_len / 2;
+	st->stall_ms = r->stall_ms;
+	st->stopping = &e->stopping;
+	r->body = NULL;
+	resp = MHD_create_response_from_callback(st->len, 4096, stall_read, st, stall_free);
+	if (!resp) {
+		stall_free(st);
+		return MHD_NO;
+	}
+	if (r->content_type)
+		MHD_add_response_header(resp, "Content-Type", r->content_type);
+	for (i = 0; i < r->nhdr; i++)
+		MHD_add_response_header(resp, r->hname[i], r->hvalue[i]);
+	ret = MHD_queue_response(conn, r->status ? r->status : 500, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* ---- --persist: the saved state ---- */
+
+static bool changes_state(const struct dbx_emu_req *q)
+{
+	return strcmp(q->method, "GET") || q->svc == DBX_EMU_SVC_KEYVAULT ||
+	       q->svc == DBX_EMU_SVC_IMDS || strcasestr(q->raw_path, "operationResults");
+}
+
+/* Serialize the state (e->lock held); returns its sequence number, 0 = nothing to save. */
+static unsigned long state_snapshot(struct dbx_emu *e, char **text)
+{
+	*text = e->persist ? dbx_emu_state_dump(e) : NULL;
+	return *text ? ++e->save_seq : 0;
+}
+
+/* Write DIR/saved-state.json atomically unless a newer snapshot got there first. */
+static void state_write(struct dbx_emu *e, char *text, unsigned long seq)
+{
+	char path[4200], tmp[4300];
+	FILE *f;
+
+	if (!text)
+		return;
+	pthread_mutex_lock(&e->save_lock);
+	if (seq > e->saved_seq) {
+		snprintf(path, sizeof(path), "%s/saved-state.json", e->state_dir);
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		f = fopen(tmp, "w");
+		if (f && fputs(text, f) >= 0 && !fclose(f) && !rename(tmp, path))
+			e->saved_seq = seq;
+		else
+			fprintf(stderr, "databox-emulator: cannot save %s\n", path);
+	}
+	pthread_mutex_unlock(&e->save_lock);
+	free(text);
+}
+
 /* First call sets up, middle calls collect the body; returns true when complete. */
 static bool collect(struct dbx_emu_req *q, const char *upload_data, size_t *upload_data_size,
 		    bool *first)
@@ -391,6 +503,8 @@ static enum MHD_Result on_azure(void *cls, struct MHD_Connection *conn, const ch
 	enum MHD_Result ret;
 	bool first;
 	int latency;
+	char *saved = NULL;
+	unsigned long seq = 0;
 
 	if (!q || !q->uri || !q->raw_path)
 		return MHD_NO;
@@ -425,8 +539,14 @@ static enum MHD_Result on_azure(void *cls, struct MHD_Connection *conn, const ch
 			dbx_emu_reply_error(&r, 404, "HostNotFound", "No service for host '%s'.",
 					    q->host);
 	}
+	if (f)
+		dbx_emu_fault_after(f, q, &r);
 	dbx_emu_record(e, q, &r);
+	if (changes_state(q))
+		seq = state_snapshot(e, &saved);
 	pthread_mutex_unlock(&e->lock);
+	/* saved before anything is answered: an answer seen is a state kept */
+	state_write(e, saved, seq);
 
 	sleep_ms(latency);
 	if (r.drop) {
@@ -434,7 +554,7 @@ static enum MHD_Result on_azure(void *cls, struct MHD_Connection *conn, const ch
 		return MHD_NO;
 	}
 	add_common_headers(q, &r);
-	ret = queue_reply(conn, &r);
+	ret = r.stall_ms > 0 ? queue_stalled(e, conn, &r) : queue_reply(conn, &r);
 	reply_free(&r);
 	return ret;
 }
@@ -476,6 +596,15 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const ch
 				    "The request body is too large.");
 	else
 		dbx_emu_admin_handle(e, q, &r);
+	if (strcmp(q->method, "GET")) {
+		char *saved;
+		unsigned long seq;
+
+		pthread_mutex_lock(&e->lock);
+		seq = state_snapshot(e, &saved);
+		pthread_mutex_unlock(&e->lock);
+		state_write(e, saved, seq);
+	}
 	ret = queue_reply(conn, &r);
 	reply_free(&r);
 	return ret;
@@ -489,6 +618,7 @@ struct options {
 	const char *bind;
 	const char *imds_bind;
 	int port, admin_port, imds_port, latency_ms, page_size;
+	bool persist;
 };
 
 static void usage(FILE *f)
@@ -496,7 +626,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: databox-emulator --world FILE --state-dir DIR [--port N] "
 		   "[--admin-port N]\n"
 		   "                        [--bind ADDR] [--latency-ms N] [--page-size N]\n"
-		   "                        [--imds-port N] [--imds-bind ADDR]\n");
+		   "                        [--imds-port N] [--imds-bind ADDR] [--persist]\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -524,6 +654,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	    {"page-size", required_argument, NULL, 'g'},
 	    {"imds-port", required_argument, NULL, 'i'},
 	    {"imds-bind", required_argument, NULL, 'I'},
+	    {"persist", no_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -562,6 +693,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'I':
 			o->imds_bind = optarg;
+			break;
+		case 'P':
+			o->persist = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -643,6 +777,58 @@ out:
 	return rc;
 }
 
+/* Write text to path (mode) through a temporary file and a rename. */
+static int write_text(const char *path, const char *text, mode_t mode)
+{
+	char tmp[4300];
+	FILE *f;
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	if (fd < 0)
+		return -1;
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		return -1;
+	}
+	if (fputs(text, f) < 0) {
+		fclose(f);
+		return -1;
+	}
+	if (fclose(f))
+		return -1;
+	return rename(tmp, path);
+}
+
+/*
+ * The server certificate and key: with --persist, the ones a former run
+ * kept in DIR (signed by the DIR/ca.pem it wrote), so clients that trust
+ * that CA keep trusting this run; else (or the first time) new ones.
+ */
+static int tls_setup(const struct options *o, const char *cafile, char **cert, char **key)
+{
+	char cpath[4200], kpath[4200];
+
+	snprintf(cpath, sizeof(cpath), "%s/server-cert.pem", o->state_dir);
+	snprintf(kpath, sizeof(kpath), "%s/server-key.pem", o->state_dir);
+	if (o->persist && !access(cafile, R_OK)) {
+		*cert = read_file(cpath);
+		*key = read_file(kpath);
+		if (*cert && *key)
+			return 0;
+		free(*cert);
+		free(*key);
+		*cert = *key = NULL;
+	}
+	if (dbx_emu_tls_make(cafile, cert, key))
+		return -1;
+	if (o->persist && (write_text(cpath, *cert, 0644) || write_text(kpath, *key, 0600)))
+		return -1;
+	return 0;
+}
+
 /*
  * libmicrohttpd's error log, minus the line it prints each time a handler
  * deliberately drops a connection (fault rules, unknown vaults).
@@ -671,7 +857,7 @@ int main(int argc, char **argv)
 	struct MHD_Daemon *https = NULL, *admin = NULL, *imds = NULL;
 	struct sockaddr_in sa = {0}, asa = {0}, isa = {0};
 	char *text = NULL, *cert = NULL, *key = NULL, cafile[4096], err[256];
-	char state_path[4096];
+	char state_path[4096], saved_path[4200];
 	struct json_object *world;
 	sigset_t set;
 	int sig, rc = 1;
@@ -696,21 +882,33 @@ int main(int argc, char **argv)
 	snprintf(state_path, sizeof(state_path), "%s/emulator.json", o.state_dir);
 	unlink(state_path);
 
-	text = read_file(o.world);
-	if (!text) {
-		fprintf(stderr, "databox-emulator: %s: %s\n", o.world, strerror(errno));
-		goto out;
+	pthread_mutex_init(&e.save_lock, NULL);
+	e.persist = o.persist;
+	snprintf(saved_path, sizeof(saved_path), "%s/saved-state.json", o.state_dir);
+	text = o.persist ? read_file(saved_path) : NULL;
+	if (text) {
+		/* a restart: the world, operations and tokens as the last run left them */
+		if (dbx_emu_state_load(&e, text, err, sizeof(err))) {
+			fprintf(stderr, "databox-emulator: %s: %s\n", saved_path, err);
+			goto out;
+		}
+	} else {
+		text = read_file(o.world);
+		if (!text) {
+			fprintf(stderr, "databox-emulator: %s: %s\n", o.world, strerror(errno));
+			goto out;
+		}
+		world = dbx_emu_world_parse(text, err, sizeof(err));
+		if (!world) {
+			fprintf(stderr, "databox-emulator: %s: %s\n", o.world, err);
+			goto out;
+		}
+		dbx_emu_keys_warm(&e, world);
+		dbx_emu_world_replace(&e, world);
 	}
-	world = dbx_emu_world_parse(text, err, sizeof(err));
-	if (!world) {
-		fprintf(stderr, "databox-emulator: %s: %s\n", o.world, err);
-		goto out;
-	}
-	dbx_emu_keys_warm(&e, world);
-	dbx_emu_world_replace(&e, world);
 
 	snprintf(cafile, sizeof(cafile), "%s/ca.pem", o.state_dir);
-	if (dbx_emu_tls_make(cafile, &cert, &key)) {
+	if (tls_setup(&o, cafile, &cert, &key)) {
 		fprintf(stderr, "databox-emulator: cannot make TLS certificates\n");
 		goto out;
 	}
@@ -748,7 +946,8 @@ int main(int argc, char **argv)
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
 	    NULL, NULL, on_admin, &e, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, &e, MHD_OPTION_SOCK_ADDR,
 	    &asa, MHD_OPTION_URI_LOG_CALLBACK, uri_log, &e, MHD_OPTION_NOTIFY_COMPLETED,
-	    request_done, &e, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_END);
+	    request_done, &e, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_END);
 	if (!admin) {
 		fprintf(stderr, "databox-emulator: cannot listen on 127.0.0.1:%d\n", o.admin_port);
 		goto out;
@@ -785,6 +984,7 @@ int main(int argc, char **argv)
 	} while (sig != SIGTERM && sig != SIGINT);
 	rc = 0;
 out:
+	atomic_store(&e.stopping, true); /* ends stalled answers */
 	if (imds)
 		MHD_stop_daemon(imds);
 	if (admin)
@@ -811,6 +1011,7 @@ out:
 	for (size_t i = 0; i < e.nfaults; i++) {
 		free(e.faults[i].path_prefix);
 		free(e.faults[i].body);
+		json_object_put(e.faults[i].headers);
 	}
 	free(e.faults);
 	pthread_mutex_unlock(&e.lock);

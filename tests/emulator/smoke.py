@@ -18,6 +18,7 @@ recovery; vault deleted). Bounded by an alarm; the emulator is always stopped.
 """
 import argparse
 import base64
+import email.utils
 import hashlib
 import http.client
 import json
@@ -795,21 +796,168 @@ def cmk_rules(emu):
 	check(emu.admin_status("POST", "/admin/jobs/%s/%s/nope/advance" % (d_sub, d_rg), {"status": "DataCopy"})[0] == 404, "admin: advance an unknown job -> 404")
 
 
+def hostile_faults(emu):
+	"""The fault rules of the fault-matrix: Retry-After in ms and as a date,
+	replaced bodies of any bytes and size, a body that stalls, a request
+	run and then dropped, rewritten nextLinks, a never-ending operation and
+	extra answer headers on a real answer."""
+	w = emu.world
+	sub = w["subscriptions"][0]["subscriptionId"]
+	V = "2025-07-01"
+	auth = {"Authorization": "Bearer " + emu.token()}
+	lpath = "/subscriptions/%s/providers/Microsoft.DataBox/jobs" % sub
+	open_jobs = [j for j in w["jobs"] if j["id"].split("/")[2] == sub and "error" not in j["properties"]
+		     and j["properties"]["status"] in ("DeviceOrdered", "DevicePrepared", "Dispatched", "Delivered", "AtAzureDC")]
+	job = open_jobs[-1]
+	_, _, _, _, rg, _, _, _, name = job["id"].split("/")
+	jpath = "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.DataBox/jobs/%s" % (sub, rg, name)
+	apath = "/admin/jobs/%s/%s/%s" % (sub, rg, name)
+
+	def rule(**r):
+		st, d = emu.admin_status("POST", "/admin/faults", r)
+		check(st == 200, "add rule %s" % sorted(r), repr(d))
+		return d["id"]
+
+	def get(path=lpath + "?api-version=" + V):
+		return emu.https(ARM, "GET", path, auth, timeout=30)
+
+	rule(service="arm", method="GET", path_prefix=lpath, status=429, retry_after_ms=250, count=1)
+	r = get()
+	check(r.status == 429 and r.header("retry-after-ms") == "250" and r.header("x-ms-retry-after-ms") == "250"
+	      and r.header("Retry-After") is None, "429 with retry-after-ms", repr(r.headers))
+	rule(service="arm", method="GET", path_prefix=lpath, status=503, retry_after_date_s=3, count=1)
+	r = get()
+	when = email.utils.parsedate_to_datetime(r.header("Retry-After") or "Thu, 01 Jan 1970 00:00:00 GMT")
+	ahead = when.timestamp() - time.time()
+	check(r.status == 503 and 1 <= ahead <= 4, "503 with Retry-After as an HTTP date 3 s ahead",
+	      "%r %.1f" % (r.header("Retry-After"), ahead))
+
+	raw = b'{"value": [{"name": "\xff\xfe\xc3"}], "name": "a", "name": "b"}'
+	rule(service="arm", method="GET", path_prefix=lpath, status=200,
+	     body_b64=base64.b64encode(raw).decode(), count=1)
+	r = get()
+	check(r.status == 200 and r.body == raw, "status 200 + body_b64: the exact bytes (non-UTF-8, duplicate keys)", repr(r.body[:80]))
+	big = '{"value": [], "pad": "%s"}' % ("x" * (17 << 20))
+	rule(service="arm", method="GET", path_prefix=lpath, status=200, body=big, count=1)
+	r = get()
+	check(r.status == 200 and len(r.body) == len(big), "a 17 MiB body", str(len(r.body)))
+	deep = "[" * 10000 + "]" * 10000
+	rule(service="arm", method="GET", path_prefix=lpath, status=200, body=deep, count=1)
+	check(get().body == deep.encode(), "a body nested 10,000 deep")
+
+	rule(service="arm", method="GET", path_prefix=lpath, stall_ms=1500, count=1)
+	conn = emutest._Conn(ARM, emu.port, emu.ctx, 30)
+	try:
+		t0 = time.monotonic()
+		conn.request("GET", lpath + "?api-version=" + V, headers=auth)
+		resp = conn.getresponse()
+		t_head = time.monotonic() - t0
+		body = resp.read()
+		t_body = time.monotonic() - t0
+	finally:
+		conn.close()
+	check(resp.status == 200 and t_head < 1.0 and t_body >= 1.4 and json.loads(body)["value"],
+	      "stall_ms: headers at once, the body stalls half-way, then ends whole",
+	      "%.2f %.2f" % (t_head, t_body))
+
+	# a PATCH run, then its connection closed: the change is there, nobody heard
+	kek = {"properties": {"details": {"keyEncryptionKey": {"kekType": "MicrosoftManaged"}}}}
+	rule(service="arm", method="PATCH", path_prefix=jpath, drop_after=True, count=1)
+	try:
+		emu.https(ARM, "PATCH", jpath + "?api-version=" + V, auth, kek)
+		lost = False
+	except (http.client.RemoteDisconnected, ConnectionError, OSError):
+		lost = True
+	stored = emu.admin_status("GET", apath)[1]
+	check(lost and stored["properties"]["details"]["keyEncryptionKey"]["kekType"] == "MicrosoftManaged",
+	      "drop_after: the PATCH applied, its answer lost")
+	polls = [x for x in emu.requests() if x["method"] == "PATCH"][-1]
+	check(polls["status"] == 0, "drop_after is logged as dropped (status 0)", repr(polls))
+
+	# Location off-host on a real 202, and a never-ending operation
+	rule(service="arm", method="PATCH", path_prefix=jpath, count=1,
+	     headers={"Location": "https://attacker.example.net/op"})
+	r = emu.https(ARM, "PATCH", jpath + "?api-version=" + V, auth, kek)
+	check(r.status == 202 and r.header("Location") == "https://attacker.example.net/op",
+	      "headers: a real 202 with a foreign Location", repr(r.headers))
+	r = emu.https(ARM, "PATCH", jpath + "?api-version=" + V, auth, kek)
+	loc = r.header("Location")
+	oppath = "/subscriptions/%s/providers/Microsoft.DataBox/locations/" % sub
+	rule(service="arm", method="GET", path_prefix=oppath, status=202, retry_after="1")
+	for i in range(3):
+		r = emu.url(loc, headers=auth)
+		check(r.status == 202 and r.header("Location") == loc and r.header("Retry-After") == "1",
+		      "status 202 on operationResults: never ends (poll %d)" % (i + 1), repr(r.headers))
+	emu.admin_status("DELETE", "/admin/faults")
+
+	# nextLink rewritten on every page
+	for how, want in (("loop", "https://management.azure.com" + lpath),
+			  ("foreign", "https://attacker.example.net" + lpath),
+			  ("http", "http://management.azure.com" + lpath)):
+		fid = rule(service="arm", method="GET", path_prefix=lpath, next_link=how)
+		d = get().json()
+		check(d["nextLink"].startswith(want), "next_link %s" % how, d["nextLink"])
+		if how == "loop":
+			d2 = emu.url(d["nextLink"], headers=auth).json()
+			check(d2["nextLink"] == d["nextLink"] and d2["value"] == d["value"],
+			      "next_link loop: the same page again and again")
+		emu.admin_status("DELETE", "/admin/faults/%d" % fid)
+	check(emu.admin_status("POST", "/admin/faults", {"next_link": "sideways"})[0] == 400,
+	      "next_link: unknown kind -> 400")
+	check(emu.admin_status("POST", "/admin/faults", {"body_b64": "!!"})[0] == 400,
+	      "body_b64: not base64 -> 400")
+
+
+def restart(binary, gen_world):
+	"""--persist: killed (SIGKILL) and started again, the emulator keeps its
+	ports, its CA, the orders as changed, pending operations and tokens."""
+	with Emulator(binary, gen_world=gen_world, gen_args=["--orders", "6", "--seed", "9"],
+		      persist=True) as emu:
+		V = "2025-07-01"
+		tok = emu.token()
+		auth = {"Authorization": "Bearer " + tok}
+		job = emu.world["jobs"][0]
+		_, _, sub, _, rg, _, _, _, name = job["id"].split("/")
+		jpath = "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.DataBox/jobs/%s" % (sub, rg, name)
+		ports = (emu.https_port, emu.admin_port, emu.imds_port)
+		with open(emu.cafile) as f:
+			ca = f.read()
+		r = emu.https(ARM, "PATCH", jpath + "?api-version=" + V, auth, {"tags": {"restart": "before"}})
+		check(r.status == 202, "persist: PATCH accepted", repr(r))
+		loc = r.header("Location")
+		emu.fault(service="arm", method="GET", path_prefix="/nowhere", status=500)
+		emu.restart(kill=True)
+		with open(emu.cafile) as f:
+			check(f.read() == ca, "restart: the same CA")
+		check((emu.https_port, emu.admin_port, emu.imds_port) == ports, "restart: the same ports", repr(ports))
+		r = emu.https(ARM, "GET", jpath + "?api-version=" + V, auth)
+		check(r.status == 200 and r.json().get("tags", {}).get("restart") == "before",
+		      "restart: the old token works and the order keeps its change", repr(r))
+		r = emu.url(loc, headers=auth)
+		check(r.status == 202, "restart: the pending operation still polls", repr(r))
+		check(emu.admin("GET", "/admin/faults") == [], "restart: fault rules are not kept")
+		emu.restart()
+		check(emu.https(ARM, "GET", jpath + "?api-version=" + V, auth).status == 200,
+		      "restart after SIGTERM too")
+
+
 def main():
 	p = argparse.ArgumentParser()
 	p.add_argument("--emulator", required=True)
 	p.add_argument("--gen-world", required=True)
 	a = p.parse_args()
-	signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("smoke test took > 50 s")))
-	signal.alarm(50)
+	signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("smoke test took > 55 s")))
+	signal.alarm(55)
 	with Emulator(a.emulator, gen_world=a.gen_world,
 		      gen_args=["--demo", "--orders", "45", "--page-size", "10", "--seed", "7"]) as emu:
 		run(emu)
+		hostile_faults(emu)
 		entra_and_imds(emu)
 		cmk_rules(emu)
 		code = emu.proc
 	code.wait(5)
 	check(code.returncode == 0, "emulator exits 0 on SIGTERM")
+	restart(a.emulator, a.gen_world)
 	print("emulator_smoke: %d checks passed" % check.count)
 
 

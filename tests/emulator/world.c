@@ -740,3 +740,101 @@ const struct dbx_emu_token *dbx_emu_token_find(struct dbx_emu *e, const char *to
 			return &e->tokens[i];
 	return NULL;
 }
+
+/* ---- saved state (--persist) ---- */
+
+static const char *str_or_empty(struct json_object *o, const char *key)
+{
+	const char *s = dbx_emu_jstr(o, key);
+
+	return s ? s : "";
+}
+
+char *dbx_emu_state_dump(struct dbx_emu *e)
+{
+	struct json_object *o = json_object_new_object(), *toks = json_object_new_array();
+	char *text;
+	size_t i;
+
+	json_object_object_add(o, "world", json_object_get(e->world));
+	json_object_object_add(o, "operations", json_object_get(e->operations));
+	for (i = 0; i < e->ntokens; i++) {
+		struct json_object *t = json_object_new_object();
+
+		json_object_object_add(t, "token", json_object_new_string(e->tokens[i].token));
+		json_object_object_add(t, "tenant", json_object_new_string(e->tokens[i].tenant));
+		json_object_object_add(t, "client", json_object_new_string(e->tokens[i].client));
+		json_object_object_add(t, "oid", json_object_new_string(e->tokens[i].oid));
+		json_object_object_add(t, "aud", json_object_new_string(e->tokens[i].aud));
+		json_object_object_add(t, "exp", json_object_new_int64((int64_t)e->tokens[i].exp));
+		json_object_array_add(toks, t);
+	}
+	json_object_object_add(o, "tokens", toks);
+	json_object_object_add(o, "fail_patches", json_object_new_int64(e->fail_patches));
+	json_object_object_add(o, "token_lifetime_override",
+			       json_object_new_int(e->token_lifetime_override));
+	text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							    JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return text;
+}
+
+int dbx_emu_state_load(struct dbx_emu *e, const char *text, char *err, size_t errlen)
+{
+	enum json_tokener_error jerr = json_tokener_success;
+	struct json_object *o = json_tokener_parse_verbose(text, &jerr), *w, *ops, *toks, *v;
+	int rc = -1;
+	size_t i, n;
+
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		snprintf(err, errlen, "saved state: not a JSON object (%s)",
+			 json_tokener_error_desc(jerr));
+		goto out;
+	}
+	if (!json_object_object_get_ex(o, "world", &w) ||
+	    !json_object_is_type(w, json_type_object) ||
+	    !json_object_object_get_ex(o, "operations", &ops) ||
+	    !json_object_is_type(ops, json_type_object) ||
+	    !json_object_object_get_ex(o, "tokens", &toks) ||
+	    !json_object_is_type(toks, json_type_array)) {
+		snprintf(err, errlen, "saved state: needs world, operations and tokens");
+		goto out;
+	}
+	n = json_object_array_length(toks);
+	e->tokens = calloc(n ? n : 1, sizeof(*e->tokens));
+	if (!e->tokens) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	e->cap_tokens = n ? n : 1;
+	for (i = 0; i < n; i++) {
+		struct json_object *t = json_object_array_get_idx(toks, i);
+		struct dbx_emu_token *d = &e->tokens[e->ntokens];
+		const char *tok = dbx_emu_jstr(t, "token");
+
+		if (!tok)
+			continue;
+		d->token = strdup(tok);
+		if (!d->token)
+			continue;
+		snprintf(d->tenant, sizeof(d->tenant), "%s", str_or_empty(t, "tenant"));
+		snprintf(d->client, sizeof(d->client), "%s", str_or_empty(t, "client"));
+		snprintf(d->oid, sizeof(d->oid), "%s", str_or_empty(t, "oid"));
+		snprintf(d->aud, sizeof(d->aud), "%s", str_or_empty(t, "aud"));
+		d->exp =
+		    json_object_object_get_ex(t, "exp", &v) ? (time_t)json_object_get_int64(v) : 0;
+		e->ntokens++;
+	}
+	if (json_object_object_get_ex(o, "fail_patches", &v))
+		e->fail_patches = json_object_get_int64(v);
+	if (json_object_object_get_ex(o, "token_lifetime_override", &v))
+		e->token_lifetime_override = json_object_get_int(v);
+	dbx_emu_keys_warm(e, w);
+	dbx_emu_world_replace(e, json_object_get(w));
+	json_object_put(e->operations);
+	e->operations = json_object_get(ops);
+	rc = 0;
+out:
+	json_object_put(o);
+	return rc;
+}
