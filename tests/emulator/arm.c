@@ -821,7 +821,8 @@ static void job_patch(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_r
 	patch_location(e, q, r, c, loc, opid);
 	if (e->opconf.retry_after[0])
 		dbx_emu_reply_header(r, "Retry-After", "%s", e->opconf.retry_after);
-	dbx_emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-writes", "799");
+	if (!r->ratelimit_set) /* throttle.c said what is left */
+		dbx_emu_reply_header(r, "x-ms-ratelimit-remaining-subscription-writes", "799");
 	/* A delayed change that is due at once lands now, as if polled. */
 	dbx_emu_ops_settle(e);
 out:
