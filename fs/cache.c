@@ -615,6 +615,9 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 	bool waited = false;
 	enum dbx_err rc;
 
+	/* A listing that need not be fresh is there: never wait for a refresh in flight. */
+	if (e->has_listing && !want_fresh)
+		return DBX_OK;
 	while (e->fetching) {
 		wait_refresh(c);
 		waited = true;

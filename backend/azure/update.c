@@ -589,9 +589,39 @@ static enum dbx_err merge_and_preflight(const struct dbx_update_config *cfg,
  * Read the order; when it shows the change, that is *final and the write
  * succeeded. Otherwise merge change into it again (*want and *what anew)
  * and resend once, unless the merge finds nothing left to send. When the
- * order cannot be read back: first_rc, err saying the update may or may
- * not have been applied.
+ * order cannot be read back (tried again while time is left): DBX_ETIMEDOUT,
+ * err saying the update may or may not have been applied; first_rc's words
+ * stay in the message.
  */
+#define READ_BACK_EVERY_MS 1000 /* between reads of an order whose PATCH lost its answer */
+#define READ_BACK_TRIES	   30	/* without a timeout */
+
+/*
+ * Read the order after a PATCH that lost its answer. ARM itself may have
+ * gone away with it (a restart), so a read that fails at the transport, or
+ * is throttled or timed out, is tried again every READ_BACK_EVERY_MS while
+ * time is left; the last one starts a second before the deadline.
+ */
+static enum dbx_err read_back(const struct dbx_update_config *cfg, const char *subscription,
+			      const char *resource_group, const char *name, uint64_t deadline,
+			      struct dbx_order **out, struct dbx_error *err)
+{
+	const struct dbx_clock *clock = cfg->clock ? cfg->clock : dbx_arm_clock(cfg->arm);
+	enum dbx_err rc;
+
+	for (unsigned tries = 1;; tries++) {
+		rc = dbx_arm_get_job_until(cfg->arm, subscription, resource_group, name, deadline,
+					   out, err);
+		if (rc != DBX_EUNREACHABLE && rc != DBX_EREMOTE && rc != DBX_ETIMEDOUT &&
+		    rc != DBX_ETHROTTLED && rc != DBX_EINTR)
+			return rc;
+		if (deadline ? dbx_clock_now_ms(clock) + 2 * READ_BACK_EVERY_MS > deadline
+			     : tries >= READ_BACK_TRIES)
+			return rc;
+		(void)clock->sleep_ms(clock->ctx, READ_BACK_EVERY_MS); /* a signal cuts it short */
+	}
+}
+
 static enum dbx_err resend_unless_landed(const struct dbx_update_config *cfg,
 					 const char *subscription, const char *resource_group,
 					 const char *name,
@@ -607,14 +637,17 @@ static enum dbx_err resend_unless_landed(const struct dbx_update_config *cfg,
 	enum dbx_err rc;
 	bool sent2 = false;
 
-	if (dbx_arm_get_job_until(cfg->arm, subscription, resource_group, name, deadline, &fresh,
-				  &ignored) != DBX_OK) {
-		rc = first_rc;
+	(void)first_rc; /* its message is in first */
+	if (read_back(cfg, subscription, resource_group, name, deadline, &fresh, &ignored) !=
+	    DBX_OK) {
+		/* It may have landed: never a plain failure (docs/formats.md, "Writes"). */
+		rc = DBX_ETIMEDOUT;
 		if (err) {
 			*err = first;
 			dbx_error_set(err, rc,
 				      "%s (ARM did not confirm the update and the order could "
-				      "not be read back: it may or may not have been applied)",
+				      "not be read back within the timeout: it may or may not have "
+				      "been applied)",
 				      first.message);
 		}
 		goto out;

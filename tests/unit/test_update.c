@@ -970,6 +970,45 @@ static void test_apply_dropped_connection_then_change_is_there(void **state)
 }
 
 /*
+ * The PATCH lost its answer and ARM went away with it (a restart): the
+ * order is read again every second until ARM is back, and it shows the
+ * change: success. When it never comes back: ETIMEDOUT within the timeout,
+ * "may or may not have been applied", never a plain failure.
+ */
+static void test_apply_lost_answer_read_back_after_restart(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = job(IDENT_SYS, kek_cm(KEY, VAULT_ID, ""))},
+	    {.transport_err = DBX_EREMOTE},
+	    {.transport_err = DBX_EUNREACHABLE},
+	    {.transport_err = DBX_EUNREACHABLE},
+	    {.status = 200, .body = job(IDENT_SYS, KEK_MM)},
+	};
+	struct fake_reply never[200];
+	struct dbx_encryption_change c = change_type(DBX_KEK_CHOICE_MICROSOFT);
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 5);
+	assert_int_equal(apply(&e, &c), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 5);
+	assert_int_equal(count_patches(&e), 1);
+	assert_int_equal(e.result->kek_type, DBX_KEK_MICROSOFT);
+	env_fini(&e);
+
+	never[0] = script[0];
+	never[1] = script[1];
+	for (size_t i = 2; i < 200; i++)
+		never[i] = (struct fake_reply){.transport_err = DBX_EUNREACHABLE};
+	env_init(&e, never, 200);
+	assert_int_equal(apply(&e, &c), DBX_ETIMEDOUT);
+	assert_int_equal(count_patches(&e), 1);
+	assert_true(e.fc.now <= START_MS + TIMEOUT_MS);
+	assert_non_null(strstr(e.err.message, "may or may not have been applied"));
+	env_fini(&e);
+}
+
+/*
  * ARM accepted the PATCH but its Location is off the ARM host: not followed
  * (no request to it); the order is read, and the write is judged by what it
  * shows with the same test as a normal end (shows_change): first the old
@@ -1142,6 +1181,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_apply_500_then_old_state_resends_once, teardown),
 	    cmocka_unit_test_teardown(test_apply_failed_operation_not_resent, teardown),
 	    cmocka_unit_test_teardown(test_apply_dropped_connection_then_change_is_there, teardown),
+	    cmocka_unit_test_teardown(test_apply_lost_answer_read_back_after_restart, teardown),
 	    cmocka_unit_test_teardown(test_apply_operation_past_timeout_not_resent, teardown),
 	    cmocka_unit_test_teardown(test_apply_foreign_location_judged_by_the_order, teardown),
 	    cmocka_unit_test_teardown(test_apply_interrupted_before_patch, teardown),
