@@ -1003,6 +1003,7 @@ out:
 	json_object_put(e.by_path);
 	json_object_put(e.operations);
 	json_object_put(e.token_stats);
+	json_object_put(e.throttle_state);
 	for (size_t i = 0; i < DBX_EMU_REQLOG_MAX; i++)
 		json_object_put(e.reqlog[i]);
 	for (size_t i = 0; i < e.ntokens; i++)

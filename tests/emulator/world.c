@@ -642,6 +642,8 @@ void dbx_emu_world_replace(struct dbx_emu *e, struct json_object *world)
 {
 	json_object_put(e->world);
 	e->world = world;
+	json_object_put(e->throttle_state); /* a new world starts with full buckets */
+	e->throttle_state = NULL;
 }
 
 /* ---- tokens ---- */
