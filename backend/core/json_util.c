@@ -228,7 +228,12 @@ static bool find_duplicate(const char *t, size_t n, char *name, size_t cap, bool
 				i = end - 1;
 				continue;
 			}
-			raw = strndup(t + i, end - i);
+			/* t need not be NUL-terminated: copy, never strndup */
+			raw = malloc(end - i + 1);
+			if (raw) {
+				memcpy(raw, t + i, end - i);
+				raw[end - i] = '\0';
+			}
 			key = raw ? json_tokener_parse(raw) : NULL;
 			free(raw);
 			if (!key || !json_object_is_type(key, json_type_string)) {

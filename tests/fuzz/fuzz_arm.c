@@ -151,15 +151,6 @@ static void check_job(const struct dbx_order *o)
 	(void)strlen(dbx_order_identity(o));
 }
 
-static size_t pick_op(const char *op, const uint8_t *data, size_t size)
-{
-	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-		if (strcmp(op, ops[i]) == 0)
-			return i;
-	}
-	return size ? data[0] % (sizeof(ops) / sizeof(ops[0])) : 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char patch_body[] =
@@ -183,7 +174,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct jobs_ctx jc = {NULL, 0};
 
 	fuzz_split_op(data, size, name, sizeof(name), &rest, &rest_len);
-	op = pick_op(name, data, size);
+	op = fuzz_pick_op(ops, sizeof(ops) / sizeof(ops[0]), name, data, size);
 	fake_clock_init(&fc, 1000000);
 	fuzz_script_init(&script, rest, rest_len, &fc.clock);
 	script.url_ok = arm_url_ok;

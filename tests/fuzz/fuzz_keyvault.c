@@ -120,15 +120,6 @@ static void check_key(const struct dbx_key_info *k, const struct dbx_key_url *ke
 	fuzz_must(strlen(k->kid) + 1 < sizeof(k->kid), TARGET, "kid fits");
 }
 
-static size_t pick_op(const char *op, const uint8_t *data, size_t size)
-{
-	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-		if (strcmp(op, ops[i]) == 0)
-			return i;
-	}
-	return size ? data[0] % (sizeof(ops) / sizeof(ops[0])) : 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const struct dbx_cloud *cloud = dbx_cloud_default();
@@ -153,7 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *url = "https://" VHOST "/keys/mykey";
 
 	fuzz_split_op(data, size, name, sizeof(name), &rest, &rest_len);
-	op = pick_op(name, data, size);
+	op = fuzz_pick_op(ops, sizeof(ops) / sizeof(ops[0]), name, data, size);
 	fake_clock_init(&fc, 1000000);
 	fuzz_script_init(&script, rest, rest_len, &fc.clock);
 	script.url_ok = url_ok;

@@ -214,3 +214,13 @@ void fuzz_script_fini(struct fuzz_script *s)
 	}
 	s->n = 0;
 }
+
+size_t fuzz_pick_op(const char *const *ops, size_t nops, const char *op, const uint8_t *data,
+		    size_t size)
+{
+	for (size_t i = 0; i < nops; i++) {
+		if (strcmp(op, ops[i]) == 0)
+			return i;
+	}
+	return size ? data[0] % nops : 0;
+}

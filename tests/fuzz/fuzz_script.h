@@ -65,4 +65,11 @@ void fuzz_check_error(const struct dbx_error *e, const char *target);
 void fuzz_split_op(const uint8_t *data, size_t size, char *op, size_t cap, const uint8_t **rest,
 		   size_t *rest_len);
 
+/*
+ * The index of op in ops (nops names); for a name not there, one picked by
+ * the input's first byte, so mutated inputs still reach every operation.
+ */
+size_t fuzz_pick_op(const char *const *ops, size_t nops, const char *op, const uint8_t *data,
+		    size_t size);
+
 #endif

@@ -90,15 +90,6 @@ static void no_secret(size_t op, const char *s)
 			  "no message holds the identity header");
 }
 
-static size_t pick_op(const char *op, const uint8_t *data, size_t size)
-{
-	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-		if (strcmp(op, ops[i]) == 0)
-			return i;
-	}
-	return size ? data[0] % (sizeof(ops) / sizeof(ops[0])) : 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct dbx_token_fields cli_fields = {.token = "accessToken",
@@ -117,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char name[16];
 
 	fuzz_split_op(data, size, name, sizeof(name), &rest, &rest_len);
-	op = pick_op(name, data, size);
+	op = fuzz_pick_op(ops, sizeof(ops) / sizeof(ops[0]), name, data, size);
 	fake_clock_init(&fc, 1000000);
 	memset(&e, 0, sizeof(e));
 	if (op == 3) {
