@@ -17,7 +17,6 @@ the bench cannot rot.
 
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -51,30 +50,7 @@ class Config:
 
 def outer(argv):
 	"""Re-run this script inside fresh network and mount namespaces."""
-	probe = subprocess.run(["unshare", "--net", "--mount", "true"], stderr=subprocess.PIPE)
-	if probe.returncode != 0:
-		print("bench: skipped, cannot create namespaces: %s" % probe.stderr.decode().strip())
-		return 77
-	cmd = ["unshare", "--net", "--mount", "--fork", "--kill-child", "--",
-	       "/usr/bin/python3", os.path.abspath(__file__), "--inside"] + argv
-	p = subprocess.Popen(cmd, start_new_session=True)
-	try:
-		return p.wait(timeout=3000)
-	except subprocess.TimeoutExpired:
-		os.killpg(p.pid, signal.SIGKILL)
-		p.wait()
-		print("bench: timed out")
-		return 1
-
-
-def setup_namespace(hosts):
-	subprocess.run(["/usr/sbin/ip", "link", "set", "lo", "up"], check=True)
-	fd, path = tempfile.mkstemp(prefix="dbxbench-hosts-")
-	with os.fdopen(fd, "w") as f:
-		f.write("127.0.0.1 localhost\n")
-		for h in hosts:
-			f.write("127.0.0.1 %s\n" % h)
-	subprocess.run(["mount", "--bind", path, "/etc/hosts"], check=True)
+	return emutest.in_namespaces(__file__, argv, "bench", 3000)
 
 
 class Bench:
@@ -85,7 +61,7 @@ class Bench:
 		self.world = harness.gen_world(orders=cfg.orders, subscriptions=2, resource_groups=3,
 					       seed=1, page_size=cfg.page, demo=True)
 		hosts = HOSTS + [v["properties"]["vaultUri"].split("/")[2] for v in self.world["vaults"]]
-		setup_namespace(hosts)
+		self.hosts_file = emutest.namespace_hosts(hosts)
 		self.emu = emutest.Emulator(harness.emulator_path(), world=self.world, port=443,
 					    extra_args=["--admin-port", "0", "--latency-ms", str(LATENCY_MS),
 							"--page-size", str(cfg.page)],
@@ -103,6 +79,7 @@ class Bench:
 		harness._cleanup_all()
 		self.emu.stop()
 		shutil.rmtree(self.tmp, ignore_errors=True)
+		os.unlink(self.hosts_file)
 
 	# ---- measuring ----
 	def arm_requests(self):

@@ -38,35 +38,13 @@ check = emutest.Checks()
 
 def outer(a):
 	"""Re-run this script inside fresh net+mount namespaces."""
-	probe = subprocess.run(["unshare", "--net", "--mount", "true"], stderr=subprocess.PIPE)
-	if probe.returncode != 0:
-		print("conformance_python_sdk: skipped, cannot create namespaces: %s"
-		      % probe.stderr.decode().strip())
-		return 77
-	cmd = ["unshare", "--net", "--mount", "--fork", "--kill-child", "--",
-	       "/usr/bin/python3", os.path.abspath(__file__), "--inside",
-	       "--emulator", a.emulator, "--gen-world", a.gen_world]
-	p = subprocess.Popen(cmd, start_new_session=True)
-	try:
-		return p.wait(timeout=55)
-	except subprocess.TimeoutExpired:
-		os.killpg(p.pid, signal.SIGKILL)
-		p.wait()
-		print("conformance_python_sdk: timed out after 55 s")
-		return 1
+	return emutest.in_namespaces(__file__, ["--emulator", a.emulator, "--gen-world", a.gen_world],
+				     "conformance_python_sdk", 55)
 
 
 def setup_namespace(world_hosts):
-	subprocess.run(["/usr/sbin/ip", "link", "set", "lo", "up"], check=True)
 	# the Azure VM metadata address, where ManagedIdentityCredential looks
-	subprocess.run(["/usr/sbin/ip", "addr", "add", IMDS_ADDR + "/32", "dev", "lo"], check=True)
-	fd, path = tempfile.mkstemp(prefix="dbxemu-hosts-")
-	with os.fdopen(fd, "w") as f:
-		f.write("127.0.0.1 localhost\n::1 localhost\n")
-		for h in world_hosts:
-			f.write("127.0.0.1 %s\n" % h)
-	subprocess.run(["mount", "--bind", path, "/etc/hosts"], check=True)
-	return path
+	return emutest.namespace_hosts(world_hosts, [IMDS_ADDR + "/32"])
 
 
 def n_bits(s):

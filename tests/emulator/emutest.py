@@ -18,6 +18,10 @@ tests/integration/harness.py) share. Standard library only.
   - gen_world(): run gen-world.py, bounded, and return the world.
   - die_with_parent(): preexec_fn that makes a child die with the test.
   - make_cert(): a self-signed RSA certificate and key made with openssl.
+  - in_namespaces() and namespace_hosts(): run a script again inside
+    fresh network and mount namespaces where the real Azure host names
+    resolve to 127.0.0.1, for peers that must talk to the real names
+    (the SDK conformance test, the bench).
   - Checks: the check counter of the script-style tests (smoke.py,
     sdk_python.py).
   - Sanitizers (scripts/test --asan builds the emulator and the mount with
@@ -85,6 +89,42 @@ def die_with_parent():
 	"""preexec_fn: SIGTERM the child when the test process dies, even by
 	SIGKILL (a ctest timeout), so no emulator or mount outlives its test."""
 	_LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def in_namespaces(script, argv, name, timeout):
+	"""Run script --inside argv in fresh net+mount namespaces (unshare) and
+	return its exit status: 77 (skipped) when namespaces cannot be made,
+	1 when it outlives timeout seconds (its whole group is killed)."""
+	probe = subprocess.run(["unshare", "--net", "--mount", "true"], stderr=subprocess.PIPE)
+	if probe.returncode != 0:
+		print("%s: skipped, cannot create namespaces: %s" % (name, probe.stderr.decode().strip()))
+		return 77
+	cmd = ["unshare", "--net", "--mount", "--fork", "--kill-child", "--",
+	       PY, os.path.abspath(script), "--inside"] + list(argv)
+	p = subprocess.Popen(cmd, start_new_session=True)
+	try:
+		return p.wait(timeout=timeout)
+	except subprocess.TimeoutExpired:
+		os.killpg(p.pid, signal.SIGKILL)
+		p.wait()
+		print("%s: timed out after %d s" % (name, timeout))
+		return 1
+
+
+def namespace_hosts(hosts, addresses=()):
+	"""Inside in_namespaces(): bring lo up with the extra addresses (an
+	"a.b.c.d/32" each) and bind-mount an /etc/hosts where every name in hosts
+	is 127.0.0.1. Returns the hosts file's path (the caller removes it)."""
+	subprocess.run(["/usr/sbin/ip", "link", "set", "lo", "up"], check=True)
+	for a in addresses:
+		subprocess.run(["/usr/sbin/ip", "addr", "add", a, "dev", "lo"], check=True)
+	fd, path = tempfile.mkstemp(prefix="dbxemu-hosts-")
+	with os.fdopen(fd, "w") as f:
+		f.write("127.0.0.1 localhost\n::1 localhost\n")
+		for h in hosts:
+			f.write("127.0.0.1 %s\n" % h)
+	subprocess.run(["mount", "--bind", path, "/etc/hosts"], check=True)
+	return path
 
 
 def gen_world(script, args=(), timeout=120):

@@ -9,7 +9,6 @@ no connection at all."""
 
 import os
 import socket
-import threading
 
 import harness
 import writes
@@ -18,40 +17,11 @@ TRAPPED = ["evil.example.com", "myvault.vault.azure.net.evil.com",
 	   "myhsm.managedhsm.azure.net", "myvault.vault.azure.net"]
 
 
-class Trap:
-	"""A loopback TCP listener that counts the connections it accepts."""
-
-	def __init__(self):
-		self.sock = socket.socket()
-		self.sock.bind(("127.0.0.1", 0))
-		self.sock.listen(16)
-		self.sock.settimeout(0.2)
-		self.port = self.sock.getsockname()[1]
-		self.accepted = 0
-		self.stopping = False
-		self.thread = threading.Thread(target=self.loop, daemon=True)
-		self.thread.start()
-
-	def loop(self):
-		while not self.stopping:
-			try:
-				c, _ = self.sock.accept()
-			except OSError:
-				continue
-			self.accepted += 1
-			c.close()
-
-	def stop(self):
-		self.stopping = True
-		self.thread.join(5)
-		self.sock.close()
-
-
 class ForeignHosts(writes.WriteWorld):
 
 	@classmethod
 	def setUpClass(cls):
-		cls.trap = Trap()
+		cls.trap = writes.Trap()
 		cls.world = cls.make_world()
 		cls.emu = harness.Emulator(cls.world).start()
 		try:

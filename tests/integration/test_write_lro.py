@@ -12,8 +12,6 @@ emulator logs every Host it is sent, and a TCP trap catches port 80, where a
 followed http Location would go). A failed operation stays EIO."""
 
 import os
-import socket
-import threading
 import time
 
 import harness
@@ -24,42 +22,13 @@ TIMEOUT = 20  # -o timeout: a lost poll alone costs the retry layer about 12 s
 ETIMEDOUT_TEXT = "Connection timed out"
 
 
-class Trap:
-	"""A loopback TCP listener that counts the connections it accepts."""
-
-	def __init__(self):
-		self.sock = socket.socket()
-		self.sock.bind(("127.0.0.1", 0))
-		self.sock.listen(16)
-		self.sock.settimeout(0.2)
-		self.port = self.sock.getsockname()[1]
-		self.accepted = 0
-		self.stopping = False
-		self.thread = threading.Thread(target=self.loop, daemon=True)
-		self.thread.start()
-
-	def loop(self):
-		while not self.stopping:
-			try:
-				c, _ = self.sock.accept()
-			except OSError:
-				continue
-			self.accepted += 1
-			c.close()
-
-	def stop(self):
-		self.stopping = True
-		self.thread.join(5)
-		self.sock.close()
-
-
 class AcceptedWrites(writes.WriteWorld):
 	# The default lro_poll (10 s): the schedule of 1 s, 2 s, 4 s ... is the mount's own.
 	MOUNT = {"cache_ttl": 0, "timeout": TIMEOUT}
 
 	@classmethod
 	def setUpClass(cls):
-		cls.trap = Trap()
+		cls.trap = writes.Trap()
 		cls.world = cls.make_world()
 		cls.emu = harness.Emulator(cls.world).start()
 		try:

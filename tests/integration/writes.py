@@ -19,7 +19,9 @@ are oracle.SSEM and oracle.GENERIC_REMEDY.
 import copy
 import json
 import os
+import socket
 import subprocess
+import threading
 import time
 import uuid
 
@@ -63,6 +65,36 @@ def body_of(r):
 	if isinstance(b, str):
 		return json.loads(b)
 	return b
+
+
+class Trap:
+	"""A loopback TCP listener that counts the connections it accepts: a
+	host a write must never reach (test_write_hosts, test_write_lro)."""
+
+	def __init__(self):
+		self.sock = socket.socket()
+		self.sock.bind(("127.0.0.1", 0))
+		self.sock.listen(16)
+		self.sock.settimeout(0.2)
+		self.port = self.sock.getsockname()[1]
+		self.accepted = 0
+		self.stopping = False
+		self.thread = threading.Thread(target=self.loop, daemon=True)
+		self.thread.start()
+
+	def loop(self):
+		while not self.stopping:
+			try:
+				c, _ = self.sock.accept()
+			except OSError:
+				continue
+			self.accepted += 1
+			c.close()
+
+	def stop(self):
+		self.stopping = True
+		self.thread.join(5)
+		self.sock.close()
 
 
 class WriteWorld(harness.MountedWorld):
