@@ -13,7 +13,12 @@
  * Easy handles are pooled (mutex-protected) so connections are reused
  * across requests, and share one DNS cache and TLS session cache, so a new
  * handle resumes TLS instead of a full handshake; each send resets the
- * handle it takes. Transport failures map to the kinds of http.h: DBX_EUNREACHABLE when
+ * handle it takes. The trusted certificates are parsed once, into one
+ * X509_STORE that every TLS connection shares (CURLOPT_SSL_CTX_FUNCTION):
+ * handed to libcurl as a PEM blob, each new connection would parse the
+ * whole system bundle again, about a megabyte of allocations and a few
+ * milliseconds each, which under load fragmented the heap into steady
+ * growth. Transport failures map to the kinds of http.h: DBX_EUNREACHABLE when
  * nothing was sent (DNS, connect, TLS), DBX_ETIMEDOUT at the deadline,
  * DBX_EREMOTE when the request may have reached the server.
  */
@@ -27,6 +32,7 @@
 #include <curl/curl.h>
 #include <openssl/bio.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "databoxfs/http.h"
@@ -48,6 +54,7 @@ struct curl_transport {
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 	char *ca_pem; /* system bundle + cafile, or NULL for libcurl's default trust */
 	size_t ca_len;
+	X509_STORE *store; /* ca_pem parsed, or the system bundle; NULL: libcurl's own loading */
 	struct curl_slist *connect_to;
 	char *user_agent_header; /* "User-Agent: ..." */
 	bool verbose;
@@ -144,6 +151,37 @@ static int count_certs(const char *pem, size_t len)
 	}
 	BIO_free(bio);
 	return n;
+}
+
+/*
+ * A certificate store holding every certificate of pem[0..len), or NULL when
+ * none parses or on ENOMEM.
+ */
+static X509_STORE *store_of(const char *pem, size_t len)
+{
+	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	X509_STORE *store = X509_STORE_new();
+	int n = 0;
+	X509 *x;
+
+	if (!bio || !store)
+		goto fail;
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		int ok = X509_STORE_add_cert(store, x);
+
+		X509_free(x);
+		if (!ok)
+			goto fail;
+		n++;
+	}
+	if (n == 0)
+		goto fail;
+	BIO_free(bio);
+	return store;
+fail:
+	BIO_free(bio);
+	X509_STORE_free(store);
+	return NULL;
 }
 
 /* ca_pem = system bundle (when present) + cafile; cafile must hold at least one certificate. */
@@ -604,6 +642,14 @@ static bool build_headers(const struct curl_transport *ct, const struct dbx_http
 	return ok;
 }
 
+/* CURLOPT_SSL_CTX_FUNCTION: a new TLS connection trusts the shared store. */
+static CURLcode on_ssl_ctx(CURL *h, void *sslctx, void *userp)
+{
+	(void)h;
+	SSL_CTX_set1_cert_store(sslctx, userp); /* takes its own reference */
+	return CURLE_OK;
+}
+
 /*
  * Every libcurl option of one request on h: URL and protocols, TLS always
  * verified, headers, callbacks into x, errbuf, timeouts from remaining (ms
@@ -647,7 +693,13 @@ static bool set_options(const struct curl_transport *ct, CURL *h,
 	 */
 	if (ok && !req->idempotent)
 		ok = curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK;
-	if (ok && ct->ca_pem) {
+	if (ok && ct->store) {
+		/* nothing loaded per connection: the shared store, set by on_ssl_ctx */
+		ok = curl_easy_setopt(h, CURLOPT_CAINFO, NULL) == CURLE_OK &&
+		     curl_easy_setopt(h, CURLOPT_CAPATH, NULL) == CURLE_OK &&
+		     curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx) == CURLE_OK &&
+		     curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, ct->store) == CURLE_OK;
+	} else if (ok && ct->ca_pem) {
 		struct curl_blob blob = {
 		    .data = ct->ca_pem, .len = ct->ca_len, .flags = CURL_BLOB_NOCOPY};
 
@@ -791,9 +843,42 @@ static void curl_destroy(struct dbx_transport *self)
 		pthread_mutex_destroy(&ct->share_locks[i]);
 	pthread_mutex_destroy(&ct->lock);
 	curl_slist_free_all(ct->connect_to);
+	X509_STORE_free(ct->store);
 	free(ct->ca_pem);
 	free(ct->user_agent_header);
 	free(ct);
+}
+
+/*
+ * Parse the trust once: ca_pem, or without cafile the system bundle. A
+ * libcurl that cannot take an SSL_CTX callback keeps loading it per
+ * connection (ct->store stays NULL). False (err set) only on ENOMEM.
+ */
+static bool make_store(struct curl_transport *ct, struct dbx_error *err)
+{
+	struct dbx_error ignored;
+	CURL *probe = curl_easy_init();
+	bool callbacks;
+
+	if (!probe) {
+		dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		return false;
+	}
+	callbacks = curl_easy_setopt(probe, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx) == CURLE_OK;
+	curl_easy_cleanup(probe);
+	if (!callbacks)
+		return true;
+	if (ct->ca_pem) {
+		ct->store = store_of(ct->ca_pem, ct->ca_len);
+	} else {
+		size_t len = 0;
+		char *sys = read_file(SYSTEM_CA_BUNDLE, &len, &ignored);
+
+		if (sys)
+			ct->store = store_of(sys, len);
+		free(sys);
+	}
+	return true;
 }
 
 static size_t count_char(const char *s, char ch)
@@ -839,6 +924,8 @@ struct dbx_transport *dbx_http_curl_new(const struct dbx_curl_options *opt, stru
 		goto fail;
 	}
 	if (opt && opt->cafile && load_ca(ct, opt->cafile, err) != DBX_OK)
+		goto fail;
+	if (!make_store(ct, err))
 		goto fail;
 	for (size_t i = 0; opt && opt->connect_to && opt->connect_to[i]; i++) {
 		struct curl_slist *n;
