@@ -756,6 +756,25 @@ static bool array_remove(struct json_object *a, struct json_object *o)
 	return false;
 }
 
+/* DELETE /admin/jobs/S/RG/NAME: the job is gone, as if deleted in the portal. */
+static void job_delete(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		       const char *rest)
+{
+	char buf[1024], *seg[4];
+
+	(void)q;
+	snprintf(buf, sizeof(buf), "%s", rest);
+	if (dbx_emu_split_path(buf, seg, 4) != 3) {
+		admin_error(r, 400, "use /admin/jobs/SUBSCRIPTION/RESOURCEGROUP/NAME");
+		return;
+	}
+	if (array_remove(dbx_emu_world_array(e, "jobs"),
+			 dbx_emu_find_job(e, seg[0], seg[1], seg[2])))
+		admin_ok(r);
+	else
+		admin_error(r, 404, "no such job");
+}
+
 /* Copy body[key] into o[key] when the body has it (null included). */
 static void copy_field(struct json_object *o, struct json_object *body, const char *key)
 {
@@ -1383,6 +1402,7 @@ static const struct admin_route {
     {"GET", "/admin/jobs", true, false, job_get},
     {"PUT", "/admin/jobs", true, false, job_put},
     {"POST", "/admin/jobs", true, false, job_post},
+    {"DELETE", "/admin/jobs", true, false, job_delete},
     {"POST", "/admin/vaults", true, false, vault_post},
     {"DELETE", "/admin/vaults", true, false, vault_delete},
     {"POST", "/admin/identities", false, false, identity_add},

@@ -7,8 +7,9 @@
  *                    [--imds-port N] [--imds-bind ADDR] [--persist]
  *
  * Pipeline for an Azure request: collect the body -> pick the service from
- * the Host header -> (lock) fault rules -> service handler -> counters and
- * request log (unlock) -> injected latency -> common headers -> queue.
+ * the Host header -> (lock) fault rules -> service handler (unlock) ->
+ * saved state (--persist) -> (lock) counters and request log (unlock) ->
+ * injected latency -> common headers -> queue.
  * When all daemons listen, DIR/emulator.json is written atomically; tests
  * wait for it. SIGTERM/SIGINT stop the daemons and exit 0.
  *
@@ -541,12 +542,18 @@ static enum MHD_Result on_azure(void *cls, struct MHD_Connection *conn, const ch
 	}
 	if (f)
 		dbx_emu_fault_after(f, q, &r);
-	dbx_emu_record(e, q, &r);
 	if (changes_state(q))
 		seq = state_snapshot(e, &saved);
 	pthread_mutex_unlock(&e->lock);
-	/* saved before anything is answered: an answer seen is a state kept */
+	/*
+	 * Saved before anything is answered or logged: an answer seen, or a
+	 * request in the log (where a test waits for it before killing the
+	 * emulator), is a state kept.
+	 */
 	state_write(e, saved, seq);
+	pthread_mutex_lock(&e->lock);
+	dbx_emu_record(e, q, &r);
+	pthread_mutex_unlock(&e->lock);
 
 	sleep_ms(latency);
 	if (r.drop) {
