@@ -55,6 +55,7 @@ struct options {
 	char *subscription;
 	char *cloud;
 	char *credential;
+	char *credential_file;
 	char *api_version;
 	char *cache_ttl;
 	char *timeout;
@@ -88,6 +89,7 @@ static const struct fuse_opt option_spec[] = {
     OPT("subscription=%s", subscription),
     OPT("cloud=%s", cloud),
     OPT("credential=%s", credential),
+    OPT("credential_file=%s", credential_file),
     OPT("api_version=%s", api_version),
     OPT("cache_ttl=%s", cache_ttl),
     OPT("timeout=%s", timeout),
@@ -174,6 +176,8 @@ static void usage(const char *prog)
 	    "    -o cloud=NAME               AzureCloud (default), AzureUSGovernment, "
 	    "AzureChinaCloud\n"
 	    "    -o credential=NAME          auto (default), env, cert, workload, msi, cli\n"
+	    "    -o credential_file=PATH     the credential's AZURE_* variables, NAME=VALUE\n"
+	    "                                lines, from a file of mode 0600 (see databoxfs(8))\n"
 	    "    -o api_version=VERSION      Data Box API version (default %s)\n"
 	    "    -o cache_ttl=SECONDS        state older than this is fetched again (default 2;\n"
 	    "                                fractions and 0 allowed)\n"
@@ -510,6 +514,7 @@ static bool check_options(const struct options *o, struct fuse_args *args, const
 
 /* What the mount is made of; mount_free() tears it down. */
 struct mount {
+	struct dbx_credfile *credfile; /* -o credential_file=, or NULL */
 	struct dbx_transport *token_stack;
 	struct dbx_credential *cred;
 	struct dbx_transport *auth; /* owns the ARM stack under it */
@@ -542,8 +547,9 @@ static bool build_mount(const struct options *o, const struct settings *s,
 	m->token_stack = new_stack(&co, &tpolicy, NULL, clock, err);
 	if (!m->token_stack)
 		return false;
-	m->cred = dbx_credential_new(o->credential ? o->credential : "auto", m->token_stack,
-				     s->cloud, dbx_env_process(), clock, err);
+	m->cred = dbx_credential_new(
+	    o->credential ? o->credential : "auto", m->token_stack, s->cloud,
+	    m->credfile ? dbx_credfile_env(m->credfile, NULL) : dbx_env_process(), clock, err);
 	if (!m->cred)
 		return false;
 	arm_stack = new_stack(&co, NULL, s->cloud->arm_scope, clock, err);
@@ -599,6 +605,7 @@ static void mount_free(struct mount *m)
 	dbx_transport_destroy(m->auth);
 	dbx_credential_destroy(m->cred);
 	dbx_transport_destroy(m->token_stack);
+	dbx_credfile_free(m->credfile);
 }
 
 static void options_free(struct options *o)
@@ -607,6 +614,7 @@ static void options_free(struct options *o)
 	free(o->subscription);
 	free(o->cloud);
 	free(o->credential);
+	free(o->credential_file);
 	free(o->api_version);
 	free(o->cache_ttl);
 	free(o->timeout);
@@ -638,6 +646,13 @@ int main(int argc, char *argv[])
 	if (!check_options(&o, &args, argv[0], &s))
 		goto out;
 	dbx_log_init(o.foreground || o.debug, o.debug);
+	/*
+	 * Read once, here, before any thread or child exists: its variables
+	 * come before the process environment's for the credential chain.
+	 */
+	if (o.credential_file &&
+	    dbx_credfile_load(o.credential_file, getuid(), &m.credfile, &err) != DBX_OK)
+		goto fail;
 	if (!build_mount(&o, &s, clock, &m, &err))
 		goto fail;
 	if (install_intr_handler() != 0) {
