@@ -19,6 +19,7 @@
  * the SIGUSR1 handler it needs is installed here (see install_intr_handler).
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stddef.h>
@@ -36,6 +37,7 @@
 #include "databoxfs/update.h"
 #include "cache.h"
 #include "fs.h"
+#include "notify.h"
 #include "ops.h"
 #include "scratch.h"
 
@@ -608,6 +610,77 @@ static void mount_free(struct mount *m)
 	dbx_credfile_free(m->credfile);
 }
 
+/*
+ * Under systemd (Type=notify; README.md, "Running it as a service"):
+ * with $NOTIFY_SOCKET set, READY=1 goes to it once the mount answers
+ * through the kernel and holds its ARM token (notify.h). The watcher must
+ * run in the process that serves the mount, which without -f is the child
+ * fuse_main() daemonizes into, and the first code of ours that runs there
+ * is init: so the operations fuse_main() gets are ops.c's with init
+ * wrapped. libfuse passes init nothing of ours but private_data, which is
+ * the fs's, hence this one static of the program.
+ */
+static struct service {
+	char *socket; /* $NOTIFY_SOCKET, taken out of the environment; NULL: none */
+	char mountpoint[PATH_MAX];
+	const struct mount *m;
+	const char *scope;
+	const struct dbx_clock *clock;
+	struct fuse_operations ops; /* ops.c's, init wrapped */
+	struct dbx_ready *ready;
+} service;
+
+/* Between tries of the ARM token when the mount started without one. */
+#define SERVICE_RETRY_MS 5000
+
+static enum dbx_err service_check(void *ctx, struct dbx_error *err)
+{
+	(void)ctx;
+	return dbx_http_auth_prime(service.m->auth, service.scope, err);
+}
+
+static void *service_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	void *fs = dbx_fuse_operations()->init(conn, cfg);
+
+	service.ready = dbx_ready_start(service.socket, service.mountpoint, service_check, NULL,
+					SERVICE_RETRY_MS, service.clock);
+	if (!service.ready)
+		dbx_log(DBX_LOG_ERR, "cannot start the readiness watcher: %s", strerror(errno));
+	return fs;
+}
+
+/*
+ * The operations to mount with: ops.c's, or, with $NOTIFY_SOCKET set,
+ * ops.c's with init starting the readiness watcher. Call before anything
+ * is built (no thread exists yet): the variable is taken out of the
+ * environment, so no child (az) inherits it.
+ */
+static const struct fuse_operations *mount_operations(const struct options *o,
+						      const struct mount *m,
+						      const struct settings *s,
+						      const struct dbx_clock *clock)
+{
+	const char *sock = getenv("NOTIFY_SOCKET");
+
+	if (!sock || !*sock)
+		return dbx_fuse_operations();
+	service.socket = strdup(sock);
+	unsetenv("NOTIFY_SOCKET");
+	if (!service.socket || !realpath(o->nonopt[o->mountpoints - 1], service.mountpoint)) {
+		fprintf(stderr,
+			"databoxfs: NOTIFY_SOCKET is set but readiness cannot be told: %s\n",
+			strerror(errno));
+		return dbx_fuse_operations();
+	}
+	service.m = m;
+	service.scope = s->cloud->arm_scope;
+	service.clock = clock;
+	service.ops = *dbx_fuse_operations();
+	service.ops.init = service_init;
+	return &service.ops;
+}
+
 static void options_free(struct options *o)
 {
 	free_strv(o->connect_to);
@@ -632,6 +705,7 @@ int main(int argc, char *argv[])
 	struct settings s = {0};
 	struct mount m = {0};
 	struct dbx_error err = {0};
+	const struct fuse_operations *ops;
 	int ret = 1;
 
 	if (fuse_opt_parse(&args, &o, option_spec, opt_key) == -1) {
@@ -645,6 +719,7 @@ int main(int argc, char *argv[])
 	}
 	if (!check_options(&o, &args, argv[0], &s))
 		goto out;
+	ops = mount_operations(&o, &m, &s, clock);
 	dbx_log_init(o.foreground || o.debug, o.debug);
 	/*
 	 * Read once, here, before any thread or child exists: its variables
@@ -660,7 +735,7 @@ int main(int argc, char *argv[])
 			      strerror(errno));
 		goto fail;
 	}
-	ret = fuse_main(args.argc, args.argv, dbx_fuse_operations(), &m.fs);
+	ret = fuse_main(args.argc, args.argv, ops, &m.fs);
 	if (ret != 0)
 		ret = 1;
 	goto out;
@@ -668,6 +743,9 @@ fail:
 	fprintf(stderr, "databoxfs: %s\n", err.message[0] ? err.message : dbx_err_str(err.err));
 	ret = 1;
 out:
+	dbx_ready_stop(service.ready);
+	free(service.socket);
+	memset(&service, 0, sizeof(service));
 	mount_free(&m);
 	free_strv(s.subs);
 	options_free(&o);
