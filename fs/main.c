@@ -19,6 +19,7 @@
  * the SIGUSR1 handler it needs is installed here (see install_intr_handler).
  */
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <math.h>
 #include <signal.h>
@@ -37,6 +38,7 @@
 #include "databoxfs/update.h"
 #include "cache.h"
 #include "fs.h"
+#include "notify.h"
 #include "ops.h"
 #include "scratch.h"
 
@@ -56,6 +58,7 @@ struct options {
 	char *subscription;
 	char *cloud;
 	char *credential;
+	char *credential_file;
 	char *api_version;
 	char *cache_ttl;
 	char *timeout;
@@ -89,6 +92,7 @@ static const struct fuse_opt option_spec[] = {
     OPT("subscription=%s", subscription),
     OPT("cloud=%s", cloud),
     OPT("credential=%s", credential),
+    OPT("credential_file=%s", credential_file),
     OPT("api_version=%s", api_version),
     OPT("cache_ttl=%s", cache_ttl),
     OPT("timeout=%s", timeout),
@@ -175,6 +179,8 @@ static void usage(const char *prog)
 	    "    -o cloud=NAME               AzureCloud (default), AzureUSGovernment, "
 	    "AzureChinaCloud\n"
 	    "    -o credential=NAME          auto (default), env, cert, workload, msi, cli\n"
+	    "    -o credential_file=PATH     the credential's AZURE_* variables, NAME=VALUE\n"
+	    "                                lines, from a file of mode 0600 (see databoxfs(8))\n"
 	    "    -o api_version=VERSION      Data Box API version (default %s)\n"
 	    "    -o cache_ttl=SECONDS        state older than this is fetched again (default 2;\n"
 	    "                                fractions and 0 allowed)\n"
@@ -511,6 +517,7 @@ static bool check_options(const struct options *o, struct fuse_args *args, const
 
 /* What the mount is made of; mount_free() tears it down. */
 struct mount {
+	struct dbx_credfile *credfile; /* -o credential_file=, or NULL */
 	struct dbx_transport *token_stack;
 	struct dbx_credential *cred;
 	struct dbx_transport *auth; /* owns the ARM stack under it */
@@ -543,8 +550,9 @@ static bool build_mount(const struct options *o, const struct settings *s,
 	m->token_stack = new_stack(&co, &tpolicy, NULL, clock, err);
 	if (!m->token_stack)
 		return false;
-	m->cred = dbx_credential_new(o->credential ? o->credential : "auto", m->token_stack,
-				     s->cloud, dbx_env_process(), clock, err);
+	m->cred = dbx_credential_new(
+	    o->credential ? o->credential : "auto", m->token_stack, s->cloud,
+	    m->credfile ? dbx_credfile_env(m->credfile, NULL) : dbx_env_process(), clock, err);
 	if (!m->cred)
 		return false;
 	arm_stack = new_stack(&co, NULL, s->cloud->arm_scope, clock, err);
@@ -600,6 +608,78 @@ static void mount_free(struct mount *m)
 	dbx_transport_destroy(m->auth);
 	dbx_credential_destroy(m->cred);
 	dbx_transport_destroy(m->token_stack);
+	dbx_credfile_free(m->credfile);
+}
+
+/*
+ * Under systemd (Type=notify; README.md, "Running it as a service"):
+ * with $NOTIFY_SOCKET set, READY=1 goes to it once the mount answers
+ * through the kernel and holds its ARM token (notify.h). The watcher must
+ * run in the process that serves the mount, which without -f is the child
+ * fuse_main() daemonizes into, and the first code of ours that runs there
+ * is init: so the operations fuse_main() gets are ops.c's with init
+ * wrapped. libfuse passes init nothing of ours but private_data, which is
+ * the fs's, hence this one static of the program.
+ */
+static struct service {
+	char *socket; /* $NOTIFY_SOCKET, taken out of the environment; NULL: none */
+	char mountpoint[PATH_MAX];
+	const struct mount *m;
+	const char *scope;
+	const struct dbx_clock *clock;
+	struct fuse_operations ops; /* ops.c's, init wrapped */
+	struct dbx_ready *ready;
+} service;
+
+/* Between tries of the ARM token when the mount started without one. */
+#define SERVICE_RETRY_MS 5000
+
+static enum dbx_err service_check(void *ctx, struct dbx_error *err)
+{
+	(void)ctx;
+	return dbx_http_auth_prime(service.m->auth, service.scope, err);
+}
+
+static void *service_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	void *fs = dbx_fuse_operations()->init(conn, cfg);
+
+	service.ready = dbx_ready_start(service.socket, service.mountpoint, service_check, NULL,
+					SERVICE_RETRY_MS, service.clock);
+	if (!service.ready)
+		dbx_log(DBX_LOG_ERR, "cannot start the readiness watcher: %s", strerror(errno));
+	return fs;
+}
+
+/*
+ * The operations to mount with: ops.c's, or, with $NOTIFY_SOCKET set,
+ * ops.c's with init starting the readiness watcher. Call before anything
+ * is built (no thread exists yet): the variable is taken out of the
+ * environment, so no child (az) inherits it.
+ */
+static const struct fuse_operations *mount_operations(const struct options *o,
+						      const struct mount *m,
+						      const struct settings *s,
+						      const struct dbx_clock *clock)
+{
+	const char *sock = getenv("NOTIFY_SOCKET");
+
+	if (!sock || !*sock)
+		return dbx_fuse_operations();
+	service.socket = strdup(sock);
+	unsetenv("NOTIFY_SOCKET");
+	if (!service.socket || !realpath(o->nonopt[o->mountpoints - 1], service.mountpoint)) {
+		fprintf(stderr,
+			"databoxfs: NOTIFY_SOCKET is set but readiness cannot be told: %s\n",
+			strerror(errno));
+		return dbx_fuse_operations();
+	}
+	service.m = m;
+	service.scope = s->cloud->arm_scope;
+	service.clock = clock;
+	service.ops = *dbx_fuse_operations();
+	service.ops.init = service_init;
+	return &service.ops;
 }
 
 static void options_free(struct options *o)
@@ -608,6 +688,7 @@ static void options_free(struct options *o)
 	free(o->subscription);
 	free(o->cloud);
 	free(o->credential);
+	free(o->credential_file);
 	free(o->api_version);
 	free(o->cache_ttl);
 	free(o->timeout);
@@ -641,6 +722,7 @@ int main(int argc, char *argv[])
 	struct settings s = {0};
 	struct mount m = {0};
 	struct dbx_error err = {0};
+	const struct fuse_operations *ops;
 	int ret = 1;
 
 	limit_arenas();
@@ -655,7 +737,15 @@ int main(int argc, char *argv[])
 	}
 	if (!check_options(&o, &args, argv[0], &s))
 		goto out;
+	ops = mount_operations(&o, &m, &s, clock);
 	dbx_log_init(o.foreground || o.debug, o.debug);
+	/*
+	 * Read once, here, before any thread or child exists: its variables
+	 * come before the process environment's for the credential chain.
+	 */
+	if (o.credential_file &&
+	    dbx_credfile_load(o.credential_file, getuid(), &m.credfile, &err) != DBX_OK)
+		goto fail;
 	if (!build_mount(&o, &s, clock, &m, &err))
 		goto fail;
 	if (install_intr_handler() != 0) {
@@ -663,7 +753,7 @@ int main(int argc, char *argv[])
 			      strerror(errno));
 		goto fail;
 	}
-	ret = fuse_main(args.argc, args.argv, dbx_fuse_operations(), &m.fs);
+	ret = fuse_main(args.argc, args.argv, ops, &m.fs);
 	if (ret != 0)
 		ret = 1;
 	goto out;
@@ -671,6 +761,9 @@ fail:
 	fprintf(stderr, "databoxfs: %s\n", err.message[0] ? err.message : dbx_err_str(err.err));
 	ret = 1;
 out:
+	dbx_ready_stop(service.ready);
+	free(service.socket);
+	memset(&service, 0, sizeof(service));
 	mount_free(&m);
 	free_strv(s.subs);
 	options_free(&o);

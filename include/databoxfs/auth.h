@@ -14,6 +14,7 @@
 #define DATABOXFS_AUTH_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "databoxfs/err.h"
@@ -140,5 +141,50 @@ void dbx_http_auth_wait_idle(struct dbx_transport *auth);
  */
 DBX_MUST_CHECK enum dbx_err dbx_http_auth_prime(struct dbx_transport *auth, const char *scope,
 						struct dbx_error *err);
+
+/*
+ * A credential file (-o credential_file=PATH; the man page, docs/databoxfs.8,
+ * "CREDENTIAL FILE", is its contract): the credential chain's variables as
+ * NAME=VALUE lines, so that an fstab line or a systemd unit names a file
+ * instead of putting a secret on a command line or in a unit. Lines are
+ * "NAME=VALUE", blank, or comments (first non-blank character '#'); a
+ * value is taken as written up to the end of the line (blanks around it
+ * dropped, no escapes, '#' is part of it), or whole between one pair of
+ * single or double quotes (kept as is, blanks included). NAME is one of the
+ * variables the sources read (dbx_credfile_names); each at most once. No
+ * control characters but tab, no NUL, at most 64 KiB. Messages name the
+ * line and never hold a value.
+ */
+struct dbx_credfile;
+
+/*
+ * Parse len bytes of text (what names the file in messages). On success
+ * *out owns copies of the values (dbx_credfile_free wipes them). On a bad
+ * line DBX_ECONFIG with err saying "<what>: line N: <why>".
+ */
+DBX_MUST_CHECK enum dbx_err dbx_credfile_parse(const char *text, size_t len, const char *what,
+					       struct dbx_credfile **out, struct dbx_error *err);
+
+/*
+ * Read and parse the file at path, once. It must be a regular file owned by
+ * owner (the mounting user) or root, with no permission bits for group or
+ * others (0600 or 0400); otherwise DBX_ECONFIG with err saying what is
+ * wrong and how to fix it. The read buffer is wiped.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_credfile_load(const char *path, uid_t owner,
+					      struct dbx_credfile **out, struct dbx_error *err);
+
+/*
+ * The environment the credential chain reads through: a variable the file
+ * names has the file's value (an empty one hides the process's), any other
+ * comes from fallback (NULL: the process environment). Valid while cf is.
+ */
+const struct dbx_env *dbx_credfile_env(struct dbx_credfile *cf, const struct dbx_env *fallback);
+
+/* The names a credential file may set, NULL-terminated. */
+const char *const *dbx_credfile_names(void);
+
+/* Wipe and free cf (NULL is fine). */
+void dbx_credfile_free(struct dbx_credfile *cf);
 
 #endif
