@@ -114,9 +114,18 @@ static int fail(const char *op, const char *path, enum dbx_err rc, const struct 
 
 /* One thing to look at: an order to check (name set), or a path to drop. */
 struct note {
-	struct note *next;
+	struct note *next;  /* in the queue */
+	struct note *hnext; /* in its bucket of the queued set */
+	uint64_t hash;
 	char *a, *b, *c; /* subscription, resource group, order; or a path in a */
 };
+
+/*
+ * The notes queued, by content: a note already waiting is not queued
+ * twice, so the queue holds at most one note per order and per path, however
+ * fast refreshes come (under load a refresh per read).
+ */
+#define NOTE_BUCKETS 4096
 
 struct dbx_fs_kernel {
 	struct fuse *fuse;
@@ -125,6 +134,7 @@ struct dbx_fs_kernel {
 	pthread_cond_t cond; /* notes queued, stop, or one done */
 	struct note *head, **tail;
 	uint64_t queued, done; /* notes ever queued, and taken care of */
+	struct note *set[NOTE_BUCKETS];
 	bool stop;
 	bool started;
 	pthread_t thread;
@@ -138,13 +148,67 @@ static void note_free(struct note *n)
 	free(n);
 }
 
-/* Queue a note (three strings, b and c NULL for a path). Out of memory: dropped, logged. */
+/* FNV-1a of s and its NUL, onto h. */
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+	for (;; s++) {
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+		if (!*s)
+			return h;
+	}
+}
+
+static uint64_t note_hash(const char *a, const char *b, const char *c)
+{
+	uint64_t h = hash_str(14695981039346656037ull, a);
+
+	return hash_str(hash_str(h, b ? b : ""), c ? c : "");
+}
+
+static bool str_eq(const char *x, const char *y)
+{
+	return (!x && !y) || (x && y && strcmp(x, y) == 0);
+}
+
+/* The queued note with this content, or NULL. k->lock held. */
+static struct note *queued_note(struct dbx_fs_kernel *k, uint64_t h, const char *a, const char *b,
+				const char *c)
+{
+	for (struct note *n = k->set[h % NOTE_BUCKETS]; n; n = n->hnext) {
+		if (n->hash == h && str_eq(n->a, a) && str_eq(n->b, b) && str_eq(n->c, c))
+			return n;
+	}
+	return NULL;
+}
+
+/* Take n out of the queued set (it leaves the queue). k->lock held. */
+static void unset_note(struct dbx_fs_kernel *k, struct note *n)
+{
+	struct note **p = &k->set[n->hash % NOTE_BUCKETS];
+
+	while (*p && *p != n)
+		p = &(*p)->hnext;
+	if (*p)
+		*p = n->hnext;
+}
+
+/*
+ * Queue a note (three strings, b and c NULL for a path), unless the same
+ * one is waiting already. Out of memory: dropped, logged.
+ */
 static void enqueue(struct dbx_fs *fs, const char *a, const char *b, const char *c)
 {
 	struct dbx_fs_kernel *k = fs ? fs->kernel : NULL;
+	uint64_t h = note_hash(a, b, c);
 	struct note *n;
+	bool waiting;
 
 	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	waiting = queued_note(k, h, a, b, c) != NULL;
+	pthread_mutex_unlock(&k->lock);
+	if (waiting)
 		return;
 	n = calloc(1, sizeof(*n));
 	if (n) {
@@ -159,7 +223,16 @@ static void enqueue(struct dbx_fs *fs, const char *a, const char *b, const char 
 			a);
 		return;
 	}
+	n->hash = h;
 	pthread_mutex_lock(&k->lock);
+	if (queued_note(k, h, a, b, c)) {
+		/* Queued by another thread meanwhile. */
+		pthread_mutex_unlock(&k->lock);
+		note_free(n);
+		return;
+	}
+	n->hnext = k->set[h % NOTE_BUCKETS];
+	k->set[h % NOTE_BUCKETS] = n;
 	*k->tail = n;
 	k->tail = &n->next;
 	k->queued++;
@@ -194,6 +267,8 @@ static void *notifier(void *arg)
 		k->head = n->next;
 		if (!k->head)
 			k->tail = &k->head;
+		/* From here a new change to the same order queues a new note. */
+		unset_note(k, n);
 		pthread_mutex_unlock(&k->lock);
 		if (n->c)
 			dbx_fs_kernel_check(fs, n->a, n->b, n->c, drop_now, k);
@@ -283,6 +358,7 @@ static void kernel_stop(struct dbx_fs *fs)
 	}
 	k->head = NULL;
 	k->tail = &k->head;
+	memset(k->set, 0, sizeof(k->set));
 	pthread_cond_broadcast(&k->cond);
 	pthread_mutex_unlock(&k->lock);
 	if (k->started)
