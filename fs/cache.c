@@ -101,7 +101,16 @@ struct dbx_cache {
 	unsigned write_waiters; /* threads waiting in dbx_cache_write_lock() */
 	pthread_cond_t wcond;	/* write locks released (dbx_clock_cond_init: timed waits) */
 	uint64_t put_seq;	/* bumped by every dbx_cache_put_order() */
+	void (*on_change)(void *ctx, const char *sub, const char *rg, const char *name);
+	void *on_change_ctx;
 };
+
+/* Tell the mount that what an order shows may have changed (cache.h, on_change). Lock held. */
+static void changed(struct dbx_cache *c, const char *sub, const char *rg, const char *name)
+{
+	if (c->on_change)
+		c->on_change(c->on_change_ctx, sub, rg, name);
+}
 
 static uint64_t now_ms(const struct dbx_cache *c)
 {
@@ -387,6 +396,8 @@ struct dbx_cache *dbx_cache_new(const struct dbx_cache_config *cfg)
 	c->arm = cfg->arm;
 	c->clock = cfg->clock ? cfg->clock : dbx_clock_system();
 	c->ttl_ms = cfg->ttl_ms;
+	c->on_change = cfg->on_change;
+	c->on_change_ctx = cfg->on_change_ctx;
 	c->started = wall(c);
 	c->next_num = 1; /* inode numbers start at 16: 1 is the root */
 	if (!cfg->subscriptions)
@@ -581,6 +592,7 @@ static enum dbx_err apply_jobs(struct dbx_cache *c, struct entry *e, const char 
 			if (!oe->fetching && oe->put_seq <= put_seq_before) {
 				mark_malformed(c, oe, o->malformed);
 				oe->gen++;
+				changed(c, sub, o->resource_group, o->name);
 			}
 			continue;
 		}
@@ -590,6 +602,7 @@ static enum dbx_err apply_jobs(struct dbx_cache *c, struct entry *e, const char 
 			if (publish_order(c, oe, o) != DBX_OK)
 				goto oom;
 			oe->gen++;
+			changed(c, sub, items[n - 1].rg, items[n - 1].name);
 		}
 	}
 	free_items(e->items, e->n_items);
@@ -939,6 +952,7 @@ enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
 	}
 	e->gen++;
 	e->fetching = false;
+	changed(c, subscription, resource_group, name);
 	pthread_cond_broadcast(&c->cond);
 done:
 	fill_view(c, e, view);
@@ -1061,6 +1075,7 @@ enum dbx_err dbx_cache_put_order(struct dbx_cache *c, const char *subscription,
 		goto out;
 	e->put_seq = ++c->put_seq;
 	e->gen++;
+	changed(c, subscription, resource_group, name);
 	pthread_cond_broadcast(&c->cond);
 out:
 	pthread_mutex_unlock(&c->lock);
@@ -1091,6 +1106,8 @@ void dbx_cache_write_result(struct dbx_cache *c, const char *subscription,
 	e->write_changed = e->write_err_time;
 	snprintf(e->write_target, sizeof(e->write_target), "%s", target ? target : "");
 out:
+	if (e)
+		changed(c, subscription, resource_group, name);
 	pthread_mutex_unlock(&c->lock);
 }
 

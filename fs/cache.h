@@ -56,6 +56,17 @@ struct dbx_cache_config {
 	const struct dbx_clock *clock;	  /* TTL, write-lock waits, mtimes and error times */
 	uint64_t ttl_ms;		  /* 0: every open/stat asks again */
 	const char *const *subscriptions; /* NULL-terminated list to show, or NULL: list them */
+	/*
+	 * Called when what order subscription/resource_group/name shows may
+	 * have changed: a refresh of it ended (a GET, or a listing that
+	 * carried it, whatever the answer), a write published its result, or
+	 * a write's outcome changed its errors file. NULL: nobody to tell.
+	 * Called with the cache's lock held: it must not call back into the
+	 * cache nor block (the mount queues the order and looks later).
+	 */
+	void (*on_change)(void *ctx, const char *subscription, const char *resource_group,
+			  const char *name);
+	void *on_change_ctx;
 };
 
 /* A new cache (copies the subscription list), or NULL on ENOMEM. */

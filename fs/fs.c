@@ -94,9 +94,37 @@ static enum dbx_err render(const struct dbx_order_view *view, size_t attr, char 
 	return DBX_OK;
 }
 
-/* The file node: the order's view, rendered. Fills st when not NULL, *buf when buf not NULL. */
+/* "/sub/rg/order" or, with attr >= 0, "/sub/rg/order/file": a path as FUSE spells it. */
+static void order_path(char *out, size_t size, const char *sub, const char *rg, const char *name,
+		       int attr)
+{
+	snprintf(out, size, "/%s/%s/%s%s%s", sub, rg, name, attr >= 0 ? "/" : "",
+		 attr >= 0 ? dbx_attrs[attr].name : "");
+}
+
+/*
+ * The kernel is told the size of version text[0..n) of file attr of node
+ * (kview.h): when that is not the version it holds, its pages are stale.
+ */
+static void tell_kernel(struct dbx_fs *fs, const struct dbx_node *node, size_t attr, uint64_t ino,
+			const char *text, size_t n)
+{
+	char path[4 * DBX_TREE_NAME_MAX];
+
+	if (!fs->kview || !dbx_kview_note(fs->kview, ino, text, n) || !fs->kernel_stale)
+		return;
+	order_path(path, sizeof(path), node->subscription, node->resource_group, node->order,
+		   (int)attr);
+	fs->kernel_stale(fs->kernel_ctx, path);
+}
+
+/*
+ * The file node: the order's view, rendered. Fills st when not NULL (the
+ * kernel is then told of this version: kview.h), *buf when buf not NULL,
+ * *ino when ino not NULL.
+ */
 static enum dbx_err file_state(struct dbx_fs *fs, const struct dbx_node *node, struct stat *st,
-			       char **buf, size_t *len, struct dbx_error *err)
+			       char **buf, size_t *len, uint64_t *ino, struct dbx_error *err)
 {
 	struct dbx_order_view view;
 	char *text = NULL;
@@ -106,20 +134,26 @@ static enum dbx_err file_state(struct dbx_fs *fs, const struct dbx_node *node, s
 
 	rc = dbx_cache_order(fs->cache, node->subscription, node->resource_group, node->order,
 			     &view, err);
+	if (ino)
+		*ino = dbx_ino_file(view.ino, (size_t)node->attr);
 	if (!showable(&view, (size_t)node->attr))
 		goto out;
 	rc = render(&view, (size_t)node->attr, &text, &n, &mtime, err);
 	if (rc != DBX_OK)
 		goto out;
-	if (st)
+	if (st) {
 		fill_file(fs, st, dbx_ino_file(view.ino, (size_t)node->attr), (size_t)node->attr, n,
 			  mtime);
+		tell_kernel(fs, node, (size_t)node->attr, st->st_ino, text, n);
+	}
 	if (buf) {
 		*buf = text;
 		*len = n;
 		text = NULL;
 	}
 out:
+	if (rc != DBX_OK && fs->kview && view.ino)
+		dbx_kview_forget(fs->kview, dbx_ino_file(view.ino, (size_t)node->attr));
 	free(text);
 	dbx_order_view_release(&view);
 	return rc;
@@ -204,7 +238,7 @@ enum dbx_err dbx_fs_getattr(struct dbx_fs *fs, const char *path, struct stat *st
 	if (rc != DBX_OK)
 		return scratch_getattr(fs, path, st, err);
 	if (node.kind == DBX_NODE_ORDER_FILE)
-		return file_state(fs, &node, st, NULL, NULL, err);
+		return file_state(fs, &node, st, NULL, NULL, NULL, err);
 	rc = dbx_cache_lookup(fs->cache,
 			      node.kind >= DBX_NODE_SUBSCRIPTION ? node.subscription : NULL,
 			      node.kind >= DBX_NODE_RESOURCE_GROUP ? node.resource_group : NULL,
@@ -243,8 +277,10 @@ static enum dbx_err readdir_order(struct dbx_fs *fs, const struct dbx_node *node
 		rc = render(&view, i, &text, &n, &mtime, err);
 		if (rc != DBX_OK)
 			break;
-		free(text);
 		fill_file(fs, &st, dbx_ino_file(view.ino, i), i, n, mtime);
+		/* readdirplus: the kernel takes these attributes as a getattr's. */
+		tell_kernel(fs, node, i, st.st_ino, text, n);
+		free(text);
 		if (fill(ctx, dbx_attrs[i].name, &st))
 			goto out;
 	}
@@ -316,20 +352,108 @@ static enum dbx_err resolve_writable(struct dbx_fs *fs, const char *path, struct
 	return DBX_OK;
 }
 
-enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, char **buf, size_t *len,
-			 struct dbx_error *err)
+enum dbx_err dbx_fs_open_file(struct dbx_fs *fs, const char *path, char **buf, size_t *len,
+			      uint64_t *ino, struct dbx_error *err)
 {
 	struct dbx_node node;
 	enum dbx_err rc;
 
 	*buf = NULL;
 	*len = 0;
+	*ino = 0;
 	rc = dbx_tree_resolve(path, &node);
 	if (rc != DBX_OK)
 		return dbx_error_set(err, rc, "no such file");
 	if (node.kind != DBX_NODE_ORDER_FILE)
 		return dbx_error_set(err, DBX_EINVAL, "is a directory");
-	return file_state(fs, &node, NULL, buf, len, err);
+	return file_state(fs, &node, NULL, buf, len, ino, err);
+}
+
+enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, char **buf, size_t *len,
+			 struct dbx_error *err)
+{
+	uint64_t ino;
+
+	return dbx_fs_open_file(fs, path, buf, len, &ino, err);
+}
+
+enum dbx_err dbx_fs_read_file(struct dbx_fs *fs, const char *path, char *out, size_t size,
+			      off_t off, size_t *n, struct dbx_error *err)
+{
+	struct dbx_order_view view;
+	struct dbx_node node;
+	char *buf = NULL;
+	size_t len = 0;
+	uint64_t ino = 0;
+	bool fresh;
+	enum dbx_err rc;
+
+	*n = 0;
+	if (off < 0)
+		return dbx_error_set(err, DBX_EINVAL, "negative offset");
+	rc = dbx_tree_resolve(path, &node);
+	if (rc != DBX_OK)
+		return dbx_error_set(err, rc, "no such file");
+	if (node.kind != DBX_NODE_ORDER_FILE)
+		return dbx_error_set(err, DBX_EINVAL, "is a directory");
+	dbx_cache_peek(fs->cache, node.subscription, node.resource_group, node.order, &view,
+		       &fresh);
+	if (view.ino)
+		ino = dbx_ino_file(view.ino, (size_t)node.attr);
+	dbx_order_view_release(&view);
+	if (ino && fs->kview && dbx_kview_read(fs->kview, ino, out, size, (uint64_t)off, n))
+		return DBX_OK;
+	rc = file_state(fs, &node, NULL, &buf, &len, &ino, err);
+	if (rc != DBX_OK)
+		return rc;
+	if (fs->kview)
+		dbx_kview_note(fs->kview, ino, buf, len);
+	if ((size_t)off < len) {
+		*n = size < len - (size_t)off ? size : len - (size_t)off;
+		memcpy(out, buf + off, *n);
+	}
+	free(buf);
+	return DBX_OK;
+}
+
+void dbx_fs_kernel_check(struct dbx_fs *fs, const char *sub, const char *rg, const char *name,
+			 void (*stale)(void *ctx, const char *path), void *ctx)
+{
+	char path[4 * DBX_TREE_NAME_MAX];
+	struct dbx_order_view view;
+	bool fresh, gone;
+
+	if (!fs->kview)
+		return;
+	dbx_cache_peek(fs->cache, sub, rg, name, &view, &fresh);
+	gone = view.rc == DBX_ENOTFOUND;
+	for (size_t i = 0; view.ino && i < dbx_attrs_len; i++) {
+		uint64_t ino = dbx_ino_file(view.ino, i);
+		char *text = NULL;
+		size_t n = 0;
+		time_t mtime;
+		struct dbx_error ignored = {0};
+		bool differs;
+
+		if (!dbx_kview_known(fs->kview, ino))
+			continue;
+		if (showable(&view, i) && render(&view, i, &text, &n, &mtime, &ignored) == DBX_OK) {
+			differs = dbx_kview_note(fs->kview, ino, text, n);
+		} else {
+			dbx_kview_forget(fs->kview, ino);
+			differs = true;
+		}
+		free(text);
+		if (differs) {
+			order_path(path, sizeof(path), sub, rg, name, (int)i);
+			stale(ctx, path);
+		}
+	}
+	dbx_order_view_release(&view);
+	if (gone) {
+		order_path(path, sizeof(path), sub, rg, name, -1);
+		stale(ctx, path);
+	}
 }
 
 /*

@@ -21,8 +21,11 @@
 #include "databoxfs/update.h"
 #include "admit.h"
 #include "cache.h"
+#include "kview.h"
 #include "scratch.h"
 #include "tree.h"
+
+struct dbx_fs_kernel;
 
 struct dbx_fs {
 	struct dbx_cache *cache; /* not owned */
@@ -43,6 +46,24 @@ struct dbx_fs {
 	 * asks for one, then owned (dbx_admit_free).
 	 */
 	struct dbx_admit *admit;
+	/*
+	 * What the kernel holds of each file (kview.h), owned; NULL: the
+	 * kernel caches nothing (every open is direct I/O), as in unit tests.
+	 */
+	struct dbx_kview *kview;
+	/*
+	 * Called when a getattr or readdir finds a file whose version moved
+	 * past the one the kernel holds (path as FUSE spells it), so that the
+	 * kernel's pages of it are dropped; NULL: nobody to tell. Must not block.
+	 */
+	void (*kernel_stale)(void *ctx, const char *path);
+	void *kernel_ctx;
+	/* ops.c's kernel-side state (the notifier, libfuse's handle); NULL until init. */
+	struct dbx_fs_kernel *kernel;
+	/* How long the kernel may keep attributes and names, in ms (docs/architecture.md). */
+	uint64_t kernel_ttl_ms;
+	/* -o cached_ro: opens never reach the mount (docs/architecture.md, "Kernel caches"). */
+	bool cached_ro;
 };
 
 /* The largest value one open may write (DBX_EFBIG past it). */
@@ -74,6 +95,31 @@ DBX_MUST_CHECK enum dbx_err dbx_fs_readdir(struct dbx_fs *fs, const char *path, 
  */
 DBX_MUST_CHECK enum dbx_err dbx_fs_open(struct dbx_fs *fs, const char *path, char **buf,
 					size_t *len, struct dbx_error *err);
+
+/* dbx_fs_open(), and *ino is the file's inode number. */
+DBX_MUST_CHECK enum dbx_err dbx_fs_open_file(struct dbx_fs *fs, const char *path, char **buf,
+					     size_t *len, uint64_t *ino, struct dbx_error *err);
+
+/*
+ * read(2) of file path without an open (-o cached_ro: the kernel opens
+ * nothing): up to size bytes at off of the version the kernel was last
+ * told the size of (kview.h), so the pages it fills match that size; when
+ * it was told of none, the file is rendered as an open would. *n is how
+ * many bytes. The errors of dbx_fs_open().
+ */
+DBX_MUST_CHECK enum dbx_err dbx_fs_read_file(struct dbx_fs *fs, const char *path, char *out,
+					     size_t size, off_t off, size_t *n,
+					     struct dbx_error *err);
+
+/*
+ * After a change to order sub/rg/name (cache.h's on_change): for each of
+ * its files the kernel holds (kview.h), render the cached state without
+ * asking ARM and call stale(ctx, path) when it is no longer the version
+ * the kernel holds (or cannot be shown); the record becomes the new
+ * version. The order's directory is named too when the order is gone.
+ */
+void dbx_fs_kernel_check(struct dbx_fs *fs, const char *sub, const char *rg, const char *name,
+			 void (*stale)(void *ctx, const char *path), void *ctx);
 
 /*
  * Apply the whole value of file path now, as one write (sysfs store): the

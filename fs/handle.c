@@ -34,6 +34,9 @@ struct dbx_handle {
 	struct temp t;		/* which one, when temp */
 	char *buf;		/* attribute: what open rendered (NULL: write-only) */
 	size_t len;		/* bytes in buf */
+	uint64_t ino;		/* attribute opened read-only: its inode */
+	bool shared;		/* ... served through the kernel's page cache (kview.h) */
+	bool keep;		/* ... whose pages the kernel may keep from earlier opens */
 	bool writing;		/* attribute opened for writing: w is live */
 	struct dbx_fs_writer w; /* the write side (fs.h) */
 };
@@ -103,7 +106,10 @@ static enum dbx_err open_attr(struct dbx_fs *fs, const char *path, int flags,
 		if (rc == DBX_OK && acc == O_RDWR && !(flags & O_TRUNC))
 			rc = dbx_fs_open(fs, path, &h->buf, &h->len, err);
 	} else {
-		rc = dbx_fs_open(fs, path, &h->buf, &h->len, err);
+		rc = dbx_fs_open_file(fs, path, &h->buf, &h->len, &h->ino, err);
+		h->shared = rc == DBX_OK && fs->kview;
+		if (h->shared)
+			h->keep = dbx_kview_opened(fs->kview, h->ino, h->buf, h->len);
 	}
 	if (rc != DBX_OK) {
 		handle_free(fs, h);
@@ -151,12 +157,26 @@ enum dbx_err dbx_handle_create(struct dbx_fs *fs, const char *path, mode_t mode,
 	return open_temp(&t, flags, h, err);
 }
 
+bool dbx_handle_shared(const struct dbx_handle *h, bool *keep)
+{
+	*keep = h && h->shared && h->keep;
+	return h && h->shared;
+}
+
+bool dbx_handle_writing(const struct dbx_handle *h)
+{
+	return h && h->writing;
+}
+
 enum dbx_err dbx_handle_read(struct dbx_fs *fs, struct dbx_handle *h, char *buf, size_t size,
 			     off_t off, size_t *n, struct dbx_error *err)
 {
 	*n = 0;
 	if (off < 0)
 		return dbx_error_set(err, DBX_EINVAL, "negative offset");
+	/* A page the kernel keeps for every open: the version whose size it holds. */
+	if (h->shared && dbx_kview_read(fs->kview, h->ino, buf, size, (uint64_t)off, n))
+		return DBX_OK;
 	if (h->temp)
 		return scratch_rc(
 		    dbx_scratch_read(dbx_fs_scratch(fs), &h->t.dir, h->t.name, buf, size, off, n),

@@ -20,6 +20,7 @@
 #ifndef DATABOXFS_FS_HANDLE_H
 #define DATABOXFS_FS_HANDLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -55,8 +56,24 @@ DBX_MUST_CHECK enum dbx_err dbx_handle_create(struct dbx_fs *fs, const char *pat
 					      struct dbx_error *err);
 
 /*
+ * Whether reads of h may go through the kernel's page cache: an attribute
+ * opened read-only on a mount whose kernel caches (fs->kview). *keep then
+ * says whether the kernel may keep the pages it has from earlier opens
+ * (the version is the one it holds, kview.h); when not, it must also drop
+ * the attributes it holds, whose size may be another version's.
+ */
+bool dbx_handle_shared(const struct dbx_handle *h, bool *keep);
+
+/* Whether h is an attribute opened for writing (a write, flush or release may apply it). */
+bool dbx_handle_writing(const struct dbx_handle *h);
+
+/*
  * read(2): copy up to size bytes at off into buf; *n is how many (0 at or
- * past the end, and for an attribute opened write-only). DBX_ENOTFOUND
+ * past the end, and for an attribute opened write-only). A shared handle
+ * (dbx_handle_shared) fills the kernel's pages, which every open shares,
+ * so it copies the version the kernel holds the size of (kview.h), which
+ * is the one it opened unless the file changed since (a reader holding
+ * it open across a change then reads the new value, whole). DBX_ENOTFOUND
  * when the temporary file was removed; DBX_EINVAL for off < 0.
  */
 DBX_MUST_CHECK enum dbx_err dbx_handle_read(struct dbx_fs *fs, struct dbx_handle *h, char *buf,

@@ -64,6 +64,7 @@ struct options {
 	char *timeout;
 	char *lro_poll;
 	char *cafile;
+	int cached_ro;	   /* -o cached_ro */
 	char **connect_to; /* NULL-terminated */
 	size_t n_connect_to;
 	int show_help;
@@ -98,6 +99,7 @@ static const struct fuse_opt option_spec[] = {
     OPT("timeout=%s", timeout),
     OPT("lro_poll=%s", lro_poll),
     OPT("cafile=%s", cafile),
+    OPT("cached_ro", cached_ro), /* a flag: sets cached_ro to 1 */
     FUSE_OPT_KEY("connect_to=%s", KEY_CONNECT_TO),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
@@ -188,6 +190,8 @@ static void usage(const char *prog)
 	    "    -o lro_poll=SECONDS         longest interval between polls of a long-running\n"
 	    "                                operation (default 10; from 1 s, growing)\n"
 	    "    -o cafile=PATH              extra trusted CA bundle (TLS is always verified)\n"
+	    "    -o cached_ro                read-only mount whose opens and reads are served\n"
+	    "                                by the kernel's caches (writes fail EROFS)\n"
 	    "    -o connect_to=HOST:PORT:TO_HOST:TO_PORT\n"
 	    "                                connect to another address for HOST:PORT, as curl's\n"
 	    "                                --connect-to (repeatable)\n"
@@ -441,6 +445,7 @@ struct settings {
 	uint64_t ttl_ms;
 	uint64_t timeout_ms;
 	uint64_t lro_ms;
+	bool cached_ro;
 };
 
 /*
@@ -507,6 +512,10 @@ static bool check_options(const struct options *o, struct fuse_args *args, const
 		if (!s->subs)
 			return false;
 	}
+	/* -o cached_ro: a read-only mount, so the kernel refuses every write itself. */
+	s->cached_ro = o->cached_ro != 0;
+	if (s->cached_ro && fuse_opt_add_arg(args, "-oro") != 0)
+		return false;
 	/* First, so that a max_threads= of the user's own, which libfuse reads later, wins. */
 	snprintf(threads, sizeof(threads), "-omax_threads=%d", DBX_FUSE_MAX_THREADS);
 	if (fuse_opt_insert_arg(args, 1, threads) != 0)
@@ -577,6 +586,8 @@ static bool build_mount(const struct options *o, const struct settings *s,
 	cc.clock = clock;
 	cc.ttl_ms = s->ttl_ms;
 	cc.subscriptions = (const char *const *)s->subs;
+	cc.on_change = dbx_ops_cache_changed;
+	cc.on_change_ctx = &m->fs;
 	m->cache = dbx_cache_new(&cc);
 	if (!m->cache)
 		goto nomem;
@@ -590,7 +601,14 @@ static bool build_mount(const struct options *o, const struct settings *s,
 	m->uc.timeout_ms = s->timeout_ms;
 	m->uc.lro_poll_ms = s->lro_ms;
 	m->uc.interrupted = writer_interrupted;
-	m->fs.update = &m->uc;
+	/* cached_ro: the mount does not write (EROFS from the kernel first: a ro mount). */
+	m->fs.update = s->cached_ro ? NULL : &m->uc;
+	m->fs.cached_ro = s->cached_ro;
+	/* docs/architecture.md, "Kernel caches": at most 1 s, never past cache_ttl. */
+	m->fs.kernel_ttl_ms = s->ttl_ms < 1000 ? s->ttl_ms : 1000;
+	m->fs.kview = dbx_kview_new();
+	if (!m->fs.kview)
+		goto nomem;
 	return true;
 nomem:
 	dbx_error_set(err, DBX_ENOMEM, "out of memory");
@@ -600,6 +618,7 @@ nomem:
 /* Tear down what build_mount() built (any part of it), the last built first. */
 static void mount_free(struct mount *m)
 {
+	dbx_kview_free(m->fs.kview);
 	dbx_admit_free(m->fs.admit);
 	dbx_scratch_free(m->fs.scratch);
 	dbx_cache_free(m->cache);

@@ -7,14 +7,31 @@
  * level, with the path, errno, service code and request id (never a token).
  * What the calls do is said where they are done: fs.h (getattr, readdir,
  * rename, the writer) and handle.h (open files, editors' temporary files,
- * unlink, chmod, chown, utimens). Every open gets direct_io, so the kernel
- * never serves pages cached from an older version of a file and passes
- * every write through as the program issued it. The calls that would
+ * unlink, chmod, chown, utimens). Opens for writing, and temporary
+ * files, get direct_io: the kernel passes every write through as the
+ * program issued it. A read-only open of an attribute goes through the
+ * kernel's page cache, which it may keep from the last open when the
+ * version is the one the kernel holds (kview.h); otherwise the kernel drops
+ * the pages and the attributes it holds of that file before the open
+ * returns, so st_size and the pages are always one version
+ * (docs/architecture.md, "Kernel caches"). When the mount learns of a
+ * change (cache.h's on_change, or a getattr that finds a new version), a
+ * notifier thread tells the kernel to drop what it holds of each changed
+ * file (fuse_invalidate_path): from its own thread, because the kernel may
+ * be holding a page lock of that file while it waits for the request that
+ * found the change. A call that applied a write waits for the notifier, so
+ * a stat after the write returns already sees the new sizes. With -o
+ * cached_ro and a kernel that supports it, open answers ENOSYS, which
+ * turns opens off for the whole connection; reads then come without a
+ * handle. The calls that would
  * change the tree itself (mknod, mkdir, rmdir, symlink, link) fail with
  * EROFS, one consistent answer for "not through this mount".
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -93,33 +110,324 @@ static int fail(const char *op, const char *path, enum dbx_err rc, const struct 
 	return -e;
 }
 
+/* ---- The notifier: telling the kernel to drop what it holds of changed files ---- */
+
+/* One thing to look at: an order to check (name set), or a path to drop. */
+struct note {
+	struct note *next;  /* in the queue */
+	struct note *hnext; /* in its bucket of the queued set */
+	uint64_t hash;
+	char *a, *b, *c; /* subscription, resource group, order; or a path in a */
+};
+
+/*
+ * The notes queued, by content: a note already waiting is not queued
+ * twice, so the queue holds at most one note per order and per path, however
+ * fast refreshes come (under load a refresh per read).
+ */
+#define NOTE_BUCKETS 4096
+
+struct dbx_fs_kernel {
+	struct fuse *fuse;
+	bool no_open; /* -o cached_ro on a kernel that takes ENOSYS from open */
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* notes queued, stop, or one done */
+	struct note *head, **tail;
+	uint64_t queued, done; /* notes ever queued, and taken care of */
+	struct note *set[NOTE_BUCKETS];
+	bool stop;
+	bool started;
+	pthread_t thread;
+};
+
+static void note_free(struct note *n)
+{
+	free(n->a);
+	free(n->b);
+	free(n->c);
+	free(n);
+}
+
+/* FNV-1a of s and its NUL, onto h. */
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+	for (;; s++) {
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+		if (!*s)
+			return h;
+	}
+}
+
+static uint64_t note_hash(const char *a, const char *b, const char *c)
+{
+	uint64_t h = hash_str(14695981039346656037ull, a);
+
+	return hash_str(hash_str(h, b ? b : ""), c ? c : "");
+}
+
+static bool str_eq(const char *x, const char *y)
+{
+	return (!x && !y) || (x && y && strcmp(x, y) == 0);
+}
+
+/* The queued note with this content, or NULL. k->lock held. */
+static struct note *queued_note(struct dbx_fs_kernel *k, uint64_t h, const char *a, const char *b,
+				const char *c)
+{
+	for (struct note *n = k->set[h % NOTE_BUCKETS]; n; n = n->hnext) {
+		if (n->hash == h && str_eq(n->a, a) && str_eq(n->b, b) && str_eq(n->c, c))
+			return n;
+	}
+	return NULL;
+}
+
+/* Take n out of the queued set (it leaves the queue). k->lock held. */
+static void unset_note(struct dbx_fs_kernel *k, struct note *n)
+{
+	struct note **p = &k->set[n->hash % NOTE_BUCKETS];
+
+	while (*p && *p != n)
+		p = &(*p)->hnext;
+	if (*p)
+		*p = n->hnext;
+}
+
+/*
+ * Queue a note (three strings, b and c NULL for a path), unless the same
+ * one is waiting already. Out of memory: dropped, logged.
+ */
+static void enqueue(struct dbx_fs *fs, const char *a, const char *b, const char *c)
+{
+	struct dbx_fs_kernel *k = fs ? fs->kernel : NULL;
+	uint64_t h = note_hash(a, b, c);
+	struct note *n;
+	bool waiting;
+
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	waiting = queued_note(k, h, a, b, c) != NULL;
+	pthread_mutex_unlock(&k->lock);
+	if (waiting)
+		return;
+	n = calloc(1, sizeof(*n));
+	if (n) {
+		n->a = strdup(a);
+		n->b = b ? strdup(b) : NULL;
+		n->c = c ? strdup(c) : NULL;
+	}
+	if (!n || !n->a || (b && !n->b) || (c && !n->c)) {
+		if (n)
+			note_free(n);
+		dbx_log(DBX_LOG_WARN, "out of memory: the kernel may show %s for up to its timeout",
+			a);
+		return;
+	}
+	n->hash = h;
+	pthread_mutex_lock(&k->lock);
+	if (queued_note(k, h, a, b, c)) {
+		/* Queued by another thread meanwhile. */
+		pthread_mutex_unlock(&k->lock);
+		note_free(n);
+		return;
+	}
+	n->hnext = k->set[h % NOTE_BUCKETS];
+	k->set[h % NOTE_BUCKETS] = n;
+	*k->tail = n;
+	k->tail = &n->next;
+	k->queued++;
+	pthread_cond_broadcast(&k->cond);
+	pthread_mutex_unlock(&k->lock);
+}
+
+/* Drop what the kernel holds of path (attributes and pages): the notifier thread only. */
+static void drop_now(void *ctx, const char *path)
+{
+	struct dbx_fs_kernel *k = ctx;
+	int rc = fuse_invalidate_path(k->fuse, path);
+
+	/* -ENOENT: the kernel holds nothing of path. */
+	if (rc != 0 && rc != -ENOENT)
+		dbx_log(DBX_LOG_DEBUG, "invalidate %s: %s", path, strerror(-rc));
+}
+
+static void *notifier(void *arg)
+{
+	struct dbx_fs *fs = arg;
+	struct dbx_fs_kernel *k = fs->kernel;
+	struct note *n;
+
+	pthread_mutex_lock(&k->lock);
+	for (;;) {
+		while (!k->head && !k->stop)
+			pthread_cond_wait(&k->cond, &k->lock);
+		if (!k->head)
+			break;
+		n = k->head;
+		k->head = n->next;
+		if (!k->head)
+			k->tail = &k->head;
+		/* From here a new change to the same order queues a new note. */
+		unset_note(k, n);
+		pthread_mutex_unlock(&k->lock);
+		if (n->c)
+			dbx_fs_kernel_check(fs, n->a, n->b, n->c, drop_now, k);
+		else
+			drop_now(k, n->a);
+		note_free(n);
+		pthread_mutex_lock(&k->lock);
+		k->done++;
+		pthread_cond_broadcast(&k->cond);
+	}
+	pthread_mutex_unlock(&k->lock);
+	return NULL;
+}
+
+/* cache.h's on_change: look at the order's files from the notifier thread. */
+void dbx_ops_cache_changed(void *ctx, const char *sub, const char *rg, const char *name)
+{
+	enqueue(ctx, sub, rg, name);
+}
+
+/* fs.h's kernel_stale: a getattr or readdir found a new version of path. */
+static void kernel_stale(void *ctx, const char *path)
+{
+	enqueue(ctx, path, NULL, NULL);
+}
+
+/*
+ * Wait until the notifier took care of everything queued so far: what a
+ * call that applied a write does before it returns. Safe in a write, flush
+ * or rename: the kernel holds no page lock of a direct_io file there.
+ */
+static void settle(struct dbx_fs *fs)
+{
+	struct dbx_fs_kernel *k = fs ? fs->kernel : NULL;
+	uint64_t target;
+
+	if (!k || !k->started)
+		return;
+	pthread_mutex_lock(&k->lock);
+	target = k->queued;
+	while (k->done < target && !k->stop)
+		pthread_cond_wait(&k->cond, &k->lock);
+	pthread_mutex_unlock(&k->lock);
+}
+
+/* Start the notifier for fs (init). Failure leaves the kernel's caches to their timeouts. */
+static void kernel_start(struct dbx_fs *fs, struct fuse *f, struct fuse_conn_info *conn)
+{
+	struct dbx_fs_kernel *k = calloc(1, sizeof(*k));
+
+	if (!k) {
+		dbx_log(DBX_LOG_WARN, "out of memory: kernel caches follow their timeouts only");
+		return;
+	}
+	k->fuse = f;
+	pthread_mutex_init(&k->lock, NULL);
+	pthread_cond_init(&k->cond, NULL);
+	k->tail = &k->head;
+	if (fs->cached_ro && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT))
+		k->no_open = true;
+	else if (fs->cached_ro)
+		dbx_log(DBX_LOG_INFO, "cached_ro: this kernel cannot skip opens; each open "
+				      "still asks the mount (reads stay cached)");
+	fs->kernel = k;
+	fs->kernel_stale = kernel_stale;
+	fs->kernel_ctx = fs;
+	if (pthread_create(&k->thread, NULL, notifier, fs) == 0)
+		k->started = true;
+	else
+		dbx_log(DBX_LOG_WARN, "cannot start the notifier: kernel caches follow their "
+				      "timeouts only");
+}
+
+/* Stop the notifier (destroy): what is still queued is dropped with the mount. */
+static void kernel_stop(struct dbx_fs *fs)
+{
+	struct dbx_fs_kernel *k = fs ? fs->kernel : NULL;
+	struct note *n, *next;
+
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	k->stop = true;
+	for (n = k->head; n; n = next) {
+		next = n->next;
+		note_free(n);
+	}
+	k->head = NULL;
+	k->tail = &k->head;
+	memset(k->set, 0, sizeof(k->set));
+	pthread_cond_broadcast(&k->cond);
+	pthread_mutex_unlock(&k->lock);
+	if (k->started)
+		pthread_join(k->thread, NULL);
+	fs->kernel_stale = NULL;
+	fs->kernel = NULL;
+	pthread_cond_destroy(&k->cond);
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+}
+
 static struct dbx_handle *handle_of(const struct fuse_file_info *fi)
 {
 	return fi ? (struct dbx_handle *)(uintptr_t)fi->fh : NULL;
 }
 
-/* 0 with h in fi, reads served from it and never from the page cache; or fail(). */
+/*
+ * 0 with h in fi; or fail(). A shared handle (a read-only attribute) reads
+ * through the page cache and needs no flush; the kernel keeps its pages
+ * only when they are this version, and otherwise drops them and its
+ * attributes of path now, before the first read of this open. Every other
+ * handle is direct I/O.
+ */
 static int opened(const char *op, const char *path, struct fuse_file_info *fi, struct dbx_handle *h,
 		  enum dbx_err rc, const struct dbx_error *err)
 {
+	struct dbx_fs *fs = get_fs();
+	bool keep = false;
+	int irc;
+
 	if (rc != DBX_OK)
 		return fail(op, path, rc, err);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
+	if (dbx_handle_shared(h, &keep)) {
+		fi->direct_io = 0;
+		fi->keep_cache = keep;
+		fi->noflush = 1;
+		/* No page lock is held in open: safe to drop them from this thread. */
+		if (!keep && fs && fs->kernel) {
+			irc = fuse_invalidate_path(fs->kernel->fuse, path);
+			if (irc != 0 && irc != -ENOENT)
+				dbx_log(DBX_LOG_DEBUG, "invalidate %s: %s", path, strerror(-irc));
+		}
+	}
 	return 0;
 }
 
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-	(void)conn;
+	struct fuse_context *c = fuse_get_context();
+	struct dbx_fs *fs = get_fs();
+	/* docs/architecture.md, "Kernel caches": at most 1 s, and never past cache_ttl. */
+	double t = fs ? (double)fs->kernel_ttl_ms / 1000.0 : 0;
+
 	cfg->use_ino = 1;
 	cfg->nullpath_ok = 0;
-	cfg->entry_timeout = 1.0;
-	cfg->negative_timeout = 1.0;
-	cfg->attr_timeout = 0; /* getattr is served from the cache, fresh within cache_ttl */
+	cfg->entry_timeout = t;
+	cfg->negative_timeout = t;
+	cfg->attr_timeout = t;
 	cfg->kernel_cache = 0;
 	cfg->auto_cache = 0;
+	/* A getattr that shows a new mtime drops the pages (on by default; asked for all the same).
+	 */
+	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+	if (fs && fs->kview && c && c->fuse)
+		kernel_start(fs, c->fuse, conn);
 	/*
 	 * Ctrl-C on a blocked write or read reaches us: fuse_interrupted()
 	 * turns true and the worker gets DBX_INTR_SIGNAL, whose handler main.c
@@ -127,7 +435,12 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	 */
 	cfg->intr = 1;
 	cfg->intr_signal = DBX_INTR_SIGNAL;
-	return get_fs();
+	return fs;
+}
+
+static void op_destroy(void *private_data)
+{
+	kernel_stop(private_data);
 }
 
 static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
@@ -168,11 +481,15 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 
 static int op_open(const char *path, struct fuse_file_info *fi)
 {
+	struct dbx_fs *fs = get_fs();
 	struct dbx_error err = {0};
 	struct dbx_handle *h;
 	enum dbx_err rc;
 
-	rc = dbx_handle_open(get_fs(), path, fi->flags, &h, &err);
+	/* -o cached_ro: the mount is read-only, so this is a read; ENOSYS turns opens off. */
+	if (fs && fs->kernel && fs->kernel->no_open && (fi->flags & O_ACCMODE) == O_RDONLY)
+		return -ENOSYS;
+	rc = dbx_handle_open(fs, path, fi->flags, &h, &err);
 	return opened("open", path, fi, h, rc, &err);
 }
 
@@ -193,8 +510,13 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
 	size_t n = 0;
 	enum dbx_err rc;
 
-	rc = dbx_handle_read(get_fs(), handle_of(fi), buf, size > INT_MAX ? INT_MAX : size, off, &n,
-			     &err);
+	if (size > INT_MAX)
+		size = INT_MAX;
+	/* No handle: the kernel opened nothing (-o cached_ro). */
+	if (handle_of(fi))
+		rc = dbx_handle_read(get_fs(), handle_of(fi), buf, size, off, &n, &err);
+	else
+		rc = dbx_fs_read_file(get_fs(), path, buf, size, off, &n, &err);
 	return rc == DBX_OK ? (int)n : fail("read", path, rc, &err);
 }
 
@@ -207,15 +529,23 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off,
 	if (size > INT_MAX)
 		size = INT_MAX;
 	rc = dbx_handle_write(get_fs(), handle_of(fi), buf, size, off, &err);
+	if (dbx_handle_writing(handle_of(fi)))
+		settle(get_fs());
 	return rc == DBX_OK ? (int)size : fail("write", path, rc, &err);
 }
 
 static int op_flush(const char *path, struct fuse_file_info *fi)
 {
+	struct dbx_fs *fs = get_fs();
 	struct dbx_error err = {0};
 	enum dbx_err rc;
 
-	rc = dbx_handle_flush(get_fs(), handle_of(fi), &err);
+	/* No opens, nothing written (-o cached_ro): ENOSYS turns flushes off too. */
+	if (fs && fs->kernel && fs->kernel->no_open && !handle_of(fi))
+		return -ENOSYS;
+	rc = dbx_handle_flush(fs, handle_of(fi), &err);
+	if (dbx_handle_writing(handle_of(fi)))
+		settle(fs);
 	return rc == DBX_OK ? 0 : fail("flush", path, rc, &err);
 }
 
@@ -226,6 +556,8 @@ static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 
 	(void)datasync;
 	rc = dbx_handle_flush(get_fs(), handle_of(fi), &err);
+	if (dbx_handle_writing(handle_of(fi)))
+		settle(get_fs());
 	return rc == DBX_OK ? 0 : fail("fsync", path, rc, &err);
 }
 
@@ -233,9 +565,12 @@ static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 static int op_release(const char *path, struct fuse_file_info *fi)
 {
 	struct dbx_error err = {0};
+	bool writing = dbx_handle_writing(handle_of(fi));
 	enum dbx_err rc;
 
 	rc = dbx_handle_release(get_fs(), handle_of(fi), &err);
+	if (writing)
+		settle(get_fs());
 	fi->fh = 0;
 	if (rc != DBX_OK)
 		(void)fail("release", path ? path : "-", rc, &err);
@@ -266,6 +601,7 @@ static int op_rename(const char *from, const char *to, unsigned int flags)
 	enum dbx_err rc;
 
 	rc = dbx_fs_rename(get_fs(), from, to, flags, &err);
+	settle(get_fs());
 	return rc == DBX_OK ? 0 : fail("rename", from, rc, &err);
 }
 
@@ -352,6 +688,7 @@ static int op_statfs(const char *path, struct statvfs *sv)
 
 static const struct fuse_operations dbx_ops = {
     .init = op_init,
+    .destroy = op_destroy,
     .getattr = op_getattr,
     .readdir = op_readdir,
     .open = op_open,

@@ -18,6 +18,15 @@
 /* The one operations table, for fuse_main(). */
 const struct fuse_operations *dbx_fuse_operations(void);
 
+/*
+ * struct dbx_cache_config's on_change for a mount: ctx is its struct
+ * dbx_fs. Queues the order for the notifier (ops.c), which tells the
+ * kernel to drop what it holds of each of its files that changed; does
+ * nothing before the mount's init or after its destroy. Never blocks.
+ */
+void dbx_ops_cache_changed(void *ctx, const char *subscription, const char *resource_group,
+			   const char *name);
+
 /* The errno a failed operation returns for err (positive). */
 int dbx_errno(enum dbx_err err);
 
