@@ -29,11 +29,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "attrs.h"
 #include "cache.h"
 
-#define NBUCKETS 1024
+#define MIN_BUCKETS 1024 /* the table doubles when it holds twice as many entries */
+#define NO_ITEM	    SIZE_MAX
 
 /* One line of a listing: a subscription (rg NULL) or an order. */
 struct item {
@@ -41,6 +43,8 @@ struct item {
 	char *name;
 	uint64_t num; /* the interned number of the subscription or order */
 	time_t mtime;
+	size_t next_in_rg; /* the next order of the same resource group, or NO_ITEM */
+	bool gone;	   /* the order answered 404 since: no longer listed */
 };
 
 struct dbx_snap {
@@ -67,6 +71,26 @@ struct entry {
 	uint64_t listed_ms;
 	struct item *items;
 	size_t n_items;
+	uint64_t list_seq;  /* which listing items is (cache->list_seq when it was made) */
+	bool list_details;  /* some order of that listing came with its details */
+	struct entry **rgs; /* its resource groups, in the order they first appear */
+	size_t n_rgs;
+	bool asked; /* an order of this listing was read: asked_num at asked_ms */
+	uint64_t asked_num;
+	uint64_t asked_ms;
+	bool walked; /* two different orders of it were read within cache_ttl, at walk_ms */
+	uint64_t walk_ms;
+
+	/*
+	 * Membership of a resource group or an order in the listing of its
+	 * subscription: feed's listing holds it when feed->list_seq == feed_seq;
+	 * an order is then feed->items[item], a resource group the chain of its
+	 * orders from rg_head (next_in_rg) to rg_tail, rg_live of them not gone.
+	 */
+	struct entry *feed;
+	uint64_t feed_seq;
+	size_t item;
+	size_t rg_head, rg_tail, rg_live;
 
 	/* orders */
 	bool fetched; /* rc/snap hold the result of a refresh made at fetched_ms */
@@ -95,7 +119,10 @@ struct dbx_cache {
 	time_t started;
 	bool static_root;
 	struct entry root;
-	struct entry *buckets[NBUCKETS];
+	struct entry **buckets;
+	size_t n_buckets; /* a power of two */
+	size_t n_entries;
+	uint64_t list_seq; /* bumped by every subscription listing published */
 	uint64_t next_num;
 	unsigned waiters;	/* threads in wait_refresh() */
 	unsigned write_waiters; /* threads waiting in dbx_cache_write_lock() */
@@ -163,7 +190,51 @@ static size_t hash_key(const char *s)
 
 	for (; *s; s++)
 		h = h * 33 + (unsigned char)*s;
-	return h % NBUCKETS;
+	return h;
+}
+
+/*
+ * Double the table when it holds twice as many entries as buckets, so a
+ * lookup costs the same at 10,000 orders as at 100. Lock held; on ENOMEM
+ * the table stays as it is (only slower).
+ */
+static void grow_table(struct dbx_cache *c)
+{
+	size_t n = c->n_buckets * 2;
+	struct entry **b;
+
+	if (c->n_entries < 2 * c->n_buckets)
+		return;
+	b = calloc(n, sizeof(*b));
+	if (!b)
+		return;
+	for (size_t h = 0; h < c->n_buckets; h++) {
+		struct entry *e = c->buckets[h];
+
+		while (e) {
+			struct entry *next = e->next;
+			size_t k = hash_key(e->key) & (n - 1);
+
+			e->next = b[k];
+			b[k] = e;
+			e = next;
+		}
+	}
+	free(c->buckets);
+	c->buckets = b;
+	c->n_buckets = n;
+}
+
+/* The entry for key, or NULL when none was interned. Lock held. */
+static struct entry *find_key(const struct dbx_cache *c, const char *key)
+{
+	struct entry *e;
+
+	for (e = c->buckets[hash_key(key) & (c->n_buckets - 1)]; e; e = e->next) {
+		if (strcmp(e->key, key) == 0)
+			return e;
+	}
+	return NULL;
 }
 
 /* The entry for key (taken over on creation, else freed), or NULL on ENOMEM. Lock held. */
@@ -174,12 +245,10 @@ static struct entry *intern_key(struct dbx_cache *c, char *key)
 
 	if (!key)
 		return NULL;
-	h = hash_key(key);
-	for (e = c->buckets[h]; e; e = e->next) {
-		if (strcmp(e->key, key) == 0) {
-			free(key);
-			return e;
-		}
+	e = find_key(c, key);
+	if (e) {
+		free(key);
+		return e;
 	}
 	e = calloc(1, sizeof(*e));
 	if (!e) {
@@ -188,14 +257,33 @@ static struct entry *intern_key(struct dbx_cache *c, char *key)
 	}
 	e->key = key;
 	e->num = c->next_num++;
+	h = hash_key(key) & (c->n_buckets - 1);
 	e->next = c->buckets[h];
 	c->buckets[h] = e;
+	c->n_entries++;
+	grow_table(c);
 	return e;
 }
 
 static struct entry *intern(struct dbx_cache *c, const char *a, const char *b, const char *cc)
 {
 	return intern_key(c, make_key(a, b, cc));
+}
+
+/* The entry of "a/b/c" when one was interned, else NULL (also on ENOMEM). Lock held. */
+static struct entry *find(const struct dbx_cache *c, const char *a, const char *b, const char *cc)
+{
+	char *key = make_key(a, b, cc);
+	struct entry *e = key ? find_key(c, key) : NULL;
+
+	free(key);
+	return e;
+}
+
+/* Whether the current listing of subscription entry se holds e (an order or resource group). */
+static bool listed_in(const struct entry *e, const struct entry *se)
+{
+	return e && se && e->feed == se && se->has_listing && e->feed_seq == se->list_seq;
 }
 
 static uint64_t dir_ino(const struct entry *e)
@@ -376,11 +464,18 @@ struct dbx_cache *dbx_cache_new(const struct dbx_cache_config *cfg)
 
 	if (!c)
 		return NULL;
+	c->n_buckets = MIN_BUCKETS;
+	c->buckets = calloc(c->n_buckets, sizeof(*c->buckets));
+	if (!c->buckets) {
+		free(c);
+		return NULL;
+	}
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	if (dbx_clock_cond_init(&c->wcond) != 0) {
 		pthread_cond_destroy(&c->cond);
 		pthread_mutex_destroy(&c->lock);
+		free(c->buckets);
 		free(c);
 		return NULL;
 	}
@@ -421,13 +516,14 @@ void dbx_cache_free(struct dbx_cache *c)
 {
 	if (!c)
 		return;
-	for (size_t h = 0; h < NBUCKETS; h++) {
+	for (size_t h = 0; h < c->n_buckets; h++) {
 		struct entry *e = c->buckets[h];
 
 		while (e) {
 			struct entry *next = e->next;
 
 			free_items(e->items, e->n_items);
+			free(e->rgs);
 			snap_put(e->snap);
 			forget_landed(e);
 			free(e->key);
@@ -436,6 +532,7 @@ void dbx_cache_free(struct dbx_cache *c)
 		}
 	}
 	free_items(c->root.items, c->root.n_items);
+	free(c->buckets);
 	pthread_cond_destroy(&c->cond);
 	pthread_cond_destroy(&c->wcond);
 	pthread_mutex_destroy(&c->lock);
@@ -545,27 +642,70 @@ static enum dbx_err apply_root(struct dbx_cache *c, struct collect *col)
 }
 
 /*
+ * File item n (order entry oe) of the listing being made (seq) under its
+ * resource group entry ge, at the end of ge's chain; a resource group seen
+ * first here joins rgs. Lock held. DBX_ENOMEM only.
+ */
+static enum dbx_err index_item(struct entry *e, struct item *items, size_t n, struct entry *oe,
+			       struct entry *ge, uint64_t seq, struct entry ***rgs, size_t *n_rgs)
+{
+	items[n].next_in_rg = NO_ITEM;
+	oe->feed = e;
+	oe->feed_seq = seq;
+	oe->item = n;
+	if (ge->feed == e && ge->feed_seq == seq) {
+		items[ge->rg_tail].next_in_rg = n;
+		ge->rg_tail = n;
+		ge->rg_live++;
+		return DBX_OK;
+	}
+	/* A new resource group: grow rgs by doubling (n_rgs a power of two is full). */
+	if ((*n_rgs & (*n_rgs - 1)) == 0) {
+		struct entry **grown = realloc(*rgs, (*n_rgs ? *n_rgs * 2 : 1) * sizeof(**rgs));
+
+		if (!grown)
+			return DBX_ENOMEM;
+		*rgs = grown;
+	}
+	(*rgs)[(*n_rgs)++] = ge;
+	ge->feed = e;
+	ge->feed_seq = seq;
+	ge->rg_head = ge->rg_tail = n;
+	ge->rg_live = 1;
+	return DBX_OK;
+}
+
+/*
  * Publish the jobs of col as the listing of subscription entry e, and feed
  * every order that came with details into its own entry, unless a write
- * published a newer state since put_seq_before. Lock held.
+ * published a newer state since put_seq_before. Each order and resource
+ * group entry learns its place in the new listing (index_item), so lookups
+ * and listings of one resource group never scan the whole subscription.
+ * An order listed twice (same name in any case) is listed once. Lock held.
  */
 static enum dbx_err apply_jobs(struct dbx_cache *c, struct entry *e, const char *sub,
 			       struct collect *col, uint64_t put_seq_before)
 {
 	struct item *items = calloc(col->n ? col->n : 1, sizeof(*items));
-	size_t n = 0;
+	uint64_t seq = c->list_seq + 1;
+	struct entry **rgs = NULL;
+	size_t n = 0, n_rgs = 0;
+	bool details = false;
 
 	if (!items)
 		return DBX_ENOMEM;
 	for (size_t i = 0; i < col->n; i++) {
 		struct dbx_order *o = col->orders[i];
-		struct entry *oe;
+		struct entry *oe, *ge;
 
 		if (!o->resource_group || !o->name)
 			continue;
 		oe = intern(c, sub, o->resource_group, o->name);
-		if (!oe || !intern(c, sub, o->resource_group, NULL))
+		ge = intern(c, sub, o->resource_group, NULL);
+		if (!oe || !ge)
 			goto oom;
+		if (oe->feed == e && oe->feed_seq == seq)
+			continue; /* listed twice */
 		items[n].rg = strdup(o->resource_group);
 		items[n].name = strdup(o->name);
 		if (!items[n].rg || !items[n].name) {
@@ -574,7 +714,12 @@ static enum dbx_err apply_jobs(struct dbx_cache *c, struct entry *e, const char 
 		}
 		items[n].num = oe->num;
 		items[n].mtime = o->mtime > 0 ? o->mtime : oe->snap ? oe->snap->mtime : c->started;
+		if (index_item(e, items, n, oe, ge, seq, &rgs, &n_rgs) != DBX_OK) {
+			n++;
+			goto oom;
+		}
 		n++;
+		details |= o->has_details;
 		if (o->malformed) {
 			/* Listed but unreadable: that order reads EIO, the others are unaffected.
 			 */
@@ -593,10 +738,19 @@ static enum dbx_err apply_jobs(struct dbx_cache *c, struct entry *e, const char 
 		}
 	}
 	free_items(e->items, e->n_items);
+	free(e->rgs);
 	e->items = items;
 	e->n_items = n;
+	e->rgs = rgs;
+	e->n_rgs = n_rgs;
+	e->list_seq = c->list_seq = seq;
+	e->list_details = details;
 	return DBX_OK;
 oom:
+	/* The entries indexed so far point at seq, which no listing carries: the old listing
+	 * answers lookups of the others until the next refresh. */
+	c->list_seq = seq;
+	free(rgs);
 	free_items(items, n);
 	return DBX_ENOMEM;
 }
@@ -675,13 +829,9 @@ void dbx_dirlist_free(struct dbx_dirlist *l)
 	l->n = 0;
 }
 
+/* Append to l, which has room (dirlist_room). */
 static enum dbx_err dirlist_add(struct dbx_dirlist *l, const char *name, uint64_t ino, time_t mtime)
 {
-	struct dbx_dirent *grown = realloc(l->v, (l->n + 1) * sizeof(*l->v));
-
-	if (!grown)
-		return DBX_ENOMEM;
-	l->v = grown;
 	l->v[l->n].name = strdup(name);
 	if (!l->v[l->n].name)
 		return DBX_ENOMEM;
@@ -691,34 +841,52 @@ static enum dbx_err dirlist_add(struct dbx_dirlist *l, const char *name, uint64_
 	return DBX_OK;
 }
 
-/* Fill out from the current listing of e. Lock held. */
+/* Room for n entries in the empty l. */
+static enum dbx_err dirlist_room(struct dbx_dirlist *l, size_t n)
+{
+	l->v = calloc(n ? n : 1, sizeof(*l->v));
+	return l->v ? DBX_OK : DBX_ENOMEM;
+}
+
+/*
+ * Fill out from the current listing of e: the root's subscriptions, a
+ * subscription's resource groups (distinct, case-insensitive, spelled as
+ * first listed), or the orders of resource group rg, following its chain
+ * (index_item): the cost is what is listed, not the subscription's size.
+ * Lock held.
+ */
 static enum dbx_err build_dirlist(struct dbx_cache *c, struct entry *e, const char *sub,
 				  const char *rg, struct dbx_dirlist *out)
 {
 	enum dbx_err rc = DBX_OK;
+	struct entry *ge;
 
-	for (size_t i = 0; i < e->n_items && rc == DBX_OK; i++) {
+	if (!sub) {
+		rc = dirlist_room(out, e->n_items);
+		for (size_t i = 0; i < e->n_items && rc == DBX_OK; i++)
+			rc = dirlist_add(out, e->items[i].name, e->items[i].num << DBX_INO_SHIFT,
+					 e->items[i].mtime);
+		return rc;
+	}
+	if (!rg) {
+		rc = dirlist_room(out, e->n_rgs);
+		for (size_t i = 0; i < e->n_rgs && rc == DBX_OK; i++) {
+			ge = e->rgs[i];
+			if (ge->rg_live > 0)
+				rc = dirlist_add(out, e->items[ge->rg_head].rg, dir_ino(ge),
+						 c->started);
+		}
+		return rc;
+	}
+	ge = find(c, sub, rg, NULL);
+	if (!listed_in(ge, e))
+		return DBX_OK;
+	rc = dirlist_room(out, ge->rg_live);
+	for (size_t i = ge->rg_head; i != NO_ITEM && rc == DBX_OK; i = e->items[i].next_in_rg) {
 		const struct item *it = &e->items[i];
-		bool seen = false;
-		struct entry *ge;
 
-		if (!sub) {
+		if (!it->gone)
 			rc = dirlist_add(out, it->name, it->num << DBX_INO_SHIFT, it->mtime);
-			continue;
-		}
-		if (rg) {
-			if (strcasecmp(it->rg, rg) == 0)
-				rc =
-				    dirlist_add(out, it->name, it->num << DBX_INO_SHIFT, it->mtime);
-			continue;
-		}
-		/* Resource groups: distinct names (case-insensitive), first spelling wins. */
-		for (size_t k = 0; k < out->n && !seen; k++)
-			seen = strcasecmp(out->v[k].name, it->rg) == 0;
-		if (seen)
-			continue;
-		ge = intern(c, sub, it->rg, NULL);
-		rc = ge ? dirlist_add(out, it->rg, dir_ino(ge), c->started) : DBX_ENOMEM;
 	}
 	return rc;
 }
@@ -753,20 +921,30 @@ out:
 	return rc;
 }
 
-/* The item of e's listing matching rg and name (name NULL: any order of rg; rg NULL: name is a
- * sub). */
-static const struct item *find_item(const struct entry *e, const char *rg, const char *name)
+/*
+ * The item of e's listing matching rg and name (name NULL: the first order
+ * of rg; rg NULL: name is a subscription of the root). Subscriptions are
+ * few and scanned; orders and resource groups are found through their
+ * entries (index_item), at the same cost whatever the listing's size.
+ */
+static const struct item *find_item(const struct dbx_cache *c, const struct entry *e,
+				    const char *sub, const char *rg, const char *name)
 {
-	for (size_t i = 0; i < e->n_items; i++) {
-		const struct item *it = &e->items[i];
+	const struct entry *x;
 
-		if (rg && strcasecmp(it->rg, rg) != 0)
-			continue;
-		if (name && strcasecmp(it->name, name) != 0)
-			continue;
-		return it;
+	if (!rg) {
+		for (size_t i = 0; i < e->n_items; i++) {
+			if (strcasecmp(e->items[i].name, name) == 0)
+				return &e->items[i];
+		}
+		return NULL;
 	}
-	return NULL;
+	x = find(c, sub, rg, name);
+	if (!listed_in(x, e))
+		return NULL;
+	if (name)
+		return e->items[x->item].gone ? NULL : &e->items[x->item];
+	return x->rg_live > 0 ? &e->items[x->rg_head] : NULL;
 }
 
 /* Find in e's listing, refreshing it when absent, or when stale and without the entry. Lock held.
@@ -781,13 +959,13 @@ static enum dbx_err lookup_in(struct dbx_cache *c, struct entry *e, const char *
 		rc = refresh_listing(c, e, sub, false, err);
 	if (rc != DBX_OK)
 		return rc;
-	*found = find_item(e, rg, name);
+	*found = find_item(c, e, sub, rg, name);
 	if (*found || (e == &c->root && c->static_root) || within_ttl(c, e->listed_ms))
 		goto out;
 	rc = refresh_listing(c, e, sub, true, err);
 	if (rc != DBX_OK)
 		return rc;
-	*found = find_item(e, rg, name);
+	*found = find_item(c, e, sub, rg, name);
 out:
 	if (!*found)
 		return dbx_error_set(err, DBX_ENOTFOUND, "no such entry");
@@ -837,25 +1015,26 @@ out:
 	return rc;
 }
 
-/* Drop order entry oe from the listing of subscription sub (the order is gone). Lock held. */
+/*
+ * Drop order entry oe from the listing of subscription sub (the order is
+ * gone): its item is marked gone, and its resource group disappears with
+ * its last order. Lock held.
+ */
 static void forget_order(struct dbx_cache *c, struct entry *oe, const char *sub)
 {
-	struct entry *se = intern(c, sub, NULL, NULL);
-	size_t k = 0;
+	struct entry *se = find(c, sub, NULL, NULL);
+	struct item *it;
+	struct entry *ge;
 
 	snap_put(oe->snap);
 	oe->snap = NULL;
-	if (!se)
+	if (!listed_in(oe, se) || se->items[oe->item].gone)
 		return;
-	for (size_t i = 0; i < se->n_items; i++) {
-		if (se->items[i].num == oe->num) {
-			free(se->items[i].rg);
-			free(se->items[i].name);
-			continue;
-		}
-		se->items[k++] = se->items[i];
-	}
-	se->n_items = k;
+	it = &se->items[oe->item];
+	it->gone = true;
+	ge = find(c, sub, it->rg, NULL);
+	if (listed_in(ge, se) && ge->rg_live > 0)
+		ge->rg_live--;
 }
 
 static void fill_view(struct dbx_cache *c, struct entry *e, struct dbx_order_view *view)
@@ -882,6 +1061,75 @@ static void fill_view(struct dbx_cache *c, struct entry *e, struct dbx_order_vie
 		view->mtime = view->snap->mtime;
 }
 
+/*
+ * Order entry e is being read: remember it in the listing that holds it,
+ * and call that listing walked when a different order of it was read
+ * less than cache_ttl ago. Lock held.
+ */
+static void note_read(struct dbx_cache *c, struct entry *e)
+{
+	struct entry *se = e->feed;
+	uint64_t now = now_ms(c);
+
+	if (!listed_in(e, se))
+		return;
+	if (se->asked && se->asked_num != e->num && now - se->asked_ms < c->ttl_ms) {
+		se->walked = true;
+		se->walk_ms = now;
+	}
+	se->asked = true;
+	se->asked_num = e->num;
+	se->asked_ms = now;
+}
+
+/*
+ * Whether stale order entry e is refreshed by re-listing its subscription
+ * rather than by a GET of its own (docs/architecture.md, "Freshness"): its
+ * listing holds it and carried details, and that listing is being re-made
+ * right now, or others of its orders were read within cache_ttl (a walk:
+ * tar, rsync, ls -lR, find, many readers). One order read alone GETs.
+ * Never with cache_ttl=0, where every read asks for its own order. Lock held.
+ */
+static bool refresh_by_listing(struct dbx_cache *c, const struct entry *e)
+{
+	const struct entry *se = e->feed;
+
+	if (c->ttl_ms == 0 || !listed_in(e, se) || !se->list_details)
+		return false;
+	return se->fetching || (se->walked && now_ms(c) - se->walk_ms < c->ttl_ms);
+}
+
+/*
+ * Refresh stale order entry e through its listing (refresh_by_listing),
+ * sharing the re-list with every other reader. True when that settled e:
+ * the new listing fed it (or a write published it meanwhile), or the
+ * re-list failed, which is then e's failure too. False when the listing
+ * came back without e's details: e is to be fetched alone. Lock held;
+ * dropped while ARM answers.
+ */
+static bool refreshed_by_listing(struct dbx_cache *c, struct entry *e, const char *sub)
+{
+	struct dbx_error fetch_err = {0};
+	uint64_t gen = e->gen;
+	enum dbx_err rc;
+
+	rc = refresh_listing(c, e->feed, sub, true, &fetch_err);
+	if (e->gen != gen)
+		return true;
+	if (rc == DBX_OK)
+		return false;
+	e->rc = rc;
+	e->err = fetch_err;
+	e->err.err = rc;
+	e->err_time = wall(c);
+	e->fetched = true;
+	e->fetched_ms = now_ms(c);
+	e->failed_ms = e->fetched_ms;
+	e->gen++;
+	pthread_cond_broadcast(&c->cond);
+	return true;
+}
+
 enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
 			     const char *resource_group, const char *name,
 			     struct dbx_order_view *view, struct dbx_error *err)
@@ -902,6 +1150,7 @@ enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
 		view->err.err = DBX_ENOMEM;
 		return view->rc;
 	}
+	note_read(c, e);
 	gen = e->gen;
 	while (e->fetching) {
 		wait_refresh(c);
@@ -910,6 +1159,18 @@ enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
 	if ((e->fetched && within_ttl(c, e->fetched_ms)) || (waited && e->gen != gen) ||
 	    failure_held(c, e))
 		goto done;
+	if (refresh_by_listing(c, e)) {
+		if (refreshed_by_listing(c, e, subscription))
+			goto done;
+		/* The listing came back without this order's details: ask for it alone. */
+		gen = e->gen;
+		while (e->fetching) {
+			wait_refresh(c);
+			waited = true;
+		}
+		if ((e->fetched && within_ttl(c, e->fetched_ms)) || (waited && e->gen != gen))
+			goto done;
+	}
 
 	e->fetching = true;
 	put_seq_before = e->put_seq;
