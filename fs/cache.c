@@ -91,6 +91,9 @@ struct entry {
 	uint64_t feed_seq;
 	size_t item;
 	size_t rg_head, rg_tail, rg_live;
+	/* A resource group re-listed on its own (refresh_rg) at rg_listed_ms. */
+	bool rg_listed;
+	uint64_t rg_listed_ms;
 
 	/* orders */
 	bool fetched; /* rc/snap hold the result of a refresh made at fetched_ms */
@@ -675,56 +678,54 @@ static enum dbx_err index_item(struct entry *e, struct item *items, size_t n, st
 	return DBX_OK;
 }
 
-/*
- * Publish the jobs of col as the listing of subscription entry e, and feed
- * every order that came with details into its own entry, unless a write
- * published a newer state since put_seq_before. Each order and resource
- * group entry learns its place in the new listing (index_item), so lookups
- * and listings of one resource group never scan the whole subscription.
- * An order listed twice (same name in any case) is listed once. Lock held.
- */
-static enum dbx_err apply_jobs(struct dbx_cache *c, struct entry *e, const char *sub,
-			       struct collect *col, uint64_t put_seq_before)
-{
-	struct item *items = calloc(col->n ? col->n : 1, sizeof(*items));
-	uint64_t seq = c->list_seq + 1;
-	struct entry **rgs = NULL;
-	size_t n = 0, n_rgs = 0;
-	bool details = false;
+/* The listing being made by apply_jobs. */
+struct building {
+	struct item *items;
+	size_t n;
+	uint64_t seq;
+	struct entry **rgs;
+	size_t n_rgs;
+	bool details;
+	uint64_t at_ms; /* when the listing's answer was complete: the age of what it feeds */
+};
 
-	if (!items)
-		return DBX_ENOMEM;
+/*
+ * Add the orders of col to the listing b of subscription entry e, feeding
+ * every order that came with details into its own entry unless a write
+ * published a newer state since put_seq_before. Lock held. DBX_ENOMEM only.
+ */
+static enum dbx_err add_orders(struct dbx_cache *c, struct entry *e, const char *sub,
+			       struct collect *col, uint64_t put_seq_before, struct building *b)
+{
 	for (size_t i = 0; i < col->n; i++) {
 		struct dbx_order *o = col->orders[i];
 		struct entry *oe, *ge;
+		struct item *it = &b->items[b->n];
 
-		if (!o->resource_group || !o->name)
+		if (!o || !o->resource_group || !o->name)
 			continue;
 		oe = intern(c, sub, o->resource_group, o->name);
 		ge = intern(c, sub, o->resource_group, NULL);
 		if (!oe || !ge)
-			goto oom;
-		if (oe->feed == e && oe->feed_seq == seq)
+			return DBX_ENOMEM;
+		if (oe->feed == e && oe->feed_seq == b->seq)
 			continue; /* listed twice */
-		items[n].rg = strdup(o->resource_group);
-		items[n].name = strdup(o->name);
-		if (!items[n].rg || !items[n].name) {
-			n++;
-			goto oom;
-		}
-		items[n].num = oe->num;
-		items[n].mtime = o->mtime > 0 ? o->mtime : oe->snap ? oe->snap->mtime : c->started;
-		if (index_item(e, items, n, oe, ge, seq, &rgs, &n_rgs) != DBX_OK) {
-			n++;
-			goto oom;
-		}
-		n++;
-		details |= o->has_details;
+		it->rg = strdup(o->resource_group);
+		it->name = strdup(o->name);
+		b->n++;
+		if (!it->rg || !it->name)
+			return DBX_ENOMEM;
+		it->num = oe->num;
+		it->mtime = o->mtime > 0 ? o->mtime : oe->snap ? oe->snap->mtime : c->started;
+		if (index_item(e, b->items, b->n - 1, oe, ge, b->seq, &b->rgs, &b->n_rgs) != DBX_OK)
+			return DBX_ENOMEM;
+		b->details |= o->has_details;
 		if (o->malformed) {
 			/* Listed but unreadable: that order reads EIO, the others are unaffected.
 			 */
 			if (!oe->fetching && oe->put_seq <= put_seq_before) {
 				mark_malformed(c, oe, o->malformed);
+				oe->fetched_ms = b->at_ms;
 				oe->gen++;
 			}
 			continue;
@@ -733,25 +734,90 @@ static enum dbx_err apply_jobs(struct dbx_cache *c, struct entry *e, const char 
 		if (o->has_details && !oe->fetching && oe->put_seq <= put_seq_before) {
 			col->orders[i] = NULL;
 			if (publish_order(c, oe, o) != DBX_OK)
-				goto oom;
+				return DBX_ENOMEM;
+			/* As old as the listing: it and its orders go stale together. */
+			oe->fetched_ms = b->at_ms;
 			oe->gen++;
 		}
 	}
+	return DBX_OK;
+}
+
+/*
+ * Keep item i of e's current listing in the listing b being made. Lock
+ * held. DBX_ENOMEM only.
+ */
+static enum dbx_err keep_item(struct dbx_cache *c, struct entry *e, const char *sub, size_t i,
+			      struct building *b)
+{
+	const struct item *old = &e->items[i];
+	struct item *it = &b->items[b->n];
+	struct entry *oe = find(c, sub, old->rg, old->name);
+	struct entry *ge = find(c, sub, old->rg, NULL);
+
+	if (!oe || !ge)
+		return DBX_ENOMEM; /* both were interned with the item */
+	it->rg = strdup(old->rg);
+	it->name = strdup(old->name);
+	b->n++;
+	if (!it->rg || !it->name)
+		return DBX_ENOMEM;
+	it->num = old->num;
+	it->mtime = old->mtime;
+	return index_item(e, b->items, b->n - 1, oe, ge, b->seq, &b->rgs, &b->n_rgs);
+}
+
+/*
+ * Publish the jobs of col as the listing of subscription entry e (rg
+ * NULL), or as the orders of its resource group rg only (rg set: the other
+ * resource groups' items are kept, rg's take the place of its first old
+ * one). Every order and resource group entry learns its place in the new
+ * listing (index_item), so lookups and listings of one resource group
+ * never scan the whole subscription. An order listed twice (same name in
+ * any case) is listed once. Lock held.
+ */
+static enum dbx_err apply_jobs(struct dbx_cache *c, struct entry *e, const char *sub,
+			       const char *rg, struct collect *col, uint64_t put_seq_before,
+			       uint64_t at_ms)
+{
+	struct building b = {.seq = c->list_seq + 1, .at_ms = at_ms};
+	size_t cap = col->n + (rg ? e->n_items : 0);
+	bool placed = !rg;
+
+	b.items = calloc(cap ? cap : 1, sizeof(*b.items));
+	if (!b.items)
+		return DBX_ENOMEM;
+	for (size_t i = 0; rg && i < e->n_items; i++) {
+		if (strcasecmp(e->items[i].rg, rg) != 0) {
+			if (!e->items[i].gone && keep_item(c, e, sub, i, &b) != DBX_OK)
+				goto oom;
+			continue;
+		}
+		if (!placed && add_orders(c, e, sub, col, put_seq_before, &b) != DBX_OK)
+			goto oom;
+		placed = true;
+	}
+	if (!placed || !rg) {
+		if (add_orders(c, e, sub, col, put_seq_before, &b) != DBX_OK)
+			goto oom;
+	}
+	if (rg)
+		b.details |= e->list_details;
 	free_items(e->items, e->n_items);
 	free(e->rgs);
-	e->items = items;
-	e->n_items = n;
-	e->rgs = rgs;
-	e->n_rgs = n_rgs;
-	e->list_seq = c->list_seq = seq;
-	e->list_details = details;
+	e->items = b.items;
+	e->n_items = b.n;
+	e->rgs = b.rgs;
+	e->n_rgs = b.n_rgs;
+	e->list_seq = c->list_seq = b.seq;
+	e->list_details = b.details;
 	return DBX_OK;
 oom:
 	/* The entries indexed so far point at seq, which no listing carries: the old listing
 	 * answers lookups of the others until the next refresh. */
-	c->list_seq = seq;
-	free(rgs);
-	free_items(items, n);
+	c->list_seq = b.seq;
+	free(b.rgs);
+	free_items(b.items, b.n);
 	return DBX_ENOMEM;
 }
 
@@ -765,7 +831,7 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 {
 	struct collect col = {0};
 	struct dbx_error fetch_err = {0};
-	uint64_t gen = e->gen, put_seq_before;
+	uint64_t gen = e->gen, put_seq_before, at_ms;
 	bool waited = false;
 	enum dbx_err rc;
 
@@ -794,14 +860,16 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 	if (rc == DBX_OK && col.oom)
 		rc = dbx_error_set(&fetch_err, DBX_ENOMEM, "out of memory while listing");
 	pthread_mutex_lock(&c->lock);
+	at_ms = now_ms(c);
 	if (rc == DBX_OK) {
-		rc = sub ? apply_jobs(c, e, sub, &col, put_seq_before) : apply_root(c, &col);
+		rc = sub ? apply_jobs(c, e, sub, NULL, &col, put_seq_before, at_ms)
+			 : apply_root(c, &col);
 		if (rc != DBX_OK)
 			dbx_error_set(&fetch_err, rc, "out of memory while listing");
 	}
 	if (rc == DBX_OK) {
 		e->has_listing = true;
-		e->listed_ms = now_ms(c);
+		e->listed_ms = at_ms;
 		dbx_error_clear(&e->err);
 	} else {
 		e->err = fetch_err;
@@ -813,6 +881,88 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 	e->rc = rc;
 	e->gen++;
 	e->fetching = false;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	collect_free(&col);
+	pthread_mutex_lock(&c->lock);
+	return rc;
+}
+
+/* Whether the orders of resource group entry ge (listed in se) are within the TTL. */
+static bool rg_fresh(const struct dbx_cache *c, const struct entry *se, const struct entry *ge)
+{
+	return within_ttl(c, se->listed_ms) || (ge->rg_listed && within_ttl(c, ge->rg_listed_ms));
+}
+
+/*
+ * Make the orders of resource group entry ge (named rg, listed in
+ * subscription entry se) fresh within the TTL by re-listing that resource
+ * group alone: its own pages, not the subscription's. Single flight, also
+ * with a re-list of the whole subscription in flight (that one is
+ * waited for). A 404 (the group is gone) lists it empty. Lock held;
+ * dropped while ARM answers. A failed refresh keeps the old items and
+ * returns the failure (held as refresh_listing's are).
+ */
+static enum dbx_err refresh_rg(struct dbx_cache *c, struct entry *se, struct entry *ge,
+			       const char *sub, const char *rg, struct dbx_error *err)
+{
+	struct collect col = {0};
+	struct dbx_error fetch_err = {0};
+	uint64_t gen = ge->gen, sgen = se->gen, put_seq_before, at_ms;
+	bool waited = false;
+	enum dbx_err rc;
+
+	while (se->fetching || ge->fetching) {
+		wait_refresh(c);
+		waited = true;
+	}
+	if (rg_fresh(c, se, ge))
+		return DBX_OK;
+	if (waited && (ge->gen != gen || se->gen != sgen)) {
+		/* A refresh finished while we waited, and failed or was already stale: share it. */
+		const struct entry *x = ge->gen != gen ? ge : se;
+
+		if (x->rc != DBX_OK && err)
+			*err = x->err;
+		return x->rc;
+	}
+	if (failure_held(c, ge)) {
+		if (err)
+			*err = ge->err;
+		return ge->rc;
+	}
+	ge->fetching = true;
+	put_seq_before = c->put_seq;
+	pthread_mutex_unlock(&c->lock);
+	rc = dbx_arm_list_jobs(c->arm, sub, rg, collect_job, &col, &fetch_err);
+	if (rc == DBX_ENOTFOUND) {
+		collect_free(&col);
+		memset(&col, 0, sizeof(col));
+		rc = DBX_OK;
+	}
+	if (rc == DBX_OK && col.oom)
+		rc = dbx_error_set(&fetch_err, DBX_ENOMEM, "out of memory while listing");
+	pthread_mutex_lock(&c->lock);
+	at_ms = now_ms(c);
+	if (rc == DBX_OK && listed_in(ge, se)) {
+		rc = apply_jobs(c, se, sub, rg, &col, put_seq_before, at_ms);
+		if (rc != DBX_OK)
+			dbx_error_set(&fetch_err, rc, "out of memory while listing");
+	}
+	if (rc == DBX_OK) {
+		ge->rg_listed = true;
+		ge->rg_listed_ms = at_ms;
+		dbx_error_clear(&ge->err);
+	} else {
+		ge->err = fetch_err;
+		ge->err.err = rc;
+		ge->failed_ms = now_ms(c);
+		if (err)
+			*err = fetch_err;
+	}
+	ge->rc = rc;
+	ge->gen++;
+	ge->fetching = false;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	collect_free(&col);
@@ -895,7 +1045,7 @@ enum dbx_err dbx_cache_list(struct dbx_cache *c, const char *subscription,
 			    const char *resource_group, struct dbx_dirlist *out,
 			    struct dbx_error *err)
 {
-	struct entry *e = &c->root;
+	struct entry *e = &c->root, *ge = NULL;
 	enum dbx_err rc = DBX_OK;
 
 	out->v = NULL;
@@ -908,7 +1058,13 @@ enum dbx_err dbx_cache_list(struct dbx_cache *c, const char *subscription,
 			goto out;
 		}
 	}
-	if (!(e == &c->root && c->static_root))
+	if (resource_group)
+		ge = find(c, subscription, resource_group, NULL);
+	/* A resource group the listing knows is re-listed alone: its pages, not the subscription's.
+	 */
+	if (listed_in(ge, e))
+		rc = refresh_rg(c, e, ge, subscription, resource_group, err);
+	else if (!(e == &c->root && c->static_root))
 		rc = refresh_listing(c, e, subscription, true, err);
 	if (rc == DBX_OK)
 		rc = build_dirlist(c, e, subscription, resource_group, out);
@@ -1090,30 +1246,40 @@ static void note_read(struct dbx_cache *c, struct entry *e)
  * tar, rsync, ls -lR, find, many readers). One order read alone GETs.
  * Never with cache_ttl=0, where every read asks for its own order. Lock held.
  */
-static bool refresh_by_listing(struct dbx_cache *c, const struct entry *e)
+static bool refresh_by_listing(struct dbx_cache *c, const struct entry *e, const char *sub,
+			       const char *rg)
 {
 	const struct entry *se = e->feed;
+	const struct entry *ge;
 
 	if (c->ttl_ms == 0 || !listed_in(e, se) || !se->list_details)
 		return false;
-	return se->fetching || (se->walked && now_ms(c) - se->walk_ms < c->ttl_ms);
+	ge = find(c, sub, rg, NULL);
+	return se->fetching || (ge && ge->fetching) ||
+	       (se->walked && now_ms(c) - se->walk_ms < c->ttl_ms);
 }
 
 /*
- * Refresh stale order entry e through its listing (refresh_by_listing),
- * sharing the re-list with every other reader. True when that settled e:
+ * Refresh stale order entry e through its listing (refresh_by_listing):
+ * a re-list of its resource group rg (refresh_rg), shared with every
+ * other reader. True when that settled e:
  * the new listing fed it (or a write published it meanwhile), or the
  * re-list failed, which is then e's failure too. False when the listing
  * came back without e's details: e is to be fetched alone. Lock held;
  * dropped while ARM answers.
  */
-static bool refreshed_by_listing(struct dbx_cache *c, struct entry *e, const char *sub)
+static bool refreshed_by_listing(struct dbx_cache *c, struct entry *e, const char *sub,
+				 const char *rg)
 {
 	struct dbx_error fetch_err = {0};
+	struct entry *ge = find(c, sub, rg, NULL);
 	uint64_t gen = e->gen;
 	enum dbx_err rc;
 
-	rc = refresh_listing(c, e->feed, sub, true, &fetch_err);
+	if (listed_in(ge, e->feed))
+		rc = refresh_rg(c, e->feed, ge, sub, rg, &fetch_err);
+	else
+		rc = refresh_listing(c, e->feed, sub, true, &fetch_err);
 	if (e->gen != gen)
 		return true;
 	if (rc == DBX_OK)
@@ -1159,8 +1325,8 @@ enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
 	if ((e->fetched && within_ttl(c, e->fetched_ms)) || (waited && e->gen != gen) ||
 	    failure_held(c, e))
 		goto done;
-	if (refresh_by_listing(c, e)) {
-		if (refreshed_by_listing(c, e, subscription))
+	if (refresh_by_listing(c, e, subscription, resource_group)) {
+		if (refreshed_by_listing(c, e, subscription, resource_group))
 			goto done;
 		/* The listing came back without this order's details: ask for it alone. */
 		gen = e->gen;

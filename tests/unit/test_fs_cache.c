@@ -346,14 +346,16 @@ static void test_list_without_details(void **state)
 	env_free(env);
 }
 
-#define JOBS_PAGE1_LATER                                                                           \
+#define RG1_LATER                                                                                  \
 	"{\"value\": [" JOB("rg1", "order1", "DeviceOrdered", DETAILS) ", " JOB(                   \
-	    "rg1", "order2", "Delivered", DETAILS) "], \"nextLink\": \"" NEXT "\"}"
+	    "rg1", "order2", "Delivered", DETAILS) ", " JOB("rg1", "order4", "Delivered",          \
+							    DETAILS) "]}"
 
 /*
  * Past the TTL, one order read alone is one GET; once a second order of
  * the same listing is read within the TTL (a walk), the stale orders are
- * refreshed by one re-list of the pages, never by a GET each.
+ * refreshed by re-listing their resource group's pages, never by a GET
+ * each, and what that re-list says (a new order) is what the group lists.
  */
 static void test_stale_walk_relists(void **state)
 {
@@ -362,10 +364,11 @@ static void test_stale_walk_relists(void **state)
 	    {.status = 200, .body = JOBS_PAGE1},
 	    {.status = 200, .body = JOBS_PAGE2},
 	    {.status = 200, .body = JOB("rg1", "order1", "DeviceOrdered", DETAILS)},
-	    {.status = 200, .body = JOBS_PAGE1_LATER},
+	    {.status = 200, .body = RG1_LATER},
 	    {.status = 200, .body = JOBS_PAGE2},
 	};
 	struct env *env = env_new(script, 6, 2000, NULL);
+	struct listing l;
 	size_t len;
 	char *buf;
 
@@ -386,14 +389,19 @@ static void test_stale_walk_relists(void **state)
 	assert_string_equal(buf, "Delivered\n");
 	free(buf);
 	assert_int_equal(N_GETS(env), 1);
-	assert_int_equal(N_LISTS(env), 4); /* both pages once more, for both orders */
+	assert_int_equal(N_LISTS(env), 4); /* one page per resource group */
+	assert_non_null(strstr(env->ft.calls[4].url, "/resourceGroups/rg1/providers/"));
+	assert_non_null(strstr(env->ft.calls[5].url, "/resourceGroups/RG2/providers/"));
 	assert_int_equal(env->ft.n_calls, 6);
+	list(env, "/" SUB "/rg1", &l);
+	assert_int_equal(l.n, 5);
+	assert_string_equal(l.names[4], "order4");
 
 	/* Within the TTL of the re-list, the orders and their resource groups cost nothing. */
 	env->fc.now += 1000;
 	buf = read_file(env, "/" SUB "/rg1/order1/encryption.json", &len);
 	free(buf);
-	assert_int_equal(walk(env, "/" SUB "/rg1"), 2 * 8);
+	assert_int_equal(walk(env, "/" SUB "/rg1"), 3 * 8);
 	assert_int_equal(walk(env, "/" SUB "/RG2"), 8);
 	assert_int_equal(env->ft.n_calls, 6);
 	env_free(env);
