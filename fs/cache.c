@@ -11,6 +11,15 @@
  * their lower-cased key ("sub", "sub/rg", "sub/rg/order") and never freed
  * before the cache, which is what keeps inode numbers stable.
  *
+ * Listings index themselves: each order and resource group entry knows
+ * its place in its subscription's current listing (feed, feed_seq, item),
+ * each resource group chains its items, and the hash table doubles with
+ * its entries, so a lookup or a resource group's readdir costs the same
+ * at 10,000 orders as at 10. A subscription entry also remembers which of
+ * its orders was read last: a stale order of a listing being walked is
+ * refreshed by re-listing its resource group (refresh_rg, single flight),
+ * an order read alone by its own GET (docs/architecture.md, "Freshness").
+ *
  * A listing item that ARM sent malformed but named (struct dbx_order's
  * malformed) is listed like the others and marks only its own order entry
  * failed, as a failed GET would (mark_malformed): one bad order never
@@ -24,6 +33,9 @@
  * write published it (the in-flight answer may predate the PATCH).
  */
 #include <ctype.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -37,6 +49,36 @@
 #define MIN_BUCKETS 1024 /* the table doubles when it holds twice as many entries */
 #define NO_ITEM	    SIZE_MAX
 
+/*
+ * One page of a job listing, shared by the items it listed: where it was
+ * read from (a nextLink, verbatim), so a walk can read that page again
+ * alone (refresh_page), and when. Refcounted (atomically: the listing
+ * callbacks run without the lock); the other fields under the lock.
+ */
+struct page {
+	int refs;
+	char *url;
+	bool fetching;	    /* a re-read is in flight; others wait on cache->cond */
+	uint64_t at_ms;	    /* when its latest answer arrived */
+	enum dbx_err rc;    /* how its latest re-read ended */
+	uint64_t failed_ms; /* when that failed */
+};
+
+static struct page *page_get(struct page *pg)
+{
+	if (pg)
+		__atomic_add_fetch(&pg->refs, 1, __ATOMIC_ACQ_REL);
+	return pg;
+}
+
+static void page_put(struct page *pg)
+{
+	if (!pg || __atomic_sub_fetch(&pg->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	free(pg->url);
+	free(pg);
+}
+
 /* One line of a listing: a subscription (rg NULL) or an order. */
 struct item {
 	char *rg;
@@ -45,6 +87,7 @@ struct item {
 	time_t mtime;
 	size_t next_in_rg; /* the next order of the same resource group, or NO_ITEM */
 	bool gone;	   /* the order answered 404 since: no longer listed */
+	struct page *page; /* the page that listed the order (a reference), or NULL */
 };
 
 struct dbx_snap {
@@ -294,6 +337,37 @@ static uint64_t dir_ino(const struct entry *e)
 	return e->num << DBX_INO_SHIFT;
 }
 
+/*
+ * A listing was parsed and applied: hand the memory its pages took back.
+ * The pages of a listing are parsed whole (JSON trees several times the
+ * size of the orders kept), in whichever FUSE thread missed, and glibc
+ * keeps each thread's freed arena: without this the mount's RSS grows
+ * by the parse peak of every thread that ever re-listed. Lock not held.
+ */
+static void release_parse_memory(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
+/*
+ * order, copied now that the page it was parsed from is freed, so the
+ * state the cache keeps lies together instead of pinning the pages of
+ * the JSON tree it was read out of (20 small strings per order, once
+ * spread over megabytes of parse). The original is freed; on ENOMEM it is
+ * kept as it is.
+ */
+static struct dbx_order *compact_order(struct dbx_order *order)
+{
+	struct dbx_order *copy = dbx_order_dup(order);
+
+	if (!copy)
+		return order;
+	dbx_order_free(order);
+	return copy;
+}
+
 /* Wait for some refresh to finish. Lock held. */
 static void wait_refresh(struct dbx_cache *c)
 {
@@ -456,6 +530,7 @@ static void free_items(struct item *items, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(items[i].rg);
 		free(items[i].name);
+		page_put(items[i].page);
 	}
 	free(items);
 }
@@ -558,6 +633,10 @@ struct collect {
 	struct dbx_order **orders;
 	size_t n, cap;
 	bool oom;
+	/* With a page callback (collect_page): the page of each order, and the current one. */
+	struct page **pages;
+	struct page *cur;
+	uint64_t at_ms;
 };
 
 static bool collect_grow(struct collect *col, size_t elem, void **arr)
@@ -594,6 +673,7 @@ static int collect_job(void *ctx, struct dbx_order *order)
 {
 	struct collect *col = ctx;
 	void *arr = col->orders;
+	size_t cap = col->cap;
 
 	if (!collect_grow(col, sizeof(struct dbx_order *), &arr)) {
 		dbx_order_free(order);
@@ -601,7 +681,44 @@ static int collect_job(void *ctx, struct dbx_order *order)
 		return 1;
 	}
 	col->orders = arr;
+	if (col->cur && (col->cap != cap || !col->pages)) {
+		struct page **grown = realloc(col->pages, col->cap * sizeof(*grown));
+
+		if (!grown) {
+			dbx_order_free(order);
+			col->oom = true;
+			return 1;
+		}
+		col->pages = grown;
+	}
+	if (col->cur)
+		col->pages[col->n] = page_get(col->cur);
 	col->orders[col->n++] = order;
+	return 0;
+}
+
+/* A new page begins: its jobs will carry it (dbx_arm_page_cb). */
+static int collect_page(void *ctx, const char *url)
+{
+	struct collect *col = ctx;
+	struct page *pg = calloc(1, sizeof(*pg));
+
+	if (pg)
+		pg->url = strdup(url);
+	if (!pg || !pg->url) {
+		free(pg);
+		col->oom = true;
+		return 1;
+	}
+	pg->refs = 1;
+	/* An order before the first page never comes: pages and orders stay in step. */
+	if (col->n > 0 && !col->pages) {
+		page_put(pg);
+		col->oom = true;
+		return 1;
+	}
+	page_put(col->cur);
+	col->cur = pg;
 	return 0;
 }
 
@@ -612,7 +729,11 @@ static void collect_free(struct collect *col)
 			free(col->subs[i]);
 		if (col->orders)
 			dbx_order_free(col->orders[i]);
+		if (col->pages)
+			page_put(col->pages[i]);
 	}
+	free(col->pages);
+	page_put(col->cur);
 	free(col->subs);
 	free(col->orders);
 }
@@ -717,6 +838,10 @@ static enum dbx_err add_orders(struct dbx_cache *c, struct entry *e, const char 
 			return DBX_ENOMEM;
 		it->num = oe->num;
 		it->mtime = o->mtime > 0 ? o->mtime : oe->snap ? oe->snap->mtime : c->started;
+		if (col->pages) {
+			it->page = page_get(col->pages[i]);
+			it->page->at_ms = b->at_ms;
+		}
 		if (index_item(e, b->items, b->n - 1, oe, ge, b->seq, &b->rgs, &b->n_rgs) != DBX_OK)
 			return DBX_ENOMEM;
 		b->details |= o->has_details;
@@ -733,7 +858,7 @@ static enum dbx_err add_orders(struct dbx_cache *c, struct entry *e, const char 
 		/* A write published after this listing was asked for is newer: keep it. */
 		if (o->has_details && !oe->fetching && oe->put_seq <= put_seq_before) {
 			col->orders[i] = NULL;
-			if (publish_order(c, oe, o) != DBX_OK)
+			if (publish_order(c, oe, compact_order(o)) != DBX_OK)
 				return DBX_ENOMEM;
 			/* As old as the listing: it and its orders go stale together. */
 			oe->fetched_ms = b->at_ms;
@@ -764,6 +889,7 @@ static enum dbx_err keep_item(struct dbx_cache *c, struct entry *e, const char *
 		return DBX_ENOMEM;
 	it->num = old->num;
 	it->mtime = old->mtime;
+	it->page = page_get(old->page);
 	return index_item(e, b->items, b->n - 1, oe, ge, b->seq, &b->rgs, &b->n_rgs);
 }
 
@@ -854,7 +980,8 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 	put_seq_before = c->put_seq;
 	pthread_mutex_unlock(&c->lock);
 	if (sub)
-		rc = dbx_arm_list_jobs(c->arm, sub, NULL, collect_job, &col, &fetch_err);
+		rc = dbx_arm_list_jobs_paged(c->arm, sub, NULL, collect_page, collect_job, &col,
+					     &fetch_err);
 	else
 		rc = dbx_arm_list_subscriptions(c->arm, collect_sub, &col, &fetch_err);
 	if (rc == DBX_OK && col.oom)
@@ -884,6 +1011,7 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	collect_free(&col);
+	release_parse_memory();
 	pthread_mutex_lock(&c->lock);
 	return rc;
 }
@@ -934,7 +1062,7 @@ static enum dbx_err refresh_rg(struct dbx_cache *c, struct entry *se, struct ent
 	ge->fetching = true;
 	put_seq_before = c->put_seq;
 	pthread_mutex_unlock(&c->lock);
-	rc = dbx_arm_list_jobs(c->arm, sub, rg, collect_job, &col, &fetch_err);
+	rc = dbx_arm_list_jobs_paged(c->arm, sub, rg, collect_page, collect_job, &col, &fetch_err);
 	if (rc == DBX_ENOTFOUND) {
 		collect_free(&col);
 		memset(&col, 0, sizeof(col));
@@ -966,6 +1094,7 @@ static enum dbx_err refresh_rg(struct dbx_cache *c, struct entry *se, struct ent
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	collect_free(&col);
+	release_parse_memory();
 	pthread_mutex_lock(&c->lock);
 	return rc;
 }
@@ -1260,6 +1389,82 @@ static bool refresh_by_listing(struct dbx_cache *c, const struct entry *e, const
 }
 
 /*
+ * Refresh stale order entry e, of a walked listing, by reading the page
+ * that listed it again (its URL verbatim): the pages a walk reaches after
+ * they went stale cost one request each per cache_ttl, whatever the
+ * size of their resource group. The orders of that page that the listing
+ * holds are fed as a listing feeds them (put_seq and malformed rules
+ * included); others are left to the next listing. True when that
+ * settled e; false when e is to be refreshed otherwise (the page failed,
+ * was fresh without e, or no longer lists e). Lock held; dropped while
+ * ARM answers.
+ */
+static bool refreshed_by_page(struct dbx_cache *c, struct entry *e, const char *sub)
+{
+	struct collect col = {0};
+	struct dbx_error fetch_err = {0};
+	struct entry *se = e->feed;
+	uint64_t gen = e->gen, put_seq_before, at_ms;
+	struct page *pg;
+	enum dbx_err rc;
+
+	if (!listed_in(e, se) || !se->items[e->item].page)
+		return false;
+	pg = page_get(se->items[e->item].page);
+	while (pg->fetching || se->fetching) {
+		wait_refresh(c);
+		if (e->gen != gen)
+			goto out;
+	}
+	if (within_ttl(c, pg->at_ms) ||
+	    (pg->rc != DBX_OK && now_ms(c) - pg->failed_ms < DBX_CACHE_FAIL_HOLD_MS))
+		goto out;
+	pg->fetching = true;
+	put_seq_before = c->put_seq;
+	pthread_mutex_unlock(&c->lock);
+	rc = dbx_arm_list_job_page(c->arm, pg->url, sub, collect_job, &col, &fetch_err);
+	if (rc == DBX_OK && col.oom)
+		rc = DBX_ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	at_ms = now_ms(c);
+	for (size_t i = 0; rc == DBX_OK && i < col.n; i++) {
+		struct dbx_order *o = col.orders[i];
+		struct entry *oe =
+		    o->resource_group && o->name ? find(c, sub, o->resource_group, o->name) : NULL;
+
+		if (!listed_in(oe, se) || oe->fetching || oe->put_seq > put_seq_before)
+			continue;
+		if (o->malformed) {
+			mark_malformed(c, oe, o->malformed);
+		} else if (o->has_details) {
+			col.orders[i] = NULL;
+			if (o->mtime > 0)
+				se->items[oe->item].mtime = o->mtime;
+			if (publish_order(c, oe, compact_order(o)) != DBX_OK)
+				continue; /* stays stale: refreshed otherwise */
+		} else {
+			continue;
+		}
+		oe->fetched_ms = at_ms;
+		oe->gen++;
+	}
+	pg->rc = rc;
+	if (rc == DBX_OK)
+		pg->at_ms = at_ms;
+	else
+		pg->failed_ms = at_ms;
+	pg->fetching = false;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	collect_free(&col);
+	release_parse_memory();
+	pthread_mutex_lock(&c->lock);
+out:
+	page_put(pg);
+	return e->gen != gen;
+}
+
+/*
  * Refresh stale order entry e through its listing (refresh_by_listing):
  * a re-list of its resource group rg (refresh_rg), shared with every
  * other reader. True when that settled e:
@@ -1326,7 +1531,8 @@ enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
 	    failure_held(c, e))
 		goto done;
 	if (refresh_by_listing(c, e, subscription, resource_group)) {
-		if (refreshed_by_listing(c, e, subscription, resource_group))
+		if (refreshed_by_page(c, e, subscription) ||
+		    refreshed_by_listing(c, e, subscription, resource_group))
 			goto done;
 		/* The listing came back without this order's details: ask for it alone. */
 		gen = e->gen;

@@ -346,6 +346,9 @@ static void test_list_without_details(void **state)
 	env_free(env);
 }
 
+#define JOBS_PAGE1_LATER                                                                           \
+	"{\"value\": [" JOB("rg1", "order1", "DeviceOrdered", DETAILS) ", " JOB(                   \
+	    "rg1", "order2", "Delivered", DETAILS) "], \"nextLink\": \"" NEXT "\"}"
 #define RG1_LATER                                                                                  \
 	"{\"value\": [" JOB("rg1", "order1", "DeviceOrdered", DETAILS) ", " JOB(                   \
 	    "rg1", "order2", "Delivered", DETAILS) ", " JOB("rg1", "order4", "Delivered",          \
@@ -353,9 +356,11 @@ static void test_list_without_details(void **state)
 
 /*
  * Past the TTL, one order read alone is one GET; once a second order of
- * the same listing is read within the TTL (a walk), the stale orders are
- * refreshed by re-listing their resource group's pages, never by a GET
- * each, and what that re-list says (a new order) is what the group lists.
+ * the same listing is read within the TTL (a walk), each stale order is
+ * refreshed by reading again the page that listed it (its URL, nextLink
+ * included, verbatim), never by a GET each; a readdir of the resource
+ * group re-lists that group alone, and what it says (a new order) is
+ * what the group lists.
  */
 static void test_stale_walk_relists(void **state)
 {
@@ -364,10 +369,11 @@ static void test_stale_walk_relists(void **state)
 	    {.status = 200, .body = JOBS_PAGE1},
 	    {.status = 200, .body = JOBS_PAGE2},
 	    {.status = 200, .body = JOB("rg1", "order1", "DeviceOrdered", DETAILS)},
-	    {.status = 200, .body = RG1_LATER},
+	    {.status = 200, .body = JOBS_PAGE1_LATER},
 	    {.status = 200, .body = JOBS_PAGE2},
+	    {.status = 200, .body = RG1_LATER},
 	};
-	struct env *env = env_new(script, 6, 2000, NULL);
+	struct env *env = env_new(script, 7, 2000, NULL);
 	struct listing l;
 	size_t len;
 	char *buf;
@@ -383,27 +389,32 @@ static void test_stale_walk_relists(void **state)
 	assert_int_equal(N_LISTS(env), 2);
 
 	buf = read_file(env, "/" SUB "/rg1/order2/status", &len);
-	assert_string_equal(buf, "Delivered\n"); /* from the re-list */
+	assert_string_equal(buf, "Delivered\n"); /* from page 1, read again */
+	free(buf);
+	buf = read_file(env, "/" SUB "/rg1/order1/key_url", &len); /* fed by the same page */
 	free(buf);
 	buf = read_file(env, "/" SUB "/RG2/order3/status", &len);
 	assert_string_equal(buf, "Delivered\n");
 	free(buf);
 	assert_int_equal(N_GETS(env), 1);
-	assert_int_equal(N_LISTS(env), 4); /* one page per resource group */
-	assert_non_null(strstr(env->ft.calls[4].url, "/resourceGroups/rg1/providers/"));
-	assert_non_null(strstr(env->ft.calls[5].url, "/resourceGroups/RG2/providers/"));
+	assert_int_equal(N_LISTS(env), 4);
+	assert_string_equal(env->ft.calls[4].url, env->ft.calls[1].url);
+	assert_string_equal(env->ft.calls[5].url, NEXT);
 	assert_int_equal(env->ft.n_calls, 6);
+
 	list(env, "/" SUB "/rg1", &l);
+	assert_non_null(strstr(env->ft.calls[6].url, "/resourceGroups/rg1/providers/"));
 	assert_int_equal(l.n, 5);
 	assert_string_equal(l.names[4], "order4");
 
-	/* Within the TTL of the re-list, the orders and their resource groups cost nothing. */
+	/* Within the TTL, the orders (and rg1, re-listed) cost nothing. */
 	env->fc.now += 1000;
 	buf = read_file(env, "/" SUB "/rg1/order1/encryption.json", &len);
 	free(buf);
 	assert_int_equal(walk(env, "/" SUB "/rg1"), 3 * 8);
-	assert_int_equal(walk(env, "/" SUB "/RG2"), 8);
-	assert_int_equal(env->ft.n_calls, 6);
+	buf = read_file(env, "/" SUB "/RG2/order3/errors", &len);
+	free(buf);
+	assert_int_equal(env->ft.n_calls, 7);
 	env_free(env);
 }
 
