@@ -102,10 +102,10 @@ struct entry {
 	struct entry *next;
 	uint64_t num;
 
-	bool fetching;	 /* a refresh is in flight; others wait on cache->cond */
-	uint64_t gen;	 /* bumped when a refresh finishes */
-	enum dbx_err rc; /* the result of the latest refresh */
-	struct dbx_error err;
+	bool fetching;	       /* a refresh is in flight; others wait on cache->cond */
+	uint64_t gen;	       /* bumped when a refresh finishes */
+	enum dbx_err rc;       /* the result of the latest refresh */
+	struct dbx_error *err; /* why, when rc says it failed (keep_error), else NULL */
 	time_t err_time;
 	uint64_t failed_ms; /* when the latest refresh failed, when rc says it did */
 
@@ -147,7 +147,7 @@ struct entry {
 	bool writing;	  /* a write holds this order's write lock */
 	uint64_t put_seq; /* cache->put_seq when a write last published this order, else 0 */
 	bool has_write_err;
-	struct dbx_error write_err;
+	struct dbx_error *write_err; /* with has_write_err */
 	time_t write_err_time;
 	char write_target[32];
 	time_t write_changed; /* the errors file gained or lost its last-write block */
@@ -203,6 +203,37 @@ static bool failure_held(const struct dbx_cache *c, const struct entry *e)
 {
 	return e->rc != DBX_OK && e->rc != DBX_ENOTFOUND && e->rc != DBX_EINTR &&
 	       now_ms(c) - e->failed_ms < DBX_CACHE_FAIL_HOLD_MS;
+}
+
+/*
+ * The details of an error live out of line: struct dbx_error is over a
+ * kilobyte, and an entry per order carried two of them, most of the
+ * cache's memory for orders that never failed.
+ */
+static const struct dbx_error lost_error = {
+    .err = DBX_ENOMEM, .message = "out of memory (the error's details were lost)"};
+
+/* Keep a copy of src, as rc, in *slot (allocated on first use). Lock held. */
+static void keep_error(struct dbx_error **slot, const struct dbx_error *src, enum dbx_err rc)
+{
+	if (!*slot)
+		*slot = malloc(sizeof(**slot));
+	if (!*slot)
+		return; /* error_of() answers lost_error */
+	**slot = *src;
+	(*slot)->err = rc;
+}
+
+static void drop_error(struct dbx_error **slot)
+{
+	free(*slot);
+	*slot = NULL;
+}
+
+/* What keep_error kept, or a stand-in when it could not. */
+static const struct dbx_error *error_of(const struct dbx_error *slot)
+{
+	return slot ? slot : &lost_error;
 }
 
 /* "a/b/c" lower-cased from up to three parts; NULL parts end the key. */
@@ -474,7 +505,7 @@ static void settle_write(struct dbx_cache *c, struct entry *e)
 	if (!e->landed || !e->has_write_err || !e->landed(e->snap->order, e->landed_ctx))
 		return;
 	e->has_write_err = false;
-	dbx_error_clear(&e->write_err);
+	drop_error(&e->write_err);
 	e->write_changed = wall(c);
 	forget_landed(e);
 }
@@ -500,7 +531,7 @@ static enum dbx_err publish_order(struct dbx_cache *c, struct entry *e, struct d
 	e->fetched = true;
 	e->fetched_ms = now_ms(c);
 	e->rc = DBX_OK;
-	dbx_error_clear(&e->err);
+	drop_error(&e->err);
 	settle_write(c, e);
 	return DBX_OK;
 }
@@ -514,12 +545,12 @@ static enum dbx_err publish_order(struct dbx_cache *c, struct entry *e, struct d
  */
 static void mark_malformed(struct dbx_cache *c, struct entry *e, const struct dbx_error *why)
 {
-	bool same = e->fetched && e->rc == DBX_EREMOTE && strcmp(e->err.message, why->message) == 0;
+	bool same = e->fetched && e->rc == DBX_EREMOTE && e->err &&
+		    strcmp(e->err->message, why->message) == 0;
 
 	if (!same)
 		e->err_time = wall(c);
-	e->err = *why;
-	e->err.err = DBX_EREMOTE;
+	keep_error(&e->err, why, DBX_EREMOTE);
 	e->rc = DBX_EREMOTE;
 	e->fetched = true;
 	e->fetched_ms = now_ms(c);
@@ -604,12 +635,15 @@ void dbx_cache_free(struct dbx_cache *c)
 			free(e->rgs);
 			snap_put(e->snap);
 			forget_landed(e);
+			drop_error(&e->err);
+			drop_error(&e->write_err);
 			free(e->key);
 			free(e);
 			e = next;
 		}
 	}
 	free_items(c->root.items, c->root.n_items);
+	drop_error(&c->root.err);
 	free(c->buckets);
 	pthread_cond_destroy(&c->cond);
 	pthread_cond_destroy(&c->wcond);
@@ -973,7 +1007,7 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 	if ((waited && e->gen != gen) || failure_held(c, e)) {
 		/* Someone refreshed while we waited: share their result. */
 		if (e->rc != DBX_OK && err)
-			*err = e->err;
+			*err = *error_of(e->err);
 		return e->rc;
 	}
 	e->fetching = true;
@@ -997,10 +1031,9 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 	if (rc == DBX_OK) {
 		e->has_listing = true;
 		e->listed_ms = at_ms;
-		dbx_error_clear(&e->err);
+		drop_error(&e->err);
 	} else {
-		e->err = fetch_err;
-		e->err.err = rc;
+		keep_error(&e->err, &fetch_err, rc);
 		e->failed_ms = now_ms(c);
 		if (err)
 			*err = fetch_err;
@@ -1051,12 +1084,12 @@ static enum dbx_err refresh_rg(struct dbx_cache *c, struct entry *se, struct ent
 		const struct entry *x = ge->gen != gen ? ge : se;
 
 		if (x->rc != DBX_OK && err)
-			*err = x->err;
+			*err = *error_of(x->err);
 		return x->rc;
 	}
 	if (failure_held(c, ge)) {
 		if (err)
-			*err = ge->err;
+			*err = *error_of(ge->err);
 		return ge->rc;
 	}
 	ge->fetching = true;
@@ -1080,10 +1113,9 @@ static enum dbx_err refresh_rg(struct dbx_cache *c, struct entry *se, struct ent
 	if (rc == DBX_OK) {
 		ge->rg_listed = true;
 		ge->rg_listed_ms = at_ms;
-		dbx_error_clear(&ge->err);
+		drop_error(&ge->err);
 	} else {
-		ge->err = fetch_err;
-		ge->err.err = rc;
+		keep_error(&ge->err, &fetch_err, rc);
 		ge->failed_ms = now_ms(c);
 		if (err)
 			*err = fetch_err;
@@ -1330,12 +1362,12 @@ static void fill_view(struct dbx_cache *c, struct entry *e, struct dbx_order_vie
 	view->has_write_err = e->has_write_err;
 	view->write_changed = e->write_changed;
 	if (e->has_write_err) {
-		view->write_err = e->write_err;
+		view->write_err = *error_of(e->write_err);
 		view->write_err_time = e->write_err_time;
 		memcpy(view->write_target, e->write_target, sizeof(view->write_target));
 	}
 	if (e->rc != DBX_OK) {
-		view->err = e->err;
+		view->err = *error_of(e->err);
 		view->err_time = e->err_time;
 	}
 	if (e->rc == DBX_ENOTFOUND)
@@ -1490,8 +1522,7 @@ static bool refreshed_by_listing(struct dbx_cache *c, struct entry *e, const cha
 	if (rc == DBX_OK)
 		return false;
 	e->rc = rc;
-	e->err = fetch_err;
-	e->err.err = rc;
+	keep_error(&e->err, &fetch_err, rc);
 	e->err_time = wall(c);
 	e->fetched = true;
 	e->fetched_ms = now_ms(c);
@@ -1561,8 +1592,7 @@ enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
 	}
 	if (rc != DBX_OK) {
 		e->rc = rc;
-		e->err = fetch_err;
-		e->err.err = rc;
+		keep_error(&e->err, &fetch_err, rc);
 		e->err_time = wall(c);
 		e->fetched = true;
 		e->fetched_ms = now_ms(c);
@@ -1715,11 +1745,11 @@ void dbx_cache_write_result(struct dbx_cache *c, const char *subscription,
 		if (e->has_write_err)
 			e->write_changed = wall(c);
 		e->has_write_err = false;
-		dbx_error_clear(&e->write_err);
+		drop_error(&e->write_err);
 		goto out;
 	}
 	e->has_write_err = true;
-	e->write_err = *err;
+	keep_error(&e->write_err, err, err->err);
 	e->write_err_time = wall(c);
 	e->write_changed = e->write_err_time;
 	snprintf(e->write_target, sizeof(e->write_target), "%s", target ? target : "");
