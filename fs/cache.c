@@ -17,8 +17,9 @@
  * its entries, so a lookup or a resource group's readdir costs the same
  * at 10,000 orders as at 10. A subscription entry also remembers which of
  * its orders was read last: a stale order of a listing being walked is
- * refreshed by re-listing its resource group (refresh_rg, single flight),
- * an order read alone by its own GET (docs/architecture.md, "Freshness").
+ * refreshed by reading its page again (refreshed_by_page, single flight
+ * per page), else by re-listing its resource group (refresh_rg); an order
+ * read alone by its own GET (docs/architecture.md, "Freshness").
  *
  * A listing item that ARM sent malformed but named (struct dbx_order's
  * malformed) is listed like the others and marks only its own order entry
