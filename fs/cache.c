@@ -53,7 +53,7 @@
 /*
  * One page of a job listing, shared by the items it listed: where it was
  * read from (a nextLink, verbatim), so a walk can read that page again
- * alone (refresh_page), and when. Refcounted (atomically: the listing
+ * alone (refreshed_by_page), and when. Refcounted (atomically: the listing
  * callbacks run without the lock); the other fields under the lock.
  */
 struct page {

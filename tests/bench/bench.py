@@ -336,7 +336,8 @@ class Bench:
 		self.row("cold tar, 3000 orders: wall", spread(runs, 0), "-", "s", "-", True)
 
 	def scale_one(self, orders):
-		"""(FUSE-side seconds, RSS bytes per order, requests, pages) of ls -lR
+		"""(FUSE-side seconds, RSS bytes per order, requests, pages, wall, mount CPU
+		seconds) of ls -lR
 		then tar of orders orders at the default cache_ttl. The FUSE-side
 		time is the wall minus the span of the list answers: the pages the
 		walk made ARM send, each at the time one page takes in a listing
@@ -354,6 +355,7 @@ class Bench:
 		try:
 			os.listdir(mnt.path)
 			rss0 = vm_rss(mnt.proc.pid)
+			cpu0 = cpu_s(mnt.proc.pid)
 			self.emu.reset_counters()
 			t0 = time.monotonic()
 			p = harness.run(["ls", "-lR", mnt.path], timeout=1200)
@@ -362,12 +364,13 @@ class Bench:
 			tar_all(mnt)
 			wall = time.monotonic() - t0
 			rss1 = vm_rss(mnt.proc.pid)
+			cpu = cpu_s(mnt.proc.pid) - cpu0
 			c = self.emu.counters()
 		finally:
 			mnt.stop()
 		lists = sum(n for k, n in c["by_path"].items() if k.endswith("/providers/Microsoft.DataBox/jobs"))
 		arm = c["by_service"].get("arm", 0)
-		return wall - lists * per_page, (rss1 - rss0) / orders, arm, pages, wall
+		return wall - lists * per_page, (rss1 - rss0) / orders, arm, pages, wall, cpu
 
 	def scale(self):
 		small = self.scale_one(5000)
@@ -381,6 +384,9 @@ class Bench:
 				 "<= 4096", r[1] <= 4096)
 		self.row("scale: FUSE-side time 10000 / 5000", "%.2f / %.2f" % (big[0], small[0]), "-", "s",
 			 "<= 2.2x", ratio <= 2.2, "ratio %.2f" % ratio)
+		cpu_ratio = big[5] / small[5] if small[5] > 0 else float("inf")
+		self.row("scale: mount CPU time 10000 / 5000", "%.2f / %.2f" % (big[5], small[5]), "-", "s",
+			 "<= 2.2x", cpu_ratio <= 2.2, "ratio %.2f; not skewed by other load" % cpu_ratio)
 
 	def report(self):
 		print("databoxfs bench%s: %d orders (2 subscriptions, 3 resource groups, pages of %d), "
@@ -400,6 +406,13 @@ class Bench:
 
 
 # ---- helpers ----
+def cpu_s(pid):
+	"""User + system CPU seconds process pid has used."""
+	with open("/proc/%d/stat" % pid) as f:
+		fields = f.read().rsplit(")", 1)[1].split()
+	return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def vm_rss(pid):
 	"""VmRSS of process pid, in bytes."""
 	with open("/proc/%d/status" % pid) as f:
