@@ -11,6 +11,16 @@
  * their lower-cased key ("sub", "sub/rg", "sub/rg/order") and never freed
  * before the cache, which is what keeps inode numbers stable.
  *
+ * Listings index themselves: each order and resource group entry knows
+ * its place in its subscription's current listing (feed, feed_seq, item),
+ * each resource group chains its items, and the hash table doubles with
+ * its entries, so a lookup or a resource group's readdir costs the same
+ * at 10,000 orders as at 10. A subscription entry also remembers which of
+ * its orders was read last: a stale order of a listing being walked is
+ * refreshed by reading its page again (refreshed_by_page, single flight
+ * per page), else by re-listing its resource group (refresh_rg); an order
+ * read alone by its own GET (docs/architecture.md, "Freshness").
+ *
  * A listing item that ARM sent malformed but named (struct dbx_order's
  * malformed) is listed like the others and marks only its own order entry
  * failed, as a failed GET would (mark_malformed): one bad order never
@@ -24,16 +34,51 @@
  * write published it (the in-flight answer may predate the PATCH).
  */
 #include <ctype.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "attrs.h"
 #include "cache.h"
 
-#define NBUCKETS 1024
+#define MIN_BUCKETS 1024 /* the table doubles when it holds twice as many entries */
+#define NO_ITEM	    SIZE_MAX
+
+/*
+ * One page of a job listing, shared by the items it listed: where it was
+ * read from (a nextLink, verbatim), so a walk can read that page again
+ * alone (refreshed_by_page), and when. Refcounted (atomically: the listing
+ * callbacks run without the lock); the other fields under the lock.
+ */
+struct page {
+	int refs;
+	char *url;
+	bool fetching;	    /* a re-read is in flight; others wait on cache->cond */
+	uint64_t at_ms;	    /* when its latest answer arrived */
+	enum dbx_err rc;    /* how its latest re-read ended */
+	uint64_t failed_ms; /* when that failed */
+};
+
+static struct page *page_get(struct page *pg)
+{
+	if (pg)
+		__atomic_add_fetch(&pg->refs, 1, __ATOMIC_ACQ_REL);
+	return pg;
+}
+
+static void page_put(struct page *pg)
+{
+	if (!pg || __atomic_sub_fetch(&pg->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	free(pg->url);
+	free(pg);
+}
 
 /* One line of a listing: a subscription (rg NULL) or an order. */
 struct item {
@@ -41,6 +86,9 @@ struct item {
 	char *name;
 	uint64_t num; /* the interned number of the subscription or order */
 	time_t mtime;
+	size_t next_in_rg; /* the next order of the same resource group, or NO_ITEM */
+	bool gone;	   /* the order answered 404 since: no longer listed */
+	struct page *page; /* the page that listed the order (a reference), or NULL */
 };
 
 struct dbx_snap {
@@ -55,10 +103,10 @@ struct entry {
 	struct entry *next;
 	uint64_t num;
 
-	bool fetching;	 /* a refresh is in flight; others wait on cache->cond */
-	uint64_t gen;	 /* bumped when a refresh finishes */
-	enum dbx_err rc; /* the result of the latest refresh */
-	struct dbx_error err;
+	bool fetching;	       /* a refresh is in flight; others wait on cache->cond */
+	uint64_t gen;	       /* bumped when a refresh finishes */
+	enum dbx_err rc;       /* the result of the latest refresh */
+	struct dbx_error *err; /* why, when rc says it failed (keep_error), else NULL */
 	time_t err_time;
 	uint64_t failed_ms; /* when the latest refresh failed, when rc says it did */
 
@@ -67,6 +115,29 @@ struct entry {
 	uint64_t listed_ms;
 	struct item *items;
 	size_t n_items;
+	uint64_t list_seq;  /* which listing items is (cache->list_seq when it was made) */
+	bool list_details;  /* some order of that listing came with its details */
+	struct entry **rgs; /* its resource groups, in the order they first appear */
+	size_t n_rgs;
+	bool asked; /* an order of this listing was read: asked_num at asked_ms */
+	uint64_t asked_num;
+	uint64_t asked_ms;
+	bool walked; /* two different orders of it were read within cache_ttl, at walk_ms */
+	uint64_t walk_ms;
+
+	/*
+	 * Membership of a resource group or an order in the listing of its
+	 * subscription: feed's listing holds it when feed->list_seq == feed_seq;
+	 * an order is then feed->items[item], a resource group the chain of its
+	 * orders from rg_head (next_in_rg) to rg_tail, rg_live of them not gone.
+	 */
+	struct entry *feed;
+	uint64_t feed_seq;
+	size_t item;
+	size_t rg_head, rg_tail, rg_live;
+	/* A resource group re-listed on its own (refresh_rg) at rg_listed_ms. */
+	bool rg_listed;
+	uint64_t rg_listed_ms;
 
 	/* orders */
 	bool fetched; /* rc/snap hold the result of a refresh made at fetched_ms */
@@ -77,7 +148,7 @@ struct entry {
 	bool writing;	  /* a write holds this order's write lock */
 	uint64_t put_seq; /* cache->put_seq when a write last published this order, else 0 */
 	bool has_write_err;
-	struct dbx_error write_err;
+	struct dbx_error *write_err; /* with has_write_err */
 	time_t write_err_time;
 	char write_target[32];
 	time_t write_changed; /* the errors file gained or lost its last-write block */
@@ -95,7 +166,10 @@ struct dbx_cache {
 	time_t started;
 	bool static_root;
 	struct entry root;
-	struct entry *buckets[NBUCKETS];
+	struct entry **buckets;
+	size_t n_buckets; /* a power of two */
+	size_t n_entries;
+	uint64_t list_seq; /* bumped by every subscription listing published */
 	uint64_t next_num;
 	unsigned waiters;	/* threads in wait_refresh() */
 	unsigned write_waiters; /* threads waiting in dbx_cache_write_lock() */
@@ -141,6 +215,37 @@ static bool failure_held(const struct dbx_cache *c, const struct entry *e)
 	       now_ms(c) - e->failed_ms < DBX_CACHE_FAIL_HOLD_MS;
 }
 
+/*
+ * The details of an error live out of line: struct dbx_error is over a
+ * kilobyte, and an entry per order carried two of them, most of the
+ * cache's memory for orders that never failed.
+ */
+static const struct dbx_error lost_error = {
+    .err = DBX_ENOMEM, .message = "out of memory (the error's details were lost)"};
+
+/* Keep a copy of src, as rc, in *slot (allocated on first use). Lock held. */
+static void keep_error(struct dbx_error **slot, const struct dbx_error *src, enum dbx_err rc)
+{
+	if (!*slot)
+		*slot = malloc(sizeof(**slot));
+	if (!*slot)
+		return; /* error_of() answers lost_error */
+	**slot = *src;
+	(*slot)->err = rc;
+}
+
+static void drop_error(struct dbx_error **slot)
+{
+	free(*slot);
+	*slot = NULL;
+}
+
+/* What keep_error kept, or a stand-in when it could not. */
+static const struct dbx_error *error_of(const struct dbx_error *slot)
+{
+	return slot ? slot : &lost_error;
+}
+
 /* "a/b/c" lower-cased from up to three parts; NULL parts end the key. */
 static char *make_key(const char *a, const char *b, const char *cc)
 {
@@ -172,7 +277,51 @@ static size_t hash_key(const char *s)
 
 	for (; *s; s++)
 		h = h * 33 + (unsigned char)*s;
-	return h % NBUCKETS;
+	return h;
+}
+
+/*
+ * Double the table when it holds twice as many entries as buckets, so a
+ * lookup costs the same at 10,000 orders as at 100. Lock held; on ENOMEM
+ * the table stays as it is (only slower).
+ */
+static void grow_table(struct dbx_cache *c)
+{
+	size_t n = c->n_buckets * 2;
+	struct entry **b;
+
+	if (c->n_entries < 2 * c->n_buckets)
+		return;
+	b = calloc(n, sizeof(*b));
+	if (!b)
+		return;
+	for (size_t h = 0; h < c->n_buckets; h++) {
+		struct entry *e = c->buckets[h];
+
+		while (e) {
+			struct entry *next = e->next;
+			size_t k = hash_key(e->key) & (n - 1);
+
+			e->next = b[k];
+			b[k] = e;
+			e = next;
+		}
+	}
+	free(c->buckets);
+	c->buckets = b;
+	c->n_buckets = n;
+}
+
+/* The entry for key, or NULL when none was interned. Lock held. */
+static struct entry *find_key(const struct dbx_cache *c, const char *key)
+{
+	struct entry *e;
+
+	for (e = c->buckets[hash_key(key) & (c->n_buckets - 1)]; e; e = e->next) {
+		if (strcmp(e->key, key) == 0)
+			return e;
+	}
+	return NULL;
 }
 
 /* The entry for key (taken over on creation, else freed), or NULL on ENOMEM. Lock held. */
@@ -183,12 +332,10 @@ static struct entry *intern_key(struct dbx_cache *c, char *key)
 
 	if (!key)
 		return NULL;
-	h = hash_key(key);
-	for (e = c->buckets[h]; e; e = e->next) {
-		if (strcmp(e->key, key) == 0) {
-			free(key);
-			return e;
-		}
+	e = find_key(c, key);
+	if (e) {
+		free(key);
+		return e;
 	}
 	e = calloc(1, sizeof(*e));
 	if (!e) {
@@ -197,8 +344,11 @@ static struct entry *intern_key(struct dbx_cache *c, char *key)
 	}
 	e->key = key;
 	e->num = c->next_num++;
+	h = hash_key(key) & (c->n_buckets - 1);
 	e->next = c->buckets[h];
 	c->buckets[h] = e;
+	c->n_entries++;
+	grow_table(c);
 	return e;
 }
 
@@ -207,9 +357,56 @@ static struct entry *intern(struct dbx_cache *c, const char *a, const char *b, c
 	return intern_key(c, make_key(a, b, cc));
 }
 
+/* The entry of "a/b/c" when one was interned, else NULL (also on ENOMEM). Lock held. */
+static struct entry *find(const struct dbx_cache *c, const char *a, const char *b, const char *cc)
+{
+	char *key = make_key(a, b, cc);
+	struct entry *e = key ? find_key(c, key) : NULL;
+
+	free(key);
+	return e;
+}
+
+/* Whether the current listing of subscription entry se holds e (an order or resource group). */
+static bool listed_in(const struct entry *e, const struct entry *se)
+{
+	return e && se && e->feed == se && se->has_listing && e->feed_seq == se->list_seq;
+}
+
 static uint64_t dir_ino(const struct entry *e)
 {
 	return e->num << DBX_INO_SHIFT;
+}
+
+/*
+ * A listing was parsed and applied: hand the memory its pages took back.
+ * The pages of a listing are parsed whole (JSON trees several times the
+ * size of the orders kept), in whichever FUSE thread missed, and glibc
+ * keeps each thread's freed arena: without this the mount's RSS grows
+ * by the parse peak of every thread that ever re-listed. Lock not held.
+ */
+static void release_parse_memory(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
+/*
+ * order, copied now that the page it was parsed from is freed, so the
+ * state the cache keeps lies together instead of pinning the pages of
+ * the JSON tree it was read out of (20 small strings per order, once
+ * spread over megabytes of parse). The original is freed; on ENOMEM it is
+ * kept as it is.
+ */
+static struct dbx_order *compact_order(struct dbx_order *order)
+{
+	struct dbx_order *copy = dbx_order_dup(order);
+
+	if (!copy)
+		return order;
+	dbx_order_free(order);
+	return copy;
 }
 
 /* Wait for some refresh to finish. Lock held. */
@@ -318,7 +515,7 @@ static void settle_write(struct dbx_cache *c, struct entry *e)
 	if (!e->landed || !e->has_write_err || !e->landed(e->snap->order, e->landed_ctx))
 		return;
 	e->has_write_err = false;
-	dbx_error_clear(&e->write_err);
+	drop_error(&e->write_err);
 	e->write_changed = wall(c);
 	forget_landed(e);
 }
@@ -344,7 +541,7 @@ static enum dbx_err publish_order(struct dbx_cache *c, struct entry *e, struct d
 	e->fetched = true;
 	e->fetched_ms = now_ms(c);
 	e->rc = DBX_OK;
-	dbx_error_clear(&e->err);
+	drop_error(&e->err);
 	settle_write(c, e);
 	return DBX_OK;
 }
@@ -358,12 +555,12 @@ static enum dbx_err publish_order(struct dbx_cache *c, struct entry *e, struct d
  */
 static void mark_malformed(struct dbx_cache *c, struct entry *e, const struct dbx_error *why)
 {
-	bool same = e->fetched && e->rc == DBX_EREMOTE && strcmp(e->err.message, why->message) == 0;
+	bool same = e->fetched && e->rc == DBX_EREMOTE && e->err &&
+		    strcmp(e->err->message, why->message) == 0;
 
 	if (!same)
 		e->err_time = wall(c);
-	e->err = *why;
-	e->err.err = DBX_EREMOTE;
+	keep_error(&e->err, why, DBX_EREMOTE);
 	e->rc = DBX_EREMOTE;
 	e->fetched = true;
 	e->fetched_ms = now_ms(c);
@@ -374,6 +571,7 @@ static void free_items(struct item *items, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(items[i].rg);
 		free(items[i].name);
+		page_put(items[i].page);
 	}
 	free(items);
 }
@@ -385,11 +583,18 @@ struct dbx_cache *dbx_cache_new(const struct dbx_cache_config *cfg)
 
 	if (!c)
 		return NULL;
+	c->n_buckets = MIN_BUCKETS;
+	c->buckets = calloc(c->n_buckets, sizeof(*c->buckets));
+	if (!c->buckets) {
+		free(c);
+		return NULL;
+	}
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	if (dbx_clock_cond_init(&c->wcond) != 0) {
 		pthread_cond_destroy(&c->cond);
 		pthread_mutex_destroy(&c->lock);
+		free(c->buckets);
 		free(c);
 		return NULL;
 	}
@@ -432,21 +637,26 @@ void dbx_cache_free(struct dbx_cache *c)
 {
 	if (!c)
 		return;
-	for (size_t h = 0; h < NBUCKETS; h++) {
+	for (size_t h = 0; h < c->n_buckets; h++) {
 		struct entry *e = c->buckets[h];
 
 		while (e) {
 			struct entry *next = e->next;
 
 			free_items(e->items, e->n_items);
+			free(e->rgs);
 			snap_put(e->snap);
 			forget_landed(e);
+			drop_error(&e->err);
+			drop_error(&e->write_err);
 			free(e->key);
 			free(e);
 			e = next;
 		}
 	}
 	free_items(c->root.items, c->root.n_items);
+	drop_error(&c->root.err);
+	free(c->buckets);
 	pthread_cond_destroy(&c->cond);
 	pthread_cond_destroy(&c->wcond);
 	pthread_mutex_destroy(&c->lock);
@@ -469,6 +679,10 @@ struct collect {
 	struct dbx_order **orders;
 	size_t n, cap;
 	bool oom;
+	/* With a page callback (collect_page): the page of each order, and the current one. */
+	struct page **pages;
+	struct page *cur;
+	uint64_t at_ms;
 };
 
 static bool collect_grow(struct collect *col, size_t elem, void **arr)
@@ -505,6 +719,7 @@ static int collect_job(void *ctx, struct dbx_order *order)
 {
 	struct collect *col = ctx;
 	void *arr = col->orders;
+	size_t cap = col->cap;
 
 	if (!collect_grow(col, sizeof(struct dbx_order *), &arr)) {
 		dbx_order_free(order);
@@ -512,7 +727,44 @@ static int collect_job(void *ctx, struct dbx_order *order)
 		return 1;
 	}
 	col->orders = arr;
+	if (col->cur && (col->cap != cap || !col->pages)) {
+		struct page **grown = realloc(col->pages, col->cap * sizeof(*grown));
+
+		if (!grown) {
+			dbx_order_free(order);
+			col->oom = true;
+			return 1;
+		}
+		col->pages = grown;
+	}
+	if (col->cur)
+		col->pages[col->n] = page_get(col->cur);
 	col->orders[col->n++] = order;
+	return 0;
+}
+
+/* A new page begins: its jobs will carry it (dbx_arm_page_cb). */
+static int collect_page(void *ctx, const char *url)
+{
+	struct collect *col = ctx;
+	struct page *pg = calloc(1, sizeof(*pg));
+
+	if (pg)
+		pg->url = strdup(url);
+	if (!pg || !pg->url) {
+		free(pg);
+		col->oom = true;
+		return 1;
+	}
+	pg->refs = 1;
+	/* An order before the first page never comes: pages and orders stay in step. */
+	if (col->n > 0 && !col->pages) {
+		page_put(pg);
+		col->oom = true;
+		return 1;
+	}
+	page_put(col->cur);
+	col->cur = pg;
 	return 0;
 }
 
@@ -523,7 +775,11 @@ static void collect_free(struct collect *col)
 			free(col->subs[i]);
 		if (col->orders)
 			dbx_order_free(col->orders[i]);
+		if (col->pages)
+			page_put(col->pages[i]);
 	}
+	free(col->pages);
+	page_put(col->cur);
 	free(col->subs);
 	free(col->orders);
 }
@@ -556,41 +812,91 @@ static enum dbx_err apply_root(struct dbx_cache *c, struct collect *col)
 }
 
 /*
- * Publish the jobs of col as the listing of subscription entry e, and feed
- * every order that came with details into its own entry, unless a write
- * published a newer state since put_seq_before. Lock held.
+ * File item n (order entry oe) of the listing being made (seq) under its
+ * resource group entry ge, at the end of ge's chain; a resource group seen
+ * first here joins rgs. Lock held. DBX_ENOMEM only.
  */
-static enum dbx_err apply_jobs(struct dbx_cache *c, struct entry *e, const char *sub,
-			       struct collect *col, uint64_t put_seq_before)
+static enum dbx_err index_item(struct entry *e, struct item *items, size_t n, struct entry *oe,
+			       struct entry *ge, uint64_t seq, struct entry ***rgs, size_t *n_rgs)
 {
-	struct item *items = calloc(col->n ? col->n : 1, sizeof(*items));
-	size_t n = 0;
+	items[n].next_in_rg = NO_ITEM;
+	oe->feed = e;
+	oe->feed_seq = seq;
+	oe->item = n;
+	if (ge->feed == e && ge->feed_seq == seq) {
+		items[ge->rg_tail].next_in_rg = n;
+		ge->rg_tail = n;
+		ge->rg_live++;
+		return DBX_OK;
+	}
+	/* A new resource group: grow rgs by doubling (n_rgs a power of two is full). */
+	if ((*n_rgs & (*n_rgs - 1)) == 0) {
+		struct entry **grown = realloc(*rgs, (*n_rgs ? *n_rgs * 2 : 1) * sizeof(**rgs));
 
-	if (!items)
-		return DBX_ENOMEM;
+		if (!grown)
+			return DBX_ENOMEM;
+		*rgs = grown;
+	}
+	(*rgs)[(*n_rgs)++] = ge;
+	ge->feed = e;
+	ge->feed_seq = seq;
+	ge->rg_head = ge->rg_tail = n;
+	ge->rg_live = 1;
+	return DBX_OK;
+}
+
+/* The listing being made by apply_jobs. */
+struct building {
+	struct item *items;
+	size_t n;
+	uint64_t seq;
+	struct entry **rgs;
+	size_t n_rgs;
+	bool details;
+	uint64_t at_ms; /* when the listing's answer was complete: the age of what it feeds */
+};
+
+/*
+ * Add the orders of col to the listing b of subscription entry e, feeding
+ * every order that came with details into its own entry unless a write
+ * published a newer state since put_seq_before. Lock held. DBX_ENOMEM only.
+ */
+static enum dbx_err add_orders(struct dbx_cache *c, struct entry *e, const char *sub,
+			       struct collect *col, uint64_t put_seq_before, struct building *b)
+{
 	for (size_t i = 0; i < col->n; i++) {
 		struct dbx_order *o = col->orders[i];
-		struct entry *oe;
+		struct entry *oe, *ge;
+		struct item *it = &b->items[b->n];
 
-		if (!o->resource_group || !o->name)
+		if (!o || !o->resource_group || !o->name)
 			continue;
 		oe = intern(c, sub, o->resource_group, o->name);
-		if (!oe || !intern(c, sub, o->resource_group, NULL))
-			goto oom;
-		items[n].rg = strdup(o->resource_group);
-		items[n].name = strdup(o->name);
-		if (!items[n].rg || !items[n].name) {
-			n++;
-			goto oom;
+		ge = intern(c, sub, o->resource_group, NULL);
+		if (!oe || !ge)
+			return DBX_ENOMEM;
+		if (oe->feed == e && oe->feed_seq == b->seq)
+			continue; /* listed twice */
+		it->rg = strdup(o->resource_group);
+		it->name = strdup(o->name);
+		b->n++;
+		if (!it->rg || !it->name)
+			return DBX_ENOMEM;
+		it->num = oe->num;
+		it->mtime = o->mtime > 0 ? o->mtime : oe->snap ? oe->snap->mtime : c->started;
+		if (col->pages) {
+			it->page = page_get(col->pages[i]);
+			it->page->at_ms = b->at_ms;
 		}
-		items[n].num = oe->num;
-		items[n].mtime = o->mtime > 0 ? o->mtime : oe->snap ? oe->snap->mtime : c->started;
-		n++;
+		if (index_item(e, b->items, b->n - 1, oe, ge, b->seq, &b->rgs, &b->n_rgs) != DBX_OK)
+			return DBX_ENOMEM;
+		b->details |= o->has_details;
 		if (o->malformed) {
 			/* Listed but unreadable: that order reads EIO, the others are unaffected.
 			 */
 			if (!oe->fetching && oe->put_seq <= put_seq_before) {
 				mark_malformed(c, oe, o->malformed);
+				oe->fetched_ms = b->at_ms;
 				oe->gen++;
 				changed(c, sub, o->resource_group, o->name);
 			}
@@ -599,18 +905,93 @@ static enum dbx_err apply_jobs(struct dbx_cache *c, struct entry *e, const char 
 		/* A write published after this listing was asked for is newer: keep it. */
 		if (o->has_details && !oe->fetching && oe->put_seq <= put_seq_before) {
 			col->orders[i] = NULL;
-			if (publish_order(c, oe, o) != DBX_OK)
-				goto oom;
+			if (publish_order(c, oe, compact_order(o)) != DBX_OK)
+				return DBX_ENOMEM;
+			/* As old as the listing: it and its orders go stale together. */
+			oe->fetched_ms = b->at_ms;
 			oe->gen++;
 			changed(c, sub, items[n - 1].rg, items[n - 1].name);
 		}
 	}
+	return DBX_OK;
+}
+
+/*
+ * Keep item i of e's current listing in the listing b being made. Lock
+ * held. DBX_ENOMEM only.
+ */
+static enum dbx_err keep_item(struct dbx_cache *c, struct entry *e, const char *sub, size_t i,
+			      struct building *b)
+{
+	const struct item *old = &e->items[i];
+	struct item *it = &b->items[b->n];
+	struct entry *oe = find(c, sub, old->rg, old->name);
+	struct entry *ge = find(c, sub, old->rg, NULL);
+
+	if (!oe || !ge)
+		return DBX_ENOMEM; /* both were interned with the item */
+	it->rg = strdup(old->rg);
+	it->name = strdup(old->name);
+	b->n++;
+	if (!it->rg || !it->name)
+		return DBX_ENOMEM;
+	it->num = old->num;
+	it->mtime = old->mtime;
+	it->page = page_get(old->page);
+	return index_item(e, b->items, b->n - 1, oe, ge, b->seq, &b->rgs, &b->n_rgs);
+}
+
+/*
+ * Publish the jobs of col as the listing of subscription entry e (rg
+ * NULL), or as the orders of its resource group rg only (rg set: the other
+ * resource groups' items are kept, rg's take the place of its first old
+ * one). Every order and resource group entry learns its place in the new
+ * listing (index_item), so lookups and listings of one resource group
+ * never scan the whole subscription. An order listed twice (same name in
+ * any case) is listed once. Lock held.
+ */
+static enum dbx_err apply_jobs(struct dbx_cache *c, struct entry *e, const char *sub,
+			       const char *rg, struct collect *col, uint64_t put_seq_before,
+			       uint64_t at_ms)
+{
+	struct building b = {.seq = c->list_seq + 1, .at_ms = at_ms};
+	size_t cap = col->n + (rg ? e->n_items : 0);
+	bool placed = !rg;
+
+	b.items = calloc(cap ? cap : 1, sizeof(*b.items));
+	if (!b.items)
+		return DBX_ENOMEM;
+	for (size_t i = 0; rg && i < e->n_items; i++) {
+		if (strcasecmp(e->items[i].rg, rg) != 0) {
+			if (!e->items[i].gone && keep_item(c, e, sub, i, &b) != DBX_OK)
+				goto oom;
+			continue;
+		}
+		if (!placed && add_orders(c, e, sub, col, put_seq_before, &b) != DBX_OK)
+			goto oom;
+		placed = true;
+	}
+	if (!placed || !rg) {
+		if (add_orders(c, e, sub, col, put_seq_before, &b) != DBX_OK)
+			goto oom;
+	}
+	if (rg)
+		b.details |= e->list_details;
 	free_items(e->items, e->n_items);
-	e->items = items;
-	e->n_items = n;
+	free(e->rgs);
+	e->items = b.items;
+	e->n_items = b.n;
+	e->rgs = b.rgs;
+	e->n_rgs = b.n_rgs;
+	e->list_seq = c->list_seq = b.seq;
+	e->list_details = b.details;
 	return DBX_OK;
 oom:
-	free_items(items, n);
+	/* The entries indexed so far point at seq, which no listing carries: the old listing
+	 * answers lookups of the others until the next refresh. */
+	c->list_seq = b.seq;
+	free(b.rgs);
+	free_items(b.items, b.n);
 	return DBX_ENOMEM;
 }
 
@@ -624,7 +1005,7 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 {
 	struct collect col = {0};
 	struct dbx_error fetch_err = {0};
-	uint64_t gen = e->gen, put_seq_before;
+	uint64_t gen = e->gen, put_seq_before, at_ms;
 	bool waited = false;
 	enum dbx_err rc;
 
@@ -640,31 +1021,33 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 	if ((waited && e->gen != gen) || failure_held(c, e)) {
 		/* Someone refreshed while we waited: share their result. */
 		if (e->rc != DBX_OK && err)
-			*err = e->err;
+			*err = *error_of(e->err);
 		return e->rc;
 	}
 	e->fetching = true;
 	put_seq_before = c->put_seq;
 	pthread_mutex_unlock(&c->lock);
 	if (sub)
-		rc = dbx_arm_list_jobs(c->arm, sub, NULL, collect_job, &col, &fetch_err);
+		rc = dbx_arm_list_jobs_paged(c->arm, sub, NULL, collect_page, collect_job, &col,
+					     &fetch_err);
 	else
 		rc = dbx_arm_list_subscriptions(c->arm, collect_sub, &col, &fetch_err);
 	if (rc == DBX_OK && col.oom)
 		rc = dbx_error_set(&fetch_err, DBX_ENOMEM, "out of memory while listing");
 	pthread_mutex_lock(&c->lock);
+	at_ms = now_ms(c);
 	if (rc == DBX_OK) {
-		rc = sub ? apply_jobs(c, e, sub, &col, put_seq_before) : apply_root(c, &col);
+		rc = sub ? apply_jobs(c, e, sub, NULL, &col, put_seq_before, at_ms)
+			 : apply_root(c, &col);
 		if (rc != DBX_OK)
 			dbx_error_set(&fetch_err, rc, "out of memory while listing");
 	}
 	if (rc == DBX_OK) {
 		e->has_listing = true;
-		e->listed_ms = now_ms(c);
-		dbx_error_clear(&e->err);
+		e->listed_ms = at_ms;
+		drop_error(&e->err);
 	} else {
-		e->err = fetch_err;
-		e->err.err = rc;
+		keep_error(&e->err, &fetch_err, rc);
 		e->failed_ms = now_ms(c);
 		if (err)
 			*err = fetch_err;
@@ -675,6 +1058,89 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	collect_free(&col);
+	release_parse_memory();
+	pthread_mutex_lock(&c->lock);
+	return rc;
+}
+
+/* Whether the orders of resource group entry ge (listed in se) are within the TTL. */
+static bool rg_fresh(const struct dbx_cache *c, const struct entry *se, const struct entry *ge)
+{
+	return within_ttl(c, se->listed_ms) || (ge->rg_listed && within_ttl(c, ge->rg_listed_ms));
+}
+
+/*
+ * Make the orders of resource group entry ge (named rg, listed in
+ * subscription entry se) fresh within the TTL by re-listing that resource
+ * group alone: its own pages, not the subscription's. Single flight, also
+ * with a re-list of the whole subscription in flight (that one is
+ * waited for). A 404 (the group is gone) lists it empty. Lock held;
+ * dropped while ARM answers. A failed refresh keeps the old items and
+ * returns the failure (held as refresh_listing's are).
+ */
+static enum dbx_err refresh_rg(struct dbx_cache *c, struct entry *se, struct entry *ge,
+			       const char *sub, const char *rg, struct dbx_error *err)
+{
+	struct collect col = {0};
+	struct dbx_error fetch_err = {0};
+	uint64_t gen = ge->gen, sgen = se->gen, put_seq_before, at_ms;
+	bool waited = false;
+	enum dbx_err rc;
+
+	while (se->fetching || ge->fetching) {
+		wait_refresh(c);
+		waited = true;
+	}
+	if (rg_fresh(c, se, ge))
+		return DBX_OK;
+	if (waited && (ge->gen != gen || se->gen != sgen)) {
+		/* A refresh finished while we waited, and failed or was already stale: share it. */
+		const struct entry *x = ge->gen != gen ? ge : se;
+
+		if (x->rc != DBX_OK && err)
+			*err = *error_of(x->err);
+		return x->rc;
+	}
+	if (failure_held(c, ge)) {
+		if (err)
+			*err = *error_of(ge->err);
+		return ge->rc;
+	}
+	ge->fetching = true;
+	put_seq_before = c->put_seq;
+	pthread_mutex_unlock(&c->lock);
+	rc = dbx_arm_list_jobs_paged(c->arm, sub, rg, collect_page, collect_job, &col, &fetch_err);
+	if (rc == DBX_ENOTFOUND) {
+		collect_free(&col);
+		memset(&col, 0, sizeof(col));
+		rc = DBX_OK;
+	}
+	if (rc == DBX_OK && col.oom)
+		rc = dbx_error_set(&fetch_err, DBX_ENOMEM, "out of memory while listing");
+	pthread_mutex_lock(&c->lock);
+	at_ms = now_ms(c);
+	if (rc == DBX_OK && listed_in(ge, se)) {
+		rc = apply_jobs(c, se, sub, rg, &col, put_seq_before, at_ms);
+		if (rc != DBX_OK)
+			dbx_error_set(&fetch_err, rc, "out of memory while listing");
+	}
+	if (rc == DBX_OK) {
+		ge->rg_listed = true;
+		ge->rg_listed_ms = at_ms;
+		drop_error(&ge->err);
+	} else {
+		keep_error(&ge->err, &fetch_err, rc);
+		ge->failed_ms = now_ms(c);
+		if (err)
+			*err = fetch_err;
+	}
+	ge->rc = rc;
+	ge->gen++;
+	ge->fetching = false;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	collect_free(&col);
+	release_parse_memory();
 	pthread_mutex_lock(&c->lock);
 	return rc;
 }
@@ -688,13 +1154,9 @@ void dbx_dirlist_free(struct dbx_dirlist *l)
 	l->n = 0;
 }
 
+/* Append to l, which has room (dirlist_room). */
 static enum dbx_err dirlist_add(struct dbx_dirlist *l, const char *name, uint64_t ino, time_t mtime)
 {
-	struct dbx_dirent *grown = realloc(l->v, (l->n + 1) * sizeof(*l->v));
-
-	if (!grown)
-		return DBX_ENOMEM;
-	l->v = grown;
 	l->v[l->n].name = strdup(name);
 	if (!l->v[l->n].name)
 		return DBX_ENOMEM;
@@ -704,34 +1166,52 @@ static enum dbx_err dirlist_add(struct dbx_dirlist *l, const char *name, uint64_
 	return DBX_OK;
 }
 
-/* Fill out from the current listing of e. Lock held. */
+/* Room for n entries in the empty l. */
+static enum dbx_err dirlist_room(struct dbx_dirlist *l, size_t n)
+{
+	l->v = calloc(n ? n : 1, sizeof(*l->v));
+	return l->v ? DBX_OK : DBX_ENOMEM;
+}
+
+/*
+ * Fill out from the current listing of e: the root's subscriptions, a
+ * subscription's resource groups (distinct, case-insensitive, spelled as
+ * first listed), or the orders of resource group rg, following its chain
+ * (index_item): the cost is what is listed, not the subscription's size.
+ * Lock held.
+ */
 static enum dbx_err build_dirlist(struct dbx_cache *c, struct entry *e, const char *sub,
 				  const char *rg, struct dbx_dirlist *out)
 {
 	enum dbx_err rc = DBX_OK;
+	struct entry *ge;
 
-	for (size_t i = 0; i < e->n_items && rc == DBX_OK; i++) {
+	if (!sub) {
+		rc = dirlist_room(out, e->n_items);
+		for (size_t i = 0; i < e->n_items && rc == DBX_OK; i++)
+			rc = dirlist_add(out, e->items[i].name, e->items[i].num << DBX_INO_SHIFT,
+					 e->items[i].mtime);
+		return rc;
+	}
+	if (!rg) {
+		rc = dirlist_room(out, e->n_rgs);
+		for (size_t i = 0; i < e->n_rgs && rc == DBX_OK; i++) {
+			ge = e->rgs[i];
+			if (ge->rg_live > 0)
+				rc = dirlist_add(out, e->items[ge->rg_head].rg, dir_ino(ge),
+						 c->started);
+		}
+		return rc;
+	}
+	ge = find(c, sub, rg, NULL);
+	if (!listed_in(ge, e))
+		return DBX_OK;
+	rc = dirlist_room(out, ge->rg_live);
+	for (size_t i = ge->rg_head; i != NO_ITEM && rc == DBX_OK; i = e->items[i].next_in_rg) {
 		const struct item *it = &e->items[i];
-		bool seen = false;
-		struct entry *ge;
 
-		if (!sub) {
+		if (!it->gone)
 			rc = dirlist_add(out, it->name, it->num << DBX_INO_SHIFT, it->mtime);
-			continue;
-		}
-		if (rg) {
-			if (strcasecmp(it->rg, rg) == 0)
-				rc =
-				    dirlist_add(out, it->name, it->num << DBX_INO_SHIFT, it->mtime);
-			continue;
-		}
-		/* Resource groups: distinct names (case-insensitive), first spelling wins. */
-		for (size_t k = 0; k < out->n && !seen; k++)
-			seen = strcasecmp(out->v[k].name, it->rg) == 0;
-		if (seen)
-			continue;
-		ge = intern(c, sub, it->rg, NULL);
-		rc = ge ? dirlist_add(out, it->rg, dir_ino(ge), c->started) : DBX_ENOMEM;
 	}
 	return rc;
 }
@@ -740,7 +1220,7 @@ enum dbx_err dbx_cache_list(struct dbx_cache *c, const char *subscription,
 			    const char *resource_group, struct dbx_dirlist *out,
 			    struct dbx_error *err)
 {
-	struct entry *e = &c->root;
+	struct entry *e = &c->root, *ge = NULL;
 	enum dbx_err rc = DBX_OK;
 
 	out->v = NULL;
@@ -753,7 +1233,13 @@ enum dbx_err dbx_cache_list(struct dbx_cache *c, const char *subscription,
 			goto out;
 		}
 	}
-	if (!(e == &c->root && c->static_root))
+	if (resource_group)
+		ge = find(c, subscription, resource_group, NULL);
+	/* A resource group the listing knows is re-listed alone: its pages, not the subscription's.
+	 */
+	if (listed_in(ge, e))
+		rc = refresh_rg(c, e, ge, subscription, resource_group, err);
+	else if (!(e == &c->root && c->static_root))
 		rc = refresh_listing(c, e, subscription, true, err);
 	if (rc == DBX_OK)
 		rc = build_dirlist(c, e, subscription, resource_group, out);
@@ -766,20 +1252,30 @@ out:
 	return rc;
 }
 
-/* The item of e's listing matching rg and name (name NULL: any order of rg; rg NULL: name is a
- * sub). */
-static const struct item *find_item(const struct entry *e, const char *rg, const char *name)
+/*
+ * The item of e's listing matching rg and name (name NULL: the first order
+ * of rg; rg NULL: name is a subscription of the root). Subscriptions are
+ * few and scanned; orders and resource groups are found through their
+ * entries (index_item), at the same cost whatever the listing's size.
+ */
+static const struct item *find_item(const struct dbx_cache *c, const struct entry *e,
+				    const char *sub, const char *rg, const char *name)
 {
-	for (size_t i = 0; i < e->n_items; i++) {
-		const struct item *it = &e->items[i];
+	const struct entry *x;
 
-		if (rg && strcasecmp(it->rg, rg) != 0)
-			continue;
-		if (name && strcasecmp(it->name, name) != 0)
-			continue;
-		return it;
+	if (!rg) {
+		for (size_t i = 0; i < e->n_items; i++) {
+			if (strcasecmp(e->items[i].name, name) == 0)
+				return &e->items[i];
+		}
+		return NULL;
 	}
-	return NULL;
+	x = find(c, sub, rg, name);
+	if (!listed_in(x, e))
+		return NULL;
+	if (name)
+		return e->items[x->item].gone ? NULL : &e->items[x->item];
+	return x->rg_live > 0 ? &e->items[x->rg_head] : NULL;
 }
 
 /* Find in e's listing, refreshing it when absent, or when stale and without the entry. Lock held.
@@ -794,13 +1290,13 @@ static enum dbx_err lookup_in(struct dbx_cache *c, struct entry *e, const char *
 		rc = refresh_listing(c, e, sub, false, err);
 	if (rc != DBX_OK)
 		return rc;
-	*found = find_item(e, rg, name);
+	*found = find_item(c, e, sub, rg, name);
 	if (*found || (e == &c->root && c->static_root) || within_ttl(c, e->listed_ms))
 		goto out;
 	rc = refresh_listing(c, e, sub, true, err);
 	if (rc != DBX_OK)
 		return rc;
-	*found = find_item(e, rg, name);
+	*found = find_item(c, e, sub, rg, name);
 out:
 	if (!*found)
 		return dbx_error_set(err, DBX_ENOTFOUND, "no such entry");
@@ -850,25 +1346,26 @@ out:
 	return rc;
 }
 
-/* Drop order entry oe from the listing of subscription sub (the order is gone). Lock held. */
+/*
+ * Drop order entry oe from the listing of subscription sub (the order is
+ * gone): its item is marked gone, and its resource group disappears with
+ * its last order. Lock held.
+ */
 static void forget_order(struct dbx_cache *c, struct entry *oe, const char *sub)
 {
-	struct entry *se = intern(c, sub, NULL, NULL);
-	size_t k = 0;
+	struct entry *se = find(c, sub, NULL, NULL);
+	struct item *it;
+	struct entry *ge;
 
 	snap_put(oe->snap);
 	oe->snap = NULL;
-	if (!se)
+	if (!listed_in(oe, se) || se->items[oe->item].gone)
 		return;
-	for (size_t i = 0; i < se->n_items; i++) {
-		if (se->items[i].num == oe->num) {
-			free(se->items[i].rg);
-			free(se->items[i].name);
-			continue;
-		}
-		se->items[k++] = se->items[i];
-	}
-	se->n_items = k;
+	it = &se->items[oe->item];
+	it->gone = true;
+	ge = find(c, sub, it->rg, NULL);
+	if (listed_in(ge, se) && ge->rg_live > 0)
+		ge->rg_live--;
 }
 
 static void fill_view(struct dbx_cache *c, struct entry *e, struct dbx_order_view *view)
@@ -879,12 +1376,12 @@ static void fill_view(struct dbx_cache *c, struct entry *e, struct dbx_order_vie
 	view->has_write_err = e->has_write_err;
 	view->write_changed = e->write_changed;
 	if (e->has_write_err) {
-		view->write_err = e->write_err;
+		view->write_err = *error_of(e->write_err);
 		view->write_err_time = e->write_err_time;
 		memcpy(view->write_target, e->write_target, sizeof(view->write_target));
 	}
 	if (e->rc != DBX_OK) {
-		view->err = e->err;
+		view->err = *error_of(e->err);
 		view->err_time = e->err_time;
 	}
 	if (e->rc == DBX_ENOTFOUND)
@@ -893,6 +1390,160 @@ static void fill_view(struct dbx_cache *c, struct entry *e, struct dbx_order_vie
 	view->order = view->snap ? view->snap->order : NULL;
 	if (view->snap)
 		view->mtime = view->snap->mtime;
+}
+
+/*
+ * Order entry e is being read: remember it in the listing that holds it,
+ * and call that listing walked when a different order of it was read
+ * less than cache_ttl ago. Lock held.
+ */
+static void note_read(struct dbx_cache *c, struct entry *e)
+{
+	struct entry *se = e->feed;
+	uint64_t now = now_ms(c);
+
+	if (!listed_in(e, se))
+		return;
+	if (se->asked && se->asked_num != e->num && now - se->asked_ms < c->ttl_ms) {
+		se->walked = true;
+		se->walk_ms = now;
+	}
+	se->asked = true;
+	se->asked_num = e->num;
+	se->asked_ms = now;
+}
+
+/*
+ * Whether stale order entry e is refreshed by re-listing its subscription
+ * rather than by a GET of its own (docs/architecture.md, "Freshness"): its
+ * listing holds it and carried details, and that listing is being re-made
+ * right now, or others of its orders were read within cache_ttl (a walk:
+ * tar, rsync, ls -lR, find, many readers). One order read alone GETs.
+ * Never with cache_ttl=0, where every read asks for its own order. Lock held.
+ */
+static bool refresh_by_listing(struct dbx_cache *c, const struct entry *e, const char *sub,
+			       const char *rg)
+{
+	const struct entry *se = e->feed;
+	const struct entry *ge;
+
+	if (c->ttl_ms == 0 || !listed_in(e, se) || !se->list_details)
+		return false;
+	ge = find(c, sub, rg, NULL);
+	return se->fetching || (ge && ge->fetching) ||
+	       (se->walked && now_ms(c) - se->walk_ms < c->ttl_ms);
+}
+
+/*
+ * Refresh stale order entry e, of a walked listing, by reading the page
+ * that listed it again (its URL verbatim): the pages a walk reaches after
+ * they went stale cost one request each per cache_ttl, whatever the
+ * size of their resource group. The orders of that page that the listing
+ * holds are fed as a listing feeds them (put_seq and malformed rules
+ * included); others are left to the next listing. True when that
+ * settled e; false when e is to be refreshed otherwise (the page failed,
+ * was fresh without e, or no longer lists e). Lock held; dropped while
+ * ARM answers.
+ */
+static bool refreshed_by_page(struct dbx_cache *c, struct entry *e, const char *sub)
+{
+	struct collect col = {0};
+	struct dbx_error fetch_err = {0};
+	struct entry *se = e->feed;
+	uint64_t gen = e->gen, put_seq_before, at_ms;
+	struct page *pg;
+	enum dbx_err rc;
+
+	if (!listed_in(e, se) || !se->items[e->item].page)
+		return false;
+	pg = page_get(se->items[e->item].page);
+	while (pg->fetching || se->fetching) {
+		wait_refresh(c);
+		if (e->gen != gen)
+			goto out;
+	}
+	if (within_ttl(c, pg->at_ms) ||
+	    (pg->rc != DBX_OK && now_ms(c) - pg->failed_ms < DBX_CACHE_FAIL_HOLD_MS))
+		goto out;
+	pg->fetching = true;
+	put_seq_before = c->put_seq;
+	pthread_mutex_unlock(&c->lock);
+	rc = dbx_arm_list_job_page(c->arm, pg->url, sub, collect_job, &col, &fetch_err);
+	if (rc == DBX_OK && col.oom)
+		rc = DBX_ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	at_ms = now_ms(c);
+	for (size_t i = 0; rc == DBX_OK && i < col.n; i++) {
+		struct dbx_order *o = col.orders[i];
+		struct entry *oe =
+		    o->resource_group && o->name ? find(c, sub, o->resource_group, o->name) : NULL;
+
+		if (!listed_in(oe, se) || oe->fetching || oe->put_seq > put_seq_before)
+			continue;
+		if (o->malformed) {
+			mark_malformed(c, oe, o->malformed);
+		} else if (o->has_details) {
+			col.orders[i] = NULL;
+			if (o->mtime > 0)
+				se->items[oe->item].mtime = o->mtime;
+			if (publish_order(c, oe, compact_order(o)) != DBX_OK)
+				continue; /* stays stale: refreshed otherwise */
+		} else {
+			continue;
+		}
+		oe->fetched_ms = at_ms;
+		oe->gen++;
+	}
+	pg->rc = rc;
+	if (rc == DBX_OK)
+		pg->at_ms = at_ms;
+	else
+		pg->failed_ms = at_ms;
+	pg->fetching = false;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	collect_free(&col);
+	release_parse_memory();
+	pthread_mutex_lock(&c->lock);
+out:
+	page_put(pg);
+	return e->gen != gen;
+}
+
+/*
+ * Refresh stale order entry e through its listing (refresh_by_listing):
+ * a re-list of its resource group rg (refresh_rg), shared with every
+ * other reader. True when that settled e:
+ * the new listing fed it (or a write published it meanwhile), or the
+ * re-list failed, which is then e's failure too. False when the listing
+ * came back without e's details: e is to be fetched alone. Lock held;
+ * dropped while ARM answers.
+ */
+static bool refreshed_by_listing(struct dbx_cache *c, struct entry *e, const char *sub,
+				 const char *rg)
+{
+	struct dbx_error fetch_err = {0};
+	struct entry *ge = find(c, sub, rg, NULL);
+	uint64_t gen = e->gen;
+	enum dbx_err rc;
+
+	if (listed_in(ge, e->feed))
+		rc = refresh_rg(c, e->feed, ge, sub, rg, &fetch_err);
+	else
+		rc = refresh_listing(c, e->feed, sub, true, &fetch_err);
+	if (e->gen != gen)
+		return true;
+	if (rc == DBX_OK)
+		return false;
+	e->rc = rc;
+	keep_error(&e->err, &fetch_err, rc);
+	e->err_time = wall(c);
+	e->fetched = true;
+	e->fetched_ms = now_ms(c);
+	e->failed_ms = e->fetched_ms;
+	e->gen++;
+	pthread_cond_broadcast(&c->cond);
+	return true;
 }
 
 enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
@@ -915,6 +1566,7 @@ enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
 		view->err.err = DBX_ENOMEM;
 		return view->rc;
 	}
+	note_read(c, e);
 	gen = e->gen;
 	while (e->fetching) {
 		wait_refresh(c);
@@ -923,6 +1575,19 @@ enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
 	if ((e->fetched && within_ttl(c, e->fetched_ms)) || (waited && e->gen != gen) ||
 	    failure_held(c, e))
 		goto done;
+	if (refresh_by_listing(c, e, subscription, resource_group)) {
+		if (refreshed_by_page(c, e, subscription) ||
+		    refreshed_by_listing(c, e, subscription, resource_group))
+			goto done;
+		/* The listing came back without this order's details: ask for it alone. */
+		gen = e->gen;
+		while (e->fetching) {
+			wait_refresh(c);
+			waited = true;
+		}
+		if ((e->fetched && within_ttl(c, e->fetched_ms)) || (waited && e->gen != gen))
+			goto done;
+	}
 
 	e->fetching = true;
 	put_seq_before = e->put_seq;
@@ -941,8 +1606,7 @@ enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
 	}
 	if (rc != DBX_OK) {
 		e->rc = rc;
-		e->err = fetch_err;
-		e->err.err = rc;
+		keep_error(&e->err, &fetch_err, rc);
 		e->err_time = wall(c);
 		e->fetched = true;
 		e->fetched_ms = now_ms(c);
@@ -1097,11 +1761,11 @@ void dbx_cache_write_result(struct dbx_cache *c, const char *subscription,
 		if (e->has_write_err)
 			e->write_changed = wall(c);
 		e->has_write_err = false;
-		dbx_error_clear(&e->write_err);
+		drop_error(&e->write_err);
 		goto out;
 	}
 	e->has_write_err = true;
-	e->write_err = *err;
+	keep_error(&e->write_err, err, err->err);
 	e->write_err_time = wall(c);
 	e->write_changed = e->write_err_time;
 	snprintf(e->write_target, sizeof(e->write_target), "%s", target ? target : "");

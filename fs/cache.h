@@ -10,6 +10,11 @@
  *     groups and the orders, and feeds each order that came with details;
  *   - per order: a refcounted immutable snapshot of struct dbx_order, from
  *     the listing or from a GET with $expand=details.
+ * A stale order is refreshed by reading again the page that listed it
+ * when its subscription's listing is being walked (another of its orders
+ * was read within cache_ttl) or is being re-made; an order read alone, or
+ * any read with cache_ttl=0, is a GET (docs/architecture.md,
+ * "Freshness"). A readdir of a resource group re-lists that group alone.
  * A reader keeps the snapshot it took even when the cache moves on. When a
  * refresh fails the old snapshot is kept only so the errors file can show
  * it next to the failure; callers must not show it as live. A 404 removes

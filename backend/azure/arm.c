@@ -325,8 +325,27 @@ static bool seen_before(char *const *seen, size_t n, const char *url)
  * DBX_EREMOTE. *pages (may be NULL) is the number of pages requested, so a
  * caller can tell a refusal of the first page from a later one.
  */
+/* Told the URL of each page before its items (the first URL, then each nextLink). */
+typedef enum dbx_err (*page_fn)(void *ctx, const char *url, struct dbx_error *err);
+
+/*
+ * list_pages, also calling on_page (may be NULL) before the items of each
+ * page, and with one_page reading first_url alone (its nextLink is not
+ * followed): what a re-read of one page of an earlier listing needs.
+ */
+static enum dbx_err list_pages_ex(struct dbx_arm *arm, const char *first_url, uint64_t deadline,
+				  bool one_page, page_fn on_page, item_fn fn, void *ctx,
+				  size_t *pages, struct dbx_error *err);
+
 static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, uint64_t deadline,
 			       item_fn fn, void *ctx, size_t *pages, struct dbx_error *err)
+{
+	return list_pages_ex(arm, first_url, deadline, false, NULL, fn, ctx, pages, err);
+}
+
+static enum dbx_err list_pages_ex(struct dbx_arm *arm, const char *first_url, uint64_t deadline,
+				  bool one_page, page_fn on_page, item_fn fn, void *ctx,
+				  size_t *pages, struct dbx_error *err)
 {
 	struct dbx_http_response resp = {0};
 	struct json_object *page = NULL;
@@ -370,6 +389,11 @@ static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, uint6
 			goto out;
 		}
 		len = json_object_array_length(value);
+		if (on_page) {
+			rc = on_page(ctx, seen[n_seen - 1], err);
+			if (rc != DBX_OK)
+				goto out;
+		}
 		for (size_t i = 0; i < len; i++) {
 			if (!json_object_is_type(json_object_array_get_idx(value, i),
 						 json_type_object)) {
@@ -385,7 +409,7 @@ static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, uint6
 			if (rc != DBX_OK)
 				goto out;
 		}
-		if (stop)
+		if (stop || one_page)
 			goto out; /* the caller has what it wanted: DBX_OK */
 
 		if (json_object_object_get_ex(page, "nextLink", &next)) {
@@ -526,6 +550,7 @@ enum dbx_err dbx_arm_list_subscriptions(struct dbx_arm *arm, dbx_arm_sub_cb cb, 
 
 struct job_ctx {
 	dbx_arm_job_cb cb;
+	dbx_arm_page_cb page_cb; /* or NULL */
 	void *ctx;
 	const char *subscription;   /* the scope listed: jobs outside it are skipped */
 	const char *resource_group; /* NULL when listing a whole subscription */
@@ -594,12 +619,45 @@ static char *escape_segment(const char *s)
 	return dbx_url_escape(s);
 }
 
+static enum dbx_err job_page(void *ctx, const char *url, struct dbx_error *err)
+{
+	struct job_ctx *jc = ctx;
+
+	if (jc->page_cb && jc->page_cb(jc->ctx, url) != 0)
+		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	return DBX_OK;
+}
+
 enum dbx_err dbx_arm_list_jobs(struct dbx_arm *arm, const char *subscription,
 			       const char *resource_group, dbx_arm_job_cb cb, void *ctx,
 			       struct dbx_error *err)
 {
-	struct job_ctx jc = {
-	    .cb = cb, .ctx = ctx, .subscription = subscription, .resource_group = resource_group};
+	return dbx_arm_list_jobs_paged(arm, subscription, resource_group, NULL, cb, ctx, err);
+}
+
+enum dbx_err dbx_arm_list_job_page(struct dbx_arm *arm, const char *url, const char *subscription,
+				   dbx_arm_job_cb cb, void *ctx, struct dbx_error *err)
+{
+	struct job_ctx jc = {.cb = cb, .ctx = ctx, .subscription = subscription};
+
+	dbx_error_clear(err);
+	if (!subscription || !*subscription || !url)
+		return dbx_error_set(err, DBX_EINVAL, "no listing page to read");
+	if (!dbx_arm_url_is_arm(arm->cloud, url))
+		return dbx_error_set(err, DBX_EREMOTE, "a listing page off https://%s",
+				     arm->cloud->arm_host);
+	return list_pages_ex(arm, url, call_deadline(arm), true, NULL, job_item, &jc, NULL, err);
+}
+
+enum dbx_err dbx_arm_list_jobs_paged(struct dbx_arm *arm, const char *subscription,
+				     const char *resource_group, dbx_arm_page_cb page_cb,
+				     dbx_arm_job_cb cb, void *ctx, struct dbx_error *err)
+{
+	struct job_ctx jc = {.cb = cb,
+			     .page_cb = page_cb,
+			     .ctx = ctx,
+			     .subscription = subscription,
+			     .resource_group = resource_group};
 	char *sub = NULL, *rg = NULL, *ver = NULL, *url = NULL;
 	enum dbx_err rc;
 	int n;
@@ -632,7 +690,7 @@ enum dbx_err dbx_arm_list_jobs(struct dbx_arm *arm, const char *subscription,
 		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = list_pages(arm, url, call_deadline(arm), job_item, &jc, NULL, err);
+	rc = list_pages_ex(arm, url, call_deadline(arm), false, job_page, job_item, &jc, NULL, err);
 	if (jc.skipped)
 		dbx_log(DBX_LOG_WARN,
 			"ARM's list of %s%s%s had %zu job(s) not shown (no usable id and name, "

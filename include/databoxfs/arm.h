@@ -63,6 +63,36 @@ DBX_MUST_CHECK enum dbx_err dbx_arm_list_jobs(struct dbx_arm *arm, const char *s
 					      const char *resource_group, dbx_arm_job_cb cb,
 					      void *ctx, struct dbx_error *err);
 
+/*
+ * Called before the jobs of each page of a job listing with the URL that
+ * page was read from (the listing's own URL, then each nextLink verbatim).
+ * Return non-zero to end the listing (DBX_ENOMEM: the caller ran out).
+ */
+typedef int (*dbx_arm_page_cb)(void *ctx, const char *url);
+
+/*
+ * dbx_arm_list_jobs, telling page_cb (may be NULL) where each page came
+ * from, so that one page can be read again alone (dbx_arm_list_job_page).
+ * Additive.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_arm_list_jobs_paged(struct dbx_arm *arm, const char *subscription,
+						    const char *resource_group,
+						    dbx_arm_page_cb page_cb, dbx_arm_job_cb cb,
+						    void *ctx, struct dbx_error *err);
+
+/*
+ * GET one page of a job listing again: url is one page_cb was told. Its
+ * jobs go to cb as the listing's do (jobs outside subscription skipped,
+ * malformed ones as stubs); its nextLink is not followed. A url off the
+ * cloud's ARM host is DBX_EREMOTE and nothing is sent. ARM's nextLinks
+ * carry their position ($skipToken), so the page may hold other orders
+ * than it did once the listing changed: callers take only the orders it
+ * holds. Additive.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_arm_list_job_page(struct dbx_arm *arm, const char *url,
+						  const char *subscription, dbx_arm_job_cb cb,
+						  void *ctx, struct dbx_error *err);
+
 /* GET one job with $expand=details. DBX_ENOTFOUND on 404. */
 DBX_MUST_CHECK enum dbx_err dbx_arm_get_job(struct dbx_arm *arm, const char *subscription,
 					    const char *resource_group, const char *name,

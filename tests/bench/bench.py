@@ -12,7 +12,15 @@ databoxfs / peer, the target from the issue tracker and whether it is met.
 Nothing here asserts: scripts/bench prints, scripts/test runs --quick so
 the bench cannot rot.
 
-  bench.py [--quick]
+Two scenarios run only in the full run (not --quick), each on a world of
+its own in pages of 100: a cold tar of 3,000 orders at the default
+cache_ttl (ARM requests against 2 x pages), and scale (ls -lR and tar of
+5,000 and 10,000 orders: the FUSE-side time at 10,000 over that at 5,000,
+and the mount's RSS growth per order). They have no peer: the figure is
+set against its own target.
+
+  bench.py [--quick] [--only NAME[,NAME...]]   (snapshot, keychange, fanout,
+                                                 cached_read, tar3000, scale)
 """
 
 import os
@@ -80,6 +88,22 @@ class Bench:
 		self.emu.stop()
 		shutil.rmtree(self.tmp, ignore_errors=True)
 		os.unlink(self.hosts_file)
+
+	def use_world(self, orders, page, subscriptions=2, resource_groups=3):
+		"""Swap the emulator for one serving a new world of orders in pages
+		of page (the scenarios after the SDK's: the peer's credentials are
+		the first world's). The world's list pages, per subscription."""
+		self.emu.stop()
+		world = harness.gen_world(orders=orders, subscriptions=subscriptions,
+					  resource_groups=resource_groups, seed=2, page_size=page)
+		self.emu = emutest.Emulator(harness.emulator_path(), world=world, port=443,
+					    extra_args=["--admin-port", "0", "--latency-ms", str(LATENCY_MS),
+							"--page-size", str(page)],
+					    directory=os.path.join(self.tmp, "emu-%d" % orders), log_file=True)
+		self.emu.start()
+		subs = [s["subscriptionId"] for s in world["subscriptions"]]
+		per = [len([j for j in world["jobs"] if j["id"].split("/")[2] == s]) for s in subs]
+		return world, subs, sum(-(-k // page) for k in per)
 
 	# ---- measuring ----
 	def arm_requests(self):
@@ -288,6 +312,77 @@ class Bench:
 			subprocess.run(["umount", tmpfs])
 		return statistics.median(ours), statistics.median(peer), ours, peer
 
+	def tar3000(self):
+		"""A cold tar of 3,000 orders at the default cache_ttl: the walk
+		outlasts the TTL, and the refreshes must stay re-lists of pages."""
+		_, _, pages = self.use_world(3000, 100)
+		runs = []
+		for _ in range(self.cfg.runs):
+			mnt = None
+
+			def cold_tar():
+				nonlocal mnt
+				mnt = harness.Mount(self.emu, cache_ttl=2, timeout=120).start()
+				tar_all(mnt)
+			runs.append(self.timed(cold_tar))
+			mnt.stop()
+		self.row("cold tar, 3000 orders, pages of 100, cache_ttl=2: ARM requests", spread(runs, 1),
+			 "-", "req", "<= %d" % (2 * pages), med(runs, 1) <= 2 * pages, "2 x %d pages" % pages)
+		self.row("cold tar, 3000 orders: wall", spread(runs, 0), "-", "s", "-", True)
+
+	def scale_one(self, orders):
+		"""(FUSE-side seconds, RSS bytes per order, requests, pages, wall, mount CPU
+		seconds) of ls -lR
+		then tar of orders orders at the default cache_ttl. The FUSE-side
+		time is the wall minus the span of the list answers: the pages the
+		walk made ARM send, each at the time one page takes in a listing
+		alone (ls of every subscription on a fresh mount)."""
+		_, subs, pages = self.use_world(orders, 100)
+		mnt = harness.Mount(self.emu, cache_ttl=2, timeout=300).start()
+		try:
+			t0 = time.monotonic()
+			for s in subs:
+				os.listdir(mnt.p(s))
+			per_page = (time.monotonic() - t0) / pages
+		finally:
+			mnt.stop()
+		mnt = harness.Mount(self.emu, cache_ttl=2, timeout=300).start()
+		try:
+			os.listdir(mnt.path)
+			rss0 = vm_rss(mnt.proc.pid)
+			cpu0 = cpu_s(mnt.proc.pid)
+			self.emu.reset_counters()
+			t0 = time.monotonic()
+			p = harness.run(["ls", "-lR", mnt.path], timeout=1200)
+			if p.returncode != 0:
+				raise SystemExit("ls -lR failed: %s" % p.stderr[-2000:])
+			tar_all(mnt)
+			wall = time.monotonic() - t0
+			rss1 = vm_rss(mnt.proc.pid)
+			cpu = cpu_s(mnt.proc.pid) - cpu0
+			c = self.emu.counters()
+		finally:
+			mnt.stop()
+		lists = sum(n for k, n in c["by_path"].items() if k.endswith("/providers/Microsoft.DataBox/jobs"))
+		arm = c["by_service"].get("arm", 0)
+		return wall - lists * per_page, (rss1 - rss0) / orders, arm, pages, wall, cpu
+
+	def scale(self):
+		small = self.scale_one(5000)
+		big = self.scale_one(10000)
+		ratio = big[0] / small[0] if small[0] > 0 else float("inf")
+		for n, r in ((5000, small), (10000, big)):
+			self.row("scale, %d orders: ls -lR + tar wall" % n, "%.2f" % r[4], "-", "s", "-", True)
+			self.row("scale, %d orders: ARM requests" % n, r[2], "-", "req",
+				 "O(%d pages)" % r[3], True, "%.1f x pages" % (r[2] / r[3]))
+			self.row("scale, %d orders: RSS growth per order" % n, "%.0f" % r[1], "-", "B",
+				 "<= 4096", r[1] <= 4096)
+		self.row("scale: FUSE-side time 10000 / 5000", "%.2f / %.2f" % (big[0], small[0]), "-", "s",
+			 "<= 2.2x", ratio <= 2.2, "ratio %.2f" % ratio)
+		cpu_ratio = big[5] / small[5] if small[5] > 0 else float("inf")
+		self.row("scale: mount CPU time 10000 / 5000", "%.2f / %.2f" % (big[5], small[5]), "-", "s",
+			 "<= 2.2x", cpu_ratio <= 2.2, "ratio %.2f; not skewed by other load" % cpu_ratio)
+
 	def report(self):
 		print("databoxfs bench%s: %d orders (2 subscriptions, 3 resource groups, pages of %d), "
 		      "every Azure request delayed %d ms; median [min-max] of %d run(s)" %
@@ -306,6 +401,22 @@ class Bench:
 
 
 # ---- helpers ----
+def cpu_s(pid):
+	"""User + system CPU seconds process pid has used."""
+	with open("/proc/%d/stat" % pid) as f:
+		fields = f.read().rsplit(")", 1)[1].split()
+	return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def vm_rss(pid):
+	"""VmRSS of process pid, in bytes."""
+	with open("/proc/%d/status" % pid) as f:
+		for line in f:
+			if line.startswith("VmRSS:"):
+				return int(line.split()[1]) * 1024
+	raise SystemExit("no VmRSS for %d" % pid)
+
+
 def tar_all(mnt):
 	# Through a pipe: GNU tar skips reading file data when the archive is
 	# /dev/null itself, and the point is to read every file.
@@ -371,14 +482,23 @@ def fmt(x):
 	return "%.2f [%.2f-%.2f]" % (m, lo, hi)
 
 
+SCENARIOS = ["snapshot", "keychange", "fanout", "cached_read", "tar3000", "scale"]
+FULL_ONLY = ["tar3000", "scale"]
+
+
+def chosen(argv):
+	"""The scenarios to run, in order: --only's, else all (not FULL_ONLY with --quick)."""
+	if "--only" in argv:
+		return argv[argv.index("--only") + 1].split(",")
+	return [s for s in SCENARIOS if "--quick" not in argv or s not in FULL_ONLY]
+
+
 def inside(argv):
 	cfg = Config("--quick" in argv)
 	b = Bench(cfg)
 	try:
-		b.snapshot()
-		b.keychange()
-		b.fanout()
-		b.cached_read()
+		for name in chosen(argv):
+			getattr(b, name)()
 	finally:
 		b.close()
 	b.report()
@@ -392,7 +512,11 @@ def main():
 	argv = sys.argv[1:]
 	if argv and argv[0] == "--inside":
 		return inside(argv[1:])
-	bad = [a for a in argv if a != "--quick"]
+	bad = [a for i, a in enumerate(argv) if a != "--quick" and a != "--only" and
+	       not (i > 0 and argv[i - 1] == "--only")]
+	if "--only" in argv and (argv[-1] == "--only" or
+				 set(argv[argv.index("--only") + 1].split(",")) - set(SCENARIOS)):
+		bad.append("--only")
 	if bad:
 		print(__doc__, file=sys.stderr)
 		return 2

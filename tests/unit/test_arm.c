@@ -159,6 +159,97 @@ static void test_list_three_pages_follows_next_link_verbatim(void **state)
 	env_fini(&e);
 }
 
+/* Where each page came from, in the order the pages came (dbx_arm_page_cb). */
+struct page_urls {
+	char *urls[8];
+	size_t first_job[8]; /* how many jobs came before the page */
+	size_t n;
+	struct seen *jobs;
+};
+
+static int note_page(void *ctx, const char *url)
+{
+	struct page_urls *p = ctx;
+
+	assert_true(p->n < 8);
+	p->first_job[p->n] = p->jobs->n;
+	p->urls[p->n++] = strdup(url);
+	return 0;
+}
+
+struct paged_ctx {
+	struct page_urls pages;
+	struct seen jobs;
+};
+
+static int paged_page(void *ctx, const char *url)
+{
+	struct paged_ctx *pc = ctx;
+
+	return note_page(&pc->pages, url);
+}
+
+static int paged_job(void *ctx, struct dbx_order *order)
+{
+	struct paged_ctx *pc = ctx;
+
+	return collect_job(&pc->jobs, order);
+}
+
+/*
+ * A paged listing tells where each page came from before its jobs, and a
+ * page can be read again alone from that URL: its jobs, its nextLink not
+ * followed; never a URL off the ARM host.
+ */
+static void test_list_pages_and_read_one_again(void **state)
+{
+	static const char next1[] = LIST_URL "&%24skipToken=p2";
+	const struct fake_reply script[] = {
+	    {.status = 200,
+	     .body = "{\"value\": [" JOB("rg1", "job1") ", " JOB(
+		 "rg1", "job2") "], \"nextLink\": "
+				"\"" LIST_URL "&%24skipToken=p2\"}"},
+	    {.status = 200, .body = "{\"value\": [" JOB("rg2", "job3") "]}"},
+	    {.status = 200,
+	     .body = "{\"value\": [" JOB("rg2", "job3") ", " JOB(
+		 "rg2", "job5") "], \"nextLink\": "
+				"\"" LIST_URL "&%24skipToken=p3\"}"},
+	};
+	struct paged_ctx pc = {.pages.jobs = &pc.jobs};
+	struct seen again = {0};
+	struct dbx_error err = {0};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 3);
+	assert_int_equal(
+	    dbx_arm_list_jobs_paged(e.arm, SUB, NULL, paged_page, paged_job, &pc, &err), DBX_OK);
+	assert_int_equal(pc.pages.n, 2);
+	assert_string_equal(pc.pages.urls[0], LIST_URL);
+	assert_string_equal(pc.pages.urls[1], next1);
+	assert_int_equal(pc.pages.first_job[1], 2);
+	assert_int_equal(pc.jobs.n, 3);
+
+	assert_int_equal(
+	    dbx_arm_list_job_page(e.arm, pc.pages.urls[1], SUB, collect_job, &again, &err), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 3); /* p3 was not followed */
+	assert_string_equal(e.ft.calls[2].url, next1);
+	assert_int_equal(again.n, 2);
+	assert_string_equal(again.names[1], "job5");
+
+	assert_int_equal(dbx_arm_list_job_page(e.arm,
+					       "https://evil.example/subscriptions/" SUB
+					       "/providers/Microsoft.DataBox/jobs",
+					       SUB, collect_job, &again, &err),
+			 DBX_EREMOTE);
+	assert_int_equal(e.ft.n_calls, 3);
+	for (size_t i = 0; i < pc.pages.n; i++)
+		free(pc.pages.urls[i]);
+	seen_free(&pc.jobs);
+	seen_free(&again);
+	env_fini(&e);
+}
+
 static void test_list_by_resource_group(void **state)
 {
 	const struct fake_reply script[] = {
@@ -874,6 +965,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_list_three_pages_follows_next_link_verbatim),
 	    cmocka_unit_test(test_list_by_resource_group),
+	    cmocka_unit_test(test_list_pages_and_read_one_again),
 	    cmocka_unit_test(test_list_custom_api_version),
 	    cmocka_unit_test(test_list_refuses_foreign_next_link),
 	    cmocka_unit_test(test_url_is_arm),

@@ -346,6 +346,108 @@ static void test_list_without_details(void **state)
 	env_free(env);
 }
 
+#define JOBS_PAGE1_LATER                                                                           \
+	"{\"value\": [" JOB("rg1", "order1", "DeviceOrdered", DETAILS) ", " JOB(                   \
+	    "rg1", "order2", "Delivered", DETAILS) "], \"nextLink\": \"" NEXT "\"}"
+#define RG1_LATER                                                                                  \
+	"{\"value\": [" JOB("rg1", "order1", "DeviceOrdered", DETAILS) ", " JOB(                   \
+	    "rg1", "order2", "Delivered", DETAILS) ", " JOB("rg1", "order4", "Delivered",          \
+							    DETAILS) "]}"
+
+/*
+ * Past the TTL, one order read alone is one GET; once a second order of
+ * the same listing is read within the TTL (a walk), each stale order is
+ * refreshed by reading again the page that listed it (its URL, nextLink
+ * included, verbatim), never by a GET each; a readdir of the resource
+ * group re-lists that group alone, and what it says (a new order) is
+ * what the group lists.
+ */
+static void test_stale_walk_relists(void **state)
+{
+	static const struct fake_reply script[] = {
+	    {.status = 200, .body = SUBS_PAGE},
+	    {.status = 200, .body = JOBS_PAGE1},
+	    {.status = 200, .body = JOBS_PAGE2},
+	    {.status = 200, .body = JOB("rg1", "order1", "DeviceOrdered", DETAILS)},
+	    {.status = 200, .body = JOBS_PAGE1_LATER},
+	    {.status = 200, .body = JOBS_PAGE2},
+	    {.status = 200, .body = RG1_LATER},
+	};
+	struct env *env = env_new(script, 7, 2000, NULL);
+	struct listing l;
+	size_t len;
+	char *buf;
+
+	(void)state;
+	assert_int_equal(walk(env, "/"), 3 * 8);
+	assert_int_equal(env->ft.n_calls, 3);
+
+	env->fc.now += 2500; /* every order is stale, and the walk is over */
+	buf = read_file(env, "/" SUB "/rg1/order1/status", &len);
+	free(buf);
+	assert_int_equal(N_GETS(env), 1); /* read alone */
+	assert_int_equal(N_LISTS(env), 2);
+
+	buf = read_file(env, "/" SUB "/rg1/order2/status", &len);
+	assert_string_equal(buf, "Delivered\n"); /* from page 1, read again */
+	free(buf);
+	buf = read_file(env, "/" SUB "/rg1/order1/key_url", &len); /* fed by the same page */
+	free(buf);
+	buf = read_file(env, "/" SUB "/RG2/order3/status", &len);
+	assert_string_equal(buf, "Delivered\n");
+	free(buf);
+	assert_int_equal(N_GETS(env), 1);
+	assert_int_equal(N_LISTS(env), 4);
+	assert_string_equal(env->ft.calls[4].url, env->ft.calls[1].url);
+	assert_string_equal(env->ft.calls[5].url, NEXT);
+	assert_int_equal(env->ft.n_calls, 6);
+
+	list(env, "/" SUB "/rg1", &l);
+	assert_non_null(strstr(env->ft.calls[6].url, "/resourceGroups/rg1/providers/"));
+	assert_int_equal(l.n, 5);
+	assert_string_equal(l.names[4], "order4");
+
+	/* Within the TTL, the orders (and rg1, re-listed) cost nothing. */
+	env->fc.now += 1000;
+	buf = read_file(env, "/" SUB "/rg1/order1/encryption.json", &len);
+	free(buf);
+	assert_int_equal(walk(env, "/" SUB "/rg1"), 3 * 8);
+	buf = read_file(env, "/" SUB "/RG2/order3/errors", &len);
+	free(buf);
+	assert_int_equal(env->ft.n_calls, 7);
+	env_free(env);
+}
+
+/* With cache_ttl=0 every read asks for its own order: a walk never turns into re-lists. */
+static void test_ttl_zero_walk_gets(void **state)
+{
+	static const struct fake_reply script[] = {
+	    {.status = 200, .body = SUBS_PAGE},
+	    {.status = 200, .body = JOBS_PAGE1},
+	    {.status = 200, .body = JOBS_PAGE2},
+	    {.status = 200, .body = JOB("rg1", "order1", "DeviceOrdered", DETAILS)},
+	    {.status = 200, .body = JOB("rg1", "order2", "Delivered", DETAILS)},
+	};
+	struct env *env = env_new(script, 5, 0, NULL);
+	struct dbx_error err = {0};
+	char *buf = NULL;
+	size_t len;
+
+	(void)state;
+	lookup_parents(env, "/" SUB "/rg1/order1/status");
+	assert_int_equal(env->ft.n_calls, 3);
+	assert_int_equal(dbx_fs_open(&env->fs, "/" SUB "/rg1/order1/status", &buf, &len, &err),
+			 DBX_OK);
+	free(buf);
+	assert_int_equal(dbx_fs_open(&env->fs, "/" SUB "/rg1/order2/status", &buf, &len, &err),
+			 DBX_OK);
+	assert_string_equal(buf, "Delivered\n");
+	free(buf);
+	assert_int_equal(N_GETS(env), 2);
+	assert_int_equal(N_LISTS(env), 2);
+	env_free(env);
+}
+
 /* A transport that holds every request until the test opens it. */
 struct gate {
 	struct dbx_transport base;
@@ -875,6 +977,8 @@ int main(void)
 	    cmocka_unit_test(test_ttl_expiry_one_get),
 	    cmocka_unit_test(test_failure_held_with_ttl_zero),
 	    cmocka_unit_test(test_list_without_details),
+	    cmocka_unit_test(test_stale_walk_relists),
+	    cmocka_unit_test(test_ttl_zero_walk_gets),
 	    cmocka_unit_test(test_single_flight),
 	    cmocka_unit_test(test_failed_refresh),
 	    cmocka_unit_test(test_malformed_list_item),
