@@ -910,7 +910,8 @@ static enum dbx_err add_orders(struct dbx_cache *c, struct entry *e, const char 
 			/* As old as the listing: it and its orders go stale together. */
 			oe->fetched_ms = b->at_ms;
 			oe->gen++;
-			changed(c, sub, items[n - 1].rg, items[n - 1].name);
+			/* o is freed: the names as this listing keeps them */
+			changed(c, sub, b->items[b->n - 1].rg, b->items[b->n - 1].name);
 		}
 	}
 	return DBX_OK;
@@ -1493,6 +1494,8 @@ static bool refreshed_by_page(struct dbx_cache *c, struct entry *e, const char *
 		}
 		oe->fetched_ms = at_ms;
 		oe->gen++;
+		/* o may be freed: the names as the listing keeps them */
+		changed(c, sub, se->items[oe->item].rg, se->items[oe->item].name);
 	}
 	pg->rc = rc;
 	if (rc == DBX_OK)
