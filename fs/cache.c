@@ -997,6 +997,35 @@ oom:
 }
 
 /*
+ * The end of a listing refresh of entry e (its own listing fields already
+ * set on success): keep or drop its error, wake the waiters, and free what
+ * the listing collected with the lock released. Lock held on entry and on
+ * return; returns rc.
+ */
+static enum dbx_err end_listing(struct dbx_cache *c, struct entry *e, enum dbx_err rc,
+				const struct dbx_error *fetch_err, struct dbx_error *err,
+				struct collect *col)
+{
+	if (rc == DBX_OK) {
+		drop_error(&e->err);
+	} else {
+		keep_error(&e->err, fetch_err, rc);
+		e->failed_ms = now_ms(c);
+		if (err)
+			*err = *fetch_err;
+	}
+	e->rc = rc;
+	e->gen++;
+	e->fetching = false;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	collect_free(col);
+	release_parse_memory();
+	pthread_mutex_lock(&c->lock);
+	return rc;
+}
+
+/*
  * Make sure entry e (the root, or subscription sub) has a listing, fresh
  * within the TTL when want_fresh. Lock held; dropped while ARM answers.
  * A failed refresh keeps the previous listing but returns the failure.
@@ -1046,22 +1075,8 @@ static enum dbx_err refresh_listing(struct dbx_cache *c, struct entry *e, const 
 	if (rc == DBX_OK) {
 		e->has_listing = true;
 		e->listed_ms = at_ms;
-		drop_error(&e->err);
-	} else {
-		keep_error(&e->err, &fetch_err, rc);
-		e->failed_ms = now_ms(c);
-		if (err)
-			*err = fetch_err;
 	}
-	e->rc = rc;
-	e->gen++;
-	e->fetching = false;
-	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->lock);
-	collect_free(&col);
-	release_parse_memory();
-	pthread_mutex_lock(&c->lock);
-	return rc;
+	return end_listing(c, e, rc, &fetch_err, err, &col);
 }
 
 /* Whether the orders of resource group entry ge (listed in se) are within the TTL. */
@@ -1128,22 +1143,8 @@ static enum dbx_err refresh_rg(struct dbx_cache *c, struct entry *se, struct ent
 	if (rc == DBX_OK) {
 		ge->rg_listed = true;
 		ge->rg_listed_ms = at_ms;
-		drop_error(&ge->err);
-	} else {
-		keep_error(&ge->err, &fetch_err, rc);
-		ge->failed_ms = now_ms(c);
-		if (err)
-			*err = fetch_err;
 	}
-	ge->rc = rc;
-	ge->gen++;
-	ge->fetching = false;
-	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->lock);
-	collect_free(&col);
-	release_parse_memory();
-	pthread_mutex_lock(&c->lock);
-	return rc;
+	return end_listing(c, ge, rc, &fetch_err, err, &col);
 }
 
 void dbx_dirlist_free(struct dbx_dirlist *l)
