@@ -50,7 +50,7 @@ static void fill_file(struct dbx_fs *fs, struct stat *st, uint64_t ino, size_t a
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
-	st->st_mode = S_IFREG | dbx_attrs[attr].mode;
+	st->st_mode = S_IFREG | (dbx_attrs[attr].mode & (fs->read_only ? 0555 : 07777));
 	st->st_nlink = 1;
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;

@@ -64,6 +64,8 @@ struct dbx_fs {
 	uint64_t kernel_ttl_ms;
 	/* -o cached_ro: opens never reach the mount (docs/architecture.md, "Kernel caches"). */
 	bool cached_ro;
+	/* -o ro or -o cached_ro: the kernel refuses writes, so no file shows a write bit. */
+	bool read_only;
 };
 
 /* The largest value one open may write (DBX_EFBIG past it). */

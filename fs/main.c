@@ -65,6 +65,7 @@ struct options {
 	char *lro_poll;
 	char *cafile;
 	int cached_ro;	   /* -o cached_ro */
+	int ro;		   /* -o ro (passed on to libfuse) */
 	char **connect_to; /* NULL-terminated */
 	size_t n_connect_to;
 	int show_help;
@@ -82,6 +83,7 @@ enum {
 	KEY_FOREGROUND,
 	KEY_DEBUG,
 	KEY_CONNECT_TO,
+	KEY_RO,
 };
 
 #define OPT(t, p)                                                                                  \
@@ -101,6 +103,7 @@ static const struct fuse_opt option_spec[] = {
     OPT("cafile=%s", cafile),
     OPT("cached_ro", cached_ro), /* a flag: sets cached_ro to 1 */
     FUSE_OPT_KEY("connect_to=%s", KEY_CONNECT_TO),
+    FUSE_OPT_KEY("ro", KEY_RO), /* kept for libfuse and the kernel; files show 0444 */
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -131,6 +134,9 @@ static int opt_key(void *data, const char *arg, int key, struct fuse_args *outar
 	case KEY_DEBUG:
 		o->debug = 1;
 		o->foreground = 1;
+		return 1;
+	case KEY_RO:
+		o->ro = 1;
 		return 1;
 	case KEY_CONNECT_TO:
 		grown = realloc(o->connect_to, (o->n_connect_to + 2) * sizeof(*grown));
@@ -446,6 +452,7 @@ struct settings {
 	uint64_t timeout_ms;
 	uint64_t lro_ms;
 	bool cached_ro;
+	bool read_only; /* -o ro or -o cached_ro */
 };
 
 /*
@@ -514,6 +521,7 @@ static bool check_options(const struct options *o, struct fuse_args *args, const
 	}
 	/* -o cached_ro: a read-only mount, so the kernel refuses every write itself. */
 	s->cached_ro = o->cached_ro != 0;
+	s->read_only = s->cached_ro || o->ro;
 	if (s->cached_ro && fuse_opt_add_arg(args, "-oro") != 0)
 		return false;
 	/* First, so that a max_threads= of the user's own, which libfuse reads later, wins. */
@@ -604,6 +612,7 @@ static bool build_mount(const struct options *o, const struct settings *s,
 	/* cached_ro: the mount does not write (EROFS from the kernel first: a ro mount). */
 	m->fs.update = s->cached_ro ? NULL : &m->uc;
 	m->fs.cached_ro = s->cached_ro;
+	m->fs.read_only = s->read_only;
 	/* docs/architecture.md, "Kernel caches": at most 1 s, never past cache_ttl. */
 	m->fs.kernel_ttl_ms = s->ttl_ms < 1000 ? s->ttl_ms : 1000;
 	m->fs.kview = dbx_kview_new();

@@ -3,7 +3,8 @@ principal_id, status, errors) is EACCES even for root (the mode says 0444,
 as in sysfs), changing the tree itself (create outside order directories,
 mkdir, unlink or chmod of an attribute) is EROFS, renaming an attribute is
 EPERM, and none of it sends anything to Azure. (Order directories take
-editors' temporary files: test_editors.py.)"""
+editors' temporary files: test_editors.py.) On a mount with -o ro every
+file shows 0444 and every write is EROFS."""
 
 import errno
 import os
@@ -49,6 +50,23 @@ class ReadOnly(harness.MountedWorld):
 		self.assertEqual(writes, {}, "a refused change still reached Azure")
 		after = {f: harness.cat(self, os.path.join(d, f)) for f in oracle.FILES}
 		self.assertEqual(after, before)
+
+
+class ReadOnlyMount(harness.MountedWorld):
+	WORLD = {"orders": 2, "subscriptions": 1, "resource_groups": 1, "seed": 38}
+	MOUNT = {"extra": ("ro",)}
+
+	def test_modes_say_read_only(self):
+		sub, rg, name = harness.split_job_id(self.world["jobs"][0]["id"])
+		d = self.mnt.p(sub, rg, name)
+		modes = {f: os.stat(os.path.join(d, f)).st_mode & 0o777 for f in oracle.FILES}
+		self.assertEqual(modes, {f: 0o444 for f in oracle.FILES})
+		self.emu.reset_counters()
+		for f in oracle.RW_FILES:
+			self.expect_errno(errno.EROFS, os.open, os.path.join(d, f), os.O_WRONLY)
+		writes = {k: n for k, n in self.emu.counters()["by_path"].items()
+			  if not k.startswith("GET ") and " login.microsoftonline.com/" not in k}
+		self.assertEqual(writes, {}, "a write on a read-only mount reached Azure")
 
 
 if __name__ == "__main__":
