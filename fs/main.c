@@ -39,7 +39,8 @@
 #include "cache.h"
 #include "fs.h"
 #include "notify.h"
-#include "ops.h"
+#include "ops.h" /* fuse.h */
+#include <fuse_lowlevel.h> /* fuse_session_exit: on_term_signal */
 #include "scratch.h"
 
 #define DEFAULT_API_VERSION "2025-07-01"
@@ -340,6 +341,44 @@ static int install_intr_handler(void)
 	sa.sa_handler = on_intr_signal;
 	sigemptyset(&sa.sa_mask);
 	return sigaction(DBX_INTR_SIGNAL, &sa, NULL);
+}
+
+/*
+ * SIGTERM, SIGINT and SIGHUP end the mount cleanly: the session exits, the
+ * loop returns, fuse_main() unmounts, and the exit status is 0, as from
+ * fusermount3 -u (libfuse's own handler makes fuse_main() return 1 after a
+ * signal, which systemd shows as a failure). libfuse installs its handler
+ * only where the action is still the default, so this one, installed
+ * first, is the one that runs. Before the session exists (init has not
+ * run) the signal takes its default action: nothing is mounted yet.
+ */
+static volatile sig_atomic_t term_signal;
+static struct fuse_session *volatile term_session;
+
+static void on_term_signal(int sig)
+{
+	term_signal = sig;
+	if (term_session) {
+		fuse_session_exit(term_session);
+		return;
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static int install_term_handlers(void)
+{
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term_signal; /* no SA_RESTART: the loop's read returns EINTR */
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		if (sigaction(sigs[i], &sa, NULL) != 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* The write pipeline asks this before its PATCH: did the writer get a signal (Ctrl-C)? */
@@ -672,6 +711,9 @@ static void *service_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	void *fs = dbx_fuse_operations()->init(conn, cfg);
 
+	term_session = fuse_get_session(fuse_get_context()->fuse); /* on_term_signal's */
+	if (!service.socket)
+		return fs;
 	service.ready = dbx_ready_start(service.socket, service.mountpoint, service_check, NULL,
 					SERVICE_RETRY_MS, service.clock);
 	if (!service.ready)
@@ -680,8 +722,9 @@ static void *service_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 }
 
 /*
- * The operations to mount with: ops.c's, or, with $NOTIFY_SOCKET set,
- * ops.c's with init starting the readiness watcher. Call before anything
+ * The operations to mount with: ops.c's with init wrapped, to hand the
+ * session to on_term_signal and, with $NOTIFY_SOCKET set, to start the
+ * readiness watcher. Call before anything
  * is built (no thread exists yet): the variable is taken out of the
  * environment, so no child (az) inherits it.
  */
@@ -692,21 +735,23 @@ static const struct fuse_operations *mount_operations(const struct options *o,
 {
 	const char *sock = getenv("NOTIFY_SOCKET");
 
+	service.ops = *dbx_fuse_operations();
+	service.ops.init = service_init;
 	if (!sock || !*sock)
-		return dbx_fuse_operations();
+		return &service.ops;
 	service.socket = strdup(sock);
 	unsetenv("NOTIFY_SOCKET");
 	if (!service.socket || !realpath(o->nonopt[o->mountpoints - 1], service.mountpoint)) {
 		fprintf(stderr,
 			"databoxfs: NOTIFY_SOCKET is set but readiness cannot be told: %s\n",
 			strerror(errno));
-		return dbx_fuse_operations();
+		free(service.socket);
+		service.socket = NULL;
+		return &service.ops;
 	}
 	service.m = m;
 	service.scope = s->cloud->arm_scope;
 	service.clock = clock;
-	service.ops = *dbx_fuse_operations();
-	service.ops.init = service_init;
 	return &service.ops;
 }
 
@@ -784,14 +829,18 @@ int main(int argc, char *argv[])
 		goto fail;
 	if (!build_mount(&o, &s, clock, &m, &err))
 		goto fail;
-	if (install_intr_handler() != 0) {
-		dbx_error_set(&err, DBX_ECONFIG, "cannot install the interrupt signal handler: %s",
+	if (install_intr_handler() != 0 || install_term_handlers() != 0) {
+		dbx_error_set(&err, DBX_ECONFIG, "cannot install the signal handlers: %s",
 			      strerror(errno));
 		goto fail;
 	}
 	ret = fuse_main(args.argc, args.argv, ops, &m.fs);
-	if (ret != 0)
+	if (term_signal) {
+		dbx_log(DBX_LOG_INFO, "unmounted on signal %d", (int)term_signal);
+		ret = 0; /* a clean unmount on request */
+	} else if (ret != 0) {
 		ret = 1;
+	}
 	goto out;
 fail:
 	fprintf(stderr, "databoxfs: %s\n", err.message[0] ? err.message : dbx_err_str(err.err));
