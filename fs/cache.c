@@ -1218,6 +1218,31 @@ static enum dbx_err build_dirlist(struct dbx_cache *c, struct entry *e, const ch
 	return rc;
 }
 
+long dbx_cache_subdirs(struct dbx_cache *c, const char *subscription, const char *resource_group)
+{
+	const struct entry *e = &c->root, *ge;
+	long n = -1;
+
+	pthread_mutex_lock(&c->lock);
+	if (subscription)
+		e = find(c, subscription, NULL, NULL);
+	if (!e || !(e->has_listing || (e == &c->root && c->static_root)))
+		goto out;
+	if (!subscription) {
+		n = (long)e->n_items;
+	} else if (!resource_group) {
+		n = 0;
+		for (size_t i = 0; i < e->n_rgs; i++)
+			n += e->rgs[i]->rg_live > 0;
+	} else {
+		ge = find(c, subscription, resource_group, NULL);
+		n = listed_in(ge, e) ? (long)ge->rg_live : -1;
+	}
+out:
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
 enum dbx_err dbx_cache_list(struct dbx_cache *c, const char *subscription,
 			    const char *resource_group, struct dbx_dirlist *out,
 			    struct dbx_error *err)

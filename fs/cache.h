@@ -159,6 +159,14 @@ void dbx_order_view_release(struct dbx_order_view *view);
  */
 
 /*
+ * How many subdirectories directory (subscription, resource_group) holds
+ * as the cache knows it now, without asking ARM: the subscriptions of the
+ * root (both NULL), the resource groups of a subscription, the orders of a
+ * resource group. -1 when it was never listed.
+ */
+long dbx_cache_subdirs(struct dbx_cache *c, const char *subscription, const char *resource_group);
+
+/*
  * What the cache holds for the order now, without asking ARM: fills view as
  * dbx_cache_order() does (view->order NULL when the order was never read)
  * and *fresh says whether that state is within the TTL. Release the view.

@@ -32,12 +32,24 @@
 #include "fs.h"
 #include "tree.h"
 
-static void fill_dir(struct dbx_fs *fs, struct stat *st, uint64_t ino, time_t mtime)
+/*
+ * The link count of a directory: 2 + its subdirectories when the cache
+ * knows them, else 1, which tells find(1) and friends not to rely on it.
+ * An order directory holds none; sub and rg as in dbx_cache_subdirs().
+ */
+static nlink_t dir_links(struct dbx_fs *fs, bool order, const char *sub, const char *rg)
+{
+	long n = order ? 0 : dbx_cache_subdirs(fs->cache, sub, rg);
+
+	return n < 0 ? 1 : (nlink_t)(2 + n);
+}
+
+static void fill_dir(struct dbx_fs *fs, struct stat *st, uint64_t ino, time_t mtime, nlink_t links)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_mode = S_IFDIR | 0555;
-	st->st_nlink = 2;
+	st->st_nlink = links;
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
 	st->st_size = 0;
@@ -245,7 +257,10 @@ enum dbx_err dbx_fs_getattr(struct dbx_fs *fs, const char *path, struct stat *st
 			      node.kind >= DBX_NODE_ORDER ? node.order : NULL, &ino, &mtime, err);
 	if (rc != DBX_OK)
 		return rc;
-	fill_dir(fs, st, ino, mtime);
+	fill_dir(fs, st, ino, mtime,
+		 dir_links(fs, node.kind == DBX_NODE_ORDER,
+			   node.kind >= DBX_NODE_SUBSCRIPTION ? node.subscription : NULL,
+			   node.kind >= DBX_NODE_RESOURCE_GROUP ? node.resource_group : NULL));
 	if (node.kind == DBX_NODE_ORDER && fs->update)
 		st->st_mode = S_IFDIR | 0755;
 	return DBX_OK;
@@ -323,7 +338,13 @@ enum dbx_err dbx_fs_readdir(struct dbx_fs *fs, const char *path, dbx_fs_fill_fn 
 	if (rc != DBX_OK)
 		return rc;
 	for (size_t i = 0; i < list.n; i++) {
-		fill_dir(fs, &st, list.v[i].ino, list.v[i].mtime);
+		/* the children: subscriptions of the root, groups of a subscription, orders */
+		bool child_is_sub = node.kind == DBX_NODE_ROOT;
+
+		fill_dir(fs, &st, list.v[i].ino, list.v[i].mtime,
+			 dir_links(fs, node.kind == DBX_NODE_RESOURCE_GROUP,
+				   child_is_sub ? list.v[i].name : node.subscription,
+				   child_is_sub ? NULL : list.v[i].name));
 		if (fill(ctx, list.v[i].name, &st))
 			break;
 	}
