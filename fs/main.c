@@ -39,8 +39,9 @@
 #include "cache.h"
 #include "fs.h"
 #include "notify.h"
-#include "ops.h" /* fuse.h */
-#include <fuse_lowlevel.h> /* fuse_session_exit: on_term_signal */
+#include "ops.h"
+/* after ops.h, which sets FUSE_USE_VERSION: fuse_session_exit() */
+#include <fuse_lowlevel.h>
 #include "scratch.h"
 
 #define DEFAULT_API_VERSION "2025-07-01"
