@@ -4,7 +4,7 @@
  * traffic of the mount goes through this file.
  *
  * Lists (subscriptions, jobs of a subscription or of a resource group,
- * Resources - List for a vault) are paged through one loop, list_pages():
+ * Resources - List for a vault) are paged through one loop, list_pages_ex():
  * the first URL is built here, every later one is the response's nextLink,
  * followed verbatim. The bearer token goes with every request, so a
  * nextLink that leaves the cloud's ARM host over https is refused before
@@ -316,33 +316,21 @@ static bool seen_before(char *const *seen, size_t n, const char *url)
 	return false;
 }
 
-/*
- * The one paging loop of every ARM listing (jobs, subscriptions, resources):
- * GET first_url and every nextLink after it, verbatim, all before deadline;
- * call fn for each item of each page's "value". DBX_OK when the last page
- * was read or fn asked to stop. A nextLink off the ARM host, one already
- * requested, or a page past DBX_ARM_MAX_PAGES ends the listing with
- * DBX_EREMOTE. *pages (may be NULL) is the number of pages requested, so a
- * caller can tell a refusal of the first page from a later one.
- */
 /* Told the URL of each page before its items (the first URL, then each nextLink). */
 typedef enum dbx_err (*page_fn)(void *ctx, const char *url, struct dbx_error *err);
 
 /*
- * list_pages, also calling on_page (may be NULL) before the items of each
- * page, and with one_page reading first_url alone (its nextLink is not
- * followed): what a re-read of one page of an earlier listing needs.
+ * The one paging loop of every ARM listing (jobs, subscriptions, resources):
+ * GET first_url and every nextLink after it, verbatim, all before deadline;
+ * call on_page (may be NULL) before the items of each page and fn for each
+ * item of its "value". With one_page only first_url is read (its nextLink
+ * is not followed): a re-read of one page of an earlier listing. DBX_OK
+ * when the last page was read or fn asked to stop. A nextLink off the ARM
+ * host, one already requested, or a page past DBX_ARM_MAX_PAGES ends the
+ * listing with DBX_EREMOTE. *pages (may be NULL) is the number of pages
+ * requested, so a caller can tell a refusal of the first page from a
+ * later one.
  */
-static enum dbx_err list_pages_ex(struct dbx_arm *arm, const char *first_url, uint64_t deadline,
-				  bool one_page, page_fn on_page, item_fn fn, void *ctx,
-				  size_t *pages, struct dbx_error *err);
-
-static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, uint64_t deadline,
-			       item_fn fn, void *ctx, size_t *pages, struct dbx_error *err)
-{
-	return list_pages_ex(arm, first_url, deadline, false, NULL, fn, ctx, pages, err);
-}
-
 static enum dbx_err list_pages_ex(struct dbx_arm *arm, const char *first_url, uint64_t deadline,
 				  bool one_page, page_fn on_page, item_fn fn, void *ctx,
 				  size_t *pages, struct dbx_error *err)
@@ -465,6 +453,13 @@ out:
 		free(seen[i]);
 	free(seen);
 	return rc;
+}
+
+/* list_pages_ex over every page, without a page callback. */
+static enum dbx_err list_pages(struct dbx_arm *arm, const char *first_url, uint64_t deadline,
+			       item_fn fn, void *ctx, size_t *pages, struct dbx_error *err)
+{
+	return list_pages_ex(arm, first_url, deadline, false, NULL, fn, ctx, pages, err);
 }
 
 /* ---- subscriptions ---- */
