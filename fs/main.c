@@ -578,7 +578,8 @@ struct mount {
 	struct dbx_transport *token_stack;
 	struct dbx_credential *cred;
 	struct dbx_transport *auth; /* owns the ARM stack under it */
-	struct dbx_arm *arm;
+	struct dbx_arm *arm;	    /* writes: the whole timeout for retries */
+	struct dbx_arm *arm_read;   /* the cache's reads: DBX_ARM_READ_RETRY_MS of retries */
 	struct dbx_keyvault *kv;
 	struct dbx_cache *cache;
 	struct dbx_update_config uc;
@@ -630,7 +631,14 @@ static bool build_mount(const struct options *o, const struct settings *s,
 	m->kv = dbx_keyvault_new(m->arm, m->auth, s->timeout_ms);
 	if (!m->kv)
 		goto nomem;
-	cc.arm = m->arm;
+	/* Reads get a shorter retry budget than writes (docs/formats.md, "Reads"). */
+	m->arm_read =
+	    dbx_arm_new(m->auth, s->cloud, o->api_version ? o->api_version : DEFAULT_API_VERSION,
+			s->timeout_ms, clock);
+	if (!m->arm_read)
+		goto nomem;
+	dbx_arm_set_retry_budget(m->arm_read, DBX_ARM_READ_RETRY_MS);
+	cc.arm = m->arm_read;
 	cc.clock = clock;
 	cc.ttl_ms = s->ttl_ms;
 	cc.subscriptions = (const char *const *)s->subs;
@@ -673,6 +681,7 @@ static void mount_free(struct mount *m)
 	dbx_cache_free(m->cache);
 	dbx_keyvault_free(m->kv);
 	dbx_arm_free(m->arm);
+	dbx_arm_free(m->arm_read);
 	dbx_transport_destroy(m->auth);
 	dbx_credential_destroy(m->cred);
 	dbx_transport_destroy(m->token_stack);

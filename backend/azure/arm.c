@@ -60,6 +60,7 @@ struct dbx_arm {
 	const struct dbx_cloud *cloud;
 	char *api_version;
 	uint64_t timeout_ms;
+	uint64_t retry_budget_ms; /* 0: none (dbx_arm_set_retry_budget) */
 	const struct dbx_clock *clock;
 };
 
@@ -92,6 +93,11 @@ void dbx_arm_free(struct dbx_arm *arm)
 		return;
 	free(arm->api_version);
 	free(arm);
+}
+
+void dbx_arm_set_retry_budget(struct dbx_arm *arm, uint64_t ms)
+{
+	arm->retry_budget_ms = ms;
 }
 
 /* The absolute deadline of a call starting now; 0 (none) when there is no timeout. */
@@ -221,6 +227,8 @@ static enum dbx_err send_get_retries(struct dbx_arm *arm, const char *url, uint6
 	    .max_retries = max_retries,
 	};
 
+	if (arm->retry_budget_ms)
+		req.retry_until_ms = dbx_clock_now_ms(arm->clock) + arm->retry_budget_ms;
 	return dbx_http_send(arm->transport, &req, resp, err);
 }
 

@@ -11,7 +11,8 @@
  * never carried the request (DBX_EUNREACHABLE). A body over the size cap is
  * never resent: the same request gets the same answer. Everything is bounded by the
  * request's deadline: when the next wait would pass it, the last outcome is
- * returned as it is. The clock is injected, so tests never sleep.
+ * returned as it is; a read's shorter retry budget (retry_until_ms) bounds
+ * the waits the same way. The clock is injected, so tests never sleep.
  *
  * A host whose retries all failed at the transport (refused, unreachable,
  * dropped) is remembered as down: for DBX_HTTP_DOWN_QUIET_MS requests to
@@ -363,6 +364,15 @@ static enum dbx_err retry_loop(struct retry_transport *rt, const struct dbx_http
 				"%s %.*s: not retrying, waiting %llu ms would pass the deadline",
 				req->method, url_loggable_len(req->url), req->url,
 				(unsigned long long)delay);
+			return rc;
+		}
+		if (req->retry_until_ms &&
+		    (now >= req->retry_until_ms || delay > req->retry_until_ms - now)) {
+			dbx_log(
+			    DBX_LOG_DEBUG,
+			    "%s %.*s: not retrying, waiting %llu ms would pass the retry budget",
+			    req->method, url_loggable_len(req->url), req->url,
+			    (unsigned long long)delay);
 			return rc;
 		}
 		if (rc == DBX_OK)

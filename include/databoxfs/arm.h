@@ -34,6 +34,17 @@ struct dbx_arm *dbx_arm_new(struct dbx_transport *transport, const struct dbx_cl
 void dbx_arm_free(struct dbx_arm *arm);
 
 /*
+ * The read retry budget: each GET this client sends schedules no resend
+ * to start more than ms after it was first sent (0, the default: only
+ * the deadline bounds resends). The mount gives its readers' client
+ * DBX_ARM_READ_RETRY_MS and its writers' none, so a read of an
+ * unreachable or throttling ARM fails within seconds while a write keeps
+ * its whole timeout (docs/formats.md, "Reads").
+ */
+#define DBX_ARM_READ_RETRY_MS 5000
+void dbx_arm_set_retry_budget(struct dbx_arm *arm, uint64_t ms);
+
+/*
  * May the ARM token go to url? True when url is https on exactly the
  * cloud's ARM host (any case, an explicit :443 allowed): no user info, no
  * other port, nothing but the host in the authority, and no blank, control

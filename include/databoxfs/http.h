@@ -48,6 +48,12 @@ struct dbx_http_request {
 	unsigned max_retries; /* 0: the retry policy's; else at most this many resends, when the
 				 caller has its own way out (a lost poll: read the order) */
 	/*
+	 * Absolute, on deadline_ms's time line; 0: none. No resend is
+	 * scheduled to start after it: the retry budget of a read, shorter
+	 * than its deadline (docs/formats.md, "Reads").
+	 */
+	uint64_t retry_until_ms;
+	/*
 	 * NULL-terminated list of extra "Name: value" header lines, or NULL.
 	 * Used by managed identity ("Metadata: true", "X-IDENTITY-HEADER: ...");
 	 * values may be secret: never logged, wiped by the transport after use.

@@ -16,7 +16,8 @@ tests/integration/harness.py) share. Standard library only.
     anchor. imds() talks to the managed identity listener; admin() and
     admin_status() to the admin API (counters, request log, faults).
   - gen_world(): run gen-world.py, bounded, and return the world.
-  - die_with_parent(): preexec_fn that makes a child die with the test.
+  - die_with_parent(): preexec_fn that makes a child die with the test
+    (die_with_parent_here(): only from the main thread, see there).
   - make_cert(): a self-signed RSA certificate and key made with openssl.
   - in_namespaces() and namespace_hosts(): run a script again inside
     fresh network and mount namespaces where the real Azure host names
@@ -41,6 +42,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -87,8 +89,19 @@ def sanitizer_report(what, returncode, text):
 
 def die_with_parent():
 	"""preexec_fn: SIGTERM the child when the test process dies, even by
-	SIGKILL (a ctest timeout), so no emulator or mount outlives its test."""
+	SIGKILL (a ctest timeout), so no emulator or mount outlives its test.
+	The kernel sends it when the thread that forked the child ends, not the
+	process: a child started from a short-lived thread (a fault that
+	restarts the emulator) would die with that thread, so callers pass it
+	only from the main thread (die_with_parent_here()); the others are
+	stopped by their test's cleanup."""
 	_LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def die_with_parent_here():
+	"""die_with_parent when called from the main thread, else None (a
+	preexec_fn cannot tell: in the child every thread is the main one)."""
+	return die_with_parent if threading.current_thread() is threading.main_thread() else None
 
 
 def in_namespaces(script, argv, name, timeout):
@@ -263,7 +276,7 @@ class Emulator:
 				self.sanitizer_checked = False
 				self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
 							     stderr=subprocess.STDOUT if out else None,
-							     preexec_fn=die_with_parent)
+							     preexec_fn=die_with_parent_here())
 			finally:
 				if out:
 					out.close()

@@ -491,6 +491,54 @@ static void test_deadline_bounds_backoff(void **state)
 	teardown_f(f);
 }
 
+/* A read's retry budget (retry_until_ms) stops resends well before its deadline. */
+static void test_retry_until_bounds_resends(void **state)
+{
+	static const struct fake_reply script[] = {
+	    {.status = 503}, {.status = 503}, {.status = 503}, {.status = 503}, {.status = 200},
+	};
+	struct fixture *f = setup_with(script, N(script), NULL);
+	struct dbx_http_request req = {
+	    .method = "GET",
+	    .url = "https://management.azure.com/subscriptions/s/providers/Microsoft.DataBox/jobs",
+	    .deadline_ms = T0 + 120000,
+	    .retry_until_ms = T0 + 5000,
+	    .idempotent = true,
+	};
+
+	(void)state;
+	f->fc.random_value = 20; /* 800, 1600, 3200 */
+	assert_int_equal(dbx_http_send(f->rt, &req, &f->resp, &f->err), DBX_OK);
+	assert_int_equal(f->resp.status, 503);
+	assert_int_equal(f->fake.n_calls, 3); /* resends at 800 and 2400; 5600 is past the budget */
+	assert_int_equal(f->fc.now, T0 + 2400);
+	teardown_f(f);
+}
+
+/* A Retry-After longer than what is left of the budget is not waited for. */
+static void test_retry_until_skips_long_retry_after(void **state)
+{
+	static const struct fake_reply script[] = {
+	    {.status = 429, .retry_after = "10"},
+	    {.status = 200},
+	};
+	struct fixture *f = setup_with(script, N(script), NULL);
+	struct dbx_http_request req = {
+	    .method = "GET",
+	    .url = "https://management.azure.com/subscriptions/s/providers/Microsoft.DataBox/jobs",
+	    .deadline_ms = T0 + 120000,
+	    .retry_until_ms = T0 + 5000,
+	    .idempotent = true,
+	};
+
+	(void)state;
+	assert_int_equal(dbx_http_send(f->rt, &req, &f->resp, &f->err), DBX_OK);
+	assert_int_equal(f->resp.status, 429);
+	assert_int_equal(f->fake.n_calls, 1);
+	assert_int_equal(f->fc.n_sleeps, 0);
+	teardown_f(f);
+}
+
 static void test_deadline_hit_mid_request(void **state)
 {
 	static const struct fake_reply script[] = {
@@ -702,6 +750,8 @@ int main(void)
 	    cmocka_unit_test(test_deadline_stops_before_long_wait),
 	    cmocka_unit_test(test_deadline_bounds_backoff),
 	    cmocka_unit_test(test_deadline_hit_mid_request),
+	    cmocka_unit_test(test_retry_until_bounds_resends),
+	    cmocka_unit_test(test_retry_until_skips_long_retry_after),
 	    cmocka_unit_test(test_transport_error_after_budget),
 	    cmocka_unit_test(test_fresh_client_request_id_per_attempt),
 	    cmocka_unit_test(test_interrupted_while_waiting),
