@@ -46,7 +46,6 @@
 #include "core/json_util.h"
 
 #define API_KEYVAULT "7.4" /* the Key Vault data plane; ARM's versions live in arm.c */
-#define MIN_RSA_BITS 2048
 
 #define SSEM_VAULT_NOT_FOUND "SsemUserErrorKeyVaultDetailsNotFound"
 #define SSEM_SOFT_DELETE     "SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled"
@@ -560,8 +559,13 @@ static bool parse_key(struct json_object *root, const struct dbx_key_url *key,
 			snprintf(why, cap, "key.key_ops[%zu] is %s, expected a string", i,
 				 dbx_json_type_name(json_object_get_type(op)));
 			r.bad = true;
+		} else if (strcmp(json_object_get_string(op), "wrapKey") == 0) {
+			out->ops |= DBX_KEY_OP_WRAP;
+		} else if (strcmp(json_object_get_string(op), "unwrapKey") == 0) {
+			out->ops |= DBX_KEY_OP_UNWRAP;
 		}
 	}
+	out->ops_known = ops != NULL;
 	enabled = key_field(&r, attrs, "enabled", "attributes.enabled", json_type_boolean, true);
 	out->nbf = key_time(&r, attrs, "nbf", "attributes.nbf");
 	out->exp = key_time(&r, attrs, "exp", "attributes.exp");
@@ -743,46 +747,62 @@ static void note_add(struct dbx_preflight *out, const char *note)
 	snprintf(out->notes + used, sizeof(out->notes) - used, "%s", note);
 }
 
-static void iso_time(time_t t, char *buf, size_t cap)
-{
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm) || strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, cap, "@%lld", (long long)t);
-}
-
 /* Does a Key Vault recoveryLevel show soft delete and purge protection both on? */
 static bool level_protected(const char *level)
 {
 	return strcasestr(level, "Recoverable") && !strcasestr(level, "Purgeable");
 }
 
-/* The checks on a key that was read, in the service's order. */
+/* The facts the key rules (validate.h) judge, from a key that was read. */
+static struct dbx_key_facts key_facts(const struct dbx_key_info *k)
+{
+	struct dbx_key_facts f = {
+	    .key_known = true,
+	    .kty = k->kty,
+	    .bits = k->bits,
+	    .enabled = k->enabled,
+	    .nbf = k->nbf,
+	    .exp = k->exp,
+	    .ops_known = k->ops_known,
+	    .ops = k->ops,
+	};
+
+	return f;
+}
+
+/*
+ * The checks on a key that was read, in the service's order: the first
+ * rule of the shared table (validate.h) it breaks is the answer.
+ */
 static enum dbx_err check_key(const struct dbx_key_url *key, const struct dbx_key_info *k,
 			      time_t now, struct dbx_error *err)
 {
-	char when[64];
+	struct dbx_key_facts f = key_facts(k);
+	struct dbx_rule_fail fail;
 
-	if (!k->enabled)
-		return ssem_error(err, SSEM_KEY_DISABLED, 0, NULL, "key '%s' (%s) is disabled",
-				  key->name, k->kid);
-	if (k->exp != 0 && k->exp <= now) {
-		iso_time(k->exp, when, sizeof(when));
-		return ssem_error(err, SSEM_KEY_EXPIRED, 0, NULL, "key '%s' (%s) expired at %s",
-				  key->name, k->kid, when);
-	}
-	if (k->nbf != 0 && k->nbf > now) {
-		iso_time(k->nbf, when, sizeof(when));
-		return ssem_error(err, SSEM_KEY_DISABLED, 0, NULL,
-				  "key '%s' (%s) is not valid before %s", key->name, k->kid, when);
-	}
-	if ((strcmp(k->kty, "RSA") != 0 && strcmp(k->kty, "RSA-HSM") != 0) ||
-	    k->bits < MIN_RSA_BITS)
-		return ssem_error(err, SSEM_KEY_TYPE, 0, NULL,
-				  "key '%s' is %s of %u bits; Data Box needs an RSA or RSA-HSM key "
-				  "of at least %d bits",
-				  key->name, k->kty, k->bits, MIN_RSA_BITS);
-	return DBX_OK;
+	if (dbx_key_rules_check(&f, now, &fail, 1) == 0)
+		return DBX_OK;
+	return ssem_error(err, fail.code, 0, NULL, "key '%s' (%s) is not usable by Data Box: %s",
+			  key->name, k->kid, fail.reason);
+}
+
+/* The vault's rows of the same table: soft delete and purge protection. */
+static enum dbx_err check_vault(const char *name, const struct dbx_vault_info *v,
+				struct dbx_error *err)
+{
+	struct dbx_key_facts f = {
+	    .vault_known = true,
+	    .soft_delete = v->soft_delete,
+	    .purge_protection = v->purge_protection,
+	};
+	struct dbx_rule_fail fails[DBX_KEY_RULES_MAX];
+	size_t n = dbx_key_rules_check(&f, 0, fails, DBX_KEY_RULES_MAX);
+
+	if (n == 0)
+		return DBX_OK;
+	return ssem_error(err, fails[0].code, 0, NULL,
+			  "key vault '%s' needs soft delete and purge protection enabled: %s%s%s",
+			  name, fails[0].reason, n > 1 ? "; " : "", n > 1 ? fails[1].reason : "");
 }
 
 /*
@@ -1022,13 +1042,10 @@ enum dbx_err dbx_keyvault_preflight_uai(struct dbx_keyvault *kv, uint64_t deadli
 		goto out;
 	if (!vault_readable) {
 		note_add(out, NOTE_VAULT_403);
-	} else if (!out->vault.soft_delete || !out->vault.purge_protection) {
-		rc = ssem_error(err, SSEM_SOFT_DELETE, 0, NULL,
-				"key vault '%s' needs soft delete and purge protection enabled "
-				"(soft delete %s, purge protection %s)",
-				key->vault, out->vault.soft_delete ? "on" : "off",
-				out->vault.purge_protection ? "on" : "off");
-		goto out;
+	} else {
+		rc = check_vault(key->vault, &out->vault, err);
+		if (rc != DBX_OK)
+			goto out;
 	}
 
 	lookup_finish(&kl, true);

@@ -6,7 +6,9 @@
  * through ARM with arm.h's lookups, which also give kekVaultResourceID),
  * soft delete and purge protection are on, the key exists, is enabled,
  * inside its nbf/exp window, RSA or RSA-HSM of at least 2048 bits
- * (computed from the modulus n), and, where the vault uses access
+ * (computed from the modulus n) whose key_ops, when sent, hold wrapKey and
+ * unwrapKey (validate.h's key rules: the table the catalogue's `eligible`
+ * files use too), and, where the vault uses access
  * policies, the identity that will use the key holds get, wrapKey and
  * unwrapKey. A check the admin's own credential may not perform (403) is
  * skipped and noted; the service then decides.
@@ -52,6 +54,8 @@ struct dbx_key_info {
 	bool enabled;
 	time_t nbf, exp; /* 0 when absent */
 	char recovery_level[64];
+	bool ops_known; /* key_ops was sent */
+	unsigned ops;	/* DBX_KEY_OP_* (validate.h) found in key_ops */
 };
 
 /*

@@ -463,7 +463,19 @@ static void test_key_rsa_2047(void **state)
 
 static void test_key_ec(void **state)
 {
-	run_type_not_supported(ec_key(), "EC", "0 bits");
+	run_type_not_supported(ec_key(), "EC key", "RSA or RSA-HSM");
+}
+
+/* An RSA key whose key_ops leave out unwrapKey cannot hold a Data Box key: the key_ops rule. */
+static void test_key_ops_without_unwrap(void **state)
+{
+	const char *body = key_bundle(KID, "RSA", N_RSA2048, true, 0, 0, "Recoverable");
+	char *swapped = strdup(body), *at = strstr(swapped, "\"unwrapKey\"");
+
+	assert_non_null(at);
+	memcpy(at, "\"decrypt\"  ", 11); /* same length, keeps the JSON valid */
+	run_type_not_supported(swapped, "key_ops lacks unwrapKey", KID);
+	free(swapped);
 }
 
 static void test_access_missing_permissions(void **state)
@@ -1553,6 +1565,7 @@ int main(void)
 	    cmocka_unit_test(test_key_rsa_1024),
 	    cmocka_unit_test(test_key_rsa_2047),
 	    cmocka_unit_test(test_key_ec),
+	    cmocka_unit_test(test_key_ops_without_unwrap),
 	    cmocka_unit_test(test_access_missing_permissions),
 	    cmocka_unit_test(test_access_other_principal),
 	    cmocka_unit_test(test_access_all),
