@@ -658,6 +658,20 @@ static bool build_mount(const struct options *o, const struct settings *s,
 	m->fs.kview = dbx_kview_new();
 	if (!m->fs.kview)
 		goto nomem;
+	{
+		/* keyvaults/, identities/, by-name/ (docs/formats.md, "The catalogue"). */
+		struct dbx_catalogue_config cat = {
+		    .arm = m->arm,
+		    .kv = m->kv,
+		    .cache = m->cache,
+		    .clock = clock,
+		    .ttl_ms = s->ttl_ms,
+		};
+
+		m->fs.catalogue = dbx_catalogue_new(&cat);
+		if (!m->fs.catalogue)
+			goto nomem;
+	}
 	return true;
 nomem:
 	dbx_error_set(err, DBX_ENOMEM, "out of memory");
@@ -667,6 +681,7 @@ nomem:
 /* Tear down what build_mount() built (any part of it), the last built first. */
 static void mount_free(struct mount *m)
 {
+	dbx_catalogue_free(m->fs.catalogue);
 	dbx_kview_free(m->fs.kview);
 	dbx_admit_free(m->fs.admit);
 	dbx_scratch_free(m->fs.scratch);
