@@ -12,6 +12,7 @@
  *   GET /subscriptions/S/resourceGroups[/RG]                resource groups
  *   GET /subscriptions/S/providers/Microsoft.KeyVault/vaults  vaults of a subscription (paged)
  *   GET /subscriptions/S/providers/Microsoft.ManagedIdentity/userAssignedIdentities  (paged)
+ *   GET .../resourceGroups/RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities (paged)
  *   GET .../providers/Microsoft.KeyVault/vaults/NAME
  *   GET .../providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME
  * Every request needs a bearer token for the management audience of the
@@ -1205,22 +1206,25 @@ static void identity_get(struct dbx_emu *e, struct dbx_emu_reply *r, struct arm_
 	dbx_emu_reply_json(r, 200, identity_json(i, c->name));
 }
 
-/* GET /subscriptions/S/providers/Microsoft.ManagedIdentity/userAssignedIdentities */
+/*
+ * GET /subscriptions/S[/resourceGroups/RG]/providers/Microsoft.ManagedIdentity/
+ * userAssignedIdentities
+ */
 static void identities_list(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
 			    struct arm_ctx *c)
 {
 	struct json_object *a = dbx_emu_world_array(e, "identities"), *val;
-	char s[256];
+	char s[256], g[256];
 	size_t i;
 
-	if (!sub_exists(e, r, c->sub))
+	if (!sub_exists(e, r, c->sub) || (c->rg && !rg_exists(e, r, c->sub, c->rg)))
 		return;
 	val = json_object_new_array();
 	for (i = 0; a && i < json_object_array_length(a); i++) {
 		struct json_object *u = json_object_array_get_idx(a, i);
 
-		if (dbx_emu_id_parse(dbx_emu_jstr(u, "id"), s, NULL, NULL, sizeof(s)) &&
-		    !strcasecmp(s, c->sub))
+		if (dbx_emu_id_parse(dbx_emu_jstr(u, "id"), s, g, NULL, sizeof(s)) &&
+		    !strcasecmp(s, c->sub) && (!c->rg || !strcasecmp(g, c->rg)))
 			json_object_array_add(val, identity_json(u, ""));
 	}
 	reply_paged(e, q, r, c, val);
@@ -1290,6 +1294,9 @@ static enum route route_of(struct arm_ctx *c)
 		c->name = c->seg[7];
 		return R_VAULT;
 	}
+	if (c->nseg == 7 && seg_is(c, 5, "Microsoft.ManagedIdentity") &&
+	    seg_is(c, 6, "userAssignedIdentities"))
+		return R_IDENTITIES_SUB; /* c->rg set: the group's */
 	if (c->nseg == 8 && seg_is(c, 5, "Microsoft.ManagedIdentity") &&
 	    seg_is(c, 6, "userAssignedIdentities")) {
 		c->name = c->seg[7];
