@@ -616,6 +616,9 @@ static bool key_url_ok(const struct dbx_keyvault *kv, const struct dbx_key_url *
 	       strcasecmp(key->host + vn + 1, kv->cloud->vault_suffix) == 0;
 }
 
+static void key_hint(struct dbx_keyvault *kv, const struct dbx_key_url *key, char *hint,
+		     size_t cap);
+
 /*
  * GET the key into out. *readable is false after a 403 (out->kid is then
  * the written URL). 404 is SsemUserErrorKeyDetailsNotFound.
@@ -653,9 +656,12 @@ static enum dbx_err fetch_key(struct dbx_keyvault *kv, const struct dbx_key_url 
 	if (resp.status == 403)
 		goto out;
 	if (resp.status == 404) {
+		char hint[400];
+
+		key_hint(kv, key, hint, sizeof(hint));
 		rc = ssem_error(err, SSEM_KEY_NOT_FOUND, resp.status, resp.request_id,
-				"key '%s'%s%s not found in key vault '%s'", key->name,
-				key->version[0] ? " version " : "", key->version, key->vault);
+				"key '%s'%s%s not found in key vault '%s'%s", key->name,
+				key->version[0] ? " version " : "", key->version, key->vault, hint);
 		goto out;
 	}
 	if (!is_2xx(&resp)) {
@@ -1389,4 +1395,54 @@ out:
 	dbx_http_response_reset(&resp);
 	free(url);
 	return rc;
+}
+
+/* ---- what a "not found" names (docs/formats.md, "The catalogue") ---- */
+
+struct hint_ctx {
+	char *buf;
+	size_t cap, used, n;
+};
+
+static int hint_name(void *ctx, const struct dbx_key_version *item)
+{
+	struct hint_ctx *h = ctx;
+
+	if (h->n++ == 5) {
+		h->used += (size_t)snprintf(h->buf + h->used, h->cap - h->used, ", ...");
+		return 1;
+	}
+	if (h->used < h->cap)
+		h->used += (size_t)snprintf(h->buf + h->used, h->cap - h->used, "%s%s",
+					    h->n > 1 ? ", " : "", item->name);
+	return h->used >= h->cap;
+}
+
+/*
+ * After a 404 for key: what exists, as far as the credential can see, for
+ * the message (" (its keys: a, b)" or " (the current version is V)"), or
+ * "" when the lookup fails. One more request, on the error path only.
+ */
+static void key_hint(struct dbx_keyvault *kv, const struct dbx_key_url *key, char *hint, size_t cap)
+{
+	struct dbx_error e = {0};
+	struct dbx_key_url latest = *key;
+	struct dbx_key_info info;
+	char names[300] = "";
+	struct hint_ctx h = {.buf = names, .cap = sizeof(names)};
+	bool readable = false;
+	const char *v;
+
+	hint[0] = '\0';
+	if (key->version[0]) {
+		latest.version[0] = '\0';
+		snprintf(latest.url, sizeof(latest.url), "https://%s/keys/%s", key->host,
+			 key->name);
+		if (fetch_key(kv, &latest, deadline_of(kv), &info, &readable, &e) == DBX_OK &&
+		    readable && (v = strrchr(info.kid, '/')) != NULL)
+			snprintf(hint, cap, "; the current version is %s", v + 1);
+		return;
+	}
+	if (dbx_keyvault_list_keys(kv, key->vault, hint_name, &h, &e) == DBX_OK)
+		snprintf(hint, cap, h.n ? "; its keys: %s" : "; it holds no keys", names);
 }
