@@ -215,6 +215,22 @@ class Catalogue(harness.MountedWorld):
 			self.assertEqual(os.readlink(link), "../" + sid)
 			self.assertEqual(sorted(os.listdir(link)), sorted(os.listdir(self.p(sid))))
 
+	def test_subscription_option_takes_names(self):
+		subs = self.world["subscriptions"]
+		m = harness.Mount(self.emu, extra=("subscription=%s" % subs[0]["displayName"],)).start()
+		try:
+			self.assertEqual(os.listdir(m.path), [subs[0]["subscriptionId"]])
+		finally:
+			m.stop()
+		for name, why in (("Team/Keys", "ambiguous"), ("No Such Name", "no subscription")):
+			m = harness.Mount(self.emu, extra=("subscription=" + name,))
+			try:
+				with self.assertRaises(AssertionError):
+					m.start()
+				self.assertIn(why, m.stderr())
+			finally:
+				m.stop()
+
 	def test_create_key_and_version(self):
 		v0 = self.world["vaults"][0]["name"]
 		d = self.p("keyvaults", v0)
