@@ -151,7 +151,7 @@ class Catalogue(harness.MountedWorld):
 			"dbx-key-nowrap": "no: key_ops lacks wrapKey and unwrapKey\n",
 		}
 		keys = self.p("keyvaults", v0["name"], "keys")
-		made = {"made-here"}  # test_create_key_and_version's, when it ran first
+		made = {"made-here", "ttl-made"}  # made by the tests below, when they ran first
 		self.assertEqual(sorted(set(os.listdir(keys)) - made),
 				 sorted(k["name"] for k in v0["keys"]))
 		for k in v0["keys"]:
@@ -189,6 +189,28 @@ class Catalogue(harness.MountedWorld):
 			self.read(*d, f)
 		self.assertEqual(self.emu.path_count("GET", path, host=host), 0,
 				 "a version read within cache_ttl asked Key Vault again")
+
+	def test_lists_follow_cache_ttl(self):
+		"""Past cache_ttl a list is asked for again, and a key made meanwhile shows."""
+		v0 = self.world["vaults"][0]
+		host = "%s.vault.azure.net" % v0["name"]
+		m = harness.Mount(self.emu, cache_ttl=1).start()
+		try:
+			keys = m.p("keyvaults", v0["name"], "keys")
+			before = set(os.listdir(keys))
+			self.emu.reset_counters()
+			os.listdir(keys)
+			self.assertEqual(self.emu.path_count("GET", "/keys", host=host), 0)
+			time.sleep(1.2)
+			os.listdir(keys)
+			pages = -(-len(before) // 2)  # the emulator pages by 2
+			self.assertEqual(self.emu.path_count("GET", "/keys", host=host), pages)
+			with open(self.p("keyvaults", v0["name"], "new_key"), "w") as f:
+				f.write("ttl-made\n")  # through the other mount
+			time.sleep(1.2)
+			self.assertEqual(set(os.listdir(keys)) - before, {"ttl-made"})
+		finally:
+			m.stop()
 
 	def test_identities(self):
 		for uai in self.world["identities"]:
