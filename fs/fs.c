@@ -238,6 +238,155 @@ static int scratch_entry(void *ctx, const char *name, const struct dbx_scratch_s
 	return sf->fill(sf->ctx, name, &st);
 }
 
+/*
+ * ---- The catalogue (catalogue.h): keyvaults/, identities/, by-name/ ----
+ *
+ * Paths under these names are DBX_NODE_CATALOGUE nodes: resolved, listed
+ * and rendered by catalogue.c; here they only become struct stat. Their
+ * control files (new_key, new_version) take writes through the same
+ * writer as order files, without an order's turn.
+ */
+
+static enum dbx_err no_catalogue(struct dbx_error *err)
+{
+	return dbx_error_set(err, DBX_ENOTFOUND, "no such file");
+}
+
+static void cat_to_stat(struct dbx_fs *fs, const struct dbx_cat_stat *cs, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = cs->ino;
+	st->st_mode = (cs->type == DBX_CAT_DIR	  ? S_IFDIR
+		       : cs->type == DBX_CAT_LINK ? S_IFLNK
+						  : S_IFREG) |
+		      (cs->mode & (fs->read_only || !fs->update ? 0555 : 0777));
+	st->st_nlink = cs->links;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_size = (off_t)cs->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((cs->size + 511) / 512);
+	st->st_atime = st->st_mtime = st->st_ctime = cs->mtime;
+}
+
+static enum dbx_err catalogue_getattr(struct dbx_fs *fs, const char *path, struct stat *st,
+				      struct dbx_error *err)
+{
+	struct dbx_cat_stat cs;
+	enum dbx_err rc;
+
+	if (!fs->catalogue)
+		return no_catalogue(err);
+	rc = dbx_catalogue_stat(fs->catalogue, path, &cs, err);
+	if (rc == DBX_OK)
+		cat_to_stat(fs, &cs, st);
+	return rc;
+}
+
+struct cat_fill {
+	struct dbx_fs *fs;
+	dbx_fs_fill_fn fill;
+	void *ctx;
+};
+
+static int cat_entry(void *ctx, const char *name, const struct dbx_cat_stat *cs)
+{
+	struct cat_fill *cf = ctx;
+	struct stat st;
+
+	if (!cs)
+		return cf->fill(cf->ctx, name, NULL);
+	cat_to_stat(cf->fs, cs, &st);
+	return cf->fill(cf->ctx, name, &st);
+}
+
+static enum dbx_err catalogue_readdir(struct dbx_fs *fs, const char *path, dbx_fs_fill_fn fill,
+				      void *ctx, struct dbx_error *err)
+{
+	struct cat_fill cf = {fs, fill, ctx};
+	struct stat st;
+	enum dbx_err rc;
+
+	rc = catalogue_getattr(fs, path, &st, err);
+	if (rc != DBX_OK)
+		return rc;
+	if (!S_ISDIR(st.st_mode))
+		return dbx_error_set(err, DBX_EINVAL, "not a directory");
+	if (fill(ctx, ".", &st) || fill(ctx, "..", NULL))
+		return DBX_OK;
+	return dbx_catalogue_list(fs->catalogue, path, cat_entry, &cf, err);
+}
+
+static enum dbx_err catalogue_open(struct dbx_fs *fs, const char *path, char **buf, size_t *len,
+				   uint64_t *ino, struct dbx_error *err)
+{
+	struct dbx_cat_stat cs;
+	enum dbx_err rc;
+
+	if (!fs->catalogue)
+		return no_catalogue(err);
+	rc = dbx_catalogue_stat(fs->catalogue, path, &cs, err);
+	if (rc != DBX_OK)
+		return rc;
+	if (cs.type != DBX_CAT_FILE)
+		return dbx_error_set(err, DBX_EINVAL, "is a directory");
+	*ino = cs.ino;
+	return dbx_catalogue_read(fs->catalogue, path, buf, len, err);
+}
+
+/* A catalogue file that may be written: a control file, on a mount that writes. */
+static enum dbx_err catalogue_writable(struct dbx_fs *fs, const struct dbx_node *node,
+				       struct dbx_error *err)
+{
+	struct dbx_cat_stat cs;
+	enum dbx_err rc;
+
+	if (!fs->catalogue)
+		return no_catalogue(err);
+	rc = dbx_catalogue_stat(fs->catalogue, node->path, &cs, err);
+	if (rc != DBX_OK)
+		return rc;
+	if (cs.type == DBX_CAT_DIR)
+		return dbx_error_set(err, DBX_EINVAL, "is a directory");
+	if (!dbx_catalogue_writable(node->path))
+		return dbx_error_set(err, DBX_EACCES, "%s is read-only", node->path);
+	if (!fs->update)
+		return dbx_error_set(err, DBX_EROFS, "%s: this mount does not write", node->path);
+	return DBX_OK;
+}
+
+enum dbx_err dbx_fs_readlink(struct dbx_fs *fs, const char *path, char *buf, size_t size,
+			     struct dbx_error *err)
+{
+	struct dbx_node node;
+	struct dbx_cat_stat cs;
+	char *target = NULL;
+	size_t len = 0;
+	enum dbx_err rc;
+
+	if (size == 0)
+		return dbx_error_set(err, DBX_EINVAL, "no room");
+	if (dbx_tree_resolve(path, &node) != DBX_OK || node.kind != DBX_NODE_CATALOGUE)
+		return dbx_error_set(err, DBX_EINVAL, "not a symbolic link");
+	if (!fs->catalogue)
+		return no_catalogue(err);
+	rc = dbx_catalogue_stat(fs->catalogue, path, &cs, err);
+	if (rc == DBX_OK && cs.type != DBX_CAT_LINK)
+		rc = dbx_error_set(err, DBX_EINVAL, "not a symbolic link");
+	if (rc == DBX_OK)
+		rc = dbx_catalogue_read(fs->catalogue, path, &target, &len, err);
+	if (rc == DBX_OK)
+		snprintf(buf, size, "%s", target);
+	free(target);
+	return rc;
+}
+
+/* The name of a written file in messages: its attribute, or the catalogue path. */
+static const char *node_name(const struct dbx_node *node)
+{
+	return node->kind == DBX_NODE_CATALOGUE ? node->path : dbx_attrs[node->attr].name;
+}
+
 enum dbx_err dbx_fs_getattr(struct dbx_fs *fs, const char *path, struct stat *st,
 			    struct dbx_error *err)
 {
@@ -249,6 +398,8 @@ enum dbx_err dbx_fs_getattr(struct dbx_fs *fs, const char *path, struct stat *st
 	rc = dbx_tree_resolve(path, &node);
 	if (rc != DBX_OK)
 		return scratch_getattr(fs, path, st, err);
+	if (node.kind == DBX_NODE_CATALOGUE)
+		return catalogue_getattr(fs, path, st, err);
 	if (node.kind == DBX_NODE_ORDER_FILE)
 		return file_state(fs, &node, st, NULL, NULL, NULL, err);
 	rc = dbx_cache_lookup(fs->cache,
@@ -320,6 +471,8 @@ enum dbx_err dbx_fs_readdir(struct dbx_fs *fs, const char *path, dbx_fs_fill_fn 
 	rc = dbx_tree_resolve(path, &node);
 	if (rc != DBX_OK)
 		return dbx_error_set(err, rc, "no such directory");
+	if (node.kind == DBX_NODE_CATALOGUE)
+		return catalogue_readdir(fs, path, fill, ctx, err);
 	if (node.kind == DBX_NODE_ORDER_FILE)
 		return dbx_error_set(err, DBX_EINVAL, "not a directory");
 	rc = dbx_fs_getattr(fs, path, &st, err);
@@ -361,6 +514,8 @@ static enum dbx_err resolve_writable(struct dbx_fs *fs, const char *path, struct
 	rc = dbx_tree_resolve(path, node);
 	if (rc != DBX_OK)
 		return dbx_error_set(err, rc, "no such file");
+	if (node->kind == DBX_NODE_CATALOGUE)
+		return catalogue_writable(fs, node, err);
 	if (node->kind != DBX_NODE_ORDER_FILE)
 		return dbx_error_set(err, DBX_EINVAL, "is a directory");
 	/* Not EROFS: root passes default_permissions, and the file's mode says 0444. */
@@ -385,6 +540,8 @@ enum dbx_err dbx_fs_open_file(struct dbx_fs *fs, const char *path, char **buf, s
 	rc = dbx_tree_resolve(path, &node);
 	if (rc != DBX_OK)
 		return dbx_error_set(err, rc, "no such file");
+	if (node.kind == DBX_NODE_CATALOGUE)
+		return catalogue_open(fs, path, buf, len, ino, err);
 	if (node.kind != DBX_NODE_ORDER_FILE)
 		return dbx_error_set(err, DBX_EINVAL, "is a directory");
 	return file_state(fs, &node, NULL, buf, len, ino, err);
@@ -415,6 +572,15 @@ enum dbx_err dbx_fs_read_file(struct dbx_fs *fs, const char *path, char *out, si
 	rc = dbx_tree_resolve(path, &node);
 	if (rc != DBX_OK)
 		return dbx_error_set(err, rc, "no such file");
+	if (node.kind == DBX_NODE_CATALOGUE) {
+		rc = catalogue_open(fs, path, &buf, &len, &ino, err);
+		if (rc == DBX_OK && (size_t)off < len) {
+			*n = size < len - (size_t)off ? size : len - (size_t)off;
+			memcpy(out, buf + off, *n);
+		}
+		free(buf);
+		return rc;
+	}
 	if (node.kind != DBX_NODE_ORDER_FILE)
 		return dbx_error_set(err, DBX_EINVAL, "is a directory");
 	dbx_cache_peek(fs->cache, node.subscription, node.resource_group, node.order, &view,
@@ -543,8 +709,8 @@ static bool shows_change(const struct dbx_order *order, const void *ctx)
 }
 
 /* Apply one whole value to node (an rw order file), as dbx_fs_write() says. */
-static enum dbx_err apply_value(struct dbx_fs *fs, const struct dbx_node *node, const char *value,
-				size_t len, struct dbx_error *err)
+static enum dbx_err apply_order_value(struct dbx_fs *fs, const struct dbx_node *node,
+				      const char *value, size_t len, struct dbx_error *err)
 {
 	const char *name = dbx_attrs[node->attr].name;
 	const struct dbx_update_config *u = fs->update;
@@ -617,6 +783,15 @@ static enum dbx_err apply_value(struct dbx_fs *fs, const struct dbx_node *node, 
 	return rc;
 }
 
+/* Apply one whole value to node: an order file's, or a catalogue control file's. */
+static enum dbx_err apply_value(struct dbx_fs *fs, const struct dbx_node *node, const char *value,
+				size_t len, struct dbx_error *err)
+{
+	if (node->kind == DBX_NODE_CATALOGUE)
+		return dbx_catalogue_write(fs->catalogue, node->path, value, len, err);
+	return apply_order_value(fs, node, value, len, err);
+}
+
 enum dbx_err dbx_fs_write(struct dbx_fs *fs, const char *path, const char *value, size_t len,
 			  struct dbx_error *err)
 {
@@ -641,7 +816,7 @@ enum dbx_err dbx_fs_truncate(struct dbx_fs *fs, const char *path, off_t size, st
 		return dbx_error_set(err, DBX_EINVAL,
 				     "%s: only truncation to 0 (as `echo v > file` does) is "
 				     "supported; write the whole value",
-				     dbx_attrs[node.attr].name);
+				     node_name(&node));
 	return DBX_OK;
 }
 
@@ -680,7 +855,7 @@ static bool value_complete(int attr, const char *buf, size_t len)
 
 	if (!len || buf[len - 1] != '\n')
 		return false;
-	if (!dbx_attrs[attr].json_object)
+	if (attr < 0 || !dbx_attrs[attr].json_object)
 		return true;
 	/* A JSON object spans lines: complete once its braces balance (outside strings). */
 	dbx_json_scan_init(&scan, buf, len);
@@ -730,7 +905,7 @@ static enum dbx_err writer_apply(struct dbx_fs *fs, struct dbx_fs_writer *w, cha
 static enum dbx_err writer_add(struct dbx_fs_writer *w, const char *data, size_t size, off_t off,
 			       char **buf, size_t *len, struct dbx_error *err)
 {
-	const char *name = dbx_attrs[w->node.attr].name;
+	const char *name = node_name(&w->node);
 	char *grown;
 
 	if (w->applied || w->refused)
@@ -799,7 +974,7 @@ enum dbx_err dbx_fs_writer_truncate(struct dbx_fs_writer *w, off_t size, struct 
 	if (size != 0)
 		return dbx_error_set(err, DBX_EINVAL,
 				     "%s: only truncation to 0 is supported; write the whole value",
-				     dbx_attrs[w->node.attr].name);
+				     node_name(&w->node));
 	pthread_mutex_lock(&writer_lock);
 	if (!w->applied) {
 		free(w->buf);
@@ -845,6 +1020,8 @@ enum dbx_err dbx_fs_writer_admit(struct dbx_fs *fs, struct dbx_fs_writer *w, str
 	struct dbx_error e = {0};
 	enum dbx_err rc;
 
+	if (w->node.kind == DBX_NODE_CATALOGUE)
+		return DBX_OK; /* a control file: no order, no turn to wait for */
 	if (!a)
 		rc = dbx_error_set(&e, DBX_ENOMEM, "out of memory");
 	else
@@ -901,7 +1078,8 @@ enum dbx_err dbx_fs_rename(struct dbx_fs *fs, const char *from, const char *to, 
 	if (flags & ~(unsigned int)RENAME_NOREPLACE)
 		return dbx_error_set(err, DBX_EINVAL, "only RENAME_NOREPLACE is supported");
 	if (dbx_tree_resolve(from, &fdir) == DBX_OK) {
-		if (fdir.kind == DBX_NODE_ORDER_FILE)
+		if (fdir.kind == DBX_NODE_ORDER_FILE ||
+		    (fdir.kind == DBX_NODE_CATALOGUE && dbx_catalogue_writable(from)))
 			return dbx_error_set(
 			    err, DBX_EPERM,
 			    "an attribute file cannot be renamed; write it in place");

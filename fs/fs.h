@@ -21,6 +21,7 @@
 #include "databoxfs/update.h"
 #include "admit.h"
 #include "cache.h"
+#include "catalogue.h"
 #include "kview.h"
 #include "scratch.h"
 #include "tree.h"
@@ -66,6 +67,8 @@ struct dbx_fs {
 	bool cached_ro;
 	/* -o ro or -o cached_ro: the kernel refuses writes, so no file shows a write bit. */
 	bool read_only;
+	/* keyvaults/, identities/, by-name/ (catalogue.h), not owned; NULL: they do not exist. */
+	struct dbx_catalogue *catalogue;
 };
 
 /* The largest value one open may write (DBX_EFBIG past it). */
@@ -122,6 +125,14 @@ DBX_MUST_CHECK enum dbx_err dbx_fs_read_file(struct dbx_fs *fs, const char *path
  */
 void dbx_fs_kernel_check(struct dbx_fs *fs, const char *sub, const char *rg, const char *name,
 			 void (*stale)(void *ctx, const char *path), void *ctx);
+
+/*
+ * readlink(2): the target of a by-name/ link (catalogue.h) into buf
+ * (size bytes, NUL-terminated, cut when longer). DBX_EINVAL for anything
+ * that is not a link.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_fs_readlink(struct dbx_fs *fs, const char *path, char *buf,
+					    size_t size, struct dbx_error *err);
 
 /*
  * Apply the whole value of file path now, as one write (sysfs store): the

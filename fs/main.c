@@ -18,6 +18,7 @@
  * subtype are always added. Interrupts: ops.c turns on cfg->intr in init;
  * the SIGUSR1 handler it needs is installed here (see install_intr_handler).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "databoxfs/arm.h"
@@ -182,10 +184,13 @@ static void usage(const char *prog)
 	    "\n"
 	    "Shows Azure Data Box orders as directories of small control files:\n"
 	    "MOUNTPOINT/<subscription>/<resource-group>/<order>/{encryption_type,key_url,...}\n"
+	    "Not listed, reachable by name (see databoxfs(8), THE CATALOGUE):\n"
+	    "MOUNTPOINT/keyvaults/ (vaults, keys, versions, eligibility, new_key),\n"
+	    "MOUNTPOINT/identities/ (user-assigned identities), MOUNTPOINT/by-name/\n"
 	    "\n"
 	    "databoxfs options:\n"
-	    "    -o subscription=ID[:ID...]  show only these subscriptions (default: all the\n"
-	    "                                credential can list)\n"
+	    "    -o subscription=ID[:ID...]  show only these subscriptions, by ID or display\n"
+	    "                                name (default: all the credential can list)\n"
 	    "    -o cloud=NAME               AzureCloud (default), AzureUSGovernment, "
 	    "AzureChinaCloud\n"
 	    "    -o credential=NAME          auto (default), env, cert, workload, msi, cli\n"
@@ -275,7 +280,8 @@ static char **split_subscriptions(const char *s)
 	if (!v || !copy)
 		goto fail;
 	for (tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
-		if (strchr(tok, '/') || strlen(tok) > 255) {
+		/* a '/' may only be in a display name: resolve_sub_names() refuses it in an ID */
+		if (strlen(tok) > 255) {
 			fprintf(stderr,
 				"databoxfs: subscription=%s: '%s' is not a subscription ID\n", s,
 				tok);
@@ -586,6 +592,87 @@ struct mount {
 	struct dbx_fs fs; /* private_data of the mount; fs.update is &uc */
 };
 
+/* Is s shaped like a subscription ID (a GUID, 8-4-4-4-12 hex digits)? */
+static bool guid_shaped(const char *s)
+{
+	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+
+	if (strlen(s) != sizeof(shape) - 1)
+		return false;
+	for (size_t i = 0; shape[i]; i++) {
+		if (shape[i] == '-' ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+			return false;
+	}
+	return true;
+}
+
+/* -o subscription= by name: the subscriptions whose ID or display name is want. */
+struct sub_match {
+	const char *want;
+	char id[256], other[256];
+	size_t by_id, by_name;
+};
+
+static int match_sub(void *ctx, const char *id, const char *display)
+{
+	struct sub_match *m = ctx;
+
+	if (strcasecmp(id, m->want) == 0) {
+		m->by_id++;
+	} else if (strcmp(display, m->want) == 0) {
+		if (m->by_name++ == 0)
+			snprintf(m->id, sizeof(m->id), "%s", id);
+		else
+			snprintf(m->other, sizeof(m->other), "%s", id);
+	}
+	return 0;
+}
+
+/*
+ * -o subscription= takes display names too (docs/formats.md, "Options"):
+ * an entry that is not shaped like a subscription ID and is no
+ * subscription's ID is replaced by the ID of the one subscription of that
+ * display name; a name that two subscriptions share, or that none has, is
+ * refused. GET /subscriptions is sent only when some entry is a name.
+ */
+static bool resolve_sub_names(struct dbx_arm *arm, char **subs, struct dbx_error *err)
+{
+	for (size_t i = 0; subs && subs[i]; i++) {
+		struct sub_match m = {.want = subs[i]};
+		char *id;
+
+		if (guid_shaped(subs[i]))
+			continue;
+		if (dbx_arm_list_subscription_names(arm, match_sub, &m, err) != DBX_OK)
+			return false;
+		if (m.by_id)
+			continue;
+		if (m.by_name == 0) {
+			dbx_error_set(
+			    err, DBX_ECONFIG,
+			    "subscription=%s: no subscription has that ID or display name",
+			    subs[i]);
+			return false;
+		}
+		if (m.by_name > 1) {
+			dbx_error_set(
+			    err, DBX_ECONFIG,
+			    "subscription=%s: ambiguous, the display name of %s and %s (and "
+			    "maybe more); name it by ID",
+			    subs[i], m.id, m.other);
+			return false;
+		}
+		id = strdup(m.id);
+		if (!id) {
+			dbx_error_set(err, DBX_ENOMEM, "out of memory");
+			return false;
+		}
+		free(subs[i]);
+		subs[i] = id;
+	}
+	return true;
+}
+
 /*
  * Build the HTTP stacks and everything on them, on clock (this file's
  * header comment draws them): the token stack and the credential, the
@@ -628,6 +715,8 @@ static bool build_mount(const struct options *o, const struct settings *s,
 			s->timeout_ms, clock);
 	if (!m->arm)
 		goto nomem;
+	if (!resolve_sub_names(m->arm, s->subs, err))
+		return false;
 	m->kv = dbx_keyvault_new(m->arm, m->auth, s->timeout_ms);
 	if (!m->kv)
 		goto nomem;
@@ -666,6 +755,20 @@ static bool build_mount(const struct options *o, const struct settings *s,
 	m->fs.kview = dbx_kview_new();
 	if (!m->fs.kview)
 		goto nomem;
+	{
+		/* keyvaults/, identities/, by-name/ (docs/formats.md, "The catalogue"). */
+		struct dbx_catalogue_config cat = {
+		    .arm = m->arm,
+		    .kv = m->kv,
+		    .cache = m->cache,
+		    .clock = clock,
+		    .ttl_ms = s->ttl_ms,
+		};
+
+		m->fs.catalogue = dbx_catalogue_new(&cat);
+		if (!m->fs.catalogue)
+			goto nomem;
+	}
 	return true;
 nomem:
 	dbx_error_set(err, DBX_ENOMEM, "out of memory");
@@ -675,6 +778,7 @@ nomem:
 /* Tear down what build_mount() built (any part of it), the last built first. */
 static void mount_free(struct mount *m)
 {
+	dbx_catalogue_free(m->fs.catalogue);
 	dbx_kview_free(m->fs.kview);
 	dbx_admit_free(m->fs.admit);
 	dbx_scratch_free(m->fs.scratch);

@@ -479,6 +479,15 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 	return rc == DBX_OK ? 0 : fail("readdir", path, rc, &err);
 }
 
+static int op_readlink(const char *path, char *buf, size_t size)
+{
+	struct dbx_error err = {0};
+	enum dbx_err rc;
+
+	rc = dbx_fs_readlink(get_fs(), path, buf, size, &err);
+	return rc == DBX_OK ? 0 : fail("readlink", path, rc, &err);
+}
+
 static int op_open(const char *path, struct fuse_file_info *fi)
 {
 	struct dbx_fs *fs = get_fs();
@@ -691,6 +700,7 @@ static const struct fuse_operations dbx_ops = {
     .destroy = op_destroy,
     .getattr = op_getattr,
     .readdir = op_readdir,
+    .readlink = op_readlink,
     .open = op_open,
     .read = op_read,
     .release = op_release,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "attrs.h"
+#include "catalogue.h"
 #include "tree.h"
 
 int dbx_node_is_dir(const struct dbx_node *node)
@@ -32,6 +33,14 @@ enum dbx_err dbx_tree_resolve(const char *path, struct dbx_node *node)
 		if (!*p)
 			break;
 		n = strcspn(p, "/");
+		/* The catalogue: reachable by name, resolved by catalogue.c. */
+		if (depth == 0 && dbx_catalogue_top(p, n)) {
+			if (strlen(path) >= sizeof(node->path))
+				return DBX_ENOTFOUND;
+			node->kind = DBX_NODE_CATALOGUE;
+			memcpy(node->path, path, strlen(path) + 1);
+			return DBX_OK;
+		}
 		if (n >= DBX_TREE_NAME_MAX || depth >= 4)
 			return DBX_ENOTFOUND;
 		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))

@@ -7,6 +7,7 @@
  *   /<sub>/<rg>                         RESOURCE_GROUP
  *   /<sub>/<rg>/<order>                 ORDER
  *   /<sub>/<rg>/<order>/<file>          ORDER_FILE (a row of the attribute table)
+ *   /keyvaults/..., /identities/..., /by-name/...   CATALOGUE (catalogue.h resolves the rest)
  * Resolution only checks the shape and the file names; whether a
  * subscription, resource group or order exists is the cache's business.
  */
@@ -23,7 +24,10 @@ enum dbx_node_kind {
 	DBX_NODE_RESOURCE_GROUP,
 	DBX_NODE_ORDER,
 	DBX_NODE_ORDER_FILE,
+	DBX_NODE_CATALOGUE, /* the catalogue (catalogue.h); path holds the whole path */
 };
+
+#define DBX_TREE_PATH_MAX 1024
 
 struct dbx_node {
 	enum dbx_node_kind kind;
@@ -31,6 +35,7 @@ struct dbx_node {
 	char resource_group[DBX_TREE_NAME_MAX]; /* "" above RESOURCE_GROUP */
 	char order[DBX_TREE_NAME_MAX];		/* "" above ORDER */
 	int attr;				/* index into dbx_attrs for ORDER_FILE, else -1 */
+	char path[DBX_TREE_PATH_MAX];		/* CATALOGUE: the path as given, else "" */
 };
 
 /*
@@ -42,7 +47,10 @@ struct dbx_node {
  */
 DBX_MUST_CHECK enum dbx_err dbx_tree_resolve(const char *path, struct dbx_node *node);
 
-/* Whether the node is a directory (everything but ORDER_FILE). */
+/*
+ * Whether the node is a directory (everything but ORDER_FILE; a CATALOGUE
+ * node may be either: ask catalogue.h).
+ */
 int dbx_node_is_dir(const struct dbx_node *node);
 
 #endif

@@ -1159,27 +1159,20 @@ out:
 	return rc;
 }
 
-enum dbx_err dbx_arm_get_vault(struct dbx_arm *arm, const char *id, uint64_t deadline_ms,
-			       struct dbx_arm_vault *out, struct dbx_error *err)
+/*
+ * A vault's properties from its ARM resource (a GET's body or an item of
+ * a list) into *out, strictly: a field of the wrong type is malformed
+ * (DBX_EREMOTE naming it), never read as absent.
+ */
+static enum dbx_err parse_vault(struct json_object *root, struct dbx_arm_vault *out,
+				struct dbx_error *err)
 {
-	struct json_object *root = NULL, *props = NULL, *pols = NULL, *v = NULL;
+	struct json_object *props = NULL, *pols = NULL, *v = NULL;
 	const char *tenant;
 	char why[256] = "";
-	enum dbx_err rc;
 	int r;
 
-	dbx_error_clear(err);
-	memset(out, 0, sizeof(*out));
 	out->soft_delete = true;
-	if (!id || !arm_id_ok(id)) {
-		rc = dbx_error_set(err, DBX_EREMOTE,
-				   "malformed response from ARM: the key vault's ID is not a plain "
-				   "resource ID");
-		goto out;
-	}
-	rc = get_resource(arm, id, API_VAULTS, deadline_ms, &root, err);
-	if (rc != DBX_OK)
-		goto out;
 	r = dbx_json_field(root, "properties", json_type_object, "properties", &props, why,
 			   sizeof(why));
 	if (r == 0)
@@ -1201,13 +1194,32 @@ enum dbx_err dbx_arm_get_vault(struct dbx_arm *arm, const char *id, uint64_t dea
 		snprintf(why, sizeof(why), "properties.tenantId is too long");
 		r = -1;
 	}
-	if (r != 1) {
-		rc = dbx_error_set(err, DBX_EREMOTE, "malformed answer from ARM: %s", why);
-		goto out;
-	}
+	if (r != 1)
+		return dbx_error_set(err, DBX_EREMOTE, "malformed answer from ARM: %s", why);
 	if (tenant)
 		memcpy(out->tenant_id, tenant, strlen(tenant) + 1);
-	rc = parse_policies(pols, out, err);
+	return parse_policies(pols, out, err);
+}
+
+enum dbx_err dbx_arm_get_vault(struct dbx_arm *arm, const char *id, uint64_t deadline_ms,
+			       struct dbx_arm_vault *out, struct dbx_error *err)
+{
+	struct json_object *root = NULL;
+	enum dbx_err rc;
+
+	dbx_error_clear(err);
+	memset(out, 0, sizeof(*out));
+	out->soft_delete = true;
+	if (!id || !arm_id_ok(id)) {
+		rc = dbx_error_set(err, DBX_EREMOTE,
+				   "malformed response from ARM: the key vault's ID is not a plain "
+				   "resource ID");
+		goto out;
+	}
+	rc = get_resource(arm, id, API_VAULTS, deadline_ms, &root, err);
+	if (rc != DBX_OK)
+		goto out;
+	rc = parse_vault(root, out, err);
 out:
 	json_object_put(root);
 	return rc;
@@ -1248,6 +1260,182 @@ enum dbx_err dbx_arm_identity_principal(struct dbx_arm *arm, const char *uai_id,
 	memcpy(principal, pid, strlen(pid) + 1);
 out:
 	json_object_put(root);
+	return rc;
+}
+
+/*
+ * ---- Listings for the catalogue (docs/formats.md, "The catalogue") ----
+ *
+ * Each item is read strictly: a required string (id, name) absent or of
+ * another type, or any field the catalogue shows of the wrong type, ends
+ * the listing as malformed (DBX_EREMOTE naming the field), never as an
+ * empty value.
+ */
+
+/* A required string member of an item, or NULL with why filled. */
+static const char *item_str(struct json_object *o, const char *key, const char *path, bool required,
+			    char *why, size_t cap)
+{
+	struct json_object *v = NULL;
+	int r = dbx_json_field(o, key, json_type_string, path, &v, why, cap);
+
+	if (r == 0 && required)
+		snprintf(why, cap, "no %s", path);
+	return r == 1 ? json_object_get_string(v) : NULL;
+}
+
+struct vault_list_ctx {
+	dbx_arm_vault_cb cb;
+	void *ctx;
+};
+
+static enum dbx_err vault_list_item(void *ctx, struct json_object *item,
+				    const struct dbx_http_response *page, bool *stop,
+				    struct dbx_error *err)
+{
+	struct vault_list_ctx *vc = ctx;
+	struct dbx_arm_vault props = {0};
+	char why[256] = "";
+	const char *id, *name;
+	enum dbx_err rc;
+
+	(void)page;
+	id = item_str(item, "id", "value[].id", true, why, sizeof(why));
+	name = id ? item_str(item, "name", "value[].name", true, why, sizeof(why)) : NULL;
+	if (!id || !name || !arm_id_ok(id) || !good_name(name))
+		return dbx_error_set(err, DBX_EREMOTE, "malformed key vault list from ARM: %s",
+				     why[0] ? why : "an unusable id or name");
+	rc = parse_vault(item, &props, err);
+	if (rc == DBX_OK)
+		*stop = vc->cb(vc->ctx, id, name, &props) != 0;
+	dbx_arm_vault_clear(&props);
+	return rc;
+}
+
+enum dbx_err dbx_arm_list_vaults(struct dbx_arm *arm, const char *subscription, dbx_arm_vault_cb cb,
+				 void *ctx, struct dbx_error *err)
+{
+	struct vault_list_ctx vc = {.cb = cb, .ctx = ctx};
+	char *url = NULL, *sub = NULL;
+	enum dbx_err rc;
+
+	dbx_error_clear(err);
+	sub = escape_segment(subscription);
+	if (!sub || asprintf(&url,
+			     "https://%s/subscriptions/%s/providers/Microsoft.KeyVault/vaults"
+			     "?api-version=%s",
+			     arm->cloud->arm_host, sub, API_VAULTS) < 0) {
+		url = NULL;
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = list_pages(arm, url, call_deadline(arm), vault_list_item, &vc, NULL, err);
+out:
+	free(sub);
+	free(url);
+	return rc;
+}
+
+struct identity_list_ctx {
+	dbx_arm_identity_cb cb;
+	void *ctx;
+};
+
+static enum dbx_err identity_list_item(void *ctx, struct json_object *item,
+				       const struct dbx_http_response *page, bool *stop,
+				       struct dbx_error *err)
+{
+	struct identity_list_ctx *ic = ctx;
+	struct json_object *props = NULL;
+	struct dbx_arm_identity uai = {0};
+	char why[256] = "";
+	int r;
+
+	(void)page;
+	uai.id = item_str(item, "id", "value[].id", true, why, sizeof(why));
+	uai.name = uai.id ? item_str(item, "name", "value[].name", true, why, sizeof(why)) : NULL;
+	r = uai.name ? dbx_json_field(item, "properties", json_type_object, "value[].properties",
+				      &props, why, sizeof(why))
+		     : -1;
+	if (r == 1) {
+		uai.principal_id = item_str(props, "principalId", "value[].properties.principalId",
+					    false, why, sizeof(why));
+		uai.client_id = item_str(props, "clientId", "value[].properties.clientId", false,
+					 why, sizeof(why));
+	}
+	if (r < 0 || why[0] || !arm_id_ok(uai.id) || !good_name(uai.name))
+		return dbx_error_set(err, DBX_EREMOTE,
+				     "malformed user-assigned identity list from ARM: %s",
+				     why[0] ? why : "an unusable id or name");
+	if (!uai.principal_id)
+		uai.principal_id = "";
+	if (!uai.client_id)
+		uai.client_id = "";
+	*stop = ic->cb(ic->ctx, &uai) != 0;
+	return DBX_OK;
+}
+
+enum dbx_err dbx_arm_list_identities(struct dbx_arm *arm, const char *subscription,
+				     dbx_arm_identity_cb cb, void *ctx, struct dbx_error *err)
+{
+	struct identity_list_ctx ic = {.cb = cb, .ctx = ctx};
+	char *url = NULL, *sub = NULL;
+	enum dbx_err rc;
+
+	dbx_error_clear(err);
+	sub = escape_segment(subscription);
+	if (!sub || asprintf(&url,
+			     "https://%s/subscriptions/%s/providers/"
+			     "Microsoft.ManagedIdentity/userAssignedIdentities?api-version=%s",
+			     arm->cloud->arm_host, sub, API_IDENTITIES) < 0) {
+		url = NULL;
+		rc = dbx_error_set(err, DBX_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = list_pages(arm, url, call_deadline(arm), identity_list_item, &ic, NULL, err);
+out:
+	free(sub);
+	free(url);
+	return rc;
+}
+
+struct sub_name_ctx {
+	dbx_arm_sub_name_cb cb;
+	void *ctx;
+};
+
+static enum dbx_err sub_name_item(void *ctx, struct json_object *item,
+				  const struct dbx_http_response *page, bool *stop,
+				  struct dbx_error *err)
+{
+	struct sub_name_ctx *sc = ctx;
+	char why[256] = "";
+	const char *id = dbx_json_str(item, "subscriptionId"), *name;
+
+	(void)page;
+	if (!good_name(id))
+		return DBX_OK; /* skipped, as the root's listing skips it */
+	name = item_str(item, "displayName", "value[].displayName", false, why, sizeof(why));
+	if (why[0])
+		return dbx_error_set(err, DBX_EREMOTE, "malformed subscription list from ARM: %s",
+				     why);
+	*stop = sc->cb(sc->ctx, id, name ? name : "") != 0;
+	return DBX_OK;
+}
+
+enum dbx_err dbx_arm_list_subscription_names(struct dbx_arm *arm, dbx_arm_sub_name_cb cb, void *ctx,
+					     struct dbx_error *err)
+{
+	struct sub_name_ctx sc = {.cb = cb, .ctx = ctx};
+	char *url = NULL;
+	enum dbx_err rc;
+
+	dbx_error_clear(err);
+	if (asprintf(&url, "https://%s/subscriptions?api-version=%s", arm->cloud->arm_host,
+		     API_SUBSCRIPTIONS) < 0)
+		return dbx_error_set(err, DBX_ENOMEM, "out of memory");
+	rc = list_pages(arm, url, call_deadline(arm), sub_name_item, &sc, NULL, err);
+	free(url);
 	return rc;
 }
 

@@ -46,7 +46,6 @@
 #include "core/json_util.h"
 
 #define API_KEYVAULT "7.4" /* the Key Vault data plane; ARM's versions live in arm.c */
-#define MIN_RSA_BITS 2048
 
 #define SSEM_VAULT_NOT_FOUND "SsemUserErrorKeyVaultDetailsNotFound"
 #define SSEM_SOFT_DELETE     "SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled"
@@ -560,8 +559,13 @@ static bool parse_key(struct json_object *root, const struct dbx_key_url *key,
 			snprintf(why, cap, "key.key_ops[%zu] is %s, expected a string", i,
 				 dbx_json_type_name(json_object_get_type(op)));
 			r.bad = true;
+		} else if (strcmp(json_object_get_string(op), "wrapKey") == 0) {
+			out->ops |= DBX_KEY_OP_WRAP;
+		} else if (strcmp(json_object_get_string(op), "unwrapKey") == 0) {
+			out->ops |= DBX_KEY_OP_UNWRAP;
 		}
 	}
+	out->ops_known = ops != NULL;
 	enabled = key_field(&r, attrs, "enabled", "attributes.enabled", json_type_boolean, true);
 	out->nbf = key_time(&r, attrs, "nbf", "attributes.nbf");
 	out->exp = key_time(&r, attrs, "exp", "attributes.exp");
@@ -612,6 +616,9 @@ static bool key_url_ok(const struct dbx_keyvault *kv, const struct dbx_key_url *
 	       strcasecmp(key->host + vn + 1, kv->cloud->vault_suffix) == 0;
 }
 
+static void key_hint(struct dbx_keyvault *kv, const struct dbx_key_url *key, char *hint,
+		     size_t cap);
+
 /*
  * GET the key into out. *readable is false after a 403 (out->kid is then
  * the written URL). 404 is SsemUserErrorKeyDetailsNotFound.
@@ -649,9 +656,12 @@ static enum dbx_err fetch_key(struct dbx_keyvault *kv, const struct dbx_key_url 
 	if (resp.status == 403)
 		goto out;
 	if (resp.status == 404) {
+		char hint[400];
+
+		key_hint(kv, key, hint, sizeof(hint));
 		rc = ssem_error(err, SSEM_KEY_NOT_FOUND, resp.status, resp.request_id,
-				"key '%s'%s%s not found in key vault '%s'", key->name,
-				key->version[0] ? " version " : "", key->version, key->vault);
+				"key '%s'%s%s not found in key vault '%s'%s", key->name,
+				key->version[0] ? " version " : "", key->version, key->vault, hint);
 		goto out;
 	}
 	if (!is_2xx(&resp)) {
@@ -743,46 +753,62 @@ static void note_add(struct dbx_preflight *out, const char *note)
 	snprintf(out->notes + used, sizeof(out->notes) - used, "%s", note);
 }
 
-static void iso_time(time_t t, char *buf, size_t cap)
-{
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm) || strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, cap, "@%lld", (long long)t);
-}
-
 /* Does a Key Vault recoveryLevel show soft delete and purge protection both on? */
 static bool level_protected(const char *level)
 {
 	return strcasestr(level, "Recoverable") && !strcasestr(level, "Purgeable");
 }
 
-/* The checks on a key that was read, in the service's order. */
+/* The facts the key rules (validate.h) judge, from a key that was read. */
+static struct dbx_key_facts key_facts(const struct dbx_key_info *k)
+{
+	struct dbx_key_facts f = {
+	    .key_known = true,
+	    .kty = k->kty,
+	    .bits = k->bits,
+	    .enabled = k->enabled,
+	    .nbf = k->nbf,
+	    .exp = k->exp,
+	    .ops_known = k->ops_known,
+	    .ops = k->ops,
+	};
+
+	return f;
+}
+
+/*
+ * The checks on a key that was read, in the service's order: the first
+ * rule of the shared table (validate.h) it breaks is the answer.
+ */
 static enum dbx_err check_key(const struct dbx_key_url *key, const struct dbx_key_info *k,
 			      time_t now, struct dbx_error *err)
 {
-	char when[64];
+	struct dbx_key_facts f = key_facts(k);
+	struct dbx_rule_fail fail;
 
-	if (!k->enabled)
-		return ssem_error(err, SSEM_KEY_DISABLED, 0, NULL, "key '%s' (%s) is disabled",
-				  key->name, k->kid);
-	if (k->exp != 0 && k->exp <= now) {
-		iso_time(k->exp, when, sizeof(when));
-		return ssem_error(err, SSEM_KEY_EXPIRED, 0, NULL, "key '%s' (%s) expired at %s",
-				  key->name, k->kid, when);
-	}
-	if (k->nbf != 0 && k->nbf > now) {
-		iso_time(k->nbf, when, sizeof(when));
-		return ssem_error(err, SSEM_KEY_DISABLED, 0, NULL,
-				  "key '%s' (%s) is not valid before %s", key->name, k->kid, when);
-	}
-	if ((strcmp(k->kty, "RSA") != 0 && strcmp(k->kty, "RSA-HSM") != 0) ||
-	    k->bits < MIN_RSA_BITS)
-		return ssem_error(err, SSEM_KEY_TYPE, 0, NULL,
-				  "key '%s' is %s of %u bits; Data Box needs an RSA or RSA-HSM key "
-				  "of at least %d bits",
-				  key->name, k->kty, k->bits, MIN_RSA_BITS);
-	return DBX_OK;
+	if (dbx_key_rules_check(&f, now, &fail, 1) == 0)
+		return DBX_OK;
+	return ssem_error(err, fail.code, 0, NULL, "key '%s' (%s) is not usable by Data Box: %s",
+			  key->name, k->kid, fail.reason);
+}
+
+/* The vault's rows of the same table: soft delete and purge protection. */
+static enum dbx_err check_vault(const char *name, const struct dbx_vault_info *v,
+				struct dbx_error *err)
+{
+	struct dbx_key_facts f = {
+	    .vault_known = true,
+	    .soft_delete = v->soft_delete,
+	    .purge_protection = v->purge_protection,
+	};
+	struct dbx_rule_fail fails[DBX_KEY_RULES_MAX];
+	size_t n = dbx_key_rules_check(&f, 0, fails, DBX_KEY_RULES_MAX);
+
+	if (n == 0)
+		return DBX_OK;
+	return ssem_error(err, fails[0].code, 0, NULL,
+			  "key vault '%s' needs soft delete and purge protection enabled: %s%s%s",
+			  name, fails[0].reason, n > 1 ? "; " : "", n > 1 ? fails[1].reason : "");
 }
 
 /*
@@ -1022,13 +1048,10 @@ enum dbx_err dbx_keyvault_preflight_uai(struct dbx_keyvault *kv, uint64_t deadli
 		goto out;
 	if (!vault_readable) {
 		note_add(out, NOTE_VAULT_403);
-	} else if (!out->vault.soft_delete || !out->vault.purge_protection) {
-		rc = ssem_error(err, SSEM_SOFT_DELETE, 0, NULL,
-				"key vault '%s' needs soft delete and purge protection enabled "
-				"(soft delete %s, purge protection %s)",
-				key->vault, out->vault.soft_delete ? "on" : "off",
-				out->vault.purge_protection ? "on" : "off");
-		goto out;
+	} else {
+		rc = check_vault(key->vault, &out->vault, err);
+		if (rc != DBX_OK)
+			goto out;
 	}
 
 	lookup_finish(&kl, true);
@@ -1047,4 +1070,379 @@ enum dbx_err dbx_keyvault_preflight(struct dbx_keyvault *kv, const char *subscri
 {
 	return dbx_keyvault_preflight_uai(kv, 0, subscription, key, NULL, principal_id, now, NULL,
 					  0, out, err);
+}
+
+/*
+ * ---- The catalogue's data plane (keyvault.h): list keys, list versions, create ----
+ *
+ * Lists are paged: each page's nextLink is followed verbatim, only when
+ * it is https on the vault's own host (":443" allowed) under /keys, and
+ * never to a page already read; the vault-audience token goes with each.
+ */
+
+#define KV_MAX_PAGES 10000
+
+/* May the vault token go to url, a nextLink of a list on host? */
+static bool kv_link_ok(const char *host, const char *url)
+{
+	size_t hn = strlen(host);
+
+	if (strncasecmp(url, "https://", 8) != 0 || strncasecmp(url + 8, host, hn) != 0)
+		return false;
+	url += 8 + hn;
+	if (strncmp(url, ":443", 4) == 0)
+		url += 4;
+	if (strncmp(url, "/keys", 5) != 0)
+		return false;
+	for (; *url; url++) {
+		if ((unsigned char)*url <= ' ' || (unsigned char)*url >= 0x7f || *url == '\\' ||
+		    *url == '@' || *url == '#')
+			return false;
+	}
+	return true;
+}
+
+/* One item of a list's value: DBX_OK, or an error (why) that ends the listing. */
+typedef enum dbx_err (*kv_item_fn)(void *ctx, struct json_object *item, bool *stop, char *why,
+				   size_t cap);
+
+static enum dbx_err kv_list(struct dbx_keyvault *kv, const char *host, const char *first,
+			    const char *what, kv_item_fn fn, void *ctx, struct dbx_error *err)
+{
+	struct dbx_http_response resp = {0};
+	struct json_object *page = NULL;
+	char *url = strdup(first), **seen = NULL;
+	char why[DBX_ERR_MSG_MAX / 2] = "";
+	uint64_t deadline = deadline_of(kv);
+	size_t n_seen = 0;
+	enum dbx_err rc = DBX_OK;
+
+	if (!url)
+		return no_memory(err);
+	for (;;) {
+		struct json_object *value = NULL, *next = NULL;
+		const char *link = NULL;
+		bool stop = false;
+		char **grown;
+		int r;
+
+		grown = realloc(seen, (n_seen + 1) * sizeof(*seen));
+		if (!grown) {
+			rc = no_memory(err);
+			goto out;
+		}
+		seen = grown;
+		seen[n_seen++] = url;
+		rc = vault_get(kv, url, deadline, &resp, err);
+		if (rc != DBX_OK)
+			goto out;
+		if (!is_2xx(&resp)) {
+			rc = response_error(&resp, what, err);
+			goto out;
+		}
+		json_object_put(page);
+		page = NULL;
+		rc = dbx_json_parse_object(resp.body, resp.body_len, "malformed Key Vault list",
+					   &page, err);
+		if (rc != DBX_OK)
+			goto out;
+		r = dbx_json_field(page, "value", json_type_array, "value", &value, why,
+				   sizeof(why));
+		if (r == 0)
+			snprintf(why, sizeof(why), "no value list");
+		if (r == 1 && dbx_json_field(page, "nextLink", json_type_string, "nextLink", &next,
+					     why, sizeof(why)) < 0)
+			r = -1;
+		if (r != 1) {
+			rc = malformed(err, &resp, what, why);
+			goto out;
+		}
+		for (size_t i = 0; i < json_object_array_length(value) && !stop; i++) {
+			struct json_object *item = json_object_array_get_idx(value, i);
+
+			if (!json_object_is_type(item, json_type_object)) {
+				snprintf(why, sizeof(why), "value[%zu] is not an object", i);
+				rc = malformed(err, &resp, what, why);
+				goto out;
+			}
+			rc = fn(ctx, item, &stop, why, sizeof(why));
+			if (rc == DBX_EREMOTE)
+				rc = malformed(err, &resp, what, why);
+			else if (rc != DBX_OK)
+				rc = no_memory(err);
+			if (rc != DBX_OK)
+				goto out;
+		}
+		link = next ? json_object_get_string(next) : NULL;
+		if (stop || !link || !*link)
+			break;
+		if (!kv_link_ok(host, link)) {
+			rc = malformed(err, &resp, what, "nextLink off the vault's host");
+			goto out;
+		}
+		for (size_t i = 0; i < n_seen; i++) {
+			if (strcmp(seen[i], link) == 0) {
+				rc =
+				    malformed(err, &resp, what, "nextLink repeats an earlier page");
+				goto out;
+			}
+		}
+		if (n_seen >= KV_MAX_PAGES) {
+			rc = malformed(err, &resp, what, "more than 10000 pages");
+			goto out;
+		}
+		url = strdup(link);
+		if (!url) {
+			rc = no_memory(err);
+			goto out;
+		}
+	}
+out:
+	if (rc != DBX_OK && err && err->service == DBX_SERVICE_ARM)
+		err->service = DBX_SERVICE_KEYVAULT;
+	json_object_put(page);
+	dbx_http_response_reset(&resp);
+	for (size_t i = 0; i < n_seen; i++)
+		free(seen[i]);
+	free(seen);
+	return rc;
+}
+
+/* The vault's host for name, or false when name is not a vault name. */
+static bool vault_host(const struct dbx_keyvault *kv, const char *vault, char *host, size_t cap)
+{
+	int n;
+
+	if (!vault_name_ok(vault))
+		return false;
+	n = snprintf(host, cap, "%s.%s", vault, kv->cloud->vault_suffix);
+	if (n < 0 || (size_t)n >= cap)
+		return false;
+	for (char *p = host; *p; p++)
+		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+	return true;
+}
+
+/*
+ * The attributes of a list item: enabled (required), nbf and exp
+ * (optional unix times), into *v; false with why on a wrong type.
+ */
+static bool item_attributes(struct json_object *item, struct dbx_key_version *v, char *why,
+			    size_t cap)
+{
+	struct key_reader r = {.why = why, .cap = cap};
+	struct json_object *attrs, *enabled;
+
+	attrs = key_field(&r, item, "attributes", "value[].attributes", json_type_object, true);
+	enabled =
+	    key_field(&r, attrs, "enabled", "value[].attributes.enabled", json_type_boolean, true);
+	v->nbf = key_time(&r, attrs, "nbf", "value[].attributes.nbf");
+	v->exp = key_time(&r, attrs, "exp", "value[].attributes.exp");
+	if (r.bad)
+		return false;
+	v->enabled = json_object_get_boolean(enabled);
+	return true;
+}
+
+/* The segment of kid after prefix (https://<host>/keys/ [name/]), or NULL. */
+static const char *kid_rest(const char *kid, const char *host, const char *name)
+{
+	size_t hn = strlen(host), nn = name ? strlen(name) : 0;
+
+	if (strncasecmp(kid, "https://", 8) != 0 || strncasecmp(kid + 8, host, hn) != 0)
+		return NULL;
+	kid += 8 + hn;
+	if (strncmp(kid, ":443", 4) == 0)
+		kid += 4;
+	if (strncmp(kid, "/keys/", 6) != 0)
+		return NULL;
+	kid += 6;
+	if (name) {
+		if (strncasecmp(kid, name, nn) != 0 || kid[nn] != '/')
+			return NULL;
+		kid += nn + 1;
+	}
+	return *kid && !strchr(kid, '/') ? kid : NULL;
+}
+
+struct key_list_ctx {
+	const char *host, *name; /* name: the key whose versions are listed, NULL for keys */
+	dbx_keyvault_key_cb cb;
+	void *ctx;
+};
+
+static enum dbx_err key_list_item(void *ctx, struct json_object *item, bool *stop, char *why,
+				  size_t cap)
+{
+	struct key_list_ctx *lc = ctx;
+	struct key_reader r = {.why = why, .cap = cap};
+	struct dbx_key_version v = {0};
+	const char *kid, *rest;
+
+	kid = key_str(&r, item, "kid", "value[].kid", true);
+	if (r.bad)
+		return DBX_EREMOTE;
+	rest = kid_rest(kid, lc->host, lc->name);
+	if (!rest || strlen(rest) >= sizeof(v.name) ||
+	    (lc->name && !is_hex32(rest, strlen(rest)))) {
+		snprintf(why, cap, "value[].kid %.200s is not a %s of this vault", kid,
+			 lc->name ? "version of the key" : "key");
+		return DBX_EREMOTE;
+	}
+	memcpy(v.name, rest, strlen(rest) + 1);
+	if (!item_attributes(item, &v, why, cap))
+		return DBX_EREMOTE;
+	*stop = lc->cb(lc->ctx, &v) != 0;
+	return DBX_OK;
+}
+
+static enum dbx_err list_of(struct dbx_keyvault *kv, const char *vault, const char *key,
+			    dbx_keyvault_key_cb cb, void *ctx, struct dbx_error *err)
+{
+	char host[DBX_VAULT_NAME_MAX + 64], *url = NULL;
+	struct key_list_ctx lc = {.host = host, .name = key, .cb = cb, .ctx = ctx};
+	enum dbx_err rc;
+
+	dbx_error_clear(err);
+	if (!vault_host(kv, vault, host, sizeof(host)) ||
+	    (key &&
+	     strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") !=
+		 strlen(key)))
+		return dbx_error_set(err, DBX_EINVAL, "'%s' is not a key vault or key name",
+				     key ? key : vault);
+	if (asprintf(&url, "https://%s/keys%s%s%s?api-version=%s&maxresults=25", host,
+		     key ? "/" : "", key ? key : "", key ? "/versions" : "", API_KEYVAULT) < 0)
+		return no_memory(err);
+	rc = kv_list(kv, host, url, key ? "Key Vault key versions" : "Key Vault keys",
+		     key_list_item, &lc, err);
+	free(url);
+	return rc;
+}
+
+enum dbx_err dbx_keyvault_list_keys(struct dbx_keyvault *kv, const char *vault,
+				    dbx_keyvault_key_cb cb, void *ctx, struct dbx_error *err)
+{
+	return list_of(kv, vault, NULL, cb, ctx, err);
+}
+
+enum dbx_err dbx_keyvault_list_versions(struct dbx_keyvault *kv, const char *vault, const char *key,
+					dbx_keyvault_key_cb cb, void *ctx, struct dbx_error *err)
+{
+	if (!key || !*key)
+		return dbx_error_set(err, DBX_EINVAL, "no key name");
+	return list_of(kv, vault, key, cb, ctx, err);
+}
+
+enum dbx_err dbx_keyvault_create_key(struct dbx_keyvault *kv, const char *vault, const char *key,
+				     unsigned bits, struct dbx_key_info *out, struct dbx_error *err)
+{
+	static const char what[] = "Key Vault create key";
+	char host[DBX_VAULT_NAME_MAX + 64], body[128], why[DBX_ERR_MSG_MAX / 2] = "";
+	struct dbx_http_response resp = {0};
+	struct json_object *root = NULL;
+	struct dbx_key_url ku = {0};
+	char *url = NULL;
+	size_t kn = key ? strlen(key) : 0;
+	enum dbx_err rc;
+
+	dbx_error_clear(err);
+	memset(out, 0, sizeof(*out));
+	if (!vault_host(kv, vault, host, sizeof(host)) || kn == 0 || kn > DBX_KEY_NAME_MAX ||
+	    strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") != kn)
+		return dbx_error_set(err, DBX_EINVAL,
+				     "'%s' is not a key name (1-127 letters, digits and dashes)",
+				     key ? key : "");
+	if (bits != 2048 && bits != 3072 && bits != 4096)
+		return dbx_error_set(err, DBX_EINVAL, "key size %u: use 2048, 3072 or 4096", bits);
+	snprintf(ku.vault, sizeof(ku.vault), "%s", vault);
+	snprintf(ku.host, sizeof(ku.host), "%s", host);
+	snprintf(ku.name, sizeof(ku.name), "%s", key);
+	snprintf(ku.url, sizeof(ku.url), "https://%s/keys/%s", host, key);
+	snprintf(body, sizeof(body),
+		 "{\"kty\":\"RSA\",\"key_size\":%u,\"key_ops\":[\"wrapKey\",\"unwrapKey\"]}", bits);
+	if (asprintf(&url, "https://%s/keys/%s/create?api-version=%s", host, key, API_KEYVAULT) < 0)
+		return no_memory(err);
+	{
+		struct dbx_http_request req = {
+		    .method = "POST",
+		    .url = url,
+		    .scope = kv->cloud->vault_scope,
+		    .content_type = "application/json",
+		    .body = body,
+		    .body_len = strlen(body),
+		    .deadline_ms = deadline_of(kv),
+		    .idempotent = false,
+		};
+
+		rc = dbx_http_send(kv->transport, &req, &resp, err);
+	}
+	if (rc != DBX_OK)
+		goto out;
+	if (!is_2xx(&resp)) {
+		rc = response_error(&resp, what, err);
+		goto out;
+	}
+	rc = dbx_json_parse_object(resp.body, resp.body_len, "malformed Key Vault key response",
+				   &root, err);
+	if (rc != DBX_OK)
+		goto out;
+	if (!parse_key(root, &ku, out, why, sizeof(why)))
+		rc = malformed(err, &resp, what, why);
+out:
+	if (rc != DBX_OK && err && err->service == DBX_SERVICE_ARM)
+		err->service = DBX_SERVICE_KEYVAULT;
+	json_object_put(root);
+	dbx_http_response_reset(&resp);
+	free(url);
+	return rc;
+}
+
+/* ---- what a "not found" names (docs/formats.md, "The catalogue") ---- */
+
+struct hint_ctx {
+	char *buf;
+	size_t cap, used, n;
+};
+
+static int hint_name(void *ctx, const struct dbx_key_version *item)
+{
+	struct hint_ctx *h = ctx;
+
+	if (h->n++ == 5) {
+		h->used += (size_t)snprintf(h->buf + h->used, h->cap - h->used, ", ...");
+		return 1;
+	}
+	if (h->used < h->cap)
+		h->used += (size_t)snprintf(h->buf + h->used, h->cap - h->used, "%s%s",
+					    h->n > 1 ? ", " : "", item->name);
+	return h->used >= h->cap;
+}
+
+/*
+ * After a 404 for key: what exists, as far as the credential can see, for
+ * the message (" (its keys: a, b)" or " (the current version is V)"), or
+ * "" when the lookup fails. One more request, on the error path only.
+ */
+static void key_hint(struct dbx_keyvault *kv, const struct dbx_key_url *key, char *hint, size_t cap)
+{
+	struct dbx_error e = {0};
+	struct dbx_key_url latest = *key;
+	struct dbx_key_info info;
+	char names[300] = "";
+	struct hint_ctx h = {.buf = names, .cap = sizeof(names)};
+	bool readable = false;
+	const char *v;
+
+	hint[0] = '\0';
+	if (key->version[0]) {
+		latest.version[0] = '\0';
+		snprintf(latest.url, sizeof(latest.url), "https://%s/keys/%s", key->host,
+			 key->name);
+		if (fetch_key(kv, &latest, deadline_of(kv), &info, &readable, &e) == DBX_OK &&
+		    readable && (v = strrchr(info.kid, '/')) != NULL)
+			snprintf(hint, cap, "; the current version is %s", v + 1);
+		return;
+	}
+	if (dbx_keyvault_list_keys(kv, key->vault, hint_name, &h, &e) == DBX_OK)
+		snprintf(hint, cap, h.n ? "; its keys: %s" : "; it holds no keys", names);
 }

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -1031,4 +1032,142 @@ out:
 	if (rc == DBX_OK && out)
 		*out = ch;
 	return rc;
+}
+
+/* ---- the key rules (validate.h): one table for the preflight and `eligible` ---- */
+
+static void rule_time(time_t t, char *buf, size_t cap)
+{
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, cap, "@%lld", (long long)t);
+}
+
+static bool is_rsa(const char *kty)
+{
+	return kty && (strcmp(kty, "RSA") == 0 || strcmp(kty, "RSA-HSM") == 0);
+}
+
+/* A rule: true when f breaks it at now, with why (cap bytes) filled. */
+typedef bool (*key_rule_fn)(const struct dbx_key_facts *f, time_t now, char *why, size_t cap);
+
+static bool rule_soft_delete(const struct dbx_key_facts *f, time_t now, char *why, size_t cap)
+{
+	(void)now;
+	snprintf(why, cap, "soft delete off");
+	return f->vault_known && !f->soft_delete;
+}
+
+static bool rule_purge(const struct dbx_key_facts *f, time_t now, char *why, size_t cap)
+{
+	(void)now;
+	snprintf(why, cap, "purge protection off");
+	return f->vault_known && !f->purge_protection;
+}
+
+static bool rule_enabled(const struct dbx_key_facts *f, time_t now, char *why, size_t cap)
+{
+	(void)now;
+	snprintf(why, cap, "disabled");
+	return f->key_known && !f->enabled;
+}
+
+static bool rule_expired(const struct dbx_key_facts *f, time_t now, char *why, size_t cap)
+{
+	char when[64];
+
+	if (!f->key_known || f->exp == 0 || f->exp > now)
+		return false;
+	rule_time(f->exp, when, sizeof(when));
+	snprintf(why, cap, "expired at %s", when);
+	return true;
+}
+
+static bool rule_nbf(const struct dbx_key_facts *f, time_t now, char *why, size_t cap)
+{
+	char when[64];
+
+	if (!f->key_known || f->nbf == 0 || f->nbf <= now)
+		return false;
+	rule_time(f->nbf, when, sizeof(when));
+	snprintf(why, cap, "not valid before %s", when);
+	return true;
+}
+
+static bool rule_type(const struct dbx_key_facts *f, time_t now, char *why, size_t cap)
+{
+	(void)now;
+	snprintf(why, cap, "%s key (Data Box needs RSA or RSA-HSM)", f->kty ? f->kty : "untyped");
+	return f->key_known && !is_rsa(f->kty);
+}
+
+static bool rule_size(const struct dbx_key_facts *f, time_t now, char *why, size_t cap)
+{
+	(void)now;
+	snprintf(why, cap, "%s of %u bits (Data Box needs at least %d)", f->kty ? f->kty : "RSA",
+		 f->bits, DBX_KEY_MIN_RSA_BITS);
+	return f->key_known && is_rsa(f->kty) && f->bits < DBX_KEY_MIN_RSA_BITS;
+}
+
+static bool rule_ops(const struct dbx_key_facts *f, time_t now, char *why, size_t cap)
+{
+	bool wrap = f->ops & DBX_KEY_OP_WRAP, unwrap = f->ops & DBX_KEY_OP_UNWRAP;
+
+	(void)now;
+	snprintf(why, cap, "key_ops lacks %s%s%s", wrap ? "" : "wrapKey",
+		 !wrap && !unwrap ? " and " : "", unwrap ? "" : "unwrapKey");
+	return f->key_known && f->ops_known && (!wrap || !unwrap);
+}
+
+static const struct {
+	const char *code;
+	key_rule_fn broken;
+} key_rules[DBX_KEY_RULES_MAX] = {
+    {"SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled", rule_soft_delete},
+    {"SsemUserErrorSoftDeleteAndPurgeProtectionNotEnabled", rule_purge},
+    {"SsemUserErrorEncryptionKeyDisabled", rule_enabled},
+    {"SsemUserErrorEncryptionKeyExpired", rule_expired},
+    {"SsemUserErrorEncryptionKeyDisabled", rule_nbf},
+    {"SsemUserErrorEncryptionKeyTypeNotSupported", rule_type},
+    {"SsemUserErrorEncryptionKeyTypeNotSupported", rule_size},
+    {"SsemUserErrorEncryptionKeyTypeNotSupported", rule_ops},
+};
+
+size_t dbx_key_rules_check(const struct dbx_key_facts *f, time_t now, struct dbx_rule_fail *out,
+			   size_t cap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < DBX_KEY_RULES_MAX; i++) {
+		char why[sizeof(out->reason)];
+
+		if (!key_rules[i].broken(f, now, why, sizeof(why)))
+			continue;
+		if (n < cap) {
+			out[n].code = key_rules[i].code;
+			snprintf(out[n].reason, sizeof(out[n].reason), "%s", why);
+		}
+		n++;
+	}
+	return n;
+}
+
+void dbx_key_rules_eligible(const struct dbx_key_facts *f, time_t now, char *buf, size_t cap)
+{
+	struct dbx_rule_fail fails[DBX_KEY_RULES_MAX];
+	size_t n = dbx_key_rules_check(f, now, fails, DBX_KEY_RULES_MAX), used;
+
+	if (cap == 0)
+		return;
+	if (n == 0) {
+		snprintf(buf, cap, "yes\n");
+		return;
+	}
+	used = (size_t)snprintf(buf, cap, "no: ");
+	for (size_t i = 0; i < n && used < cap; i++)
+		used += (size_t)snprintf(buf + used, cap - used, "%s%s", i ? "; " : "",
+					 fails[i].reason);
+	if (used < cap)
+		snprintf(buf + used, cap - used, "\n");
 }

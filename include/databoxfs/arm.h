@@ -265,6 +265,45 @@ DBX_MUST_CHECK enum dbx_err dbx_arm_identity_principal(struct dbx_arm *arm, cons
 						       size_t cap, struct dbx_error *err);
 
 /*
+ * ---- Listings for the catalogue (docs/formats.md, "The catalogue") ----
+ *
+ * Additive. Each lists every page with the per-call timeout; a callback
+ * returning non-zero stops the listing (DBX_OK). An item with a missing
+ * id or name, or a field of the wrong type, is DBX_EREMOTE "malformed"
+ * naming the field.
+ */
+
+/* One vault of a list: id and name as ARM spells them, props borrowed for the call. */
+typedef int (*dbx_arm_vault_cb)(void *ctx, const char *id, const char *name,
+				const struct dbx_arm_vault *props);
+
+/* GET /subscriptions/S/providers/Microsoft.KeyVault/vaults, all pages. */
+DBX_MUST_CHECK enum dbx_err dbx_arm_list_vaults(struct dbx_arm *arm, const char *subscription,
+						dbx_arm_vault_cb cb, void *ctx,
+						struct dbx_error *err);
+
+/* A user-assigned identity of a list (borrowed for the call; absent IDs are ""). */
+struct dbx_arm_identity {
+	const char *id, *name, *principal_id, *client_id;
+};
+
+typedef int (*dbx_arm_identity_cb)(void *ctx, const struct dbx_arm_identity *uai);
+
+/* GET /subscriptions/S/providers/Microsoft.ManagedIdentity/userAssignedIdentities, all pages. */
+DBX_MUST_CHECK enum dbx_err dbx_arm_list_identities(struct dbx_arm *arm, const char *subscription,
+						    dbx_arm_identity_cb cb, void *ctx,
+						    struct dbx_error *err);
+
+/* A subscription with its displayName ("" when absent). */
+typedef int (*dbx_arm_sub_name_cb)(void *ctx, const char *subscription_id,
+				   const char *display_name);
+
+/* GET /subscriptions, all pages, with display names. */
+DBX_MUST_CHECK enum dbx_err dbx_arm_list_subscription_names(struct dbx_arm *arm,
+							    dbx_arm_sub_name_cb cb, void *ctx,
+							    struct dbx_error *err);
+
+/*
  * Map a non-2xx ARM response to an error: the status to enum dbx_err
  * (400 EINVAL, 401/403 EACCES, 404 ENOTFOUND, 409 EBUSY, 429 ETHROTTLED,
  * 5xx EREMOTE), error.code / error.message from the body, request id from

@@ -6,7 +6,9 @@
  * through ARM with arm.h's lookups, which also give kekVaultResourceID),
  * soft delete and purge protection are on, the key exists, is enabled,
  * inside its nbf/exp window, RSA or RSA-HSM of at least 2048 bits
- * (computed from the modulus n), and, where the vault uses access
+ * (computed from the modulus n) whose key_ops, when sent, hold wrapKey and
+ * unwrapKey (validate.h's key rules: the table the catalogue's `eligible`
+ * files use too), and, where the vault uses access
  * policies, the identity that will use the key holds get, wrapKey and
  * unwrapKey. A check the admin's own credential may not perform (403) is
  * skipped and noted; the service then decides.
@@ -52,6 +54,8 @@ struct dbx_key_info {
 	bool enabled;
 	time_t nbf, exp; /* 0 when absent */
 	char recovery_level[64];
+	bool ops_known; /* key_ops was sent */
+	unsigned ops;	/* DBX_KEY_OP_* (validate.h) found in key_ops */
 };
 
 /*
@@ -132,5 +136,45 @@ DBX_MUST_CHECK enum dbx_err dbx_keyvault_check_access_uai(struct dbx_keyvault *k
  * reached not being sent: for a transport that answers in order.
  */
 void dbx_keyvault_set_concurrent(struct dbx_keyvault *kv, bool on);
+
+/*
+ * ---- The catalogue (docs/formats.md, "The catalogue"); additive ----
+ *
+ * Key Vault's data plane on host "<vault>.<cloud vault suffix>" with the
+ * vault-audience token, each call bounded by the kv's timeout. A 403 is
+ * DBX_EACCES (the credential may not list or create: err says why), a
+ * field of the wrong type DBX_EREMOTE "malformed" naming it.
+ */
+
+/* A key (name) or a version of one (name: the 32-hex version) of a list, with its attributes. */
+struct dbx_key_version {
+	char name[DBX_KEY_NAME_MAX + 1];
+	bool enabled;
+	time_t nbf, exp; /* 0 when absent */
+};
+
+/* Called per item; non-zero stops the listing (DBX_OK). */
+typedef int (*dbx_keyvault_key_cb)(void *ctx, const struct dbx_key_version *item);
+
+/* GET https://<vault>/keys, all pages (maxresults=25). */
+DBX_MUST_CHECK enum dbx_err dbx_keyvault_list_keys(struct dbx_keyvault *kv, const char *vault,
+						   dbx_keyvault_key_cb cb, void *ctx,
+						   struct dbx_error *err);
+
+/* GET https://<vault>/keys/<key>/versions, all pages. */
+DBX_MUST_CHECK enum dbx_err dbx_keyvault_list_versions(struct dbx_keyvault *kv, const char *vault,
+						       const char *key, dbx_keyvault_key_cb cb,
+						       void *ctx, struct dbx_error *err);
+
+/*
+ * POST https://<vault>/keys/<key>/create: an RSA key of bits (2048, 3072
+ * or 4096) with key_ops wrapKey and unwrapKey; a new version when the key
+ * exists. *out is the new version (out->kid its URL). DBX_EINVAL for a
+ * bad name or size (nothing sent). Never resent after a 5xx.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_keyvault_create_key(struct dbx_keyvault *kv, const char *vault,
+						    const char *key, unsigned bits,
+						    struct dbx_key_info *out,
+						    struct dbx_error *err);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "databoxfs/err.h"
 #include "databoxfs/cloud.h"
@@ -118,5 +119,59 @@ DBX_MUST_CHECK enum dbx_err dbx_validate_encryption_json(const char *value, size
 							 const struct dbx_cloud *cloud,
 							 struct dbx_encryption_change *out,
 							 struct dbx_error *err);
+
+/*
+ * ---- The key rules: one table, two users ----
+ *
+ * What Data Box requires of a customer-managed key and its vault
+ * (docs/formats.md, "Validation"), as one table in validate.c: the write
+ * preflight (keyvault.c) fails with the first rule a key breaks, and the
+ * catalogue's `eligible` files list every rule it breaks. Facts that are
+ * not known (a vault or key not readable) pass their rules: the service
+ * then decides.
+ */
+
+/* The operations of key_ops Data Box needs. */
+enum {
+	DBX_KEY_OP_WRAP = 1,
+	DBX_KEY_OP_UNWRAP = 2,
+};
+
+#define DBX_KEY_MIN_RSA_BITS 2048
+
+struct dbx_key_facts {
+	bool vault_known; /* soft_delete and purge_protection are the vault's */
+	bool soft_delete, purge_protection;
+	bool key_known;	 /* the fields below come from the key's GET */
+	const char *kty; /* "RSA", "RSA-HSM", "EC", ... */
+	unsigned bits;	 /* bit length of n, 0 when not RSA */
+	bool enabled;
+	time_t nbf, exp; /* 0 when absent */
+	bool ops_known;	 /* key_ops was sent */
+	unsigned ops;	 /* DBX_KEY_OP_* found in key_ops */
+};
+
+/* One broken rule: the Ssem code the service answers, and why, in a few words. */
+struct dbx_rule_fail {
+	const char *code;
+	char reason[160];
+};
+
+#define DBX_KEY_RULES_MAX 8 /* rows of the table: the most one key can break */
+
+/*
+ * Check f against every rule at time now, in the service's order: the
+ * vault's (soft delete, purge protection), then the key's (enabled,
+ * expiry, not-before, type, size, key_ops). Writes up to cap broken rules
+ * to out and returns how many rules f breaks.
+ */
+size_t dbx_key_rules_check(const struct dbx_key_facts *f, time_t now, struct dbx_rule_fail *out,
+			   size_t cap);
+
+/*
+ * The `eligible` file for f at now: "yes\n", or "no: " and every reason,
+ * separated by "; ", and "\n". Truncated to cap (always NUL-terminated).
+ */
+void dbx_key_rules_eligible(const struct dbx_key_facts *f, time_t now, char *buf, size_t cap);
 
 #endif

@@ -9,8 +9,9 @@ up loopback, bind-mounts a hosts file that maps management.azure.com,
 login.microsoftonline.com and the vaults' hosts to 127.0.0.1, runs the
 emulator on 127.0.0.1:443 and trusts its CA through REQUESTS_CA_BUNDLE.
 It lists jobs by subscription and by resource group across pages, gets
-jobs with expand="details", reads keys, and compares everything with the
-world; updates jobs with begin_update (customer-managed key, then a
+jobs with expand="details", reads, lists (one per page) and creates keys,
+lists user-assigned identities (azure.mgmt.msi) and vaults
+(azure.mgmt.keyvault), and compares everything with the world; updates jobs with begin_update (customer-managed key, then a
 user-assigned identity); and signs in with ClientSecretCredential,
 CertificateCredential (a certificate made with openssl, registered in the
 world) and ManagedIdentityCredential (IMDS on 169.254.169.254:80, given to
@@ -101,6 +102,10 @@ def inside(a):
 		both = os.path.join(certdir, "both.pem")
 		with open(both, "w") as out, open(key) as k, open(crt) as c:
 			out.write(k.read() + c.read())
+		# the first vault lets the first client create keys (KeyClient.create_rsa_key)
+		for pol in world["vaults"][0]["properties"]["accessPolicies"]:
+			if pol["objectId"] == world["clients"][0]["object_id"]:
+				pol["permissions"]["keys"].append("create")
 		with Emulator(a.emulator, world=world, port=443,
 			      extra_args=["--imds-port", "80", "--imds-bind", IMDS_ADDR]) as emu:
 			check(emu.port == 443 and emu.imds_port == 80,
@@ -270,8 +275,47 @@ def run_sdk(emu, world):
 	versions = [p.version for p in kc.list_properties_of_key_versions(v["keys"][0]["name"])]
 	check(sorted(versions) == sorted(x["version"] for x in v["keys"][0]["versions"]),
 	      "KeyClient.list_properties_of_key_versions")
+	names = [p.name for p in kc.list_properties_of_keys(max_page_size=1)]
+	check(sorted(names) == sorted(k["name"] for k in v["keys"] if k["versions"]),
+	      "KeyClient.list_properties_of_keys, one key per page")
+	made = kc.create_rsa_key("sdk-made", size=3072, key_operations=["wrapKey", "unwrapKey"])
+	check(made.key_type == "RSA" and int.from_bytes(made.key.n, "big").bit_length() == 3072
+	      and sorted(made.key_operations) == ["unwrapKey", "wrapKey"],
+	      "KeyClient.create_rsa_key: RSA 3072 with wrapKey and unwrapKey")
+	again = kc.create_rsa_key("sdk-made", size=2048)
+	versions = [p.version for p in kc.list_properties_of_key_versions("sdk-made", max_page_size=1)]
+	check(sorted(versions) == sorted([made.properties.version, again.properties.version]),
+	      "KeyClient.create_rsa_key of an existing name makes a new version")
 	kc.close()
+	identities_and_vaults(cred, world)
 	cred.close()
+
+
+def identities_and_vaults(cred, world):
+	"""The catalogue's ARM lists, as azure.mgmt.msi and azure.mgmt.keyvault read them."""
+	from azure.mgmt.msi import ManagedServiceIdentityClient
+	from azure.mgmt.keyvault import KeyVaultManagementClient
+
+	for s in world["subscriptions"]:
+		sub = s["subscriptionId"]
+		mine = [u for u in world["identities"] if u["id"].split("/")[2] == sub]
+		want = sorted((u["id"], u["principalId"], u["clientId"]) for u in mine)
+		msi = ManagedServiceIdentityClient(cred, sub)
+		got = sorted((u.id, u.principal_id, u.client_id)
+			     for u in msi.user_assigned_identities.list_by_subscription())
+		check(got == want, "user_assigned_identities.list_by_subscription(%s)" % sub)
+		for rg in sorted({u["id"].split("/")[4] for u in mine}):
+			got = sorted(u.name for u in msi.user_assigned_identities.list_by_resource_group(rg))
+			check(got == sorted(u["name"] for u in mine if u["id"].split("/")[4] == rg),
+			      "user_assigned_identities.list_by_resource_group(%s)" % rg)
+		msi.close()
+		kvm = KeyVaultManagementClient(cred, sub)
+		got = sorted((v.name, bool(v.properties.enable_purge_protection))
+			     for v in kvm.vaults.list_by_subscription())
+		want = sorted((v["name"], bool(v["properties"].get("enablePurgeProtection")))
+			      for v in world["vaults"] if v["id"].split("/")[2] == sub)
+		check(got == want, "vaults.list_by_subscription(%s): names, purge protection" % sub)
+		kvm.close()
 
 
 def credentials(emu, world, cert_path):

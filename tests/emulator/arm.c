@@ -10,7 +10,9 @@
  *   GET|PATCH .../resourceGroups/RG/providers/Microsoft.DataBox/jobs/NAME     job_methods[]
  *   GET /subscriptions/S/providers/Microsoft.DataBox/locations/L/operationResults/ID
  *   GET /subscriptions/S/resourceGroups[/RG]                resource groups
- *   GET /subscriptions/S/providers/Microsoft.KeyVault/vaults  vaults of a subscription
+ *   GET /subscriptions/S/providers/Microsoft.KeyVault/vaults  vaults of a subscription (paged)
+ *   GET /subscriptions/S/providers/Microsoft.ManagedIdentity/userAssignedIdentities  (paged)
+ *   GET .../resourceGroups/RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities (paged)
  *   GET .../providers/Microsoft.KeyVault/vaults/NAME
  *   GET .../providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME
  * Every request needs a bearer token for the management audience of the
@@ -1075,16 +1077,57 @@ static void rgs_list(struct dbx_emu *e, struct dbx_emu_reply *r, struct arm_ctx 
 	dbx_emu_reply_json(r, 200, out);
 }
 
-/* GET /subscriptions/S/providers/Microsoft.KeyVault/vaults */
-static void vaults_list(struct dbx_emu *e, struct dbx_emu_reply *r, struct arm_ctx *c)
+/*
+ * Reply with one page of items (all of the list, in order): the world's
+ * page size from $skipToken on, and a nextLink to the rest on the same
+ * path, as ARM's list operations page.
+ */
+static void reply_paged(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			struct arm_ctx *c, struct json_object *items)
 {
-	struct json_object *a = dbx_emu_world_array(e, "vaults"), *out, *val;
+	const char *skip = dbx_emu_arg(q, "$skipToken");
+	struct json_object *out, *val;
+	size_t n = json_object_array_length(items), i;
+	int offset = 0, ps = dbx_emu_world_page_size(e);
+
+	if (skip && *skip) {
+		offset = skiptoken_parse(skip);
+		if (offset < 0) {
+			json_object_put(items);
+			dbx_emu_reply_error(r, 400, "InvalidSkipToken",
+					    "The provided $skipToken '%s' is not valid.", skip);
+			return;
+		}
+	}
+	out = json_object_new_object();
+	val = json_object_new_array();
+	for (i = (size_t)offset; i < n && i < (size_t)offset + (size_t)ps; i++)
+		json_object_array_add(val, json_object_get(json_object_array_get_idx(items, i)));
+	json_object_object_add(out, "value", val);
+	if ((size_t)offset + (size_t)ps < n) {
+		char *tok = skiptoken_make(offset + ps), *link = NULL;
+
+		if (asprintf(&link, "https://%s%s?api-version=%s&%%24skipToken=%s", q->host_raw,
+			     q->raw_path, c->apiver, tok ? tok : "") >= 0) {
+			json_object_object_add(out, "nextLink", json_object_new_string(link));
+			free(link);
+		}
+		free(tok);
+	}
+	json_object_put(items);
+	dbx_emu_reply_json(r, 200, out);
+}
+
+/* GET /subscriptions/S/providers/Microsoft.KeyVault/vaults */
+static void vaults_list(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			struct arm_ctx *c)
+{
+	struct json_object *a = dbx_emu_world_array(e, "vaults"), *val;
 	char s[256];
 	size_t i;
 
 	if (!sub_exists(e, r, c->sub))
 		return;
-	out = json_object_new_object();
 	val = json_object_new_array();
 	for (i = 0; a && i < json_object_array_length(a); i++) {
 		struct json_object *v = json_object_array_get_idx(a, i), *copy = NULL;
@@ -1095,8 +1138,7 @@ static void vaults_list(struct dbx_emu *e, struct dbx_emu_reply *r, struct arm_c
 		json_object_object_del(copy, "keys");
 		json_object_array_add(val, copy);
 	}
-	json_object_object_add(out, "value", val);
-	dbx_emu_reply_json(r, 200, out);
+	reply_paged(e, q, r, c, val);
 }
 
 static void vault_get(struct dbx_emu *e, struct dbx_emu_reply *r, struct arm_ctx *c)
@@ -1118,26 +1160,19 @@ static void vault_get(struct dbx_emu *e, struct dbx_emu_reply *r, struct arm_ctx
 	dbx_emu_reply_json(r, 200, copy);
 }
 
-static void identity_get(struct dbx_emu *e, struct dbx_emu_reply *r, struct arm_ctx *c)
+/* A user-assigned identity as ARM shows it (Microsoft.ManagedIdentity). */
+static struct json_object *identity_json(struct json_object *i, const char *name)
 {
-	struct json_object *i, *o, *props, *tags;
+	struct json_object *o, *props, *tags;
 	const char *keys[] = {"tenantId", "principalId", "clientId"};
 	size_t k;
 
-	if (!sub_exists(e, r, c->sub) || !rg_exists(e, r, c->sub, c->rg))
-		return;
-	i = dbx_emu_find_resource(e, "identities", c->sub, c->rg, c->name);
-	if (!i) {
-		job_not_found(r, "Microsoft.ManagedIdentity/userAssignedIdentities", c->name,
-			      c->rg);
-		return;
-	}
 	o = json_object_new_object();
 	props = json_object_new_object();
 	json_object_object_add(o, "id", json_object_new_string(dbx_emu_jstr(i, "id")));
 	json_object_object_add(
 	    o, "name",
-	    json_object_new_string(dbx_emu_jstr(i, "name") ? dbx_emu_jstr(i, "name") : c->name));
+	    json_object_new_string(dbx_emu_jstr(i, "name") ? dbx_emu_jstr(i, "name") : name));
 	json_object_object_add(
 	    o, "type", json_object_new_string("Microsoft.ManagedIdentity/userAssignedIdentities"));
 	json_object_object_add(o, "location",
@@ -1153,7 +1188,46 @@ static void identity_get(struct dbx_emu *e, struct dbx_emu_reply *r, struct arm_
 			json_object_object_add(props, keys[k],
 					       json_object_new_string(dbx_emu_jstr(i, keys[k])));
 	json_object_object_add(o, "properties", props);
-	dbx_emu_reply_json(r, 200, o);
+	return o;
+}
+
+static void identity_get(struct dbx_emu *e, struct dbx_emu_reply *r, struct arm_ctx *c)
+{
+	struct json_object *i;
+
+	if (!sub_exists(e, r, c->sub) || !rg_exists(e, r, c->sub, c->rg))
+		return;
+	i = dbx_emu_find_resource(e, "identities", c->sub, c->rg, c->name);
+	if (!i) {
+		job_not_found(r, "Microsoft.ManagedIdentity/userAssignedIdentities", c->name,
+			      c->rg);
+		return;
+	}
+	dbx_emu_reply_json(r, 200, identity_json(i, c->name));
+}
+
+/*
+ * GET /subscriptions/S[/resourceGroups/RG]/providers/Microsoft.ManagedIdentity/
+ * userAssignedIdentities
+ */
+static void identities_list(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			    struct arm_ctx *c)
+{
+	struct json_object *a = dbx_emu_world_array(e, "identities"), *val;
+	char s[256], g[256];
+	size_t i;
+
+	if (!sub_exists(e, r, c->sub) || (c->rg && !rg_exists(e, r, c->sub, c->rg)))
+		return;
+	val = json_object_new_array();
+	for (i = 0; a && i < json_object_array_length(a); i++) {
+		struct json_object *u = json_object_array_get_idx(a, i);
+
+		if (dbx_emu_id_parse(dbx_emu_jstr(u, "id"), s, g, NULL, sizeof(s)) &&
+		    !strcasecmp(s, c->sub) && (!c->rg || !strcasecmp(g, c->rg)))
+			json_object_array_add(val, identity_json(u, ""));
+	}
+	reply_paged(e, q, r, c, val);
 }
 
 /* ---- routing ---- */
@@ -1172,6 +1246,7 @@ enum route {
 	R_RGS,
 	R_RG,
 	R_VAULTS_SUB,
+	R_IDENTITIES_SUB,
 };
 
 static enum route route_of(struct arm_ctx *c)
@@ -1194,6 +1269,9 @@ static enum route route_of(struct arm_ctx *c)
 	if (c->nseg == 5 && seg_is(c, 2, "providers") && seg_is(c, 3, "Microsoft.KeyVault") &&
 	    seg_is(c, 4, "vaults"))
 		return R_VAULTS_SUB;
+	if (c->nseg == 5 && seg_is(c, 2, "providers") &&
+	    seg_is(c, 3, "Microsoft.ManagedIdentity") && seg_is(c, 4, "userAssignedIdentities"))
+		return R_IDENTITIES_SUB;
 	if (seg_is(c, 2, "providers") && seg_is(c, 3, "Microsoft.DataBox")) {
 		if (c->nseg == 5 && seg_is(c, 4, "jobs"))
 			return R_JOBS_SUB;
@@ -1216,6 +1294,9 @@ static enum route route_of(struct arm_ctx *c)
 		c->name = c->seg[7];
 		return R_VAULT;
 	}
+	if (c->nseg == 7 && seg_is(c, 5, "Microsoft.ManagedIdentity") &&
+	    seg_is(c, 6, "userAssignedIdentities"))
+		return R_IDENTITIES_SUB; /* c->rg set: the group's */
 	if (c->nseg == 8 && seg_is(c, 5, "Microsoft.ManagedIdentity") &&
 	    seg_is(c, 6, "userAssignedIdentities")) {
 		c->name = c->seg[7];
@@ -1305,7 +1386,10 @@ void dbx_emu_arm_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu
 			dbx_emu_reply_json(r, 200, rg_json(c.sub, rg_name(e, c.sub, c.rg)));
 		break;
 	case R_VAULTS_SUB:
-		vaults_list(e, r, &c);
+		vaults_list(e, q, r, &c);
+		break;
+	case R_IDENTITIES_SUB:
+		identities_list(e, q, r, &c);
 		break;
 	case R_IDENTITY:
 		identity_get(e, r, &c);

@@ -5,6 +5,10 @@
  *   GET /keys/NAME[/]?api-version=V              latest version (last in the world's array)
  *   GET /keys/NAME/VERSION?api-version=V         one version
  *   GET /keys/NAME/versions?api-version=V        list versions
+ *   POST /keys/NAME/create?api-version=V         create a key, or a new version of it
+ * Lists are paged: at most maxresults (1-25, default 25) items and the
+ * world's page size per page, the rest behind a nextLink on the same host
+ * that carries $skiptoken and maxresults, as Key Vault's do.
  * api-version 7.0 - 7.5 (and their previews). A request without a token gets
  * the 401 challenge the SDKs use to discover tenant and resource. Callers
  * need "get" (or "list" for lists) in the vault's access policies unless the
@@ -301,10 +305,69 @@ static void key_not_found(struct dbx_emu_reply *r, struct kv_ctx *k, const char 
 		 name);
 }
 
-static void list_versions(struct kv_ctx *k, struct dbx_emu_reply *r, const char *kname,
-			  struct json_object *key)
+/*
+ * Page the list items (all of them, in order) by $skiptoken and
+ * maxresults into the reply: {"value": [...], "nextLink": URL or null}.
+ * what is the list's path ("/keys" or "/keys/NAME/versions").
+ */
+static void reply_page(struct kv_ctx *k, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		       struct json_object *items, const char *what)
 {
 	struct json_object *out = json_object_new_object(), *val = json_object_new_array();
+	const char *skip = dbx_emu_arg(q, "$skiptoken"), *mr = dbx_emu_arg(q, "maxresults");
+	const char *v = dbx_emu_arg(q, "api-version");
+	size_t n = json_object_array_length(items), off = 0, ps = 25, i;
+	char *end = NULL;
+
+	if (mr && *mr) {
+		long m = strtol(mr, &end, 10);
+
+		if (*end || m < 1 || m > 25) {
+			json_object_put(out);
+			json_object_put(val);
+			json_object_put(items);
+			kv_error(r, 400, "BadParameter", NULL,
+				 "The value of maxresults must be between 1 and 25.");
+			return;
+		}
+		ps = (size_t)m;
+	}
+	if ((size_t)dbx_emu_world_page_size(k->e) < ps)
+		ps = (size_t)dbx_emu_world_page_size(k->e);
+	if (skip && *skip) {
+		unsigned long o = strtoul(skip, &end, 16);
+
+		if (*end || o > n) {
+			json_object_put(out);
+			json_object_put(val);
+			json_object_put(items);
+			kv_error(r, 400, "BadParameter", NULL, "The skiptoken is not valid.");
+			return;
+		}
+		off = (size_t)o;
+	}
+	for (i = off; i < n && i < off + ps; i++)
+		json_object_array_add(val, json_object_get(json_object_array_get_idx(items, i)));
+	json_object_object_add(out, "value", val);
+	if (off + ps < n) {
+		char link[700];
+
+		snprintf(link, sizeof(link),
+			 "%s:443%s?api-version=%s&$skiptoken=%zx&maxresults=%zu", k->base, what,
+			 v ? v : "7.4", off + ps, ps);
+		json_object_object_add(out, "nextLink", json_object_new_string(link));
+	} else {
+		json_object_object_add(out, "nextLink", NULL);
+	}
+	json_object_put(items);
+	dbx_emu_reply_json(r, 200, out);
+}
+
+static void list_versions(struct kv_ctx *k, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+			  const char *kname, struct json_object *key)
+{
+	struct json_object *val = json_object_new_array();
+	char what[300];
 	struct json_object *vers;
 	size_t i;
 
@@ -323,14 +386,13 @@ static void list_versions(struct kv_ctx *k, struct dbx_emu_reply *r, const char 
 			json_object_array_add(val, item);
 		}
 	}
-	json_object_object_add(out, "value", val);
-	json_object_object_add(out, "nextLink", NULL);
-	dbx_emu_reply_json(r, 200, out);
+	snprintf(what, sizeof(what), "/keys/%s/versions", kname);
+	reply_page(k, q, r, val, what);
 }
 
-static void list_keys(struct kv_ctx *k, struct dbx_emu_reply *r)
+static void list_keys(struct kv_ctx *k, struct dbx_emu_req *q, struct dbx_emu_reply *r)
 {
-	struct json_object *out = json_object_new_object(), *val = json_object_new_array();
+	struct json_object *val = json_object_new_array();
 	struct json_object *keys;
 	size_t i;
 
@@ -357,9 +419,7 @@ static void list_keys(struct kv_ctx *k, struct dbx_emu_reply *r)
 			json_object_array_add(val, item);
 		}
 	}
-	json_object_object_add(out, "value", val);
-	json_object_object_add(out, "nextLink", NULL);
-	dbx_emu_reply_json(r, 200, out);
+	reply_page(k, q, r, val, "/keys");
 }
 
 static void keys_route(struct dbx_emu_req *q, struct dbx_emu_reply *r, struct kv_ctx *k,
@@ -373,7 +433,7 @@ static void keys_route(struct dbx_emu_req *q, struct dbx_emu_reply *r, struct kv
 		if (!kv_allowed(k, t, "list"))
 			forbidden(r, k, t, "list");
 		else
-			list_keys(k, r);
+			list_keys(k, q, r);
 		return;
 	}
 	if (nseg > 3) {
@@ -390,7 +450,7 @@ static void keys_route(struct dbx_emu_req *q, struct dbx_emu_reply *r, struct kv
 		if (!key)
 			key_not_found(r, k, seg[1]);
 		else
-			list_versions(k, r, dbx_emu_jstr(key, "name"), key);
+			list_versions(k, q, r, dbx_emu_jstr(key, "name"), key);
 		return;
 	}
 	if (!kv_allowed(k, t, "get")) {
@@ -429,6 +489,86 @@ static void keys_route(struct dbx_emu_req *q, struct dbx_emu_reply *r, struct kv
 		return;
 	}
 	key_bundle(k, r, dbx_emu_jstr(key, "name"), key, ver);
+}
+
+/*
+ * POST /keys/NAME/create: a new key, or a new version of the key NAME
+ * (Key Vault's Create Key does both). Body {"kty", "key_size", "key_ops"};
+ * RSA and RSA-HSM of 2048, 3072 or 4096 bits and EC are made, each needs
+ * "create" on keys.
+ */
+static void create_key(struct kv_ctx *k, struct dbx_emu_req *q, struct dbx_emu_reply *r,
+		       const struct dbx_emu_token *t, const char *name)
+{
+	struct json_object *body = NULL, *o, *key, *ver, *keys;
+	const char *kty;
+	int size = 0;
+	size_t n = strlen(name);
+	char hex[33];
+
+	if (!kv_allowed(k, t, "create")) {
+		forbidden(r, k, t, "create");
+		return;
+	}
+	if (n == 0 || n > 127 ||
+	    strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") != n) {
+		kv_error(r, 400, "BadParameter", NULL,
+			 "The request URI contains an invalid name: %s. Follow this link for more "
+			 "information on appropriate naming conventions: "
+			 "https://aka.ms/KeyVaultNaming",
+			 name);
+		return;
+	}
+	if (q->body_len)
+		body = json_tokener_parse(q->body);
+	kty = dbx_emu_jstr(body, "kty");
+	if (!body || !kty || (strcmp(kty, "RSA") && strcmp(kty, "RSA-HSM") && strcmp(kty, "EC"))) {
+		json_object_put(body);
+		kv_error(r, 400, "BadParameter", NULL, "Property has invalid value: kty.");
+		return;
+	}
+	if (json_object_object_get_ex(body, "key_size", &o) && o)
+		size = json_object_get_int(o);
+	if (!strncmp(kty, "RSA", 3) && size == 0)
+		size = 2048;
+	if (!strncmp(kty, "RSA", 3) && size != 2048 && size != 3072 && size != 4096) {
+		json_object_put(body);
+		kv_error(r, 400, "BadParameter", NULL, "Unsupported key size: %d.", size);
+		return;
+	}
+	if (!strcmp(kty, "EC"))
+		size = 256;
+	keys = dbx_emu_jarray(k->vault, "keys");
+	if (!keys) {
+		keys = json_object_new_array();
+		json_object_object_add(k->vault, "keys", keys);
+	}
+	key = find_key(k, name);
+	if (!key) {
+		key = json_object_new_object();
+		json_object_object_add(key, "name", json_object_new_string(name));
+		json_object_object_add(key, "tags", json_object_new_object());
+		json_object_object_add(key, "versions", json_object_new_array());
+		json_object_array_add(keys, key);
+	}
+	ver = json_object_new_object();
+	dbx_emu_rand_hex(hex, 16);
+	json_object_object_add(ver, "version", json_object_new_string(hex));
+	json_object_object_add(ver, "kty", json_object_new_string(kty));
+	json_object_object_add(ver, "key_size", json_object_new_int(size));
+	json_object_object_add(ver, "enabled", json_object_new_boolean(true));
+	json_object_object_add(ver, "created", json_object_new_int64((long long)time(NULL)));
+	json_object_object_add(ver, "updated", json_object_new_int64((long long)time(NULL)));
+	if (json_object_object_get_ex(body, "key_ops", &o) &&
+	    json_object_is_type(o, json_type_array))
+		json_object_object_add(ver, "key_ops", json_object_get(o));
+	json_object_put(body);
+	json_object_array_add(dbx_emu_jarray(key, "versions"), ver);
+	if (dbx_emu_key_material(k->e, dbx_emu_jstr(k->vault, "name"), name, ver)) {
+		kv_error(r, 500, "InternalError", NULL, "Cannot make key material for %s.", name);
+		return;
+	}
+	key_bundle(k, r, name, key, ver);
 }
 
 void dbx_emu_kv_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_reply *r)
@@ -488,7 +628,10 @@ void dbx_emu_kv_handle(struct dbx_emu *e, struct dbx_emu_req *q, struct dbx_emu_
 		return;
 	}
 	nseg = dbx_emu_split_path(buf, seg, MAXSEG);
-	if (nseg >= 1 && !strcmp(seg[0], "keys")) {
+	if (nseg == 3 && !strcmp(seg[0], "keys") && !strcmp(seg[2], "create") &&
+	    !strcmp(q->method, "POST")) {
+		create_key(&k, q, r, t, seg[1]);
+	} else if (nseg >= 1 && !strcmp(seg[0], "keys")) {
 		if (strcmp(q->method, "GET"))
 			kv_error(r, 405, "BadParameter", NULL,
 				 "The method %s is not supported by the emulator on %s.", q->method,

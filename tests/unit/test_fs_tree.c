@@ -72,6 +72,38 @@ static void test_table(void **state)
 	}
 }
 
+/*
+ * The catalogue's three names (docs/formats.md, "The catalogue") hand the
+ * whole path to catalogue.c, whatever follows; a name that only starts
+ * like one is a subscription, as before.
+ */
+static void test_catalogue_names(void **state)
+{
+	static const char *const catalogue[] = {
+	    "/keyvaults",
+	    "/keyvaults/",
+	    "/keyvaults/v/keys/k/versions/x/url",
+	    "/identities/" S "/rg/uai",
+	    "/by-name",
+	    "/by-name/Prod EU",
+	};
+	struct dbx_node node;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(catalogue) / sizeof(catalogue[0]); i++) {
+		print_message("%s\n", catalogue[i]);
+		assert_int_equal(dbx_tree_resolve(catalogue[i], &node), DBX_OK);
+		assert_int_equal(node.kind, DBX_NODE_CATALOGUE);
+		assert_string_equal(node.path, catalogue[i]);
+		assert_int_equal(node.attr, -1);
+	}
+	assert_int_equal(dbx_tree_resolve("/keyvaultsX", &node), DBX_OK);
+	assert_int_equal(node.kind, DBX_NODE_SUBSCRIPTION);
+	assert_string_equal(node.path, "");
+	assert_int_equal(dbx_tree_resolve("/" S "/keyvaults", &node), DBX_OK);
+	assert_int_equal(node.kind, DBX_NODE_RESOURCE_GROUP);
+}
+
 /* Every row of the attribute table resolves to itself. */
 static void test_every_file(void **state)
 {
@@ -104,6 +136,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_table),
+	    cmocka_unit_test(test_catalogue_names),
 	    cmocka_unit_test(test_every_file),
 	    cmocka_unit_test(test_name_too_long),
 	};

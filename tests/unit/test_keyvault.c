@@ -389,6 +389,26 @@ static void test_key_not_found(void **state)
 	end();
 }
 
+/* A key that is not there: the message names the keys the vault holds (one list more). */
+static void test_key_not_found_names_the_keys(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = resources(VAULT_ID)},
+	    {.status = 200, .body = good_vault()},
+	    {.status = 404, .body = "{\"error\":{\"code\":\"KeyNotFound\",\"message\":\"no\"}}"},
+	    {.status = 200,
+	     .body = "{\"value\":[{\"kid\":\"https://contosovault.vault.azure.net/keys/alpha\","
+		     "\"attributes\":{\"enabled\":true}},{\"kid\":\"https://contosovault.vault."
+		     "azure.net/keys/beta\",\"attributes\":{\"enabled\":true}}]}"},
+	};
+
+	begin(script, 4);
+	assert_ssem(preflight(PRINCIPAL), "SsemUserErrorKeyDetailsNotFound");
+	assert_non_null(strstr(C.err.message, "; its keys: alpha, beta"));
+	assert_int_equal(C.err.http_status, 404);
+	end();
+}
+
 static void test_key_disabled(void **state)
 {
 	const struct fake_reply script[] = {
@@ -463,7 +483,19 @@ static void test_key_rsa_2047(void **state)
 
 static void test_key_ec(void **state)
 {
-	run_type_not_supported(ec_key(), "EC", "0 bits");
+	run_type_not_supported(ec_key(), "EC key", "RSA or RSA-HSM");
+}
+
+/* An RSA key whose key_ops leave out unwrapKey cannot hold a Data Box key: the key_ops rule. */
+static void test_key_ops_without_unwrap(void **state)
+{
+	const char *body = key_bundle(KID, "RSA", N_RSA2048, true, 0, 0, "Recoverable");
+	char *swapped = strdup(body), *at = strstr(swapped, "\"unwrapKey\"");
+
+	assert_non_null(at);
+	memcpy(at, "\"decrypt\"  ", 11); /* same length, keeps the JSON valid */
+	run_type_not_supported(swapped, "key_ops lacks unwrapKey", KID);
+	free(swapped);
 }
 
 static void test_access_missing_permissions(void **state)
@@ -1392,7 +1424,12 @@ static void test_preflight_concurrent_same_outcome(void **state)
 		 * Concurrent: every lookup went out, but the key's host only once ARM
 		 * knew the vault; one by one: only those whose check came.
 		 */
-		assert_int_equal(at_once.kv_calls, cases[i].vault_known ? 1 : 0);
+		/* a missing key costs one list more: the message names the keys there are */
+		assert_int_equal(at_once.kv_calls,
+				 !cases[i].vault_known ? 0
+				 : strcmp(cases[i].code, "SsemUserErrorKeyDetailsNotFound") == 0
+				     ? 2
+				     : 1);
 		assert_true(one_by_one.kv_calls <= at_once.kv_calls);
 		if (cases[i].uai_id)
 			assert_int_equal(at_once.uai_calls, 1);
@@ -1553,6 +1590,8 @@ int main(void)
 	    cmocka_unit_test(test_key_rsa_1024),
 	    cmocka_unit_test(test_key_rsa_2047),
 	    cmocka_unit_test(test_key_ec),
+	    cmocka_unit_test(test_key_not_found_names_the_keys),
+	    cmocka_unit_test(test_key_ops_without_unwrap),
 	    cmocka_unit_test(test_access_missing_permissions),
 	    cmocka_unit_test(test_access_other_principal),
 	    cmocka_unit_test(test_access_all),
