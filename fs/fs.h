@@ -21,6 +21,7 @@
 #include "databoxfs/update.h"
 #include "admit.h"
 #include "cache.h"
+#include "control.h"
 #include "kview.h"
 #include "scratch.h"
 #include "tree.h"
@@ -66,6 +67,8 @@ struct dbx_fs {
 	bool cached_ro;
 	/* -o ro or -o cached_ro: the kernel refuses writes, so no file shows a write bit. */
 	bool read_only;
+	/* MOUNT/.databoxfs/ (control.h), not owned; NULL: the mount has none (unit tests). */
+	struct dbx_control *control;
 };
 
 /* The largest value one open may write (DBX_EFBIG past it). */

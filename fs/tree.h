@@ -7,6 +7,7 @@
  *   /<sub>/<rg>                         RESOURCE_GROUP
  *   /<sub>/<rg>/<order>                 ORDER
  *   /<sub>/<rg>/<order>/<file>          ORDER_FILE (a row of the attribute table)
+ *   /.databoxfs, /.databoxfs/<file>     CONTROL_DIR, CONTROL_FILE (control.h)
  * Resolution only checks the shape and the file names; whether a
  * subscription, resource group or order exists is the cache's business.
  */
@@ -23,6 +24,8 @@ enum dbx_node_kind {
 	DBX_NODE_RESOURCE_GROUP,
 	DBX_NODE_ORDER,
 	DBX_NODE_ORDER_FILE,
+	DBX_NODE_CONTROL_DIR,  /* /.databoxfs: reachable by name, not listed at the root */
+	DBX_NODE_CONTROL_FILE, /* a file of it: attr is its index in control.h */
 };
 
 struct dbx_node {
@@ -30,7 +33,7 @@ struct dbx_node {
 	char subscription[DBX_TREE_NAME_MAX];	/* "" above SUBSCRIPTION */
 	char resource_group[DBX_TREE_NAME_MAX]; /* "" above RESOURCE_GROUP */
 	char order[DBX_TREE_NAME_MAX];		/* "" above ORDER */
-	int attr;				/* index into dbx_attrs for ORDER_FILE, else -1 */
+	int attr; /* index into dbx_attrs for ORDER_FILE, control.h's for CONTROL_FILE, else -1 */
 };
 
 /*
@@ -42,7 +45,7 @@ struct dbx_node {
  */
 DBX_MUST_CHECK enum dbx_err dbx_tree_resolve(const char *path, struct dbx_node *node);
 
-/* Whether the node is a directory (everything but ORDER_FILE). */
+/* Whether the node is a directory (everything but ORDER_FILE and CONTROL_FILE). */
 int dbx_node_is_dir(const struct dbx_node *node);
 
 #endif
