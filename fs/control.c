@@ -137,14 +137,23 @@ static enum dbx_err append_attr(char **buf, size_t *len, const char *name,
 	return rc;
 }
 
-/* Append the code of the first block of the order's errors file, or nothing. */
-static enum dbx_err append_first_code(char **buf, size_t *len, const struct dbx_attr_ctx *ctx)
+/*
+ * Append the order's first error code: the first problem the service
+ * reports on a live order (properties.error comes before failing stages,
+ * so this is the Ssem code when there is one), else the code of the first
+ * block of its errors file (a failed refresh, a refused write), or nothing.
+ */
+static enum dbx_err append_first_code(char **buf, size_t *len, const struct dbx_attr_ctx *ctx,
+				      bool live)
 {
 	int i = dbx_attr_find("errors");
 	char *text = NULL;
 	size_t n = 0;
 	enum dbx_err rc;
 
+	if (live && ctx->order && ctx->order->n_problems > 0 && ctx->order->problems[0].code &&
+	    ctx->order->problems[0].code[0])
+		return append_str(buf, len, ctx->order->problems[0].code, true);
 	if (i < 0)
 		return DBX_OK;
 	rc = dbx_attr_show((size_t)i, ctx, &text, &n);
@@ -194,7 +203,7 @@ enum dbx_err dbx_control_order_line(char **buf, size_t *len, const char *sub, co
 	if (rc == DBX_OK)
 		rc = append(buf, len, "\t", 1, false);
 	if (rc == DBX_OK)
-		rc = append_first_code(buf, len, &ctx);
+		rc = append_first_code(buf, len, &ctx, view->rc == DBX_OK);
 	if (rc == DBX_OK)
 		rc = append(buf, len, "\n", 1, false);
 	if (rc != DBX_OK && *buf) {

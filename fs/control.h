@@ -103,10 +103,11 @@ DBX_MUST_CHECK enum dbx_err dbx_control_config_text(const struct dbx_control_set
  * Append the orders line of order sub/rg/name, as view shows it, to *buf
  * (length *len, malloc'd, may start NULL): six fields separated by tabs,
  * ending in "\n": path (sub/rg/name), status, encryption type, key URL,
- * identity (the order files' values), and the code of the first block of
- * its errors file. A field the order cannot show (its refresh failed) is
- * empty; a tab or control byte in a value becomes a space, so every line
- * has exactly six fields. DBX_ENOMEM only.
+ * identity (the order files' values), and its first error code: the
+ * first problem the service reports on it (properties.error before failing
+ * stages), else the code of the first block of its errors file. A field the order cannot show (its
+ * refresh failed) is empty; a tab or control byte in a value becomes a space, so every line has
+ * exactly six fields. DBX_ENOMEM only.
  */
 DBX_MUST_CHECK enum dbx_err dbx_control_order_line(char **buf, size_t *len, const char *sub,
 						   const char *rg, const char *name,

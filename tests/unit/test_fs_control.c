@@ -113,7 +113,8 @@ static void test_order_lines(void **state)
 	struct dbx_order *cmk =
 	    job("{\"jobDetailsType\": \"DataBox\", \"keyEncryptionKey\": {\"kekType\": "
 		"\"CustomerManaged\", \"kekUrl\": \"" KEY_URL "\", \"kekVaultResourceID\": "
-		"\"" VAULT_ID "\"}}",
+		"\"" VAULT_ID "\"}, \"jobStages\": [{\"stageName\": \"DataCopy\", \"stageStatus\": "
+		"\"WaitingForCustomerActionForKek\", \"stageTime\": \"2026-11-28T12:05:00Z\"}]}",
 		", \"error\": {\"code\": \"SsemUserErrorEncryptionKeyDisabled\", \"message\": "
 		"\"Could not fetch the passkey as the customer-managed key is disabled.\"}");
 	struct dbx_order_view view = {.rc = DBX_OK};
@@ -135,6 +136,8 @@ static void test_order_lines(void **state)
 	free(buf);
 	buf = NULL;
 	len = 0;
+
+	/* The error comes before its (newer) waiting stage: the Ssem code. */
 
 	/* A refresh that failed: no stale values, and the read error's code. */
 	view.rc = DBX_EUNREACHABLE;
