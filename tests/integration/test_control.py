@@ -200,13 +200,49 @@ class Control(harness.MountedWorld):
 		self.assertIn("credential=auto\n", config)
 		self.assertIn("cache_ttl=%d\n" % TTL, config)
 		for f in FILES:
-			self.assertNotIn(secret.encode(), read(self.ctl(f)), f)
+			data = read(self.ctl(f))
+			self.assertNotIn(secret.encode(), data, f)
+			# No token either: a JWT, or a bearer header.
+			self.assertIsNone(re.search(rb"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}", data), f)
+			self.assertIsNone(re.search(rb"Bearer", data), f)
 
 
-class RefusedCredential(harness.Cleanup, __import__("unittest").TestCase):
-	"""A mount whose secret Entra refuses starts (docs/formats.md), and its
-	health names the credential; the wrong secret is nowhere in the control
-	directory."""
+class Credential(harness.Cleanup, __import__("unittest").TestCase):
+	"""health names the credential: when Entra's token endpoint fails the
+	refresh of a token about to expire (the cached token still serves), and
+	on a mount whose secret Entra refuses (it starts all the same:
+	docs/formats.md); the wrong secret is nowhere in the control directory."""
+
+	def test_health_says_token_endpoint_failing(self):
+		world = harness.gen_world(orders=2, subscriptions=1, resource_groups=1, seed=72)
+		emu = self.track(harness.Emulator(world).start())
+		emu.admin("POST", "/admin/tokens/lifetime", {"seconds": 8})  # refreshed from 4 s on
+		mnt = self.track(harness.Mount(emu, cache_ttl=TTL, timeout=10).start())
+		sub = harness.split_job_id(world["jobs"][0]["id"])[0]
+		self.assertEqual(read(mnt.p(".databoxfs", "health")).decode(), "ok\n")
+		emu.fault(service="entra", status=503)
+		try:
+			def says_credential():
+				try:
+					os.listdir(mnt.p(sub))  # an ARM call: the token is due for refresh
+				except OSError:
+					pass
+				time.sleep(TTL + 0.1)
+				return read(mnt.p(".databoxfs", "health")).decode().startswith("credential: ")
+			harness.wait_for(says_credential, 40, "health naming the credential")
+		finally:
+			emu.clear_faults()
+		health = read(mnt.p(".databoxfs", "health")).decode()
+		harness.log("health while Entra answers 503: %s" % health.strip())
+		self.assertRegex(health, r"^credential: .+ since [0-9T:-]+Z\n$")
+		stats = read(mnt.p(".databoxfs", "stats")).decode()
+		self.assertRegex(stats, r'databoxfs_requests_total\{service="entra",method="POST",'
+				 r'status="503"\} [1-9]')
+		self.assertRegex(stats, r'databoxfs_token_refreshes_total\{result="failed"\} [1-9]')
+		# Entra back: the next refresh clears it.
+		harness.wait_for(lambda: (os.listdir(mnt.p(sub)) is not None and time.sleep(TTL + 0.1)
+					  is None and read(mnt.p(".databoxfs", "health")) == b"ok\n"),
+				 40, "health back to ok")
 
 	def test_health_says_credential(self):
 		world = harness.gen_world(orders=2, subscriptions=1, resource_groups=1, seed=71)
