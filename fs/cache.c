@@ -44,6 +44,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "databoxfs/stats.h"
 #include "attrs.h"
 #include "cache.h"
 
@@ -1602,8 +1603,11 @@ enum dbx_err dbx_cache_order(struct dbx_cache *c, const char *subscription,
 		waited = true;
 	}
 	if ((e->fetched && within_ttl(c, e->fetched_ms)) || (waited && e->gen != gen) ||
-	    failure_held(c, e))
+	    failure_held(c, e)) {
+		dbx_stats_cache(true);
 		goto done;
+	}
+	dbx_stats_cache(false); /* refreshed below: a page, a re-list or a GET */
 	if (refresh_by_listing(c, e, subscription, resource_group)) {
 		if (refreshed_by_page(c, e, subscription) ||
 		    refreshed_by_listing(c, e, subscription, resource_group))
@@ -1824,4 +1828,89 @@ void dbx_cache_write_may_land(struct dbx_cache *c, const char *subscription,
 	}
 	pthread_mutex_unlock(&c->lock);
 	free(copy);
+}
+
+/* ---- The walk of every listed order (dbx_cache_walk) ---- */
+
+struct walked {
+	char *rg, *name;
+	struct dbx_order_view view;
+};
+
+/*
+ * Copy out the orders of subscription sub's current listing, each with its
+ * view, so fn can be called without the lock. Refreshes the listing first
+ * when older than the TTL. DBX_ENOMEM only; *out NULL when nothing is listed.
+ */
+static enum dbx_err walk_sub(struct dbx_cache *c, const char *sub, struct walked **out, size_t *n)
+{
+	struct dbx_error ignored = {0};
+	struct walked *w = NULL;
+	struct entry *e, *oe;
+	enum dbx_err rc = DBX_OK;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&c->lock);
+	e = intern(c, sub, NULL, NULL);
+	if (!e) {
+		rc = DBX_ENOMEM;
+		goto out;
+	}
+	if (refresh_listing(c, e, sub, true, &ignored) != DBX_OK && !e->has_listing)
+		goto out;
+	w = calloc(e->n_items ? e->n_items : 1, sizeof(*w));
+	if (!w) {
+		rc = DBX_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < e->n_items; i++) {
+		const struct item *it = &e->items[i];
+
+		if (it->gone)
+			continue;
+		oe = find(c, sub, it->rg, it->name);
+		w[*n].rg = strdup(it->rg);
+		w[*n].name = strdup(it->name);
+		if (!oe || !w[*n].rg || !w[*n].name) {
+			free(w[*n].rg);
+			free(w[*n].name);
+			rc = DBX_ENOMEM;
+			break;
+		}
+		fill_view(c, oe, &w[*n].view);
+		(*n)++;
+	}
+	*out = w;
+out:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+enum dbx_err dbx_cache_walk(struct dbx_cache *c, dbx_cache_walk_fn fn, void *ctx,
+			    struct dbx_error *err)
+{
+	struct dbx_dirlist subs = {0};
+	struct walked *w = NULL;
+	size_t n = 0;
+	bool stop = false;
+	enum dbx_err rc;
+
+	rc = dbx_cache_list(c, NULL, NULL, &subs, err);
+	for (size_t s = 0; rc == DBX_OK && s < subs.n && !stop; s++) {
+		rc = walk_sub(c, subs.v[s].name, &w, &n);
+		for (size_t i = 0; i < n; i++) {
+			if (rc == DBX_OK && !stop)
+				stop = fn(ctx, subs.v[s].name, w[i].rg, w[i].name, &w[i].view) != 0;
+			dbx_order_view_release(&w[i].view);
+			free(w[i].rg);
+			free(w[i].name);
+		}
+		free(w);
+		w = NULL;
+		if (rc == DBX_ENOMEM)
+			dbx_error_set(err, rc, "out of memory");
+	}
+	dbx_dirlist_free(&subs);
+	return rc;
 }

@@ -228,6 +228,25 @@ void dbx_cache_write_may_land(struct dbx_cache *c, const char *subscription,
 			      const char *resource_group, const char *name,
 			      dbx_cache_landed_fn landed, const void *ctx, size_t ctx_len);
 
+/*
+ * Called once per order by dbx_cache_walk(), without the cache's lock;
+ * view as dbx_cache_peek() fills it (the walk releases it). Non-zero stops.
+ */
+typedef int (*dbx_cache_walk_fn)(void *ctx, const char *subscription, const char *resource_group,
+				 const char *name, const struct dbx_order_view *view);
+
+/*
+ * Every order of every visible subscription, from the listings alone (the
+ * control directory's orders file): the root listing and each
+ * subscription's job listing are refreshed first when older than the TTL,
+ * which costs their pages and never a GET per order; then fn is called for
+ * each order listed, in listing order. A subscription whose re-list fails
+ * is walked from its previous listing, when there is one, else skipped.
+ * DBX_OK, or the root listing's failure, or DBX_ENOMEM.
+ */
+DBX_MUST_CHECK enum dbx_err dbx_cache_walk(struct dbx_cache *c, dbx_cache_walk_fn fn, void *ctx,
+					   struct dbx_error *err);
+
 /* How many threads are waiting for a refresh another thread is making (for tests). */
 unsigned dbx_cache_waiters(struct dbx_cache *c);
 

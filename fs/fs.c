@@ -252,6 +252,21 @@ static enum dbx_err no_catalogue(struct dbx_error *err)
 	return dbx_error_set(err, DBX_ENOTFOUND, "no such file");
 }
 
+/*
+ * ---- The control directory MOUNT/.databoxfs/ (control.h) ----
+ *
+ * CONTROL_DIR and CONTROL_FILE nodes: control.c renders the files; here
+ * they only become struct stat and open buffers. Each getattr and open
+ * takes the file's snapshot (renewed at most once per hold), so st_size
+ * is what the read returns, and the kernel is told of the version like an
+ * order file's (kview.h).
+ */
+
+static enum dbx_err no_control(struct dbx_error *err)
+{
+	return dbx_error_set(err, DBX_ENOTFOUND, "no such file");
+}
+
 static void cat_to_stat(struct dbx_fs *fs, const struct dbx_cat_stat *cs, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -387,6 +402,105 @@ static const char *node_name(const struct dbx_node *node)
 	return node->kind == DBX_NODE_CATALOGUE ? node->path : dbx_attrs[node->attr].name;
 }
 
+static void control_dir_stat(struct dbx_fs *fs, struct stat *st)
+{
+	fill_dir(fs, st, DBX_INO_CONTROL, dbx_cache_started(fs->cache), 2);
+}
+
+/* File node->attr of the control directory: its snapshot (buf NULL: only st), told to the kernel.
+ */
+static enum dbx_err control_file(struct dbx_fs *fs, const struct dbx_node *node, struct stat *st,
+				 char **buf, size_t *len, struct dbx_error *err)
+{
+	char path[sizeof(DBX_CONTROL_DIR) + DBX_TREE_NAME_MAX];
+	uint64_t ino = dbx_control_ino((size_t)node->attr);
+	char *text = NULL;
+	size_t n = 0;
+	time_t mtime = 0;
+	enum dbx_err rc;
+
+	if (!fs->control)
+		return no_control(err);
+	rc = dbx_control_read(fs->control, (size_t)node->attr, &text, &n, &mtime, err);
+	if (rc != DBX_OK)
+		return rc;
+	if (st) {
+		memset(st, 0, sizeof(*st));
+		st->st_ino = ino;
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_uid = fs->uid;
+		st->st_gid = fs->gid;
+		st->st_size = (off_t)n;
+		st->st_blocks = (blkcnt_t)((n + 511) / 512);
+		st->st_blksize = 4096;
+		st->st_atime = st->st_mtime = st->st_ctime = mtime;
+		if (fs->kview && dbx_kview_note(fs->kview, ino, text, n) && fs->kernel_stale) {
+			snprintf(path, sizeof(path), "%s/%s", DBX_CONTROL_DIR,
+				 dbx_control_file_name((size_t)node->attr));
+			fs->kernel_stale(fs->kernel_ctx, path);
+		}
+	}
+	if (buf) {
+		*buf = text;
+		*len = n;
+		text = NULL;
+	}
+	free(text);
+	return DBX_OK;
+}
+
+static enum dbx_err control_getattr(struct dbx_fs *fs, const struct dbx_node *node, struct stat *st,
+				    struct dbx_error *err)
+{
+	if (!fs->control)
+		return no_control(err);
+	if (node->kind == DBX_NODE_CONTROL_DIR) {
+		control_dir_stat(fs, st);
+		return DBX_OK;
+	}
+	return control_file(fs, node, st, NULL, NULL, err);
+}
+
+static enum dbx_err control_readdir(struct dbx_fs *fs, const struct dbx_node *node,
+				    dbx_fs_fill_fn fill, void *ctx, struct dbx_error *err)
+{
+	struct dbx_node file = *node;
+	struct stat st;
+
+	if (!fs->control)
+		return no_control(err);
+	if (node->kind != DBX_NODE_CONTROL_DIR)
+		return dbx_error_set(err, DBX_EINVAL, "not a directory");
+	control_dir_stat(fs, &st);
+	if (fill(ctx, ".", &st) || fill(ctx, "..", NULL))
+		return DBX_OK;
+	file.kind = DBX_NODE_CONTROL_FILE;
+	for (size_t i = 0; i < DBX_CONTROL_N_FILES; i++) {
+		file.attr = (int)i;
+		/* A file that cannot be rendered now is listed; getattr says why. */
+		if (fill(ctx, dbx_control_file_name(i),
+			 control_file(fs, &file, &st, NULL, NULL, err) == DBX_OK ? &st : NULL))
+			break;
+		dbx_error_clear(err);
+	}
+	return DBX_OK;
+}
+
+static enum dbx_err control_open(struct dbx_fs *fs, const struct dbx_node *node, char **buf,
+				 size_t *len, uint64_t *ino, struct dbx_error *err)
+{
+	if (node->kind != DBX_NODE_CONTROL_FILE)
+		return dbx_error_set(err, DBX_EINVAL, "is a directory");
+	*ino = dbx_control_ino((size_t)node->attr);
+	return control_file(fs, node, NULL, buf, len, err);
+}
+
+static bool is_control(const struct dbx_node *node)
+{
+	return node->kind == DBX_NODE_CONTROL_DIR || node->kind == DBX_NODE_CONTROL_FILE;
+}
+
 enum dbx_err dbx_fs_getattr(struct dbx_fs *fs, const char *path, struct stat *st,
 			    struct dbx_error *err)
 {
@@ -400,6 +514,8 @@ enum dbx_err dbx_fs_getattr(struct dbx_fs *fs, const char *path, struct stat *st
 		return scratch_getattr(fs, path, st, err);
 	if (node.kind == DBX_NODE_CATALOGUE)
 		return catalogue_getattr(fs, path, st, err);
+	if (is_control(&node))
+		return control_getattr(fs, &node, st, err);
 	if (node.kind == DBX_NODE_ORDER_FILE)
 		return file_state(fs, &node, st, NULL, NULL, NULL, err);
 	rc = dbx_cache_lookup(fs->cache,
@@ -473,6 +589,8 @@ enum dbx_err dbx_fs_readdir(struct dbx_fs *fs, const char *path, dbx_fs_fill_fn 
 		return dbx_error_set(err, rc, "no such directory");
 	if (node.kind == DBX_NODE_CATALOGUE)
 		return catalogue_readdir(fs, path, fill, ctx, err);
+	if (is_control(&node))
+		return control_readdir(fs, &node, fill, ctx, err);
 	if (node.kind == DBX_NODE_ORDER_FILE)
 		return dbx_error_set(err, DBX_EINVAL, "not a directory");
 	rc = dbx_fs_getattr(fs, path, &st, err);
@@ -516,6 +634,9 @@ static enum dbx_err resolve_writable(struct dbx_fs *fs, const char *path, struct
 		return dbx_error_set(err, rc, "no such file");
 	if (node->kind == DBX_NODE_CATALOGUE)
 		return catalogue_writable(fs, node, err);
+	if (node->kind == DBX_NODE_CONTROL_FILE)
+		return dbx_error_set(err, DBX_EACCES, "%s is read-only",
+				     dbx_control_file_name((size_t)node->attr));
 	if (node->kind != DBX_NODE_ORDER_FILE)
 		return dbx_error_set(err, DBX_EINVAL, "is a directory");
 	/* Not EROFS: root passes default_permissions, and the file's mode says 0444. */
@@ -542,6 +663,8 @@ enum dbx_err dbx_fs_open_file(struct dbx_fs *fs, const char *path, char **buf, s
 		return dbx_error_set(err, rc, "no such file");
 	if (node.kind == DBX_NODE_CATALOGUE)
 		return catalogue_open(fs, path, buf, len, ino, err);
+	if (is_control(&node))
+		return control_open(fs, &node, buf, len, ino, err);
 	if (node.kind != DBX_NODE_ORDER_FILE)
 		return dbx_error_set(err, DBX_EINVAL, "is a directory");
 	return file_state(fs, &node, NULL, buf, len, ino, err);
@@ -581,16 +704,23 @@ enum dbx_err dbx_fs_read_file(struct dbx_fs *fs, const char *path, char *out, si
 		free(buf);
 		return rc;
 	}
-	if (node.kind != DBX_NODE_ORDER_FILE)
+	if (node.kind != DBX_NODE_ORDER_FILE && node.kind != DBX_NODE_CONTROL_FILE)
 		return dbx_error_set(err, DBX_EINVAL, "is a directory");
-	dbx_cache_peek(fs->cache, node.subscription, node.resource_group, node.order, &view,
-		       &fresh);
-	if (view.ino)
-		ino = dbx_ino_file(view.ino, (size_t)node.attr);
-	dbx_order_view_release(&view);
+	if (node.kind == DBX_NODE_CONTROL_FILE) {
+		ino = dbx_control_ino((size_t)node.attr);
+	} else {
+		dbx_cache_peek(fs->cache, node.subscription, node.resource_group, node.order, &view,
+			       &fresh);
+		if (view.ino)
+			ino = dbx_ino_file(view.ino, (size_t)node.attr);
+		dbx_order_view_release(&view);
+	}
 	if (ino && fs->kview && dbx_kview_read(fs->kview, ino, out, size, (uint64_t)off, n))
 		return DBX_OK;
-	rc = file_state(fs, &node, NULL, &buf, &len, &ino, err);
+	if (node.kind == DBX_NODE_CONTROL_FILE)
+		rc = control_open(fs, &node, &buf, &len, &ino, err);
+	else
+		rc = file_state(fs, &node, NULL, &buf, &len, &ino, err);
 	if (rc != DBX_OK)
 		return rc;
 	if (fs->kview)

@@ -22,6 +22,7 @@
 #include "admit.h"
 #include "cache.h"
 #include "catalogue.h"
+#include "control.h"
 #include "kview.h"
 #include "scratch.h"
 #include "tree.h"
@@ -69,6 +70,8 @@ struct dbx_fs {
 	bool read_only;
 	/* keyvaults/, identities/, by-name/ (catalogue.h), not owned; NULL: they do not exist. */
 	struct dbx_catalogue *catalogue;
+	/* MOUNT/.databoxfs/ (control.h), not owned; NULL: the mount has none (unit tests). */
+	struct dbx_control *control;
 };
 
 /* The largest value one open may write (DBX_EFBIG past it). */

@@ -39,6 +39,7 @@
 #include "databoxfs/log.h"
 #include "databoxfs/update.h"
 #include "cache.h"
+#include "control.h"
 #include "fs.h"
 #include "notify.h"
 #include "ops.h"
@@ -210,6 +211,10 @@ static void usage(const char *prog)
 	    "                                --connect-to (repeatable)\n"
 	    "    -f                          stay in the foreground, log to stderr\n"
 	    "    -d                          debug: foreground, debug log lines\n"
+	    "\n"
+	    "MOUNTPOINT/.databoxfs/ (reachable by name, not listed): version, config, stats\n"
+	    "(Prometheus text), health, orders (one tab-separated line per order); see\n"
+	    "databoxfs(8), \"THE CONTROL DIRECTORY\".\n"
 	    "\n",
 	    prog, DEFAULT_API_VERSION);
 }
@@ -588,6 +593,7 @@ struct mount {
 	struct dbx_arm *arm_read;   /* the cache's reads: DBX_ARM_READ_RETRY_MS of retries */
 	struct dbx_keyvault *kv;
 	struct dbx_cache *cache;
+	struct dbx_control *control; /* MOUNT/.databoxfs/ */
 	struct dbx_update_config uc;
 	struct dbx_fs fs; /* private_data of the mount; fs.update is &uc */
 };
@@ -671,6 +677,52 @@ static bool resolve_sub_names(struct dbx_arm *arm, char **subs, struct dbx_error
 		subs[i] = id;
 	}
 	return true;
+}
+
+/*
+ * MOUNT/.databoxfs/ (control.h) on m's cache. Its config file shows the
+ * effective options, each as the mount uses it, and never a secret: of
+ * the credential only the source's name and the credential_file's path
+ * (never its contents). False on ENOMEM.
+ */
+static bool build_control(const struct options *o, const struct settings *s,
+			  const struct dbx_clock *clock, struct mount *m)
+{
+	struct dbx_control_config cfg = {0};
+	struct dbx_control_setting *v;
+	char ttl[32], timeout[32], lro[32];
+	size_t n = 0;
+
+	v = calloc(12 + o->n_connect_to, sizeof(*v));
+	if (!v)
+		return false;
+	snprintf(ttl, sizeof(ttl), "%g", (double)s->ttl_ms / 1000.0);
+	snprintf(timeout, sizeof(timeout), "%g", (double)s->timeout_ms / 1000.0);
+	snprintf(lro, sizeof(lro), "%g", (double)s->lro_ms / 1000.0);
+	v[n++] = (struct dbx_control_setting){"subscription", o->subscription};
+	v[n++] = (struct dbx_control_setting){"cloud", s->cloud->name};
+	v[n++] = (struct dbx_control_setting){"credential", o->credential ? o->credential : "auto"};
+	v[n++] = (struct dbx_control_setting){"credential_file", o->credential_file};
+	v[n++] = (struct dbx_control_setting){"api_version", o->api_version ? o->api_version
+									    : DEFAULT_API_VERSION};
+	v[n++] = (struct dbx_control_setting){"cache_ttl", ttl};
+	v[n++] = (struct dbx_control_setting){"timeout", timeout};
+	v[n++] = (struct dbx_control_setting){"lro_poll", lro};
+	v[n++] = (struct dbx_control_setting){"cafile", o->cafile};
+	for (size_t i = 0; i < o->n_connect_to; i++)
+		v[n++] = (struct dbx_control_setting){"connect_to", o->connect_to[i]};
+	v[n++] = (struct dbx_control_setting){"cached_ro", s->cached_ro ? "1" : "0"};
+	v[n++] = (struct dbx_control_setting){"ro", s->read_only ? "1" : "0"};
+	cfg.cache = m->cache;
+	cfg.clock = clock;
+	cfg.ttl_ms = s->ttl_ms;
+	cfg.api_version = o->api_version ? o->api_version : DEFAULT_API_VERSION;
+	cfg.settings = v;
+	cfg.n_settings = n;
+	m->control = dbx_control_new(&cfg);
+	free(v);
+	m->fs.control = m->control;
+	return m->control != NULL;
 }
 
 /*
@@ -769,6 +821,8 @@ static bool build_mount(const struct options *o, const struct settings *s,
 		if (!m->fs.catalogue)
 			goto nomem;
 	}
+	if (!build_control(o, s, clock, m))
+		goto nomem;
 	return true;
 nomem:
 	dbx_error_set(err, DBX_ENOMEM, "out of memory");
@@ -782,6 +836,7 @@ static void mount_free(struct mount *m)
 	dbx_kview_free(m->fs.kview);
 	dbx_admit_free(m->fs.admit);
 	dbx_scratch_free(m->fs.scratch);
+	dbx_control_free(m->control);
 	dbx_cache_free(m->cache);
 	dbx_keyvault_free(m->kv);
 	dbx_arm_free(m->arm);

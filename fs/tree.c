@@ -7,11 +7,40 @@
 
 #include "attrs.h"
 #include "catalogue.h"
+#include "control.h"
 #include "tree.h"
 
 int dbx_node_is_dir(const struct dbx_node *node)
 {
-	return node->kind != DBX_NODE_ORDER_FILE;
+	return node->kind != DBX_NODE_ORDER_FILE && node->kind != DBX_NODE_CONTROL_FILE;
+}
+
+/*
+ * ---- The control directory (control.h) ----
+ * rest follows "/.databoxfs": nothing (the directory, one trailing slash
+ * allowed), or one of its file names with nothing after it.
+ */
+static enum dbx_err resolve_control(const char *rest, struct dbx_node *node)
+{
+	char name[DBX_TREE_NAME_MAX];
+	size_t n;
+
+	while (*rest == '/')
+		rest++;
+	if (!*rest) {
+		node->kind = DBX_NODE_CONTROL_DIR;
+		return DBX_OK;
+	}
+	n = strcspn(rest, "/");
+	if (n >= sizeof(name) || rest[n])
+		return DBX_ENOTFOUND;
+	memcpy(name, rest, n);
+	name[n] = '\0';
+	node->attr = dbx_control_find(name);
+	if (node->attr < 0)
+		return DBX_ENOTFOUND;
+	node->kind = DBX_NODE_CONTROL_FILE;
+	return DBX_OK;
 }
 
 enum dbx_err dbx_tree_resolve(const char *path, struct dbx_node *node)
@@ -41,6 +70,8 @@ enum dbx_err dbx_tree_resolve(const char *path, struct dbx_node *node)
 			memcpy(node->path, path, strlen(path) + 1);
 			return DBX_OK;
 		}
+		if (depth == 0 && n == strlen(DBX_CONTROL_NAME) && !memcmp(p, DBX_CONTROL_NAME, n))
+			return resolve_control(p + n, node);
 		if (n >= DBX_TREE_NAME_MAX || depth >= 4)
 			return DBX_ENOTFOUND;
 		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))

@@ -40,6 +40,7 @@
 
 #include "databoxfs/arm.h"
 #include "databoxfs/log.h"
+#include "databoxfs/stats.h"
 #include "core/json_util.h"
 
 /*
@@ -201,6 +202,8 @@ enum dbx_err dbx_arm_error_from_response(const struct dbx_http_response *resp,
 	}
 
 	dbx_error_set(err, e, "%s", line);
+	if (code && *code)
+		dbx_stats_error_code(code); /* MOUNT/.databoxfs/stats: errors by code */
 	if (err) {
 		err->http_status = resp->status;
 		copy_line(err->code, sizeof(err->code), code ? code : "");

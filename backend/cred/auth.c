@@ -33,6 +33,7 @@
 #include "databoxfs/auth.h"
 #include "cred/common.h"
 #include "databoxfs/log.h"
+#include "databoxfs/stats.h"
 
 #define REFRESH_MARGIN_S 300
 /*
@@ -182,7 +183,9 @@ static enum dbx_err refresh_locked(struct auth_transport *at, struct token_slot 
 	now = dbx_clock_now_ms(at->clock);
 	if (rc == DBX_OK && !tok.value)
 		rc = dbx_error_set(err, DBX_EAUTH, "%s: empty token", at->cred->name);
+	dbx_stats_token_refresh(rc == DBX_OK);
 	if (rc == DBX_OK) {
+		dbx_stats_health_ok(DBX_HEALTH_CREDENTIAL);
 		slot_store(s, &tok, now, dbx_clock_wall(at->clock));
 		/* What waiters report if this token has expired already on arrival. */
 		dbx_error_set(&s->last_err, DBX_EAUTH, "%s: the token it returned has expired",
@@ -193,6 +196,9 @@ static enum dbx_err refresh_locked(struct auth_transport *at, struct token_slot 
 		s->last_err = *err;
 	else
 		dbx_error_set(&s->last_err, rc, "%s: token request failed", at->cred->name);
+	/* Failing even when the cached token still serves: health says so (stats.h). */
+	dbx_stats_health_fail(DBX_HEALTH_CREDENTIAL, dbx_clock_wall(at->clock),
+			      s->last_err.message);
 	if (s->value && now < s->expires_ms) {
 		s->refresh_ms =
 		    now + REFRESH_RETRY_MS < s->expires_ms ? now + REFRESH_RETRY_MS : s->expires_ms;

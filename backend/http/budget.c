@@ -24,6 +24,7 @@
 
 #include "databoxfs/http.h"
 #include "databoxfs/log.h"
+#include "databoxfs/stats.h"
 
 #define SUB_ID_MAX  64 /* a subscription ID is a GUID: 36 characters */
 #define BUCKETS_MAX 64 /* more subscriptions than this share the last bucket */
@@ -199,6 +200,7 @@ static enum dbx_err budget_send(struct dbx_transport *self, const struct dbx_htt
 		dbx_log(DBX_LOG_DEBUG, "ARM %s budget of %s spent: waiting %llu ms",
 			write ? "write" : "read", sub[0] ? sub : "the tenant",
 			(unsigned long long)wait_ms);
+		dbx_stats_throttle_wait(DBX_STATS_WAIT_BUDGET, wait_ms);
 		if (bt->clock->sleep_ms(bt->clock->ctx, wait_ms) != DBX_OK)
 			return dbx_error_set(err, DBX_EINTR,
 					     "interrupted while waiting for the "

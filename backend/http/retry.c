@@ -35,6 +35,7 @@
 
 #include "databoxfs/http.h"
 #include "databoxfs/log.h"
+#include "databoxfs/stats.h"
 
 #define DEFAULT_MAX_RETRIES   4
 #define DEFAULT_BASE_DELAY_MS 800
@@ -304,6 +305,35 @@ static bool says_host_down(const struct dbx_http_request *req, enum dbx_err rc,
 static enum dbx_err retry_loop(struct retry_transport *rt, const struct dbx_http_request *req,
 			       bool probe, struct dbx_http_response *resp, struct dbx_error *err);
 
+/*
+ * What the final outcome of an ARM request says of the mount's health
+ * (stats.h, MOUNT/.databoxfs/health): any answer means ARM is reachable;
+ * a 429 after the retries, or the mount's own budget refusing, means
+ * throttled; a refused or dropped connection means unreachable.
+ */
+static void note_health(struct retry_transport *rt, const struct dbx_http_request *req,
+			enum dbx_err rc, const struct dbx_http_response *resp,
+			const struct dbx_error *err)
+{
+	time_t now = dbx_clock_wall(rt->clock);
+
+	if (dbx_stats_service_of(req->url) != DBX_STATS_ARM)
+		return;
+	if (rc == DBX_OK) {
+		dbx_stats_health_ok(DBX_HEALTH_ARM);
+		if (resp->status == 429)
+			dbx_stats_health_fail(DBX_HEALTH_THROTTLED, now,
+					      "ARM answered HTTP 429 (too many requests)");
+		else
+			dbx_stats_health_ok(DBX_HEALTH_THROTTLED);
+	} else if (rc == DBX_ETHROTTLED) {
+		dbx_stats_health_fail(DBX_HEALTH_THROTTLED, now, err->message);
+	} else if (rc == DBX_EUNREACHABLE ||
+		   (rc == DBX_EREMOTE && strcmp(err->code, DBX_HTTP_CODE_TOO_LARGE) != 0)) {
+		dbx_stats_health_fail(DBX_HEALTH_ARM, now, err->message);
+	}
+}
+
 static enum dbx_err retry_send(struct dbx_transport *self, const struct dbx_http_request *req,
 			       struct dbx_http_response *resp, struct dbx_error *err)
 {
@@ -321,6 +351,7 @@ static enum dbx_err retry_send(struct dbx_transport *self, const struct dbx_http
 	if (st == HOST_QUIET)
 		return rc;
 	rc = retry_loop(rt, req, st == HOST_PROBE, resp, err);
+	note_health(rt, req, rc, resp, err);
 	if (host[0] && rc == DBX_OK)
 		note_host(rt, host, DBX_OK, err);
 	else if (host[0] && (says_host_down(req, rc, err) ||
@@ -346,6 +377,9 @@ static enum dbx_err retry_loop(struct retry_transport *rt, const struct dbx_http
 		uint64_t now;
 
 		rc = rt->inner->send(rt->inner, req, resp, err);
+		/* Every try that went out counts; the budget's refusals and Ctrl-C sent nothing. */
+		if (rc != DBX_ETHROTTLED && rc != DBX_EINTR)
+			dbx_stats_request(req->url, req->method, rc == DBX_OK ? resp->status : 0);
 		if (rc == DBX_ETIMEDOUT && req->deadline_ms &&
 		    dbx_clock_now_ms(clock) >= req->deadline_ms)
 			return rc; /* the deadline itself was hit mid-request */
@@ -384,6 +418,9 @@ static enum dbx_err retry_loop(struct retry_transport *rt, const struct dbx_http
 				req->method, url_loggable_len(req->url), req->url, dbx_err_str(rc),
 				err->message, attempt, rt->policy.max_retries,
 				(unsigned long long)delay);
+		dbx_stats_retry(req->url);
+		if (rc == DBX_OK && resp->status == 429)
+			dbx_stats_throttle_wait(DBX_STATS_WAIT_RETRY_AFTER, delay);
 		dbx_http_response_reset(resp);
 		if (clock->sleep_ms(clock->ctx, delay) != DBX_OK)
 			return dbx_error_set(err, DBX_EINTR,

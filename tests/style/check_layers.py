@@ -21,7 +21,7 @@ ROOMS = ["core", "http", "rules", "cred", "azure"]
 
 # Which room each interface header of include/databoxfs belongs to.
 INTERFACES = {
-	"err.h": "core", "log.h": "core", "timestamp.h": "core",
+	"err.h": "core", "log.h": "core", "stats.h": "core", "timestamp.h": "core",
 	"clock.h": "http", "http.h": "http",
 	"cloud.h": "rules", "errors.h": "rules", "json_scan.h": "rules",
 	"ssem.h": "rules", "validate.h": "rules",
