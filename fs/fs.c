@@ -569,6 +569,7 @@ struct op_watch {
 	char value[DBX_FS_WRITE_MAX / 16]; /* one-line files: the value written, trimmed */
 	char *body;			   /* the PATCH body, malloc'd, once known */
 	time_t sent;			   /* when the PATCH went out, 0 before */
+	bool accepted;			   /* ARM accepted the PATCH */
 	unsigned polls;
 	time_t next_poll; /* 0: none due */
 	const char *notes;
@@ -610,7 +611,7 @@ static void op_publish(struct op_watch *ow)
 		fprintf(f, "value: %s\n", ow->value);
 	fprintf(f, "state: %s\n",
 		!ow->body		     ? "checking"
-		: !ow->sent		     ? "sending"
+		: !ow->accepted		     ? "sending"
 		: ow->polls || ow->next_poll ? "polling"
 					     : "sent");
 	if (ow->body)
@@ -644,11 +645,14 @@ static void op_progress(void *ctx, const struct dbx_update_progress *p)
 		dbx_order_free(ow->before);
 		ow->before = p->current ? dbx_order_dup(p->current) : NULL;
 		ow->sent = op_wall(ow);
+		ow->accepted = false;
 		ow->polls = 0;
 		ow->next_poll = 0;
 		break;
 	case DBX_UPDATE_ARM:
-		if (!p->arm->accepted) {
+		if (p->arm->accepted) {
+			ow->accepted = true;
+		} else {
 			ow->polls = p->arm->polls;
 			ow->next_poll = op_wall(ow) + (time_t)((p->arm->next_wait_ms + 999) / 1000);
 		}

@@ -113,7 +113,7 @@ class Operation(writes.WriteWorld):
 		self.assertIn("operation", os.listdir(d))
 
 	def test_dry_run(self):
-		dry = harness.Mount(self.emu, cache_ttl=0, timeout=30,
+		dry = harness.Mount(self.emu, cache_ttl=2, timeout=30,
 				    extra=("lro_poll=1", "dry_run")).start()
 		try:
 			self.dry_run_checks(dry)
