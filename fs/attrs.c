@@ -7,7 +7,8 @@
  * null, no escaping of '/'), followed by "\n". errors hands
  * what the cached state knows (the order's problems, the failed refresh,
  * the last failed write) to errors.h, which owns that file's format
- * (docs/formats.md, "The errors file").
+ * (docs/formats.md, "The errors file"). operation shows the text fs.c
+ * keeps for a write in flight (docs/formats.md, "The operation file").
  *
  * The store functions turn a written value into a validated change without
  * any request: the value is trimmed sysfs-style (surrounding blanks, one
@@ -177,6 +178,25 @@ static enum dbx_err show_errors(const struct dbx_attr_ctx *ctx, char **buf, size
 	};
 
 	return dbx_errors_render(&in, buf, len);
+}
+
+/*
+ * operation: the write in flight for this order, as fs.c renders it
+ * (docs/formats.md, "The operation file"), already ending in "\n"; empty
+ * when idle.
+ */
+static enum dbx_err show_operation(const struct dbx_attr_ctx *ctx, char **buf, size_t *len)
+{
+	size_t n = ctx->operation ? strlen(ctx->operation) : 0;
+	char *out = malloc(n + 1);
+
+	if (!out)
+		return DBX_ENOMEM;
+	memcpy(out, n ? ctx->operation : "", n);
+	out[n] = '\0';
+	*buf = out;
+	*len = n;
+	return DBX_OK;
 }
 
 /* ---- store: a written value -> a validated change (no network) ---- */
@@ -445,6 +465,7 @@ static const struct dbx_attr order_attrs[] = {
 	{ .name = "encryption.json", .mode = 0644, .show = show_encryption_json, .store = store_encryption_json, .json_object = true },
 	{ .name = "status",          .mode = 0444, .show = show_status },
 	{ .name = "errors",          .mode = 0444, .show = show_errors,          .reports_errors = true },
+	{ .name = "operation",       .mode = 0444, .show = show_operation,       .reports_operation = true },
 };
 /* clang-format on */
 

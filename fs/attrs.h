@@ -42,6 +42,8 @@ struct dbx_attr_ctx {
 	time_t write_time;	      /* when it failed (UTC) */
 	const char *write_target;     /* the file that was written */
 	struct dbx_attr_write *write; /* store() only: in/out, never NULL there */
+	/* The operation file's text (cache.h: dbx_cache_set_operation), or NULL when idle. */
+	const char *operation;
 };
 
 struct dbx_attr {
@@ -58,6 +60,11 @@ struct dbx_attr {
 	 * moves its mtime.
 	 */
 	bool reports_errors;
+	/*
+	 * The file shows the write in flight (ctx->operation): its mtime is
+	 * when that last changed.
+	 */
+	bool reports_operation;
 	/*
 	 * Render the value into *buf (malloc'd, NUL-terminated for
 	 * convenience) and its exact length into *len; an absent value is

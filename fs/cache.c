@@ -156,6 +156,9 @@ struct entry {
 	/* The last-write error may still land: what asks a refresh whether it did. */
 	dbx_cache_landed_fn landed;
 	void *landed_ctx; /* malloc'd */
+	/* The operation file: what a write in flight does (malloc'd), or NULL when idle. */
+	char *operation;
+	time_t operation_changed; /* when it was last set or cleared (wall clock), or 0 */
 };
 
 struct dbx_cache {
@@ -650,6 +653,7 @@ void dbx_cache_free(struct dbx_cache *c)
 			forget_landed(e);
 			drop_error(&e->err);
 			drop_error(&e->write_err);
+			free(e->operation);
 			free(e->key);
 			free(e);
 			e = next;
@@ -1403,6 +1407,11 @@ static void fill_view(struct dbx_cache *c, struct entry *e, struct dbx_order_vie
 	view->mtime = c->started;
 	view->has_write_err = e->has_write_err;
 	view->write_changed = e->write_changed;
+	view->operation_changed = e->operation_changed;
+	if (e->operation) {
+		view->operation = strdup(e->operation);
+		view->operation_lost = !view->operation;
+	}
 	if (e->has_write_err) {
 		view->write_err = *error_of(e->write_err);
 		view->write_err_time = e->write_err_time;
@@ -1664,6 +1673,8 @@ void dbx_order_view_release(struct dbx_order_view *view)
 	snap_put(view->snap);
 	view->snap = NULL;
 	view->order = NULL;
+	free(view->operation);
+	view->operation = NULL;
 }
 
 void dbx_cache_peek(struct dbx_cache *c, const char *subscription, const char *resource_group,
@@ -1913,4 +1924,25 @@ enum dbx_err dbx_cache_walk(struct dbx_cache *c, dbx_cache_walk_fn fn, void *ctx
 	}
 	dbx_dirlist_free(&subs);
 	return rc;
+}
+
+void dbx_cache_set_operation(struct dbx_cache *c, const char *subscription,
+			     const char *resource_group, const char *name, const char *text)
+{
+	char *copy = text && *text ? strdup(text) : NULL;
+	struct entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	e = intern(c, subscription, resource_group, name);
+	if (!e)
+		goto out;
+	free(e->operation);
+	/* Out of memory: an empty file, better than one that lies. */
+	e->operation = copy;
+	copy = NULL;
+	e->operation_changed = wall(c);
+	changed(c, subscription, resource_group, name);
+out:
+	pthread_mutex_unlock(&c->lock);
+	free(copy);
 }

@@ -137,6 +137,10 @@ struct dbx_order_view {
 	time_t write_err_time; /* wall clock */
 	char write_target[32]; /* the file written, e.g. "key_url" */
 	time_t write_changed;  /* when a last-write error was last recorded or cleared, or 0 */
+	/* The operation file's text (malloc'd copy, freed by the release), NULL when empty. */
+	char *operation;
+	bool operation_lost;	  /* there is one, but the copy ran out of memory */
+	time_t operation_changed; /* when the text was last set or cleared, or 0 */
 };
 
 /*
@@ -246,6 +250,14 @@ typedef int (*dbx_cache_walk_fn)(void *ctx, const char *subscription, const char
  */
 DBX_MUST_CHECK enum dbx_err dbx_cache_walk(struct dbx_cache *c, dbx_cache_walk_fn fn, void *ctx,
 					   struct dbx_error *err);
+
+/*
+ * Set the order's operation file to text (copied; NULL or "" clears it):
+ * what a write in flight is doing, shown as a snapshot so its size is
+ * exact. Tells on_change, so the kernel drops what it holds of it.
+ */
+void dbx_cache_set_operation(struct dbx_cache *c, const char *subscription,
+			     const char *resource_group, const char *name, const char *text);
 
 /* How many threads are waiting for a refresh another thread is making (for tests). */
 unsigned dbx_cache_waiters(struct dbx_cache *c);

@@ -28,6 +28,7 @@
 
 #include "databoxfs/json_scan.h"
 #include "databoxfs/log.h"
+#include "databoxfs/timestamp.h"
 #include "attrs.h"
 #include "fs.h"
 #include "tree.h"
@@ -100,6 +101,13 @@ static enum dbx_err render(const struct dbx_order_view *view, size_t attr, char 
 	/* Only errors shows the last-write block, so only errors moves when it comes or goes. */
 	if (dbx_attrs[attr].reports_errors && view->write_changed > *mtime)
 		*mtime = view->write_changed;
+	if (dbx_attrs[attr].reports_operation) {
+		if (view->operation_lost)
+			return dbx_error_set(err, DBX_ENOMEM, "operation: out of memory");
+		ctx.operation = view->operation;
+		if (view->operation_changed > *mtime)
+			*mtime = view->operation_changed;
+	}
 	rc = dbx_attr_show(attr, &ctx, buf, len);
 	if (rc != DBX_OK)
 		return dbx_error_set(err, rc, "%s: cannot render", dbx_attrs[attr].name);
@@ -838,6 +846,184 @@ static bool shows_change(const struct dbx_order *order, const void *ctx)
 	return shown;
 }
 
+/*
+ * ---- The operation file and the audit trail ----
+ *
+ * While a write runs, apply_value() keeps what it is doing in the order's
+ * operation file (docs/formats.md, "The operation file"): the file and
+ * value, the PATCH body, when it was sent, polls so far and when the next
+ * is due, the preflight's notices. Each step replaces the whole text in the
+ * cache (dbx_cache_set_operation), so a reader gets one snapshot whose
+ * size is exact. Cleared when the write ends; after a dry run it says what
+ * would have been sent, until the next write to the order.
+ */
+struct op_watch {
+	struct dbx_fs *fs;
+	const struct dbx_node *node;
+	const struct dbx_clock *clock; /* the write's (wall time for sent and next_poll) */
+	const char *file;
+	char value[DBX_FS_WRITE_MAX / 16]; /* one-line files: the value written, trimmed */
+	char *body;			   /* the PATCH body, malloc'd, once known */
+	time_t sent;			   /* when the PATCH went out, 0 before */
+	bool accepted;			   /* ARM accepted the PATCH */
+	unsigned polls;
+	time_t next_poll; /* 0: none due */
+	const char *notes;
+	struct dbx_order *before; /* the order as read just before the PATCH (audit), owned */
+};
+
+/* Copy value[0..len) trimmed into out, control characters as '?' (one line). */
+static void one_line(char *out, size_t size, const char *value, size_t len)
+{
+	const char *v = value;
+	size_t n = len, i;
+
+	while (n && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r'))
+		v++, n--;
+	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\n' || v[n - 1] == '\r'))
+		n--;
+	for (i = 0; i < n && i + 1 < size; i++)
+		out[i] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
+	out[i < size ? i : size - 1] = '\0';
+}
+
+static time_t op_wall(const struct op_watch *ow)
+{
+	return ow->clock ? dbx_clock_wall(ow->clock) : dbx_fs_now(ow->fs);
+}
+
+/* Render ow as the operation file and hand it to the cache. */
+static void op_publish(struct op_watch *ow)
+{
+	char sent[DBX_TIME_STR_MAX], next[DBX_TIME_STR_MAX];
+	char *text = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&text, &size);
+
+	if (!f)
+		return;
+	fprintf(f, "file: %s\n", ow->file);
+	if (ow->value[0])
+		fprintf(f, "value: %s\n", ow->value);
+	fprintf(f, "state: %s\n",
+		!ow->body		     ? "checking"
+		: !ow->accepted		     ? "sending"
+		: ow->polls || ow->next_poll ? "polling"
+					     : "sent");
+	if (ow->body)
+		fprintf(f, "patch: %s\n", ow->body);
+	if (ow->sent) {
+		dbx_format_time(ow->sent, sent);
+		fprintf(f, "sent: %s\npolls: %u\n", sent, ow->polls);
+	}
+	if (ow->next_poll) {
+		dbx_format_time(ow->next_poll, next);
+		fprintf(f, "next_poll: %s\n", next);
+	}
+	if (ow->notes && ow->notes[0])
+		fprintf(f, "notice: %s\n", ow->notes);
+	if (fclose(f) == 0)
+		dbx_cache_set_operation(ow->fs->cache, ow->node->subscription,
+					ow->node->resource_group, ow->node->order, text);
+	free(text);
+}
+
+/* struct dbx_update_config's progress: the write moved on. */
+static void op_progress(void *ctx, const struct dbx_update_progress *p)
+{
+	struct op_watch *ow = ctx;
+
+	ow->notes = p->notes;
+	switch (p->stage) {
+	case DBX_UPDATE_SENDING:
+		free(ow->body);
+		ow->body = p->body ? strdup(p->body) : NULL;
+		dbx_order_free(ow->before);
+		ow->before = p->current ? dbx_order_dup(p->current) : NULL;
+		ow->sent = op_wall(ow);
+		ow->accepted = false;
+		ow->polls = 0;
+		ow->next_poll = 0;
+		break;
+	case DBX_UPDATE_ARM:
+		if (p->arm->accepted) {
+			ow->accepted = true;
+		} else {
+			ow->polls = p->arm->polls;
+			ow->next_poll = op_wall(ow) + (time_t)((p->arm->next_wait_ms + 999) / 1000);
+		}
+		break;
+	case DBX_UPDATE_DRY_RUN:
+		free(ow->body);
+		ow->body = p->body ? strdup(p->body) : NULL;
+		return; /* apply_value() shows it once the write is over */
+	}
+	op_publish(ow);
+}
+
+/* The text a dry run leaves in the operation file. */
+static void op_dry_run(struct op_watch *ow)
+{
+	char *text = NULL;
+
+	if (ow->body && asprintf(&text, "dry run: would PATCH %s\n", ow->body) < 0)
+		text = NULL;
+	dbx_cache_set_operation(ow->fs->cache, ow->node->subscription, ow->node->resource_group,
+				ow->node->order, text);
+	free(text);
+}
+
+/* Copy s into out, printable ASCII only (IDs from the wire go to syslog). */
+static void printable(char *out, size_t size, const char *s)
+{
+	size_t i = 0;
+
+	for (; s && *s && i + 1 < size; s++) {
+		if ((unsigned char)*s > 0x20 && (unsigned char)*s < 0x7f)
+			out[i++] = *s;
+	}
+	out[i] = '\0';
+}
+
+/*
+ * The audit line of one applied change (docs/formats.md, "Audit trail"):
+ * order ID, file, old -> new, the IDs of ARM's answer, the principal.
+ * before and after are the order as read just before and after the write.
+ */
+static void audit(struct dbx_fs *fs, const struct dbx_node *node, size_t attr,
+		  const struct dbx_order *before, const struct dbx_order *after,
+		  const struct dbx_update_report *report)
+{
+	struct dbx_attr_ctx bctx = {.order = before}, actx = {.order = after};
+	char *old = NULL, *new = NULL, rid[DBX_ERR_ID_MAX], cid[DBX_ERR_ID_MAX];
+	size_t olen = 0, nlen = 0;
+	char ov[1024], nv[1024];
+
+	if (dbx_attr_show(attr, &bctx, &old, &olen) != DBX_OK ||
+	    dbx_attr_show(attr, &actx, &new, &nlen) != DBX_OK)
+		goto out;
+	/* encryption.json spans lines: one line of it for the log. */
+	one_line(ov, sizeof(ov), old, olen);
+	one_line(nv, sizeof(nv), new, nlen);
+	for (char *c = ov; *c; c++)
+		if (*c == '?')
+			*c = ' ';
+	for (char *c = nv; *c; c++)
+		if (*c == '?')
+			*c = ' ';
+	printable(rid, sizeof(rid), report->request_id);
+	printable(cid, sizeof(cid), report->correlation_id);
+	dbx_log_audit("audit: order=/subscriptions/%s/resourceGroups/%s/providers/"
+		      "Microsoft.DataBox/jobs/%s file=%s old=\"%s\" -> new=\"%s\" "
+		      "request_id=%s correlation_id=%s principal=\"%s\"",
+		      node->subscription, node->resource_group, node->order, dbx_attrs[attr].name,
+		      ov, nv, rid[0] ? rid : "-", cid[0] ? cid : "-",
+		      fs->update->principal ? fs->update->principal : "unknown");
+out:
+	free(old);
+	free(new);
+}
+
 /* Apply one whole value to node (an rw order file), as dbx_fs_write() says. */
 static enum dbx_err apply_order_value(struct dbx_fs *fs, const struct dbx_node *node,
 				      const char *value, size_t len, struct dbx_error *err)
@@ -848,6 +1034,7 @@ static enum dbx_err apply_order_value(struct dbx_fs *fs, const struct dbx_node *
 	struct dbx_update_config rest = *u;
 	struct dbx_attr_write w = {.cloud = u->cloud};
 	struct dbx_update_report report = {0};
+	struct op_watch ow = {.fs = fs, .node = node, .file = name};
 	struct dbx_order *result = NULL;
 	struct dbx_error e = {0};
 	uint64_t started = clock ? dbx_clock_now_ms(clock) : 0, waited;
@@ -873,8 +1060,21 @@ static enum dbx_err apply_order_value(struct dbx_fs *fs, const struct dbx_node *
 		dbx_log(DBX_LOG_DEBUG, "%s/%s/%s/%s: the current value; nothing sent",
 			node->subscription, node->resource_group, node->order, name);
 	} else if (rc == DBX_OK) {
+		ow.clock = clock;
+		if (!dbx_attrs[node->attr].json_object)
+			one_line(ow.value, sizeof(ow.value), value, len);
+		rest.progress = op_progress;
+		rest.progress_ctx = &ow;
+		op_publish(&ow);
 		rc = dbx_update_apply(&rest, node->subscription, node->resource_group, node->order,
 				      &w.change, &result, &report, &e);
+		if (rc == DBX_OK && report.dry_run)
+			op_dry_run(&ow);
+		else
+			dbx_cache_set_operation(fs->cache, node->subscription, node->resource_group,
+						node->order, NULL);
+		if (rc == DBX_OK && report.patched && result && ow.before)
+			audit(fs, node, (size_t)node->attr, ow.before, result, &report);
 	}
 	if (rc == DBX_OK && result) {
 		/* The write is done even if the cache cannot take the result: it refreshes later.
@@ -908,6 +1108,8 @@ static enum dbx_err apply_order_value(struct dbx_fs *fs, const struct dbx_node *
 		dbx_cache_write_unlock(fs->cache, node->subscription, node->resource_group,
 				       node->order);
 	dbx_order_free(result);
+	free(ow.body);
+	dbx_order_free(ow.before);
 	if (rc != DBX_OK && err)
 		*err = e;
 	return rc;

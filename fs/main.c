@@ -70,6 +70,7 @@ struct options {
 	char *lro_poll;
 	char *cafile;
 	int cached_ro;	   /* -o cached_ro */
+	int dry_run;	   /* -o dry_run: writes check everything, send no PATCH */
 	int ro;		   /* -o ro (passed on to libfuse) */
 	char **connect_to; /* NULL-terminated */
 	size_t n_connect_to;
@@ -107,6 +108,7 @@ static const struct fuse_opt option_spec[] = {
     OPT("lro_poll=%s", lro_poll),
     OPT("cafile=%s", cafile),
     OPT("cached_ro", cached_ro), /* a flag: sets cached_ro to 1 */
+    OPT("dry_run", dry_run),	 /* a flag: sets dry_run to 1 */
     FUSE_OPT_KEY("connect_to=%s", KEY_CONNECT_TO),
     FUSE_OPT_KEY("ro", KEY_RO), /* kept for libfuse and the kernel; files show 0444 */
     FUSE_OPT_KEY("-h", KEY_HELP),
@@ -206,6 +208,8 @@ static void usage(const char *prog)
 	    "    -o cafile=PATH              extra trusted CA bundle (TLS is always verified)\n"
 	    "    -o cached_ro                read-only mount whose opens and reads are served\n"
 	    "                                by the kernel's caches (writes fail EROFS)\n"
+	    "    -o dry_run                  writes run every check but send no PATCH; the\n"
+	    "                                order's operation file shows what would be sent\n"
 	    "    -o connect_to=HOST:PORT:TO_HOST:TO_PORT\n"
 	    "                                connect to another address for HOST:PORT, as curl's\n"
 	    "                                --connect-to (repeatable)\n"
@@ -595,7 +599,8 @@ struct mount {
 	struct dbx_cache *cache;
 	struct dbx_control *control; /* MOUNT/.databoxfs/ */
 	struct dbx_update_config uc;
-	struct dbx_fs fs; /* private_data of the mount; fs.update is &uc */
+	struct dbx_fs fs;    /* private_data of the mount; fs.update is &uc */
+	char principal[512]; /* uc.principal: who the credential is (audit trail) */
 };
 
 /* Is s shaped like a subscription ID (a GUID, 8-4-4-4-12 hex digits)? */
@@ -726,6 +731,35 @@ static bool build_control(const struct options *o, const struct settings *s,
 }
 
 /*
+ * Who the credential is, as far as its configuration says (no request, no
+ * token, no secret): the application (client) ID and tenant of a service
+ * principal or workload identity, a managed identity (with its client ID
+ * when one is chosen), or the Azure CLI's signed-in account. The audit
+ * trail names it (docs/formats.md, "Audit trail").
+ */
+static void describe_principal(const char *credential, const struct dbx_env *env, char *out,
+			       size_t size)
+{
+	const char *cid = env->get(env->ctx, "AZURE_CLIENT_ID");
+	const char *tid = env->get(env->ctx, "AZURE_TENANT_ID");
+	bool sp = cid && *cid && tid && *tid;
+
+	if (!strcmp(credential, "msi"))
+		snprintf(out, size, "managed identity%s%s", cid && *cid ? " client_id=" : "",
+			 cid && *cid ? cid : "");
+	else if (!strcmp(credential, "cli"))
+		snprintf(out, size, "%s", "Azure CLI signed-in account");
+	else if (sp)
+		snprintf(out, size, "client_id=%s tenant=%s (credential %s)", cid, tid, credential);
+	else
+		snprintf(out, size, "credential %s (managed identity or Azure CLI account)",
+			 credential);
+	for (char *c = out; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == '"' || *c == 0x7f)
+			*c = '?';
+}
+
+/*
  * Build the HTTP stacks and everything on them, on clock (this file's
  * header comment draws them): the token stack and the credential, the
  * auth stack (its token fetched once, see probe_credential), ARM, Key
@@ -798,6 +832,11 @@ static bool build_mount(const struct options *o, const struct settings *s,
 	m->uc.timeout_ms = s->timeout_ms;
 	m->uc.lro_poll_ms = s->lro_ms;
 	m->uc.interrupted = writer_interrupted;
+	m->uc.dry_run = o->dry_run != 0;
+	describe_principal(o->credential ? o->credential : "auto",
+			   m->credfile ? dbx_credfile_env(m->credfile, NULL) : dbx_env_process(),
+			   m->principal, sizeof(m->principal));
+	m->uc.principal = m->principal;
 	/* cached_ro: the mount does not write (EROFS from the kernel first: a ro mount). */
 	m->fs.update = s->cached_ro ? NULL : &m->uc;
 	m->fs.cached_ro = s->cached_ro;

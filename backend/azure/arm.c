@@ -1535,7 +1535,20 @@ struct lro {
 	bool asked;	      /* the last answer asked for a wait: asked_ms */
 	uint64_t asked_ms;
 	unsigned interrupts;
+	dbx_arm_progress_fn progress; /* NULL: nobody watches */
+	void *progress_ctx;
+	unsigned polls; /* polls and reads of the order made so far */
 };
+
+/* Tell the watcher, if any, that the next poll (or read) comes after ms. */
+static void tell_wait(struct lro *l, uint64_t ms)
+{
+	struct dbx_arm_progress p = {
+	    .request_id = "", .correlation_id = "", .polls = l->polls, .next_wait_ms = ms};
+
+	if (l->progress)
+		l->progress(l->progress_ctx, &p);
+}
 
 /*
  * The schedule's interval now: an eighth of the time since the PATCH, at
@@ -1702,6 +1715,7 @@ static enum dbx_err read_job(struct lro *l, struct dbx_order **out, struct dbx_e
 {
 	enum dbx_err rc;
 
+	l->polls++;
 	do {
 		dbx_error_clear(err);
 		rc = dbx_arm_get_job_until(l->arm, l->subscription, l->resource_group, l->name,
@@ -1778,6 +1792,7 @@ static enum dbx_err watch_order(struct lro *l, const char *why, struct dbx_order
 			if (wait > left - LRO_RESERVE_MS)
 				wait = left - LRO_RESERVE_MS;
 		}
+		tell_wait(l, wait);
 		if (lro_wait(l->arm, wait, l->deadline, err) != DBX_OK)
 			break;
 	}
@@ -1886,11 +1901,13 @@ static enum dbx_err follow_operation(struct lro *l, const struct dbx_http_respon
 			rc = watch_order(l, why, out, err);
 			goto out;
 		}
+		tell_wait(l, wait);
 		rc = lro_wait(l->arm, wait, l->deadline, err);
 		if (rc != DBX_OK)
 			goto out;
 		dbx_http_response_reset(&resp);
 		dbx_error_clear(err);
+		l->polls++;
 		/* One resend: a poll lost twice is the order's to answer (watch_order). */
 		rc = send_get_retries(l->arm, url, l->deadline, 1, &resp, err);
 		if (rc == DBX_EINTR && l->interrupts++ < LRO_MAX_INTERRUPTS) {
@@ -1984,6 +2001,19 @@ enum dbx_err dbx_arm_patch_job_verify(struct dbx_arm *arm, const char *subscript
 				      dbx_arm_shows_fn shows, void *shows_ctx, bool *sent,
 				      bool *accepted, struct dbx_order **out, struct dbx_error *err)
 {
+	return dbx_arm_patch_job_observe(arm, subscription, resource_group, name, body, lro_poll_ms,
+					 deadline_ms, shows, shows_ctx, NULL, NULL, sent, accepted,
+					 out, err);
+}
+
+enum dbx_err dbx_arm_patch_job_observe(struct dbx_arm *arm, const char *subscription,
+				       const char *resource_group, const char *name,
+				       const char *body, uint64_t lro_poll_ms, uint64_t deadline_ms,
+				       dbx_arm_shows_fn shows, void *shows_ctx,
+				       dbx_arm_progress_fn progress, void *progress_ctx, bool *sent,
+				       bool *accepted, struct dbx_order **out,
+				       struct dbx_error *err)
+{
 	struct dbx_http_response resp = {0};
 	struct dbx_order *order = NULL;
 	char *url = NULL, patch_rid[DBX_ERR_ID_MAX] = "";
@@ -2010,6 +2040,8 @@ enum dbx_err dbx_arm_patch_job_verify(struct dbx_arm *arm, const char *subscript
 						  : LRO_FIRST_MS,
 	    .start_ms = dbx_clock_now_ms(arm->clock),
 	    .deadline = deadline_ms,
+	    .progress = progress,
+	    .progress_ctx = progress_ctx,
 	};
 
 	*out = NULL;
@@ -2055,6 +2087,15 @@ enum dbx_err dbx_arm_patch_job_verify(struct dbx_arm *arm, const char *subscript
 	}
 	if (accepted)
 		*accepted = true;
+	if (progress) {
+		struct dbx_arm_progress p = {
+		    .accepted = true,
+		    .request_id = patch_rid,
+		    .correlation_id = resp.correlation_id ? resp.correlation_id : "",
+		};
+
+		progress(progress_ctx, &p);
+	}
 	if (resp.status == 202) {
 		rc = follow_operation(&l, &resp, out, err);
 		goto out;

@@ -513,6 +513,39 @@ static bool shows_expected(const struct dbx_order *order, void *ctx)
 	return shows_change(order, x->want, x->what);
 }
 
+/* What send_patch hands arm.c's progress hook: where to keep the IDs, whom to tell. */
+struct watch {
+	const struct dbx_update_config *cfg;
+	struct dbx_update_report *report;
+};
+
+static void on_arm_progress(void *ctx, const struct dbx_arm_progress *p)
+{
+	struct watch *w = ctx;
+	struct dbx_update_progress up = {
+	    .stage = DBX_UPDATE_ARM, .notes = w->report->notes, .arm = p};
+
+	if (p->accepted) {
+		snprintf(w->report->request_id, sizeof(w->report->request_id), "%s", p->request_id);
+		snprintf(w->report->correlation_id, sizeof(w->report->correlation_id), "%s",
+			 p->correlation_id);
+	}
+	if (w->cfg->progress)
+		w->cfg->progress(w->cfg->progress_ctx, &up);
+}
+
+/* Tell cfg's progress hook, if any, that body is about to be sent (or, dry, would be). */
+static void tell_body(const struct dbx_update_config *cfg, enum dbx_update_stage stage,
+		      const char *body, const struct dbx_order *current,
+		      const struct dbx_update_report *report)
+{
+	struct dbx_update_progress up = {
+	    .stage = stage, .body = body, .current = current, .notes = report->notes};
+
+	if (cfg->progress)
+		cfg->progress(cfg->progress_ctx, &up);
+}
+
 /*
  * Sends body; *sent and *accepted as dbx_arm_patch_job_ex. Once ARM accepted
  * it, the order itself decides when the operation cannot (arm.h,
@@ -520,11 +553,13 @@ static bool shows_expected(const struct dbx_order *order, void *ctx)
  */
 static enum dbx_err send_patch(const struct dbx_update_config *cfg, const char *subscription,
 			       const char *resource_group, const char *name,
-			       const struct dbx_order *want, unsigned what, uint64_t deadline,
-			       bool *sent, bool *accepted, struct dbx_order **out,
+			       const struct dbx_order *current, const struct dbx_order *want,
+			       unsigned what, uint64_t deadline, bool *sent, bool *accepted,
+			       struct dbx_order **out, struct dbx_update_report *report,
 			       struct dbx_error *err)
 {
 	struct expected x = {.want = want, .what = what};
+	struct watch w = {.cfg = cfg, .report = report};
 	char *body = NULL;
 	enum dbx_err rc;
 
@@ -533,9 +568,10 @@ static enum dbx_err send_patch(const struct dbx_update_config *cfg, const char *
 	rc = dbx_order_patch_body(want, what, &body, err);
 	if (rc != DBX_OK)
 		goto out;
-	rc = dbx_arm_patch_job_verify(cfg->arm, subscription, resource_group, name, body,
-				      cfg->lro_poll_ms, deadline, shows_expected, &x, sent,
-				      accepted, out, err);
+	tell_body(cfg, DBX_UPDATE_SENDING, body, current, report);
+	rc = dbx_arm_patch_job_observe(cfg->arm, subscription, resource_group, name, body,
+				       cfg->lro_poll_ms, deadline, shows_expected, &x,
+				       on_arm_progress, &w, sent, accepted, out, err);
 out:
 	free(body);
 	return rc;
@@ -678,8 +714,8 @@ static enum dbx_err resend_unless_landed(const struct dbx_update_config *cfg,
 		fresh = NULL;
 		goto out;
 	}
-	rc = send_patch(cfg, subscription, resource_group, name, *want, *what, deadline, &sent2,
-			accepted, final, err);
+	rc = send_patch(cfg, subscription, resource_group, name, fresh, *want, *what, deadline,
+			&sent2, accepted, final, report, err);
 	report->patched = report->patched || sent2;
 out:
 	dbx_order_free(fresh);
@@ -747,8 +783,24 @@ enum dbx_err dbx_update_apply(const struct dbx_update_config *cfg, const char *s
 		rc = dbx_error_set(err, DBX_EINTR, "interrupted before the update was sent");
 		goto out;
 	}
-	rc = send_patch(cfg, subscription, resource_group, name, want, what, deadline, &sent,
-			&accepted, &final, err);
+	if (cfg->dry_run) {
+		/* Everything but the PATCH ran: say what it would have been, send nothing. */
+		char *body = NULL;
+
+		rc = dbx_order_patch_body(want, what, &body, err);
+		if (rc != DBX_OK)
+			goto out;
+		tell_body(cfg, DBX_UPDATE_DRY_RUN, body, current, report);
+		dbx_log(DBX_LOG_INFO, "dry run: %s/%s/%s: would PATCH %s", subscription,
+			resource_group, name, body);
+		free(body);
+		report->dry_run = true;
+		*result = current;
+		current = NULL;
+		goto out;
+	}
+	rc = send_patch(cfg, subscription, resource_group, name, current, want, what, deadline,
+			&sent, &accepted, &final, report, err);
 	report->patched = sent;
 
 	/* 5. The PATCH itself got a 5xx or lost its connection: read before resending. */

@@ -285,9 +285,10 @@ static void clear_headers(struct dbx_http_response *r)
 	free(r->retry_after);
 	free(r->retry_after_ms);
 	free(r->request_id);
+	free(r->correlation_id);
 	free(r->www_authenticate);
-	r->location = r->retry_after = r->retry_after_ms = r->request_id = r->www_authenticate =
-	    NULL;
+	r->location = r->retry_after = r->retry_after_ms = r->request_id = r->correlation_id =
+	    r->www_authenticate = NULL;
 	r->ratelimit_known = false;
 	r->ratelimit_remaining = 0;
 }
@@ -343,6 +344,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
 		slot = &x->resp->retry_after_ms;
 	else if (IS("x-ms-request-id"))
 		slot = &x->resp->request_id;
+	else if (IS("x-ms-correlation-request-id"))
+		slot = &x->resp->correlation_id;
 	else if (IS("WWW-Authenticate"))
 		slot = &x->resp->www_authenticate;
 	else if (name_len > 25 && strncasecmp(data, "x-ms-ratelimit-remaining-", 25) == 0)

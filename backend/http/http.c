@@ -96,6 +96,7 @@ void dbx_http_response_reset(struct dbx_http_response *resp)
 	free(resp->retry_after);
 	free(resp->retry_after_ms);
 	free(resp->request_id);
+	free(resp->correlation_id);
 	free(resp->www_authenticate);
 	memset(resp, 0, sizeof(*resp));
 }

@@ -186,6 +186,34 @@ DBX_MUST_CHECK enum dbx_err dbx_arm_patch_job_verify(struct dbx_arm *arm, const 
 						     void *shows_ctx, bool *sent, bool *accepted,
 						     struct dbx_order **out, struct dbx_error *err);
 
+/*
+ * What a PATCH in flight has got to, for whoever shows it (the operation
+ * file, docs/formats.md): told once ARM accepted the PATCH (accepted, with
+ * the PATCH answer's request and correlation IDs, "" when ARM sent none),
+ * then before every wait for the next poll (or read of the order when the
+ * operation can no longer tell): polls made so far and the wait in ms.
+ * Called on the writing thread; must not block.
+ */
+struct dbx_arm_progress {
+	bool accepted;		    /* this call tells that ARM accepted the PATCH */
+	const char *request_id;	    /* x-ms-request-id of the PATCH answer, or "" */
+	const char *correlation_id; /* x-ms-correlation-request-id of it, or "" */
+	unsigned polls;		    /* polls (and reads of the order) made so far */
+	uint64_t next_wait_ms;	    /* !accepted: the next one is due after this wait */
+};
+typedef void (*dbx_arm_progress_fn)(void *ctx, const struct dbx_arm_progress *p);
+
+/*
+ * dbx_arm_patch_job_verify, telling progress(progress_ctx, ...) how the
+ * operation goes (progress may be NULL). Additive.
+ */
+DBX_MUST_CHECK enum dbx_err
+dbx_arm_patch_job_observe(struct dbx_arm *arm, const char *subscription, const char *resource_group,
+			  const char *name, const char *body, uint64_t lro_poll_ms,
+			  uint64_t deadline_ms, dbx_arm_shows_fn shows, void *shows_ctx,
+			  dbx_arm_progress_fn progress, void *progress_ctx, bool *sent,
+			  bool *accepted, struct dbx_order **out, struct dbx_error *err);
+
 /* The arm's clock (for deadlines of callers sharing it). */
 const struct dbx_clock *dbx_arm_clock(const struct dbx_arm *arm);
 

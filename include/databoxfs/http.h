@@ -74,6 +74,7 @@ struct dbx_http_response {
 	char *retry_after;	/* Retry-After header (seconds or HTTP date), or NULL */
 	char *retry_after_ms;	/* retry-after-ms or x-ms-retry-after-ms, or NULL */
 	char *request_id;	/* x-ms-request-id, or NULL */
+	char *correlation_id;	/* x-ms-correlation-request-id, or NULL (the audit trail) */
 	char *www_authenticate; /* WWW-Authenticate, or NULL */
 	char client_request_id[DBX_HTTP_UUID_LEN + 1]; /* the x-ms-client-request-id we sent */
 	/* The lowest x-ms-ratelimit-remaining-* value of the answer, when it sent one. */

@@ -23,4 +23,11 @@ void dbx_log(enum dbx_log_level level, const char *fmt, ...) __attribute__((form
 
 bool dbx_log_debug_enabled(void);
 
+/*
+ * One line of the audit trail (docs/formats.md, "Audit trail"): to syslog
+ * as LOG_AUTHPRIV | LOG_NOTICE whatever the sink, and to stderr too when
+ * the mount runs in the foreground. Never a token or secret.
+ */
+void dbx_log_audit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif

@@ -30,6 +30,21 @@
 #include "databoxfs/order.h"
 #include "databoxfs/validate.h"
 
+/* How far a write has got (struct dbx_update_config's progress). */
+enum dbx_update_stage {
+	DBX_UPDATE_SENDING, /* checks passed: body is about to be PATCHed (again, on a resend) */
+	DBX_UPDATE_ARM,	    /* arm says how the PATCH goes (accepted, polls) */
+	DBX_UPDATE_DRY_RUN, /* -o dry_run: body would be PATCHed now; nothing is sent */
+};
+
+struct dbx_update_progress {
+	enum dbx_update_stage stage;
+	const char *body;		    /* SENDING, DRY_RUN: the PATCH body (JSON), else NULL */
+	const struct dbx_order *current;    /* SENDING, DRY_RUN: the order as read just before */
+	const char *notes;		    /* preflight notices so far ("" when none) */
+	const struct dbx_arm_progress *arm; /* ARM: what arm.h tells, else NULL */
+};
+
 struct dbx_update_config {
 	struct dbx_arm *arm;	 /* not owned */
 	struct dbx_keyvault *kv; /* not owned */
@@ -49,6 +64,22 @@ struct dbx_update_config {
 	 */
 	int (*interrupted)(void *ctx);
 	void *interrupted_ctx;
+	/*
+	 * -o dry_run: every step up to the PATCH runs (the fresh read, the
+	 * merge, the preflight) and fails as it would, but the PATCH is not
+	 * sent: the write ends DBX_OK with the order as it is, report->dry_run
+	 * set and the body told to progress (DBX_UPDATE_DRY_RUN).
+	 */
+	bool dry_run;
+	/*
+	 * Who the mount's credential is, as far as the credential layer knows
+	 * ("client_id=... tenant=...", "managed identity", ...; never a token
+	 * or secret), for the audit trail. NULL: unknown.
+	 */
+	const char *principal;
+	/* Told how the write goes, on the writing thread; may be NULL. Must not block. */
+	void (*progress)(void *ctx, const struct dbx_update_progress *p);
+	void *progress_ctx;
 };
 
 /* What a write did, for logs and the errors file. */
@@ -56,6 +87,10 @@ struct dbx_update_report {
 	bool patched;	  /* a PATCH reached ARM */
 	bool noop;	  /* nothing to change: no PATCH sent */
 	char notes[1024]; /* preflight checks skipped and why ("" when none) */
+	bool dry_run;	  /* -o dry_run: the PATCH was due and not sent */
+	/* The IDs of the answer by which ARM accepted the (last) PATCH, "" when none. */
+	char request_id[DBX_ERR_ID_MAX];
+	char correlation_id[DBX_ERR_ID_MAX];
 };
 
 /*

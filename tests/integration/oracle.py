@@ -1,5 +1,6 @@
 """An independent oracle: what each file of an order must read, computed in
-Python straight from the world's job JSON and docs/formats.md ("The tree", "The errors file").
+Python straight from the world's job JSON and docs/formats.md ("The tree", "The errors file",
+"The operation file": empty while no write runs).
 
 It shares no code with databoxfs (which parses JSON in C, backend/azure/order.c)
 so a wrong mapping on either side shows up as a difference. It also holds
@@ -12,7 +13,7 @@ import json
 import re
 
 FILES = ("encryption_type", "key_url", "key_vault", "identity", "principal_id",
-	 "encryption.json", "status", "errors")
+	 "encryption.json", "status", "errors", "operation")
 RW_FILES = ("encryption_type", "key_url", "identity", "encryption.json")
 
 
@@ -56,6 +57,7 @@ def expected_files(job):
 	out = {k: _line(v[k]) for k in v}
 	out["encryption.json"] = (json.dumps(v, indent=2) + "\n").encode()
 	out["status"] = _line((job.get("properties") or {}).get("status"))
+	out["operation"] = b""  # no write in flight through the mount
 	return out
 
 

@@ -60,6 +60,7 @@ static enum dbx_err fake_send(struct dbx_transport *self, const struct dbx_http_
 	resp->retry_after = dup_or_null(r->retry_after);
 	resp->retry_after_ms = dup_or_null(r->retry_after_ms);
 	resp->request_id = dup_or_null(r->request_id);
+	resp->correlation_id = dup_or_null(r->correlation_id);
 	resp->www_authenticate = dup_or_null(r->www_authenticate);
 	return DBX_OK;
 }

@@ -25,6 +25,7 @@ struct fake_reply {
 	const char *retry_after;
 	const char *retry_after_ms;
 	const char *request_id;
+	const char *correlation_id; /* x-ms-correlation-request-id */
 	const char *www_authenticate;
 	enum dbx_err transport_err; /* non-zero: fail the send like a dropped connection */
 	const char *transport_code; /* with transport_err: the err->code the transport sets */

@@ -97,9 +97,9 @@ static void test_table_invariants(void **state)
 	(void)state;
 	static const char *const want[] = {"encryption_type", "key_url",      "key_vault",
 					   "identity",	      "principal_id", "encryption.json",
-					   "status",	      "errors"};
+					   "status",	      "errors",	      "operation"};
 
-	assert_int_equal(dbx_attrs_len, 8);
+	assert_int_equal(dbx_attrs_len, 9);
 	for (size_t i = 0; i < dbx_attrs_len; i++) {
 		const struct dbx_attr *a = &dbx_attrs[i];
 
@@ -112,6 +112,7 @@ static void test_table_invariants(void **state)
 		/* What fs.c asks the row instead of comparing names. */
 		assert_int_equal(a->json_object, strcmp(a->name, "encryption.json") == 0);
 		assert_int_equal(a->reports_errors, strcmp(a->name, "errors") == 0);
+		assert_int_equal(a->reports_operation, strcmp(a->name, "operation") == 0);
 		for (size_t k = 0; k < i; k++)
 			assert_string_not_equal(dbx_attrs[k].name, a->name);
 	}

@@ -664,6 +664,130 @@ static void test_apply_enable_cmk(void **state)
 	env_fini(&e);
 }
 
+/* What a progress hook was told, in order. */
+struct seen {
+	enum dbx_update_stage stage[16];
+	char body[16][1024];
+	bool accepted[16];
+	unsigned polls[16];
+	uint64_t wait_ms[16];
+	size_t n;
+};
+
+static void on_progress(void *ctx, const struct dbx_update_progress *p)
+{
+	struct seen *s = ctx;
+
+	assert_true(s->n < 16);
+	s->stage[s->n] = p->stage;
+	snprintf(s->body[s->n], sizeof(s->body[s->n]), "%s", p->body ? p->body : "");
+	if (p->arm) {
+		s->accepted[s->n] = p->arm->accepted;
+		s->polls[s->n] = p->arm->polls;
+		s->wait_ms[s->n] = p->arm->next_wait_ms;
+	}
+	s->n++;
+}
+
+/* The operation file's source: the body before it goes, acceptance and its IDs, each poll. */
+static void test_apply_tells_progress(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = job(IDENT_SYS, KEK_MM)},
+	    {.status = 200, .body = resources()},
+	    {.status = 200, .body = vault(PRINCIPAL)},
+	    {.status = 200, .body = key_bundle(true)},
+	    {.status = 202,
+	     .location = OP_URL,
+	     .request_id = "rid-patch",
+	     .correlation_id = "corr-patch"},
+	    {.status = 202, .location = JOB_URL},
+	    {.status = 200, .body = job(IDENT_SYS, kek_cm(KEY, VAULT_ID, ""))},
+	};
+	struct dbx_encryption_change c = change_key(KEY);
+	struct seen seen = {0};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 7);
+	e.cfg.progress = on_progress;
+	e.cfg.progress_ctx = &seen;
+	assert_int_equal(apply(&e, &c), DBX_OK);
+	assert_int_equal(seen.n, 3);
+	assert_int_equal(seen.stage[0], DBX_UPDATE_SENDING);
+	assert_string_equal(seen.body[0], BODY_KEK(KEY, VAULT_ID));
+	assert_int_equal(seen.stage[1], DBX_UPDATE_ARM);
+	assert_true(seen.accepted[1]);
+	assert_int_equal(seen.stage[2], DBX_UPDATE_ARM);
+	assert_false(seen.accepted[2]);
+	assert_int_equal(seen.polls[2], 0);
+	assert_true(seen.wait_ms[2] > 0);
+	assert_string_equal(e.report.request_id, "rid-patch");
+	assert_string_equal(e.report.correlation_id, "corr-patch");
+	assert_true(e.report.patched);
+	assert_false(e.report.dry_run);
+	env_fini(&e);
+}
+
+/* -o dry_run: the read and the whole preflight, then no PATCH; the body is told. */
+static void test_apply_dry_run_sends_no_patch(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = job(IDENT_SYS, KEK_MM)},
+	    {.status = 200, .body = resources()},
+	    {.status = 200, .body = vault(PRINCIPAL)},
+	    {.status = 200, .body = key_bundle(true)},
+	};
+	struct dbx_encryption_change c = change_key(KEY);
+	struct seen seen = {0};
+	struct env e;
+
+	(void)state;
+	env_init(&e, script, 4);
+	e.cfg.dry_run = true;
+	e.cfg.progress = on_progress;
+	e.cfg.progress_ctx = &seen;
+	assert_int_equal(apply(&e, &c), DBX_OK);
+	assert_int_equal(e.ft.n_calls, 4);
+	assert_int_equal(count_patches(&e), 0);
+	assert_call(&e, 3, "GET", KEY_GET_URL, KV_SCOPE);
+	assert_true(e.report.dry_run);
+	assert_false(e.report.patched);
+	assert_non_null(e.result);
+	assert_int_equal(e.result->kek_type, DBX_KEK_MICROSOFT); /* the order as it is */
+	assert_int_equal(seen.n, 1);
+	assert_int_equal(seen.stage[0], DBX_UPDATE_DRY_RUN);
+	assert_string_equal(seen.body[0], BODY_KEK(KEY, VAULT_ID));
+	env_fini(&e);
+}
+
+/* A dry run refused by the preflight fails as a real write does. */
+static void test_apply_dry_run_preflight_refusal(void **state)
+{
+	const struct fake_reply script[] = {
+	    {.status = 200, .body = job(IDENT_SYS, KEK_MM)},
+	    {.status = 200, .body = resources()},
+	    {.status = 200, .body = vault(PRINCIPAL)},
+	    {.status = 200, .body = key_bundle(false)},
+	};
+	struct dbx_encryption_change c = change_key(KEY);
+	struct env e, real;
+	enum dbx_err rc;
+
+	(void)state;
+	env_init(&real, script, 4);
+	rc = apply(&real, &c);
+	assert_int_not_equal(rc, DBX_OK);
+	env_init(&e, script, 4);
+	e.cfg.dry_run = true;
+	assert_int_equal(apply(&e, &c), rc);
+	assert_string_equal(e.err.code, real.err.code);
+	assert_int_equal(count_patches(&e), 0);
+	assert_false(e.report.dry_run);
+	env_fini(&e);
+	env_fini(&real);
+}
+
 static void test_apply_key_on_order_without_identity(void **state)
 {
 	const struct fake_reply script[] = {
@@ -1170,6 +1294,9 @@ int main(void)
 	    cmocka_unit_test_teardown(test_merge_same_key_resent_while_blocked, teardown),
 	    cmocka_unit_test_teardown(test_merge_ids_compare_case_insensitively, teardown),
 	    cmocka_unit_test_teardown(test_apply_enable_cmk, teardown),
+	    cmocka_unit_test_teardown(test_apply_tells_progress, teardown),
+	    cmocka_unit_test_teardown(test_apply_dry_run_sends_no_patch, teardown),
+	    cmocka_unit_test_teardown(test_apply_dry_run_preflight_refusal, teardown),
 	    cmocka_unit_test_teardown(test_apply_key_on_order_without_identity, teardown),
 	    cmocka_unit_test_teardown(test_apply_key_expiry_on_the_clock, teardown),
 	    cmocka_unit_test_teardown(test_apply_preflight_failure_sends_no_patch, teardown),
