@@ -698,7 +698,7 @@ static bool build_control(const struct options *o, const struct settings *s,
 	char ttl[32], timeout[32], lro[32];
 	size_t n = 0;
 
-	v = calloc(12 + o->n_connect_to, sizeof(*v));
+	v = calloc(13 + o->n_connect_to, sizeof(*v));
 	if (!v)
 		return false;
 	snprintf(ttl, sizeof(ttl), "%g", (double)s->ttl_ms / 1000.0);
@@ -718,6 +718,7 @@ static bool build_control(const struct options *o, const struct settings *s,
 		v[n++] = (struct dbx_control_setting){"connect_to", o->connect_to[i]};
 	v[n++] = (struct dbx_control_setting){"cached_ro", s->cached_ro ? "1" : "0"};
 	v[n++] = (struct dbx_control_setting){"ro", s->read_only ? "1" : "0"};
+	v[n++] = (struct dbx_control_setting){"dry_run", o->dry_run ? "1" : "0"};
 	cfg.cache = m->cache;
 	cfg.clock = clock;
 	cfg.ttl_ms = s->ttl_ms;
